@@ -1,0 +1,146 @@
+// Package audit is the envelope's append-only, hash-chained audit trail.
+//
+// Each record carries the SHA-256 of the record before it (Prev) and its own
+// hash (Hash) over a canonical encoding of every other field, so that a
+// changed, removed, inserted or reordered record breaks the chain; Verify
+// finds the first such break. The trail is embedded as JSON in the completion
+// certificate and sent to archivists, so the encoding is part of the external
+// contract: never change the meaning of a field, only add new ones.
+package audit
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Type names what happened. The values appear in the certificate and in the
+// archivists' JSON, so they are stable identifiers, not display text.
+type Type string
+
+// The audit event types; each workflow event and each delivery attempt maps
+// to one of these.
+const (
+	Submitted       Type = "submitted"        // the envelope was created from a mail or the API
+	InvitationSent  Type = "invitation_sent"  // an invitation left the gateway for a recipient
+	Viewed          Type = "viewed"           // a recipient opened the signing page
+	CodeSent        Type = "code_sent"        // a one-time code was sent
+	CodeFailed      Type = "code_failed"      // a wrong or expired one-time code was entered
+	CodeVerified    Type = "code_verified"    // a one-time code was verified
+	Signed          Type = "signed"           // a signer signed
+	Approved        Type = "approved"         // an approver approved (visa)
+	Declined        Type = "declined"         // a recipient declined, with a reason
+	Cancelled       Type = "cancelled"        // the sender cancelled the envelope
+	Expired         Type = "expired"          // the deadline passed
+	ReminderSent    Type = "reminder_sent"    // pending recipients were reminded
+	Bounced         Type = "bounced"          // a mail to a recipient could not be delivered
+	Completed       Type = "completed"        // all steps done, documents sealed
+	DeliveryAttempt Type = "delivery_attempt" // one SMTP attempt and the server's answer
+)
+
+// GenesisHash is the Prev of the first record of every trail.
+const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// Record is one event of the trail.
+type Record struct {
+	// Seq numbers the records of one envelope from 1, without gaps.
+	Seq uint64 `json:"seq"`
+	// Time is when the event happened, in UTC.
+	Time time.Time `json:"time"`
+	// Type is what happened.
+	Type Type `json:"type"`
+	// Actor is the email address of who caused the event: a recipient, the
+	// sender, or "system" for the gateway itself (expiry, reminders).
+	Actor string `json:"actor"`
+	// RecipientID is the recipient the event concerns, if any.
+	RecipientID string `json:"recipient_id,omitempty"`
+	// IP is the client's address for events caused over HTTP.
+	IP string `json:"ip,omitempty"`
+	// UserAgent is the client's User-Agent for events caused over HTTP.
+	UserAgent string `json:"user_agent,omitempty"`
+	// Details holds the event's own facts (reason, certificate serial,
+	// document hashes, SMTP answer…), keyed by stable names.
+	Details map[string]string `json:"details,omitempty"`
+	// Prev is the Hash of the record before, or GenesisHash for the first.
+	Prev string `json:"prev"`
+	// Hash is the hex SHA-256 of the record's canonical encoding (all fields
+	// but Hash itself).
+	Hash string `json:"hash"`
+}
+
+// Head is where a trail currently ends: enough to chain the next record
+// without reading the trail. The envelope carries it, so a record appended
+// under the envelope's optimistic version check always chains correctly.
+type Head struct {
+	// Seq is the Seq of the last record, 0 for an empty trail.
+	Seq uint64 `json:"seq"`
+	// Hash is the Hash of the last record, GenesisHash for an empty trail.
+	Hash string `json:"hash"`
+}
+
+// Start is the head of an empty trail.
+func Start() Head { return Head{Hash: GenesisHash} }
+
+// Chain fills Seq, Prev and Hash of each record in order, continuing from
+// head, and returns the new head. Times are normalised to UTC.
+func Chain(head Head, recs []Record) ([]Record, Head) {
+	out := make([]Record, len(recs))
+	for i, r := range recs {
+		r.Seq = head.Seq + 1
+		r.Prev = head.Hash
+		r.Time = r.Time.UTC()
+		r.Hash = r.computeHash()
+		out[i] = r
+		head = Head{Seq: r.Seq, Hash: r.Hash}
+	}
+	return out, head
+}
+
+// computeHash hashes the JSON encoding of the record with Hash left empty.
+// encoding/json writes struct fields in declaration order and map keys
+// sorted, so the encoding is canonical for a given record.
+func (r Record) computeHash() string {
+	r.Hash = ""
+	b, err := json.Marshal(r)
+	if err != nil {
+		// A Record holds only strings, integers and a time: it always encodes.
+		panic(fmt.Sprintf("audit: encoding record: %v", err))
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// ChainError tells where and how a trail fails verification.
+type ChainError struct {
+	// Index is the position in the verified slice of the first bad record.
+	Index int
+	// Seq is that record's claimed sequence number.
+	Seq uint64
+	// Problem says what is wrong with it.
+	Problem string
+}
+
+func (e *ChainError) Error() string {
+	return fmt.Sprintf("audit trail broken at record %d (seq %d): %s", e.Index+1, e.Seq, e.Problem)
+}
+
+// Verify checks that recs form one unbroken chain from the genesis: numbered
+// 1, 2, 3…, each linked to the one before, each hash matching its content.
+// It returns a *ChainError naming the first bad record.
+func Verify(recs []Record) error {
+	head := Start()
+	for i, r := range recs {
+		switch {
+		case r.Seq != head.Seq+1:
+			return &ChainError{i, r.Seq, fmt.Sprintf("expected seq %d: a record was removed, inserted or reordered", head.Seq+1)}
+		case r.Prev != head.Hash:
+			return &ChainError{i, r.Seq, "prev does not match the hash of the record before: a record was removed, inserted or reordered"}
+		case r.Hash != r.computeHash():
+			return &ChainError{i, r.Seq, "hash does not match the content: the record was changed"}
+		}
+		head = Head{Seq: r.Seq, Hash: r.Hash}
+	}
+	return nil
+}

@@ -1,0 +1,291 @@
+// Package workflow is the envelope model and its state machine.
+//
+// An envelope is one submission: documents to sign, ordered steps of
+// recipients who approve ("visa") or sign, and observers (copies, archivists)
+// who receive the result. The machine is pure: Create and Apply take the
+// current envelope and an event and return the next envelope, the audit
+// records to append and the effects the edges must carry out (mails to queue,
+// timers to set, completion to run). Nothing here reads a clock, a disk or
+// the network, so every transition is a table-driven test and a replay of the
+// same event is answered the same way.
+package workflow
+
+import (
+	"time"
+
+	"github.com/parapheur/parapheur/workflow/audit"
+)
+
+// State is where an envelope is in its life.
+type State string
+
+// Envelope states. Only StateInProgress accepts actions; the others are final.
+const (
+	StateInProgress State = "in_progress"
+	StateCompleted  State = "completed"
+	StateDeclined   State = "declined"
+	StateCancelled  State = "cancelled"
+	StateExpired    State = "expired"
+)
+
+// Final reports whether no event but a view can change the envelope any more.
+func (s State) Final() bool { return s != StateInProgress }
+
+// Role is what a recipient is asked to do.
+type Role string
+
+// Recipient roles. Signers and approvers act in steps; copies and archivists
+// only receive the final documents (archivists also get the audit trail).
+const (
+	Signer    Role = "signer"
+	Approver  Role = "approver"
+	Copy      Role = "cc"
+	Archivist Role = "archivist"
+)
+
+// Acts reports whether the role takes part in a step.
+func (r Role) Acts() bool { return r == Signer || r == Approver }
+
+// RecipientState is where a recipient is.
+type RecipientState string
+
+// Recipient states.
+const (
+	// Waiting: the recipient's step has not started yet (or, for copies and
+	// archivists, the envelope has not completed).
+	Waiting RecipientState = "waiting"
+	// Pending: the recipient's step is current and they have not acted.
+	Pending RecipientState = "pending"
+	// Done states of acting recipients.
+	HasSigned   RecipientState = "signed"
+	HasApproved RecipientState = "approved"
+	HasDeclined RecipientState = "declined"
+	// Delivered: a copy or archivist was sent the final documents.
+	Delivered RecipientState = "delivered"
+)
+
+// Party is a person named in an envelope.
+type Party struct {
+	// Name is the display name, possibly empty.
+	Name string `json:"name,omitempty"`
+	// Email is the address in lower-case domain form, e.g. "Marie@partner.example".
+	Email string `json:"email"`
+	// Phone is an E.164 mobile number (+33612345678); when set, one-time
+	// codes go by SMS instead of mail.
+	Phone string `json:"phone,omitempty"`
+}
+
+// Recipient is a party with a role in the envelope and their progress.
+type Recipient struct {
+	Party
+	// ID identifies the recipient within the envelope ("r1", "r2"…).
+	ID string `json:"id"`
+	// Role is what the recipient is asked to do.
+	Role Role `json:"role"`
+	// Step is the index in Envelope.Steps of the recipient's step, or -1
+	// for copies and archivists.
+	Step int `json:"step"`
+	// State is the recipient's progress.
+	State RecipientState `json:"state"`
+	// TokenHashes are the SHA-256 of the recipient's signing-link tokens;
+	// tokens themselves are never stored, so each mail that carries a link
+	// (invitation, reminder) mints a new token, and every one stays valid
+	// until the envelope ends. Empty for copies and archivists.
+	TokenHashes [][]byte `json:"token_hashes,omitempty"`
+	// InvitedAt is when the invitation was queued (the step started).
+	InvitedAt time.Time `json:"invited_at,omitzero"`
+	// SentAt is when the invitation was accepted by the mail server.
+	SentAt time.Time `json:"sent_at,omitzero"`
+	// ViewedAt is the first time the recipient opened the signing page.
+	ViewedAt time.Time `json:"viewed_at,omitzero"`
+	// VerifiedAt is the last time a one-time code was verified; it allows
+	// one action within ActionWindow.
+	VerifiedAt time.Time `json:"verified_at,omitzero"`
+	// ActedAt is when the recipient signed, approved or declined.
+	ActedAt time.Time `json:"acted_at,omitzero"`
+	// Code is the outstanding one-time code, if any.
+	Code *Code `json:"code,omitempty"`
+	// CodesSent are the times codes were sent within the last hour, for
+	// the rate limit.
+	CodesSent []time.Time `json:"codes_sent,omitempty"`
+	// Reason is the decline reason.
+	Reason string `json:"reason,omitempty"`
+	// Signature describes the recipient's signature once signed.
+	Signature *Signature `json:"signature,omitempty"`
+	// LastSeen is the client of the recipient's last action, for the
+	// completion certificate.
+	LastSeen Client `json:"last_seen,omitzero"`
+	// DeliveryFailure is the last permanent delivery failure of a mail to
+	// this recipient (a bounce or a 5xx answer).
+	DeliveryFailure string `json:"delivery_failure,omitempty"`
+}
+
+// Acted reports whether the recipient has signed, approved or declined.
+func (r *Recipient) Acted() bool {
+	return r.State == HasSigned || r.State == HasApproved || r.State == HasDeclined
+}
+
+// Code is a one-time code waiting to be entered. Only a keyed hash (MAC) of
+// the code is kept, so a copy of the store does not reveal valid codes.
+type Code struct {
+	// MAC is the keyed hash of the code (HMAC-SHA-256 with the gateway's key).
+	MAC []byte `json:"mac"`
+	// ExpiresAt is when the code stops being accepted.
+	ExpiresAt time.Time `json:"expires_at"`
+	// Failures counts wrong entries; at MaxCodeFailures the code is void.
+	Failures int `json:"failures"`
+	// Channel is how the code was sent: "email" or "sms".
+	Channel string `json:"channel"`
+}
+
+// Signature is what the signing edge reports about a signature it applied.
+type Signature struct {
+	// CertSerial is the serial number (hex) of the one-time certificate.
+	CertSerial string `json:"cert_serial"`
+	// Documents are the document versions after the signature.
+	Documents []DocumentVersion `json:"documents"`
+}
+
+// Client is who was on the other end of an HTTP request.
+type Client struct {
+	// IP is the client's address.
+	IP string `json:"ip,omitempty"`
+	// UserAgent is the client's User-Agent header.
+	UserAgent string `json:"user_agent,omitempty"`
+}
+
+// Document is one PDF of the envelope.
+type Document struct {
+	// Name is the attachment's file name.
+	Name string `json:"name"`
+	// Pages is the page count.
+	Pages int `json:"pages"`
+	// Original is the SHA-256 (hex) of the submitted file, the blob key.
+	Original string `json:"original"`
+	// Current is the SHA-256 (hex) of the latest version (after the latest
+	// signature, or the seal once completed).
+	Current string `json:"current"`
+	// Size is the byte size of the current version.
+	Size int64 `json:"size"`
+}
+
+// DocumentVersion names a new version of the document at Index.
+type DocumentVersion struct {
+	// Index is the document's position in Envelope.Documents.
+	Index int `json:"index"`
+	// SHA256 is the hex SHA-256 of the new version, its blob key.
+	SHA256 string `json:"sha256"`
+	// Size is its byte size.
+	Size int64 `json:"size"`
+}
+
+// Step is a set of recipients who all act, in any order, before the next
+// step starts. All recipients of a step have the same role.
+type Step struct {
+	// Role is the step's role: Signer or Approver.
+	Role Role `json:"role"`
+	// Recipients are the IDs of the step's recipients.
+	Recipients []string `json:"recipients"`
+}
+
+// Envelope is a submission and its progress.
+type Envelope struct {
+	// ID identifies the envelope in links, mails and the certificate.
+	ID string `json:"id"`
+	// Version is the store's optimistic-concurrency counter: the version
+	// read, checked on write.
+	Version uint64 `json:"version"`
+	// Title is the subject of the submission without reply/forward prefixes.
+	Title string `json:"title"`
+	// Sender is who submitted the envelope.
+	Sender Party `json:"sender"`
+	// SenderAuth says how the submission was authenticated (e.g.
+	// "dmarc=pass header.from=org.example (mx.org.example)").
+	SenderAuth string `json:"sender_auth,omitempty"`
+	// MessageID is the Message-ID of the submission mail, for threading.
+	MessageID string `json:"message_id,omitempty"`
+	// Message is the sender's message to the recipients.
+	Message string `json:"message,omitempty"`
+	// Language is "fr" or "en".
+	Language string `json:"language"`
+	// State is where the envelope is.
+	State State `json:"state"`
+	// Reason is why the envelope ended when it was declined, cancelled or expired.
+	Reason string `json:"reason,omitempty"`
+	// CreatedAt is when the envelope was created.
+	CreatedAt time.Time `json:"created_at"`
+	// Deadline is when the envelope expires.
+	Deadline time.Time `json:"deadline"`
+	// ReminderEvery is the interval between reminders, 0 for none.
+	ReminderEvery time.Duration `json:"reminder_every,omitempty"`
+	// NextReminder is when pending recipients are next reminded.
+	NextReminder time.Time `json:"next_reminder,omitzero"`
+	// EndedAt is when the envelope reached a final state.
+	EndedAt time.Time `json:"ended_at,omitzero"`
+	// Documents are the PDFs, in submission order.
+	Documents []Document `json:"documents"`
+	// Steps are run in order; CurrentStep is the one running. When
+	// CurrentStep == len(Steps) every step is done and completion is
+	// under way (or done).
+	Steps []Step `json:"steps"`
+	// CurrentStep is the index of the running step.
+	CurrentStep int `json:"current_step"`
+	// Recipients are every recipient, acting or not, in the order named.
+	Recipients []Recipient `json:"recipients"`
+	// Certificate is the SHA-256 (hex) of the completion certificate PDF.
+	Certificate string `json:"certificate,omitempty"`
+	// Audit is where the audit trail ends.
+	Audit audit.Head `json:"audit"`
+}
+
+// Recipient returns the recipient with the given ID, or nil.
+func (e *Envelope) Recipient(id string) *Recipient {
+	for i := range e.Recipients {
+		if e.Recipients[i].ID == id {
+			return &e.Recipients[i]
+		}
+	}
+	return nil
+}
+
+// Clone returns a deep copy, so a transition never changes its input.
+func (e *Envelope) Clone() *Envelope {
+	c := *e
+	c.Documents = append([]Document(nil), e.Documents...)
+	c.Steps = make([]Step, len(e.Steps))
+	for i, s := range e.Steps {
+		c.Steps[i] = Step{Role: s.Role, Recipients: append([]string(nil), s.Recipients...)}
+	}
+	c.Recipients = make([]Recipient, len(e.Recipients))
+	for i, r := range e.Recipients {
+		r.TokenHashes = append([][]byte(nil), r.TokenHashes...)
+		r.CodesSent = append([]time.Time(nil), r.CodesSent...)
+		if r.Code != nil {
+			code := *r.Code
+			code.MAC = append([]byte(nil), code.MAC...)
+			r.Code = &code
+		}
+		if r.Signature != nil {
+			sig := *r.Signature
+			sig.Documents = append([]DocumentVersion(nil), sig.Documents...)
+			r.Signature = &sig
+		}
+		c.Recipients[i] = r
+	}
+	return &c
+}
+
+// AddToken records the hash of a newly minted signing-link token for the
+// recipient. The edge that composes a mail carrying a link calls it before
+// writing the envelope, in the same store write as the mail.
+func (e *Envelope) AddToken(recipientID string, tokenHash []byte) error {
+	r := e.Recipient(recipientID)
+	if r == nil {
+		return errorf(ErrUnknownRecipient, "envelope %s has no recipient %q", e.ID, recipientID)
+	}
+	if !r.Role.Acts() {
+		return errorf(ErrWrongRole, "recipient %s is a %s and gets no signing link", r.Email, r.Role)
+	}
+	r.TokenHashes = append(r.TokenHashes, append([]byte(nil), tokenHash...))
+	return nil
+}

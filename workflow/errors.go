@@ -1,0 +1,44 @@
+package workflow
+
+import "fmt"
+
+// Error is a refused transition. Code is a stable identifier (the JSON API
+// returns it as error.code); Message tells the person what is wrong.
+type Error struct {
+	// Code identifies the kind of refusal, e.g. "already_acted".
+	Code string
+	// Message explains this refusal in plain words.
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Is makes errors.Is(err, ErrAlreadyActed) match any refusal of that kind.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// The kinds of refusal; compare with errors.Is.
+var (
+	ErrInvalidDraft     = &Error{Code: "invalid_envelope", Message: "the envelope is not valid"}
+	ErrUnknownRecipient = &Error{Code: "unknown_recipient", Message: "no such recipient"}
+	ErrEnded            = &Error{Code: "envelope_ended", Message: "the envelope has ended"}
+	ErrDeadlinePassed   = &Error{Code: "deadline_passed", Message: "the deadline has passed"}
+	ErrCompleting       = &Error{Code: "completing", Message: "every step is done; the envelope is being completed"}
+	ErrNotYourTurn      = &Error{Code: "not_your_turn", Message: "an earlier step is not done yet"}
+	ErrAlreadyActed     = &Error{Code: "already_acted", Message: "the recipient has already acted"}
+	ErrWrongRole        = &Error{Code: "wrong_role", Message: "the recipient's role does not allow this action"}
+	ErrTooManyCodes     = &Error{Code: "too_many_codes", Message: "too many codes were requested"}
+	ErrNoCode           = &Error{Code: "no_code", Message: "no code is outstanding"}
+	ErrCodeExpired      = &Error{Code: "code_expired", Message: "the code has expired"}
+	ErrWrongCode        = &Error{Code: "wrong_code", Message: "the code is wrong"}
+	ErrNotVerified      = &Error{Code: "code_required", Message: "a verified one-time code is required"}
+	ErrReasonRequired   = &Error{Code: "reason_required", Message: "a reason is required"}
+	ErrNotDue           = &Error{Code: "not_due", Message: "the timer is not due"}
+	ErrNotCompleting    = &Error{Code: "not_completing", Message: "steps remain to be done"}
+)
+
+func errorf(kind *Error, format string, args ...any) error {
+	return &Error{Code: kind.Code, Message: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,180 @@
+package workflow
+
+import "time"
+
+// Event is something that happened to an envelope, fed to Apply. The
+// concrete types below are the only events.
+type Event interface {
+	meta() Meta
+}
+
+// Meta is what every event carries.
+type Meta struct {
+	// At is when the event happened; the machine never reads a clock.
+	At time.Time
+	// Client is the HTTP client that caused the event, if any.
+	Client Client
+}
+
+func (m Meta) meta() Meta { return m }
+
+// InvitationSent: the mail server accepted the invitation for RecipientID.
+type InvitationSent struct {
+	Meta
+	RecipientID string
+}
+
+// Viewed: RecipientID opened the signing page.
+type Viewed struct {
+	Meta
+	RecipientID string
+}
+
+// CodeSent: a one-time code was generated for RecipientID; MAC is its keyed
+// hash. The code itself never enters the machine: the edge that generated
+// it puts it in the mail or SMS the SendCode effect asks for.
+type CodeSent struct {
+	Meta
+	RecipientID string
+	MAC         []byte
+	// Channel is "email" or "sms".
+	Channel string
+}
+
+// CodeFailed: RecipientID entered a code that Apply refused for CodeVerified.
+type CodeFailed struct {
+	Meta
+	RecipientID string
+}
+
+// CodeVerified: RecipientID entered a code whose keyed hash is MAC. Apply
+// refuses it with ErrWrongCode or ErrCodeExpired when it does not match the
+// outstanding code; the edge then records CodeFailed.
+type CodeVerified struct {
+	Meta
+	RecipientID string
+	MAC         []byte
+}
+
+// Signed: RecipientID signed; Signature names the new document versions.
+type Signed struct {
+	Meta
+	RecipientID string
+	Signature   Signature
+}
+
+// Approved: RecipientID approved (visa).
+type Approved struct {
+	Meta
+	RecipientID string
+}
+
+// Declined: RecipientID declined, for Reason. ByMail is set when the
+// decline came as a reply to the invitation from the invited address, which
+// authenticates it instead of a one-time code.
+type Declined struct {
+	Meta
+	RecipientID string
+	Reason      string
+	ByMail      bool
+}
+
+// Cancelled: the sender (By) cancelled the envelope.
+type Cancelled struct {
+	Meta
+	By     string
+	Reason string
+}
+
+// Expired: the expiry timer fired.
+type Expired struct {
+	Meta
+}
+
+// ReminderDue: the reminder timer for Due fired, or, with a zero Due, the
+// sender asked for a reminder now.
+type ReminderDue struct {
+	Meta
+	Due time.Time
+}
+
+// Bounced: a mail to Email could not be delivered, for Reason (a DSN or a
+// permanent SMTP answer).
+type Bounced struct {
+	Meta
+	Email  string
+	Reason string
+}
+
+// Completed: the edge sealed the documents (new versions in Documents) and
+// stored the completion certificate whose SHA-256 is Certificate.
+type Completed struct {
+	Meta
+	Documents   []DocumentVersion
+	Certificate string
+}
+
+// Effect is what the edges must do after a transition is stored. The
+// concrete types below are the only effects.
+type Effect interface {
+	isEffect()
+}
+
+// Notice is the kind of mail a Notify effect asks for.
+type Notice string
+
+// Mail kinds sent on behalf of an envelope.
+const (
+	Acknowledgement Notice = "acknowledgement"
+	Invitation      Notice = "invitation"
+	Reminder        Notice = "reminder"
+	DeclineNotice   Notice = "declined"
+	CancelNotice    Notice = "cancelled"
+	ExpiryNotice    Notice = "expired"
+	BounceNotice    Notice = "delivery_failure"
+	CompletionMail  Notice = "completion"
+)
+
+// Notify asks for a mail of kind Notice to each of Recipients (IDs) and,
+// when ToSender is set, to the sender. Invitations and reminders each need a
+// freshly minted link token (see Envelope.AddToken).
+type Notify struct {
+	Notice     Notice
+	Recipients []string
+	ToSender   bool
+	// Reason is the decline, cancellation or failure reason to quote.
+	Reason string
+}
+
+// SendCode asks for the outstanding one-time code of RecipientID to be sent
+// over Channel ("email" or "sms").
+type SendCode struct {
+	RecipientID string
+	Channel     string
+}
+
+// TimerKind names an envelope timer.
+type TimerKind string
+
+// Envelope timers.
+const (
+	ExpiryTimer   TimerKind = "expiry"
+	ReminderTimer TimerKind = "reminder"
+)
+
+// Schedule asks for Timer to fire at At (feeding Expired or ReminderDue).
+// A timer that fires late, twice, or after the envelope ended is harmless:
+// Apply answers it without effect.
+type Schedule struct {
+	Timer TimerKind
+	At    time.Time
+}
+
+// Complete asks the edge to seal the documents, build the completion
+// certificate and then apply Completed.
+type Complete struct{}
+
+func (Notify) isEffect()   {}
+func (SendCode) isEffect() {}
+func (Schedule) isEffect() {}
+func (Complete) isEffect() {}

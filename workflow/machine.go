@@ -1,0 +1,593 @@
+package workflow
+
+import (
+	"crypto/hmac"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/parapheur/parapheur/workflow/audit"
+)
+
+// Limits of the one-time codes and of the action they authorise (SPEC §3).
+const (
+	// CodeTTL is how long a one-time code is accepted.
+	CodeTTL = 10 * time.Minute
+	// MaxCodeFailures wrong entries void a code.
+	MaxCodeFailures = 5
+	// MaxCodesPerHour is how many codes one recipient may be sent per hour.
+	MaxCodesPerHour = 5
+	// ActionWindow is how long after a verified code the recipient may act.
+	ActionWindow = 10 * time.Minute
+)
+
+// SystemActor is the audit actor of events the gateway causes itself.
+const SystemActor = "system"
+
+// Transition is the outcome of an event: the next envelope, the audit records
+// to append (already chained to the envelope's audit head) and the effects
+// to carry out once both are stored. A transition with no audit record
+// changed nothing (a replayed or stale event) and need not be written.
+type Transition struct {
+	Envelope *Envelope
+	Audit    []audit.Record
+	Effects  []Effect
+}
+
+// Changed reports whether the transition must be stored. Every change of an
+// envelope leaves an audit record, so the two are the same question.
+func (t Transition) Changed() bool { return len(t.Audit) > 0 }
+
+// Draft is what a submission asks for; Create turns it into an envelope.
+type Draft struct {
+	// ID is the new envelope's ID, chosen by the edge (for idempotent
+	// ingestion it derives from the submission's Message-ID).
+	ID         string
+	Title      string
+	Message    string
+	Language   string
+	Sender     Party
+	SenderAuth string
+	MessageID  string
+	Documents  []Document
+	// Steps are the acting steps in order; each is a role and its parties.
+	Steps      []DraftStep
+	Copies     []Party
+	Archivists []Party
+	Deadline   time.Time
+	// ReminderEvery is the reminder interval, 0 for none.
+	ReminderEvery time.Duration
+}
+
+// DraftStep is one step of a Draft.
+type DraftStep struct {
+	Role    Role
+	Parties []Party
+}
+
+// Create validates a draft and builds the envelope: the first step is
+// invited, the sender acknowledged, the expiry and first reminder scheduled.
+func Create(d Draft, at time.Time) (Transition, error) {
+	if err := d.validate(at); err != nil {
+		return Transition{}, err
+	}
+	e := &Envelope{
+		ID: d.ID, Title: d.Title, Message: d.Message, Language: d.Language,
+		Sender: d.Sender, SenderAuth: d.SenderAuth, MessageID: d.MessageID,
+		State: StateInProgress, CreatedAt: at.UTC(), Deadline: d.Deadline.UTC(),
+		ReminderEvery: d.ReminderEvery,
+		Documents:     append([]Document(nil), d.Documents...),
+		Audit:         audit.Start(),
+	}
+	for i := range e.Documents {
+		e.Documents[i].Current = e.Documents[i].Original
+	}
+	add := func(p Party, role Role, step int) string {
+		id := fmt.Sprintf("r%d", len(e.Recipients)+1)
+		e.Recipients = append(e.Recipients, Recipient{Party: p, ID: id, Role: role, Step: step, State: Waiting})
+		return id
+	}
+	for i, s := range d.Steps {
+		step := Step{Role: s.Role}
+		for _, p := range s.Parties {
+			step.Recipients = append(step.Recipients, add(p, s.Role, i))
+		}
+		e.Steps = append(e.Steps, step)
+	}
+	for _, p := range d.Copies {
+		add(p, Copy, -1)
+	}
+	for _, p := range d.Archivists {
+		add(p, Archivist, -1)
+	}
+
+	details := map[string]string{"title": e.Title, "sender_auth": e.SenderAuth, "steps": fmt.Sprint(len(e.Steps))}
+	for i, doc := range e.Documents {
+		details[fmt.Sprintf("document_%d", i)] = fmt.Sprintf("%s sha256=%s pages=%d", doc.Name, doc.Original, doc.Pages)
+	}
+	t := newTransition(e)
+	t.record(audit.Record{Time: at, Type: audit.Submitted, Actor: e.Sender.Email, Details: details})
+	t.effect(Notify{Notice: Acknowledgement, ToSender: true})
+	t.effect(Schedule{Timer: ExpiryTimer, At: e.Deadline})
+	if e.ReminderEvery > 0 && at.Add(e.ReminderEvery).Before(e.Deadline) {
+		e.NextReminder = at.Add(e.ReminderEvery).UTC()
+		t.effect(Schedule{Timer: ReminderTimer, At: e.NextReminder})
+	}
+	t.startStep(0, at)
+	return t.done(), nil
+}
+
+func (d Draft) validate(at time.Time) error {
+	var problems []string
+	if d.ID == "" {
+		problems = append(problems, "no envelope ID")
+	}
+	if d.Sender.Email == "" {
+		problems = append(problems, "no sender")
+	}
+	if len(d.Documents) == 0 {
+		problems = append(problems, "no document")
+	}
+	signers := 0
+	for i, s := range d.Steps {
+		if !s.Role.Acts() {
+			problems = append(problems, fmt.Sprintf("step %d has role %q: a step is for signers or approvers", i+1, s.Role))
+		}
+		if len(s.Parties) == 0 {
+			problems = append(problems, fmt.Sprintf("step %d names nobody", i+1))
+		}
+		if s.Role == Signer {
+			signers += len(s.Parties)
+		}
+		for _, p := range s.Parties {
+			if p.Email == "" {
+				problems = append(problems, fmt.Sprintf("step %d has a recipient without an address", i+1))
+			}
+		}
+	}
+	if signers == 0 {
+		problems = append(problems, "no signer")
+	}
+	if !d.Deadline.After(at) {
+		problems = append(problems, fmt.Sprintf("deadline %s is not in the future", d.Deadline.Format(time.DateOnly)))
+	}
+	if d.ReminderEvery < 0 {
+		problems = append(problems, "negative reminder interval")
+	}
+	if len(problems) > 0 {
+		return errorf(ErrInvalidDraft, "envelope not valid: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Apply feeds one event to an envelope. It never changes e. A refused event
+// returns a *Error; a replayed or stale event returns an unchanged
+// transition (see Transition.Changed).
+func Apply(e *Envelope, ev Event) (Transition, error) {
+	t := newTransition(e.Clone())
+	var err error
+	switch ev := ev.(type) {
+	case InvitationSent:
+		err = t.invitationSent(ev)
+	case Viewed:
+		err = t.viewed(ev)
+	case CodeSent:
+		err = t.codeSent(ev)
+	case CodeFailed:
+		err = t.codeFailed(ev)
+	case CodeVerified:
+		err = t.codeVerified(ev)
+	case Signed:
+		err = t.act(ev.Meta, ev.RecipientID, Signer, func(r *Recipient) {
+			r.State, r.Signature = HasSigned, &ev.Signature
+			t.applyVersions(ev.Signature.Documents)
+			details := map[string]string{"cert_serial": ev.Signature.CertSerial}
+			for _, v := range ev.Signature.Documents {
+				details[fmt.Sprintf("document_%d", v.Index)] = v.SHA256
+			}
+			t.recordFor(ev.Meta, audit.Signed, r, details)
+		})
+	case Approved:
+		err = t.act(ev.Meta, ev.RecipientID, Approver, func(r *Recipient) {
+			r.State = HasApproved
+			t.recordFor(ev.Meta, audit.Approved, r, nil)
+		})
+	case Declined:
+		err = t.declined(ev)
+	case Cancelled:
+		err = t.cancelled(ev)
+	case Expired:
+		err = t.expired(ev)
+	case ReminderDue:
+		err = t.reminderDue(ev)
+	case Bounced:
+		err = t.bounced(ev)
+	case Completed:
+		err = t.completed(ev)
+	default:
+		err = fmt.Errorf("workflow: unknown event %T", ev)
+	}
+	if err != nil {
+		return Transition{}, err
+	}
+	return t.done(), nil
+}
+
+// CanAct tells whether recipientID may act now (ask for a code, sign,
+// approve or decline), and if not, why.
+func CanAct(e *Envelope, recipientID string, at time.Time) error {
+	_, err := actor(e, recipientID, at)
+	return err
+}
+
+func actor(e *Envelope, recipientID string, at time.Time) (*Recipient, error) {
+	r := e.Recipient(recipientID)
+	switch {
+	case r == nil:
+		return nil, errorf(ErrUnknownRecipient, "envelope %s has no recipient %q", e.ID, recipientID)
+	case !r.Role.Acts():
+		return nil, errorf(ErrWrongRole, "%s receives a copy and has nothing to sign", r.Email)
+	case r.Acted():
+		return nil, errorf(ErrAlreadyActed, "%s has already %s this envelope", r.Email, r.State)
+	case e.State.Final():
+		return nil, errorf(ErrEnded, "the envelope is %s", e.State)
+	case !at.Before(e.Deadline):
+		return nil, errorf(ErrDeadlinePassed, "the deadline (%s) has passed", e.Deadline.Format(time.RFC3339))
+	case e.CurrentStep >= len(e.Steps):
+		return nil, errorf(ErrCompleting, "every step is done; the envelope is being completed")
+	case r.Step > e.CurrentStep:
+		return nil, errorf(ErrNotYourTurn, "step %d of %d must be done before %s can act", e.CurrentStep+1, len(e.Steps), r.Email)
+	}
+	return r, nil
+}
+
+// transition accumulates a transition's changes on a private copy.
+type transition struct {
+	e       *Envelope
+	records []audit.Record
+	effects []Effect
+}
+
+func newTransition(e *Envelope) *transition { return &transition{e: e} }
+
+func (t *transition) record(r audit.Record) { t.records = append(t.records, r) }
+func (t *transition) effect(f Effect)       { t.effects = append(t.effects, f) }
+
+func (t *transition) recordFor(m Meta, typ audit.Type, r *Recipient, details map[string]string) {
+	t.record(audit.Record{Time: m.At, Type: typ, Actor: r.Email, RecipientID: r.ID,
+		IP: m.Client.IP, UserAgent: m.Client.UserAgent, Details: details})
+	if m.Client != (Client{}) {
+		r.LastSeen = m.Client
+	}
+}
+
+func (t *transition) done() Transition {
+	recs, head := audit.Chain(t.e.Audit, t.records)
+	t.e.Audit = head
+	return Transition{Envelope: t.e, Audit: recs, Effects: t.effects}
+}
+
+// startStep makes step i current and invites its recipients, or, past the
+// last step, asks for completion.
+func (t *transition) startStep(i int, at time.Time) {
+	t.e.CurrentStep = i
+	if i >= len(t.e.Steps) {
+		t.effect(Complete{})
+		return
+	}
+	ids := t.e.Steps[i].Recipients
+	for _, id := range ids {
+		r := t.e.Recipient(id)
+		r.State, r.InvitedAt = Pending, at.UTC()
+	}
+	t.effect(Notify{Notice: Invitation, Recipients: append([]string(nil), ids...)})
+}
+
+func (t *transition) applyVersions(vs []DocumentVersion) {
+	for _, v := range vs {
+		if v.Index >= 0 && v.Index < len(t.e.Documents) {
+			t.e.Documents[v.Index].Current, t.e.Documents[v.Index].Size = v.SHA256, v.Size
+		}
+	}
+}
+
+func (t *transition) invitationSent(ev InvitationSent) error {
+	r := t.e.Recipient(ev.RecipientID)
+	if r == nil {
+		return errorf(ErrUnknownRecipient, "envelope %s has no recipient %q", t.e.ID, ev.RecipientID)
+	}
+	if !r.SentAt.IsZero() {
+		return nil // a reminder's delivery, or a replay: the first sending is what counts
+	}
+	r.SentAt = ev.At.UTC()
+	t.recordFor(ev.Meta, audit.InvitationSent, r, nil)
+	return nil
+}
+
+func (t *transition) viewed(ev Viewed) error {
+	r := t.e.Recipient(ev.RecipientID)
+	if r == nil {
+		return errorf(ErrUnknownRecipient, "envelope %s has no recipient %q", t.e.ID, ev.RecipientID)
+	}
+	if r.ViewedAt.IsZero() {
+		r.ViewedAt = ev.At.UTC()
+	}
+	t.recordFor(ev.Meta, audit.Viewed, r, nil)
+	return nil
+}
+
+func (t *transition) codeSent(ev CodeSent) error {
+	r, err := actor(t.e, ev.RecipientID, ev.At)
+	if err != nil {
+		return err
+	}
+	if len(ev.MAC) == 0 || (ev.Channel != "email" && ev.Channel != "sms") {
+		return fmt.Errorf("workflow: CodeSent needs a MAC and a channel (email or sms), got channel %q", ev.Channel)
+	}
+	recent := r.CodesSent[:0]
+	for _, sent := range r.CodesSent {
+		if ev.At.Sub(sent) < time.Hour {
+			recent = append(recent, sent)
+		}
+	}
+	r.CodesSent = recent
+	if len(recent) >= MaxCodesPerHour {
+		retry := recent[0].Add(time.Hour)
+		return errorf(ErrTooManyCodes, "%d codes were sent in the last hour; ask again after %s", MaxCodesPerHour, retry.Format("15:04 MST"))
+	}
+	r.CodesSent = append(r.CodesSent, ev.At.UTC())
+	r.Code = &Code{MAC: append([]byte(nil), ev.MAC...), ExpiresAt: ev.At.Add(CodeTTL).UTC(), Channel: ev.Channel}
+	t.recordFor(ev.Meta, audit.CodeSent, r, map[string]string{"channel": ev.Channel})
+	t.effect(SendCode{RecipientID: r.ID, Channel: ev.Channel})
+	return nil
+}
+
+// checkCode is the pure test of an entered code against the outstanding one.
+func checkCode(r *Recipient, mac []byte, at time.Time) error {
+	switch {
+	case r.Code == nil:
+		return errorf(ErrNoCode, "no code is outstanding for %s: ask for a new code", r.Email)
+	case !at.Before(r.Code.ExpiresAt):
+		return errorf(ErrCodeExpired, "the code expired at %s: ask for a new code", r.Code.ExpiresAt.Format("15:04 MST"))
+	case !hmac.Equal(mac, r.Code.MAC):
+		left := MaxCodeFailures - r.Code.Failures - 1
+		return errorf(ErrWrongCode, "the code is wrong (%d tries left)", max(left, 0))
+	}
+	return nil
+}
+
+func (t *transition) codeVerified(ev CodeVerified) error {
+	r, err := actor(t.e, ev.RecipientID, ev.At)
+	if err != nil {
+		return err
+	}
+	if err := checkCode(r, ev.MAC, ev.At); err != nil {
+		return err
+	}
+	r.Code, r.VerifiedAt = nil, ev.At.UTC()
+	t.recordFor(ev.Meta, audit.CodeVerified, r, nil)
+	return nil
+}
+
+func (t *transition) codeFailed(ev CodeFailed) error {
+	r, err := actor(t.e, ev.RecipientID, ev.At)
+	if err != nil {
+		return err
+	}
+	if r.Code == nil {
+		return errorf(ErrNoCode, "no code is outstanding for %s", r.Email)
+	}
+	r.Code.Failures++
+	details := map[string]string{"failures": fmt.Sprint(r.Code.Failures)}
+	if r.Code.Failures >= MaxCodeFailures {
+		r.Code = nil
+		details["voided"] = "true"
+	}
+	t.recordFor(ev.Meta, audit.CodeFailed, r, details)
+	return nil
+}
+
+// act runs a recipient's action (sign, approve) after the common checks,
+// then moves the step on when its last recipient has acted.
+func (t *transition) act(m Meta, recipientID string, role Role, apply func(*Recipient)) error {
+	r, err := actor(t.e, recipientID, m.At)
+	if err != nil {
+		return err
+	}
+	if r.Role != role {
+		return errorf(ErrWrongRole, "%s is asked to %s, not to %s", r.Email, verb(r.Role), verb(role))
+	}
+	if err := verified(r, m.At); err != nil {
+		return err
+	}
+	r.ActedAt, r.VerifiedAt = m.At.UTC(), time.Time{}
+	apply(r)
+	t.advance(m.At)
+	return nil
+}
+
+func verb(r Role) string {
+	if r == Approver {
+		return "approve"
+	}
+	return "sign"
+}
+
+// verified requires a code verified within ActionWindow; each verification
+// authorises one action.
+func verified(r *Recipient, at time.Time) error {
+	if r.VerifiedAt.IsZero() || at.Sub(r.VerifiedAt) > ActionWindow {
+		return errorf(ErrNotVerified, "%s must enter a one-time code before acting", r.Email)
+	}
+	return nil
+}
+
+// advance starts the next step when every recipient of the current one acted.
+func (t *transition) advance(at time.Time) {
+	for _, id := range t.e.Steps[t.e.CurrentStep].Recipients {
+		if !t.e.Recipient(id).Acted() {
+			return
+		}
+	}
+	t.startStep(t.e.CurrentStep+1, at)
+}
+
+// end moves the envelope to a final state and tells the sender and the
+// recipients who already acted.
+func (t *transition) end(s State, at time.Time, reason string, notice Notice) {
+	t.e.State, t.e.Reason, t.e.EndedAt, t.e.NextReminder = s, reason, at.UTC(), time.Time{}
+	t.effect(Notify{Notice: notice, Recipients: t.actedRecipients(), ToSender: true, Reason: reason})
+}
+
+func (t *transition) actedRecipients() []string {
+	var ids []string
+	for _, r := range t.e.Recipients {
+		if r.State == HasSigned || r.State == HasApproved {
+			ids = append(ids, r.ID)
+		}
+	}
+	return ids
+}
+
+func (t *transition) declined(ev Declined) error {
+	r, err := actor(t.e, ev.RecipientID, ev.At)
+	if err != nil {
+		return err
+	}
+	reason := strings.TrimSpace(ev.Reason)
+	if reason == "" {
+		return errorf(ErrReasonRequired, "a reason is required to decline")
+	}
+	if !ev.ByMail {
+		if err := verified(r, ev.At); err != nil {
+			return err
+		}
+	}
+	r.State, r.Reason, r.ActedAt, r.VerifiedAt = HasDeclined, reason, ev.At.UTC(), time.Time{}
+	method := "one-time code"
+	if ev.ByMail {
+		method = "reply mail"
+	}
+	t.recordFor(ev.Meta, audit.Declined, r, map[string]string{"reason": reason, "authenticated_by": method})
+	t.end(StateDeclined, ev.At, reason, DeclineNotice)
+	return nil
+}
+
+func (t *transition) cancelled(ev Cancelled) error {
+	if t.e.State.Final() {
+		if t.e.State == StateCancelled {
+			return nil // replay
+		}
+		return errorf(ErrEnded, "the envelope is already %s", t.e.State)
+	}
+	if t.e.CurrentStep >= len(t.e.Steps) {
+		return errorf(ErrCompleting, "every step is done; the envelope can no longer be cancelled")
+	}
+	reason := strings.TrimSpace(ev.Reason)
+	t.record(audit.Record{Time: ev.At, Type: audit.Cancelled, Actor: ev.By, IP: ev.Client.IP,
+		UserAgent: ev.Client.UserAgent, Details: map[string]string{"reason": reason}})
+	t.end(StateCancelled, ev.At, reason, CancelNotice)
+	return nil
+}
+
+func (t *transition) expired(ev Expired) error {
+	if t.e.State.Final() || t.e.CurrentStep >= len(t.e.Steps) {
+		return nil // ended, or completing: completion wins over a late timer
+	}
+	if ev.At.Before(t.e.Deadline) {
+		return errorf(ErrNotDue, "the envelope expires at %s, not before", t.e.Deadline.Format(time.RFC3339))
+	}
+	reason := "deadline " + t.e.Deadline.Format(time.RFC3339) + " passed"
+	t.record(audit.Record{Time: ev.At, Type: audit.Expired, Actor: SystemActor, Details: map[string]string{"deadline": t.e.Deadline.Format(time.RFC3339)}})
+	t.end(StateExpired, ev.At, reason, ExpiryNotice)
+	return nil
+}
+
+func (t *transition) reminderDue(ev ReminderDue) error {
+	scheduled := !ev.Due.IsZero()
+	if t.e.State.Final() || t.e.CurrentStep >= len(t.e.Steps) {
+		if scheduled {
+			return nil // a timer that outlived the envelope
+		}
+		return errorf(ErrEnded, "the envelope is %s: nobody is left to remind", t.e.State)
+	}
+	if scheduled && !ev.Due.Equal(t.e.NextReminder) {
+		return nil // stale or replayed timer
+	}
+	var pending []string
+	for _, id := range t.e.Steps[t.e.CurrentStep].Recipients {
+		if !t.e.Recipient(id).Acted() {
+			pending = append(pending, id)
+		}
+	}
+	actor := SystemActor
+	if !scheduled {
+		actor = t.e.Sender.Email
+	}
+	t.record(audit.Record{Time: ev.At, Type: audit.ReminderSent, Actor: actor,
+		Details: map[string]string{"recipients": strings.Join(pending, ",")}})
+	t.effect(Notify{Notice: Reminder, Recipients: pending})
+	if scheduled {
+		t.e.NextReminder = time.Time{}
+		if next := ev.Due.Add(t.e.ReminderEvery); next.Before(t.e.Deadline) {
+			t.e.NextReminder = next.UTC()
+			t.effect(Schedule{Timer: ReminderTimer, At: t.e.NextReminder})
+		}
+	}
+	return nil
+}
+
+func (t *transition) bounced(ev Bounced) error {
+	reason := strings.TrimSpace(ev.Reason)
+	var hit []string
+	for i := range t.e.Recipients {
+		r := &t.e.Recipients[i]
+		if !strings.EqualFold(r.Email, ev.Email) {
+			continue
+		}
+		if r.DeliveryFailure == reason {
+			return nil // replayed bounce
+		}
+		r.DeliveryFailure = reason
+		hit = append(hit, r.ID)
+		t.record(audit.Record{Time: ev.At, Type: audit.Bounced, Actor: SystemActor, RecipientID: r.ID,
+			Details: map[string]string{"email": r.Email, "reason": reason}})
+	}
+	if len(hit) == 0 {
+		return errorf(ErrUnknownRecipient, "envelope %s has no recipient %s", t.e.ID, ev.Email)
+	}
+	if !t.e.State.Final() {
+		t.effect(Notify{Notice: BounceNotice, Recipients: hit, ToSender: true, Reason: reason})
+	}
+	return nil
+}
+
+func (t *transition) completed(ev Completed) error {
+	switch {
+	case t.e.State == StateCompleted:
+		return nil // replay
+	case t.e.State.Final():
+		return errorf(ErrEnded, "the envelope is %s and cannot complete", t.e.State)
+	case t.e.CurrentStep < len(t.e.Steps):
+		return errorf(ErrNotCompleting, "step %d of %d is not done", t.e.CurrentStep+1, len(t.e.Steps))
+	case ev.Certificate == "":
+		return fmt.Errorf("workflow: Completed needs the certificate's SHA-256")
+	}
+	t.applyVersions(ev.Documents)
+	t.e.State, t.e.EndedAt, t.e.NextReminder, t.e.Certificate = StateCompleted, ev.At.UTC(), time.Time{}, ev.Certificate
+	details := map[string]string{"certificate": ev.Certificate}
+	var all []string
+	for i := range t.e.Recipients {
+		r := &t.e.Recipients[i]
+		all = append(all, r.ID)
+		if !r.Role.Acts() {
+			r.State = Delivered
+		}
+	}
+	for i, d := range t.e.Documents {
+		details[fmt.Sprintf("document_%d", i)] = d.Current
+	}
+	t.record(audit.Record{Time: ev.At, Type: audit.Completed, Actor: SystemActor, Details: details})
+	t.effect(Notify{Notice: CompletionMail, Recipients: all, ToSender: true})
+	return nil
+}
