@@ -144,3 +144,21 @@ func Verify(recs []Record) error {
 	}
 	return nil
 }
+
+// VerifyEnd checks, besides Verify, that the trail ends at head: the chain
+// alone cannot show that its last records were cut off, the head recorded
+// elsewhere (in the envelope, in the sealed certificate) can.
+func VerifyEnd(recs []Record, head Head) error {
+	if err := Verify(recs); err != nil {
+		return err
+	}
+	last := Start()
+	if n := len(recs); n > 0 {
+		last = Head{Seq: recs[n-1].Seq, Hash: recs[n-1].Hash}
+	}
+	if last != head {
+		return &ChainError{Index: len(recs), Seq: head.Seq,
+			Problem: fmt.Sprintf("the trail ends at seq %d but the recorded head is seq %d: records were cut off or added", last.Seq, head.Seq)}
+	}
+	return nil
+}

@@ -1,0 +1,620 @@
+package workflow
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parapheur/parapheur/workflow/audit"
+)
+
+var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+func at(d time.Duration) Meta {
+	return Meta{At: t0.Add(d), Client: Client{IP: "192.0.2.10", UserAgent: "test"}}
+}
+
+// draft: step 1 approver r1 (chef), step 2 parallel signers r2 (marie) and
+// r3 (paul), a copy r4 and an archivist r5; deadline in 10 days, reminders
+// every 3 days.
+func draft() Draft {
+	return Draft{
+		ID: "E1", Title: "Convention de partenariat", Language: "fr",
+		Sender:     Party{Name: "Agent", Email: "agent@org.example"},
+		SenderAuth: "dmarc=pass",
+		Documents:  []Document{{Name: "convention.pdf", Pages: 3, Original: "aa", Size: 100}},
+		Steps: []DraftStep{
+			{Role: Approver, Parties: []Party{{Name: "Chef", Email: "chef@org.example"}}},
+			{Role: Signer, Parties: []Party{{Name: "Marie", Email: "marie@partner.example", Phone: "+33612345678"}, {Email: "paul@partner.example"}}},
+		},
+		Copies:        []Party{{Email: "copie@org.example"}},
+		Archivists:    []Party{{Email: "archives@org.example"}},
+		Deadline:      t0.Add(10 * 24 * time.Hour),
+		ReminderEvery: 3 * 24 * time.Hour,
+	}
+}
+
+func created(t *testing.T) *Envelope {
+	t.Helper()
+	tr, err := Create(draft(), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.Envelope
+}
+
+var mac = []byte("mac-of-123456")
+
+// verify is the event pair a recipient goes through before acting.
+func verify(id string, d time.Duration) []Event {
+	return []Event{
+		CodeSent{Meta: at(d), RecipientID: id, MAC: mac, Channel: "email"},
+		CodeVerified{Meta: at(d + time.Minute), RecipientID: id, MAC: mac},
+	}
+}
+
+func seq(groups ...[]Event) []Event {
+	var all []Event
+	for _, g := range groups {
+		all = append(all, g...)
+	}
+	return all
+}
+
+func one(evs ...Event) []Event { return evs }
+
+var sig = Signature{CertSerial: "0a1b", Documents: []DocumentVersion{{Index: 0, SHA256: "bb", Size: 150}}}
+
+// step1Done: the approver approved; the signers are pending.
+func step1Done() []Event {
+	return seq(verify("r1", time.Hour), one(Approved{Meta: at(time.Hour + 2*time.Minute), RecipientID: "r1"}))
+}
+
+// allSigned: every step is done; completion is under way.
+func allSigned() []Event {
+	return seq(step1Done(),
+		verify("r2", 2*time.Hour), one(Signed{Meta: at(2*time.Hour + 2*time.Minute), RecipientID: "r2", Signature: sig}),
+		verify("r3", 3*time.Hour), one(Signed{Meta: at(3*time.Hour + 2*time.Minute), RecipientID: "r3",
+			Signature: Signature{CertSerial: "0c", Documents: []DocumentVersion{{Index: 0, SHA256: "cc", Size: 200}}}}))
+}
+
+func run(t *testing.T, e *Envelope, evs []Event) *Envelope {
+	t.Helper()
+	for i, ev := range evs {
+		tr, err := Apply(e, ev)
+		if err != nil {
+			t.Fatalf("setup event %d (%T): %v", i, ev, err)
+		}
+		e = tr.Envelope
+	}
+	return e
+}
+
+func effectKinds(effs []Effect) []string {
+	var out []string
+	for _, f := range effs {
+		switch f := f.(type) {
+		case Notify:
+			out = append(out, fmt.Sprintf("notify:%s:%v:sender=%v", f.Notice, f.Recipients, f.ToSender))
+		case SendCode:
+			out = append(out, "code:"+f.RecipientID+":"+f.Channel)
+		case Schedule:
+			out = append(out, fmt.Sprintf("schedule:%s:%s", f.Timer, f.At.Sub(t0)))
+		case Complete:
+			out = append(out, "complete")
+		}
+	}
+	return out
+}
+
+func auditTypes(recs []audit.Record) []audit.Type {
+	var out []audit.Type
+	for _, r := range recs {
+		out = append(out, r.Type)
+	}
+	return out
+}
+
+func TestCreate(t *testing.T) {
+	tr, err := Create(draft(), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := tr.Envelope
+	wantEffects := []string{
+		"notify:acknowledgement:[]:sender=true",
+		"schedule:expiry:240h0m0s",
+		"schedule:reminder:72h0m0s",
+		"notify:invitation:[r1]:sender=false",
+	}
+	if got := effectKinds(tr.Effects); !reflect.DeepEqual(got, wantEffects) {
+		t.Errorf("effects = %v, want %v", got, wantEffects)
+	}
+	if got := auditTypes(tr.Audit); !reflect.DeepEqual(got, []audit.Type{audit.Submitted}) {
+		t.Errorf("audit = %v", got)
+	}
+	if tr.Audit[0].Details["sender_auth"] != "dmarc=pass" {
+		t.Errorf("the first audit event must carry the sender authentication, got %v", tr.Audit[0].Details)
+	}
+	states := map[string]RecipientState{}
+	for _, r := range e.Recipients {
+		states[r.ID+"/"+string(r.Role)] = r.State
+	}
+	want := map[string]RecipientState{"r1/approver": Pending, "r2/signer": Waiting, "r3/signer": Waiting, "r4/cc": Waiting, "r5/archivist": Waiting}
+	if !reflect.DeepEqual(states, want) {
+		t.Errorf("recipients = %v, want %v", states, want)
+	}
+	if e.Documents[0].Current != "aa" || e.State != StateInProgress || e.CurrentStep != 0 {
+		t.Errorf("envelope = %+v", e)
+	}
+	if err := audit.VerifyEnd(tr.Audit, e.Audit); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestCreateRefusesBadDrafts(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*Draft)
+		want   string
+	}{
+		{"no document", func(d *Draft) { d.Documents = nil }, "no document"},
+		{"no signer", func(d *Draft) { d.Steps = d.Steps[:1] }, "no signer"},
+		{"empty step", func(d *Draft) { d.Steps[1].Parties = nil }, "step 2 names nobody"},
+		{"copy as a step", func(d *Draft) { d.Steps[0].Role = Copy }, `step 1 has role "cc"`},
+		{"past deadline", func(d *Draft) { d.Deadline = t0.Add(-time.Hour) }, "is not in the future"},
+		{"no sender", func(d *Draft) { d.Sender.Email = "" }, "no sender"},
+		{"recipient without address", func(d *Draft) { d.Steps[1].Parties[1].Email = "" }, "without an address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := draft()
+			tt.change(&d)
+			_, err := Create(d, t0)
+			if !errors.Is(err, ErrInvalidDraft) {
+				t.Fatalf("Create = %v, want ErrInvalidDraft", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not say %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestApply is the transition table: a history that brings the envelope to
+// a situation, one event, and what must come out.
+func TestApply(t *testing.T) {
+	later := 20 * 24 * time.Hour // past the deadline
+	tests := []struct {
+		name    string
+		history []Event
+		event   Event
+		wantErr *Error
+		// checks on success
+		wantState   State
+		wantEffects []string
+		wantAudit   []audit.Type
+		check       func(t *testing.T, e *Envelope)
+	}{
+		{
+			name: "invitation sent records the first sending", event: InvitationSent{Meta: at(time.Minute), RecipientID: "r1"},
+			wantState: StateInProgress, wantAudit: []audit.Type{audit.InvitationSent},
+			check: func(t *testing.T, e *Envelope) {
+				if !e.Recipient("r1").SentAt.Equal(t0.Add(time.Minute)) {
+					t.Errorf("SentAt = %v", e.Recipient("r1").SentAt)
+				}
+			},
+		},
+		{
+			name:    "invitation sent twice is a replay",
+			history: one(InvitationSent{Meta: at(time.Minute), RecipientID: "r1"}),
+			event:   InvitationSent{Meta: at(2 * time.Minute), RecipientID: "r1"}, wantState: StateInProgress,
+		},
+		{
+			name: "view is audited every time", history: one(Viewed{Meta: at(time.Minute), RecipientID: "r1"}),
+			event: Viewed{Meta: at(time.Hour), RecipientID: "r1"}, wantState: StateInProgress, wantAudit: []audit.Type{audit.Viewed},
+			check: func(t *testing.T, e *Envelope) {
+				if !e.Recipient("r1").ViewedAt.Equal(t0.Add(time.Minute)) {
+					t.Errorf("ViewedAt must keep the first view, got %v", e.Recipient("r1").ViewedAt)
+				}
+			},
+		},
+		{
+			name: "a later signer may view the page", event: Viewed{Meta: at(time.Minute), RecipientID: "r2"},
+			wantState: StateInProgress, wantAudit: []audit.Type{audit.Viewed},
+		},
+		{
+			name:  "code sent by sms",
+			event: CodeSent{Meta: at(time.Minute), RecipientID: "r1", MAC: mac, Channel: "sms"}, wantState: StateInProgress,
+			wantEffects: []string{"code:r1:sms"}, wantAudit: []audit.Type{audit.CodeSent},
+			check: func(t *testing.T, e *Envelope) {
+				c := e.Recipient("r1").Code
+				if c == nil || !c.ExpiresAt.Equal(t0.Add(11*time.Minute)) {
+					t.Errorf("code = %+v", c)
+				}
+			},
+		},
+		{
+			name: "sixth code within the hour is refused",
+			history: one(
+				CodeSent{Meta: at(1 * time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"},
+				CodeSent{Meta: at(2 * time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"},
+				CodeSent{Meta: at(3 * time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"},
+				CodeSent{Meta: at(4 * time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"},
+				CodeSent{Meta: at(5 * time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"}),
+			event: CodeSent{Meta: at(6 * time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"}, wantErr: ErrTooManyCodes,
+		},
+		{
+			name: "a code an hour after the first five is allowed",
+			history: one(
+				CodeSent{Meta: at(1 * time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"},
+				CodeSent{Meta: at(2 * time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"},
+				CodeSent{Meta: at(3 * time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"},
+				CodeSent{Meta: at(4 * time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"},
+				CodeSent{Meta: at(5 * time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"}),
+			event:     CodeSent{Meta: at(61 * time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"},
+			wantState: StateInProgress, wantEffects: []string{"code:r1:email"}, wantAudit: []audit.Type{audit.CodeSent},
+		},
+		{
+			name: "code out of turn is refused", event: CodeSent{Meta: at(time.Minute), RecipientID: "r2", MAC: mac, Channel: "email"},
+			wantErr: ErrNotYourTurn,
+		},
+		{
+			name: "a copy gets no code", event: CodeSent{Meta: at(time.Minute), RecipientID: "r4", MAC: mac, Channel: "email"},
+			wantErr: ErrWrongRole,
+		},
+		{
+			name: "unknown recipient", event: Viewed{Meta: at(time.Minute), RecipientID: "r9"}, wantErr: ErrUnknownRecipient,
+		},
+		{
+			name:    "right code verifies and is used up",
+			history: one(CodeSent{Meta: at(time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"}),
+			event:   CodeVerified{Meta: at(2 * time.Minute), RecipientID: "r1", MAC: mac}, wantState: StateInProgress,
+			wantAudit: []audit.Type{audit.CodeVerified},
+			check: func(t *testing.T, e *Envelope) {
+				if r := e.Recipient("r1"); r.Code != nil || r.VerifiedAt.IsZero() {
+					t.Errorf("code must be consumed and verification recorded: %+v", r)
+				}
+			},
+		},
+		{
+			name:    "used code cannot verify twice",
+			history: verify("r1", time.Minute),
+			event:   CodeVerified{Meta: at(3 * time.Minute), RecipientID: "r1", MAC: mac}, wantErr: ErrNoCode,
+		},
+		{
+			name:    "wrong code",
+			history: one(CodeSent{Meta: at(time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"}),
+			event:   CodeVerified{Meta: at(2 * time.Minute), RecipientID: "r1", MAC: []byte("other")}, wantErr: ErrWrongCode,
+		},
+		{
+			name:    "expired code",
+			history: one(CodeSent{Meta: at(time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"}),
+			event:   CodeVerified{Meta: at(11 * time.Minute), RecipientID: "r1", MAC: mac}, wantErr: ErrCodeExpired,
+		},
+		{
+			name:    "a failure is counted",
+			history: one(CodeSent{Meta: at(time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"}),
+			event:   CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"}, wantState: StateInProgress,
+			wantAudit: []audit.Type{audit.CodeFailed},
+			check: func(t *testing.T, e *Envelope) {
+				if c := e.Recipient("r1").Code; c == nil || c.Failures != 1 {
+					t.Errorf("code = %+v", c)
+				}
+			},
+		},
+		{
+			name: "the fifth failure voids the code",
+			history: one(CodeSent{Meta: at(time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"},
+				CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"}, CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"},
+				CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"}, CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"},
+				CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"}),
+			event: CodeVerified{Meta: at(3 * time.Minute), RecipientID: "r1", MAC: mac}, wantErr: ErrNoCode,
+		},
+		{
+			name: "failure without a code", event: CodeFailed{Meta: at(time.Minute), RecipientID: "r1"}, wantErr: ErrNoCode,
+		},
+		{
+			name: "approve without a code is refused", event: Approved{Meta: at(time.Minute), RecipientID: "r1"}, wantErr: ErrNotVerified,
+		},
+		{
+			name: "approve long after the code is refused", history: verify("r1", time.Minute),
+			event: Approved{Meta: at(time.Hour), RecipientID: "r1"}, wantErr: ErrNotVerified,
+		},
+		{
+			name: "approval ends step 1 and invites the parallel signers", history: verify("r1", time.Minute),
+			event: Approved{Meta: at(3 * time.Minute), RecipientID: "r1"}, wantState: StateInProgress,
+			wantEffects: []string{"notify:invitation:[r2 r3]:sender=false"}, wantAudit: []audit.Type{audit.Approved},
+			check: func(t *testing.T, e *Envelope) {
+				if e.CurrentStep != 1 || e.Recipient("r2").State != Pending || e.Recipient("r3").State != Pending {
+					t.Errorf("step = %d, r2 %s, r3 %s", e.CurrentStep, e.Recipient("r2").State, e.Recipient("r3").State)
+				}
+				if e.Recipient("r1").LastSeen.IP != "192.0.2.10" {
+					t.Errorf("the acting client must be kept for the certificate")
+				}
+			},
+		},
+		{
+			name: "an approver cannot sign", history: verify("r1", time.Minute),
+			event: Signed{Meta: at(3 * time.Minute), RecipientID: "r1", Signature: sig}, wantErr: ErrWrongRole,
+		},
+		{
+			name: "a signer cannot approve", history: seq(step1Done(), verify("r2", 2*time.Hour)),
+			event: Approved{Meta: at(2*time.Hour + 2*time.Minute), RecipientID: "r2"}, wantErr: ErrWrongRole,
+		},
+		{
+			name: "first parallel signer: the step goes on", history: seq(step1Done(), verify("r2", 2*time.Hour)),
+			event: Signed{Meta: at(2*time.Hour + 2*time.Minute), RecipientID: "r2", Signature: sig}, wantState: StateInProgress,
+			wantAudit: []audit.Type{audit.Signed},
+			check: func(t *testing.T, e *Envelope) {
+				if e.CurrentStep != 1 || e.Documents[0].Current != "bb" || e.Recipient("r2").Signature.CertSerial != "0a1b" {
+					t.Errorf("envelope = %+v", e)
+				}
+			},
+		},
+		{
+			name: "last signer: completion is asked for",
+			history: seq(step1Done(), verify("r2", 2*time.Hour),
+				one(Signed{Meta: at(2*time.Hour + 2*time.Minute), RecipientID: "r2", Signature: sig}), verify("r3", 3*time.Hour)),
+			event:     Signed{Meta: at(3*time.Hour + 2*time.Minute), RecipientID: "r3", Signature: sig},
+			wantState: StateInProgress, wantEffects: []string{"complete"}, wantAudit: []audit.Type{audit.Signed},
+		},
+		{
+			name: "act twice is refused", history: seq(step1Done(), verify("r2", 2*time.Hour),
+				one(Signed{Meta: at(2*time.Hour + 2*time.Minute), RecipientID: "r2", Signature: sig})),
+			event: Signed{Meta: at(2*time.Hour + 3*time.Minute), RecipientID: "r2", Signature: sig}, wantErr: ErrAlreadyActed,
+		},
+		{
+			name: "act out of turn is refused", event: Signed{Meta: at(time.Minute), RecipientID: "r2", Signature: sig}, wantErr: ErrNotYourTurn,
+		},
+		{
+			name: "decline needs a reason", history: verify("r1", time.Minute),
+			event: Declined{Meta: at(3 * time.Minute), RecipientID: "r1", Reason: "  "}, wantErr: ErrReasonRequired,
+		},
+		{
+			name: "decline needs a code on the page", event: Declined{Meta: at(3 * time.Minute), RecipientID: "r1", Reason: "wrong amount"},
+			wantErr: ErrNotVerified,
+		},
+		{
+			name:    "decline ends the envelope and tells the sender and those who acted",
+			history: seq(step1Done(), verify("r2", 2*time.Hour)),
+			event:   Declined{Meta: at(2*time.Hour + 2*time.Minute), RecipientID: "r2", Reason: "wrong amount"}, wantState: StateDeclined,
+			wantEffects: []string{"notify:declined:[r1]:sender=true"}, wantAudit: []audit.Type{audit.Declined},
+			check: func(t *testing.T, e *Envelope) {
+				if e.Reason != "wrong amount" || e.Recipient("r2").State != HasDeclined || e.EndedAt.IsZero() {
+					t.Errorf("envelope = %+v", e)
+				}
+			},
+		},
+		{
+			name: "decline by reply mail needs no code", event: Declined{Meta: at(time.Minute), RecipientID: "r1", Reason: "pas d'accord", ByMail: true},
+			wantState: StateDeclined, wantEffects: []string{"notify:declined:[]:sender=true"}, wantAudit: []audit.Type{audit.Declined},
+		},
+		{
+			name:    "sign after decline is refused",
+			history: seq(step1Done(), verify("r2", 2*time.Hour), verify("r3", 2*time.Hour), one(Declined{Meta: at(2*time.Hour + 2*time.Minute), RecipientID: "r2", Reason: "no"})),
+			event:   Signed{Meta: at(2*time.Hour + 3*time.Minute), RecipientID: "r3", Signature: sig}, wantErr: ErrEnded,
+		},
+		{
+			name: "cancel by the sender", history: step1Done(),
+			event:     Cancelled{Meta: at(2 * time.Hour), By: "agent@org.example", Reason: "replaced by v2"},
+			wantState: StateCancelled, wantEffects: []string{"notify:cancelled:[r1]:sender=true"}, wantAudit: []audit.Type{audit.Cancelled},
+		},
+		{
+			name:    "cancel twice is a replay",
+			history: one(Cancelled{Meta: at(time.Hour), By: "agent@org.example"}),
+			event:   Cancelled{Meta: at(2 * time.Hour), By: "agent@org.example"}, wantState: StateCancelled,
+		},
+		{
+			name: "cancel after completion is refused", history: seq(allSigned(), one(Completed{Meta: at(4 * time.Hour), Certificate: "cert"})),
+			event: Cancelled{Meta: at(5 * time.Hour), By: "agent@org.example"}, wantErr: ErrEnded,
+		},
+		{
+			name: "cancel while completing is refused", history: allSigned(),
+			event: Cancelled{Meta: at(5 * time.Hour), By: "agent@org.example"}, wantErr: ErrCompleting,
+		},
+		{
+			name: "expiry at the deadline", history: step1Done(), event: Expired{Meta: at(10 * 24 * time.Hour)},
+			wantState: StateExpired, wantEffects: []string{"notify:expired:[r1]:sender=true"}, wantAudit: []audit.Type{audit.Expired},
+		},
+		{
+			name: "an early expiry timer is refused", event: Expired{Meta: at(24 * time.Hour)}, wantErr: ErrNotDue,
+		},
+		{
+			name: "expiry replayed", history: one(Expired{Meta: at(later)}), event: Expired{Meta: at(later + time.Hour)}, wantState: StateExpired,
+		},
+		{
+			name: "expiry while completing does nothing", history: allSigned(), event: Expired{Meta: at(later)}, wantState: StateInProgress,
+		},
+		{
+			name: "act after the deadline, before the timer fired", history: one(CodeSent{Meta: at(time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"}),
+			event: CodeVerified{Meta: at(later), RecipientID: "r1", MAC: mac}, wantErr: ErrDeadlinePassed,
+		},
+		{
+			name: "act after expiry", history: seq(verify("r1", time.Minute), one(Expired{Meta: at(later)})),
+			event: Approved{Meta: at(later + time.Minute), RecipientID: "r1"}, wantErr: ErrEnded,
+		},
+		{
+			name: "reminder reminds the pending and schedules the next", history: seq(step1Done(), verify("r2", 2*time.Hour),
+				one(Signed{Meta: at(2*time.Hour + 2*time.Minute), RecipientID: "r2", Signature: sig})),
+			event:       ReminderDue{Meta: at(72 * time.Hour), Due: t0.Add(72 * time.Hour)},
+			wantState:   StateInProgress,
+			wantEffects: []string{"notify:reminder:[r3]:sender=false", "schedule:reminder:144h0m0s"}, wantAudit: []audit.Type{audit.ReminderSent},
+		},
+		{
+			name: "no reminder scheduled past the deadline", history: one(ReminderDue{Meta: at(72 * time.Hour), Due: t0.Add(72 * time.Hour)},
+				ReminderDue{Meta: at(144 * time.Hour), Due: t0.Add(144 * time.Hour)}),
+			event: ReminderDue{Meta: at(216 * time.Hour), Due: t0.Add(216 * time.Hour)}, wantState: StateInProgress,
+			wantEffects: []string{"notify:reminder:[r1]:sender=false"}, wantAudit: []audit.Type{audit.ReminderSent},
+			check: func(t *testing.T, e *Envelope) {
+				if !e.NextReminder.IsZero() {
+					t.Errorf("NextReminder = %v, want none", e.NextReminder)
+				}
+			},
+		},
+		{
+			name: "a replayed reminder timer does nothing", history: one(ReminderDue{Meta: at(72 * time.Hour), Due: t0.Add(72 * time.Hour)}),
+			event: ReminderDue{Meta: at(73 * time.Hour), Due: t0.Add(72 * time.Hour)}, wantState: StateInProgress,
+		},
+		{
+			name: "the sender's manual reminder", event: ReminderDue{Meta: at(time.Hour)}, wantState: StateInProgress,
+			wantEffects: []string{"notify:reminder:[r1]:sender=false"}, wantAudit: []audit.Type{audit.ReminderSent},
+			check: func(t *testing.T, e *Envelope) {
+				if !e.NextReminder.Equal(t0.Add(72 * time.Hour)) {
+					t.Errorf("a manual reminder must not move the schedule: %v", e.NextReminder)
+				}
+			},
+		},
+		{
+			name: "manual reminder on an ended envelope is refused", history: one(Cancelled{Meta: at(time.Hour), By: "agent@org.example"}),
+			event: ReminderDue{Meta: at(2 * time.Hour)}, wantErr: ErrEnded,
+		},
+		{
+			name: "reminder timer after the end does nothing", history: one(Cancelled{Meta: at(time.Hour), By: "agent@org.example"}),
+			event: ReminderDue{Meta: at(72 * time.Hour), Due: t0.Add(72 * time.Hour)}, wantState: StateCancelled,
+		},
+		{
+			name: "bounce is recorded and the sender told", event: Bounced{Meta: at(time.Minute), Email: "CHEF@org.example", Reason: "550 5.1.1 no such user"},
+			wantState: StateInProgress, wantEffects: []string{"notify:delivery_failure:[r1]:sender=true"}, wantAudit: []audit.Type{audit.Bounced},
+			check: func(t *testing.T, e *Envelope) {
+				if e.Recipient("r1").DeliveryFailure != "550 5.1.1 no such user" {
+					t.Errorf("failure = %q", e.Recipient("r1").DeliveryFailure)
+				}
+			},
+		},
+		{
+			name: "a replayed bounce", history: one(Bounced{Meta: at(time.Minute), Email: "chef@org.example", Reason: "550"}),
+			event: Bounced{Meta: at(2 * time.Minute), Email: "chef@org.example", Reason: "550"}, wantState: StateInProgress,
+		},
+		{
+			name: "bounce for a stranger", event: Bounced{Meta: at(time.Minute), Email: "x@example.com", Reason: "550"}, wantErr: ErrUnknownRecipient,
+		},
+		{
+			name: "completion before the steps are done is refused", history: step1Done(),
+			event: Completed{Meta: at(4 * time.Hour), Certificate: "cert"}, wantErr: ErrNotCompleting,
+		},
+		{
+			name: "completion seals and mails everyone", history: allSigned(),
+			event:     Completed{Meta: at(4 * time.Hour), Certificate: "cert", Documents: []DocumentVersion{{Index: 0, SHA256: "dd", Size: 300}}},
+			wantState: StateCompleted, wantEffects: []string{"notify:completion:[r1 r2 r3 r4 r5]:sender=true"}, wantAudit: []audit.Type{audit.Completed},
+			check: func(t *testing.T, e *Envelope) {
+				if e.Documents[0].Current != "dd" || e.Documents[0].Original != "aa" || e.Certificate != "cert" {
+					t.Errorf("documents = %+v", e.Documents)
+				}
+				if e.Recipient("r4").State != Delivered || e.Recipient("r5").State != Delivered {
+					t.Errorf("copies must be marked delivered")
+				}
+			},
+		},
+		{
+			name: "completion replayed", history: seq(allSigned(), one(Completed{Meta: at(4 * time.Hour), Certificate: "cert"})),
+			event: Completed{Meta: at(5 * time.Hour), Certificate: "cert"}, wantState: StateCompleted,
+		},
+		{
+			name: "completion of a declined envelope is refused", history: seq(verify("r1", time.Minute), one(Declined{Meta: at(3 * time.Minute), RecipientID: "r1", Reason: "no"})),
+			event: Completed{Meta: at(5 * time.Hour), Certificate: "cert"}, wantErr: ErrEnded,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := run(t, created(t), tt.history)
+			snapshot := before.Clone()
+			tr, err := Apply(before, tt.event)
+			if !reflect.DeepEqual(before, snapshot) {
+				t.Fatal("Apply changed its input envelope")
+			}
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Apply = %v, want %s", err, tt.wantErr.Code)
+				}
+				if err.Error() == tt.wantErr.Message {
+					t.Errorf("error %q should say more than the generic message", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			e := tr.Envelope
+			if e.State != tt.wantState {
+				t.Errorf("state = %s, want %s", e.State, tt.wantState)
+			}
+			if got := effectKinds(tr.Effects); !reflect.DeepEqual(got, tt.wantEffects) {
+				t.Errorf("effects = %v, want %v", got, tt.wantEffects)
+			}
+			if got := auditTypes(tr.Audit); !reflect.DeepEqual(got, tt.wantAudit) {
+				t.Errorf("audit = %v, want %v", got, tt.wantAudit)
+			}
+			if !tr.Changed() && !reflect.DeepEqual(e, snapshot) {
+				t.Errorf("an unchanged transition altered the envelope")
+			}
+			if tr.Changed() && (e.Audit.Seq != snapshot.Audit.Seq+uint64(len(tr.Audit)) || tr.Audit[0].Prev != snapshot.Audit.Hash) {
+				t.Errorf("audit records do not continue the envelope's chain")
+			}
+			if tt.check != nil {
+				tt.check(t, e)
+			}
+		})
+	}
+}
+
+// TestFullTrailVerifies runs a whole envelope and checks the accumulated
+// audit trail is one valid chain ending at the envelope's head.
+func TestFullTrailVerifies(t *testing.T) {
+	tr, err := Create(draft(), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, trail := tr.Envelope, tr.Audit
+	for _, ev := range seq(allSigned(), one(Completed{Meta: at(4 * time.Hour), Certificate: "cert"})) {
+		tr, err := Apply(e, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, trail = tr.Envelope, append(trail, tr.Audit...)
+	}
+	if e.State != StateCompleted {
+		t.Fatalf("state = %s", e.State)
+	}
+	if err := audit.VerifyEnd(trail, e.Audit); err != nil {
+		t.Fatal(err)
+	}
+	if len(trail) != 11 {
+		t.Fatalf("trail has %d records, want 11: %v", len(trail), auditTypes(trail))
+	}
+}
+
+func TestCanAct(t *testing.T) {
+	e := created(t)
+	if err := CanAct(e, "r1", t0.Add(time.Minute)); err != nil {
+		t.Errorf("r1: %v", err)
+	}
+	if err := CanAct(e, "r2", t0.Add(time.Minute)); !errors.Is(err, ErrNotYourTurn) {
+		t.Errorf("r2: %v", err)
+	}
+	if err := CanAct(e, "r5", t0.Add(time.Minute)); !errors.Is(err, ErrWrongRole) {
+		t.Errorf("r5: %v", err)
+	}
+}
+
+func TestAddToken(t *testing.T) {
+	e := created(t)
+	if err := e.AddToken("r1", []byte{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.AddToken("r1", []byte{3}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.Recipient("r1").TokenHashes; len(got) != 2 {
+		t.Fatalf("tokens = %v", got)
+	}
+	if err := e.AddToken("r4", []byte{1}); !errors.Is(err, ErrWrongRole) {
+		t.Fatalf("a copy got a link: %v", err)
+	}
+	if err := e.AddToken("r9", []byte{1}); !errors.Is(err, ErrUnknownRecipient) {
+		t.Fatalf("unknown recipient: %v", err)
+	}
+}
