@@ -1,0 +1,107 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// sample is the commented sample configuration shipped in deploy/.
+var sample, _ = filepath.Abs("../../deploy/parapheur.toml")
+
+// sampleEnv points the sample's secret files, which live in /etc/parapheur/secrets on a real
+// installation, at files of the test.
+func sampleEnv(t *testing.T) []string {
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("never-shown\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"PARAPHEUR_IMAP_PASSWORD_FILE=" + secret, "PARAPHEUR_SMTP_PASSWORD_FILE=" + secret}
+}
+
+func TestConfigCheckGood(t *testing.T) {
+	env := sampleEnv(t)
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+	}{
+		{"global flag", env, []string{"--config", sample, "config", "check"}},
+		{"flag after the command", env, []string{"config", "check", "--config=" + sample}},
+		{"PARAPHEUR_CONFIG", append(env, "PARAPHEUR_CONFIG="+sample), []string{"config", "check"}},
+		{"flag over PARAPHEUR_CONFIG", append(env, "PARAPHEUR_CONFIG=/nonexistent.toml"), []string{"-config", sample, "config", "check"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := parapheur(t, tc.env, tc.args...)
+			if r.code != exitOK || r.stdout != "config OK: "+sample+"\n" || r.stderr != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+			}
+		})
+	}
+
+	// The environment alone, with an empty --config.
+	r := parapheur(t, []string{
+		"PARAPHEUR_CONFIG=",
+		"PARAPHEUR_ADDRESS=parapheur@org.example",
+		"PARAPHEUR_PUBLIC_URL=http://127.0.0.1:8080",
+		"PARAPHEUR_IMAP_URL=imap://parapheur@127.0.0.1:1143/INBOX",
+		"PARAPHEUR_IMAP_PASSWORD=secret",
+		"PARAPHEUR_SMTP_URL=smtp://127.0.0.1:2525",
+		"PARAPHEUR_SENDERS_ALLOWED=@example.com",
+	}, "config", "check")
+	if r.code != exitOK || r.stdout != "config OK: (environment only)\n" {
+		t.Errorf("environment only: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestConfigCheckBad(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.toml")
+	data, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.NewReplacer(
+		`url = "smtp://parapheur@smtp.org.example:587"`, `url = "smtp://mail.example.org:25?tls=none"`,
+		`authserv_id = "mx.org.example"`, `authserv_id = ""`,
+		`processed_folder =`, `pasword = "hunter2"`+"\nprocessed_folder =",
+	).Replace(string(data))
+	if err := os.WriteFile(bad, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := parapheur(t, sampleEnv(t), "--config", bad, "config", "check")
+	want := []string{
+		`imap.pasword: unknown key (did you mean imap.password?)`,
+		`senders.authserv_id: required when senders.require_auth is true`,
+		`smtp.url: scheme "smtp" to non-loopback host mail.example.org needs STARTTLS`,
+	}
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if r.code != exitFailure || len(lines) != len(want) {
+		t.Fatalf("exit %d, want 1 and %d problems; stdout:\n%s\nstderr: %s", r.code, len(want), r.stdout, r.stderr)
+	}
+	for i, line := range lines {
+		if !strings.HasPrefix(line, want[i]) {
+			t.Errorf("line %d: %q, want it to start with %q", i+1, line, want[i])
+		}
+	}
+	if r.stderr != "parapheur config check: "+bad+": 3 problem(s)\n" {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	if strings.Contains(r.stdout+r.stderr, "never-shown") || strings.Contains(r.stdout+r.stderr, "hunter2") {
+		t.Errorf("a secret is printed:\n%s%s", r.stdout, r.stderr)
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, "syntax.toml"), []byte("listen = = 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, file, stderr string }{
+		{"missing file", filepath.Join(dir, "missing.toml"), "no such file or directory"},
+		{"syntax error", filepath.Join(dir, "syntax.toml"), "syntax.toml: toml: line 1"},
+	} {
+		r := parapheur(t, nil, "config", "check", "--config", tc.file)
+		if r.code != exitFailure || !strings.HasPrefix(r.stderr, "parapheur config check: ") || !strings.Contains(r.stderr, tc.stderr) || r.stdout != "" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", tc.name, r.code, r.stdout, r.stderr)
+		}
+	}
+}

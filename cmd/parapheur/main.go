@@ -1,0 +1,253 @@
+// Command parapheur is the mail-integrated e-signing gateway: agents email PDFs with an
+// instruction block, recipients sign them (PAdES, ETSI EN 319 142) through a personal link,
+// and everyone receives the sealed result. Its subcommands are those of SPEC §7.
+//
+// Each subcommand is a command value and a run function in its own file; main.go only
+// dispatches. Exit codes: 0 success, 1 failure, 2 usage error or not implemented yet.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/parapheur/parapheur/cmd/parapheur/config"
+)
+
+// Exit codes of every subcommand.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// defaultConfigPath is read when neither --config nor PARAPHEUR_CONFIG says otherwise; the
+// systemd unit and the container use it.
+const defaultConfigPath = "/etc/parapheur/parapheur.toml"
+
+// commands are the subcommands, in the order the overview lists them.
+var commands = []*command{
+	serveCommand,
+	demoCommand,
+	sealCommand,
+	verifyCommand,
+	envelopeListCommand,
+	envelopeShowCommand,
+	envelopeCancelCommand,
+	envelopeRemindCommand,
+	caInitCommand,
+	configCheckCommand,
+}
+
+// command is one subcommand.
+type command struct {
+	// name is the words that select it: "seal", "envelope show".
+	name string
+	// args describes the arguments after the flags: "IN.pdf OUT.pdf".
+	args string
+	// summary is one line for the overview.
+	summary string
+	// help is the paragraph of "--help": what the command does, and what it needs.
+	help string
+	// run declares the command's flags on inv, parses, and does the work; it returns the
+	// exit code.
+	run func(inv *invocation) int
+}
+
+// invocation is one run of a command.
+type invocation struct {
+	cmd            *command
+	flags          *flag.FlagSet
+	args           []string // before parse: the command line after the command's name
+	stdout, stderr io.Writer
+	environ        []string
+	configPath     *string // set by configFlag
+	globalConfig   string  // --config before the command name, or its default
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Environ()))
+}
+
+// run is the whole program, apart from the process: it returns the exit code.
+func run(args []string, stdout, stderr io.Writer, environ []string) int {
+	top := flag.NewFlagSet("parapheur", flag.ContinueOnError)
+	top.SetOutput(io.Discard)
+	configPath := top.String("config", defaultConfig(environ), "")
+	if err := top.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			overview(stdout)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "parapheur: %v\n\n", err)
+		overview(stderr)
+		return exitUsage
+	}
+	words := top.Args()
+	if len(words) == 0 {
+		overview(stderr)
+		return exitUsage
+	}
+	if words[0] == "help" {
+		if len(words) == 1 {
+			overview(stdout)
+			return exitOK
+		}
+		words = append(words[1:], "--help")
+	}
+	cmd, rest := lookup(words)
+	if cmd == nil {
+		return unknown(words, stdout, stderr)
+	}
+	inv := &invocation{
+		cmd:          cmd,
+		flags:        flag.NewFlagSet("parapheur "+cmd.name, flag.ContinueOnError),
+		args:         rest,
+		stdout:       stdout,
+		stderr:       stderr,
+		environ:      environ,
+		globalConfig: *configPath,
+	}
+	inv.flags.SetOutput(io.Discard)
+	return cmd.run(inv)
+}
+
+// defaultConfig is $PARAPHEUR_CONFIG when set, even empty, else defaultConfigPath.
+func defaultConfig(environ []string) string {
+	path := defaultConfigPath
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, config.EnvConfig+"="); ok {
+			path = v
+		}
+	}
+	return path
+}
+
+// lookup finds the command named by the first one or two words, and the words after it.
+func lookup(words []string) (*command, []string) {
+	for _, c := range commands {
+		n := strings.Count(c.name, " ") + 1
+		if len(words) >= n && strings.Join(words[:n], " ") == c.name {
+			return c, words[n:]
+		}
+	}
+	return nil, nil
+}
+
+// unknown answers words that select no command: the list of a group's commands for
+// "envelope" or "envelope --help", else an error.
+func unknown(words []string, stdout, stderr io.Writer) int {
+	var group []*command
+	for _, c := range commands {
+		if strings.HasPrefix(c.name, words[0]+" ") {
+			group = append(group, c)
+		}
+	}
+	if len(group) > 0 && len(words) >= 2 && isHelp(words[1]) {
+		listCommands(stdout, group)
+		return exitOK
+	}
+	switch {
+	case len(group) > 0 && len(words) == 1:
+		fmt.Fprintf(stderr, "parapheur %s: missing subcommand\n\n", words[0])
+	case len(group) > 0:
+		fmt.Fprintf(stderr, "parapheur %s: unknown subcommand %q\n\n", words[0], words[1])
+	default:
+		fmt.Fprintf(stderr, "parapheur: unknown command %q\n\n", words[0])
+		group = commands
+	}
+	listCommands(stderr, group)
+	return exitUsage
+}
+
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help"
+}
+
+// overview is the program's help.
+func overview(w io.Writer) {
+	fmt.Fprint(w, `usage: parapheur [--config FILE] COMMAND [ARGS]
+
+parapheur is a mail-integrated e-signing gateway. Agents email PDFs to its
+mailbox with a short instruction block naming who approves and who signs; the
+gateway mails each recipient a personal link, collects PAdES signatures, seals
+the result and sends it, with a certificate of completion, to everyone.
+
+`)
+	listCommands(w, commands)
+	fmt.Fprintf(w, `
+--config FILE is the TOML configuration: by default $%s, else
+%s; an empty FILE means the environment alone.
+PARAPHEUR_* environment variables override its keys (a.b_c is PARAPHEUR_A_B_C)
+and K_file reads key K from a file: see deploy/parapheur.toml.
+
+Run "parapheur COMMAND --help" for the details of a command.
+`, config.EnvConfig, defaultConfigPath)
+}
+
+func listCommands(w io.Writer, cmds []*command) {
+	fmt.Fprintln(w, "commands:")
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-24s %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
+	}
+}
+
+// configFlag declares --config, defaulting to the global one, for the commands that read
+// the configuration.
+func (inv *invocation) configFlag() {
+	inv.configPath = inv.flags.String("config", inv.globalConfig, "the TOML configuration `FILE`; empty for the environment alone")
+}
+
+// parse parses inv.args against the flags declared so far, and wants between min and max
+// arguments (max < 0: no limit) after them. When ok is false, the command is over: help was
+// printed (code 0) or a usage error (code 2).
+func (inv *invocation) parse(min, max int) (code int, ok bool) {
+	err := inv.flags.Parse(inv.args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		inv.usage(inv.stdout)
+		return exitOK, false
+	case err != nil:
+		return inv.usageError("%v", err), false
+	}
+	inv.args = inv.flags.Args()
+	switch n := len(inv.args); {
+	case n < min:
+		return inv.usageError("missing arguments: want %s", inv.cmd.args), false
+	case max >= 0 && n > max:
+		return inv.usageError("too many arguments: want %s", inv.cmd.args), false
+	}
+	return exitOK, true
+}
+
+// usage prints the command's help.
+func (inv *invocation) usage(w io.Writer) {
+	synopsis := "parapheur " + inv.cmd.name
+	hasFlags := false
+	inv.flags.VisitAll(func(*flag.Flag) { hasFlags = true })
+	if hasFlags {
+		synopsis += " [flags]"
+	}
+	fmt.Fprintf(w, "usage: %s\n\n%s\n", strings.TrimSpace(synopsis+" "+inv.cmd.args), strings.TrimSpace(inv.cmd.help))
+	if hasFlags {
+		fmt.Fprint(w, "\nflags:\n")
+		inv.flags.SetOutput(w)
+		inv.flags.PrintDefaults()
+		inv.flags.SetOutput(io.Discard)
+	}
+}
+
+func (inv *invocation) usageError(format string, args ...any) int {
+	fmt.Fprintf(inv.stderr, "parapheur %s: %s\n\n", inv.cmd.name, fmt.Sprintf(format, args...))
+	inv.usage(inv.stderr)
+	return exitUsage
+}
+
+// notImplemented ends a command that later work fills in, naming that work.
+func (inv *invocation) notImplemented(work string) int {
+	fmt.Fprintf(inv.stderr, "parapheur %s: not implemented yet (%s)\n", inv.cmd.name, work)
+	return exitUsage
+}

@@ -1,0 +1,383 @@
+package testrig
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+)
+
+const (
+	dovecotPackages = "dovecot-imapd dovecot-lmtpd"
+	postfixPackages = "postfix"
+	// mailSysUser runs Dovecot and owns the mailboxes: Dovecot will not run as root
+	// without chroots and privilege separation, which a test has no use for.
+	mailSysUser = "mailtest"
+	// dovecotLibexec is where Debian puts the IMAP and LMTP servers the master spawns.
+	dovecotLibexec = "/usr/lib/dovecot"
+)
+
+//go:embed templates
+var templates embed.FS
+
+// validMailUser matches user names Dovecot's %Ln leaves alone and a passwd-file can hold.
+var validMailUser = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+
+// MailOptions tunes a [Mail] rig.
+type MailOptions struct {
+	// Users are the mailboxes that can log in over IMAP (as "alice" or "alice@example.com")
+	// and over SMTP AUTH; default parapheur, alice, bob and archives. Mail to any other
+	// local part is delivered too, to a mailbox nobody can log in to.
+	Users []string
+	// Password is every user's password; default "secret".
+	Password string
+}
+
+// Mail is a private mail system: Postfix answers SMTP and relays mail for any local part at
+// example.com, partner.example and org.example (the gateway's own domain in our tests) to
+// Dovecot over LMTP, and Dovecot serves the mailboxes over IMAP. The mailbox is the local
+// part without its "+tag". Scripted failures at RCPT: tempfail[+x]@ gets 451,
+// reject[+x]@ gets 550, any other domain 554; nothing ever leaves the machine.
+type Mail struct {
+	dir      string
+	users    []string
+	password string
+	ports    mailPorts
+	cred     *syscall.Credential // of mailSysUser
+	dovecot  string              // binaries
+	doveadm  string
+	postfix  string
+	master   string // the Postfix master daemon
+
+	mu          sync.Mutex // guards the processes across StopMTA, StartMTA and Stop
+	dovecotProc *process
+	mtaProc     *process // nil while the MTA is stopped
+}
+
+// mailPorts are the rig's loopback ports, named as the templates use them.
+type mailPorts struct {
+	SMTPPort, IMAPPort, LMTPPort, AuthPort int
+}
+
+// StartMail starts Dovecot and Postfix with their configuration, queues, mailboxes and logs
+// in dir, which it creates if needed. It must run as root. Stop it with [Mail.Stop].
+func StartMail(dir string, opts MailOptions) (*Mail, error) {
+	m := &Mail{users: opts.Users, password: opts.Password}
+	if len(m.users) == 0 {
+		m.users = []string{"parapheur", "alice", "bob", "archives"}
+	}
+	if m.password == "" {
+		m.password = "secret"
+	}
+	for _, u := range m.users {
+		if !validMailUser.MatchString(u) {
+			return nil, fmt.Errorf("testrig: mail user %q: want lower-case letters, digits, '.', '_' or '-'", u)
+		}
+	}
+	if strings.ContainsAny(m.password, ":\r\n") {
+		return nil, errors.New("testrig: mail password must not hold ':' or a line break")
+	}
+	if err := m.findBinaries(); err != nil {
+		return nil, err
+	}
+	if os.Geteuid() != 0 {
+		return nil, errors.New("testrig: the mail rig must run as root: the Postfix master needs it")
+	}
+	var err error
+	if m.dir, err = filepath.Abs(dir); err != nil {
+		return nil, fmt.Errorf("testrig: %w", err)
+	}
+	if m.cred, err = sysUser(); err != nil {
+		return nil, err
+	}
+	ports, err := freePorts(4)
+	if err != nil {
+		return nil, err
+	}
+	m.ports = mailPorts{SMTPPort: ports[0], IMAPPort: ports[1], LMTPPort: ports[2], AuthPort: ports[3]}
+	if err := m.writeConfig(); err != nil {
+		return nil, err
+	}
+	if err := m.startDovecot(); err != nil {
+		return nil, err
+	}
+	if err := m.StartMTA(); err != nil {
+		return nil, errors.Join(err, m.Stop())
+	}
+	return m, nil
+}
+
+// MailRig starts a mail rig with default options in a temporary directory of t and stops
+// it when t ends. It fails t if the rig cannot start.
+func MailRig(t testing.TB) *Mail {
+	t.Helper()
+	m, err := StartMail(t.TempDir(), MailOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return m
+}
+
+func (m *Mail) findBinaries() error {
+	var err error
+	if m.dovecot, err = findBinary("dovecot", dovecotPackages); err != nil {
+		return err
+	}
+	if m.doveadm, err = findBinary("doveadm", dovecotPackages); err != nil {
+		return err
+	}
+	// dovecot-core alone has neither server, and its master starts without them
+	for _, name := range []string{"imap", "lmtp"} {
+		if _, err := os.Stat(filepath.Join(dovecotLibexec, name)); err != nil {
+			return fmt.Errorf("testrig: %s not found; install it with: %s",
+				filepath.Join(dovecotLibexec, name), installCommand(dovecotPackages))
+		}
+	}
+	if m.postfix, err = findBinary("postfix", postfixPackages); err != nil {
+		return err
+	}
+	postconf, err := findBinary("postconf", postfixPackages)
+	if err != nil {
+		return err
+	}
+	out, err := exec.Command(postconf, "-d", "-h", "daemon_directory").Output()
+	if err != nil {
+		return fmt.Errorf("testrig: postconf -d daemon_directory: %w", err)
+	}
+	m.master = filepath.Join(strings.TrimSpace(string(out)), "master")
+	return nil
+}
+
+// sysUser returns the credentials of mailSysUser, creating that system user if needed.
+func sysUser() (*syscall.Credential, error) {
+	u, err := user.Lookup(mailSysUser)
+	if err != nil {
+		useradd, err := findBinary("useradd", "passwd")
+		if err != nil {
+			return nil, err
+		}
+		// Another test binary may be creating it at the same moment: judge by the lookup.
+		out, addErr := exec.Command(useradd, "-r", "-M", "-s", "/usr/sbin/nologin", mailSysUser).CombinedOutput()
+		if u, err = user.Lookup(mailSysUser); err != nil {
+			return nil, fmt.Errorf("testrig: creating system user %s: %v %s", mailSysUser, addErr, out)
+		}
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("testrig: user %s: %w", mailSysUser, err)
+	}
+	gid, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("testrig: user %s: %w", mailSysUser, err)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+// writeConfig lays out dir: dovecot/ owned by mailSysUser, postfix/ as Postfix wants it.
+func (m *Mail) writeConfig() error {
+	for _, d := range []string{"dovecot/run", "dovecot/state", "dovecot/mail", "postfix/conf", "postfix/queue", "postfix/data"} {
+		if err := os.MkdirAll(filepath.Join(m.dir, d), 0o755); err != nil {
+			return fmt.Errorf("testrig: %w", err)
+		}
+	}
+	if err := m.render("dovecot.conf", "dovecot/dovecot.conf"); err != nil {
+		return err
+	}
+	var users strings.Builder
+	for _, u := range m.users {
+		fmt.Fprintf(&users, "%s:%s\n", u, m.password)
+	}
+	if err := os.WriteFile(filepath.Join(m.dir, "dovecot/users"), []byte(users.String()), 0o600); err != nil {
+		return fmt.Errorf("testrig: %w", err)
+	}
+	if err := chownTree(filepath.Join(m.dir, "dovecot"), int(m.cred.Uid), int(m.cred.Gid)); err != nil {
+		return err
+	}
+	if err := openPath(m.dir, int(m.cred.Uid)); err != nil {
+		return err
+	}
+
+	for _, f := range []string{"main.cf", "master.cf", "rcpt_access"} {
+		if err := m.render(f, "postfix/conf/"+f); err != nil {
+			return err
+		}
+	}
+	// Postfix waits for a main.cf younger than about 2 s to "cool down": backdate them all.
+	old := time.Now().Add(-time.Minute)
+	for _, f := range []string{"main.cf", "master.cf", "rcpt_access"} {
+		if err := os.Chtimes(filepath.Join(m.dir, "postfix/conf", f), old, old); err != nil {
+			return fmt.Errorf("testrig: %w", err)
+		}
+	}
+	pf, err := user.Lookup("postfix") // created by the postfix package
+	if err != nil {
+		return fmt.Errorf("testrig: %w; install postfix with: %s", err, installCommand(postfixPackages))
+	}
+	uid, _ := strconv.Atoi(pf.Uid)
+	if err := os.Chown(filepath.Join(m.dir, "postfix/data"), uid, -1); err != nil {
+		return fmt.Errorf("testrig: %w", err)
+	}
+	return nil
+}
+
+// render writes the embedded template name, filled with the rig's directory and ports, to
+// the path rel under dir.
+func (m *Mail) render(name, rel string) error {
+	t, err := template.ParseFS(templates, "templates/"+name)
+	if err != nil {
+		return fmt.Errorf("testrig: %w", err)
+	}
+	f, err := os.Create(filepath.Join(m.dir, rel))
+	if err != nil {
+		return fmt.Errorf("testrig: %w", err)
+	}
+	data := struct {
+		mailPorts
+		Dir, SysUser string
+	}{m.ports, m.dir, mailSysUser}
+	return errors.Join(t.Execute(f, data), f.Close())
+}
+
+// chownTree gives the tree at root to uid:gid.
+func chownTree(root string, uid, gid int) error {
+	err := filepath.WalkDir(root, func(path string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, uid, gid)
+	})
+	if err != nil {
+		return fmt.Errorf("testrig: %w", err)
+	}
+	return nil
+}
+
+// openPath lets uid enter dir and each of its parents, adding o+x where needed: Go's
+// t.TempDir makes 0700 directories, which Dovecot's user could not enter.
+func openPath(dir string, uid int) error {
+	for p := dir; ; p = filepath.Dir(p) {
+		st, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("testrig: %w", err)
+		}
+		owner := st.Sys().(*syscall.Stat_t).Uid
+		if st.Mode()&0o001 == 0 && int(owner) != uid {
+			if err := os.Chmod(p, st.Mode().Perm()|0o001); err != nil {
+				return fmt.Errorf("testrig: %w", err)
+			}
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
+}
+
+func (m *Mail) startDovecot() error {
+	conf := filepath.Join(m.dir, "dovecot/dovecot.conf")
+	p, err := startProcess("dovecot", filepath.Join(m.dir, "dovecot/stdout.log"), m.cred,
+		[]string{m.dovecot, "-F", "-c", conf}, filepath.Join(m.dir, "dovecot/dovecot.log"))
+	if err != nil {
+		return err
+	}
+	for _, port := range []int{m.ports.IMAPPort, m.ports.LMTPPort, m.ports.AuthPort} {
+		if err := p.waitListening(loopback(port)); err != nil {
+			return errors.Join(err, p.stop())
+		}
+	}
+	m.dovecotProc = p
+	return nil
+}
+
+// StartMTA starts Postfix, at first or again after [Mail.StopMTA], on the same port and with
+// the same queue, so that mail it accepted before is delivered.
+func (m *Mail) StartMTA() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mtaProc != nil {
+		return nil
+	}
+	conf := filepath.Join(m.dir, "postfix/conf")
+	// "postfix start" would run this check, which creates the queue directories, and then
+	// detach the master from us. Run as our child (-d), the master is ours to reap, and its
+	// watchdog can stop it if the test binary dies.
+	if out, err := exec.Command(m.postfix, "-c", conf, "check").CombinedOutput(); err != nil {
+		return fmt.Errorf("testrig: postfix check: %v: %s\n%s", err, out, logTail(filepath.Join(m.dir, "postfix/postfix.log"), 5))
+	}
+	p, err := startProcess("postfix", filepath.Join(m.dir, "postfix/master.log"), nil,
+		[]string{m.master, "-d", "-c", conf}, filepath.Join(m.dir, "postfix/postfix.log"))
+	if err != nil {
+		return err
+	}
+	if err := p.waitListening(m.SMTPAddr()); err != nil {
+		return errors.Join(err, p.stop())
+	}
+	m.mtaProc = p
+	return nil
+}
+
+// StopMTA stops Postfix and waits until all its processes are gone; SMTP connections are
+// refused until [Mail.StartMTA]. Dovecot keeps running.
+func (m *Mail) StopMTA() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mtaProc == nil {
+		return nil
+	}
+	err := m.mtaProc.stop()
+	m.mtaProc = nil
+	return err
+}
+
+// Stop stops Postfix and Dovecot and waits until all their processes are gone. The
+// directory stays, with the logs and mailboxes.
+func (m *Mail) Stop() error {
+	err := m.StopMTA()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dovecotProc != nil {
+		err = errors.Join(err, m.dovecotProc.stop())
+		m.dovecotProc = nil
+	}
+	return err
+}
+
+// Kick closes every IMAP connection of user, as a server restart or an idle timeout would,
+// so that a test can watch a client reconnect. It is an error if user had none.
+func (m *Mail) Kick(user string) error {
+	out, err := exec.Command(m.doveadm, "-c", filepath.Join(m.dir, "dovecot/dovecot.conf"), "kick", user).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("testrig: doveadm kick %s: %v: %s", user, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// SMTPAddr is Postfix's host:port: SMTP without TLS, AUTH PLAIN and LOGIN optional.
+func (m *Mail) SMTPAddr() string { return loopback(m.ports.SMTPPort) }
+
+// IMAPAddr is Dovecot's host:port: IMAP without TLS, plain-text login allowed.
+func (m *Mail) IMAPAddr() string { return loopback(m.ports.IMAPPort) }
+
+// Users are the names that can log in; see [MailOptions.Users].
+func (m *Mail) Users() []string { return append([]string(nil), m.users...) }
+
+// Password is every user's password.
+func (m *Mail) Password() string { return m.password }
+
+func loopback(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }

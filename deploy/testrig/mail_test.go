@@ -1,0 +1,215 @@
+package testrig
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+func TestMail(t *testing.T) {
+	m := MailRig(t)
+
+	t.Run("deliver", func(t *testing.T) {
+		id := send(t, m, "alice@example.com", "bob+circuit@partner.example", "archives@org.example")
+		for _, login := range []string{"alice", "bob@partner.example", "archives@org.example"} {
+			if raw := fetch(t, m, login, id); !bytes.Contains(raw, []byte(id)) {
+				t.Errorf("%s: fetched message lacks %s:\n%s", login, id, raw)
+			}
+		}
+	})
+
+	t.Run("answers at RCPT", func(t *testing.T) {
+		for rcpt, want := range map[string]int{
+			"alice@example.com":             0,
+			"tempfail@example.com":          451,
+			"tempfail+retry@org.example":    451,
+			"reject@example.com":            550,
+			"reject+x@partner.example":      550,
+			"someone@elsewhere.example.net": 554,
+		} {
+			if got := rcptCode(t, m, rcpt); got != want {
+				t.Errorf("RCPT TO:<%s> answered %d, want %d", rcpt, got, want)
+			}
+		}
+	})
+
+	t.Run("MTA down then up", func(t *testing.T) {
+		if err := m.StopMTA(); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := smtp.Dial(m.SMTPAddr()); err == nil {
+			c.Close()
+			t.Fatal("SMTP still answers after StopMTA")
+		}
+		if err := m.StartMTA(); err != nil {
+			t.Fatal(err)
+		}
+		id := send(t, m, "alice@example.com")
+		fetch(t, m, "alice", id)
+	})
+
+	t.Run("kick", func(t *testing.T) {
+		c := login(t, m, "bob")
+		defer c.Close()
+		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Kick("bob"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-c.Closed():
+		case <-time.After(10 * time.Second):
+			t.Fatal("IMAP connection still open 10 s after Kick")
+		}
+		if err := m.Kick("bob"); err == nil {
+			t.Error("Kick of a user without connections: no error")
+		}
+	})
+}
+
+// send submits a message with SMTP AUTH to rcpts and returns its Message-ID.
+func send(t *testing.T, m *Mail, rcpts ...string) string {
+	t.Helper()
+	id := fmt.Sprintf("<%d.testrig@org.example>", time.Now().UnixNano())
+	msg := "From: parapheur@org.example\r\nTo: " + strings.Join(rcpts, ", ") + "\r\n" +
+		"Subject: testrig\r\nMessage-ID: " + id + "\r\n\r\nHello.\r\n"
+	c, err := smtp.Dial(m.SMTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Auth(sasl.NewPlainClient("", "parapheur", m.Password())); err != nil {
+		t.Fatalf("AUTH PLAIN: %v", err)
+	}
+	if err := c.SendMail("parapheur@org.example", rcpts, strings.NewReader(msg)); err != nil {
+		t.Fatalf("sending to %v: %v", rcpts, err)
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// rcptCode returns the SMTP code the MTA answers to RCPT TO:<rcpt>, 0 for success.
+func rcptCode(t *testing.T, m *Mail, rcpt string) int {
+	t.Helper()
+	c, err := smtp.Dial(m.SMTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Mail("parapheur@org.example", nil); err != nil {
+		t.Fatal(err)
+	}
+	err = c.Rcpt(rcpt, nil)
+	var se *smtp.SMTPError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &se):
+		return se.Code
+	default:
+		t.Fatalf("RCPT TO:<%s>: %v", rcpt, err)
+		return -1
+	}
+}
+
+func login(t *testing.T, m *Mail, user string) *imapclient.Client {
+	t.Helper()
+	c, err := imapclient.DialInsecure(m.IMAPAddr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login(user, m.Password()).Wait(); err != nil {
+		c.Close()
+		t.Fatalf("IMAP login %s: %v", user, err)
+	}
+	return c
+}
+
+// fetch waits until the message with Message-ID id is in user's INBOX and returns it.
+func fetch(t *testing.T, m *Mail, user, id string) []byte {
+	t.Helper()
+	c := login(t, m, user)
+	defer c.Close()
+	criteria := &imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: id}}}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		found, err := c.UIDSearch(criteria, nil).Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		uids := found.AllUIDs()
+		if len(uids) == 0 {
+			continue
+		}
+		section := &imap.FetchItemBodySection{Peek: true}
+		msgs, err := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{section}}).Collect()
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("fetching %s from %s: %d messages, %v", id, user, len(msgs), err)
+		}
+		return msgs[0].FindBodySection(section)
+	}
+	t.Fatalf("%s not in %s's INBOX after 10 s", id, user)
+	return nil
+}
+
+func TestMailStopLeavesNothing(t *testing.T) {
+	start := time.Now()
+	m, err := StartMail(t.TempDir(), MailOptions{Users: []string{"carol"}, Password: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := time.Since(start)
+	c := login(t, m, "carol") // a live imap process, which Stop must end too
+	defer c.Close()
+	groups := map[string]int{"dovecot": m.dovecotProc.cmd.Process.Pid, "postfix master": m.mtaProc.cmd.Process.Pid}
+	for name, pgid := range groups {
+		if !groupAlive(pgid) {
+			t.Fatalf("%s (process group %d) not seen in /proc", name, pgid)
+		}
+	}
+	start = time.Now()
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("start %v, stop %v", started.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	for name, pgid := range groups {
+		if groupAlive(pgid) {
+			t.Errorf("%s: process group %d still running after Stop", name, pgid)
+		}
+	}
+	for _, addr := range []string{m.SMTPAddr(), m.IMAPAddr()} {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts connections after Stop", addr)
+		}
+	}
+}
+
+func TestStartMailBadOptions(t *testing.T) {
+	for _, opts := range []MailOptions{
+		{Users: []string{"Alice"}},
+		{Users: []string{"a:b"}},
+		{Users: []string{""}},
+		{Password: "se:cret"},
+		{Password: "two\nlines"},
+	} {
+		if m, err := StartMail(t.TempDir(), opts); err == nil {
+			m.Stop()
+			t.Errorf("StartMail(%+v) started", opts)
+		}
+	}
+}
