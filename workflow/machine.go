@@ -511,8 +511,8 @@ func (t *transition) reminderDue(ev ReminderDue) error {
 		}
 		return errorf(ErrEnded, "the envelope is %s: nobody is left to remind", t.e.State)
 	}
-	if scheduled && !ev.Due.Equal(t.e.NextReminder) {
-		return nil // stale or replayed timer
+	if scheduled && (!ev.Due.Equal(t.e.NextReminder) || !ev.At.Before(t.e.Deadline)) {
+		return nil // stale, replayed, or too late to be of use: expiry is next
 	}
 	var pending []string
 	for _, id := range t.e.Steps[t.e.CurrentStep].Recipients {

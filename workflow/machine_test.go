@@ -456,6 +456,11 @@ func TestApply(t *testing.T) {
 			},
 		},
 		{
+			name: "a reminder timer firing after the deadline does nothing", history: one(ReminderDue{Meta: at(72 * time.Hour), Due: t0.Add(72 * time.Hour)},
+				ReminderDue{Meta: at(144 * time.Hour), Due: t0.Add(144 * time.Hour)}),
+			event: ReminderDue{Meta: at(later), Due: t0.Add(216 * time.Hour)}, wantState: StateInProgress,
+		},
+		{
 			name: "a replayed reminder timer does nothing", history: one(ReminderDue{Meta: at(72 * time.Hour), Due: t0.Add(72 * time.Hour)}),
 			event: ReminderDue{Meta: at(73 * time.Hour), Due: t0.Add(72 * time.Hour)}, wantState: StateInProgress,
 		},

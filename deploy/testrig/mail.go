@@ -358,12 +358,18 @@ func (m *Mail) Stop() error {
 	return err
 }
 
-// Kick closes every IMAP connection of user, as a server restart or an idle timeout would,
-// so that a test can watch a client reconnect. It is an error if user had none.
-func (m *Mail) Kick(user string) error {
-	out, err := exec.Command(m.doveadm, "-c", filepath.Join(m.dir, "dovecot/dovecot.conf"), "kick", user).CombinedOutput()
+// Kick disconnects every IMAP session of user (doveadm kick), as a server
+// restart or a network failure would; tests use it to check reconnection.
+func (m *Mail) Kick(user string) error { return m.Doveadm("kick", user) }
+
+// Doveadm runs a doveadm command against the rig's Dovecot as the mailbox
+// owner, e.g. Doveadm("mailbox", "update", "-u", "parapheur", "--uid-validity", "7", "INBOX").
+func (m *Mail) Doveadm(args ...string) error {
+	cmd := exec.Command(m.doveadm, append([]string{"-c", filepath.Join(m.dir, "dovecot/dovecot.conf")}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: m.cred}
+	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("testrig: doveadm kick %s: %v: %s", user, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("testrig: doveadm %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

@@ -1,0 +1,504 @@
+// Package poller watches the gateway's mailbox over IMAP (RFC 9051, RFC
+// 3501) and hands every message to a Handler, then moves it out of the
+// inbox (RFC 6851 MOVE) to the processed or quarantine folder.
+//
+// What it promises: a message leaves the inbox only after its handler
+// finished with it, so a crash never loses one; a handler is idempotent (it
+// derives the envelope ID from the Message-ID), so a message seen again
+// after a crash between the handler and the MOVE is not duplicated. Bodies
+// are fetched with BODY.PEEK[], so \Seen is never set on unprocessed mail.
+//
+// New mail is noticed by IDLE (RFC 2177), re-issued every IdleRestart since
+// servers drop idle connections, or by plain polling when the server has no
+// IDLE; a full scan of the inbox every SafetyScan catches anything a
+// notification missed and retries messages whose handler failed for a
+// reason that may pass (the store was down). The last UID seen and the
+// mailbox's UIDVALIDITY are kept in the store: when UIDVALIDITY changes the
+// whole inbox is scanned again, which the handler's idempotency makes safe.
+//
+// With several gateway replicas, only the holder of the store's poller
+// lease polls; the others wait and take over when the lease expires.
+package poller
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/parapheur/parapheur/store"
+)
+
+// Destination is where a handled message goes.
+type Destination int
+
+// Destinations of a handled message.
+const (
+	// Processed: handled (an envelope, a reply command, a bounce, an
+	// automatic mail that gets no answer).
+	Processed Destination = iota
+	// Quarantine: refused (the refusal reply is queued by the handler).
+	Quarantine
+)
+
+// Message is one mail of the inbox.
+type Message struct {
+	// UID is the message's UID in the inbox.
+	UID imap.UID
+	// Size is the message's size as the server reports it.
+	Size int64
+	// Raw is the whole message, or only its header when TooLarge.
+	Raw []byte
+	// TooLarge is set when Size exceeds Config.MaxMessageBytes: the body
+	// was not fetched, and the handler should refuse the mail.
+	TooLarge bool
+	// Received is the server's INTERNALDATE.
+	Received time.Time
+}
+
+// Handler decides what a message is and acts on it.
+type Handler interface {
+	// Handle handles one message and says where it goes, with a reason for
+	// the quarantine. An error means a failure that may pass: the message
+	// stays in the inbox and is tried again by the next safety scan.
+	Handle(ctx context.Context, m Message) (Destination, string, error)
+}
+
+// Config says which mailbox to watch and how.
+type Config struct {
+	// URL is imaps://user@host[:993]/INBOX (implicit TLS) or
+	// imap://user@host[:143]/INBOX (STARTTLS, or plain to a loopback
+	// address only). The path names the watched mailbox, INBOX by default.
+	URL string
+	// Password is the IMAP password.
+	Password string
+	// ProcessedFolder receives handled mail; created if missing.
+	ProcessedFolder string
+	// QuarantineFolder receives refused mail; created if missing.
+	QuarantineFolder string
+	// MaxMessageBytes: larger messages are not fetched whole (0: no limit).
+	MaxMessageBytes int64
+	// TLS configures TLS connections; nil means the system roots.
+	TLS *tls.Config
+	// IdleRestart is how often IDLE is re-issued (default 5 minutes).
+	IdleRestart time.Duration
+	// PollInterval is the polling period without IDLE (default 30 s).
+	PollInterval time.Duration
+	// SafetyScan is how often the whole inbox is scanned (default 2 minutes).
+	SafetyScan time.Duration
+	// BatchSize is how many messages are fetched and moved at once (default 50).
+	BatchSize int
+	// LeaseTTL is the poller lease's duration (default 30 s); it is renewed
+	// at a third of it.
+	LeaseTTL time.Duration
+	// Holder names this replica in the lease (default: host name and PID).
+	Holder string
+}
+
+// Poller watches one mailbox.
+type Poller struct {
+	cfg     Config
+	addr    string
+	user    string
+	mailbox string
+	mode    connMode
+	store   store.Store
+	handler Handler
+	log     *slog.Logger
+	metrics *Metrics
+	now     func() time.Time
+}
+
+type connMode int
+
+const (
+	modeTLS connMode = iota
+	modeStartTLS
+	modePlain
+)
+
+// LeaseName is the store lease that elects the polling replica.
+const LeaseName = "imap-poller"
+
+// New checks the configuration and makes a poller. metrics may be nil.
+func New(cfg Config, st store.Store, h Handler, log *slog.Logger, metrics *Metrics) (*Poller, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("imap url: %w", err)
+	}
+	p := &Poller{cfg: cfg, store: st, handler: h, log: log, metrics: metrics, now: time.Now}
+	host := u.Hostname()
+	switch u.Scheme {
+	case "imaps":
+		p.mode, p.addr = modeTLS, hostPort(u, "993")
+	case "imap":
+		p.mode, p.addr = modeStartTLS, hostPort(u, "143")
+		if isLoopback(host) {
+			p.mode = modePlain
+		}
+	default:
+		return nil, fmt.Errorf("imap url %q: scheme must be imaps (implicit TLS) or imap (STARTTLS)", cfg.URL)
+	}
+	if u.User == nil || u.User.Username() == "" {
+		return nil, fmt.Errorf("imap url %q: no user name (imaps://USER@host/INBOX)", cfg.URL)
+	}
+	p.user = u.User.Username()
+	p.mailbox = strings.TrimPrefix(u.Path, "/")
+	if p.mailbox == "" {
+		p.mailbox = "INBOX"
+	}
+	defaults := []struct {
+		d   *time.Duration
+		def time.Duration
+	}{{&p.cfg.IdleRestart, 5 * time.Minute}, {&p.cfg.PollInterval, 30 * time.Second},
+		{&p.cfg.SafetyScan, 2 * time.Minute}, {&p.cfg.LeaseTTL, 30 * time.Second}}
+	for _, d := range defaults {
+		if *d.d <= 0 {
+			*d.d = d.def
+		}
+	}
+	if p.cfg.BatchSize <= 0 {
+		p.cfg.BatchSize = 50
+	}
+	if p.cfg.ProcessedFolder == "" {
+		p.cfg.ProcessedFolder = "Processed"
+	}
+	if p.cfg.QuarantineFolder == "" {
+		p.cfg.QuarantineFolder = "Quarantine"
+	}
+	if p.cfg.Holder == "" {
+		p.cfg.Holder = defaultHolder()
+	}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	return p, nil
+}
+
+func hostPort(u *url.URL, port string) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Run polls until ctx ends: it waits for the lease, keeps a session open,
+// and reconnects with exponential backoff (1 s to 1 min) when it fails.
+func (p *Poller) Run(ctx context.Context) error {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		held, err := p.store.AcquireLease(ctx, LeaseName, p.cfg.Holder, p.now(), p.cfg.LeaseTTL)
+		if err != nil || !held {
+			if err != nil {
+				p.log.Warn("imap poller: lease", "err", err)
+			}
+			sleep(ctx, p.cfg.LeaseTTL/3)
+			continue
+		}
+		start := p.now()
+		err = p.session(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		if p.now().Sub(start) > time.Minute {
+			backoff = time.Second // the session had been up: start over
+		}
+		p.log.Warn("imap poller: session ended, reconnecting", "err", err, "in", backoff)
+		p.metrics.reconnect()
+		sleep(ctx, backoff)
+		backoff = min(backoff*2, time.Minute)
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = p.store.ReleaseLease(rctx, LeaseName, p.cfg.Holder)
+	return ctx.Err()
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// session is one IMAP connection's life: select, scan, then wait for news.
+func (p *Poller) session(ctx context.Context) error {
+	news := make(chan struct{}, 1)
+	c, err := p.dial(news)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+
+	if err := c.Login(p.user, p.cfg.Password).Wait(); err != nil {
+		return fmt.Errorf("imap login as %s: %w", p.user, err)
+	}
+	if err := p.ensureFolders(c); err != nil {
+		return err
+	}
+	sel, err := c.Select(p.mailbox, nil).Wait()
+	if err != nil {
+		return fmt.Errorf("imap select %s: %w", p.mailbox, err)
+	}
+	cur, err := p.loadCursor(ctx, sel.UIDValidity)
+	if err != nil {
+		return err
+	}
+	p.log.Info("imap poller: watching", "mailbox", p.mailbox, "uidvalidity", cur.UIDValidity, "last_uid", cur.LastUID)
+
+	lastScan := time.Time{}
+	for {
+		full := p.now().Sub(lastScan) >= p.cfg.SafetyScan
+		if full {
+			lastScan = p.now()
+		}
+		if err := p.scan(ctx, c, &cur, full); err != nil {
+			return err
+		}
+		if held, err := p.store.AcquireLease(ctx, LeaseName, p.cfg.Holder, p.now(), p.cfg.LeaseTTL); err != nil || !held {
+			return fmt.Errorf("imap poller: lost the lease (err %v)", err)
+		}
+		if err := p.wait(ctx, c, news); err != nil {
+			return err
+		}
+	}
+}
+
+// wait blocks until new mail may be there, the lease needs renewing, or a
+// safety scan is due: with IDLE when the server has it, else by sleeping.
+func (p *Poller) wait(ctx context.Context, c *imapclient.Client, news chan struct{}) error {
+	d := min(p.cfg.LeaseTTL/3, p.cfg.SafetyScan, p.cfg.IdleRestart)
+	if !c.Caps().Has(imap.CapIdle) && !c.Caps().Has(imap.CapIMAP4rev2) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(d, p.cfg.PollInterval)):
+			return nil
+		}
+	}
+	idle, err := c.Idle()
+	if err != nil {
+		return fmt.Errorf("imap idle: %w", err)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-news:
+	case <-t.C:
+	case <-c.Closed():
+	}
+	if err := idle.Close(); err != nil {
+		return fmt.Errorf("imap idle: %w", err)
+	}
+	if err := idle.Wait(); err != nil {
+		return fmt.Errorf("imap idle: %w", err)
+	}
+	return ctx.Err()
+}
+
+func (p *Poller) dial(news chan struct{}) (*imapclient.Client, error) {
+	opts := &imapclient.Options{
+		TLSConfig: p.cfg.TLS,
+		// Runs on the client's read goroutine: only signal, never block.
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+				if d.NumMessages != nil {
+					select {
+					case news <- struct{}{}:
+					default:
+					}
+				}
+			},
+		},
+	}
+	var c *imapclient.Client
+	var err error
+	switch p.mode {
+	case modeTLS:
+		c, err = imapclient.DialTLS(p.addr, opts)
+	case modeStartTLS:
+		c, err = imapclient.DialStartTLS(p.addr, opts)
+	default:
+		c, err = imapclient.DialInsecure(p.addr, opts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("imap connect %s: %w", p.addr, err)
+	}
+	return c, nil
+}
+
+func (p *Poller) ensureFolders(c *imapclient.Client) error {
+	boxes, err := c.List("", "*", nil).Collect()
+	if err != nil {
+		return fmt.Errorf("imap list: %w", err)
+	}
+	for _, name := range []string{p.cfg.ProcessedFolder, p.cfg.QuarantineFolder} {
+		if slices.ContainsFunc(boxes, func(b *imap.ListData) bool { return b.Mailbox == name }) {
+			continue
+		}
+		if err := c.Create(name, nil).Wait(); err != nil {
+			return fmt.Errorf("imap create %s: %w", name, err)
+		}
+		p.log.Info("imap poller: created folder", "folder", name)
+	}
+	return nil
+}
+
+// cursor is what the store keeps of the mailbox between sessions.
+type cursor struct {
+	UIDValidity uint32   `json:"uidvalidity"`
+	LastUID     imap.UID `json:"last_uid"`
+}
+
+func (p *Poller) cursorName() string {
+	return fmt.Sprintf("imap:%s@%s/%s", p.user, p.addr, p.mailbox)
+}
+
+func (p *Poller) loadCursor(ctx context.Context, validity uint32) (cursor, error) {
+	b, err := p.store.Cursor(ctx, p.cursorName())
+	if err != nil {
+		return cursor{}, err
+	}
+	var cur cursor
+	if b != nil {
+		if err := json.Unmarshal(b, &cur); err != nil {
+			p.log.Warn("imap poller: unreadable cursor, rescanning the mailbox", "err", err)
+		}
+	}
+	if cur.UIDValidity != validity {
+		if b != nil {
+			p.log.Warn("imap poller: UIDVALIDITY changed, rescanning the mailbox", "was", cur.UIDValidity, "now", validity)
+		}
+		cur = cursor{UIDValidity: validity}
+		return cur, p.saveCursor(ctx, cur)
+	}
+	return cur, nil
+}
+
+func (p *Poller) saveCursor(ctx context.Context, cur cursor) error {
+	b, _ := json.Marshal(cur)
+	return p.store.SetCursor(ctx, p.cursorName(), b)
+}
+
+// scan handles the messages newer than the cursor, or, for a full scan,
+// every message of the inbox.
+func (p *Poller) scan(ctx context.Context, c *imapclient.Client, cur *cursor, full bool) error {
+	from := cur.LastUID + 1
+	if full {
+		from = 1
+	}
+	data, err := c.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{{imap.UIDRange{Start: from, Stop: 0}}}}, nil).Wait()
+	if err != nil {
+		return fmt.Errorf("imap uid search: %w", err)
+	}
+	var uids []imap.UID
+	for _, uid := range data.AllUIDs() {
+		// "n:*" matches the last message even when its UID is below n.
+		if uid >= from {
+			uids = append(uids, uid)
+		}
+	}
+	slices.Sort(uids)
+	for len(uids) > 0 {
+		n := min(len(uids), p.cfg.BatchSize)
+		if err := p.batch(ctx, c, uids[:n]); err != nil {
+			return err
+		}
+		if last := uids[n-1]; last > cur.LastUID {
+			cur.LastUID = last
+			if err := p.saveCursor(ctx, *cur); err != nil {
+				return err
+			}
+		}
+		uids = uids[n:]
+	}
+	return nil
+}
+
+// batch fetches, handles and moves a batch of messages.
+func (p *Poller) batch(ctx context.Context, c *imapclient.Client, uids []imap.UID) error {
+	set := imap.UIDSetNum(uids...)
+	sizes, err := c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true}).Collect()
+	if err != nil {
+		return fmt.Errorf("imap fetch sizes: %w", err)
+	}
+	var whole, headerOnly []imap.UID
+	meta := map[imap.UID]*imapclient.FetchMessageBuffer{}
+	for _, m := range sizes {
+		meta[m.UID] = m
+		if p.cfg.MaxMessageBytes > 0 && m.RFC822Size > p.cfg.MaxMessageBytes {
+			headerOnly = append(headerOnly, m.UID)
+		} else {
+			whole = append(whole, m.UID)
+		}
+	}
+	moves := map[Destination][]imap.UID{}
+	handle := func(uids []imap.UID, section *imap.FetchItemBodySection) error {
+		if len(uids) == 0 {
+			return nil
+		}
+		msgs, err := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}}).Collect()
+		if err != nil {
+			return fmt.Errorf("imap fetch: %w", err)
+		}
+		for _, m := range msgs {
+			info := meta[m.UID]
+			if info == nil || len(m.BodySection) == 0 {
+				continue // expunged meanwhile
+			}
+			msg := Message{UID: m.UID, Size: info.RFC822Size, Raw: m.BodySection[0].Bytes,
+				TooLarge: section.Specifier == imap.PartSpecifierHeader, Received: info.InternalDate}
+			dest, reason, err := p.handler.Handle(ctx, msg)
+			if err != nil {
+				p.log.Warn("imap poller: handling failed, the message stays in the inbox", "uid", m.UID, "err", err)
+				p.metrics.count("retry")
+				continue
+			}
+			if dest == Quarantine {
+				p.log.Info("imap poller: quarantined", "uid", m.UID, "reason", reason)
+				p.metrics.count("quarantine")
+			} else {
+				p.metrics.count("processed")
+			}
+			moves[dest] = append(moves[dest], m.UID)
+		}
+		return nil
+	}
+	if err := handle(whole, &imap.FetchItemBodySection{Peek: true}); err != nil {
+		return err
+	}
+	if err := handle(headerOnly, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}); err != nil {
+		return err
+	}
+	for dest, folder := range map[Destination]string{Processed: p.cfg.ProcessedFolder, Quarantine: p.cfg.QuarantineFolder} {
+		if len(moves[dest]) == 0 {
+			continue
+		}
+		if _, err := c.Move(imap.UIDSetNum(moves[dest]...), folder).Wait(); err != nil {
+			return fmt.Errorf("imap move to %s: %w", folder, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,365 @@
+package poller
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/mail"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+
+	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/store/bolt"
+)
+
+// mailbox is an IMAP account the poller watches in a test: in-process
+// (imapmemserver) or a real Dovecot.
+type mailbox struct {
+	addr, user, password string
+}
+
+func (m mailbox) url() string { return fmt.Sprintf("imap://%s@%s/INBOX", m.user, m.addr) }
+
+func (m mailbox) client(t testing.TB) *imapclient.Client {
+	t.Helper()
+	c, err := imapclient.DialInsecure(m.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login(m.user, m.password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (m mailbox) append(t testing.TB, msgs ...string) {
+	t.Helper()
+	c := m.client(t)
+	for _, msg := range msgs {
+		cmd := c.Append("INBOX", int64(len(msg)), nil)
+		if _, err := cmd.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// count returns how many messages each folder holds, and whether any
+// message in the inbox has \Seen.
+func (m mailbox) count(t testing.TB, folders ...string) (map[string]int, bool) {
+	t.Helper()
+	c := m.client(t)
+	counts := map[string]int{}
+	seen := false
+	for _, f := range folders {
+		d, err := c.Select(f, nil).Wait()
+		if err != nil {
+			counts[f] = -1
+			continue
+		}
+		counts[f] = int(d.NumMessages)
+		if f == "INBOX" && d.NumMessages > 0 {
+			msgs, err := c.Fetch(imap.SeqSetNum(seqs(d.NumMessages)...), &imap.FetchOptions{Flags: true}).Collect()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range msgs {
+				for _, fl := range m.Flags {
+					seen = seen || fl == imap.FlagSeen
+				}
+			}
+		}
+	}
+	return counts, seen
+}
+
+func seqs(n uint32) []uint32 {
+	out := make([]uint32, n)
+	for i := range out {
+		out[i] = uint32(i + 1)
+	}
+	return out
+}
+
+func memMailbox(t *testing.T) mailbox {
+	t.Helper()
+	mem := imapmemserver.New()
+	u := imapmemserver.NewUser("parapheur", "secret")
+	if err := u.Create("INBOX", nil); err != nil {
+		t.Fatal(err)
+	}
+	mem.AddUser(u)
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return mem.NewSession(), nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIdle: {}, imap.CapMove: {}, imap.CapUIDPlus: {}},
+		InsecureAuth: true,
+		Logger:       slog.NewLogLogger(slog.DiscardHandler, slog.LevelError),
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return mailbox{addr: ln.Addr().String(), user: "parapheur", password: "secret"}
+}
+
+func testMessage(id, subject string) string {
+	return fmt.Sprintf("From: agent@org.example\r\nTo: parapheur@org.example\r\nSubject: %s\r\nMessage-ID: <%s@org.example>\r\n\r\nSignataire: marie@partner.example\r\n", subject, id)
+}
+
+// recorder is a Handler that remembers what it saw. Subjects decide the
+// outcome: "refuse" quarantines, "flaky" fails the first time.
+type recorder struct {
+	mu      sync.Mutex
+	handled map[string]int
+	full    map[string]bool
+	failed  map[string]bool
+	crash   func(id string) bool
+	notify  chan string
+}
+
+func newRecorder() *recorder {
+	return &recorder{handled: map[string]int{}, full: map[string]bool{}, failed: map[string]bool{}, notify: make(chan string, 2000)}
+}
+
+func (r *recorder) Handle(ctx context.Context, m Message) (Destination, string, error) {
+	msg, err := mail.ReadMessage(bytes.NewReader(m.Raw))
+	if err != nil {
+		return Quarantine, "unreadable", nil
+	}
+	id := msg.Header.Get("Message-ID")
+	subject := msg.Header.Get("Subject")
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if strings.Contains(subject, "flaky") && !r.failed[id] {
+		r.failed[id] = true
+		return 0, "", fmt.Errorf("store unavailable")
+	}
+	r.handled[id]++
+	r.full[id] = !m.TooLarge
+	r.notify <- id
+	if r.crash != nil && r.crash(id) {
+		return 0, "", context.Canceled
+	}
+	if strings.Contains(subject, "refuse") || m.TooLarge {
+		return Quarantine, "refused for the test", nil
+	}
+	return Processed, "", nil
+}
+
+func (r *recorder) times(id string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.handled[id]
+}
+
+func (r *recorder) wait(t testing.TB, n int) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for i := 0; i < n; i++ {
+		select {
+		case <-r.notify:
+		case <-deadline:
+			t.Fatalf("only %d of %d messages were handled in 30 s", i, n)
+		}
+	}
+}
+
+func openStore(t testing.TB) store.Store {
+	t.Helper()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "parapheur.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+type running struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when Run returned
+}
+
+func (r running) stop(t testing.TB) {
+	t.Helper()
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the poller did not stop within 10 s")
+	}
+}
+
+func start(t testing.TB, mb mailbox, st store.Store, h Handler, tune func(*Config)) running {
+	t.Helper()
+	cfg := Config{URL: mb.url(), Password: mb.password, SafetyScan: time.Hour, IdleRestart: time.Minute,
+		LeaseTTL: 3 * time.Second, Holder: "test", MaxMessageBytes: 4096}
+	if tune != nil {
+		tune(&cfg)
+	}
+	p, err := New(cfg, st, h, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(ctx) }()
+	r := running{cancel, done}
+	t.Cleanup(func() { cancel(); <-done })
+	return r
+}
+
+// waitCounts polls the folders until they hold want.
+func waitCounts(t testing.TB, mb mailbox, want map[string]int) {
+	t.Helper()
+	var got map[string]int
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		got, _ = mb.count(t, "INBOX", "Processed", "Quarantine")
+		if fmt.Sprint(got) == fmt.Sprint(want) {
+			return
+		}
+	}
+	t.Fatalf("folders = %v, want %v", got, want)
+}
+
+// suite runs the poller's behaviour against one kind of server.
+func suite(t *testing.T, newMailbox func(t *testing.T) mailbox) {
+	t.Run("existing mail is handled and moved", func(t *testing.T) {
+		mb := newMailbox(t)
+		mb.append(t, testMessage("a", "Convention"), testMessage("b", "please refuse"), testMessage("c", "Avenant"))
+		rec := newRecorder()
+		start(t, mb, openStore(t), rec, nil)
+		rec.wait(t, 3)
+		waitCounts(t, mb, map[string]int{"INBOX": 0, "Processed": 2, "Quarantine": 1})
+	})
+
+	t.Run("IDLE wakes the poller for new mail", func(t *testing.T) {
+		mb := newMailbox(t)
+		rec := newRecorder()
+		start(t, mb, openStore(t), rec, nil) // no safety scan within the test
+		time.Sleep(300 * time.Millisecond)   // let it reach IDLE
+		mb.append(t, testMessage("idle", "Convention"))
+		rec.wait(t, 1)
+		waitCounts(t, mb, map[string]int{"INBOX": 0, "Processed": 1, "Quarantine": 0})
+	})
+
+	t.Run("a failure that may pass leaves the mail in the inbox, unseen, until the next scan", func(t *testing.T) {
+		mb := newMailbox(t)
+		mb.append(t, testMessage("flaky", "flaky convention"), testMessage("ok", "Convention"))
+		rec := newRecorder()
+		start(t, mb, openStore(t), rec, func(c *Config) { c.SafetyScan = 500 * time.Millisecond })
+		rec.wait(t, 2) // "ok", then "flaky" on its second try
+		waitCounts(t, mb, map[string]int{"INBOX": 0, "Processed": 2, "Quarantine": 0})
+		if n := rec.times("<flaky@org.example>"); n != 1 {
+			t.Fatalf("flaky handled %d times after its failure, want 1", n)
+		}
+	})
+
+	t.Run("the inbox keeps no \\Seen flag on mail left behind", func(t *testing.T) {
+		mb := newMailbox(t)
+		mb.append(t, testMessage("flaky2", "flaky one"))
+		rec := newRecorder()
+		r := start(t, mb, openStore(t), rec, nil)
+		time.Sleep(500 * time.Millisecond)
+		r.stop(t)
+		counts, seen := mb.count(t, "INBOX")
+		if counts["INBOX"] != 1 || seen {
+			t.Fatalf("inbox = %v, seen = %v: the failed mail must stay unread in the inbox", counts, seen)
+		}
+	})
+
+	t.Run("a message too large is handed over as its header only", func(t *testing.T) {
+		mb := newMailbox(t)
+		mb.append(t, testMessage("big", "Convention")+strings.Repeat("x", 5000)+"\r\n")
+		rec := newRecorder()
+		start(t, mb, openStore(t), rec, nil)
+		rec.wait(t, 1)
+		if rec.full["<big@org.example>"] {
+			t.Fatal("a message over MaxMessageBytes was fetched whole")
+		}
+		waitCounts(t, mb, map[string]int{"INBOX": 0, "Processed": 0, "Quarantine": 1})
+	})
+
+	t.Run("a crash between handling and the move hands the mail over again", func(t *testing.T) {
+		mb := newMailbox(t)
+		mb.append(t, testMessage("crash", "Convention"))
+		st := openStore(t)
+		rec := newRecorder()
+		var once sync.Once
+		crashed := make(chan struct{})
+		var r running
+		rec.crash = func(string) bool {
+			hit := false
+			once.Do(func() { hit = true; close(crashed) })
+			return hit
+		}
+		r = start(t, mb, st, rec, func(c *Config) { c.LeaseTTL = time.Second })
+		<-crashed
+		r.stop(t)
+		counts, _ := mb.count(t, "INBOX")
+		if counts["INBOX"] != 1 {
+			t.Fatalf("after the crash the mail must still be in the inbox: %v", counts)
+		}
+		start(t, mb, st, rec, func(c *Config) { c.LeaseTTL = time.Second })
+		waitCounts(t, mb, map[string]int{"INBOX": 0, "Processed": 1, "Quarantine": 0})
+		if n := rec.times("<crash@org.example>"); n != 2 {
+			t.Fatalf("handled %d times, want 2 (before and after the crash)", n)
+		}
+	})
+
+	t.Run("only the lease holder polls", func(t *testing.T) {
+		mb := newMailbox(t)
+		st := openStore(t)
+		if ok, err := st.AcquireLease(context.Background(), LeaseName, "other-replica", time.Now(), time.Hour); err != nil || !ok {
+			t.Fatalf("lease: %v %v", ok, err)
+		}
+		mb.append(t, testMessage("lease", "Convention"))
+		rec := newRecorder()
+		start(t, mb, st, rec, nil)
+		time.Sleep(1500 * time.Millisecond)
+		if n := rec.times("<lease@org.example>"); n != 0 {
+			t.Fatal("a replica without the lease polled the mailbox")
+		}
+		if err := st.ReleaseLease(context.Background(), LeaseName, "other-replica"); err != nil {
+			t.Fatal(err)
+		}
+		rec.wait(t, 1)
+	})
+}
+
+func TestPollerMemServer(t *testing.T) {
+	suite(t, memMailbox)
+}
+
+func TestNewRefusesBadURLs(t *testing.T) {
+	for url, want := range map[string]string{
+		"http://u@host/INBOX": "scheme must be imaps",
+		"imaps://host/INBOX":  "no user name",
+		"imap://u@[::1/INBOX": "imap url",
+		"pop3://u@host/":      "scheme must be imaps",
+	} {
+		_, err := New(Config{URL: url}, nil, nil, nil, nil)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("New(%q) = %v, want an error saying %q", url, err, want)
+		}
+	}
+}

@@ -1,0 +1,278 @@
+package bolt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/store/internal/check"
+)
+
+// storedItem is an outbox item with what the outbox keeps beside it.
+type storedItem struct {
+	store.Item
+	// BuriedAt is when the item was buried, zero while it is queued.
+	BuriedAt time.Time `json:"buried_at,omitzero"`
+}
+
+// itemKey identifies an item: IDs are unique within their envelope (items of
+// no envelope share the envelope "").
+func itemKey(envelopeID, id string) []byte { return compose(envelopeID, id) }
+
+// due is when a queued item can next be claimed: when its lease ends if
+// held, else NotBefore.
+func (it *storedItem) due() time.Time {
+	if it.Holder != "" {
+		return it.LeaseUntil
+	}
+	return it.NotBefore
+}
+
+func readyKey(it *storedItem) []byte {
+	k := append(compose(it.Queue), timeKey(it.due())...)
+	return append(k, itemKey(it.EnvelopeID, it.ID)...)
+}
+
+func getItem(tx *bbolt.Tx, key []byte) (*storedItem, error) {
+	data := get(tx, items, key)
+	if data == nil {
+		return nil, nil
+	}
+	var it storedItem
+	if err := json.Unmarshal(data, &it); err != nil {
+		return nil, &store.CorruptError{Key: fmt.Sprintf("outbox item %x", key), Err: err}
+	}
+	return &it, nil
+}
+
+func putItem(tx *bbolt.Tx, it *storedItem) error {
+	data, err := json.Marshal(it)
+	if err != nil {
+		return fmt.Errorf("encoding outbox item %s: %w", it.ID, err)
+	}
+	return put(tx, items, itemKey(it.EnvelopeID, it.ID), data)
+}
+
+// enqueue stores the items whose ID is not taken and indexes them as ready.
+func enqueue(tx *bbolt.Tx, add []store.Item) error {
+	for _, it := range add {
+		if get(tx, items, itemKey(it.EnvelopeID, it.ID)) != nil {
+			continue
+		}
+		st := &storedItem{Item: it}
+		st.Attempts, st.LastError, st.Holder, st.LeaseUntil = 0, "", "", time.Time{}
+		if err := putItem(tx, st); err != nil {
+			return err
+		}
+		if err := put(tx, ready, readyKey(st), present); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Enqueue implements store.Store.
+func (s *Store) Enqueue(ctx context.Context, add ...store.Item) error {
+	for _, it := range add {
+		if err := check.Item(it); err != nil {
+			return err
+		}
+	}
+	return s.update(ctx, func(tx *bbolt.Tx) error { return enqueue(tx, add) })
+}
+
+// Claim implements store.Store.
+func (s *Store) Claim(ctx context.Context, queue, holder string, now time.Time, lease time.Duration) (*store.Item, error) {
+	if err := check.Claim(queue, holder, lease); err != nil {
+		return nil, err
+	}
+	var claimed store.Item
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		prefix := compose(queue)
+		k, _ := tx.Bucket(ready).Cursor().Seek(prefix)
+		if k == nil || len(k) < len(prefix)+timeKeyLen || string(k[:len(prefix)]) != string(prefix) {
+			return fmt.Errorf("queue %s: %w", queue, store.ErrEmpty)
+		}
+		if parseTimeKey(k[len(prefix):]).After(now) {
+			return fmt.Errorf("queue %s: %w", queue, store.ErrEmpty)
+		}
+		key := k[len(prefix)+timeKeyLen:]
+		it, err := getItem(tx, key)
+		if err != nil {
+			return err
+		}
+		if it == nil {
+			return &store.CorruptError{Key: fmt.Sprintf("ready index entry %x", k), Err: errors.New("its item is missing")}
+		}
+		if err := tx.Bucket(ready).Delete(readyKey(it)); err != nil {
+			return err
+		}
+		it.Holder, it.LeaseUntil = holder, now.Add(lease)
+		it.Attempts++
+		if err := putItem(tx, it); err != nil {
+			return err
+		}
+		claimed = it.Item
+		return put(tx, ready, readyKey(it), present)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &claimed, nil
+}
+
+// release runs f on the stored item it if it.Holder still holds it.
+func (s *Store) release(ctx context.Context, it *store.Item, f func(tx *bbolt.Tx, st *storedItem) error) error {
+	if err := check.Held(it); err != nil {
+		return err
+	}
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		st, err := getItem(tx, itemKey(it.EnvelopeID, it.ID))
+		if err != nil {
+			return err
+		}
+		switch {
+		case st == nil:
+			return fmt.Errorf("outbox item %s: %w (the item is gone)", it.ID, store.ErrLeaseLost)
+		case !st.BuriedAt.IsZero():
+			return fmt.Errorf("outbox item %s: %w (the item is buried)", it.ID, store.ErrLeaseLost)
+		case st.Holder != it.Holder || st.Attempts != it.Attempts:
+			return fmt.Errorf("outbox item %s: %w (claim %d by %q)", it.ID, store.ErrLeaseLost, st.Attempts, st.Holder)
+		}
+		if err := tx.Bucket(ready).Delete(readyKey(st)); err != nil {
+			return err
+		}
+		return f(tx, st)
+	})
+}
+
+// Ack implements store.Store.
+func (s *Store) Ack(ctx context.Context, it *store.Item) error {
+	return s.release(ctx, it, func(tx *bbolt.Tx, st *storedItem) error {
+		return tx.Bucket(items).Delete(itemKey(st.EnvelopeID, st.ID))
+	})
+}
+
+// Retry implements store.Store.
+func (s *Store) Retry(ctx context.Context, it *store.Item, at time.Time, lastError string) error {
+	return s.release(ctx, it, func(tx *bbolt.Tx, st *storedItem) error {
+		st.Holder, st.LeaseUntil, st.NotBefore, st.LastError = "", time.Time{}, at, lastError
+		if err := putItem(tx, st); err != nil {
+			return err
+		}
+		return put(tx, ready, readyKey(st), present)
+	})
+}
+
+// Bury implements store.Store.
+func (s *Store) Bury(ctx context.Context, it *store.Item, reason string) error {
+	return s.release(ctx, it, func(tx *bbolt.Tx, st *storedItem) error {
+		st.Holder, st.LeaseUntil, st.LastError, st.BuriedAt = "", time.Time{}, reason, time.Now().UTC()
+		if err := putItem(tx, st); err != nil {
+			return err
+		}
+		k := append(compose(st.Queue), timeKey(st.BuriedAt)...)
+		return put(tx, buried, append(k, itemKey(st.EnvelopeID, st.ID)...), present)
+	})
+}
+
+// Buried implements store.Store.
+func (s *Store) Buried(ctx context.Context, queue string) (dead []store.Item, err error) {
+	err = s.view(ctx, func(tx *bbolt.Tx) error {
+		prefix := compose(queue)
+		c := tx.Bucket(buried).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && len(k) > len(prefix)+timeKeyLen && string(k[:len(prefix)]) == string(prefix); k, _ = c.Next() {
+			it, err := getItem(tx, k[len(prefix)+timeKeyLen:])
+			if err != nil {
+				return err
+			}
+			if it == nil {
+				return &store.CorruptError{Key: fmt.Sprintf("dead-letter index entry %x", k), Err: errors.New("its item is missing")}
+			}
+			dead = append(dead, it.Item)
+		}
+		return nil
+	})
+	return dead, err
+}
+
+// lease is a stored named lease.
+type lease struct {
+	Holder string    `json:"holder"`
+	Until  time.Time `json:"until"`
+}
+
+// AcquireLease implements store.Store.
+func (s *Store) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (held bool, err error) {
+	if err := check.Lease(name, holder, ttl); err != nil {
+		return false, err
+	}
+	err = s.update(ctx, func(tx *bbolt.Tx) error {
+		if data := get(tx, leases, []byte(name)); data != nil {
+			var l lease
+			if err := json.Unmarshal(data, &l); err != nil {
+				return &store.CorruptError{Key: "lease " + name, Err: err}
+			}
+			if l.Holder != holder && l.Until.After(now) {
+				return nil
+			}
+		}
+		data, err := json.Marshal(lease{Holder: holder, Until: now.Add(ttl)})
+		if err != nil {
+			return err
+		}
+		held = true
+		return put(tx, leases, []byte(name), data)
+	})
+	return held, err
+}
+
+// ReleaseLease implements store.Store.
+func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
+	if err := check.Name("lease", name); err != nil {
+		return err
+	}
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		data := get(tx, leases, []byte(name))
+		if data == nil {
+			return nil
+		}
+		var l lease
+		if err := json.Unmarshal(data, &l); err != nil {
+			return &store.CorruptError{Key: "lease " + name, Err: err}
+		}
+		if l.Holder != holder {
+			return nil
+		}
+		return tx.Bucket(leases).Delete([]byte(name))
+	})
+}
+
+// Cursor implements store.Store.
+func (s *Store) Cursor(ctx context.Context, name string) (value []byte, err error) {
+	if err := check.Name("cursor", name); err != nil {
+		return nil, err
+	}
+	err = s.view(ctx, func(tx *bbolt.Tx) error {
+		if v := get(tx, cursors, []byte(name)); v != nil {
+			value = append([]byte{}, v...)
+		}
+		return nil
+	})
+	return value, err
+}
+
+// SetCursor implements store.Store.
+func (s *Store) SetCursor(ctx context.Context, name string, value []byte) error {
+	if err := check.Name("cursor", name); err != nil {
+		return err
+	}
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		return put(tx, cursors, []byte(name), append([]byte{}, value...))
+	})
+}

@@ -1,0 +1,215 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/parapheur/parapheur/deploy/testrig"
+	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/store/storetest"
+)
+
+// The storetest hooks, on *Store in test builds only.
+
+// CorruptEnvelope implements storetest.Hooks.
+func (s *Store) CorruptEnvelope(ctx context.Context, id string) error {
+	return s.c.HSet(ctx, envKey(id), "d", "\xff{not json").Err()
+}
+
+// CorruptAudit implements storetest.Hooks.
+func (s *Store) CorruptAudit(ctx context.Context, envelopeID string) error {
+	return s.c.LSet(ctx, auditKey(envelopeID), 0, `{"seq":`).Err()
+}
+
+// CorruptBlob implements storetest.Hooks.
+func (s *Store) CorruptBlob(ctx context.Context, sha256 string) error {
+	data, err := s.c.Get(ctx, blobKey(sha256)).Bytes()
+	if err != nil {
+		return err
+	}
+	var meta blobMeta
+	if err := json.Unmarshal(data, &meta); err != nil {
+		return err
+	}
+	b, err := s.c.Get(ctx, chunkKey(meta.Upload, 1)).Bytes()
+	if err != nil {
+		return err
+	}
+	b[len(b)/2] ^= 1
+	return s.c.Set(ctx, chunkKey(meta.Upload, 1), b, 0).Err()
+}
+
+// StoredChunks implements storetest.Hooks.
+func (s *Store) StoredChunks(ctx context.Context) (int, error) {
+	count := func(ctx context.Context, c *redis.Client) (int, error) {
+		n := 0
+		iter := c.Scan(ctx, 0, prefix+"chunk:*", 1000).Iterator()
+		for iter.Next(ctx) {
+			n++
+		}
+		return n, iter.Err()
+	}
+	return onEachMaster(ctx, s.c, count)
+}
+
+// onEachMaster runs f on the server, or on every master of a cluster, and
+// adds up the counts.
+func onEachMaster(ctx context.Context, c redis.UniversalClient, f func(ctx context.Context, c *redis.Client) (int, error)) (int, error) {
+	cc, ok := c.(*redis.ClusterClient)
+	if !ok {
+		return f(ctx, c.(*redis.Client))
+	}
+	counts := make(chan int, 16)
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		n, err := f(ctx, c)
+		counts <- n
+		return err
+	})
+	close(counts)
+	total := 0
+	for n := range counts {
+		total += n
+	}
+	return total, err
+}
+
+// Share implements storetest.Hooks with a new client on the same database.
+func (s *Store) Share(t *testing.T) store.Store {
+	return connect(t, s.url, false)
+}
+
+// connect opens a Store on url, emptying the database first if flush is
+// set, and closes it when tb ends.
+func connect(tb testing.TB, url string, flush bool) *Store {
+	tb.Helper()
+	s, err := Open(context.Background(), url, store.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	if flush {
+		_, err := onEachMaster(context.Background(), s.c, func(ctx context.Context, c *redis.Client) (int, error) {
+			return 0, c.FlushAll(ctx).Err()
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return s
+}
+
+// clusterURL is the cluster's URL in this package's form.
+func clusterURL(c *testrig.RedisClusterNodes) string {
+	return "redis-cluster" + strings.TrimPrefix(c.URL(), "redis")
+}
+
+func TestStandalone(t *testing.T) {
+	srv := testrig.Redis(t)
+	storetest.Run(t, func(t *testing.T) store.Store { return connect(t, srv.URL(), true) })
+}
+
+func TestCluster(t *testing.T) {
+	c := testrig.RedisCluster(t, 3)
+	storetest.Run(t, func(t *testing.T) store.Store { return connect(t, clusterURL(c), true) })
+}
+
+func TestDurable(t *testing.T) {
+	srv := testrig.Redis(t)
+	s := connect(t, srv.URL(), true)
+	storetest.Durable(t, s, func(t *testing.T) store.Store {
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		return connect(t, srv.URL(), false)
+	})
+}
+
+// TestStalePointers plants due-time pointers to items that do not exist, as
+// a writer that died between its index write and its atomic write leaves
+// them: Claim skips them, removes the old one and keeps the recent one,
+// whose writer may still be on its way.
+func TestStalePointers(t *testing.T) {
+	srv := testrig.Redis(t)
+	s := connect(t, srv.URL(), true)
+	ctx := t.Context()
+	old := member(itemKey("E1", "lost"), "1-00")
+	recent := member(itemKey("E1", "coming"), newStamp())
+	for _, m := range []string{old, recent} {
+		if err := s.c.ZAdd(ctx, readyKey("mail"), redis.Z{Score: 0, Member: m}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	if err := s.Enqueue(ctx, store.Item{ID: "real", Queue: "mail", NotBefore: at}); err != nil {
+		t.Fatal(err)
+	}
+	it, err := s.Claim(ctx, "mail", "w", at, time.Minute)
+	if err != nil || it.ID != "real" {
+		t.Fatalf("Claim = %+v, %v; want the real item", it, err)
+	}
+	members, err := s.c.ZRange(ctx, readyKey("mail"), 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(members) != 2 || members[0] != recent || !strings.HasPrefix(members[1], itemKey("", "real")+"|") {
+		t.Fatalf("ready index after Claim: %q; want the recent pointer, then the real item's", members)
+	}
+}
+
+func TestURLs(t *testing.T) {
+	for _, c := range []struct{ url, want string }{
+		{"mysql://db/x", `scheme "mysql"`},
+		{"redis://:s3cret@host:6379/zero", "invalid database number"},
+		{"redis://host/0?pool_sise=3", "pool_sise"},
+		{"redis-sentinel://:s3cret@host:26379/0", "master_name"},
+		{"redis-cluster://host:1/?bogus=1", "bogus"},
+		{"redis://host:6379/%zz", "invalid URL escape"},
+	} {
+		_, err := newClient(c.url)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("newClient(%s) = %v, want an error naming %q", c.url, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("newClient(%s) error shows the password: %v", c.url, err)
+		}
+	}
+	for _, url := range []string{
+		"redis://127.0.0.1:6379/2", "rediss://u:p@host:6380/0",
+		"redis-sentinel://host:26379/0?master_name=mymaster&addr=host2:26379",
+		"redis-cluster://host:7000?addr=host:7001&addr=host:7002",
+	} {
+		c, err := newClient(url)
+		if err != nil {
+			t.Errorf("newClient(%s): %v", url, err)
+			continue
+		}
+		c.Close()
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	_, err := Open(ctx, "redis://127.0.0.1:1/0?max_retries=-1&dial_timeout=1s", store.Options{})
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("Open of a closed port: %v", err)
+	}
+}
+
+func BenchmarkStandalone(b *testing.B) {
+	srv := testrig.Redis(b)
+	storetest.Bench(b, func(b *testing.B) store.Store { return connect(b, srv.URL(), true) })
+}
+
+func BenchmarkCluster(b *testing.B) {
+	c := testrig.RedisCluster(b, 3)
+	storetest.Bench(b, func(b *testing.B) store.Store { return connect(b, clusterURL(c), true) })
+}

@@ -1,0 +1,339 @@
+// Package engine is the edge between the pure state machine (package
+// workflow) and the store: it loads an envelope, applies an event, turns the
+// effects into outbox items, and writes the envelope, its audit records and
+// those items in one atomic store write, retrying on a concurrent change.
+//
+// Secrets are made here, never in the machine: signing-link tokens (256
+// bits from crypto/rand; only their SHA-256 is kept in the envelope) and
+// one-time codes (6 digits; only an HMAC-SHA-256 under the gateway's code
+// key is kept). A token or code travels in the outbox payload of the mail or
+// SMS that carries it, and leaves the store when that item is acknowledged.
+package engine
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	mrand "math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/workflow"
+)
+
+// Queues of the outbox.
+const (
+	// MailQueue holds mails to send (payload: Job).
+	MailQueue = "mail"
+	// SMSQueue holds one-time codes to send by SMS (payload: Job).
+	SMSQueue = "sms"
+	// TimerQueue holds envelope timers (payload: Timer), due at their time.
+	TimerQueue = "timer"
+	// CompletionQueue holds envelopes whose steps are done and that wait
+	// to be sealed (payload: Completion).
+	CompletionQueue = "completion"
+)
+
+// Addressee names who a Job is for.
+const SenderAddressee = "sender"
+
+// Job is the payload of a MailQueue or SMSQueue item: which mail to compose
+// and send, for whom. Composition happens at sending time from the envelope
+// as it then is; what cannot be recomputed (a token, a code) is carried here.
+type Job struct {
+	// Notice is the kind of mail; "code" for a one-time code.
+	Notice workflow.Notice `json:"notice"`
+	// EnvelopeID is the envelope the mail is about.
+	EnvelopeID string `json:"envelope_id"`
+	// To is a recipient ID, or SenderAddressee.
+	To string `json:"to"`
+	// Token is the signing-link token, for invitations and reminders.
+	Token string `json:"token,omitempty"`
+	// Code is the one-time code, for NoticeCode.
+	Code string `json:"code,omitempty"`
+	// Reason is the reason to quote (decline, cancellation, failure).
+	Reason string `json:"reason,omitempty"`
+}
+
+// NoticeCode is the Job notice of a one-time code mail or SMS.
+const NoticeCode workflow.Notice = "code"
+
+// Timer is the payload of a TimerQueue item.
+type Timer struct {
+	// EnvelopeID is the envelope whose timer it is.
+	EnvelopeID string `json:"envelope_id"`
+	// Kind is the timer: expiry or reminder.
+	Kind workflow.TimerKind `json:"kind"`
+	// At is when it was scheduled for.
+	At time.Time `json:"at"`
+}
+
+// Completion is the payload of a CompletionQueue item.
+type Completion struct {
+	// EnvelopeID is the envelope to complete.
+	EnvelopeID string `json:"envelope_id"`
+}
+
+// Engine applies events to stored envelopes.
+type Engine struct {
+	// Store persists envelopes and the outbox.
+	Store store.Store
+	// CodeKey is the HMAC key for one-time codes (at least 32 bytes).
+	CodeKey []byte
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Random is the source of tokens and codes; nil means crypto/rand.
+	Random io.Reader
+}
+
+// maxRetries bounds the reload-and-reapply loop on concurrent changes; a
+// short random pause between tries keeps many writers of one envelope from
+// colliding in step.
+const maxRetries = 50
+
+func (e *Engine) now() time.Time {
+	if e.Now == nil {
+		return time.Now()
+	}
+	return e.Now()
+}
+
+func (e *Engine) random() io.Reader {
+	if e.Random == nil {
+		return rand.Reader
+	}
+	return e.Random
+}
+
+// EnvelopeID derives an envelope ID from an idempotency key (the normalised
+// Message-ID of a submission): the same mail always makes the same ID, so
+// the store's refusal of a second Create is the duplicate check. 100 bits
+// of SHA-256 in Crockford-like base32: short enough to read on the phone.
+func EnvelopeID(key string) string {
+	sum := sha256.Sum256([]byte("parapheur envelope\x00" + key))
+	return "E" + strings.ToUpper(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:])[:20])
+}
+
+// HashToken is the SHA-256 under which a signing-link token is stored.
+func HashToken(token string) []byte {
+	sum := sha256.Sum256([]byte(token))
+	return sum[:]
+}
+
+// CodeMAC is the keyed hash under which a one-time code is stored. It binds
+// the code to its envelope and recipient, so a code is useless elsewhere.
+func (e *Engine) CodeMAC(envelopeID, recipientID, code string) []byte {
+	m := hmac.New(sha256.New, e.CodeKey)
+	fmt.Fprintf(m, "%s\x00%s\x00%s", envelopeID, recipientID, code)
+	return m.Sum(nil)
+}
+
+// Create stores a new envelope from a draft with the effects of its
+// creation (acknowledgement, first invitations, timers). A draft whose ID
+// exists already returns the stored envelope and store.ErrExists.
+func (e *Engine) Create(ctx context.Context, d workflow.Draft) (*workflow.Envelope, error) {
+	t, err := workflow.Create(d, e.now())
+	if err != nil {
+		return nil, err
+	}
+	w, err := e.writes(t, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := e.Store.Create(ctx, t.Envelope, w); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			old, gerr := e.Store.Get(ctx, d.ID)
+			if gerr != nil {
+				return nil, errors.Join(err, gerr)
+			}
+			return old, err
+		}
+		return nil, err
+	}
+	return t.Envelope, nil
+}
+
+// Apply applies the event made by mk (called again on each retry, with the
+// envelope as it then is) and stores the outcome. It returns the envelope
+// after the event, unchanged for a replayed event.
+func (e *Engine) Apply(ctx context.Context, envelopeID string, mk func(*workflow.Envelope) (workflow.Event, error)) (*workflow.Envelope, error) {
+	return e.apply(ctx, envelopeID, mk, "")
+}
+
+// apply is Apply with the plaintext of a one-time code, for the SendCode
+// effect the event may cause.
+func (e *Engine) apply(ctx context.Context, envelopeID string, mk func(*workflow.Envelope) (workflow.Event, error), code string) (*workflow.Envelope, error) {
+	for attempt := 0; ; attempt++ {
+		env, err := e.Store.Get(ctx, envelopeID)
+		if err != nil {
+			return nil, err
+		}
+		ev, err := mk(env)
+		if err != nil {
+			return env, err
+		}
+		t, err := workflow.Apply(env, ev)
+		if err != nil {
+			return env, err
+		}
+		if !t.Changed() {
+			return env, nil
+		}
+		w, err := e.writes(t, code)
+		if err != nil {
+			return env, err
+		}
+		err = e.Store.Update(ctx, t.Envelope, w)
+		if err == nil {
+			return t.Envelope, nil
+		}
+		if !errors.Is(err, store.ErrConflict) || attempt >= maxRetries {
+			return env, err
+		}
+		pause := time.NewTimer(time.Duration(mrand.Int64N(int64(time.Millisecond) * int64(attempt+1))))
+		select {
+		case <-ctx.Done():
+			pause.Stop()
+			return env, ctx.Err()
+		case <-pause.C:
+		}
+	}
+}
+
+// Event applies a fixed event (see Apply).
+func (e *Engine) Event(ctx context.Context, envelopeID string, ev workflow.Event) (*workflow.Envelope, error) {
+	return e.Apply(ctx, envelopeID, func(*workflow.Envelope) (workflow.Event, error) { return ev, nil })
+}
+
+// SendCode makes a one-time code for the recipient, stores its MAC and
+// queues the mail or SMS that carries it. The channel is SMS when the
+// recipient gave a mobile number.
+func (e *Engine) SendCode(ctx context.Context, envelopeID, recipientID string, client workflow.Client) (*workflow.Envelope, error) {
+	code, err := e.newCode()
+	if err != nil {
+		return nil, err
+	}
+	return e.apply(ctx, envelopeID, func(env *workflow.Envelope) (workflow.Event, error) {
+		r := env.Recipient(recipientID)
+		if r == nil {
+			return nil, workflow.CanAct(env, recipientID, e.now())
+		}
+		channel := "email"
+		if r.Phone != "" {
+			channel = "sms"
+		}
+		return workflow.CodeSent{Meta: workflow.Meta{At: e.now(), Client: client}, RecipientID: recipientID,
+			MAC: e.CodeMAC(envelopeID, recipientID, code), Channel: channel}, nil
+	}, code)
+}
+
+// VerifyCode checks an entered code: a right code is recorded as verified
+// (authorising one action), a wrong one is counted as a failure and its
+// refusal returned.
+func (e *Engine) VerifyCode(ctx context.Context, envelopeID, recipientID, code string, client workflow.Client) (*workflow.Envelope, error) {
+	meta := workflow.Meta{At: e.now(), Client: client}
+	env, err := e.Event(ctx, envelopeID, workflow.CodeVerified{Meta: meta, RecipientID: recipientID,
+		MAC: e.CodeMAC(envelopeID, recipientID, strings.TrimSpace(code))})
+	if errors.Is(err, workflow.ErrWrongCode) || errors.Is(err, workflow.ErrCodeExpired) {
+		if _, ferr := e.Event(ctx, envelopeID, workflow.CodeFailed{Meta: meta, RecipientID: recipientID}); ferr != nil {
+			return env, errors.Join(err, ferr)
+		}
+	}
+	return env, err
+}
+
+// newCode draws a uniform 6-digit code.
+func (e *Engine) newCode() (string, error) {
+	n, err := rand.Int(e.random(), big.NewInt(1_000_000))
+	if err != nil {
+		return "", fmt.Errorf("engine: drawing a one-time code: %w", err)
+	}
+	return fmt.Sprintf("%06d", n.Int64()), nil
+}
+
+func (e *Engine) newToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := io.ReadFull(e.random(), b); err != nil {
+		return "", fmt.Errorf("engine: drawing a link token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// writes turns a transition's audit records and effects into a store
+// write. Item IDs derive from the envelope, the audit sequence number of the
+// transition and the effect, so a retried write enqueues the same items.
+func (e *Engine) writes(t workflow.Transition, code string) (store.Writes, error) {
+	env := t.Envelope
+	w := store.Writes{Audit: t.Audit}
+	seq := env.Audit.Seq
+	add := func(queue, id string, notBefore time.Time, payload any) error {
+		b, err := json.Marshal(payload)
+		if err != nil {
+			return err
+		}
+		w.Items = append(w.Items, store.Item{ID: fmt.Sprintf("%s/%d/%s", env.ID, seq, id), Queue: queue,
+			EnvelopeID: env.ID, Payload: b, NotBefore: notBefore})
+		return nil
+	}
+	now := e.now()
+	for i, f := range t.Effects {
+		var err error
+		switch f := f.(type) {
+		case workflow.Notify:
+			if f.ToSender {
+				err = add(MailQueue, fmt.Sprintf("%d/%s/sender", i, f.Notice), now,
+					Job{Notice: f.Notice, EnvelopeID: env.ID, To: SenderAddressee, Reason: f.Reason})
+			}
+			for _, rid := range f.Recipients {
+				if err != nil {
+					break
+				}
+				job := Job{Notice: f.Notice, EnvelopeID: env.ID, To: rid, Reason: f.Reason}
+				if f.Notice == workflow.Invitation || f.Notice == workflow.Reminder {
+					if job.Token, err = e.newToken(); err != nil {
+						break
+					}
+					if err = env.AddToken(rid, HashToken(job.Token)); err != nil {
+						break
+					}
+				}
+				err = add(MailQueue, fmt.Sprintf("%d/%s/%s", i, f.Notice, rid), now, job)
+			}
+		case workflow.SendCode:
+			queue := MailQueue
+			if f.Channel == "sms" {
+				queue = SMSQueue
+			}
+			if code == "" {
+				return w, fmt.Errorf("engine: a code was asked for outside SendCode")
+			}
+			err = add(queue, fmt.Sprintf("%d/code/%s", i, f.RecipientID), now,
+				Job{Notice: NoticeCode, EnvelopeID: env.ID, To: f.RecipientID, Code: code})
+		case workflow.Schedule:
+			// Timer IDs leave out the sequence: one item per timer and time.
+			b, merr := json.Marshal(Timer{EnvelopeID: env.ID, Kind: f.Timer, At: f.At})
+			if merr != nil {
+				return w, merr
+			}
+			w.Items = append(w.Items, store.Item{ID: fmt.Sprintf("%s/timer/%s/%d", env.ID, f.Timer, f.At.Unix()),
+				Queue: TimerQueue, EnvelopeID: env.ID, Payload: b, NotBefore: f.At})
+		case workflow.Complete:
+			err = add(CompletionQueue, "complete", now, Completion{EnvelopeID: env.ID})
+		default:
+			err = fmt.Errorf("engine: unknown effect %T", f)
+		}
+		if err != nil {
+			return w, err
+		}
+	}
+	return w, nil
+}

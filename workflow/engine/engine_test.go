@@ -1,0 +1,277 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/store/bolt"
+	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/audit"
+)
+
+var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+// clock is a settable test clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) set(t time.Time) { c.mu.Lock(); c.now = t; c.mu.Unlock() }
+
+func newEngine(t *testing.T) (*Engine, *clock) {
+	t.Helper()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "parapheur.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c := &clock{now: t0}
+	return &Engine{Store: st, CodeKey: []byte("0123456789abcdef0123456789abcdef"), Now: c.Now}, c
+}
+
+func draft() workflow.Draft {
+	return workflow.Draft{
+		ID: EnvelopeID("<abc@org.example>"), Title: "Convention", Language: "fr",
+		Sender:    workflow.Party{Email: "agent@org.example"},
+		Documents: []workflow.Document{{Name: "c.pdf", Pages: 1, Original: "aa"}},
+		Steps: []workflow.DraftStep{
+			{Role: workflow.Signer, Parties: []workflow.Party{{Email: "marie@partner.example"}}},
+			{Role: workflow.Signer, Parties: []workflow.Party{{Email: "paul@partner.example", Phone: "+33612345678"}}},
+		},
+		Deadline:      t0.Add(10 * 24 * time.Hour),
+		ReminderEvery: 3 * 24 * time.Hour,
+	}
+}
+
+// drain claims every due item of queue at the clock's time and acks it.
+func drain(t *testing.T, e *Engine, queue string) []store.Item {
+	t.Helper()
+	var items []store.Item
+	for {
+		it, err := e.Store.Claim(context.Background(), queue, "test", e.now(), time.Minute)
+		if errors.Is(err, store.ErrEmpty) {
+			return items
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, *it)
+		if err := e.Store.Ack(context.Background(), it); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// jobs decodes item payloads, in notice order (items due at the same time
+// come in no particular order).
+func jobs(t *testing.T, items []store.Item) []Job {
+	t.Helper()
+	var out []Job
+	for _, it := range items {
+		var j Job
+		if err := json.Unmarshal(it.Payload, &j); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, j)
+	}
+	slices.SortFunc(out, func(a, b Job) int { return strings.Compare(string(a.Notice)+a.To, string(b.Notice)+b.To) })
+	return out
+}
+
+func TestCreateQueuesAcknowledgementInvitationAndTimers(t *testing.T) {
+	e, _ := newEngine(t)
+	ctx := context.Background()
+	env, err := e.Create(ctx, draft())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mails := jobs(t, drain(t, e, MailQueue))
+	if len(mails) != 2 || mails[0].Notice != workflow.Acknowledgement || mails[0].To != SenderAddressee ||
+		mails[1].Notice != workflow.Invitation || mails[1].To != "r1" || len(mails[1].Token) < 40 {
+		t.Fatalf("mails = %+v", mails)
+	}
+	envID, rid, err := e.Store.ByToken(ctx, HashToken(mails[1].Token))
+	if err != nil || envID != env.ID || rid != "r1" {
+		t.Fatalf("ByToken = %q %q %v", envID, rid, err)
+	}
+	if timers := drain(t, e, TimerQueue); len(timers) != 0 {
+		t.Fatalf("timers due before their time: %+v", timers)
+	}
+
+	// The same submission again: refused as a duplicate, nothing queued.
+	again, err := e.Create(ctx, draft())
+	if !errors.Is(err, store.ErrExists) || again == nil || again.ID != env.ID {
+		t.Fatalf("second Create = %v, %v", again, err)
+	}
+	if mails := drain(t, e, MailQueue); len(mails) != 0 {
+		t.Fatalf("a duplicate submission queued mails: %+v", mails)
+	}
+}
+
+func TestCodesSignatureAndCompletion(t *testing.T) {
+	e, c := newEngine(t)
+	ctx := context.Background()
+	env, err := e.Create(ctx, draft())
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(t, e, MailQueue)
+	client := workflow.Client{IP: "192.0.2.1", UserAgent: "test"}
+
+	if _, err := e.SendCode(ctx, env.ID, "r1", client); err != nil {
+		t.Fatal(err)
+	}
+	codeMails := jobs(t, drain(t, e, MailQueue))
+	if len(codeMails) != 1 || codeMails[0].Notice != NoticeCode || len(codeMails[0].Code) != 6 {
+		t.Fatalf("code mails = %+v", codeMails)
+	}
+	code := codeMails[0].Code
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	if _, err := e.VerifyCode(ctx, env.ID, "r1", wrong, client); !errors.Is(err, workflow.ErrWrongCode) {
+		t.Fatalf("wrong code: %v", err)
+	}
+	stored, _ := e.Store.Get(ctx, env.ID)
+	if stored.Recipient("r1").Code.Failures != 1 {
+		t.Fatalf("the failure was not stored: %+v", stored.Recipient("r1").Code)
+	}
+	if _, err := e.VerifyCode(ctx, env.ID, "r1", " "+code+" ", client); err != nil {
+		t.Fatalf("right code: %v", err)
+	}
+	sig := workflow.Signature{CertSerial: "01", Documents: []workflow.DocumentVersion{{Index: 0, SHA256: "bb", Size: 10}}}
+	if _, err := e.Event(ctx, env.ID, workflow.Signed{Meta: workflow.Meta{At: c.Now(), Client: client}, RecipientID: "r1", Signature: sig}); err != nil {
+		t.Fatal(err)
+	}
+	invites := jobs(t, drain(t, e, MailQueue))
+	if len(invites) != 1 || invites[0].Notice != workflow.Invitation || invites[0].To != "r2" {
+		t.Fatalf("second step invitations = %+v", invites)
+	}
+
+	// r2 gave a mobile number: the code goes by SMS.
+	if _, err := e.SendCode(ctx, env.ID, "r2", client); err != nil {
+		t.Fatal(err)
+	}
+	sms := jobs(t, drain(t, e, SMSQueue))
+	if len(sms) != 1 || sms[0].To != "r2" {
+		t.Fatalf("sms = %+v", sms)
+	}
+	if _, err := e.VerifyCode(ctx, env.ID, "r2", sms[0].Code, client); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Event(ctx, env.ID, workflow.Signed{Meta: workflow.Meta{At: c.Now()}, RecipientID: "r2", Signature: sig}); err != nil {
+		t.Fatal(err)
+	}
+	if done := drain(t, e, CompletionQueue); len(done) != 1 {
+		t.Fatalf("completion items = %+v", done)
+	}
+	trail, err := e.Store.AuditTrail(ctx, env.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	final, _ := e.Store.Get(ctx, env.ID)
+	if err := audit.VerifyEnd(trail, final.Audit); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConcurrentEventsLoseNothing(t *testing.T) {
+	e, _ := newEngine(t)
+	ctx := context.Background()
+	env, err := e.Create(ctx, draft())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.Event(ctx, env.ID, workflow.Viewed{Meta: workflow.Meta{At: t0}, RecipientID: "r1"})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	trail, err := e.Store.AuditTrail(ctx, env.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(trail) != n+1 {
+		t.Fatalf("trail has %d records, want %d", len(trail), n+1)
+	}
+	if err := audit.Verify(trail); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTimersFireRemindersAndExpiry(t *testing.T) {
+	e, c := newEngine(t)
+	ctx := context.Background()
+	env, err := e.Create(ctx, draft())
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(t, e, MailQueue)
+
+	c.set(t0.Add(3 * 24 * time.Hour))
+	if n, err := e.FireDueTimers(ctx, "test"); err != nil || n != 1 {
+		t.Fatalf("first reminder: fired %d, %v", n, err)
+	}
+	reminders := jobs(t, drain(t, e, MailQueue))
+	if len(reminders) != 1 || reminders[0].Notice != workflow.Reminder || reminders[0].Token == "" {
+		t.Fatalf("reminders = %+v", reminders)
+	}
+	// The reminder carries a new link; the first one keeps working too.
+	if _, rid, err := e.Store.ByToken(ctx, HashToken(reminders[0].Token)); err != nil || rid != "r1" {
+		t.Fatalf("reminder token: %q %v", rid, err)
+	}
+
+	c.set(t0.Add(11 * 24 * time.Hour))
+	if n, err := e.FireDueTimers(ctx, "test"); err != nil || n != 2 {
+		// the reminder of day 6, moot past the deadline, and the expiry
+		t.Fatalf("fired %d, %v", n, err)
+	}
+	got, _ := e.Store.Get(ctx, env.ID)
+	if got.State != workflow.StateExpired {
+		t.Fatalf("state = %s", got.State)
+	}
+	notices := jobs(t, drain(t, e, MailQueue))
+	var expiry int
+	for _, j := range notices {
+		if j.Notice == workflow.ExpiryNotice {
+			expiry++
+		}
+	}
+	if expiry != 1 {
+		t.Fatalf("expiry notices = %d in %+v", expiry, notices)
+	}
+	if n, err := e.FireDueTimers(ctx, "test"); err != nil || n != 0 {
+		t.Fatalf("timers left after expiry: %d, %v", n, err)
+	}
+}
+
+func TestEnvelopeIDIsStableAndShort(t *testing.T) {
+	a, b := EnvelopeID("<x@y>"), EnvelopeID("<x@y>")
+	if a != b || len(a) != 21 || EnvelopeID("<z@y>") == a {
+		t.Fatalf("EnvelopeID: %q %q", a, b)
+	}
+}
