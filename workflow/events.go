@@ -18,12 +18,6 @@ type Meta struct {
 
 func (m Meta) meta() Meta { return m }
 
-// InvitationSent: the mail server accepted the invitation for RecipientID.
-type InvitationSent struct {
-	Meta
-	RecipientID string
-}
-
 // Viewed: RecipientID opened the signing page.
 type Viewed struct {
 	Meta
@@ -104,6 +98,33 @@ type Bounced struct {
 	Meta
 	Email  string
 	Reason string
+}
+
+// Delivery outcomes of one SMTP attempt.
+const (
+	// OutcomeDelivered: the server accepted the mail (2xx).
+	OutcomeDelivered Outcome = "delivered"
+	// OutcomeDeferred: the server answered 4xx or could not be reached; the
+	// sender retries.
+	OutcomeDeferred Outcome = "deferred"
+	// OutcomeFailed: the server answered 5xx, or retries ran out.
+	OutcomeFailed Outcome = "failed"
+)
+
+// Outcome is how one delivery attempt ended.
+type Outcome string
+
+// DeliveryAttempted: the sender tried to deliver a mail of kind Notice to
+// To (a recipient ID, or "" for the envelope's sender); Answer is the
+// server's reply or the connection error. Every attempt is audited; a
+// delivered invitation records the invitation as sent, a failed mail to a
+// recipient as Bounced.
+type DeliveryAttempted struct {
+	Meta
+	Notice  Notice
+	To      string
+	Outcome Outcome
+	Answer  string
 }
 
 // Completed: the edge sealed the documents (new versions in Documents) and

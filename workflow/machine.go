@@ -167,8 +167,6 @@ func Apply(e *Envelope, ev Event) (Transition, error) {
 	t := newTransition(e.Clone())
 	var err error
 	switch ev := ev.(type) {
-	case InvitationSent:
-		err = t.invitationSent(ev)
 	case Viewed:
 		err = t.viewed(ev)
 	case CodeSent:
@@ -204,6 +202,8 @@ func Apply(e *Envelope, ev Event) (Transition, error) {
 		err = t.bounced(ev)
 	case Completed:
 		err = t.completed(ev)
+	case DeliveryAttempted:
+		err = t.deliveryAttempted(ev)
 	default:
 		err = fmt.Errorf("workflow: unknown event %T", ev)
 	}
@@ -289,19 +289,6 @@ func (t *transition) applyVersions(vs []DocumentVersion) {
 			t.e.Documents[v.Index].Current, t.e.Documents[v.Index].Size = v.SHA256, v.Size
 		}
 	}
-}
-
-func (t *transition) invitationSent(ev InvitationSent) error {
-	r := t.e.Recipient(ev.RecipientID)
-	if r == nil {
-		return errorf(ErrUnknownRecipient, "envelope %s has no recipient %q", t.e.ID, ev.RecipientID)
-	}
-	if !r.SentAt.IsZero() {
-		return nil // a reminder's delivery, or a replay: the first sending is what counts
-	}
-	r.SentAt = ev.At.UTC()
-	t.recordFor(ev.Meta, audit.InvitationSent, r, nil)
-	return nil
 }
 
 func (t *transition) viewed(ev Viewed) error {
@@ -558,6 +545,33 @@ func (t *transition) bounced(ev Bounced) error {
 	}
 	if !t.e.State.Final() {
 		t.effect(Notify{Notice: BounceNotice, Recipients: hit, ToSender: true, Reason: reason})
+	}
+	return nil
+}
+
+func (t *transition) deliveryAttempted(ev DeliveryAttempted) error {
+	email, rid := t.e.Sender.Email, ""
+	var r *Recipient
+	if ev.To != "" {
+		if r = t.e.Recipient(ev.To); r == nil {
+			return errorf(ErrUnknownRecipient, "envelope %s has no recipient %q", t.e.ID, ev.To)
+		}
+		email, rid = r.Email, r.ID
+	}
+	t.record(audit.Record{Time: ev.At, Type: audit.DeliveryAttempt, Actor: SystemActor, RecipientID: rid,
+		Details: map[string]string{"mail": string(ev.Notice), "to": email, "outcome": string(ev.Outcome), "answer": ev.Answer}})
+	switch {
+	case r == nil:
+		// A mail to the sender that fails is recorded only: telling the
+		// sender would mean another mail to the same address.
+	case ev.Outcome == OutcomeDelivered && ev.Notice == Invitation && r.SentAt.IsZero():
+		r.SentAt = ev.At.UTC()
+		t.recordFor(ev.Meta, audit.InvitationSent, r, nil)
+	case ev.Outcome == OutcomeFailed:
+		r.DeliveryFailure = ev.Answer
+		if !t.e.State.Final() {
+			t.effect(Notify{Notice: BounceNotice, Recipients: []string{r.ID}, ToSender: true, Reason: ev.Answer})
+		}
 	}
 	return nil
 }

@@ -200,18 +200,15 @@ func TestApply(t *testing.T) {
 		check       func(t *testing.T, e *Envelope)
 	}{
 		{
-			name: "invitation sent records the first sending", event: InvitationSent{Meta: at(time.Minute), RecipientID: "r1"},
-			wantState: StateInProgress, wantAudit: []audit.Type{audit.InvitationSent},
+			name:      "a second delivered invitation (a replay) changes nothing but the audit",
+			history:   one(DeliveryAttempted{Meta: at(time.Minute), Notice: Invitation, To: "r1", Outcome: OutcomeDelivered}),
+			event:     DeliveryAttempted{Meta: at(2 * time.Minute), Notice: Invitation, To: "r1", Outcome: OutcomeDelivered},
+			wantState: StateInProgress, wantAudit: []audit.Type{audit.DeliveryAttempt},
 			check: func(t *testing.T, e *Envelope) {
 				if !e.Recipient("r1").SentAt.Equal(t0.Add(time.Minute)) {
-					t.Errorf("SentAt = %v", e.Recipient("r1").SentAt)
+					t.Errorf("SentAt must keep the first delivery, got %v", e.Recipient("r1").SentAt)
 				}
 			},
-		},
-		{
-			name:    "invitation sent twice is a replay",
-			history: one(InvitationSent{Meta: at(time.Minute), RecipientID: "r1"}),
-			event:   InvitationSent{Meta: at(2 * time.Minute), RecipientID: "r1"}, wantState: StateInProgress,
 		},
 		{
 			name: "view is audited every time", history: one(Viewed{Meta: at(time.Minute), RecipientID: "r1"}),
@@ -496,6 +493,32 @@ func TestApply(t *testing.T) {
 		},
 		{
 			name: "bounce for a stranger", event: Bounced{Meta: at(time.Minute), Email: "x@example.com", Reason: "550"}, wantErr: ErrUnknownRecipient,
+		},
+		{
+			name:      "a delivered invitation is audited and counts as sent",
+			event:     DeliveryAttempted{Meta: at(time.Minute), Notice: Invitation, To: "r1", Outcome: OutcomeDelivered, Answer: "250 2.0.0 Ok: queued as 4Xy"},
+			wantState: StateInProgress, wantAudit: []audit.Type{audit.DeliveryAttempt, audit.InvitationSent},
+			check: func(t *testing.T, e *Envelope) {
+				if !e.Recipient("r1").SentAt.Equal(t0.Add(time.Minute)) {
+					t.Errorf("SentAt = %v", e.Recipient("r1").SentAt)
+				}
+			},
+		},
+		{
+			name:      "a deferred attempt is audited only",
+			event:     DeliveryAttempted{Meta: at(time.Minute), Notice: Invitation, To: "r1", Outcome: OutcomeDeferred, Answer: "451 4.3.0 try later"},
+			wantState: StateInProgress, wantAudit: []audit.Type{audit.DeliveryAttempt},
+		},
+		{
+			name:      "a failed invitation tells the sender",
+			event:     DeliveryAttempted{Meta: at(time.Minute), Notice: Invitation, To: "r1", Outcome: OutcomeFailed, Answer: "550 5.1.1 unknown user"},
+			wantState: StateInProgress, wantAudit: []audit.Type{audit.DeliveryAttempt},
+			wantEffects: []string{"notify:delivery_failure:[r1]:sender=true"},
+		},
+		{
+			name:      "a failed mail to the sender is recorded without another mail to the sender",
+			event:     DeliveryAttempted{Meta: at(time.Minute), Notice: Acknowledgement, Outcome: OutcomeFailed, Answer: "550 5.1.1 unknown user"},
+			wantState: StateInProgress, wantAudit: []audit.Type{audit.DeliveryAttempt},
 		},
 		{
 			name: "completion before the steps are done is refused", history: step1Done(),
