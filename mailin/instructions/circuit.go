@@ -1,0 +1,118 @@
+package instructions
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/parapheur/parapheur/mailin/quote"
+	"github.com/parapheur/parapheur/workflow"
+)
+
+// Circuits are predefined instruction blocks from the configuration (the
+// organisation's hierarchy), by folded name.
+type Circuits map[string]*Instructions
+
+// CompileCircuits reads circuit definitions: each name maps to instruction
+// lines in the same syntax as a mail. The error lists every problem of every
+// circuit, for `parapheur config check`.
+func CompileCircuits(defs map[string][]string) (Circuits, error) {
+	c := Circuits{}
+	var errs []error
+	for name, lines := range defs {
+		key := circuitKey(name)
+		if key == "" {
+			errs = append(errs, fmt.Errorf("circuit %q: the name is empty", name))
+			continue
+		}
+		if _, dup := c[key]; dup {
+			errs = append(errs, fmt.Errorf("circuit %q: another circuit has the same name", name))
+			continue
+		}
+		in := &Instructions{}
+		in.parseLines(lines)
+		if in.Circuit != "" {
+			in.Problems = append(in.Problems, Problem{Reason: "a circuit cannot name another circuit"})
+		}
+		if len(in.Steps) == 0 {
+			in.Problems = append(in.Problems, Problem{Reason: "the circuit has no Visa or Signataire line"})
+		}
+		for _, p := range in.Problems {
+			errs = append(errs, fmt.Errorf("circuit %q: %w", name, p))
+		}
+		c[key] = in
+	}
+	return c, errors.Join(errs...)
+}
+
+// circuitKey folds a circuit name so that "Direction", "direction" and
+// "Diréction" select the same circuit.
+func circuitKey(name string) string {
+	return strings.Join(strings.Fields(quote.Fold(name)), " ")
+}
+
+// Resolve completes the instructions of a mail: it expands the circuit
+// named by the Circuit line or, failing that, by the plus-address detail
+// the mail was sent to (parapheur+direction@…, RFC 5233), then checks that
+// someone signs. A circuit's steps come before the mail's; its copies and
+// archivists are added to the mail's, and its deadline, reminder, message
+// and language apply where the mail gives none.
+func (in *Instructions) Resolve(circuits Circuits, detail string) {
+	name := in.Circuit
+	switch {
+	case name == "":
+		name = detail
+	case detail != "" && circuitKey(detail) != circuitKey(name):
+		in.Problems = append(in.Problems, Problem{Reason: fmt.Sprintf(
+			"the mail was sent to the address of circuit %q but its Circuit line names %q: use one", detail, name)})
+		name = ""
+	}
+	if name != "" {
+		if c, ok := circuits[circuitKey(name)]; ok {
+			in.apply(c)
+		} else {
+			known := make([]string, 0, len(circuits))
+			for k := range circuits {
+				known = append(known, k)
+			}
+			slices.Sort(known)
+			reason := fmt.Sprintf("circuit %q is not defined", name)
+			if len(known) > 0 {
+				reason += "; the circuits are: " + strings.Join(known, ", ")
+			}
+			in.Problems = append(in.Problems, Problem{Reason: reason})
+		}
+	}
+	if !slices.ContainsFunc(in.Steps, func(s workflow.DraftStep) bool { return s.Role == workflow.Signer }) {
+		in.Problems = append(in.Problems, Problem{Reason: "no signer: add a line such as \"Signataire: Marie Curie <marie@partner.example>\""})
+	}
+}
+
+func (in *Instructions) apply(c *Instructions) {
+	in.Steps = append(cloneSteps(c.Steps), in.Steps...)
+	in.Copies = append(slices.Clone(c.Copies), in.Copies...)
+	in.Archivists = append(slices.Clone(c.Archivists), in.Archivists...)
+	if in.Deadline.IsZero() {
+		in.Deadline = c.Deadline
+	}
+	if in.ReminderDays == 0 {
+		in.ReminderDays = c.ReminderDays
+	}
+	if in.Message == "" {
+		in.Message = c.Message
+	}
+	if in.Language == "" {
+		in.Language = c.Language
+	}
+}
+
+// cloneSteps copies steps so that an envelope never shares a slice with
+// the circuit it came from.
+func cloneSteps(steps []workflow.DraftStep) []workflow.DraftStep {
+	out := make([]workflow.DraftStep, len(steps))
+	for i, s := range steps {
+		out[i] = workflow.DraftStep{Role: s.Role, Parties: slices.Clone(s.Parties)}
+	}
+	return out
+}

@@ -1,0 +1,81 @@
+package instructions
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parapheur/parapheur/workflow"
+)
+
+func FuzzInstructions(f *testing.F) {
+	for _, s := range []string{
+		Help("fr"), Help("en"),
+		"Visa : Paul <p@org.example>\nSignataire : Marie <m@x.example> 06 12 34 56 78\nÉchéance : 15/07/2026\nRappel : 3 jours",
+		"Signers: a@b.example; \"Curie, Marie\" <m@x.example>, c@d.example\nLanguage: en\nCircuit: direction",
+		"Signataire: marie@\nVisa: p@x.example +33612345678\nLangue: de\nÉchéance: 31/02/2026",
+		"Signataire: a@b.example\n-----Original Message-----\nSigner: evil@x.example",
+	} {
+		f.Add(s)
+	}
+	files, _ := filepath.Glob("../testdata/*.eml")
+	for _, file := range files {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(raw))
+	}
+	circuits, err := CompileCircuits(map[string][]string{"direction": {"Visa: chef@org.example", "Signataire: dir@org.example"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		in := Parse(text)
+		lines := strings.Count(text, "\n") + strings.Count(text, "\r") + 1
+		for _, p := range in.Problems {
+			if p.Line < 1 || p.Line > lines || p.Reason == "" {
+				t.Errorf("problem %+v out of a %d-line text", p, lines)
+			}
+		}
+		check := func(p workflow.Party, phone bool) {
+			if !strings.Contains(p.Email, "@") {
+				t.Errorf("party %+v has no address", p)
+			}
+			if p.Phone != "" {
+				if got, err := Phone(p.Phone); !phone || err != nil || got != p.Phone {
+					t.Errorf("party %+v has a bad phone (%v)", p, err)
+				}
+			}
+		}
+		for _, s := range in.Steps {
+			if !s.Role.Acts() || len(s.Parties) == 0 {
+				t.Errorf("bad step %+v", s)
+			}
+			for _, p := range s.Parties {
+				check(p, s.Role == workflow.Signer)
+			}
+		}
+		for _, p := range append(append([]workflow.Party(nil), in.Copies...), in.Archivists...) {
+			check(p, false)
+		}
+		if d := in.Deadline; !d.IsZero() {
+			if y, m, day := d.End(time.UTC).AddDate(0, 0, -1).Date(); (Date{y, m, day}) != d {
+				t.Errorf("deadline %v is not a calendar date", d)
+			}
+		}
+		if in.Language != "" && in.Language != "fr" && in.Language != "en" {
+			t.Errorf("language %q", in.Language)
+		}
+		if in.ReminderDays < 0 || in.ReminderDays > MaxReminderDays {
+			t.Errorf("reminder %d", in.ReminderDays)
+		}
+		steps := len(in.Steps)
+		in.Resolve(circuits, "direction")
+		if len(in.Steps) < steps {
+			t.Errorf("Resolve lost steps")
+		}
+	})
+}

@@ -1,0 +1,405 @@
+// Package instructions reads the instruction block of a submission mail
+// (SPEC §2): the "Keyword: value" lines an agent writes above a forwarded
+// message to say who approves, who signs and in which order.
+//
+// Keywords are French or English, singular or plural, and compared without
+// case or accents. Addresses follow the RFC 5322 name-addr / addr-spec
+// forms; deadlines are ISO 8601 calendar dates (YYYY-MM-DD) or the French
+// DD/MM/YYYY; mobile numbers are E.164 (French national 06/07 numbers are
+// accepted and converted). Parse never fails: every line it cannot use
+// becomes a Problem that says which line and what is wrong, so a refusal
+// mail can quote it back to the sender.
+package instructions
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/parapheur/parapheur/mailin/quote"
+	"github.com/parapheur/parapheur/workflow"
+)
+
+// Instructions is what an instruction block asks for.
+type Instructions struct {
+	// Steps are the approval and signature steps in the order of the
+	// lines; a circuit's steps come first once Resolve has run.
+	Steps []workflow.DraftStep
+	// Copies receive the final signed documents.
+	Copies []workflow.Party
+	// Archivists receive the final documents and the audit trail.
+	Archivists []workflow.Party
+	// Deadline is the last day of the envelope; zero when not given.
+	Deadline Date
+	// ReminderDays is the interval between reminders in days; 0 when not given.
+	ReminderDays int
+	// Message is the sender's message to the recipients, one line per
+	// Message line.
+	Message string
+	// Language is "fr" or "en"; empty when not given.
+	Language string
+	// Circuit is the name of the predefined circuit asked for, as written.
+	Circuit string
+	// Problems are the lines that could not be used, in order. A
+	// submission with problems is refused with their text.
+	Problems []Problem
+}
+
+// Problem is one thing wrong in an instruction block.
+type Problem struct {
+	// Line is the 1-based line number in the text the block was read
+	// from, 0 for a problem of the block as a whole.
+	Line int
+	// Text is the line as written, trimmed.
+	Text string
+	// Reason says what is wrong, in English, e.g. `"marie@" is not an
+	// email address`.
+	Reason string
+}
+
+// Error formats the problem as `line 3 "Signataire: marie@": "marie@" is
+// not an email address`, so a list of problems reads as a list of errors.
+func (p Problem) Error() string {
+	if p.Line == 0 {
+		return p.Reason
+	}
+	return fmt.Sprintf("line %d %q: %s", p.Line, p.Text, p.Reason)
+}
+
+// Err returns the problems as one error, one problem per line, or nil
+// when the block is usable.
+func (in *Instructions) Err() error {
+	errs := make([]error, len(in.Problems))
+	for i, p := range in.Problems {
+		errs[i] = p
+	}
+	return errors.Join(errs...)
+}
+
+// Date is a calendar day without a time zone: the deadline's day is the
+// same wherever the gateway runs, and the gateway decides when it ends.
+type Date struct {
+	// Year is the full year, e.g. 2026.
+	Year int
+	// Month is the month of the year.
+	Month time.Month
+	// Day is the day of the month, from 1.
+	Day int
+}
+
+// IsZero reports whether the date was not given.
+func (d Date) IsZero() bool { return d == Date{} }
+
+// End returns the first instant after the day in loc, when an envelope with
+// this deadline expires.
+func (d Date) End(loc *time.Location) time.Time {
+	return time.Date(d.Year, d.Month, d.Day+1, 0, 0, 0, 0, loc)
+}
+
+// String formats the date as ISO 8601 (YYYY-MM-DD).
+func (d Date) String() string {
+	return fmt.Sprintf("%04d-%02d-%02d", d.Year, d.Month, d.Day)
+}
+
+// keyword is what a line asks for.
+type keyword int
+
+const (
+	kwNone keyword = iota
+	kwApprover
+	kwSigner
+	kwCopy
+	kwArchive
+	kwDeadline
+	kwReminder
+	kwMessage
+	kwLanguage
+	kwCircuit
+)
+
+// keywords maps folded keywords (see quote.Fold), singular and plural, to
+// what they ask for.
+var keywords = map[string]keyword{
+	"visa": kwApprover, "visas": kwApprover, "approver": kwApprover, "approvers": kwApprover,
+	"approbateur": kwApprover, "approbateurs": kwApprover,
+	"signataire": kwSigner, "signataires": kwSigner, "signer": kwSigner, "signers": kwSigner,
+	"copie": kwCopy, "copies": kwCopy, "cc": kwCopy, "copy": kwCopy,
+	"archive": kwArchive, "archives": kwArchive, "archiviste": kwArchive, "archivistes": kwArchive,
+	"archivist": kwArchive, "archivists": kwArchive,
+	"echeance": kwDeadline, "deadline": kwDeadline, "date limite": kwDeadline,
+	"rappel": kwReminder, "rappels": kwReminder, "reminder": kwReminder, "reminders": kwReminder,
+	"message": kwMessage,
+	"langue":  kwLanguage, "language": kwLanguage,
+	"circuit": kwCircuit,
+}
+
+// MaxReminderDays bounds the reminder interval; a larger number is more
+// likely a typo than an intent.
+const MaxReminderDays = 365
+
+// Parse reads the instruction block from the author's own text of a mail
+// (it stops at quoted or forwarded content, see quote.Cut). Lines whose
+// text before the first colon is not a keyword are prose and skipped.
+func Parse(text string) *Instructions {
+	in := &Instructions{}
+	lines := quote.Lines(text)
+	in.parseLines(lines[:quote.Cut(lines)])
+	return in
+}
+
+func (in *Instructions) parseLines(lines []string) {
+	var seen [kwCircuit + 1]int // line of the first occurrence of single-valued keywords
+	for i, raw := range lines {
+		kw, value, ok := splitLine(raw)
+		if !ok {
+			continue
+		}
+		p := lineParser{in: in, line: i + 1, text: strings.TrimSpace(raw)}
+		switch kw {
+		case kwApprover, kwSigner, kwDeadline, kwReminder, kwLanguage, kwCircuit:
+			if value == "" {
+				p.problem("the line gives no value")
+				continue
+			}
+		}
+		switch kw {
+		case kwDeadline, kwReminder, kwLanguage, kwCircuit:
+			if seen[kw] != 0 {
+				p.problem(fmt.Sprintf("repeats line %d: give it once", seen[kw]))
+				continue
+			}
+			seen[kw] = p.line
+		}
+		switch kw {
+		case kwApprover:
+			if parties := p.parties(value, false); len(parties) > 0 {
+				in.Steps = append(in.Steps, workflow.DraftStep{Role: workflow.Approver, Parties: parties})
+			}
+		case kwSigner:
+			if parties := p.parties(value, true); len(parties) > 0 {
+				in.Steps = append(in.Steps, workflow.DraftStep{Role: workflow.Signer, Parties: parties})
+			}
+		case kwCopy:
+			in.Copies = append(in.Copies, p.parties(value, false)...)
+		case kwArchive:
+			in.Archivists = append(in.Archivists, p.parties(value, false)...)
+		case kwDeadline:
+			in.Deadline = p.date(value)
+		case kwReminder:
+			in.ReminderDays = p.days(value)
+		case kwMessage:
+			if value != "" {
+				in.Message = strings.TrimPrefix(in.Message+"\n"+value, "\n")
+			}
+		case kwLanguage:
+			in.Language = p.language(value)
+		case kwCircuit:
+			in.Circuit = value
+		}
+	}
+}
+
+// splitLine returns the keyword and value of a "Keyword: value" line,
+// tolerating a list bullet before the keyword and the French space before
+// the colon.
+func splitLine(line string) (keyword, string, bool) {
+	line = strings.TrimSpace(line)
+	line = strings.TrimLeft(line, "-*•· \t")
+	key, value, ok := strings.Cut(line, ":")
+	if !ok {
+		return kwNone, "", false
+	}
+	kw, ok := keywords[strings.Join(strings.Fields(quote.Fold(key)), " ")]
+	if !ok {
+		return kwNone, "", false
+	}
+	return kw, strings.TrimSpace(strings.ReplaceAll(value, "\u00a0", " ")), true
+}
+
+// lineParser reads the value of one line and records its problems.
+type lineParser struct {
+	in   *Instructions
+	line int
+	text string
+}
+
+func (p lineParser) problem(reason string) {
+	p.in.Problems = append(p.in.Problems, Problem{Line: p.line, Text: p.text, Reason: reason})
+}
+
+// parties reads the addresses of a line, each "Name <mail@host>" or
+// "mail@host", separated by "," or ";", each optionally followed by a
+// mobile number when phones are allowed (signers).
+func (p lineParser) parties(value string, phones bool) []workflow.Party {
+	var parties []workflow.Party
+	seen := map[string]bool{}
+	for _, item := range splitList(value) {
+		party, err := parseParty(item)
+		if err != nil {
+			p.problem(err.Error())
+			continue
+		}
+		if party.Phone != "" && !phones {
+			p.problem(fmt.Sprintf("%q: a mobile number is only for signers (Signataire/Signer lines)", item))
+			continue
+		}
+		key := strings.ToLower(party.Email)
+		if seen[key] {
+			p.problem(fmt.Sprintf("%s is named twice on the line", party.Email))
+			continue
+		}
+		seen[key] = true
+		parties = append(parties, party)
+	}
+	return parties
+}
+
+// splitList splits a line's value at "," and ";" outside quoted names and
+// angle brackets, dropping empty items.
+func splitList(s string) []string {
+	var items []string
+	quoted, angle, start := false, false, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && quoted:
+			i++
+		case c == '"':
+			quoted = !quoted
+		case c == '<' && !quoted:
+			angle = true
+		case c == '>' && !quoted:
+			angle = false
+		case (c == ',' || c == ';') && !quoted && !angle:
+			items = append(items, s[start:i])
+			start = i + 1
+		}
+	}
+	items = append(items, s[min(start, len(s)):])
+	out := items[:0]
+	for _, item := range items {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// parseParty reads "Name <mail@host> +33612345678", "mail@host 06 12 34 56
+// 78" and the like.
+func parseParty(item string) (workflow.Party, error) {
+	var addrPart, rest string
+	if i := strings.LastIndexByte(item, '>'); i >= 0 {
+		addrPart, rest = item[:i+1], item[i+1:]
+	} else {
+		fields := strings.Fields(item)
+		at := -1
+		for i, f := range fields {
+			if strings.Contains(f, "@") {
+				at = i
+				break
+			}
+		}
+		if at < 0 {
+			return workflow.Party{}, fmt.Errorf("%q is not an email address", item)
+		}
+		// A bare address after a display name without brackets
+		// ("Marie Curie marie@x") is read as if it had them.
+		addrPart = fields[at]
+		if at > 0 {
+			addrPart = strings.Join(fields[:at], " ") + " <" + fields[at] + ">"
+		}
+		rest = strings.Join(fields[at+1:], " ")
+		// "marie@x (Marie Curie)": RFC 5322 allows the name as a comment.
+		if strings.HasPrefix(rest, "(") {
+			if end := strings.IndexByte(rest, ')'); end > 0 {
+				addrPart, rest = addrPart+" "+rest[:end+1], rest[end+1:]
+			}
+		}
+	}
+	addr, err := mail.ParseAddress(addrPart)
+	if err != nil || !strings.Contains(addr.Address, "@") {
+		return workflow.Party{}, fmt.Errorf("%q is not an email address", strings.TrimSpace(addrPart))
+	}
+	local, domain, _ := strings.Cut(addr.Address, "@")
+	party := workflow.Party{Name: addr.Name, Email: local + "@" + strings.ToLower(domain)}
+	if rest = strings.TrimSpace(rest); rest != "" {
+		phone, err := Phone(rest)
+		if err != nil {
+			return workflow.Party{}, err
+		}
+		party.Phone = phone
+	}
+	return party, nil
+}
+
+// Phone returns a mobile number in E.164 form: "+33 6 12 34 56 78",
+// "0033612345678" and the French national "06 12 34 56 78" all give
+// "+33612345678".
+func Phone(s string) (string, error) {
+	digits := strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '.', '-', '(', ')', '\u00a0':
+			return -1
+		}
+		return r
+	}, s)
+	switch {
+	case strings.HasPrefix(digits, "00"):
+		digits = "+" + digits[2:]
+	case len(digits) == 10 && (strings.HasPrefix(digits, "06") || strings.HasPrefix(digits, "07")):
+		digits = "+33" + digits[1:]
+	}
+	// E.164: a "+", a country code not starting with 0, at most 15 digits.
+	ok := len(digits) >= 9 && len(digits) <= 16 && digits[0] == '+' && digits[1] != '0'
+	for i := 1; ok && i < len(digits); i++ {
+		ok = digits[i] >= '0' && digits[i] <= '9'
+	}
+	if !ok {
+		return "", fmt.Errorf("%q is not a mobile number: write it as +33612345678 or 06 12 34 56 78", s)
+	}
+	return digits, nil
+}
+
+func (p lineParser) date(value string) Date {
+	for _, layout := range []string{"2006-01-02", "02/01/2006", "2/1/2006"} {
+		if t, err := time.Parse(layout, value); err == nil {
+			return Date{t.Year(), t.Month(), t.Day()}
+		}
+	}
+	p.problem(fmt.Sprintf("%q is not a date: write it as 2026-07-14 or 14/07/2026", value))
+	return Date{}
+}
+
+// dayUnits are the words allowed after a reminder's number of days.
+var dayUnits = map[string]bool{"": true, "j": true, "jour": true, "jours": true, "d": true, "day": true, "days": true}
+
+func (p lineParser) days(value string) int {
+	f := quote.Fold(value)
+	i := strings.IndexFunc(f, func(r rune) bool { return r < '0' || r > '9' })
+	if i < 0 {
+		i = len(f)
+	}
+	n, err := strconv.Atoi(f[:i])
+	if err != nil || !dayUnits[strings.TrimSpace(f[i:])] || n < 1 || n > MaxReminderDays {
+		p.problem(fmt.Sprintf("%q is not a number of days between 1 and %d", value, MaxReminderDays))
+		return 0
+	}
+	return n
+}
+
+// languages maps folded language names to the codes the gateway speaks.
+var languages = map[string]string{
+	"fr": "fr", "francais": "fr", "french": "fr",
+	"en": "en", "anglais": "en", "english": "en",
+}
+
+func (p lineParser) language(value string) string {
+	if code, ok := languages[quote.Fold(value)]; ok {
+		return code
+	}
+	p.problem(fmt.Sprintf("%q is not a known language: write fr or en", value))
+	return ""
+}

@@ -1,0 +1,77 @@
+package message
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// addCorpus seeds f with the mails of ../testdata.
+func addCorpus(f *testing.F) {
+	files, err := filepath.Glob("../testdata/*.eml")
+	if err != nil || len(files) == 0 {
+		f.Fatalf("no seed corpus in ../testdata: %v", err)
+	}
+	for _, file := range files {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	addCorpus(f)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		m, err := Parse(bytes.NewReader(raw), 1<<20)
+		if err != nil {
+			if m != nil {
+				t.Fatalf("Parse returned a message with error %v", err)
+			}
+			return
+		}
+		if m.From == nil {
+			t.Fatal("no From without an error")
+		}
+		if StripPrefixes(m.Title) != m.Title {
+			t.Errorf("title %q still has a prefix", m.Title)
+		}
+		for _, d := range m.Documents {
+			if d.Name == "" || strings.Contains(d.Name, "/") {
+				t.Errorf("document name %q", d.Name)
+			}
+			if !isPDF(d.ContentType, d.Name, d.Data) {
+				t.Errorf("document %q (%s) is not a PDF by any rule", d.Name, d.ContentType)
+			}
+		}
+		for _, a := range m.Ignored {
+			if !utf8.ValidString(a.Name) {
+				t.Errorf("attachment name %q is not UTF-8", a.Name)
+			}
+		}
+		if strings.Contains(m.Text, "\r") {
+			t.Errorf("text keeps a CR: %q", m.Text)
+		}
+	})
+}
+
+func FuzzHTMLText(f *testing.F) {
+	for _, s := range []string{
+		"<p>Signataire&nbsp;: Marie &lt;m@x&gt;</p>", "<blockquote><p>x</p></blockquote>", "<pre>a\nb</pre>",
+		"<html><head><title>t</title></head><body>a<br><br>b</body></html>", "</blockquote><title/>x",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		text := HTMLText(s)
+		for _, line := range strings.Split(text, "\n") {
+			if line != strings.TrimRight(line, " \t") && !strings.HasSuffix(line, "> ") {
+				t.Errorf("line %q has trailing space", line)
+			}
+		}
+	})
+}

@@ -1,0 +1,411 @@
+// Package message reads a submission mail: an RFC 5322 message with MIME
+// parts (RFC 2045-2049), header words encoded per RFC 2047 and file names
+// per RFC 2231, in any charset go-message knows (windows-1252, iso-8859-1…).
+//
+// Parse walks every part, including forwarded messages (message/rfc822,
+// nested), and sorts what it finds into the documents to sign (PDFs, by
+// type, by name or by their "%PDF-" signature), the attachments the
+// gateway ignores, and the sender's own text (the first text/plain part, or
+// the HTML part turned into text) from which the instructions are read.
+package message
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"path"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	gomessage "github.com/emersion/go-message"
+	_ "github.com/emersion/go-message/charset" // charsets beyond UTF-8 and US-ASCII
+	"github.com/emersion/go-message/mail"
+)
+
+// Message is what Parse found in a mail.
+type Message struct {
+	// Header is the top-level header, for the checks that read other
+	// fields (loops, Authentication-Results).
+	Header mail.Header
+	// From is the author; Parse fails without one.
+	From *mail.Address
+	// ReplyTo are the Reply-To addresses, if any.
+	ReplyTo []*mail.Address
+	// To are the To and Cc addresses.
+	To []*mail.Address
+	// MessageID is the Message-ID without angle brackets, empty if absent.
+	MessageID string
+	// InReplyTo is the message ID the mail answers, without angle brackets.
+	InReplyTo []string
+	// References are the message IDs of the thread, oldest first, without
+	// angle brackets.
+	References []string
+	// Subject is the decoded subject.
+	Subject string
+	// Title is the subject without reply and forward prefixes.
+	Title string
+	// Documents are the PDFs, in the order of the parts.
+	Documents []Document
+	// Ignored are the other attachments, for the acknowledgement.
+	Ignored []Attachment
+	// Text is the sender's own text part: the first text/plain part
+	// outside forwarded messages, or the first HTML part turned into text.
+	// It still holds any quoted or forwarded text written inline.
+	Text string
+}
+
+// Document is a PDF found in the mail.
+type Document struct {
+	// Name is the file name, "document-N.pdf" when the part has none.
+	Name string
+	// ContentType is the declared media type, which need not be
+	// application/pdf.
+	ContentType string
+	// Data is the decoded content.
+	Data []byte
+}
+
+// Attachment is a part the gateway does not use.
+type Attachment struct {
+	// Name is the file name.
+	Name string
+	// ContentType is the declared media type.
+	ContentType string
+	// Size is the decoded size in bytes.
+	Size int
+}
+
+// ErrTooLarge is returned (wrapped) when a message exceeds Parse's limit.
+var ErrTooLarge = errors.New("message too large")
+
+// MaxDepth bounds how deeply multiparts and forwarded messages may nest,
+// so that a crafted mail cannot exhaust the stack.
+const MaxDepth = 32
+
+// Parse reads a message of at most limit bytes.
+func Parse(r io.Reader, limit int64) (*Message, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the message: %w", err)
+	}
+	if int64(len(raw)) > limit {
+		return nil, fmt.Errorf("%w: over the limit of %d bytes", ErrTooLarge, limit)
+	}
+	e, err := gomessage.Read(bytes.NewReader(raw))
+	if err != nil && !Tolerable(err) {
+		return nil, fmt.Errorf("reading the header: %w", err)
+	}
+	m := &Message{Header: mail.Header{Header: e.Header}}
+	if err := m.readHeader(); err != nil {
+		return nil, err
+	}
+	w := walker{m: m}
+	if err := w.walk(e, nil, false); err != nil {
+		return nil, err
+	}
+	m.Text = w.text()
+	for i := range m.Documents {
+		if m.Documents[i].Name == "" {
+			m.Documents[i].Name = "document-" + strconv.Itoa(i+1) + ".pdf"
+		}
+	}
+	return m, nil
+}
+
+// Tolerable reports whether an error of go-message leaves the entity
+// readable: with an unknown charset or transfer encoding the bytes are
+// left as they are, which beats refusing the mail.
+func Tolerable(err error) bool {
+	return gomessage.IsUnknownCharset(err) || gomessage.IsUnknownEncoding(err)
+}
+
+func (m *Message) readHeader() error {
+	from, err := m.Header.AddressList("From")
+	if err != nil {
+		return fmt.Errorf("From header %q: %w", m.Header.Get("From"), err)
+	}
+	if len(from) == 0 {
+		return errors.New("the message has no From header")
+	}
+	m.From = from[0]
+	// Reply-To, To and Cc only help (replies, plus-addressing): a bad one
+	// is left out rather than failing the mail.
+	m.ReplyTo, _ = m.Header.AddressList("Reply-To")
+	for _, k := range []string{"To", "Cc"} {
+		list, _ := m.Header.AddressList(k)
+		m.To = append(m.To, list...)
+	}
+	if ids := IDs(m.Header.Get("Message-Id")); len(ids) > 0 {
+		m.MessageID = ids[0]
+	}
+	m.InReplyTo = IDs(m.Header.Get("In-Reply-To"))
+	m.References = IDs(m.Header.Get("References"))
+	m.Subject, _ = m.Header.Subject()
+	m.Subject = strings.Join(strings.Fields(m.Subject), " ")
+	m.Title = StripPrefixes(m.Subject)
+	return nil
+}
+
+// IDs returns the message IDs of a Message-ID, In-Reply-To or References
+// field value (RFC 5322 §3.6.4) without angle brackets. IDs that RFC 5322
+// rejects (no "@", no brackets) are common enough in the wild to be kept
+// as written rather than dropped.
+func IDs(value string) []string {
+	h := mail.Header{}
+	h.Set("References", value)
+	if ids, err := h.MsgIDList("References"); err == nil {
+		return ids
+	}
+	var ids []string
+	for _, f := range strings.Fields(value) {
+		if id := strings.Trim(f, "<>,"); id != "" {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// Detail returns the detail of the plus-address (RFC 5233) through which
+// the mail reached gateway: "direction" for a mail to
+// parapheur+direction@org.example when gateway is parapheur@org.example.
+// Delivered-To and X-Original-To, set by the delivering server, are read
+// before To and Cc, which Bcc recipients do not appear in.
+func (m *Message) Detail(gateway string) string {
+	local, domain, ok := strings.Cut(gateway, "@")
+	if !ok {
+		return ""
+	}
+	var addrs []string
+	for _, k := range []string{"Delivered-To", "X-Original-To"} {
+		for _, v := range m.Header.Values(k) {
+			addrs = append(addrs, strings.Trim(strings.TrimSpace(v), "<>"))
+		}
+	}
+	for _, a := range m.To {
+		addrs = append(addrs, a.Address)
+	}
+	for _, a := range addrs {
+		l, d, ok := strings.Cut(a, "@")
+		if !ok || !strings.EqualFold(d, domain) {
+			continue
+		}
+		base, detail, ok := strings.Cut(l, "+")
+		if ok && strings.EqualFold(base, local) && detail != "" {
+			return detail
+		}
+	}
+	return ""
+}
+
+// replyPrefixes are the folded prefixes mail clients put before a subject
+// when replying or forwarding, in French, English and German.
+var replyPrefixes = []string{"re", "fwd", "fw", "tr", "aw", "wg", "ref"}
+
+// StripPrefixes removes reply and forward prefixes ("Re:", "RE :",
+// "Fwd:", "TR:", "Fw:", "Re[2]:"), repeated, from a subject.
+func StripPrefixes(subject string) string {
+	s := strings.TrimSpace(subject)
+	for {
+		rest, ok := cutPrefix(s)
+		if !ok {
+			return s
+		}
+		s = rest
+	}
+}
+
+func cutPrefix(s string) (string, bool) {
+	word, rest, ok := strings.Cut(s, ":")
+	if !ok {
+		return s, false
+	}
+	word = strings.ToLower(strings.TrimSpace(strings.ReplaceAll(word, "\u00a0", " ")))
+	if i := strings.IndexAny(word, "[("); i > 0 {
+		n := strings.Trim(word[i:], "[]() ")
+		if _, err := strconv.Atoi(n); err != nil {
+			return s, false
+		}
+		word = strings.TrimSpace(word[:i])
+	}
+	for _, p := range replyPrefixes {
+		if word == p {
+			return strings.TrimSpace(rest), true
+		}
+	}
+	return s, false
+}
+
+// walker sorts the parts of a message.
+type walker struct {
+	m           *Message
+	plain, html *string
+}
+
+func (w *walker) text() string {
+	switch {
+	case w.plain != nil:
+		return normaliseText(*w.plain)
+	case w.html != nil:
+		return normaliseText(HTMLText(*w.html))
+	}
+	return ""
+}
+
+func normaliseText(s string) string {
+	s = strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
+	return strings.TrimSpace(strings.TrimPrefix(s, "\ufeff"))
+}
+
+// walk visits e at path (IMAP part numbers); forwarded says whether e is
+// inside a forwarded message, whose text is not the sender's.
+func (w *walker) walk(e *gomessage.Entity, at []int, forwarded bool) error {
+	if len(at) > MaxDepth {
+		return fmt.Errorf("%s: parts nest deeper than %d levels", partName(at), MaxDepth)
+	}
+	mediaType := mediaTypeOf(e.Header)
+	if mr := e.MultipartReader(); mr != nil {
+		for i := 1; ; i++ {
+			part, err := mr.NextPart()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil && !Tolerable(err) {
+				return fmt.Errorf("%s (%s): reading its part %d: %w", partName(at), mediaType, i, truncated(err))
+			}
+			if err := w.walk(part, append(at, i), forwarded); err != nil {
+				return err
+			}
+		}
+	}
+	name := fileName(e.Header)
+	body := bufio.NewReader(e.Body)
+	magic, _ := body.Peek(len(pdfMagic))
+	if (mediaType == "message/rfc822" || mediaType == "message/global") && !bytes.Equal(magic, pdfMagic) {
+		// Streamed, not read whole: forwards nested n deep must not cost n
+		// copies of the message.
+		inner, err := gomessage.Read(body)
+		if err != nil && !Tolerable(err) {
+			return fmt.Errorf("%s (%s): reading the forwarded header: %w", partName(at), mediaType, truncated(err))
+		}
+		return w.walk(inner, append(at, 1), true)
+	}
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return fmt.Errorf("%s (%s): decoding the content: %w", partName(at), mediaType, truncated(err))
+	}
+	if isPDF(mediaType, name, data) {
+		w.m.Documents = append(w.m.Documents, Document{Name: name, ContentType: mediaType, Data: data})
+		return nil
+	}
+	disposition, _, _ := e.Header.ContentDisposition()
+	attached := name != "" || strings.EqualFold(disposition, "attachment")
+	switch {
+	case attached:
+		w.m.Ignored = append(w.m.Ignored, Attachment{Name: name, ContentType: mediaType, Size: len(data)})
+	case forwarded:
+	case mediaType == "text/plain" && w.plain == nil:
+		s := string(data)
+		if _, params, err := e.Header.ContentType(); err == nil && strings.EqualFold(params["format"], "flowed") {
+			s = unflow(s, strings.EqualFold(params["delsp"], "yes"))
+		}
+		w.plain = &s
+	case mediaType == "text/html" && w.html == nil:
+		s := string(data)
+		w.html = &s
+	}
+	return nil
+}
+
+// truncated explains the end-of-file errors of a multipart cut short,
+// which say nothing on their own. go-message's multipart reader formats
+// rather than wraps io.EOF, hence the suffix test.
+func truncated(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.HasSuffix(err.Error(), ": EOF") {
+		return fmt.Errorf("the message ends before the closing MIME boundary (%w)", err)
+	}
+	return err
+}
+
+// partName names a part by its IMAP part number ("part 1.2"), the root
+// being "the message".
+func partName(at []int) string {
+	if len(at) == 0 {
+		return "the message"
+	}
+	s := make([]string, len(at))
+	for i, n := range at {
+		s[i] = strconv.Itoa(n)
+	}
+	return "part " + strings.Join(s, ".")
+}
+
+// mediaTypeOf returns the lower-case media type; a Content-Type that does
+// not parse (duplicate parameters, bad quoting) still names its type.
+func mediaTypeOf(h gomessage.Header) string {
+	t, _, err := h.ContentType()
+	if err != nil {
+		t, _, _ = strings.Cut(h.Get("Content-Type"), ";")
+	}
+	return strings.ToLower(strings.TrimSpace(t))
+}
+
+// fileName returns the part's file name from Content-Disposition's
+// filename or Content-Type's name, RFC 2231 or RFC 2047 encoded, without
+// any directory.
+func fileName(h gomessage.Header) string {
+	name := param(h, "Content-Disposition", "filename")
+	if name == "" {
+		name = param(h, "Content-Type", "name")
+	}
+	if !utf8.ValidString(name) {
+		// Raw 8-bit names come from old Windows clients.
+		name = fromWindows1252(name)
+	}
+	name = strings.ReplaceAll(name, "\\", "/")
+	if name = path.Base(strings.TrimSpace(name)); name == "." || name == "/" {
+		return ""
+	}
+	return name
+}
+
+// param returns a parameter of a header field. go-message decodes RFC
+// 2047 words in parameters but, through Go's mime package, RFC 2231
+// extended values only in UTF-8 and US-ASCII; others are re-encoded first.
+func param(h gomessage.Header, field, key string) string {
+	if v := h.Get(field); strings.Contains(v, "*=") {
+		if _, params, err := mime.ParseMediaType(toUTF8Params(v)); err == nil {
+			return params[key]
+		}
+	}
+	var params map[string]string
+	var err error
+	if field == "Content-Type" {
+		_, params, err = h.ContentType()
+	} else {
+		_, params, err = h.ContentDisposition()
+	}
+	if err != nil {
+		return ""
+	}
+	return params[key]
+}
+
+// pdfTypes are the media types PDFs are sent as.
+var pdfTypes = map[string]bool{"application/pdf": true, "application/x-pdf": true, "application/acrobat": true}
+
+func isPDF(mediaType, name string, data []byte) bool {
+	switch {
+	case pdfTypes[mediaType]:
+		return true
+	case mediaType == "application/octet-stream" && strings.HasSuffix(strings.ToLower(name), ".pdf"):
+		return true
+	}
+	return bytes.HasPrefix(data, pdfMagic)
+}
+
+// pdfMagic starts every PDF file (ISO 32000-2 §7.5.2).
+var pdfMagic = []byte("%PDF-")

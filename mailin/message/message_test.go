@@ -1,0 +1,187 @@
+package message
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func crlf(s string) string { return strings.ReplaceAll(strings.TrimPrefix(s, "\n"), "\n", "\r\n") }
+
+func TestStripPrefixes(t *testing.T) {
+	for in, want := range map[string]string{
+		"Re: Convention":                   "Convention",
+		"RE : TR: Fwd: Convention":         "Convention",
+		"TR\u00a0: Convention":             "Convention",
+		"Fw: FW:Convention":                "Convention",
+		"Re[2]: AW: WG: Convention":        "Convention",
+		"Re(3) : Convention":               "Convention",
+		"  re:re:  Convention  ":           "Convention",
+		"Convention: annexe 2":             "Convention: annexe 2",
+		"Réponse automatique : Invitation": "Réponse automatique : Invitation",
+		"Re[x]: Convention":                "Re[x]: Convention",
+		"Re:":                              "",
+		"":                                 "",
+	} {
+		if got := StripPrefixes(in); got != want {
+			t.Errorf("StripPrefixes(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestHTMLText(t *testing.T) {
+	for _, tt := range []struct{ name, html, want string }{
+		{"paragraphs and entities", "<p>Signataire&nbsp;: Marie &lt;m@x&gt;</p><p>A &amp; B</p>", "Signataire : Marie <m@x>\nA & B"},
+		{"br and inline tags", "Visa: <b>a@x</b><br>Signataire: <a href='mailto:b@x'>b@x</a>", "Visa: a@x\nSignataire: b@x"},
+		{"hidden content", "<html><head><title>T</title><style>p{}</style></head><body><script>x()</script>Hi</body></html>", "Hi"},
+		{"white space collapsed", "<div>  a \n  b  </div>\n\n<div>c</div>", "a b\nc"},
+		{"empty paragraphs dropped", "<p>a</p><p>&nbsp;</p><p></p><p>b</p>", "a\nb"},
+		{"double br leaves a blank line", "a<br><br><br>b<br>c", "a\n\nb\nc"},
+		{"blockquote marked as quoted", "<p>mine</p><blockquote><p>theirs</p><blockquote>older</blockquote></blockquote><p>after</p>", "mine\n> theirs\n> > older\nafter"},
+		{"pre keeps lines", "<pre>a  b\nc</pre>", "a  b\nc"},
+		{"table cells", "<table><tr><td>De :</td><td>Marie</td></tr></table>", "De : Marie"},
+		{"unbalanced", "</blockquote></div>text<p>", "text"},
+		{"self-closing hidden tag", "<title/>shown", "shown"},
+	} {
+		if got := HTMLText(tt.html); got != tt.want {
+			t.Errorf("%s: HTMLText = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tt := range []struct{ name, raw, want string }{
+		{"no From", "To: a@b.example\n\nhi", "the message has no From header"},
+		{"bad From", "From: marie@\n\nhi", `From header "marie@": mail: `},
+		{"bad base64", crlf(`
+From: a@b.example
+Content-Type: multipart/mixed; boundary=x
+
+--x
+Content-Type: application/pdf; name=a.pdf
+Content-Transfer-Encoding: base64
+
+%%%%notbase64
+--x--
+`), `part 1 (application/pdf): decoding the content: illegal base64 data`},
+		{"truncated", "From: a@b.example\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nx",
+			"part 1 (text/plain): decoding the content: the message ends before the closing MIME boundary (unexpected EOF)"},
+		{"no boundary found", "From: a@b.example\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\nno parts",
+			"the message (multipart/mixed): reading its part 1: the message ends before the closing MIME boundary (multipart: NextPart: EOF)"},
+		{"no boundary parameter", "From: a@b.example\r\nContent-Type: multipart/mixed\r\n\r\n--b\r\n\r\nx\r\n--b--",
+			"the message (multipart/mixed): reading its part 1: multipart: boundary is empty"},
+		{"bad header", "From a@b.example\n\nhi", "reading the header: "},
+		{"nesting", "From: a@b.example\nContent-Type: message/rfc822\n\n" + strings.Repeat("Content-Type: message/rfc822\n\n", MaxDepth+2), "parts nest deeper than 32 levels"},
+	} {
+		_, err := Parse(strings.NewReader(tt.raw), 1<<20)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: Parse error = %v, want one containing %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestParseTooLarge(t *testing.T) {
+	raw := "From: a@b.example\n\n" + strings.Repeat("x", 100)
+	if _, err := Parse(strings.NewReader(raw), int64(len(raw))); err != nil {
+		t.Errorf("a message of exactly the limit: %v", err)
+	}
+	_, err := Parse(strings.NewReader(raw), int64(len(raw)-1))
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "over the limit of 118 bytes") {
+		t.Errorf("over the limit: %v", err)
+	}
+}
+
+func TestParseParts(t *testing.T) {
+	raw := crlf(`
+From: a@b.example
+Delivered-To: someone@else.example
+Delivered-To: <Parapheur+RH@ORG.example>
+Message-ID: not-a-msg-id
+References: <a@x> broken <b@x>
+Content-Type: multipart/mixed; boundary=x
+
+--x
+Content-Type: multipart/alternative; boundary=y
+
+--y
+Content-Type: text/html; charset=utf-8
+
+<p>html body</p>
+--y--
+--x
+Content-Type: text/plain; name=notes.txt
+
+not the body: it has a name
+--x
+Content-Type: application/octet-stream;
+ name*0*=iso-8859-1''Proc%E8s-;
+ name*1*=verbal%20sign%E9.PDF
+
+%PDF-1.4 fake
+--x
+Content-Type: application/x-download
+Content-Disposition: attachment; filename="C:\Users\marie\scan.bin"
+
+%PDF-1.7 sniffed
+--x
+Content-Type: image/jpeg
+
+nameless inline image
+--x--
+`)
+	m, err := Parse(strings.NewReader(raw), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Text != "html body" {
+		t.Errorf("Text = %q", m.Text)
+	}
+	if m.MessageID != "not-a-msg-id" || strings.Join(m.References, " ") != "a@x broken b@x" {
+		t.Errorf("MessageID %q References %q", m.MessageID, m.References)
+	}
+	if got := m.Detail("parapheur@org.example"); got != "RH" {
+		t.Errorf("Detail = %q", got)
+	}
+	if got := m.Detail("other@org.example"); got != "" {
+		t.Errorf("Detail of another gateway = %q", got)
+	}
+	var docs []string
+	for _, d := range m.Documents {
+		docs = append(docs, d.Name+"|"+d.ContentType+"|"+string(d.Data))
+	}
+	if want := "Procès-verbal signé.PDF|application/octet-stream|%PDF-1.4 fake\nscan.bin|application/x-download|%PDF-1.7 sniffed"; strings.Join(docs, "\n") != want {
+		t.Errorf("documents = %q, want %q", docs, want)
+	}
+	if len(m.Ignored) != 1 || m.Ignored[0] != (Attachment{Name: "notes.txt", ContentType: "text/plain", Size: 27}) {
+		t.Errorf("ignored = %+v", m.Ignored)
+	}
+}
+
+func TestParseUnknownCharset(t *testing.T) {
+	raw := "From: a@b.example\nSubject: =?x-unknown?Q?caf=E9?=\nContent-Type: text/plain; charset=x-unknown\n\nSignataire: a@b.example\n"
+	m, err := Parse(strings.NewReader(raw), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Text != "Signataire: a@b.example" || m.Subject != "=?x-unknown?Q?caf=E9?=" {
+		t.Errorf("Text %q Subject %q", m.Text, m.Subject)
+	}
+}
+
+func TestUnflow(t *testing.T) {
+	for _, tt := range []struct {
+		in    string
+		delsp bool
+		want  string
+	}{
+		{"Signataires: a@b.example, \r\nc@d.example\r\nMerci", false, "Signataires: a@b.example, c@d.example\nMerci"},
+		{"Signataires: a@b.example,  \nc@d.example", true, "Signataires: a@b.example, c@d.example"},
+		{" From here\n  indented", false, "From here\n indented"},
+		{"> quoted \n> more\n>> deeper \nplain", false, "> quoted more\n>> deeper \nplain"},
+		{"-- \nsignature", false, "-- \nsignature"},
+	} {
+		if got := unflow(tt.in, tt.delsp); got != tt.want {
+			t.Errorf("unflow(%q, %v) = %q, want %q", tt.in, tt.delsp, got, tt.want)
+		}
+	}
+}

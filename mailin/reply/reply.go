@@ -1,0 +1,94 @@
+// Package reply reads the commands a person may write in answer to the
+// gateway's mail instead of using the signing page (SPEC §2): "REFUSER:
+// reason" / "DECLINE: reason" from a recipient answering an invitation, and
+// "ANNULER" / "CANCEL" from the sender answering an acknowledgement.
+//
+// Only the author's own text counts (see package quote): the quoted
+// invitation below a reply must not be read as a command. The caller
+// matches the command to an envelope by the thread identifiers (RFC 5322
+// In-Reply-To and References) and checks that it comes from the address
+// the answered mail was sent to.
+package reply
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/parapheur/parapheur/mailin/message"
+	"github.com/parapheur/parapheur/mailin/quote"
+)
+
+// Verb is what a reply asks for.
+type Verb string
+
+// Verbs.
+const (
+	// Decline is a recipient's refusal to sign or approve; it needs a
+	// reason, as on the signing page.
+	Decline Verb = "decline"
+	// Cancel is the sender withdrawing the envelope; a reason is optional.
+	Cancel Verb = "cancel"
+)
+
+// verbs maps the folded command words, French and English, to verbs.
+var verbs = map[string]Verb{"refuser": Decline, "decline": Decline, "annuler": Cancel, "cancel": Cancel}
+
+// Command is a command found in a reply.
+type Command struct {
+	// Verb is what is asked.
+	Verb Verb
+	// Reason is the text after the command word, possibly empty for Cancel.
+	Reason string
+	// From is the address the reply came from.
+	From string
+	// Thread are the message IDs the reply answers, In-Reply-To first then
+	// References from the newest, without duplicates: the gateway looks
+	// for its own mail among them.
+	Thread []string
+}
+
+// Parse looks for a command on a line of the reply's own text. It returns
+// false when there is none, and an error when a command is malformed
+// (DECLINE without a reason), to be answered with what is wrong.
+func Parse(m *message.Message) (Command, bool, error) {
+	for _, line := range strings.Split(quote.Own(m.Text), "\n") {
+		verb, reason, ok := command(line)
+		if !ok {
+			continue
+		}
+		if verb == Decline && reason == "" {
+			return Command{}, true, fmt.Errorf("%q: give the reason for declining after the colon, e.g. \"REFUSER: the amount is wrong\"", strings.TrimSpace(line))
+		}
+		c := Command{Verb: verb, Reason: reason, Thread: thread(m)}
+		if m.From != nil {
+			c.From = m.From.Address
+		}
+		return c, true, nil
+	}
+	return Command{}, false, nil
+}
+
+// command reads "REFUSER: reason", "Decline : reason", "ANNULER" and
+// "cancel: reason" lines; the command word must be alone before the colon
+// (or on its line), so that prose ("Je vais annuler…") is not taken for a
+// command.
+func command(line string) (Verb, string, bool) {
+	line = strings.TrimSpace(line)
+	word, reason, _ := strings.Cut(line, ":")
+	verb, ok := verbs[quote.Fold(word)]
+	if !ok {
+		return "", "", false
+	}
+	return verb, strings.TrimSpace(reason), true
+}
+
+func thread(m *message.Message) []string {
+	ids := slices.Clone(m.InReplyTo)
+	for i := len(m.References) - 1; i >= 0; i-- {
+		if !slices.Contains(ids, m.References[i]) {
+			ids = append(ids, m.References[i])
+		}
+	}
+	return ids
+}
