@@ -165,6 +165,9 @@ type Notify struct {
 	ToSender   bool
 	// Reason is the decline, cancellation or failure reason to quote.
 	Reason string
+	// About is the recipient ID the notice is about (who declined, whose
+	// mail bounced), "" when none.
+	About string
 }
 
 // SendCode asks for the outstanding one-time code of RecipientID to be sent

@@ -420,10 +420,10 @@ func (t *transition) advance(at time.Time) {
 }
 
 // end moves the envelope to a final state and tells the sender and the
-// recipients who already acted.
-func (t *transition) end(s State, at time.Time, reason string, notice Notice) {
+// recipients who already acted; about is who caused it, if a recipient.
+func (t *transition) end(s State, at time.Time, reason string, notice Notice, about string) {
 	t.e.State, t.e.Reason, t.e.EndedAt, t.e.NextReminder = s, reason, at.UTC(), time.Time{}
-	t.effect(Notify{Notice: notice, Recipients: t.actedRecipients(), ToSender: true, Reason: reason})
+	t.effect(Notify{Notice: notice, Recipients: t.actedRecipients(), ToSender: true, Reason: reason, About: about})
 }
 
 func (t *transition) actedRecipients() []string {
@@ -456,7 +456,7 @@ func (t *transition) declined(ev Declined) error {
 		method = "reply mail"
 	}
 	t.recordFor(ev.Meta, audit.Declined, r, map[string]string{"reason": reason, "authenticated_by": method})
-	t.end(StateDeclined, ev.At, reason, DeclineNotice)
+	t.end(StateDeclined, ev.At, reason, DeclineNotice, r.ID)
 	return nil
 }
 
@@ -473,7 +473,7 @@ func (t *transition) cancelled(ev Cancelled) error {
 	reason := strings.TrimSpace(ev.Reason)
 	t.record(audit.Record{Time: ev.At, Type: audit.Cancelled, Actor: ev.By, IP: ev.Client.IP,
 		UserAgent: ev.Client.UserAgent, Details: map[string]string{"reason": reason}})
-	t.end(StateCancelled, ev.At, reason, CancelNotice)
+	t.end(StateCancelled, ev.At, reason, CancelNotice, "")
 	return nil
 }
 
@@ -486,7 +486,7 @@ func (t *transition) expired(ev Expired) error {
 	}
 	reason := "deadline " + t.e.Deadline.Format(time.RFC3339) + " passed"
 	t.record(audit.Record{Time: ev.At, Type: audit.Expired, Actor: SystemActor, Details: map[string]string{"deadline": t.e.Deadline.Format(time.RFC3339)}})
-	t.end(StateExpired, ev.At, reason, ExpiryNotice)
+	t.end(StateExpired, ev.At, reason, ExpiryNotice, "")
 	return nil
 }
 
@@ -544,7 +544,7 @@ func (t *transition) bounced(ev Bounced) error {
 		return errorf(ErrUnknownRecipient, "envelope %s has no recipient %s", t.e.ID, ev.Email)
 	}
 	if !t.e.State.Final() {
-		t.effect(Notify{Notice: BounceNotice, Recipients: hit, ToSender: true, Reason: reason})
+		t.effect(Notify{Notice: BounceNotice, ToSender: true, Reason: reason, About: hit[0]})
 	}
 	return nil
 }
@@ -570,7 +570,7 @@ func (t *transition) deliveryAttempted(ev DeliveryAttempted) error {
 	case ev.Outcome == OutcomeFailed:
 		r.DeliveryFailure = ev.Answer
 		if !t.e.State.Final() {
-			t.effect(Notify{Notice: BounceNotice, Recipients: []string{r.ID}, ToSender: true, Reason: ev.Answer})
+			t.effect(Notify{Notice: BounceNotice, ToSender: true, Reason: ev.Answer, About: r.ID})
 		}
 	}
 	return nil

@@ -98,7 +98,11 @@ func effectKinds(effs []Effect) []string {
 	for _, f := range effs {
 		switch f := f.(type) {
 		case Notify:
-			out = append(out, fmt.Sprintf("notify:%s:%v:sender=%v", f.Notice, f.Recipients, f.ToSender))
+			about := ""
+			if f.About != "" {
+				about = ":about=" + f.About
+			}
+			out = append(out, fmt.Sprintf("notify:%s:%v:sender=%v%s", f.Notice, f.Recipients, f.ToSender, about))
 		case SendCode:
 			out = append(out, "code:"+f.RecipientID+":"+f.Channel)
 		case Schedule:
@@ -379,7 +383,7 @@ func TestApply(t *testing.T) {
 			name:    "decline ends the envelope and tells the sender and those who acted",
 			history: seq(step1Done(), verify("r2", 2*time.Hour)),
 			event:   Declined{Meta: at(2*time.Hour + 2*time.Minute), RecipientID: "r2", Reason: "wrong amount"}, wantState: StateDeclined,
-			wantEffects: []string{"notify:declined:[r1]:sender=true"}, wantAudit: []audit.Type{audit.Declined},
+			wantEffects: []string{"notify:declined:[r1]:sender=true:about=r2"}, wantAudit: []audit.Type{audit.Declined},
 			check: func(t *testing.T, e *Envelope) {
 				if e.Reason != "wrong amount" || e.Recipient("r2").State != HasDeclined || e.EndedAt.IsZero() {
 					t.Errorf("envelope = %+v", e)
@@ -388,7 +392,7 @@ func TestApply(t *testing.T) {
 		},
 		{
 			name: "decline by reply mail needs no code", event: Declined{Meta: at(time.Minute), RecipientID: "r1", Reason: "pas d'accord", ByMail: true},
-			wantState: StateDeclined, wantEffects: []string{"notify:declined:[]:sender=true"}, wantAudit: []audit.Type{audit.Declined},
+			wantState: StateDeclined, wantEffects: []string{"notify:declined:[]:sender=true:about=r1"}, wantAudit: []audit.Type{audit.Declined},
 		},
 		{
 			name:    "sign after decline is refused",
@@ -480,7 +484,7 @@ func TestApply(t *testing.T) {
 		},
 		{
 			name: "bounce is recorded and the sender told", event: Bounced{Meta: at(time.Minute), Email: "CHEF@org.example", Reason: "550 5.1.1 no such user"},
-			wantState: StateInProgress, wantEffects: []string{"notify:delivery_failure:[r1]:sender=true"}, wantAudit: []audit.Type{audit.Bounced},
+			wantState: StateInProgress, wantEffects: []string{"notify:delivery_failure:[]:sender=true:about=r1"}, wantAudit: []audit.Type{audit.Bounced},
 			check: func(t *testing.T, e *Envelope) {
 				if e.Recipient("r1").DeliveryFailure != "550 5.1.1 no such user" {
 					t.Errorf("failure = %q", e.Recipient("r1").DeliveryFailure)
@@ -513,7 +517,7 @@ func TestApply(t *testing.T) {
 			name:      "a failed invitation tells the sender",
 			event:     DeliveryAttempted{Meta: at(time.Minute), Notice: Invitation, To: "r1", Outcome: OutcomeFailed, Answer: "550 5.1.1 unknown user"},
 			wantState: StateInProgress, wantAudit: []audit.Type{audit.DeliveryAttempt},
-			wantEffects: []string{"notify:delivery_failure:[r1]:sender=true"},
+			wantEffects: []string{"notify:delivery_failure:[]:sender=true:about=r1"},
 		},
 		{
 			name:      "a failed mail to the sender is recorded without another mail to the sender",

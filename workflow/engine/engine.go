@@ -62,6 +62,31 @@ type Job struct {
 	Code string `json:"code,omitempty"`
 	// Reason is the reason to quote (decline, cancellation, failure).
 	Reason string `json:"reason,omitempty"`
+	// About is the recipient ID the mail is about (who declined, whose
+	// mail bounced), "" when none.
+	About string `json:"about,omitempty"`
+	// Refusal is the refused submission, for NoticeRefusal (which has no
+	// envelope: EnvelopeID and To are empty).
+	Refusal *Refusal `json:"refusal,omitempty"`
+}
+
+// NoticeRefusal is the Job notice of a refusal reply.
+const NoticeRefusal workflow.Notice = "refusal"
+
+// Refusal is what a refusal reply says and to whom: a refused mail makes
+// no envelope, so the job carries it all.
+type Refusal struct {
+	// To is the address the refused mail came from.
+	To workflow.Party `json:"to"`
+	// Subject is the refused mail's subject.
+	Subject string `json:"subject"`
+	// MessageID and References thread the reply to the refused mail.
+	MessageID  string   `json:"message_id,omitempty"`
+	References []string `json:"references,omitempty"`
+	// Problems say exactly what was wrong, one sentence each.
+	Problems []string `json:"problems"`
+	// Language is "fr" or "en".
+	Language string `json:"language"`
 }
 
 // NoticeCode is the Job notice of a one-time code mail or SMS.
@@ -89,8 +114,8 @@ type Engine struct {
 	Store store.Store
 	// CodeKey is the HMAC key for one-time codes (at least 32 bytes).
 	CodeKey []byte
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock is the time source; nil means time.Now.
+	Clock func() time.Time
 	// Random is the source of tokens and codes; nil means crypto/rand.
 	Random io.Reader
 }
@@ -100,11 +125,12 @@ type Engine struct {
 // colliding in step.
 const maxRetries = 50
 
-func (e *Engine) now() time.Time {
-	if e.Now == nil {
+// Now is the engine's time: every event it makes is stamped with it.
+func (e *Engine) Now() time.Time {
+	if e.Clock == nil {
 		return time.Now()
 	}
-	return e.Now()
+	return e.Clock()
 }
 
 func (e *Engine) random() io.Reader {
@@ -141,7 +167,7 @@ func (e *Engine) CodeMAC(envelopeID, recipientID, code string) []byte {
 // creation (acknowledgement, first invitations, timers). A draft whose ID
 // exists already returns the stored envelope and store.ErrExists.
 func (e *Engine) Create(ctx context.Context, d workflow.Draft) (*workflow.Envelope, error) {
-	t, err := workflow.Create(d, e.now())
+	t, err := workflow.Create(d, e.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -225,13 +251,13 @@ func (e *Engine) SendCode(ctx context.Context, envelopeID, recipientID string, c
 	return e.apply(ctx, envelopeID, func(env *workflow.Envelope) (workflow.Event, error) {
 		r := env.Recipient(recipientID)
 		if r == nil {
-			return nil, workflow.CanAct(env, recipientID, e.now())
+			return nil, workflow.CanAct(env, recipientID, e.Now())
 		}
 		channel := "email"
 		if r.Phone != "" {
 			channel = "sms"
 		}
-		return workflow.CodeSent{Meta: workflow.Meta{At: e.now(), Client: client}, RecipientID: recipientID,
+		return workflow.CodeSent{Meta: workflow.Meta{At: e.Now(), Client: client}, RecipientID: recipientID,
 			MAC: e.CodeMAC(envelopeID, recipientID, code), Channel: channel}, nil
 	}, code)
 }
@@ -240,7 +266,7 @@ func (e *Engine) SendCode(ctx context.Context, envelopeID, recipientID string, c
 // (authorising one action), a wrong one is counted as a failure and its
 // refusal returned.
 func (e *Engine) VerifyCode(ctx context.Context, envelopeID, recipientID, code string, client workflow.Client) (*workflow.Envelope, error) {
-	meta := workflow.Meta{At: e.now(), Client: client}
+	meta := workflow.Meta{At: e.Now(), Client: client}
 	env, err := e.Event(ctx, envelopeID, workflow.CodeVerified{Meta: meta, RecipientID: recipientID,
 		MAC: e.CodeMAC(envelopeID, recipientID, strings.TrimSpace(code))})
 	if errors.Is(err, workflow.ErrWrongCode) || errors.Is(err, workflow.ErrCodeExpired) {
@@ -284,20 +310,20 @@ func (e *Engine) writes(t workflow.Transition, code string) (store.Writes, error
 			EnvelopeID: env.ID, Payload: b, NotBefore: notBefore})
 		return nil
 	}
-	now := e.now()
+	now := e.Now()
 	for i, f := range t.Effects {
 		var err error
 		switch f := f.(type) {
 		case workflow.Notify:
 			if f.ToSender {
 				err = add(MailQueue, fmt.Sprintf("%d/%s/sender", i, f.Notice), now,
-					Job{Notice: f.Notice, EnvelopeID: env.ID, To: SenderAddressee, Reason: f.Reason})
+					Job{Notice: f.Notice, EnvelopeID: env.ID, To: SenderAddressee, Reason: f.Reason, About: f.About})
 			}
 			for _, rid := range f.Recipients {
 				if err != nil {
 					break
 				}
-				job := Job{Notice: f.Notice, EnvelopeID: env.ID, To: rid, Reason: f.Reason}
+				job := Job{Notice: f.Notice, EnvelopeID: env.ID, To: rid, Reason: f.Reason, About: f.About}
 				if f.Notice == workflow.Invitation || f.Notice == workflow.Reminder {
 					if job.Token, err = e.newToken(); err != nil {
 						break

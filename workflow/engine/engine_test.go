@@ -36,7 +36,7 @@ func newEngine(t *testing.T) (*Engine, *clock) {
 	}
 	t.Cleanup(func() { st.Close() })
 	c := &clock{now: t0}
-	return &Engine{Store: st, CodeKey: []byte("0123456789abcdef0123456789abcdef"), Now: c.Now}, c
+	return &Engine{Store: st, CodeKey: []byte("0123456789abcdef0123456789abcdef"), Clock: c.Now}, c
 }
 
 func draft() workflow.Draft {
@@ -58,7 +58,7 @@ func drain(t *testing.T, e *Engine, queue string) []store.Item {
 	t.Helper()
 	var items []store.Item
 	for {
-		it, err := e.Store.Claim(context.Background(), queue, "test", e.now(), time.Minute)
+		it, err := e.Store.Claim(context.Background(), queue, "test", e.Now(), time.Minute)
 		if errors.Is(err, store.ErrEmpty) {
 			return items
 		}

@@ -25,7 +25,7 @@ const timerRetry = time.Minute
 func (e *Engine) FireDueTimers(ctx context.Context, holder string) (int, error) {
 	fired := 0
 	for {
-		it, err := e.Store.Claim(ctx, TimerQueue, holder, e.now(), timerLease)
+		it, err := e.Store.Claim(ctx, TimerQueue, holder, e.Now(), timerLease)
 		if errors.Is(err, store.ErrEmpty) {
 			return fired, nil
 		}
@@ -47,7 +47,7 @@ func (e *Engine) fire(ctx context.Context, it *store.Item) error {
 		return e.Store.Bury(ctx, it, fmt.Sprintf("unreadable timer payload: %v", err))
 	}
 	var ev workflow.Event
-	meta := workflow.Meta{At: e.now()}
+	meta := workflow.Meta{At: e.Now()}
 	switch t.Kind {
 	case workflow.ExpiryTimer:
 		ev = workflow.Expired{Meta: meta}
@@ -68,6 +68,6 @@ func (e *Engine) fire(ctx context.Context, it *store.Item) error {
 	case errors.Is(err, store.ErrNotFound):
 		return e.Store.Bury(ctx, it, err.Error())
 	default:
-		return e.Store.Retry(ctx, it, e.now().Add(timerRetry), err.Error())
+		return e.Store.Retry(ctx, it, e.Now().Add(timerRetry), err.Error())
 	}
 }

@@ -1,0 +1,290 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parapheur/parapheur/mailin/instructions"
+	"github.com/parapheur/parapheur/mailin/poller"
+	"github.com/parapheur/parapheur/mailin/sender"
+	"github.com/parapheur/parapheur/mailout/mailid"
+	"github.com/parapheur/parapheur/signing/pades"
+	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/store/bolt"
+	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/engine"
+)
+
+// now is before the deadline the Outlook corpus mail names (15/07/2026).
+var now = time.Date(2026, 6, 2, 11, 0, 0, 0, time.UTC)
+
+type fixture struct {
+	h *Handler
+	e *engine.Engine
+}
+
+func newFixture(t *testing.T) fixture {
+	t.Helper()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "p.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	policy, err := sender.NewPolicy([]string{"@org.example"}, true, "mx.org.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	circuits, err := instructions.CompileCircuits(map[string][]string{"direction": {"Visa: Chef <chef@org.example>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &engine.Engine{Store: st, CodeKey: []byte("0123456789abcdef0123456789abcdef"), Clock: func() time.Time { return now }}
+	paris, _ := time.LoadLocation("Europe/Paris")
+	h := New(Config{
+		Gateway: "parapheur@org.example", Senders: policy, Circuits: circuits,
+		DeadlineDays: 30, ReminderDays: 3, Language: "fr", MaxMessageBytes: 1 << 20, Location: paris,
+		Inspect: func(b []byte) (int, error) { return pades.Inspect(context.Background(), b, 0) },
+	}, e, slog.New(slog.DiscardHandler))
+	return fixture{h, e}
+}
+
+func corpus(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (f fixture) handle(t *testing.T, raw []byte) (poller.Destination, string) {
+	t.Helper()
+	dest, reason, err := f.h.Handle(context.Background(), poller.Message{Raw: raw, Size: int64(len(raw))})
+	if err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	return dest, reason
+}
+
+// queued drains the mail queue and returns its jobs.
+func (f fixture) queued(t *testing.T) []engine.Job {
+	t.Helper()
+	var jobs []engine.Job
+	for {
+		it, err := f.e.Store.Claim(context.Background(), engine.MailQueue, "t", now, time.Minute)
+		if errors.Is(err, store.ErrEmpty) {
+			return jobs
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var j engine.Job
+		if err := json.Unmarshal(it.Payload, &j); err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, j)
+		if err := f.e.Store.Ack(context.Background(), it); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func notices(jobs []engine.Job) string {
+	var s []string
+	for _, j := range jobs {
+		s = append(s, string(j.Notice)+":"+j.To)
+	}
+	return strings.Join(s, " ")
+}
+
+func TestOutlookForwardMakesTheEnvelope(t *testing.T) {
+	f := newFixture(t)
+	raw := corpus(t, "outlook-fr-forward.eml")
+	if dest, reason := f.handle(t, raw); dest != poller.Processed {
+		t.Fatalf("quarantined: %s", reason)
+	}
+	id := engine.EnvelopeID("<pr3p193mb0891a1b2c3d4e5f6@pr3p193mb0891.eurp193.prod.outlook.com>")
+	env, err := f.e.Store.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env.Title != "Convention de partenariat – été 2026" {
+		t.Errorf("title = %q", env.Title)
+	}
+	if env.Sender.Email != "jean.dupont@org.example" || !strings.Contains(env.SenderAuth, "dmarc=pass") {
+		t.Errorf("sender = %+v, auth %q", env.Sender, env.SenderAuth)
+	}
+	var steps []string
+	for _, s := range env.Steps {
+		var who []string
+		for _, rid := range s.Recipients {
+			r := env.Recipient(rid)
+			who = append(who, r.Email+r.Phone)
+		}
+		steps = append(steps, string(s.Role)+"="+strings.Join(who, ","))
+	}
+	want := "approver=paul.martin@org.example | signer=marie.curie@partenaire.example+33612345678 | signer=direction@org.example,sophie.durand@org.example"
+	if got := strings.Join(steps, " | "); got != want {
+		t.Errorf("steps = %s\nwant   %s", got, want)
+	}
+	if len(env.Documents) != 1 || env.Documents[0].Pages != 1 || len(env.Documents[0].Original) != 64 {
+		t.Errorf("documents = %+v", env.Documents)
+	}
+	if env.ReminderEvery != 3*24*time.Hour || env.Language != "fr" {
+		t.Errorf("reminder %v, language %s", env.ReminderEvery, env.Language)
+	}
+	if got := notices(f.queued(t)); got != "acknowledgement:sender invitation:r1" && got != "invitation:r1 acknowledgement:sender" {
+		t.Errorf("queued = %s", got)
+	}
+
+	// The same mail again (a crash before the move): no second envelope, no mail.
+	if dest, _ := f.handle(t, raw); dest != poller.Processed {
+		t.Fatal("the duplicate was not processed")
+	}
+	if got := f.queued(t); len(got) != 0 {
+		t.Errorf("the duplicate queued %s", notices(got))
+	}
+}
+
+func TestAutomaticMailGetsNoReply(t *testing.T) {
+	f := newFixture(t)
+	if dest, _ := f.handle(t, corpus(t, "auto-reply.eml")); dest != poller.Processed {
+		t.Fatal("an auto-reply must end in Processed")
+	}
+	if got := f.queued(t); len(got) != 0 {
+		t.Fatalf("an auto-reply got %s", notices(got))
+	}
+}
+
+func rawMail(from, subject, extraHeaders, body string) []byte {
+	return []byte(fmt.Sprintf("From: %s\r\nTo: parapheur@org.example\r\nSubject: %s\r\nMessage-ID: <%d.%s@org.example>\r\n"+
+		"Authentication-Results: mx.org.example; dmarc=pass header.from=org.example\r\n%s\r\n%s\r\n",
+		from, subject, time.Now().UnixNano(), strings.ReplaceAll(subject, " ", ""), extraHeaders, body))
+}
+
+func TestRefusals(t *testing.T) {
+	f := newFixture(t)
+	pdf := corpus(t, "doc1.pdf")
+	encrypted := qpdfEncrypt(t, pdf)
+	tests := []struct {
+		name string
+		raw  []byte
+		want string
+	}{
+		{"no PDF", rawMail("agent@org.example", "Convention", "", "Signataire: marie@partner.example"), "no PDF attachment"},
+		{"no signer", withPDF("agent2@org.example", "Visa: chef@org.example", pdf), "no signer"},
+		{"sender not allowed", withPDF("someone@elsewhere.example", "Signataire: marie@partner.example", pdf), "elsewhere.example"},
+		{"bad address", withPDF("agent3@org.example", "Signataire: marie@", pdf), `"marie@" is not an email address`},
+		{"unknown circuit", withPDF("agent4@org.example", "Circuit: nowhere\nSignataire: marie@partner.example", pdf), "nowhere"},
+		{"encrypted PDF", withPDF("agent5@org.example", "Signataire: marie@partner.example", encrypted), "encrypted"},
+		{"past deadline", withPDF("agent7@org.example", "Signataire: marie@partner.example\nÉchéance: 01/05/2026", pdf), "the deadline 2026-05-01 has already passed"},
+		{"not a PDF", withPDF("agent6@org.example", "Signataire: marie@partner.example", []byte("%PDF-1.4 garbage")), "cannot be signed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dest, reason := f.handle(t, tt.raw)
+			if dest != poller.Quarantine || !strings.Contains(reason, tt.want) {
+				t.Fatalf("dest %v, reason %q; want quarantine saying %q", dest, reason, tt.want)
+			}
+			jobs := f.queued(t)
+			if len(jobs) != 1 || jobs[0].Notice != engine.NoticeRefusal || jobs[0].Refusal == nil ||
+				!strings.Contains(strings.Join(jobs[0].Refusal.Problems, " "), tt.want) {
+				t.Fatalf("queued %+v, want one refusal saying %q", jobs, tt.want)
+			}
+		})
+	}
+	t.Run("one refusal per sender per hour", func(t *testing.T) {
+		dest, _ := f.handle(t, rawMail("agent@org.example", "Again", "", "nothing"))
+		if dest != poller.Quarantine {
+			t.Fatal("not quarantined")
+		}
+		if jobs := f.queued(t); len(jobs) != 0 {
+			t.Fatalf("a second refusal within the hour was queued: %s", notices(jobs))
+		}
+	})
+}
+
+func withPDF(from, instructions string, pdf []byte) []byte {
+	body := "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + instructions + "\r\n--b\r\n" +
+		"Content-Type: application/pdf; name=convention.pdf\r\nContent-Disposition: attachment; filename=convention.pdf\r\n\r\n" +
+		string(pdf) + "\r\n--b--"
+	return rawMail(from, "Convention", "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n", body)
+}
+
+func qpdfEncrypt(t *testing.T, pdf []byte) []byte {
+	t.Helper()
+	if _, err := exec.LookPath("qpdf"); err != nil {
+		t.Fatal("qpdf not found: run  apt-get install -y qpdf")
+	}
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.pdf"), filepath.Join(dir, "out.pdf")
+	if err := os.WriteFile(in, pdf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command("qpdf", "--encrypt", "user", "owner", "256", "--", in, out).CombinedOutput(); err != nil {
+		t.Fatalf("qpdf: %v: %s", err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestReplyCommandsAndBounces(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pdf := corpus(t, "doc1.pdf")
+	if dest, reason := f.handle(t, withPDF("agent@org.example", "Signataire: Marie <marie@partner.example>\nSignataire: paul@partner.example", pdf)); dest != poller.Processed {
+		t.Fatalf("submission refused: %s", reason)
+	}
+	f.queued(t)
+	page, err := f.e.Store.List(ctx, store.ListQuery{})
+	if err != nil || len(page.Envelopes) != 1 {
+		t.Fatalf("envelopes: %v %v", page, err)
+	}
+	env := page.Envelopes[0]
+	root, _ := mailid.ThreadRoot("org.example", env.ID, "r1")
+
+	// A bounce for paul (not yet invited, but named) is recorded and the sender told.
+	dsnMail := []byte("From: MAILER-DAEMON@mx.org.example\r\nTo: parapheur+bounce@org.example\r\nSubject: Undelivered Mail Returned to Sender\r\n" +
+		"Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=r\r\n\r\n" +
+		"--r\r\nContent-Type: text/plain\r\n\r\nI'm sorry.\r\n--r\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.org.example\r\n\r\n" +
+		"Final-Recipient: rfc822; paul@partner.example\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 no such user\r\n\r\n" +
+		"--r\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <x@org.example>\r\nX-Parapheur-Envelope: " + env.ID + "\r\n\r\n--r--\r\n")
+	if dest, reason := f.handle(t, dsnMail); dest != poller.Processed {
+		t.Fatalf("DSN: %v %s", dest, reason)
+	}
+	got, _ := f.e.Store.Get(ctx, env.ID)
+	if r := got.Recipient("r2"); !strings.Contains(r.DeliveryFailure, "5.1.1") {
+		t.Fatalf("bounce not recorded: %+v", r)
+	}
+	if got := notices(f.queued(t)); got != "delivery_failure:sender" {
+		t.Fatalf("after the bounce, queued %s", got)
+	}
+
+	// A decline from another address is refused; from the invited one it ends the envelope.
+	decline := func(from string) []byte {
+		return rawMail(from, "RE: Invitation", "In-Reply-To: "+root+"\r\nReferences: "+root+"\r\n", "REFUSER: le montant est faux\r\n")
+	}
+	if dest, reason := f.handle(t, decline("mallory@org.example")); dest != poller.Quarantine || !strings.Contains(reason, "only from the address") {
+		t.Fatalf("forged decline: %v %s", dest, reason)
+	}
+	f.queued(t)
+	if dest, reason := f.handle(t, decline("marie@partner.example")); dest != poller.Processed {
+		t.Fatalf("decline: %v %s", dest, reason)
+	}
+	got, _ = f.e.Store.Get(ctx, env.ID)
+	if got.State != workflow.StateDeclined || got.Reason != "le montant est faux" {
+		t.Fatalf("after the decline: %s %q", got.State, got.Reason)
+	}
+}

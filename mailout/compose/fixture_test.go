@@ -1,0 +1,166 @@
+package compose
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/parapheur/parapheur/workflow"
+)
+
+// paris is the zone the fixtures show dates in.
+var paris = func() *time.Location {
+	loc, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		return time.FixedZone("CET", 3600)
+	}
+	return loc
+}()
+
+func testConfig() Config {
+	return Config{
+		Address:         "parapheur@org.example",
+		Name:            "Parapheur de l'Organisation",
+		PublicURL:       "https://sign.org.example",
+		AttachmentLimit: 10 << 20,
+		Location:        paris,
+	}
+}
+
+func newComposer(t testing.TB, cfg Config) *Composer {
+	t.Helper()
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return c
+}
+
+// envelope is an envelope in its second step: a visa done, two signers in
+// parallel, a copy and an archivist.
+func envelope(title string) *workflow.Envelope {
+	created := time.Date(2026, 11, 20, 9, 30, 0, 0, paris)
+	e := &workflow.Envelope{
+		ID:            "ENV-7F3K2Q",
+		Title:         title,
+		Sender:        workflow.Party{Name: "Agnès Dupont", Email: "agnes.dupont@org.example"},
+		MessageID:     "<CAF1x-submission.42@mail.org.example>",
+		Message:       "Bonjour,\nmerci de signer la convention avant le conseil.\nCordialement",
+		Language:      "fr",
+		State:         workflow.StateInProgress,
+		CreatedAt:     created,
+		Deadline:      time.Date(2026, 12, 15, 23, 59, 59, 0, paris),
+		ReminderEvery: 3 * 24 * time.Hour,
+		Documents: []workflow.Document{
+			{Name: "Convention été 2026.pdf", Pages: 12, Original: hexSum([]byte("convention")), Current: hexSum([]byte("convention")), Size: 10},
+			{Name: "Annexe financière.pdf", Pages: 1, Original: hexSum([]byte("annexe")), Current: hexSum([]byte("annexe")), Size: 6},
+		},
+		Steps: []workflow.Step{
+			{Role: workflow.Approver, Recipients: []string{"r1"}},
+			{Role: workflow.Signer, Recipients: []string{"r2", "r3"}},
+		},
+		CurrentStep: 1,
+		Recipients: []workflow.Recipient{
+			{Party: workflow.Party{Name: "Chef de service", Email: "chef@org.example"}, ID: "r1", Role: workflow.Approver, Step: 0, State: workflow.HasApproved},
+			{Party: workflow.Party{Name: "Marie Curie", Email: "marie@partner.example", Phone: "+33612345678"}, ID: "r2", Role: workflow.Signer, Step: 1, State: workflow.Pending},
+			{Party: workflow.Party{Name: "John Smith", Email: "john@partner.example"}, ID: "r3", Role: workflow.Signer, Step: 1, State: workflow.Pending},
+			{Party: workflow.Party{Email: "copie@org.example"}, ID: "r4", Role: workflow.Copy, Step: -1, State: workflow.Waiting},
+			{Party: workflow.Party{Name: "Archives", Email: "archives@org.example"}, ID: "r5", Role: workflow.Archivist, Step: -1, State: workflow.Waiting},
+		},
+	}
+	return e
+}
+
+func hexSum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// file is an in-memory attachment.
+func file(name, contentType string, content []byte) Attachment {
+	return Attachment{
+		Name: name, ContentType: contentType, Size: int64(len(content)), SHA256: hexSum(content),
+		Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(content)), nil },
+	}
+}
+
+// completion is the completion data of the fixture envelope.
+func completion() Completion {
+	return Completion{
+		Files: []Attachment{
+			file("Convention été 2026.pdf", "application/pdf", []byte("%PDF-1.7 signed convention\n%%EOF\n")),
+			file("Annexe financière.pdf", "application/pdf", []byte("%PDF-1.7 signed annexe\n%%EOF\n")),
+			file("Certificat de réalisation ENV-7F3K2Q.pdf", "application/pdf", []byte("%PDF-1.7 certificate\n%%EOF\n")),
+		},
+		DownloadURL: "https://sign.org.example/d/ENV-7F3K2Q/TOKEN",
+		Audit:       ptr(file("audit.json", "application/json", []byte(`{"events":[{"type":"created"}]}`))),
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// sample is one message of the catalogue every test walks.
+type sample struct {
+	name string
+	msg  *Message
+	// subject is the expected subject in French; "" to skip the check.
+	subject string
+	// files are the expected attachment names.
+	files []string
+}
+
+// samples returns a message of every kind, to the sender or a recipient,
+// in lang.
+func samples(lang string) []sample {
+	title := "Convention de partenariat été 2026 — Université"
+	date := time.Date(2026, 11, 22, 10, 0, 0, 0, paris)
+	msg := func(id, rid string, d Data) *Message {
+		e := envelope(title)
+		if _, ok := d.(Refusal); ok {
+			e = nil
+		}
+		return &Message{ID: id + "@org.example", Date: date, Language: lang, Envelope: e, RecipientID: rid, Data: d}
+	}
+	ended := func(m *Message, s workflow.State) *Message {
+		m.Envelope.State = s
+		return m
+	}
+	c := completion()
+	fr := lang == "fr"
+	pick := func(f, e string) string {
+		if fr {
+			return f
+		}
+		return e
+	}
+	usage := pick("Écrivez en tête de votre message, une ligne par étape :\n  Visa : chef@org.example\n  Signataire : Marie Curie <marie@partner.example>",
+		"Write at the top of your message, one line per step:\n  Approver: chef@org.example\n  Signer: Marie Curie <marie@partner.example>")
+	return []sample{
+		{name: "acknowledgement", msg: msg("ack", "", Acknowledgement{
+			StatusURL: "https://sign.org.example/status/STATUSTOKEN",
+			Ignored:   []IgnoredAttachment{{Name: "logo.png", ContentType: "image/png"}, {ContentType: "text/calendar"}},
+		}), subject: "Enregistré : " + title},
+		{name: "refusal", msg: msg("refusal", "", Refusal{
+			To: workflow.Party{Name: "Agnès Dupont", Email: "agnes.dupont@org.example"}, InReplyTo: "<refused.1@mail.org.example>",
+			Subject:  "Convention été",
+			Problems: []string{pick("Le message ne contient aucun PDF.", "The message holds no PDF."), pick("Aucun signataire n'est indiqué.", "No signer is named.")},
+			Usage:    usage,
+		}), subject: "Non enregistré : Convention été"},
+		{name: "invitation", msg: msg("inv", "r2", Invitation{Link: "https://sign.org.example/s/TOKEN-r2"}), subject: "À signer : " + title},
+		{name: "invitation-approver", msg: msg("inv-appr", "r1", Invitation{Link: "https://sign.org.example/s/TOKEN-r1"}), subject: "À viser : " + title},
+		{name: "code", msg: msg("code", "r3", OneTimeCode{Code: "482913", Valid: workflow.CodeTTL}), subject: "Votre code de confirmation – " + title},
+		{name: "reminder", msg: msg("rem", "r3", Reminder{Link: "https://sign.org.example/s/TOKEN-r3b"}), subject: "Rappel – à signer : " + title},
+		{name: "declined", msg: ended(msg("dec", "", Declined{By: "r2", Reason: "Le montant de l'article 4 est erroné.\nMerci de corriger."}), workflow.StateDeclined), subject: "Refusé : " + title},
+		{name: "declined-to-recipient", msg: ended(msg("dec-r1", "r1", Declined{By: "r2", Reason: "Montant erroné."}), workflow.StateDeclined)},
+		{name: "cancelled", msg: ended(msg("can", "r2", Cancelled{Reason: "Convention remplacée par la version 2."}), workflow.StateCancelled), subject: "Annulé : " + title},
+		{name: "expired", msg: ended(msg("exp", "", Expired{}), workflow.StateExpired), subject: "Expiré : " + title},
+		{name: "delivery_failure", msg: msg("dsn", "", DeliveryFailure{Address: "john@partner.example", Answer: "550 5.1.1 <john@partner.example>: Recipient address rejected: User unknown"}), subject: "Non distribué à john@partner.example : " + title},
+		{name: "completion", msg: ended(msg("done", "", c), workflow.StateCompleted), subject: "Terminé : " + title,
+			files: []string{"Convention été 2026.pdf", "Annexe financière.pdf", "Certificat de réalisation ENV-7F3K2Q.pdf"}},
+		{name: "completion-archivist", msg: ended(msg("done-r5", "r5", c), workflow.StateCompleted),
+			files: []string{"Convention été 2026.pdf", "Annexe financière.pdf", "Certificat de réalisation ENV-7F3K2Q.pdf", "audit-ENV-7F3K2Q.json"}},
+	}
+}

@@ -1,0 +1,89 @@
+package compose
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzComposeUserText feeds arbitrary user text (the title, the sender's
+// name, a file name, a decline reason) to Compose: it must return an error
+// or a message that go-message reads back with the same subject, addressee
+// name, file name and reason, and whose header is ASCII.
+func FuzzComposeUserText(f *testing.F) {
+	for _, s := range [][4]string{
+		{"Convention été", "Agnès Dupont", "Annexe financière.pdf", "Montant erroné"},
+		{"<script>alert(1)</script>", "Eve \"<b>\"", "../../x.pdf", "line\r\nBcc: victim@example.com"},
+		{"=?utf-8?q?=41?=", "=?iso-8859-1?q?caf=E9?=", "a\x00b.pdf", ""},
+		{strings.Repeat("très long titre ", 30), strings.Repeat("n", 200), strings.Repeat("é", 300) + ".pdf", "\xff\xfe"},
+		{"Re: TR: Fwd:", "", "", "\t"},
+	} {
+		f.Add(s[0], s[1], s[2], s[3])
+	}
+	c, err := New(testConfig())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, title, name, fname, reason string) {
+		valid := utf8.ValidString(title) && utf8.ValidString(name) && utf8.ValidString(fname) && utf8.ValidString(reason)
+
+		m := samples("fr")[11].msg // a completion, with attachments
+		m.Envelope.Title, m.Envelope.Sender.Name = title, name
+		d := m.Data.(Completion)
+		d.Files[0].Name = fname
+		m.Data = d
+		var b bytes.Buffer
+		err := c.Compose(&b, m)
+		if fname == "" {
+			if err == nil || !strings.Contains(err.Error(), "no name") {
+				t.Fatalf("an attachment without a name: %v", err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("Compose: %v", err)
+		}
+		p := parseASCIIHeader(t, b.Bytes())
+		if valid {
+			if s, err := p.header.Subject(); err != nil || s != oneLine("Terminé : "+title) {
+				t.Errorf("subject %q, %v; want %q", s, err, oneLine("Terminé : "+title))
+			}
+			to, err := p.header.AddressList("To")
+			if err != nil || len(to) != 1 || to[0].Address != m.Envelope.Sender.Email || to[0].Name != oneLine(name) {
+				t.Errorf("To %v, %v; want name %q", to, err, oneLine(name))
+			}
+			if len(p.attachments) != 3 || p.attachments[0].Name != fileName(fname) {
+				t.Errorf("attachments %+v; want first %q", p.attachments, fileName(fname))
+			}
+		}
+
+		m = samples("fr")[6].msg // a decline, to the sender
+		m.Envelope.Title = title
+		m.Data = Declined{By: "r2", Reason: reason}
+		b.Reset()
+		if err := c.Compose(&b, m); err != nil {
+			t.Fatalf("Compose: %v", err)
+		}
+		p = parseASCIIHeader(t, b.Bytes())
+		if valid && strings.TrimSpace(reason) != "" {
+			for _, line := range strings.Split(lineBreaks.Replace(strings.TrimSpace(reason)), "\n") {
+				if !strings.Contains(p.text, strings.TrimRight(line, " \t\r")) {
+					t.Errorf("the text does not quote %q:\n%s", line, p.text)
+				}
+			}
+		}
+	})
+}
+
+// parseASCIIHeader checks that the header is ASCII and parses the message.
+func parseASCIIHeader(t *testing.T, raw []byte) parsed {
+	t.Helper()
+	header, _, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
+	for _, c := range header {
+		if c >= 0x80 || c == 0 {
+			t.Fatalf("byte %#x in the header:\n%s", c, header)
+		}
+	}
+	return parse(t, raw)
+}

@@ -1,0 +1,209 @@
+package compose
+
+import (
+	"io"
+	"time"
+
+	"github.com/parapheur/parapheur/workflow"
+)
+
+// Kind is the kind of a mail; it names the mail's templates. Kinds that
+// answer a workflow.Notice have the same string value.
+type Kind string
+
+// Mail kinds.
+const (
+	KindAcknowledgement Kind = "acknowledgement"
+	KindRefusal         Kind = "refusal"
+	KindInvitation      Kind = "invitation"
+	KindCode            Kind = "code"
+	KindReminder        Kind = "reminder"
+	KindDeclined        Kind = "declined"
+	KindCancelled       Kind = "cancelled"
+	KindExpired         Kind = "expired"
+	KindDeliveryFailure Kind = "delivery_failure"
+	KindCompletion      Kind = "completion"
+)
+
+// Kinds lists every kind, in the order a user meets them.
+var Kinds = []Kind{
+	KindAcknowledgement, KindRefusal, KindInvitation, KindCode, KindReminder,
+	KindDeclined, KindCancelled, KindExpired, KindDeliveryFailure, KindCompletion,
+}
+
+// Message is one mail to compose.
+type Message struct {
+	// ID is the Message-ID, without angle brackets, on the gateway's
+	// domain. The outbox item decides it, so that a resend after a crash
+	// is the same message and the receiver can drop the duplicate.
+	ID string
+	// Date is the Date field; with ID fixed, it belongs to the outbox item
+	// too, so that a resend composes the same bytes.
+	Date time.Time
+	// Language is "fr" or "en"; empty means the envelope's language, then
+	// the configured default.
+	Language string
+	// Envelope is the envelope the mail is about; nil only for a Refusal,
+	// which answers a submission that made no envelope.
+	Envelope *workflow.Envelope
+	// RecipientID is the addressee, one of Envelope.Recipients; empty means
+	// the envelope's sender. Unused for a Refusal, whose data names its
+	// addressee.
+	RecipientID string
+	// Data is what the kind of mail needs; its type decides the kind.
+	Data Data
+}
+
+// Data is the kind-specific content of a Message: one of the types below.
+type Data interface {
+	// Kind is the kind of mail the data makes.
+	Kind() Kind
+	// check reports what is missing for the given message.
+	check(m *Message, to addressee) error
+}
+
+// Acknowledgement tells the sender their submission became an envelope:
+// its ID, steps, documents (all from the envelope) and what was ignored.
+type Acknowledgement struct {
+	// StatusURL is the sender's private status page, where they follow
+	// progress, send a reminder or cancel.
+	StatusURL string
+	// Ignored are the attachments that are not documents of the envelope.
+	Ignored []IgnoredAttachment
+}
+
+// IgnoredAttachment names an attachment of the submission that is not a PDF.
+type IgnoredAttachment struct {
+	// Name is the attachment's file name, possibly empty.
+	Name string
+	// ContentType is its media type as the mail stated it.
+	ContentType string
+}
+
+// Refusal answers a submission the gateway could not accept.
+type Refusal struct {
+	// To is the submission's sender.
+	To workflow.Party
+	// InReplyTo is the submission's Message-ID, so the refusal threads
+	// under it; empty when the submission had none.
+	InReplyTo string
+	// Subject is the submission's subject, quoted so the sender knows
+	// which mail is refused.
+	Subject string
+	// Problems say exactly what was wrong, one sentence each, in the
+	// message's language.
+	Problems []string
+	// Usage explains how to write the instruction block, in the message's
+	// language; the caller owns that text, since the parser owns the syntax.
+	Usage string
+}
+
+// Invitation asks a recipient of the current step to sign or approve.
+type Invitation struct {
+	// Link is the personal signing link, PUBLIC_URL/s/TOKEN.
+	Link string
+}
+
+// Reminder reminds a pending recipient; it carries a newly minted link.
+type Reminder struct {
+	// Link is the personal signing link, PUBLIC_URL/s/TOKEN.
+	Link string
+}
+
+// OneTimeCode carries the code a recipient asked for on the signing page.
+type OneTimeCode struct {
+	// Code is the code itself: it is never stored, so it only exists in
+	// this mail.
+	Code string
+	// Valid is how long the code is accepted (workflow.CodeTTL).
+	Valid time.Duration
+}
+
+// Declined tells that a recipient declined the envelope, which ended it.
+type Declined struct {
+	// By is the ID of the recipient who declined.
+	By string
+	// Reason is the decline reason; empty means that recorded for By.
+	Reason string
+}
+
+// Cancelled tells that the sender cancelled the envelope.
+type Cancelled struct {
+	// Reason is the sender's reason, possibly empty.
+	Reason string
+}
+
+// Expired tells that the deadline passed before every step was done.
+type Expired struct{}
+
+// DeliveryFailure tells the sender that a mail of the envelope could not be
+// delivered.
+type DeliveryFailure struct {
+	// Address is the address that failed.
+	Address string
+	// Answer is the mail server's answer (the SMTP reply or the bounce's
+	// diagnostic).
+	Answer string
+}
+
+// Completion delivers the final documents and the completion certificate.
+type Completion struct {
+	// Files are the signed PDFs then the certificate. They are attached
+	// when their total size is within the configured limit; otherwise the
+	// mail lists them with DownloadURL.
+	Files []Attachment
+	// DownloadURL is where the files can be downloaded; required when the
+	// files are over the limit.
+	DownloadURL string
+	// Audit is the machine-readable audit trail, attached for archivists
+	// (as audit-ENVELOPEID.json) and ignored for everyone else, so one
+	// Completion serves every party.
+	Audit *Attachment
+}
+
+// Attachment is a file to attach. It is read when the mail is written, twice
+// with DKIM.
+type Attachment struct {
+	// Name is the file name shown to the reader.
+	Name string
+	// ContentType is the media type, e.g. "application/pdf".
+	ContentType string
+	// Size is the byte size, shown in the body and counted against the
+	// attachment limit.
+	Size int64
+	// SHA256 is the hex SHA-256 of the content, shown in the body and
+	// checked while the content is written.
+	SHA256 string
+	// Open returns the content from its start; Compose closes it.
+	Open func() (io.ReadCloser, error)
+}
+
+// Kind implements Data.
+func (Acknowledgement) Kind() Kind { return KindAcknowledgement }
+
+// Kind implements Data.
+func (Refusal) Kind() Kind { return KindRefusal }
+
+// Kind implements Data.
+func (Invitation) Kind() Kind { return KindInvitation }
+
+// Kind implements Data.
+func (Reminder) Kind() Kind { return KindReminder }
+
+// Kind implements Data.
+func (OneTimeCode) Kind() Kind { return KindCode }
+
+// Kind implements Data.
+func (Declined) Kind() Kind { return KindDeclined }
+
+// Kind implements Data.
+func (Cancelled) Kind() Kind { return KindCancelled }
+
+// Kind implements Data.
+func (Expired) Kind() Kind { return KindExpired }
+
+// Kind implements Data.
+func (DeliveryFailure) Kind() Kind { return KindDeliveryFailure }
+
+// Kind implements Data.
+func (Completion) Kind() Kind { return KindCompletion }

@@ -1,0 +1,318 @@
+package compose
+
+import (
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/emersion/go-message/mail"
+	"github.com/parapheur/parapheur/mailout/mailid"
+	"github.com/parapheur/parapheur/workflow"
+)
+
+// addressee is who a mail goes to: the sender (recipient nil) or a recipient.
+type addressee struct {
+	party     workflow.Party
+	recipient *workflow.Recipient
+}
+
+// prepared is a message ready to be written, as many times as needed.
+type prepared struct {
+	header  mail.Header
+	id      string
+	text    []byte
+	html    []byte
+	files   []Attachment
+	subject string
+}
+
+// prepare checks m, renders its texts and builds its header.
+func (c *Composer) prepare(m *Message) (*prepared, error) {
+	if m == nil || m.Data == nil {
+		return nil, fmt.Errorf("compose: no message data")
+	}
+	kind := m.Data.Kind()
+	to, err := c.addressee(m)
+	if err != nil {
+		return nil, fmt.Errorf("compose: %s: %w", kind, err)
+	}
+	if err := m.Data.check(m, to); err != nil {
+		return nil, fmt.Errorf("compose: %s: %w", kind, err)
+	}
+	if err := c.checkLinks(m.Data); err != nil {
+		return nil, fmt.Errorf("compose: %s: %w", kind, err)
+	}
+	id := trimAngles(m.ID)
+	if !validMsgID(id) || !strings.EqualFold(id[strings.LastIndexByte(id, '@')+1:], c.cfg.Domain) {
+		return nil, fmt.Errorf("compose: %s: Message-ID %q is not a message ID on the gateway's domain %s", kind, m.ID, c.cfg.Domain)
+	}
+	if m.Date.IsZero() {
+		return nil, fmt.Errorf("compose: %s: no date", kind)
+	}
+	lang := m.Language
+	if lang == "" && m.Envelope != nil {
+		lang = m.Envelope.Language
+	}
+	if lang == "" {
+		lang = c.cfg.Language
+	}
+	v, err := c.view(m, to)
+	if err != nil {
+		return nil, fmt.Errorf("compose: %s: %w", kind, err)
+	}
+	r, err := c.set.render(lang, kind, v)
+	if err != nil {
+		return nil, fmt.Errorf("compose: %s: %w", kind, err)
+	}
+	p := &prepared{id: id, text: r.text, html: r.html, subject: r.subject}
+	if v.Attached {
+		// A copy: the audit trail is appended, and one Completion may be
+		// composed for several parties at once.
+		p.files = append([]Attachment(nil), v.Files...)
+	}
+	if v.Archivist {
+		audit := *m.Data.(Completion).Audit
+		audit.Name = v.AuditName
+		p.files = append(p.files, audit)
+	}
+	thread, err := c.thread(m, to, id)
+	if err != nil {
+		return nil, fmt.Errorf("compose: %s: %w", kind, err)
+	}
+	p.header = c.header(m, to, p, thread)
+	return p, nil
+}
+
+// addressee finds who m goes to.
+func (c *Composer) addressee(m *Message) (addressee, error) {
+	if r, ok := m.Data.(Refusal); ok {
+		if m.Envelope != nil {
+			return addressee{}, fmt.Errorf("a refusal answers a submission that made no envelope, yet envelope %s is given", m.Envelope.ID)
+		}
+		return addressee{party: r.To}, checkEmail(r.To.Email)
+	}
+	e := m.Envelope
+	if e == nil {
+		return addressee{}, fmt.Errorf("no envelope")
+	}
+	if e.Deadline.IsZero() {
+		return addressee{}, fmt.Errorf("envelope %s has no deadline", e.ID)
+	}
+	if m.RecipientID == "" {
+		return addressee{party: e.Sender}, checkEmail(e.Sender.Email)
+	}
+	r := e.Recipient(m.RecipientID)
+	if r == nil {
+		return addressee{}, fmt.Errorf("envelope %s has no recipient %q", e.ID, m.RecipientID)
+	}
+	return addressee{party: r.Party, recipient: r}, checkEmail(r.Email)
+}
+
+// thread returns the msg-id the mail answers, empty for none: the sender's
+// submission, or the recipient's thread root unless the mail is that root.
+func (c *Composer) thread(m *Message, to addressee, id string) (string, error) {
+	if r, ok := m.Data.(Refusal); ok {
+		if parent := trimAngles(r.InReplyTo); validMsgID(parent) {
+			return parent, nil
+		}
+		return "", nil
+	}
+	if to.recipient == nil {
+		if parent := trimAngles(m.Envelope.MessageID); validMsgID(parent) {
+			return parent, nil
+		}
+	}
+	rid := ""
+	if to.recipient != nil {
+		rid = to.recipient.ID
+	}
+	root, err := mailid.ThreadRoot(c.cfg.Domain, m.Envelope.ID, rid)
+	if err != nil {
+		return "", err
+	}
+	if strings.EqualFold(root, id) {
+		return "", nil
+	}
+	return root, nil
+}
+
+// header builds the top-level header. go-message writes fields in the
+// reverse order of their addition (it is built for prepending trace fields),
+// so they are added last first.
+func (c *Composer) header(m *Message, to addressee, p *prepared, thread string) mail.Header {
+	var h mail.Header
+	if len(p.files) > 0 {
+		h.SetContentType("multipart/mixed", map[string]string{"boundary": boundary(p.id, "mixed")})
+	} else {
+		h.SetContentType("multipart/alternative", map[string]string{"boundary": boundary(p.id, "alternative")})
+	}
+	h.Set("MIME-Version", "1.0")
+	if m.Envelope != nil {
+		h.Set("X-Parapheur-Envelope", m.Envelope.ID)
+	}
+	h.Set("X-Auto-Response-Suppress", "All")
+	h.Set("Auto-Submitted", "auto-generated")
+	if thread != "" {
+		h.SetMsgIDList("References", []string{thread})
+		h.SetMsgIDList("In-Reply-To", []string{thread})
+	}
+	h.SetMessageID(p.id)
+	h.SetDate(m.Date)
+	h.SetSubject(p.subject)
+	gateway := []*mail.Address{{Name: c.cfg.Name, Address: c.cfg.Address}}
+	h.SetAddressList("Reply-To", gateway)
+	h.SetAddressList("To", []*mail.Address{{Name: oneLine(to.party.Name), Address: to.party.Email}})
+	h.SetAddressList("From", gateway)
+	return h
+}
+
+// checkLinks requires every link of the data to be under the public URL: a
+// link elsewhere is a bug upstream, and a phishing aid.
+func (c *Composer) checkLinks(d Data) error {
+	var links []string
+	switch d := d.(type) {
+	case Acknowledgement:
+		links = []string{d.StatusURL}
+	case Invitation:
+		links = []string{d.Link}
+	case Reminder:
+		links = []string{d.Link}
+	case Completion:
+		if d.DownloadURL != "" {
+			links = []string{d.DownloadURL}
+		}
+	}
+	for _, l := range links {
+		if !strings.HasPrefix(l, c.cfg.PublicURL+"/") {
+			return fmt.Errorf("link %q is not under the public URL %s", l, c.cfg.PublicURL)
+		}
+	}
+	return nil
+}
+
+func (d Acknowledgement) check(m *Message, to addressee) error {
+	if to.recipient != nil {
+		return fmt.Errorf("an acknowledgement goes to the sender, not to recipient %s", to.recipient.ID)
+	}
+	return nil
+}
+
+func (d Refusal) check(m *Message, to addressee) error {
+	if len(d.Problems) == 0 {
+		return fmt.Errorf("a refusal must say what was wrong: no problems given")
+	}
+	if strings.TrimSpace(d.Usage) == "" {
+		return fmt.Errorf("a refusal must explain the instruction block: no usage text")
+	}
+	return nil
+}
+
+func (d Invitation) check(m *Message, to addressee) error { return checkActor(to) }
+
+func (d Reminder) check(m *Message, to addressee) error { return checkActor(to) }
+
+func (d OneTimeCode) check(m *Message, to addressee) error {
+	if d.Code == "" {
+		return fmt.Errorf("no code")
+	}
+	if d.Valid <= 0 {
+		return fmt.Errorf("code validity %s is not positive", d.Valid)
+	}
+	return checkActor(to)
+}
+
+func (d Declined) check(m *Message, to addressee) error {
+	if m.Envelope.Recipient(d.By) == nil {
+		return fmt.Errorf("envelope %s has no recipient %q who declined", m.Envelope.ID, d.By)
+	}
+	return nil
+}
+
+func (d Cancelled) check(m *Message, to addressee) error { return nil }
+
+func (d Expired) check(m *Message, to addressee) error { return nil }
+
+func (d DeliveryFailure) check(m *Message, to addressee) error {
+	if d.Address == "" {
+		return fmt.Errorf("no failed address")
+	}
+	return nil
+}
+
+func (d Completion) check(m *Message, to addressee) error {
+	if len(d.Files) == 0 {
+		return fmt.Errorf("no files")
+	}
+	for _, f := range d.Files {
+		if err := f.check(); err != nil {
+			return err
+		}
+	}
+	if to.recipient != nil && to.recipient.Role == workflow.Archivist {
+		if d.Audit == nil {
+			return fmt.Errorf("recipient %s is an archivist, and no audit trail is given", to.recipient.ID)
+		}
+		return d.Audit.check()
+	}
+	return nil
+}
+
+// check rejects an attachment that cannot be written or described.
+func (a Attachment) check() error {
+	if a.Name == "" {
+		return fmt.Errorf("an attachment has no name")
+	}
+	if a.Open == nil {
+		return fmt.Errorf("attachment %q has no content", a.Name)
+	}
+	if a.Size < 0 {
+		return fmt.Errorf("attachment %q has a negative size", a.Name)
+	}
+	if b, err := hex.DecodeString(a.SHA256); err != nil || len(b) != 32 {
+		return fmt.Errorf("attachment %q: SHA-256 %q is not 64 hex digits", a.Name, a.SHA256)
+	}
+	return nil
+}
+
+// checkActor requires the addressee to be a recipient who signs or approves.
+func checkActor(to addressee) error {
+	if to.recipient == nil {
+		return fmt.Errorf("it goes to a recipient who signs or approves, not to the sender")
+	}
+	if !to.recipient.Role.Acts() {
+		return fmt.Errorf("recipient %s is a %s, who neither signs nor approves", to.recipient.ID, to.recipient.Role)
+	}
+	return nil
+}
+
+// checkEmail rejects an address that cannot go in To.
+func checkEmail(addr string) error {
+	if a, err := mail.ParseAddress(addr); err != nil || a.Address != addr {
+		return fmt.Errorf("addressee %q is not a bare mail address", addr)
+	}
+	return nil
+}
+
+// validMsgID accepts what can go between angle brackets: id-left "@"
+// id-right, printable ASCII without space or brackets (RFC 5322 §3.6.4,
+// leniently, since submissions' IDs are the outside world's).
+func validMsgID(id string) bool {
+	at := strings.LastIndexByte(id, '@')
+	if at <= 0 || at == len(id)-1 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c > '~' || c == '<' || c == '>' {
+			return false
+		}
+	}
+	return true
+}
+
+func trimAngles(id string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(id), "<"), ">")
+}
+
+// oneLine folds runs of white space, line breaks included, into one space:
+// header fields and subjects hold one line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

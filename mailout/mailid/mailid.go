@@ -1,0 +1,186 @@
+// Package mailid makes and reads the identifiers the gateway writes into the
+// mails it sends, so that what comes back (a bounce, a reply) finds its
+// envelope and recipient again without a lookup table:
+//
+//   - VERP return paths, the reverse-path of the SMTP MAIL FROM command
+//     (RFC 5321 §4.1.2), such as parapheur+bounce-ENVELOPE=RECIPIENT@org.example:
+//     a delivery status notification (RFC 3464) is sent to that address, so
+//     its envelope recipient alone names who could not be reached;
+//   - thread roots, msg-id values (RFC 5322 §3.6.4) such as
+//     thread.ENVELOPE.RECIPIENT@org.example that every mail to one recipient
+//     refers to in In-Reply-To and References, so each recipient sees one
+//     thread per envelope and a reply names its envelope and recipient.
+//
+// Envelope IDs may hold ASCII letters, digits, '_' and '-'; recipient IDs
+// ASCII letters, digits and '_'. Those characters are atext (RFC 5322 §3.2.3)
+// and the separators ('=' and '.') are outside them, so parsing is exact.
+package mailid
+
+import (
+	"fmt"
+	"strings"
+)
+
+// maxLocalPart is the longest local part RFC 5321 §4.5.3.1.1 obliges a
+// server to accept; a longer return path may be refused by a strict MTA.
+const maxLocalPart = 64
+
+// bounceTag follows the '+' of the gateway's local part in a return path.
+const bounceTag = "bounce-"
+
+// threadTag starts the id-left of a thread root.
+const threadTag = "thread."
+
+// ReturnPath returns the VERP return path for a mail of envelope envelopeID
+// to recipient recipientID (an empty recipientID stands for the envelope's
+// sender) sent by the gateway whose address is gateway, e.g.
+// "parapheur+bounce-ENV=r2@org.example". The gateway's MTA must deliver
+// gateway+anything to the gateway's mailbox (recipient_delimiter "+" in
+// Postfix), which is also how circuits are selected.
+func ReturnPath(gateway, envelopeID, recipientID string) (string, error) {
+	local, domain, err := splitGateway(gateway)
+	if err != nil {
+		return "", err
+	}
+	if err := checkIDs(envelopeID, recipientID); err != nil {
+		return "", fmt.Errorf("mailid: %w", err)
+	}
+	lp := local + "+" + bounceTag + envelopeID
+	if recipientID != "" {
+		lp += "=" + recipientID
+	}
+	if len(lp) > maxLocalPart {
+		return "", fmt.Errorf("mailid: return path local part %q is %d bytes, more than the %d of RFC 5321", lp, len(lp), maxLocalPart)
+	}
+	return lp + "@" + domain, nil
+}
+
+// ParseReturnPath returns the envelope and recipient IDs that ReturnPath put
+// in addr, a return path of the gateway whose address is gateway. The
+// gateway's local part, the tag and the domain are matched without regard to
+// case, since some MTAs fold them; the IDs are returned as written.
+func ParseReturnPath(gateway, addr string) (envelopeID, recipientID string, err error) {
+	local, domain, err := splitGateway(gateway)
+	if err != nil {
+		return "", "", err
+	}
+	addr = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(addr), "<"), ">")
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return "", "", fmt.Errorf("mailid: return path %q has no @", addr)
+	}
+	if !strings.EqualFold(addr[at+1:], domain) {
+		return "", "", fmt.Errorf("mailid: return path %q is not on the gateway's domain %s", addr, domain)
+	}
+	prefix := local + "+" + bounceTag
+	lp := addr[:at]
+	if len(lp) < len(prefix) || !strings.EqualFold(lp[:len(prefix)], prefix) {
+		return "", "", fmt.Errorf("mailid: return path %q does not start with %s", addr, prefix)
+	}
+	envelopeID, recipientID, sep := strings.Cut(lp[len(prefix):], "=")
+	if err := checkParsedIDs(envelopeID, recipientID, sep); err != nil {
+		return "", "", fmt.Errorf("mailid: return path %q: %w", addr, err)
+	}
+	return envelopeID, recipientID, nil
+}
+
+// ThreadRoot returns the msg-id, without angle brackets, that mails to
+// recipientID about envelopeID refer to, on the gateway's Message-ID domain,
+// e.g. "thread.ENV.r2@org.example". An empty recipientID stands for the
+// sender, whose thread normally hangs off their own submission instead.
+func ThreadRoot(domain, envelopeID, recipientID string) (string, error) {
+	if err := checkDomain(domain); err != nil {
+		return "", err
+	}
+	if err := checkIDs(envelopeID, recipientID); err != nil {
+		return "", fmt.Errorf("mailid: %w", err)
+	}
+	left := threadTag + envelopeID
+	if recipientID != "" {
+		left += "." + recipientID
+	}
+	return left + "@" + domain, nil
+}
+
+// ParseThreadRoot returns the envelope and recipient IDs of a thread root
+// made by ThreadRoot on domain; msgID may be enclosed in angle brackets, as
+// in an In-Reply-To or References field.
+func ParseThreadRoot(domain, msgID string) (envelopeID, recipientID string, err error) {
+	id := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(msgID), "<"), ">")
+	left, right, ok := strings.Cut(id, "@")
+	if !ok {
+		return "", "", fmt.Errorf("mailid: message ID %q has no @", msgID)
+	}
+	if !strings.EqualFold(right, domain) {
+		return "", "", fmt.Errorf("mailid: message ID %q is not on the gateway's domain %s", msgID, domain)
+	}
+	if !strings.HasPrefix(left, threadTag) {
+		return "", "", fmt.Errorf("mailid: message ID %q is not a thread root", msgID)
+	}
+	envelopeID, recipientID, sep := strings.Cut(left[len(threadTag):], ".")
+	if err := checkParsedIDs(envelopeID, recipientID, sep); err != nil {
+		return "", "", fmt.Errorf("mailid: message ID %q: %w", msgID, err)
+	}
+	return envelopeID, recipientID, nil
+}
+
+// splitGateway splits the gateway's bare address into local part and domain.
+func splitGateway(gateway string) (local, domain string, err error) {
+	local, domain, ok := strings.Cut(gateway, "@")
+	if !ok || local == "" || strings.ContainsAny(local, "+@\"\\ ") {
+		return "", "", fmt.Errorf("mailid: gateway address %q is not a bare local@domain address without '+'", gateway)
+	}
+	if err := checkDomain(domain); err != nil {
+		return "", "", err
+	}
+	return local, domain, nil
+}
+
+// checkDomain accepts a dot-atom domain, enough for a gateway's own domain.
+func checkDomain(domain string) error {
+	if domain == "" {
+		return fmt.Errorf("mailid: empty domain")
+	}
+	for _, label := range strings.Split(domain, ".") {
+		if label == "" {
+			return fmt.Errorf("mailid: domain %q has an empty label", domain)
+		}
+		for _, c := range label {
+			if !isAlnum(c) && c != '-' {
+				return fmt.Errorf("mailid: domain %q holds %q", domain, c)
+			}
+		}
+	}
+	return nil
+}
+
+// checkParsedIDs is checkIDs for IDs read back, where a separator followed
+// by nothing was not written by this package.
+func checkParsedIDs(envelopeID, recipientID string, sep bool) error {
+	if sep && recipientID == "" {
+		return fmt.Errorf("empty recipient ID after the separator")
+	}
+	return checkIDs(envelopeID, recipientID)
+}
+
+// checkIDs enforces the ID alphabets the package doc promises.
+func checkIDs(envelopeID, recipientID string) error {
+	if envelopeID == "" {
+		return fmt.Errorf("empty envelope ID")
+	}
+	for _, c := range envelopeID {
+		if !isAlnum(c) && c != '_' && c != '-' {
+			return fmt.Errorf("envelope ID %q holds %q; only ASCII letters, digits, '_' and '-' may appear", envelopeID, c)
+		}
+	}
+	for _, c := range recipientID {
+		if !isAlnum(c) && c != '_' {
+			return fmt.Errorf("recipient ID %q holds %q; only ASCII letters, digits and '_' may appear", recipientID, c)
+		}
+	}
+	return nil
+}
+
+func isAlnum(c rune) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}

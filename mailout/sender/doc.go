@@ -1,0 +1,50 @@
+// Package sender delivers the gateway's outgoing mail: workers claim items
+// from the store's mail queue (engine.MailQueue), have a Composer write each
+// message into a temporary file, and hand it over to the configured relay
+// with SMTP (RFC 5321), protected by implicit TLS (smtps://, RFC 8314) or by
+// STARTTLS (smtp://, RFC 3207), and authenticated with SMTP AUTH PLAIN or
+// LOGIN (RFC 4954) when a user name is configured.
+//
+// # Outcomes
+//
+// Every attempt of an item that belongs to an envelope is recorded in that
+// envelope's audit trail as a workflow.DeliveryAttempted event, with the
+// server's answer:
+//
+//   - a 2xx answer to the end of DATA: delivered, the item is acknowledged;
+//   - a 4xx answer, or no answer at all (connection refused, TLS failure,
+//     timeout, AUTH refused): deferred, the item is retried after a backoff
+//     that doubles from Backoff.First up to Backoff.Max, until the waits add
+//     up to Backoff.Limit (48 hours by default; counted from the item's
+//     attempts, so no clock of the item is needed): then failed;
+//   - a 5xx answer to MAIL, RCPT or DATA: failed at once, the item is
+//     buried. The workflow then tells the envelope's sender.
+//
+// A 5xx answer before the mail transaction (to EHLO, STARTTLS or AUTH) is a
+// fault of the relay or of our configuration, not of the recipient: it
+// defers. A message the Composer cannot write is buried with the reason.
+//
+// # Delivery is at least once
+//
+// An item leaves the outbox only after the relay accepted its message, so a
+// crash (or a lost lease) between the end of DATA and the acknowledgement
+// makes another worker send the same item again. The Composer gives every
+// item a Message-ID derived from the item's ID (see MessageID) and composes
+// the same bytes again, so the worst case is a duplicate that receivers can
+// recognise by its Message-ID; a mail is never lost and never reported
+// delivered before the relay took responsibility for it.
+//
+// # Connections
+//
+// Each worker keeps one connection and reuses it for the following items
+// (RFC 5321 §3.3: a new transaction may start after the end of DATA). After
+// a refused transaction the worker sends RSET; an idle connection is checked
+// with NOOP before reuse, and closed after Config.IdleTimeout, Config.MaxAge
+// or Config.MaxMails. A network error on a reused connection (the relay
+// closed it while idle) is tried once more on a new connection before it
+// counts as an attempt's outcome.
+//
+// The message is spooled to an unlinked temporary file, not held in memory,
+// so a 20 MB completion mail costs the same memory as a short notice, and
+// the bytes can be sent again on a new connection without composing again.
+package sender

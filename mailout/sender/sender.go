@@ -1,0 +1,304 @@
+package sender
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/engine"
+)
+
+// Composer writes the message of an outbox item. The real one builds it
+// from the envelope with package compose; it must give the message the
+// Message-ID MessageID(item.ID, domain) and compose the same bytes for the
+// same item, so that a resend after a crash is recognisably the same mail.
+type Composer interface {
+	// Compose writes the message for job, carried by item, to w (CRLF
+	// line ends, no terminating dot) and returns where SMTP sends it.
+	Compose(ctx context.Context, item *store.Item, job engine.Job, w io.Writer) (Route, error)
+}
+
+// Route is the SMTP envelope of a message (RFC 5321 §2.3.1).
+type Route struct {
+	// From is the reverse-path of MAIL FROM: the address bounces go to,
+	// possibly a VERP address (see package mailid); "" is the null
+	// reverse-path, which draws no bounce.
+	From string
+	// To are the forward-paths of RCPT TO, at least one. The item is one
+	// delivery: a refusal of any of them decides its outcome.
+	To []string
+}
+
+// MessageID is the Message-ID (without angle brackets) of the message of
+// the outbox item itemID, on domain: the same item always gets the same
+// ID, and different items different IDs.
+func MessageID(itemID, domain string) string {
+	sum := sha256.Sum256([]byte("parapheur mail\x00" + itemID))
+	return strings.ToLower(base32.StdEncoding.EncodeToString(sum[:20])) + "@" + domain
+}
+
+// Config configures a Sender.
+type Config struct {
+	// Relay is the server mail is handed to.
+	Relay Relay
+	// Composer writes each item's message.
+	Composer Composer
+	// Outbox claims and settles the items; its Queue defaults to
+	// engine.MailQueue.
+	Outbox Outbox
+	// Workers is how many items are sent at once, each over its own
+	// connection; default 4.
+	Workers int
+	// Holder names this process in item leases; default host/pid. Each
+	// worker adds its number.
+	Holder string
+	// Poll is how often an empty queue is looked at again; default 1s.
+	Poll time.Duration
+	// MaxMails is how many mails one connection carries before it is
+	// closed and a new one opened; default DefaultMaxMails.
+	MaxMails int
+	// MaxAge is how long one connection is used; default DefaultMaxAge.
+	MaxAge time.Duration
+	// IdleTimeout closes a connection that carried nothing for that long;
+	// default DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// NoopAfter is the idle time after which a connection is checked with
+	// NOOP before it is reused; default DefaultNoopAfter.
+	NoopAfter time.Duration
+	// TempDir holds the spooled messages (unlinked at once); "" means
+	// os.TempDir().
+	TempDir string
+}
+
+// Sender delivers the mail queue. Run it with Run, or drive Workers
+// directly.
+type Sender struct {
+	cfg   Config
+	relay *relay
+}
+
+// New checks cfg and returns a Sender.
+func New(cfg Config) (*Sender, error) {
+	r, err := cfg.Relay.check()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Composer == nil {
+		return nil, errors.New("sender: no composer")
+	}
+	if cfg.Outbox.Store == nil || cfg.Outbox.Engine == nil {
+		return nil, errors.New("sender: the outbox needs a store and an engine")
+	}
+	if cfg.Outbox.Queue == "" {
+		cfg.Outbox.Queue = engine.MailQueue
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.Holder == "" {
+		host, _ := os.Hostname()
+		cfg.Holder = fmt.Sprintf("%s/%d", host, os.Getpid())
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.MaxMails <= 0 {
+		cfg.MaxMails = DefaultMaxMails
+	}
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = DefaultMaxAge
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.NoopAfter <= 0 {
+		cfg.NoopAfter = DefaultNoopAfter
+	}
+	return &Sender{cfg: cfg, relay: r}, nil
+}
+
+// Run sends mail with Config.Workers workers until ctx is cancelled, then
+// lets each finish the item in hand, closes the connections and returns.
+func (s *Sender) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for i := range s.cfg.Workers {
+		w := s.Worker(fmt.Sprintf("%s/smtp%d", s.cfg.Holder, i))
+		wg.Go(func() {
+			defer w.Close()
+			Loop(ctx, s.cfg.Outbox.Log, s.cfg.Poll, w.Step, w.idle)
+		})
+	}
+	wg.Wait()
+}
+
+// Worker returns a worker holding items as holder. A Worker is not safe
+// for concurrent use; Close it when done.
+func (s *Sender) Worker(holder string) *Worker {
+	return &Worker{s: s, holder: holder}
+}
+
+// Worker sends items one at a time over its own connection.
+type Worker struct {
+	s      *Sender
+	holder string
+	conn   *conn
+	spool  *os.File
+}
+
+// Step claims the next due item and carries it out: composes, delivers and
+// settles it. It reports false when no item was due.
+func (w *Worker) Step(ctx context.Context) (bool, error) {
+	ob := &w.s.cfg.Outbox
+	it, job, err := ob.Claim(ctx, w.holder)
+	if err != nil || it == nil {
+		return false, err
+	}
+	route, size, err := w.compose(ctx, it, job)
+	if err != nil {
+		if ctx.Err() != nil {
+			// Stopping is no fault of the item: leave it to the next run.
+			return true, ob.Store.Retry(context.WithoutCancel(ctx), it, time.Now(), "sender stopped while composing")
+		}
+		return true, ob.Reject(ctx, it, fmt.Errorf("composing %s mail: %w", job.Notice, err))
+	}
+	return true, ob.Settle(ctx, it, job, w.deliver(ctx, route, size))
+}
+
+// compose writes the item's message into the spool file.
+func (w *Worker) compose(ctx context.Context, it *store.Item, job engine.Job) (Route, int64, error) {
+	if w.spool == nil {
+		f, err := os.CreateTemp(w.s.cfg.TempDir, "parapheur-mail-*")
+		if err != nil {
+			return Route{}, 0, err
+		}
+		// Unlinked at once: nothing is left behind, whatever happens.
+		os.Remove(f.Name())
+		w.spool = f
+	}
+	if err := w.spool.Truncate(0); err != nil {
+		return Route{}, 0, err
+	}
+	if _, err := w.spool.Seek(0, io.SeekStart); err != nil {
+		return Route{}, 0, err
+	}
+	bw := bufio.NewWriterSize(w.spool, 64<<10)
+	route, err := w.s.cfg.Composer.Compose(ctx, it, job, bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		return Route{}, 0, err
+	}
+	if len(route.To) == 0 {
+		return Route{}, 0, errors.New("the composer named no recipient")
+	}
+	size, err := w.spool.Seek(0, io.SeekCurrent)
+	return route, size, err
+}
+
+// deliver sends the spooled message and judges the outcome.
+func (w *Worker) deliver(ctx context.Context, route Route, size int64) Attempt {
+	start := time.Now()
+	ans, err := w.transact(ctx, route, size)
+	a := Attempt{Outcome: workflow.OutcomeDelivered, Answer: ans}
+	if err != nil {
+		a.Outcome, a.Answer = workflow.OutcomeDeferred, answer(err)
+		var se *smtp.SMTPError
+		var te *txnError
+		if errors.As(err, &te) && errors.As(err, &se) && se.Code/100 == 5 {
+			a.Outcome = workflow.OutcomeFailed
+		}
+	}
+	a.Took = time.Since(start)
+	return a
+}
+
+// transact runs the mail transaction on the worker's connection, opening
+// one when needed. A reused connection that breaks before the server
+// answered anything about the mail (it was closed while idle) is replaced
+// once, without counting as an attempt.
+func (w *Worker) transact(ctx context.Context, route Route, size int64) (string, error) {
+	for try := 0; ; try++ {
+		reused, err := w.connect(ctx)
+		if err != nil {
+			return "", err
+		}
+		if _, err := w.spool.Seek(0, io.SeekStart); err != nil {
+			return "", err
+		}
+		ans, err := w.conn.send(route.From, route.To, w.spool, size)
+		if err == nil {
+			return ans, nil
+		}
+		var se *smtp.SMTPError
+		isSMTP := errors.As(err, &se)
+		if isSMTP && se.Code != 421 && w.conn.reset() == nil {
+			return "", err
+		}
+		w.drop()
+		if !reused || try > 0 || (isSMTP && se.Code != 421) {
+			return "", err
+		}
+	}
+}
+
+// connect makes sure the worker has a usable connection and reports
+// whether it is one that carried mail before.
+func (w *Worker) connect(ctx context.Context) (bool, error) {
+	cfg := &w.s.cfg
+	if cn := w.conn; cn != nil {
+		now := time.Now()
+		switch {
+		case cn.mails >= cfg.MaxMails || now.Sub(cn.born) >= cfg.MaxAge || now.Sub(cn.used) >= cfg.IdleTimeout:
+			w.drop()
+		case now.Sub(cn.used) >= cfg.NoopAfter && !cn.alive():
+			w.drop()
+		default:
+			return true, nil
+		}
+	}
+	cn, err := w.s.relay.dial(ctx)
+	if err != nil {
+		return false, err
+	}
+	w.conn = cn
+	return false, nil
+}
+
+// idle closes a connection that has been idle too long, while the queue
+// is empty.
+func (w *Worker) idle() {
+	if w.conn != nil && time.Since(w.conn.used) >= w.s.cfg.IdleTimeout {
+		w.drop()
+	}
+}
+
+func (w *Worker) drop() {
+	if w.conn != nil {
+		w.conn.close()
+		w.conn = nil
+	}
+}
+
+// Close quits the connection and frees the spool file.
+func (w *Worker) Close() error {
+	w.drop()
+	if w.spool != nil {
+		err := w.spool.Close()
+		w.spool = nil
+		return err
+	}
+	return nil
+}
