@@ -270,6 +270,9 @@ func (h *Handler) automatic(ctx context.Context, m poller.Message, why string) (
 		return poller.Processed, "", nil
 	}
 	envID := rep.OriginalEnvelope
+	if envID == "" {
+		envID = h.returnPathEnvelope(m.Raw)
+	}
 	for _, rcpt := range rep.Recipients {
 		if !rcpt.Failed() {
 			continue
@@ -290,6 +293,30 @@ func (h *Handler) automatic(ctx context.Context, m poller.Message, why string) (
 		}
 	}
 	return poller.Processed, "", nil
+}
+
+// returnPathEnvelope finds the envelope of a bounce from the VERP address
+// it was delivered to (parapheur+bounce-ENVELOPE=RECIPIENT@…), for reports
+// that do not quote the original header.
+func (h *Handler) returnPathEnvelope(raw []byte) string {
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return ""
+	}
+	for _, field := range []string{"Delivered-To", "X-Original-To", "To"} {
+		for _, v := range msg.Header[field] {
+			addrs, err := mail.ParseAddressList(v)
+			if err != nil {
+				continue
+			}
+			for _, a := range addrs {
+				if env, _, err := mailid.ParseReturnPath(h.cfg.Gateway, a.Address); err == nil {
+					return env
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // unreadable quarantines a message that cannot be parsed, with a refusal

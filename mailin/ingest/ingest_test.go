@@ -32,7 +32,7 @@ type fixture struct {
 	e *engine.Engine
 }
 
-func newFixture(t *testing.T) fixture {
+func newFixture(t testing.TB) fixture {
 	t.Helper()
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "p.db"), store.Options{})
 	if err != nil {
@@ -57,7 +57,7 @@ func newFixture(t *testing.T) fixture {
 	return fixture{h, e}
 }
 
-func corpus(t *testing.T, name string) []byte {
+func corpus(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "testdata", name))
 	if err != nil {
@@ -76,7 +76,7 @@ func (f fixture) handle(t *testing.T, raw []byte) (poller.Destination, string) {
 }
 
 // queued drains the mail queue and returns its jobs.
-func (f fixture) queued(t *testing.T) []engine.Job {
+func (f fixture) queued(t testing.TB) []engine.Job {
 	t.Helper()
 	var jobs []engine.Job
 	for {
@@ -271,6 +271,23 @@ func TestReplyCommandsAndBounces(t *testing.T) {
 	if got := notices(f.queued(t)); got != "delivery_failure:sender" {
 		t.Fatalf("after the bounce, queued %s", got)
 	}
+
+	// A report that does not quote the original header is matched by the VERP address it came to.
+	verp, err := mailid.ReturnPath("parapheur@org.example", env.ID, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare := strings.Replace(string(dsnMail), "X-Parapheur-Envelope: "+env.ID+"\r\n", "", 1)
+	bare = strings.Replace(bare, "paul@partner.example", "Marie@partner.example", 1)
+	bare = "Delivered-To: " + verp + "\r\n" + bare
+	if dest, reason := f.handle(t, []byte(bare)); dest != poller.Processed {
+		t.Fatalf("DSN by VERP: %v %s", dest, reason)
+	}
+	got, _ = f.e.Store.Get(ctx, env.ID)
+	if r := got.Recipient("r1"); !strings.Contains(r.DeliveryFailure, "5.1.1") {
+		t.Fatalf("bounce by VERP not recorded: %+v", r)
+	}
+	f.queued(t)
 
 	// A decline from another address is refused; from the invited one it ends the envelope.
 	decline := func(from string) []byte {

@@ -1,0 +1,96 @@
+// Package pdfread parses PDF files (ISO 32000) with pdfcpu on behalf of the
+// signing packages, without pdfcpu's validation step, which mutates the
+// model, and without ever letting a pdfcpu panic escape.
+package pdfread
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu"
+	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
+	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
+)
+
+// Config is pdfcpu's default configuration, built here rather than with
+// model.NewDefaultConfiguration, which creates a configuration directory in
+// the user's home as a side effect.
+func Config() *model.Configuration {
+	return &model.Configuration{
+		Reader15:                  true,
+		ValidationMode:            model.ValidationRelaxed,
+		UnsupportedResourcePolicy: model.UnsupportedResourceSkip,
+		Eol:                       types.EolLF,
+		Offline:                   true,
+		Limits:                    model.DefaultResourceLimits(),
+		Cmd:                       model.ADDSIGNATURE,
+	}
+}
+
+// Read parses in, giving up when c is done or after a time that grows
+// with the size of in: pdfcpu's repair of a broken cross-reference table
+// can take minutes on hostile input.
+func Read(c context.Context, in []byte) (ctx *model.Context, err error) {
+	c, cancel := context.WithTimeout(c, 3*time.Second+time.Duration(len(in)>>20)*time.Second)
+	defer cancel()
+	err = Guard(func() (err error) {
+		ctx, err = pdfcpu.ReadWithContext(c, bytes.NewReader(in), Config())
+		return err
+	})
+	if err != nil && c.Err() != nil {
+		return nil, fmt.Errorf("parsing took too long: %w", c.Err())
+	}
+	return ctx, err
+}
+
+// PanicError is a pdfcpu panic caught by Guard.
+type PanicError struct {
+	// Value is what pdfcpu panicked with.
+	Value any
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("pdfcpu failed: %v", e.Value) }
+
+// Guard runs f, turning a panic into a *PanicError: pdfcpu panics on some
+// malformed documents outside of its API wrappers, and that is still bad
+// input, not a reason to crash the gateway.
+func Guard(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r}
+		}
+	}()
+	return f()
+}
+
+// xrefStart matches what startxref must point to: an xref table with its
+// first subsection header and entry, or an xref stream object.
+var xrefStart = regexp.MustCompile(`^\s*(xref\s*\d+ \d+\s+\d{10} \d{5} [fn]|\d+\s+\d+\s+obj)`)
+
+// CheckStartXRef checks that the last startxref points to a
+// cross-reference section. pdfcpu silently rebuilds a missing one by
+// scanning, which is slow on hostile input, and an update chained to such
+// a guess would not be read back the same way by other readers.
+func CheckStartXRef(in []byte) error {
+	i := bytes.LastIndex(in, []byte("startxref"))
+	if i < 0 {
+		return errors.New("no startxref")
+	}
+	fields := bytes.Fields(in[i+len("startxref") : min(len(in), i+len("startxref")+64)])
+	if len(fields) == 0 {
+		return errors.New("startxref without an offset")
+	}
+	// Offsets count from the header, which may follow some junk.
+	base := int64(max(0, bytes.Index(in[:min(len(in), 1024)], []byte("%PDF-"))))
+	off, err := strconv.ParseInt(string(fields[0]), 10, 64)
+	off += base
+	if err != nil || off <= base || off >= int64(len(in)) || !xrefStart.Match(in[off:min(int64(len(in)), off+64)]) {
+		return fmt.Errorf("startxref %q does not point to a cross-reference section", fields[0])
+	}
+	return nil
+}

@@ -1,0 +1,92 @@
+package pades_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/parapheur/parapheur/signing/internal/pdftest"
+	"github.com/parapheur/parapheur/signing/pades"
+)
+
+func TestBadInput(t *testing.T) {
+	ca, _ := testCA(t)
+	kp, err := ca.IssueOneTime("Bad Input", "bad@example.org", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(pdftest.Corpus(t)["qpdf-classic"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	encrypted := func(user string) []byte {
+		out := filepath.Join(dir, "enc-"+user+".pdf")
+		pdftest.Run(t, "qpdf", "--encrypt", user, "owner-secret", "256", "--", pdftest.Corpus(t)["qpdf-classic"], out)
+		data, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	malformed := bytes.Replace(good, []byte("obj"), []byte("ojb"), -1)
+	notPDF, err := exec.Command("go", "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		opts func(*pades.Options)
+		want error
+	}{
+		{"not a PDF", notPDF, nil, pades.ErrNotPDF},
+		{"empty", nil, nil, pades.ErrNotPDF},
+		{"truncated", good[:len(good)/2], nil, pades.ErrTruncated},
+		{"malformed", malformed, nil, pades.ErrMalformed},
+		{"encrypted with a password", encrypted("user-secret"), nil, pades.ErrEncrypted},
+		{"encrypted without a user password", encrypted(""), nil, pades.ErrEncrypted},
+		{"over the size limit", good, func(o *pades.Options) { o.MaxInput = 100 }, pades.ErrTooLarge},
+		{"no such page", good, func(o *pades.Options) {
+			o.Stamp = &pades.Stamp{Page: 9, Rect: [4]float64{10, 10, 200, 60}, Name: "X"}
+		}, pades.ErrNoSuchPage},
+		{"page zero", good, func(o *pades.Options) {
+			o.Stamp = &pades.Stamp{Page: 0, Rect: [4]float64{10, 10, 200, 60}, Name: "X"}
+		}, pades.ErrNoSuchPage},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := pades.Options{Signer: pades.Signer{Key: kp.Key, Chain: kp.Chain}}
+			if tc.opts != nil {
+				tc.opts(&opts)
+			}
+			var out bytes.Buffer
+			err := pades.Sign(context.Background(), tc.in, &out, opts)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got error %v, want %v", err, tc.want)
+			}
+			if out.Len() != 0 {
+				t.Errorf("%d bytes written despite the error", out.Len())
+			}
+			t.Logf("error: %v", err)
+		})
+	}
+}
+
+func TestInspect(t *testing.T) {
+	good, err := os.ReadFile(pdftest.Corpus(t)["ps2pdf"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := pades.Inspect(context.Background(), good, 0); err != nil || n != 2 {
+		t.Errorf("Inspect: %d pages, %v; want 2 pages", n, err)
+	}
+	if _, err := pades.Inspect(context.Background(), good[:len(good)/2], 0); !errors.Is(err, pades.ErrTruncated) {
+		t.Errorf("truncated: %v", err)
+	}
+}

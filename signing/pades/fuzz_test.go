@@ -1,0 +1,72 @@
+package pades_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509/pkix"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/parapheur/parapheur/signing/internal/pdftest"
+	"github.com/parapheur/parapheur/signing/pades"
+	"github.com/parapheur/parapheur/signing/pki"
+	"github.com/parapheur/parapheur/signing/verify"
+)
+
+// FuzzSign feeds arbitrary bytes to the signing path: it must either sign
+// (appending only, with a signature our verifier accepts) or return one of
+// the documented input errors, never panic.
+func FuzzSign(f *testing.F) {
+	for _, name := range []string{"mutool", "qpdf-classic", "qpdf-objstm", "qpdf-pdf20", "ps2pdf", "pdfcpu-incremental"} {
+		data, err := os.ReadFile(pdftest.Corpus(f)[name])
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+		f.Add(data[:len(data)*3/4])
+	}
+	f.Add([]byte("%PDF-1.4\n%%EOF\n"))
+	f.Add([]byte("%PDF-1.7\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF"))
+
+	ca, err := pki.NewCA(pkix.Name{CommonName: "Fuzz CA"}, 24*time.Hour, false)
+	if err != nil {
+		f.Fatal(err)
+	}
+	kp, err := ca.IssueOneTime("Fuzz Signer", "fuzz@example.org", 24*time.Hour)
+	if err != nil {
+		f.Fatal(err)
+	}
+	inputErrors := []error{pades.ErrNotPDF, pades.ErrTooLarge, pades.ErrTruncated, pades.ErrMalformed, pades.ErrEncrypted, pades.ErrNoSuchPage}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var out bytes.Buffer
+		err := pades.Sign(context.Background(), in, &out, pades.Options{
+			Signer:   pades.Signer{Key: kp.Key, Chain: kp.Chain},
+			Stamp:    &pades.Stamp{Page: 1, Rect: [4]float64{10, 10, 200, 60}, Name: "Fuzz Signer"},
+			MaxInput: 1 << 20,
+		})
+		if err != nil {
+			for _, e := range inputErrors {
+				if errors.Is(err, e) {
+					return
+				}
+			}
+			t.Fatalf("error of no documented kind: %v", err)
+		}
+		if !bytes.HasPrefix(out.Bytes(), in) {
+			t.Fatal("the original bytes were not kept")
+		}
+		r, err := verify.Verify(out.Bytes(), ca.Cert)
+		if err != nil {
+			t.Fatalf("signed output unreadable: %v", err)
+		}
+		if len(r.Signatures) == 0 {
+			t.Fatal("signed output has no signature")
+		}
+		last := r.Signatures[len(r.Signatures)-1]
+		if !last.Intact || !last.IssuedByCA || !last.CoversWholeFile {
+			t.Fatalf("new signature not valid:\n%s", r.Text(true))
+		}
+	})
+}

@@ -1,0 +1,216 @@
+package pades
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/parapheur/parapheur/signing/cms"
+	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
+)
+
+// tokenSizeGuess is the room reserved for a time-stamp token, whose size
+// is only known once the TSA answers; a larger token makes Sign redo the
+// update once with the real size, so the guess only affects the padding.
+var tokenSizeGuess = 6144
+
+// Timestamper obtains RFC 3161 time-stamp tokens over SHA-256 digests;
+// *tsa.Client is one.
+type Timestamper interface {
+	Token(ctx context.Context, digest []byte) ([]byte, error)
+}
+
+// Signer is a signing key with its certificate chain.
+type Signer struct {
+	// Key signs; any crypto.Signer (software, PKCS #11) with an RSA or
+	// ECDSA key.
+	Key crypto.Signer
+	// Chain is the signer's certificate then its issuers, all embedded in
+	// the signature.
+	Chain []*x509.Certificate
+	// PSS selects RSASSA-PSS for RSA keys.
+	PSS bool
+}
+
+// Stamp is a visible signature mark.
+type Stamp struct {
+	// Page is the 1-based page number that carries the mark.
+	Page int
+	// Rect is the mark's lower-left x, lower-left y, upper-right x and
+	// upper-right y, in the page's default user space (points).
+	Rect [4]float64
+	// Name, Role and Reason are printed on the mark, one line each, when
+	// not empty, and so is Date.
+	Name, Role, Reason string
+	// Date is printed in UTC; zero means the signature's time.
+	Date time.Time
+}
+
+// Options describe one signature.
+type Options struct {
+	// Signer holds the key and certificates.
+	Signer Signer
+	// Name, Reason, Location and ContactInfo fill the signature
+	// dictionary entries of the same names, shown by PDF readers.
+	Name, Reason, Location, ContactInfo string
+	// Time is the claimed signing time, written to /M (PAdES forbids a
+	// signing-time attribute in the CMS); zero means now.
+	Time time.Time
+	// Stamp is the visible mark; nil makes an invisible signature.
+	Stamp *Stamp
+	// TSA, when set, adds a signature time-stamp (level B-T).
+	TSA Timestamper
+	// MaxInput is the input size limit; 0 means DefaultMaxInput.
+	MaxInput int64
+}
+
+// Sign writes in followed by an incremental update that signs it to out.
+// Errors wrap ErrNotPDF, ErrTooLarge, ErrTruncated, ErrMalformed,
+// ErrEncrypted, ErrLocked or ErrNoSuchPage for bad input.
+func Sign(ctx context.Context, in []byte, out io.Writer, opts Options) error {
+	s := opts.Signer
+	if s.Key == nil || len(s.Chain) == 0 {
+		return errors.New("pades: a signing key and its certificate are required")
+	}
+	if opts.Time.IsZero() {
+		opts.Time = time.Now()
+	}
+	tokenSize := 0
+	if opts.TSA != nil {
+		tokenSize = tokenSizeGuess
+	}
+	size := cms.MaxSize(s.Key.Public(), s.Chain, tokenSize)
+	contents := func(digest []byte) ([]byte, error) {
+		sd, err := cms.Sign(digest, s.Key, s.Chain, cms.Options{PSS: s.PSS})
+		if err != nil {
+			return nil, err
+		}
+		if opts.TSA != nil {
+			h := sha256.Sum256(sd.Signature())
+			token, err := opts.TSA.Token(ctx, h[:])
+			if err != nil {
+				return nil, fmt.Errorf("pades: signature time-stamp: %w", err)
+			}
+			sd.SetTimestamp(token)
+		}
+		return sd.Bytes()
+	}
+	build := func(d *document) error {
+		v := types.Dict{
+			"Type":      types.Name("Sig"),
+			"Filter":    types.Name("Adobe.PPKLite"),
+			"SubFilter": types.Name("ETSI.CAdES.detached"),
+			"M":         types.StringLiteral(types.DateString(opts.Time)),
+		}
+		for key, val := range map[string]string{"Name": opts.Name, "Reason": opts.Reason, "Location": opts.Location, "ContactInfo": opts.ContactInfo} {
+			if val != "" {
+				v[key] = textString(val)
+			}
+		}
+		if opts.Stamp == nil {
+			return d.addSignature(v, size, 1, [4]float64{}, nil)
+		}
+		st := *opts.Stamp
+		if st.Date.IsZero() {
+			st.Date = opts.Time
+		}
+		ap, err := appearance(st)
+		if err != nil {
+			return err
+		}
+		return d.addSignature(v, size, st.Page, st.Rect, ap)
+	}
+	return appendSigned(ctx, in, out, opts.MaxInput, &size, build, contents)
+}
+
+// DocTimestamp writes in followed by an incremental update holding a
+// document time-stamp (ETSI.RFC3161) over all of it, which protects the
+// signatures and validation data before it (level B-LTA).
+func DocTimestamp(ctx context.Context, in []byte, out io.Writer, tsa Timestamper, maxInput int64) error {
+	if tsa == nil {
+		return errors.New("pades: a document time-stamp needs a time-stamp authority")
+	}
+	size := tokenSizeGuess
+	build := func(d *document) error {
+		v := types.Dict{
+			"Type":      types.Name("DocTimeStamp"),
+			"Filter":    types.Name("Adobe.PPKLite"),
+			"SubFilter": types.Name("ETSI.RFC3161"),
+		}
+		return d.addSignature(v, size, 1, [4]float64{}, nil)
+	}
+	contents := func(digest []byte) ([]byte, error) {
+		token, err := tsa.Token(ctx, digest)
+		if err != nil {
+			return nil, fmt.Errorf("pades: document time-stamp: %w", err)
+		}
+		return token, nil
+	}
+	return appendSigned(ctx, in, out, maxInput, &size, build, contents)
+}
+
+// appendSigned parses in, lets build add a signature dictionary of *size
+// bytes, hashes the ByteRange, asks contents for the DER to put in
+// /Contents, and writes the result to out. When the DER does not fit (a
+// time-stamp token larger than guessed), it starts over once with the
+// real size.
+func appendSigned(ctx context.Context, in []byte, out io.Writer, maxInput int64, size *int, build func(*document) error, contents func(digest []byte) ([]byte, error)) error {
+	for attempt := 0; ; attempt++ {
+		d, err := open(ctx, in, maxInput)
+		if err != nil {
+			return err
+		}
+		if err := guard(func() error { return build(d) }); err != nil {
+			return err
+		}
+		tail, err := d.write()
+		if err != nil {
+			return err
+		}
+		base := int64(len(in))
+		w := d.ctx.Write
+		start, end := w.OffsetSigContents, w.OffsetSigContents+int64(2**size+2)
+		total := base + int64(len(tail))
+		brAt, cAt := w.OffsetSigByteRange-base, start-base
+		if brAt < 0 || cAt < 0 || end > total || tail[brAt] != '[' || tail[cAt] != '<' || tail[end-1-base] != '>' {
+			return errors.New("pades: signature placeholder not found where pdfcpu reported it")
+		}
+		byteRange := fmt.Sprintf("[0 %d %d %d]", start, end, total-end)
+		if len(byteRange) > byteRangeWidth {
+			return fmt.Errorf("%w: file too large for a /ByteRange", ErrTooLarge)
+		}
+		copy(tail[brAt:], fmt.Sprintf("%-*s", byteRangeWidth, byteRange))
+
+		h := sha256.New()
+		h.Write(in)
+		h.Write(tail[:cAt])
+		h.Write(tail[end-base:])
+		der, err := contents(h.Sum(nil))
+		if err != nil {
+			return err
+		}
+		if len(der) > *size {
+			if attempt > 0 {
+				return fmt.Errorf("pades: signature of %d bytes exceeds the %d reserved", len(der), *size)
+			}
+			*size = len(der) + 512
+			continue
+		}
+		hex.Encode(tail[cAt+1:], der)
+		if _, err := out.Write(in); err != nil {
+			return err
+		}
+		_, err = out.Write(tail)
+		return err
+	}
+}
+
+// byteRangeWidth is the width pdfcpu reserves for the /ByteRange array,
+// room for "[0 a b c]" with ten-digit numbers.
+const byteRangeWidth = 36

@@ -1,0 +1,113 @@
+package seal_test
+
+import (
+	"context"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/parapheur/parapheur/signing/internal/pdftest"
+	"github.com/parapheur/parapheur/signing/internal/pkitest"
+	"github.com/parapheur/parapheur/signing/pki"
+	"github.com/parapheur/parapheur/signing/seal"
+	"github.com/parapheur/parapheur/signing/verify"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pdftest.Cleanup()
+	os.Exit(code)
+}
+
+// installation runs `ca init` in a temporary directory.
+func installation(t *testing.T, crlURL string) (dir string, kp *pki.KeyPair) {
+	t.Helper()
+	dir = t.TempDir()
+	if err := pki.InitCA(dir, pki.InitOptions{Organisation: "Mairie de Test", Country: "FR", Passphrase: "correct horse", CRLURL: crlURL}); err != nil {
+		t.Fatal(err)
+	}
+	kp, err := pki.LoadSeal(dir, "correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, kp
+}
+
+func TestSealBB(t *testing.T) {
+	dir, kp := installation(t, "")
+	out := filepath.Join(t.TempDir(), "sealed.pdf")
+	if err := seal.File(context.Background(), pdftest.Corpus(t)["ps2pdf"], out, seal.Options{Seal: kp, Reason: "Scellement"}); err != nil {
+		t.Fatal(err)
+	}
+	pdftest.Validate(t, out, pdftest.Expect{Signatures: 1, CAFile: filepath.Join(dir, pki.CACertFile)})
+	ca, err := pki.LoadCACert(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := verify.File(out, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Signatures[0]
+	if r.ExitCode() != verify.ExitValid || s.Level != verify.LevelBB || !s.IssuedByCA || s.Signer != "Mairie de Test seal" || s.ChangedAfter {
+		t.Errorf("report:\n%s", r.Text(true))
+	}
+}
+
+func TestSealBLTA(t *testing.T) {
+	crl := pkitest.StartCRL(t)
+	dir, kp := installation(t, crl.URL)
+	ca, err := pki.LoadCA(dir, "correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.CRLURL = crl.URL
+	crl.CA.Store(ca)
+	tsa := pkitest.StartTSA(t, ca)
+
+	files := maps.Clone(pdftest.Corpus(t))
+	// A real-world document this project did not make: the JPEG standard
+	// from pdfcpu's test data.
+	files["itu-t81"] = pdftest.BenchmarkPDFs(t)["1MB"]
+	for _, src := range []string{"qpdf-classic", "qpdf-objstm", "pdfcpu-form", "itu-t81"} {
+		t.Run(src, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "sealed.pdf")
+			var warnings []string
+			err := seal.File(context.Background(), files[src], out, seal.Options{
+				Seal: kp, TSAURL: tsa.URL, Reason: "Scellement",
+				Warn: func(err error) { warnings = append(warnings, err.Error()) },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(warnings) > 0 {
+				t.Errorf("warnings: %v", warnings)
+			}
+			pdftest.Validate(t, out, pdftest.Expect{Signatures: 2, DocTimestamps: 1, CAFile: filepath.Join(dir, pki.CACertFile)})
+			r, err := verify.File(out, ca.Cert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The seal's certificate and CA, the TSA's, and the CA's CRL.
+			if len(r.Signatures) != 2 || !r.HasDSS || r.DSSCerts != 3 || r.DSSCRLs != 1 || r.ExitCode() != verify.ExitValid {
+				t.Fatalf("report:\n%s", r.Text(true))
+			}
+			s, dts := r.Signatures[0], r.Signatures[1]
+			if s.Level != verify.LevelBLTA || !s.TimeStamped || !s.IssuedByCA || !s.ChangedAfter {
+				t.Errorf("seal signature: %+v\n%s", s, r.Text(true))
+			}
+			if dts.Level != verify.LevelDocTimestamp || !dts.CoversWholeFile || dts.Signer != "Test TSA" {
+				t.Errorf("document time-stamp: %+v\n%s", dts, r.Text(true))
+			}
+			t.Logf("parapheur verify report:\n%s", r.Text(true))
+			if !strings.Contains(r.Text(true), "VALID: all 2 signature(s) intact") {
+				t.Errorf("text report:\n%s", r.Text(true))
+			}
+		})
+	}
+	if crl.Fetched.Load() == 0 || tsa.Requests.Load() == 0 {
+		t.Errorf("CRL fetched %d times, TSA asked %d times", crl.Fetched.Load(), tsa.Requests.Load())
+	}
+}

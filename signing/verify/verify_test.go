@@ -1,0 +1,170 @@
+package verify_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	pdfsign "github.com/digitorus/pdfsign/sign"
+	"github.com/parapheur/parapheur/signing/internal/pdftest"
+	"github.com/parapheur/parapheur/signing/internal/pkitest"
+	"github.com/parapheur/parapheur/signing/pades"
+	"github.com/parapheur/parapheur/signing/pki"
+	"github.com/parapheur/parapheur/signing/tsa"
+	"github.com/parapheur/parapheur/signing/verify"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pdftest.Cleanup()
+	os.Exit(code)
+}
+
+func newCA(t testing.TB, name string) *pki.CA {
+	t.Helper()
+	ca, err := pki.NewCA(pkix.Name{CommonName: name}, 24*time.Hour, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+func sign(t testing.TB, ca *pki.CA, in []byte, name string, ts pades.Timestamper) []byte {
+	t.Helper()
+	kp, err := ca.IssueOneTime(name, strings.ToLower(strings.ReplaceAll(name, " ", "."))+"@example.org", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := pades.Sign(context.Background(), in, &out, pades.Options{Signer: pades.Signer{Key: kp.Key, Chain: kp.Chain}, Reason: "Lu et approuvé", TSA: ts}); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+func TestReport(t *testing.T) {
+	ours, other := newCA(t, "Gateway CA"), newCA(t, "Someone else's CA")
+	tsaSrv := pkitest.StartTSA(t, ours)
+	in, err := os.ReadFile(pdftest.Corpus(t)["qpdf-objstm"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := sign(t, ours, in, "Alice Martin", nil)
+	two := sign(t, other, one, "Bob Durand", &tsa.Client{URL: tsaSrv.URL})
+
+	r, err := verify.Verify(two, ours.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := r.Text(true)
+	if len(r.Signatures) != 2 || r.ExitCode() != verify.ExitValid {
+		t.Fatalf("report:\n%s", text)
+	}
+	a, b := r.Signatures[0], r.Signatures[1]
+	if a.Signer != "Alice Martin" || a.Email != "alice.martin@example.org" || a.Level != verify.LevelBB || !a.IssuedByCA || !a.ChangedAfter || a.LaterSignatures != 1 || a.TimeStamped {
+		t.Errorf("first signature: %+v", a)
+	}
+	if b.Signer != "Bob Durand" || b.Level != verify.LevelBT || b.IssuedByCA || b.ChangedAfter || !b.CoversWholeFile || !b.TimeStamped {
+		t.Errorf("second signature: %+v", b)
+	}
+	if time.Since(b.Time) > time.Minute || a.Time.IsZero() {
+		t.Errorf("times: %v, %v", a.Time, b.Time)
+	}
+	for _, want := range []string{"Alice Martin <alice.martin@example.org>", "this gateway's CA", "not this gateway's CA", "B-T", "time-stamped", "the file was changed after this signature (1 later signature(s))", "VALID: all 2"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text report lacks %q:\n%s", want, text)
+		}
+	}
+
+	// One changed byte in the signed range breaks both signatures.
+	altered := append([]byte(nil), two...)
+	altered[len(in)/2] ^= 1
+	r, err = verify.Verify(altered, ours.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ExitCode() != verify.ExitInvalid || r.Signatures[0].Intact || r.Signatures[1].Intact {
+		t.Errorf("altered file:\n%s", r.Text(true))
+	}
+	if !strings.Contains(r.Text(true), "INVALID") {
+		t.Errorf("text report of the altered file:\n%s", r.Text(true))
+	}
+
+	// Appending an update that is not a signature leaves both intact but
+	// shows the change.
+	appended := append(append([]byte(nil), two...), []byte("\n% a comment after the last signature\n")...)
+	r, err = verify.Verify(appended, ours.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ExitCode() != verify.ExitValid || !r.Signatures[1].ChangedAfter {
+		t.Errorf("appended file:\n%s", r.Text(true))
+	}
+}
+
+func TestNoSignature(t *testing.T) {
+	in, err := os.ReadFile(pdftest.Corpus(t)["mutool"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := verify.Verify(in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ExitCode() != verify.ExitInvalid || !strings.Contains(r.Text(false), "no signature") {
+		t.Errorf("unsigned file:\n%s", r.Text(false))
+	}
+}
+
+func TestUnreadable(t *testing.T) {
+	for name, data := range map[string][]byte{
+		"empty":     nil,
+		"not a PDF": []byte("GIF89a"),
+		"garbage":   []byte("%PDF-1.7\nthis is no PDF body\n%%EOF\n"),
+		"nonsense":  bytes.Repeat([]byte("%PDF-1.4 \x00\xff"), 100),
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, err := verify.Verify(data, nil)
+			if !errors.Is(err, verify.ErrUnreadable) {
+				t.Fatalf("got %v, %v; want ErrUnreadable", r, err)
+			}
+		})
+	}
+	if _, err := verify.File(filepath.Join(t.TempDir(), "missing.pdf"), nil); !errors.Is(err, verify.ErrUnreadable) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestPdfsignSignature(t *testing.T) {
+	ca := newCA(t, "Gateway CA")
+	kp, err := ca.IssueOneTime("Other Tool", "other@example.org", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "pdfsign.pdf")
+	err = pdfsign.SignFile(pdftest.Corpus(t)["qpdf-classic"], out, pdfsign.SignData{
+		Signature:         pdfsign.SignDataSignature{CertType: pdfsign.ApprovalSignature, Info: pdfsign.SignDataSignatureInfo{Name: "Other Tool", Date: time.Now()}},
+		Signer:            kp.Key,
+		DigestAlgorithm:   crypto.SHA256,
+		Certificate:       kp.Chain[0],
+		CertificateChains: [][]*x509.Certificate{kp.Chain},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := verify.File(out, ca.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Signatures) != 1 || !r.Signatures[0].Intact || !r.Signatures[0].IssuedByCA || r.Signatures[0].Signer != "Other Tool" {
+		t.Errorf("pdfsign's signature:\n%s", r.Text(true))
+	}
+}
