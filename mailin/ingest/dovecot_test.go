@@ -221,7 +221,9 @@ func BenchmarkIngestDovecot(b *testing.B) {
 			appendAll(b, user, submissions(b, b.N))
 			var h poller.Handler = f.h
 			if bare {
-				h = handlerFunc(func(context.Context, poller.Message) (poller.Destination, string, error) { return poller.Processed, "", nil })
+				h = handlerFunc(func(context.Context, poller.Message) (poller.Destination, string, error) {
+					return poller.Processed, "", nil
+				})
 			}
 			done := make(chan poller.Destination, b.N)
 			b.ResetTimer()

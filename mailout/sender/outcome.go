@@ -289,7 +289,7 @@ func (s *Outbox) Claim(ctx context.Context, holder string) (*store.Item, engine.
 			return nil, engine.Job{}, err
 		}
 		var job engine.Job
-		if err := json.Unmarshal(it.Payload, &job); err != nil {
+		if err = json.Unmarshal(it.Payload, &job); err != nil {
 			err = fmt.Errorf("payload is not a job: %w", err)
 		} else if job.Notice == "" {
 			err = errors.New("payload is not a job: no notice")

@@ -155,6 +155,7 @@ type Worker struct {
 	holder string
 	conn   *conn
 	spool  *os.File
+	buf    *bufio.Writer // in front of spool
 }
 
 // Step claims the next due item and carries it out: composes, delivers and
@@ -193,10 +194,13 @@ func (w *Worker) compose(ctx context.Context, it *store.Item, job engine.Job) (R
 	if _, err := w.spool.Seek(0, io.SeekStart); err != nil {
 		return Route{}, 0, err
 	}
-	bw := bufio.NewWriterSize(w.spool, 64<<10)
-	route, err := w.s.cfg.Composer.Compose(ctx, it, job, bw)
+	if w.buf == nil {
+		w.buf = bufio.NewWriterSize(w.spool, 64<<10)
+	}
+	w.buf.Reset(w.spool)
+	route, err := w.s.cfg.Composer.Compose(ctx, it, job, w.buf)
 	if err == nil {
-		err = bw.Flush()
+		err = w.buf.Flush()
 	}
 	if err != nil {
 		return Route{}, 0, err
@@ -297,7 +301,7 @@ func (w *Worker) Close() error {
 	w.drop()
 	if w.spool != nil {
 		err := w.spool.Close()
-		w.spool = nil
+		w.spool, w.buf = nil, nil
 		return err
 	}
 	return nil
