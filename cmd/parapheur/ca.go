@@ -1,20 +1,48 @@
 package main
 
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/parapheur/parapheur/cmd/parapheur/config"
+	"github.com/parapheur/parapheur/signing/pki"
+)
+
 var caInitCommand = &command{
 	name:    "ca init",
 	summary: "create the signing CA and the seal certificate",
 	help: `
 "ca init" creates, for a new installation, the signing CA that issues a one-time
 certificate to each signer and the organisation's seal key and certificate, and
-writes them to keys.dir, the private keys encrypted with keys.passphrase when it
-is set. It refuses to overwrite existing keys.`,
+writes them to keys.dir, the private keys in PKCS#12 files protected by
+keys.passphrase (required). It refuses to overwrite existing keys.`,
 	run: runCAInit,
 }
 
 func runCAInit(inv *invocation) int {
 	inv.configFlag()
+	org := inv.flags.String("organisation", "", "the organisation `NAME` written in both certificates (required)")
+	country := inv.flags.String("country", "", "the ISO 3166 country `CODE` of the organisation, e.g. FR")
+	rsa := inv.flags.Bool("rsa", false, "make RSA-3072 keys instead of ECDSA P-256")
 	if code, ok := inv.parse(0, 0); !ok {
 		return code
 	}
-	return inv.notImplemented("signing engine, issue #3")
+	if *org == "" {
+		return inv.usageError("--organisation is required")
+	}
+	cfg, err := config.LoadSections(*inv.configPath, inv.environ, "keys")
+	if err != nil {
+		return inv.fail(err)
+	}
+	if cfg.Keys.Passphrase == "" {
+		return inv.fail(fmt.Errorf("keys.passphrase (or PARAPHEUR_KEYS_PASSPHRASE, or keys.passphrase_file) is required to protect the keys"))
+	}
+	opts := pki.InitOptions{Organisation: *org, Country: *country, Passphrase: string(cfg.Keys.Passphrase), RSA: *rsa}
+	if err := pki.InitCA(cfg.Keys.Dir, opts); err != nil {
+		return inv.fail(err)
+	}
+	for _, f := range []string{pki.CACertFile, pki.CAKeyFile, pki.SealCertFile, pki.SealKeyFile} {
+		fmt.Fprintln(inv.stdout, "wrote", filepath.Join(cfg.Keys.Dir, f))
+	}
+	return exitOK
 }

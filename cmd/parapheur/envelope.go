@@ -1,5 +1,21 @@
 package main
 
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/parapheur/parapheur/cmd/parapheur/config"
+	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/store/backend"
+	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/audit"
+	"github.com/parapheur/parapheur/workflow/engine"
+)
+
 var envelopeListCommand = &command{
 	name:    "envelope list",
 	summary: "list the envelopes",
@@ -41,15 +57,65 @@ trail.`,
 	run: runEnvelopeRemind,
 }
 
-// envelopeWork names the work that fills the envelope commands in.
-const envelopeWork = "envelope administration, once the store and workflow of issue #2 are in"
+// openStore opens the configured store for the envelope commands.
+func (inv *invocation) openStore() (store.Store, int) {
+	cfg, err := config.LoadSections(*inv.configPath, inv.environ, "store", "limits")
+	if err != nil {
+		return nil, inv.fail(err)
+	}
+	st, err := backend.Open(inv.ctx(), cfg.Store.URL, store.Options{MaxBlobBytes: cfg.Limits.MaxDocumentBytes})
+	if err != nil {
+		return nil, inv.fail(err)
+	}
+	return st, exitOK
+}
 
 func runEnvelopeList(inv *invocation) int {
 	inv.configFlag()
+	state := inv.flags.String("state", "", "list only envelopes in this `STATE` (in_progress, completed, declined, cancelled, expired)")
 	if code, ok := inv.parse(0, 0); !ok {
 		return code
 	}
-	return inv.notImplemented(envelopeWork)
+	st, code := inv.openStore()
+	if st == nil {
+		return code
+	}
+	defer st.Close()
+	w := tabwriter.NewWriter(inv.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tSTATE\tCREATED\tDEADLINE\tSENDER\tTITLE\tWAITING FOR")
+	q := store.ListQuery{State: workflow.State(*state)}
+	for {
+		page, err := st.List(inv.ctx(), q)
+		if err != nil {
+			return inv.fail(err)
+		}
+		for _, e := range page.Envelopes {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.State, e.CreatedAt.Local().Format("2006-01-02 15:04"),
+				e.Deadline.Local().Format("2006-01-02"), e.Sender.Email, e.Title, strings.Join(waitingFor(e), ", "))
+		}
+		if page.Next == "" {
+			break
+		}
+		q.After = page.Next
+	}
+	if err := w.Flush(); err != nil {
+		return inv.fail(err)
+	}
+	return exitOK
+}
+
+// waitingFor lists the recipients of the running step who have not acted.
+func waitingFor(e *workflow.Envelope) []string {
+	if e.State.Final() || e.CurrentStep >= len(e.Steps) {
+		return nil
+	}
+	var who []string
+	for _, id := range e.Steps[e.CurrentStep].Recipients {
+		if r := e.Recipient(id); !r.Acted() {
+			who = append(who, r.Email)
+		}
+	}
+	return who
 }
 
 func runEnvelopeShow(inv *invocation) int {
@@ -57,15 +123,70 @@ func runEnvelopeShow(inv *invocation) int {
 	if code, ok := inv.parse(1, 1); !ok {
 		return code
 	}
-	return inv.notImplemented(envelopeWork)
+	st, code := inv.openStore()
+	if st == nil {
+		return code
+	}
+	defer st.Close()
+	e, err := st.Get(inv.ctx(), inv.args[0])
+	if err != nil {
+		return inv.fail(err)
+	}
+	trail, err := st.AuditTrail(inv.ctx(), e.ID)
+	if err != nil {
+		return inv.fail(err)
+	}
+	out := inv.stdout
+	fmt.Fprintf(out, "envelope %s: %s\n  title     %s\n  sender    %s (%s)\n  created   %s\n  deadline  %s\n",
+		e.ID, e.State, e.Title, e.Sender.Email, e.SenderAuth, e.CreatedAt.Local().Format(time.RFC3339), e.Deadline.Local().Format(time.RFC3339))
+	if e.Reason != "" {
+		fmt.Fprintf(out, "  reason    %s\n", e.Reason)
+	}
+	fmt.Fprintln(out, "documents:")
+	for i, d := range e.Documents {
+		fmt.Fprintf(out, "  %d. %s, %d page(s)\n     original sha256 %s\n     current  sha256 %s\n", i+1, d.Name, d.Pages, d.Original, d.Current)
+	}
+	fmt.Fprintln(out, "recipients:")
+	for _, r := range e.Recipients {
+		step := "-"
+		if r.Step >= 0 {
+			step = fmt.Sprint(r.Step + 1)
+		}
+		fmt.Fprintf(out, "  step %s  %-9s %-9s %s", step, r.Role, r.State, r.Email)
+		if r.DeliveryFailure != "" {
+			fmt.Fprintf(out, "  (delivery failed: %s)", r.DeliveryFailure)
+		}
+		fmt.Fprintln(out)
+	}
+	fmt.Fprintln(out, "audit trail:")
+	for _, rec := range trail {
+		fmt.Fprintf(out, "  %3d %s %-16s %s", rec.Seq, rec.Time.Local().Format("2006-01-02 15:04:05"), rec.Type, rec.Actor)
+		if rec.IP != "" {
+			fmt.Fprintf(out, " from %s", rec.IP)
+		}
+		for _, k := range slices.Sorted(maps.Keys(rec.Details)) {
+			fmt.Fprintf(out, " %s=%q", k, rec.Details[k])
+		}
+		fmt.Fprintln(out)
+	}
+	if err := audit.VerifyEnd(trail, e.Audit); err != nil {
+		fmt.Fprintf(out, "audit trail: BROKEN: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(out, "audit trail: %d records, hash chain intact\n", len(trail))
+	return exitOK
 }
 
 func runEnvelopeCancel(inv *invocation) int {
 	inv.configFlag()
+	reason := inv.flags.String("reason", "", "the `REASON` told to the sender and to those who already acted")
+	by := inv.flags.String("by", "operator", "who cancels, recorded in the audit trail")
 	if code, ok := inv.parse(1, 1); !ok {
 		return code
 	}
-	return inv.notImplemented(envelopeWork)
+	return inv.envelopeEvent(func(now time.Time) workflow.Event {
+		return workflow.Cancelled{Meta: workflow.Meta{At: now}, By: *by, Reason: *reason}
+	}, "cancelled")
 }
 
 func runEnvelopeRemind(inv *invocation) int {
@@ -73,5 +194,24 @@ func runEnvelopeRemind(inv *invocation) int {
 	if code, ok := inv.parse(1, 1); !ok {
 		return code
 	}
-	return inv.notImplemented(envelopeWork)
+	return inv.envelopeEvent(func(now time.Time) workflow.Event {
+		return workflow.ReminderDue{Meta: workflow.Meta{At: now}}
+	}, "reminder queued for the pending recipients")
+}
+
+// envelopeEvent applies an operator's event to the envelope named by the
+// argument; the mails it causes are queued for the running gateway to send.
+func (inv *invocation) envelopeEvent(mk func(time.Time) workflow.Event, done string) int {
+	st, code := inv.openStore()
+	if st == nil {
+		return code
+	}
+	defer st.Close()
+	e := &engine.Engine{Store: st}
+	env, err := e.Event(inv.ctx(), inv.args[0], mk(e.Now()))
+	if err != nil {
+		return inv.fail(err)
+	}
+	fmt.Fprintf(inv.stdout, "envelope %s: %s (now %s)\n", env.ID, done, env.State)
+	return exitOK
 }

@@ -7,12 +7,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/parapheur/parapheur/cmd/parapheur/config"
 )
@@ -59,6 +62,7 @@ type command struct {
 
 // invocation is one run of a command.
 type invocation struct {
+	context        context.Context // ends on an interrupt
 	cmd            *command
 	flags          *flag.FlagSet
 	args           []string // before parse: the command line after the command's name
@@ -69,11 +73,15 @@ type invocation struct {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Environ()))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Environ())
+	stop()
+	os.Exit(code)
 }
 
-// run is the whole program, apart from the process: it returns the exit code.
-func run(args []string, stdout, stderr io.Writer, environ []string) int {
+// run is the whole program, apart from the process: it returns the exit code. ctx ends on
+// an interrupt.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) int {
 	top := flag.NewFlagSet("parapheur", flag.ContinueOnError)
 	top.SetOutput(io.Discard)
 	configPath := top.String("config", defaultConfig(environ), "")
@@ -103,6 +111,7 @@ func run(args []string, stdout, stderr io.Writer, environ []string) int {
 		return unknown(words, stdout, stderr)
 	}
 	inv := &invocation{
+		context:      ctx,
 		cmd:          cmd,
 		flags:        flag.NewFlagSet("parapheur "+cmd.name, flag.ContinueOnError),
 		args:         rest,
@@ -244,6 +253,15 @@ func (inv *invocation) usageError(format string, args ...any) int {
 	fmt.Fprintf(inv.stderr, "parapheur %s: %s\n\n", inv.cmd.name, fmt.Sprintf(format, args...))
 	inv.usage(inv.stderr)
 	return exitUsage
+}
+
+// ctx is the command's context: it ends when the user interrupts the program.
+func (inv *invocation) ctx() context.Context { return inv.context }
+
+// fail ends a command that could not do its work, saying why.
+func (inv *invocation) fail(err error) int {
+	fmt.Fprintf(inv.stderr, "parapheur %s: %v\n", inv.cmd.name, err)
+	return exitFailure
 }
 
 // notImplemented ends a command that later work fills in, naming that work.

@@ -137,15 +137,8 @@ func TestNotImplemented(t *testing.T) {
 		args []string
 		work string
 	}{
-		{"seal", []string{"seal", "in.pdf", "out.pdf"}, "signing engine, issue #3)"},
-		{"verify", []string{"verify", "f.pdf"}, "signing engine, issue #3)"},
-		{"ca init", []string{"ca", "init"}, "signing engine, issue #3)"},
 		{"serve", []string{"--config", "/nonexistent.toml", "serve"}, "the gateway"},
 		{"demo", []string{"demo"}, "the demo"},
-		{"envelope list", []string{"envelope", "list"}, "envelope administration"},
-		{"envelope show", []string{"envelope", "show", "E1"}, "envelope administration"},
-		{"envelope cancel", []string{"envelope", "cancel", "--config", "x.toml", "E1"}, "envelope administration"},
-		{"envelope remind", []string{"envelope", "remind", "E1"}, "envelope administration"},
 	} {
 		r := parapheur(t, nil, tc.args...)
 		want := fmt.Sprintf("parapheur %s: not implemented yet (%s", tc.name, tc.work)

@@ -1,5 +1,13 @@
 package main
 
+import (
+	"fmt"
+
+	"github.com/parapheur/parapheur/cmd/parapheur/config"
+	"github.com/parapheur/parapheur/signing/pki"
+	"github.com/parapheur/parapheur/signing/seal"
+)
+
 var sealCommand = &command{
 	name:    "seal",
 	args:    "IN.pdf OUT.pdf",
@@ -14,8 +22,28 @@ and carries its validation data (PAdES B-LTA); without, it is PAdES B-B.`,
 
 func runSeal(inv *invocation) int {
 	inv.configFlag()
+	reason := inv.flags.String("reason", "Sealed by the organisation", "the `REASON` shown in PDF readers")
 	if code, ok := inv.parse(2, 2); !ok {
 		return code
 	}
-	return inv.notImplemented("signing engine, issue #3")
+	cfg, err := config.LoadSections(*inv.configPath, inv.environ, "keys", "tsa", "limits")
+	if err != nil {
+		return inv.fail(err)
+	}
+	key, err := pki.LoadSeal(cfg.Keys.Dir, string(cfg.Keys.Passphrase))
+	if err != nil {
+		return inv.fail(err)
+	}
+	opts := seal.Options{Seal: key, TSAURL: cfg.TSA.URL, Reason: *reason, MaxInput: cfg.Limits.MaxDocumentBytes,
+		Warn: func(err error) { fmt.Fprintf(inv.stderr, "parapheur seal: warning: %v\n", err) }}
+	in, out := inv.args[0], inv.args[1]
+	if err := seal.File(inv.ctx(), in, out, opts); err != nil {
+		return inv.fail(err)
+	}
+	level := "PAdES B-B"
+	if cfg.TSA.URL != "" {
+		level = "PAdES B-LTA"
+	}
+	fmt.Fprintf(inv.stdout, "sealed %s -> %s (%s, %s)\n", in, out, level, key.Chain[0].Subject.CommonName)
+	return exitOK
 }

@@ -324,14 +324,16 @@ func check(data []byte, f sigField, ca *x509.Certificate) Signature {
 	default:
 		err = fmt.Errorf("unsupported /SubFilter %q", s.SubFilter)
 	}
+	// Who issued the certificate is told even for a broken signature: a
+	// broken seal of ours is a different alarm from a stranger's.
+	if ca != nil && s.Certificate != nil {
+		s.IssuedByCA = issuedBy(s.Certificate, ca, s.Time)
+	}
 	if err != nil {
 		s.Problem = err.Error()
 		return s
 	}
 	s.Intact = true
-	if ca != nil && s.Certificate != nil {
-		s.IssuedByCA = issuedBy(s.Certificate, ca, s.Time)
-	}
 	return s
 }
 

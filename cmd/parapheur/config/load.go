@@ -41,6 +41,41 @@ type loader struct {
 // orchestrators such as Kubernetes set PARAPHEUR_PORT and the like on their own.
 // PARAPHEUR_CONFIG, which names the file for the command, is no key.
 func Load(path string, environ []string) (*Config, error) {
+	c, err := loadFile(path, environ)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// LoadSections is Load for a command that uses only some sections of the
+// configuration ("keys", "tsa", "store"…): the problems of other keys are
+// not reported, so that `parapheur seal` works with a configuration that
+// names only the keys. Use only those sections of the result.
+func LoadSections(path string, environ []string, sections ...string) (*Config, error) {
+	c, err := loadFile(path, environ)
+	var cerr *Error
+	if !errors.As(err, &cerr) {
+		return c, err
+	}
+	kept := cerr.Problems[:0]
+	for _, p := range cerr.Problems {
+		for _, s := range sections {
+			if p.Key == s || strings.HasPrefix(p.Key, s+".") {
+				kept = append(kept, p)
+				break
+			}
+		}
+	}
+	if len(kept) > 0 {
+		return nil, &Error{Path: path, Problems: kept}
+	}
+	return c, nil
+}
+
+// loadFile reads the file and loads it; with problems it returns both the
+// configuration as far as it could be read and the *Error.
+func loadFile(path string, environ []string) (*Config, error) {
 	var data []byte
 	if path != "" {
 		var err error
@@ -51,7 +86,9 @@ func Load(path string, environ []string) (*Config, error) {
 	return load(path, data, environ, readSecretFile)
 }
 
-// load is Load on the file's content, with the _file reader given, for fuzzing.
+// load is loadFile on the file's content, with the _file reader given, for
+// fuzzing. With problems it returns the configuration as far as it could be
+// read, and the *Error.
 func load(path string, data []byte, environ []string, readFile func(string) ([]byte, error)) (*Config, error) {
 	var raw map[string]any
 	if _, err := toml.Decode(string(data), &raw); err != nil {
@@ -97,7 +134,7 @@ func load(path string, data []byte, environ []string, readFile func(string) ([]b
 	}
 	if len(l.problems) > 0 {
 		sort.SliceStable(l.problems, func(i, j int) bool { return l.problems[i].Key < l.problems[j].Key })
-		return nil, &Error{Path: path, Problems: l.problems}
+		return c, &Error{Path: path, Problems: l.problems}
 	}
 	return c, nil
 }

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/store/bolt"
+	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/engine"
+)
+
+// TestCASealVerify runs the signing commands as an operator would: create
+// the keys, seal a PDF made by another tool, verify it, and verify a copy
+// with one byte changed.
+func TestCASealVerify(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_KEYS_DIR=" + filepath.Join(dir, "keys"), "PARAPHEUR_KEYS_PASSPHRASE=correct horse"}
+	if err := os.Mkdir(filepath.Join(dir, "keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if r := parapheur(t, env, "ca", "init", "--organisation", "Mairie de Test", "--country", "FR"); r.code != exitOK || !strings.Contains(r.stdout, "seal.p12") {
+		t.Fatalf("ca init: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := parapheur(t, env, "ca", "init", "--organisation", "Mairie de Test"); r.code != exitFailure || !strings.Contains(r.stderr, "not overwriting") {
+		t.Fatalf("second ca init: exit %d\n%s", r.code, r.stderr)
+	}
+
+	in, out := filepath.Join(dir, "in.pdf"), filepath.Join(dir, "out.pdf")
+	if _, err := exec.LookPath("qpdf"); err != nil {
+		t.Fatal("qpdf not found: run  apt-get install -y qpdf")
+	}
+	if b, err := exec.Command("qpdf", "--empty", "--pages", filepath.Join("..", "..", "mailin", "testdata", "doc1.pdf"), "--", in).CombinedOutput(); err != nil {
+		t.Fatalf("qpdf: %v: %s", err, b)
+	}
+	if r := parapheur(t, env, "seal", in, out); r.code != exitOK || !strings.Contains(r.stdout, "PAdES B-B, Mairie de Test seal") {
+		t.Fatalf("seal: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r := parapheur(t, env, "verify", out)
+	if r.code != exitOK || !strings.Contains(r.stdout, "this gateway's CA") || !strings.Contains(r.stdout, "VALID: all 1 signature(s) intact") {
+		t.Fatalf("verify: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if b, err := exec.Command("pdfsig", "-nocert", out).CombinedOutput(); err != nil || !strings.Contains(string(b), "Signature is Valid") {
+		t.Fatalf("pdfsig on the sealed file: %v\n%s", err, b)
+	}
+
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/3] ^= 0x01
+	bad := filepath.Join(dir, "bad.pdf")
+	if err := os.WriteFile(bad, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := parapheur(t, env, "verify", bad); r.code != exitFailure || !strings.Contains(r.stdout, "NOT INTACT") {
+		t.Fatalf("verify of a changed file: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if err := os.WriteFile(bad, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := parapheur(t, env, "verify", bad); r.code != 2 || !strings.Contains(r.stderr, "unreadable") {
+		t.Fatalf("verify of a non-PDF: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	wrong := append(env[:2:2], "PARAPHEUR_KEYS_PASSPHRASE=wrong")
+	if r := parapheur(t, wrong, "seal", in, out); r.code != exitFailure || !strings.Contains(r.stderr, "wrong passphrase") {
+		t.Fatalf("seal with a wrong passphrase: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestEnvelopeCommands administers envelopes of a bolt store.
+func TestEnvelopeCommands(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.db")
+	st, err := bolt.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &engine.Engine{Store: st}
+	d := workflow.Draft{
+		ID: "E1", Title: "Convention de partenariat", Language: "fr", Sender: workflow.Party{Email: "agent@org.example"},
+		Documents: []workflow.Document{{Name: "c.pdf", Pages: 2, Original: strings.Repeat("ab", 32)}},
+		Steps:     []workflow.DraftStep{{Role: workflow.Signer, Parties: []workflow.Party{{Email: "marie@partner.example"}}}},
+		Deadline:  time.Now().Add(48 * time.Hour),
+	}
+	if _, err := e.Create(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	st.Close() // bolt allows one process at a time
+
+	env := []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_STORE_URL=bolt://" + path}
+	r := parapheur(t, env, "envelope", "list")
+	if r.code != exitOK || !strings.Contains(r.stdout, "E1") || !strings.Contains(r.stdout, "marie@partner.example") {
+		t.Fatalf("list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := parapheur(t, env, "envelope", "remind", "E1"); r.code != exitOK || !strings.Contains(r.stdout, "reminder queued") {
+		t.Fatalf("remind: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := parapheur(t, env, "envelope", "cancel", "--reason", "remplacée par la v2", "E1"); r.code != exitOK || !strings.Contains(r.stdout, "now cancelled") {
+		t.Fatalf("cancel: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := parapheur(t, env, "envelope", "cancel", "E1"); r.code != exitOK {
+		t.Fatalf("a second cancel is a replay: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = parapheur(t, env, "envelope", "show", "E1")
+	for _, want := range []string{"envelope E1: cancelled", "remplacée par la v2", "submitted", "reminder_sent", "cancelled", "hash chain intact"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("show does not say %q:\n%s", want, r.stdout)
+		}
+	}
+	if r := parapheur(t, env, "envelope", "show", "NOPE"); r.code != exitFailure || !strings.Contains(r.stderr, "not found") {
+		t.Fatalf("show of an unknown envelope: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := parapheur(t, env, "envelope", "list", "--state", "in_progress"); r.code != exitOK || strings.Contains(r.stdout, "E1") {
+		t.Fatalf("list of in-progress envelopes: exit %d\n%s", r.code, r.stdout)
+	}
+}
