@@ -176,11 +176,12 @@ type Mail struct {
 
 // Circuit is a predefined sequence of steps, placed before the steps a submission names.
 type Circuit struct {
-	// Steps are lines in the syntax of the mail instruction block, one step each:
-	// "Visa: Chef <chef@org.example>", "Signataire: dg@org.example, daf@org.example"
-	// (a parallel step); Copie/Cc and Archive lines add recipients of the final copy. In the
-	// file, a list, or a string with one line per step.
-	Steps []Step `toml:"steps"`
+	// Steps are lines in the syntax of the mail instruction block (package
+	// mailin/instructions reads both): "Visa: Chef <chef@org.example>",
+	// "Signataire: dg@org.example, daf@org.example" (a parallel step); Copie/Cc and Archive
+	// lines add recipients of the final copy. In the file, a list, or a string with one line
+	// per step.
+	Steps []string `toml:"steps"`
 }
 
 // TLSMode is how a mail connection is protected.

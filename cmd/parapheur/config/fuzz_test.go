@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"github.com/parapheur/parapheur/mailin/instructions"
 	"io/fs"
 	"os"
 	"strings"
@@ -58,10 +59,8 @@ func FuzzLoad(f *testing.F) {
 				if !circuitName.MatchString(name) || len(circuit.Steps) == 0 {
 					t.Fatalf("accepted circuit %q: %+v", name, circuit)
 				}
-				for _, s := range circuit.Steps {
-					if len(s.Recipients) == 0 {
-						t.Fatalf("accepted a step without recipients in circuit %q", name)
-					}
+				if _, err := instructions.CompileCircuits(map[string][]string{name: circuit.Steps}); err != nil {
+					t.Fatalf("accepted circuit %q that does not compile: %v", name, err)
 				}
 			}
 		}

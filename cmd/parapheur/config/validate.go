@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/parapheur/parapheur/mailin/instructions"
 )
 
 // validator checks a decoded Config and fills its derived fields.
@@ -56,8 +58,15 @@ func (v *validator) validate() {
 	v.senders()
 	v.envelopes()
 	for name, circuit := range c.Circuits {
+		key := "circuits." + name + ".steps"
 		if len(circuit.Steps) == 0 {
-			v.problem("circuits."+name+".steps", `required: a list of step lines, e.g. steps = ["Visa: chef@org.example", "Signataire: dg@org.example"]`)
+			v.problem(key, `required: a list of step lines, e.g. steps = ["Visa: chef@org.example", "Signataire: dg@org.example"]`)
+			continue
+		}
+		if _, err := instructions.CompileCircuits(map[string][]string{name: circuit.Steps}); err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				v.problem(key, "%s", strings.TrimPrefix(line, fmt.Sprintf("circuit %q: ", name)))
+			}
 		}
 	}
 }
