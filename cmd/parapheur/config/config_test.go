@@ -93,7 +93,7 @@ func TestLoadFileAndDefaults(t *testing.T) {
 		Envelopes: Envelopes{DefaultDeadlineDays: 30, ReminderDays: 3},
 		Limits:    Limits{MaxMessageBytes: 50 << 20, MaxDocumentBytes: 25 << 20},
 		Mail:      Mail{AttachmentLimitBytes: 10 << 20},
-		Circuits: map[string]Circuit{"direction": {Steps: []string{"Visa: Chef <chef@org.example>", "Signataire: dg@org.example"}}},
+		Circuits:  map[string]Circuit{"direction": {Steps: []string{"Visa: Chef <chef@org.example>", "Signataire: dg@org.example"}}},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load:\n got %#v\nwant %#v", c, want)
