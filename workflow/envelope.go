@@ -169,6 +169,14 @@ type Document struct {
 	Size int64 `json:"size"`
 }
 
+// Attachment names a file of the submission mail.
+type Attachment struct {
+	// Name is the file name, possibly empty.
+	Name string `json:"name"`
+	// ContentType is the media type the mail gave it.
+	ContentType string `json:"content_type"`
+}
+
 // DocumentVersion names a new version of the document at Index.
 type DocumentVersion struct {
 	// Index is the document's position in Envelope.Documents.
@@ -224,6 +232,9 @@ type Envelope struct {
 	EndedAt time.Time `json:"ended_at,omitzero"`
 	// Documents are the PDFs, in submission order.
 	Documents []Document `json:"documents"`
+	// Ignored are the submission's attachments that are not documents,
+	// listed in the acknowledgement so the sender knows they were left out.
+	Ignored []Attachment `json:"ignored,omitempty"`
 	// Steps are run in order; CurrentStep is the one running. When
 	// CurrentStep == len(Steps) every step is done and completion is
 	// under way (or done).
@@ -252,6 +263,7 @@ func (e *Envelope) Recipient(id string) *Recipient {
 func (e *Envelope) Clone() *Envelope {
 	c := *e
 	c.Documents = append([]Document(nil), e.Documents...)
+	c.Ignored = append([]Attachment(nil), e.Ignored...)
 	c.Steps = make([]Step, len(e.Steps))
 	for i, s := range e.Steps {
 		c.Steps[i] = Step{Role: s.Role, Recipients: append([]string(nil), s.Recipients...)}

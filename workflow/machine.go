@@ -50,6 +50,8 @@ type Draft struct {
 	SenderAuth string
 	MessageID  string
 	Documents  []Document
+	// Ignored are the attachments that are not documents.
+	Ignored []Attachment
 	// Steps are the acting steps in order; each is a role and its parties.
 	Steps      []DraftStep
 	Copies     []Party
@@ -77,6 +79,7 @@ func Create(d Draft, at time.Time) (Transition, error) {
 		State: StateInProgress, CreatedAt: at.UTC(), Deadline: d.Deadline.UTC(),
 		ReminderEvery: d.ReminderEvery,
 		Documents:     append([]Document(nil), d.Documents...),
+		Ignored:       append([]Attachment(nil), d.Ignored...),
 		Audit:         audit.Start(),
 	}
 	for i := range e.Documents {

@@ -191,7 +191,7 @@ func (h *Handler) submission(ctx context.Context, msg *message.Message, key stri
 	d := workflow.Draft{
 		ID: engine.EnvelopeID(key), Title: msg.Title, Message: in.Message, Language: lang,
 		Sender: workflow.Party{Name: msg.From.Name, Email: from}, SenderAuth: decision.Summary,
-		MessageID: msg.MessageID, Documents: docs, Steps: in.Steps, Copies: in.Copies, Archivists: in.Archivists,
+		MessageID: msg.MessageID, Documents: docs, Ignored: ignored(msg), Steps: in.Steps, Copies: in.Copies, Archivists: in.Archivists,
 		Deadline: deadline, ReminderEvery: time.Duration(reminder) * 24 * time.Hour,
 	}
 	env, err := h.engine.Create(ctx, d)
@@ -377,6 +377,14 @@ func (h *Handler) refuse(ctx context.Context, msg *message.Message, key, lang st
 		return 0, "", err
 	}
 	return poller.Quarantine, reason, nil
+}
+
+func ignored(msg *message.Message) []workflow.Attachment {
+	var out []workflow.Attachment
+	for _, a := range msg.Ignored {
+		out = append(out, workflow.Attachment{Name: a.Name, ContentType: a.ContentType})
+	}
+	return out
 }
 
 func firstNonEmpty(s ...string) string {

@@ -139,6 +139,9 @@ func TestOutlookForwardMakesTheEnvelope(t *testing.T) {
 	if len(env.Documents) != 1 || env.Documents[0].Pages != 1 || len(env.Documents[0].Original) != 64 {
 		t.Errorf("documents = %+v", env.Documents)
 	}
+	if len(env.Ignored) != 1 || env.Ignored[0].Name != "image001.png" {
+		t.Errorf("ignored = %+v, want the signature image", env.Ignored)
+	}
 	if env.ReminderEvery != 3*24*time.Hour || env.Language != "fr" {
 		t.Errorf("reminder %v, language %s", env.ReminderEvery, env.Language)
 	}
