@@ -44,6 +44,9 @@
 // closed it while idle) is tried once more on a new connection before it
 // counts as an attempt's outcome.
 //
+// Mails is the Composer of the gateway, on top of package compose; tests
+// and tools may plug in others.
+//
 // The message is spooled to an unlinked temporary file, not held in memory,
 // so a 20 MB completion mail costs the same memory as a short notice, and
 // the bytes can be sent again on a new connection without composing again.

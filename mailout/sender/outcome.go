@@ -29,9 +29,14 @@ type Backoff struct {
 
 // Default backoff values, used for zero fields.
 const (
+	// DefaultFirstBackoff is the first wait: long enough for a greylisting
+	// MTA to accept the retry.
 	DefaultFirstBackoff = time.Minute
-	DefaultMaxBackoff   = time.Hour
-	DefaultRetryLimit   = 48 * time.Hour
+	// DefaultMaxBackoff caps the doubling.
+	DefaultMaxBackoff = time.Hour
+	// DefaultRetryLimit is how long a deferred item is retried, as long as
+	// MTAs commonly keep a message before bouncing it.
+	DefaultRetryLimit = 48 * time.Hour
 )
 
 func (b Backoff) withDefaults() Backoff {
@@ -162,6 +167,15 @@ func (s *Outbox) Settle(ctx context.Context, it *store.Item, job engine.Job, a A
 	}
 	if err != nil {
 		return fmt.Errorf("sender: settling item %s (%s): %w", it.ID, a.Outcome, err)
+	}
+	return nil
+}
+
+// Release gives an item back, due now, when the worker stops before it
+// could attempt it: stopping is no fault of the item.
+func (s *Outbox) Release(ctx context.Context, it *store.Item, why string) error {
+	if err := s.Store.Retry(context.WithoutCancel(ctx), it, s.now(), why); err != nil {
+		return fmt.Errorf("sender: releasing item %s: %w", it.ID, err)
 	}
 	return nil
 }

@@ -169,8 +169,7 @@ func (w *Worker) Step(ctx context.Context) (bool, error) {
 	route, size, err := w.compose(ctx, it, job)
 	if err != nil {
 		if ctx.Err() != nil {
-			// Stopping is no fault of the item: leave it to the next run.
-			return true, ob.Store.Retry(context.WithoutCancel(ctx), it, time.Now(), "sender stopped while composing")
+			return true, ob.Release(ctx, it, "sender stopped while composing")
 		}
 		return true, ob.Reject(ctx, it, fmt.Errorf("composing %s mail: %w", job.Notice, err))
 	}
@@ -230,9 +229,9 @@ func (w *Worker) deliver(ctx context.Context, route Route, size int64) Attempt {
 }
 
 // transact runs the mail transaction on the worker's connection, opening
-// one when needed. A reused connection that breaks before the server
-// answered anything about the mail (it was closed while idle) is replaced
-// once, without counting as an attempt.
+// one when needed. A reused connection that fails with a network error or
+// a 421 (the server closed it while it sat idle) is replaced once within
+// the same attempt.
 func (w *Worker) transact(ctx context.Context, route Route, size int64) (string, error) {
 	for try := 0; ; try++ {
 		reused, err := w.connect(ctx)
@@ -273,7 +272,9 @@ func (w *Worker) connect(ctx context.Context) (bool, error) {
 			return true, nil
 		}
 	}
-	cn, err := w.s.relay.dial(ctx)
+	// The item in hand is finished even when the worker is being stopped;
+	// the relay's Timeout bounds the wait.
+	cn, err := w.s.relay.dial(context.WithoutCancel(ctx))
 	if err != nil {
 		return false, err
 	}

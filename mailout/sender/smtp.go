@@ -48,10 +48,17 @@ type Relay struct {
 
 // Connection reuse defaults, used for zero fields of Config.
 const (
-	DefaultMaxMails    = 100
-	DefaultMaxAge      = 5 * time.Minute
+	// DefaultMaxMails is the mails per connection: many MTAs close a
+	// session after 100 transactions.
+	DefaultMaxMails = 100
+	// DefaultMaxAge spreads load over a relay's addresses after DNS changes.
+	DefaultMaxAge = 5 * time.Minute
+	// DefaultIdleTimeout stays under the idle timeouts MTAs apply (Postfix:
+	// 300 s) so that the server seldom hangs up first.
 	DefaultIdleTimeout = 30 * time.Second
-	DefaultNoopAfter   = 5 * time.Second
+	// DefaultNoopAfter is how long a session may sit idle before it is
+	// checked before reuse.
+	DefaultNoopAfter = 5 * time.Second
 )
 
 // relay is a checked Relay.

@@ -1,0 +1,146 @@
+package sender
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-message/mail"
+
+	"github.com/parapheur/parapheur/mailout/compose"
+	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/engine"
+)
+
+// withMails makes a fixture compose with package compose.
+func withMails(t testing.TB) func(*Config) {
+	return func(c *Config) {
+		cc, err := compose.New(compose.Config{Address: gateway, PublicURL: "https://sign.org.example"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Composer = &Mails{Composer: cc, Store: c.Outbox.Store, Domain: domain, PublicURL: "https://sign.org.example",
+			StatusURL: func(_ context.Context, env *workflow.Envelope) (string, error) {
+				return "https://sign.org.example/status/" + env.ID, nil
+			}}
+	}
+}
+
+// parts reads a message's header and its text/plain part.
+func parts(t testing.TB, raw []byte) (*mail.Header, string) {
+	t.Helper()
+	mr, err := mail.CreateReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, ok := p.Header.(*mail.InlineHeader); ok {
+			if ct, _, _ := h.ContentType(); ct == "text/plain" {
+				b, _ := io.ReadAll(p.Body)
+				text = string(b)
+			}
+		}
+	}
+	return &mr.Header, text
+}
+
+var linkIn = regexp.MustCompile(`https://sign\.org\.example/s/([A-Za-z0-9_-]+)`)
+
+// The gateway's real mails, composed by package compose from the outbox
+// jobs, reach the mailboxes through Postfix and Dovecot and read back: the
+// French subject, the signing link whose token the envelope knows, the
+// acknowledgement's status link, the VERP return path.
+func TestComposedMailsArrive(t *testing.T) {
+	f := newFixture(t, withMails(t))
+	env, err := f.eng.Create(context.Background(), workflow.Draft{
+		ID: engine.EnvelopeID(fmt.Sprint("composed ", time.Now().UnixNano())), Title: "Convention été 2026", Language: "fr",
+		Sender:    workflow.Party{Name: "Bob Agent", Email: "bob@example.com"},
+		MessageID: "<submission.1@mail.example.com>",
+		Documents: []workflow.Document{{Name: "convention.pdf", Pages: 3, Original: strings.Repeat("ab", 32), Size: 1000}},
+		Ignored:   []workflow.Attachment{{Name: "budget.xlsx", ContentType: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}},
+		Steps:     []workflow.DraftStep{{Role: workflow.Signer, Parties: []workflow.Party{{Name: "Alice Martin", Email: "alice@example.com"}}}},
+		Deadline:  f.clock.now().Add(30 * 24 * time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.drain(t); n != 2 {
+		t.Fatalf("%d items, want 2", n)
+	}
+	if buried, _ := f.st.Buried(context.Background(), engine.MailQueue); len(buried) != 0 {
+		t.Fatalf("buried: %+v", buried)
+	}
+
+	h, text := parts(t, fetchBy(t, "alice", "X-Parapheur-Envelope", env.ID))
+	if s, _ := h.Subject(); s != "À signer : Convention été 2026" {
+		t.Errorf("invitation subject %q", s)
+	}
+	if rp := h.Get("Return-Path"); rp != "<parapheur+bounce-"+env.ID+"=r1@org.example>" {
+		t.Errorf("Return-Path %q", rp)
+	}
+	if id, _ := h.MessageID(); !strings.HasSuffix(id, "@"+domain) || h.Get("Auto-Submitted") != "auto-generated" {
+		t.Errorf("Message-ID %q, Auto-Submitted %q", id, h.Get("Auto-Submitted"))
+	}
+	m := linkIn.FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("no signing link in the invitation:\n%s", text)
+	}
+	stored, err := f.st.Get(context.Background(), env.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(m[1]))
+	if eid, rid, err := f.st.ByToken(context.Background(), sum[:]); err != nil || eid != env.ID || rid != "r1" {
+		t.Errorf("the link's token finds %q %q, %v; want %s r1", eid, rid, err, env.ID)
+	}
+	if stored.Recipient("r1").SentAt.IsZero() {
+		t.Error("invitation not recorded as sent")
+	}
+
+	h, text = parts(t, fetchBy(t, "bob", "X-Parapheur-Envelope", env.ID))
+	if irt := h.Get("In-Reply-To"); irt != "<submission.1@mail.example.com>" {
+		t.Errorf("acknowledgement In-Reply-To %q, want the submission", irt)
+	}
+	if !strings.Contains(text, "https://sign.org.example/status/"+env.ID) {
+		t.Errorf("no status link in the acknowledgement:\n%s", text)
+	}
+	if !strings.Contains(text, "budget.xlsx") {
+		t.Errorf("the acknowledgement does not list the ignored attachment:\n%s", text)
+	}
+}
+
+// A refusal job (no envelope) gets the null reverse-path and the usage
+// help; a job for a missing envelope is buried.
+func TestComposedRefusal(t *testing.T) {
+	f := newFixture(t, withMails(t))
+	job := fmt.Sprintf(`{"notice":"refusal","envelope_id":"","to":"","refusal":{"to":{"email":"bob@example.com"},"subject":"Convention","message_id":"<r.%d@example.com>","problems":["Le message ne contient aucun PDF."],"language":"fr"}}`, time.Now().UnixNano())
+	if err := f.st.Enqueue(context.Background(), store.Item{ID: fmt.Sprint("refusal/", time.Now().UnixNano()), Queue: engine.MailQueue, Payload: []byte(job), NotBefore: f.clock.now()}); err != nil {
+		t.Fatal(err)
+	}
+	f.drain(t)
+	if buried, _ := f.st.Buried(context.Background(), engine.MailQueue); len(buried) != 0 {
+		t.Fatalf("buried: %+v", buried)
+	}
+	h, text := parts(t, fetchBy(t, "bob", "Subject", "Non enregistré"))
+	if rp := h.Get("Return-Path"); rp != "<>" {
+		t.Errorf("Return-Path %q, want the null path", rp)
+	}
+	if !strings.Contains(text, "Le message ne contient aucun PDF.") {
+		t.Errorf("problem not stated:\n%s", text)
+	}
+}
