@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/parapheur/parapheur/workflow"
@@ -177,6 +178,13 @@ func (o Options) Limit() int64 {
 		return DefaultMaxBlobBytes
 	}
 	return o.MaxBlobBytes
+}
+
+// Holder names this process as the holder of leases and outbox items:
+// host name and process ID, unique among the replicas sharing a store.
+func Holder() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
 // Errors shared by every backend; compare with errors.Is. Backends wrap

@@ -17,6 +17,9 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 const (
@@ -387,3 +390,62 @@ func (m *Mail) Users() []string { return append([]string(nil), m.users...) }
 func (m *Mail) Password() string { return m.password }
 
 func loopback(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+// WaitMessage waits until a message whose header field has value (e.g.
+// "Message-ID", "<id@host>") is in user's INBOX and returns it, for tests
+// that check what a mail server delivered.
+func (m *Mail) WaitMessage(user, field, value string, timeout time.Duration) ([]byte, error) {
+	c, err := imapclient.DialInsecure(m.IMAPAddr(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("testrig: %w", err)
+	}
+	defer c.Close()
+	if err := c.Login(user, m.password).Wait(); err != nil {
+		return nil, fmt.Errorf("testrig: IMAP login %s: %w", user, err)
+	}
+	criteria := &imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: field, Value: value}}}
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+			return nil, fmt.Errorf("testrig: %w", err)
+		}
+		found, err := c.UIDSearch(criteria, nil).Wait()
+		if err != nil {
+			return nil, fmt.Errorf("testrig: %w", err)
+		}
+		uids := found.AllUIDs()
+		if len(uids) == 0 {
+			continue
+		}
+		section := &imap.FetchItemBodySection{Peek: true}
+		msgs, err := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{section}}).Collect()
+		if err != nil || len(msgs) != 1 {
+			return nil, fmt.Errorf("testrig: fetching %s %s from %s: %d messages, %v", field, value, user, len(msgs), err)
+		}
+		return msgs[0].FindBodySection(section), nil
+	}
+	return nil, fmt.Errorf("testrig: no message with %s %s in %s's INBOX after %v", field, value, user, timeout)
+}
+
+// RunWithMail runs a test binary's tests with a mail rig started once for
+// them all (Dovecot takes a second to stop: too long to pay per test), and
+// returns the exit code for os.Exit. *rig is set before the tests run.
+//
+//	func TestMain(m *testing.M) { os.Exit(testrig.RunWithMail(m, testrig.MailOptions{}, &rig)) }
+func RunWithMail(m *testing.M, opts MailOptions, rig **Mail) int {
+	dir, err := os.MkdirTemp("", "testrig-mail-")
+	if err == nil {
+		*rig, err = StartMail(dir, opts)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		return 1
+	}
+	code := m.Run()
+	if err := (*rig).Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
+	os.RemoveAll(dir)
+	return code
+}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -140,30 +139,11 @@ func login(t *testing.T, m *Mail, user string) *imapclient.Client {
 // fetch waits until the message with Message-ID id is in user's INBOX and returns it.
 func fetch(t *testing.T, m *Mail, user, id string) []byte {
 	t.Helper()
-	c := login(t, m, user)
-	defer c.Close()
-	criteria := &imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: id}}}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-			t.Fatal(err)
-		}
-		found, err := c.UIDSearch(criteria, nil).Wait()
-		if err != nil {
-			t.Fatal(err)
-		}
-		uids := found.AllUIDs()
-		if len(uids) == 0 {
-			continue
-		}
-		section := &imap.FetchItemBodySection{Peek: true}
-		msgs, err := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{section}}).Collect()
-		if err != nil || len(msgs) != 1 {
-			t.Fatalf("fetching %s from %s: %d messages, %v", id, user, len(msgs), err)
-		}
-		return msgs[0].FindBodySection(section)
+	raw, err := m.WaitMessage(user, "Message-ID", id, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("%s not in %s's INBOX after 10 s", id, user)
-	return nil
+	return raw
 }
 
 func TestMailStopLeavesNothing(t *testing.T) {

@@ -24,38 +24,23 @@ import (
 	"github.com/parapheur/parapheur/workflow/engine"
 )
 
-// The package's Dovecot, started once: it is slow to stop.
+// The package's Dovecot, started once in TestMain.
 var (
-	rig      *testrig.Mail
-	rigError error
-	boxes    []string
-	nextBox  atomic.Int32
+	rig     *testrig.Mail
+	boxes   []string
+	nextBox atomic.Int32
 )
 
 func TestMain(m *testing.M) {
 	for i := 1; i <= 40; i++ {
 		boxes = append(boxes, fmt.Sprintf("in%d", i))
 	}
-	dir, err := os.MkdirTemp("", "ingest-rig-")
-	if err == nil {
-		rig, rigError = testrig.StartMail(dir, testrig.MailOptions{Users: boxes})
-	} else {
-		rigError = err
-	}
-	code := m.Run()
-	if rig != nil {
-		rig.Stop()
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testrig.RunWithMail(m, testrig.MailOptions{Users: boxes}, &rig))
 }
 
 // freshBox returns the login of an empty mailbox of the rig.
 func freshBox(tb testing.TB) string {
 	tb.Helper()
-	if rigError != nil {
-		tb.Fatalf("the Dovecot rig did not start: %v", rigError)
-	}
 	n := int(nextBox.Add(1))
 	if n > len(boxes) {
 		tb.Fatalf("more than %d mailboxes asked of the rig", len(boxes))

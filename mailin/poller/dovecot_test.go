@@ -10,40 +10,24 @@ import (
 	"github.com/parapheur/parapheur/deploy/testrig"
 )
 
-// rig is the package's Dovecot (and Postfix), started once in TestMain:
-// Dovecot takes a second to stop, too long to pay per test.
+// rig is the package's Dovecot (and Postfix), started once in TestMain.
 var rig *testrig.Mail
 
 // boxes are the rig's users, one fresh mailbox per test.
 var (
-	boxes    []string
-	nextBox  atomic.Int32
-	rigError error
+	boxes   []string
+	nextBox atomic.Int32
 )
 
 func TestMain(m *testing.M) {
 	for i := 1; i <= 30; i++ {
 		boxes = append(boxes, fmt.Sprintf("box%d", i))
 	}
-	dir, err := os.MkdirTemp("", "poller-rig-")
-	if err == nil {
-		rig, rigError = testrig.StartMail(dir, testrig.MailOptions{Users: boxes})
-	} else {
-		rigError = err
-	}
-	code := m.Run()
-	if rig != nil {
-		rig.Stop()
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testrig.RunWithMail(m, testrig.MailOptions{Users: boxes}, &rig))
 }
 
 func dovecotMailbox(t *testing.T) mailbox {
 	t.Helper()
-	if rigError != nil {
-		t.Fatalf("the Dovecot rig did not start: %v", rigError)
-	}
 	n := int(nextBox.Add(1))
 	if n > len(boxes) {
 		t.Fatalf("more than %d mailboxes asked of the rig", len(boxes))

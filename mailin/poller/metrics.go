@@ -1,9 +1,6 @@
 package poller
 
 import (
-	"fmt"
-	"os"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -41,9 +38,4 @@ func (m *Metrics) reconnect() {
 	if m != nil {
 		m.reconnects.Inc()
 	}
-}
-
-func defaultHolder() string {
-	host, _ := os.Hostname()
-	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }

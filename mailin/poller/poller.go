@@ -176,7 +176,7 @@ func New(cfg Config, st store.Store, h Handler, log *slog.Logger, metrics *Metri
 		p.cfg.QuarantineFolder = "Quarantine"
 	}
 	if p.cfg.Holder == "" {
-		p.cfg.Holder = defaultHolder()
+		p.cfg.Holder = store.Holder()
 	}
 	if p.log == nil {
 		p.log = slog.Default()

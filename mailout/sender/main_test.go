@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-message/mail"
 
 	"github.com/parapheur/parapheur/deploy/testrig"
@@ -35,23 +33,7 @@ import (
 // stop.
 var rig *testrig.Mail
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sender")
-	if err == nil {
-		rig, err = testrig.StartMail(dir, testrig.MailOptions{})
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := rig.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		code = 1
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testrig.RunWithMail(m, testrig.MailOptions{}, &rig)) }
 
 const (
 	gateway = "parapheur@org.example"
@@ -310,36 +292,11 @@ func fetch(t testing.TB, user, id string) []byte {
 // and returns it.
 func fetchBy(t testing.TB, user, field, id string) []byte {
 	t.Helper()
-	c, err := imapclient.DialInsecure(rig.IMAPAddr(), nil)
+	raw, err := rig.WaitMessage(user, field, id, 20*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if err := c.Login(user, rig.Password()).Wait(); err != nil {
-		t.Fatalf("IMAP login %s: %v", user, err)
-	}
-	criteria := &imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: field, Value: id}}}
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-			t.Fatal(err)
-		}
-		found, err := c.UIDSearch(criteria, nil).Wait()
-		if err != nil {
-			t.Fatal(err)
-		}
-		uids := found.AllUIDs()
-		if len(uids) == 0 {
-			continue
-		}
-		section := &imap.FetchItemBodySection{Peek: true}
-		msgs, err := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{section}}).Collect()
-		if err != nil || len(msgs) != 1 {
-			t.Fatalf("fetching %s from %s: %d messages, %v", id, user, len(msgs), err)
-		}
-		return msgs[0].FindBodySection(section)
-	}
-	t.Fatalf("%s not in %s's INBOX after 20 s", id, user)
-	return nil
+	return raw
 }
 
 // itemID is the ID of the item composed last for key ("invitation/r1").

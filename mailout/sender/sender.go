@@ -108,8 +108,7 @@ func New(cfg Config) (*Sender, error) {
 		cfg.Workers = 4
 	}
 	if cfg.Holder == "" {
-		host, _ := os.Hostname()
-		cfg.Holder = fmt.Sprintf("%s/%d", host, os.Getpid())
+		cfg.Holder = store.Holder()
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = time.Second

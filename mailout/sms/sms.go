@@ -22,7 +22,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -178,8 +177,7 @@ func New(cfg Config) (*Sender, error) {
 		cfg.Workers = 2
 	}
 	if cfg.Holder == "" {
-		host, _ := os.Hostname()
-		cfg.Holder = fmt.Sprintf("%s/%d", host, os.Getpid())
+		cfg.Holder = store.Holder()
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = time.Second
