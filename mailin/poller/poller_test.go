@@ -99,6 +99,12 @@ func seqs(n uint32) []uint32 {
 
 func memMailbox(t *testing.T) mailbox {
 	t.Helper()
+	return memServer(t, imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIdle: {}, imap.CapMove: {}, imap.CapUIDPlus: {}})
+}
+
+// memServer is an in-process IMAP server with the given capabilities.
+func memServer(t *testing.T, caps imap.CapSet) mailbox {
+	t.Helper()
 	mem := imapmemserver.New()
 	u := imapmemserver.NewUser("parapheur", "secret")
 	if err := u.Create("INBOX", nil); err != nil {
@@ -109,7 +115,7 @@ func memMailbox(t *testing.T) mailbox {
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return mem.NewSession(), nil, nil
 		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIdle: {}, imap.CapMove: {}, imap.CapUIDPlus: {}},
+		Caps:         caps,
 		InsecureAuth: true,
 		Logger:       slog.NewLogLogger(slog.DiscardHandler, slog.LevelError),
 	})
@@ -348,6 +354,18 @@ func suite(t *testing.T, newMailbox func(t *testing.T) mailbox) {
 
 func TestPollerMemServer(t *testing.T) {
 	suite(t, memMailbox)
+}
+
+// A server without IDLE (nor MOVE) is polled, and mail still moves out of
+// the inbox (MOVE falls back to COPY + EXPUNGE in the client).
+func TestPollingWithoutIdle(t *testing.T) {
+	mb := memServer(t, imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}})
+	rec := newRecorder()
+	start(t, mb, openStore(t), rec, func(c *Config) { c.PollInterval = 200 * time.Millisecond })
+	time.Sleep(300 * time.Millisecond)
+	mb.append(t, testMessage("polled", "Convention"))
+	rec.wait(t, 1)
+	waitCounts(t, mb, map[string]int{"INBOX": 0, "Processed": 1, "Quarantine": 0})
 }
 
 func TestNewRefusesBadURLs(t *testing.T) {
