@@ -79,8 +79,8 @@ type Store struct {
 // IMAP configures the mailbox that receives submissions.
 type IMAP struct {
 	// URL is imaps://user@host[:port]/MAILBOX (implicit TLS, port 993) or
-	// imap://user@host[:port]/MAILBOX (STARTTLS, port 143; to a loopback host, STARTTLS is
-	// used when offered and ?tls=none turns it off). MAILBOX defaults to INBOX. The
+	// imap://user@host[:port]/MAILBOX (STARTTLS, port 143; plain text to a loopback host).
+	// MAILBOX defaults to INBOX. The
 	// password does not belong in the URL but in Password.
 	URL string `toml:"url"`
 	// Password is the IMAP login password of the user in URL.
@@ -100,8 +100,8 @@ type IMAP struct {
 // SMTP configures the server that relays the gateway's mail.
 type SMTP struct {
 	// URL is smtps://[user@]host[:port] (implicit TLS, port 465) or
-	// smtp://[user@]host[:port] (STARTTLS, port 587; to a loopback host, STARTTLS is used
-	// when offered and ?tls=none turns it off). With a user, the gateway authenticates.
+	// smtp://[user@]host[:port] (STARTTLS, port 587; plain text to a loopback host). With a
+	// user, the gateway authenticates.
 	URL string `toml:"url"`
 	// Password is the SMTP AUTH password of the user in URL.
 	Password Secret `toml:"password"`
@@ -193,9 +193,7 @@ const (
 	TLSImplicit TLSMode = iota
 	// TLSStartTLS requires STARTTLS; the connection fails when the server lacks it.
 	TLSStartTLS
-	// TLSOpportunistic uses STARTTLS when offered, else plain text; loopback hosts only.
-	TLSOpportunistic
-	// TLSNone never uses TLS (?tls=none); loopback hosts only.
+	// TLSNone never uses TLS: imap:// and smtp:// to a loopback host.
 	TLSNone
 )
 
@@ -205,8 +203,6 @@ func (m TLSMode) String() string {
 		return "implicit TLS"
 	case TLSStartTLS:
 		return "STARTTLS"
-	case TLSOpportunistic:
-		return "STARTTLS when offered"
 	case TLSNone:
 		return "no TLS"
 	}

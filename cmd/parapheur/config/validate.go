@@ -330,24 +330,13 @@ func mailServer(s, tlsScheme, tlsPort, startScheme, startPort string) (Server, *
 		}
 		server.Username = u.User.Username()
 	}
-	loopback := isLoopback(server.Host)
-	query := u.Query()
-	switch tls := query.Get("tls"); {
-	case tls == "" && u.Scheme == startScheme && loopback:
-		server.TLS = TLSOpportunistic
-	case tls == "":
-	case tls != "none":
-		return Server{}, nil, fmt.Errorf("tls=%q: the only value is tls=none (no TLS, loopback only)", tls)
-	case u.Scheme == tlsScheme:
-		return Server{}, nil, fmt.Errorf("tls=none contradicts scheme %s (implicit TLS); use %s://", tlsScheme, startScheme)
-	case !loopback:
-		return Server{}, nil, fmt.Errorf("scheme %q to non-loopback host %s needs STARTTLS: remove tls=none (plain text is allowed only to a loopback address), or use %s://", startScheme, server.Host, tlsScheme)
-	default:
+	// The poller and the sender speak plain text to a loopback host (a
+	// local relay or a test server); anywhere else TLS is required.
+	if u.Scheme == startScheme && isLoopback(server.Host) {
 		server.TLS = TLSNone
 	}
-	delete(query, "tls")
-	if len(query) > 0 {
-		return Server{}, nil, fmt.Errorf("unknown parameter %q: the only one is tls=none", sortedKeys(query)[0])
+	if len(u.Query()) > 0 {
+		return Server{}, nil, fmt.Errorf("unknown parameter %q: the URL takes none", sortedKeys(u.Query())[0])
 	}
 	return server, u, nil
 }
