@@ -648,3 +648,28 @@ func TestConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestAcknowledgementWithoutStatusPage: with no status page, the
+// acknowledgement carries no dead link and says how to cancel by reply.
+func TestAcknowledgementWithoutStatusPage(t *testing.T) {
+	c := newComposer(t, testConfig())
+	checked := 0
+	for _, lang := range []string{"fr", "en"} {
+		for _, s := range samples(lang) {
+			if s.name != "acknowledgement" {
+				continue
+			}
+			checked++
+			msg := *s.msg
+			msg.Data = Acknowledgement{}
+			p := parse(t, compose(t, c, &msg))
+			word := map[string]string{"fr": "ANNULER", "en": "CANCEL"}[lang]
+			if strings.Contains(p.text+p.html, "/status/") || !strings.Contains(p.text, word) || !strings.Contains(p.html, word) {
+				t.Errorf("%s acknowledgement without status page:\n%s", lang, p.text)
+			}
+		}
+	}
+	if checked != 2 {
+		t.Fatalf("checked %d acknowledgements, want one per language", checked)
+	}
+}

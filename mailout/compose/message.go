@@ -66,7 +66,8 @@ type Data interface {
 // its ID, steps, documents (all from the envelope) and what was ignored.
 type Acknowledgement struct {
 	// StatusURL is the sender's private status page, where they follow
-	// progress, send a reminder or cancel.
+	// progress, send a reminder or cancel; empty leaves the link out (the
+	// mail then tells how to cancel by reply).
 	StatusURL string
 	// Ignored are the attachments that are not documents of the envelope.
 	Ignored []IgnoredAttachment

@@ -172,7 +172,9 @@ func (c *Composer) checkLinks(d Data) error {
 	var links []string
 	switch d := d.(type) {
 	case Acknowledgement:
-		links = []string{d.StatusURL}
+		if d.StatusURL != "" {
+			links = []string{d.StatusURL}
+		}
 	case Invitation:
 		links = []string{d.Link}
 	case Reminder:

@@ -27,7 +27,7 @@ type Mails struct {
 	// PublicURL is the base of signing links, PUBLIC_URL/s/TOKEN.
 	PublicURL string
 	// StatusURL returns the sender's private status page of env, for the
-	// acknowledgement.
+	// acknowledgement; nil leaves the link out.
 	StatusURL func(ctx context.Context, env *workflow.Envelope) (string, error)
 	// Completion returns the files (or the download link) of env's
 	// completion mail; the same value serves every party.
@@ -80,10 +80,11 @@ func (m *Mails) Compose(ctx context.Context, it *store.Item, job engine.Job, w i
 func (m *Mails) data(ctx context.Context, env *workflow.Envelope, job engine.Job) (compose.Data, error) {
 	switch job.Notice {
 	case workflow.Acknowledgement:
-		if m.StatusURL == nil {
-			return nil, errors.New("no status page configured for acknowledgements")
+		var u string
+		var err error
+		if m.StatusURL != nil {
+			u, err = m.StatusURL(ctx, env)
 		}
-		u, err := m.StatusURL(ctx, env)
 		ack := compose.Acknowledgement{StatusURL: u}
 		for _, a := range env.Ignored {
 			ack.Ignored = append(ack.Ignored, compose.IgnoredAttachment{Name: a.Name, ContentType: a.ContentType})
