@@ -137,7 +137,6 @@ func TestNotImplemented(t *testing.T) {
 		args []string
 		work string
 	}{
-		{"serve", []string{"--config", "/nonexistent.toml", "serve"}, "the gateway"},
 		{"demo", []string{"demo"}, "the demo"},
 	} {
 		r := parapheur(t, nil, tc.args...)

@@ -1,15 +1,25 @@
 package main
 
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/parapheur/parapheur/cmd/parapheur/config"
+)
+
 var serveCommand = &command{
 	name:    "serve",
 	summary: "run the gateway from the configuration",
 	help: `
-Serve runs the whole gateway from the configuration: it polls the IMAP mailbox
-for submissions (one replica at a time holds the poller lease), sends the mail
-of the outbox over SMTP, serves the signing pages, the JSON API, /verify,
-/metrics, /healthz and /readyz on the listen address, and sends reminders and
-expires envelopes on time. Run "parapheur config check" first; serve refuses a
-configuration with any problem.`,
+Serve runs the gateway from the configuration: it polls the IMAP mailbox for
+submissions (one replica at a time holds the poller lease), turns them into
+envelopes or refusals, sends the mail of the outbox over SMTP (and one-time
+codes by SMS when sms.url is set), sends reminders and expires envelopes on
+time, and serves /metrics, /healthz and /readyz on the listen address. The
+signing pages, the JSON API, /verify and the completion (seal and
+certificate) are not built yet. Run "parapheur config check" first; serve
+refuses a configuration with any problem. Logs are JSON on standard error.`,
 	run: runServe,
 }
 
@@ -18,5 +28,24 @@ func runServe(inv *invocation) int {
 	if code, ok := inv.parse(0, 0); !ok {
 		return code
 	}
-	return inv.notImplemented("the gateway: mail ingestion #4, sending #5 and the web pages")
+	cfg, err := config.Load(*inv.configPath, inv.environ)
+	var cerr *config.Error
+	if errors.As(err, &cerr) {
+		for _, p := range cerr.Problems {
+			fmt.Fprintf(inv.stderr, "parapheur serve: %s\n", p)
+		}
+		return exitFailure
+	}
+	if err != nil {
+		return inv.fail(err)
+	}
+	log := slog.New(slog.NewJSONHandler(inv.stderr, nil))
+	g, err := newGateway(inv.ctx(), cfg, log)
+	if err != nil {
+		return inv.fail(err)
+	}
+	if err := g.run(inv.ctx()); err != nil {
+		return inv.fail(err)
+	}
+	return exitOK
 }

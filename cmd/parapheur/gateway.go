@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/parapheur/parapheur/cmd/parapheur/config"
+	"github.com/parapheur/parapheur/mailin/ingest"
+	"github.com/parapheur/parapheur/mailin/instructions"
+	"github.com/parapheur/parapheur/mailin/poller"
+	"github.com/parapheur/parapheur/mailin/sender"
+	"github.com/parapheur/parapheur/mailout/compose"
+	mailsender "github.com/parapheur/parapheur/mailout/sender"
+	"github.com/parapheur/parapheur/mailout/sms"
+	"github.com/parapheur/parapheur/signing/pades"
+	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/store/backend"
+	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/engine"
+)
+
+// gateway is the running product: the inbox poller and its handler, the
+// timers, the mail and SMS senders, and the HTTP server, around one store.
+// Every part is stateless but for the store, so replicas may run side by
+// side: the poller takes a lease, the queues lease their items.
+type gateway struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	store   store.Store
+	engine  *engine.Engine
+	poller  *poller.Poller
+	mail    *mailsender.Sender
+	sms     *sms.Sender // nil without sms.url
+	http    *http.Server
+	holder  string
+	metrics *prometheus.Registry
+}
+
+// timerPoll is how often due envelope timers (expiry, reminders) are looked for.
+const timerPoll = 15 * time.Second
+
+// newGateway opens the store and assembles the parts from the configuration.
+func newGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) (*gateway, error) {
+	st, err := backend.Open(ctx, cfg.Store.URL, store.Options{MaxBlobBytes: cfg.Limits.MaxDocumentBytes})
+	if err != nil {
+		return nil, err
+	}
+	g := &gateway{cfg: cfg, log: log, store: st, engine: &engine.Engine{Store: st}, holder: store.Holder(),
+		metrics: prometheus.NewRegistry()}
+	g.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := g.assemble(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *gateway) assemble() error {
+	cfg := g.cfg
+	policy, err := sender.NewPolicy(cfg.Senders.Allowed, cfg.Senders.RequireAuth, cfg.Senders.AuthservID)
+	if err != nil {
+		return fmt.Errorf("senders: %w", err)
+	}
+	lines := map[string][]string{}
+	for name, c := range cfg.Circuits {
+		lines[name] = c.Steps
+	}
+	circuits, err := instructions.CompileCircuits(lines)
+	if err != nil {
+		return fmt.Errorf("circuits: %w", err)
+	}
+	handler := ingest.New(ingest.Config{
+		Gateway: cfg.Address, Senders: policy, Circuits: circuits,
+		DeadlineDays: cfg.Envelopes.DefaultDeadlineDays, ReminderDays: cfg.Envelopes.ReminderDays,
+		Language: cfg.Language, MaxMessageBytes: cfg.Limits.MaxMessageBytes, Location: time.Local,
+		Inspect: func(pdf []byte) (int, error) {
+			return pades.Inspect(context.Background(), pdf, cfg.Limits.MaxDocumentBytes)
+		},
+	}, g.engine, g.log)
+	g.poller, err = poller.New(poller.Config{
+		URL:             mailURL(cfg.IMAP.Server, "imaps", "imap", cfg.IMAP.Server.Username) + "/" + cfg.IMAP.Mailbox,
+		Password:        string(cfg.IMAP.Password),
+		ProcessedFolder: cfg.IMAP.ProcessedFolder, QuarantineFolder: cfg.IMAP.QuarantineFolder,
+		MaxMessageBytes: cfg.Limits.MaxMessageBytes, Holder: g.holder,
+	}, g.store, handler, g.log, poller.NewMetrics(g.metrics))
+	if err != nil {
+		return err
+	}
+
+	domain := cfg.Address[strings.LastIndexByte(cfg.Address, '@')+1:]
+	composer, err := compose.New(compose.Config{Address: cfg.Address, Name: "Parapheur", PublicURL: cfg.PublicURL,
+		Domain: domain, Language: cfg.Language, AttachmentLimit: cfg.Mail.AttachmentLimitBytes, Location: time.Local})
+	if err != nil {
+		return err
+	}
+	mails := &mailsender.Mails{Composer: composer, Store: g.store, Domain: domain, PublicURL: cfg.PublicURL,
+		Completion: func(context.Context, *workflow.Envelope) (compose.Completion, error) {
+			return compose.Completion{}, errors.New("completion (seal and certificate) is not built yet")
+		}}
+	relay := mailsender.Relay{URL: mailURL(cfg.SMTP.Server, "smtps", "smtp", ""), Username: cfg.SMTP.Server.Username,
+		Password: string(cfg.SMTP.Password)}
+	g.mail, err = mailsender.New(mailsender.Config{Relay: relay, Composer: mails, Holder: g.holder,
+		Outbox: mailsender.Outbox{Store: g.store, Engine: g.engine, Queue: engine.MailQueue, Log: g.log,
+			Metrics: mailsender.NewMetrics(g.metrics, "parapheur_mail")}})
+	if err != nil {
+		return err
+	}
+	if cfg.SMS.URL != "" {
+		g.sms, err = sms.New(sms.Config{Gateway: sms.Gateway{URL: cfg.SMS.URL, Authorization: string(cfg.SMS.Authorization)},
+			Language: cfg.Language, Holder: g.holder,
+			Outbox: mailsender.Outbox{Store: g.store, Engine: g.engine, Queue: engine.SMSQueue, Log: g.log,
+				Metrics: mailsender.NewMetrics(g.metrics, "parapheur_sms")}})
+		if err != nil {
+			return err
+		}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", g.ready)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics, promhttp.HandlerOpts{}))
+	g.http = &http.Server{Addr: cfg.Listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return nil
+}
+
+// mailURL writes a mail server's URL back from the parsed configuration,
+// with the scheme of its TLS mode and, when not empty, the user.
+func mailURL(s config.Server, implicit, starttls, user string) string {
+	scheme := starttls
+	if s.TLS == config.TLSImplicit {
+		scheme = implicit
+	}
+	if user != "" {
+		user += "@"
+	}
+	return scheme + "://" + user + net.JoinHostPort(s.Host, s.Port)
+}
+
+// ready answers 200 when the store answers: without it nothing works.
+func (g *gateway) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := g.store.Cursor(ctx, "readyz"); err != nil {
+		http.Error(w, "store unavailable: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// run runs every part until ctx ends, then stops them and closes the store.
+func (g *gateway) run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", g.cfg.Listen)
+	if err != nil {
+		return err
+	}
+	g.log.Info("parapheur: serving", "listen", ln.Addr().String(), "public_url", g.cfg.PublicURL, "address", g.cfg.Address)
+	var wg sync.WaitGroup
+	wg.Go(func() { g.poller.Run(ctx) })
+	wg.Go(func() { g.mail.Run(ctx) })
+	if g.sms != nil {
+		wg.Go(func() { g.sms.Run(ctx) })
+	}
+	wg.Go(func() {
+		mailsender.Loop(ctx, g.log, timerPoll, func(ctx context.Context) (bool, error) {
+			n, err := g.engine.FireDueTimers(ctx, g.holder)
+			return n > 0, err
+		}, nil)
+	})
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- g.http.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err = <-httpErr:
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g.http.Shutdown(shutdown)
+	wg.Wait()
+	g.store.Close()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}

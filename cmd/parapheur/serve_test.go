@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/parapheur/parapheur/deploy/testrig"
+	"github.com/parapheur/parapheur/workflow/engine"
+)
+
+// TestServeEndToEnd runs "parapheur serve" as an operator would, against a
+// real Dovecot and Postfix: a submission mailed to the gateway comes back
+// as an acknowledgement to its sender and an invitation to the signer, and
+// a mail without PDF as a refusal.
+func TestServeEndToEnd(t *testing.T) {
+	rig := testrig.MailRig(t)
+	dir := t.TempDir()
+	listen := freeAddr(t)
+	env := []string{
+		"PARAPHEUR_CONFIG=",
+		"PARAPHEUR_ADDRESS=parapheur@org.example",
+		"PARAPHEUR_PUBLIC_URL=http://" + listen,
+		"PARAPHEUR_LISTEN=" + listen,
+		"PARAPHEUR_STORE_URL=bolt://" + filepath.Join(dir, "parapheur.db"),
+		"PARAPHEUR_IMAP_URL=imap://parapheur@" + rig.IMAPAddr() + "/INBOX",
+		"PARAPHEUR_IMAP_PASSWORD=" + rig.Password(),
+		"PARAPHEUR_SMTP_URL=smtp://" + rig.SMTPAddr(),
+		"PARAPHEUR_SENDERS_ALLOWED=bob@example.com",
+		"PARAPHEUR_KEYS_DIR=" + dir,
+	}
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = env
+	var logs lockedBuffer // written by exec's copying goroutine
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if t.Failed() {
+			t.Logf("serve logs:\n%s", logs.String())
+		}
+	}()
+	waitHTTP(t, "http://"+listen+"/readyz", exited)
+
+	pdf, err := os.ReadFile(filepath.Join("..", "..", "mailin", "testdata", "doc1.pdf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	submission := fmt.Sprintf("From: Bob Agent <bob@example.com>\r\nTo: parapheur@org.example\r\nSubject: TR: Convention de partenariat\r\n"+
+		"Message-ID: <e2e-%d@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"+
+		"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSignataire : Alice Martin <alice@example.com>\r\n"+
+		"--b\r\nContent-Type: application/pdf; name=convention.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n%s\r\n--b--\r\n",
+		time.Now().UnixNano(), base64.StdEncoding.EncodeToString(pdf))
+	msgID := submission[strings.Index(submission, "<e2e-") : strings.Index(submission, "@example.com>\r\nMIME")+len("@example.com>")]
+	sendMail(t, rig.SMTPAddr(), "bob@example.com", "parapheur@org.example", submission)
+
+	ack, err := rig.WaitMessage("bob", "In-Reply-To", msgID, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	envID := engine.EnvelopeID(strings.ToLower(msgID))
+	if !bytes.Contains(ack, []byte(envID)) || !bytes.Contains(ack, []byte("Auto-Submitted: auto-generated")) {
+		t.Fatalf("the acknowledgement does not name envelope %s:\n%s", envID, ack)
+	}
+	invitation, err := rig.WaitMessage("alice", "X-Parapheur-Envelope", envID, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(invitation, []byte("http://"+listen+"/s/")) {
+		t.Fatalf("the invitation carries no signing link:\n%s", invitation)
+	}
+
+	refused := strings.Replace(submission[:strings.Index(submission, "--b\r\nContent-Type: application/pdf")], "<e2e-", "<e2e-nopdf-", 1) + "--b--\r\n"
+	sendMail(t, rig.SMTPAddr(), "bob@example.com", "parapheur@org.example", refused)
+	refusal, err := rig.WaitMessage("bob", "In-Reply-To", strings.Replace(msgID, "<e2e-", "<e2e-nopdf-", 1), 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(refusal, []byte("no PDF attachment")) {
+		t.Fatalf("the refusal does not say what was wrong:\n%s", refusal)
+	}
+
+	metrics := get(t, "http://"+listen+"/metrics")
+	if !strings.Contains(metrics, `parapheur_imap_messages_total{outcome="processed"} 1`) ||
+		!strings.Contains(metrics, `parapheur_imap_messages_total{outcome="quarantine"} 1`) {
+		t.Errorf("metrics do not count the two mails:\n%s", grepLines(metrics, "parapheur_imap"))
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("serve did not stop cleanly on SIGTERM: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop within 20 s of SIGTERM")
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitHTTP(t *testing.T, url string, exited chan error) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		select {
+		case err := <-exited:
+			t.Fatalf("serve exited: %v", err)
+		default:
+		}
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+	}
+	t.Fatalf("%s not ready in 20 s", url)
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func sendMail(t *testing.T, addr, from, to, msg string) {
+	t.Helper()
+	c, err := smtp.Dial(addr) // the rig's Postfix has no TLS: loopback only
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SendMail(from, []string{to}, strings.NewReader(msg)); err != nil {
+		t.Fatalf("SMTP to %s: %v", addr, err)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and one reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
