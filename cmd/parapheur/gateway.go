@@ -83,7 +83,7 @@ func (g *gateway) assemble() error {
 	handler := ingest.New(ingest.Config{
 		Gateway: cfg.Address, Senders: policy, Circuits: circuits,
 		DeadlineDays: cfg.Envelopes.DefaultDeadlineDays, ReminderDays: cfg.Envelopes.ReminderDays,
-		Language: cfg.Language, MaxMessageBytes: cfg.Limits.MaxMessageBytes, Location: time.Local,
+		Language: cfg.Language, MaxMessageBytes: cfg.Limits.MaxMessageBytes, Location: cfg.Location,
 		Inspect: func(pdf []byte) (int, error) {
 			return pades.Inspect(context.Background(), pdf, cfg.Limits.MaxDocumentBytes)
 		},
@@ -100,7 +100,7 @@ func (g *gateway) assemble() error {
 
 	domain := cfg.Address[strings.LastIndexByte(cfg.Address, '@')+1:]
 	composer, err := compose.New(compose.Config{Address: cfg.Address, Name: "Parapheur", PublicURL: cfg.PublicURL,
-		Domain: domain, Language: cfg.Language, AttachmentLimit: cfg.Mail.AttachmentLimitBytes, Location: time.Local})
+		Domain: domain, Language: cfg.Language, AttachmentLimit: cfg.Mail.AttachmentLimitBytes, Location: cfg.Location})
 	if err != nil {
 		return err
 	}

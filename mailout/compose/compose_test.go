@@ -673,3 +673,19 @@ func TestAcknowledgementWithoutStatusPage(t *testing.T) {
 		t.Fatalf("checked %d acknowledgements, want one per language", checked)
 	}
 }
+
+// TestDeadlineDay: an envelope expiring at midnight (the end of the day the
+// sender wrote) shows that day, not the next one.
+func TestDeadlineDay(t *testing.T) {
+	c := newComposer(t, testConfig())
+	s := samples("fr")[0]
+	msg := *s.msg
+	env := *msg.Envelope
+	paris, _ := time.LoadLocation("Europe/Paris")
+	env.Deadline = time.Date(2026, 12, 23, 0, 0, 0, 0, paris)
+	msg.Envelope = &env
+	p := parse(t, compose(t, c, &msg))
+	if !strings.Contains(p.text, "22 décembre 2026") || strings.Contains(p.text, "23 décembre") {
+		t.Fatalf("the deadline of 22 December shows as:\n%s", p.text)
+	}
+}

@@ -177,6 +177,17 @@ type stepView struct {
 }
 
 // view gathers what the templates show.
+// lastMinute shows a deadline at midnight, which is how an "Échéance"
+// day ends (the envelope expires at the first instant after it), as the
+// last minute of that day: "15 décembre à 23:59", not "16 décembre à 00:00",
+// which readers take for a day more than they wrote.
+func lastMinute(t time.Time) time.Time {
+	if t.Hour() == 0 && t.Minute() == 0 && t.Second() == 0 && t.Nanosecond() == 0 {
+		return t.Add(-time.Minute)
+	}
+	return t
+}
+
 func (c *Composer) view(m *Message, to addressee) (*view, error) {
 	v := &view{
 		GatewayName: c.cfg.Name, GatewayAddress: c.cfg.Address, PublicURL: c.cfg.PublicURL,
@@ -184,7 +195,7 @@ func (c *Composer) view(m *Message, to addressee) (*view, error) {
 	}
 	v.To.Name = oneLine(v.To.Name) // it opens the greeting line
 	if e := m.Envelope; e != nil {
-		v.Deadline = e.Deadline.In(c.cfg.Location)
+		v.Deadline = lastMinute(e.Deadline.In(c.cfg.Location))
 		for i, s := range e.Steps {
 			sv := stepView{Number: i + 1, Role: s.Role}
 			for _, id := range s.Recipients {

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 )
 
 // EnvPrefix starts every environment variable that overrides a key.
@@ -40,6 +41,11 @@ type Config struct {
 	// Language is the default language of mails and pages, "fr" or "en", used when a
 	// submission does not choose one.
 	Language string `toml:"language"`
+	// Timezone is the IANA time zone (e.g. "Europe/Paris") whose days deadlines are, and in
+	// which mails show times; empty means the system's local zone.
+	Timezone string `toml:"timezone"`
+	// Location is Timezone loaded.
+	Location *time.Location `toml:"-"`
 
 	// Store is where envelopes, documents and the outbox are kept.
 	Store Store `toml:"store"`

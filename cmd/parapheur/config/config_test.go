@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // validKeys is a complete, valid configuration as dotted key → TOML value.
@@ -74,6 +75,7 @@ func TestLoadFileAndDefaults(t *testing.T) {
 		PublicURL: "https://sign.org.example",
 		Listen:    ":8080",
 		Language:  "fr",
+		Location:  time.Local,
 		Store:     Store{URL: "bolt:///var/lib/parapheur/parapheur.db"},
 		IMAP: IMAP{
 			URL:              "imaps://parapheur@imap.org.example/INBOX",
@@ -294,6 +296,7 @@ func TestProblems(t *testing.T) {
 		{"imap no user", map[string]string{"imap.url": `"imaps://h.example"`}, nil, []problem{{"imap.url", "names no user"}}},
 		{"imap password in URL", map[string]string{"imap.url": `"imaps://u:pw@h.example"`}, nil, []problem{{"imap.url", "holds a password"}}},
 		{"imap no password", map[string]string{"imap.password": ""}, nil, []problem{{"imap.password", "required to log in as parapheur"}}},
+		{"timezone", map[string]string{"timezone": `"Europe/Pariss"`}, nil, []problem{{"timezone", `want an IANA time zone such as "Europe/Paris", got "Europe/Pariss"`}}},
 		{"imap tls parameter", map[string]string{"imap.url": `"imap://u@127.0.0.1?tls=none"`}, nil, []problem{{"imap.url", `unknown parameter "tls"`}}},
 		{"imap port of other scheme", map[string]string{"imap.url": `"imap://u@h.example:993"`}, nil, []problem{{"imap.url", "port 993 is implicit TLS: want imaps://h.example:993"}}},
 		{"imap bad port", map[string]string{"imap.url": `"imaps://u@h.example:99999"`}, nil, []problem{{"imap.url", `port "99999"`}}},

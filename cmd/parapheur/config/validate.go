@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -33,6 +34,15 @@ func (v *validator) validate() {
 	}
 	if c.Language != "fr" && c.Language != "en" {
 		v.problem("language", `want "fr" or "en", got %q`, c.Language)
+	}
+	c.Location = time.Local
+	if c.Timezone != "" {
+		loc, err := time.LoadLocation(c.Timezone)
+		if err != nil {
+			v.problem("timezone", `want an IANA time zone such as "Europe/Paris", got %q`, c.Timezone)
+		} else {
+			c.Location = loc
+		}
 	}
 	if err := checkStoreURL(c.Store.URL); err != nil {
 		v.problem("store.url", "%v", err)
