@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,8 +98,23 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("the refusal does not say what was wrong:\n%s", refusal)
 	}
 
+	// The sender cancels by replying to the acknowledgement, as a mail
+	// client writes a reply: In-Reply-To the acknowledgement, References
+	// copied from it.
+	ackMsg, err := mail.ReadMessage(bytes.NewReader(ack))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelMail := fmt.Sprintf("From: Bob Agent <bob@example.com>\r\nTo: parapheur@org.example\r\nSubject: Re: Enregistré\r\n"+
+		"Message-ID: <e2e-cancel-%d@example.com>\r\nIn-Reply-To: %s\r\nReferences: %s %s\r\n\r\nANNULER\r\n\r\n> Votre demande est enregistrée\r\n",
+		time.Now().UnixNano(), ackMsg.Header.Get("Message-ID"), ackMsg.Header.Get("References"), ackMsg.Header.Get("Message-ID"))
+	sendMail(t, rig.SMTPAddr(), "bob@example.com", "parapheur@org.example", cancelMail)
+	if _, err := rig.WaitMessage("bob", "Subject", "Annulé", 60*time.Second); err != nil {
+		t.Fatalf("no cancellation notice after ANNULER: %v", err)
+	}
+
 	metrics := get(t, "http://"+listen+"/metrics")
-	if !strings.Contains(metrics, `parapheur_imap_messages_total{outcome="processed"} 1`) ||
+	if !strings.Contains(metrics, `parapheur_imap_messages_total{outcome="processed"} 2`) ||
 		!strings.Contains(metrics, `parapheur_imap_messages_total{outcome="quarantine"} 1`) {
 		t.Errorf("metrics do not count the two mails:\n%s", grepLines(metrics, "parapheur_imap"))
 	}

@@ -330,7 +330,7 @@ func TestThreading(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: References: %v", s.name, err)
 		}
-		if len(inReplyTo) != 1 || fmt.Sprint(inReplyTo) != fmt.Sprint(references) {
+		if len(inReplyTo) != 1 || len(references) == 0 || references[0] != inReplyTo[0] {
 			t.Fatalf("%s: In-Reply-To %v, References %v", s.name, inReplyTo, references)
 		}
 		switch {
@@ -342,6 +342,10 @@ func TestThreading(t *testing.T) {
 		case s.msg.RecipientID == "":
 			if inReplyTo[0] != "CAF1x-submission.42@mail.org.example" {
 				t.Errorf("%s: the sender's mail answers %q, not the submission", s.name, inReplyTo[0])
+			}
+			// A reply command (ANNULER) finds its envelope by this root.
+			if env, rid, err := mailid.ParseThreadRoot("org.example", references[len(references)-1]); err != nil || env != "ENV-7F3K2Q" || rid != "" {
+				t.Errorf("%s: the sender's mail does not name the sender's thread root: References %v", s.name, references)
 			}
 		default:
 			env, rid, err := mailid.ParseThreadRoot("org.example", inReplyTo[0])

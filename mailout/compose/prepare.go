@@ -108,19 +108,24 @@ func (c *Composer) addressee(m *Message) (addressee, error) {
 	return addressee{party: r.Party, recipient: r}, checkEmail(r.Email)
 }
 
-// thread returns the msg-id the mail answers, empty for none: the sender's
-// submission, or the recipient's thread root unless the mail is that root.
-func (c *Composer) thread(m *Message, to addressee, id string) (string, error) {
+// threading is where a mail stands in its thread: the msg-id it answers
+// (In-Reply-To) and its ancestors (References), both empty for a root.
+type threading struct {
+	inReplyTo  string
+	references []string
+}
+
+// thread places the mail: a refusal answers the refused mail; the sender's
+// mails answer the submission and also name the sender's thread root, so a
+// reply command (ANNULER), whose References a mail client copies from the
+// mail it answers, names its envelope; a recipient's mails answer the
+// recipient's thread root, unless the mail is that root.
+func (c *Composer) thread(m *Message, to addressee, id string) (threading, error) {
 	if r, ok := m.Data.(Refusal); ok {
 		if parent := trimAngles(r.InReplyTo); validMsgID(parent) {
-			return parent, nil
+			return threading{parent, []string{parent}}, nil
 		}
-		return "", nil
-	}
-	if to.recipient == nil {
-		if parent := trimAngles(m.Envelope.MessageID); validMsgID(parent) {
-			return parent, nil
-		}
+		return threading{}, nil
 	}
 	rid := ""
 	if to.recipient != nil {
@@ -128,18 +133,23 @@ func (c *Composer) thread(m *Message, to addressee, id string) (string, error) {
 	}
 	root, err := mailid.ThreadRoot(c.cfg.Domain, m.Envelope.ID, rid)
 	if err != nil {
-		return "", err
+		return threading{}, err
+	}
+	if to.recipient == nil {
+		if parent := trimAngles(m.Envelope.MessageID); validMsgID(parent) {
+			return threading{parent, []string{parent, root}}, nil
+		}
 	}
 	if strings.EqualFold(root, id) {
-		return "", nil
+		return threading{}, nil
 	}
-	return root, nil
+	return threading{root, []string{root}}, nil
 }
 
 // header builds the top-level header. go-message writes fields in the
 // reverse order of their addition (it is built for prepending trace fields),
 // so they are added last first.
-func (c *Composer) header(m *Message, to addressee, p *prepared, thread string) mail.Header {
+func (c *Composer) header(m *Message, to addressee, p *prepared, thread threading) mail.Header {
 	var h mail.Header
 	if len(p.files) > 0 {
 		h.SetContentType("multipart/mixed", map[string]string{"boundary": boundary(p.id, "mixed")})
@@ -152,9 +162,9 @@ func (c *Composer) header(m *Message, to addressee, p *prepared, thread string) 
 	}
 	h.Set("X-Auto-Response-Suppress", "All")
 	h.Set("Auto-Submitted", "auto-generated")
-	if thread != "" {
-		h.SetMsgIDList("References", []string{thread})
-		h.SetMsgIDList("In-Reply-To", []string{thread})
+	if thread.inReplyTo != "" {
+		h.SetMsgIDList("References", thread.references)
+		h.SetMsgIDList("In-Reply-To", []string{thread.inReplyTo})
 	}
 	h.SetMessageID(p.id)
 	h.SetDate(m.Date)
