@@ -113,8 +113,33 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("no cancellation notice after ANNULER: %v", err)
 	}
 
+	// A second envelope, which the signer declines by replying to her
+	// invitation: the sender is told, with the reason.
+	second := strings.Replace(strings.Replace(submission, "<e2e-", "<e2e-second-", 1), "Subject: TR: Convention de partenariat", "Subject: Avenant", 1)
+	sendMail(t, rig.SMTPAddr(), "bob@example.com", "parapheur@org.example", second)
+	secondID := engine.EnvelopeID(strings.ToLower(strings.Replace(msgID, "<e2e-", "<e2e-second-", 1)))
+	inv2, err := rig.WaitMessage("alice", "X-Parapheur-Envelope", secondID, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	invMsg, err := mail.ReadMessage(bytes.NewReader(inv2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	decline := fmt.Sprintf("From: Alice Martin <alice@example.com>\r\nTo: parapheur@org.example\r\nSubject: RE: À signer : Avenant\r\n"+
+		"Message-ID: <e2e-decline-%d@example.com>\r\nIn-Reply-To: %s\r\nReferences: %s %s\r\n\r\nREFUSER: le montant est faux\r\n",
+		time.Now().UnixNano(), invMsg.Header.Get("Message-ID"), invMsg.Header.Get("References"), invMsg.Header.Get("Message-ID"))
+	sendMail(t, rig.SMTPAddr(), "alice@example.com", "parapheur@org.example", decline)
+	notice, err := rig.WaitMessage("bob", "Subject", "Refusé : Avenant", 60*time.Second)
+	if err != nil {
+		t.Fatalf("no decline notice after REFUSER: %v", err)
+	}
+	if !bytes.Contains(notice, []byte("le montant est faux")) {
+		t.Fatalf("the decline notice does not quote the reason:\n%s", notice)
+	}
+
 	metrics := get(t, "http://"+listen+"/metrics")
-	if !strings.Contains(metrics, `parapheur_imap_messages_total{outcome="processed"} 2`) ||
+	if !strings.Contains(metrics, `parapheur_imap_messages_total{outcome="processed"} 4`) ||
 		!strings.Contains(metrics, `parapheur_imap_messages_total{outcome="quarantine"} 1`) {
 		t.Errorf("metrics do not count the two mails:\n%s", grepLines(metrics, "parapheur_imap"))
 	}
