@@ -81,6 +81,30 @@ func BenchmarkSend2KB(b *testing.B) {
 
 // The same with an envelope per two mails (acknowledgement and
 // invitation): each attempt is also an audit record, an envelope write.
+// BenchmarkSend2KBSink is BenchmarkSend2KB against an in-process SMTP
+// server that keeps the mail in memory: the sender's own ceiling, when the
+// MTA of this machine is slower than the goal.
+func BenchmarkSend2KBSink(b *testing.B) {
+	for _, workers := range []int{1, 4, 8} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			sink := startFakeMTA(b, nil, false)
+			f := newFixture(b, func(c *Config) {
+				c.Composer = &testComposer{body: 2000}
+				toFake(sink, "smtp://ADDR")(c)
+			})
+			enqueue(b, f, b.N)
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			work(b, f, workers)
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "mails/s")
+			if got := len(sink.messages()); got != b.N {
+				b.Fatalf("the sink received %d of %d mails", got, b.N)
+			}
+		})
+	}
+}
+
 func BenchmarkSend2KBAudited(b *testing.B) {
 	f := newFixture(b, func(c *Config) { c.Composer = &testComposer{st: nil, body: 2000} })
 	f.s.cfg.Composer.(*testComposer).st = f.st

@@ -50,7 +50,7 @@ type received struct {
 // startFakeMTA listens on loopback; with cert, it offers STARTTLS, or,
 // implicit set, speaks TLS from the start, and accepts AUTH PLAIN as
 // "gw"/"pw" over TLS.
-func startFakeMTA(t *testing.T, cert *tls.Certificate, implicit bool) *fakeMTA {
+func startFakeMTA(t testing.TB, cert *tls.Certificate, implicit bool) *fakeMTA {
 	t.Helper()
 	m := &fakeMTA{tempfailOnce: map[string]bool{}, rcpts: map[string]int{}}
 	l, err := net.Listen("tcp", "127.0.0.1:0")

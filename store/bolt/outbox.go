@@ -91,23 +91,27 @@ func (s *Store) Claim(ctx context.Context, queue, holder string, now time.Time, 
 	if err := check.Claim(queue, holder, lease); err != nil {
 		return nil, err
 	}
+	// Idle workers poll often: finding nothing due must not cost a write
+	// transaction (an fsync). An item that becomes due in between is
+	// claimed at the next poll.
+	if err := s.view(ctx, func(tx *bbolt.Tx) error {
+		_, err := firstDue(tx, queue, now)
+		return err
+	}); err != nil {
+		return nil, err
+	}
 	var claimed store.Item
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		prefix := compose(queue)
-		k, _ := tx.Bucket(ready).Cursor().Seek(prefix)
-		if k == nil || len(k) < len(prefix)+timeKeyLen || string(k[:len(prefix)]) != string(prefix) {
-			return fmt.Errorf("queue %s: %w", queue, store.ErrEmpty)
+		key, err := firstDue(tx, queue, now)
+		if err != nil {
+			return err
 		}
-		if parseTimeKey(k[len(prefix):]).After(now) {
-			return fmt.Errorf("queue %s: %w", queue, store.ErrEmpty)
-		}
-		key := k[len(prefix)+timeKeyLen:]
 		it, err := getItem(tx, key)
 		if err != nil {
 			return err
 		}
 		if it == nil {
-			return &store.CorruptError{Key: fmt.Sprintf("ready index entry %x", k), Err: errors.New("its item is missing")}
+			return &store.CorruptError{Key: fmt.Sprintf("ready index entry of item %x", key), Err: errors.New("its item is missing")}
 		}
 		if err := tx.Bucket(ready).Delete(readyKey(it)); err != nil {
 			return err
@@ -124,6 +128,18 @@ func (s *Store) Claim(ctx context.Context, queue, holder string, now time.Time, 
 		return nil, err
 	}
 	return &claimed, nil
+}
+
+// firstDue returns the key of queue's item due first if it is due at now,
+// else ErrEmpty.
+func firstDue(tx *bbolt.Tx, queue string, now time.Time) ([]byte, error) {
+	prefix := compose(queue)
+	k, _ := tx.Bucket(ready).Cursor().Seek(prefix)
+	if k == nil || len(k) < len(prefix)+timeKeyLen || string(k[:len(prefix)]) != string(prefix) ||
+		parseTimeKey(k[len(prefix):]).After(now) {
+		return nil, fmt.Errorf("queue %s: %w", queue, store.ErrEmpty)
+	}
+	return k[len(prefix)+timeKeyLen:], nil
 }
 
 // release runs f on the stored item it if it.Holder still holds it.
