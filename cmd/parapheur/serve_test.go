@@ -28,6 +28,15 @@ import (
 // as an acknowledgement to its sender and an invitation to the signer, and
 // a mail without PDF as a refusal.
 func TestServeEndToEnd(t *testing.T) {
+	t.Run("bbolt", func(t *testing.T) {
+		serveEndToEnd(t, "bolt://"+filepath.Join(t.TempDir(), "parapheur.db"))
+	})
+	t.Run("redis", func(t *testing.T) {
+		serveEndToEnd(t, testrig.Redis(t).URL())
+	})
+}
+
+func serveEndToEnd(t *testing.T, storeURL string) {
 	rig := testrig.MailRig(t)
 	dir := t.TempDir()
 	listen := freeAddr(t)
@@ -36,7 +45,7 @@ func TestServeEndToEnd(t *testing.T) {
 		"PARAPHEUR_ADDRESS=parapheur@org.example",
 		"PARAPHEUR_PUBLIC_URL=http://" + listen,
 		"PARAPHEUR_LISTEN=" + listen,
-		"PARAPHEUR_STORE_URL=bolt://" + filepath.Join(dir, "parapheur.db"),
+		"PARAPHEUR_STORE_URL=" + storeURL,
 		"PARAPHEUR_IMAP_URL=imap://parapheur@" + rig.IMAPAddr() + "/INBOX",
 		"PARAPHEUR_IMAP_PASSWORD=" + rig.Password(),
 		"PARAPHEUR_SMTP_URL=smtp://" + rig.SMTPAddr(),
