@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-smtp"
 
 	"github.com/parapheur/parapheur/deploy/testrig"
@@ -36,49 +38,83 @@ func TestServeEndToEnd(t *testing.T) {
 	})
 }
 
-func serveEndToEnd(t *testing.T, storeURL string) {
-	rig := testrig.MailRig(t)
-	dir := t.TempDir()
-	listen := freeAddr(t)
-	env := []string{
+// server is one "parapheur serve" process of a test.
+type server struct {
+	listen string
+	cmd    *exec.Cmd
+	exited chan error
+	logs   *lockedBuffer
+}
+
+// startServe runs "parapheur serve" on storeURL and rig's mailbox, waits
+// until it is ready, and kills it at the end of the test if still running.
+func startServe(t *testing.T, rig *testrig.Mail, storeURL string) *server {
+	t.Helper()
+	s := &server{listen: freeAddr(t), exited: make(chan error, 1), logs: &lockedBuffer{}}
+	s.cmd = exec.Command(binary, "serve")
+	s.cmd.Env = []string{
 		"PARAPHEUR_CONFIG=",
 		"PARAPHEUR_ADDRESS=parapheur@org.example",
-		"PARAPHEUR_PUBLIC_URL=http://" + listen,
-		"PARAPHEUR_LISTEN=" + listen,
+		"PARAPHEUR_PUBLIC_URL=http://" + s.listen,
+		"PARAPHEUR_LISTEN=" + s.listen,
 		"PARAPHEUR_STORE_URL=" + storeURL,
 		"PARAPHEUR_IMAP_URL=imap://parapheur@" + rig.IMAPAddr() + "/INBOX",
 		"PARAPHEUR_IMAP_PASSWORD=" + rig.Password(),
 		"PARAPHEUR_SMTP_URL=smtp://" + rig.SMTPAddr(),
 		"PARAPHEUR_SENDERS_ALLOWED=bob@example.com",
-		"PARAPHEUR_KEYS_DIR=" + dir,
+		"PARAPHEUR_KEYS_DIR=" + t.TempDir(),
 	}
-	cmd := exec.Command(binary, "serve")
-	cmd.Env = env
-	var logs lockedBuffer // written by exec's copying goroutine
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs // written by exec's copying goroutine
+	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
+	go func() { s.exited <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		s.cmd.Process.Kill()
 		if t.Failed() {
-			t.Logf("serve logs:\n%s", logs.String())
+			t.Logf("serve %s logs:\n%s", s.listen, s.logs.String())
 		}
-	}()
-	waitHTTP(t, "http://"+listen+"/readyz", exited)
+	})
+	waitHTTP(t, "http://"+s.listen+"/readyz", s.exited)
+	return s
+}
 
+// stop sends SIGTERM and expects a clean exit.
+func (s *server) stop(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.exited:
+		if err != nil {
+			t.Fatalf("serve did not stop cleanly on SIGTERM: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop within 20 s of SIGTERM")
+	}
+}
+
+// newSubmission is a mail from bob with a PDF and one signer, and its Message-ID.
+func newSubmission(t *testing.T, subject string) (string, string) {
+	t.Helper()
 	pdf, err := os.ReadFile(filepath.Join("..", "..", "mailin", "testdata", "doc1.pdf"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	submission := fmt.Sprintf("From: Bob Agent <bob@example.com>\r\nTo: parapheur@org.example\r\nSubject: TR: Convention de partenariat\r\n"+
-		"Message-ID: <e2e-%d@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"+
+	id := fmt.Sprintf("<e2e-%d@example.com>", time.Now().UnixNano())
+	return fmt.Sprintf("From: Bob Agent <bob@example.com>\r\nTo: parapheur@org.example\r\nSubject: %s\r\n"+
+		"Message-ID: %s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"+
 		"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSignataire : Alice Martin <alice@example.com>\r\n"+
 		"--b\r\nContent-Type: application/pdf; name=convention.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n%s\r\n--b--\r\n",
-		time.Now().UnixNano(), base64.StdEncoding.EncodeToString(pdf))
-	msgID := submission[strings.Index(submission, "<e2e-") : strings.Index(submission, "@example.com>\r\nMIME")+len("@example.com>")]
+		subject, id, base64.StdEncoding.EncodeToString(pdf)), id
+}
+
+func serveEndToEnd(t *testing.T, storeURL string) {
+	rig := testrig.MailRig(t)
+	srv := startServe(t, rig, storeURL)
+	listen := srv.listen
+	submission, msgID := newSubmission(t, "TR: Convention de partenariat")
 	sendMail(t, rig.SMTPAddr(), "bob@example.com", "parapheur@org.example", submission)
 
 	ack, err := rig.WaitMessage("bob", "In-Reply-To", msgID, 60*time.Second)
@@ -152,17 +188,7 @@ func serveEndToEnd(t *testing.T, storeURL string) {
 		!strings.Contains(metrics, `parapheur_imap_messages_total{outcome="quarantine"} 1`) {
 		t.Errorf("metrics do not count the two mails:\n%s", grepLines(metrics, "parapheur_imap"))
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("serve did not stop cleanly on SIGTERM: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop within 20 s of SIGTERM")
-	}
+	srv.stop(t)
 }
 
 func freeAddr(t *testing.T) string {
@@ -245,4 +271,77 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestServeTwoReplicas runs two gateways on one Redis store and one
+// mailbox, as SPEC §7 allows: one polls (the lease), both send; when the
+// poller stops, the other takes over. Every submission is answered once.
+func TestServeTwoReplicas(t *testing.T) {
+	rig := testrig.MailRig(t)
+	storeURL := testrig.Redis(t).URL()
+	a := startServe(t, rig, storeURL)
+	b := startServe(t, rig, storeURL)
+
+	const n = 4
+	send := func(round string) {
+		for i := range n {
+			mail, _ := newSubmission(t, fmt.Sprintf("Convention %s-%d", round, i))
+			sendMail(t, rig.SMTPAddr(), "bob@example.com", "parapheur@org.example", mail)
+		}
+	}
+	send("a")
+	waitCount(t, rig, "bob", "Enregistré", n)
+	processed := fmt.Sprintf(`parapheur_imap_messages_total{outcome="processed"} %d`, n)
+	poller, other := a, b
+	if !strings.Contains(get(t, "http://"+a.listen+"/metrics"), processed) {
+		poller, other = b, a
+	}
+	if !strings.Contains(get(t, "http://"+poller.listen+"/metrics"), processed) {
+		t.Fatal("neither replica counts the first submissions")
+	}
+	if strings.Contains(get(t, "http://"+other.listen+"/metrics"), "parapheur_imap_messages_total{") {
+		t.Fatal("both replicas polled the mailbox")
+	}
+	poller.stop(t) // it releases the lease: the other takes over
+	send("b")
+	waitCount(t, rig, "bob", "Enregistré", 2*n)
+	waitCount(t, rig, "alice", "À signer", 2*n)
+	if !strings.Contains(get(t, "http://"+other.listen+"/metrics"), processed) {
+		t.Fatal("the second replica did not take over the mailbox")
+	}
+	time.Sleep(2 * time.Second) // a duplicate would come now
+	waitCount(t, rig, "bob", "Enregistré", 2*n)
+	other.stop(t)
+}
+
+// waitCount waits until user's INBOX holds exactly want messages whose
+// subject contains subject.
+func waitCount(t *testing.T, rig *testrig.Mail, user, subject string, want int) {
+	t.Helper()
+	c, err := imapclient.DialInsecure(rig.IMAPAddr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(user, rig.Password()).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	criteria := &imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Subject", Value: subject}}}
+	got := 0
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		found, err := c.UIDSearch(criteria, nil).Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got = len(found.AllUIDs()); got == want {
+			return
+		}
+		if got > want {
+			break
+		}
+	}
+	t.Fatalf("%s has %d messages with %q in the subject, want %d", user, got, subject, want)
 }
