@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"mime/quotedprintable"
 	"net/mail"
 	"os"
 	"os/exec"
@@ -139,7 +140,16 @@ func serveEndToEnd(t *testing.T, storeURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(refusal, []byte("no PDF attachment")) {
+	refusalMsg, err := mail.ReadMessage(bytes.NewReader(refusal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusalText, err := io.ReadAll(quotedprintable.NewReader(refusalMsg.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The default language is French: the problem is told in French.
+	if !bytes.Contains(refusalText, []byte("aucune pièce jointe PDF")) {
 		t.Fatalf("the refusal does not say what was wrong:\n%s", refusal)
 	}
 

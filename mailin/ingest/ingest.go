@@ -37,9 +37,11 @@ import (
 	"github.com/parapheur/parapheur/mailin/loop"
 	"github.com/parapheur/parapheur/mailin/message"
 	"github.com/parapheur/parapheur/mailin/poller"
+	"github.com/parapheur/parapheur/mailin/problem"
 	"github.com/parapheur/parapheur/mailin/reply"
 	"github.com/parapheur/parapheur/mailin/sender"
 	"github.com/parapheur/parapheur/mailout/mailid"
+	"github.com/parapheur/parapheur/signing/pades"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
@@ -102,12 +104,15 @@ func (h *Handler) Handle(ctx context.Context, m poller.Message) (poller.Destinat
 		return h.automatic(ctx, m, why)
 	}
 	if m.TooLarge {
-		return h.refuse(ctx, msg, key, "", fmt.Sprintf("the message is %s; the gateway accepts at most %s",
-			megabytes(m.Size), megabytes(h.cfg.MaxMessageBytes)))
+		size, limit := megabytes(m.Size), megabytes(h.cfg.MaxMessageBytes)
+		return h.refuse(ctx, msg, key, "", problem.Text{
+			EN: fmt.Sprintf("the message is %s; the gateway accepts at most %s", size.EN, limit.EN),
+			FR: fmt.Sprintf("le message fait %s ; le parapheur accepte au plus %s", size.FR, limit.FR),
+		})
 	}
 	if cmd, ok, err := reply.Parse(msg); ok || err != nil {
 		if err != nil {
-			return h.refuse(ctx, msg, key, "", err.Error())
+			return h.refuse(ctx, msg, key, "", problem.From(err))
 		}
 		return h.command(ctx, msg, key, cmd)
 	}
@@ -134,29 +139,39 @@ func messageKey(raw []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-func megabytes(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+// megabytes writes a size as people read it: "2.5 MB", "2,5 Mo".
+func megabytes(n int64) problem.Text {
+	mb := fmt.Sprintf("%.1f", float64(n)/1e6)
+	return problem.Text{EN: mb + " MB", FR: strings.Replace(mb, ".", ",", 1) + " Mo"}
+}
 
 func (h *Handler) submission(ctx context.Context, msg *message.Message, key string) (poller.Destination, string, error) {
 	from := msg.From.Address
-	decision := h.cfg.Senders.Check(from, msg.Header.Values("Authentication-Results"))
-	if !decision.Allowed {
-		return h.refuse(ctx, msg, key, "", decision.Reason)
-	}
+	// The instructions are read first for their language, in which even
+	// a sender who may not submit is told so.
 	in := instructions.Parse(msg.Text)
 	in.Resolve(h.cfg.Circuits, msg.Detail(h.cfg.Gateway))
 	lang := firstNonEmpty(in.Language, h.cfg.Language)
-	var problems []string
+	decision := h.cfg.Senders.Check(from, msg.Header.Values("Authentication-Results"))
+	if !decision.Allowed {
+		return h.refuse(ctx, msg, key, lang, decision.Reason)
+	}
+	var problems []problem.Text
 	for _, p := range in.Problems {
-		problems = append(problems, p.Error())
+		problems = append(problems, p.Sentence())
 	}
 	if len(msg.Documents) == 0 {
-		problems = append(problems, "the mail has no PDF attachment: attach the document(s) to sign as PDF files")
+		problems = append(problems, problem.Text{
+			EN: "the mail has no PDF attachment: attach the document(s) to sign as PDF files",
+			FR: "le message n'a aucune pièce jointe PDF : joignez le ou les documents à signer en PDF",
+		})
 	}
 	docs := make([]workflow.Document, 0, len(msg.Documents))
 	for _, d := range msg.Documents {
 		pages, err := h.cfg.Inspect(d.Data)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("document %q cannot be signed: %v", d.Name, err))
+			h.log.Info("ingest: document cannot be signed", "from", from, "document", d.Name, "err", err)
+			problems = append(problems, unsignable(d.Name, err))
 			continue
 		}
 		docs = append(docs, workflow.Document{Name: d.Name, Pages: pages, Size: int64(len(d.Data))})
@@ -167,7 +182,10 @@ func (h *Handler) submission(ctx context.Context, msg *message.Message, key stri
 	if !in.Deadline.IsZero() {
 		deadline = in.Deadline.End(h.cfg.Location)
 		if !deadline.After(now) {
-			problems = append(problems, fmt.Sprintf("the deadline %s has already passed", in.Deadline))
+			problems = append(problems, problem.Text{
+				EN: fmt.Sprintf("the deadline %s has already passed", in.Deadline),
+				FR: fmt.Sprintf("l'échéance du %02d/%02d/%d est déjà passée", in.Deadline.Day, in.Deadline.Month, in.Deadline.Year),
+			})
 		}
 	}
 	if len(problems) > 0 {
@@ -177,7 +195,8 @@ func (h *Handler) submission(ctx context.Context, msg *message.Message, key stri
 		blob, err := h.engine.Store.PutBlob(ctx, bytes.NewReader(d.Data))
 		if err != nil {
 			if errors.Is(err, store.ErrTooLarge) {
-				return h.refuse(ctx, msg, key, lang, fmt.Sprintf("document %q is too large: %v", d.Name, err))
+				return h.refuse(ctx, msg, key, lang, problem.New("document %q is too large: %v",
+					"le document « %s » est trop volumineux : %v", d.Name, err))
 			}
 			return 0, "", err
 		}
@@ -202,7 +221,7 @@ func (h *Handler) submission(ctx context.Context, msg *message.Message, key stri
 	case errors.Is(err, store.ErrExists):
 		return poller.Processed, "", nil // handled before a crash: the envelope is there
 	case errors.Is(err, workflow.ErrInvalidDraft):
-		return h.refuse(ctx, msg, key, lang, err.Error())
+		return h.refuse(ctx, msg, key, lang, engineProblem(err))
 	default:
 		return 0, "", err
 	}
@@ -213,11 +232,14 @@ func (h *Handler) submission(ctx context.Context, msg *message.Message, key stri
 func (h *Handler) command(ctx context.Context, msg *message.Message, key string, cmd reply.Command) (poller.Destination, string, error) {
 	envID, rid := h.thread(cmd.Thread)
 	if envID == "" {
-		return h.refuse(ctx, msg, key, "", "the reply command refers to no envelope of this gateway: reply to the gateway's own mail")
+		return h.refuse(ctx, msg, key, "", problem.Text{
+			EN: "the reply command refers to no envelope of this gateway: reply to the gateway's own mail",
+			FR: "la commande ne se rapporte à aucune demande de ce parapheur : répondez au message envoyé par le parapheur",
+		})
 	}
 	env, err := h.engine.Store.Get(ctx, envID)
 	if errors.Is(err, store.ErrNotFound) {
-		return h.refuse(ctx, msg, key, "", fmt.Sprintf("envelope %s does not exist", envID))
+		return h.refuse(ctx, msg, key, "", problem.New("envelope %s does not exist", "la demande %s n'existe pas", envID))
 	}
 	if err != nil {
 		return 0, "", err
@@ -228,12 +250,18 @@ func (h *Handler) command(ctx context.Context, msg *message.Message, key string,
 	case reply.Decline:
 		r := env.Recipient(rid)
 		if r == nil || !loop.SameMailbox(r.Email, cmd.From) {
-			return h.refuse(ctx, msg, key, env.Language, "a decline is accepted only from the address the invitation was sent to")
+			return h.refuse(ctx, msg, key, env.Language, problem.Text{
+				EN: "a decline is accepted only from the address the invitation was sent to",
+				FR: "un refus n'est accepté que de l'adresse à laquelle l'invitation a été envoyée",
+			})
 		}
 		ev = workflow.Declined{Meta: meta, RecipientID: rid, Reason: cmd.Reason, ByMail: true}
 	case reply.Cancel:
 		if !loop.SameMailbox(env.Sender.Email, cmd.From) {
-			return h.refuse(ctx, msg, key, env.Language, "only the envelope's sender can cancel it")
+			return h.refuse(ctx, msg, key, env.Language, problem.Text{
+				EN: "only the envelope's sender can cancel it",
+				FR: "seul l'expéditeur de la demande peut l'annuler",
+			})
 		}
 		ev = workflow.Cancelled{Meta: meta, By: env.Sender.Email, Reason: cmd.Reason}
 	}
@@ -243,7 +271,7 @@ func (h *Handler) command(ctx context.Context, msg *message.Message, key string,
 	case err == nil:
 		return poller.Processed, "", nil
 	case errors.As(err, &refused):
-		return h.refuse(ctx, msg, key, env.Language, refused.Message)
+		return h.refuse(ctx, msg, key, env.Language, engineProblem(refused))
 	default:
 		return 0, "", err
 	}
@@ -322,21 +350,22 @@ func (h *Handler) returnPathEnvelope(raw []byte) string {
 // unreadable quarantines a message that cannot be parsed, with a refusal
 // when its sender can be found.
 func (h *Handler) unreadable(ctx context.Context, m poller.Message, key string, perr error) (poller.Destination, string, error) {
-	reason := fmt.Sprintf("the message cannot be read: %v", perr)
+	reason := problem.New("the message cannot be read: %v", "le message est illisible : %v", perr)
 	if errors.Is(perr, message.ErrTooLarge) {
-		reason = fmt.Sprintf("the message is larger than %s", megabytes(h.cfg.MaxMessageBytes))
+		limit := megabytes(h.cfg.MaxMessageBytes)
+		reason = problem.Text{EN: "the message is larger than " + limit.EN, FR: "le message dépasse " + limit.FR}
 	}
 	th, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(m.Raw)))
 	if err != nil {
-		return poller.Quarantine, reason, nil
+		return poller.Quarantine, reason.EN, nil
 	}
 	hdr := gomail.Header{Header: gomessage.Header{Header: th}}
 	if _, auto := loop.Automatic(hdr, h.cfg.Gateway); auto {
-		return poller.Quarantine, reason, nil
+		return poller.Quarantine, reason.EN, nil
 	}
 	from, err := hdr.AddressList("From")
 	if err != nil || len(from) == 0 {
-		return poller.Quarantine, reason, nil
+		return poller.Quarantine, reason.EN, nil
 	}
 	subject, _ := hdr.Subject()
 	msgID, _ := hdr.MessageID()
@@ -344,10 +373,17 @@ func (h *Handler) unreadable(ctx context.Context, m poller.Message, key string, 
 	return h.refuse(ctx, msg, key, "", reason)
 }
 
-// refuse queues a refusal reply (at most one per sender per hour) and
-// sends the message to quarantine.
-func (h *Handler) refuse(ctx context.Context, msg *message.Message, key, lang string, problems ...string) (poller.Destination, string, error) {
-	reason := strings.Join(problems, "; ")
+// refuse queues a refusal reply (at most one per sender per hour), its
+// problems in lang or else the default language, and sends the message to
+// quarantine with the problems in English.
+func (h *Handler) refuse(ctx context.Context, msg *message.Message, key, lang string, problems ...problem.Text) (poller.Destination, string, error) {
+	lang = firstNonEmpty(lang, h.cfg.Language)
+	english := make([]string, len(problems))
+	sentences := make([]string, len(problems))
+	for i, p := range problems {
+		english[i], sentences[i] = p.EN, p.In(lang)
+	}
+	reason := strings.Join(english, "; ")
 	if msg.From == nil || msg.From.Address == "" {
 		return poller.Quarantine, reason, nil
 	}
@@ -366,7 +402,7 @@ func (h *Handler) refuse(ctx context.Context, msg *message.Message, key, lang st
 	job := engine.Job{Notice: engine.NoticeRefusal, Refusal: &engine.Refusal{
 		To:      workflow.Party{Name: msg.From.Name, Email: msg.From.Address},
 		Subject: msg.Subject, MessageID: msg.MessageID, References: msg.References,
-		Problems: problems, Language: firstNonEmpty(lang, h.cfg.Language),
+		Problems: sentences, Language: lang,
 	}}
 	payload, err := json.Marshal(job)
 	if err != nil {
@@ -377,6 +413,73 @@ func (h *Handler) refuse(ctx context.Context, msg *message.Message, key, lang st
 		return 0, "", err
 	}
 	return poller.Quarantine, reason, nil
+}
+
+// pdfProblems say in plain words why a PDF cannot be signed, for the
+// errors pades.Inspect wraps.
+var pdfProblems = []struct {
+	err error
+	why problem.Text
+}{
+	{pades.ErrNotPDF, problem.Text{EN: "it is not a PDF file", FR: "ce n'est pas un fichier PDF"}},
+	{pades.ErrTooLarge, problem.Text{EN: "the PDF file is over the size limit", FR: "le fichier PDF dépasse la taille maximale"}},
+	{pades.ErrTruncated, problem.Text{EN: "the PDF file is truncated", FR: "le fichier PDF est incomplet (tronqué)"}},
+	{pades.ErrMalformed, problem.Text{EN: "the PDF file is damaged or malformed", FR: "le fichier PDF est endommagé ou mal formé"}},
+	{pades.ErrEncrypted, problem.Text{
+		EN: "the PDF file is encrypted: save it without a password or protection and send it again",
+		FR: "le fichier PDF est chiffré : enregistrez-le sans mot de passe ni protection, puis envoyez-le de nouveau",
+	}},
+	{pades.ErrLocked, problem.Text{
+		EN: "the document is certified with no changes allowed, so it cannot take a signature",
+		FR: "le document est certifié sans modification autorisée : il ne peut pas recevoir de signature",
+	}},
+}
+
+// unsignable says why document name cannot be signed; an error of a kind
+// pdfProblems does not know keeps its own words.
+func unsignable(name string, err error) problem.Text {
+	why := problem.From(err)
+	for _, p := range pdfProblems {
+		if errors.Is(err, p.err) {
+			why = p.why
+			break
+		}
+	}
+	return problem.Text{
+		EN: fmt.Sprintf("document %q cannot be signed: %s", name, why.EN),
+		FR: fmt.Sprintf("le document « %s » ne peut pas être signé : %s", name, why.FR),
+	}
+}
+
+// engineFR says in French, by kind, why the engine refused a submission or
+// a reply command.
+var engineFR = []struct {
+	kind *workflow.Error
+	fr   string
+}{
+	{workflow.ErrInvalidDraft, "la demande n'est pas valable"},
+	{workflow.ErrUnknownRecipient, "vous ne figurez pas parmi les destinataires de cette demande"},
+	{workflow.ErrEnded, "la demande est déjà terminée (signée, refusée, annulée ou expirée)"},
+	{workflow.ErrDeadlinePassed, "l'échéance de la demande est passée"},
+	{workflow.ErrCompleting, "toutes les étapes sont faites : la demande est en cours de finalisation et ne peut plus changer"},
+	{workflow.ErrNotYourTurn, "une étape précédente n'est pas encore faite : vous pourrez agir à votre tour"},
+	{workflow.ErrAlreadyActed, "vous avez déjà répondu à cette demande"},
+	{workflow.ErrWrongRole, "votre rôle dans cette demande ne permet pas cette action"},
+	{workflow.ErrReasonRequired, "donnez la raison du refus"},
+}
+
+// engineProblem is an engine refusal: its own English message, which
+// names the envelope's details, and a French sentence for its kind (the
+// English one for a kind engineFR does not know).
+func engineProblem(err error) problem.Text {
+	t := problem.From(err)
+	for _, k := range engineFR {
+		if errors.Is(err, k.kind) {
+			t.FR = k.fr
+			break
+		}
+	}
+	return t
 }
 
 func ignored(msg *message.Message) []workflow.Attachment {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -179,31 +180,52 @@ func TestRefusals(t *testing.T) {
 	pdf := corpus(t, "doc1.pdf")
 	encrypted := qpdfEncrypt(t, pdf)
 	tests := []struct {
-		name string
-		raw  []byte
-		want string
+		name, from, instructions string
+		pdf                      []byte // nil for a mail without attachment
+		want, wantFR             string
 	}{
-		{"no PDF", rawMail("agent@org.example", "Convention", "", "Signataire: marie@partner.example"), "no PDF attachment"},
-		{"no signer", withPDF("agent2@org.example", "Visa: chef@org.example", pdf), "no signer"},
-		{"sender not allowed", withPDF("someone@elsewhere.example", "Signataire: marie@partner.example", pdf), "elsewhere.example"},
-		{"bad address", withPDF("agent3@org.example", "Signataire: marie@", pdf), `"marie@" is not an email address`},
-		{"unknown circuit", withPDF("agent4@org.example", "Circuit: nowhere\nSignataire: marie@partner.example", pdf), "nowhere"},
-		{"encrypted PDF", withPDF("agent5@org.example", "Signataire: marie@partner.example", encrypted), "encrypted"},
-		{"past deadline", withPDF("agent7@org.example", "Signataire: marie@partner.example\nÉchéance: 01/05/2026", pdf), "the deadline 2026-05-01 has already passed"},
-		{"not a PDF", withPDF("agent6@org.example", "Signataire: marie@partner.example", []byte("%PDF-1.4 garbage")), "cannot be signed"},
+		{"no PDF", "agent@org.example", "Signataire: marie@partner.example", nil,
+			"no PDF attachment", "le message n'a aucune pièce jointe PDF"},
+		{"no signer", "agent2@org.example", "Visa: chef@org.example", pdf,
+			"no signer", "aucun signataire : ajoutez une ligne"},
+		{"sender not allowed", "someone@elsewhere.example", "Signataire: marie@partner.example", pdf,
+			"someone@elsewhere.example may not submit documents", "l'adresse someone@elsewhere.example n'est pas autorisée"},
+		{"bad address", "agent3@org.example", "Signataire: marie@", pdf,
+			`"marie@" is not an email address`, "« Signataire: marie@ » : « marie@ » n'est pas une adresse e-mail"},
+		{"unknown circuit", "agent4@org.example", "Circuit: nowhere\nSignataire: marie@partner.example", pdf,
+			`circuit "nowhere" is not defined`, "le circuit « nowhere » n'existe pas"},
+		{"encrypted PDF", "agent5@org.example", "Signataire: marie@partner.example", encrypted,
+			`document "convention.pdf" cannot be signed: the PDF file is encrypted`, "le document « convention.pdf » ne peut pas être signé : le fichier PDF est chiffré"},
+		{"past deadline", "agent7@org.example", "Signataire: marie@partner.example\nÉchéance: 01/05/2026", pdf,
+			"the deadline 2026-05-01 has already passed", "l'échéance du 01/05/2026 est déjà passée"},
+		{"not a PDF", "agent6@org.example", "Signataire: marie@partner.example", []byte("%PDF-1.4 garbage"),
+			"cannot be signed", "ne peut pas être signé"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dest, reason := f.handle(t, tt.raw)
-			if dest != poller.Quarantine || !strings.Contains(reason, tt.want) {
-				t.Fatalf("dest %v, reason %q; want quarantine saying %q", dest, reason, tt.want)
-			}
-			jobs := f.queued(t)
-			if len(jobs) != 1 || jobs[0].Notice != engine.NoticeRefusal || jobs[0].Refusal == nil ||
-				!strings.Contains(strings.Join(jobs[0].Refusal.Problems, " "), tt.want) {
-				t.Fatalf("queued %+v, want one refusal saying %q", jobs, tt.want)
-			}
-		})
+		// The default language is French; a Language line asks for English.
+		for _, lang := range []string{"fr", "en"} {
+			t.Run(tt.name+" "+lang, func(t *testing.T) {
+				from, text, want := tt.from, tt.instructions, tt.wantFR
+				if lang == "en" {
+					from, text, want = "en-"+from, "Language: en\n"+text, tt.want
+				}
+				raw := withPDF(from, text, tt.pdf)
+				if tt.pdf == nil {
+					raw = rawMail(from, "Convention", "", text)
+				}
+				dest, reason := f.handle(t, raw)
+				if dest != poller.Quarantine || !strings.Contains(reason, tt.want) {
+					t.Fatalf("dest %v, reason %q; want quarantine saying %q in English", dest, reason, tt.want)
+				}
+				jobs := f.queued(t)
+				if len(jobs) != 1 || jobs[0].Notice != engine.NoticeRefusal || jobs[0].Refusal == nil {
+					t.Fatalf("queued %+v, want one refusal", jobs)
+				}
+				if r := jobs[0].Refusal; r.Language != lang || !strings.Contains(strings.Join(r.Problems, " "), want) {
+					t.Fatalf("refusal in %q with problems %q; want %s saying %q", r.Language, r.Problems, lang, want)
+				}
+			})
+		}
 	}
 	t.Run("one refusal per sender per hour", func(t *testing.T) {
 		dest, _ := f.handle(t, rawMail("agent@org.example", "Again", "", "nothing"))
@@ -299,12 +321,54 @@ func TestReplyCommandsAndBounces(t *testing.T) {
 	if dest, reason := f.handle(t, decline("mallory@org.example")); dest != poller.Quarantine || !strings.Contains(reason, "only from the address") {
 		t.Fatalf("forged decline: %v %s", dest, reason)
 	}
-	f.queued(t)
+	if jobs := f.queued(t); len(jobs) != 1 || jobs[0].Refusal == nil ||
+		!strings.Contains(strings.Join(jobs[0].Refusal.Problems, " "), "un refus n'est accepté que de l'adresse") {
+		t.Fatalf("forged decline: queued %+v, want a refusal in the envelope's language (French)", jobs)
+	}
 	if dest, reason := f.handle(t, decline("marie@partner.example")); dest != poller.Processed {
 		t.Fatalf("decline: %v %s", dest, reason)
 	}
 	got, _ = f.e.Store.Get(ctx, env.ID)
 	if got.State != workflow.StateDeclined || got.Reason != "le montant est faux" {
 		t.Fatalf("after the decline: %s %q", got.State, got.Reason)
+	}
+	f.queued(t)
+
+	// A second decline is refused by the engine, in the envelope's language.
+	if dest, reason := f.handle(t, decline("marie@partner.example")); dest != poller.Quarantine || !strings.Contains(reason, "has already declined") {
+		t.Fatalf("second decline: %v %s", dest, reason)
+	}
+	if jobs := f.queued(t); len(jobs) != 1 || jobs[0].Refusal == nil ||
+		!slices.Equal(jobs[0].Refusal.Problems, []string{"vous avez déjà répondu à cette demande"}) {
+		t.Fatalf("second decline: queued %+v, want a refusal in French", jobs)
+	}
+}
+
+func TestProblemsOfOtherPackages(t *testing.T) {
+	locked := unsignable("a.pdf", fmt.Errorf("inspect: %w", pades.ErrLocked))
+	if !strings.Contains(locked.EN, `document "a.pdf" cannot be signed: the document is certified`) ||
+		!strings.Contains(locked.FR, "le document « a.pdf » ne peut pas être signé : le document est certifié") {
+		t.Errorf("locked: %+v", locked)
+	}
+	unknown := unsignable("b.pdf", errors.New("pdf: something new"))
+	if !strings.HasSuffix(unknown.EN, ": pdf: something new") || !strings.HasSuffix(unknown.FR, " : pdf: something new") {
+		t.Errorf("an unknown error must keep its text: %+v", unknown)
+	}
+	if p := engineProblem(workflow.ErrNotDue); p.EN != workflow.ErrNotDue.Message || p.FR != p.EN {
+		t.Errorf("an engine refusal of an unmapped kind must keep its text: %+v", p)
+	}
+}
+
+func TestTooLargeIsRefusedInTheDefaultLanguage(t *testing.T) {
+	f := newFixture(t)
+	raw := rawMail("big@org.example", "Gros fichier", "", "Signataire: marie@partner.example")
+	dest, reason, err := f.h.Handle(context.Background(), poller.Message{Raw: raw, Size: 2_500_000, TooLarge: true})
+	if err != nil || dest != poller.Quarantine || reason != "the message is 2.5 MB; the gateway accepts at most 1.0 MB" {
+		t.Fatalf("Handle = %v, %q, %v", dest, reason, err)
+	}
+	jobs := f.queued(t)
+	if len(jobs) != 1 || jobs[0].Refusal == nil ||
+		!slices.Equal(jobs[0].Refusal.Problems, []string{"le message fait 2,5 Mo ; le parapheur accepte au plus 1,0 Mo"}) {
+		t.Fatalf("queued %+v, want a refusal in French", jobs)
 	}
 }

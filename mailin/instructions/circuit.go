@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/parapheur/parapheur/mailin/problem"
 	"github.com/parapheur/parapheur/mailin/quote"
 	"github.com/parapheur/parapheur/workflow"
 )
@@ -33,10 +34,10 @@ func CompileCircuits(defs map[string][]string) (Circuits, error) {
 		in := &Instructions{}
 		in.parseLines(lines)
 		if in.Circuit != "" {
-			in.Problems = append(in.Problems, Problem{Reason: "a circuit cannot name another circuit"})
+			in.Problems = append(in.Problems, Problem{Reason: problem.Text{EN: "a circuit cannot name another circuit"}})
 		}
 		if len(in.Steps) == 0 {
-			in.Problems = append(in.Problems, Problem{Reason: "the circuit has no Visa or Signataire line"})
+			in.Problems = append(in.Problems, Problem{Reason: problem.Text{EN: "the circuit has no Visa or Signataire line"}})
 		}
 		for _, p := range in.Problems {
 			errs = append(errs, fmt.Errorf("circuit %q: %w", name, p))
@@ -64,8 +65,9 @@ func (in *Instructions) Resolve(circuits Circuits, detail string) {
 	case name == "":
 		name = detail
 	case detail != "" && circuitKey(detail) != circuitKey(name):
-		in.Problems = append(in.Problems, Problem{Reason: fmt.Sprintf(
-			"the mail was sent to the address of circuit %q but its Circuit line names %q: use one", detail, name)})
+		in.Problems = append(in.Problems, Problem{Reason: problem.New(
+			"the mail was sent to the address of circuit %q but its Circuit line names %q: use one",
+			"le message a été envoyé à l'adresse du circuit « %s » mais sa ligne Circuit nomme « %s » : n'en utilisez qu'un", detail, name)})
 		name = ""
 	}
 	if name != "" {
@@ -77,15 +79,19 @@ func (in *Instructions) Resolve(circuits Circuits, detail string) {
 				known = append(known, k)
 			}
 			slices.Sort(known)
-			reason := fmt.Sprintf("circuit %q is not defined", name)
+			reason := problem.New("circuit %q is not defined", "le circuit « %s » n'existe pas", name)
 			if len(known) > 0 {
-				reason += "; the circuits are: " + strings.Join(known, ", ")
+				reason.EN += "; the circuits are: " + strings.Join(known, ", ")
+				reason.FR += " ; les circuits sont : " + strings.Join(known, ", ")
 			}
 			in.Problems = append(in.Problems, Problem{Reason: reason})
 		}
 	}
 	if !slices.ContainsFunc(in.Steps, func(s workflow.DraftStep) bool { return s.Role == workflow.Signer }) {
-		in.Problems = append(in.Problems, Problem{Reason: "no signer: add a line such as \"Signataire: Marie Curie <marie@partner.example>\""})
+		in.Problems = append(in.Problems, Problem{Reason: problem.Text{
+			EN: `no signer: add a line such as "Signer: Marie Curie <marie@partner.example>"`,
+			FR: "aucun signataire : ajoutez une ligne telle que « Signataire: Marie Curie <marie@partner.example> »",
+		}})
 	}
 }
 

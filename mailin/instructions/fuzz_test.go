@@ -36,7 +36,7 @@ func FuzzInstructions(f *testing.F) {
 		in := Parse(text)
 		lines := strings.Count(text, "\n") + strings.Count(text, "\r") + 1
 		for _, p := range in.Problems {
-			if p.Line < 1 || p.Line > lines || p.Reason == "" {
+			if p.Line < 1 || p.Line > lines || p.Reason.EN == "" || p.Reason.FR == "" {
 				t.Errorf("problem %+v out of a %d-line text", p, lines)
 			}
 		}

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parapheur/parapheur/mailin/problem"
 	"github.com/parapheur/parapheur/mailin/quote"
 	"github.com/parapheur/parapheur/workflow"
 )
@@ -55,19 +56,26 @@ type Problem struct {
 	Line int
 	// Text is the line as written, trimmed.
 	Text string
-	// Reason says what is wrong, in English, e.g. `"marie@" is not an
-	// email address`.
-	Reason string
+	// Reason says what is wrong, e.g. `"marie@" is not an email address`;
+	// its English text is the one of logs and errors.
+	Reason problem.Text
 }
 
-// Error formats the problem as `line 3 "Signataire: marie@": "marie@" is
-// not an email address`, so a list of problems reads as a list of errors.
-func (p Problem) Error() string {
+// Sentence is the problem as the refusal mail quotes it, with its line:
+// `line 3 "Signataire: marie@": "marie@" is not an email address`.
+func (p Problem) Sentence() problem.Text {
 	if p.Line == 0 {
 		return p.Reason
 	}
-	return fmt.Sprintf("line %d %q: %s", p.Line, p.Text, p.Reason)
+	return problem.Text{
+		EN: fmt.Sprintf("line %d %q: %s", p.Line, p.Text, p.Reason.EN),
+		FR: fmt.Sprintf("ligne %d « %s » : %s", p.Line, p.Text, p.Reason.FR),
+	}
 }
+
+// Error returns the English sentence, so a list of problems reads as a
+// list of errors.
+func (p Problem) Error() string { return p.Sentence().EN }
 
 // Err returns the problems as one error, one problem per line, or nil
 // when the block is usable.
@@ -161,14 +169,14 @@ func (in *Instructions) parseLines(lines []string) {
 		switch kw {
 		case kwApprover, kwSigner, kwDeadline, kwReminder, kwLanguage, kwCircuit:
 			if value == "" {
-				p.problem("the line gives no value")
+				p.problem(problem.Text{EN: "the line gives no value", FR: "la ligne ne donne aucune valeur"})
 				continue
 			}
 		}
 		switch kw {
 		case kwDeadline, kwReminder, kwLanguage, kwCircuit:
 			if seen[kw] != 0 {
-				p.problem(fmt.Sprintf("repeats line %d: give it once", seen[kw]))
+				p.problem(problem.New("repeats line %d: give it once", "répète la ligne %d : ne donnez cette instruction qu'une fois", seen[kw]))
 				continue
 			}
 			seen[kw] = p.line
@@ -226,7 +234,7 @@ type lineParser struct {
 	text string
 }
 
-func (p lineParser) problem(reason string) {
+func (p lineParser) problem(reason problem.Text) {
 	p.in.Problems = append(p.in.Problems, Problem{Line: p.line, Text: p.text, Reason: reason})
 }
 
@@ -239,16 +247,17 @@ func (p lineParser) parties(value string, phones bool) []workflow.Party {
 	for _, item := range splitList(value) {
 		party, err := parseParty(item)
 		if err != nil {
-			p.problem(err.Error())
+			p.problem(problem.From(err))
 			continue
 		}
 		if party.Phone != "" && !phones {
-			p.problem(fmt.Sprintf("%q: a mobile number is only for signers (Signataire/Signer lines)", item))
+			p.problem(problem.New("%q: a mobile number is only for signers (Signataire/Signer lines)",
+				"« %s » : un numéro de mobile n'est possible que pour un signataire (lignes Signataire/Signer)", item))
 			continue
 		}
 		key := strings.ToLower(party.Email)
 		if seen[key] {
-			p.problem(fmt.Sprintf("%s is named twice on the line", party.Email))
+			p.problem(problem.New("%s is named twice on the line", "%s figure deux fois sur la ligne", party.Email))
 			continue
 		}
 		seen[key] = true
@@ -288,7 +297,7 @@ func splitList(s string) []string {
 }
 
 // parseParty reads "Name <mail@host> +33612345678", "mail@host 06 12 34 56
-// 78" and the like.
+// 78" and the like; its errors are problem.Text.
 func parseParty(item string) (workflow.Party, error) {
 	var addrPart, rest string
 	if i := strings.LastIndexByte(item, '>'); i >= 0 {
@@ -303,7 +312,7 @@ func parseParty(item string) (workflow.Party, error) {
 			}
 		}
 		if at < 0 {
-			return workflow.Party{}, fmt.Errorf("%q is not an email address", item)
+			return workflow.Party{}, notAddress(item)
 		}
 		// A bare address after a display name without brackets
 		// ("Marie Curie marie@x") is read as if it had them.
@@ -321,7 +330,7 @@ func parseParty(item string) (workflow.Party, error) {
 	}
 	addr, err := mail.ParseAddress(addrPart)
 	if err != nil || !strings.Contains(addr.Address, "@") {
-		return workflow.Party{}, fmt.Errorf("%q is not an email address", strings.TrimSpace(addrPart))
+		return workflow.Party{}, notAddress(strings.TrimSpace(addrPart))
 	}
 	local, domain, _ := strings.Cut(addr.Address, "@")
 	party := workflow.Party{Name: addr.Name, Email: local + "@" + strings.ToLower(domain)}
@@ -335,9 +344,13 @@ func parseParty(item string) (workflow.Party, error) {
 	return party, nil
 }
 
+func notAddress(s string) problem.Text {
+	return problem.New("%q is not an email address", "« %s » n'est pas une adresse e-mail", s)
+}
+
 // Phone returns a mobile number in E.164 form: "+33 6 12 34 56 78",
 // "0033612345678" and the French national "06 12 34 56 78" all give
-// "+33612345678".
+// "+33612345678". Its error is a problem.Text.
 func Phone(s string) (string, error) {
 	digits := strings.Map(func(r rune) rune {
 		switch r {
@@ -358,7 +371,8 @@ func Phone(s string) (string, error) {
 		ok = digits[i] >= '0' && digits[i] <= '9'
 	}
 	if !ok {
-		return "", fmt.Errorf("%q is not a mobile number: write it as +33612345678 or 06 12 34 56 78", s)
+		return "", problem.New("%q is not a mobile number: write it as +33612345678 or 06 12 34 56 78",
+			"« %s » n'est pas un numéro de mobile : écrivez-le +33612345678 ou 06 12 34 56 78", s)
 	}
 	return digits, nil
 }
@@ -369,7 +383,8 @@ func (p lineParser) date(value string) Date {
 			return Date{t.Year(), t.Month(), t.Day()}
 		}
 	}
-	p.problem(fmt.Sprintf("%q is not a date: write it as 2026-07-14 or 14/07/2026", value))
+	p.problem(problem.New("%q is not a date: write it as 2026-07-14 or 14/07/2026",
+		"« %s » n'est pas une date : écrivez-la 14/07/2026 ou 2026-07-14", value))
 	return Date{}
 }
 
@@ -384,7 +399,8 @@ func (p lineParser) days(value string) int {
 	}
 	n, err := strconv.Atoi(f[:i])
 	if err != nil || !dayUnits[strings.TrimSpace(f[i:])] || n < 1 || n > MaxReminderDays {
-		p.problem(fmt.Sprintf("%q is not a number of days between 1 and %d", value, MaxReminderDays))
+		p.problem(problem.New("%q is not a number of days between 1 and %d",
+			"« %s » n'est pas un nombre de jours entre 1 et %d", value, MaxReminderDays))
 		return 0
 	}
 	return n
@@ -400,6 +416,7 @@ func (p lineParser) language(value string) string {
 	if code, ok := languages[quote.Fold(value)]; ok {
 		return code
 	}
-	p.problem(fmt.Sprintf("%q is not a known language: write fr or en", value))
+	p.problem(problem.New("%q is not a known language: write fr or en",
+		"« %s » n'est pas une langue connue : écrivez fr ou en", value))
 	return ""
 }

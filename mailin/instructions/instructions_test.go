@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parapheur/parapheur/mailin/problem"
 	"github.com/parapheur/parapheur/workflow"
 )
 
@@ -75,17 +76,20 @@ func TestParse(t *testing.T) {
 		want: Instructions{
 			Steps: []workflow.DraftStep{signer(party("", "a@b.example", ""))},
 			Problems: []Problem{
-				{1, "Signataire: marie@", `"marie@" is not an email address`},
-				{2, "Visa: paul@org.example +33612345678", `"paul@org.example +33612345678": a mobile number is only for signers (Signataire/Signer lines)`},
-				{3, "Langue: de", `"de" is not a known language: write fr or en`},
-				{4, "Échéance: 31/02/2026", `"31/02/2026" is not a date: write it as 2026-07-14 or 14/07/2026`},
-				{5, "Rappel: trois", `"trois" is not a number of days between 1 and 365`},
-				{6, "Rappel: 2", "repeats line 5: give it once"},
-				{7, "Signer:", "the line gives no value"},
-				{8, "Signer: a@b.example, a@b.example", "a@b.example is named twice on the line"},
-				{9, "Signer: c@d.example 12345", `"12345" is not a mobile number: write it as +33612345678 or 06 12 34 56 78`},
-				{10, "Echeance: 2026-01-01", "repeats line 4: give it once"},
-				{11, "Rappel: 0", "repeats line 5: give it once"},
+				{1, "Signataire: marie@", text(`"marie@" is not an email address`, "« marie@ » n'est pas une adresse e-mail")},
+				{2, "Visa: paul@org.example +33612345678", text(`"paul@org.example +33612345678": a mobile number is only for signers (Signataire/Signer lines)`,
+					"« paul@org.example +33612345678 » : un numéro de mobile n'est possible que pour un signataire (lignes Signataire/Signer)")},
+				{3, "Langue: de", text(`"de" is not a known language: write fr or en`, "« de » n'est pas une langue connue : écrivez fr ou en")},
+				{4, "Échéance: 31/02/2026", text(`"31/02/2026" is not a date: write it as 2026-07-14 or 14/07/2026`,
+					"« 31/02/2026 » n'est pas une date : écrivez-la 14/07/2026 ou 2026-07-14")},
+				{5, "Rappel: trois", text(`"trois" is not a number of days between 1 and 365`, "« trois » n'est pas un nombre de jours entre 1 et 365")},
+				{6, "Rappel: 2", text("repeats line 5: give it once", "répète la ligne 5 : ne donnez cette instruction qu'une fois")},
+				{7, "Signer:", text("the line gives no value", "la ligne ne donne aucune valeur")},
+				{8, "Signer: a@b.example, a@b.example", text("a@b.example is named twice on the line", "a@b.example figure deux fois sur la ligne")},
+				{9, "Signer: c@d.example 12345", text(`"12345" is not a mobile number: write it as +33612345678 or 06 12 34 56 78`,
+					"« 12345 » n'est pas un numéro de mobile : écrivez-le +33612345678 ou 06 12 34 56 78")},
+				{10, "Echeance: 2026-01-01", text("repeats line 4: give it once", "répète la ligne 4 : ne donnez cette instruction qu'une fois")},
+				{11, "Rappel: 0", text("repeats line 5: give it once", "répète la ligne 5 : ne donnez cette instruction qu'une fois")},
 			},
 		},
 	}, {
@@ -111,6 +115,10 @@ func TestProblemError(t *testing.T) {
 	want := `line 3 "Signataire: marie@": "marie@" is not an email address`
 	if got := in.Problems[0].Error(); got != want {
 		t.Errorf("Error() = %s, want %s", got, want)
+	}
+	wantFR := "ligne 3 « Signataire: marie@ » : « marie@ » n'est pas une adresse e-mail"
+	if got := in.Problems[0].Sentence().In("fr"); got != wantFR {
+		t.Errorf("Sentence().In(fr) = %s, want %s", got, wantFR)
 	}
 	in = Parse("Langue: de\nRappel: x")
 	if got, want := in.Err().Error(), "line 1 \"Langue: de\": \"de\" is not a known language: write fr or en\n"+
@@ -165,7 +173,8 @@ func TestResolve(t *testing.T) {
 		wantArchivists     []workflow.Party
 		wantReminder       int
 		wantLanguage       string
-		wantProblems       []string
+		wantProblems       []string // in English
+		wantProblemsFR     []string
 	}{{
 		name: "circuit line, accent and case ignored, mail steps after",
 		text: "Circuit: diréction\nSignataire: x@partner.example\nLanguage: en",
@@ -183,20 +192,27 @@ func TestResolve(t *testing.T) {
 		name: "unknown circuit and no signer",
 		text: "Circuit: rh",
 		wantProblems: []string{`circuit "rh" is not defined; the circuits are: direction`,
-			`no signer: add a line such as "Signataire: Marie Curie <marie@partner.example>"`},
+			`no signer: add a line such as "Signer: Marie Curie <marie@partner.example>"`},
+		wantProblemsFR: []string{"le circuit « rh » n'existe pas ; les circuits sont : direction",
+			"aucun signataire : ajoutez une ligne telle que « Signataire: Marie Curie <marie@partner.example> »"},
 	}, {
 		name: "detail and Circuit line disagree",
 		text: "Circuit: direction\nSignataire: a@b.example", detail: "rh",
-		wantSteps:    []workflow.DraftStep{signer(party("", "a@b.example", ""))},
-		wantProblems: []string{`the mail was sent to the address of circuit "rh" but its Circuit line names "direction": use one`},
+		wantSteps:      []workflow.DraftStep{signer(party("", "a@b.example", ""))},
+		wantProblems:   []string{`the mail was sent to the address of circuit "rh" but its Circuit line names "direction": use one`},
+		wantProblemsFR: []string{"le message a été envoyé à l'adresse du circuit « rh » mais sa ligne Circuit nomme « direction » : n'en utilisez qu'un"},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := Parse(tt.text)
 			in.Resolve(circuits, tt.detail)
-			var problems []string
+			var problems, problemsFR []string
 			for _, p := range in.Problems {
 				problems = append(problems, p.Error())
+				problemsFR = append(problemsFR, p.Sentence().In("fr"))
+			}
+			if !reflect.DeepEqual(problemsFR, tt.wantProblemsFR) {
+				t.Errorf("problems in French:\n got %q\nwant %q", problemsFR, tt.wantProblemsFR)
 			}
 			if !reflect.DeepEqual(in.Steps, tt.wantSteps) || !reflect.DeepEqual(in.Archivists, tt.wantArchivists) ||
 				in.ReminderDays != tt.wantReminder || in.Language != tt.wantLanguage || !reflect.DeepEqual(problems, tt.wantProblems) {
@@ -256,3 +272,5 @@ func TestHelpExamples(t *testing.T) {
 		t.Error("Help does not differ by language")
 	}
 }
+
+func text(en, fr string) problem.Text { return problem.Text{EN: en, FR: fr} }

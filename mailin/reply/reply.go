@@ -11,11 +11,11 @@
 package reply
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/parapheur/parapheur/mailin/message"
+	"github.com/parapheur/parapheur/mailin/problem"
 	"github.com/parapheur/parapheur/mailin/quote"
 )
 
@@ -50,7 +50,8 @@ type Command struct {
 
 // Parse looks for a command on a line of the reply's own text. It returns
 // false when there is none, and an error when a command is malformed
-// (DECLINE without a reason), to be answered with what is wrong.
+// (DECLINE without a reason), to be answered with what is wrong; that
+// error is a problem.Text.
 func Parse(m *message.Message) (Command, bool, error) {
 	for _, line := range strings.Split(quote.Own(m.Text), "\n") {
 		verb, reason, ok := command(line)
@@ -58,7 +59,8 @@ func Parse(m *message.Message) (Command, bool, error) {
 			continue
 		}
 		if verb == Decline && reason == "" {
-			return Command{}, true, fmt.Errorf("%q: give the reason for declining after the colon, e.g. \"REFUSER: the amount is wrong\"", strings.TrimSpace(line))
+			return Command{}, true, problem.New(`%q: give the reason for declining after the colon, e.g. "DECLINE: the amount is wrong"`,
+				"« %s » : donnez la raison du refus après les deux-points, par exemple « REFUSER: le montant est faux »", strings.TrimSpace(line))
 		}
 		c := Command{Verb: verb, Reason: reason, Thread: thread(m)}
 		if m.From != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/emersion/go-message/mail"
 
 	"github.com/parapheur/parapheur/mailin/message"
+	"github.com/parapheur/parapheur/mailin/problem"
 )
 
 func TestParse(t *testing.T) {
@@ -25,6 +26,7 @@ func TestParse(t *testing.T) {
 		{"cancel with reason", "Cancel: sent by mistake", &Command{Verb: Cancel, Reason: "sent by mistake"}, ""},
 		{"first command wins", "annuler\nREFUSER: x", &Command{Verb: Cancel}, ""},
 		{"decline without reason", "REFUSER", nil, `"REFUSER": give the reason for declining after the colon`},
+		{"decline without reason, in French", "REFUSER", nil, "« REFUSER » : donnez la raison du refus après les deux-points"},
 		{"decline with empty reason", "Refuser :  ", nil, `"Refuser :": give the reason for declining after the colon`},
 		{"prose is not a command", "Je vais annuler ma participation.\nPlease decline politely.", nil, ""},
 		{"quoted command is not read", "Merci\n> REFUSER: x\n> ANNULER", nil, ""},
@@ -35,7 +37,7 @@ func TestParse(t *testing.T) {
 			m.Text = tt.text
 			got, found, err := Parse(&m)
 			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) || !found {
+				if err == nil || !strings.Contains(err.Error()+"\n"+problem.From(err).In("fr"), tt.err) || !found {
 					t.Fatalf("Parse = %+v, %v, %v; want error %q", got, found, err, tt.err)
 				}
 				return

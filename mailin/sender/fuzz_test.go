@@ -21,7 +21,7 @@ func FuzzCheck(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, from, results string) {
 		d := p.Check(from, []string{results})
-		if d.Allowed && d.Summary == "" || !d.Allowed && d.Reason == "" {
+		if d.Allowed && d.Summary == "" || !d.Allowed && (d.Reason.EN == "" || d.Reason.FR == "") {
 			t.Fatalf("unexplained decision %+v", d)
 		}
 		addr := strings.ToLower(from)

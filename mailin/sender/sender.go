@@ -16,6 +16,8 @@ import (
 
 	"github.com/emersion/go-msgauth/authres"
 	"golang.org/x/net/publicsuffix"
+
+	"github.com/parapheur/parapheur/mailin/problem"
 )
 
 // Policy is who may submit.
@@ -60,9 +62,9 @@ type Decision struct {
 	// audit event and the certificate, e.g. "dmarc=pass
 	// header.from=org.example (authserv-id mx.org.example)".
 	Summary string
-	// Reason says why the sender was refused, for the refusal mail; empty
+	// Reason says why the sender was refused, for the refusal mail; zero
 	// when allowed.
-	Reason string
+	Reason problem.Text
 }
 
 // Check decides for the From address from and the message's
@@ -71,7 +73,10 @@ func (p *Policy) Check(from string, authResults []string) Decision {
 	addr := strings.ToLower(strings.TrimSpace(from))
 	_, domain, ok := strings.Cut(addr, "@")
 	if !ok || domain == "" {
-		return Decision{Reason: fmt.Sprintf("the sender address %q has no domain", from), Summary: "sender " + from + " refused"}
+		return Decision{
+			Reason:  problem.New("the sender address %q has no domain", "l'adresse d'expéditeur « %s » n'a pas de domaine", from),
+			Summary: "sender " + from + " refused",
+		}
 	}
 	var listed string
 	switch {
@@ -82,7 +87,8 @@ func (p *Policy) Check(from string, authResults []string) Decision {
 	default:
 		return Decision{
 			Summary: fmt.Sprintf("sender %s refused: not in senders.allowed", addr),
-			Reason:  fmt.Sprintf("%s may not submit documents to this gateway", addr),
+			Reason: problem.New("%s may not submit documents to this gateway",
+				"l'adresse %s n'est pas autorisée à soumettre des documents à ce parapheur", addr),
 		}
 	}
 	auth, authOK := p.authenticate(domain, authResults)
@@ -90,7 +96,8 @@ func (p *Policy) Check(from string, authResults []string) Decision {
 	d.Summary = fmt.Sprintf("sender %s allowed by %s; %s", addr, listed, auth)
 	if !d.Allowed {
 		d.Summary = fmt.Sprintf("sender %s refused: %s", addr, auth)
-		d.Reason = fmt.Sprintf("the mail from %s could not be authenticated (%s): it may be forged", addr, auth)
+		d.Reason = problem.New("the mail from %s could not be authenticated (%s): it may be forged",
+			"le message de %s n'a pas pu être authentifié (%s) : il est peut-être falsifié", addr, auth)
 	}
 	return d
 }

@@ -3,6 +3,8 @@ package sender
 import (
 	"strings"
 	"testing"
+
+	"github.com/parapheur/parapheur/mailin/problem"
 )
 
 func TestCheck(t *testing.T) {
@@ -46,7 +48,7 @@ func TestCheck(t *testing.T) {
 		authResults: []string{"mx.org.example; dkim=pass header.d=mailchimp.example; dmarc=fail header.from=partner.example"},
 		want: Decision{
 			Summary: "sender marie@partner.example refused: dkim=pass header.d=mailchimp.example not aligned with partner.example, dmarc=fail header.from=partner.example (authserv-id mx.org.example)",
-			Reason:  "the mail from marie@partner.example could not be authenticated (dkim=pass header.d=mailchimp.example not aligned with partner.example, dmarc=fail header.from=partner.example (authserv-id mx.org.example)): it may be forged",
+			Reason:  problem.Text{EN: "the mail from marie@partner.example could not be authenticated (dkim=pass header.d=mailchimp.example not aligned with partner.example, dmarc=fail header.from=partner.example (authserv-id mx.org.example)): it may be forged"},
 		},
 	}, {
 		name:   "a pass from another authserv-id is ignored",
@@ -54,7 +56,7 @@ func TestCheck(t *testing.T) {
 		authResults: []string{"evil.example; dmarc=pass header.from=org.example", "mx.org.example; dmarc=fail header.from=org.example"},
 		want: Decision{
 			Summary: "sender agent@org.example refused: dmarc=fail header.from=org.example (authserv-id mx.org.example)",
-			Reason:  "the mail from agent@org.example could not be authenticated (dmarc=fail header.from=org.example (authserv-id mx.org.example)): it may be forged",
+			Reason:  problem.Text{EN: "the mail from agent@org.example could not be authenticated (dmarc=fail header.from=org.example (authserv-id mx.org.example)): it may be forged"},
 		},
 	}, {
 		name:   "dmarc pass for another domain does not count",
@@ -62,14 +64,14 @@ func TestCheck(t *testing.T) {
 		authResults: []string{"mx.org.example; dmarc=pass header.from=evil.example"},
 		want: Decision{
 			Summary: "sender agent@org.example refused: dmarc=pass header.from=evil.example (authserv-id mx.org.example)",
-			Reason:  "the mail from agent@org.example could not be authenticated (dmarc=pass header.from=evil.example (authserv-id mx.org.example)): it may be forged",
+			Reason:  problem.Text{EN: "the mail from agent@org.example could not be authenticated (dmarc=pass header.from=evil.example (authserv-id mx.org.example)): it may be forged"},
 		},
 	}, {
 		name:   "no results at all",
 		policy: strict, from: "agent@org.example",
 		want: Decision{
 			Summary: "sender agent@org.example refused: no DMARC or DKIM result (authserv-id mx.org.example)",
-			Reason:  "the mail from agent@org.example could not be authenticated (no DMARC or DKIM result (authserv-id mx.org.example)): it may be forged",
+			Reason:  problem.Text{EN: "the mail from agent@org.example could not be authenticated (no DMARC or DKIM result (authserv-id mx.org.example)): it may be forged"},
 		},
 	}, {
 		name:   "not listed",
@@ -77,12 +79,12 @@ func TestCheck(t *testing.T) {
 		authResults: []string{"mx.org.example; dmarc=pass header.from=org.example.evil.example"},
 		want: Decision{
 			Summary: "sender agent@org.example.evil.example refused: not in senders.allowed",
-			Reason:  "agent@org.example.evil.example may not submit documents to this gateway",
+			Reason:  problem.Text{EN: "agent@org.example.evil.example may not submit documents to this gateway"},
 		},
 	}, {
 		name:   "subdomain of an allowed domain is not allowed",
 		policy: lax, from: "x@sub.org.example",
-		want: Decision{Summary: "sender x@sub.org.example refused: not in senders.allowed", Reason: "x@sub.org.example may not submit documents to this gateway"},
+		want: Decision{Summary: "sender x@sub.org.example refused: not in senders.allowed", Reason: problem.Text{EN: "x@sub.org.example may not submit documents to this gateway"}},
 	}, {
 		name:   "authentication not required",
 		policy: lax, from: "x@org.example",
@@ -96,14 +98,36 @@ func TestCheck(t *testing.T) {
 	}, {
 		name:   "not an address",
 		policy: lax, from: "nobody",
-		want: Decision{Summary: "sender nobody refused", Reason: `the sender address "nobody" has no domain`},
+		want: Decision{Summary: "sender nobody refused", Reason: problem.Text{EN: `the sender address "nobody" has no domain`}},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.policy.Check(tt.from, tt.authResults); got != tt.want {
+			got := tt.policy.Check(tt.from, tt.authResults)
+			if (got.Reason.EN == "") != (got.Reason.FR == "") {
+				t.Errorf("reason %+v is not in both languages", got.Reason)
+			}
+			got.Reason.FR = "" // the French of each reason is checked in TestReasonInFrench
+			if got != tt.want {
 				t.Errorf("Check:\n got %+v\nwant %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestReasonInFrench(t *testing.T) {
+	p, err := NewPolicy([]string{"@org.example"}, true, "mx.org.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ from, auth, want string }{
+		{"x@elsewhere.example", "", "l'adresse x@elsewhere.example n'est pas autorisée à soumettre des documents à ce parapheur"},
+		{"nobody", "", "l'adresse d'expéditeur « nobody » n'a pas de domaine"},
+		{"a@org.example", "mx.org.example; dmarc=fail header.from=org.example",
+			"le message de a@org.example n'a pas pu être authentifié (dmarc=fail header.from=org.example (authserv-id mx.org.example)) : il est peut-être falsifié"},
+	} {
+		if got := p.Check(tt.from, []string{tt.auth}).Reason.In("fr"); got != tt.want {
+			t.Errorf("Check(%q).Reason.In(fr) = %q, want %q", tt.from, got, tt.want)
+		}
 	}
 }
 
