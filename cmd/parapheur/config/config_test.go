@@ -261,6 +261,7 @@ func TestProblems(t *testing.T) {
 		{"unknown key", map[string]string{"imap.pasword": `"x"`}, nil, []problem{{"imap.pasword", "unknown key (did you mean imap.password?)"}}},
 		{"unknown key in wrong table", map[string]string{"imap.authserv_id": `"x"`}, nil, []problem{{"imap.authserv_id", "did you mean senders.authserv_id?"}}},
 		{"unknown far key", map[string]string{"colour": `"x"`}, nil, []problem{{"colour", "unknown key"}}},
+		{"empty key", map[string]string{`""`: `"x"`}, nil, []problem{{`""`, "unknown key"}}},
 		{"unknown circuit key", map[string]string{"circuits.direction.step": `"x"`}, nil, []problem{{"circuits.direction.step", "did you mean circuits.direction.steps?"}}},
 		{"unknown variable", nil, []string{"PARAPHEUR_IMAP_PASWORD=x"}, []problem{{"PARAPHEUR_IMAP_PASWORD", "unknown variable (did you mean PARAPHEUR_IMAP_PASSWORD?)"}}},
 		{"table as value", map[string]string{"imap": `"x"`, "imap.url": "", "imap.password": ""}, nil, []problem{{"imap", "want a table ([imap]), got a string"}, {"imap.url", "required"}}},

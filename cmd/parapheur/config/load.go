@@ -175,6 +175,9 @@ func (l *loader) problem(key, source, format string, args ...any) {
 func (l *loader) table(m map[string]any, prefix string) {
 	for _, k := range sortedKeys(m) {
 		key, v := prefix+k, m[k]
+		if k == "" {
+			key = prefix + `""` // TOML allows an empty quoted key; name it visibly
+		}
 		switch {
 		case key == circuitsKey:
 			circuits, ok := v.(map[string]any)
