@@ -6,10 +6,15 @@
 // Sign adds a signature (ETSI.CAdES.detached, level B-B, or B-T with a
 // time-stamp authority), AddDSS adds the validation data that make it B-LT
 // (a /DSS dictionary), and DocTimestamp adds a document time-stamp
-// (ETSI.RFC3161) that makes it B-LTA. Documents are parsed with pdfcpu and
-// increments are written with its incremental writer; the new objects
-// always get fresh object numbers, and the cross-reference section has the
-// same kind (table or stream) as the source's.
+// (ETSI.RFC3161) that makes it B-LTA.
+//
+// An update only needs the cross-reference data, the catalog, the form
+// and the path to one page, so documents are read lazily (see
+// internal/pdfread), falling back to pdfcpu's full parse, which repairs
+// broken files, when the lazy reader meets one. The update is written
+// here: the new objects always get fresh object numbers, the
+// cross-reference section has the same kind (table or stream) as the
+// source's, and the original bytes are never copied or rewritten.
 package pades
 
 import (
@@ -19,7 +24,6 @@ import (
 	"fmt"
 
 	"github.com/parapheur/parapheur/signing/internal/pdfread"
-	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
 )
 
@@ -38,21 +42,55 @@ var (
 	ErrLocked     = errors.New("pades: the document is certified with no changes allowed")
 )
 
-// document is a parsed PDF being extended by one incremental update.
+// document is a PDF being extended by one incremental update.
 type document struct {
-	ctx *model.Context
+	f *pdfread.File
+	// pages is the page count.
+	pages int
+	// size is the next fresh object number.
+	size int
+	// objs are the new and changed objects, in writing order.
+	objs []written
+	// sigNr is the object number of the signature dictionary (0 for
+	// none), whose /Contents placeholder holds sigSize bytes, and
+	// byteRangeAt and contentsAt are where write put the placeholders.
+	sigNr, sigSize          int
+	byteRangeAt, contentsAt int64
+	// xrefStream makes the update end with a cross-reference stream, as
+	// the source does, rather than a table.
+	xrefStream bool
 	// sep separates the original bytes from the increment when the
 	// original does not end with an end-of-line.
 	sep []byte
 }
 
-// open checks and parses in, and prepares an incremental update.
-func open(c context.Context, in []byte, maxInput int64) (*document, error) {
-	if maxInput <= 0 {
-		maxInput = DefaultMaxInput
+// withDocument opens in and lets build prepare the update. It first reads
+// lazily, only the cross-reference sections and the objects the update
+// touches, which is what makes signing a large file cheap; when an object
+// cannot be read that way (not at its offset, not parseable alone), it
+// starts over on pdfcpu's full parse, which repairs what can be, with the
+// same checks. Broken cross-reference sections are refused by open.
+func withDocument(c context.Context, in []byte, maxInput int64, build func(*document) error) (*document, error) {
+	d, err := open(c, in, maxInput, true)
+	if err == nil {
+		err = guard(func() error { return build(d) })
 	}
-	if int64(len(in)) > maxInput {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(in), maxInput)
+	var se *pdfread.StructureError
+	if !errors.As(err, &se) {
+		return d, err
+	}
+	d, err = open(c, in, maxInput, false)
+	if err == nil {
+		err = guard(func() error { return build(d) })
+	}
+	return d, err
+}
+
+// open checks in, reads it lazily or in full, and prepares an incremental
+// update.
+func open(c context.Context, in []byte, maxInput int64, lazy bool) (*document, error) {
+	if err := checkSize(in, maxInput); err != nil {
+		return nil, err
 	}
 	head := in[:min(len(in), 1024)]
 	if i := bytes.Index(head, []byte("%PDF-")); i < 0 {
@@ -70,94 +108,130 @@ func open(c context.Context, in []byte, maxInput int64) (*document, error) {
 	if err := pdfread.CheckStartXRef(in); err != nil {
 		return nil, fmt.Errorf("%w: %v (qpdf can repair the file)", ErrMalformed, err)
 	}
-	ctx, err := pdfread.Read(c, in)
+	var f *pdfread.File
+	if lazy {
+		var err error
+		if f, err = pdfread.Open(c, in); errors.Is(err, pdfread.ErrEncrypted) {
+			return nil, ErrEncrypted
+		} else if err != nil {
+			if bytes.Contains(in, []byte("/Encrypt")) {
+				return nil, encrypted(err)
+			}
+			// The update chains to these sections: they must read as the
+			// standard lays them out, not as a repair guesses them, so
+			// this is final (%v drops the *pdfread.StructureError).
+			return nil, fmt.Errorf("%w: %v (qpdf can repair the file)", ErrMalformed, err)
+		}
+	} else {
+		ctx, err := pdfread.Read(c, in)
+		if err != nil {
+			if bytes.Contains(in, []byte("/Encrypt")) {
+				return nil, encrypted(err)
+			}
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		if ctx.Encrypt != nil {
+			return nil, ErrEncrypted
+		}
+		// pdfcpu rebuilds a missing or broken cross-reference section by
+		// scanning, and then reports it at offset 0; an update chained to a
+		// guessed structure would not be read back the same way by others.
+		if ctx.Write.OffsetPrevXRef == nil || *ctx.Write.OffsetPrevXRef == 0 {
+			return nil, fmt.Errorf("%w: no valid cross-reference section (qpdf can repair the file)", ErrMalformed)
+		}
+		f = pdfread.Full(ctx)
+	}
+	if _, err := f.Catalog(); err != nil {
+		return nil, fmt.Errorf("%w: document catalog: %w", ErrMalformed, err)
+	}
+	pages, err := f.PageCount()
 	if err != nil {
-		if bytes.Contains(in, []byte("/Encrypt")) {
-			return nil, fmt.Errorf("%w: %v", ErrEncrypted, err)
-		}
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: page tree: %w", ErrMalformed, err)
 	}
-	if ctx.Encrypt != nil {
-		return nil, ErrEncrypted
-	}
-	// pdfcpu rebuilds a missing or broken cross-reference section by
-	// scanning, and then reports it at offset 0; an update chained to a
-	// guessed structure would not be read back the same way by others.
-	if ctx.Write.OffsetPrevXRef == nil || *ctx.Write.OffsetPrevXRef == 0 {
-		return nil, fmt.Errorf("%w: no valid cross-reference section (qpdf can repair the file)", ErrMalformed)
-	}
-	if ctx.Root == nil {
-		return nil, fmt.Errorf("%w: no document catalog", ErrMalformed)
-	}
-	if _, err := ctx.Catalog(); err != nil {
-		return nil, fmt.Errorf("%w: document catalog: %v", ErrMalformed, err)
-	}
-	if err := guard(ctx.EnsurePageCount); err != nil {
-		if errors.Is(err, ErrMalformed) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w: page tree: %v", ErrMalformed, err)
-	}
-	if ctx.PageCount < 1 {
+	if pages < 1 {
 		return nil, fmt.Errorf("%w: no pages", ErrMalformed)
 	}
-	if err := guard(func() error { return checkCertification(ctx) }); err != nil {
+	d := &document{f: f, pages: pages, size: *f.Ctx.Size, xrefStream: f.Ctx.Read.UsingXRefStreams}
+	if err := d.checkCertification(); err != nil {
 		return nil, err
 	}
-	d := &document{ctx: ctx}
 	if last := in[len(in)-1]; last != '\n' && last != '\r' {
 		d.sep = []byte("\n")
 	}
-	ctx.Write.Increment = true
-	ctx.Write.Offset = int64(len(in) + len(d.sep))
-	// Object streams would hide the signature dictionary inside a
-	// compressed stream; the cross-reference kind follows the source.
-	ctx.WriteObjectStream = false
-	ctx.WriteXRefStream = ctx.Read.UsingXRefStreams
 	return d, nil
+}
+
+// encrypted reports a document that could not be read and mentions
+// /Encrypt: encrypted files often fail to read before their /Encrypt
+// entry is found, and saying so helps more than the reading error.
+func encrypted(err error) error {
+	return fmt.Errorf("%w: %v", ErrEncrypted, err)
+}
+
+// checkSize refuses input over the size limit, maxInput or, when that is
+// not positive, DefaultMaxInput.
+func checkSize(in []byte, maxInput int64) error {
+	if maxInput <= 0 {
+		maxInput = DefaultMaxInput
+	}
+	if int64(len(in)) > maxInput {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(in), maxInput)
+	}
+	return nil
 }
 
 // checkCertification refuses documents whose certification signature
 // (ISO 32000-2 §12.8.2.2, DocMDP) allows no change at all: any update,
 // even another signature, would invalidate it. The signature is looked
 // for under /Perms /DocMDP and, since some signers omit that entry, among
-// the signature fields.
-func checkCertification(ctx *model.Context) error {
-	root := ctx.RootDict
+// the signature fields. Malformed entries are skipped, as readers do, but
+// a structure the lazy reader could not read is reported (see
+// withDocument): it may hide the certification.
+func (d *document) checkCertification() error {
+	var unread error
+	ok := func(err error) bool {
+		var se *pdfread.StructureError
+		if errors.As(err, &se) && unread == nil {
+			unread = err
+		}
+		return err == nil
+	}
+	root := d.catalog()
 	var sigs []types.Object
-	if perms, err := ctx.DereferenceDict(root["Perms"]); err == nil && perms != nil {
+	if perms, err := d.f.Dict(root["Perms"]); ok(err) && perms != nil {
 		sigs = append(sigs, perms["DocMDP"])
 	}
-	if form, err := ctx.DereferenceDict(root["AcroForm"]); err == nil && form != nil {
-		if fields, err := ctx.DereferenceArray(form["Fields"]); err == nil {
+	if form, err := d.f.Dict(root["AcroForm"]); ok(err) && form != nil {
+		if fields, err := d.f.Array(form["Fields"]); ok(err) {
 			for _, f := range fields {
-				if fd, err := ctx.DereferenceDict(f); err == nil && fd != nil {
+				if fd, err := d.f.Dict(f); ok(err) && fd != nil {
 					sigs = append(sigs, fd["V"])
 				}
 			}
 		}
 	}
 	for _, o := range sigs {
-		if sig, err := ctx.DereferenceDict(o); err == nil && sig != nil && docMDPP(ctx, sig) == 1 {
+		if sig, err := d.f.Dict(o); ok(err) && sig != nil && d.docMDPP(sig, ok) == 1 {
 			return ErrLocked
 		}
 	}
-	return nil
+	return unread
 }
 
-// docMDPP returns the /P of sig's DocMDP reference, 0 if it has none.
-func docMDPP(ctx *model.Context, sig types.Dict) int {
-	refs, err := ctx.DereferenceArray(sig["Reference"])
-	if err != nil {
+// docMDPP returns the /P of sig's DocMDP reference, 0 if it has none; ok
+// tells whether an entry could be read.
+func (d *document) docMDPP(sig types.Dict, ok func(error) bool) int {
+	refs, err := d.f.Array(sig["Reference"])
+	if !ok(err) {
 		return 0
 	}
 	for _, o := range refs {
-		ref, err := ctx.DereferenceDict(o)
-		if err != nil || ref == nil || ref.NameEntry("TransformMethod") == nil || *ref.NameEntry("TransformMethod") != "DocMDP" {
+		ref, err := d.f.Dict(o)
+		if !ok(err) || ref == nil || ref.NameEntry("TransformMethod") == nil || *ref.NameEntry("TransformMethod") != "DocMDP" {
 			continue
 		}
-		params, err := ctx.DereferenceDict(ref["TransformParams"])
-		if err != nil || params == nil {
+		params, err := d.f.Dict(ref["TransformParams"])
+		if !ok(err) || params == nil {
 			return 2 // the default
 		}
 		if p := params.IntEntry("P"); p != nil {
@@ -170,49 +244,17 @@ func docMDPP(ctx *model.Context, sig types.Dict) int {
 
 // catalog returns the document catalog, which open checked exists.
 func (d *document) catalog() types.Dict {
-	root, _ := d.ctx.Catalog()
+	root, _ := d.f.Catalog()
 	return root
 }
 
-// newObject adds o under a fresh object number. pdfcpu's
-// IndRefForNewObject may recycle a free number, which an incremental update
-// must not do without bumping its generation.
-func (d *document) newObject(o types.Object) types.IndirectRef {
-	nr, _ := d.ctx.InsertObject(o)
-	d.ctx.Write.IncrementWithObjNr(nr)
-	return *types.NewIndirectRef(nr, 0)
-}
-
-// update replaces the object ref points to with o in the increment.
-func (d *document) update(ref types.IndirectRef, o types.Object) {
-	nr := ref.ObjectNumber.Value()
-	if e, ok := d.ctx.FindTableEntryLight(nr); ok {
-		e.Object = o
+// malformed reports a malformed document, keeping err, which may be a
+// *pdfread.StructureError that calls for a full parse (see withDocument).
+func malformed(err error, format string, args ...any) error {
+	if err == nil {
+		return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
 	}
-	d.ctx.Write.IncrementWithObjNr(nr)
-}
-
-// updateCatalog puts the (modified) catalog in the increment.
-func (d *document) updateCatalog() {
-	d.update(*d.ctx.Root, d.catalog())
-}
-
-// write returns the bytes that follow the original ones: the separator,
-// then the increment.
-func (d *document) write() (tail []byte, err error) {
-	// The xref stream writer takes its own object number from the free
-	// list; hide the list so it gets a fresh one too.
-	if head, ok := d.ctx.FindTableEntryLight(0); ok && head.Free && head.Offset != nil && *head.Offset != 0 {
-		saved := *head.Offset
-		*head.Offset = 0
-		defer func() { *head.Offset = saved }()
-	}
-	var buf bytes.Buffer
-	buf.Write(d.sep)
-	if err := guard(func() error { return writeIncrement(d.ctx, &buf) }); err != nil {
-		return nil, fmt.Errorf("%w: writing the update: %v", ErrMalformed, err)
-	}
-	return buf.Bytes(), nil
+	return fmt.Errorf("%w: %s: %w", ErrMalformed, fmt.Sprintf(format, args...), err)
 }
 
 // guard runs f, turning a pdfcpu panic into an ErrMalformed error.

@@ -25,17 +25,11 @@ type ValidationData struct {
 // AddDSS writes in followed by an incremental update adding vd to the
 // document security store (/DSS), merged with any /DSS already present.
 func AddDSS(ctx context.Context, in []byte, out io.Writer, vd ValidationData, maxInput int64) error {
-	d, err := open(ctx, in, maxInput)
+	d, err := withDocument(ctx, in, maxInput, func(d *document) error { return d.buildDSS(vd) })
 	if err != nil {
 		return err
 	}
-	if err := guard(func() error { return d.buildDSS(vd) }); err != nil {
-		return err
-	}
-	tail, err := d.write()
-	if err != nil {
-		return err
-	}
+	tail := d.write(int64(len(in)))
 	if _, err := out.Write(in); err != nil {
 		return err
 	}
@@ -48,9 +42,9 @@ func (d *document) buildDSS(vd ValidationData) error {
 	root := d.catalog()
 	dss := types.Dict{"Type": types.Name("DSS")}
 	if obj, found := root.Find("DSS"); found && obj != nil {
-		old, err := d.ctx.DereferenceDict(obj)
+		old, err := d.f.Dict(obj)
 		if err != nil || old == nil {
-			return fmt.Errorf("%w: /DSS is not a dictionary", ErrMalformed)
+			return malformed(err, "/DSS is not a dictionary")
 		}
 		for k, v := range old {
 			dss[k] = v
@@ -67,8 +61,8 @@ func (d *document) buildDSS(vd ValidationData) error {
 		var arr types.Array
 		if obj, found := dss.Find(key); found && obj != nil {
 			var err error
-			if arr, err = d.ctx.DereferenceArray(obj); err != nil {
-				return fmt.Errorf("%w: /DSS /%s is not an array", ErrMalformed, key)
+			if arr, err = d.f.Array(obj); err != nil {
+				return malformed(err, "/DSS /%s is not an array", key)
 			}
 		}
 		for _, der := range dedupe(items) {

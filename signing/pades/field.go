@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
-	"strings"
 	"unicode/utf16"
 
-	"github.com/pdfcpu/pdfcpu/pkg/api"
-	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
 )
 
@@ -23,24 +20,21 @@ const sigFlags = 3
 // dictionary v, with a /Contents placeholder of size bytes, and whose
 // widget is on page with appearance ap (nil for an invisible signature).
 func (d *document) addSignature(v types.Dict, size int, page int, rect [4]float64, ap *types.StreamDict) error {
-	if err := d.ctx.EnsurePageCount(); err != nil {
-		return fmt.Errorf("%w: page tree: %v", ErrMalformed, err)
+	if page < 1 || page > d.pages {
+		return fmt.Errorf("%w: page %d, the document has %d", ErrNoSuchPage, page, d.pages)
 	}
-	if page < 1 || page > d.ctx.PageCount {
-		return fmt.Errorf("%w: page %d, the document has %d", ErrNoSuchPage, page, d.ctx.PageCount)
+	pageDict, pageRef, err := d.f.Page(page)
+	if err != nil {
+		return fmt.Errorf("%w: page %d: %w", ErrMalformed, page, err)
 	}
-	pageDict, pageRef, _, err := d.ctx.PageDict(page, false)
-	if err != nil || pageRef == nil {
-		return fmt.Errorf("%w: page %d: %v", ErrMalformed, page, err)
-	}
-	if _, kids := pageDict.Find("Kids"); kids || pageDict.Type() != nil && *pageDict.Type() != "Page" {
+	if pageDict.Type() != nil && *pageDict.Type() != "Page" {
 		return fmt.Errorf("%w: page %d is not a page dictionary", ErrMalformed, page)
 	}
 
-	// pdfcpu writes the placeholders at fixed widths and records where.
-	v["ByteRange"] = types.Array{types.Integer(0), types.Integer(0), types.Integer(0), types.Integer(0)}
-	v["Contents"] = types.HexLiteral(strings.Repeat("0", 2*size))
+	// write adds the /ByteRange and /Contents placeholders to v, and
+	// records where.
 	vRef := d.newObject(v)
+	d.sigNr, d.sigSize = vRef.ObjectNumber.Value(), size
 
 	widget := types.Dict{
 		"Type":    types.Name("Annot"),
@@ -49,7 +43,7 @@ func (d *document) addSignature(v types.Dict, size int, page int, rect [4]float6
 		"F":       types.Integer(widgetFlags),
 		"Rect":    types.NewNumberArray(rect[0], rect[1], rect[2], rect[3]),
 		"V":       vRef,
-		"P":       *pageRef,
+		"P":       pageRef,
 	}
 	if ap != nil {
 		widget["AP"] = types.Dict{"N": d.newObject(*ap)}
@@ -57,8 +51,11 @@ func (d *document) addSignature(v types.Dict, size int, page int, rect [4]float6
 	widgetRef := d.newObject(widget)
 	widget["T"] = types.StringLiteral(fmt.Sprintf("Signature%d", widgetRef.ObjectNumber.Value()))
 
-	if err := d.appendToArray(pageDict, *pageRef, "Annots", widgetRef); err != nil {
+	// /Annots is not inherited (ISO 32000-2 §7.7.3.4): it is the page's own.
+	if inDict, err := d.appendToArray(pageDict, "Annots", widgetRef); err != nil {
 		return err
+	} else if inDict {
+		d.update(pageRef, pageDict)
 	}
 	return d.addFormField(widgetRef)
 }
@@ -75,52 +72,45 @@ func (d *document) addFormField(field types.IndirectRef) error {
 		d.updateCatalog()
 		return nil
 	}
-	form, err := d.ctx.DereferenceDict(obj)
+	form, err := d.f.Dict(obj)
 	if err != nil || form == nil {
-		return fmt.Errorf("%w: /AcroForm is not a dictionary", ErrMalformed)
+		return malformed(err, "/AcroForm is not a dictionary")
 	}
 	form["SigFlags"] = types.Integer(sigFlags)
-	var formRef types.IndirectRef
-	if ref, ok := obj.(types.IndirectRef); ok {
-		formRef = ref
-	} else {
-		formRef = *d.ctx.Root // a direct AcroForm lives in the catalog
-	}
-	if err := d.appendToArray(form, formRef, "Fields", field); err != nil {
+	if _, err := d.appendToArray(form, "Fields", field); err != nil {
 		return err
 	}
-	if formRef == *d.ctx.Root {
-		d.updateCatalog()
+	if ref, ok := obj.(types.IndirectRef); ok {
+		d.update(ref, form)
 	} else {
-		d.update(formRef, form)
+		d.updateCatalog() // a direct AcroForm lives in the catalog
 	}
 	return nil
 }
 
-// appendToArray appends item to the array at key of dict (stored in object
-// owner), creating it if missing; an indirect array is updated in place,
-// leaving owner unchanged.
-func (d *document) appendToArray(dict types.Dict, owner types.IndirectRef, key string, item types.Object) error {
+// appendToArray appends item to the array at key of dict, creating it if
+// missing. An indirect array is updated in place; otherwise dict changes,
+// and inDict tells the caller to put dict's owner in the update.
+func (d *document) appendToArray(dict types.Dict, key string, item types.Object) (inDict bool, err error) {
 	obj, found := dict.Find(key)
 	if ref, ok := obj.(types.IndirectRef); found && ok {
-		arr, err := d.ctx.DereferenceArray(ref)
+		arr, err := d.f.Array(ref)
 		if err != nil {
-			return fmt.Errorf("%w: /%s is not an array", ErrMalformed, key)
+			return false, malformed(err, "/%s is not an array", key)
 		}
 		d.update(ref, append(arr, item))
-		return nil
+		return false, nil
 	}
 	var arr types.Array
 	if found && obj != nil {
 		a, ok := obj.(types.Array)
 		if !ok {
-			return fmt.Errorf("%w: /%s is not an array", ErrMalformed, key)
+			return false, fmt.Errorf("%w: /%s is not an array", ErrMalformed, key)
 		}
 		arr = a
 	}
 	dict[key] = append(arr, item)
-	d.update(owner, dict)
-	return nil
+	return true, nil
 }
 
 // textString encodes s as a PDF text string: a literal when it is plain
@@ -144,9 +134,4 @@ func textString(s string) types.Object {
 		b.WriteByte(byte(u))
 	}
 	return types.HexLiteral(hex.EncodeToString(b.Bytes()))
-}
-
-// writeIncrement writes ctx's pending increment to w.
-func writeIncrement(ctx *model.Context, w *bytes.Buffer) error {
-	return api.WriteIncrement(ctx, w)
 }

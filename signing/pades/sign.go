@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"time"
 
@@ -161,34 +162,44 @@ func DocTimestamp(ctx context.Context, in []byte, out io.Writer, tsa Timestamper
 // time-stamp token larger than guessed), it starts over once with the
 // real size.
 func appendSigned(ctx context.Context, in []byte, out io.Writer, maxInput int64, size *int, build func(*document) error, contents func(digest []byte) ([]byte, error)) error {
+	if err := checkSize(in, maxInput); err != nil {
+		return err
+	}
+	// The ByteRange starts with all of in, the bulk of the work: hash it
+	// while the update is prepared, on another core when there is one,
+	// and only once for both attempts. The channel is buffered so that
+	// the hashing ends even when bad input makes appendSigned return
+	// first.
+	hashed := make(chan hash.Hash, 1)
+	go func() {
+		h := sha256.New()
+		h.Write(in)
+		hashed <- h
+	}()
+	var inHash hash.Hash
 	for attempt := 0; ; attempt++ {
-		d, err := open(ctx, in, maxInput)
-		if err != nil {
-			return err
-		}
-		if err := guard(func() error { return build(d) }); err != nil {
-			return err
-		}
-		tail, err := d.write()
+		d, err := withDocument(ctx, in, maxInput, build)
 		if err != nil {
 			return err
 		}
 		base := int64(len(in))
-		w := d.ctx.Write
-		start, end := w.OffsetSigContents, w.OffsetSigContents+int64(2**size+2)
+		tail := d.write(base)
+		start, end := d.contentsAt, d.contentsAt+int64(2**size+2)
 		total := base + int64(len(tail))
-		brAt, cAt := w.OffsetSigByteRange-base, start-base
-		if brAt < 0 || cAt < 0 || end > total || tail[brAt] != '[' || tail[cAt] != '<' || tail[end-1-base] != '>' {
-			return errors.New("pades: signature placeholder not found where pdfcpu reported it")
-		}
+		brAt, cAt := d.byteRangeAt-base, start-base
 		byteRange := fmt.Sprintf("[0 %d %d %d]", start, end, total-end)
 		if len(byteRange) > byteRangeWidth {
 			return fmt.Errorf("%w: file too large for a /ByteRange", ErrTooLarge)
 		}
 		copy(tail[brAt:], fmt.Sprintf("%-*s", byteRangeWidth, byteRange))
 
-		h := sha256.New()
-		h.Write(in)
+		if inHash == nil {
+			inHash = <-hashed
+		}
+		h, err := inHash.(hash.Cloner).Clone()
+		if err != nil {
+			return err
+		}
 		h.Write(tail[:cAt])
 		h.Write(tail[end-base:])
 		der, err := contents(h.Sum(nil))
@@ -210,7 +221,3 @@ func appendSigned(ctx context.Context, in []byte, out io.Writer, maxInput int64,
 		return err
 	}
 }
-
-// byteRangeWidth is the width pdfcpu reserves for the /ByteRange array,
-// room for "[0 a b c]" with ten-digit numbers.
-const byteRangeWidth = 36

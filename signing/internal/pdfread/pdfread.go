@@ -1,6 +1,9 @@
-// Package pdfread parses PDF files (ISO 32000) with pdfcpu on behalf of the
-// signing packages, without pdfcpu's validation step, which mutates the
-// model, and without ever letting a pdfcpu panic escape.
+// Package pdfread reads PDF files (ISO 32000-2 §7.5) on behalf of the
+// signing packages. Open reads lazily: the cross-reference sections and
+// trailer, then only the objects asked for, with pdfcpu's object parser.
+// Read parses everything with pdfcpu, which also repairs broken files,
+// without pdfcpu's validation step, which mutates the model. Neither lets
+// a pdfcpu panic escape.
 package pdfread
 
 import (
@@ -77,20 +80,27 @@ var xrefStart = regexp.MustCompile(`^\s*(xref\s*\d+ \d+\s+\d{10} \d{5} [fn]|\d+\
 // scanning, which is slow on hostile input, and an update chained to such
 // a guess would not be read back the same way by other readers.
 func CheckStartXRef(in []byte) error {
+	_, err := StartXRef(in)
+	return err
+}
+
+// StartXRef returns the offset the last startxref gives, counted from the
+// start of the file, after checking that a cross-reference section is there.
+func StartXRef(in []byte) (int64, error) {
 	i := bytes.LastIndex(in, []byte("startxref"))
 	if i < 0 {
-		return errors.New("no startxref")
+		return 0, errors.New("no startxref")
 	}
 	fields := bytes.Fields(in[i+len("startxref") : min(len(in), i+len("startxref")+64)])
 	if len(fields) == 0 {
-		return errors.New("startxref without an offset")
+		return 0, errors.New("startxref without an offset")
 	}
 	// Offsets count from the header, which may follow some junk.
 	base := int64(max(0, bytes.Index(in[:min(len(in), 1024)], []byte("%PDF-"))))
 	off, err := strconv.ParseInt(string(fields[0]), 10, 64)
 	off += base
 	if err != nil || off <= base || off >= int64(len(in)) || !xrefStart.Match(in[off:min(int64(len(in)), off+64)]) {
-		return fmt.Errorf("startxref %q does not point to a cross-reference section", fields[0])
+		return 0, fmt.Errorf("startxref %q does not point to a cross-reference section", fields[0])
 	}
-	return nil
+	return off, nil
 }

@@ -1,0 +1,152 @@
+package pdfread
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
+	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
+)
+
+// ErrEncrypted reports a document with an /Encrypt entry in a trailer.
+var ErrEncrypted = errors.New("the document is encrypted")
+
+// StructureError reports a part of the file that the lazy reader could not
+// read (a cross-reference section, an object not where the section says).
+// pdfcpu's full parse repairs many of those, so callers may retry with
+// Read.
+type StructureError struct {
+	// Err says what was wrong.
+	Err error
+}
+
+func (e *StructureError) Error() string { return e.Err.Error() }
+
+func (e *StructureError) Unwrap() error { return e.Err }
+
+// structural returns a *StructureError for a message.
+func structural(format string, args ...any) error {
+	return &StructureError{Err: fmt.Errorf(format, args...)}
+}
+
+// File is a PDF file (ISO 32000-2 §7.5) whose objects are read when first
+// resolved. An incremental update touches a handful of objects (catalog,
+// form, one page), so parsing every object, as pdfcpu's reader does, is
+// most of the cost of signing a large file.
+type File struct {
+	// Ctx holds what the trailers say (/Root, /Info, /ID, /Size), the
+	// offset and kind of the last cross-reference section, and in its
+	// table the objects resolved so far, or all of them when the file was
+	// parsed in full.
+	Ctx *model.Context
+	in  []byte
+	c   context.Context
+	// sections are the cross-reference sections, newest first; nil when
+	// Ctx was parsed in full.
+	sections []*section
+	// objStms caches the decoded object streams.
+	objStms map[int]*objStm
+	// loading guards against an object stream whose reading needs itself.
+	loading map[int]bool
+	// scanBudget is what is left of the bytes direct may scan for the
+	// ends of objects: without it, a file missing its endobj keywords
+	// would cost a scan of the rest of the file per object read.
+	scanBudget int
+}
+
+// Full wraps a context parsed in full by Read.
+func Full(ctx *model.Context) *File {
+	return &File{Ctx: ctx}
+}
+
+// Open reads the cross-reference sections of in (tables, streams, hybrid
+// files, following /Prev) and its trailer, and nothing else. The file must
+// start with its header: offsets count from the first byte.
+func Open(c context.Context, in []byte) (f *File, err error) {
+	if err := checkHeader(in); err != nil {
+		return nil, &StructureError{Err: err}
+	}
+	start, err := StartXRef(in)
+	if err != nil {
+		return nil, &StructureError{Err: err}
+	}
+	ctx, err := model.NewContext(bytes.NewReader(in), Config())
+	if err != nil {
+		return nil, &StructureError{Err: err}
+	}
+	f = &File{Ctx: ctx, in: in, c: c, objStms: map[int]*objStm{}, loading: map[int]bool{}, scanBudget: 4*len(in) + 1<<20}
+	err = Guard(func() error { return f.readXRef(start) })
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		err = &StructureError{Err: pe}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Resolve returns the object o refers to, reading it if needed, or o
+// itself when it is not a reference. A reference to a free object
+// resolves to nil, the null object (ISO 32000-2 §7.3.10), and so does one
+// to a missing object in a file parsed in full; read lazily, that is a
+// *StructureError (see object).
+func (f *File) Resolve(o types.Object) (types.Object, error) {
+	ref, ok := o.(types.IndirectRef)
+	if !ok {
+		return o, nil
+	}
+	var obj types.Object
+	err := Guard(func() (err error) {
+		obj, err = f.object(ref.ObjectNumber.Value())
+		return err
+	})
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		err = &StructureError{Err: pe}
+	}
+	return obj, err
+}
+
+// object returns object nr, reading it if needed.
+func (f *File) object(nr int) (types.Object, error) {
+	e, ok := f.Ctx.Table[nr]
+	if f.sections == nil { // parsed in full
+		if !ok {
+			return nil, nil
+		}
+		return e.Object, nil
+	}
+	if ok && (e.Object != nil || e.Free) {
+		return e.Object, nil
+	}
+	x, ok, err := f.lookup(nr)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		// Null, says the standard, but the objects an update reads are
+		// never meant to be missing: this is a broken table that pdfcpu's
+		// full parse may repair by scanning the file.
+		return nil, structural("object %d is in no cross-reference section", nr)
+	}
+	if x.free {
+		return nil, nil
+	}
+	var o types.Object
+	if x.stream != 0 {
+		o, err = f.compressed(nr, x.stream, int(x.off))
+	} else {
+		o, err = f.direct(nr, x.gen, x.off)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Cached where the full parse puts objects, as an uncompressed one:
+	// once changed, it is written to the update in the clear.
+	off, gen := x.off, x.gen
+	f.Ctx.Table[nr] = &model.XRefTableEntry{Offset: &off, Generation: &gen, Object: o, RefCount: 1}
+	return o, nil
+}

@@ -1,0 +1,144 @@
+package pdfread_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/parapheur/parapheur/signing/internal/pdfread"
+	"github.com/parapheur/parapheur/signing/internal/pdftest"
+	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pdftest.Cleanup()
+	os.Exit(code)
+}
+
+// TestLazyMatchesFull checks that the lazy reader sees what pdfcpu's full
+// parse sees: the same trailer data, page count, pages and objects,
+// wherever they are kept, and no object number below /Size to reuse. The
+// tool-made corpus must be read lazily; documents that only the full
+// parse can read (it repairs) are listed.
+func TestLazyMatchesFull(t *testing.T) {
+	files := map[string]bool{} // path: must be read lazily
+	for _, path := range pdftest.Corpus(t) {
+		files[path] = true
+	}
+	td := pdftest.PdfcpuTestdata(t)
+	more, _ := filepath.Glob(filepath.Join(td, "*.pdf"))
+	pdf20, _ := filepath.Glob(filepath.Join(td, "pdf20", "*.pdf"))
+	for _, path := range append(more, pdf20...) {
+		files[path] = false
+	}
+	lazy := 0
+	for path, must := range files {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			in, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			full, err := pdfread.Read(context.Background(), in)
+			if err != nil {
+				// Nothing to compare with: the lazy reader must not take
+				// what the full parse cannot read.
+				if _, lerr := pdfread.Open(context.Background(), in); lerr == nil {
+					t.Errorf("the lazy reader accepts a file the full parse refuses: %v", err)
+				}
+				return
+			}
+			f, err := pdfread.Open(context.Background(), in)
+			var se *pdfread.StructureError
+			if errors.As(err, &se) && !must {
+				t.Logf("needs the full parse: %v", err)
+				return
+			}
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			if *f.Ctx.Root != *full.Root {
+				t.Errorf("root %v, full parse %v", *f.Ctx.Root, *full.Root)
+			}
+			if *f.Ctx.Size < *full.Size {
+				t.Errorf("size %d, full parse %d: new objects would reuse numbers", *f.Ctx.Size, *full.Size)
+			}
+			if f.Ctx.Read.UsingXRefStreams != full.Read.UsingXRefStreams {
+				t.Errorf("xref streams %v, full parse %v", f.Ctx.Read.UsingXRefStreams, full.Read.UsingXRefStreams)
+			}
+			if *f.Ctx.Write.OffsetPrevXRef != *full.Write.OffsetPrevXRef {
+				t.Errorf("last xref at %d, full parse %d", *f.Ctx.Write.OffsetPrevXRef, *full.Write.OffsetPrevXRef)
+			}
+			root, err := f.Catalog()
+			if err != nil {
+				t.Fatalf("catalog: %v", err)
+			}
+			fullRoot, _ := full.Catalog()
+			if root.PDFString() != fullRoot.PDFString() {
+				t.Errorf("catalog\n%s\nfull parse\n%s", root.PDFString(), fullRoot.PDFString())
+			}
+			n, err := f.PageCount()
+			if err != nil {
+				t.Fatalf("page count: %v", err)
+			}
+			if err := full.EnsurePageCount(); err != nil || n != full.PageCount {
+				t.Fatalf("%d pages, full parse %d (%v)", n, full.PageCount, err)
+			}
+			for p := 1; p <= n; p++ {
+				d, ref, err := f.Page(p)
+				if err != nil {
+					t.Fatalf("page %d: %v", p, err)
+				}
+				fd, fref, _, err := full.PageDict(p, false)
+				if err != nil {
+					t.Fatalf("full parse, page %d: %v", p, err)
+				}
+				if ref != *fref || d.PDFString() != fd.PDFString() {
+					t.Errorf("page %d is %v %s, full parse %v %s", p, ref, d.PDFString(), *fref, fd.PDFString())
+				}
+			}
+			if _, _, err := f.Page(n + 1); err == nil {
+				t.Errorf("page %d of %d found", n+1, n)
+			}
+			// Every object reads the same (stream data aside), wherever
+			// it is kept.
+			compressed := 0
+			for nr, e := range full.Table {
+				if e.Free || e.Object == nil {
+					continue
+				}
+				want := e.Object
+				if sd, ok := want.(types.StreamDict); ok {
+					o, err := f.Resolve(*types.NewIndirectRef(nr, *e.Generation))
+					if got, ok := o.(types.StreamDict); err != nil || !ok || got.Dict.PDFString() != sd.Dict.PDFString() {
+						t.Errorf("stream %d: %v, %v; full parse %v", nr, o, err, sd.Dict)
+					}
+					continue
+				}
+				if e.ObjectStream == nil {
+					o, err := f.Resolve(*types.NewIndirectRef(nr, *e.Generation))
+					if err != nil || o == nil || o.PDFString() != want.PDFString() {
+						t.Errorf("object %d: %v, %v; full parse %v", nr, o, err, want)
+					}
+					continue
+				}
+				compressed++
+				if l, ok := want.(types.LazyObjectStreamObject); ok {
+					// pdfcpu leaves some objects undecoded.
+					if want, err = l.DecodedObject(context.Background()); err != nil {
+						t.Fatalf("full parse, object %d: %v", nr, err)
+					}
+				}
+				o, err := f.Resolve(*types.NewIndirectRef(nr, 0))
+				if err != nil || o == nil || o.PDFString() != want.PDFString() {
+					t.Errorf("object %d in object stream %d: %v, %v; full parse %v", nr, *e.ObjectStream, o, err, want)
+				}
+			}
+			t.Logf("%d objects from object streams compared", compressed)
+			lazy++
+		})
+	}
+	t.Logf("%d of %d files read lazily", lazy, len(files))
+}

@@ -1,0 +1,311 @@
+package pdfread
+
+import (
+	"bytes"
+	"compress/zlib"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/pdfcpu/pdfcpu/pkg/filter"
+	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
+	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
+)
+
+// objStm is a decoded object stream (ISO 32000-2 §7.5.7).
+type objStm struct {
+	// data are the objects, after the header.
+	data []byte
+	// nrs and offs are the object numbers and the offsets of the objects
+	// in data.
+	nrs, offs []int
+}
+
+// objectHeader reads the "nr gen obj" at off and returns where the
+// object's body starts.
+func (f *File) objectHeader(off int64) (nr, gen, body int, err error) {
+	if off <= 0 || off >= int64(len(f.in)) {
+		return 0, 0, 0, structural("object offset %d out of the file", off)
+	}
+	s := scanner{b: f.in, i: int(off)}
+	nr, ok1 := s.int()
+	gen, ok2 := s.int()
+	s.skipSpace()
+	if !ok1 || !ok2 || !bytes.HasPrefix(f.in[s.i:], []byte("obj")) {
+		return 0, 0, 0, structural("no object at offset %d", off)
+	}
+	return nr, gen, s.i + len("obj"), nil
+}
+
+// direct parses object nr stored at off, checking that it is there: a
+// wrong offset is a broken table that pdfcpu's full parse may repair. A
+// stream comes back as a types.StreamDict whose data is not read yet.
+func (f *File) direct(nr, gen int, off int64) (types.Object, error) {
+	n, g, body, err := f.objectHeader(off)
+	if err != nil {
+		return nil, err
+	}
+	if n != nr || g != gen {
+		return nil, structural("object %d %d expected at offset %d, found %d %d", nr, gen, off, n, g)
+	}
+	// The object ends at endobj or, for a stream, at the stream keyword.
+	// Either word inside a string would cut it short and fail the parse,
+	// leaving the object to the full parse.
+	rest := f.in[body:]
+	window := rest[:min(len(rest), f.scanBudget)]
+	end := bytes.Index(window, []byte("endobj"))
+	if end < 0 {
+		if len(window) < len(rest) {
+			return nil, structural("object %d: too much to scan for the ends of objects", nr)
+		}
+		end = len(rest)
+	}
+	f.scanBudget -= end
+	kw := streamKeyword(rest[:end])
+	if kw >= 0 {
+		end = kw
+	}
+	line := string(rest[:end])
+	if len(bytes.TrimSpace(rest[:end])) == 0 {
+		return nil, nil // the null object
+	}
+	o, err := model.ParseObjectContext(f.c, &line, 0)
+	if err != nil {
+		return nil, &StructureError{Err: fmt.Errorf("object %d: %w", nr, err)}
+	}
+	if kw < 0 {
+		return o, nil
+	}
+	d, ok := o.(types.Dict)
+	if !ok {
+		return nil, structural("object %d: stream without a dictionary", nr)
+	}
+	// The keyword ends with CRLF or LF (ISO 32000-2 §7.3.8.1); some
+	// writers put a lone CR.
+	at := body + kw + len("stream")
+	if at < len(f.in) && f.in[at] == '\r' {
+		at++
+	}
+	if at < len(f.in) && f.in[at] == '\n' {
+		at++
+	}
+	filters, err := filterPipeline(d)
+	if err != nil {
+		return nil, structural("object %d: %v", nr, err)
+	}
+	length, lengthRef := d.Length()
+	return types.NewStreamDict(d, int64(at), length, lengthRef, filters), nil
+}
+
+// streamKeyword returns where the stream keyword starts in an object's
+// body b, -1 if it has none. The keyword follows the dictionary's closing
+// ">>": the word in a comment, a string or "endstream" does not count.
+func streamKeyword(b []byte) int {
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte("stream"))
+		if j < 0 {
+			return -1
+		}
+		j += i
+		k := j
+		for k > 0 && isSpace(b[k-1]) {
+			k--
+		}
+		if k >= 2 && b[k-2] == '>' && b[k-1] == '>' {
+			return j
+		}
+		i = j + len("stream")
+	}
+}
+
+// isSpace tells whether c is PDF white space (ISO 32000-2 §7.2.3).
+func isSpace(c byte) bool {
+	switch c {
+	case ' ', '\t', '\r', '\n', '\f', 0:
+		return true
+	}
+	return false
+}
+
+// filterPipeline returns the filters of stream dictionary d with their
+// parameters (ISO 32000-2 §7.3.8.2).
+func filterPipeline(d types.Dict) ([]types.PDFFilter, error) {
+	var names, parms types.Array
+	switch o := d["Filter"].(type) {
+	case nil:
+		return nil, nil
+	case types.Name:
+		names = types.Array{o}
+	case types.Array:
+		names = o
+	default:
+		return nil, errors.New("bad /Filter")
+	}
+	switch o := d["DecodeParms"].(type) {
+	case nil:
+	case types.Dict:
+		parms = types.Array{o}
+	case types.Array:
+		parms = o
+	default:
+		return nil, errors.New("bad /DecodeParms")
+	}
+	var filters []types.PDFFilter
+	for i, o := range names {
+		name, ok := o.(types.Name)
+		if !ok {
+			return nil, errors.New("bad /Filter")
+		}
+		var p types.Dict
+		if i < len(parms) {
+			p, _ = parms[i].(types.Dict)
+		}
+		filters = append(filters, types.PDFFilter{Name: string(name), DecodeParms: p})
+	}
+	return filters, nil
+}
+
+// stream parses the stream object nr at off, with its raw data.
+func (f *File) stream(nr, gen int, off int64) (*types.StreamDict, error) {
+	o, err := f.direct(nr, gen, off)
+	if err != nil {
+		return nil, err
+	}
+	sd, ok := o.(types.StreamDict)
+	if !ok {
+		return nil, structural("object %d is not a stream", nr)
+	}
+	var length int64
+	if sd.StreamLength != nil {
+		length = *sd.StreamLength
+	} else if sd.StreamLengthObjNr != nil {
+		lo, err := f.object(*sd.StreamLengthObjNr)
+		if err != nil {
+			return nil, err
+		}
+		l, ok := lo.(types.Integer)
+		if !ok {
+			return nil, structural("stream %d: bad /Length", nr)
+		}
+		length = int64(l)
+	} else {
+		return nil, structural("stream %d: no /Length", nr)
+	}
+	if length < 0 || sd.StreamOffset+length > int64(len(f.in)) {
+		return nil, structural("stream %d: data beyond the end of the file", nr)
+	}
+	sd.Raw = f.in[sd.StreamOffset : sd.StreamOffset+length]
+	return &sd, nil
+}
+
+// decode decodes sd's data into sd.Content. Flate alone, the common case
+// of object streams, is inflated here with recycled readers; other
+// filters, and predictors, are left to pdfcpu.
+func decode(nr int, sd *types.StreamDict) error {
+	var err error
+	if len(sd.FilterPipeline) == 1 && sd.FilterPipeline[0].Name == filter.Flate && sd.FilterPipeline[0].DecodeParms == nil {
+		sd.Content, err = inflate(sd.Raw)
+	} else {
+		err = sd.Decode()
+	}
+	if err != nil {
+		return &StructureError{Err: fmt.Errorf("stream %d: %w", nr, err)}
+	}
+	return nil
+}
+
+// zlibReaders recycles zlib readers: each holds a 32 KB window, whose
+// allocation costs more than inflating the small streams read here.
+var zlibReaders sync.Pool
+
+// inflate decodes Flate data (RFC 1950), up to pdfcpu's decoding limit.
+func inflate(raw []byte) ([]byte, error) {
+	var zr io.ReadCloser
+	var err error
+	if r, ok := zlibReaders.Get().(io.ReadCloser); ok {
+		zr, err = r, r.(zlib.Resetter).Reset(bytes.NewReader(raw), nil)
+	} else {
+		zr, err = zlib.NewReader(bytes.NewReader(raw))
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer zlibReaders.Put(zr)
+	out := bytes.NewBuffer(make([]byte, 0, 4*len(raw)))
+	n, err := out.ReadFrom(io.LimitReader(zr, filter.DefaultMaxDecodeBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > filter.DefaultMaxDecodeBytes {
+		return nil, errors.New("decoded stream too large")
+	}
+	return out.Bytes(), nil
+}
+
+// compressed parses object nr, stored at index i of object stream stm.
+func (f *File) compressed(nr, stm, i int) (types.Object, error) {
+	s, err := f.objStm(stm)
+	if err != nil {
+		return nil, err
+	}
+	if i < 0 || i >= len(s.nrs) || s.nrs[i] != nr {
+		return nil, structural("object %d is not at index %d of object stream %d", nr, i, stm)
+	}
+	start, end := s.offs[i], len(s.data) // the last object runs to the end
+	if i+1 < len(s.offs) {
+		end = s.offs[i+1]
+	}
+	if end > len(s.data) || start > end {
+		return nil, structural("object %d is beyond the end of object stream %d", nr, stm)
+	}
+	line := string(s.data[start:end])
+	o, err := model.ParseObjectContext(f.c, &line, 0)
+	if err != nil {
+		return nil, &StructureError{Err: fmt.Errorf("object %d in object stream %d: %w", nr, stm, err)}
+	}
+	return o, nil
+}
+
+// objStm returns object stream nr, decoded.
+func (f *File) objStm(nr int) (*objStm, error) {
+	if s, ok := f.objStms[nr]; ok {
+		return s, nil
+	}
+	x, ok, err := f.lookup(nr)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || x.free || x.stream != 0 || f.loading[nr] {
+		return nil, structural("object stream %d cannot be read", nr)
+	}
+	f.loading[nr] = true
+	defer delete(f.loading, nr)
+	sd, err := f.stream(nr, x.gen, x.off)
+	if err != nil {
+		return nil, err
+	}
+	n, first := sd.IntEntry("N"), sd.IntEntry("First")
+	if n == nil || first == nil || *n < 0 || *first < 0 {
+		return nil, structural("object stream %d: bad /N or /First", nr)
+	}
+	if err := decode(nr, sd); err != nil {
+		return nil, err
+	}
+	if *first > len(sd.Content) {
+		return nil, structural("object stream %d: bad /First", nr)
+	}
+	s := &objStm{data: sd.Content[*first:]}
+	sc := scanner{b: sd.Content[:*first]}
+	for range *n {
+		objNr, ok1 := sc.int()
+		off, ok2 := sc.int()
+		if !ok1 || !ok2 || len(s.offs) > 0 && off < s.offs[len(s.offs)-1] {
+			return nil, structural("object stream %d: bad header", nr)
+		}
+		s.nrs = append(s.nrs, objNr)
+		s.offs = append(s.offs, off)
+	}
+	f.objStms[nr] = s
+	return s, nil
+}
