@@ -13,7 +13,7 @@ GO ?= go
 .PHONY: test deps vet fuzz bench build
 
 test: deps vet
-	$(GO) test -race -timeout 25m ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
 
 deps:
 	@deploy/scripts/debian-deps
