@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"unicode"
 
 	"github.com/emersion/go-message/mail"
 	"github.com/parapheur/parapheur/mailout/mailid"
@@ -327,4 +328,14 @@ func trimAngles(id string) string {
 
 // oneLine folds runs of white space, line breaks included, into one space:
 // header fields and subjects hold one line.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+func oneLine(s string) string {
+	// Control characters (a stray \x1d from a copy-paste) have no place in
+	// a name or a subject, and some make an address field unreadable.
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	return strings.Join(strings.Fields(s), " ")
+}
