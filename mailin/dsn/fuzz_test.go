@@ -2,21 +2,13 @@ package dsn
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/parapheur/parapheur/mailin/internal/mailcorpus"
 )
 
 func FuzzDSN(f *testing.F) {
-	files, err := filepath.Glob("../testdata/*.eml")
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no seed corpus in ../testdata: %v", err)
-	}
-	for _, file := range files {
-		raw, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, raw := range mailcorpus.Mails(f) {
 		f.Add(raw)
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {

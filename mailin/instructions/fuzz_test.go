@@ -1,13 +1,13 @@
 package instructions
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/parapheur/parapheur/workflow"
+
+	"github.com/parapheur/parapheur/mailin/internal/mailcorpus"
 )
 
 func FuzzInstructions(f *testing.F) {
@@ -20,12 +20,7 @@ func FuzzInstructions(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	files, _ := filepath.Glob("../testdata/*.eml")
-	for _, file := range files {
-		raw, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, raw := range mailcorpus.Mails(f) {
 		f.Add(string(raw))
 	}
 	circuits, err := CompileCircuits(map[string][]string{"direction": {"Visa: chef@org.example", "Signataire: dir@org.example"}})

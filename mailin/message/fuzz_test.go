@@ -2,24 +2,16 @@ package message
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/parapheur/parapheur/mailin/internal/mailcorpus"
 )
 
-// addCorpus seeds f with the mails of ../testdata.
+// addCorpus seeds f with the mails of mailin/testdata.
 func addCorpus(f *testing.F) {
-	files, err := filepath.Glob("../testdata/*.eml")
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no seed corpus in ../testdata: %v", err)
-	}
-	for _, file := range files {
-		raw, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, raw := range mailcorpus.Mails(f) {
 		f.Add(raw)
 	}
 }
