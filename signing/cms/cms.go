@@ -26,7 +26,10 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"sort"
+	"slices"
+
+	"golang.org/x/crypto/cryptobyte"
+	casn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // Object identifiers used by the PAdES CMS profile.
@@ -45,7 +48,16 @@ var (
 	oidMGF1                   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 8}
 	oidECDSAWithSHA256        = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}
 	sha256AlgID               = pkix.AlgorithmIdentifier{Algorithm: oidSHA256, Parameters: asn1.NullRawValue}
+	sha256AlgIDDER            = mustMarshal(sha256AlgID)
 )
+
+func mustMarshal(v any) []byte {
+	b, err := asn1.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
 
 type contentInfo struct {
 	ContentType asn1.ObjectIdentifier
@@ -107,14 +119,6 @@ type pssParams struct {
 	SaltLength int                      `asn1:"explicit,tag:2"`
 }
 
-// SignedData is a signature under construction: signed, and waiting for an
-// optional time-stamp token before being encoded.
-type SignedData struct {
-	chain     []*x509.Certificate
-	info      signerInfo
-	timestamp []byte
-}
-
 // Options tune how the signature value is computed.
 type Options struct {
 	// PSS selects RSASSA-PSS (salt length 32) instead of RSA PKCS #1 v1.5 for
@@ -122,14 +126,27 @@ type Options struct {
 	PSS bool
 }
 
-// Sign signs contentDigest, the SHA-256 of the detached content (for PDF, of
-// the ByteRange), with key. chain starts with the signer's certificate,
-// whose public key must be key's; the rest (issuers) is embedded so that
-// validators can build the path.
-func Sign(contentDigest []byte, key crypto.Signer, chain []*x509.Certificate, opts Options) (*SignedData, error) {
-	if len(contentDigest) != sha256.Size {
-		return nil, fmt.Errorf("cms: content digest is %d bytes, SHA-256 needs %d", len(contentDigest), sha256.Size)
-	}
+// Signer makes signatures with one key and certificate chain. NewSigner
+// does once the work that does not depend on the signed content (the
+// checks, the signer's identifiers, the signing-certificate attribute), so
+// that a PDF signer, which learns the digest last, has the least left to
+// do once it is known.
+type Signer struct {
+	key   crypto.Signer
+	chain []*x509.Certificate
+	opts  crypto.SignerOpts
+	// sigAlg and sid are the DER of the SignerInfo's signature algorithm
+	// and of its IssuerAndSerialNumber.
+	sigAlg, sid []byte
+	// contentType and signingCert are the DER of the two signed
+	// attributes that are the same for every signature.
+	contentType, signingCert []byte
+}
+
+// NewSigner checks that chain starts with key's certificate and prepares
+// signatures by key. The rest of chain (issuers) is embedded in each
+// signature so that validators can build the path.
+func NewSigner(key crypto.Signer, chain []*x509.Certificate, opts Options) (*Signer, error) {
 	if len(chain) == 0 {
 		return nil, errors.New("cms: no signer certificate")
 	}
@@ -141,74 +158,164 @@ func Sign(contentDigest []byte, key crypto.Signer, chain []*x509.Certificate, op
 	if err != nil {
 		return nil, err
 	}
-	attrs, err := signedAttributes(contentDigest, cert)
+	s := &Signer{key: key, chain: chain, opts: signerOpts}
+	if s.sigAlg, err = asn1.Marshal(sigAlg); err != nil {
+		return nil, err
+	}
+	s.sid, err = der(func(b *cryptobyte.Builder) {
+		b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddBytes(cert.RawIssuer)
+			b.AddASN1BigInt(cert.SerialNumber)
+		})
+	})
 	if err != nil {
 		return nil, err
 	}
+	if s.contentType, err = encodeAttribute(oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData) }); err != nil {
+		return nil, err
+	}
+	// SigningCertificateV2 holding one ESSCertIDv2 without hashAlgorithm,
+	// SHA-256 being its DER default (RFC 5035), whose IssuerSerial names
+	// the issuer as GeneralNames with one directoryName.
+	certHash := sha256.Sum256(cert.Raw)
+	s.signingCert, err = encodeAttribute(oidAttrSigningCertV2, func(b *cryptobyte.Builder) {
+		b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					b.AddASN1OctetString(certHash[:])
+					b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) {
+							b.AddASN1(casn1.Tag(4).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+								b.AddBytes(cert.RawIssuer)
+							})
+						})
+						b.AddASN1BigInt(cert.SerialNumber)
+					})
+				})
+			})
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Sign signs contentDigest, the SHA-256 of the detached content (for PDF,
+// of the ByteRange), with key; see NewSigner.
+func Sign(contentDigest []byte, key crypto.Signer, chain []*x509.Certificate, opts Options) (*SignedData, error) {
+	s, err := NewSigner(key, chain, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s.Sign(contentDigest)
+}
+
+// Sign signs contentDigest, the SHA-256 of the detached content.
+func (s *Signer) Sign(contentDigest []byte) (*SignedData, error) {
+	if len(contentDigest) != sha256.Size {
+		return nil, fmt.Errorf("cms: content digest is %d bytes, SHA-256 needs %d", len(contentDigest), sha256.Size)
+	}
+	messageDigest, err := encodeAttribute(oidAttrMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(contentDigest) })
+	if err != nil {
+		return nil, err
+	}
+	// A SET OF is sorted in DER (X.690 §11.6).
+	attrs := [][]byte{s.contentType, messageDigest, s.signingCert}
+	slices.SortFunc(attrs, bytes.Compare)
+	signedAttrs := bytes.Join(attrs, nil)
 	// The signature covers the DER SET OF encoding, not the [0] IMPLICIT
 	// tagging used inside SignerInfo (RFC 5652 §5.4).
-	setDER, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSet, IsCompound: true, Bytes: attrs})
+	set, err := der(func(b *cryptobyte.Builder) {
+		b.AddASN1(casn1.SET, func(b *cryptobyte.Builder) { b.AddBytes(signedAttrs) })
+	})
 	if err != nil {
 		return nil, err
 	}
-	h := sha256.Sum256(setDER)
-	sig, err := key.Sign(rand.Reader, h[:], signerOpts)
+	h := sha256.Sum256(set)
+	sig, err := s.key.Sign(rand.Reader, h[:], s.opts)
 	if err != nil {
 		return nil, fmt.Errorf("cms: signing: %w", err)
 	}
-	return &SignedData{
-		chain: chain,
-		info: signerInfo{
-			Version:            1,
-			SID:                issuerAndSerial{Issuer: asn1.RawValue{FullBytes: cert.RawIssuer}, Serial: cert.SerialNumber},
-			DigestAlgorithm:    sha256AlgID,
-			SignedAttrs:        asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: attrs},
-			SignatureAlgorithm: sigAlg,
-			Signature:          sig,
-		},
-	}, nil
+	return &SignedData{signer: s, signedAttrs: signedAttrs, signature: sig}, nil
+}
+
+// SignedData is a signature under construction: signed, and waiting for an
+// optional time-stamp token before being encoded.
+type SignedData struct {
+	signer *Signer
+	// signedAttrs is the content of the signed attributes' SET.
+	signedAttrs, signature, timestamp []byte
 }
 
 // Signature returns the signature value, which a signature time-stamp
 // token must cover (ETSI EN 319 122-1 §5.3).
-func (s *SignedData) Signature() []byte { return s.info.Signature }
+func (sd *SignedData) Signature() []byte { return sd.signature }
 
 // SetTimestamp attaches token, an RFC 3161 TimeStampToken over the
 // signature value, as the unsigned attribute signature-time-stamp.
-func (s *SignedData) SetTimestamp(token []byte) { s.timestamp = token }
+func (sd *SignedData) SetTimestamp(token []byte) { sd.timestamp = token }
 
-// Bytes returns the DER encoding of the ContentInfo wrapping the SignedData.
-func (s *SignedData) Bytes() ([]byte, error) {
-	info := s.info
-	if s.timestamp != nil {
-		attr, err := encodeAttribute(oidAttrSignatureTimeStamp, asn1.RawValue{FullBytes: s.timestamp})
+// Bytes returns the DER encoding of the ContentInfo wrapping the
+// SignedData (RFC 5652 §3, §5.1, §5.3).
+func (sd *SignedData) Bytes() ([]byte, error) {
+	s := sd.signer
+	var unsigned []byte
+	if sd.timestamp != nil {
+		var err error
+		unsigned, err = encodeAttribute(oidAttrSignatureTimeStamp, func(b *cryptobyte.Builder) { b.AddBytes(sd.timestamp) })
 		if err != nil {
 			return nil, err
 		}
-		info.UnsignedAttrs = asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, IsCompound: true, Bytes: attr}
 	}
-	var certs []byte
-	for _, c := range s.chain {
-		certs = append(certs, c.Raw...)
-	}
-	sd := signedData{
-		Version:          1,
-		DigestAlgorithms: []pkix.AlgorithmIdentifier{sha256AlgID},
-		EncapContentInfo: encapContentInfo{EContentType: oidData},
-		Certificates:     asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: certs},
-		SignerInfos:      []signerInfo{info},
-	}
-	inner, err := asn1.Marshal(sd)
-	if err != nil {
-		return nil, err
-	}
-	return asn1.Marshal(contentInfo{ContentType: oidSignedData, Content: asn1.RawValue{FullBytes: explicit0(inner)}})
+	return der(func(b *cryptobyte.Builder) {
+		b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) { // ContentInfo
+			b.AddASN1ObjectIdentifier(oidSignedData)
+			b.AddASN1(casn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+				b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) { // SignedData
+					b.AddASN1Int64(1)
+					b.AddASN1(casn1.SET, func(b *cryptobyte.Builder) { b.AddBytes(sha256AlgIDDER) })
+					b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData) })
+					b.AddASN1(casn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+						for _, c := range s.chain {
+							b.AddBytes(c.Raw)
+						}
+					})
+					b.AddASN1(casn1.SET, func(b *cryptobyte.Builder) {
+						b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) { // SignerInfo
+							b.AddASN1Int64(1)
+							b.AddBytes(s.sid)
+							b.AddBytes(sha256AlgIDDER)
+							b.AddASN1(casn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(sd.signedAttrs) })
+							b.AddBytes(s.sigAlg)
+							b.AddASN1OctetString(sd.signature)
+							if unsigned != nil {
+								b.AddASN1(casn1.Tag(1).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(unsigned) })
+							}
+						})
+					})
+				})
+			})
+		})
+	})
 }
 
-// explicit0 wraps der in an [0] EXPLICIT tag.
-func explicit0(der []byte) []byte {
-	b, _ := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: der})
-	return b
+// der returns what build adds, or the first error it met.
+func der(build cryptobyte.BuilderContinuation) ([]byte, error) {
+	var b cryptobyte.Builder
+	build(&b)
+	return b.Bytes()
+}
+
+// encodeAttribute returns the DER of an Attribute of type oid with the one
+// value that value adds.
+func encodeAttribute(oid asn1.ObjectIdentifier, value cryptobyte.BuilderContinuation) ([]byte, error) {
+	return der(func(b *cryptobyte.Builder) {
+		b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1ObjectIdentifier(oid)
+			b.AddASN1(casn1.SET, value)
+		})
+	})
 }
 
 // MaxSize bounds the DER size of a signature by key and chain, plus
@@ -261,57 +368,6 @@ func signatureAlgorithm(pub crypto.PublicKey, opts Options) (pkix.AlgorithmIdent
 		return pkix.AlgorithmIdentifier{Algorithm: oidECDSAWithSHA256}, crypto.SHA256, nil
 	}
 	return pkix.AlgorithmIdentifier{}, nil, fmt.Errorf("cms: unsupported key type %T (RSA or ECDSA needed)", pub)
-}
-
-// signedAttributes returns the DER of the signed attributes, sorted as DER
-// requires for a SET OF.
-func signedAttributes(contentDigest []byte, cert *x509.Certificate) ([]byte, error) {
-	certHash := sha256.Sum256(cert.Raw)
-	dirName, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 4, IsCompound: true, Bytes: cert.RawIssuer})
-	if err != nil {
-		return nil, err
-	}
-	generalNames, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: dirName})
-	if err != nil {
-		return nil, err
-	}
-	essDER, err := asn1.Marshal(signingCertificateV2{Certs: []essCertIDv2{{
-		CertHash:     certHash[:],
-		IssuerSerial: issuerSerial{Issuer: asn1.RawValue{FullBytes: generalNames}, Serial: cert.SerialNumber},
-	}}})
-	if err != nil {
-		return nil, err
-	}
-	ctDER, err := asn1.Marshal(oidData)
-	if err != nil {
-		return nil, err
-	}
-	mdDER, err := asn1.Marshal(contentDigest)
-	if err != nil {
-		return nil, err
-	}
-	var encoded [][]byte
-	for _, a := range []struct {
-		oid asn1.ObjectIdentifier
-		der []byte
-	}{{oidAttrContentType, ctDER}, {oidAttrMessageDigest, mdDER}, {oidAttrSigningCertV2, essDER}} {
-		e, err := encodeAttribute(a.oid, asn1.RawValue{FullBytes: a.der})
-		if err != nil {
-			return nil, err
-		}
-		encoded = append(encoded, e)
-	}
-	sort.Slice(encoded, func(i, j int) bool { return bytes.Compare(encoded[i], encoded[j]) < 0 })
-	return bytes.Join(encoded, nil), nil
-}
-
-// encodeAttribute returns the DER of an Attribute with one value.
-func encodeAttribute(oid asn1.ObjectIdentifier, value asn1.RawValue) ([]byte, error) {
-	set, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSet, IsCompound: true, Bytes: value.FullBytes})
-	if err != nil {
-		return nil, err
-	}
-	return asn1.Marshal(attribute{Type: oid, Values: asn1.RawValue{FullBytes: set}})
 }
 
 func publicKeysEqual(a, b crypto.PublicKey) bool {

@@ -79,6 +79,9 @@ func withDocument(c context.Context, in []byte, maxInput int64, build func(*docu
 	if !errors.As(err, &se) {
 		return d, err
 	}
+	if d != nil {
+		d.f.Release()
+	}
 	d, err = open(c, in, maxInput, false)
 	if err == nil {
 		err = guard(func() error { return build(d) })

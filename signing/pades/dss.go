@@ -29,6 +29,7 @@ func AddDSS(ctx context.Context, in []byte, out io.Writer, vd ValidationData, ma
 	if err != nil {
 		return err
 	}
+	defer d.f.Release()
 	tail := d.write(int64(len(in)))
 	if _, err := out.Write(in); err != nil {
 		return err

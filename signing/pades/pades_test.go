@@ -432,3 +432,56 @@ func TestIncrementMatchesSource(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentSigning signs different documents at once, as the
+// gateway's workers do, and expects each result byte for byte as when
+// signed alone: the readers share recycled buffers (see pdfread.Release),
+// and a buffer handed to two documents would mix their objects. RSA
+// PKCS #1 v1.5 and a fixed time make signing deterministic.
+func TestConcurrentSigning(t *testing.T) {
+	ca, err := pki.NewCA(pkix.Name{CommonName: "Concurrency CA"}, time.Hour, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue(pkix.Name{CommonName: "Concurrent signer"}, nil, ca.Key.Public(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := pades.Options{
+		Signer: pades.Signer{Key: ca.Key, Chain: []*x509.Certificate{cert, ca.Cert}},
+		Time:   time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC),
+		Stamp:  &pades.Stamp{Page: 1, Rect: [4]float64{350, 40, 560, 110}, Name: "Hélène Dupont"},
+	}
+	td := pdftest.PdfcpuTestdata(t)
+	var docs, want [][]byte
+	for _, path := range []string{pdftest.Corpus(t)["qpdf-objstm"], pdftest.Corpus(t)["pdfcpu-hybrid"], filepath.Join(td, "itu-t81.pdf"), filepath.Join(td, "gobook.0.pdf")} {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := pades.Sign(context.Background(), data, &buf, opts); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		docs, want = append(docs, data), append(want, buf.Bytes())
+	}
+	const rounds = 8
+	errs := make(chan error, rounds*len(docs))
+	for round := range rounds {
+		for i, data := range docs {
+			go func() {
+				var buf bytes.Buffer
+				err := pades.Sign(context.Background(), data, &buf, opts)
+				if err == nil && !bytes.Equal(buf.Bytes(), want[i]) {
+					err = fmt.Errorf("round %d, document %d: signed concurrently, the result differs from the one signed alone", round, i)
+				}
+				errs <- err
+			}()
+		}
+	}
+	for range rounds * len(docs) {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

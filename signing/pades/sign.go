@@ -86,9 +86,13 @@ func Sign(ctx context.Context, in []byte, out io.Writer, opts Options) error {
 	if opts.TSA != nil {
 		tokenSize = tokenSizeGuess
 	}
+	signer, err := cms.NewSigner(s.Key, s.Chain, cms.Options{PSS: s.PSS})
+	if err != nil {
+		return err
+	}
 	size := cms.MaxSize(s.Key.Public(), s.Chain, tokenSize)
 	contents := func(digest []byte) ([]byte, error) {
-		sd, err := cms.Sign(digest, s.Key, s.Chain, cms.Options{PSS: s.PSS})
+		sd, err := signer.Sign(digest)
 		if err != nil {
 			return nil, err
 		}
@@ -165,43 +169,37 @@ func appendSigned(ctx context.Context, in []byte, out io.Writer, maxInput int64,
 	if err := checkSize(in, maxInput); err != nil {
 		return err
 	}
-	// The ByteRange starts with all of in, the bulk of the work: hash it
-	// while the update is prepared, on another core when there is one,
-	// and only once for both attempts. The channel is buffered so that
-	// the hashing ends even when bad input makes appendSigned return
-	// first.
-	hashed := make(chan hash.Hash, 1)
+	// The ByteRange starts with all of in, the bulk of the work: the
+	// update is prepared on another core, when there is one, while this
+	// goroutine hashes in, once for both attempts. Hashing here rather
+	// than there keeps the wake-up of the other goroutine off the
+	// critical path. The channel is buffered so that the preparation
+	// ends even when hashing is cut short.
+	prepared := make(chan preparedUpdate, 1)
 	go func() {
-		h := sha256.New()
-		h.Write(in)
-		hashed <- h
+		u, err := prepareUpdate(ctx, in, maxInput, build)
+		prepared <- preparedUpdate{u, err}
 	}()
-	var inHash hash.Hash
+	inHash := sha256.New()
+	inHash.Write(in)
 	for attempt := 0; ; attempt++ {
-		d, err := withDocument(ctx, in, maxInput, build)
+		var u *update
+		var err error
+		if attempt == 0 {
+			p := <-prepared
+			u, err = p.u, p.err
+		} else {
+			u, err = prepareUpdate(ctx, in, maxInput, build)
+		}
 		if err != nil {
 			return err
-		}
-		base := int64(len(in))
-		tail := d.write(base)
-		start, end := d.contentsAt, d.contentsAt+int64(2**size+2)
-		total := base + int64(len(tail))
-		brAt, cAt := d.byteRangeAt-base, start-base
-		byteRange := fmt.Sprintf("[0 %d %d %d]", start, end, total-end)
-		if len(byteRange) > byteRangeWidth {
-			return fmt.Errorf("%w: file too large for a /ByteRange", ErrTooLarge)
-		}
-		copy(tail[brAt:], fmt.Sprintf("%-*s", byteRangeWidth, byteRange))
-
-		if inHash == nil {
-			inHash = <-hashed
 		}
 		h, err := inHash.(hash.Cloner).Clone()
 		if err != nil {
 			return err
 		}
-		h.Write(tail[:cAt])
-		h.Write(tail[end-base:])
+		h.Write(u.tail[:u.contentsStart])
+		h.Write(u.tail[u.contentsEnd:])
 		der, err := contents(h.Sum(nil))
 		if err != nil {
 			return err
@@ -213,11 +211,44 @@ func appendSigned(ctx context.Context, in []byte, out io.Writer, maxInput int64,
 			*size = len(der) + 512
 			continue
 		}
-		hex.Encode(tail[cAt+1:], der)
+		hex.Encode(u.tail[u.contentsStart+1:], der)
 		if _, err := out.Write(in); err != nil {
 			return err
 		}
-		_, err = out.Write(tail)
+		_, err = out.Write(u.tail)
 		return err
 	}
+}
+
+// update is the incremental update that follows the original bytes, with
+// its /ByteRange filled in and its /Contents placeholder, the hexadecimal
+// string at tail[contentsStart:contentsEnd], still zeros.
+type update struct {
+	tail                       []byte
+	contentsStart, contentsEnd int
+}
+
+// preparedUpdate is what prepareUpdate returned.
+type preparedUpdate struct {
+	u   *update
+	err error
+}
+
+// prepareUpdate parses in, lets build add a signature dictionary, and
+// writes the update.
+func prepareUpdate(ctx context.Context, in []byte, maxInput int64, build func(*document) error) (*update, error) {
+	d, err := withDocument(ctx, in, maxInput, build)
+	if err != nil {
+		return nil, err
+	}
+	defer d.f.Release()
+	base := int64(len(in))
+	tail := d.write(base)
+	start, end := d.contentsAt, d.contentsAt+int64(2*d.sigSize+2)
+	byteRange := fmt.Sprintf("[0 %d %d %d]", start, end, base+int64(len(tail))-end)
+	if len(byteRange) > byteRangeWidth {
+		return nil, fmt.Errorf("%w: file too large for a /ByteRange", ErrTooLarge)
+	}
+	copy(tail[d.byteRangeAt-base:], fmt.Sprintf("%-*s", byteRangeWidth, byteRange))
+	return &update{tail: tail, contentsStart: int(start - base), contentsEnd: int(end - base)}, nil
 }

@@ -54,6 +54,10 @@ type File struct {
 	// ends of objects: without it, a file missing its endobj keywords
 	// would cost a scan of the rest of the file per object read.
 	scanBudget int
+	// buffers hold the decoded streams, given back by Release.
+	buffers []*bytes.Buffer
+	// released tells that Release was called.
+	released bool
 }
 
 // Full wraps a context parsed in full by Read.
@@ -113,6 +117,9 @@ func (f *File) Resolve(o types.Object) (types.Object, error) {
 // object returns object nr, reading it if needed.
 func (f *File) object(nr int) (types.Object, error) {
 	e, ok := f.Ctx.Table[nr]
+	if f.released {
+		return nil, errors.New("pdfread: File used after Release")
+	}
 	if f.sections == nil { // parsed in full
 		if !ok {
 			return nil, nil

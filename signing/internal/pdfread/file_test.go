@@ -142,3 +142,52 @@ func TestLazyMatchesFull(t *testing.T) {
 	}
 	t.Logf("%d of %d files read lazily", lazy, len(files))
 }
+
+// TestRelease checks that objects resolved from a File stay intact once
+// its buffers, given back by Release, are reused by other Files, and that
+// a released File refuses to resolve more.
+func TestRelease(t *testing.T) {
+	td := pdftest.PdfcpuTestdata(t)
+	paths := []string{pdftest.Corpus(t)["qpdf-objstm"], filepath.Join(td, "itu-t81.pdf"), filepath.Join(td, "gobook.0.pdf")}
+	type resolved struct {
+		obj  types.Object
+		text string
+	}
+	var kept [][]resolved
+	for round := range 3 {
+		for _, path := range paths {
+			in, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := pdfread.Open(context.Background(), in)
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			var objs []resolved
+			for nr := 1; nr < *f.Ctx.Size; nr++ {
+				o, err := f.Resolve(*types.NewIndirectRef(nr, 0))
+				if err == nil && o != nil {
+					objs = append(objs, resolved{o, o.PDFString()})
+				}
+			}
+			if len(objs) == 0 {
+				t.Fatalf("%s: no object resolved", path)
+			}
+			f.Release()
+			if _, err := f.Resolve(*types.NewIndirectRef(1, 0)); err == nil {
+				t.Errorf("%s: a released File still resolves objects", path)
+			}
+			if round == 0 {
+				kept = append(kept, objs)
+			}
+		}
+	}
+	for i, objs := range kept {
+		for _, r := range objs {
+			if got := r.obj.PDFString(); got != r.text {
+				t.Fatalf("%s: an object changed after Release: %.80s, was %.80s", paths[i], got, r.text)
+			}
+		}
+	}
+}

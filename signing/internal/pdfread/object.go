@@ -200,12 +200,16 @@ func (f *File) stream(nr, gen int, off int64) (*types.StreamDict, error) {
 }
 
 // decode decodes sd's data into sd.Content. Flate alone, the common case
-// of object streams, is inflated here with recycled readers; other
+// of object and cross-reference streams, is inflated here with recycled
+// readers into a recycled buffer that the File holds until Release; other
 // filters, and predictors, are left to pdfcpu.
-func decode(nr int, sd *types.StreamDict) error {
+func (f *File) decode(nr int, sd *types.StreamDict) error {
 	var err error
 	if len(sd.FilterPipeline) == 1 && sd.FilterPipeline[0].Name == filter.Flate && sd.FilterPipeline[0].DecodeParms == nil {
-		sd.Content, err = inflate(sd.Raw)
+		buf := inflateBuffers.Get().(*bytes.Buffer)
+		f.buffers = append(f.buffers, buf)
+		err = inflate(buf, sd.Raw)
+		sd.Content = buf.Bytes()
 	} else {
 		err = sd.Decode()
 	}
@@ -215,12 +219,35 @@ func decode(nr int, sd *types.StreamDict) error {
 	return nil
 }
 
+// Release gives back the buffers decoded streams were read into, for the
+// next File to reuse; f must not be used afterwards. Objects already
+// resolved stay valid: they never share those buffers. A File that is
+// not released is simply left to the garbage collector: recycling the
+// buffers matters because the garbage they would be slows the hashing
+// that goes on alongside signing (see pades).
+func (f *File) Release() {
+	for _, buf := range f.buffers {
+		if buf.Cap() <= maxPooledBuffer {
+			inflateBuffers.Put(buf)
+		}
+	}
+	f.buffers, f.objStms, f.sections, f.released = nil, nil, nil, true
+}
+
 // zlibReaders recycles zlib readers: each holds a 32 KB window, whose
 // allocation costs more than inflating the small streams read here.
 var zlibReaders sync.Pool
 
-// inflate decodes Flate data (RFC 1950), up to pdfcpu's decoding limit.
-func inflate(raw []byte) ([]byte, error) {
+// inflateBuffers recycles the buffers streams are inflated into.
+var inflateBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuffer bounds the buffers kept for reuse, so that one large
+// stream does not pin its memory.
+const maxPooledBuffer = 1 << 20
+
+// inflate decodes Flate data (RFC 1950) into buf, up to pdfcpu's decoding
+// limit.
+func inflate(buf *bytes.Buffer, raw []byte) error {
 	var zr io.ReadCloser
 	var err error
 	if r, ok := zlibReaders.Get().(io.ReadCloser); ok {
@@ -229,18 +256,18 @@ func inflate(raw []byte) ([]byte, error) {
 		zr, err = zlib.NewReader(bytes.NewReader(raw))
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer zlibReaders.Put(zr)
-	out := bytes.NewBuffer(make([]byte, 0, 4*len(raw)))
-	n, err := out.ReadFrom(io.LimitReader(zr, filter.DefaultMaxDecodeBytes+1))
+	buf.Reset()
+	n, err := buf.ReadFrom(io.LimitReader(zr, filter.DefaultMaxDecodeBytes+1))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if n > filter.DefaultMaxDecodeBytes {
-		return nil, errors.New("decoded stream too large")
+		return errors.New("decoded stream too large")
 	}
-	return out.Bytes(), nil
+	return nil
 }
 
 // compressed parses object nr, stored at index i of object stream stm.
@@ -289,7 +316,7 @@ func (f *File) objStm(nr int) (*objStm, error) {
 	if n == nil || first == nil || *n < 0 || *first < 0 {
 		return nil, structural("object stream %d: bad /N or /First", nr)
 	}
-	if err := decode(nr, sd); err != nil {
+	if err := f.decode(nr, sd); err != nil {
 		return nil, err
 	}
 	if *first > len(sd.Content) {
@@ -297,6 +324,9 @@ func (f *File) objStm(nr int) (*objStm, error) {
 	}
 	s := &objStm{data: sd.Content[*first:]}
 	sc := scanner{b: sd.Content[:*first]}
+	// Each pair takes at least four bytes ("1 0 "): a hostile /N does not
+	// size the slices.
+	s.nrs, s.offs = make([]int, 0, min(*n, *first/4+1)), make([]int, 0, min(*n, *first/4+1))
 	for range *n {
 		objNr, ok1 := sc.int()
 		off, ok2 := sc.int()

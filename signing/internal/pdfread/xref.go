@@ -295,7 +295,7 @@ func (f *File) readStream(off int64) (types.Dict, *section, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := decode(nr, sd); err != nil {
+	if err := f.decode(nr, sd); err != nil {
 		return nil, nil, err
 	}
 	if t := sd.Type(); t == nil || *t != "XRef" {
