@@ -29,8 +29,9 @@ type InitOptions struct {
 	CAValidity, SealValidity time.Duration
 	// RSA selects RSA-3072 keys instead of ECDSA P-256.
 	RSA bool
-	// CRLURL goes in the seal certificate's CRL distribution points.
-	CRLURL string
+	// CRLURL goes in the seal certificate's CRL distribution points, and
+	// OCSPURL in its authority information access, when set.
+	CRLURL, OCSPURL string
 }
 
 // InitCA creates, in dir, a signing CA and an organisation seal
@@ -66,7 +67,7 @@ func InitCA(dir string, opts InitOptions) error {
 	if err != nil {
 		return err
 	}
-	ca.CRLURL = opts.CRLURL
+	ca.CRLURL, ca.OCSPURL = opts.CRLURL, opts.OCSPURL
 	sealKey, err := newKey(opts.RSA)
 	if err != nil {
 		return err

@@ -44,6 +44,9 @@ type CA struct {
 	// CRLURL, when set, goes in the CRL distribution points of issued
 	// certificates, so validators can check revocation.
 	CRLURL string
+	// OCSPURL, when set, names the CA's OCSP responder (RFC 6960) in the
+	// authority information access of issued certificates.
+	OCSPURL string
 }
 
 // KeyPair is a signing key with its certificate chain, signer first.
@@ -96,10 +99,18 @@ func (ca *CA) Issue(subject pkix.Name, emails []string, pub crypto.PublicKey, va
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
 	}
+	ca.revocationPointers(tmpl)
+	return create(tmpl, ca.Cert, pub, ca.Key)
+}
+
+// revocationPointers tells, in tmpl, where to check its revocation.
+func (ca *CA) revocationPointers(tmpl *x509.Certificate) {
 	if ca.CRLURL != "" {
 		tmpl.CRLDistributionPoints = []string{ca.CRLURL}
 	}
-	return create(tmpl, ca.Cert, pub, ca.Key)
+	if ca.OCSPURL != "" {
+		tmpl.OCSPServer = []string{ca.OCSPURL}
+	}
 }
 
 // IssueOneTime makes a fresh key and a certificate naming the signer, for

@@ -1,8 +1,9 @@
 // Package seal applies an organisation's seal to a PDF file: a PAdES
 // signature (ETSI EN 319 142-1) made with the seal certificate, at level
 // B-B, or, when a time-stamp authority (RFC 3161) is configured, at level
-// B-LTA: signature time-stamp, validation data (certificates and CRLs) in
-// a /DSS, then a document time-stamp.
+// B-LTA: signature time-stamp, validation data (certificates, CRLs and
+// OCSP answers, RFC 5280 and 6960) in a /DSS, then a document time-stamp.
+// A certificate declared revoked stops the seal.
 package seal
 
 import (
@@ -29,15 +30,15 @@ type Options struct {
 	// TSAURL, when set, makes the seal B-LTA using this time-stamp
 	// authority.
 	TSAURL string
-	// HTTP fetches time-stamps and CRLs; nil means a client with a
-	// 30-second timeout.
+	// HTTP fetches time-stamps, CRLs and OCSP answers; nil means a client
+	// with a 30-second timeout.
 	HTTP *http.Client
 	// Reason and Location go in the signature dictionary.
 	Reason, Location string
 	// MaxInput is the input size limit; 0 means pades.DefaultMaxInput.
 	MaxInput int64
 	// Warn, when set, receives problems that do not stop the seal, such
-	// as a CRL that could not be fetched.
+	// as a CRL or an OCSP answer that could not be fetched.
 	Warn func(error)
 }
 
@@ -74,7 +75,16 @@ func Seal(ctx context.Context, in []byte, out io.Writer, opts Options) error {
 		}
 		certs = append(certs, ts.Certificates...)
 	}
-	crls, err := pki.FetchCRLs(ctx, hc, certs)
+	crls, crlErr := pki.FetchCRLs(ctx, hc, certs)
+	ocsps, ocspErr := pki.FetchOCSP(ctx, hc, certs)
+	// Validation data are gathered when available: a server that does not
+	// answer only costs the document its long-term validation, but a
+	// revoked certificate makes the seal worthless.
+	err := errors.Join(crlErr, ocspErr)
+	var revoked *pki.RevokedError
+	if errors.As(err, &revoked) {
+		return fmt.Errorf("seal: %w", revoked)
+	}
 	if err != nil && opts.Warn != nil {
 		opts.Warn(err)
 	}
@@ -82,7 +92,7 @@ func Seal(ctx context.Context, in []byte, out io.Writer, opts Options) error {
 	if limit > 0 {
 		limit += 1 << 20 // room for the seal's own updates
 	}
-	if err := pades.AddDSS(ctx, signed.Bytes(), &withDSS, pades.ValidationData{Certs: certs, CRLs: crls}, limit); err != nil {
+	if err := pades.AddDSS(ctx, signed.Bytes(), &withDSS, pades.ValidationData{Certs: certs, CRLs: crls, OCSPs: ocsps}, limit); err != nil {
 		return err
 	}
 	return pades.DocTimestamp(ctx, withDSS.Bytes(), out, rec.client, limit)

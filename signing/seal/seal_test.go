@@ -2,6 +2,7 @@ package seal_test
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"os"
 	"path/filepath"
@@ -22,10 +23,10 @@ func TestMain(m *testing.M) {
 }
 
 // installation runs `ca init` in a temporary directory.
-func installation(t *testing.T, crlURL string) (dir string, kp *pki.KeyPair) {
+func installation(t *testing.T, crlURL, ocspURL string) (dir string, kp *pki.KeyPair) {
 	t.Helper()
 	dir = t.TempDir()
-	if err := pki.InitCA(dir, pki.InitOptions{Organisation: "Mairie de Test", Country: "FR", Passphrase: "correct horse", CRLURL: crlURL}); err != nil {
+	if err := pki.InitCA(dir, pki.InitOptions{Organisation: "Mairie de Test", Country: "FR", Passphrase: "correct horse", CRLURL: crlURL, OCSPURL: ocspURL}); err != nil {
 		t.Fatal(err)
 	}
 	kp, err := pki.LoadSeal(dir, "correct horse")
@@ -36,7 +37,7 @@ func installation(t *testing.T, crlURL string) (dir string, kp *pki.KeyPair) {
 }
 
 func TestSealBB(t *testing.T) {
-	dir, kp := installation(t, "")
+	dir, kp := installation(t, "", "")
 	out := filepath.Join(t.TempDir(), "sealed.pdf")
 	if err := seal.File(context.Background(), pdftest.Corpus(t)["ps2pdf"], out, seal.Options{Seal: kp, Reason: "Scellement"}); err != nil {
 		t.Fatal(err)
@@ -57,15 +58,11 @@ func TestSealBB(t *testing.T) {
 }
 
 func TestSealBLTA(t *testing.T) {
-	crl := pkitest.StartCRL(t)
-	dir, kp := installation(t, crl.URL)
+	crl, tsa, dir, kp := revocableInstallation(t)
 	ca, err := pki.LoadCA(dir, "correct horse")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca.CRLURL = crl.URL
-	crl.CA.Store(ca)
-	tsa := pkitest.StartTSA(t, ca)
 
 	files := maps.Clone(pdftest.Corpus(t))
 	// A real-world document this project did not make: the JPEG standard
@@ -90,8 +87,9 @@ func TestSealBLTA(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The seal's certificate and CA, the TSA's, and the CA's CRL.
-			if len(r.Signatures) != 2 || !r.HasDSS || r.DSSCerts != 3 || r.DSSCRLs != 1 || r.ExitCode() != verify.ExitValid {
+			// The seal's certificate and CA, the TSA's, the CA's CRL, and
+			// the OCSP answers for the seal's and the TSA's certificates.
+			if len(r.Signatures) != 2 || !r.HasDSS || r.DSSCerts != 3 || r.DSSCRLs != 1 || r.DSSOCSPs != 2 || r.ExitCode() != verify.ExitValid {
 				t.Fatalf("report:\n%s", r.Text(true))
 			}
 			s, dts := r.Signatures[0], r.Signatures[1]
@@ -107,7 +105,58 @@ func TestSealBLTA(t *testing.T) {
 			}
 		})
 	}
-	if crl.Fetched.Load() == 0 || tsa.Requests.Load() == 0 {
-		t.Errorf("CRL fetched %d times, TSA asked %d times", crl.Fetched.Load(), tsa.Requests.Load())
+	if crl.Fetched.Load() == 0 || crl.OCSP.Asked.Load() == 0 || tsa.Requests.Load() == 0 {
+		t.Errorf("CRL fetched %d times, OCSP responder asked %d times, TSA asked %d times", crl.Fetched.Load(), crl.OCSP.Asked.Load(), tsa.Requests.Load())
+	}
+}
+
+// revocation is a CRL distribution point and an OCSP responder for one CA.
+type revocation struct {
+	*pkitest.CRLServer
+	OCSP *pkitest.OCSPResponder
+}
+
+// revocableInstallation runs `ca init` for certificates that name a CRL
+// and an OCSP responder, both started, and a TSA whose certificate the
+// CA issues.
+func revocableInstallation(t *testing.T) (revocation, *pkitest.TSA, string, *pki.KeyPair) {
+	t.Helper()
+	r := revocation{pkitest.StartCRL(t), pkitest.StartOCSP(t)}
+	dir, kp := installation(t, r.URL, r.OCSP.URL)
+	ca, err := pki.LoadCA(dir, "correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.CRLURL, ca.OCSPURL = r.URL, r.OCSP.URL
+	r.CA.Store(ca)
+	r.OCSP.CA.Store(ca)
+	return r, pkitest.StartTSA(t, ca), dir, kp
+}
+
+// TestSealRevoked expects no seal, and an error that says which
+// certificate is revoked and who says so, when the CRL or the OCSP
+// responder declares the seal's certificate revoked.
+func TestSealRevoked(t *testing.T) {
+	for _, by := range []string{"CRL", "OCSP"} {
+		t.Run(by, func(t *testing.T) {
+			crl, tsa, _, kp := revocableInstallation(t)
+			source := crl.URL
+			if by == "OCSP" {
+				crl.OCSP.Revoke(kp.Chain[0])
+				source = crl.OCSP.URL
+			} else {
+				crl.Revoke(kp.Chain[0])
+			}
+			out := filepath.Join(t.TempDir(), "sealed.pdf")
+			err := seal.File(context.Background(), pdftest.Corpus(t)["qpdf-objstm"], out, seal.Options{Seal: kp, TSAURL: tsa.URL})
+			var revoked *pki.RevokedError
+			if !errors.As(err, &revoked) || revoked.Source != source || !strings.Contains(err.Error(), "Mairie de Test seal") {
+				t.Fatalf("sealing with a revoked certificate: %v", err)
+			}
+			if _, statErr := os.Stat(out); !errors.Is(statErr, os.ErrNotExist) {
+				t.Errorf("a sealed file was written: %v", statErr)
+			}
+			t.Log(err)
+		})
 	}
 }

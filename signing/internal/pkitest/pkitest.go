@@ -1,5 +1,6 @@
-// Package pkitest runs, for tests, an RFC 3161 time-stamp authority and an
-// RFC 5280 CRL distribution point on loopback, both backed by a test CA.
+// Package pkitest runs, for tests, an RFC 3161 time-stamp authority, an
+// RFC 5280 CRL distribution point and an RFC 6960 OCSP responder on
+// loopback, all backed by a test CA.
 package pkitest
 
 import (
@@ -14,12 +15,14 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/digitorus/timestamp"
 	"github.com/parapheur/parapheur/signing/pki"
+	"golang.org/x/crypto/ocsp"
 )
 
 var (
@@ -61,6 +64,9 @@ func StartTSA(t testing.TB, ca *pki.CA) *TSA {
 	}
 	if ca.CRLURL != "" {
 		tmpl.CRLDistributionPoints = []string{ca.CRLURL}
+	}
+	if ca.OCSPURL != "" {
+		tmpl.OCSPServer = []string{ca.OCSPURL}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
@@ -111,34 +117,110 @@ func StartTSA(t testing.TB, ca *pki.CA) *TSA {
 type CRLServer struct {
 	// URL is where the CRL is served.
 	URL string
-	// CA signs the CRL (nothing revoked); until it is set, the server
-	// answers 503, which lets a test start the server before `ca init`
-	// makes the CA whose certificates must point to URL.
+	// CA signs the CRL; until it is set, the server answers 503, which
+	// lets a test start the server before `ca init` makes the CA whose
+	// certificates must point to URL.
 	CA atomic.Pointer[pki.CA]
 	// Fetched counts CRL downloads.
 	Fetched atomic.Int64
+	revocations
 }
 
 // StartCRL starts a CRL distribution point; it stops with the test.
 func StartCRL(t testing.TB) *CRLServer {
 	t.Helper()
 	s := &CRLServer{}
+	s.URL = serve(t, &s.CA, "application/pkix-crl", func(ca *pki.CA, _ []byte) ([]byte, error) {
+		var revoked []x509.RevocationListEntry
+		s.mu.Lock()
+		for serial, at := range s.revoked {
+			n, _ := new(big.Int).SetString(serial, 10)
+			revoked = append(revoked, x509.RevocationListEntry{SerialNumber: n, RevocationTime: at})
+		}
+		s.mu.Unlock()
+		crl, err := ca.CRL(1, revoked, 24*time.Hour)
+		if err == nil {
+			s.Fetched.Add(1)
+		}
+		return crl, err
+	}) + "/ca.crl"
+	return s
+}
+
+// OCSPResponder is a running OCSP responder whose answers the CA signs
+// itself.
+type OCSPResponder struct {
+	// URL is where requests are POSTed.
+	URL string
+	// CA answers; until it is set, the responder answers 503.
+	CA atomic.Pointer[pki.CA]
+	// Asked counts the requests answered.
+	Asked atomic.Int64
+	revocations
+}
+
+// StartOCSP starts an OCSP responder; it stops with the test.
+func StartOCSP(t testing.TB) *OCSPResponder {
+	t.Helper()
+	s := &OCSPResponder{}
+	s.URL = serve(t, &s.CA, "application/ocsp-response", func(ca *pki.CA, body []byte) ([]byte, error) {
+		req, err := ocsp.ParseRequest(body)
+		if err != nil {
+			return nil, err
+		}
+		now := time.Now()
+		tmpl := ocsp.Response{Status: ocsp.Good, SerialNumber: req.SerialNumber, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}
+		s.mu.Lock()
+		if at, ok := s.revoked[req.SerialNumber.String()]; ok {
+			tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason = ocsp.Revoked, at, ocsp.KeyCompromise
+		}
+		s.mu.Unlock()
+		resp, err := ocsp.CreateResponse(ca.Cert, ca.Cert, tmpl, ca.Key)
+		if err == nil {
+			s.Asked.Add(1)
+		}
+		return resp, err
+	}) + "/ocsp"
+	return s
+}
+
+// serve starts a server, stopped with the test, that answers with what
+// answer makes of the request body and the CA ca holds, or 503 while ca
+// holds none, and returns its URL.
+func serve(t testing.TB, ca *atomic.Pointer[pki.CA], contentType string, answer func(ca *pki.CA, body []byte) ([]byte, error)) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ca := s.CA.Load()
-		if ca == nil {
+		c := ca.Load()
+		if c == nil {
 			http.Error(w, "no CA yet", http.StatusServiceUnavailable)
 			return
 		}
-		crl, err := ca.CRL(1, nil, 24*time.Hour)
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+		if err == nil {
+			body, err = answer(c, body)
+		}
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		s.Fetched.Add(1)
-		w.Header().Set("Content-Type", "application/pkix-crl")
-		w.Write(crl)
+		w.Header().Set("Content-Type", contentType)
+		w.Write(body)
 	}))
 	t.Cleanup(srv.Close)
-	s.URL = srv.URL + "/ca.crl"
-	return s
+	return srv.URL
+}
+
+// revocations are the certificates a server declares revoked.
+type revocations struct {
+	mu      sync.Mutex
+	revoked map[string]time.Time // by decimal serial number
+}
+
+// Revoke makes the server declare cert revoked from now on.
+func (r *revocations) Revoke(cert *x509.Certificate) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.revoked == nil {
+		r.revoked = map[string]time.Time{}
+	}
+	r.revoked[cert.SerialNumber.String()] = time.Now().Add(-time.Minute).Truncate(time.Second)
 }
