@@ -18,6 +18,8 @@ func FuzzComposeUserText(f *testing.F) {
 		{"=?utf-8?q?=41?=", "=?iso-8859-1?q?caf=E9?=", "a\x00b.pdf", ""},
 		{strings.Repeat("très long titre ", 30), strings.Repeat("n", 200), strings.Repeat("é", 300) + ".pdf", "\xff\xfe"},
 		{"Re: TR: Fwd:", "", "", "\t"},
+		// Past the 998-octet line limit, in one word.
+		{strings.Repeat("x", 3000), "\x1d" + strings.Repeat("4", 3000) + "\\", strings.Repeat("y", 3000), strings.Repeat("z", 3000)},
 	} {
 		f.Add(s[0], s[1], s[2], s[3])
 	}
@@ -46,12 +48,13 @@ func FuzzComposeUserText(f *testing.F) {
 		}
 		p := parseASCIIHeader(t, b.Bytes())
 		if valid {
-			if s, err := p.header.Subject(); err != nil || s != oneLine("Terminé : "+title) {
-				t.Errorf("subject %q, %v; want %q", s, err, oneLine("Terminé : "+title))
+			want := clip(oneLine("Terminé : "+title), maxSubjectRunes)
+			if s, err := p.header.Subject(); err != nil || s != want {
+				t.Errorf("subject %q, %v; want %q", s, err, want)
 			}
 			to, err := p.header.AddressList("To")
-			if err != nil || len(to) != 1 || to[0].Address != m.Envelope.Sender.Email || to[0].Name != oneLine(name) {
-				t.Errorf("To %v, %v; want name %q", to, err, oneLine(name))
+			if want := clip(oneLine(name), maxNameRunes); err != nil || len(to) != 1 || to[0].Address != m.Envelope.Sender.Email || to[0].Name != want {
+				t.Errorf("To %v, %v; want name %q", to, err, want)
 			}
 			if len(p.attachments) != 3 || p.attachments[0].Name != fileName(fname) {
 				t.Errorf("attachments %+v; want first %q", p.attachments, fileName(fname))

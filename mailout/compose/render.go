@@ -99,7 +99,7 @@ func (s *templateSet) render(lang string, kind Kind, v *view) (rendered, error) 
 	if err := kt.text.ExecuteTemplate(&b, "subject", v); err != nil {
 		return rendered{}, err
 	}
-	v.Subject = oneLine(b.String())
+	v.Subject = clip(oneLine(b.String()), maxSubjectRunes)
 	b.Reset()
 	if err := kt.text.ExecuteTemplate(&b, "mail", v); err != nil {
 		return rendered{}, err

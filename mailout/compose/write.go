@@ -16,10 +16,14 @@ import (
 	"github.com/emersion/go-message"
 )
 
-// maxNameRunes caps attachment names: the RFC 2231 parameter of a long
-// non-ASCII name would pass the 998-octet line limit, which go-message can
-// only meet by breaking the parameter.
-const maxNameRunes = 120
+// maxNameRunes caps attachment names and the names in address fields,
+// and maxSubjectRunes subjects: past the 998-octet line limit (RFC 5322
+// §2.1.1), which a long word or RFC 2231 parameter can reach, go-message
+// can only break the line inside it, which changes what readers show.
+const (
+	maxNameRunes    = 120
+	maxSubjectRunes = 250
+)
 
 // bufferSize is the write buffer in front of the output: go-message writes
 // a base64 body line by line, 76 bytes then CRLF, and each write into the
@@ -161,8 +165,7 @@ func fileName(name string) string {
 		if utf8.RuneCountInString(ext) > 10 {
 			ext = ""
 		}
-		runes := []rune(strings.TrimSuffix(name, ext))
-		name = string(runes[:maxNameRunes-utf8.RuneCountInString(ext)-1]) + "…" + ext
+		name = clip(strings.TrimSuffix(name, ext), maxNameRunes-utf8.RuneCountInString(ext)) + ext
 	}
 	if name == "" || name == "." || name == ".." {
 		return "file"
