@@ -173,11 +173,16 @@ func appendSigned(ctx context.Context, in []byte, out io.Writer, maxInput int64,
 	// update is prepared on another core, when there is one, while this
 	// goroutine hashes in, once for both attempts. Hashing here rather
 	// than there keeps the wake-up of the other goroutine off the
-	// critical path. The channel is buffered so that the preparation
-	// ends even when hashing is cut short.
-	prepared := make(chan preparedUpdate, 1)
+	// critical path.
+	prepared := make(chan preparedUpdate)
 	go func() {
-		u, err := prepareUpdate(ctx, in, maxInput, build)
+		// A panic here would take the whole gateway down: no caller's
+		// recover reaches this goroutine.
+		var u *update
+		err := guard(func() (err error) {
+			u, err = prepareUpdate(ctx, in, maxInput, build)
+			return err
+		})
 		prepared <- preparedUpdate{u, err}
 	}()
 	inHash := sha256.New()
