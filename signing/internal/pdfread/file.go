@@ -116,10 +116,10 @@ func (f *File) Resolve(o types.Object) (types.Object, error) {
 
 // object returns object nr, reading it if needed.
 func (f *File) object(nr int) (types.Object, error) {
-	e, ok := f.Ctx.Table[nr]
 	if f.released {
 		return nil, errors.New("pdfread: File used after Release")
 	}
+	e, ok := f.Ctx.Table[nr]
 	if f.sections == nil { // parsed in full
 		if !ok {
 			return nil, nil
