@@ -19,7 +19,7 @@ import (
 	"github.com/parapheur/parapheur/mailin/ingest"
 	"github.com/parapheur/parapheur/mailin/instructions"
 	"github.com/parapheur/parapheur/mailin/poller"
-	"github.com/parapheur/parapheur/mailin/sender"
+	"github.com/parapheur/parapheur/mailin/policy"
 	"github.com/parapheur/parapheur/mailout/compose"
 	mailsender "github.com/parapheur/parapheur/mailout/sender"
 	"github.com/parapheur/parapheur/mailout/sms"
@@ -68,7 +68,7 @@ func newGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) (*gat
 
 func (g *gateway) assemble() error {
 	cfg := g.cfg
-	policy, err := sender.NewPolicy(cfg.Senders.Allowed, cfg.Senders.RequireAuth, cfg.Senders.AuthservID)
+	policy, err := policy.NewPolicy(cfg.Senders.Allowed, cfg.Senders.RequireAuth, cfg.Senders.AuthservID)
 	if err != nil {
 		return fmt.Errorf("senders: %w", err)
 	}

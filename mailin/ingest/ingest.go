@@ -37,9 +37,9 @@ import (
 	"github.com/parapheur/parapheur/mailin/loop"
 	"github.com/parapheur/parapheur/mailin/message"
 	"github.com/parapheur/parapheur/mailin/poller"
-	"github.com/parapheur/parapheur/mailin/problem"
+	"github.com/parapheur/parapheur/workflow/problem"
 	"github.com/parapheur/parapheur/mailin/reply"
-	"github.com/parapheur/parapheur/mailin/sender"
+	"github.com/parapheur/parapheur/mailin/policy"
 	"github.com/parapheur/parapheur/mailout/mailid"
 	"github.com/parapheur/parapheur/signing/pades"
 	"github.com/parapheur/parapheur/store"
@@ -52,7 +52,7 @@ type Config struct {
 	// Gateway is the gateway's address, e.g. parapheur@org.example.
 	Gateway string
 	// Senders says who may submit.
-	Senders *sender.Policy
+	Senders *policy.Policy
 	// Circuits are the predefined step sequences, by name.
 	Circuits instructions.Circuits
 	// DeadlineDays is the default envelope lifetime.

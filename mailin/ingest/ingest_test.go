@@ -16,7 +16,7 @@ import (
 
 	"github.com/parapheur/parapheur/mailin/instructions"
 	"github.com/parapheur/parapheur/mailin/poller"
-	"github.com/parapheur/parapheur/mailin/sender"
+	"github.com/parapheur/parapheur/mailin/policy"
 	"github.com/parapheur/parapheur/mailout/mailid"
 	"github.com/parapheur/parapheur/signing/pades"
 	"github.com/parapheur/parapheur/store"
@@ -40,7 +40,7 @@ func newFixture(t testing.TB) fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	policy, err := sender.NewPolicy([]string{"@org.example"}, true, "mx.org.example")
+	policy, err := policy.NewPolicy([]string{"@org.example"}, true, "mx.org.example")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/parapheur/parapheur/mailin/problem"
+	"github.com/parapheur/parapheur/workflow/problem"
 	"github.com/parapheur/parapheur/mailin/quote"
 	"github.com/parapheur/parapheur/workflow"
 )

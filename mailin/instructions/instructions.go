@@ -19,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parapheur/parapheur/mailin/problem"
+	"github.com/parapheur/parapheur/workflow/problem"
 	"github.com/parapheur/parapheur/mailin/quote"
 	"github.com/parapheur/parapheur/workflow"
 )

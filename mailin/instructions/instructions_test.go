@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parapheur/parapheur/mailin/problem"
+	"github.com/parapheur/parapheur/workflow/problem"
 	"github.com/parapheur/parapheur/workflow"
 )
 

@@ -15,7 +15,7 @@ import (
 	"strings"
 
 	"github.com/parapheur/parapheur/mailin/message"
-	"github.com/parapheur/parapheur/mailin/problem"
+	"github.com/parapheur/parapheur/workflow/problem"
 	"github.com/parapheur/parapheur/mailin/quote"
 )
 
