@@ -15,9 +15,9 @@ import (
 	"github.com/parapheur/parapheur/mailin/instructions"
 	"github.com/parapheur/parapheur/mailin/loop"
 	"github.com/parapheur/parapheur/mailin/message"
+	"github.com/parapheur/parapheur/mailin/policy"
 	"github.com/parapheur/parapheur/mailin/quote"
 	"github.com/parapheur/parapheur/mailin/reply"
-	"github.com/parapheur/parapheur/mailin/policy"
 	"github.com/parapheur/parapheur/workflow"
 )
 

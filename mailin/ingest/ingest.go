@@ -36,15 +36,15 @@ import (
 	"github.com/parapheur/parapheur/mailin/instructions"
 	"github.com/parapheur/parapheur/mailin/loop"
 	"github.com/parapheur/parapheur/mailin/message"
-	"github.com/parapheur/parapheur/mailin/poller"
-	"github.com/parapheur/parapheur/workflow/problem"
-	"github.com/parapheur/parapheur/mailin/reply"
 	"github.com/parapheur/parapheur/mailin/policy"
+	"github.com/parapheur/parapheur/mailin/poller"
+	"github.com/parapheur/parapheur/mailin/reply"
 	"github.com/parapheur/parapheur/mailout/mailid"
 	"github.com/parapheur/parapheur/signing/pades"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
+	"github.com/parapheur/parapheur/workflow/problem"
 )
 
 // Config is what the handler needs to know of the installation.

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/parapheur/parapheur/mailin/instructions"
-	"github.com/parapheur/parapheur/mailin/poller"
 	"github.com/parapheur/parapheur/mailin/policy"
+	"github.com/parapheur/parapheur/mailin/poller"
 	"github.com/parapheur/parapheur/mailout/mailid"
 	"github.com/parapheur/parapheur/signing/pades"
 	"github.com/parapheur/parapheur/store"
