@@ -83,7 +83,7 @@ func (g *gateway) assemble() error {
 	handler := ingest.New(ingest.Config{
 		Gateway: cfg.Address, Senders: policy, Circuits: circuits,
 		DeadlineDays: cfg.Envelopes.DefaultDeadlineDays, ReminderDays: cfg.Envelopes.ReminderDays,
-		Language: cfg.Language, MaxMessageBytes: cfg.Limits.MaxMessageBytes, Location: cfg.Location,
+		Language: cfg.Language, MaxMessageBytes: cfg.Limits.MaxMessageBytes, MaxRecipients: cfg.Limits.MaxRecipients, Location: cfg.Location,
 		Inspect: func(pdf []byte) (int, error) {
 			return pades.Inspect(context.Background(), pdf, cfg.Limits.MaxDocumentBytes)
 		},

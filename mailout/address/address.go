@@ -11,12 +11,22 @@
 package address
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
+)
+
+// Why an address cannot be sent; SMTP's errors wrap one of them, after
+// the address.
+var (
+	ErrSyntax   = errors.New("it is not of the form name@domain")
+	ErrNotASCII = errors.New("the part before the @ is not ASCII, and the gateway's mail does not use SMTPUTF8 (RFC 6531): give an ASCII address")
+	ErrDomain   = errors.New("its domain is not a valid domain name")
+	ErrTooLong  = errors.New("it is longer than SMTP allows (RFC 5321: 64 characters before the @, 254 in all)")
 )
 
 // Limits of RFC 5321 §4.5.3.1.
@@ -42,7 +52,7 @@ func SMTP(addr string) (string, error) {
 	if s := local + "@" + domain; len(s) <= maxPath {
 		return s, nil
 	}
-	return "", fmt.Errorf("address %q is longer than the %d characters SMTP allows", addr, maxPath)
+	return "", fmt.Errorf("address %q: %w", addr, ErrTooLong)
 }
 
 // ASCII returns addr with its domain as SMTP returns it and its local part
@@ -60,22 +70,19 @@ func ASCII(addr string) (string, error) {
 // checks the local part and returns the domain in A-labels.
 func split(addr string) (local, domain string, err error) {
 	at := strings.LastIndexByte(addr, '@')
-	if at < 0 {
-		return "", "", fmt.Errorf("address %q has no @domain", addr)
+	if at <= 0 {
+		return "", "", fmt.Errorf("address %q: %w", addr, ErrSyntax)
 	}
 	local, domain = addr[:at], addr[at+1:]
-	switch {
-	case local == "":
-		return "", "", fmt.Errorf("address %q has nothing before the @", addr)
-	case len(local) > maxLocal:
-		return "", "", fmt.Errorf("address %q: the part before the @ is longer than the %d characters SMTP allows", addr, maxLocal)
+	if len(local) > maxLocal {
+		return "", "", fmt.Errorf("address %q: %w", addr, ErrTooLong)
 	}
 	for _, r := range local {
 		switch {
 		case r >= 0x80:
-			return "", "", fmt.Errorf("address %q: the part before the @ is not ASCII, and the gateway's mail does not use SMTPUTF8 (RFC 6531): give an ASCII address", addr)
+			return "", "", fmt.Errorf("address %q: %w", addr, ErrNotASCII)
 		case r < 0x20 || r == 0x7f:
-			return "", "", fmt.Errorf("address %q: the part before the @ holds a control character", addr)
+			return "", "", fmt.Errorf("address %q: %w", addr, ErrSyntax)
 		}
 	}
 	domain, err = host(domain)
@@ -93,14 +100,14 @@ func host(domain string) (string, error) {
 		ip, v6 := strings.CutPrefix(lit, "IPv6:")
 		a, err := netip.ParseAddr(ip)
 		if !ok || err != nil || a.Is6() != v6 || a.Zone() != "" {
-			return "", fmt.Errorf("%q is not an address literal like [192.0.2.1] or [IPv6:2001:db8::1]", domain)
+			return "", fmt.Errorf("%w: %q is not an address literal like [192.0.2.1] or [IPv6:2001:db8::1]", ErrDomain, domain)
 		}
 		return domain, nil
 	}
 	ascii, err := idna.Lookup.ToASCII(strings.TrimSuffix(domain, "."))
 	// idna maps bytes that are not UTF-8 to U+FFFD, and then to a label.
 	if err != nil || !utf8.ValidString(domain) || !dnsLabels(ascii) {
-		return "", fmt.Errorf("%q is not a valid domain name", domain)
+		return "", fmt.Errorf("%w (%q)", ErrDomain, domain)
 	}
 	return strings.ToLower(ascii), nil
 }

@@ -1,6 +1,7 @@
 package address
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -35,25 +36,29 @@ func TestSMTP(t *testing.T) {
 }
 
 func TestSMTPRefuses(t *testing.T) {
-	for _, tt := range []struct{ in, why string }{
-		{"zoé@example.com", "not ASCII, and the gateway's mail does not use SMTPUTF8"},
-		{"a\tb@example.com", "control character"},
-		{"nobody", "has no @domain"},
-		{"@example.com", "nothing before the @"},
-		{"x@", `"" is not a valid domain name`},
-		{"x@exa mple.com", `"exa mple.com" is not a valid domain name`},
-		{"x@-bad-.example", "is not a valid domain name"},
-		{"x@\x8a.example", "is not a valid domain name"},
-		{"x@a..example", "is not a valid domain name"},
-		{"x@" + strings.Repeat("a", 64) + ".example", "is not a valid domain name"},
-		{"x@[2001:db8::1]", "is not an address literal"},
-		{"x@[300.1.1.1]", "is not an address literal"},
-		{strings.Repeat("a", 65) + "@example.com", "longer than the 64 characters"},
-		{"x@" + strings.Repeat("a.", 130) + "example", "longer than the 254 characters"},
+	for _, tt := range []struct {
+		in   string
+		kind error
+		why  string
+	}{
+		{"zoé@example.com", ErrNotASCII, `address "zoé@example.com": the part before the @ is not ASCII, and the gateway's mail does not use SMTPUTF8`},
+		{"a\tb@example.com", ErrSyntax, "it is not of the form name@domain"},
+		{"nobody", ErrSyntax, `address "nobody": it is not of the form name@domain`},
+		{"@example.com", ErrSyntax, "it is not of the form name@domain"},
+		{"x@", ErrDomain, `its domain is not a valid domain name ("")`},
+		{"x@exa mple.com", ErrDomain, `its domain is not a valid domain name ("exa mple.com")`},
+		{"x@-bad-.example", ErrDomain, "not a valid domain name"},
+		{"x@\x8a.example", ErrDomain, "not a valid domain name"},
+		{"x@a..example", ErrDomain, "not a valid domain name"},
+		{"x@" + strings.Repeat("a", 64) + ".example", ErrDomain, "not a valid domain name"},
+		{"x@[2001:db8::1]", ErrDomain, "is not an address literal"},
+		{"x@[300.1.1.1]", ErrDomain, "is not an address literal"},
+		{strings.Repeat("a", 65) + "@example.com", ErrTooLong, "longer than SMTP allows"},
+		{"x@" + strings.Repeat("a.", 130) + "example", ErrTooLong, "longer than SMTP allows"},
 	} {
 		got, err := SMTP(tt.in)
-		if err == nil || !strings.Contains(err.Error(), tt.why) {
-			t.Errorf("SMTP(%q) = %q, %v; want an error saying %q", tt.in, got, err, tt.why)
+		if !errors.Is(err, tt.kind) || !strings.Contains(err.Error(), tt.why) {
+			t.Errorf("SMTP(%q) = %q, %v; want %v saying %q", tt.in, got, err, tt.kind, tt.why)
 		}
 		if _, aerr := ASCII(tt.in); aerr == nil {
 			t.Errorf("ASCII(%q) accepted what SMTP refuses", tt.in)
