@@ -202,7 +202,7 @@ func (m *Message) readHeader() error {
 	}
 	switch len(from) {
 	case 0:
-		return failure(nil, "le message n'a pas de champ From (l'adresse de son auteur)", "the message has no From header")
+		return problem.Text{EN: "the message has no From header", FR: "le message n'a pas de champ From (l'adresse de son auteur)"}
 	case 1:
 	default:
 		// RFC 5322 §3.6.2 allows several authors only with a Sender
@@ -214,8 +214,10 @@ func (m *Message) readHeader() error {
 			addrs = append(addrs, a.Address)
 		}
 		list := strings.Join(addrs, ", ")
-		return failure(nil, fmt.Sprintf("le champ From nomme %d adresses (%s) : un message soumis doit avoir un seul auteur", len(from), list),
-			"the From header names %d addresses (%s): a submission must have exactly one author", len(from), list)
+		return problem.Text{
+			EN: fmt.Sprintf("the From header names %d addresses (%s): a mail to the gateway must have exactly one author", len(from), list),
+			FR: fmt.Sprintf("le champ From nomme %d adresses (%s) : un message au parapheur doit avoir un seul auteur", len(from), list),
+		}
 	}
 	m.From = from[0]
 	// Reply-To, To and Cc only help (replies, plus-addressing): a bad one
