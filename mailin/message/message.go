@@ -162,7 +162,8 @@ const (
 	// TextOnly decodes only the parts that can be the sender's text; the
 	// others (documents, attachments, forwarded messages) are skipped
 	// undecoded, so a mail that will be refused costs no decoding of its
-	// attachments. Documents and Ignored stay empty.
+	// attachments. Text is the same as with AllParts; Documents and
+	// Ignored are left incomplete.
 	TextOnly
 )
 
