@@ -552,9 +552,13 @@ var pdfProblems = []struct {
 }
 
 // unsignable says why document name cannot be signed; an error of a kind
-// pdfProblems does not know keeps its own words.
+// pdfProblems does not know keeps its own words in English, and reads as
+// an unreadable file in French.
 func unsignable(name string, err error) problem.Text {
 	why := problem.From(err)
+	if why.FR == why.EN {
+		why.FR = "le fichier PDF ne peut pas être lu"
+	}
 	for _, p := range pdfProblems {
 		if errors.Is(err, p.err) {
 			why = p.why

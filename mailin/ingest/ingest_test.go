@@ -346,8 +346,8 @@ func TestProblemsOfOtherPackages(t *testing.T) {
 		t.Errorf("locked: %+v", locked)
 	}
 	unknown := unsignable("b.pdf", errors.New("pdf: something new"))
-	if !strings.HasSuffix(unknown.EN, ": pdf: something new") || !strings.HasSuffix(unknown.FR, " : pdf: something new") {
-		t.Errorf("an unknown error must keep its text: %+v", unknown)
+	if !strings.HasSuffix(unknown.EN, ": pdf: something new") || unknown.FR != "le document « b.pdf » ne peut pas être signé : le fichier PDF ne peut pas être lu" {
+		t.Errorf("an unknown error must keep its text in English and read in French: %+v", unknown)
 	}
 }
 
