@@ -164,6 +164,92 @@ func TestStalePointers(t *testing.T) {
 	}
 }
 
+// TestWakeupsReconnect drops the subscriber's connection, as a network
+// failure or a failover does: the channel receives a value once go-redis
+// has subscribed again (what was published meanwhile is lost), and later
+// writes wake it again.
+func TestWakeupsReconnect(t *testing.T) {
+	srv := testrig.Redis(t)
+	s := connect(t, srv.URL(), true)
+	ctx := t.Context()
+	ch := s.Wakeups(ctx, "mail")
+	if err := s.c.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	woken(t, ch, "resubscription")
+	if err := s.Enqueue(ctx, store.Item{ID: "m", Queue: "mail", NotBefore: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	woken(t, ch, "Enqueue after the resubscription")
+}
+
+func woken(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case _, open := <-ch:
+		if !open {
+			t.Fatalf("%s: the wake-up channel closed", what)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no wake-up within 10s", what)
+	}
+}
+
+// TestHeldLeftovers plants held-index entries such as a client that died
+// after an Ack or Bury script leaves: QueueStats does not count them and
+// removes them.
+func TestHeldLeftovers(t *testing.T) {
+	srv := testrig.Redis(t)
+	s := connect(t, srv.URL(), true)
+	ctx := t.Context()
+	at := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	if err := s.Enqueue(ctx, store.Item{ID: "dead", Queue: "mail", NotBefore: at}, store.Item{ID: "live", Queue: "mail", NotBefore: at.Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := s.Claim(ctx, "mail", "w", at, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Bury(ctx, dead, "550 no such user"); err != nil {
+		t.Fatal(err)
+	}
+	live, err := s.Claim(ctx, "mail", "w", at.Add(time.Second), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadMember, err := s.c.ZRange(ctx, buriedKey("mail"), 0, 0).Result()
+	if err != nil || len(deadMember) != 1 {
+		t.Fatalf("dead letters: %q, %v", deadMember, err)
+	}
+	liveMember, err := s.c.ZRange(ctx, heldKey("mail"), 0, -1).Result()
+	if err != nil || len(liveMember) != 1 {
+		t.Fatalf("held index: %q, %v", liveMember, err)
+	}
+	key, _, _ := splitMember(deadMember[0])
+	var stamp string
+	if stamp, err = s.c.HGet(ctx, key, "g").Result(); err != nil {
+		t.Fatal(err)
+	}
+	gone := member(itemKey("", "acked"), newStamp())
+	buried := member(key, stamp)
+	for _, m := range []string{gone, buried} {
+		if err := s.c.ZAdd(ctx, heldKey("mail"), redis.Z{Score: 0, Member: m}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stats, err := s.QueueStats(ctx, "mail", at.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Held != 1 || stats.Waiting != 0 || stats.Buried != 1 || !stats.OldestDue.Equal(live.NotBefore) {
+		t.Fatalf("QueueStats = %+v, want only the live item held, since %v", stats, live.NotBefore)
+	}
+	members, err := s.c.ZRange(ctx, heldKey("mail"), 0, -1).Result()
+	if err != nil || len(members) != 1 || members[0] != liveMember[0] {
+		t.Fatalf("held index after QueueStats: %q, %v; want only %q", members, err, liveMember[0])
+	}
+}
+
 func TestURLs(t *testing.T) {
 	for _, c := range []struct{ url, want string }{
 		{"mysql://db/x", `scheme "mysql"`},
