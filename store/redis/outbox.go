@@ -318,21 +318,14 @@ func (s *Store) Buried(ctx context.Context, queue string) ([]store.Item, error) 
 	if err != nil {
 		return nil, err
 	}
-	pipe := s.c.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(members))
-	for i, m := range members {
-		key, _, _ := splitMember(m)
-		cmds[i] = pipe.HGetAll(ctx, key)
-	}
-	if len(members) > 0 {
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, err
-		}
+	hashes, err := s.itemHashes(ctx, members)
+	if err != nil {
+		return nil, err
 	}
 	var dead []store.Item
 	for i, m := range members {
 		key, stamp, _ := splitMember(m)
-		f := cmds[i].Val()
+		f := hashes[i]
 		if f["b"] != "1" || f["bm"] != stamp {
 			if stale(stamp) {
 				s.c.ZRem(ctx, index, m)
@@ -430,6 +423,29 @@ func (s *Store) QueueStats(ctx context.Context, queue string, now time.Time) (st
 // indexedItems reads the items that index members point at: nil for a
 // pointer to an item that is gone, replaced (another stamp) or buried.
 func (s *Store) indexedItems(ctx context.Context, members []string) ([]*store.Item, error) {
+	hashes, err := s.itemHashes(ctx, members)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]*store.Item, len(members))
+	for i, m := range members {
+		key, stamp, _ := splitMember(m)
+		f := hashes[i]
+		if f["g"] != stamp || f["b"] == "1" {
+			continue
+		}
+		it, err := decodeItem(key, f)
+		if err != nil {
+			return nil, err
+		}
+		items[i] = it
+	}
+	return items, nil
+}
+
+// itemHashes reads, in one pipeline, the item hashes that index members
+// point at: an empty map for an item that is gone.
+func (s *Store) itemHashes(ctx context.Context, members []string) ([]map[string]string, error) {
 	if len(members) == 0 {
 		return nil, nil
 	}
@@ -442,20 +458,11 @@ func (s *Store) indexedItems(ctx context.Context, members []string) ([]*store.It
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
 	}
-	items := make([]*store.Item, len(members))
-	for i, m := range members {
-		key, stamp, _ := splitMember(m)
-		f := cmds[i].Val()
-		if f["g"] != stamp || f["b"] == "1" {
-			continue
-		}
-		it, err := decodeItem(key, f)
-		if err != nil {
-			return nil, err
-		}
-		items[i] = it
+	hashes := make([]map[string]string, len(members))
+	for i, cmd := range cmds {
+		hashes[i] = cmd.Val()
 	}
-	return items, nil
+	return hashes, nil
 }
 
 // wakeChannel is the pub/sub channel of a queue's wake-ups.

@@ -176,23 +176,11 @@ func TestWakeupsReconnect(t *testing.T) {
 	if err := s.c.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
 		t.Fatal(err)
 	}
-	woken(t, ch, "resubscription")
+	storetest.Woken(t, ch, "resubscription")
 	if err := s.Enqueue(ctx, store.Item{ID: "m", Queue: "mail", NotBefore: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	woken(t, ch, "Enqueue after the resubscription")
-}
-
-func woken(t *testing.T, ch <-chan struct{}, what string) {
-	t.Helper()
-	select {
-	case _, open := <-ch:
-		if !open {
-			t.Fatalf("%s: the wake-up channel closed", what)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s: no wake-up within 10s", what)
-	}
+	storetest.Woken(t, ch, "Enqueue after the resubscription")
 }
 
 // TestHeldLeftovers plants held-index entries such as a client that died
