@@ -118,6 +118,16 @@ func TestCluster(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return connect(t, clusterURL(c), true) })
 }
 
+// TestSentinel runs the suite through a sentinel, as a Sentinel deployment
+// connects: go-redis asks the sentinel for the master, for commands and for
+// the wake-up subscriptions alike.
+func TestSentinel(t *testing.T) {
+	master := testrig.Redis(t)
+	sentinel := testrig.RedisSentinel(t, master)
+	url := "redis-sentinel://" + sentinel.Addr() + "/0?master_name=" + testrig.SentinelMaster
+	storetest.Run(t, func(t *testing.T) store.Store { return connect(t, url, true) })
+}
+
 func TestDurable(t *testing.T) {
 	srv := testrig.Redis(t)
 	s := connect(t, srv.URL(), true)
