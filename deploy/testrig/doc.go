@@ -1,7 +1,7 @@
 // Package testrig starts private, real servers for tests: redis-server (standalone with an
-// append-only file, a Sentinel watching one, or a Redis Cluster), Dovecot (IMAP, LMTP) and Postfix (SMTP), each on free
-// loopback ports with its configuration and data in a directory the caller owns, and stops them
-// again.
+// append-only file, a Sentinel watching one, or a Redis Cluster), Dovecot (IMAP, LMTP) and
+// Postfix (SMTP), each on free loopback ports with its configuration and data in a directory
+// the caller owns, and stops them again.
 //
 // The project tests against real servers rather than mocks because what breaks in production
 // is what a mock agrees with: Redis Cluster's cross-slot rules and MOVED redirections, an
