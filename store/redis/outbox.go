@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -344,12 +345,13 @@ func (s *Store) Buried(ctx context.Context, queue string) ([]store.Item, error) 
 // heldScan is how many entries of the held index QueueStats reads at a time.
 const heldScan = 100
 
-// QueueStats implements store.Store. It costs two round trips: one
-// pipeline of ZCARD and ZCOUNT (O(log n)) on the queue's indexes, with the
-// held index and the first claimBatch due entries; then one HMGET per entry
-// read, to check each against its item. The held index holds the items
-// being worked on (one per busy worker), so that is a bounded read; it is
-// read heldScan entries at a time.
+// QueueStats implements store.Store. It costs two round trips while fewer
+// than heldScan items are held: one pipeline of ZCARD and ZCOUNT (O(log n))
+// on the queue's indexes, that reads the first claimBatch due entries and
+// the held index too; then one pipeline of HGETALL, one per entry read, to
+// check each against its item. The held index holds the items being worked
+// on (one per busy worker), so that is a bounded read; past heldScan
+// entries it is read heldScan at a time.
 //
 // Counts come from the indexes, so the pointers a crash leaves behind
 // (package doc) are counted until a claimer removes them; QueueStats
@@ -364,42 +366,36 @@ func (s *Store) QueueStats(ctx context.Context, queue string, now time.Time) (st
 	due := pipe.ZCount(ctx, readyKey(queue), "-inf", micros(now))
 	dead := pipe.ZCard(ctx, buriedKey(queue))
 	first := pipe.ZRangeByScore(ctx, readyKey(queue), &redis.ZRangeBy{Min: "-inf", Max: micros(now), Count: claimBatch})
+	heldPage := pipe.ZRange(ctx, heldKey(queue), 0, heldScan-1)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return stats, err
 	}
 	stats.Due, stats.Buried = int(due.Val()), int(dead.Val())
+	firstDue, held := first.Val(), heldPage.Val()
+	items, err := s.indexedItems(ctx, append(slices.Clip(firstDue), held...))
+	if err != nil {
+		return stats, err
+	}
 	oldest := func(nb time.Time) {
 		if stats.OldestDue.IsZero() || nb.Before(stats.OldestDue) {
 			stats.OldestDue = nb
 		}
 	}
-	// The oldest due item not held: among the first due entries, as their
-	// score is the NotBefore of the items not held (the others are in the
-	// held index).
-	firstDue, err := s.indexedItems(ctx, first.Val())
-	if err != nil {
-		return stats, err
-	}
-	for _, it := range firstDue {
+	// The oldest due item not held is among the first due entries, as
+	// their score is the NotBefore of the items not held (the held ones
+	// are in the held index).
+	for _, it := range items[:len(firstDue)] {
 		if it != nil && it.Holder == "" {
 			oldest(it.NotBefore)
 			break
 		}
 	}
-	for offset := int64(0); ; offset += heldScan {
-		members, err := s.c.ZRange(ctx, heldKey(queue), offset, offset+heldScan-1).Result()
-		if err != nil {
-			return stats, err
-		}
-		held, err := s.indexedItems(ctx, members)
-		if err != nil {
-			return stats, err
-		}
+	for offset := int64(0); ; {
 		var drop []any
-		for i, it := range held {
+		for i, it := range items[len(items)-len(held):] {
 			switch {
 			case it == nil:
-				drop = append(drop, members[i])
+				drop = append(drop, held[i])
 			case it.Holder != "":
 				// Held, by a live lease or by one that expired (then due).
 				oldest(it.NotBefore)
@@ -410,10 +406,16 @@ func (s *Store) QueueStats(ctx context.Context, queue string, now time.Time) (st
 		}
 		if len(drop) > 0 {
 			s.c.ZRem(ctx, heldKey(queue), drop...)
-			offset -= int64(len(drop))
 		}
-		if len(members) < heldScan {
+		if len(held) < heldScan {
 			break
+		}
+		offset += int64(len(held) - len(drop))
+		if held, err = s.c.ZRange(ctx, heldKey(queue), offset, offset+heldScan-1).Result(); err != nil {
+			return stats, err
+		}
+		if items, err = s.indexedItems(ctx, held); err != nil {
+			return stats, err
 		}
 	}
 	stats.Waiting = int(queued.Val()) - stats.Held

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -296,4 +297,42 @@ func BenchmarkStandalone(b *testing.B) {
 func BenchmarkCluster(b *testing.B) {
 	c := testrig.RedisCluster(b, 3)
 	storetest.Bench(b, func(b *testing.B) store.Store { return connect(b, clusterURL(c), true) })
+}
+
+// TestQueueStatsManyHeld holds more items than QueueStats reads of the held
+// index at a time, with leftovers of items gone among them.
+func TestQueueStatsManyHeld(t *testing.T) {
+	srv := testrig.Redis(t)
+	s := connect(t, srv.URL(), true)
+	ctx := t.Context()
+	at := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	const n, gone = 2*heldScan + 10, heldScan / 2
+	items := make([]store.Item, n)
+	for i := range items {
+		items[i] = store.Item{ID: fmt.Sprint(i), Queue: "mail", NotBefore: at.Add(time.Duration(i) * time.Millisecond)}
+	}
+	if err := s.Enqueue(ctx, items...); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if _, err := s.Claim(ctx, "mail", "w", at.Add(time.Second), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range gone {
+		m := member(itemKey("", fmt.Sprint("acked", i)), newStamp())
+		if err := s.c.ZAdd(ctx, heldKey("mail"), redis.Z{Score: float64(i), Member: m}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stats, err := s.QueueStats(ctx, "mail", at.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Held != n || stats.Waiting != 0 || stats.Due != 0 || !stats.OldestDue.Equal(at) {
+		t.Fatalf("QueueStats = %+v, want %d held since %v", stats, n, at)
+	}
+	if left, err := s.c.ZCard(ctx, heldKey("mail")).Result(); err != nil || left != n {
+		t.Fatalf("held index after QueueStats: %d entries (%v), want %d", left, err, n)
+	}
 }
