@@ -51,6 +51,12 @@ func StartRedis(dir string, opts RedisOptions) (*RedisServer, error) {
 func Redis(t testing.TB) *RedisServer {
 	t.Helper()
 	s, err := StartRedis(t.TempDir(), RedisOptions{})
+	return stopAtEnd(t, s, err)
+}
+
+// stopAtEnd fails t with err, the error of starting s, or else stops s when t ends.
+func stopAtEnd(t testing.TB, s *RedisServer, err error) *RedisServer {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,13 +27,5 @@ func StartRedisSentinel(dir string, master *RedisServer) (*RedisServer, error) {
 func RedisSentinel(t testing.TB, master *RedisServer) *RedisServer {
 	t.Helper()
 	s, err := StartRedisSentinel(t.TempDir(), master)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	return s
+	return stopAtEnd(t, s, err)
 }
