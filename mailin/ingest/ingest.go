@@ -65,6 +65,9 @@ type Config struct {
 	MaxMessageBytes int64
 	// Location is the time zone deadlines are days of.
 	Location *time.Location
+	// ReturnPathKey verifies the tags of the return paths that delivery
+	// reports come back to; the key of compose.Config.ReturnPathKey.
+	ReturnPathKey []byte
 	// Inspect reads a PDF and returns its page count, or an error saying
 	// why it cannot be signed (encrypted, unreadable).
 	Inspect func(pdf []byte) (pages int, err error)
@@ -269,6 +272,7 @@ func (h *Handler) command(ctx context.Context, msg *message.Message, key string,
 	var refused *workflow.Error
 	switch {
 	case err == nil:
+		h.log.Info("ingest: reply command applied", "envelope", envID, "recipient", rid, "command", cmd.Verb, "from", logText(cmd.From))
 		return poller.Processed, "", nil
 	case errors.As(err, &refused):
 		return h.refuse(ctx, msg, key, env.Language, engineProblem(refused))
@@ -290,47 +294,86 @@ func (h *Handler) thread(ids []string) (envelopeID, recipientID string) {
 }
 
 // automatic handles a mail no one should answer; a delivery status
-// notification is first recorded as a bounce on its envelope.
+// notification is first recorded as a bounce on its envelope if genuine.
 func (h *Handler) automatic(ctx context.Context, m poller.Message, why string) (poller.Destination, string, error) {
 	rep, err := dsn.Parse(bytes.NewReader(m.Raw))
 	if err != nil {
 		h.log.Info("ingest: automatic mail, no reply", "why", why)
 		return poller.Processed, "", nil
 	}
-	envID := rep.OriginalEnvelope
-	if envID == "" {
-		envID = h.returnPathEnvelope(m.Raw)
+	if err := h.bounce(ctx, m.Raw, rep); err != nil {
+		return 0, "", err
+	}
+	return poller.Processed, "", nil
+}
+
+// bounce records the failures a delivery status notification reports when
+// it is genuine: it arrived at the return path of a mail the gateway sent,
+// whose tag verifies (see package mailid), and names that mail's addressee.
+// Anything else is logged and ignored, since the envelope ID a forger needs
+// is in every mail the gateway sends: the envelope named in the returned
+// header, or a report to the plain gateway address, prove nothing. Only a
+// store error is returned.
+func (h *Handler) bounce(ctx context.Context, raw []byte, rep *dsn.Report) error {
+	envID, rid, err := h.returnPath(raw)
+	if err != nil {
+		h.log.Warn("ingest: delivery report ignored", "why", logText(err.Error()), "reporting_mta", logText(rep.ReportingMTA))
+		return nil
+	}
+	env, err := h.engine.Store.Get(ctx, envID)
+	if errors.Is(err, store.ErrNotFound) {
+		h.log.Warn("ingest: delivery report ignored", "why", "its envelope does not exist", "envelope", envID, "recipient", rid)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	addressee := env.Sender.Email
+	if rid != "" {
+		r := env.Recipient(rid)
+		if r == nil {
+			h.log.Warn("ingest: delivery report ignored", "why", "its envelope has no such recipient", "envelope", envID, "recipient", rid)
+			return nil
+		}
+		addressee = r.Email
 	}
 	for _, rcpt := range rep.Recipients {
 		if !rcpt.Failed() {
 			continue
 		}
-		if envID == "" {
-			h.log.Warn("ingest: bounce for an unknown envelope", "recipient", rcpt.FinalRecipient, "status", rcpt.Status)
+		if !loop.SameMailbox(rcpt.FinalRecipient, addressee) && !loop.SameMailbox(rcpt.OriginalRecipient, addressee) {
+			h.log.Warn("ingest: delivery report ignored", "why", "it names another recipient than the mail of its return path",
+				"envelope", envID, "recipient", rid, "final_recipient", logText(rcpt.FinalRecipient),
+				"original_recipient", logText(rcpt.OriginalRecipient))
 			continue
 		}
-		reason := strings.TrimSpace(rcpt.Status + " " + rcpt.DiagnosticCode)
-		_, err := h.engine.Event(ctx, envID, workflow.Bounced{Meta: workflow.Meta{At: h.engine.Now()}, Email: rcpt.FinalRecipient, Reason: reason})
+		// The remote server's words go into the notice to the sender.
+		reason := workflow.Clip(strings.TrimSpace(rcpt.Status+" "+rcpt.DiagnosticCode), workflow.MaxMessageRunes)
+		_, err := h.engine.Event(ctx, envID, workflow.Bounced{Meta: workflow.Meta{At: h.engine.Now()}, Email: addressee, Reason: reason})
 		var refused *workflow.Error
 		switch {
 		case err == nil:
-		case errors.As(err, &refused), errors.Is(err, store.ErrNotFound):
-			h.log.Warn("ingest: bounce not recorded", "envelope", envID, "recipient", rcpt.FinalRecipient, "err", err)
+			h.log.Info("ingest: bounce recorded", "envelope", envID, "recipient", rid, "status", logText(rcpt.Status))
+		case errors.As(err, &refused):
+			h.log.Warn("ingest: bounce not recorded", "envelope", envID, "recipient", rid, "err", err)
 		default:
-			return 0, "", err
+			return err
 		}
 	}
-	return poller.Processed, "", nil
+	return nil
 }
 
-// returnPathEnvelope finds the envelope of a bounce from the VERP address
-// it was delivered to (parapheur+bounce-ENVELOPE=RECIPIENT@…), for reports
-// that do not quote the original header.
-func (h *Handler) returnPathEnvelope(raw []byte) string {
+// returnPath finds the envelope and recipient of a delivery report from the
+// return path it was delivered to: where the receiving MTA or LMTP server
+// says it delivered it (Delivered-To, X-Original-To), else the To that a
+// report is addressed to. Anyone can write these fields; the tag of the
+// return path is what proves the gateway made it.
+func (h *Handler) returnPath(raw []byte) (envelopeID, recipientID string, err error) {
 	msg, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {
-		return ""
+		return "", "", err
 	}
+	var forged error
 	for _, field := range []string{"Delivered-To", "X-Original-To", "To"} {
 		for _, v := range msg.Header[field] {
 			addrs, err := mail.ParseAddressList(v)
@@ -338,13 +381,20 @@ func (h *Handler) returnPathEnvelope(raw []byte) string {
 				continue
 			}
 			for _, a := range addrs {
-				if env, _, err := mailid.ParseReturnPath(h.cfg.Gateway, a.Address); err == nil {
-					return env
+				env, rid, err := mailid.ParseReturnPath(h.cfg.ReturnPathKey, h.cfg.Gateway, a.Address)
+				if err == nil {
+					return env, rid, nil
+				}
+				if errors.Is(err, mailid.ErrBadTag) && forged == nil {
+					forged = err
 				}
 			}
 		}
 	}
-	return ""
+	if forged != nil {
+		return "", "", forged
+	}
+	return "", "", errors.New("it was not delivered to a return path of the gateway (Delivered-To, X-Original-To, To)")
 }
 
 // unreadable quarantines a message that cannot be parsed, with a refusal
@@ -481,6 +531,13 @@ func engineProblem(err error) problem.Text {
 	}
 	return t
 }
+
+// maxLogRunes caps the text of a mail that a log line quotes: a hostile
+// mail must not make log lines of its own size.
+const maxLogRunes = 200
+
+// logText is s clipped for a log line.
+func logText(s string) string { return workflow.Clip(s, maxLogRunes) }
 
 func ignored(msg *message.Message) []workflow.Attachment {
 	var out []workflow.Attachment
