@@ -173,7 +173,7 @@ func (h *Handler) submission(ctx context.Context, msg *message.Message, key stri
 	for _, d := range msg.Documents {
 		pages, err := h.cfg.Inspect(d.Data)
 		if err != nil {
-			h.log.Info("ingest: document cannot be signed", "from", from, "document", d.Name, "err", err)
+			h.log.Info("ingest: document cannot be signed", "from", logText(from), "document", logText(d.Name), "err", logText(err.Error()))
 			problems = append(problems, unsignable(d.Name, err))
 			continue
 		}
@@ -219,7 +219,7 @@ func (h *Handler) submission(ctx context.Context, msg *message.Message, key stri
 	env, err := h.engine.Create(ctx, d)
 	switch {
 	case err == nil:
-		h.log.Info("ingest: envelope created", "envelope", env.ID, "from", from, "title", env.Title)
+		h.log.Info("ingest: envelope created", "envelope", env.ID, "from", logText(from), "title", logText(env.Title))
 		return poller.Processed, "", nil
 	case errors.Is(err, store.ErrExists):
 		return poller.Processed, "", nil // handled before a crash: the envelope is there
@@ -417,9 +417,8 @@ func (h *Handler) unreadable(ctx context.Context, m poller.Message, key string, 
 	if err != nil || len(from) == 0 {
 		return poller.Quarantine, reason.EN, nil
 	}
-	subject, _ := hdr.Subject()
 	msgID, _ := hdr.MessageID()
-	msg := &message.Message{From: (*mail.Address)(from[0]), Subject: subject, MessageID: msgID}
+	msg := &message.Message{From: (*mail.Address)(from[0]), Subject: message.Subject(hdr), MessageID: msgID}
 	return h.refuse(ctx, msg, key, "", reason)
 }
 
@@ -446,7 +445,7 @@ func (h *Handler) refuse(ctx context.Context, msg *message.Message, key, lang st
 		return 0, "", err
 	}
 	if !first {
-		h.log.Info("ingest: refused without a reply (one refusal per sender per hour)", "from", addr, "reason", reason)
+		h.log.Info("ingest: refused without a reply (one refusal per sender per hour)", "from", logText(addr), "reason", logText(reason))
 		return poller.Quarantine, reason, nil
 	}
 	job := engine.Job{Notice: engine.NoticeRefusal, Refusal: &engine.Refusal{

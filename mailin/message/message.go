@@ -24,6 +24,8 @@ import (
 	gomessage "github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // charsets beyond UTF-8 and US-ASCII
 	"github.com/emersion/go-message/mail"
+
+	"github.com/parapheur/parapheur/workflow"
 )
 
 // Message is what Parse found in a mail.
@@ -44,7 +46,7 @@ type Message struct {
 	// References are the message IDs of the thread, oldest first, without
 	// angle brackets.
 	References []string
-	// Subject is the decoded subject.
+	// Subject is the decoded subject, see the Subject function.
 	Subject string
 	// Title is the subject without reply and forward prefixes.
 	Title string
@@ -144,10 +146,16 @@ func (m *Message) readHeader() error {
 	}
 	m.InReplyTo = IDs(m.Header.Get("In-Reply-To"))
 	m.References = IDs(m.Header.Get("References"))
-	m.Subject, _ = m.Header.Subject()
-	m.Subject = strings.Join(strings.Fields(m.Subject), " ")
+	m.Subject = Subject(m.Header)
 	m.Title = StripPrefixes(m.Subject)
 	return nil
+}
+
+// Subject returns the decoded subject of h on one line, clipped to
+// workflow.MaxTitleRunes runes: every reply quotes it.
+func Subject(h mail.Header) string {
+	s, _ := h.Subject()
+	return workflow.Clip(strings.Join(strings.Fields(s), " "), workflow.MaxTitleRunes)
 }
 
 // IDs returns the message IDs of a Message-ID, In-Reply-To or References
