@@ -131,16 +131,27 @@ func (h *Handler) limit(m poller.Message) int64 {
 }
 
 // messageKey identifies a message across retries: its Message-ID when it
-// has one, else the hash of its bytes.
+// has one, else the hash of its bytes. A Message-ID longer than
+// maxKeyIDBytes is hashed too: the key goes into outbox item IDs, which the
+// store caps, and a mail whose refusal cannot be queued would stay in the
+// inbox for ever.
 func messageKey(raw []byte) string {
 	if msg, err := mail.ReadMessage(bytes.NewReader(raw)); err == nil {
 		if ids := message.IDs(msg.Header.Get("Message-ID")); len(ids) > 0 {
-			return "<" + strings.ToLower(ids[0]) + ">"
+			key := "<" + strings.ToLower(ids[0]) + ">"
+			if len(key) <= maxKeyIDBytes {
+				return key
+			}
+			raw = []byte(key)
 		}
 	}
 	sum := sha256.Sum256(raw)
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
+
+// maxKeyIDBytes is the longest Message-ID a key holds as written: with
+// "refusal/" before it, within the store's 200-byte item IDs.
+const maxKeyIDBytes = 160
 
 // megabytes writes a size as people read it: "2.5 MB", "2,5 Mo".
 func megabytes(n int64) problem.Text {
