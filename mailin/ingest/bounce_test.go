@@ -134,8 +134,8 @@ func TestCancelIsLogged(t *testing.T) {
 
 // TestDovecotBounces delivers reports through the rig's Postfix and
 // Dovecot as a remote MTA would, with the null reverse-path: to the plain
-// address and to marie's return path naming paul, they record nothing; to
-// paul's return path naming paul, the bounce.
+// address naming marie and to marie's return path naming paul, they record
+// nothing; to paul's return path naming paul, the bounce.
 func TestDovecotBounces(t *testing.T) {
 	f := newFixture(t)
 	user := freshBox(t)
@@ -155,9 +155,11 @@ func TestDovecotBounces(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	for _, rcpt := range []string{gateway, verp("r1"), verp("r2")} {
-		if err := c.SendMail("", []string{rcpt}, bytes.NewReader(report(rcpt, env.ID, "paul@partner.example", ""))); err != nil {
-			t.Fatalf("SMTP to %s: %v", rcpt, err)
+	for _, dsn := range []struct{ to, final string }{
+		{gateway, "marie@partner.example"}, {verp("r1"), "paul@partner.example"}, {verp("r2"), "paul@partner.example"},
+	} {
+		if err := c.SendMail("", []string{dsn.to}, bytes.NewReader(report(dsn.to, env.ID, dsn.final, ""))); err != nil {
+			t.Fatalf("SMTP to %s: %v", dsn.to, err)
 		}
 	}
 	done := make(chan poller.Destination, 3)
