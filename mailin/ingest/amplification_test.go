@@ -47,9 +47,7 @@ func TestHugeSubjects(t *testing.T) {
 		t.Errorf("a title of %d runes", n)
 	}
 
-	f.logs.mu.Lock()
-	logged := f.logs.b.String()
-	f.logs.mu.Unlock()
+	logged := f.logs.String()
 	if !strings.Contains(logged, "ingest: envelope created") {
 		t.Fatalf("no log of the envelope:\n%.2000s", logged)
 	}

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +34,11 @@ type fixture struct {
 	e    *engine.Engine
 	logs *logBuffer
 }
+
+// logBuffer keeps the handler's JSON log lines. The Dovecot tests' poller
+// writes them on its goroutine, in Handle, before the handled message is
+// signalled; the tests read them after.
+type logBuffer struct{ bytes.Buffer }
 
 // returnPathKey is the return path key of the tests' gateway.
 var returnPathKey = bytes.Repeat([]byte{0x42}, mailid.KeySize)
@@ -66,26 +70,11 @@ func newFixture(t testing.TB) fixture {
 	return fixture{h, e, logs}
 }
 
-// logBuffer keeps the handler's JSON log lines; the poller of the Dovecot
-// tests writes them on its own goroutine.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
 // take returns the lines logged since the last take, decoded.
 func (l *logBuffer) take(t testing.TB) []map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var lines []map[string]any
-	for _, line := range bytes.Split(bytes.TrimSpace(l.b.Bytes()), []byte("\n")) {
+	for _, line := range bytes.Split(bytes.TrimSpace(l.Bytes()), []byte("\n")) {
 		if len(line) == 0 {
 			continue
 		}
@@ -95,7 +84,7 @@ func (l *logBuffer) take(t testing.TB) []map[string]any {
 		}
 		lines = append(lines, m)
 	}
-	l.b.Reset()
+	l.Reset()
 	return lines
 }
 
