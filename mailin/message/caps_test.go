@@ -9,11 +9,11 @@ import (
 )
 
 // TestSubjectIsCapped checks that a huge subject (900 KB: a header of
-// more than 1 MB is refused), which every reply and the envelope's mails
-// quote, is clipped at the door.
+// more than 1 MB is refused) and the sender's name, which every reply and
+// the envelope's mails quote, are clipped at the door.
 func TestSubjectIsCapped(t *testing.T) {
 	subject := "TR: " + strings.Repeat("é", 900_000/2)
-	raw := "From: a@org.example\r\nSubject: " + subject + "\r\n\r\nhi\r\n"
+	raw := "From: =?utf-8?q?" + strings.Repeat("Agn=C3=A8s_", 10_000) + "?= <a@org.example>\r\nSubject: " + subject + "\r\n\r\nhi\r\n"
 	m, err := Parse(strings.NewReader(raw), int64(len(raw)))
 	if err != nil {
 		t.Fatal(err)
@@ -23,5 +23,8 @@ func TestSubjectIsCapped(t *testing.T) {
 	}
 	if n := utf8.RuneCountInString(m.Title); n > workflow.MaxTitleRunes || !strings.HasPrefix(m.Title, "éé") {
 		t.Errorf("title of %d runes %.20q…; want at most %d", n, m.Title, workflow.MaxTitleRunes)
+	}
+	if n := utf8.RuneCountInString(m.From.Name); n != workflow.MaxNameRunes || !strings.HasPrefix(m.From.Name, "Agnès Agnès") || m.From.Address != "a@org.example" {
+		t.Errorf("From %.40q… of %d runes, %s; want the name in %d runes", m.From.Name, n, m.From.Address, workflow.MaxNameRunes)
 	}
 }

@@ -33,7 +33,8 @@ type Message struct {
 	// Header is the top-level header, for the checks that read other
 	// fields (loops, Authentication-Results).
 	Header mail.Header
-	// From is the author; Parse fails without one.
+	// From is the author, the name clipped to workflow.MaxNameRunes runes;
+	// Parse fails without one.
 	From *mail.Address
 	// ReplyTo are the Reply-To addresses, if any.
 	ReplyTo []*mail.Address
@@ -134,6 +135,8 @@ func (m *Message) readHeader() error {
 		return errors.New("the message has no From header")
 	}
 	m.From = from[0]
+	// The sender's name is quoted in every mail of an envelope.
+	m.From.Name = workflow.Clip(m.From.Name, workflow.MaxNameRunes)
 	// Reply-To, To and Cc only help (replies, plus-addressing): a bad one
 	// is left out rather than failing the mail.
 	m.ReplyTo, _ = m.Header.AddressList("Reply-To")
