@@ -51,7 +51,8 @@ type gateway struct {
 // timerPoll is how often due envelope timers (expiry, reminders) are looked for.
 const timerPoll = 15 * time.Second
 
-// newGateway opens the store and assembles the parts from the configuration.
+// newGateway reads the gateway secret, opens the store and assembles the
+// parts from the configuration.
 func newGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) (*gateway, error) {
 	keys, err := loadGatewayKeys(cfg.Keys.Dir)
 	if err != nil {
