@@ -10,12 +10,15 @@ import (
 
 var caInitCommand = &command{
 	name:    "ca init",
-	summary: "create the signing CA and the seal certificate",
+	summary: "create the gateway secret, the signing CA and the seal certificate",
 	help: `
 "ca init" creates, for a new installation, the signing CA that issues a one-time
 certificate to each signer and the organisation's seal key and certificate, and
 writes them to keys.dir, the private keys in PKCS#12 files protected by
-keys.passphrase (required). It refuses to overwrite existing keys.`,
+keys.passphrase (required). It also writes gateway.key, the secret from which
+the gateway derives the keys that recognise its own bounces and one-time codes
+(32 random bytes, readable by its owner only; serve needs it), unless the file
+exists. It refuses to overwrite existing keys.`,
 	run: runCAInit,
 }
 
@@ -36,6 +39,13 @@ func runCAInit(inv *invocation) int {
 	}
 	if cfg.Keys.Passphrase == "" {
 		return inv.fail(fmt.Errorf("keys.passphrase (or PARAPHEUR_KEYS_PASSPHRASE, or keys.passphrase_file) is required to protect the keys"))
+	}
+	wrote, err := createGatewaySecret(cfg.Keys.Dir)
+	if err != nil {
+		return inv.fail(fmt.Errorf("the gateway secret: %w", err))
+	}
+	if wrote {
+		fmt.Fprintln(inv.stdout, "wrote", filepath.Join(cfg.Keys.Dir, gatewaySecretFile))
 	}
 	opts := pki.InitOptions{Organisation: *org, Country: *country, Passphrase: string(cfg.Keys.Passphrase), RSA: *rsa}
 	if err := pki.InitCA(cfg.Keys.Dir, opts); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -24,11 +25,20 @@ func TestCASealVerify(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "keys"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if r := parapheur(t, env, "ca", "init", "--organisation", "Mairie de Test", "--country", "FR"); r.code != exitOK || !strings.Contains(r.stdout, "seal.p12") {
+	if r := parapheur(t, env, "ca", "init", "--organisation", "Mairie de Test", "--country", "FR"); r.code != exitOK || !strings.Contains(r.stdout, "seal.p12") ||
+		!strings.Contains(r.stdout, "wrote "+filepath.Join(dir, "keys", "gateway.key")) {
 		t.Fatalf("ca init: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	secret := filepath.Join(dir, "keys", "gateway.key")
+	first, err := os.ReadFile(secret)
+	if fi, _ := os.Stat(secret); err != nil || len(first) != 32 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("gateway.key: %d bytes, %v; want 32 bytes readable by its owner only", len(first), err)
 	}
 	if r := parapheur(t, env, "ca", "init", "--organisation", "Mairie de Test"); r.code != exitFailure || !strings.Contains(r.stderr, "not overwriting") {
 		t.Fatalf("second ca init: exit %d\n%s", r.code, r.stderr)
+	}
+	if again, err := os.ReadFile(secret); err != nil || !bytes.Equal(again, first) {
+		t.Fatalf("the second ca init changed the gateway secret: %v", err)
 	}
 
 	in, out := filepath.Join(dir, "in.pdf"), filepath.Join(dir, "out.pdf")

@@ -45,19 +45,25 @@ type gateway struct {
 	http    *http.Server
 	holder  string
 	metrics *prometheus.Registry
+	keys    gatewayKeys
 }
 
 // timerPoll is how often due envelope timers (expiry, reminders) are looked for.
 const timerPoll = 15 * time.Second
 
-// newGateway opens the store and assembles the parts from the configuration.
+// newGateway reads the gateway secret, opens the store and assembles the
+// parts from the configuration.
 func newGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) (*gateway, error) {
+	keys, err := loadGatewayKeys(cfg.Keys.Dir)
+	if err != nil {
+		return nil, err
+	}
 	st, err := backend.Open(ctx, cfg.Store.URL, store.Options{MaxBlobBytes: cfg.Limits.MaxDocumentBytes})
 	if err != nil {
 		return nil, err
 	}
-	g := &gateway{cfg: cfg, log: log, store: st, engine: &engine.Engine{Store: st}, holder: store.Holder(),
-		metrics: prometheus.NewRegistry()}
+	g := &gateway{cfg: cfg, log: log, store: st, engine: &engine.Engine{Store: st, CodeKey: keys.code}, holder: store.Holder(),
+		metrics: prometheus.NewRegistry(), keys: keys}
 	g.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := g.assemble(); err != nil {
 		st.Close()
@@ -84,6 +90,7 @@ func (g *gateway) assemble() error {
 		Gateway: cfg.Address, Senders: policy, Circuits: circuits,
 		DeadlineDays: cfg.Envelopes.DefaultDeadlineDays, ReminderDays: cfg.Envelopes.ReminderDays,
 		Language: cfg.Language, MaxMessageBytes: cfg.Limits.MaxMessageBytes, MaxRecipients: cfg.Limits.MaxRecipients, Location: cfg.Location,
+		ReturnPathKey: g.keys.returnPath,
 		Inspect: func(pdf []byte) (int, error) {
 			return pades.Inspect(context.Background(), pdf, cfg.Limits.MaxDocumentBytes)
 		},
@@ -100,7 +107,8 @@ func (g *gateway) assemble() error {
 
 	domain := cfg.Address[strings.LastIndexByte(cfg.Address, '@')+1:]
 	composer, err := compose.New(compose.Config{Address: cfg.Address, Name: "Parapheur", PublicURL: cfg.PublicURL,
-		Domain: domain, Language: cfg.Language, AttachmentLimit: cfg.Mail.AttachmentLimitBytes, Location: cfg.Location})
+		Domain: domain, Language: cfg.Language, AttachmentLimit: cfg.Mail.AttachmentLimitBytes, Location: cfg.Location,
+		ReturnPathKey: g.keys.returnPath})
 	if err != nil {
 		return err
 	}

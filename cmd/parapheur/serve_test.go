@@ -52,24 +52,44 @@ type server struct {
 	logs   *lockedBuffer
 }
 
-// startServe runs "parapheur serve" on storeURL and rig's mailbox, waits
-// until it is ready, and kills it at the end of the test if still running.
-func startServe(t *testing.T, rig *testrig.Mail, storeURL string) *server {
+// initKeys runs "parapheur ca init" as an operator does before the first
+// serve, and returns the keys.dir it wrote; replicas share it.
+func initKeys(t *testing.T) string {
 	t.Helper()
-	s := &server{listen: freeAddr(t), exited: make(chan error, 1), logs: &lockedBuffer{}}
-	s.cmd = exec.Command(binary, "serve")
-	s.cmd.Env = []string{
+	dir := t.TempDir()
+	r := parapheur(t, []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_KEYS_DIR=" + dir, "PARAPHEUR_KEYS_PASSPHRASE=test"},
+		"ca", "init", "--organisation", "Mairie de Test")
+	if r.code != exitOK {
+		t.Fatalf("ca init: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	return dir
+}
+
+// serveEnv is the environment that configures "parapheur serve" alone, on
+// storeURL, rig's mailbox and the keys.dir keys, listening on listen.
+func serveEnv(rig *testrig.Mail, storeURL, keys, listen string) []string {
+	return []string{
 		"PARAPHEUR_CONFIG=",
 		"PARAPHEUR_ADDRESS=parapheur@org.example",
-		"PARAPHEUR_PUBLIC_URL=http://" + s.listen,
-		"PARAPHEUR_LISTEN=" + s.listen,
+		"PARAPHEUR_PUBLIC_URL=http://" + listen,
+		"PARAPHEUR_LISTEN=" + listen,
 		"PARAPHEUR_STORE_URL=" + storeURL,
 		"PARAPHEUR_IMAP_URL=imap://parapheur@" + rig.IMAPAddr() + "/INBOX",
 		"PARAPHEUR_IMAP_PASSWORD=" + rig.Password(),
 		"PARAPHEUR_SMTP_URL=smtp://" + rig.SMTPAddr(),
 		"PARAPHEUR_SENDERS_ALLOWED=bob@example.com",
-		"PARAPHEUR_KEYS_DIR=" + t.TempDir(),
+		"PARAPHEUR_KEYS_DIR=" + keys,
 	}
+}
+
+// startServe runs "parapheur serve" on storeURL, rig's mailbox and the
+// keys in keys, waits until it is ready, and kills it at the end of the
+// test if still running.
+func startServe(t *testing.T, rig *testrig.Mail, storeURL, keys string) *server {
+	t.Helper()
+	s := &server{listen: freeAddr(t), exited: make(chan error, 1), logs: &lockedBuffer{}}
+	s.cmd = exec.Command(binary, "serve")
+	s.cmd.Env = serveEnv(rig, storeURL, keys, s.listen)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs // written by exec's copying goroutine
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -118,7 +138,7 @@ func newSubmission(t *testing.T, subject string) (string, string) {
 
 func serveEndToEnd(t *testing.T, storeURL string) {
 	rig := testrig.MailRig(t)
-	srv := startServe(t, rig, storeURL)
+	srv := startServe(t, rig, storeURL, initKeys(t))
 	listen := srv.listen
 	submission, msgID := newSubmission(t, "TR: Convention de partenariat")
 	sendMail(t, rig.SMTPAddr(), "bob@example.com", "parapheur@org.example", submission)
@@ -204,6 +224,33 @@ func serveEndToEnd(t *testing.T, storeURL string) {
 		t.Errorf("metrics do not count the two mails:\n%s", grepLines(metrics, "parapheur_imap"))
 	}
 	srv.stop(t)
+}
+
+// TestServeNeedsTheGatewaySecret checks that serve without the gateway
+// secret stops at once and says how to make it.
+func TestServeNeedsTheGatewaySecret(t *testing.T) {
+	keys := t.TempDir()
+	env := []string{
+		"PARAPHEUR_CONFIG=",
+		"PARAPHEUR_ADDRESS=parapheur@org.example",
+		"PARAPHEUR_PUBLIC_URL=http://127.0.0.1:8080",
+		"PARAPHEUR_STORE_URL=bolt://" + filepath.Join(t.TempDir(), "parapheur.db"),
+		"PARAPHEUR_IMAP_URL=imap://parapheur@127.0.0.1:1/INBOX",
+		"PARAPHEUR_IMAP_PASSWORD=secret",
+		"PARAPHEUR_SMTP_URL=smtp://127.0.0.1:1",
+		"PARAPHEUR_SENDERS_ALLOWED=bob@example.com",
+		"PARAPHEUR_KEYS_DIR=" + keys,
+	}
+	r := parapheur(t, env, "serve")
+	if want := filepath.Join(keys, "gateway.key") + ` does not exist: run "parapheur ca init"`; r.code != exitFailure || !strings.Contains(r.stderr, want) {
+		t.Fatalf("serve without the secret: exit %d, stderr %q; want 1 and %q", r.code, r.stderr, want)
+	}
+	if err := os.WriteFile(filepath.Join(keys, "gateway.key"), []byte("short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := parapheur(t, env, "serve"); r.code != exitFailure || !strings.Contains(r.stderr, "holds 5 bytes instead of 32") {
+		t.Fatalf("serve with a short secret: exit %d, stderr %q", r.code, r.stderr)
+	}
 }
 
 func freeAddr(t *testing.T) string {
@@ -309,8 +356,9 @@ func (l *lockedBuffer) String() string {
 func TestServeTwoReplicas(t *testing.T) {
 	rig := testrig.MailRig(t)
 	storeURL := testrig.Redis(t).URL()
-	a := startServe(t, rig, storeURL)
-	b := startServe(t, rig, storeURL)
+	keys := initKeys(t)
+	a := startServe(t, rig, storeURL, keys)
+	b := startServe(t, rig, storeURL, keys)
 
 	const n = 4
 	send := func(round string) {

@@ -4,7 +4,9 @@
 //
 // The gateway marks each mail it sends with an X-Parapheur-Envelope header;
 // the returned message (message/rfc822) or its header
-// (text/rfc822-headers) gives it back along with the Message-ID.
+// (text/rfc822-headers) gives it back along with the Message-ID. Anyone can
+// write a report, and these fields with it: the gateway believes a report
+// only at the tagged return path of one of its mails (package mailid).
 package dsn
 
 import (

@@ -73,6 +73,9 @@ type Config struct {
 	MaxRecipients int
 	// Location is the time zone deadlines are days of.
 	Location *time.Location
+	// ReturnPathKey verifies the tags of the return paths that delivery
+	// reports come back to; the key of compose.Config.ReturnPathKey.
+	ReturnPathKey []byte
 	// Inspect reads a PDF and returns its page count, or an error saying
 	// why it cannot be signed (encrypted, unreadable).
 	Inspect func(pdf []byte) (pages int, err error)
@@ -163,16 +166,27 @@ func (h *Handler) limit(m poller.Message) int64 {
 }
 
 // messageKey identifies a message across retries: its Message-ID when it
-// has one, else the hash of its bytes.
+// has one, else the hash of its bytes. A Message-ID longer than
+// maxKeyIDBytes is hashed too: the key goes into outbox item IDs, which the
+// store caps, and a mail whose refusal cannot be queued would stay in the
+// inbox for ever.
 func messageKey(raw []byte) string {
 	if msg, err := mail.ReadMessage(bytes.NewReader(raw)); err == nil {
 		if ids := message.IDs(msg.Header.Get("Message-ID")); len(ids) > 0 {
-			return "<" + strings.ToLower(ids[0]) + ">"
+			key := "<" + strings.ToLower(ids[0]) + ">"
+			if len(key) <= maxKeyIDBytes {
+				return key
+			}
+			raw = []byte(key)
 		}
 	}
 	sum := sha256.Sum256(raw)
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
+
+// maxKeyIDBytes is the longest Message-ID a key holds as written: with
+// "refusal/" before it, within the store's 200-byte item IDs.
+const maxKeyIDBytes = 160
 
 // megabytes writes a size as people read it: "2.5 MB", "2,5 Mo".
 func megabytes(n int64) problem.Text {
@@ -206,7 +220,7 @@ func (h *Handler) submission(ctx context.Context, mi *inbound) (poller.Destinati
 	for _, d := range msg.Documents {
 		pages, err := h.cfg.Inspect(d.Data)
 		if err != nil {
-			h.log.Info("ingest: document cannot be signed", "from", from, "document", d.Name, "err", err)
+			h.log.Info("ingest: document cannot be signed", "from", logText(from), "document", logText(d.Name), "err", logText(err.Error()))
 			problems = append(problems, unsignable(d.Name, err))
 			continue
 		}
@@ -246,7 +260,7 @@ func (h *Handler) submission(ctx context.Context, mi *inbound) (poller.Destinati
 	env, err := h.engine.Create(ctx, d)
 	switch {
 	case err == nil:
-		h.log.Info("ingest: envelope created", "envelope", env.ID, "from", from, "title", env.Title)
+		h.log.Info("ingest: envelope created", "envelope", env.ID, "from", logText(from), "title", logText(env.Title))
 		return poller.Processed, "", nil
 	case errors.Is(err, store.ErrExists):
 		return poller.Processed, "", nil // handled before a crash: the envelope is there
@@ -348,6 +362,7 @@ func (h *Handler) command(ctx context.Context, in *inbound, cmd reply.Command) (
 	var refused *workflow.Error
 	switch {
 	case err == nil:
+		h.log.Info("ingest: reply command applied", "envelope", envID, "recipient", rid, "command", cmd.Verb, "from", logText(cmd.From))
 		return poller.Processed, "", nil
 	case errors.As(err, &refused):
 		return h.refuse(ctx, in, env.Language, problem.From(refused))
@@ -369,47 +384,86 @@ func (h *Handler) thread(ids []string) (envelopeID, recipientID string) {
 }
 
 // automatic handles a mail no one should answer; a delivery status
-// notification is first recorded as a bounce on its envelope.
+// notification is first recorded as a bounce on its envelope if genuine.
 func (h *Handler) automatic(ctx context.Context, m poller.Message, why string) (poller.Destination, string, error) {
 	rep, err := dsn.Parse(bytes.NewReader(m.Raw))
 	if err != nil {
 		h.log.Info("ingest: automatic mail, no reply", "why", why)
 		return poller.Processed, "", nil
 	}
-	envID := rep.OriginalEnvelope
-	if envID == "" {
-		envID = h.returnPathEnvelope(m.Raw)
+	if err := h.bounce(ctx, m.Raw, rep); err != nil {
+		return 0, "", err
+	}
+	return poller.Processed, "", nil
+}
+
+// bounce records the failures a delivery status notification reports when
+// it is genuine: it arrived at the return path of a mail the gateway sent,
+// whose tag verifies (see package mailid), and names that mail's addressee.
+// Anything else is logged and ignored, since the envelope ID a forger needs
+// is in every mail the gateway sends: the envelope named in the returned
+// header, or a report to the plain gateway address, prove nothing. Only a
+// store error is returned.
+func (h *Handler) bounce(ctx context.Context, raw []byte, rep *dsn.Report) error {
+	envID, rid, err := h.returnPath(raw)
+	if err != nil {
+		h.log.Warn("ingest: delivery report ignored", "why", logText(err.Error()), "reporting_mta", logText(rep.ReportingMTA))
+		return nil
+	}
+	env, err := h.engine.Store.Get(ctx, envID)
+	if errors.Is(err, store.ErrNotFound) {
+		h.log.Warn("ingest: delivery report ignored", "why", "its envelope does not exist", "envelope", envID, "recipient", rid)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	addressee := env.Sender.Email
+	if rid != "" {
+		r := env.Recipient(rid)
+		if r == nil {
+			h.log.Warn("ingest: delivery report ignored", "why", "its envelope has no such recipient", "envelope", envID, "recipient", rid)
+			return nil
+		}
+		addressee = r.Email
 	}
 	for _, rcpt := range rep.Recipients {
 		if !rcpt.Failed() {
 			continue
 		}
-		if envID == "" {
-			h.log.Warn("ingest: bounce for an unknown envelope", "recipient", rcpt.FinalRecipient, "status", rcpt.Status)
+		if !loop.SameMailbox(rcpt.FinalRecipient, addressee) && !loop.SameMailbox(rcpt.OriginalRecipient, addressee) {
+			h.log.Warn("ingest: delivery report ignored", "why", "it names another recipient than the mail of its return path",
+				"envelope", envID, "recipient", rid, "final_recipient", logText(rcpt.FinalRecipient),
+				"original_recipient", logText(rcpt.OriginalRecipient))
 			continue
 		}
-		reason := strings.TrimSpace(rcpt.Status + " " + rcpt.DiagnosticCode)
-		_, err := h.engine.Event(ctx, envID, workflow.Bounced{Meta: workflow.Meta{At: h.engine.Now()}, Email: rcpt.FinalRecipient, Reason: reason})
+		// The remote server's words go into the notice to the sender.
+		reason := workflow.Clip(strings.TrimSpace(rcpt.Status+" "+rcpt.DiagnosticCode), workflow.MaxMessageRunes)
+		_, err := h.engine.Event(ctx, envID, workflow.Bounced{Meta: workflow.Meta{At: h.engine.Now()}, Email: addressee, Reason: reason})
 		var refused *workflow.Error
 		switch {
 		case err == nil:
-		case errors.As(err, &refused), errors.Is(err, store.ErrNotFound):
-			h.log.Warn("ingest: bounce not recorded", "envelope", envID, "recipient", rcpt.FinalRecipient, "err", err)
+			h.log.Info("ingest: bounce recorded", "envelope", envID, "recipient", rid, "status", logText(rcpt.Status))
+		case errors.As(err, &refused):
+			h.log.Warn("ingest: bounce not recorded", "envelope", envID, "recipient", rid, "err", err)
 		default:
-			return 0, "", err
+			return err
 		}
 	}
-	return poller.Processed, "", nil
+	return nil
 }
 
-// returnPathEnvelope finds the envelope of a bounce from the VERP address
-// it was delivered to (parapheur+bounce-ENVELOPE=RECIPIENT@…), for reports
-// that do not quote the original header.
-func (h *Handler) returnPathEnvelope(raw []byte) string {
+// returnPath finds the envelope and recipient of a delivery report from the
+// return path it was delivered to: where the receiving MTA or LMTP server
+// says it delivered it (Delivered-To, X-Original-To), else the To that a
+// report is addressed to. Anyone can write these fields; the tag of the
+// return path is what proves the gateway made it.
+func (h *Handler) returnPath(raw []byte) (envelopeID, recipientID string, err error) {
 	msg, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {
-		return ""
+		return "", "", err
 	}
+	var forged error
 	for _, field := range []string{"Delivered-To", "X-Original-To", "To"} {
 		for _, v := range msg.Header[field] {
 			addrs, err := mail.ParseAddressList(v)
@@ -417,13 +471,20 @@ func (h *Handler) returnPathEnvelope(raw []byte) string {
 				continue
 			}
 			for _, a := range addrs {
-				if env, _, err := mailid.ParseReturnPath(h.cfg.Gateway, a.Address); err == nil {
-					return env
+				env, rid, err := mailid.ParseReturnPath(h.cfg.ReturnPathKey, h.cfg.Gateway, a.Address)
+				if err == nil {
+					return env, rid, nil
+				}
+				if errors.Is(err, mailid.ErrBadTag) && forged == nil {
+					forged = err
 				}
 			}
 		}
 	}
-	return ""
+	if forged != nil {
+		return "", "", forged
+	}
+	return "", "", errors.New("it was not delivered to a return path of the gateway (Delivered-To, X-Original-To, To)")
 }
 
 // unreadable handles a message whose header cannot be read: it goes to
@@ -444,10 +505,9 @@ func (h *Handler) unreadable(ctx context.Context, m poller.Message, key string, 
 	if err != nil || len(from) == 0 {
 		return poller.Quarantine, reason.EN, nil
 	}
-	subject, _ := hdr.Subject()
 	msgID, _ := hdr.MessageID()
 	in := &inbound{
-		msg:    &message.Message{From: (*mail.Address)(from[0]), Subject: subject, MessageID: msgID},
+		msg:    &message.Message{From: (*mail.Address)(from[0]), Subject: message.Subject(hdr), MessageID: msgID},
 		key:    key,
 		sender: h.cfg.Senders.Check(from[0].Address, hdr.Values("Authentication-Results")),
 	}
@@ -513,7 +573,7 @@ func (h *Handler) refuse(ctx context.Context, in *inbound, lang string, problems
 	}
 	quota, ok := refusalQuota(msg.From.Address, in.sender)
 	if !ok {
-		h.log.Info("ingest: refused without a reply: the From domain failed DMARC", "from", msg.From.Address, "reason", reason)
+		h.log.Info("ingest: refused without a reply: the From domain failed DMARC", "from", logText(msg.From.Address), "reason", logText(reason))
 		return poller.Quarantine, reason, nil
 	}
 	queued, err := h.engine.Refuse(ctx, in.key, engine.Refusal{
@@ -526,7 +586,7 @@ func (h *Handler) refuse(ctx context.Context, in *inbound, lang string, problems
 	}
 	if !queued {
 		h.log.Warn("ingest: refused without a reply: the sender's quota of refusals is spent",
-			"from", msg.From.Address, "max", quota.Max, "per", quota.Per, "may_submit", in.sender.Allowed, "reason", reason)
+			"from", logText(msg.From.Address), "max", quota.Max, "per", quota.Per, "may_submit", in.sender.Allowed, "reason", logText(reason))
 	}
 	return poller.Quarantine, reason, nil
 }
@@ -570,6 +630,13 @@ func unsignable(name string, err error) problem.Text {
 		FR: fmt.Sprintf("le document « %s » ne peut pas être signé : %s", name, why.FR),
 	}
 }
+
+// maxLogRunes caps the text of a mail that a log line quotes: a hostile
+// mail must not make log lines of its own size.
+const maxLogRunes = 200
+
+// logText is s clipped for a log line.
+func logText(s string) string { return workflow.Clip(s, maxLogRunes) }
 
 func ignored(msg *message.Message) []workflow.Attachment {
 	var out []workflow.Attachment

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,8 +33,17 @@ type fixture struct {
 	h *Handler
 	e *engine.Engine
 	// at is the engine's clock, which tests move.
-	at *time.Time
+	at   *time.Time
+	logs *logBuffer
 }
+
+// logBuffer keeps the handler's JSON log lines. The Dovecot tests' poller
+// writes them on its goroutine, in Handle, before the handled message is
+// signalled; the tests read them after.
+type logBuffer struct{ bytes.Buffer }
+
+// returnPathKey is the return path key of the tests' gateway.
+var returnPathKey = bytes.Repeat([]byte{0x42}, mailid.KeySize)
 
 func newFixture(t testing.TB) fixture {
 	t.Helper()
@@ -54,12 +64,52 @@ func newFixture(t testing.TB) fixture {
 	*at = now
 	e := &engine.Engine{Store: st, CodeKey: []byte("0123456789abcdef0123456789abcdef"), Clock: func() time.Time { return *at }}
 	paris, _ := time.LoadLocation("Europe/Paris")
+	logs := &logBuffer{}
 	h := New(Config{
 		Gateway: "parapheur@org.example", Senders: policy, Circuits: circuits,
 		DeadlineDays: 30, ReminderDays: 3, Language: "fr", MaxMessageBytes: 1 << 20, Location: paris,
-		Inspect: func(b []byte) (int, error) { return pades.Inspect(context.Background(), b, 0) },
-	}, e, slog.New(slog.DiscardHandler))
-	return fixture{h, e, at}
+		Inspect:       func(b []byte) (int, error) { return pades.Inspect(context.Background(), b, 0) },
+		ReturnPathKey: returnPathKey,
+	}, e, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	return fixture{h, e, at, logs}
+}
+
+// take returns the lines logged since the last take, decoded.
+func (l *logBuffer) take(t testing.TB) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	for _, line := range bytes.Split(bytes.TrimSpace(l.Bytes()), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		lines = append(lines, m)
+	}
+	l.Reset()
+	return lines
+}
+
+// logged returns the lines with message msg that hold every attribute of
+// want, of the lines logged since the last take.
+func (f fixture) logged(t testing.TB, msg string, want map[string]any) []map[string]any {
+	t.Helper()
+	var found []map[string]any
+	for _, line := range f.logs.take(t) {
+		if line["msg"] != msg {
+			continue
+		}
+		ok := true
+		for k, v := range want {
+			ok = ok && line[k] == v
+		}
+		if ok {
+			found = append(found, line)
+		}
+	}
+	return found
 }
 
 func corpus(t testing.TB, name string) []byte {
@@ -275,13 +325,10 @@ func TestReplyCommandsAndBounces(t *testing.T) {
 	env := page.Envelopes[0]
 	root, _ := mailid.ThreadRoot("org.example", env.ID, "r1")
 
-	// A bounce for paul (not yet invited, but named) is recorded and the sender told.
-	dsnMail := []byte("From: MAILER-DAEMON@mx.org.example\r\nTo: parapheur+bounce@org.example\r\nSubject: Undelivered Mail Returned to Sender\r\n" +
-		"Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=r\r\n\r\n" +
-		"--r\r\nContent-Type: text/plain\r\n\r\nI'm sorry.\r\n--r\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.org.example\r\n\r\n" +
-		"Final-Recipient: rfc822; paul@partner.example\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 no such user\r\n\r\n" +
-		"--r\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <x@org.example>\r\nX-Parapheur-Envelope: " + env.ID + "\r\n\r\n--r--\r\n")
-	if dest, reason := f.handle(t, dsnMail); dest != poller.Processed {
+	// A bounce at the return path of paul's mail (not yet sent, but the
+	// tag is all that counts) is recorded and the sender told.
+	paul := returnPath(t, returnPathKey, env.ID, "r2")
+	if dest, reason := f.handle(t, delivered(paul, report(paul, env.ID, "paul@partner.example", ""))); dest != poller.Processed {
 		t.Fatalf("DSN: %v %s", dest, reason)
 	}
 	got, _ := f.e.Store.Get(ctx, env.ID)
@@ -291,21 +338,19 @@ func TestReplyCommandsAndBounces(t *testing.T) {
 	if got := notices(f.queued(t)); got != "delivery_failure:sender" {
 		t.Fatalf("after the bounce, queued %s", got)
 	}
-
-	// A report that does not quote the original header is matched by the VERP address it came to.
-	verp, err := mailid.ReturnPath("parapheur@org.example", env.ID, "r1")
-	if err != nil {
-		t.Fatal(err)
+	if lines := f.logged(t, "ingest: bounce recorded", map[string]any{"level": "INFO", "envelope": env.ID, "recipient": "r2", "status": "5.1.1"}); len(lines) != 1 {
+		t.Errorf("the bounce was logged %d times at Info with its envelope, recipient and status", len(lines))
 	}
-	bare := strings.Replace(string(dsnMail), "X-Parapheur-Envelope: "+env.ID+"\r\n", "", 1)
-	bare = strings.Replace(bare, "paul@partner.example", "Marie@partner.example", 1)
-	bare = "Delivered-To: " + verp + "\r\n" + bare
-	if dest, reason := f.handle(t, []byte(bare)); dest != poller.Processed {
-		t.Fatalf("DSN by VERP: %v %s", dest, reason)
+
+	// Marie's mail was forwarded: the report names where it went, and her
+	// address, as the gateway sent it, as the original recipient.
+	marie := returnPath(t, returnPathKey, env.ID, "r1")
+	if dest, reason := f.handle(t, delivered(marie, report(marie, env.ID, "marie@elsewhere.example", "Marie@partner.example"))); dest != poller.Processed {
+		t.Fatalf("DSN of a forwarded mail: %v %s", dest, reason)
 	}
 	got, _ = f.e.Store.Get(ctx, env.ID)
 	if r := got.Recipient("r1"); !strings.Contains(r.DeliveryFailure, "5.1.1") {
-		t.Fatalf("bounce by VERP not recorded: %+v", r)
+		t.Fatalf("bounce of the forwarded mail not recorded: %+v", r)
 	}
 	f.queued(t)
 
@@ -328,6 +373,9 @@ func TestReplyCommandsAndBounces(t *testing.T) {
 		t.Fatalf("after the decline: %s %q", got.State, got.Reason)
 	}
 	f.queued(t)
+	if lines := f.logged(t, "ingest: reply command applied", map[string]any{"level": "INFO", "envelope": env.ID, "recipient": "r1", "command": "decline"}); len(lines) != 1 {
+		t.Errorf("the decline was logged %d times at Info with its envelope, recipient and command", len(lines))
+	}
 
 	// A second decline is refused by the engine, in the envelope's language.
 	if dest, reason := f.handle(t, decline("marie@partner.example")); dest != poller.Quarantine || !strings.Contains(reason, "has already declined") {

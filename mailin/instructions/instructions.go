@@ -38,7 +38,7 @@ type Instructions struct {
 	// ReminderDays is the interval between reminders in days; 0 when not given.
 	ReminderDays int
 	// Message is the sender's message to the recipients, one line per
-	// Message line.
+	// Message line, at most workflow.MaxMessageRunes runes.
 	Message string
 	// Language is "fr" or "en"; empty when not given.
 	Language string
@@ -54,7 +54,8 @@ type Problem struct {
 	// Line is the 1-based line number in the text the block was read
 	// from, 0 for a problem of the block as a whole.
 	Line int
-	// Text is the line as written, trimmed.
+	// Text is the line as written, trimmed, and clipped to
+	// maxQuotedRunes runes.
 	Text string
 	// Reason says what is wrong, e.g. `"marie@" is not an email address`;
 	// its English text is the one of logs and errors.
@@ -200,12 +201,12 @@ func (in *Instructions) parseLines(lines []string) {
 			in.ReminderDays = p.days(value)
 		case kwMessage:
 			if value != "" {
-				in.Message = strings.TrimPrefix(in.Message+"\n"+value, "\n")
+				in.Message = workflow.Clip(strings.TrimPrefix(in.Message+"\n"+value, "\n"), workflow.MaxMessageRunes)
 			}
 		case kwLanguage:
 			in.Language = p.language(value)
 		case kwCircuit:
-			in.Circuit = value
+			in.Circuit = workflow.Clip(value, workflow.MaxNameRunes) // quoted when unknown
 		}
 	}
 }
@@ -234,8 +235,14 @@ type lineParser struct {
 	text string
 }
 
+// maxQuotedRunes caps the line a problem quotes, and the reason, which may
+// quote a value of the line: a refusal must not be a copy of a huge line.
+const maxQuotedRunes = 250
+
 func (p lineParser) problem(reason problem.Text) {
-	p.in.Problems = append(p.in.Problems, Problem{Line: p.line, Text: p.text, Reason: reason})
+	p.in.Problems = append(p.in.Problems, Problem{Line: p.line, Text: workflow.Clip(p.text, maxQuotedRunes), Reason: problem.Text{
+		EN: workflow.Clip(reason.EN, 2*maxQuotedRunes), FR: workflow.Clip(reason.FR, 2*maxQuotedRunes),
+	}})
 }
 
 // parties reads the addresses of a line, each "Name <mail@host>" or
@@ -333,7 +340,7 @@ func parseParty(item string) (workflow.Party, error) {
 		return workflow.Party{}, notAddress(strings.TrimSpace(addrPart))
 	}
 	local, domain, _ := strings.Cut(addr.Address, "@")
-	party := workflow.Party{Name: addr.Name, Email: local + "@" + strings.ToLower(domain)}
+	party := workflow.Party{Name: workflow.Clip(addr.Name, workflow.MaxNameRunes), Email: local + "@" + strings.ToLower(domain)}
 	if rest = strings.TrimSpace(rest); rest != "" {
 		phone, err := Phone(rest)
 		if err != nil {

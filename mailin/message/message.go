@@ -25,6 +25,7 @@ import (
 	_ "github.com/emersion/go-message/charset" // charsets beyond UTF-8 and US-ASCII
 	"github.com/emersion/go-message/mail"
 
+	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/problem"
 )
 
@@ -33,7 +34,8 @@ type Message struct {
 	// Header is the top-level header, for the checks that read other
 	// fields (loops, Authentication-Results).
 	Header mail.Header
-	// From is the author; Parse fails without one.
+	// From is the author, the name clipped to workflow.MaxNameRunes runes;
+	// Parse fails without one.
 	From *mail.Address
 	// ReplyTo are the Reply-To addresses, if any.
 	ReplyTo []*mail.Address
@@ -46,7 +48,7 @@ type Message struct {
 	// References are the message IDs of the thread, oldest first, without
 	// angle brackets.
 	References []string
-	// Subject is the decoded subject.
+	// Subject is the decoded subject, see the Subject function.
 	Subject string
 	// Title is the subject without reply and forward prefixes.
 	Title string
@@ -221,6 +223,8 @@ func (m *Message) readHeader() error {
 		}
 	}
 	m.From = from[0]
+	// The sender's name is quoted in every mail of an envelope.
+	m.From.Name = workflow.Clip(m.From.Name, workflow.MaxNameRunes)
 	// Reply-To, To and Cc only help (replies, plus-addressing): a bad one
 	// is left out rather than failing the mail.
 	m.ReplyTo, _ = m.Header.AddressList("Reply-To")
@@ -233,10 +237,16 @@ func (m *Message) readHeader() error {
 	}
 	m.InReplyTo = IDs(m.Header.Get("In-Reply-To"))
 	m.References = IDs(m.Header.Get("References"))
-	m.Subject, _ = m.Header.Subject()
-	m.Subject = strings.Join(strings.Fields(m.Subject), " ")
+	m.Subject = Subject(m.Header)
 	m.Title = StripPrefixes(m.Subject)
 	return nil
+}
+
+// Subject returns the decoded subject of h on one line, clipped to
+// workflow.MaxTitleRunes runes: every reply quotes it.
+func Subject(h mail.Header) string {
+	s, _ := h.Subject()
+	return workflow.Clip(strings.Join(strings.Fields(s), " "), workflow.MaxTitleRunes)
 }
 
 // IDs returns the message IDs of a Message-ID, In-Reply-To or References

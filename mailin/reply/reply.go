@@ -16,6 +16,7 @@ import (
 
 	"github.com/parapheur/parapheur/mailin/message"
 	"github.com/parapheur/parapheur/mailin/quote"
+	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/problem"
 )
 
@@ -82,7 +83,8 @@ func command(line string) (Verb, string, bool) {
 	if !ok {
 		return "", "", false
 	}
-	return verb, strings.TrimSpace(reason), true
+	// Decline notices and the audit trail quote the reason, like a message.
+	return verb, workflow.Clip(strings.TrimSpace(reason), workflow.MaxMessageRunes), true
 }
 
 func thread(m *message.Message) []string {

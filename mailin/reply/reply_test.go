@@ -4,10 +4,12 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message/mail"
 
 	"github.com/parapheur/parapheur/mailin/message"
+	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/problem"
 )
 
@@ -57,5 +59,14 @@ func TestParse(t *testing.T) {
 				t.Errorf("Parse = %+v, %v; want %+v", got, found, *tt.want)
 			}
 		})
+	}
+}
+
+// TestReasonIsCapped checks that a decline reason, which the notices quote,
+// is clipped like a message.
+func TestReasonIsCapped(t *testing.T) {
+	verb, reason, ok := command("REFUSER: " + strings.Repeat("é", 1<<20))
+	if !ok || verb != Decline || utf8.RuneCountInString(reason) != workflow.MaxMessageRunes {
+		t.Errorf("command = %v, %d runes, %v; want a decline of %d runes", verb, utf8.RuneCountInString(reason), ok, workflow.MaxMessageRunes)
 	}
 }

@@ -34,6 +34,10 @@ type Config struct {
 	AttachmentLimit int64
 	// Location is the time zone dates are shown in; nil means UTC.
 	Location *time.Location
+	// ReturnPathKey tags the return paths (see package mailid), so that
+	// only a bounce to a return path of this gateway is believed; at least
+	// mailid.KeySize bytes, the same for every replica.
+	ReturnPathKey []byte
 	// DKIM, when set, signs every mail.
 	DKIM *DKIM
 }
@@ -87,6 +91,11 @@ func New(cfg Config) (*Composer, error) {
 	}
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
+	}
+	// A gateway address too long for the return paths would fail every
+	// mail to be sent: say so now.
+	if _, err := mailid.ReturnPath(cfg.ReturnPathKey, cfg.Address, longestEnvelopeID, longestRecipientID); err != nil {
+		return nil, fmt.Errorf("compose: %w", err)
 	}
 	if d := cfg.DKIM; d != nil {
 		// NewSigner checks the options and the key type now rather than
@@ -150,9 +159,18 @@ func (d *DKIM) options() *dkim.SignOptions {
 	}
 }
 
+// longestEnvelopeID and longestRecipientID are as long as the IDs of the
+// workflow engine get: "E" and 20 characters, "r" and the recipient's
+// number.
+const (
+	longestEnvelopeID  = "E01234567890123456789"
+	longestRecipientID = "r999"
+)
+
 // ReturnPath returns the SMTP reverse-path (MAIL FROM) for m: a VERP
-// address naming m's envelope and addressee (see package mailid), so that a
-// bounce finds them, or "" — the null reverse-path — for a refusal, which
+// address naming m's envelope and addressee with the tag of the
+// Config.ReturnPathKey (see package mailid), so that a bounce finds them and
+// a forged one is known, or "" — the null reverse-path — for a refusal, which
 // answers mail that may be forged and must not draw bounces back
 // (RFC 3834 §3.3).
 func (c *Composer) ReturnPath(m *Message) (string, error) {
@@ -165,5 +183,5 @@ func (c *Composer) ReturnPath(m *Message) (string, error) {
 	if m.Envelope == nil {
 		return "", fmt.Errorf("compose: %s: no envelope", m.Data.Kind())
 	}
-	return mailid.ReturnPath(c.cfg.Address, m.Envelope.ID, m.RecipientID)
+	return mailid.ReturnPath(c.cfg.ReturnPathKey, c.cfg.Address, m.Envelope.ID, m.RecipientID)
 }

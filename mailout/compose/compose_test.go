@@ -613,6 +613,9 @@ func TestNewErrors(t *testing.T) {
 		{func(c *Config) { c.Language = "de" }, `"de"`},
 		{func(c *Config) { c.AttachmentLimit = -1 }, "negative"},
 		{func(c *Config) { c.DKIM = &DKIM{Domain: "org.example", Selector: "s"} }, "DKIM"},
+		// Return paths that could not be written would fail every mail.
+		{func(c *Config) { c.ReturnPathKey = nil }, "return path key has 0 bytes"},
+		{func(c *Config) { c.Address = "signature-electronique@org.example" }, "more than the 64 of RFC 5321"},
 	} {
 		cfg := testConfig()
 		tc.edit(&cfg)

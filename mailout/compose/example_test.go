@@ -9,6 +9,7 @@ import (
 
 	"github.com/emersion/go-message/mail"
 	"github.com/parapheur/parapheur/mailout/compose"
+	"github.com/parapheur/parapheur/mailout/mailid"
 	"github.com/parapheur/parapheur/workflow"
 )
 
@@ -17,6 +18,8 @@ func ExampleComposer_Compose() {
 	c, err := compose.New(compose.Config{
 		Address:   "parapheur@org.example",
 		PublicURL: "https://sign.org.example",
+		// In the gateway, a key derived from the secret in keys.dir.
+		ReturnPathKey: bytes.Repeat([]byte{1}, mailid.KeySize),
 	})
 	if err != nil {
 		panic(err)

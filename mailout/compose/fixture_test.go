@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parapheur/parapheur/mailout/mailid"
 	"github.com/parapheur/parapheur/workflow"
 )
 
@@ -27,8 +28,12 @@ func testConfig() Config {
 		PublicURL:       "https://sign.org.example",
 		AttachmentLimit: 10 << 20,
 		Location:        paris,
+		ReturnPathKey:   returnPathKey,
 	}
 }
+
+// returnPathKey is the return path key of the tests.
+var returnPathKey = bytes.Repeat([]byte{0x42}, mailid.KeySize)
 
 func newComposer(t testing.TB, cfg Config) *Composer {
 	t.Helper()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/emersion/go-message/mail"
 	"github.com/parapheur/parapheur/mailout/address"
@@ -177,7 +176,7 @@ func (c *Composer) header(m *Message, to addressee, p *prepared, thread threadin
 	// The ASCII form, which checkEmail accepted: an IDN domain in A-labels
 	// (the header is not SMTPUTF8), the local part quoted by SetAddressList.
 	email, _ := address.ASCII(to.party.Email)
-	h.SetAddressList("To", []*mail.Address{{Name: clip(oneLine(to.party.Name), maxNameRunes), Address: email}})
+	h.SetAddressList("To", []*mail.Address{{Name: workflow.Clip(oneLine(to.party.Name), maxNameRunes), Address: email}})
 	h.SetAddressList("From", gateway)
 	return h
 }
@@ -333,14 +332,6 @@ func trimAngles(id string) string {
 
 // oneLine folds runs of white space, line breaks included, into one space:
 // header fields and subjects hold one line.
-// clip shortens s to at most n runes, ending with "…" when it cut.
-func clip(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n-1]) + "…"
-}
-
 func oneLine(s string) string {
 	// Control characters (a stray \x1d from a copy-paste) have no place in
 	// a name or a subject, and some make an address field unreadable.

@@ -99,7 +99,7 @@ func (s *templateSet) render(lang string, kind Kind, v *view) (rendered, error) 
 	if err := kt.text.ExecuteTemplate(&b, "subject", v); err != nil {
 		return rendered{}, err
 	}
-	v.Subject = clip(oneLine(b.String()), maxSubjectRunes)
+	v.Subject = workflow.Clip(oneLine(b.String()), maxSubjectRunes)
 	b.Reset()
 	if err := kt.text.ExecuteTemplate(&b, "mail", v); err != nil {
 		return rendered{}, err
@@ -215,6 +215,11 @@ func (c *Composer) view(m *Message, to addressee) (*view, error) {
 		}
 	}
 	switch d := m.Data.(type) {
+	case Refusal:
+		// The submission's subject comes from anyone: the body quotes it
+		// clipped, like the Subject field.
+		d.Subject = workflow.Clip(oneLine(d.Subject), maxSubjectRunes)
+		v.Data = d
 	case OneTimeCode:
 		v.Minutes = int((d.Valid + time.Minute - 1) / time.Minute)
 	case Declined:

@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-message"
+
+	"github.com/parapheur/parapheur/workflow"
 )
 
 // maxNameRunes caps attachment names and the names in address fields,
@@ -165,7 +167,7 @@ func fileName(name string) string {
 		if utf8.RuneCountInString(ext) > 10 {
 			ext = ""
 		}
-		name = clip(strings.TrimSuffix(name, ext), maxNameRunes-utf8.RuneCountInString(ext)) + ext
+		name = workflow.Clip(strings.TrimSuffix(name, ext), maxNameRunes-utf8.RuneCountInString(ext)) + ext
 	}
 	if name == "" || name == "." || name == ".." {
 		return "file"

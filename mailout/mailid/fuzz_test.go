@@ -1,35 +1,43 @@
 package mailid
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // FuzzParseReturnPath checks that parsing never panics and that whatever
-// parses round-trips through ReturnPath.
+// parses, its tag verified, round-trips through ReturnPath to the same
+// address but for case.
 func FuzzParseReturnPath(f *testing.F) {
 	for _, s := range []string{
-		"parapheur+bounce-ENV=r1@org.example", "<parapheur+bounce-ENV@org.example>",
-		"PARAPHEUR+BOUNCE-x_y-z=r_2@ORG.EXAMPLE", "parapheur+bounce-=@org.example",
+		"parapheur+bounce-ENV=r1@org.example", "<parapheur+bounce-ENV.aaaaaaaaaaaaa@org.example>",
+		"PARAPHEUR+BOUNCE-x_y-z=r_2.@ORG.EXAMPLE", "parapheur+bounce-=@org.example",
 		"parapheur+bounce-a=b=c@org.example", "@", "", "parapheur+bounce-\xff@org.example",
 	} {
 		f.Add(s)
 	}
+	for _, ids := range [][2]string{{"ENV", "r1"}, {"E0123456789ABCDEFGHIJ", "r12"}, {"x_y-z", ""}} {
+		addr, err := ReturnPath(key, "parapheur@org.example", ids[0], ids[1])
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(addr)
+		f.Add("<" + strings.ToUpper(addr) + ">")
+	}
 	f.Fuzz(func(t *testing.T, addr string) {
-		env, rcpt, err := ParseReturnPath("parapheur@org.example", addr)
+		env, rcpt, err := ParseReturnPath(key, "parapheur@org.example", addr)
 		if err != nil {
 			return
 		}
-		// ReturnPath refuses only local parts over the RFC 5321 limit.
-		local := len("parapheur+bounce-") + len(env)
-		if rcpt != "" {
-			local += 1 + len(rcpt)
-		}
-		again, err := ReturnPath("parapheur@org.example", env, rcpt)
-		if err != nil && local <= maxLocalPart {
+		again, err := ReturnPath(key, "parapheur@org.example", env, rcpt)
+		if err != nil {
 			t.Fatalf("%q parsed as %q, %q, which ReturnPath refuses: %v", addr, env, rcpt, err)
 		}
-		if err == nil {
-			if e2, r2, err := ParseReturnPath("parapheur@org.example", again); err != nil || e2 != env || r2 != rcpt {
-				t.Fatalf("%q: round trip gave %q, %q, %v", again, e2, r2, err)
-			}
+		if bare := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(addr), "<"), ">"); !strings.EqualFold(again, bare) {
+			t.Fatalf("%q parsed as %q, %q, which ReturnPath writes %q", addr, env, rcpt, again)
+		}
+		if e2, r2, err := ParseReturnPath(key, "parapheur@org.example", again); err != nil || e2 != env || r2 != rcpt {
+			t.Fatalf("%q: round trip gave %q, %q, %v", again, e2, r2, err)
 		}
 	})
 }

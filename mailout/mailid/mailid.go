@@ -3,9 +3,14 @@
 // envelope and recipient again without a lookup table:
 //
 //   - VERP return paths, the reverse-path of the SMTP MAIL FROM command
-//     (RFC 5321 §4.1.2), such as parapheur+bounce-ENVELOPE=RECIPIENT@org.example:
-//     a delivery status notification (RFC 3464) is sent to that address, so
-//     its envelope recipient alone names who could not be reached;
+//     (RFC 5321 §4.1.2), such as
+//     parapheur+bounce-ENVELOPE=RECIPIENT.TAG@org.example: a delivery status
+//     notification (RFC 3464) is sent to that address, so its envelope
+//     recipient alone names who could not be reached. TAG is a MAC of the
+//     envelope and recipient IDs under the gateway's key, so that only a
+//     return path the gateway made is believed: the envelope ID is in every
+//     mail the gateway sends, and a report anyone can write to a return path
+//     anyone can guess would let them mark any recipient unreachable;
 //   - thread roots, msg-id values (RFC 5322 §3.6.4) such as
 //     thread.ENVELOPE.RECIPIENT@org.example that every mail to one recipient
 //     refers to in In-Reply-To and References, so each recipient sees one
@@ -17,6 +22,10 @@
 package mailid
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -31,13 +40,34 @@ const bounceTag = "bounce-"
 // threadTag starts the id-left of a thread root.
 const threadTag = "thread."
 
+// KeySize is the least length in bytes of the key of return path tags.
+const KeySize = 32
+
+// macBytes is the length of a return path's MAC: 64 bits, which a forger
+// must guess with one mail per try, in 13 characters of the 64 of the
+// local part (RFC 5321 §4.5.3.1.1). With the 21-character envelope IDs of
+// the gateway, a recipient ID of up to four characters and the separators,
+// it leaves 16 characters for the gateway's own local part.
+const macBytes = 8
+
+// tagEncoding writes the MAC in lower-case base32 (RFC 4648 §6), which
+// survives an MTA that folds the case of local parts.
+var tagEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// ErrBadTag is returned (wrapped) by ParseReturnPath for an address shaped
+// like a return path of the gateway whose tag is missing or was not made
+// with the key: a forgery, or a return path of another installation.
+var ErrBadTag = errors.New("the return path's tag does not verify")
+
 // ReturnPath returns the VERP return path for a mail of envelope envelopeID
 // to recipient recipientID (an empty recipientID stands for the envelope's
-// sender) sent by the gateway whose address is gateway, e.g.
-// "parapheur+bounce-ENV=r2@org.example". The gateway's MTA must deliver
-// gateway+anything to the gateway's mailbox (recipient_delimiter "+" in
-// Postfix), which is also how circuits are selected.
-func ReturnPath(gateway, envelopeID, recipientID string) (string, error) {
+// sender) sent by the gateway whose address is gateway, tagged with key
+// (at least KeySize bytes), e.g. "parapheur+bounce-ENV=r2.TAG@org.example"
+// where TAG is 13 characters of base32. The gateway's MTA
+// must deliver gateway+anything to the gateway's mailbox
+// (recipient_delimiter "+" in Postfix), which is also how circuits are
+// selected.
+func ReturnPath(key []byte, gateway, envelopeID, recipientID string) (string, error) {
 	local, domain, err := splitGateway(gateway)
 	if err != nil {
 		return "", err
@@ -45,10 +75,14 @@ func ReturnPath(gateway, envelopeID, recipientID string) (string, error) {
 	if err := checkIDs(envelopeID, recipientID); err != nil {
 		return "", fmt.Errorf("mailid: %w", err)
 	}
+	if len(key) < KeySize {
+		return "", fmt.Errorf("mailid: the return path key has %d bytes; at least %d are needed", len(key), KeySize)
+	}
 	lp := local + "+" + bounceTag + envelopeID
 	if recipientID != "" {
 		lp += "=" + recipientID
 	}
+	lp += "." + tag(key, envelopeID, recipientID)
 	if len(lp) > maxLocalPart {
 		return "", fmt.Errorf("mailid: return path local part %q is %d bytes, more than the %d of RFC 5321", lp, len(lp), maxLocalPart)
 	}
@@ -56,10 +90,13 @@ func ReturnPath(gateway, envelopeID, recipientID string) (string, error) {
 }
 
 // ParseReturnPath returns the envelope and recipient IDs that ReturnPath put
-// in addr, a return path of the gateway whose address is gateway. The
-// gateway's local part, the tag and the domain are matched without regard to
-// case, since some MTAs fold them; the IDs are returned as written.
-func ParseReturnPath(gateway, addr string) (envelopeID, recipientID string, err error) {
+// in addr, a return path of the gateway whose address is gateway, after
+// checking its tag against key: an address with the shape of a return path
+// and a missing or wrong tag gives an error wrapping ErrBadTag. The
+// gateway's local part, the "bounce-" marker, the tag and the domain are
+// matched without regard to case, since some MTAs fold them; the IDs are
+// returned as written.
+func ParseReturnPath(key []byte, gateway, addr string) (envelopeID, recipientID string, err error) {
 	local, domain, err := splitGateway(gateway)
 	if err != nil {
 		return "", "", err
@@ -77,11 +114,33 @@ func ParseReturnPath(gateway, addr string) (envelopeID, recipientID string, err 
 	if len(lp) < len(prefix) || !strings.EqualFold(lp[:len(prefix)], prefix) {
 		return "", "", fmt.Errorf("mailid: return path %q does not start with %s", addr, prefix)
 	}
-	envelopeID, recipientID, sep := strings.Cut(lp[len(prefix):], "=")
+	ids, mac, tagged := cutLast(lp[len(prefix):], '.')
+	envelopeID, recipientID, sep := strings.Cut(ids, "=")
 	if err := checkParsedIDs(envelopeID, recipientID, sep); err != nil {
 		return "", "", fmt.Errorf("mailid: return path %q: %w", addr, err)
 	}
+	if !tagged || len(key) < KeySize ||
+		!hmac.Equal([]byte(strings.ToLower(mac)), []byte(tag(key, envelopeID, recipientID))) {
+		return "", "", fmt.Errorf("mailid: return path %q: %w", addr, ErrBadTag)
+	}
 	return envelopeID, recipientID, nil
+}
+
+// tag is the MAC of a return path: HMAC-SHA-256 (RFC 2104) under key of the
+// envelope and recipient IDs, which cannot hold the '=' between them,
+// truncated to macBytes (RFC 2104 §5).
+func tag(key []byte, envelopeID, recipientID string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(envelopeID + "=" + recipientID))
+	return tagEncoding.EncodeToString(m.Sum(nil)[:macBytes])
+}
+
+// cutLast slices s around the last sep.
+func cutLast(s string, sep byte) (before, after string, found bool) {
+	if i := strings.LastIndexByte(s, sep); i >= 0 {
+		return s[:i], s[i+1:], true
+	}
+	return s, "", false
 }
 
 // ThreadRoot returns the msg-id, without angle brackets, that mails to

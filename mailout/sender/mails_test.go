@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-message/mail"
 
 	"github.com/parapheur/parapheur/mailout/compose"
+	"github.com/parapheur/parapheur/mailout/mailid"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
@@ -26,7 +27,7 @@ func withMails(t testing.TB) func(*Config) {
 
 // newMails is the gateway's composer over st.
 func newMails(t testing.TB, st store.Store) *Mails {
-	cc, err := compose.New(compose.Config{Address: gateway, PublicURL: "https://sign.org.example"})
+	cc, err := compose.New(compose.Config{Address: gateway, PublicURL: "https://sign.org.example", ReturnPathKey: returnPathKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,8 +94,8 @@ func TestComposedMailsArrive(t *testing.T) {
 	if s, _ := h.Subject(); s != "À signer : Convention été 2026" {
 		t.Errorf("invitation subject %q", s)
 	}
-	if rp := h.Get("Return-Path"); rp != "<parapheur+bounce-"+env.ID+"=r1@org.example>" {
-		t.Errorf("Return-Path %q", rp)
+	if verp, _ := mailid.ReturnPath(returnPathKey, gateway, env.ID, "r1"); h.Get("Return-Path") != "<"+verp+">" {
+		t.Errorf("Return-Path %q, want <%s>", h.Get("Return-Path"), verp)
 	}
 	if id, _ := h.MessageID(); !strings.HasSuffix(id, "@"+domain) || h.Get("Auto-Submitted") != "auto-generated" {
 		t.Errorf("Message-ID %q, Auto-Submitted %q", id, h.Get("Auto-Submitted"))

@@ -40,6 +40,9 @@ const (
 	domain  = "org.example"
 )
 
+// returnPathKey tags the return paths of the tests' mails.
+var returnPathKey = bytes.Repeat([]byte{3}, mailid.KeySize)
+
 // clock is a settable test clock.
 type clock struct {
 	mu sync.Mutex
@@ -210,7 +213,7 @@ func (c *testComposer) Compose(ctx context.Context, it *store.Item, job engine.J
 		} else {
 			return Route{}, fmt.Errorf("no recipient %q", job.To)
 		}
-		if from, err = mailid.ReturnPath(gateway, env.ID, rid); err != nil {
+		if from, err = mailid.ReturnPath(returnPathKey, gateway, env.ID, rid); err != nil {
 			return Route{}, err
 		}
 	}

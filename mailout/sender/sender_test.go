@@ -9,6 +9,7 @@ import (
 
 	"github.com/emersion/go-message/mail"
 
+	"github.com/parapheur/parapheur/mailout/mailid"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
@@ -32,8 +33,8 @@ func TestDeliveredToMailbox(t *testing.T) {
 	if id, err := mr.Header.MessageID(); err != nil || id != MessageID(inv, domain) {
 		t.Errorf("Message-ID = %q, %v; want %q", id, err, MessageID(inv, domain))
 	}
-	if rp := mr.Header.Get("Return-Path"); !strings.Contains(rp, "parapheur+bounce-"+env.ID+"=r1@org.example") {
-		t.Errorf("Return-Path = %q, want the VERP address", rp)
+	if verp, _ := mailid.ReturnPath(returnPathKey, gateway, env.ID, "r1"); mr.Header.Get("Return-Path") != "<"+verp+">" {
+		t.Errorf("Return-Path = %q, want the VERP address <%s>", mr.Header.Get("Return-Path"), verp)
 	}
 
 	recs := f.attempts(t, env.ID)
