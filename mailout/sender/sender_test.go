@@ -12,6 +12,7 @@ import (
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
+	"github.com/parapheur/parapheur/workflow/outbox"
 )
 
 // A mail to alice arrives in her mailbox with the item's Message-ID, and
@@ -101,7 +102,7 @@ func TestRejectedFailsAndTellsSender(t *testing.T) {
 // doubles, and fails once the waits reach the limit.
 func TestTempfailRetriesThenFails(t *testing.T) {
 	f := newFixture(t, func(c *Config) {
-		c.Outbox.Backoff = Backoff{First: time.Minute, Max: time.Hour, Limit: 3 * time.Minute}
+		c.Outbox.Backoff = outbox.Backoff{First: time.Minute, Max: time.Hour, Limit: 3 * time.Minute}
 	})
 	env := f.envelope(t, "tempfail@example.com")
 	f.drain(t) // acknowledgement delivered, invitation deferred

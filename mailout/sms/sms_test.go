@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parapheur/parapheur/mailout/sender"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/store/bolt"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/parapheur/parapheur/workflow/engine"
+	"github.com/parapheur/parapheur/workflow/outbox"
 )
 
 // gateway is a scripted SMS gateway on loopback: it answers each POST with
@@ -84,7 +84,7 @@ func newFixture(t *testing.T, script ...int) *fixture {
 	t.Cleanup(f.srv.Close)
 	f.s, err = New(Config{
 		Gateway: Gateway{URL: f.srv.URL + "/send", Authorization: f.auth},
-		Outbox:  sender.Outbox{Store: st, Engine: f.eng, Now: func() time.Time { return f.now }},
+		Outbox:  outbox.Queue{Store: st, Engine: f.eng, Now: func() time.Time { return f.now }},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func newFixture(t *testing.T, script ...int) *fixture {
 
 func (f *fixture) step(t *testing.T) bool {
 	t.Helper()
-	worked, err := f.s.Step(context.Background(), "test")
+	worked, err := f.s.Worker("test").Step(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,303 @@
+// Package outbox runs the workers of the store's outbox queues (the
+// transactional-outbox pattern: the engine writes items together with the
+// envelope change that causes them; workers carry them out afterwards).
+// The mail sender (mailout/sender), the SMS sender (mailout/sms) and the
+// completion worker are Tasks run by this package; the timers use its Loop.
+//
+// A worker claims an item under a short lease, has its Task prepare the
+// attempt (decode the payload, read the envelope, compose the message),
+// and carries it out. Every attempt of an item that belongs to an envelope
+// is recorded in the envelope's audit trail as a workflow.DeliveryAttempted
+// event, whose outcome settles the item:
+//
+//   - delivered: the item is acknowledged;
+//   - deferred: the item is retried after a backoff that doubles from
+//     Backoff.First up to Backoff.Max, until the waits add up to
+//     Backoff.Limit (48 hours by default): then it fails;
+//   - failed: the item is buried (moved to the queue's dead letters).
+//
+// An item that cannot be prepared for good (an unreadable payload, an
+// envelope that is gone, a message that cannot be composed) is buried too,
+// and its failure recorded the same way; a preparation that may succeed
+// later (the store did not answer: see Transient) is retried with the
+// backoff. A buried item is thus always in the audit trail, and the
+// workflow tells the envelope's sender (see workflow.DeliveryAttempted).
+//
+// Delivery is at least once: an item leaves the outbox only after it was
+// carried out, so a crash (or a lost lease) between the attempt and its
+// settlement makes another worker carry it out again.
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/engine"
+)
+
+// Delivery is what an item delivers for an envelope, as the audit trail
+// names it.
+type Delivery struct {
+	// Notice is the kind of mail or message.
+	Notice workflow.Notice
+	// To is the recipient ID it is for, "" for the envelope's sender.
+	To string
+}
+
+// DeliveryOf is the Delivery of a mail or SMS job.
+func DeliveryOf(job engine.Job) Delivery {
+	d := Delivery{Notice: job.Notice, To: job.To}
+	if d.To == engine.SenderAddressee {
+		d.To = ""
+	}
+	return d
+}
+
+// Attempt is how one try to carry out an item ended.
+type Attempt struct {
+	// Outcome is delivered, deferred or failed.
+	Outcome workflow.Outcome
+	// Answer is the server's reply ("250 2.0.0 Ok: queued as 4Xy") or what
+	// went wrong; it goes to the audit trail and, for a failure, to the
+	// envelope's sender.
+	Answer string
+	// Took is how long the attempt took, for the latency histogram.
+	Took time.Duration
+}
+
+// Task carries out the items of one queue, one at a time: a worker calls
+// Prepare and, when it succeeds, Attempt for each item it claims. A Task
+// may keep what Prepare made (a spooled message) for Attempt.
+type Task interface {
+	// Prepare readies the attempt of a claimed item: it decodes the
+	// payload and reads or builds what the attempt sends. It returns what
+	// the item delivers, as far as it found out. An error buries the item,
+	// unless it is Transient.
+	Prepare(ctx context.Context, it *store.Item) (Delivery, error)
+	// Attempt carries out the item prepared last.
+	Attempt(ctx context.Context) Attempt
+}
+
+// Transient marks an error of Task.Prepare that may pass, such as a store
+// that did not answer: the item is retried with the backoff instead of
+// buried.
+func Transient(err error) error { return &transientError{err} }
+
+type transientError struct{ err error }
+
+func (e *transientError) Error() string { return e.err.Error() }
+func (e *transientError) Unwrap() error { return e.err }
+
+// StoreError marks an error of a store read as Transient, unless it says
+// the record is missing or corrupt, which no retry mends.
+func StoreError(err error) error {
+	if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrCorrupt) {
+		return err
+	}
+	return Transient(err)
+}
+
+// DecodeJob reads the Job of a mail or SMS item; an item that carries
+// none cannot be sent.
+func DecodeJob(it *store.Item) (engine.Job, error) {
+	var job engine.Job
+	if err := json.Unmarshal(it.Payload, &job); err != nil {
+		return job, fmt.Errorf("payload is not a job: %w", err)
+	}
+	if job.Notice == "" {
+		return job, errors.New("payload is not a job: no notice")
+	}
+	return job, nil
+}
+
+// Queue is one queue of the store's outbox as its workers see it: it
+// claims items and records and settles their attempts, so that every
+// worker follows one outcome policy.
+type Queue struct {
+	// Store holds the outbox.
+	Store store.Store
+	// Engine records the attempts on envelopes.
+	Engine *engine.Engine
+	// Name is the queue worked on, e.g. engine.MailQueue.
+	Name string
+	// Lease is how long a claimed item is held; it must exceed the longest
+	// attempt, or another worker carries the item out again meanwhile.
+	// Zero means DefaultLease.
+	Lease time.Duration
+	// Backoff spaces the retries of deferred items.
+	Backoff Backoff
+	// Metrics counts attempts; nil counts nothing.
+	Metrics *Metrics
+	// Log receives what an operator must see; nil means slog.Default().
+	Log *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultLease is the lease of a claimed item when Queue.Lease is zero.
+const DefaultLease = 15 * time.Minute
+
+func (q *Queue) now() time.Time {
+	if q.Now == nil {
+		return time.Now()
+	}
+	return q.Now()
+}
+
+func (q *Queue) log() *slog.Logger {
+	if q.Log == nil {
+		return slog.Default()
+	}
+	return q.Log
+}
+
+// Step claims the next due item of the queue for holder and carries it out
+// with task. It reports false when no item was due.
+func (q *Queue) Step(ctx context.Context, holder string, task Task) (bool, error) {
+	it, err := q.claim(ctx, holder)
+	if err != nil || it == nil {
+		return false, err
+	}
+	d, err := task.Prepare(ctx, it)
+	if err != nil {
+		return true, q.unprepared(ctx, it, d, err)
+	}
+	return true, q.Settle(ctx, it, d, task.Attempt(ctx))
+}
+
+// claim takes the next due item for holder, or returns a nil item when
+// none is due.
+func (q *Queue) claim(ctx context.Context, holder string) (*store.Item, error) {
+	lease := q.Lease
+	if lease <= 0 {
+		lease = DefaultLease
+	}
+	it, err := q.Store.Claim(ctx, q.Name, holder, q.now(), lease)
+	if errors.Is(err, store.ErrEmpty) {
+		return nil, nil
+	}
+	return it, err
+}
+
+// unprepared settles an item whose preparation failed with err: released
+// when the worker stops, retried when err is Transient and the backoff
+// lasts, buried otherwise.
+func (q *Queue) unprepared(ctx context.Context, it *store.Item, d Delivery, err error) error {
+	var transient *transientError
+	switch {
+	case ctx.Err() != nil:
+		return q.Release(ctx, it, "the worker stopped while preparing the item")
+	case errors.As(err, &transient):
+		wait, ok := q.Backoff.Next(it.Attempts)
+		if ok {
+			q.log().Info("outbox item could not be prepared; retrying", "item", it.ID, "queue", it.Queue,
+				"attempt", it.Attempts, "retry_in", wait, "err", err)
+			return q.retry(ctx, it, wait, err.Error())
+		}
+		err = fmt.Errorf("%w (gave up after %d attempts)", err, it.Attempts)
+	}
+	return q.Reject(ctx, it, d, err)
+}
+
+// Settle records attempt a of item it, which delivers d, and acknowledges,
+// retries or buries the item. A deferred attempt past the backoff's limit
+// becomes a failure. The store writes do not obey ctx's cancellation: an
+// attempt that reached the server is recorded even while the worker stops.
+func (q *Queue) Settle(ctx context.Context, it *store.Item, d Delivery, a Attempt) error {
+	var wait time.Duration
+	if a.Outcome == workflow.OutcomeDeferred {
+		var ok bool
+		if wait, ok = q.Backoff.Next(it.Attempts); !ok {
+			a.Outcome = workflow.OutcomeFailed
+			a.Answer = fmt.Sprintf("%s (gave up after %d attempts)", a.Answer, it.Attempts)
+		}
+	}
+	q.Metrics.observe(a)
+	return q.settle(ctx, it, d, a, wait, "delivery failed; item buried")
+}
+
+// Reject buries an item that cannot be attempted at all (a payload that is
+// no Job, a message that cannot be composed), with the reason, which is
+// recorded as a failed attempt.
+func (q *Queue) Reject(ctx context.Context, it *store.Item, d Delivery, reason error) error {
+	q.Metrics.reject()
+	a := Attempt{Outcome: workflow.OutcomeFailed, Answer: reason.Error()}
+	return q.settle(ctx, it, d, a, 0, "outbox item cannot be carried out; buried")
+}
+
+// settle records a and settles the item; wait is the backoff of a deferred
+// attempt, failed says what a failure is in the log.
+func (q *Queue) settle(ctx context.Context, it *store.Item, d Delivery, a Attempt, wait time.Duration, failed string) error {
+	ctx = context.WithoutCancel(ctx)
+	recordErr := q.record(ctx, it, d, a)
+	log := q.log().With("item", it.ID, "queue", it.Queue, "attempt", it.Attempts, "outcome", a.Outcome, "answer", a.Answer)
+	if recordErr != nil {
+		log.Error("recording a delivery attempt", "err", recordErr)
+	}
+	var err error
+	switch a.Outcome {
+	case workflow.OutcomeDelivered:
+		// The message left: sending it again to get the audit record
+		// right would be worse than the missing record, which is logged.
+		log.Debug("delivered")
+		err = q.Store.Ack(ctx, it)
+	case workflow.OutcomeDeferred:
+		log.Info("delivery deferred", "retry_in", wait)
+		err = q.Store.Retry(ctx, it, q.now().Add(wait), a.Answer)
+	default:
+		// The failure must reach the audit trail, which tells the sender:
+		// if recording it failed for a reason that may pass, the item is
+		// tried again while the backoff lasts rather than buried unheard.
+		if mayPass(recordErr) {
+			if wait, ok := q.Backoff.Next(it.Attempts); ok {
+				log.Warn("delivery failed; retrying since it could not be recorded", "retry_in", wait)
+				return q.retry(ctx, it, wait, a.Answer)
+			}
+		}
+		log.Warn(failed)
+		err = q.Store.Bury(ctx, it, a.Answer)
+	}
+	if err != nil {
+		return fmt.Errorf("outbox: settling item %s (%s): %w", it.ID, a.Outcome, err)
+	}
+	return nil
+}
+
+// mayPass reports whether recording an attempt that failed with err may
+// succeed later: not when the envelope is gone or corrupt, nor when the
+// workflow refused the event.
+func mayPass(err error) bool {
+	var refused *workflow.Error
+	return err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrCorrupt) && !errors.As(err, &refused)
+}
+
+// retry gives the item back to be claimed again after wait.
+func (q *Queue) retry(ctx context.Context, it *store.Item, wait time.Duration, why string) error {
+	if err := q.Store.Retry(context.WithoutCancel(ctx), it, q.now().Add(wait), why); err != nil {
+		return fmt.Errorf("outbox: retrying item %s: %w", it.ID, err)
+	}
+	return nil
+}
+
+// Release gives an item back, due now, when the worker stops before it
+// could attempt it: stopping is no fault of the item.
+func (q *Queue) Release(ctx context.Context, it *store.Item, why string) error {
+	return q.retry(ctx, it, 0, why)
+}
+
+// record applies the DeliveryAttempted event of a to the item's envelope.
+func (q *Queue) record(ctx context.Context, it *store.Item, d Delivery, a Attempt) error {
+	if it.EnvelopeID == "" {
+		return nil
+	}
+	_, err := q.Engine.Event(ctx, it.EnvelopeID, workflow.DeliveryAttempted{
+		Meta: workflow.Meta{At: q.now()}, Notice: d.Notice, To: d.To, Outcome: a.Outcome, Answer: a.Answer,
+	})
+	return err
+}
