@@ -13,6 +13,7 @@ import (
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
 	"github.com/parapheur/parapheur/workflow/outbox"
+	"github.com/parapheur/parapheur/workflow/outbox/outboxtest"
 )
 
 // A mail to alice arrives in her mailbox with the item's Message-ID, and
@@ -269,6 +270,36 @@ func TestComposeErrorBuries(t *testing.T) {
 	}
 	if f.dials.Load() != 0 {
 		t.Error("a connection was opened for items that cannot be sent")
+	}
+}
+
+// A store that does not answer while a mail is composed defers the mail,
+// which leaves once the store is back; nothing is buried.
+func TestComposeStoreErrorDefers(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		withMails(t)(c)
+		c.Composer.(*Mails).Store = outboxtest.NewFailingGets(c.Outbox.Store, 2)
+	})
+	env := f.envelope(t, "archives@example.com")
+	if n := f.drain(t); n != 2 {
+		t.Fatalf("%d items, want the acknowledgement and the invitation", n)
+	}
+	buried, err := f.st.Buried(context.Background(), engine.MailQueue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(buried) != 0 || len(f.attempts(t, env.ID)) != 0 || f.dials.Load() != 0 {
+		t.Fatalf("buried %+v, %d attempts: want both mails deferred unsent", buried, len(f.attempts(t, env.ID)))
+	}
+	f.clock.add(outbox.DefaultFirstBackoff)
+	if n := f.drain(t); n != 2 {
+		t.Fatalf("%d items after the backoff, want 2", n)
+	}
+	fetchBy(t, "archives", "X-Parapheur-Envelope", env.ID)
+	for _, a := range f.attempts(t, env.ID) {
+		if a.Details["outcome"] != "delivered" {
+			t.Errorf("attempt %v", a.Details)
+		}
 	}
 }
 

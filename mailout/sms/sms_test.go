@@ -20,6 +20,7 @@ import (
 	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/parapheur/parapheur/workflow/engine"
 	"github.com/parapheur/parapheur/workflow/outbox"
+	"github.com/parapheur/parapheur/workflow/outbox/outboxtest"
 )
 
 // gateway is a scripted SMS gateway on loopback: it answers each POST with
@@ -254,6 +255,29 @@ func TestUnsendable(t *testing.T) {
 	}
 	if n := len(f.gw.received()); n != 0 {
 		t.Errorf("%d requests for an unsendable item", n)
+	}
+}
+
+// A store that does not answer while the SMS is prepared defers it; the
+// code is posted once the store is back, and nothing is buried.
+func TestStoreErrorDefers(t *testing.T) {
+	f := newFixture(t, http.StatusAccepted)
+	f.s.cfg.Outbox.Store = outboxtest.NewFailingGets(f.st, 1)
+	if !f.step(t) {
+		t.Fatal("no SMS item was due")
+	}
+	if n := len(f.gw.received()); n != 0 || len(f.buried(t)) != 0 {
+		t.Fatalf("%d requests, buried %+v: want the item deferred", n, f.buried(t))
+	}
+	if f.step(t) {
+		t.Fatal("the deferred item was due again at once")
+	}
+	f.now = f.now.Add(outbox.DefaultFirstBackoff)
+	if !f.step(t) {
+		t.Fatal("the deferred item was not due after the backoff")
+	}
+	if got := f.outcomes(t); len(got) != 1 || !strings.HasPrefix(got[0], "delivered") || len(f.gw.received()) != 1 {
+		t.Errorf("outcomes %v, %d requests; want one delivered", got, len(f.gw.received()))
 	}
 }
 
