@@ -59,7 +59,8 @@ func newGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) (*gat
 	}
 	g := &gateway{cfg: cfg, log: log, store: st, engine: &engine.Engine{Store: st}, holder: store.Holder(),
 		metrics: prometheus.NewRegistry()}
-	g.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	g.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		outbox.NewCollector(st, log, engine.MailQueue, engine.SMSQueue, engine.TimerQueue, engine.CompletionQueue))
 	if err := g.assemble(); err != nil {
 		st.Close()
 		return nil, err
@@ -172,7 +173,7 @@ func (g *gateway) run(ctx context.Context) error {
 		wg.Go(func() { g.sms.Run(ctx) })
 	}
 	wg.Go(func() {
-		outbox.Loop(ctx, g.log, timerPoll, nil, func(ctx context.Context) (bool, error) {
+		outbox.Loop(ctx, g.log, timerPoll, g.store.Wakeups(ctx, engine.TimerQueue), func(ctx context.Context) (bool, error) {
 			n, err := g.engine.FireDueTimers(ctx, g.holder)
 			return n > 0, err
 		}, nil)

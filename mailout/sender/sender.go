@@ -67,7 +67,8 @@ type Config struct {
 	// Holder names this process in item leases; default host/pid. Each
 	// worker adds its number.
 	Holder string
-	// Poll is how often an empty queue is looked at again; default 1s.
+	// Poll is how often an empty queue is looked at again when no wake-up
+	// came (see outbox.Queue.Work); default DefaultPoll.
 	Poll time.Duration
 	// MaxMails is how many mails one connection carries before it is
 	// closed and a new one opened; default DefaultMaxMails.
@@ -114,7 +115,7 @@ func New(cfg Config) (*Sender, error) {
 		cfg.Holder = store.Holder()
 	}
 	if cfg.Poll <= 0 {
-		cfg.Poll = time.Second
+		cfg.Poll = outbox.DefaultPoll
 	}
 	if cfg.MaxMails <= 0 {
 		cfg.MaxMails = DefaultMaxMails
@@ -139,7 +140,7 @@ func (s *Sender) Run(ctx context.Context) {
 		w := s.Worker(fmt.Sprintf("%s/smtp%d", s.cfg.Holder, i))
 		wg.Go(func() {
 			defer w.Close()
-			outbox.Loop(ctx, s.cfg.Outbox.Log, s.cfg.Poll, nil, w.Step, w.idle)
+			s.cfg.Outbox.Work(ctx, w.holder, w, s.cfg.Poll, w.idle)
 		})
 	}
 	wg.Wait()

@@ -147,7 +147,8 @@ type Config struct {
 	Workers int
 	// Holder names this process in item leases; default host/pid.
 	Holder string
-	// Poll is how often an empty queue is looked at again; default 1s.
+	// Poll is how often an empty queue is looked at again when no wake-up
+	// came (see outbox.Queue.Work); default outbox.DefaultPoll.
 	Poll time.Duration
 }
 
@@ -180,7 +181,7 @@ func New(cfg Config) (*Sender, error) {
 		cfg.Holder = store.Holder()
 	}
 	if cfg.Poll <= 0 {
-		cfg.Poll = time.Second
+		cfg.Poll = outbox.DefaultPoll
 	}
 	return &Sender{cfg: cfg}, nil
 }
@@ -191,7 +192,7 @@ func (s *Sender) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for i := range s.cfg.Workers {
 		w := s.Worker(fmt.Sprintf("%s/sms%d", s.cfg.Holder, i))
-		wg.Go(func() { outbox.Loop(ctx, s.cfg.Outbox.Log, s.cfg.Poll, nil, w.Step, nil) })
+		wg.Go(func() { s.cfg.Outbox.Work(ctx, w.holder, w, s.cfg.Poll, nil) })
 	}
 	wg.Wait()
 }

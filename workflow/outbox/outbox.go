@@ -4,11 +4,16 @@
 // The mail sender (mailout/sender), the SMS sender (mailout/sms) and the
 // completion worker are Tasks run by this package; the timers use its Loop.
 //
-// A worker claims an item under a short lease, has its Task prepare the
-// attempt (decode the payload, read the envelope, compose the message),
-// and carries it out. Every attempt of an item that belongs to an envelope
-// is recorded in the envelope's audit trail as a workflow.DeliveryAttempted
-// event, whose outcome settles the item:
+// A worker claims an item under a short lease (DefaultLease, a minute), has
+// its Task prepare the attempt (decode the payload, read the envelope,
+// compose the message), and carries it out while it renews the lease every
+// third of it, so that a worker that dies loses its item to another within
+// a minute, and a long attempt keeps its item. Every attempt of an item
+// that belongs to an envelope is recorded in the envelope's audit trail
+// twice: as a workflow.DeliveryStarted event before it starts (so that an
+// attempt cut short by a crash leaves a trace and the resend shows as the
+// next attempt), and as a workflow.DeliveryAttempted event when it ended,
+// whose outcome settles the item:
 //
 //   - delivered: the item is acknowledged;
 //   - deferred: the item is retried after a backoff that doubles from
@@ -25,7 +30,13 @@
 //
 // Delivery is at least once: an item leaves the outbox only after it was
 // carried out, so a crash (or a lost lease) between the attempt and its
-// settlement makes another worker carry it out again.
+// settlement makes another worker carry it out again; that worker logs the
+// resend at Warn. An attempt whose lease was lost meanwhile is logged and
+// left to the item's new holder, never settled.
+//
+// Workers wait for work on the store's wake-ups (store.Store.Wakeups: an
+// item was queued, here or by another replica) and, as a safety net, on a
+// poll timer. NewCollector reports the queues' depth for /metrics.
 package outbox
 
 import (
@@ -34,6 +45,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/parapheur/parapheur/store"
@@ -140,8 +152,17 @@ type Queue struct {
 	Now func() time.Time
 }
 
-// DefaultLease is the lease of a claimed item when Queue.Lease is zero.
-const DefaultLease = 15 * time.Minute
+// DefaultLease is the lease of a claimed item when Queue.Lease is zero:
+// how long an item of a worker that died waits for another worker. The
+// lease is renewed every third of it while an attempt runs.
+const DefaultLease = time.Minute
+
+func (q *Queue) lease() time.Duration {
+	if q.Lease <= 0 {
+		return DefaultLease
+	}
+	return q.Lease
+}
 
 func (q *Queue) now() time.Time {
 	if q.Now == nil {
@@ -157,6 +178,17 @@ func (q *Queue) log() *slog.Logger {
 	return q.Log
 }
 
+// DefaultPoll is how often a worker looks at its queue when no wake-up
+// came: a safety net for wake-ups that were lost.
+const DefaultPoll = 5 * time.Second
+
+// Work runs task as holder until ctx is cancelled: it steps whenever the
+// store signals an item of the queue, or after poll, as Loop does.
+func (q *Queue) Work(ctx context.Context, holder string, task Task, poll time.Duration, idle func()) {
+	step := func(ctx context.Context) (bool, error) { return q.Step(ctx, holder, task) }
+	Loop(ctx, q.Log, poll, q.Store.Wakeups(ctx, q.Name), step, idle)
+}
+
 // Step claims the next due item of the queue for holder and carries it out
 // with task. It reports false when no item was due.
 func (q *Queue) Step(ctx context.Context, holder string, task Task) (bool, error) {
@@ -168,21 +200,92 @@ func (q *Queue) Step(ctx context.Context, holder string, task Task) (bool, error
 	if err != nil {
 		return true, q.unprepared(ctx, it, d, err)
 	}
-	return true, q.Settle(ctx, it, d, task.Attempt(ctx))
+	if err := q.started(ctx, it, d); err != nil {
+		if mayPass(err) {
+			err = Transient(err)
+		}
+		return true, q.unprepared(ctx, it, d, fmt.Errorf("recording the start of the attempt: %w", err))
+	}
+	a, lost := q.attempt(ctx, it, task)
+	if lost != nil {
+		q.log().Warn("lease lost during the attempt; its outcome is left to the item's new holder",
+			"item", it.ID, "queue", it.Queue, "attempt", it.Attempts, "outcome", a.Outcome, "answer", a.Answer, "err", lost)
+		return true, nil
+	}
+	return true, q.Settle(ctx, it, d, a)
 }
 
 // claim takes the next due item for holder, or returns a nil item when
-// none is due.
+// none is due. Every settlement but a burial writes the attempt's number
+// into the item's LastError (see retry): an item claimed again without it
+// was held by a worker that stopped before it could settle the attempt.
 func (q *Queue) claim(ctx context.Context, holder string) (*store.Item, error) {
-	lease := q.Lease
-	if lease <= 0 {
-		lease = DefaultLease
-	}
-	it, err := q.Store.Claim(ctx, q.Name, holder, q.now(), lease)
+	it, err := q.Store.Claim(ctx, q.Name, holder, q.now(), q.lease())
 	if errors.Is(err, store.ErrEmpty) {
 		return nil, nil
 	}
-	return it, err
+	if err != nil {
+		return nil, err
+	}
+	if it.Attempts > 1 && !strings.HasPrefix(it.LastError, attemptPrefix(it.Attempts-1)) {
+		q.log().Warn("resending an item whose holder stopped during the last attempt: its lease expired",
+			"item", it.ID, "queue", it.Queue, "attempt", it.Attempts, "last_error", it.LastError)
+	}
+	return it, nil
+}
+
+// attemptPrefix starts the LastError an attempt's settlement writes.
+func attemptPrefix(attempt int) string { return fmt.Sprintf("attempt %d: ", attempt) }
+
+// started records the start of the attempt of it in the envelope's audit
+// trail.
+func (q *Queue) started(ctx context.Context, it *store.Item, d Delivery) error {
+	if it.EnvelopeID == "" {
+		return nil
+	}
+	_, err := q.Engine.Event(ctx, it.EnvelopeID, workflow.DeliveryStarted{
+		Meta: workflow.Meta{At: q.now()}, Notice: d.Notice, To: d.To, Attempt: it.Attempts,
+	})
+	return err
+}
+
+// attempt runs task.Attempt while the item's lease is renewed. It returns
+// the attempt and, when the lease was lost meanwhile, why: the item may
+// be with another worker already.
+func (q *Queue) attempt(ctx context.Context, it *store.Item, task Task) (a Attempt, lost error) {
+	stop := make(chan struct{})
+	renewed := make(chan error, 1)
+	go func() { renewed <- q.renew(ctx, it, stop) }()
+	defer func() {
+		close(stop)
+		lost = <-renewed
+	}()
+	return task.Attempt(ctx), nil
+}
+
+// renew extends the lease of it every third of the lease until stop is
+// closed, and returns store.ErrLeaseLost if the item was lost meanwhile.
+// A renewal that fails otherwise (the store did not answer) is logged and
+// tried again at the next tick, while the lease lasts.
+func (q *Queue) renew(ctx context.Context, it *store.Item, stop <-chan struct{}) error {
+	lease := q.lease()
+	tick := time.NewTicker(lease / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-tick.C:
+		}
+		// The attempt goes on when the worker is stopped; so does its lease.
+		err := q.Store.Extend(context.WithoutCancel(ctx), it, q.now(), lease)
+		if errors.Is(err, store.ErrLeaseLost) {
+			return err
+		}
+		if err != nil {
+			q.log().Warn("renewing the lease of an item being attempted", "item", it.ID, "queue", it.Queue, "err", err)
+		}
+	}
 }
 
 // unprepared settles an item whose preparation failed with err: released
@@ -249,7 +352,7 @@ func (q *Queue) settle(ctx context.Context, it *store.Item, d Delivery, a Attemp
 		err = q.Store.Ack(ctx, it)
 	case workflow.OutcomeDeferred:
 		log.Info("delivery deferred", "retry_in", wait)
-		err = q.Store.Retry(ctx, it, q.now().Add(wait), a.Answer)
+		return q.retry(ctx, it, wait, a.Answer)
 	default:
 		// The failure must reach the audit trail, which tells the sender:
 		// if recording it failed for a reason that may pass, the item is
@@ -277,9 +380,10 @@ func mayPass(err error) bool {
 	return err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrCorrupt) && !errors.As(err, &refused)
 }
 
-// retry gives the item back to be claimed again after wait.
+// retry gives the item back to be claimed again after wait, with why
+// and the attempt's number as its LastError.
 func (q *Queue) retry(ctx context.Context, it *store.Item, wait time.Duration, why string) error {
-	if err := q.Store.Retry(context.WithoutCancel(ctx), it, q.now().Add(wait), why); err != nil {
+	if err := q.Store.Retry(context.WithoutCancel(ctx), it, q.now().Add(wait), attemptPrefix(it.Attempts)+why); err != nil {
 		return fmt.Errorf("outbox: retrying item %s: %w", it.ID, err)
 	}
 	return nil
