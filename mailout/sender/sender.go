@@ -173,11 +173,10 @@ func (w *Worker) Step(ctx context.Context) (bool, error) {
 // Prepare implements outbox.Task: it writes the item's message into the
 // spool file. The spool's own failures (a full disk) may pass.
 func (w *Worker) Prepare(ctx context.Context, it *store.Item) (outbox.Delivery, error) {
-	job, err := outbox.DecodeJob(it)
+	job, d, err := outbox.DecodeJob(it)
 	if err != nil {
-		return outbox.Delivery{}, err
+		return d, err
 	}
-	d := outbox.DeliveryOf(job)
 	if err := w.rewind(); err != nil {
 		return d, outbox.Transient(fmt.Errorf("spooling %s mail: %w", job.Notice, err))
 	}

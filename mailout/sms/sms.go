@@ -221,11 +221,10 @@ func (w *Worker) Step(ctx context.Context) (bool, error) {
 // Prepare implements outbox.Task: it finds the recipient's number and
 // writes the text.
 func (w *Worker) Prepare(ctx context.Context, it *store.Item) (outbox.Delivery, error) {
-	job, err := outbox.DecodeJob(it)
+	job, d, err := outbox.DecodeJob(it)
 	if err != nil {
-		return outbox.Delivery{}, err
+		return d, err
 	}
-	d := outbox.DeliveryOf(job)
 	if job.Notice != engine.NoticeCode || job.Code == "" {
 		return d, fmt.Errorf("sms: item %s is a %q job, not a one-time code", it.ID, job.Notice)
 	}

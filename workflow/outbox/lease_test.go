@@ -23,9 +23,9 @@ type hookTask struct {
 }
 
 func (h *hookTask) Prepare(_ context.Context, it *store.Item) (Delivery, error) {
-	job, err := DecodeJob(it)
+	_, d, err := DecodeJob(it)
 	h.item = it
-	return DeliveryOf(job), err
+	return d, err
 }
 
 func (h *hookTask) Attempt(ctx context.Context) Attempt { return h.attempt(ctx, h.item) }

@@ -16,7 +16,7 @@ import (
 func TestCollector(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	now := f.clock.now()
+	now := f.now()
 	item := func(id string, due time.Time) store.Item {
 		return store.Item{ID: id, Queue: engine.MailQueue, Payload: []byte(`{}`), NotBefore: due}
 	}
@@ -37,7 +37,7 @@ func TestCollector(t *testing.T) {
 		}
 	}
 	c := NewCollector(f.st, nil, engine.MailQueue, engine.SMSQueue)
-	c.now = f.clock.now
+	c.now = f.now
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)
 	families, err := reg.Gather()

@@ -1,8 +1,9 @@
 // Package outbox runs the workers of the store's outbox queues (the
 // transactional-outbox pattern: the engine writes items together with the
 // envelope change that causes them; workers carry them out afterwards).
-// The mail sender (mailout/sender), the SMS sender (mailout/sms) and the
-// completion worker are Tasks run by this package; the timers use its Loop.
+// The mail sender (mailout/sender) and the SMS sender (mailout/sms) are
+// Tasks run by this package, as the workers of other queues can be; the
+// timers use its Loop.
 //
 // A worker claims an item under a short lease (DefaultLease, a minute), has
 // its Task prepare the attempt (decode the payload, read the envelope,
@@ -115,17 +116,17 @@ func StoreError(err error) error {
 	return Transient(err)
 }
 
-// DecodeJob reads the Job of a mail or SMS item; an item that carries
-// none cannot be sent.
-func DecodeJob(it *store.Item) (engine.Job, error) {
+// DecodeJob reads the Job of a mail or SMS item and what it delivers; an
+// item that carries no job cannot be sent.
+func DecodeJob(it *store.Item) (engine.Job, Delivery, error) {
 	var job engine.Job
 	if err := json.Unmarshal(it.Payload, &job); err != nil {
-		return job, fmt.Errorf("payload is not a job: %w", err)
+		return job, Delivery{}, fmt.Errorf("payload is not a job: %w", err)
 	}
 	if job.Notice == "" {
-		return job, errors.New("payload is not a job: no notice")
+		return job, Delivery{}, errors.New("payload is not a job: no notice")
 	}
-	return job, nil
+	return job, DeliveryOf(job), nil
 }
 
 // Queue is one queue of the store's outbox as its workers see it: it
@@ -138,9 +139,10 @@ type Queue struct {
 	Engine *engine.Engine
 	// Name is the queue worked on, e.g. engine.MailQueue.
 	Name string
-	// Lease is how long a claimed item is held; it must exceed the longest
-	// attempt, or another worker carries the item out again meanwhile.
-	// Zero means DefaultLease.
+	// Lease is how long a claimed item is held without renewal: the
+	// worker renews it every third of it while an attempt runs, so it
+	// bounds how long the item of a worker that died waits. Zero means
+	// DefaultLease.
 	Lease time.Duration
 	// Backoff spaces the retries of deferred items.
 	Backoff Backoff
@@ -255,7 +257,8 @@ func (q *Queue) started(ctx context.Context, it *store.Item, d Delivery) error {
 func (q *Queue) attempt(ctx context.Context, it *store.Item, task Task) (a Attempt, lost error) {
 	stop := make(chan struct{})
 	renewed := make(chan error, 1)
-	go func() { renewed <- q.renew(ctx, it, stop) }()
+	held := *it // Extend writes its LeaseUntil while the task may read it
+	go func() { renewed <- q.renew(ctx, &held, stop) }()
 	defer func() {
 		close(stop)
 		lost = <-renewed

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
+
 	"testing"
 	"time"
 
@@ -19,30 +19,12 @@ import (
 	"github.com/parapheur/parapheur/workflow/outbox/outboxtest"
 )
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // fixture is a bbolt store, an engine and the mail queue over them.
 type fixture struct {
-	st    store.Store
-	eng   *engine.Engine
-	clock *clock
-	q     *Queue
+	st  store.Store
+	eng *engine.Engine
+	at  time.Time // the test's clock
+	q   *Queue
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -52,11 +34,13 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	f := &fixture{st: st, clock: &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}}
-	f.eng = &engine.Engine{Store: st, CodeKey: bytes.Repeat([]byte{7}, 32), Clock: f.clock.now}
-	f.q = &Queue{Store: st, Engine: f.eng, Name: engine.MailQueue, Now: f.clock.now}
+	f := &fixture{st: st, at: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	f.eng = &engine.Engine{Store: st, CodeKey: bytes.Repeat([]byte{7}, 32), Clock: f.now}
+	f.q = &Queue{Store: st, Engine: f.eng, Name: engine.MailQueue, Now: f.now}
 	return f
 }
+
+func (f *fixture) now() time.Time { return f.at }
 
 // envelope creates an envelope from agent@org.example with one signer,
 // which queues the acknowledgement and the invitation.
@@ -66,7 +50,7 @@ func (f *fixture) envelope(t *testing.T) *workflow.Envelope {
 		ID: "E1", Title: "Convention", Sender: workflow.Party{Email: "agent@org.example"},
 		Documents: []workflow.Document{{Name: "convention.pdf", Pages: 1, Original: strings.Repeat("ab", 32), Size: 1000}},
 		Steps:     []workflow.DraftStep{{Role: workflow.Signer, Parties: []workflow.Party{{Email: "marie@partner.example"}}}},
-		Deadline:  f.clock.now().Add(30 * 24 * time.Hour),
+		Deadline:  f.now().Add(30 * 24 * time.Hour),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +81,7 @@ func (f *fixture) jobs(t *testing.T) map[string]engine.Job {
 	out := map[string]engine.Job{}
 	var held []*store.Item
 	for {
-		it, err := f.st.Claim(context.Background(), engine.MailQueue, "inspector", f.clock.now(), time.Minute)
+		it, err := f.st.Claim(context.Background(), engine.MailQueue, "inspector", f.now(), time.Minute)
 		if errors.Is(err, store.ErrEmpty) {
 			break
 		}
@@ -105,7 +89,7 @@ func (f *fixture) jobs(t *testing.T) map[string]engine.Job {
 			t.Fatal(err)
 		}
 		held = append(held, it)
-		job, err := DecodeJob(it)
+		job, _, err := DecodeJob(it)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,11 +112,10 @@ type mailTask struct {
 }
 
 func (m *mailTask) Prepare(ctx context.Context, it *store.Item) (Delivery, error) {
-	job, err := DecodeJob(it)
+	job, d, err := DecodeJob(it)
 	if err != nil {
-		return Delivery{}, err
+		return d, err
 	}
-	d := DeliveryOf(job)
 	env, err := m.st.Get(ctx, job.EnvelopeID)
 	if err != nil {
 		return d, StoreError(err)
@@ -188,7 +171,7 @@ func TestTransientStoreErrorRetries(t *testing.T) {
 	if worked, err := f.q.Step(context.Background(), "worker", task); worked || err != nil {
 		t.Fatalf("an item deferred by a store error was due at once (%v, %v)", worked, err)
 	}
-	f.clock.add(DefaultFirstBackoff)
+	f.at = f.at.Add(DefaultFirstBackoff)
 	f.step(t, task)
 	f.step(t, task)
 	if len(task.prepared) != 2 || len(f.buried(t)) != 0 {
@@ -217,7 +200,7 @@ func TestTransientStoreErrorGivesUp(t *testing.T) {
 				break
 			}
 		}
-		f.clock.add(2 * time.Minute)
+		f.at = f.at.Add(2 * time.Minute)
 	}
 	buried := f.buried(t)
 	if len(buried) != 2 {
@@ -242,13 +225,13 @@ func TestRejectRecordsAndTellsSender(t *testing.T) {
 	env := f.envelope(t)
 	// A reminder without the link it must carry.
 	if err := f.st.Enqueue(context.Background(), store.Item{ID: "E1/bad", Queue: engine.MailQueue, EnvelopeID: env.ID,
-		Payload: []byte(`{"notice":"reminder","envelope_id":"E1","to":"r1"}`), NotBefore: f.clock.now().Add(time.Second)}); err != nil {
+		Payload: []byte(`{"notice":"reminder","envelope_id":"E1","to":"r1"}`), NotBefore: f.now().Add(time.Second)}); err != nil {
 		t.Fatal(err)
 	}
 	ok := &mailTask{st: f.st, outcome: workflow.OutcomeDelivered}
 	f.step(t, ok) // acknowledgement
 	f.step(t, ok) // invitation
-	f.clock.add(time.Second)
+	f.at = f.at.Add(time.Second)
 	f.step(t, ok) // the reminder
 	buried := f.buried(t)
 	if len(buried) != 1 || !strings.Contains(buried[0].LastError, "without its token") {
@@ -283,7 +266,7 @@ func TestRejectRecordsAndTellsSender(t *testing.T) {
 func TestUnreadablePayloadBuried(t *testing.T) {
 	f := newFixture(t)
 	if err := f.st.Enqueue(context.Background(), store.Item{ID: "x", Queue: engine.MailQueue,
-		Payload: []byte(`"not a job"`), NotBefore: f.clock.now()}); err != nil {
+		Payload: []byte(`"not a job"`), NotBefore: f.now()}); err != nil {
 		t.Fatal(err)
 	}
 	f.step(t, &mailTask{st: f.st, outcome: workflow.OutcomeDelivered})
