@@ -7,6 +7,9 @@
 // audit trails, documents as content-addressed blobs, the outbox (mails,
 // SMS and timers waiting to be carried out), idempotency keys, named leases
 // and small named cursors (the mailbox poller's UIDVALIDITY and last UID).
+// Workers take outbox items under short leases that they extend while they
+// work, learn of new work from Wakeups rather than by polling fast, and
+// report on their queues with QueueStats.
 //
 // Atomicity: Create and Update write the envelope together with its Writes
 // (audit records, outbox items, idempotency keys) in one atomic step, so a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -318,21 +319,14 @@ func (s *Store) Buried(ctx context.Context, queue string) ([]store.Item, error) 
 	if err != nil {
 		return nil, err
 	}
-	pipe := s.c.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(members))
-	for i, m := range members {
-		key, _, _ := splitMember(m)
-		cmds[i] = pipe.HGetAll(ctx, key)
-	}
-	if len(members) > 0 {
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, err
-		}
+	hashes, err := s.itemHashes(ctx, members)
+	if err != nil {
+		return nil, err
 	}
 	var dead []store.Item
 	for i, m := range members {
 		key, stamp, _ := splitMember(m)
-		f := cmds[i].Val()
+		f := hashes[i]
 		if f["b"] != "1" || f["bm"] != stamp {
 			if stale(stamp) {
 				s.c.ZRem(ctx, index, m)
@@ -351,12 +345,13 @@ func (s *Store) Buried(ctx context.Context, queue string) ([]store.Item, error) 
 // heldScan is how many entries of the held index QueueStats reads at a time.
 const heldScan = 100
 
-// QueueStats implements store.Store. It costs two round trips: one
-// pipeline of ZCARD and ZCOUNT (O(log n)) on the queue's indexes, with the
-// held index and the first claimBatch due entries; then one HMGET per entry
-// read, to check each against its item. The held index holds the items
-// being worked on (one per busy worker), so that is a bounded read; it is
-// read heldScan entries at a time.
+// QueueStats implements store.Store. It costs two round trips while fewer
+// than heldScan items are held: one pipeline of ZCARD and ZCOUNT (O(log n))
+// on the queue's indexes, that reads the first claimBatch due entries and
+// the held index too; then one pipeline of HGETALL, one per entry read, to
+// check each against its item. The held index holds the items being worked
+// on (one per busy worker), so that is a bounded read; past heldScan
+// entries it is read heldScan at a time.
 //
 // Counts come from the indexes, so the pointers a crash leaves behind
 // (package doc) are counted until a claimer removes them; QueueStats
@@ -371,42 +366,36 @@ func (s *Store) QueueStats(ctx context.Context, queue string, now time.Time) (st
 	due := pipe.ZCount(ctx, readyKey(queue), "-inf", micros(now))
 	dead := pipe.ZCard(ctx, buriedKey(queue))
 	first := pipe.ZRangeByScore(ctx, readyKey(queue), &redis.ZRangeBy{Min: "-inf", Max: micros(now), Count: claimBatch})
+	heldPage := pipe.ZRange(ctx, heldKey(queue), 0, heldScan-1)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return stats, err
 	}
 	stats.Due, stats.Buried = int(due.Val()), int(dead.Val())
+	firstDue, held := first.Val(), heldPage.Val()
+	items, err := s.indexedItems(ctx, append(slices.Clip(firstDue), held...))
+	if err != nil {
+		return stats, err
+	}
 	oldest := func(nb time.Time) {
 		if stats.OldestDue.IsZero() || nb.Before(stats.OldestDue) {
 			stats.OldestDue = nb
 		}
 	}
-	// The oldest due item not held: among the first due entries, as their
-	// score is the NotBefore of the items not held (the others are in the
-	// held index).
-	firstDue, err := s.indexedItems(ctx, first.Val())
-	if err != nil {
-		return stats, err
-	}
-	for _, it := range firstDue {
+	// The oldest due item not held is among the first due entries, as
+	// their score is the NotBefore of the items not held (the held ones
+	// are in the held index).
+	for _, it := range items[:len(firstDue)] {
 		if it != nil && it.Holder == "" {
 			oldest(it.NotBefore)
 			break
 		}
 	}
-	for offset := int64(0); ; offset += heldScan {
-		members, err := s.c.ZRange(ctx, heldKey(queue), offset, offset+heldScan-1).Result()
-		if err != nil {
-			return stats, err
-		}
-		held, err := s.indexedItems(ctx, members)
-		if err != nil {
-			return stats, err
-		}
+	for offset := int64(0); ; {
 		var drop []any
-		for i, it := range held {
+		for i, it := range items[len(items)-len(held):] {
 			switch {
 			case it == nil:
-				drop = append(drop, members[i])
+				drop = append(drop, held[i])
 			case it.Holder != "":
 				// Held, by a live lease or by one that expired (then due).
 				oldest(it.NotBefore)
@@ -417,10 +406,16 @@ func (s *Store) QueueStats(ctx context.Context, queue string, now time.Time) (st
 		}
 		if len(drop) > 0 {
 			s.c.ZRem(ctx, heldKey(queue), drop...)
-			offset -= int64(len(drop))
 		}
-		if len(members) < heldScan {
+		if len(held) < heldScan {
 			break
+		}
+		offset += int64(len(held) - len(drop))
+		if held, err = s.c.ZRange(ctx, heldKey(queue), offset, offset+heldScan-1).Result(); err != nil {
+			return stats, err
+		}
+		if items, err = s.indexedItems(ctx, held); err != nil {
+			return stats, err
 		}
 	}
 	stats.Waiting = int(queued.Val()) - stats.Held
@@ -430,6 +425,29 @@ func (s *Store) QueueStats(ctx context.Context, queue string, now time.Time) (st
 // indexedItems reads the items that index members point at: nil for a
 // pointer to an item that is gone, replaced (another stamp) or buried.
 func (s *Store) indexedItems(ctx context.Context, members []string) ([]*store.Item, error) {
+	hashes, err := s.itemHashes(ctx, members)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]*store.Item, len(members))
+	for i, m := range members {
+		key, stamp, _ := splitMember(m)
+		f := hashes[i]
+		if f["g"] != stamp || f["b"] == "1" {
+			continue
+		}
+		it, err := decodeItem(key, f)
+		if err != nil {
+			return nil, err
+		}
+		items[i] = it
+	}
+	return items, nil
+}
+
+// itemHashes reads, in one pipeline, the item hashes that index members
+// point at: an empty map for an item that is gone.
+func (s *Store) itemHashes(ctx context.Context, members []string) ([]map[string]string, error) {
 	if len(members) == 0 {
 		return nil, nil
 	}
@@ -442,20 +460,11 @@ func (s *Store) indexedItems(ctx context.Context, members []string) ([]*store.It
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
 	}
-	items := make([]*store.Item, len(members))
-	for i, m := range members {
-		key, stamp, _ := splitMember(m)
-		f := cmds[i].Val()
-		if f["g"] != stamp || f["b"] == "1" {
-			continue
-		}
-		it, err := decodeItem(key, f)
-		if err != nil {
-			return nil, err
-		}
-		items[i] = it
+	hashes := make([]map[string]string, len(members))
+	for i, cmd := range cmds {
+		hashes[i] = cmd.Val()
 	}
-	return items, nil
+	return hashes, nil
 }
 
 // wakeChannel is the pub/sub channel of a queue's wake-ups.

@@ -145,8 +145,9 @@ func statsString(q store.QueueStats) string {
 // longer than any delivery, so that only a missing one fails.
 const wakeTimeout = 10 * time.Second
 
-// woken waits for a value on ch.
-func woken(t *testing.T, ch <-chan struct{}, what string) {
+// Woken waits for a value on ch, a channel of Store.Wakeups, and fails t
+// if none comes within 10 seconds or ch is closed.
+func Woken(t testing.TB, ch <-chan struct{}, what string) {
 	t.Helper()
 	select {
 	case _, open := <-ch:
@@ -164,7 +165,7 @@ var wakeupCases = []testCase{
 	{"Enqueue", func(t *testing.T, s store.Store) {
 		ch := s.Wakeups(t.Context(), "mail")
 		ok(t, s.Enqueue(t.Context(), itemAt("m", "mail", t0)), "Enqueue")
-		woken(t, ch, "Enqueue")
+		Woken(t, ch, "Enqueue")
 	}},
 	{"EnvelopeWrites", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
@@ -173,35 +174,35 @@ var wakeupCases = []testCase{
 		it := itemAt("invite", "mail", t0)
 		it.EnvelopeID = env.ID
 		ok(t, s.Create(ctx, env, store.Writes{Audit: recs, Items: []store.Item{it}}), "Create")
-		woken(t, ch, "Create")
+		Woken(t, ch, "Create")
 		it.ID = "reminder"
 		ok(t, s.Update(ctx, env, store.Writes{Audit: record(env, audit.InvitationSent, "system"), Items: []store.Item{it}}), "Update")
-		woken(t, ch, "Update")
+		Woken(t, ch, "Update")
 	}},
 	{"Retry", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
 		ch := s.Wakeups(ctx, "mail")
 		ok(t, s.Enqueue(ctx, itemAt("m", "mail", t0)), "Enqueue")
-		woken(t, ch, "Enqueue")
+		Woken(t, ch, "Enqueue")
 		it := claim(t, s, "mail", "w", t0, time.Minute)
 		ok(t, s.Retry(ctx, it, t0.Add(time.Second), "451 later"), "Retry")
-		woken(t, ch, "Retry")
+		Woken(t, ch, "Retry")
 	}},
 	{"EverySubscriber", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
 		first, second := s.Wakeups(ctx, "mail"), s.Wakeups(ctx, "mail")
 		sms := s.Wakeups(ctx, "sms")
 		ok(t, s.Enqueue(ctx, itemAt("m", "mail", t0), itemAt("s", "sms", t0)), "Enqueue")
-		woken(t, first, "first subscriber")
-		woken(t, second, "second subscriber")
-		woken(t, sms, "subscriber of the other queue")
+		Woken(t, first, "first subscriber")
+		Woken(t, second, "second subscriber")
+		Woken(t, sms, "subscriber of the other queue")
 	}},
 	{"OtherHandle", func(t *testing.T, s store.Store) {
 		// A replica's write wakes this one's workers.
 		other := s.(Hooks).Share(t)
 		ch := other.Wakeups(t.Context(), "mail")
 		ok(t, s.Enqueue(t.Context(), itemAt("m", "mail", t0)), "Enqueue on the first handle")
-		woken(t, ch, "Enqueue on the other handle")
+		Woken(t, ch, "Enqueue on the other handle")
 	}},
 	{"ClosedWithContext", func(t *testing.T, s store.Store) {
 		ctx, cancel := context.WithCancel(t.Context())
