@@ -11,6 +11,7 @@ import (
 
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/parapheur/parapheur/workflow/engine"
 	"github.com/parapheur/parapheur/workflow/outbox"
 	"github.com/parapheur/parapheur/workflow/outbox/outboxtest"
@@ -45,6 +46,23 @@ func TestDeliveredToMailbox(t *testing.T) {
 	for _, r := range recs {
 		if r.Details["outcome"] != string(workflow.OutcomeDelivered) || !strings.HasPrefix(r.Details["answer"], "250 2.0.0 Ok: queued as ") {
 			t.Errorf("attempt %+v: want delivered with Postfix's 250 answer", r.Details)
+		}
+	}
+	// Each attempt's start is recorded before the send, so that a crash
+	// during it leaves a trace.
+	trail, err := f.st.AuditTrail(context.Background(), env.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := map[string][]string{} // by mail
+	for _, r := range trail {
+		if r.Type == audit.DeliveryStart || r.Type == audit.DeliveryAttempt {
+			order[r.Details["mail"]] = append(order[r.Details["mail"]], string(r.Type)+r.Details["attempt"])
+		}
+	}
+	for _, m := range []string{"acknowledgement", "invitation"} {
+		if got := strings.Join(order[m], " "); got != "delivery_started1 delivery_attempt" {
+			t.Errorf("%s: delivery records %q, want the start of attempt 1, then the attempt", m, got)
 		}
 	}
 	stored, err := f.st.Get(context.Background(), env.ID)
