@@ -114,11 +114,26 @@ const (
 // Outcome is how one delivery attempt ended.
 type Outcome string
 
+// DeliveryStarted: the sender is about to make attempt number Attempt (1
+// for the first) to deliver a mail or message of kind Notice to To (a
+// recipient ID, or "" for the envelope's sender). It is recorded before
+// the attempt, so that an attempt cut short by a crash leaves a trace and
+// a resend shows as the next attempt; it changes nothing but the audit
+// trail.
+type DeliveryStarted struct {
+	Meta
+	Notice  Notice
+	To      string
+	Attempt int
+}
+
 // DeliveryAttempted: the sender tried to deliver a mail of kind Notice to
 // To (a recipient ID, or "" for the envelope's sender); Answer is the
-// server's reply or the connection error. Every attempt is audited; a
-// delivered invitation records the invitation as sent, a failed mail to a
-// recipient as Bounced.
+// server's reply or the connection error, or why the mail could not be
+// made. Every attempt is audited; a delivered invitation records the
+// invitation as sent; a failure tells the envelope's sender, unless the
+// failed mail was itself a failure notice to the sender (which would
+// loop).
 type DeliveryAttempted struct {
 	Meta
 	Notice  Notice

@@ -205,6 +205,8 @@ func Apply(e *Envelope, ev Event) (Transition, error) {
 		err = t.bounced(ev)
 	case Completed:
 		err = t.completed(ev)
+	case DeliveryStarted:
+		err = t.deliveryStarted(ev)
 	case DeliveryAttempted:
 		err = t.deliveryAttempted(ev)
 	default:
@@ -552,21 +554,52 @@ func (t *transition) bounced(ev Bounced) error {
 	return nil
 }
 
-func (t *transition) deliveryAttempted(ev DeliveryAttempted) error {
-	email, rid := t.e.Sender.Email, ""
-	var r *Recipient
-	if ev.To != "" {
-		if r = t.e.Recipient(ev.To); r == nil {
-			return errorf(ErrUnknownRecipient, "envelope %s has no recipient %q", t.e.ID, ev.To)
-		}
-		email, rid = r.Email, r.ID
+// addressee returns the recipient a delivery goes to (nil for the sender)
+// and its address.
+func (t *transition) addressee(to string) (*Recipient, string, error) {
+	if to == "" {
+		return nil, t.e.Sender.Email, nil
 	}
-	t.record(audit.Record{Time: ev.At, Type: audit.DeliveryAttempt, Actor: SystemActor, RecipientID: rid,
-		Details: map[string]string{"mail": string(ev.Notice), "to": email, "outcome": string(ev.Outcome), "answer": ev.Answer}})
+	r := t.e.Recipient(to)
+	if r == nil {
+		return nil, "", errorf(ErrUnknownRecipient, "envelope %s has no recipient %q", t.e.ID, to)
+	}
+	return r, r.Email, nil
+}
+
+func (t *transition) deliveryStarted(ev DeliveryStarted) error {
+	r, email, err := t.addressee(ev.To)
+	if err != nil {
+		return err
+	}
+	rec := audit.Record{Time: ev.At, Type: audit.DeliveryStart, Actor: SystemActor,
+		Details: map[string]string{"mail": string(ev.Notice), "to": email, "attempt": fmt.Sprint(ev.Attempt)}}
+	if r != nil {
+		rec.RecipientID = r.ID
+	}
+	t.record(rec)
+	return nil
+}
+
+func (t *transition) deliveryAttempted(ev DeliveryAttempted) error {
+	r, email, err := t.addressee(ev.To)
+	if err != nil {
+		return err
+	}
+	rec := audit.Record{Time: ev.At, Type: audit.DeliveryAttempt, Actor: SystemActor,
+		Details: map[string]string{"mail": string(ev.Notice), "to": email, "outcome": string(ev.Outcome), "answer": ev.Answer}}
+	if r != nil {
+		rec.RecipientID = r.ID
+	}
+	t.record(rec)
 	switch {
 	case r == nil:
-		// A mail to the sender that fails is recorded only: telling the
-		// sender would mean another mail to the same address.
+		// A mail to the sender that failed is told to the sender once: the
+		// notice may get through where the mail could not be made, and a
+		// failed notice is recorded only, or notices would loop.
+		if ev.Outcome == OutcomeFailed && ev.Notice != BounceNotice && !t.e.State.Final() {
+			t.effect(Notify{Notice: BounceNotice, ToSender: true, Reason: ev.Answer})
+		}
 	case ev.Outcome == OutcomeDelivered && ev.Notice == Invitation && r.SentAt.IsZero():
 		r.SentAt = ev.At.UTC()
 		t.recordFor(ev.Meta, audit.InvitationSent, r, nil)

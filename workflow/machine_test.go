@@ -520,9 +520,35 @@ func TestApply(t *testing.T) {
 			wantEffects: []string{"notify:delivery_failure:[]:sender=true:about=r1"},
 		},
 		{
-			name:      "a failed mail to the sender is recorded without another mail to the sender",
-			event:     DeliveryAttempted{Meta: at(time.Minute), Notice: Acknowledgement, Outcome: OutcomeFailed, Answer: "550 5.1.1 unknown user"},
+			name:      "a failed mail to the sender tells the sender once",
+			event:     DeliveryAttempted{Meta: at(time.Minute), Notice: Acknowledgement, Outcome: OutcomeFailed, Answer: "composing acknowledgement mail: no template"},
 			wantState: StateInProgress, wantAudit: []audit.Type{audit.DeliveryAttempt},
+			wantEffects: []string{"notify:delivery_failure:[]:sender=true"},
+		},
+		{
+			name:      "a failed failure notice to the sender is recorded without another notice",
+			event:     DeliveryAttempted{Meta: at(time.Minute), Notice: BounceNotice, Outcome: OutcomeFailed, Answer: "550 5.1.1 unknown user"},
+			wantState: StateInProgress, wantAudit: []audit.Type{audit.DeliveryAttempt},
+		},
+		{
+			name:      "a failed mail to the sender of an ended envelope is recorded only",
+			history:   seq(verify("r1", time.Minute), one(Declined{Meta: at(3 * time.Minute), RecipientID: "r1", Reason: "no"})),
+			event:     DeliveryAttempted{Meta: at(time.Hour), Notice: DeclineNotice, Outcome: OutcomeFailed, Answer: "550 5.1.1 unknown user"},
+			wantState: StateDeclined, wantAudit: []audit.Type{audit.DeliveryAttempt},
+		},
+		{
+			name:      "a started delivery is audited and changes nothing else",
+			event:     DeliveryStarted{Meta: at(time.Minute), Notice: Invitation, To: "r1", Attempt: 2},
+			wantState: StateInProgress, wantAudit: []audit.Type{audit.DeliveryStart},
+			check: func(t *testing.T, e *Envelope) {
+				if r := e.Recipient("r1"); !r.SentAt.IsZero() || r.DeliveryFailure != "" {
+					t.Errorf("a started delivery changed the recipient: %+v", r)
+				}
+			},
+		},
+		{
+			name: "a started delivery to a stranger", event: DeliveryStarted{Meta: at(time.Minute), Notice: Invitation, To: "r9", Attempt: 1},
+			wantErr: ErrUnknownRecipient,
 		},
 		{
 			name: "completion before the steps are done is refused", history: step1Done(),
@@ -648,5 +674,33 @@ func TestAddToken(t *testing.T) {
 	}
 	if err := e.AddToken("r9", []byte{1}); !errors.Is(err, ErrUnknownRecipient) {
 		t.Fatalf("unknown recipient: %v", err)
+	}
+}
+
+// A started delivery names the attempt and the address in the audit trail,
+// so that a resend after a crash shows as the next attempt.
+func TestDeliveryStartedRecord(t *testing.T) {
+	e := created(t)
+	for _, tc := range []struct {
+		ev   DeliveryStarted
+		want audit.Record
+	}{
+		{DeliveryStarted{Meta: at(time.Minute), Notice: Invitation, To: "r1", Attempt: 2},
+			audit.Record{RecipientID: "r1", Details: map[string]string{"mail": "invitation", "to": "chef@org.example", "attempt": "2"}}},
+		{DeliveryStarted{Meta: at(time.Minute), Notice: Acknowledgement, Attempt: 1},
+			audit.Record{Details: map[string]string{"mail": "acknowledgement", "to": "agent@org.example", "attempt": "1"}}},
+	} {
+		tr, err := Apply(e, tc.ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tr.Audit) != 1 || len(tr.Effects) != 0 {
+			t.Fatalf("%+v: audit %v, effects %v; want one record, no effect", tc.ev, tr.Audit, tr.Effects)
+		}
+		got := tr.Audit[0]
+		if got.Type != audit.DeliveryStart || got.Actor != SystemActor || got.RecipientID != tc.want.RecipientID ||
+			!reflect.DeepEqual(got.Details, tc.want.Details) || !got.Time.Equal(tc.ev.At) {
+			t.Errorf("%+v: record %+v, want recipient %q details %v", tc.ev, got, tc.want.RecipientID, tc.want.Details)
+		}
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/parapheur/parapheur/store/backend"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
+	"github.com/parapheur/parapheur/workflow/outbox"
 )
 
 // gateway is the running product: the inbox poller and its handler, the
@@ -64,7 +65,8 @@ func newGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) (*gat
 	}
 	g := &gateway{cfg: cfg, log: log, store: st, engine: &engine.Engine{Store: st, CodeKey: keys.code}, holder: store.Holder(),
 		metrics: prometheus.NewRegistry(), keys: keys}
-	g.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	g.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		outbox.NewCollector(st, log, engine.MailQueue, engine.SMSQueue, engine.TimerQueue, engine.CompletionQueue))
 	if err := g.assemble(); err != nil {
 		st.Close()
 		return nil, err
@@ -119,16 +121,16 @@ func (g *gateway) assemble() error {
 	relay := mailsender.Relay{URL: mailURL(cfg.SMTP.Server, "smtps", "smtp", ""), Username: cfg.SMTP.Server.Username,
 		Password: string(cfg.SMTP.Password)}
 	g.mail, err = mailsender.New(mailsender.Config{Relay: relay, Composer: mails, Holder: g.holder,
-		Outbox: mailsender.Outbox{Store: g.store, Engine: g.engine, Queue: engine.MailQueue, Log: g.log,
-			Metrics: mailsender.NewMetrics(g.metrics, "parapheur_mail")}})
+		Outbox: outbox.Queue{Store: g.store, Engine: g.engine, Name: engine.MailQueue, Log: g.log,
+			Metrics: outbox.NewMetrics(g.metrics, "parapheur_mail")}})
 	if err != nil {
 		return err
 	}
 	if cfg.SMS.URL != "" {
 		g.sms, err = sms.New(sms.Config{Gateway: sms.Gateway{URL: cfg.SMS.URL, Authorization: string(cfg.SMS.Authorization)},
 			Language: cfg.Language, Holder: g.holder,
-			Outbox: mailsender.Outbox{Store: g.store, Engine: g.engine, Queue: engine.SMSQueue, Log: g.log,
-				Metrics: mailsender.NewMetrics(g.metrics, "parapheur_sms")}})
+			Outbox: outbox.Queue{Store: g.store, Engine: g.engine, Name: engine.SMSQueue, Log: g.log,
+				Metrics: outbox.NewMetrics(g.metrics, "parapheur_sms")}})
 		if err != nil {
 			return err
 		}
@@ -179,7 +181,7 @@ func (g *gateway) run(ctx context.Context) error {
 		wg.Go(func() { g.sms.Run(ctx) })
 	}
 	wg.Go(func() {
-		mailsender.Loop(ctx, g.log, timerPoll, func(ctx context.Context) (bool, error) {
+		outbox.Loop(ctx, g.log, timerPoll, g.store.Wakeups(ctx, engine.TimerQueue), func(ctx context.Context) (bool, error) {
 			n, err := g.engine.FireDueTimers(ctx, g.holder)
 			return n > 0, err
 		}, nil)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -222,6 +223,15 @@ func serveEndToEnd(t *testing.T, storeURL string) {
 	if !strings.Contains(metrics, `parapheur_imap_messages_total{outcome="processed"} 4`) ||
 		!strings.Contains(metrics, `parapheur_imap_messages_total{outcome="quarantine"} 1`) {
 		t.Errorf("metrics do not count the two mails:\n%s", grepLines(metrics, "parapheur_imap"))
+	}
+	// The envelope's expiry waits in the timer queue; every queue is shown.
+	if !regexp.MustCompile(`parapheur_outbox_items\{queue="timer",state="waiting"\} [1-9]`).MatchString(metrics) {
+		t.Errorf("metrics do not show the waiting timer:\n%s", grepLines(metrics, "parapheur_outbox"))
+	}
+	for _, q := range []string{"mail", "sms", "timer", "completion"} {
+		if !strings.Contains(metrics, `parapheur_outbox_oldest_due_age_seconds{queue="`+q+`"}`) {
+			t.Errorf("no oldest-item age of queue %s:\n%s", q, grepLines(metrics, "parapheur_outbox"))
+		}
 	}
 	srv.stop(t)
 }

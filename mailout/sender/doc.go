@@ -7,22 +7,21 @@
 //
 // # Outcomes
 //
-// Every attempt of an item that belongs to an envelope is recorded in that
-// envelope's audit trail as a workflow.DeliveryAttempted event, with the
-// server's answer:
+// A Worker is the outbox.Task of the mail queue: package workflow/outbox
+// claims the items, records every attempt in the envelope's audit trail and
+// settles it. The relay's answer decides the outcome:
 //
-//   - a 2xx answer to the end of DATA: delivered, the item is acknowledged;
+//   - a 2xx answer to the end of DATA: delivered;
 //   - a 4xx answer, or no answer at all (connection refused, TLS failure,
-//     timeout, AUTH refused): deferred, the item is retried after a backoff
-//     that doubles from Backoff.First up to Backoff.Max, until the waits add
-//     up to Backoff.Limit (48 hours by default; counted from the item's
-//     attempts, so no clock of the item is needed): then failed;
+//     timeout, AUTH refused): deferred, retried with the outbox's backoff;
 //   - a 5xx answer to MAIL, RCPT or DATA: failed at once, the item is
 //     buried. The workflow then tells the envelope's sender.
 //
 // A 5xx answer before the mail transaction (to EHLO, STARTTLS or AUTH) is a
 // fault of the relay or of our configuration, not of the recipient: it
-// defers. A message the Composer cannot write is buried with the reason.
+// defers. A message the Composer cannot write is buried with the reason,
+// unless the reason may pass (the store did not answer): then it is
+// retried.
 //
 // # Delivery is at least once
 //

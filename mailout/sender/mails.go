@@ -11,6 +11,7 @@ import (
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
+	"github.com/parapheur/parapheur/workflow/outbox"
 )
 
 // Mails is the Composer of the gateway: it reads the envelope an item is
@@ -27,7 +28,8 @@ type Mails struct {
 	// PublicURL is the base of signing links, PUBLIC_URL/s/TOKEN.
 	PublicURL string
 	// StatusURL returns the sender's private status page of env, for the
-	// acknowledgement; nil leaves the link out.
+	// acknowledgement; nil leaves the link out. Like Completion, it marks
+	// errors that may pass outbox.Transient.
 	StatusURL func(ctx context.Context, env *workflow.Envelope) (string, error)
 	// Completion returns the files (or the download link) of env's
 	// completion mail; the same value serves every party.
@@ -51,7 +53,7 @@ func (m *Mails) Compose(ctx context.Context, it *store.Item, job engine.Job, w i
 	} else {
 		env, err := m.Store.Get(ctx, job.EnvelopeID)
 		if err != nil {
-			return Route{}, err
+			return Route{}, outbox.StoreError(err)
 		}
 		msg.Envelope = env
 		to = env.Sender.Email

@@ -27,6 +27,7 @@ import (
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/parapheur/parapheur/workflow/engine"
+	"github.com/parapheur/parapheur/workflow/outbox"
 )
 
 // rig is the package's Postfix and Dovecot, started once: they are slow to
@@ -92,7 +93,7 @@ func newFixture(t testing.TB, edit func(*Config)) *fixture {
 			},
 		},
 		Composer: &testComposer{st: st},
-		Outbox:   Outbox{Store: st, Engine: f.eng, Now: f.clock.now},
+		Outbox:   outbox.Queue{Store: st, Engine: f.eng, Now: f.clock.now},
 		Workers:  1,
 		TempDir:  t.TempDir(),
 		Poll:     10 * time.Millisecond,

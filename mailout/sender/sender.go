@@ -18,6 +18,7 @@ import (
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
+	"github.com/parapheur/parapheur/workflow/outbox"
 )
 
 // Composer writes the message of an outbox item. The real one builds it
@@ -26,7 +27,9 @@ import (
 // same item, so that a resend after a crash is recognisably the same mail.
 type Composer interface {
 	// Compose writes the message for job, carried by item, to w (CRLF
-	// line ends, no terminating dot) and returns where SMTP sends it.
+	// line ends, no terminating dot) and returns where SMTP sends it. An
+	// error buries the item, unless it is marked outbox.Transient (a
+	// store that did not answer: see outbox.StoreError).
 	Compose(ctx context.Context, item *store.Item, job engine.Job, w io.Writer) (Route, error)
 }
 
@@ -55,16 +58,17 @@ type Config struct {
 	Relay Relay
 	// Composer writes each item's message.
 	Composer Composer
-	// Outbox claims and settles the items; its Queue defaults to
+	// Outbox claims and settles the items; its Name defaults to
 	// engine.MailQueue.
-	Outbox Outbox
+	Outbox outbox.Queue
 	// Workers is how many items are sent at once, each over its own
 	// connection; default 4.
 	Workers int
 	// Holder names this process in item leases; default host/pid. Each
 	// worker adds its number.
 	Holder string
-	// Poll is how often an empty queue is looked at again; default 1s.
+	// Poll is how often an empty queue is looked at again when no wake-up
+	// came (see outbox.Queue.Work); default DefaultPoll.
 	Poll time.Duration
 	// MaxMails is how many mails one connection carries before it is
 	// closed and a new one opened; default DefaultMaxMails.
@@ -101,8 +105,8 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Outbox.Store == nil || cfg.Outbox.Engine == nil {
 		return nil, errors.New("sender: the outbox needs a store and an engine")
 	}
-	if cfg.Outbox.Queue == "" {
-		cfg.Outbox.Queue = engine.MailQueue
+	if cfg.Outbox.Name == "" {
+		cfg.Outbox.Name = engine.MailQueue
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
@@ -111,7 +115,7 @@ func New(cfg Config) (*Sender, error) {
 		cfg.Holder = store.Holder()
 	}
 	if cfg.Poll <= 0 {
-		cfg.Poll = time.Second
+		cfg.Poll = outbox.DefaultPoll
 	}
 	if cfg.MaxMails <= 0 {
 		cfg.MaxMails = DefaultMaxMails
@@ -136,7 +140,7 @@ func (s *Sender) Run(ctx context.Context) {
 		w := s.Worker(fmt.Sprintf("%s/smtp%d", s.cfg.Holder, i))
 		wg.Go(func() {
 			defer w.Close()
-			Loop(ctx, s.cfg.Outbox.Log, s.cfg.Poll, w.Step, w.idle)
+			s.cfg.Outbox.Work(ctx, w.holder, w, s.cfg.Poll, w.idle)
 		})
 	}
 	wg.Wait()
@@ -148,73 +152,83 @@ func (s *Sender) Worker(holder string) *Worker {
 	return &Worker{s: s, holder: holder}
 }
 
-// Worker sends items one at a time over its own connection.
+// Worker sends items one at a time over its own connection: it is the
+// outbox.Task of the mail queue.
 type Worker struct {
 	s      *Sender
 	holder string
 	conn   *conn
 	spool  *os.File
 	buf    *bufio.Writer // in front of spool
+	route  Route         // of the message in spool
+	size   int64         // of the message in spool
 }
 
 // Step claims the next due item and carries it out: composes, delivers and
 // settles it. It reports false when no item was due.
 func (w *Worker) Step(ctx context.Context) (bool, error) {
-	ob := &w.s.cfg.Outbox
-	it, job, err := ob.Claim(ctx, w.holder)
-	if err != nil || it == nil {
-		return false, err
-	}
-	route, size, err := w.compose(ctx, it, job)
-	if err != nil {
-		if ctx.Err() != nil {
-			return true, ob.Release(ctx, it, "sender stopped while composing")
-		}
-		return true, ob.Reject(ctx, it, fmt.Errorf("composing %s mail: %w", job.Notice, err))
-	}
-	return true, ob.Settle(ctx, it, job, w.deliver(ctx, route, size))
+	return w.s.cfg.Outbox.Step(ctx, w.holder, w)
 }
 
-// compose writes the item's message into the spool file.
-func (w *Worker) compose(ctx context.Context, it *store.Item, job engine.Job) (Route, int64, error) {
+// Prepare implements outbox.Task: it writes the item's message into the
+// spool file. The spool's own failures (a full disk) may pass.
+func (w *Worker) Prepare(ctx context.Context, it *store.Item) (outbox.Delivery, error) {
+	job, d, err := outbox.DecodeJob(it)
+	if err != nil {
+		return d, err
+	}
+	if err := w.rewind(); err != nil {
+		return d, outbox.Transient(fmt.Errorf("spooling %s mail: %w", job.Notice, err))
+	}
+	route, err := w.s.cfg.Composer.Compose(ctx, it, job, w.buf)
+	// A failed write to the spool sticks to buf, and may also be why
+	// Compose failed: it comes first.
+	spoolErr := w.buf.Flush()
+	if spoolErr == nil {
+		w.size, spoolErr = w.spool.Seek(0, io.SeekCurrent)
+	}
+	switch {
+	case spoolErr != nil:
+		return d, outbox.Transient(fmt.Errorf("spooling %s mail: %w", job.Notice, spoolErr))
+	case err != nil:
+		return d, fmt.Errorf("composing %s mail: %w", job.Notice, err)
+	case len(route.To) == 0:
+		return d, fmt.Errorf("composing %s mail: the composer named no recipient", job.Notice)
+	}
+	w.route = route
+	return d, nil
+}
+
+// rewind empties the spool file, creating it first if needed.
+func (w *Worker) rewind() error {
 	if w.spool == nil {
 		f, err := os.CreateTemp(w.s.cfg.TempDir, "parapheur-mail-*")
 		if err != nil {
-			return Route{}, 0, err
+			return err
 		}
 		// Unlinked at once: nothing is left behind, whatever happens.
 		os.Remove(f.Name())
 		w.spool = f
 	}
 	if err := w.spool.Truncate(0); err != nil {
-		return Route{}, 0, err
+		return err
 	}
 	if _, err := w.spool.Seek(0, io.SeekStart); err != nil {
-		return Route{}, 0, err
+		return err
 	}
 	if w.buf == nil {
 		w.buf = bufio.NewWriterSize(w.spool, 64<<10)
 	}
 	w.buf.Reset(w.spool)
-	route, err := w.s.cfg.Composer.Compose(ctx, it, job, w.buf)
-	if err == nil {
-		err = w.buf.Flush()
-	}
-	if err != nil {
-		return Route{}, 0, err
-	}
-	if len(route.To) == 0 {
-		return Route{}, 0, errors.New("the composer named no recipient")
-	}
-	size, err := w.spool.Seek(0, io.SeekCurrent)
-	return route, size, err
+	return nil
 }
 
-// deliver sends the spooled message and judges the outcome.
-func (w *Worker) deliver(ctx context.Context, route Route, size int64) Attempt {
+// Attempt implements outbox.Task: it sends the spooled message and judges
+// the outcome.
+func (w *Worker) Attempt(ctx context.Context) outbox.Attempt {
 	start := time.Now()
-	ans, err := w.transact(ctx, route, size)
-	a := Attempt{Outcome: workflow.OutcomeDelivered, Answer: ans}
+	ans, err := w.transact(ctx, w.route, w.size)
+	a := outbox.Attempt{Outcome: workflow.OutcomeDelivered, Answer: ans}
 	if err != nil {
 		a.Outcome, a.Answer = workflow.OutcomeDeferred, answer(err)
 		var se *smtp.SMTPError

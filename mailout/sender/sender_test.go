@@ -12,7 +12,10 @@ import (
 	"github.com/parapheur/parapheur/mailout/mailid"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/parapheur/parapheur/workflow/engine"
+	"github.com/parapheur/parapheur/workflow/outbox"
+	"github.com/parapheur/parapheur/workflow/outbox/outboxtest"
 )
 
 // A mail to alice arrives in her mailbox with the item's Message-ID, and
@@ -44,6 +47,23 @@ func TestDeliveredToMailbox(t *testing.T) {
 	for _, r := range recs {
 		if r.Details["outcome"] != string(workflow.OutcomeDelivered) || !strings.HasPrefix(r.Details["answer"], "250 2.0.0 Ok: queued as ") {
 			t.Errorf("attempt %+v: want delivered with Postfix's 250 answer", r.Details)
+		}
+	}
+	// Each attempt's start is recorded before the send, so that a crash
+	// during it leaves a trace.
+	trail, err := f.st.AuditTrail(context.Background(), env.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := map[string][]string{} // by mail
+	for _, r := range trail {
+		if r.Type == audit.DeliveryStart || r.Type == audit.DeliveryAttempt {
+			order[r.Details["mail"]] = append(order[r.Details["mail"]], string(r.Type)+r.Details["attempt"])
+		}
+	}
+	for _, m := range []string{"acknowledgement", "invitation"} {
+		if got := strings.Join(order[m], " "); got != "delivery_started1 delivery_attempt" {
+			t.Errorf("%s: delivery records %q, want the start of attempt 1, then the attempt", m, got)
 		}
 	}
 	stored, err := f.st.Get(context.Background(), env.ID)
@@ -102,7 +122,7 @@ func TestRejectedFailsAndTellsSender(t *testing.T) {
 // doubles, and fails once the waits reach the limit.
 func TestTempfailRetriesThenFails(t *testing.T) {
 	f := newFixture(t, func(c *Config) {
-		c.Outbox.Backoff = Backoff{First: time.Minute, Max: time.Hour, Limit: 3 * time.Minute}
+		c.Outbox.Backoff = outbox.Backoff{First: time.Minute, Max: time.Hour, Limit: 3 * time.Minute}
 	})
 	env := f.envelope(t, "tempfail@example.com")
 	f.drain(t) // acknowledgement delivered, invitation deferred
@@ -269,6 +289,36 @@ func TestComposeErrorBuries(t *testing.T) {
 	}
 	if f.dials.Load() != 0 {
 		t.Error("a connection was opened for items that cannot be sent")
+	}
+}
+
+// A store that does not answer while a mail is composed defers the mail,
+// which leaves once the store is back; nothing is buried.
+func TestComposeStoreErrorDefers(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		withMails(t)(c)
+		c.Composer.(*Mails).Store = outboxtest.NewFailingGets(c.Outbox.Store, 2)
+	})
+	env := f.envelope(t, "archives@example.com")
+	if n := f.drain(t); n != 2 {
+		t.Fatalf("%d items, want the acknowledgement and the invitation", n)
+	}
+	buried, err := f.st.Buried(context.Background(), engine.MailQueue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(buried) != 0 || len(f.attempts(t, env.ID)) != 0 || f.dials.Load() != 0 {
+		t.Fatalf("buried %+v, %d attempts: want both mails deferred unsent", buried, len(f.attempts(t, env.ID)))
+	}
+	f.clock.add(outbox.DefaultFirstBackoff)
+	if n := f.drain(t); n != 2 {
+		t.Fatalf("%d items after the backoff, want 2", n)
+	}
+	fetchBy(t, "archives", "X-Parapheur-Envelope", env.ID)
+	for _, a := range f.attempts(t, env.ID) {
+		if a.Details["outcome"] != "delivered" {
+			t.Errorf("attempt %v", a.Details)
+		}
 	}
 }
 

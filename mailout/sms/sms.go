@@ -4,8 +4,8 @@
 // Authorization header; any 2xx answer means the gateway accepted it.
 //
 // Workers claim items of the store's SMS queue (engine.SMSQueue) and settle
-// them with the mail sender's outcome policy (sender.Outbox): every attempt
-// is recorded in the envelope's audit trail; a 5xx answer, 408, 429 or no
+// them with the outbox's policy (package workflow/outbox), as mail is: every
+// attempt is recorded in the envelope's audit trail; a 5xx answer, 408, 429 or no
 // answer at all defers the item with the doubling backoff; any other
 // answer (4xx: the gateway refuses this request, and would again) fails
 // it at once. As with mail, delivery is at least once: a crash after the
@@ -26,10 +26,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/parapheur/parapheur/mailout/sender"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
+	"github.com/parapheur/parapheur/workflow/outbox"
 )
 
 // Gateway is the SMS gateway's HTTP endpoint.
@@ -138,16 +138,17 @@ var texts = map[string]string{
 type Config struct {
 	// Gateway is where messages are posted.
 	Gateway Gateway
-	// Outbox claims and settles the items; its Queue defaults to
+	// Outbox claims and settles the items; its Name defaults to
 	// engine.SMSQueue.
-	Outbox sender.Outbox
+	Outbox outbox.Queue
 	// Language is the language of envelopes that name none; default "fr".
 	Language string
 	// Workers is how many messages are posted at once; default 2.
 	Workers int
 	// Holder names this process in item leases; default host/pid.
 	Holder string
-	// Poll is how often an empty queue is looked at again; default 1s.
+	// Poll is how often an empty queue is looked at again when no wake-up
+	// came (see outbox.Queue.Work); default outbox.DefaultPoll.
 	Poll time.Duration
 }
 
@@ -164,8 +165,8 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Outbox.Store == nil || cfg.Outbox.Engine == nil {
 		return nil, errors.New("sms: the outbox needs a store and an engine")
 	}
-	if cfg.Outbox.Queue == "" {
-		cfg.Outbox.Queue = engine.SMSQueue
+	if cfg.Outbox.Name == "" {
+		cfg.Outbox.Name = engine.SMSQueue
 	}
 	if cfg.Language == "" {
 		cfg.Language = "fr"
@@ -180,7 +181,7 @@ func New(cfg Config) (*Sender, error) {
 		cfg.Holder = store.Holder()
 	}
 	if cfg.Poll <= 0 {
-		cfg.Poll = time.Second
+		cfg.Poll = outbox.DefaultPoll
 	}
 	return &Sender{cfg: cfg}, nil
 }
@@ -190,31 +191,63 @@ func New(cfg Config) (*Sender, error) {
 func (s *Sender) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for i := range s.cfg.Workers {
-		holder := fmt.Sprintf("%s/sms%d", s.cfg.Holder, i)
-		wg.Go(func() {
-			sender.Loop(ctx, s.cfg.Outbox.Log, s.cfg.Poll, func(ctx context.Context) (bool, error) { return s.Step(ctx, holder) }, nil)
-		})
+		w := s.Worker(fmt.Sprintf("%s/sms%d", s.cfg.Holder, i))
+		wg.Go(func() { s.cfg.Outbox.Work(ctx, w.holder, w, s.cfg.Poll, nil) })
 	}
 	wg.Wait()
 }
 
-// Step claims the next due item as holder and carries it out. It reports
-// false when no item was due.
-func (s *Sender) Step(ctx context.Context, holder string) (bool, error) {
-	ob := &s.cfg.Outbox
-	it, job, err := ob.Claim(ctx, holder)
-	if err != nil || it == nil {
-		return false, err
-	}
-	to, text, err := s.message(ctx, it, job)
+// Worker returns a worker holding items as holder. A Worker is not safe
+// for concurrent use.
+func (s *Sender) Worker(holder string) *Worker {
+	return &Worker{s: s, holder: holder}
+}
+
+// Worker posts items one at a time: it is the outbox.Task of the SMS
+// queue.
+type Worker struct {
+	s      *Sender
+	holder string
+	to     string // the number of the prepared message
+	text   string // the prepared message
+}
+
+// Step claims the next due item and carries it out. It reports false when
+// no item was due.
+func (w *Worker) Step(ctx context.Context) (bool, error) {
+	return w.s.cfg.Outbox.Step(ctx, w.holder, w)
+}
+
+// Prepare implements outbox.Task: it finds the recipient's number and
+// writes the text.
+func (w *Worker) Prepare(ctx context.Context, it *store.Item) (outbox.Delivery, error) {
+	job, d, err := outbox.DecodeJob(it)
 	if err != nil {
-		if ctx.Err() != nil {
-			return true, ob.Release(ctx, it, "SMS sender stopped")
-		}
-		return true, ob.Reject(ctx, it, err)
+		return d, err
 	}
+	if job.Notice != engine.NoticeCode || job.Code == "" {
+		return d, fmt.Errorf("sms: item %s is a %q job, not a one-time code", it.ID, job.Notice)
+	}
+	env, err := w.s.cfg.Outbox.Store.Get(ctx, job.EnvelopeID)
+	if err != nil {
+		return d, outbox.StoreError(fmt.Errorf("sms: item %s: %w", it.ID, err))
+	}
+	r := env.Recipient(job.To)
+	if r == nil || r.Phone == "" {
+		return d, fmt.Errorf("sms: item %s: envelope %s has no recipient %q with a mobile number", it.ID, env.ID, job.To)
+	}
+	lang := env.Language
+	if _, ok := texts[lang]; !ok {
+		lang = w.s.cfg.Language
+	}
+	w.to, w.text = r.Phone, fmt.Sprintf(texts[lang], job.Code, int(workflow.CodeTTL/time.Minute))
+	return d, nil
+}
+
+// Attempt implements outbox.Task: it posts the prepared message.
+func (w *Worker) Attempt(ctx context.Context) outbox.Attempt {
 	start := time.Now()
-	answer, err := s.cfg.Gateway.Send(ctx, to, text)
+	answer, err := w.s.cfg.Gateway.Send(ctx, w.to, w.text)
 	var refused *Error
 	switch {
 	case errors.As(err, &refused):
@@ -222,25 +255,5 @@ func (s *Sender) Step(ctx context.Context, holder string) (bool, error) {
 	case err != nil:
 		answer = err.Error()
 	}
-	return true, ob.Settle(ctx, it, job, sender.Attempt{Outcome: outcome(err), Answer: answer, Took: time.Since(start)})
-}
-
-// message finds the recipient's number and writes the text.
-func (s *Sender) message(ctx context.Context, it *store.Item, job engine.Job) (to, text string, err error) {
-	if job.Notice != engine.NoticeCode || job.Code == "" {
-		return "", "", fmt.Errorf("sms: item %s is a %q job, not a one-time code", it.ID, job.Notice)
-	}
-	env, err := s.cfg.Outbox.Store.Get(ctx, job.EnvelopeID)
-	if err != nil {
-		return "", "", fmt.Errorf("sms: item %s: %w", it.ID, err)
-	}
-	r := env.Recipient(job.To)
-	if r == nil || r.Phone == "" {
-		return "", "", fmt.Errorf("sms: item %s: envelope %s has no recipient %q with a mobile number", it.ID, env.ID, job.To)
-	}
-	lang := env.Language
-	if _, ok := texts[lang]; !ok {
-		lang = s.cfg.Language
-	}
-	return r.Phone, fmt.Sprintf(texts[lang], job.Code, int(workflow.CodeTTL/time.Minute)), nil
+	return outbox.Attempt{Outcome: outcome(err), Answer: answer, Took: time.Since(start)}
 }

@@ -14,12 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parapheur/parapheur/mailout/sender"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/store/bolt"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/parapheur/parapheur/workflow/engine"
+	"github.com/parapheur/parapheur/workflow/outbox"
+	"github.com/parapheur/parapheur/workflow/outbox/outboxtest"
 )
 
 // gateway is a scripted SMS gateway on loopback: it answers each POST with
@@ -84,7 +85,7 @@ func newFixture(t *testing.T, script ...int) *fixture {
 	t.Cleanup(f.srv.Close)
 	f.s, err = New(Config{
 		Gateway: Gateway{URL: f.srv.URL + "/send", Authorization: f.auth},
-		Outbox:  sender.Outbox{Store: st, Engine: f.eng, Now: func() time.Time { return f.now }},
+		Outbox:  outbox.Queue{Store: st, Engine: f.eng, Now: func() time.Time { return f.now }},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +109,7 @@ func newFixture(t *testing.T, script ...int) *fixture {
 
 func (f *fixture) step(t *testing.T) bool {
 	t.Helper()
-	worked, err := f.s.Step(context.Background(), "test")
+	worked, err := f.s.Worker("test").Step(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,6 +255,29 @@ func TestUnsendable(t *testing.T) {
 	}
 	if n := len(f.gw.received()); n != 0 {
 		t.Errorf("%d requests for an unsendable item", n)
+	}
+}
+
+// A store that does not answer while the SMS is prepared defers it; the
+// code is posted once the store is back, and nothing is buried.
+func TestStoreErrorDefers(t *testing.T) {
+	f := newFixture(t, http.StatusAccepted)
+	f.s.cfg.Outbox.Store = outboxtest.NewFailingGets(f.st, 1)
+	if !f.step(t) {
+		t.Fatal("no SMS item was due")
+	}
+	if n := len(f.gw.received()); n != 0 || len(f.buried(t)) != 0 {
+		t.Fatalf("%d requests, buried %+v: want the item deferred", n, f.buried(t))
+	}
+	if f.step(t) {
+		t.Fatal("the deferred item was due again at once")
+	}
+	f.now = f.now.Add(outbox.DefaultFirstBackoff)
+	if !f.step(t) {
+		t.Fatal("the deferred item was not due after the backoff")
+	}
+	if got := f.outcomes(t); len(got) != 1 || !strings.HasPrefix(got[0], "delivered") || len(f.gw.received()) != 1 {
+		t.Errorf("outcomes %v, %d requests; want one delivered", got, len(f.gw.received()))
 	}
 }
 

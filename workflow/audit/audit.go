@@ -37,6 +37,7 @@ const (
 	ReminderSent    Type = "reminder_sent"    // pending recipients were reminded
 	Bounced         Type = "bounced"          // a mail to a recipient could not be delivered
 	Completed       Type = "completed"        // all steps done, documents sealed
+	DeliveryStart   Type = "delivery_started" // an attempt to deliver a mail or SMS begins
 	DeliveryAttempt Type = "delivery_attempt" // one SMTP attempt and the server's answer
 )
 

@@ -1,0 +1,125 @@
+package outbox
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/workflow"
+)
+
+// Metrics counts the attempts of one queue's workers for /metrics.
+type Metrics struct {
+	attempts *prometheus.CounterVec
+	latency  prometheus.Histogram
+	rejected prometheus.Counter
+}
+
+// NewMetrics registers the metrics of one channel with reg, their names
+// starting with prefix: "parapheur_mail" or "parapheur_sms".
+func NewMetrics(reg prometheus.Registerer, prefix string) *Metrics {
+	m := &Metrics{
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: prefix + "_attempts_total",
+			Help: "Delivery attempts by outcome: delivered, deferred (retried later) or failed (given up, sender told).",
+		}, []string{"outcome"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    prefix + "_attempt_duration_seconds",
+			Help:    "Time from the start of a delivery attempt to the server's final answer.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: prefix + "_rejected_total",
+			Help: "Outbox items buried without an attempt: unreadable payload or a message that could not be composed.",
+		}),
+	}
+	// Pre-create the outcomes, so that a dashboard sees zeros, not gaps.
+	for _, o := range []workflow.Outcome{workflow.OutcomeDelivered, workflow.OutcomeDeferred, workflow.OutcomeFailed} {
+		m.attempts.WithLabelValues(string(o))
+	}
+	reg.MustRegister(m.attempts, m.latency, m.rejected)
+	return m
+}
+
+// The methods accept a nil *Metrics, so that workers without metrics need
+// no checks.
+
+func (m *Metrics) observe(a Attempt) {
+	if m != nil {
+		m.attempts.WithLabelValues(string(a.Outcome)).Inc()
+		m.latency.Observe(a.Took.Seconds())
+	}
+}
+
+func (m *Metrics) reject() {
+	if m != nil {
+		m.rejected.Inc()
+	}
+}
+
+// Collector reports the depth of outbox queues at scrape time, from
+// store.Store.QueueStats: parapheur_outbox_items{queue,state} counts the
+// items waiting (not yet due), due, held (being worked on) and buried;
+// parapheur_outbox_oldest_due_age_seconds{queue} is how long the oldest
+// due or held item has waited, 0 when none.
+type Collector struct {
+	store  store.Store
+	queues []string
+	log    *slog.Logger
+	now    func() time.Time
+	items  *prometheus.Desc
+	age    *prometheus.Desc
+}
+
+// scrapeTimeout bounds the store reads of one scrape.
+const scrapeTimeout = 5 * time.Second
+
+// NewCollector returns a Collector of queues; log receives the store's
+// failures (nil means slog.Default()).
+func NewCollector(st store.Store, log *slog.Logger, queues ...string) *Collector {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Collector{
+		store: st, queues: queues, log: log, now: time.Now,
+		items: prometheus.NewDesc("parapheur_outbox_items",
+			"Outbox items by queue and state: waiting (not yet due), due, held (being worked on), buried (given up).",
+			[]string{"queue", "state"}, nil),
+		age: prometheus.NewDesc("parapheur_outbox_oldest_due_age_seconds",
+			"How long the oldest due or held item of the queue has been due; 0 when none.",
+			[]string{"queue"}, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.items
+	ch <- c.age
+}
+
+// Collect implements prometheus.Collector. A queue the store cannot
+// describe is left out of the scrape and logged, so that the other
+// metrics still reach the dashboard.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	now := c.now()
+	for _, q := range c.queues {
+		st, err := c.store.QueueStats(ctx, q, now)
+		if err != nil {
+			c.log.Warn("outbox metrics: reading the queue", "queue", q, "err", err)
+			continue
+		}
+		for state, n := range map[string]int{"waiting": st.Waiting - st.Due, "due": st.Due, "held": st.Held, "buried": st.Buried} {
+			ch <- prometheus.MustNewConstMetric(c.items, prometheus.GaugeValue, float64(n), q, state)
+		}
+		age := 0.0
+		if !st.OldestDue.IsZero() {
+			age = max(now.Sub(st.OldestDue).Seconds(), 0)
+		}
+		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, age, q)
+	}
+}
