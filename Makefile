@@ -4,13 +4,15 @@
 #               go vet and go test -race over every package
 #   make fuzz   run every go fuzz target briefly (FUZZTIME each)
 #   make bench  run the benchmarks
+#   make bench-mail  the whole gateway against private Postfix and Dovecot (as root):
+#               mail -> invitation latency, and peak memory under a flood of large mails
 
 # Debian packages the tests use: real servers (redis, Dovecot, Postfix) and
 # independent PDF validators. Keep in sync with deploy/scripts/debian-deps.
 FUZZTIME ?= 10s
 GO ?= go
 
-.PHONY: test deps vet fuzz bench build
+.PHONY: test deps vet fuzz bench bench-mail build
 
 test: deps vet
 	$(GO) test -race -count=1 -timeout 25m ./...
@@ -26,6 +28,10 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+bench-mail: build
+	bin/parapheur-bench latency -parapheur bin/parapheur
+	bin/parapheur-bench flood -parapheur bin/parapheur
 
 build:
 	$(GO) build -o bin/ ./cmd/...

@@ -389,6 +389,11 @@ func (m *Mail) Users() []string { return append([]string(nil), m.users...) }
 // Password is every user's password.
 func (m *Mail) Password() string { return m.password }
 
+// Maildir is the Maildir directory of user's INBOX: a delivered message appears in its
+// new/ subdirectory, which a benchmark can watch without an IMAP client's notification
+// delay.
+func (m *Mail) Maildir(user string) string { return filepath.Join(m.dir, "dovecot", "mail", user) }
+
 func loopback(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
 // WaitMessage waits until a message whose header field has value (e.g.
