@@ -17,13 +17,21 @@
 // whole inbox is scanned again, which the handler's idempotency makes safe.
 //
 // With several gateway replicas, only the holder of the store's poller
-// lease polls; the others wait and take over when the lease expires.
+// lease polls; the others wait and take over when the lease expires. The
+// lease is short (LeaseTTL, 6 s by default) and renewed at a third of it
+// while the session runs, beside it, whatever the session is doing; a
+// holder that cannot renew in time stops polling before its lease can
+// expire, so two replicas never poll at once. A process killed without
+// releasing the lease (kill -9, a crash) holds intake up only until it
+// expires: the next process, or a replica, asks again every third of the
+// TTL and polls within 8 s with the defaults.
 package poller
 
 import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -97,8 +105,9 @@ type Config struct {
 	SafetyScan time.Duration
 	// BatchSize is how many messages are fetched and moved at once (default 50).
 	BatchSize int
-	// LeaseTTL is the poller lease's duration (default 30 s); it is renewed
-	// at a third of it.
+	// LeaseTTL is the poller lease's duration (default 6 s): after a crash,
+	// the mailbox is polled again within 4/3 of it. It is renewed, and asked
+	// for by the replicas waiting, every third of it.
 	LeaseTTL time.Duration
 	// Holder names this replica in the lease (default: host name and PID).
 	Holder string
@@ -160,7 +169,7 @@ func New(cfg Config, st store.Store, h Handler, log *slog.Logger, metrics *Metri
 		d   *time.Duration
 		def time.Duration
 	}{{&p.cfg.IdleRestart, 5 * time.Minute}, {&p.cfg.PollInterval, 30 * time.Second},
-		{&p.cfg.SafetyScan, 2 * time.Minute}, {&p.cfg.LeaseTTL, 30 * time.Second}}
+		{&p.cfg.SafetyScan, 2 * time.Minute}, {&p.cfg.LeaseTTL, 6 * time.Second}}
 	for _, d := range defaults {
 		if *d.d <= 0 {
 			*d.d = d.def
@@ -209,11 +218,12 @@ func (p *Poller) Run(ctx context.Context) error {
 			if err != nil {
 				p.log.Warn("imap poller: lease", "err", err)
 			}
-			sleep(ctx, p.cfg.LeaseTTL/3)
+			sleep(ctx, p.renewEvery())
 			continue
 		}
+		p.log.Info("imap poller: lease taken", "holder", p.cfg.Holder)
 		start := p.now()
-		err = p.session(ctx)
+		err = p.whileHeld(ctx, p.session)
 		if ctx.Err() != nil {
 			break
 		}
@@ -229,6 +239,69 @@ func (p *Poller) Run(ctx context.Context) error {
 	defer cancel()
 	_ = p.store.ReleaseLease(rctx, LeaseName, p.cfg.Holder)
 	return ctx.Err()
+}
+
+// renewEvery is how often the lease is renewed by its holder and asked for
+// by the others.
+func (p *Poller) renewEvery() time.Duration { return p.cfg.LeaseTTL / 3 }
+
+// errLeaseLost ends a session whose lease another replica took or that
+// could not be renewed in time.
+var errLeaseLost = errors.New("imap poller: lost the lease")
+
+// whileHeld runs session, the lease just taken, under a context that ends
+// as soon as the lease is lost, renewing it meanwhile.
+func (p *Poller) whileHeld(ctx context.Context, session func(context.Context) error) error {
+	sctx, lost := context.WithCancelCause(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		p.keepLease(sctx, lost)
+	}()
+	err := session(sctx)
+	cause := context.Cause(sctx)
+	lost(nil)
+	<-renewed
+	if errors.Is(cause, errLeaseLost) {
+		return cause
+	}
+	return err
+}
+
+// keepLease renews the lease every renewEvery until ctx ends, and calls
+// lost when another holder has it, or when it could not be renewed for so
+// long that it may expire before the next try: the session then stops
+// before another replica can take the lease.
+func (p *Poller) keepLease(ctx context.Context, lost context.CancelCauseFunc) {
+	every := p.renewEvery()
+	confirmed := p.now() // the lease is ours until confirmed + LeaseTTL
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := p.now()
+		rctx, cancel := context.WithTimeout(ctx, every)
+		held, err := p.store.AcquireLease(rctx, LeaseName, p.cfg.Holder, now, p.cfg.LeaseTTL)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil && held:
+			confirmed = now
+		case err == nil:
+			lost(fmt.Errorf("%w: another replica holds it", errLeaseLost))
+			return
+		case p.now().Sub(confirmed) >= p.cfg.LeaseTTL-every:
+			lost(fmt.Errorf("%w: not renewed since %s: %w", errLeaseLost, confirmed.Format(time.RFC3339Nano), err))
+			return
+		default:
+			p.log.Warn("imap poller: renewing the lease failed, trying again", "err", err, "in", every)
+		}
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -276,19 +349,16 @@ func (p *Poller) session(ctx context.Context) error {
 		if err := p.scan(ctx, c, &cur, full); err != nil {
 			return err
 		}
-		if held, err := p.store.AcquireLease(ctx, LeaseName, p.cfg.Holder, p.now(), p.cfg.LeaseTTL); err != nil || !held {
-			return fmt.Errorf("imap poller: lost the lease (err %v)", err)
-		}
 		if err := p.wait(ctx, c, news); err != nil {
 			return err
 		}
 	}
 }
 
-// wait blocks until new mail may be there, the lease needs renewing, or a
+// wait blocks until new mail may be there, IDLE is due for re-issuing, or a
 // safety scan is due: with IDLE when the server has it, else by sleeping.
 func (p *Poller) wait(ctx context.Context, c *imapclient.Client, news chan struct{}) error {
-	d := min(p.cfg.LeaseTTL/3, p.cfg.SafetyScan, p.cfg.IdleRestart)
+	d := min(p.cfg.SafetyScan, p.cfg.IdleRestart)
 	if !c.Caps().Has(imap.CapIdle) && !c.Caps().Has(imap.CapIMAP4rev2) {
 		select {
 		case <-ctx.Done():
