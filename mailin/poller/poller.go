@@ -103,7 +103,8 @@ type Config struct {
 	PollInterval time.Duration
 	// SafetyScan is how often the whole inbox is scanned (default 2 minutes).
 	SafetyScan time.Duration
-	// BatchSize is how many messages are fetched and moved at once (default 50).
+	// BatchSize is how many messages are fetched and moved at once (default 50);
+	// their contents are fetched in groups of at most MaxMessageBytes.
 	BatchSize int
 	// LeaseTTL is the poller lease's duration (default 6 s): after a crash,
 	// the mailbox is polled again within 4/3 of it. It is renewed, and asked
@@ -507,7 +508,10 @@ func (p *Poller) scan(ctx context.Context, c *imapclient.Client, cur *cursor, fu
 	return nil
 }
 
-// batch fetches, handles and moves a batch of messages.
+// batch fetches, handles and moves a batch of messages: their sizes first,
+// then their contents in groups of at most MaxMessageBytes together (see
+// bySize), so that the poller holds no more than one message's limit of mail
+// at once, whatever arrives together.
 func (p *Poller) batch(ctx context.Context, c *imapclient.Client, uids []imap.UID) error {
 	set := imap.UIDSetNum(uids...)
 	sizes, err := c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true}).Collect()
@@ -556,11 +560,22 @@ func (p *Poller) batch(ctx context.Context, c *imapclient.Client, uids []imap.UI
 		}
 		return nil
 	}
-	if err := handle(whole, &imap.FetchItemBodySection{Peek: true}); err != nil {
-		return err
+	wholeSection := &imap.FetchItemBodySection{Peek: true}
+	headerSection := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}
+	if p.cfg.MaxMessageBytes > 0 {
+		// A header is no smaller bomb than a body: the first MaxMessageBytes of it
+		// are enough to refuse the mail.
+		headerSection.Partial = &imap.SectionPartial{Size: p.cfg.MaxMessageBytes}
 	}
-	if err := handle(headerOnly, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}); err != nil {
-		return err
+	for _, group := range p.bySize(whole, meta) {
+		if err := handle(group, wholeSection); err != nil {
+			return err
+		}
+	}
+	for _, group := range p.bySize(headerOnly, meta) {
+		if err := handle(group, headerSection); err != nil {
+			return err
+		}
 	}
 	for dest, folder := range map[Destination]string{Processed: p.cfg.ProcessedFolder, Quarantine: p.cfg.QuarantineFolder} {
 		if len(moves[dest]) == 0 {
@@ -571,4 +586,29 @@ func (p *Poller) batch(ctx context.Context, c *imapclient.Client, uids []imap.UI
 		}
 	}
 	return nil
+}
+
+// bySize splits uids, in order, into groups whose sizes, each counted at most
+// MaxMessageBytes, add up to MaxMessageBytes at most: a message within the
+// limit is fetched with others that fit beside it, one over it (its header
+// only) alone. Without a limit, all go in one group.
+func (p *Poller) bySize(uids []imap.UID, meta map[imap.UID]*imapclient.FetchMessageBuffer) [][]imap.UID {
+	limit := p.cfg.MaxMessageBytes
+	if len(uids) == 0 {
+		return nil
+	}
+	if limit <= 0 {
+		return [][]imap.UID{uids}
+	}
+	var groups [][]imap.UID
+	var group []imap.UID
+	var total int64
+	for _, uid := range uids {
+		size := min(meta[uid].RFC822Size, limit)
+		if len(group) > 0 && total+size > limit {
+			groups, group, total = append(groups, group), nil, 0
+		}
+		group, total = append(group, uid), total+size
+	}
+	return append(groups, group)
 }

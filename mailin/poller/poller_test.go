@@ -30,6 +30,8 @@ type mailbox struct {
 	addr, user, password string
 	// idling, for the in-process server, is told when a session starts IDLE.
 	idling <-chan struct{}
+	// log, for the in-process server, records each fetch of whole messages.
+	log *eventLog
 }
 
 func (m mailbox) url() string { return fmt.Sprintf("imap://%s@%s/INBOX", m.user, m.addr) }
@@ -116,9 +118,10 @@ func memServer(t *testing.T, caps imap.CapSet) mailbox {
 	}
 	mem.AddUser(u)
 	idling := make(chan struct{}, 1)
+	log := &eventLog{}
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return idleSession{mem.NewSession().(imapserver.SessionIMAP4rev2), idling}, nil, nil
+			return testSession{mem.NewSession().(imapserver.SessionIMAP4rev2), idling, log}, nil, nil
 		},
 		Caps:         caps,
 		InsecureAuth: true,
@@ -130,18 +133,20 @@ func memServer(t *testing.T, caps imap.CapSet) mailbox {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return mailbox{addr: ln.Addr().String(), user: "parapheur", password: "secret", idling: idling}
+	return mailbox{addr: ln.Addr().String(), user: "parapheur", password: "secret", idling: idling, log: log}
 }
 
-// idleSession is imapmemserver's session made to start IDLE as Dovecot does: by reporting
+// testSession is imapmemserver's session made to start IDLE as Dovecot does: by reporting
 // the changes made since the last command (imapmemserver keeps them until the next
-// change), and telling idling that it idles.
-type idleSession struct {
+// change), and telling idling that it idles. It records each fetch of whole messages in
+// log.
+type testSession struct {
 	imapserver.SessionIMAP4rev2 // with MOVE
 	idling                      chan<- struct{}
+	log                         *eventLog
 }
 
-func (s idleSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+func (s testSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	if err := s.Poll(w, true); err != nil {
 		return err
 	}
@@ -150,6 +155,41 @@ func (s idleSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) erro
 	default:
 	}
 	return s.SessionIMAP4rev2.Idle(w, stop)
+}
+
+func (s testSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	for _, section := range options.BodySection {
+		if section.Specifier == imap.PartSpecifierNone && len(section.Part) == 0 {
+			s.log.add(event{fetch: true})
+			break
+		}
+	}
+	return s.SessionIMAP4rev2.Fetch(w, numSet, options)
+}
+
+// eventLog is, in order, what the server sent and the handler received.
+type eventLog struct {
+	mu     sync.Mutex
+	events []event
+}
+
+// event is a fetch of whole messages, or a message handed to the handler.
+type event struct {
+	fetch bool
+	size  int // of the message handled
+}
+
+func (l *eventLog) add(e event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+}
+
+// handlerFunc is a Handler function.
+type handlerFunc func(ctx context.Context, m Message) (Destination, string, error)
+
+func (f handlerFunc) Handle(ctx context.Context, m Message) (Destination, string, error) {
+	return f(ctx, m)
 }
 
 func testMessage(id, subject string) string {
@@ -554,4 +594,49 @@ type writerFunc func([]byte)
 func (w writerFunc) Write(b []byte) (int, error) {
 	w(b)
 	return len(b), nil
+}
+
+// TestBatchBoundedByBytes sends many large mails at once: the poller fetches them in groups
+// of at most MaxMessageBytes together, never holding more (issue 9 §2.3: twenty 52 MB mails
+// arriving together reached 2.3 GB), and still hands every one over.
+func TestBatchBoundedByBytes(t *testing.T) {
+	const limit = 64 << 10
+	mb := memMailbox(t)
+	var msgs []string
+	for i := range 30 {
+		size := (1 + i%7) * 8 << 10 // 8 to 56 KiB
+		msgs = append(msgs, testMessage(fmt.Sprintf("big%d", i), "Convention")+strings.Repeat("x", size)+"\r\n")
+	}
+	msgs = append(msgs, testMessage("over", "Convention")+strings.Repeat("x", 2*limit)+"\r\n") // header only
+	mb.append(t, msgs...)
+	rec := newRecorder()
+	handler := handlerFunc(func(ctx context.Context, m Message) (Destination, string, error) {
+		if !m.TooLarge {
+			mb.log.add(event{size: len(m.Raw)})
+		}
+		return rec.Handle(ctx, m)
+	})
+	start(t, mb, openStore(t), handler, func(c *Config) { c.MaxMessageBytes = limit })
+	rec.wait(t, len(msgs))
+	waitCounts(t, mb, map[string]int{"INBOX": 0, "Processed": len(msgs) - 1, "Quarantine": 1})
+
+	mb.log.mu.Lock()
+	defer mb.log.mu.Unlock()
+	fetches, held, handled := 0, 0, 0
+	for _, e := range mb.log.events {
+		if e.fetch {
+			fetches, held = fetches+1, 0
+			continue
+		}
+		handled++
+		if held += e.size; held > limit {
+			t.Fatalf("fetch %d brought %d bytes of mail at once, more than MaxMessageBytes %d", fetches, held, limit)
+		}
+	}
+	if handled != len(msgs)-1 {
+		t.Errorf("%d whole messages handled, want %d", handled, len(msgs)-1)
+	}
+	if fetches >= handled {
+		t.Errorf("%d fetches for %d messages: messages that fit together are not fetched together", fetches, handled)
+	}
 }
