@@ -15,9 +15,9 @@ import (
 	"github.com/parapheur/parapheur/mailin/instructions"
 	"github.com/parapheur/parapheur/mailin/loop"
 	"github.com/parapheur/parapheur/mailin/message"
+	"github.com/parapheur/parapheur/mailin/policy"
 	"github.com/parapheur/parapheur/mailin/quote"
 	"github.com/parapheur/parapheur/mailin/reply"
-	"github.com/parapheur/parapheur/mailin/sender"
 	"github.com/parapheur/parapheur/workflow"
 )
 
@@ -287,7 +287,7 @@ func TestCorpus(t *testing.T) {
 	if len(files) != len(corpus) {
 		t.Errorf("testdata has %d mails, the table %d", len(files), len(corpus))
 	}
-	policy, err := sender.NewPolicy([]string{"@org.example", "@partner.example"}, true, "mx.org.example")
+	policy, err := policy.NewPolicy([]string{"@org.example", "@partner.example"}, true, "mx.org.example")
 	if err != nil {
 		t.Fatal(err)
 	}

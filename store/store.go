@@ -7,6 +7,9 @@
 // audit trails, documents as content-addressed blobs, the outbox (mails,
 // SMS and timers waiting to be carried out), idempotency keys, named leases
 // and small named cursors (the mailbox poller's UIDVALIDITY and last UID).
+// Workers take outbox items under short leases that they extend while they
+// work, learn of new work from Wakeups rather than by polling fast, and
+// report on their queues with QueueStats.
 //
 // Atomicity: Create and Update write the envelope together with its Writes
 // (audit records, outbox items, idempotency keys) in one atomic step, so a
@@ -83,6 +86,24 @@ type Store interface {
 	Bury(ctx context.Context, it *Item, reason string) error
 	// Buried lists a queue's dead letters, oldest first.
 	Buried(ctx context.Context, queue string) ([]Item, error)
+	// Extend renews the lease of an item its holder still holds (it.Holder,
+	// as returned by Claim), until now+lease, and sets it.LeaseUntil.
+	// ErrLeaseLost when the item is no longer held by it.Holder (expired and
+	// claimed by another, acked, buried, retried). A worker calls it while a
+	// long attempt runs, so that a short lease (a minute) does not make
+	// another worker send the item again meanwhile.
+	Extend(ctx context.Context, it *Item, now time.Time, lease time.Duration) error
+	// QueueStats describes a queue at now, for metrics and operators.
+	QueueStats(ctx context.Context, queue string, now time.Time) (QueueStats, error)
+	// Wakeups returns a channel that receives a value soon after items of
+	// queue may have become due now — enqueued by Enqueue, Create or Update
+	// (Writes.Items) with NotBefore <= now, or given back by Retry with
+	// at <= now — by this process or, on a shared backend such as Redis, by
+	// any process sharing the store. Values are coalesced (the channel has
+	// a buffer of one and sends never block) and may be lost (a dropped
+	// subscription), so workers still poll, only less often. The channel is
+	// closed when ctx ends.
+	Wakeups(ctx context.Context, queue string) <-chan struct{}
 
 	// AcquireLease makes holder the holder of the named lease until now+ttl
 	// if it is free, expired or already held by holder (a renewal), and
@@ -135,6 +156,23 @@ type Item struct {
 	Holder string `json:"holder,omitempty"`
 	// LeaseUntil is when the holder's lease ends.
 	LeaseUntil time.Time `json:"lease_until,omitzero"`
+}
+
+// QueueStats counts the items of one queue.
+type QueueStats struct {
+	// Waiting counts items not buried and not held by a live lease (due or
+	// not).
+	Waiting int
+	// Due counts the waiting items whose NotBefore has come.
+	Due int
+	// Held counts items held by a live lease (being worked on).
+	Held int
+	// Buried counts dead letters.
+	Buried int
+	// OldestDue is the NotBefore of the oldest item that is due or held,
+	// zero when none: now minus it is how long the oldest piece of work has
+	// waited.
+	OldestDue time.Time
 }
 
 // Blob describes a stored document.

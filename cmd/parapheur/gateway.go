@@ -18,8 +18,8 @@ import (
 	"github.com/parapheur/parapheur/cmd/parapheur/config"
 	"github.com/parapheur/parapheur/mailin/ingest"
 	"github.com/parapheur/parapheur/mailin/instructions"
+	"github.com/parapheur/parapheur/mailin/policy"
 	"github.com/parapheur/parapheur/mailin/poller"
-	"github.com/parapheur/parapheur/mailin/sender"
 	"github.com/parapheur/parapheur/mailout/compose"
 	mailsender "github.com/parapheur/parapheur/mailout/sender"
 	"github.com/parapheur/parapheur/mailout/sms"
@@ -68,7 +68,7 @@ func newGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) (*gat
 
 func (g *gateway) assemble() error {
 	cfg := g.cfg
-	policy, err := sender.NewPolicy(cfg.Senders.Allowed, cfg.Senders.RequireAuth, cfg.Senders.AuthservID)
+	policy, err := policy.NewPolicy(cfg.Senders.Allowed, cfg.Senders.RequireAuth, cfg.Senders.AuthservID)
 	if err != nil {
 		return fmt.Errorf("senders: %w", err)
 	}
@@ -83,7 +83,7 @@ func (g *gateway) assemble() error {
 	handler := ingest.New(ingest.Config{
 		Gateway: cfg.Address, Senders: policy, Circuits: circuits,
 		DeadlineDays: cfg.Envelopes.DefaultDeadlineDays, ReminderDays: cfg.Envelopes.ReminderDays,
-		Language: cfg.Language, MaxMessageBytes: cfg.Limits.MaxMessageBytes, Location: cfg.Location,
+		Language: cfg.Language, MaxMessageBytes: cfg.Limits.MaxMessageBytes, MaxRecipients: cfg.Limits.MaxRecipients, Location: cfg.Location,
 		Inspect: func(pdf []byte) (int, error) {
 			return pades.Inspect(context.Background(), pdf, cfg.Limits.MaxDocumentBytes)
 		},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -23,6 +24,10 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/parapheur/parapheur/deploy/testrig"
+	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/store/backend"
+	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/parapheur/parapheur/workflow/engine"
 )
 
@@ -211,22 +216,37 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// eventually checks cond every 100 ms until it holds, and fails the test
+// saying what was awaited when it does not within timeout.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(timeout)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
+	}
+}
+
 func waitHTTP(t *testing.T, url string, exited chan error) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	eventually(t, 20*time.Second, url+" ready", func() bool {
 		select {
 		case err := <-exited:
 			t.Fatalf("serve exited: %v", err)
 		default:
 		}
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
 		}
-	}
-	t.Fatalf("%s not ready in 20 s", url)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }
 
 func get(t *testing.T, url string) string {
@@ -319,9 +339,58 @@ func TestServeTwoReplicas(t *testing.T) {
 	if !strings.Contains(get(t, "http://"+other.listen+"/metrics"), processed) {
 		t.Fatal("the second replica did not take over the mailbox")
 	}
-	time.Sleep(2 * time.Second) // a duplicate would come now
+	// Once every envelope's mails are recorded as delivered, the outbox
+	// holds nothing more that could send one again: the mailbox count is
+	// final.
+	waitDelivered(t, storeURL, 2*n)
 	waitCount(t, rig, "bob", "Enregistré", 2*n)
+	waitCount(t, rig, "alice", "À signer", 2*n)
 	other.stop(t)
+}
+
+// waitDelivered waits until the store holds want envelopes whose
+// acknowledgement and invitation the audit trail records as delivered,
+// and fails if any mail was delivered twice.
+func waitDelivered(t *testing.T, storeURL string, want int) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := backend.Open(ctx, storeURL, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	eventually(t, 60*time.Second, fmt.Sprintf("%d envelopes with their mails delivered", want), func() bool {
+		page, err := st.List(ctx, store.ListQuery{Limit: want + 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Envelopes) != want {
+			return false
+		}
+		done := true
+		for _, env := range page.Envelopes {
+			trail, err := st.AuditTrail(ctx, env.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			delivered := map[string]int{}
+			for _, r := range trail {
+				if r.Type == audit.DeliveryAttempt && r.Details["outcome"] == string(workflow.OutcomeDelivered) {
+					delivered[r.Details["mail"]]++
+				}
+			}
+			for _, mail := range []workflow.Notice{workflow.Acknowledgement, workflow.Invitation} {
+				switch delivered[string(mail)] {
+				case 0:
+					done = false
+				case 1:
+				default:
+					t.Fatalf("envelope %s: the %s was delivered %d times", env.ID, mail, delivered[string(mail)])
+				}
+			}
+		}
+		return done
+	})
 }
 
 // waitCount waits until user's INBOX holds exactly want messages whose
@@ -337,8 +406,7 @@ func waitCount(t *testing.T, rig *testrig.Mail, user, subject string, want int) 
 		t.Fatal(err)
 	}
 	criteria := &imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Subject", Value: subject}}}
-	got := 0
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	eventually(t, 60*time.Second, fmt.Sprintf("%d messages with %q in %s's subject", want, subject, user), func() bool {
 		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 			t.Fatal(err)
 		}
@@ -346,12 +414,9 @@ func waitCount(t *testing.T, rig *testrig.Mail, user, subject string, want int) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got = len(found.AllUIDs()); got == want {
-			return
+		if got := len(found.AllUIDs()); got > want {
+			t.Fatalf("%s has %d messages with %q in the subject, want %d", user, got, subject, want)
 		}
-		if got > want {
-			break
-		}
-	}
-	t.Fatalf("%s has %d messages with %q in the subject, want %d", user, got, subject, want)
+		return len(found.AllUIDs()) == want
+	})
 }

@@ -1,7 +1,7 @@
 // Package testrig starts private, real servers for tests: redis-server (standalone with an
-// append-only file, or a Redis Cluster), Dovecot (IMAP, LMTP) and Postfix (SMTP), each on free
-// loopback ports with its configuration and data in a directory the caller owns, and stops them
-// again.
+// append-only file, a Sentinel watching one, or a Redis Cluster), Dovecot (IMAP, LMTP) and
+// Postfix (SMTP), each on free loopback ports with its configuration and data in a directory
+// the caller owns, and stops them again.
 //
 // The project tests against real servers rather than mocks because what breaks in production
 // is what a mock agrees with: Redis Cluster's cross-slot rules and MOVED redirections, an
@@ -14,7 +14,7 @@
 // The mail rig must run as root, since the Postfix master needs it; it runs Dovecot as the
 // unprivileged system user "mailtest", which it creates with useradd on first use.
 //
-// Tests take a server with [Redis], [RedisCluster] or [MailRig], which stop it when the test
+// Tests take a server with [Redis], [RedisSentinel], [RedisCluster] or [MailRig], which stop it when the test
 // ends. Servers shared by a whole package come from the Start functions in TestMain:
 //
 //	var mail *testrig.Mail

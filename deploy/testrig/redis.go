@@ -51,6 +51,12 @@ func StartRedis(dir string, opts RedisOptions) (*RedisServer, error) {
 func Redis(t testing.TB) *RedisServer {
 	t.Helper()
 	s, err := StartRedis(t.TempDir(), RedisOptions{})
+	return stopAtEnd(t, s, err)
+}
+
+// stopAtEnd fails t with err, the error of starting s, or else stops s when t ends.
+func stopAtEnd(t testing.TB, s *RedisServer, err error) *RedisServer {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +69,17 @@ func Redis(t testing.TB) *RedisServer {
 }
 
 func startRedis(dir string, port int, opts RedisOptions) (*RedisServer, error) {
+	conf := []string{
+		"appendonly yes",
+		"appendfsync always",
+		`save ""`, // the append-only file alone must carry the data across a restart
+	}
+	return startRedisConf(dir, port, append(conf, opts.Config...))
+}
+
+// startRedisConf starts redis-server with args after its configuration file, which holds
+// what every server of this package has (loopback port, dir, log on stdout) and then conf.
+func startRedisConf(dir string, port int, conf []string, args ...string) (*RedisServer, error) {
 	bin, err := findBinary("redis-server", redisPackages)
 	if err != nil {
 		return nil, err
@@ -74,22 +91,18 @@ func startRedis(dir string, port int, opts RedisOptions) (*RedisServer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("testrig: %w", err)
 	}
-	conf := []string{
+	conf = append([]string{
 		"bind 127.0.0.1",
 		"port " + strconv.Itoa(port),
 		"dir " + strconv.Quote(dir),
 		"daemonize no",
 		`logfile ""`, // stdout, which startProcess appends to redis.log
-		"appendonly yes",
-		"appendfsync always",
-		`save ""`, // the append-only file alone must carry the data across a restart
-	}
-	conf = append(conf, opts.Config...)
+	}, conf...)
 	confPath := filepath.Join(dir, "redis.conf")
 	if err := os.WriteFile(confPath, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("testrig: %w", err)
 	}
-	s := &RedisServer{dir: dir, port: port, argv: []string{bin, confPath}}
+	s := &RedisServer{dir: dir, port: port, argv: append([]string{bin, confPath}, args...)}
 	if err := s.start(); err != nil {
 		return nil, err
 	}

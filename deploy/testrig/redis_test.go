@@ -108,6 +108,28 @@ func TestRedisCluster(t *testing.T) {
 	}
 }
 
+func TestRedisSentinel(t *testing.T) {
+	master := Redis(t)
+	sentinel := RedisSentinel(t, master)
+	ctx := t.Context()
+	sc := redis.NewSentinelClient(&redis.Options{Addr: sentinel.Addr()})
+	defer sc.Close()
+	addr, err := sc.GetMasterAddrByName(ctx, SentinelMaster).Result()
+	if err != nil || strings.Join(addr, ":") != master.Addr() {
+		t.Fatalf("sentinel names master %v (%v), want %s", addr, err, master.Addr())
+	}
+	c := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: SentinelMaster, SentinelAddrs: []string{sentinel.Addr()}})
+	defer c.Close()
+	if err := c.Set(ctx, "through", "sentinel", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	direct := redis.NewClient(&redis.Options{Addr: master.Addr()})
+	defer direct.Close()
+	if got, err := direct.Get(ctx, "through").Result(); err != nil || got != "sentinel" {
+		t.Fatalf("master holds %q (%v), want what was written through the sentinel", got, err)
+	}
+}
+
 func TestStartRedisClusterTooSmall(t *testing.T) {
 	if _, err := StartRedisCluster(t.TempDir(), 2); err == nil || !strings.Contains(err.Error(), "at least 3") {
 		t.Errorf("StartRedisCluster(2): %v, want an error about the node count", err)

@@ -3,15 +3,20 @@
 // notification (RFC 3464) a bounce on its envelope, a reply command
 // (REFUSER / ANNULER) an action, an automatic mail (RFC 3834) nothing, and
 // anything the gateway cannot accept a refusal reply. It is the
-// poller.Handler of the running gateway.
+// poller.Handler of the running gateway, and writes only through the
+// workflow engine.
+//
+// The header is read first: whether the mail is automatic, too large, and
+// whether its sender may submit are known before its body is decoded, so a
+// mail that will be refused costs no decoding of its attachments.
 //
 // Nothing is dropped silently: every message ends in the processed folder
 // or in quarantine with its reason, and a refusal reply is queued in the
-// outbox unless the mail was automatic or its sender was already refused
-// within the hour (a forged sender must not turn the gateway into a mail
-// cannon). Handling is idempotent: the envelope ID derives from the
-// Message-ID, so a message handled twice (a crash before its move out of the
-// inbox) makes one envelope and one reply.
+// outbox unless the mail was automatic or its sender's quota of refusals is
+// spent (see refusalQuota): a forged sender must not turn the gateway into
+// a mail cannon. Handling is idempotent: the envelope ID derives from the
+// Message-ID, so a message handled twice (a crash before its move out of
+// the inbox) makes one envelope and one reply.
 package ingest
 
 import (
@@ -20,7 +25,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,15 +40,16 @@ import (
 	"github.com/parapheur/parapheur/mailin/instructions"
 	"github.com/parapheur/parapheur/mailin/loop"
 	"github.com/parapheur/parapheur/mailin/message"
+	"github.com/parapheur/parapheur/mailin/policy"
 	"github.com/parapheur/parapheur/mailin/poller"
-	"github.com/parapheur/parapheur/mailin/problem"
 	"github.com/parapheur/parapheur/mailin/reply"
-	"github.com/parapheur/parapheur/mailin/sender"
+	"github.com/parapheur/parapheur/mailout/address"
 	"github.com/parapheur/parapheur/mailout/mailid"
 	"github.com/parapheur/parapheur/signing/pades"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
+	"github.com/parapheur/parapheur/workflow/problem"
 )
 
 // Config is what the handler needs to know of the installation.
@@ -52,7 +57,7 @@ type Config struct {
 	// Gateway is the gateway's address, e.g. parapheur@org.example.
 	Gateway string
 	// Senders says who may submit.
-	Senders *sender.Policy
+	Senders *policy.Policy
 	// Circuits are the predefined step sequences, by name.
 	Circuits instructions.Circuits
 	// DeadlineDays is the default envelope lifetime.
@@ -63,12 +68,19 @@ type Config struct {
 	Language string
 	// MaxMessageBytes is the largest message accepted.
 	MaxMessageBytes int64
+	// MaxRecipients is the most recipients (signers, approvers, copies and
+	// archivists) one envelope may name; 0 means DefaultMaxRecipients.
+	MaxRecipients int
 	// Location is the time zone deadlines are days of.
 	Location *time.Location
 	// Inspect reads a PDF and returns its page count, or an error saying
 	// why it cannot be signed (encrypted, unreadable).
 	Inspect func(pdf []byte) (pages int, err error)
 }
+
+// DefaultMaxRecipients is Config.MaxRecipients when not set, the default
+// of limits.max_recipients.
+const DefaultMaxRecipients = 50
 
 // Handler handles inbox messages.
 type Handler struct {
@@ -82,41 +94,64 @@ func New(cfg Config, e *engine.Engine, log *slog.Logger) *Handler {
 	if cfg.Location == nil {
 		cfg.Location = time.Local
 	}
+	if cfg.MaxRecipients <= 0 {
+		cfg.MaxRecipients = DefaultMaxRecipients
+	}
 	if log == nil {
 		log = slog.Default()
 	}
 	return &Handler{cfg: cfg, engine: e, log: log}
 }
 
-// refusalInterval is how often one sender address may be sent a refusal.
-const refusalInterval = time.Hour
-
 var _ poller.Handler = (*Handler)(nil)
+
+// inbound is a message being handled, once its header is read.
+type inbound struct {
+	msg *message.Message
+	// key identifies the message across retries (see messageKey).
+	key string
+	// sender is the policy's decision on the From address, which also
+	// decides how often a refusal may be sent to it.
+	sender policy.Decision
+}
 
 // Handle handles one message; see the package doc.
 func (h *Handler) Handle(ctx context.Context, m poller.Message) (poller.Destination, string, error) {
 	key := messageKey(m.Raw)
-	msg, err := message.Parse(bytes.NewReader(m.Raw), h.limit(m))
-	if err != nil && !message.Tolerable(err) {
+	msg, err := message.ReadHeader(m.Raw, h.limit(m))
+	if err != nil {
 		return h.unreadable(ctx, m, key, err)
 	}
 	if why, auto := loop.Automatic(msg.Header, h.cfg.Gateway); auto {
 		return h.automatic(ctx, m, why)
 	}
+	in := &inbound{msg: msg, key: key, sender: h.cfg.Senders.Check(msg.From.Address, msg.Header.Values("Authentication-Results"))}
 	if m.TooLarge {
+		// Only the header was fetched: the size is told in the default
+		// language, the instructions that could name another being unread.
 		size, limit := megabytes(m.Size), megabytes(h.cfg.MaxMessageBytes)
-		return h.refuse(ctx, msg, key, "", problem.Text{
+		return h.refuse(ctx, in, "", problem.Text{
 			EN: fmt.Sprintf("the message is %s; the gateway accepts at most %s", size.EN, limit.EN),
 			FR: fmt.Sprintf("le message fait %s ; le parapheur accepte au plus %s", size.FR, limit.FR),
 		})
 	}
+	// A sender who may not submit is still told why in the language of
+	// the instructions, and a reply command needs its text; neither needs
+	// the attachments.
+	parts := message.AllParts
+	if !in.sender.Allowed {
+		parts = message.TextOnly
+	}
+	if err := msg.ReadBody(parts); err != nil {
+		return h.refuse(ctx, in, "", unreadableReason(err, h.cfg.MaxMessageBytes))
+	}
 	if cmd, ok, err := reply.Parse(msg); ok || err != nil {
 		if err != nil {
-			return h.refuse(ctx, msg, key, "", problem.From(err))
+			return h.refuse(ctx, in, "", problem.From(err))
 		}
-		return h.command(ctx, msg, key, cmd)
+		return h.command(ctx, in, cmd)
 	}
-	return h.submission(ctx, msg, key)
+	return h.submission(ctx, in)
 }
 
 // limit is the parse limit: the whole message, or its header only.
@@ -145,21 +180,22 @@ func megabytes(n int64) problem.Text {
 	return problem.Text{EN: mb + " MB", FR: strings.Replace(mb, ".", ",", 1) + " Mo"}
 }
 
-func (h *Handler) submission(ctx context.Context, msg *message.Message, key string) (poller.Destination, string, error) {
+func (h *Handler) submission(ctx context.Context, mi *inbound) (poller.Destination, string, error) {
+	msg := mi.msg
 	from := msg.From.Address
 	// The instructions are read first for their language, in which even
 	// a sender who may not submit is told so.
 	in := instructions.Parse(msg.Text)
 	in.Resolve(h.cfg.Circuits, msg.Detail(h.cfg.Gateway))
 	lang := firstNonEmpty(in.Language, h.cfg.Language)
-	decision := h.cfg.Senders.Check(from, msg.Header.Values("Authentication-Results"))
-	if !decision.Allowed {
-		return h.refuse(ctx, msg, key, lang, decision.Reason)
+	if !mi.sender.Allowed {
+		return h.refuse(ctx, mi, lang, mi.sender.Reason)
 	}
 	var problems []problem.Text
 	for _, p := range in.Problems {
 		problems = append(problems, p.Sentence())
 	}
+	problems = append(problems, h.recipientProblems(in)...)
 	if len(msg.Documents) == 0 {
 		problems = append(problems, problem.Text{
 			EN: "the mail has no PDF attachment: attach the document(s) to sign as PDF files",
@@ -176,27 +212,21 @@ func (h *Handler) submission(ctx context.Context, msg *message.Message, key stri
 		}
 		docs = append(docs, workflow.Document{Name: d.Name, Pages: pages, Size: int64(len(d.Data))})
 	}
-	now := h.engine.Now()
-	deadline := now.In(h.cfg.Location).AddDate(0, 0, h.cfg.DeadlineDays)
-	deadline = time.Date(deadline.Year(), deadline.Month(), deadline.Day()+1, 0, 0, 0, 0, h.cfg.Location)
-	if !in.Deadline.IsZero() {
-		deadline = in.Deadline.End(h.cfg.Location)
-		if !deadline.After(now) {
-			problems = append(problems, problem.Text{
-				EN: fmt.Sprintf("the deadline %s has already passed", in.Deadline),
-				FR: fmt.Sprintf("l'échéance du %02d/%02d/%d est déjà passée", in.Deadline.Day, in.Deadline.Month, in.Deadline.Year),
-			})
-		}
+	deadline, passed := workflow.Deadline(h.engine.Now(), h.cfg.DeadlineDays, h.cfg.Location, workflow.Day(in.Deadline))
+	if passed {
+		problems = append(problems, problem.DeadlinePassed(workflow.Day(in.Deadline)))
 	}
 	if len(problems) > 0 {
-		return h.refuse(ctx, msg, key, lang, problems...)
+		return h.refuse(ctx, mi, lang, problems...)
 	}
 	for i, d := range msg.Documents {
-		blob, err := h.engine.Store.PutBlob(ctx, bytes.NewReader(d.Data))
+		blob, err := h.engine.PutDocument(ctx, bytes.NewReader(d.Data))
 		if err != nil {
 			if errors.Is(err, store.ErrTooLarge) {
-				return h.refuse(ctx, msg, key, lang, problem.New("document %q is too large: %v",
-					"le document « %s » est trop volumineux : %v", d.Name, err))
+				return h.refuse(ctx, mi, lang, problem.Text{
+					EN: fmt.Sprintf("document %q is too large: %v", d.Name, err),
+					FR: fmt.Sprintf("le document « %s » est trop volumineux pour le parapheur", d.Name),
+				})
 			}
 			return 0, "", err
 		}
@@ -208,8 +238,8 @@ func (h *Handler) submission(ctx context.Context, msg *message.Message, key stri
 		reminder = in.ReminderDays
 	}
 	d := workflow.Draft{
-		ID: engine.EnvelopeID(key), Title: msg.Title, Message: in.Message, Language: lang,
-		Sender: workflow.Party{Name: msg.From.Name, Email: from}, SenderAuth: decision.Summary,
+		ID: engine.EnvelopeID(mi.key), Title: msg.Title, Message: in.Message, Language: lang,
+		Sender: workflow.Party{Name: msg.From.Name, Email: from}, SenderAuth: mi.sender.Summary,
 		MessageID: msg.MessageID, Documents: docs, Ignored: ignored(msg), Steps: in.Steps, Copies: in.Copies, Archivists: in.Archivists,
 		Deadline: deadline, ReminderEvery: time.Duration(reminder) * 24 * time.Hour,
 	}
@@ -221,25 +251,74 @@ func (h *Handler) submission(ctx context.Context, msg *message.Message, key stri
 	case errors.Is(err, store.ErrExists):
 		return poller.Processed, "", nil // handled before a crash: the envelope is there
 	case errors.Is(err, workflow.ErrInvalidDraft):
-		return h.refuse(ctx, msg, key, lang, engineProblem(err))
+		return h.refuse(ctx, mi, lang, problem.From(err))
 	default:
 		return 0, "", err
 	}
 }
 
+// recipientProblems says what is wrong with the envelope's recipients as
+// a whole: more than the configured cap (one mail must not make hundreds
+// of invitations), or addresses the gateway's mail cannot reach.
+func (h *Handler) recipientProblems(in *instructions.Instructions) []problem.Text {
+	var parties []workflow.Party
+	for _, s := range in.Steps {
+		parties = append(parties, s.Parties...)
+	}
+	parties = append(append(parties, in.Copies...), in.Archivists...)
+	if n, max := len(parties), h.cfg.MaxRecipients; n > max {
+		return []problem.Text{{
+			EN: fmt.Sprintf("the envelope names %d recipients; the gateway accepts at most %d per envelope", n, max),
+			FR: fmt.Sprintf("la demande nomme %d destinataires ; le parapheur en accepte au plus %d par demande", n, max),
+		}}
+	}
+	var problems []problem.Text
+	for _, p := range parties {
+		if _, err := address.SMTP(p.Email); err != nil {
+			problems = append(problems, unreachable(p.Email, err))
+		}
+	}
+	return problems
+}
+
+// addressFR says in French why an address cannot be sent, by kind.
+var addressFR = []struct {
+	kind error
+	fr   string
+}{
+	{address.ErrNotASCII, "la partie avant le @ contient des caractères non ASCII, que la messagerie du parapheur ne sait pas transmettre : donnez une adresse en ASCII"},
+	{address.ErrDomain, "son domaine n'est pas un nom de domaine valable"},
+	{address.ErrTooLong, "elle est plus longue que ce que SMTP permet (64 caractères avant le @, 254 en tout)"},
+}
+
+// unreachable says that the gateway cannot send mail to addr, and why.
+func unreachable(addr string, err error) problem.Text {
+	why := "ce n'est pas une adresse de la forme nom@domaine"
+	for _, k := range addressFR {
+		if errors.Is(err, k.kind) {
+			why = k.fr
+			break
+		}
+	}
+	return problem.Text{
+		EN: fmt.Sprintf("the gateway cannot send mail to %s: %v", addr, err),
+		FR: fmt.Sprintf("le parapheur ne peut pas envoyer de message à « %s » : %s", addr, why),
+	}
+}
+
 // command carries out a reply command after checking it comes from the
 // address the replied-to mail was sent to.
-func (h *Handler) command(ctx context.Context, msg *message.Message, key string, cmd reply.Command) (poller.Destination, string, error) {
+func (h *Handler) command(ctx context.Context, in *inbound, cmd reply.Command) (poller.Destination, string, error) {
 	envID, rid := h.thread(cmd.Thread)
 	if envID == "" {
-		return h.refuse(ctx, msg, key, "", problem.Text{
+		return h.refuse(ctx, in, "", problem.Text{
 			EN: "the reply command refers to no envelope of this gateway: reply to the gateway's own mail",
 			FR: "la commande ne se rapporte à aucune demande de ce parapheur : répondez au message envoyé par le parapheur",
 		})
 	}
-	env, err := h.engine.Store.Get(ctx, envID)
+	env, err := h.engine.Envelope(ctx, envID)
 	if errors.Is(err, store.ErrNotFound) {
-		return h.refuse(ctx, msg, key, "", problem.New("envelope %s does not exist", "la demande %s n'existe pas", envID))
+		return h.refuse(ctx, in, "", problem.New("envelope %s does not exist", "la demande %s n'existe pas", envID))
 	}
 	if err != nil {
 		return 0, "", err
@@ -250,7 +329,7 @@ func (h *Handler) command(ctx context.Context, msg *message.Message, key string,
 	case reply.Decline:
 		r := env.Recipient(rid)
 		if r == nil || !loop.SameMailbox(r.Email, cmd.From) {
-			return h.refuse(ctx, msg, key, env.Language, problem.Text{
+			return h.refuse(ctx, in, env.Language, problem.Text{
 				EN: "a decline is accepted only from the address the invitation was sent to",
 				FR: "un refus n'est accepté que de l'adresse à laquelle l'invitation a été envoyée",
 			})
@@ -258,7 +337,7 @@ func (h *Handler) command(ctx context.Context, msg *message.Message, key string,
 		ev = workflow.Declined{Meta: meta, RecipientID: rid, Reason: cmd.Reason, ByMail: true}
 	case reply.Cancel:
 		if !loop.SameMailbox(env.Sender.Email, cmd.From) {
-			return h.refuse(ctx, msg, key, env.Language, problem.Text{
+			return h.refuse(ctx, in, env.Language, problem.Text{
 				EN: "only the envelope's sender can cancel it",
 				FR: "seul l'expéditeur de la demande peut l'annuler",
 			})
@@ -271,7 +350,7 @@ func (h *Handler) command(ctx context.Context, msg *message.Message, key string,
 	case err == nil:
 		return poller.Processed, "", nil
 	case errors.As(err, &refused):
-		return h.refuse(ctx, msg, key, env.Language, engineProblem(refused))
+		return h.refuse(ctx, in, env.Language, problem.From(refused))
 	default:
 		return 0, "", err
 	}
@@ -347,14 +426,10 @@ func (h *Handler) returnPathEnvelope(raw []byte) string {
 	return ""
 }
 
-// unreadable quarantines a message that cannot be parsed, with a refusal
-// when its sender can be found.
+// unreadable handles a message whose header cannot be read: it goes to
+// quarantine, with a refusal when its author can still be found.
 func (h *Handler) unreadable(ctx context.Context, m poller.Message, key string, perr error) (poller.Destination, string, error) {
-	reason := problem.New("the message cannot be read: %v", "le message est illisible : %v", perr)
-	if errors.Is(perr, message.ErrTooLarge) {
-		limit := megabytes(h.cfg.MaxMessageBytes)
-		reason = problem.Text{EN: "the message is larger than " + limit.EN, FR: "le message dépasse " + limit.FR}
-	}
+	reason := unreadableReason(perr, h.cfg.MaxMessageBytes)
 	th, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(m.Raw)))
 	if err != nil {
 		return poller.Quarantine, reason.EN, nil
@@ -363,20 +438,68 @@ func (h *Handler) unreadable(ctx context.Context, m poller.Message, key string, 
 	if _, auto := loop.Automatic(hdr, h.cfg.Gateway); auto {
 		return poller.Quarantine, reason.EN, nil
 	}
+	// With several From addresses (refused for that), the first is
+	// answered, within the quota the policy's decision on it allows.
 	from, err := hdr.AddressList("From")
 	if err != nil || len(from) == 0 {
 		return poller.Quarantine, reason.EN, nil
 	}
 	subject, _ := hdr.Subject()
 	msgID, _ := hdr.MessageID()
-	msg := &message.Message{From: (*mail.Address)(from[0]), Subject: subject, MessageID: msgID}
-	return h.refuse(ctx, msg, key, "", reason)
+	in := &inbound{
+		msg:    &message.Message{From: (*mail.Address)(from[0]), Subject: subject, MessageID: msgID},
+		key:    key,
+		sender: h.cfg.Senders.Check(from[0].Address, hdr.Values("Authentication-Results")),
+	}
+	return h.refuse(ctx, in, "", reason)
 }
 
-// refuse queues a refusal reply (at most one per sender per hour), its
-// problems in lang or else the default language, and sends the message to
-// quarantine with the problems in English.
-func (h *Handler) refuse(ctx context.Context, msg *message.Message, key, lang string, problems ...problem.Text) (poller.Destination, string, error) {
+// unreadableReason says why a message cannot be read, in both languages.
+func unreadableReason(err error, limit int64) problem.Text {
+	var whole problem.Text // a sentence of its own, e.g. on the From field
+	if errors.As(err, &whole) {
+		return whole
+	}
+	if errors.Is(err, message.ErrTooLarge) {
+		l := megabytes(limit)
+		return problem.Text{EN: "the message is larger than " + l.EN, FR: "le message dépasse " + l.FR}
+	}
+	why := problem.From(err)
+	return problem.Text{EN: "the message cannot be read: " + why.EN, FR: "le message est illisible : " + why.FR}
+}
+
+// Refusal quotas (SPEC §2, Refusal). A sender who may submit hears of
+// every refused mail, up to a cap that only stops a runaway robot; anyone
+// else, of one refused mail a day, since the From address may be forged.
+var (
+	submitterQuota = engine.RefusalQuota{Max: 20, Per: time.Hour}
+	strangerQuota  = engine.RefusalQuota{Max: 1, Per: 24 * time.Hour}
+)
+
+// refusalQuota is the quota of refusals for the author of a mail, or false
+// when none may be sent: the trusted server says the From domain failed
+// DMARC, so the author is most likely not who the From says. Addresses
+// are counted by mailbox (a+x@d and A+y@D are one), and the two classes
+// apart, so that forged mail does not spend a real sender's quota.
+func refusalQuota(addr string, d policy.Decision) (engine.RefusalQuota, bool) {
+	mailbox := loop.Mailbox(addr)
+	switch {
+	case d.Allowed:
+		q := submitterQuota
+		q.Key = "submitter:" + mailbox
+		return q, true
+	case d.DMARCFailed:
+		return engine.RefusalQuota{}, false
+	}
+	q := strangerQuota
+	q.Key = "stranger:" + mailbox
+	return q, true
+}
+
+// refuse queues a refusal reply within the author's quota, its problems in
+// lang or else the default language, and sends the message to quarantine
+// with the problems in English. A refusal not sent is logged.
+func (h *Handler) refuse(ctx context.Context, in *inbound, lang string, problems ...problem.Text) (poller.Destination, string, error) {
 	lang = firstNonEmpty(lang, h.cfg.Language)
 	english := make([]string, len(problems))
 	sentences := make([]string, len(problems))
@@ -384,33 +507,26 @@ func (h *Handler) refuse(ctx context.Context, msg *message.Message, key, lang st
 		english[i], sentences[i] = p.EN, p.In(lang)
 	}
 	reason := strings.Join(english, "; ")
+	msg := in.msg
 	if msg.From == nil || msg.From.Address == "" {
 		return poller.Quarantine, reason, nil
 	}
-	addr := strings.ToLower(msg.From.Address)
-	// The lease's holder is the message: a retry of the same message keeps
-	// its right to a reply, another message of the sender within the hour
-	// gets none.
-	first, err := h.engine.Store.AcquireLease(ctx, "refusal:"+addr, key, h.engine.Now(), refusalInterval)
-	if err != nil {
-		return 0, "", err
-	}
-	if !first {
-		h.log.Info("ingest: refused without a reply (one refusal per sender per hour)", "from", addr, "reason", reason)
+	quota, ok := refusalQuota(msg.From.Address, in.sender)
+	if !ok {
+		h.log.Info("ingest: refused without a reply: the From domain failed DMARC", "from", msg.From.Address, "reason", reason)
 		return poller.Quarantine, reason, nil
 	}
-	job := engine.Job{Notice: engine.NoticeRefusal, Refusal: &engine.Refusal{
+	queued, err := h.engine.Refuse(ctx, in.key, engine.Refusal{
 		To:      workflow.Party{Name: msg.From.Name, Email: msg.From.Address},
 		Subject: msg.Subject, MessageID: msg.MessageID, References: msg.References,
-		Problems: sentences, Language: lang,
-	}}
-	payload, err := json.Marshal(job)
+		Problems: sentences, Usage: instructions.Help(lang), Language: lang,
+	}, quota)
 	if err != nil {
 		return 0, "", err
 	}
-	item := store.Item{ID: "refusal/" + key, Queue: engine.MailQueue, Payload: payload, NotBefore: h.engine.Now()}
-	if err := h.engine.Store.Enqueue(ctx, item); err != nil {
-		return 0, "", err
+	if !queued {
+		h.log.Warn("ingest: refused without a reply: the sender's quota of refusals is spent",
+			"from", msg.From.Address, "max", quota.Max, "per", quota.Per, "may_submit", in.sender.Allowed, "reason", reason)
 	}
 	return poller.Quarantine, reason, nil
 }
@@ -436,9 +552,13 @@ var pdfProblems = []struct {
 }
 
 // unsignable says why document name cannot be signed; an error of a kind
-// pdfProblems does not know keeps its own words.
+// pdfProblems does not know keeps its own words in English, and reads as
+// an unreadable file in French.
 func unsignable(name string, err error) problem.Text {
 	why := problem.From(err)
+	if why.FR == why.EN {
+		why.FR = "le fichier PDF ne peut pas être lu"
+	}
 	for _, p := range pdfProblems {
 		if errors.Is(err, p.err) {
 			why = p.why
@@ -449,37 +569,6 @@ func unsignable(name string, err error) problem.Text {
 		EN: fmt.Sprintf("document %q cannot be signed: %s", name, why.EN),
 		FR: fmt.Sprintf("le document « %s » ne peut pas être signé : %s", name, why.FR),
 	}
-}
-
-// engineFR says in French, by kind, why the engine refused a submission or
-// a reply command.
-var engineFR = []struct {
-	kind *workflow.Error
-	fr   string
-}{
-	{workflow.ErrInvalidDraft, "la demande n'est pas valable"},
-	{workflow.ErrUnknownRecipient, "vous ne figurez pas parmi les destinataires de cette demande"},
-	{workflow.ErrEnded, "la demande est déjà terminée (signée, refusée, annulée ou expirée)"},
-	{workflow.ErrDeadlinePassed, "l'échéance de la demande est passée"},
-	{workflow.ErrCompleting, "toutes les étapes sont faites : la demande est en cours de finalisation et ne peut plus changer"},
-	{workflow.ErrNotYourTurn, "une étape précédente n'est pas encore faite : vous pourrez agir à votre tour"},
-	{workflow.ErrAlreadyActed, "vous avez déjà répondu à cette demande"},
-	{workflow.ErrWrongRole, "votre rôle dans cette demande ne permet pas cette action"},
-	{workflow.ErrReasonRequired, "donnez la raison du refus"},
-}
-
-// engineProblem is an engine refusal: its own English message, which
-// names the envelope's details, and a French sentence for its kind (the
-// English one for a kind engineFR does not know).
-func engineProblem(err error) problem.Text {
-	t := problem.From(err)
-	for _, k := range engineFR {
-		if errors.Is(err, k.kind) {
-			t.FR = k.fr
-			break
-		}
-	}
-	return t
 }
 
 func ignored(msg *message.Message) []workflow.Attachment {

@@ -6,9 +6,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/parapheur/parapheur/mailin/problem"
 	"github.com/parapheur/parapheur/mailin/quote"
 	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/problem"
 )
 
 // Circuits are predefined instruction blocks from the configuration (the

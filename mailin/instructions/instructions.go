@@ -19,9 +19,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parapheur/parapheur/mailin/problem"
 	"github.com/parapheur/parapheur/mailin/quote"
 	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/problem"
 )
 
 // Instructions is what an instruction block asks for.

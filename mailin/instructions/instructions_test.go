@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parapheur/parapheur/mailin/problem"
 	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/problem"
 )
 
 func signer(parties ...workflow.Party) workflow.DraftStep {

@@ -72,10 +72,17 @@ func fieldValue(h mail.Header, key string) string {
 // SameMailbox reports whether two addresses reach the same mailbox:
 // compared without case and without a +detail (RFC 5233).
 func SameMailbox(a, b string) bool {
-	base := func(addr string) string {
-		local, domain, _ := strings.Cut(strings.ToLower(strings.TrimSpace(addr)), "@")
-		local, _, _ = strings.Cut(local, "+")
-		return local + "@" + domain
+	return Mailbox(a) == Mailbox(b)
+}
+
+// Mailbox is the mailbox an address reaches, in lower case and without a
+// +detail (RFC 5233): a+x@d and A+y@D are both a@d.
+func Mailbox(addr string) string {
+	addr = strings.ToLower(strings.TrimSpace(addr))
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return addr
 	}
-	return base(a) == base(b)
+	local, _, _ := strings.Cut(addr[:at], "+")
+	return local + addr[at:]
 }

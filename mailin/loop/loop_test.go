@@ -58,6 +58,10 @@ func TestSameMailbox(t *testing.T) {
 		{"parapheur+x@org.example", "parapheur@org.example", true},
 		{"parapheur@org.example", "parapheur@org.example.evil", false},
 		{"parapheurs@org.example", "parapheur@org.example", false},
+		{"A+x@D.example", "a+y@d.example", true},
+		// A quoted local part (net/mail unquotes it) keeps its own "@".
+		{"a@b+x@d.example", "a@b@d.example", true},
+		{"a@b@d.example", "a@d.example", false},
 	} {
 		if got := SameMailbox(tt.a, tt.b); got != tt.want {
 			t.Errorf("SameMailbox(%q, %q) = %v", tt.a, tt.b, got)

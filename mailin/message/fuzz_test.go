@@ -48,6 +48,14 @@ func FuzzParse(f *testing.F) {
 		if strings.Contains(m.Text, "\r") {
 			t.Errorf("text keeps a CR: %q", m.Text)
 		}
+		// Skipping the attachments finds the same sender's text.
+		textOnly, err := ReadHeader(raw, 1<<20)
+		if err != nil {
+			t.Fatalf("ReadHeader fails where Parse succeeds: %v", err)
+		}
+		if err := textOnly.ReadBody(TextOnly); err != nil || textOnly.Text != m.Text {
+			t.Errorf("TextOnly: text %q, %v; want %q as with every part", textOnly.Text, err, m.Text)
+		}
 	})
 }
 

@@ -24,6 +24,8 @@ import (
 	gomessage "github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // charsets beyond UTF-8 and US-ASCII
 	"github.com/emersion/go-message/mail"
+
+	"github.com/parapheur/parapheur/workflow/problem"
 )
 
 // Message is what Parse found in a mail.
@@ -59,6 +61,9 @@ type Message struct {
 	// write the plain alternative from the HTML, hidden text included.
 	// It still holds any quoted or forwarded text written inline.
 	Text string
+
+	// body is the entity whose body ReadBody reads.
+	body *gomessage.Entity
 }
 
 // Document is a PDF found in the mail.
@@ -89,26 +94,93 @@ var ErrTooLarge = errors.New("message too large")
 // so that a crafted mail cannot exhaust the stack.
 const MaxDepth = 32
 
-// Parse reads a message of at most limit bytes.
+// Error is why a message cannot be read: in English with the decoder's
+// own words (for logs and the quarantine reason), and in French for the
+// sender, who is told in their language and spared the decoder's jargon.
+type Error struct {
+	en, fr string
+	err    error
+}
+
+func (e *Error) Error() string { return e.en }
+
+// Unwrap returns the decoder's error.
+func (e *Error) Unwrap() error { return e.err }
+
+// Problem says it in both languages, for the refusal.
+func (e *Error) Problem() problem.Text { return problem.Text{EN: e.en, FR: e.fr} }
+
+// failure is an Error: en is formatted with args and followed by err's
+// text, fr is the French sentence.
+func failure(err error, fr, en string, args ...any) *Error {
+	en = fmt.Sprintf(en, args...)
+	if err != nil {
+		en += ": " + err.Error()
+	}
+	return &Error{en: en, fr: fr, err: err}
+}
+
+// Parse reads a message of at most limit bytes: ReadHeader, then ReadBody
+// with every part.
 func Parse(r io.Reader, limit int64) (*Message, error) {
 	raw, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading the message: %w", err)
 	}
+	m, err := ReadHeader(raw, limit)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.ReadBody(AllParts); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// ReadHeader reads the top-level header of raw, a message of at most limit
+// bytes, and leaves the body to ReadBody: what a header says (the sender,
+// whether the mail is automatic) decides whether the body is worth
+// decoding at all. raw is kept, not copied, until ReadBody.
+func ReadHeader(raw []byte, limit int64) (*Message, error) {
 	if int64(len(raw)) > limit {
 		return nil, fmt.Errorf("%w: over the limit of %d bytes", ErrTooLarge, limit)
 	}
 	e, err := gomessage.Read(bytes.NewReader(raw))
 	if err != nil && !Tolerable(err) {
-		return nil, fmt.Errorf("reading the header: %w", err)
+		return nil, failure(err, "l'en-tête du message est illisible", "reading the header")
 	}
-	m := &Message{Header: mail.Header{Header: e.Header}}
+	m := &Message{Header: mail.Header{Header: e.Header}, body: e}
 	if err := m.readHeader(); err != nil {
 		return nil, err
 	}
-	w := walker{m: m}
+	return m, nil
+}
+
+// Parts says which parts ReadBody decodes.
+type Parts int
+
+const (
+	// AllParts decodes every part: documents, attachments and text.
+	AllParts Parts = iota
+	// TextOnly decodes only the parts that can be the sender's text; the
+	// others (documents, attachments, forwarded messages) are skipped
+	// undecoded, so a mail that will be refused costs no decoding of its
+	// attachments. Text is the same as with AllParts; Documents and
+	// Ignored are left incomplete.
+	TextOnly
+)
+
+// ReadBody walks the body ReadHeader left, once, filling Documents,
+// Ignored and Text as which asks.
+func (m *Message) ReadBody(which Parts) error {
+	e := m.body
+	if e == nil {
+		return errors.New("message: ReadBody called without ReadHeader, or twice")
+	}
+	m.body = nil
+	w := walker{m: m, textOnly: which == TextOnly}
 	if err := w.walk(e, nil, false); err != nil {
-		return nil, err
+		return err
 	}
 	m.Text = w.text()
 	for i := range m.Documents {
@@ -116,7 +188,7 @@ func Parse(r io.Reader, limit int64) (*Message, error) {
 			m.Documents[i].Name = "document-" + strconv.Itoa(i+1) + ".pdf"
 		}
 	}
-	return m, nil
+	return nil
 }
 
 // Tolerable reports whether an error of go-message leaves the entity
@@ -129,10 +201,27 @@ func Tolerable(err error) bool {
 func (m *Message) readHeader() error {
 	from, err := m.Header.AddressList("From")
 	if err != nil {
-		return fmt.Errorf("From header %q: %w", m.Header.Get("From"), err)
+		v := m.Header.Get("From")
+		return failure(err, fmt.Sprintf("le champ From « %s » n'est pas une adresse valable", v), "From header %q", v)
 	}
-	if len(from) == 0 {
-		return errors.New("the message has no From header")
+	switch len(from) {
+	case 0:
+		return problem.Text{EN: "the message has no From header", FR: "le message n'a pas de champ From (l'adresse de son auteur)"}
+	case 1:
+	default:
+		// RFC 5322 §3.6.2 allows several authors only with a Sender
+		// field, and DMARC (RFC 7489 §6.6.1) cannot tell which domain
+		// to check: whom to answer, and whose right to submit, would
+		// be a guess.
+		var addrs []string
+		for _, a := range from {
+			addrs = append(addrs, a.Address)
+		}
+		list := strings.Join(addrs, ", ")
+		return problem.Text{
+			EN: fmt.Sprintf("the From header names %d addresses (%s): a mail to the gateway must have exactly one author", len(from), list),
+			FR: fmt.Sprintf("le champ From nomme %d adresses (%s) : un message au parapheur doit avoir un seul auteur", len(from), list),
+		}
 	}
 	m.From = from[0]
 	// Reply-To, To and Cc only help (replies, plus-addressing): a bad one
@@ -246,6 +335,8 @@ func cutPrefix(s string) (string, bool) {
 type walker struct {
 	m           *Message
 	plain, html *string
+	// textOnly skips, undecoded, every part that cannot be the text.
+	textOnly bool
 }
 
 func (w *walker) text() string {
@@ -269,7 +360,8 @@ func normaliseText(s string) string {
 // inside a forwarded message, whose text is not the sender's.
 func (w *walker) walk(e *gomessage.Entity, at []int, forwarded bool) error {
 	if len(at) > MaxDepth {
-		return fmt.Errorf("%s: parts nest deeper than %d levels", partName(at), MaxDepth)
+		return failure(nil, fmt.Sprintf("%s : les parties sont imbriquées sur plus de %d niveaux", partNameFR(at), MaxDepth),
+			"%s: parts nest deeper than %d levels", partName(at), MaxDepth)
 	}
 	mediaType := mediaTypeOf(e.Header)
 	if mr := e.MultipartReader(); mr != nil {
@@ -279,7 +371,8 @@ func (w *walker) walk(e *gomessage.Entity, at []int, forwarded bool) error {
 				return nil
 			}
 			if err != nil && !Tolerable(err) {
-				return fmt.Errorf("%s (%s): reading its part %d: %w", partName(at), mediaType, i, truncated(err))
+				return failure(truncated(err), fmt.Sprintf("%s (%s) : sa partie %d est illisible%s", partNameFR(at), mediaType, i, truncatedFR(err)),
+					"%s (%s): reading its part %d", partName(at), mediaType, i)
 			}
 			if err := w.walk(part, append(at, i), forwarded); err != nil {
 				return err
@@ -287,6 +380,9 @@ func (w *walker) walk(e *gomessage.Entity, at []int, forwarded bool) error {
 		}
 	}
 	name := fileName(e.Header)
+	if w.textOnly && !w.maybeText(e, mediaType, name, forwarded) {
+		return nil // the multipart reader skips the part's bytes undecoded
+	}
 	body := bufio.NewReader(e.Body)
 	magic, _ := body.Peek(len(pdfMagic))
 	if (mediaType == "message/rfc822" || mediaType == "message/global") && !bytes.Equal(magic, pdfMagic) {
@@ -294,13 +390,15 @@ func (w *walker) walk(e *gomessage.Entity, at []int, forwarded bool) error {
 		// copies of the message.
 		inner, err := gomessage.Read(body)
 		if err != nil && !Tolerable(err) {
-			return fmt.Errorf("%s (%s): reading the forwarded header: %w", partName(at), mediaType, truncated(err))
+			return failure(truncated(err), fmt.Sprintf("%s (%s) : l'en-tête du message transféré est illisible%s", partNameFR(at), mediaType, truncatedFR(err)),
+				"%s (%s): reading the forwarded header", partName(at), mediaType)
 		}
 		return w.walk(inner, append(at, 1), true)
 	}
 	data, err := io.ReadAll(body)
 	if err != nil {
-		return fmt.Errorf("%s (%s): decoding the content: %w", partName(at), mediaType, truncated(err))
+		return failure(truncated(err), fmt.Sprintf("%s (%s) : le contenu ne peut pas être décodé%s", partNameFR(at), mediaType, truncatedFR(err)),
+			"%s (%s): decoding the content", partName(at), mediaType)
 	}
 	if isPDF(mediaType, name, data) {
 		w.m.Documents = append(w.m.Documents, Document{Name: name, ContentType: mediaType, Data: data})
@@ -330,9 +428,37 @@ func (w *walker) walk(e *gomessage.Entity, at []int, forwarded bool) error {
 // rather than wraps io.EOF, hence the suffix test.
 func truncated(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.HasSuffix(err.Error(), ": EOF") {
-		return fmt.Errorf("the message ends before the closing MIME boundary (%w)", err)
+		return fmt.Errorf("%w (%w)", errTruncated, err)
 	}
 	return err
+}
+
+var errTruncated = errors.New("the message ends before the closing MIME boundary")
+
+// truncatedFR is what truncated adds, in French, for the sender: the
+// decoder's own words stay in the English text.
+func truncatedFR(err error) string {
+	if errors.Is(truncated(err), errTruncated) {
+		return " : le message se termine avant la fin de ses parties MIME (il est tronqué)"
+	}
+	return ""
+}
+
+// maybeText reports whether a part can be the sender's text, the only
+// parts a TextOnly walk decodes: a text/plain or text/html part that is
+// not attached, outside forwarded messages, while that kind of text has
+// not been found yet.
+func (w *walker) maybeText(e *gomessage.Entity, mediaType, name string, forwarded bool) bool {
+	disposition, _, _ := e.Header.ContentDisposition()
+	switch {
+	case forwarded, name != "", strings.EqualFold(disposition, "attachment"):
+		return false
+	case mediaType == "text/plain":
+		return w.plain == nil
+	case mediaType == "text/html":
+		return w.html == nil
+	}
+	return false
 }
 
 // partName names a part by its IMAP part number ("part 1.2"), the root
@@ -346,6 +472,14 @@ func partName(at []int) string {
 		s[i] = strconv.Itoa(n)
 	}
 	return "part " + strings.Join(s, ".")
+}
+
+// partNameFR is partName in French: "la partie 1.2", "le message".
+func partNameFR(at []int) string {
+	if len(at) == 0 {
+		return "le message"
+	}
+	return "la partie " + partName(at)[len("part "):]
 }
 
 // mediaTypeOf returns the lower-case media type; a Content-Type that does

@@ -2,6 +2,7 @@ package message
 
 import (
 	"errors"
+	"github.com/parapheur/parapheur/workflow/problem"
 	"strings"
 	"testing"
 )
@@ -184,5 +185,47 @@ func TestUnflow(t *testing.T) {
 		if got := unflow(tt.in, tt.delsp); got != tt.want {
 			t.Errorf("unflow(%q, %v) = %q, want %q", tt.in, tt.delsp, got, tt.want)
 		}
+	}
+}
+
+// A mail that cannot be read says why in French too, without the
+// decoder's English words, and still in English with them.
+func TestParseErrorsInFrench(t *testing.T) {
+	for _, tt := range []struct{ name, raw, fr string }{
+		{"truncated", "From: a@b.example\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nx",
+			"la partie 1 (text/plain) : le contenu ne peut pas être décodé : le message se termine avant la fin de ses parties MIME (il est tronqué)"},
+		{"no boundary found", "From: a@b.example\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\nno parts",
+			"le message (multipart/mixed) : sa partie 1 est illisible : le message se termine avant la fin de ses parties MIME (il est tronqué)"},
+		{"bad base64", "From: a@b.example\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n%%%%\r\n--x--\r\n",
+			"la partie 1 (application/pdf) : le contenu ne peut pas être décodé"},
+		{"no From", "Subject: x\r\n\r\nhi", "le message n'a pas de champ From (l'adresse de son auteur)"},
+		{"two authors", "From: a@b.example, c@d.example\r\n\r\nhi", "le champ From nomme 2 adresses (a@b.example, c@d.example) : un message au parapheur doit avoir un seul auteur"},
+		{"bad header", "From a@b.example\n\nhi", "l'en-tête du message est illisible"},
+	} {
+		_, err := Parse(strings.NewReader(tt.raw), 1<<20)
+		if got := problem.From(err); got.FR != tt.fr || got.EN != err.Error() {
+			t.Errorf("%s: %+v, want French %q and the English error", tt.name, got, tt.fr)
+		}
+	}
+}
+
+// TextOnly reads the sender's text and leaves the attachments undecoded:
+// a part that cannot be decoded is no error.
+func TestReadBodyTextOnly(t *testing.T) {
+	raw := []byte("From: a@b.example\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nSignataire: m@x.example\r\n" +
+		"--x\r\nContent-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n%%%%\r\n--x--\r\n")
+	m, err := ReadHeader(raw, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ReadBody(TextOnly); err != nil || m.Text != "Signataire: m@x.example" || len(m.Documents) != 0 {
+		t.Fatalf("TextOnly: %v, text %q, %d documents", err, m.Text, len(m.Documents))
+	}
+	if err := m.ReadBody(AllParts); err == nil {
+		t.Error("a second ReadBody did not fail")
+	}
+	m, _ = ReadHeader(raw, 1<<20)
+	if err := m.ReadBody(AllParts); err == nil || !strings.Contains(err.Error(), "decoding the content") {
+		t.Errorf("AllParts decodes the attachment: %v", err)
 	}
 }

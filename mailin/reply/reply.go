@@ -15,8 +15,8 @@ import (
 	"strings"
 
 	"github.com/parapheur/parapheur/mailin/message"
-	"github.com/parapheur/parapheur/mailin/problem"
 	"github.com/parapheur/parapheur/mailin/quote"
+	"github.com/parapheur/parapheur/workflow/problem"
 )
 
 // Verb is what a reply asks for.

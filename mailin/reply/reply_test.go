@@ -8,7 +8,7 @@ import (
 	"github.com/emersion/go-message/mail"
 
 	"github.com/parapheur/parapheur/mailin/message"
-	"github.com/parapheur/parapheur/mailin/problem"
+	"github.com/parapheur/parapheur/workflow/problem"
 )
 
 func TestParse(t *testing.T) {

@@ -554,7 +554,8 @@ func TestComposeErrors(t *testing.T) {
 		{"decline by nobody", func(m *Message) { m.Data = Declined{By: "r8"} }, "declined", `no recipient "r8"`},
 		{"archivist without audit", func(m *Message) { d := m.Data.(Completion); d.Audit = nil; m.Data = d }, "completion-archivist", "no audit trail"},
 		{"bad hash", func(m *Message) { d := completion(); d.Files[0].SHA256 = "abc"; m.Data = d }, "completion", "not 64 hex digits"},
-		{"bad addressee", func(m *Message) { m.Envelope.Sender.Email = "Agnès <a@b>" }, "completion", "not a bare mail address"},
+		{"bad addressee", func(m *Message) { m.Envelope.Sender.Email = "Agnès <a@b>" }, "completion", "the part before the @ is not ASCII"},
+		{"addressee without domain", func(m *Message) { m.Envelope.Sender.Email = "agnes" }, "completion", "it is not of the form name@domain"},
 	} {
 		m := get(tc.base)
 		tc.edit(m)

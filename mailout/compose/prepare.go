@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/mail"
+	"github.com/parapheur/parapheur/mailout/address"
 	"github.com/parapheur/parapheur/mailout/mailid"
 	"github.com/parapheur/parapheur/workflow"
 )
@@ -173,7 +174,10 @@ func (c *Composer) header(m *Message, to addressee, p *prepared, thread threadin
 	h.SetSubject(p.subject)
 	gateway := []*mail.Address{{Name: c.cfg.Name, Address: c.cfg.Address}}
 	h.SetAddressList("Reply-To", gateway)
-	h.SetAddressList("To", []*mail.Address{{Name: clip(oneLine(to.party.Name), maxNameRunes), Address: to.party.Email}})
+	// The ASCII form, which checkEmail accepted: an IDN domain in A-labels
+	// (the header is not SMTPUTF8), the local part quoted by SetAddressList.
+	email, _ := address.ASCII(to.party.Email)
+	h.SetAddressList("To", []*mail.Address{{Name: clip(oneLine(to.party.Name), maxNameRunes), Address: email}})
 	h.SetAddressList("From", gateway)
 	return h
 }
@@ -301,8 +305,8 @@ func checkActor(to addressee) error {
 
 // checkEmail rejects an address that cannot go in To.
 func checkEmail(addr string) error {
-	if a, err := mail.ParseAddress(addr); err != nil || a.Address != addr {
-		return fmt.Errorf("addressee %q is not a bare mail address", addr)
+	if _, err := address.ASCII(addr); err != nil {
+		return fmt.Errorf("addressee: %w", err)
 	}
 	return nil
 }

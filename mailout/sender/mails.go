@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/parapheur/parapheur/mailin/instructions"
+	"github.com/parapheur/parapheur/mailout/address"
 	"github.com/parapheur/parapheur/mailout/compose"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
@@ -46,7 +46,7 @@ func (m *Mails) Compose(ctx context.Context, it *store.Item, job engine.Job, w i
 			return Route{}, errors.New("a refusal job without its refusal")
 		}
 		msg.Language = r.Language
-		msg.Data = compose.Refusal{To: r.To, InReplyTo: r.MessageID, Subject: r.Subject, Problems: r.Problems, Usage: instructions.Help(r.Language)}
+		msg.Data = compose.Refusal{To: r.To, InReplyTo: r.MessageID, Subject: r.Subject, Problems: r.Problems, Usage: r.Usage}
 		to = r.To.Email
 	} else {
 		env, err := m.Store.Get(ctx, job.EnvelopeID)
@@ -68,6 +68,9 @@ func (m *Mails) Compose(ctx context.Context, it *store.Item, job engine.Job, w i
 	}
 	from, err := m.Composer.ReturnPath(msg)
 	if err != nil {
+		return Route{}, err
+	}
+	if to, err = address.SMTP(to); err != nil {
 		return Route{}, err
 	}
 	if err := m.Composer.Compose(w, msg); err != nil {

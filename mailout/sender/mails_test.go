@@ -21,16 +21,19 @@ import (
 
 // withMails makes a fixture compose with package compose.
 func withMails(t testing.TB) func(*Config) {
-	return func(c *Config) {
-		cc, err := compose.New(compose.Config{Address: gateway, PublicURL: "https://sign.org.example"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Composer = &Mails{Composer: cc, Store: c.Outbox.Store, Domain: domain, PublicURL: "https://sign.org.example",
-			StatusURL: func(_ context.Context, env *workflow.Envelope) (string, error) {
-				return "https://sign.org.example/status/" + env.ID, nil
-			}}
+	return func(c *Config) { c.Composer = newMails(t, c.Outbox.Store) }
+}
+
+// newMails is the gateway's composer over st.
+func newMails(t testing.TB, st store.Store) *Mails {
+	cc, err := compose.New(compose.Config{Address: gateway, PublicURL: "https://sign.org.example"})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return &Mails{Composer: cc, Store: st, Domain: domain, PublicURL: "https://sign.org.example",
+		StatusURL: func(_ context.Context, env *workflow.Envelope) (string, error) {
+			return "https://sign.org.example/status/" + env.ID, nil
+		}}
 }
 
 // parts reads a message's header and its text/plain part.
@@ -128,7 +131,7 @@ func TestComposedMailsArrive(t *testing.T) {
 // help; a job for a missing envelope is buried.
 func TestComposedRefusal(t *testing.T) {
 	f := newFixture(t, withMails(t))
-	job := fmt.Sprintf(`{"notice":"refusal","envelope_id":"","to":"","refusal":{"to":{"email":"bob@example.com"},"subject":"Convention","message_id":"<r.%d@example.com>","problems":["Le message ne contient aucun PDF."],"language":"fr"}}`, time.Now().UnixNano())
+	job := fmt.Sprintf(`{"notice":"refusal","envelope_id":"","to":"","refusal":{"to":{"email":"bob@example.com"},"subject":"Convention","message_id":"<r.%d@example.com>","problems":["Le message ne contient aucun PDF."],"usage":"Comment écrire les instructions","language":"fr"}}`, time.Now().UnixNano())
 	if err := f.st.Enqueue(context.Background(), store.Item{ID: fmt.Sprint("refusal/", time.Now().UnixNano()), Queue: engine.MailQueue, Payload: []byte(job), NotBefore: f.clock.now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +143,37 @@ func TestComposedRefusal(t *testing.T) {
 	if rp := h.Get("Return-Path"); rp != "<>" {
 		t.Errorf("Return-Path %q, want the null path", rp)
 	}
-	if !strings.Contains(text, "Le message ne contient aucun PDF.") {
-		t.Errorf("problem not stated:\n%s", text)
+	if !strings.Contains(text, "Le message ne contient aucun PDF.") || !strings.Contains(text, "Comment écrire les instructions") {
+		t.Errorf("problem or usage not stated:\n%s", text)
+	}
+}
+
+// A recipient whose local part needs quotes ("a@b"@example.com, which
+// net/mail hands over unquoted) or whose domain is internationalised is
+// routed in the form SMTP takes: quotes kept, A-labels.
+func TestComposeRoutesTheSMTPForm(t *testing.T) {
+	f := newFixture(t, nil)
+	env, err := f.eng.Create(context.Background(), workflow.Draft{
+		ID: engine.EnvelopeID(fmt.Sprint("routes ", time.Now().UnixNano())), Title: "Convention", Language: "fr",
+		Sender:    workflow.Party{Name: "Bob Agent", Email: "bob@example.com"},
+		Documents: []workflow.Document{{Name: "convention.pdf", Pages: 1, Original: strings.Repeat("ab", 32), Size: 1000}},
+		Steps: []workflow.DraftStep{{Role: workflow.Signer, Parties: []workflow.Party{
+			{Name: "Quoted", Email: "a@b@example.com"}, {Name: "Zoé", Email: "zoe@Société.example"}}}},
+		Deadline: f.clock.now().Add(30 * 24 * time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mails := newMails(t, f.st)
+	for rid, want := range map[string]string{"r1": `"a@b"@example.com`, "r2": "zoe@xn--socit-esab.example"} {
+		var b bytes.Buffer
+		route, err := mails.Compose(context.Background(), &store.Item{ID: env.ID + "/x/" + rid, NotBefore: f.clock.now()},
+			engine.Job{Notice: workflow.Invitation, EnvelopeID: env.ID, To: rid, Token: "t"}, &b)
+		if err != nil || len(route.To) != 1 || route.To[0] != want {
+			t.Errorf("%s: route %+v, %v; want To %s", rid, route, err, want)
+		}
+		if h, _ := parts(t, b.Bytes()); !strings.Contains(h.Get("To"), want) {
+			t.Errorf("%s: To header %q, want it to show %s", rid, h.Get("To"), want)
+		}
 	}
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/parapheur/parapheur/store/internal/check"
 	"github.com/parapheur/parapheur/store/internal/chunked"
 	"github.com/parapheur/parapheur/store/internal/record"
+	"github.com/parapheur/parapheur/store/internal/wake"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/audit"
 )
@@ -48,6 +49,7 @@ var (
 	tokens    = []byte("tokens")    // token hash → record.EncodeToken
 	items     = []byte("items")     // itemKey → storedItem
 	ready     = []byte("ready")     // compose(queue) + timeKey(due) + itemKey → empty
+	held      = []byte("held")      // heldKey of a claimed item → timeKey(lease end)
 	buried    = []byte("buried")    // compose(queue) + timeKey(buried at) + itemKey → empty
 	leases    = []byte("leases")    // name → lease
 	cursors   = []byte("cursors")   // name → value
@@ -65,6 +67,7 @@ type Store struct {
 	db    *bbolt.DB
 	opts  store.Options
 	owned bool // Close closes db
+	wake  *wake.Hub
 }
 
 var _ store.Store = (*Store)(nil)
@@ -99,7 +102,7 @@ func Open(path string, opts store.Options) (*Store, error) {
 // newStore makes the buckets of db and returns a Store over it.
 func newStore(db *bbolt.DB, opts store.Options, owned bool) (*Store, error) {
 	err := db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{envelopes, listIndex, audits, idemKeys, tokens, items, ready, buried, leases, cursors, blobs, chunks, uploads} {
+		for _, name := range [][]byte{envelopes, listIndex, audits, idemKeys, tokens, items, ready, held, buried, leases, cursors, blobs, chunks, uploads} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -109,7 +112,7 @@ func newStore(db *bbolt.DB, opts store.Options, owned bool) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, opts: opts, owned: owned}, nil
+	return &Store{db: db, opts: opts, owned: owned, wake: &wake.Hub{}}, nil
 }
 
 // Close closes the file.
@@ -191,6 +194,7 @@ func (s *Store) Create(ctx context.Context, env *workflow.Envelope, w store.Writ
 		return err
 	}
 	env.Version = 1
+	s.wake.Signal(wake.DueQueues(w.Items, time.Now())...)
 	return nil
 }
 
@@ -224,6 +228,7 @@ func (s *Store) Update(ctx context.Context, env *workflow.Envelope, w store.Writ
 		return err
 	}
 	env.Version++
+	s.wake.Signal(wake.DueQueues(w.Items, time.Now())...)
 	return nil
 }
 

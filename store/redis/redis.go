@@ -25,8 +25,8 @@
 // parapheur:item:{ID}:ITEM), so that on a Cluster they are in one slot and
 // Create or Update writes the envelope with its audit records, items and
 // keys in one script: all of it or none of it. An item of no envelope is
-// keyed parapheur:qitem:{ITEM}, in its own slot. Claim, Ack, Retry and Bury
-// change one item in one script; a named lease is one key changed by a
+// keyed parapheur:qitem:{ITEM}, in its own slot. Claim, Ack, Retry, Bury and
+// Extend change one item in one script; a named lease is one key changed by a
 // compare-and-set script. Version checks, the audit-chain check and lease
 // checks are made inside the scripts, so two replicas racing are serialised
 // by Redis.
@@ -34,7 +34,8 @@
 // Global indexes cannot share a slot with the records they point at: the
 // List order (parapheur:list), token hash → recipient (parapheur:token:HASH),
 // each queue's due-time index (parapheur:ready:QUEUE, members ITEMKEY|STAMP
-// scored by due time in microseconds) and dead letters
+// scored by due time in microseconds), its claimed items (parapheur:held:QUEUE,
+// the same members scored by NotBefore, for QueueStats) and dead letters
 // (parapheur:buried:QUEUE). They are written before the atomic write they
 // index, so a crash can leave a pointer to a record that was never written,
 // never a record that no index finds. Readers check each pointer against the
@@ -46,11 +47,24 @@
 // reader once the STAMP is older than staleAfter (10 minutes: until then a
 // writer may still be between its index write and its atomic write).
 //
-// A claimed item's index entry is re-scored to the end of its lease, so an
-// expired lease makes the item due again without anyone's help. Index writes
-// that follow an atomic write (re-scoring after Claim and Retry, removal
-// after Ack and Bury) only ever leave an entry scored too early or pointing
-// at nothing; Claim skips such entries (and removes them as above).
+// A claimed item's index entry is re-scored to the end of its lease (by
+// Claim and Extend), so an expired lease makes the item due again without
+// anyone's help. Index writes that follow an atomic write (re-scoring after
+// Claim, Extend and Retry, removal after Ack and Bury, the held index) only
+// ever leave an entry scored too early, pointing at nothing or at an item no
+// longer held; Claim skips such entries (and removes them as above), and
+// QueueStats ignores held entries of items not held and removes those of
+// items gone or buried.
+//
+// # Wake-ups
+//
+// After a write that makes items due (Create, Update, Enqueue, Retry) the
+// writer PUBLISHes to parapheur:wake:QUEUE; Wakeups subscribes to it. Plain
+// pub/sub works on every deployment (standalone, Sentinel, Cluster, any
+// Redis version); on a Cluster each PUBLISH is broadcast over the cluster
+// bus to every node, one small message per write that queues due work.
+// Messages published while a subscriber is disconnected are lost, which
+// is why workers still poll.
 //
 // # Crash windows (a client dying between two steps; Redis itself loses
 // nothing it acknowledged when run with appendonly yes, appendfsync always)
@@ -60,11 +74,16 @@
 //     list and token pointers stay, skipped by every read).
 //   - Claim after the script, before re-scoring: the item is held but its
 //     entry is scored at its old due time; claimers skip it until the lease
-//     ends, then claim it as usual.
+//     ends, then claim it as usual. Before the held-index write: QueueStats
+//     counts the item as waiting.
+//   - Extend after the script, before re-scoring: the same, until the new
+//     lease ends.
 //   - Retry after the script, before re-scoring: the item is due at the end
 //     of the lease it had instead of at the retry time if that was earlier.
-//   - Ack after the script, before removing the entry: a pointer to nothing,
-//     removed by the next claimer.
+//   - Ack after the script, before removing the entries: a pointer to
+//     nothing, removed by the next claimer and by QueueStats.
+//   - Retry after the script, before removing the held entry: an entry of
+//     an item not held, ignored, and overwritten by the item's next claim.
 //   - Bury before the script: a dead-letter pointer to an item still queued,
 //     removed by Buried after 10 minutes; after the script, before removing
 //     the due-time entry: removed by the next claimer.
@@ -195,6 +214,7 @@ const listKey = prefix + "list"
 
 func readyKey(queue string) string  { return prefix + "ready:" + esc(queue) }
 func buriedKey(queue string) string { return prefix + "buried:" + esc(queue) }
+func heldKey(queue string) string   { return prefix + "held:" + esc(queue) }
 func tokenKey(hash []byte) string   { return prefix + "token:" + hex.EncodeToString(hash) }
 func leaseKey(name string) string   { return prefix + "lease:" + esc(name) }
 func cursorKey(name string) string  { return prefix + "cursor:" + esc(name) }
@@ -257,6 +277,7 @@ func (s *Store) Create(ctx context.Context, env *workflow.Envelope, w store.Writ
 	switch res[0] {
 	case "ok":
 		env.Version = 1
+		s.publishDue(ctx, w.Items)
 		return nil
 	case "exists":
 		cleanup := s.c.Pipeline()
@@ -282,6 +303,7 @@ func (s *Store) Update(ctx context.Context, env *workflow.Envelope, w store.Writ
 	}
 	if res[0] == "ok" {
 		env.Version++
+		s.publishDue(ctx, w.Items)
 		return nil
 	}
 	cleanup := s.c.Pipeline()

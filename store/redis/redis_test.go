@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +119,16 @@ func TestCluster(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return connect(t, clusterURL(c), true) })
 }
 
+// TestSentinel runs the suite through a sentinel, as a Sentinel deployment
+// connects: go-redis asks the sentinel for the master, for commands and for
+// the wake-up subscriptions alike.
+func TestSentinel(t *testing.T) {
+	master := testrig.Redis(t)
+	sentinel := testrig.RedisSentinel(t, master)
+	url := "redis-sentinel://" + sentinel.Addr() + "/0?master_name=" + testrig.SentinelMaster
+	storetest.Run(t, func(t *testing.T) store.Store { return connect(t, url, true) })
+}
+
 func TestDurable(t *testing.T) {
 	srv := testrig.Redis(t)
 	s := connect(t, srv.URL(), true)
@@ -161,6 +172,80 @@ func TestStalePointers(t *testing.T) {
 	}
 	if len(members) != 2 || members[0] != recent || !strings.HasPrefix(members[1], itemKey("", "real")+"|") {
 		t.Fatalf("ready index after Claim: %q; want the recent pointer, then the real item's", members)
+	}
+}
+
+// TestWakeupsReconnect drops the subscriber's connection, as a network
+// failure or a failover does: the channel receives a value once go-redis
+// has subscribed again (what was published meanwhile is lost), and later
+// writes wake it again.
+func TestWakeupsReconnect(t *testing.T) {
+	srv := testrig.Redis(t)
+	s := connect(t, srv.URL(), true)
+	ctx := t.Context()
+	ch := s.Wakeups(ctx, "mail")
+	if err := s.c.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	storetest.Woken(t, ch, "resubscription")
+	if err := s.Enqueue(ctx, store.Item{ID: "m", Queue: "mail", NotBefore: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	storetest.Woken(t, ch, "Enqueue after the resubscription")
+}
+
+// TestHeldLeftovers plants held-index entries such as a client that died
+// after an Ack or Bury script leaves: QueueStats does not count them and
+// removes them.
+func TestHeldLeftovers(t *testing.T) {
+	srv := testrig.Redis(t)
+	s := connect(t, srv.URL(), true)
+	ctx := t.Context()
+	at := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	if err := s.Enqueue(ctx, store.Item{ID: "dead", Queue: "mail", NotBefore: at}, store.Item{ID: "live", Queue: "mail", NotBefore: at.Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := s.Claim(ctx, "mail", "w", at, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Bury(ctx, dead, "550 no such user"); err != nil {
+		t.Fatal(err)
+	}
+	live, err := s.Claim(ctx, "mail", "w", at.Add(time.Second), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadMember, err := s.c.ZRange(ctx, buriedKey("mail"), 0, 0).Result()
+	if err != nil || len(deadMember) != 1 {
+		t.Fatalf("dead letters: %q, %v", deadMember, err)
+	}
+	liveMember, err := s.c.ZRange(ctx, heldKey("mail"), 0, -1).Result()
+	if err != nil || len(liveMember) != 1 {
+		t.Fatalf("held index: %q, %v", liveMember, err)
+	}
+	key, _, _ := splitMember(deadMember[0])
+	var stamp string
+	if stamp, err = s.c.HGet(ctx, key, "g").Result(); err != nil {
+		t.Fatal(err)
+	}
+	gone := member(itemKey("", "acked"), newStamp())
+	buried := member(key, stamp)
+	for _, m := range []string{gone, buried} {
+		if err := s.c.ZAdd(ctx, heldKey("mail"), redis.Z{Score: 0, Member: m}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stats, err := s.QueueStats(ctx, "mail", at.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Held != 1 || stats.Waiting != 0 || stats.Buried != 1 || !stats.OldestDue.Equal(live.NotBefore) {
+		t.Fatalf("QueueStats = %+v, want only the live item held, since %v", stats, live.NotBefore)
+	}
+	members, err := s.c.ZRange(ctx, heldKey("mail"), 0, -1).Result()
+	if err != nil || len(members) != 1 || members[0] != liveMember[0] {
+		t.Fatalf("held index after QueueStats: %q, %v; want only %q", members, err, liveMember[0])
 	}
 }
 
@@ -212,4 +297,42 @@ func BenchmarkStandalone(b *testing.B) {
 func BenchmarkCluster(b *testing.B) {
 	c := testrig.RedisCluster(b, 3)
 	storetest.Bench(b, func(b *testing.B) store.Store { return connect(b, clusterURL(c), true) })
+}
+
+// TestQueueStatsManyHeld holds more items than QueueStats reads of the held
+// index at a time, with leftovers of items gone among them.
+func TestQueueStatsManyHeld(t *testing.T) {
+	srv := testrig.Redis(t)
+	s := connect(t, srv.URL(), true)
+	ctx := t.Context()
+	at := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	const n, gone = 2*heldScan + 10, heldScan / 2
+	items := make([]store.Item, n)
+	for i := range items {
+		items[i] = store.Item{ID: fmt.Sprint(i), Queue: "mail", NotBefore: at.Add(time.Duration(i) * time.Millisecond)}
+	}
+	if err := s.Enqueue(ctx, items...); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if _, err := s.Claim(ctx, "mail", "w", at.Add(time.Second), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range gone {
+		m := member(itemKey("", fmt.Sprint("acked", i)), newStamp())
+		if err := s.c.ZAdd(ctx, heldKey("mail"), redis.Z{Score: float64(i), Member: m}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stats, err := s.QueueStats(ctx, "mail", at.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Held != n || stats.Waiting != 0 || stats.Due != 0 || !stats.OldestDue.Equal(at) {
+		t.Fatalf("QueueStats = %+v, want %d held since %v", stats, n, at)
+	}
+	if left, err := s.c.ZCard(ctx, heldKey("mail")).Result(); err != nil || left != n {
+		t.Fatalf("held index after QueueStats: %d entries (%v), want %d", left, err, n)
+	}
 }

@@ -85,12 +85,13 @@ redis.call('HSET', KEYS[1], 'h', ARGV[3], 'lu', ARGV[4], 'lut', ARGV[5])
 return {'ok', redis.call('HGETALL', KEYS[1])}
 `)
 
-// releaseScript is Ack, Retry and Bury: it acts only for the claim that
-// holds the item (holder and attempt count) and returns the item's stamp
-// and data, to fix the indexes.
-// KEYS: item. ARGV: holder, attempts, ack|retry|bury, then for retry: due
-// µs, due text, error; for bury: dead-letter stamp, reason.
-var releaseScript = redis.NewScript(`
+// holderScript is Ack, Retry, Bury and Extend: it acts only for the claim
+// that holds the item (holder and attempt count) and returns the item's
+// stamp and data, to fix the indexes.
+// KEYS: item. ARGV: holder, attempts, ack|retry|bury|extend, then for retry:
+// due µs, due text, error; for bury: dead-letter stamp, reason; for extend:
+// lease end µs, lease end text.
+var holderScript = redis.NewScript(`
 local f = redis.call('HMGET', KEYS[1], 'g', 'h', 'a', 'b', 'd')
 if not f[1] then return {'gone'} end
 if f[4] == '1' then return {'buried'} end
@@ -100,9 +101,13 @@ if ARGV[3] == 'ack' then
 elseif ARGV[3] == 'retry' then
   redis.call('HDEL', KEYS[1], 'h', 'lu', 'lut')
   redis.call('HSET', KEYS[1], 'nb', ARGV[4], 'nbt', ARGV[5], 'e', ARGV[6])
-else
+elseif ARGV[3] == 'bury' then
   redis.call('HDEL', KEYS[1], 'h', 'lu', 'lut')
   redis.call('HSET', KEYS[1], 'b', '1', 'bm', ARGV[4], 'e', ARGV[5])
+elseif ARGV[3] == 'extend' then
+  redis.call('HSET', KEYS[1], 'lu', ARGV[4], 'lut', ARGV[5])
+else
+  return redis.error_reply('holder script: unknown operation ' .. ARGV[3])
 end
 return {'ok', f[1], f[5]}
 `)

@@ -107,6 +107,38 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 		}
 		opsPerSecond(b)
 	})
+	b.Run("QueueStats", func(b *testing.B) {
+		// A backlog of 10 000 items, half of them due, 8 being worked on.
+		s := open(b)
+		const queued, batch, workers = 10000, 500, 8
+		for i := 0; i < queued; i += batch {
+			items := make([]store.Item, batch)
+			for j := range items {
+				items[j] = itemAt(fmt.Sprint(i+j), "mail", t0.Add(time.Duration(i+j-queued/2)*time.Second))
+			}
+			ok(b, s.Enqueue(b.Context(), items...), "Enqueue")
+		}
+		for range workers {
+			_, err := s.Claim(b.Context(), "mail", "w", t0, time.Hour)
+			ok(b, err, "Claim")
+		}
+		for b.Loop() {
+			st, err := s.QueueStats(b.Context(), "mail", t0)
+			ok(b, err, "QueueStats")
+			if st.Held != workers || st.Waiting != queued-workers {
+				b.Fatalf("QueueStats = %+v", st)
+			}
+		}
+	})
+	b.Run("EnqueueWakeup", func(b *testing.B) {
+		// An Enqueue and its wake-up reaching a subscriber.
+		s := open(b)
+		ch := s.Wakeups(b.Context(), "mail")
+		for i := 0; b.Loop(); i++ {
+			ok(b, s.Enqueue(b.Context(), itemAt(fmt.Sprint(i), "mail", t0)), "Enqueue")
+			<-ch
+		}
+	})
 }
 
 func opsPerSecond(b *testing.B) {

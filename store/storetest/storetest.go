@@ -3,7 +3,8 @@
 // database, so that the behaviour the rest of the gateway relies on is
 // written down once and checked everywhere: optimistic concurrency that
 // writes nothing on conflict, the transactional outbox, leases that move on
-// expiry, blobs streamed past the chunk size and refused past the limit,
+// expiry unless their holder extends them, queue statistics, wake-ups that
+// reach every handle on the store, blobs streamed past the chunk size and refused past the limit,
 // corrupt records reported by name, and no lost update when several
 // handles race on one envelope.
 //
@@ -85,6 +86,9 @@ var groups = []struct {
 	{"Audit", auditCases},
 	{"Blob", blobCases},
 	{"Outbox", outboxCases},
+	{"Extend", extendCases},
+	{"QueueStats", statsCases},
+	{"Wakeups", wakeupCases},
 	{"Lease", leaseCases},
 	{"Cursor", cursorCases},
 	{"Concurrent", concurrentCases},

@@ -85,6 +85,8 @@ type Refusal struct {
 	References []string `json:"references,omitempty"`
 	// Problems say exactly what was wrong, one sentence each.
 	Problems []string `json:"problems"`
+	// Usage says how to write an instruction block, in Language.
+	Usage string `json:"usage,omitempty"`
 	// Language is "fr" or "en".
 	Language string `json:"language"`
 }
@@ -161,6 +163,17 @@ func (e *Engine) CodeMAC(envelopeID, recipientID, code string) []byte {
 	m := hmac.New(sha256.New, e.CodeKey)
 	fmt.Fprintf(m, "%s\x00%s\x00%s", envelopeID, recipientID, code)
 	return m.Sum(nil)
+}
+
+// Envelope returns the stored envelope, or store.ErrNotFound.
+func (e *Engine) Envelope(ctx context.Context, id string) (*workflow.Envelope, error) {
+	return e.Store.Get(ctx, id)
+}
+
+// PutDocument stores a document's bytes, before the Create that names
+// them by their SHA-256; store.ErrTooLarge past the store's limit.
+func (e *Engine) PutDocument(ctx context.Context, r io.Reader) (store.Blob, error) {
+	return e.Store.PutBlob(ctx, r)
 }
 
 // Create stores a new envelope from a draft with the effects of its

@@ -196,6 +196,9 @@ type Limits struct {
 	MaxMessageBytes int64 `toml:"max_message_bytes"`
 	// MaxDocumentBytes is the largest PDF accepted in a submission.
 	MaxDocumentBytes int64 `toml:"max_document_bytes"`
+	// MaxRecipients is the most signers, approvers, copies and archivists one
+	// envelope may name; a submission naming more is refused.
+	MaxRecipients int `toml:"max_recipients"`
 }
 
 // Mail tunes outgoing mail.

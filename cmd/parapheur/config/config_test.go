@@ -93,7 +93,7 @@ func TestLoadFileAndDefaults(t *testing.T) {
 		Keys:      Keys{Dir: "/var/lib/parapheur/keys"},
 		Senders:   Senders{Allowed: []string{"agent@org.example", "@org.example"}},
 		Envelopes: Envelopes{DefaultDeadlineDays: 30, ReminderDays: 3},
-		Limits:    Limits{MaxMessageBytes: 50 << 20, MaxDocumentBytes: 25 << 20},
+		Limits:    Limits{MaxMessageBytes: 50 << 20, MaxDocumentBytes: 25 << 20, MaxRecipients: 50},
 		Mail:      Mail{AttachmentLimitBytes: 10 << 20},
 		Circuits:  map[string]Circuit{"direction": {Steps: []string{"Visa: Chef <chef@org.example>", "Signataire: dg@org.example"}}},
 	}
@@ -159,6 +159,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 		"PARAPHEUR_ENVELOPES_REMINDER_DAYS=0",
 		"PARAPHEUR_LIMITS_MAX_MESSAGE_BYTES=1000",
 		"PARAPHEUR_LIMITS_MAX_DOCUMENT_BYTES=900",
+		"PARAPHEUR_LIMITS_MAX_RECIPIENTS=7",
 		"PARAPHEUR_SENDERS_ALLOWED=a@x.example, @y.example",
 		"PARAPHEUR_SENDERS_REQUIRE_AUTH=true",
 		"PARAPHEUR_SENDERS_AUTHSERV_ID=mx.org.example",
@@ -175,7 +176,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 	if c.Envelopes != (Envelopes{DefaultDeadlineDays: 14, ReminderDays: 0}) {
 		t.Errorf("envelopes %+v", c.Envelopes)
 	}
-	if c.Limits != (Limits{MaxMessageBytes: 1000, MaxDocumentBytes: 900}) {
+	if c.Limits != (Limits{MaxMessageBytes: 1000, MaxDocumentBytes: 900, MaxRecipients: 7}) {
 		t.Errorf("limits %+v", c.Limits)
 	}
 	if !slices.Equal(c.Senders.Allowed, []string{"a@x.example", "@y.example"}) || !c.Senders.RequireAuth || c.Senders.AuthservID != "mx.org.example" {
@@ -323,6 +324,7 @@ func TestProblems(t *testing.T) {
 			{"limits.max_document_bytes", "want a positive number"}, {"limits.max_message_bytes", "want a positive number"},
 		}},
 		{"document over message", map[string]string{"limits.max_document_bytes": "60000000"}, nil, []problem{{"limits.max_document_bytes", "more than limits.max_message_bytes"}}},
+		{"recipients", map[string]string{"limits.max_recipients": "0"}, nil, []problem{{"limits.max_recipients", "want a positive number of recipients per envelope, got 0"}}},
 		{"attachment limit", map[string]string{"mail.attachment_limit_bytes": "-1"}, nil, []problem{{"mail.attachment_limit_bytes", "got -1"}}},
 		{"circuit name", map[string]string{"circuits.Direction.steps": `["Signer: a@b.example"]`}, nil, []problem{{"circuits.Direction", `circuit name "Direction"`}}},
 		{"circuit name env", nil, []string{"PARAPHEUR_CIRCUITS_A$B_STEPS=Signer: a@b.example"}, []problem{{"circuits.a$b", `circuit name "a$b"`}}},

@@ -161,6 +161,7 @@ func defaults() *Config {
 		Limits: Limits{
 			MaxMessageBytes:  50 << 20,
 			MaxDocumentBytes: 25 << 20,
+			MaxRecipients:    50,
 		},
 		Mail:     Mail{AttachmentLimitBytes: 10 << 20},
 		Circuits: map[string]Circuit{},

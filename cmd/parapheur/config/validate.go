@@ -220,6 +220,9 @@ func (v *validator) envelopes() {
 	case n > c.Limits.MaxMessageBytes:
 		v.problem("limits.max_document_bytes", "%d is more than limits.max_message_bytes (%d): no mail could carry such a document", n, c.Limits.MaxMessageBytes)
 	}
+	if n := c.Limits.MaxRecipients; n < 1 {
+		v.problem("limits.max_recipients", "want a positive number of recipients per envelope, got %d", n)
+	}
 	if n := c.Mail.AttachmentLimitBytes; n < 0 {
 		v.problem("mail.attachment_limit_bytes", "want 0 (always a link) or more bytes, got %d", n)
 	}

@@ -106,7 +106,7 @@ func Item(it store.Item) error {
 	return nil
 }
 
-// Held checks an item handed back by its holder (Ack, Retry, Bury).
+// Held checks an item handed back by its holder (Ack, Retry, Bury, Extend).
 func Held(it *store.Item) error {
 	if it == nil {
 		return invalid("nil outbox item")
@@ -115,7 +115,26 @@ func Held(it *store.Item) error {
 		return err
 	}
 	if it.Holder == "" {
-		return invalid("outbox item %q is not held: only an item returned by Claim can be acked, retried or buried", it.ID)
+		return invalid("outbox item %q is not held: only an item returned by Claim can be acked, retried, buried or extended", it.ID)
+	}
+	return nil
+}
+
+// Extend checks the arguments of Store.Extend.
+func Extend(it *store.Item, lease time.Duration) error {
+	if err := Held(it); err != nil {
+		return err
+	}
+	if lease <= 0 {
+		return invalid("extending the lease of outbox item %q by %v: want a positive duration", it.ID, lease)
+	}
+	return nil
+}
+
+// Queue checks the queue named to Store.QueueStats.
+func Queue(queue string) error {
+	if queue == "" {
+		return invalid("queue statistics without a queue")
 	}
 	return nil
 }

@@ -1,10 +1,10 @@
-package sender
+package policy
 
 import (
 	"strings"
 	"testing"
 
-	"github.com/parapheur/parapheur/mailin/problem"
+	"github.com/parapheur/parapheur/workflow/problem"
 )
 
 func TestCheck(t *testing.T) {
@@ -31,22 +31,22 @@ func TestCheck(t *testing.T) {
 		name:   "dmarc pass from the trusted server",
 		policy: strict, from: "Agent@Org.Example",
 		authResults: []string{"mx.org.example;\r\n\tdkim=pass (2048-bit key; unprotected) header.d=org.example header.i=@org.example header.b=\"QmV4\";\r\n\tdmarc=pass (p=quarantine dis=none) header.from=org.example"},
-		want:        Decision{Allowed: true, Summary: "sender agent@org.example allowed by agent@org.example; dmarc=pass header.from=org.example (authserv-id mx.org.example)"},
+		want:        Decision{Allowed: true, Authenticated: true, Summary: "sender agent@org.example allowed by agent@org.example; dmarc=pass header.from=org.example (authserv-id mx.org.example)"},
 	}, {
 		name:   "dmarc pass alone",
 		policy: strict, from: "someone@org.example",
 		authResults: []string{"mx.org.example; spf=pass smtp.mailfrom=org.example; dmarc=pass header.from=org.example"},
-		want:        Decision{Allowed: true, Summary: "sender someone@org.example allowed by @org.example; dmarc=pass header.from=org.example (authserv-id mx.org.example)"},
+		want:        Decision{Allowed: true, Authenticated: true, Summary: "sender someone@org.example allowed by @org.example; dmarc=pass header.from=org.example (authserv-id mx.org.example)"},
 	}, {
 		name:   "dkim of a subdomain is aligned (relaxed)",
 		policy: strict, from: "marie@partner.example",
 		authResults: []string{"mx.org.example 1; dkim=pass header.d=mail.partner.example"},
-		want:        Decision{Allowed: true, Summary: "sender marie@partner.example allowed by @partner.example; dkim=pass header.d=mail.partner.example aligned with partner.example (authserv-id mx.org.example)"},
+		want:        Decision{Allowed: true, Authenticated: true, Summary: "sender marie@partner.example allowed by @partner.example; dkim=pass header.d=mail.partner.example aligned with partner.example (authserv-id mx.org.example)"},
 	}, {
 		name:   "dkim of a third party is not aligned",
 		policy: strict, from: "marie@partner.example",
 		authResults: []string{"mx.org.example; dkim=pass header.d=mailchimp.example; dmarc=fail header.from=partner.example"},
-		want: Decision{
+		want: Decision{DMARCFailed: true,
 			Summary: "sender marie@partner.example refused: dkim=pass header.d=mailchimp.example not aligned with partner.example, dmarc=fail header.from=partner.example (authserv-id mx.org.example)",
 			Reason:  problem.Text{EN: "the mail from marie@partner.example could not be authenticated (dkim=pass header.d=mailchimp.example not aligned with partner.example, dmarc=fail header.from=partner.example (authserv-id mx.org.example)): it may be forged"},
 		},
@@ -54,7 +54,7 @@ func TestCheck(t *testing.T) {
 		name:   "a pass from another authserv-id is ignored",
 		policy: strict, from: "agent@org.example",
 		authResults: []string{"evil.example; dmarc=pass header.from=org.example", "mx.org.example; dmarc=fail header.from=org.example"},
-		want: Decision{
+		want: Decision{DMARCFailed: true,
 			Summary: "sender agent@org.example refused: dmarc=fail header.from=org.example (authserv-id mx.org.example)",
 			Reason:  problem.Text{EN: "the mail from agent@org.example could not be authenticated (dmarc=fail header.from=org.example (authserv-id mx.org.example)): it may be forged"},
 		},
@@ -77,7 +77,7 @@ func TestCheck(t *testing.T) {
 		name:   "not listed",
 		policy: strict, from: "agent@org.example.evil.example",
 		authResults: []string{"mx.org.example; dmarc=pass header.from=org.example.evil.example"},
-		want: Decision{
+		want: Decision{Authenticated: true,
 			Summary: "sender agent@org.example.evil.example refused: not in senders.allowed",
 			Reason:  problem.Text{EN: "agent@org.example.evil.example may not submit documents to this gateway"},
 		},
@@ -94,7 +94,23 @@ func TestCheck(t *testing.T) {
 		name:   "authentication reported but not required",
 		policy: reported, from: "x@org.example",
 		authResults: []string{"mx.org.example; dmarc=fail header.from=org.example"},
-		want:        Decision{Allowed: true, Summary: "sender x@org.example allowed by @org.example; dmarc=fail header.from=org.example (authserv-id mx.org.example)"},
+		want:        Decision{Allowed: true, DMARCFailed: true, Summary: "sender x@org.example allowed by @org.example; dmarc=fail header.from=org.example (authserv-id mx.org.example)"},
+	}, {
+		name:   "not listed, and DMARC says forged",
+		policy: strict, from: "ceo@bank.example",
+		authResults: []string{"mx.org.example; spf=fail smtp.mailfrom=bank.example; dmarc=fail (p=reject) header.from=bank.example"},
+		want: Decision{DMARCFailed: true,
+			Summary: "sender ceo@bank.example refused: not in senders.allowed",
+			Reason:  problem.Text{EN: "ceo@bank.example may not submit documents to this gateway"},
+		},
+	}, {
+		name:   "dmarc fail of another domain is not this sender's",
+		policy: strict, from: "ceo@bank.example",
+		authResults: []string{"mx.org.example; dmarc=fail header.from=other.example"},
+		want: Decision{
+			Summary: "sender ceo@bank.example refused: not in senders.allowed",
+			Reason:  problem.Text{EN: "ceo@bank.example may not submit documents to this gateway"},
+		},
 	}, {
 		name:   "not an address",
 		policy: lax, from: "nobody",

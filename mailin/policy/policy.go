@@ -1,4 +1,4 @@
-// Package sender decides whether the author of a submission may submit
+// Package policy decides whether the author of a submission may submit
 // (SPEC §2): an allow-list of addresses and domains, and optionally proof
 // that the receiving mail server authenticated the From domain, read from
 // its Authentication-Results header fields (RFC 8601) with DMARC (RFC 7489)
@@ -8,7 +8,7 @@
 // the fields carrying the configured authserv-id of the receiving server
 // count; that server must remove fields with its own id from incoming mail
 // (RFC 8601 §5), as Postfix with OpenDKIM/OpenDMARC and Exchange do.
-package sender
+package policy
 
 import (
 	"fmt"
@@ -17,7 +17,7 @@ import (
 	"github.com/emersion/go-msgauth/authres"
 	"golang.org/x/net/publicsuffix"
 
-	"github.com/parapheur/parapheur/mailin/problem"
+	"github.com/parapheur/parapheur/workflow/problem"
 )
 
 // Policy is who may submit.
@@ -54,10 +54,20 @@ func NewPolicy(allowed []string, requireAuth bool, authservID string) (*Policy, 
 	return p, nil
 }
 
-// Decision is whether a sender may submit and why.
+// Decision is whether a sender may submit and why, and what the trusted
+// server said of the mail, which decides how often a refused sender is
+// told (SPEC §2, Refusal).
 type Decision struct {
-	// Allowed is true when the submission may proceed.
+	// Allowed is true when the sender may submit: on the allow-list, and
+	// authenticated when the policy requires it.
 	Allowed bool
+	// Authenticated is true when the trusted server's results show
+	// dmarc=pass, or dkim=pass aligned with the From domain.
+	Authenticated bool
+	// DMARCFailed is true when the trusted server's results say the From
+	// domain failed DMARC: the From address is likely forged, and must
+	// not be answered.
+	DMARCFailed bool
 	// Summary says how the sender was checked, for the envelope's first
 	// audit event and the certificate, e.g. "dmarc=pass
 	// header.from=org.example (authserv-id mx.org.example)".
@@ -78,6 +88,10 @@ func (p *Policy) Check(from string, authResults []string) Decision {
 			Summary: "sender " + from + " refused",
 		}
 	}
+	// The results are read for every sender: one the allow-list refuses
+	// is not answered either when DMARC says the mail is forged.
+	auth := p.authenticate(domain, authResults)
+	d := Decision{Authenticated: auth.pass, DMARCFailed: auth.dmarcFailed}
 	var listed string
 	switch {
 	case p.addresses[addr]:
@@ -85,29 +99,38 @@ func (p *Policy) Check(from string, authResults []string) Decision {
 	case p.domains[domain]:
 		listed = "@" + domain
 	default:
-		return Decision{
-			Summary: fmt.Sprintf("sender %s refused: not in senders.allowed", addr),
-			Reason: problem.New("%s may not submit documents to this gateway",
-				"l'adresse %s n'est pas autorisée à soumettre des documents à ce parapheur", addr),
-		}
+		d.Summary = fmt.Sprintf("sender %s refused: not in senders.allowed", addr)
+		d.Reason = problem.New("%s may not submit documents to this gateway",
+			"l'adresse %s n'est pas autorisée à soumettre des documents à ce parapheur", addr)
+		return d
 	}
-	auth, authOK := p.authenticate(domain, authResults)
-	d := Decision{Allowed: authOK || !p.requireAuth}
-	d.Summary = fmt.Sprintf("sender %s allowed by %s; %s", addr, listed, auth)
+	d.Allowed = auth.pass || !p.requireAuth
+	d.Summary = fmt.Sprintf("sender %s allowed by %s; %s", addr, listed, auth.summary)
 	if !d.Allowed {
-		d.Summary = fmt.Sprintf("sender %s refused: %s", addr, auth)
+		d.Summary = fmt.Sprintf("sender %s refused: %s", addr, auth.summary)
 		d.Reason = problem.New("the mail from %s could not be authenticated (%s): it may be forged",
-			"le message de %s n'a pas pu être authentifié (%s) : il est peut-être falsifié", addr, auth)
+			"le message de %s n'a pas pu être authentifié (%s) : il est peut-être falsifié", addr, auth.summary)
 	}
 	return d
 }
 
+// authentication is what the trusted server's results say of a mail.
+type authentication struct {
+	// summary says what was found, for the audit trail.
+	summary string
+	// pass: dmarc=pass, or dkim=pass aligned with the From domain.
+	pass bool
+	// dmarcFailed: dmarc=fail for the From domain.
+	dmarcFailed bool
+}
+
 // authenticate looks for dmarc=pass, or else a dkim=pass aligned with
 // domain, in the fields of the trusted server, and says what it found.
-func (p *Policy) authenticate(domain string, fields []string) (string, bool) {
+func (p *Policy) authenticate(domain string, fields []string) authentication {
 	if p.authservID == "" {
-		return "authentication not checked", false
+		return authentication{summary: "authentication not checked"}
 	}
+	var a authentication
 	var seen []string
 	dkim := "" // an aligned dkim=pass, used when no dmarc=pass is found
 	for _, field := range fields {
@@ -123,8 +146,12 @@ func (p *Policy) authenticate(domain string, fields []string) (string, bool) {
 			switch r := r.(type) {
 			case *authres.DMARCResult:
 				s := fmt.Sprintf("dmarc=%s header.from=%s", r.Value, r.From)
-				if r.Value == authres.ResultPass && (r.From == "" || strings.EqualFold(r.From, domain)) {
-					return p.cite(s), true
+				ours := r.From == "" || strings.EqualFold(r.From, domain)
+				if r.Value == authres.ResultPass && ours {
+					return authentication{summary: p.cite(s), pass: true}
+				}
+				if r.Value == authres.ResultFail && ours {
+					a.dmarcFailed = true
 				}
 				seen = append(seen, s)
 			case *authres.DKIMResult:
@@ -144,11 +171,15 @@ func (p *Policy) authenticate(domain string, fields []string) (string, bool) {
 	}
 	switch {
 	case dkim != "":
-		return p.cite(dkim), true
+		// An aligned DKIM signature is DMARC's own pass condition
+		// (RFC 7489 §4.2), whatever a dmarc= result said.
+		return authentication{summary: p.cite(dkim), pass: true}
 	case len(seen) == 0:
-		return p.cite("no DMARC or DKIM result"), false
+		a.summary = p.cite("no DMARC or DKIM result")
+	default:
+		a.summary = p.cite(strings.Join(seen, ", "))
 	}
-	return p.cite(strings.Join(seen, ", ")), false
+	return a
 }
 
 func (p *Policy) cite(s string) string {
