@@ -1,7 +1,7 @@
 // Package mailin holds no code of its own: the packages below it read the mail that
 // arrives at the gateway's mailbox. poller fetches it over IMAP (RFC 9051); message parses
 // it (RFC 5322, MIME per RFC 2045-2049); loop (RFC 3834), dsn (RFC 3464), quote, reply and
-// instructions tell what it is and what it asks; sender decides whether its author may
+// instructions tell what it is and what it asks; policy decides whether its author may
 // submit (RFC 7601 Authentication-Results); ingest acts on it.
 //
 // Its test, TestCorpus, proves that those parsers read real mail as they should: each mail
