@@ -83,13 +83,13 @@ type rendering struct {
 	// invisible: visibility:hidden, inherited, and undone by visibility:visible below.
 	invisible bool
 	fontPx    float64
-	// color is the text colour with the opacity of the element and its ancestors applied
-	// to its alpha; background is the opaque colour under the element. Either is unknown
-	// (known false) after a value HTMLText cannot judge: text is then not hidden for its
-	// colour.
+	// color is the text colour, background the opaque colour under the element. Either
+	// is unknown (known false) after a value HTMLText cannot judge: text is then not
+	// hidden for its colour.
 	color, background           rgba
 	colorKnown, backgroundKnown bool
-	opacity                     float64
+	// opacity is the product of the element's and its ancestors': it fades the text.
+	opacity float64
 	quoteDepth, preDepth        int
 	// unrendered: inside an element never shown (head, script…), whose text is no
 	// hidden instruction.
