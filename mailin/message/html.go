@@ -89,8 +89,8 @@ type rendering struct {
 	color, background           rgba
 	colorKnown, backgroundKnown bool
 	// opacity is the product of the element's and its ancestors': it fades the text.
-	opacity float64
-	quoteDepth, preDepth        int
+	opacity              float64
+	quoteDepth, preDepth int
 	// unrendered: inside an element never shown (head, script…), whose text is no
 	// hidden instruction.
 	unrendered bool
