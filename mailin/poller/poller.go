@@ -214,7 +214,8 @@ func isLoopback(host string) bool {
 func (p *Poller) Run(ctx context.Context) error {
 	backoff := time.Second
 	for ctx.Err() == nil {
-		held, err := p.store.AcquireLease(ctx, LeaseName, p.cfg.Holder, p.now(), p.cfg.LeaseTTL)
+		asked := p.now()
+		held, err := p.store.AcquireLease(ctx, LeaseName, p.cfg.Holder, asked, p.cfg.LeaseTTL)
 		if err != nil || !held {
 			if err != nil {
 				p.log.Warn("imap poller: lease", "err", err)
@@ -224,7 +225,7 @@ func (p *Poller) Run(ctx context.Context) error {
 		}
 		p.log.Info("imap poller: lease taken", "holder", p.cfg.Holder)
 		start := p.now()
-		err = p.whileHeld(ctx, p.session)
+		err = p.whileHeld(ctx, asked, p.session)
 		if ctx.Err() != nil {
 			break
 		}
@@ -250,14 +251,14 @@ func (p *Poller) renewEvery() time.Duration { return p.cfg.LeaseTTL / 3 }
 // could not be renewed in time.
 var errLeaseLost = errors.New("imap poller: lost the lease")
 
-// whileHeld runs session, the lease just taken, under a context that ends
-// as soon as the lease is lost, renewing it meanwhile.
-func (p *Poller) whileHeld(ctx context.Context, session func(context.Context) error) error {
+// whileHeld runs session, the lease just taken until taken+LeaseTTL, under a
+// context that ends as soon as the lease is lost, renewing it meanwhile.
+func (p *Poller) whileHeld(ctx context.Context, taken time.Time, session func(context.Context) error) error {
 	sctx, lost := context.WithCancelCause(ctx)
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
-		p.keepLease(sctx, lost)
+		p.keepLease(sctx, taken, lost)
 	}()
 	err := session(sctx)
 	cause := context.Cause(sctx)
@@ -269,13 +270,12 @@ func (p *Poller) whileHeld(ctx context.Context, session func(context.Context) er
 	return err
 }
 
-// keepLease renews the lease every renewEvery until ctx ends, and calls
-// lost when another holder has it, or when it could not be renewed for so
-// long that it may expire before the next try: the session then stops
-// before another replica can take the lease.
-func (p *Poller) keepLease(ctx context.Context, lost context.CancelCauseFunc) {
+// keepLease renews the lease, ours until confirmed+LeaseTTL, every
+// renewEvery until ctx ends, and calls lost when another holder has it, or
+// when it could not be renewed for so long that it may expire before the
+// next try: the session then stops before another replica can take the lease.
+func (p *Poller) keepLease(ctx context.Context, confirmed time.Time, lost context.CancelCauseFunc) {
 	every := p.renewEvery()
-	confirmed := p.now() // the lease is ours until confirmed + LeaseTTL
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
