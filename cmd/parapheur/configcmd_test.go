@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,5 +105,85 @@ func TestConfigCheckBad(t *testing.T) {
 		if r.code != exitFailure || !strings.HasPrefix(r.stderr, "parapheur config check: ") || !strings.Contains(r.stderr, tc.stderr) || r.stdout != "" {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", tc.name, r.code, r.stdout, r.stderr)
 		}
+	}
+}
+
+// TestNoConfigFile runs the commands that read the configuration with no file at the
+// default path and none named (SPEC §7): the environment alone configures them, secrets
+// read from files included. A file at the default path is read; a file named by --config or
+// PARAPHEUR_CONFIG that cannot be read is an error naming it.
+func TestNoConfigFile(t *testing.T) {
+	if _, err := os.Stat(defaultFile); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the test's default configuration file %s should not exist: %v", defaultFile, err)
+	}
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("correct horse\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys := filepath.Join(dir, "keys")
+	if err := os.Mkdir(keys, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{
+		"PARAPHEUR_ADDRESS=parapheur@org.example",
+		"PARAPHEUR_PUBLIC_URL=http://127.0.0.1:8080",
+		"PARAPHEUR_IMAP_URL=imap://parapheur@127.0.0.1:1143/INBOX",
+		"PARAPHEUR_IMAP_PASSWORD_FILE=" + secret,
+		"PARAPHEUR_SMTP_URL=smtp://127.0.0.1:2525",
+		"PARAPHEUR_SENDERS_ALLOWED=@example.com",
+		"PARAPHEUR_KEYS_DIR=" + keys,
+		"PARAPHEUR_KEYS_PASSPHRASE_FILE=" + secret,
+	}
+
+	if r := parapheur(t, env, "config", "check"); r.code != exitOK || r.stdout != "config OK: (environment only)\n" {
+		t.Errorf("config check: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := parapheur(t, env, "ca", "init", "--organisation", "Mairie de Test"); r.code != exitOK || !strings.Contains(r.stdout, filepath.Join(keys, "seal.p12")) {
+		t.Fatalf("ca init: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	in, err := filepath.Abs(filepath.Join("..", "..", "mailin", "testdata", "doc1.pdf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "sealed.pdf")
+	if r := parapheur(t, env, "seal", in, out); r.code != exitOK || !strings.Contains(r.stdout, "Mairie de Test seal") {
+		t.Errorf("seal: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// serve reads the same configuration; a bad listen address stops it before it
+	// connects anywhere, naming the variable, which shows that it read the environment.
+	if r := parapheur(t, append(env, "PARAPHEUR_LISTEN=nowhere"), "serve"); r.code != exitFailure || !strings.HasPrefix(r.stderr, "parapheur serve: listen (PARAPHEUR_LISTEN): ") {
+		t.Errorf("serve: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// A file named explicitly that cannot be read is an error naming it, for every command.
+	missing := filepath.Join(dir, "missing.toml")
+	for _, args := range [][]string{{"config", "check"}, {"ca", "init", "--organisation", "X"}, {"seal", in, out}, {"serve"}} {
+		for _, named := range []struct {
+			how  string
+			env  []string
+			args []string
+		}{
+			{"--config", env, append([]string{"--config", missing}, args...)},
+			{"PARAPHEUR_CONFIG", append(env, "PARAPHEUR_CONFIG="+missing), args},
+		} {
+			r := parapheur(t, named.env, named.args...)
+			if r.code != exitFailure || !strings.Contains(r.stderr, "open "+missing+": no such file or directory") {
+				t.Errorf("%s named by %s: exit %d\n%s%s", strings.Join(args[:2], " "), named.how, r.code, r.stdout, r.stderr)
+			}
+		}
+	}
+
+	// A file at the default path is read, under the environment.
+	if err := os.MkdirAll(filepath.Dir(defaultFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(defaultFile, []byte("language = \"la\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(defaultFile) })
+	r := parapheur(t, env, "config", "check")
+	if r.code != exitFailure || !strings.HasPrefix(r.stdout, "language: ") || r.stderr != "parapheur config check: "+defaultFile+": 1 problem(s)\n" {
+		t.Errorf("config check with a file at the default path: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }

@@ -27,10 +27,6 @@ const (
 	exitUsage   = 2
 )
 
-// defaultConfigPath is read when neither --config nor PARAPHEUR_CONFIG says otherwise; the
-// systemd unit and the container use it.
-const defaultConfigPath = "/etc/parapheur/parapheur.toml"
-
 // commands are the subcommands, in the order the overview lists them.
 var commands = []*command{
 	serveCommand,
@@ -84,7 +80,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) int {
 	top := flag.NewFlagSet("parapheur", flag.ContinueOnError)
 	top.SetOutput(io.Discard)
-	configPath := top.String("config", defaultConfig(environ), "")
+	configPath := top.String("config", config.DefaultFile(environ), "")
 	if err := top.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			overview(stdout)
@@ -122,17 +118,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 	}
 	inv.flags.SetOutput(io.Discard)
 	return cmd.run(inv)
-}
-
-// defaultConfig is $PARAPHEUR_CONFIG when set, even empty, else defaultConfigPath.
-func defaultConfig(environ []string) string {
-	path := defaultConfigPath
-	for _, kv := range environ {
-		if v, ok := strings.CutPrefix(kv, config.EnvConfig+"="); ok {
-			path = v
-		}
-	}
-	return path
 }
 
 // lookup finds the command named by the first one or two words, and the words after it.
@@ -189,12 +174,13 @@ the result and sends it, with a certificate of completion, to everyone.
 	listCommands(w, commands)
 	fmt.Fprintf(w, `
 --config FILE is the TOML configuration: by default $%s, else
-%s; an empty FILE means the environment alone.
+%s when it exists; an empty FILE, or none, means the
+environment alone.
 PARAPHEUR_* environment variables override its keys (a.b_c is PARAPHEUR_A_B_C)
 and K_file reads key K from a file: see deploy/parapheur.toml.
 
 Run "parapheur COMMAND --help" for the details of a command.
-`, config.EnvConfig, defaultConfigPath)
+`, config.EnvConfig, config.DefaultPath)
 }
 
 func listCommands(w io.Writer, cmds []*command) {

@@ -14,6 +14,10 @@ import (
 // binary is the parapheur command built for these tests, run as a user would.
 var binary string
 
+// defaultFile is the binary's config.DefaultPath: a file of the test's own, absent unless a
+// test writes it, so that /etc/parapheur/parapheur.toml of the machine plays no part.
+var defaultFile string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "parapheur-cli")
 	if err != nil {
@@ -21,7 +25,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "parapheur")
-	build := exec.Command("go", "build", "-o", binary, ".")
+	defaultFile = filepath.Join(dir, "etc", "parapheur.toml")
+	build := exec.Command("go", "build", "-o", binary,
+		"-ldflags", "-X github.com/parapheur/parapheur/cmd/parapheur/config.DefaultPath="+defaultFile, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "go build:", err)

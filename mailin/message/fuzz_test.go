@@ -63,6 +63,10 @@ func FuzzHTMLText(f *testing.F) {
 	for _, s := range []string{
 		"<p>Signataire&nbsp;: Marie &lt;m@x&gt;</p>", "<blockquote><p>x</p></blockquote>", "<pre>a\nb</pre>",
 		"<html><head><title>t</title></head><body>a<br><br>b</body></html>", "</blockquote><title/>x",
+		outlookMail, gmailMail,
+		`<style>@media screen{.s{display:block}} .w .x{color:#000} p.h,#i{display:none!important}</style><p class="s x h" id=i style="color:#fff">x</p>`,
+		`<div style="font:1px/2 a;background:#123 url(x);opacity:50%;color:hsla(0,0%,100%,.5)">x</div>`,
+		`<div style="display:none"><table><tr><td></div>x</td></tr></table></div><p hidden>y<p>z`,
 	} {
 		f.Add(s)
 	}
@@ -72,6 +76,41 @@ func FuzzHTMLText(f *testing.F) {
 			if line != strings.TrimRight(line, " \t") && !strings.HasSuffix(line, "> ") {
 				t.Errorf("line %q has trailing space", line)
 			}
+		}
+	})
+}
+
+func FuzzCSS(f *testing.F) {
+	for _, s := range []string{
+		"color: #fff; display:\\6e one /* c */ !important", "font: bold 1px/2 Arial; font-size: .3em",
+		"background: #123456 url(x.png) no-repeat; background-color: rgba(0 0 0 / 50%)",
+		"color: hsl(120deg, 100%, 25%); opacity: 0", "<!-- p.MsoNormal, li.a {margin:0} @media screen {.x{color:red}} @page {size:1pt} -->",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, d := range parseDeclarations(s) {
+			if d.property == "" || d.value == "" || d.property != strings.ToLower(d.property) {
+				t.Errorf("declaration %+v", d)
+			}
+			if c, ok := parseColor(d.value); ok {
+				for _, v := range []float64{c.r, c.g, c.b, c.a} {
+					if !(v >= 0 && v <= 1) {
+						t.Errorf("colour %q read as %+v", d.value, c)
+					}
+				}
+				if r := contrast(c.over(white), white); !(r >= 1 && r <= 21) {
+					t.Errorf("colour %q: contrast %v with white", d.value, r)
+				}
+			}
+			if px, ok := parseFontSize(d.value, 16); ok && !(px >= 0) {
+				t.Errorf("font-size %q read as %v", d.value, px)
+			}
+		}
+		var sheet styleSheet
+		sheet.parse(s)
+		if len(sheet.rules) > maxStyleRules {
+			t.Errorf("%d rules kept, more than %d", len(sheet.rules), maxStyleRules)
 		}
 	})
 }

@@ -58,6 +58,9 @@ type Message struct {
 	Ignored []Attachment
 	// Text is the sender's own text part: the first text/plain part
 	// outside forwarded messages, or the first HTML part turned into text.
+	// When that HTML part hides text from its reader (see HTMLText), its
+	// visible text is taken even if there is a text/plain part: mail clients
+	// write the plain alternative from the HTML, hidden text included.
 	// It still holds any quoted or forwarded text written inline.
 	Text string
 
@@ -347,11 +350,13 @@ type walker struct {
 }
 
 func (w *walker) text() string {
-	switch {
-	case w.plain != nil:
+	if w.html != nil {
+		if text, hid := htmlText(*w.html); hid || w.plain == nil {
+			return normaliseText(text)
+		}
+	}
+	if w.plain != nil {
 		return normaliseText(*w.plain)
-	case w.html != nil:
-		return normaliseText(HTMLText(*w.html))
 	}
 	return ""
 }

@@ -17,13 +17,21 @@
 // whole inbox is scanned again, which the handler's idempotency makes safe.
 //
 // With several gateway replicas, only the holder of the store's poller
-// lease polls; the others wait and take over when the lease expires.
+// lease polls; the others wait and take over when the lease expires. The
+// lease is short (LeaseTTL, 6 s by default) and renewed at a third of it
+// while the session runs, beside it, whatever the session is doing; a
+// holder that cannot renew in time stops polling before its lease can
+// expire, so two replicas never poll at once. A process killed without
+// releasing the lease (kill -9, a crash) holds intake up only until it
+// expires: the next process, or a replica, asks again every third of the
+// TTL and polls within 8 s with the defaults.
 package poller
 
 import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -95,10 +103,12 @@ type Config struct {
 	PollInterval time.Duration
 	// SafetyScan is how often the whole inbox is scanned (default 2 minutes).
 	SafetyScan time.Duration
-	// BatchSize is how many messages are fetched and moved at once (default 50).
+	// BatchSize is how many messages are fetched and moved at once (default 50);
+	// their contents are fetched in groups of at most MaxMessageBytes.
 	BatchSize int
-	// LeaseTTL is the poller lease's duration (default 30 s); it is renewed
-	// at a third of it.
+	// LeaseTTL is the poller lease's duration (default 6 s): after a crash,
+	// the mailbox is polled again within 4/3 of it. It is renewed, and asked
+	// for by the replicas waiting, every third of it.
 	LeaseTTL time.Duration
 	// Holder names this replica in the lease (default: host name and PID).
 	Holder string
@@ -160,7 +170,7 @@ func New(cfg Config, st store.Store, h Handler, log *slog.Logger, metrics *Metri
 		d   *time.Duration
 		def time.Duration
 	}{{&p.cfg.IdleRestart, 5 * time.Minute}, {&p.cfg.PollInterval, 30 * time.Second},
-		{&p.cfg.SafetyScan, 2 * time.Minute}, {&p.cfg.LeaseTTL, 30 * time.Second}}
+		{&p.cfg.SafetyScan, 2 * time.Minute}, {&p.cfg.LeaseTTL, 6 * time.Second}}
 	for _, d := range defaults {
 		if *d.d <= 0 {
 			*d.d = d.def
@@ -204,16 +214,18 @@ func isLoopback(host string) bool {
 func (p *Poller) Run(ctx context.Context) error {
 	backoff := time.Second
 	for ctx.Err() == nil {
-		held, err := p.store.AcquireLease(ctx, LeaseName, p.cfg.Holder, p.now(), p.cfg.LeaseTTL)
+		asked := p.now()
+		held, err := p.store.AcquireLease(ctx, LeaseName, p.cfg.Holder, asked, p.cfg.LeaseTTL)
 		if err != nil || !held {
 			if err != nil {
 				p.log.Warn("imap poller: lease", "err", err)
 			}
-			sleep(ctx, p.cfg.LeaseTTL/3)
+			sleep(ctx, p.renewEvery())
 			continue
 		}
+		p.log.Info("imap poller: lease taken", "holder", p.cfg.Holder)
 		start := p.now()
-		err = p.session(ctx)
+		err = p.whileHeld(ctx, asked, p.session)
 		if ctx.Err() != nil {
 			break
 		}
@@ -229,6 +241,68 @@ func (p *Poller) Run(ctx context.Context) error {
 	defer cancel()
 	_ = p.store.ReleaseLease(rctx, LeaseName, p.cfg.Holder)
 	return ctx.Err()
+}
+
+// renewEvery is how often the lease is renewed by its holder and asked for
+// by the others.
+func (p *Poller) renewEvery() time.Duration { return p.cfg.LeaseTTL / 3 }
+
+// errLeaseLost ends a session whose lease another replica took or that
+// could not be renewed in time.
+var errLeaseLost = errors.New("imap poller: lost the lease")
+
+// whileHeld runs session, the lease just taken until taken+LeaseTTL, under a
+// context that ends as soon as the lease is lost, renewing it meanwhile.
+func (p *Poller) whileHeld(ctx context.Context, taken time.Time, session func(context.Context) error) error {
+	sctx, lost := context.WithCancelCause(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		p.keepLease(sctx, taken, lost)
+	}()
+	err := session(sctx)
+	cause := context.Cause(sctx)
+	lost(nil)
+	<-renewed
+	if errors.Is(cause, errLeaseLost) {
+		return cause
+	}
+	return err
+}
+
+// keepLease renews the lease, ours until confirmed+LeaseTTL, every
+// renewEvery until ctx ends, and calls lost when another holder has it, or
+// when it could not be renewed for so long that it may expire before the
+// next try: the session then stops before another replica can take the lease.
+func (p *Poller) keepLease(ctx context.Context, confirmed time.Time, lost context.CancelCauseFunc) {
+	every := p.renewEvery()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := p.now()
+		rctx, cancel := context.WithTimeout(ctx, every)
+		held, err := p.store.AcquireLease(rctx, LeaseName, p.cfg.Holder, now, p.cfg.LeaseTTL)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil && held:
+			confirmed = now
+		case err == nil:
+			lost(fmt.Errorf("%w: another replica holds it", errLeaseLost))
+			return
+		case p.now().Sub(confirmed) >= p.cfg.LeaseTTL-every:
+			lost(fmt.Errorf("%w: not renewed since %s: %w", errLeaseLost, confirmed.Format(time.RFC3339Nano), err))
+			return
+		default:
+			p.log.Warn("imap poller: renewing the lease failed, trying again", "err", err, "in", every)
+		}
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -276,19 +350,16 @@ func (p *Poller) session(ctx context.Context) error {
 		if err := p.scan(ctx, c, &cur, full); err != nil {
 			return err
 		}
-		if held, err := p.store.AcquireLease(ctx, LeaseName, p.cfg.Holder, p.now(), p.cfg.LeaseTTL); err != nil || !held {
-			return fmt.Errorf("imap poller: lost the lease (err %v)", err)
-		}
 		if err := p.wait(ctx, c, news); err != nil {
 			return err
 		}
 	}
 }
 
-// wait blocks until new mail may be there, the lease needs renewing, or a
+// wait blocks until new mail may be there, IDLE is due for re-issuing, or a
 // safety scan is due: with IDLE when the server has it, else by sleeping.
 func (p *Poller) wait(ctx context.Context, c *imapclient.Client, news chan struct{}) error {
-	d := min(p.cfg.LeaseTTL/3, p.cfg.SafetyScan, p.cfg.IdleRestart)
+	d := min(p.cfg.SafetyScan, p.cfg.IdleRestart)
 	if !c.Caps().Has(imap.CapIdle) && !c.Caps().Has(imap.CapIMAP4rev2) {
 		select {
 		case <-ctx.Done():
@@ -437,7 +508,10 @@ func (p *Poller) scan(ctx context.Context, c *imapclient.Client, cur *cursor, fu
 	return nil
 }
 
-// batch fetches, handles and moves a batch of messages.
+// batch fetches, handles and moves a batch of messages: their sizes first,
+// then their contents in groups of at most MaxMessageBytes together (see
+// bySize), so that the poller holds no more than one message's limit of mail
+// at once, whatever arrives together.
 func (p *Poller) batch(ctx context.Context, c *imapclient.Client, uids []imap.UID) error {
 	set := imap.UIDSetNum(uids...)
 	sizes, err := c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true}).Collect()
@@ -486,11 +560,22 @@ func (p *Poller) batch(ctx context.Context, c *imapclient.Client, uids []imap.UI
 		}
 		return nil
 	}
-	if err := handle(whole, &imap.FetchItemBodySection{Peek: true}); err != nil {
-		return err
+	wholeSection := &imap.FetchItemBodySection{Peek: true}
+	headerSection := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}
+	if p.cfg.MaxMessageBytes > 0 {
+		// A header is no smaller bomb than a body: the first MaxMessageBytes of it
+		// are enough to refuse the mail.
+		headerSection.Partial = &imap.SectionPartial{Size: p.cfg.MaxMessageBytes}
 	}
-	if err := handle(headerOnly, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}); err != nil {
-		return err
+	for _, group := range p.bySize(whole, meta) {
+		if err := handle(group, wholeSection); err != nil {
+			return err
+		}
+	}
+	for _, group := range p.bySize(headerOnly, meta) {
+		if err := handle(group, headerSection); err != nil {
+			return err
+		}
 	}
 	for dest, folder := range map[Destination]string{Processed: p.cfg.ProcessedFolder, Quarantine: p.cfg.QuarantineFolder} {
 		if len(moves[dest]) == 0 {
@@ -501,4 +586,29 @@ func (p *Poller) batch(ctx context.Context, c *imapclient.Client, uids []imap.UI
 		}
 	}
 	return nil
+}
+
+// bySize splits uids, in order, into groups whose sizes, each counted at most
+// MaxMessageBytes, add up to MaxMessageBytes at most: a message within the
+// limit is fetched with others that fit beside it, one over it (its header
+// only) alone. Without a limit, all go in one group.
+func (p *Poller) bySize(uids []imap.UID, meta map[imap.UID]*imapclient.FetchMessageBuffer) [][]imap.UID {
+	limit := p.cfg.MaxMessageBytes
+	if len(uids) == 0 {
+		return nil
+	}
+	if limit <= 0 {
+		return [][]imap.UID{uids}
+	}
+	var groups [][]imap.UID
+	var group []imap.UID
+	var total int64
+	for _, uid := range uids {
+		size := min(meta[uid].RFC822Size, limit)
+		if len(group) > 0 && total+size > limit {
+			groups, group, total = append(groups, group), nil, 0
+		}
+		group, total = append(group, uid), total+size
+	}
+	return append(groups, group)
 }

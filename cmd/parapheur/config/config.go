@@ -12,9 +12,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 )
@@ -25,6 +28,28 @@ const EnvPrefix = "PARAPHEUR_"
 // EnvConfig names the configuration file in the environment. It is read by the command,
 // not by Load, and is therefore never taken for a key.
 const EnvConfig = EnvPrefix + "CONFIG"
+
+// DefaultPath is the file a command reads when none is named; the systemd unit and the
+// container put it there. It is a variable only so that tests can point it elsewhere
+// (go build -ldflags "-X ...config.DefaultPath=FILE"); users name a file with --config.
+var DefaultPath = "/etc/parapheur/parapheur.toml"
+
+// DefaultFile is the file a command reads when --config does not name one: the file named
+// by PARAPHEUR_CONFIG in environ when that is set (empty: the environment alone), else
+// DefaultPath when there is a file there, else "" — the environment alone, as in a container
+// configured by PARAPHEUR_* variables. A DefaultPath that exists but cannot be read is kept,
+// so that Load says what is wrong with it instead of ignoring it.
+func DefaultFile(environ []string) string {
+	for i := len(environ) - 1; i >= 0; i-- {
+		if path, ok := strings.CutPrefix(environ[i], EnvConfig+"="); ok {
+			return path
+		}
+	}
+	if _, err := os.Stat(DefaultPath); errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	return DefaultPath
+}
 
 // Config is the whole configuration of a gateway. Load returns it with defaults applied and
 // validated; the fields tagged `toml:"-"` are derived from the others by Load.

@@ -538,3 +538,71 @@ func TestSampleConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestDefaultFile(t *testing.T) {
+	saved := DefaultPath
+	t.Cleanup(func() { DefaultPath = saved })
+	DefaultPath = filepath.Join(t.TempDir(), "parapheur.toml")
+
+	for _, tc := range []struct {
+		name    string
+		environ []string
+		want    string
+	}{
+		{"no file at the default path: the environment alone", []string{"PARAPHEUR_ADDRESS=a@b.example"}, ""},
+		{"PARAPHEUR_CONFIG names a file, even a missing one", []string{"PARAPHEUR_CONFIG=/missing.toml"}, "/missing.toml"},
+		{"the last PARAPHEUR_CONFIG wins", []string{"PARAPHEUR_CONFIG=/a.toml", "PARAPHEUR_CONFIG=/b.toml"}, "/b.toml"},
+		{"an empty PARAPHEUR_CONFIG: the environment alone", []string{"PARAPHEUR_CONFIG="}, ""},
+	} {
+		if got := DefaultFile(tc.environ); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+
+	if err := os.WriteFile(DefaultPath, []byte("listen = \":9090\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := DefaultFile(nil); got != DefaultPath {
+		t.Errorf("a file at the default path: %q, want %q", got, DefaultPath)
+	}
+	if got := DefaultFile([]string{"PARAPHEUR_CONFIG="}); got != "" {
+		t.Errorf("an empty PARAPHEUR_CONFIG over a file at the default path: %q, want the environment alone", got)
+	}
+
+	// A default path that is there but cannot be read is kept, so that Load says why.
+	if err := os.Remove(DefaultPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(DefaultPath, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := DefaultFile(nil)
+	if path != DefaultPath {
+		t.Fatalf("a directory at the default path: %q, want %q", path, DefaultPath)
+	}
+	if _, err := Load(path, nil); err == nil || !strings.Contains(err.Error(), DefaultPath) {
+		t.Errorf("Load of a directory at the default path: %v, want an error naming it", err)
+	}
+}
+
+// TestLoadEnvironmentAlone is a container's configuration: no file, the PARAPHEUR_*
+// variables only, with the secrets in files.
+func TestLoadEnvironmentAlone(t *testing.T) {
+	secret := writeFile(t, "secret", "s3cret\n")
+	c, err := Load("", []string{
+		"PARAPHEUR_ADDRESS=parapheur@org.example",
+		"PARAPHEUR_PUBLIC_URL=https://sign.org.example",
+		"PARAPHEUR_IMAP_URL=imaps://parapheur@imap.org.example/INBOX",
+		"PARAPHEUR_IMAP_PASSWORD_FILE=" + secret,
+		"PARAPHEUR_SMTP_URL=smtps://parapheur@smtp.org.example",
+		"PARAPHEUR_SMTP_PASSWORD_FILE=" + secret,
+		"PARAPHEUR_KEYS_PASSPHRASE_FILE=" + secret,
+		"PARAPHEUR_SENDERS_ALLOWED=@org.example",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.IMAP.Password != "s3cret" || c.SMTP.Password != "s3cret" || c.Keys.Passphrase != "s3cret" || c.Address != "parapheur@org.example" {
+		t.Errorf("environment alone: address %q, secrets read %v %v %v", c.Address, c.IMAP.Password == "s3cret", c.SMTP.Password == "s3cret", c.Keys.Passphrase == "s3cret")
+	}
+}
