@@ -41,16 +41,16 @@ func TestLazyMatchesFull(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			full, err := pdfread.Read(context.Background(), in)
+			full, err := pdfread.Read(context.Background(), in, 0)
 			if err != nil {
 				// Nothing to compare with: the lazy reader must not take
 				// what the full parse cannot read.
-				if _, lerr := pdfread.Open(context.Background(), in); lerr == nil {
+				if _, lerr := pdfread.Open(context.Background(), in, 0); lerr == nil {
 					t.Errorf("the lazy reader accepts a file the full parse refuses: %v", err)
 				}
 				return
 			}
-			f, err := pdfread.Open(context.Background(), in)
+			f, err := pdfread.Open(context.Background(), in, 0)
 			var se *pdfread.StructureError
 			if errors.As(err, &se) && !must {
 				t.Logf("needs the full parse: %v", err)
@@ -160,7 +160,7 @@ func TestRelease(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f, err := pdfread.Open(context.Background(), in)
+			f, err := pdfread.Open(context.Background(), in, 0)
 			if err != nil {
 				t.Fatalf("%s: %v", path, err)
 			}

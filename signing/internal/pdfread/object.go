@@ -199,23 +199,38 @@ func (f *File) stream(nr, gen int, off int64) (*types.StreamDict, error) {
 	return &sd, nil
 }
 
-// decode decodes sd's data into sd.Content. Flate alone, the common case
-// of object and cross-reference streams, is inflated here with recycled
-// readers into a recycled buffer that the File holds until Release; other
-// filters, and predictors, are left to pdfcpu.
+// decode decodes sd's data into sd.Content, within what is left of the
+// File's decoding budget. Flate alone, the common case of object and
+// cross-reference streams, is inflated here with recycled readers into a
+// recycled buffer that the File holds until Release; other filters, and
+// predictors, are left to pdfcpu.
 func (f *File) decode(nr int, sd *types.StreamDict) error {
+	if f.decodeErr != nil {
+		return f.decodeErr
+	}
 	var err error
 	if len(sd.FilterPipeline) == 1 && sd.FilterPipeline[0].Name == filter.Flate && sd.FilterPipeline[0].DecodeParms == nil {
-		buf := inflateBuffers.Get().(*bytes.Buffer)
-		f.buffers = append(f.buffers, buf)
-		err = inflate(buf, sd.Raw)
-		sd.Content = buf.Bytes()
+		buf := inflateBuffers.Get().(*[]byte)
+		*buf, err = inflate((*buf)[:0], sd.Raw, f.decodeBudget)
+		if err == nil {
+			f.buffers = append(f.buffers, buf)
+			sd.Content = *buf
+		}
+	} else if f.decodeBudget > 0 { // pdfcpu takes 0 for its own limit
+		err = sd.DecodeWithLimit(f.decodeBudget)
 	} else {
-		err = sd.Decode()
+		err = filter.ErrDecodeLimitExceeded
+	}
+	if errors.Is(err, errInflateLimit) || errors.Is(err, filter.ErrDecodeLimitExceeded) {
+		// Final: the full parse would decode the same streams.
+		sd.Content = nil
+		f.decodeErr = &DecodeLimitError{Limit: f.maxDecoded}
+		return f.decodeErr
 	}
 	if err != nil {
 		return &StructureError{Err: fmt.Errorf("stream %d: %w", nr, err)}
 	}
+	f.decodeBudget -= int64(len(sd.Content))
 	return nil
 }
 
@@ -227,7 +242,7 @@ func (f *File) decode(nr int, sd *types.StreamDict) error {
 // that goes on alongside signing (see pades).
 func (f *File) Release() {
 	for _, buf := range f.buffers {
-		if buf.Cap() <= maxPooledBuffer {
+		if cap(*buf) <= maxPooledBuffer {
 			inflateBuffers.Put(buf)
 		}
 	}
@@ -239,15 +254,21 @@ func (f *File) Release() {
 var zlibReaders sync.Pool
 
 // inflateBuffers recycles the buffers streams are inflated into.
-var inflateBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+var inflateBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // maxPooledBuffer bounds the buffers kept for reuse, so that one large
 // stream does not pin its memory.
 const maxPooledBuffer = 1 << 20
 
-// inflate decodes Flate data (RFC 1950) into buf, up to pdfcpu's decoding
-// limit.
-func inflate(buf *bytes.Buffer, raw []byte) error {
+// errInflateLimit reports Flate data that inflate more than allowed.
+var errInflateLimit = errors.New("inflated data over the limit")
+
+// inflate appends the decoding of Flate data (RFC 1950) to dst, failing
+// with errInflateLimit past limit bytes. The buffer grows as append
+// grows slices (by a quarter when large), not by doubling as a
+// bytes.Buffer does, and never far past the limit: a stream that
+// inflates to just under the limit costs little more than the limit.
+func inflate(dst, raw []byte, limit int64) ([]byte, error) {
 	var zr io.ReadCloser
 	var err error
 	if r, ok := zlibReaders.Get().(io.ReadCloser); ok {
@@ -256,18 +277,26 @@ func inflate(buf *bytes.Buffer, raw []byte) error {
 		zr, err = zlib.NewReader(bytes.NewReader(raw))
 	}
 	if err != nil {
-		return err
+		return dst, err
 	}
 	defer zlibReaders.Put(zr)
-	buf.Reset()
-	n, err := buf.ReadFrom(io.LimitReader(zr, filter.DefaultMaxDecodeBytes+1))
-	if err != nil {
-		return err
+	for {
+		if int64(len(dst)) > limit {
+			return dst, errInflateLimit
+		}
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		// One byte past the limit tells a stream over it.
+		n, err := zr.Read(dst[len(dst):min(int64(cap(dst)), limit+1)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
 	}
-	if n > filter.DefaultMaxDecodeBytes {
-		return errors.New("decoded stream too large")
-	}
-	return nil
 }
 
 // compressed parses object nr, stored at index i of object stream stm.
@@ -294,21 +323,42 @@ func (f *File) compressed(nr, stm, i int) (types.Object, error) {
 	return o, nil
 }
 
-// objStm returns object stream nr, decoded.
-func (f *File) objStm(nr int) (*objStm, error) {
-	if s, ok := f.objStms[nr]; ok {
-		return s, nil
+// objStmStream returns object stream nr, its data not decoded yet.
+func (f *File) objStmStream(nr int) (*types.StreamDict, error) {
+	if f.sections == nil { // parsed in full
+		e, ok := f.Ctx.Table[nr]
+		if !ok || e.Object == nil {
+			return nil, fmt.Errorf("object stream %d cannot be read", nr)
+		}
+		osd, ok := e.Object.(types.ObjectStreamDict)
+		if !ok {
+			return nil, fmt.Errorf("object %d is not an object stream", nr)
+		}
+		sd := osd.StreamDict
+		sd.Content = nil
+		return &sd, nil
 	}
 	x, ok, err := f.lookup(nr)
 	if err != nil {
 		return nil, err
 	}
-	if !ok || x.free || x.stream != 0 || f.loading[nr] {
+	if !ok || x.free || x.stream != 0 {
+		return nil, structural("object stream %d cannot be read", nr)
+	}
+	return f.stream(nr, x.gen, x.off)
+}
+
+// objStm returns object stream nr, decoded.
+func (f *File) objStm(nr int) (*objStm, error) {
+	if s, ok := f.objStms[nr]; ok {
+		return s, nil
+	}
+	if f.loading[nr] {
 		return nil, structural("object stream %d cannot be read", nr)
 	}
 	f.loading[nr] = true
 	defer delete(f.loading, nr)
-	sd, err := f.stream(nr, x.gen, x.off)
+	sd, err := f.objStmStream(nr)
 	if err != nil {
 		return nil, err
 	}
