@@ -2,10 +2,9 @@ package pdftest
 
 import (
 	"bytes"
-	"compress/zlib"
+	"compress/flate"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 )
@@ -50,7 +49,7 @@ func (b *builder) objectStream(nr, first int, bodies []string, pad int64) {
 		objs.WriteString(body + "\n")
 		b.inStm[first+i] = [2]int{nr, i}
 	}
-	data := deflate(strings.NewReader(header.String()), io.LimitReader(spaces{}, pad), strings.NewReader(objs.String()))
+	data := zlibFill([]byte(header.String()), ' ', pad, []byte(objs.String()))
 	b.stream(nr, fmt.Sprintf("/Type/ObjStm/N %d/First %d/Filter/FlateDecode", len(bodies), header.Len()), data)
 }
 
@@ -107,7 +106,7 @@ func (b *builder) xrefStream(pad int64, predictor bool) []byte {
 		row++
 	}
 	// Whole rows, as a valid stream has.
-	b.stream(nr, dict, deflate(&entries, io.LimitReader(zeros{}, pad/row*row)))
+	b.stream(nr, dict, zlibFill(entries.Bytes(), 0, pad/row*row, nil))
 	fmt.Fprintf(&b.buf, "startxref\n%d\n%%%%EOF\n", b.offs[nr])
 	return b.buf.Bytes()
 }
@@ -124,31 +123,59 @@ func (b *builder) size() int {
 	return size
 }
 
-// deflate returns the zlib compression (RFC 1950) of what rs read.
-func deflate(rs ...io.Reader) []byte {
-	var out bytes.Buffer
-	zw, _ := zlib.NewWriterLevel(&out, zlib.BestCompression)
-	if _, err := io.Copy(zw, io.MultiReader(rs...)); err != nil {
-		panic(err) // readers of memory do not fail
+// zlibFill returns zlib data (RFC 1950) that inflate to prefix, n bytes
+// of fill, then suffix. Compressing 400 MiB takes seconds; deflate (RFC
+// 1951) lets this take milliseconds instead: once the window holds fill,
+// the block that encodes a chunk of fill, ended by a flush on a byte
+// boundary, is the same every time, so it is computed once and repeated.
+func zlibFill(prefix []byte, fill byte, n int64, suffix []byte) []byte {
+	const chunk = 1 << 20
+	out := bytes.NewBuffer([]byte{0x78, 0xda})
+	fw, _ := flate.NewWriter(out, flate.BestCompression)
+	fw.Write(prefix)
+	// The first writes fill the window; then come the repeated chunks.
+	repeats := max(0, n/chunk-2)
+	fw.Write(bytes.Repeat([]byte{fill}, int(n-repeats*chunk)))
+	fw.Flush()
+	if repeats > 0 {
+		at := out.Len()
+		fw.Write(bytes.Repeat([]byte{fill}, chunk))
+		fw.Flush()
+		block := bytes.Clone(out.Bytes()[at:])
+		for range repeats - 1 {
+			out.Write(block)
+		}
 	}
-	zw.Close()
-	return out.Bytes()
+	// The suffix and the final block, from a writer with no history.
+	fw, _ = flate.NewWriter(out, flate.BestCompression)
+	fw.Write(suffix)
+	fw.Close()
+	a, b := adler32(1, 0, prefix)
+	a, b = adler32Fill(a, b, fill, n)
+	a, b = adler32(a, b, suffix)
+	return binary.BigEndian.AppendUint32(out.Bytes(), b<<16|a)
 }
 
-type zeros struct{}
+// adlerMod is the modulus of Adler-32 (RFC 1950 §8.2).
+const adlerMod = 65521
 
-func (zeros) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
+// adler32 continues the Adler-32 sums a and b over data.
+func adler32(a, b uint32, data []byte) (uint32, uint32) {
+	for _, c := range data {
+		a = (a + uint32(c)) % adlerMod
+		b = (b + a) % adlerMod
+	}
+	return a, b
 }
 
-type spaces struct{}
-
-func (spaces) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = ' '
-	}
-	return len(p), nil
+// adler32Fill continues the Adler-32 sums a and b over n bytes of fill,
+// in closed form: a grows by n·fill, b by n·a + fill·n(n+1)/2.
+func adler32Fill(a, b uint32, fill byte, n int64) (uint32, uint32) {
+	m := uint64(n)
+	tri := (m * (m + 1) / 2) % adlerMod
+	b = uint32((uint64(b) + m%adlerMod*uint64(a) + uint64(fill)*tri) % adlerMod)
+	a = uint32((uint64(a) + m%adlerMod*uint64(fill)) % adlerMod)
+	return a, b
 }
 
 // Classic returns a PDF file whose objects, numbered from 1 (the
@@ -178,10 +205,11 @@ var onePage = []string{
 }
 
 // Bomb returns a one-page PDF file of less than a megabyte, one of whose
-// streams inflates to more than inflated bytes (ISO 32000-2 §7.4.4,
+// streams inflates to about inflated bytes (ISO 32000-2 §7.4.4,
 // FlateDecode): its cross-reference stream ("xref"), the same with a PNG
 // predictor as most producers use ("xref-predictor"), or the object
-// stream holding its catalog ("objstm").
+// stream holding its catalog ("objstm"); or two of them do, the object
+// streams holding the catalog and the page ("objstms").
 func Bomb(t testing.TB, inflated int64, where string) []byte {
 	t.Helper()
 	b := newBuilder()
@@ -194,6 +222,10 @@ func Bomb(t testing.TB, inflated int64, where string) []byte {
 	case "objstm":
 		b.objectStream(4, 1, onePage, inflated)
 		return b.xrefStream(0, false)
+	case "objstms":
+		b.objectStream(4, 1, onePage[:2], inflated)
+		b.objectStream(5, 3, onePage[2:], inflated)
+		return b.xrefStream(0, false)
 	}
 	t.Fatalf("pdftest: no bomb in %q", where)
 	return nil
@@ -201,7 +233,7 @@ func Bomb(t testing.TB, inflated int64, where string) []byte {
 
 // Hostile returns hand-made PDF files, by name, that attack a reader with
 // a page tree no reader can walk (a loop in /Kids, in a node reached only
-// after page 1, 100 000 levels deep), a /Count that lies, or arrays
+// after page 1, 1000 levels deep), a /Count that lies, or arrays
 // nested 100 000 deep (in the catalog, in page 2, in an object nobody
 // needs), each also with its objects in an object stream ("-objstm"). The
 // page count of each, when it has one, is in HostilePages.
@@ -250,9 +282,9 @@ func Hostile() map[string][]byte {
 			deepArray,
 		},
 	}
-	// A page tree 100 000 levels deep: each node the only kid of the one
+	// A page tree 1000 levels deep: each node the only kid of the one
 	// before, the page at the bottom.
-	const levels = 100_000
+	const levels = 1000
 	deep := []string{"<</Type/Catalog/Pages 2 0 R>>"}
 	for i := range levels {
 		deep = append(deep, fmt.Sprintf("<</Type/Pages/Kids[%d 0 R]/Count 1>>", i+3))
