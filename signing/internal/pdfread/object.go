@@ -200,21 +200,28 @@ func (f *File) stream(nr, gen int, off int64) (*types.StreamDict, error) {
 }
 
 // decode decodes sd's data into sd.Content, within what is left of the
-// File's decoding budget. Flate alone, the common case of object and
-// cross-reference streams, is inflated here with recycled readers into a
-// recycled buffer that the File holds until Release; other filters, and
-// predictors, are left to pdfcpu.
+// File's decoding budget. Flate alone or with a PNG predictor, the forms
+// of object and cross-reference streams, is inflated here with recycled
+// readers into a recycled buffer that the File holds until Release, and
+// unpredicted in place; other filters are left to pdfcpu, whose buffers
+// grow by doubling.
 func (f *File) decode(nr int, sd *types.StreamDict) error {
 	if f.decodeErr != nil {
 		return f.decodeErr
 	}
 	var err error
-	if len(sd.FilterPipeline) == 1 && sd.FilterPipeline[0].Name == filter.Flate && sd.FilterPipeline[0].DecodeParms == nil {
+	if rowLen, bpp, ok := flatePNG(sd.FilterPipeline); ok {
 		buf := inflateBuffers.Get().(*[]byte)
-		*buf, err = inflate((*buf)[:0], sd.Raw, f.decodeBudget)
-		if err == nil {
+		var content []byte
+		if content, err = inflate((*buf)[:0], sd.Raw, f.decodeBudget); err == nil {
+			// A stream that did not fit the recycled buffer comes back
+			// in a new one, which takes its place.
+			*buf = content
 			f.buffers = append(f.buffers, buf)
-			sd.Content = *buf
+			if rowLen > 0 {
+				content, err = unpredictPNG(content, rowLen, bpp)
+			}
+			sd.Content = content
 		}
 	} else if f.decodeBudget > 0 { // pdfcpu takes 0 for its own limit
 		err = sd.DecodeWithLimit(f.decodeBudget)
@@ -232,6 +239,102 @@ func (f *File) decode(nr int, sd *types.StreamDict) error {
 	}
 	f.decodeBudget -= int64(len(sd.Content))
 	return nil
+}
+
+// flatePNG tells whether filters are FlateDecode alone, and with a PNG
+// predictor (ISO 32000-2 §7.4.4.4, Predictor 10 to 15) the length of its
+// rows, tag byte excluded, and of its pixels, or 0 and 0 without.
+func flatePNG(filters []types.PDFFilter) (rowLen, bpp int, ok bool) {
+	if len(filters) != 1 || filters[0].Name != filter.Flate {
+		return 0, 0, false
+	}
+	parms := filters[0].DecodeParms
+	param := func(key string, def int) int {
+		if o, found := parms.Find(key); found {
+			if n, isInt := o.(types.Integer); isInt {
+				return int(n)
+			}
+			return -1
+		}
+		return def
+	}
+	predictor, colors, bpc, columns := param("Predictor", 1), param("Colors", 1), param("BitsPerComponent", 8), param("Columns", 1)
+	switch {
+	case predictor == 1:
+		return 0, 0, true
+	case predictor < 10 || predictor > 15 || colors < 1 || colors > 32 || columns < 1 || columns > 1<<24:
+		return 0, 0, false // TIFF, or what pdfcpu will refuse
+	}
+	switch bpc {
+	case 1, 2, 4, 8, 16:
+		return (colors*bpc*columns + 7) / 8, (colors*bpc + 7) / 8, true
+	}
+	return 0, 0, false
+}
+
+// unpredictPNG reverses the PNG row filters (RFC 2083 §6) of data, rows
+// of a tag byte then rowLen bytes, in place, and returns the rows without
+// their tags. Each row is written before where it was read from.
+func unpredictPNG(data []byte, rowLen, bpp int) ([]byte, error) {
+	if len(data)%(rowLen+1) != 0 {
+		return nil, errors.New("PNG predictor: the data are not whole rows")
+	}
+	var prev []byte
+	for r := range len(data) / (rowLen + 1) {
+		tag := data[r*(rowLen+1)]
+		in := data[r*(rowLen+1)+1 : (r+1)*(rowLen+1)]
+		out := data[r*rowLen : (r+1)*rowLen]
+		for i := range rowLen {
+			var left, up, upLeft byte
+			if i >= bpp {
+				left = out[i-bpp]
+			}
+			if prev != nil {
+				up = prev[i]
+				if i >= bpp {
+					upLeft = prev[i-bpp]
+				}
+			}
+			x := in[i]
+			switch tag {
+			case 0: // None
+			case 1: // Sub
+				x += left
+			case 2: // Up
+				x += up
+			case 3: // Average
+				x += byte((int(left) + int(up)) / 2)
+			case 4: // Paeth
+				x += paeth(left, up, upLeft)
+			default:
+				return nil, fmt.Errorf("PNG predictor: unknown row filter %d", tag)
+			}
+			out[i] = x
+		}
+		prev = out
+	}
+	return data[:len(data)/(rowLen+1)*rowLen], nil
+}
+
+// paeth is the PNG Paeth predictor: of a, b and c, the nearest to
+// a + b - c, in that order of preference.
+func paeth(a, b, c byte) byte {
+	p := int(a) + int(b) - int(c)
+	pa, pb, pc := abs(p-int(a)), abs(p-int(b)), abs(p-int(c))
+	switch {
+	case pa <= pb && pa <= pc:
+		return a
+	case pb <= pc:
+		return b
+	}
+	return c
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
 
 // Release gives back the buffers decoded streams were read into, for the
@@ -263,11 +366,12 @@ const maxPooledBuffer = 1 << 20
 // errInflateLimit reports Flate data that inflate more than allowed.
 var errInflateLimit = errors.New("inflated data over the limit")
 
-// inflate appends the decoding of Flate data (RFC 1950) to dst, failing
-// with errInflateLimit past limit bytes. The buffer grows as append
-// grows slices (by a quarter when large), not by doubling as a
-// bytes.Buffer does, and never far past the limit: a stream that
-// inflates to just under the limit costs little more than the limit.
+// inflate decodes Flate data (RFC 1950) into dst's room, failing with
+// errInflateLimit past limit bytes. Most streams fit the recycled dst;
+// the rest of a larger one is read into chunks, so that a stream over the
+// limit costs no more than the limit before it is refused, and one under
+// it twice its size, while the chunks are copied into one piece (a
+// growing buffer would cost up to three times, and leave more garbage).
 func inflate(dst, raw []byte, limit int64) ([]byte, error) {
 	var zr io.ReadCloser
 	var err error
@@ -280,23 +384,53 @@ func inflate(dst, raw []byte, limit int64) ([]byte, error) {
 		return dst, err
 	}
 	defer zlibReaders.Put(zr)
-	for {
-		if int64(len(dst)) > limit {
+	// One byte past the limit tells a stream over it.
+	n, err := fill(zr, dst[:min(int64(cap(dst)), limit+1)])
+	dst = dst[:n]
+	total := int64(n)
+	var chunks [][]byte
+	for err == nil {
+		size := min(max(minInflateChunk, total/4), limit+1-total)
+		if size <= 0 {
 			return dst, errInflateLimit
 		}
-		if len(dst) == cap(dst) {
-			dst = append(dst, 0)[:len(dst)]
-		}
-		// One byte past the limit tells a stream over it.
-		n, err := zr.Read(dst[len(dst):min(int64(cap(dst)), limit+1)])
-		dst = dst[:len(dst)+n]
-		if err == io.EOF {
-			return dst, nil
-		}
+		chunk := make([]byte, size)
+		n, err = fill(zr, chunk)
+		chunks = append(chunks, chunk[:n])
+		total += int64(n)
+	}
+	if err != io.EOF {
+		return dst, err
+	}
+	if total > limit {
+		return dst, errInflateLimit
+	}
+	if chunks == nil {
+		return dst, nil
+	}
+	out := make([]byte, 0, total)
+	out = append(out, dst...)
+	for _, c := range chunks {
+		out = append(out, c...)
+	}
+	return out, nil
+}
+
+// minInflateChunk is the smallest chunk inflate reads a large stream into.
+const minInflateChunk = 32 << 10
+
+// fill reads r into b until b is full (nil error) or r ends (io.EOF) or
+// fails, and returns how many bytes it read.
+func fill(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
 		if err != nil {
-			return dst, err
+			return n, err
 		}
 	}
+	return n, nil
 }
 
 // compressed parses object nr, stored at index i of object stream stm.

@@ -3,7 +3,9 @@
 // trailer, then only the objects asked for, with pdfcpu's object parser.
 // Read parses everything with pdfcpu, which also repairs broken files,
 // without pdfcpu's validation step, which mutates the model. Neither lets
-// a pdfcpu panic escape.
+// a pdfcpu panic escape, and both bound what streams may decompress to
+// (DecodeLimitError): a few hundred kilobytes of Flate data (RFC 1950)
+// can inflate to gigabytes.
 package pdfread
 
 import (

@@ -10,7 +10,7 @@ import (
 // TestZlibFill inflates what zlibFill makes, which the bombs are made of,
 // and compares it with what it stands for, checksum included.
 func TestZlibFill(t *testing.T) {
-	for _, n := range []int64{0, 5, 1<<20 - 1, 1 << 20, 2<<20 + 7, 5<<20 + 3, 9<<20 + 12345} {
+	for _, n := range []int64{0, 5, 1<<20 - 1, 1 << 20, 2<<20 + 7, 4<<20 + 12345} {
 		for _, fill := range []byte{0, ' '} {
 			z := zlibFill([]byte("head "), fill, n, []byte(" tail"))
 			r, err := zlib.NewReader(bytes.NewReader(z))
