@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/parapheur/parapheur/signing/internal/pdftest"
 	"github.com/parapheur/parapheur/signing/pades"
@@ -24,14 +23,10 @@ import (
 // refused. The page count Inspect gives must be the one qpdf counts (the
 // hostile files' is known), and a stamp one page further must be refused.
 func TestInspectAgreesWithSign(t *testing.T) {
-	ca, _ := testCA(t)
-	kp, err := ca.IssueOneTime("Agreement", "agreement@example.org", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := oneTimeSigner(t, "Agreement")
 	sign := func(in []byte, page int) error {
 		return pades.Sign(context.Background(), in, new(bytes.Buffer), pades.Options{
-			Signer: pades.Signer{Key: kp.Key, Chain: kp.Chain},
+			Signer: signer,
 			Stamp:  &pades.Stamp{Page: page, Rect: [4]float64{20, 20, 220, 80}, Name: "Agreement"},
 		})
 	}
@@ -43,12 +38,7 @@ func TestInspectAgreesWithSign(t *testing.T) {
 	td := pdftest.PdfcpuTestdata(t)
 	more, _ := filepath.Glob(filepath.Join(td, "*.pdf"))
 	pdf20, _ := filepath.Glob(filepath.Join(td, "pdf20", "*.pdf"))
-	pdfsignDir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/digitorus/pdfsign").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pdfsign, _ := filepath.Glob(filepath.Join(strings.TrimSpace(string(pdfsignDir)), "testfiles", "*.pdf"))
-	for _, path := range append(append(more, pdf20...), pdfsign...) {
+	for _, path := range append(append(more, pdf20...), pdftest.PdfsignTestfiles(t)...) {
 		files[strings.TrimPrefix(path, filepath.Dir(filepath.Dir(path))+"/")] = path
 	}
 	dir := t.TempDir()

@@ -9,18 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/parapheur/parapheur/signing/internal/pdftest"
 	"github.com/parapheur/parapheur/signing/pades"
 )
 
 func TestBadInput(t *testing.T) {
-	ca, _ := testCA(t)
-	kp, err := ca.IssueOneTime("Bad Input", "bad@example.org", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := oneTimeSigner(t, "Bad Input")
 	good, err := os.ReadFile(pdftest.Corpus(t)["qpdf-classic"])
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +57,7 @@ func TestBadInput(t *testing.T) {
 		}, pades.ErrNoSuchPage},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := pades.Options{Signer: pades.Signer{Key: kp.Key, Chain: kp.Chain}}
+			opts := pades.Options{Signer: signer}
 			if tc.opts != nil {
 				tc.opts(&opts)
 			}
@@ -98,11 +93,7 @@ func TestInspect(t *testing.T) {
 // cross-reference stream, the same with a predictor (decoded by pdfcpu),
 // an object stream.
 func TestDecompressionBomb(t *testing.T) {
-	ca, _ := testCA(t)
-	kp, err := ca.IssueOneTime("Bomb", "bomb@example.org", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := oneTimeSigner(t, "Bomb")
 	const limit = 1 << 20
 	for _, where := range []string{"xref", "xref-predictor", "objstm"} {
 		t.Run(where, func(t *testing.T) {
@@ -112,7 +103,7 @@ func TestDecompressionBomb(t *testing.T) {
 			}
 			_, inspectErr := pades.Inspect(context.Background(), bomb, limit)
 			signErr := pades.Sign(context.Background(), bomb, new(bytes.Buffer), pades.Options{
-				Signer: pades.Signer{Key: kp.Key, Chain: kp.Chain}, MaxInput: limit,
+				Signer: signer, MaxInput: limit,
 			})
 			for name, err := range map[string]error{"Inspect": inspectErr, "Sign": signErr} {
 				if !errors.Is(err, pades.ErrMalformed) || !strings.Contains(err.Error(), "expand to more than 1 MB") {
