@@ -67,7 +67,7 @@ func (f *File) pageTreeRoot() (types.IndirectRef, types.Dict, error) {
 }
 
 // PageCount returns the number of pages: the leaves of the page tree,
-// counted, not the /Count its root claims, which nothing checks.
+// counted, not the /Count its root claims: no reader makes the two agree.
 func (f *File) PageCount() (int, error) {
 	pages, err := f.pageList()
 	return len(pages), err
