@@ -7,19 +7,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
-	"time"
 
 	"github.com/parapheur/parapheur/signing/internal/pdftest"
 	"github.com/parapheur/parapheur/signing/pades"
 )
 
 func TestBadInput(t *testing.T) {
-	ca, _ := testCA(t)
-	kp, err := ca.IssueOneTime("Bad Input", "bad@example.org", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := oneTimeSigner(t, "Bad Input")
 	good, err := os.ReadFile(pdftest.Corpus(t)["qpdf-classic"])
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +57,7 @@ func TestBadInput(t *testing.T) {
 		}, pades.ErrNoSuchPage},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := pades.Options{Signer: pades.Signer{Key: kp.Key, Chain: kp.Chain}}
+			opts := pades.Options{Signer: signer}
 			if tc.opts != nil {
 				tc.opts(&opts)
 			}
@@ -88,5 +84,44 @@ func TestInspect(t *testing.T) {
 	}
 	if _, err := pades.Inspect(context.Background(), good[:len(good)/2], 0); !errors.Is(err, pades.ErrTruncated) {
 		t.Errorf("truncated: %v", err)
+	}
+}
+
+// TestDecompressionBomb checks that Inspect and Sign refuse a PDF of
+// less than a megabyte one of whose streams inflates to 400 MiB, far
+// past the document limit, without inflating more than the limit: a
+// cross-reference stream, the same with a predictor (decoded by pdfcpu),
+// an object stream.
+func TestDecompressionBomb(t *testing.T) {
+	signer := oneTimeSigner(t, "Bomb")
+	const limit = 1 << 20
+	for _, where := range []string{"xref", "xref-predictor", "objstm"} {
+		t.Run(where, func(t *testing.T) {
+			bomb := pdftest.Bomb(t, 400<<20, where)
+			if len(bomb) >= limit {
+				t.Fatalf("the bomb is %d bytes, over the %d-byte limit", len(bomb), limit)
+			}
+			_, inspectErr := pades.Inspect(context.Background(), bomb, limit)
+			signErr := pades.Sign(context.Background(), bomb, new(bytes.Buffer), pades.Options{
+				Signer: signer, MaxInput: limit,
+			})
+			for name, err := range map[string]error{"Inspect": inspectErr, "Sign": signErr} {
+				if !errors.Is(err, pades.ErrMalformed) || !strings.Contains(err.Error(), "expand to more than 1 MB") {
+					t.Errorf("%s: %v, want ErrMalformed saying the data expand to more than 1 MB", name, err)
+				}
+			}
+			t.Logf("Inspect: %v", inspectErr)
+		})
+	}
+	// Under the limit, the same file is a document like any other.
+	small := pdftest.Bomb(t, 100<<10, "xref-predictor")
+	if n, err := pades.Inspect(context.Background(), small, limit); err != nil || n != 1 {
+		t.Errorf("a stream inflating to 100 KiB: %d pages, %v; want 1 page", n, err)
+	}
+}
+
+func TestTruncatedMessage(t *testing.T) {
+	if got := pades.ErrTruncated.Error(); !strings.Contains(got, " %EOF ") {
+		t.Errorf("ErrTruncated says %q, want the %%EOF marker named as it is written", got)
 	}
 }

@@ -9,9 +9,11 @@
 // (ETSI.RFC3161) that makes it B-LTA.
 //
 // An update only needs the cross-reference data, the catalog, the form
-// and the path to one page, so documents are read lazily (see
-// internal/pdfread), falling back to pdfcpu's full parse, which repairs
-// broken files, when the lazy reader meets one. The update is written
+// and the page tree (walked whole, so that the page count is the real
+// one), so documents are read lazily (see internal/pdfread), falling back
+// to pdfcpu's full parse, which repairs broken files, when the lazy reader
+// meets one. Inspect reads what Sign reads, no more and no less, so that
+// the gateway accepts exactly the documents it can sign. The update is written
 // here: the new objects always get fresh object numbers, the
 // cross-reference section has the same kind (table or stream) as the
 // source's, and the original bytes are never copied or rewritten.
@@ -35,7 +37,7 @@ const DefaultMaxInput = 64 << 20
 var (
 	ErrNotPDF     = errors.New("pades: not a PDF file")
 	ErrTooLarge   = errors.New("pades: PDF file over the size limit")
-	ErrTruncated  = errors.New("pades: truncated PDF file (no %%EOF in its last kilobyte)")
+	ErrTruncated  = errors.New("pades: truncated PDF file (no %EOF in its last kilobyte)")
 	ErrMalformed  = errors.New("pades: malformed PDF file")
 	ErrEncrypted  = errors.New("pades: encrypted PDF files cannot be signed")
 	ErrNoSuchPage = errors.New("pades: no such page")
@@ -70,6 +72,9 @@ type document struct {
 // cannot be read that way (not at its offset, not parseable alone), it
 // starts over on pdfcpu's full parse, which repairs what can be, with the
 // same checks. Broken cross-reference sections are refused by open.
+//
+// Streams that decompress to more than maxInput in all are refused
+// (ErrMalformed), whichever reading meets them.
 func withDocument(c context.Context, in []byte, maxInput int64, build func(*document) error) (*document, error) {
 	d, err := open(c, in, maxInput, true)
 	if err == nil {
@@ -77,7 +82,7 @@ func withDocument(c context.Context, in []byte, maxInput int64, build func(*docu
 	}
 	var se *pdfread.StructureError
 	if !errors.As(err, &se) {
-		return d, err
+		return d, decodeLimit(err)
 	}
 	if d != nil {
 		d.f.Release()
@@ -86,12 +91,25 @@ func withDocument(c context.Context, in []byte, maxInput int64, build func(*docu
 	if err == nil {
 		err = guard(func() error { return build(d) })
 	}
-	return d, err
+	return d, decodeLimit(err)
+}
+
+// decodeLimit makes streams that decompress past the limit ErrMalformed,
+// with the reader's words, where they were not reported as such already.
+func decodeLimit(err error) error {
+	var le *pdfread.DecodeLimitError
+	if errors.As(err, &le) && !errors.Is(err, ErrMalformed) {
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return err
 }
 
 // open checks in, reads it lazily or in full, and prepares an incremental
 // update.
 func open(c context.Context, in []byte, maxInput int64, lazy bool) (*document, error) {
+	if maxInput <= 0 {
+		maxInput = DefaultMaxInput
+	}
 	if err := checkSize(in, maxInput); err != nil {
 		return nil, err
 	}
@@ -114,8 +132,11 @@ func open(c context.Context, in []byte, maxInput int64, lazy bool) (*document, e
 	var f *pdfread.File
 	if lazy {
 		var err error
-		if f, err = pdfread.Open(c, in); errors.Is(err, pdfread.ErrEncrypted) {
+		var le *pdfread.DecodeLimitError
+		if f, err = pdfread.Open(c, in, maxInput); errors.Is(err, pdfread.ErrEncrypted) {
 			return nil, ErrEncrypted
+		} else if errors.As(err, &le) {
+			return nil, err // no repair helps
 		} else if err != nil {
 			if bytes.Contains(in, []byte("/Encrypt")) {
 				return nil, encrypted(err)
@@ -126,7 +147,7 @@ func open(c context.Context, in []byte, maxInput int64, lazy bool) (*document, e
 			return nil, fmt.Errorf("%w: %v (qpdf can repair the file)", ErrMalformed, err)
 		}
 	} else {
-		ctx, err := pdfread.Read(c, in)
+		ctx, err := pdfread.Read(c, in, maxInput)
 		if err != nil {
 			if bytes.Contains(in, []byte("/Encrypt")) {
 				return nil, encrypted(err)
@@ -142,7 +163,7 @@ func open(c context.Context, in []byte, maxInput int64, lazy bool) (*document, e
 		if ctx.Write.OffsetPrevXRef == nil || *ctx.Write.OffsetPrevXRef == 0 {
 			return nil, fmt.Errorf("%w: no valid cross-reference section (qpdf can repair the file)", ErrMalformed)
 		}
-		f = pdfread.Full(ctx)
+		f = pdfread.Full(c, ctx, maxInput)
 	}
 	if _, err := f.Catalog(); err != nil {
 		return nil, fmt.Errorf("%w: document catalog: %w", ErrMalformed, err)
@@ -188,13 +209,15 @@ func checkSize(in []byte, maxInput int64) error {
 // even another signature, would invalidate it. The signature is looked
 // for under /Perms /DocMDP and, since some signers omit that entry, among
 // the signature fields. Malformed entries are skipped, as readers do, but
-// a structure the lazy reader could not read is reported (see
-// withDocument): it may hide the certification.
+// a structure the lazy reader could not read (see withDocument), or
+// streams that decompress past the limit, are reported: they may hide the
+// certification.
 func (d *document) checkCertification() error {
 	var unread error
 	ok := func(err error) bool {
 		var se *pdfread.StructureError
-		if errors.As(err, &se) && unread == nil {
+		var le *pdfread.DecodeLimitError
+		if (errors.As(err, &se) || errors.As(err, &le)) && unread == nil {
 			unread = err
 		}
 		return err == nil

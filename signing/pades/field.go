@@ -20,15 +20,9 @@ const sigFlags = 3
 // dictionary v, with a /Contents placeholder of size bytes, and whose
 // widget is on page with appearance ap (nil for an invisible signature).
 func (d *document) addSignature(v types.Dict, size int, page int, rect [4]float64, ap *types.StreamDict) error {
-	if page < 1 || page > d.pages {
-		return fmt.Errorf("%w: page %d, the document has %d", ErrNoSuchPage, page, d.pages)
-	}
-	pageDict, pageRef, err := d.f.Page(page)
+	pageDict, pageRef, err := d.widgetPage(page)
 	if err != nil {
-		return fmt.Errorf("%w: page %d: %w", ErrMalformed, page, err)
-	}
-	if pageDict.Type() != nil && *pageDict.Type() != "Page" {
-		return fmt.Errorf("%w: page %d is not a page dictionary", ErrMalformed, page)
+		return err
 	}
 
 	// write adds the /ByteRange and /Contents placeholders to v, and
@@ -58,6 +52,37 @@ func (d *document) addSignature(v types.Dict, size int, page int, rect [4]float6
 		d.update(pageRef, pageDict)
 	}
 	return d.addFormField(widgetRef)
+}
+
+// widgetPage returns page, after reading what addSignature reads of it to
+// put a widget there.
+func (d *document) widgetPage(page int) (types.Dict, types.IndirectRef, error) {
+	if page < 1 || page > d.pages {
+		return nil, types.IndirectRef{}, fmt.Errorf("%w: page %d, the document has %d", ErrNoSuchPage, page, d.pages)
+	}
+	pageDict, pageRef, err := d.f.Page(page)
+	if err != nil {
+		return nil, pageRef, fmt.Errorf("%w: page %d: %w", ErrMalformed, page, err)
+	}
+	if pageDict == nil || pageDict.Type() != nil && *pageDict.Type() != "Page" {
+		return nil, pageRef, fmt.Errorf("%w: page %d is not a page dictionary", ErrMalformed, page)
+	}
+	if _, _, err := d.array(pageDict, "Annots"); err != nil {
+		return nil, pageRef, err
+	}
+	return pageDict, pageRef, nil
+}
+
+// checkSignable reads what Sign reads to add a signature, whichever page
+// its stamp goes on, and adds one, invisible, to a document that is then
+// thrown away: Inspect accepts exactly what Sign can sign.
+func (d *document) checkSignable() error {
+	for p := 1; p <= d.pages; p++ {
+		if _, _, err := d.widgetPage(p); err != nil {
+			return err
+		}
+	}
+	return d.addSignature(types.Dict{}, 0, 1, [4]float64{}, nil)
 }
 
 // addFormField lists field in the AcroForm, creating the AcroForm when the
@@ -92,25 +117,37 @@ func (d *document) addFormField(field types.IndirectRef) error {
 // missing. An indirect array is updated in place; otherwise dict changes,
 // and inDict tells the caller to put dict's owner in the update.
 func (d *document) appendToArray(dict types.Dict, key string, item types.Object) (inDict bool, err error) {
+	arr, ref, err := d.array(dict, key)
+	if err != nil {
+		return false, err
+	}
+	if ref != nil {
+		d.update(*ref, append(arr, item))
+		return false, nil
+	}
+	dict[key] = append(arr, item)
+	return true, nil
+}
+
+// array returns the array at key of dict, nil if there is none, and its
+// reference when it is an indirect object.
+func (d *document) array(dict types.Dict, key string) (types.Array, *types.IndirectRef, error) {
 	obj, found := dict.Find(key)
 	if ref, ok := obj.(types.IndirectRef); found && ok {
 		arr, err := d.f.Array(ref)
 		if err != nil {
-			return false, malformed(err, "/%s is not an array", key)
+			return nil, nil, malformed(err, "/%s is not an array", key)
 		}
-		d.update(ref, append(arr, item))
-		return false, nil
+		return arr, &ref, nil
 	}
-	var arr types.Array
-	if found && obj != nil {
-		a, ok := obj.(types.Array)
-		if !ok {
-			return false, fmt.Errorf("%w: /%s is not an array", ErrMalformed, key)
-		}
-		arr = a
+	if !found || obj == nil {
+		return nil, nil, nil
 	}
-	dict[key] = append(arr, item)
-	return true, nil
+	arr, ok := obj.(types.Array)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: /%s is not an array", ErrMalformed, key)
+	}
+	return arr, nil, nil
 }
 
 // textString encodes s as a PDF text string: a literal when it is plain

@@ -2,25 +2,20 @@ package pades
 
 import (
 	"context"
-	"errors"
-
-	"github.com/parapheur/parapheur/signing/internal/pdfread"
 )
 
-// Inspect runs the checks Sign makes of its input and returns the page
-// count: the gateway refuses at submission what it could not sign later
-// (not a PDF, truncated, malformed, encrypted, locked by a certification).
-// Beyond what Sign reads, it parses the whole document with pdfcpu: a
-// document is accepted only if every object of it can be read, by readers
-// and by verify, not just the few a signature touches.
+// Inspect returns the page count of in after reading it as Sign does, up
+// to what a signature with a stamp on any of its pages reads: the gateway
+// refuses at submission exactly what it could not sign later (not a PDF,
+// truncated, malformed, encrypted, locked by a certification, a page
+// tree that cannot be walked, streams that decompress to more than
+// maxInput), and the pages counted are the page tree's leaves, not what
+// its /Count claims.
 func Inspect(ctx context.Context, in []byte, maxInput int64) (pages int, err error) {
-	// Sign's own reading first, for its checks of the cross-reference
-	// sections; objects it cannot read alone are the full parse's to judge.
-	var se *pdfread.StructureError
-	if _, err := open(ctx, in, maxInput, true); err != nil && !errors.As(err, &se) {
-		return 0, err
+	d, err := withDocument(ctx, in, maxInput, (*document).checkSignable)
+	if d != nil {
+		d.f.Release()
 	}
-	d, err := open(ctx, in, maxInput, false)
 	if err != nil {
 		return 0, err
 	}

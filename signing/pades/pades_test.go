@@ -45,6 +45,18 @@ func testCA(t *testing.T) (*pki.CA, string) {
 	return ca, path
 }
 
+// oneTimeSigner issues a one-time certificate naming name from a new
+// test CA.
+func oneTimeSigner(t *testing.T, name string) pades.Signer {
+	t.Helper()
+	ca, _ := testCA(t)
+	kp, err := ca.IssueOneTime(name, "signer@example.org", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pades.Signer{Key: kp.Key, Chain: kp.Chain}
+}
+
 func signFile(t *testing.T, ca *pki.CA, in, out string, name string, stamp *pades.Stamp) {
 	t.Helper()
 	data, err := os.ReadFile(in)

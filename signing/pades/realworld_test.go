@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/parapheur/parapheur/signing/internal/pdftest"
@@ -67,15 +66,7 @@ func TestPdfcpuTestdata(t *testing.T) {
 // after %%EOF and one already signed by another tool.
 func TestPdfsignTestfiles(t *testing.T) {
 	ca, caFile := testCA(t)
-	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/digitorus/pdfsign").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, _ := filepath.Glob(filepath.Join(strings.TrimSpace(string(dir)), "testfiles", "*.pdf"))
-	if len(files) < 5 {
-		t.Fatalf("%d pdfsign test files", len(files))
-	}
-	for _, f := range files {
+	for _, f := range pdftest.PdfsignTestfiles(t) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "signed.pdf")
 			signFile(t, ca, f, out, "Sweep Signer", nil)

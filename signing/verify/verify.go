@@ -137,7 +137,7 @@ func Verify(data []byte, ca *x509.Certificate) (*Report, error) {
 	if err := pdfread.CheckStartXRef(data); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnreadable, err)
 	}
-	ctx, err := pdfread.Read(context.Background(), data)
+	ctx, err := pdfread.Read(context.Background(), data, 0) // pdfcpu's own limit
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnreadable, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/pdfcpu/pdfcpu/pkg/filter"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
 )
@@ -25,6 +26,23 @@ type StructureError struct {
 func (e *StructureError) Error() string { return e.Err.Error() }
 
 func (e *StructureError) Unwrap() error { return e.Err }
+
+// DecodeLimitError reports streams that decompress to more than the
+// bound given to Open, Read or Full.
+type DecodeLimitError struct {
+	// Limit is the bound, in bytes.
+	Limit int64
+}
+
+func (e *DecodeLimitError) Error() string {
+	return fmt.Sprintf("the compressed data of the PDF expand to more than %s, the limit for a document", megabytes(e.Limit))
+}
+
+// megabytes writes n bytes in megabytes (MiB, as max_document_bytes
+// counts them), rounded up.
+func megabytes(n int64) string {
+	return fmt.Sprintf("%d MB", (n+1<<20-1)>>20)
+}
 
 // structural returns a *StructureError for a message.
 func structural(format string, args ...any) error {
@@ -55,20 +73,41 @@ type File struct {
 	// would cost a scan of the rest of the file per object read.
 	scanBudget int
 	// buffers hold the decoded streams, given back by Release.
-	buffers []*bytes.Buffer
+	buffers []*[]byte
+	// decodeBudget is what is left of the bytes streams may decode to,
+	// out of maxDecoded, and decodeErr the error that exhausted it.
+	decodeBudget, maxDecoded int64
+	decodeErr                error
+	// pages are the pages in order, or pagesErr why they could not be
+	// listed, once pageList walked the page tree.
+	pages    []types.IndirectRef
+	pagesErr error
 	// released tells that Release was called.
 	released bool
 }
 
-// Full wraps a context parsed in full by Read.
-func Full(ctx *model.Context) *File {
-	return &File{Ctx: ctx}
+// Full wraps a context parsed in full by Read with maxDecoded. Objects
+// that pdfcpu left in their object streams are read as Open reads them,
+// with the same bound on what their streams decompress to.
+func Full(c context.Context, ctx *model.Context, maxDecoded int64) *File {
+	return newFile(c, ctx, nil, maxDecoded)
+}
+
+func newFile(c context.Context, ctx *model.Context, in []byte, maxDecoded int64) *File {
+	if maxDecoded <= 0 {
+		maxDecoded = filter.DefaultMaxDecodeBytes
+	}
+	return &File{Ctx: ctx, in: in, c: c, objStms: map[int]*objStm{}, loading: map[int]bool{},
+		scanBudget: 4*len(in) + 1<<20, decodeBudget: maxDecoded, maxDecoded: maxDecoded}
 }
 
 // Open reads the cross-reference sections of in (tables, streams, hybrid
 // files, following /Prev) and its trailer, and nothing else. The file must
-// start with its header: offsets count from the first byte.
-func Open(c context.Context, in []byte) (f *File, err error) {
+// start with its header: offsets count from the first byte. The streams
+// the File decodes (cross-reference and object streams) may decompress to
+// maxDecoded bytes in all, pdfcpu's limit when it is not positive: a
+// megabyte of Flate data can inflate to a gigabyte.
+func Open(c context.Context, in []byte, maxDecoded int64) (f *File, err error) {
 	if err := checkHeader(in); err != nil {
 		return nil, &StructureError{Err: err}
 	}
@@ -76,11 +115,11 @@ func Open(c context.Context, in []byte) (f *File, err error) {
 	if err != nil {
 		return nil, &StructureError{Err: err}
 	}
-	ctx, err := model.NewContext(bytes.NewReader(in), Config())
+	ctx, err := model.NewContext(bytes.NewReader(in), Config(maxDecoded))
 	if err != nil {
 		return nil, &StructureError{Err: err}
 	}
-	f = &File{Ctx: ctx, in: in, c: c, objStms: map[int]*objStm{}, loading: map[int]bool{}, scanBudget: 4*len(in) + 1<<20}
+	f = newFile(c, ctx, in, maxDecoded)
 	err = Guard(func() error { return f.readXRef(start) })
 	var pe *PanicError
 	if errors.As(err, &pe) {
@@ -123,6 +162,16 @@ func (f *File) object(nr int) (types.Object, error) {
 	if f.sections == nil { // parsed in full
 		if !ok {
 			return nil, nil
+		}
+		if _, inStm := e.Object.(types.LazyObjectStreamObject); inStm && e.ObjectStream != nil && e.ObjectStreamInd != nil {
+			// pdfcpu decodes these when dereferenced, each object
+			// stream up to its own limit: decoded here, they count
+			// against the File's.
+			o, err := f.compressed(nr, *e.ObjectStream, *e.ObjectStreamInd)
+			if err != nil {
+				return nil, err
+			}
+			e.Object = o
 		}
 		return e.Object, nil
 	}

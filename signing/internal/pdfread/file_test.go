@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/parapheur/parapheur/signing/internal/pdfread"
@@ -41,16 +42,16 @@ func TestLazyMatchesFull(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			full, err := pdfread.Read(context.Background(), in)
+			full, err := pdfread.Read(context.Background(), in, 0)
 			if err != nil {
 				// Nothing to compare with: the lazy reader must not take
 				// what the full parse cannot read.
-				if _, lerr := pdfread.Open(context.Background(), in); lerr == nil {
+				if _, lerr := pdfread.Open(context.Background(), in, 0); lerr == nil {
 					t.Errorf("the lazy reader accepts a file the full parse refuses: %v", err)
 				}
 				return
 			}
-			f, err := pdfread.Open(context.Background(), in)
+			f, err := pdfread.Open(context.Background(), in, 0)
 			var se *pdfread.StructureError
 			if errors.As(err, &se) && !must {
 				t.Logf("needs the full parse: %v", err)
@@ -101,6 +102,19 @@ func TestLazyMatchesFull(t *testing.T) {
 			}
 			if _, _, err := f.Page(n + 1); err == nil {
 				t.Errorf("page %d of %d found", n+1, n)
+			}
+			// Read over the full parse, objects left in object streams
+			// included, the pages are the same.
+			ff := pdfread.Full(context.Background(), full, 0)
+			if fn, err := ff.PageCount(); err != nil || fn != n {
+				t.Fatalf("over the full parse: %d pages (%v), read lazily %d", fn, err, n)
+			}
+			for _, p := range []int{1, n} {
+				d, ref, _ := f.Page(p) // read above
+				fd, fref, ferr := ff.Page(p)
+				if ferr != nil || fref != ref || fd.PDFString() != d.PDFString() {
+					t.Errorf("over the full parse, page %d is %v %v (%v), read lazily %v %v", p, fref, fd, ferr, ref, d)
+				}
 			}
 			// Every object reads the same (stream data aside), wherever
 			// it is kept.
@@ -160,7 +174,7 @@ func TestRelease(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f, err := pdfread.Open(context.Background(), in)
+			f, err := pdfread.Open(context.Background(), in, 0)
 			if err != nil {
 				t.Fatalf("%s: %v", path, err)
 			}
@@ -189,5 +203,77 @@ func TestRelease(t *testing.T) {
 				t.Fatalf("%s: an object changed after Release: %.80s, was %.80s", paths[i], got, r.text)
 			}
 		}
+	}
+}
+
+// TestPageTree checks that the pages are the page tree's leaves, whatever
+// its root's /Count says, and that a tree that cannot be walked (a loop,
+// 100 000 levels) is an error, read lazily or over the full parse.
+func TestPageTree(t *testing.T) {
+	for name, data := range pdftest.Hostile() {
+		if !strings.Contains(name, "count-") && !strings.Contains(name, "loop") && !strings.Contains(name, "deep-page-tree") {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			lazy, err := pdfread.Open(context.Background(), data, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files := map[string]*pdfread.File{"lazily": lazy}
+			if ctx, err := pdfread.Read(context.Background(), data, 0); err == nil {
+				files["over the full parse"] = pdfread.Full(context.Background(), ctx, 0)
+			} else {
+				t.Logf("the full parse fails: %v", err)
+			}
+			for how, f := range files {
+				n, err := f.PageCount()
+				want, ok := pdftest.HostilePages[strings.TrimSuffix(name, "-objstm")]
+				switch {
+				case !ok && err == nil:
+					t.Errorf("read %s: %d pages, want an error", how, n)
+				case ok && (err != nil || n != want):
+					t.Errorf("read %s: %d pages (%v), want %d", how, n, err, want)
+				case ok:
+					if _, _, err := f.Page(n); err != nil {
+						t.Errorf("read %s: last page: %v", how, err)
+					}
+				}
+				t.Logf("read %s: %d pages, %v", how, n, err)
+			}
+		})
+	}
+}
+
+// TestDecodeLimit checks that the streams a File decodes may decompress
+// to the limit given in all, not each: two object streams of 600 KB each
+// pass a 1 MB limit alone and not together, read lazily or over the full
+// parse.
+func TestDecodeLimit(t *testing.T) {
+	const limit = 1 << 20
+	for _, tc := range []struct {
+		inflated int64
+		ok       bool
+	}{{300 << 10, true}, {600 << 10, false}} {
+		data := pdftest.Bomb(t, tc.inflated, "objstms")
+		lazy, err := pdfread.Open(context.Background(), data, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, err := pdfread.Read(context.Background(), data, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for how, f := range map[string]*pdfread.File{"lazily": lazy, "over the full parse": pdfread.Full(context.Background(), ctx, limit)} {
+			_, err := f.PageCount()
+			var le *pdfread.DecodeLimitError
+			if tc.ok && err != nil || !tc.ok && !errors.As(err, &le) {
+				t.Errorf("two object streams of %d bytes, read %s: %v", tc.inflated, how, err)
+			}
+		}
+	}
+	// Alone, a stream over the limit: the cross-reference stream.
+	_, err := pdfread.Open(context.Background(), pdftest.Bomb(t, 2*limit, "xref"), limit)
+	if le := (*pdfread.DecodeLimitError)(nil); !errors.As(err, &le) || le.Limit != limit {
+		t.Errorf("a cross-reference stream of 2 MB: %v", err)
 	}
 }

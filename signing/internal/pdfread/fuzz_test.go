@@ -20,9 +20,15 @@ func FuzzOpen(f *testing.F) {
 		}
 		f.Add(data)
 	}
+	for _, data := range pdftest.Hostile() {
+		if len(data) < 64<<10 {
+			f.Add(data)
+		}
+	}
+	f.Add(pdftest.Bomb(f, 4<<20, "objstms"))
 	f.Add([]byte("%PDF-1.7\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[2 0 R]/Count 1>>endobj\nxref\n0 3\n0000000000 65535 f \n0000000009 00000 n \n0000000053 00000 n \ntrailer<</Root 1 0 R/Size 3/Prev 107>>\nstartxref\n107\n%%EOF"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		file, err := pdfread.Open(context.Background(), in)
+		file, err := pdfread.Open(context.Background(), in, 1<<20)
 		if err != nil {
 			return
 		}

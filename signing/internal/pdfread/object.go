@@ -199,24 +199,142 @@ func (f *File) stream(nr, gen int, off int64) (*types.StreamDict, error) {
 	return &sd, nil
 }
 
-// decode decodes sd's data into sd.Content. Flate alone, the common case
+// decode decodes sd's data into sd.Content, within what is left of the
+// File's decoding budget. Flate alone or with a PNG predictor, the forms
 // of object and cross-reference streams, is inflated here with recycled
-// readers into a recycled buffer that the File holds until Release; other
-// filters, and predictors, are left to pdfcpu.
+// readers into a recycled buffer that the File holds until Release, and
+// unpredicted in place; other filters are left to pdfcpu, whose buffers
+// grow by doubling.
 func (f *File) decode(nr int, sd *types.StreamDict) error {
+	if f.decodeErr != nil {
+		return f.decodeErr
+	}
 	var err error
-	if len(sd.FilterPipeline) == 1 && sd.FilterPipeline[0].Name == filter.Flate && sd.FilterPipeline[0].DecodeParms == nil {
-		buf := inflateBuffers.Get().(*bytes.Buffer)
-		f.buffers = append(f.buffers, buf)
-		err = inflate(buf, sd.Raw)
-		sd.Content = buf.Bytes()
+	if rowLen, bpp, ok := flatePNG(sd.FilterPipeline); ok {
+		buf := inflateBuffers.Get().(*[]byte)
+		var content []byte
+		if content, err = inflate((*buf)[:0], sd.Raw, f.decodeBudget); err == nil {
+			// A stream that did not fit the recycled buffer comes back
+			// in a new one, which takes its place.
+			*buf = content
+			f.buffers = append(f.buffers, buf)
+			if rowLen > 0 {
+				content, err = unpredictPNG(content, rowLen, bpp)
+			}
+			sd.Content = content
+		}
+	} else if f.decodeBudget > 0 { // pdfcpu takes 0 for its own limit
+		err = sd.DecodeWithLimit(f.decodeBudget)
 	} else {
-		err = sd.Decode()
+		err = filter.ErrDecodeLimitExceeded
+	}
+	if errors.Is(err, errInflateLimit) || errors.Is(err, filter.ErrDecodeLimitExceeded) {
+		// Final: the full parse would decode the same streams.
+		sd.Content = nil
+		f.decodeErr = &DecodeLimitError{Limit: f.maxDecoded}
+		return f.decodeErr
 	}
 	if err != nil {
 		return &StructureError{Err: fmt.Errorf("stream %d: %w", nr, err)}
 	}
+	f.decodeBudget -= int64(len(sd.Content))
 	return nil
+}
+
+// flatePNG tells whether filters are FlateDecode alone, and with a PNG
+// predictor (ISO 32000-2 §7.4.4.4, Predictor 10 to 15) the length of its
+// rows, tag byte excluded, and of its pixels, or 0 and 0 without.
+func flatePNG(filters []types.PDFFilter) (rowLen, bpp int, ok bool) {
+	if len(filters) != 1 || filters[0].Name != filter.Flate {
+		return 0, 0, false
+	}
+	parms := filters[0].DecodeParms
+	param := func(key string, def int) int {
+		if o, found := parms.Find(key); found {
+			if n, isInt := o.(types.Integer); isInt {
+				return int(n)
+			}
+			return -1
+		}
+		return def
+	}
+	predictor, colors, bpc, columns := param("Predictor", 1), param("Colors", 1), param("BitsPerComponent", 8), param("Columns", 1)
+	switch {
+	case predictor == 1:
+		return 0, 0, true
+	case predictor < 10 || predictor > 15 || colors < 1 || colors > 32 || columns < 1 || columns > 1<<24:
+		return 0, 0, false // TIFF, or what pdfcpu will refuse
+	}
+	switch bpc {
+	case 1, 2, 4, 8, 16:
+		return (colors*bpc*columns + 7) / 8, (colors*bpc + 7) / 8, true
+	}
+	return 0, 0, false
+}
+
+// unpredictPNG reverses the PNG row filters (RFC 2083 §6) of data, rows
+// of a tag byte then rowLen bytes, in place, and returns the rows without
+// their tags. Each row is written before where it was read from.
+func unpredictPNG(data []byte, rowLen, bpp int) ([]byte, error) {
+	if len(data)%(rowLen+1) != 0 {
+		return nil, errors.New("PNG predictor: the data are not whole rows")
+	}
+	var prev []byte
+	for r := range len(data) / (rowLen + 1) {
+		tag := data[r*(rowLen+1)]
+		in := data[r*(rowLen+1)+1 : (r+1)*(rowLen+1)]
+		out := data[r*rowLen : (r+1)*rowLen]
+		for i := range rowLen {
+			var left, up, upLeft byte
+			if i >= bpp {
+				left = out[i-bpp]
+			}
+			if prev != nil {
+				up = prev[i]
+				if i >= bpp {
+					upLeft = prev[i-bpp]
+				}
+			}
+			x := in[i]
+			switch tag {
+			case 0: // None
+			case 1: // Sub
+				x += left
+			case 2: // Up
+				x += up
+			case 3: // Average
+				x += byte((int(left) + int(up)) / 2)
+			case 4: // Paeth
+				x += paeth(left, up, upLeft)
+			default:
+				return nil, fmt.Errorf("PNG predictor: unknown row filter %d", tag)
+			}
+			out[i] = x
+		}
+		prev = out
+	}
+	return data[:len(data)/(rowLen+1)*rowLen], nil
+}
+
+// paeth is the PNG Paeth predictor: of a, b and c, the nearest to
+// a + b - c, in that order of preference.
+func paeth(a, b, c byte) byte {
+	p := int(a) + int(b) - int(c)
+	pa, pb, pc := abs(p-int(a)), abs(p-int(b)), abs(p-int(c))
+	switch {
+	case pa <= pb && pa <= pc:
+		return a
+	case pb <= pc:
+		return b
+	}
+	return c
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
 
 // Release gives back the buffers decoded streams were read into, for the
@@ -227,7 +345,7 @@ func (f *File) decode(nr int, sd *types.StreamDict) error {
 // that goes on alongside signing (see pades).
 func (f *File) Release() {
 	for _, buf := range f.buffers {
-		if buf.Cap() <= maxPooledBuffer {
+		if cap(*buf) <= maxPooledBuffer {
 			inflateBuffers.Put(buf)
 		}
 	}
@@ -239,15 +357,22 @@ func (f *File) Release() {
 var zlibReaders sync.Pool
 
 // inflateBuffers recycles the buffers streams are inflated into.
-var inflateBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+var inflateBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // maxPooledBuffer bounds the buffers kept for reuse, so that one large
 // stream does not pin its memory.
 const maxPooledBuffer = 1 << 20
 
-// inflate decodes Flate data (RFC 1950) into buf, up to pdfcpu's decoding
-// limit.
-func inflate(buf *bytes.Buffer, raw []byte) error {
+// errInflateLimit reports Flate data that inflate more than allowed.
+var errInflateLimit = errors.New("inflated data over the limit")
+
+// inflate decodes Flate data (RFC 1950) into dst's room, failing with
+// errInflateLimit past limit bytes. Most streams fit the recycled dst;
+// the rest of a larger one is read into chunks, so that a stream over the
+// limit costs no more than the limit before it is refused, and one under
+// it twice its size, while the chunks are copied into one piece (a
+// growing buffer would cost up to three times, and leave more garbage).
+func inflate(dst, raw []byte, limit int64) ([]byte, error) {
 	var zr io.ReadCloser
 	var err error
 	if r, ok := zlibReaders.Get().(io.ReadCloser); ok {
@@ -256,18 +381,56 @@ func inflate(buf *bytes.Buffer, raw []byte) error {
 		zr, err = zlib.NewReader(bytes.NewReader(raw))
 	}
 	if err != nil {
-		return err
+		return dst, err
 	}
 	defer zlibReaders.Put(zr)
-	buf.Reset()
-	n, err := buf.ReadFrom(io.LimitReader(zr, filter.DefaultMaxDecodeBytes+1))
-	if err != nil {
-		return err
+	// One byte past the limit tells a stream over it.
+	n, err := fill(zr, dst[:min(int64(cap(dst)), limit+1)])
+	dst = dst[:n]
+	total := int64(n)
+	var chunks [][]byte
+	for err == nil {
+		size := min(max(minInflateChunk, total/4), limit+1-total)
+		if size <= 0 {
+			return dst, errInflateLimit
+		}
+		chunk := make([]byte, size)
+		n, err = fill(zr, chunk)
+		chunks = append(chunks, chunk[:n])
+		total += int64(n)
 	}
-	if n > filter.DefaultMaxDecodeBytes {
-		return errors.New("decoded stream too large")
+	if err != io.EOF {
+		return dst, err
 	}
-	return nil
+	if total > limit {
+		return dst, errInflateLimit
+	}
+	if chunks == nil {
+		return dst, nil
+	}
+	out := make([]byte, 0, total)
+	out = append(out, dst...)
+	for _, c := range chunks {
+		out = append(out, c...)
+	}
+	return out, nil
+}
+
+// minInflateChunk is the smallest chunk inflate reads a large stream into.
+const minInflateChunk = 32 << 10
+
+// fill reads r into b until b is full (nil error) or r ends (io.EOF) or
+// fails, and returns how many bytes it read.
+func fill(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // compressed parses object nr, stored at index i of object stream stm.
@@ -294,21 +457,42 @@ func (f *File) compressed(nr, stm, i int) (types.Object, error) {
 	return o, nil
 }
 
-// objStm returns object stream nr, decoded.
-func (f *File) objStm(nr int) (*objStm, error) {
-	if s, ok := f.objStms[nr]; ok {
-		return s, nil
+// objStmStream returns object stream nr, its data not decoded yet.
+func (f *File) objStmStream(nr int) (*types.StreamDict, error) {
+	if f.sections == nil { // parsed in full
+		e, ok := f.Ctx.Table[nr]
+		if !ok || e.Object == nil {
+			return nil, fmt.Errorf("object stream %d cannot be read", nr)
+		}
+		osd, ok := e.Object.(types.ObjectStreamDict)
+		if !ok {
+			return nil, fmt.Errorf("object %d is not an object stream", nr)
+		}
+		sd := osd.StreamDict
+		sd.Content = nil
+		return &sd, nil
 	}
 	x, ok, err := f.lookup(nr)
 	if err != nil {
 		return nil, err
 	}
-	if !ok || x.free || x.stream != 0 || f.loading[nr] {
+	if !ok || x.free || x.stream != 0 {
+		return nil, structural("object stream %d cannot be read", nr)
+	}
+	return f.stream(nr, x.gen, x.off)
+}
+
+// objStm returns object stream nr, decoded.
+func (f *File) objStm(nr int) (*objStm, error) {
+	if s, ok := f.objStms[nr]; ok {
+		return s, nil
+	}
+	if f.loading[nr] {
 		return nil, structural("object stream %d cannot be read", nr)
 	}
 	f.loading[nr] = true
 	defer delete(f.loading, nr)
-	sd, err := f.stream(nr, x.gen, x.off)
+	sd, err := f.objStmStream(nr)
 	if err != nil {
 		return nil, err
 	}

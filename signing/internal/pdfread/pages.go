@@ -37,19 +37,6 @@ func (f *File) Array(o types.Object) (types.Array, error) {
 	return a, nil
 }
 
-// Int resolves o and returns it as an integer.
-func (f *File) Int(o types.Object) (int, error) {
-	o, err := f.Resolve(o)
-	if err != nil {
-		return 0, err
-	}
-	i, ok := o.(types.Integer)
-	if !ok {
-		return 0, fmt.Errorf("%T where an integer was expected", o)
-	}
-	return int(i), nil
-}
-
 // Catalog returns the document catalog.
 func (f *File) Catalog() (types.Dict, error) {
 	if f.Ctx.Root == nil {
@@ -79,70 +66,87 @@ func (f *File) pageTreeRoot() (types.IndirectRef, types.Dict, error) {
 	return ref, node, err
 }
 
-// PageCount returns the number of pages, as the page tree's root says.
+// PageCount returns the number of pages: the leaves of the page tree,
+// counted, not the /Count its root claims: no reader makes the two agree.
 func (f *File) PageCount() (int, error) {
-	_, node, err := f.pageTreeRoot()
-	if err != nil {
-		return 0, err
-	}
-	n, err := f.Int(node["Count"])
-	if err != nil {
-		return 0, fmt.Errorf("page tree /Count: %w", err)
-	}
-	return n, nil
+	pages, err := f.pageList()
+	return len(pages), err
 }
 
-// Page returns page n (1-based) and its reference. It descends the page
-// tree (ISO 32000-2 §7.7.3.2) reading only the nodes before the page on
-// its path: the /Count of each intermediate node skips whole subtrees.
+// Page returns page n (1-based) and its reference.
 func (f *File) Page(n int) (types.Dict, types.IndirectRef, error) {
-	ref, node, err := f.pageTreeRoot()
+	pages, err := f.pageList()
 	if err != nil {
-		return nil, ref, err
+		return nil, types.IndirectRef{}, err
 	}
-	before := 0 // pages in the subtrees skipped so far
-	for depth := 0; ; depth++ {
-		if _, isNode := node.Find("Kids"); !isNode {
-			if before+1 != n {
-				break
-			}
-			return node, ref, nil
-		}
+	if n < 1 || n > len(pages) {
+		return nil, types.IndirectRef{}, fmt.Errorf("page %d not found in the page tree of %d pages", n, len(pages))
+	}
+	d, err := f.Dict(pages[n-1])
+	return d, pages[n-1], err
+}
+
+// pageList returns the references of the pages in order, walking the
+// whole page tree (ISO 32000-2 §7.7.3.2) the first time: every node and
+// every page is read, so that a document is accepted only if each of its
+// pages can take a signature's widget. An object met twice (a loop in
+// /Kids, or a page listed twice) and a tree deeper than maxPageTreeDepth
+// are errors, and so is a null kid.
+func (f *File) pageList() ([]types.IndirectRef, error) {
+	if f.pages != nil || f.pagesErr != nil {
+		return f.pages, f.pagesErr
+	}
+	rootRef, root, err := f.pageTreeRoot()
+	if err != nil {
+		f.pagesErr = err
+		return nil, err
+	}
+	if _, isNode := root.Find("Kids"); !isNode {
+		f.pagesErr = errors.New("its root has no /Kids")
+		return nil, f.pagesErr
+	}
+	pages := []types.IndirectRef{}
+	seen := map[int]bool{rootRef.ObjectNumber.Value(): true}
+	var walk func(node types.Dict, depth int) error
+	walk = func(node types.Dict, depth int) error {
 		if depth > maxPageTreeDepth {
-			return nil, ref, errors.New("page tree too deep (a loop?)")
+			return fmt.Errorf("more than %d levels deep", maxPageTreeDepth)
 		}
 		kids, err := f.Array(node["Kids"])
 		if err != nil {
-			return nil, ref, fmt.Errorf("page tree /Kids: %w", err)
+			return fmt.Errorf("/Kids: %w", err)
 		}
-		found := false
 		for _, k := range kids {
 			kref, ok := k.(types.IndirectRef)
 			if !ok {
-				return nil, ref, errors.New("page tree kid is not an indirect reference")
+				return errors.New("a kid is not an indirect reference")
 			}
+			nr := kref.ObjectNumber.Value()
+			if seen[nr] {
+				return fmt.Errorf("object %d appears twice (a loop in /Kids?)", nr)
+			}
+			seen[nr] = true
 			kid, err := f.Dict(kref)
 			if err != nil {
-				return nil, ref, fmt.Errorf("page tree kid: %w", err)
+				return fmt.Errorf("kid %d: %w", nr, err)
 			}
 			if kid == nil {
-				continue
+				// Free, missing, or beyond what pdfcpu's full parse
+				// could read (it makes those null): a page lost either way.
+				return fmt.Errorf("kid %d is null or cannot be read", nr)
 			}
-			count := 1
-			if _, isNode := kid.Find("Kids"); isNode {
-				if count, err = f.Int(kid["Count"]); err != nil {
-					return nil, ref, fmt.Errorf("page tree /Count: %w", err)
-				}
+			if _, isNode := kid.Find("Kids"); !isNode {
+				pages = append(pages, kref)
+			} else if err := walk(kid, depth+1); err != nil {
+				return err
 			}
-			if before+count >= n {
-				ref, node, found = kref, kid, true
-				break
-			}
-			before += count
 		}
-		if !found {
-			break
-		}
+		return nil
 	}
-	return nil, ref, fmt.Errorf("page %d not found in the page tree", n)
+	if err := walk(root, 0); err != nil {
+		f.pagesErr = err
+		return nil, err
+	}
+	f.pages = pages
+	return pages, nil
 }

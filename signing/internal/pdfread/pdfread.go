@@ -3,7 +3,9 @@
 // trailer, then only the objects asked for, with pdfcpu's object parser.
 // Read parses everything with pdfcpu, which also repairs broken files,
 // without pdfcpu's validation step, which mutates the model. Neither lets
-// a pdfcpu panic escape.
+// a pdfcpu panic escape, and both bound what streams may decompress to
+// (DecodeLimitError): a few hundred kilobytes of Flate data (RFC 1950)
+// can inflate to gigabytes.
 package pdfread
 
 import (
@@ -15,6 +17,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pdfcpu/pdfcpu/pkg/filter"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
@@ -22,31 +25,42 @@ import (
 
 // Config is pdfcpu's default configuration, built here rather than with
 // model.NewDefaultConfiguration, which creates a configuration directory in
-// the user's home as a side effect.
-func Config() *model.Configuration {
+// the user's home as a side effect, with each stream bounded to maxDecoded
+// bytes, encoded or decoded, when it is positive.
+func Config(maxDecoded int64) *model.Configuration {
+	limits := model.DefaultResourceLimits()
+	if maxDecoded > 0 {
+		limits.MaxStreamBytes = min(limits.MaxStreamBytes, maxDecoded)
+		limits.MaxDecodeBytes = min(limits.MaxDecodeBytes, maxDecoded)
+	}
 	return &model.Configuration{
 		Reader15:                  true,
 		ValidationMode:            model.ValidationRelaxed,
 		UnsupportedResourcePolicy: model.UnsupportedResourceSkip,
 		Eol:                       types.EolLF,
 		Offline:                   true,
-		Limits:                    model.DefaultResourceLimits(),
+		Limits:                    limits,
 		Cmd:                       model.ADDSIGNATURE,
 	}
 }
 
 // Read parses in, giving up when c is done or after a time that grows
 // with the size of in: pdfcpu's repair of a broken cross-reference table
-// can take minutes on hostile input.
-func Read(c context.Context, in []byte) (ctx *model.Context, err error) {
+// can take minutes on hostile input. Each stream pdfcpu decodes while
+// reading may decompress to maxDecoded bytes (see Config); Full bounds
+// the object streams read afterwards.
+func Read(c context.Context, in []byte, maxDecoded int64) (ctx *model.Context, err error) {
 	c, cancel := context.WithTimeout(c, 3*time.Second+time.Duration(len(in)>>20)*time.Second)
 	defer cancel()
 	err = Guard(func() (err error) {
-		ctx, err = pdfcpu.ReadWithContext(c, bytes.NewReader(in), Config())
+		ctx, err = pdfcpu.ReadWithContext(c, bytes.NewReader(in), Config(maxDecoded))
 		return err
 	})
 	if err != nil && c.Err() != nil {
 		return nil, fmt.Errorf("parsing took too long: %w", c.Err())
+	}
+	if errors.Is(err, filter.ErrDecodeLimitExceeded) {
+		return nil, &DecodeLimitError{Limit: Config(maxDecoded).Limits.MaxDecodeBytes}
 	}
 	return ctx, err
 }

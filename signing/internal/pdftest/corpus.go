@@ -54,11 +54,28 @@ func Run(t testing.TB, name string, args ...string) string {
 // cache.
 func PdfcpuTestdata(t testing.TB) string {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/pdfcpu/pdfcpu").Output()
-	if err != nil {
-		t.Fatalf("locating pdfcpu module: %v", err)
+	return filepath.Join(moduleDir(t, "github.com/pdfcpu/pdfcpu"), "pkg", "testdata")
+}
+
+// PdfsignTestfiles are pdfsign's own test PDFs in the module cache, among
+// them one padded after %%EOF and one already signed by another tool.
+func PdfsignTestfiles(t testing.TB) []string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(moduleDir(t, "github.com/digitorus/pdfsign"), "testfiles", "*.pdf"))
+	if len(files) < 5 {
+		t.Fatalf("%d pdfsign test files", len(files))
 	}
-	return filepath.Join(strings.TrimSpace(string(out)), "pkg", "testdata")
+	return files
+}
+
+// moduleDir is the directory of module in the module cache.
+func moduleDir(t testing.TB, module string) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", module).Output()
+	if err != nil {
+		t.Fatalf("locating module %s: %v", module, err)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 var (
