@@ -171,16 +171,25 @@ func encrypted(err error) error {
 	return fmt.Errorf("%w: %v", ErrEncrypted, err)
 }
 
-// checkSize refuses input over the size limit, maxInput or, when that is
-// not positive, DefaultMaxInput.
+// checkSize refuses input over the size limit (see sizeLimit).
 func checkSize(in []byte, maxInput int64) error {
-	if maxInput <= 0 {
-		maxInput = DefaultMaxInput
-	}
-	if int64(len(in)) > maxInput {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(in), maxInput)
+	return checkLength(int64(len(in)), maxInput)
+}
+
+// checkLength is checkSize for input of n bytes not read yet.
+func checkLength(n, maxInput int64) error {
+	if limit := sizeLimit(maxInput); n > limit {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, limit)
 	}
 	return nil
+}
+
+// sizeLimit is maxInput or, when that is not positive, DefaultMaxInput.
+func sizeLimit(maxInput int64) int64 {
+	if maxInput <= 0 {
+		return DefaultMaxInput
+	}
+	return maxInput
 }
 
 // checkCertification refuses documents whose certification signature
