@@ -1,6 +1,7 @@
 package pades
 
 import (
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -69,7 +70,7 @@ func mappedRead(f func() error) (err error) {
 			if _, fault := r.(interface{ Addr() uintptr }); !fault {
 				panic(r)
 			}
-			err = fmt.Errorf("pades: reading the input: %v", r)
+			err = errors.New("pades: reading the input file failed (an I/O error, or the file was truncated)")
 		}
 	}()
 	return f()
