@@ -10,19 +10,18 @@ import (
 )
 
 // source is the document an update extends: its bytes, in memory or a
-// file's mapped pages, and, for a file, the file itself, whose bytes go
-// to the output by the kernel (copy_file_range) while the update is
-// prepared and the bytes hashed.
+// file's mapped pages, and, for a file, the file itself, which is hashed
+// and copied to the output by reading it, not its mapping.
 type source struct {
 	data []byte
 	file *os.File
 }
 
-// withFile runs f on the content of in: its pages mapped into memory,
-// so that nothing is read but what the lazy reader and the hash touch,
-// and nothing copied to the heap. Input over the size limit is refused
-// before anything is read; a pipe or a device, which cannot be mapped, is
-// read whole.
+// withFile runs f on the content of in, mapped into memory for the lazy
+// reader, which touches only the cross-reference sections and the objects
+// the update needs: nothing of in is held on the heap. Input over the
+// size limit is refused before anything is read; a pipe or a device,
+// which cannot be mapped, is read whole.
 //
 // in must not change while f runs, as with any signer: a change would
 // make the signature cover other bytes than the update was made for. A
@@ -124,7 +123,7 @@ func (s source) startCopy(out io.Writer) *copying {
 
 // finish completes the copy, which the update then follows.
 func (c *copying) finish() error {
-	if c.done == nil {
+	if c.src.file == nil {
 		_, err := c.out.Write(c.src.data)
 		return err
 	}
@@ -150,7 +149,7 @@ func copyFile(out io.Writer, f *os.File, n int64) error {
 	}
 	copied, err := io.Copy(out, io.LimitReader(f, n))
 	if err == nil && copied < n {
-		err = fmt.Errorf("pades: %s changed while being signed: %d bytes left of %d", f.Name(), copied, n)
+		err = fmt.Errorf("pades: copying %s: %d bytes of %d", f.Name(), copied, n)
 	}
 	return err
 }

@@ -19,8 +19,8 @@ import (
 )
 
 // deterministicOptions signs with RSA PKCS #1 v1.5, which makes the same
-// signature of the same digest, at a fixed time: the same input then gives
-// the same bytes.
+// signature of the same digest, at a fixed time, with a visible stamp:
+// the same input then gives the same bytes.
 func deterministicOptions(t *testing.T) pades.Options {
 	t.Helper()
 	ca, err := pki.NewCA(pkix.Name{CommonName: "File CA"}, time.Hour, true)

@@ -81,12 +81,14 @@ func Sign(ctx context.Context, in []byte, out io.Writer, opts Options) error {
 	return sign(ctx, source{data: in}, out, opts)
 }
 
-// SignFile is Sign for a document in a file, which it streams: in, from
-// its start, is read once, mapped into memory rather than copied to the
-// heap, and copied to out while the update is prepared (by the kernel
-// when out is a file too). in must not change meanwhile (see withFile).
-// When SignFile fails, out may hold part of the result: write to a
-// temporary file and rename it on success.
+// SignFile is Sign for a document in a file, which it streams, so that
+// memory use does not grow with the file: the update is prepared from
+// in's pages mapped into memory, in is hashed through a small buffer, and
+// copied to out meanwhile, by the kernel when out is a file too
+// (copy_file_range). in is read from its start, whatever its offset,
+// which SignFile moves; it must not change meanwhile (see withFile). When
+// SignFile fails, out may hold part of the result: write to a temporary
+// file and rename it on success.
 func SignFile(ctx context.Context, in *os.File, out io.Writer, opts Options) error {
 	return withFile(in, opts.MaxInput, func(src source) error { return sign(ctx, src, out, opts) })
 }

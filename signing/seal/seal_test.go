@@ -46,18 +46,25 @@ func TestSealBB(t *testing.T) {
 		t.Fatal(err)
 	}
 	pdftest.Validate(t, out, pdftest.Expect{Signatures: 1, CAFile: filepath.Join(dir, pki.CACertFile)})
-	ca, err := pki.LoadCACert(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := verify.File(out, ca)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := verifyFile(t, dir, out)
 	s := r.Signatures[0]
 	if r.ExitCode() != verify.ExitValid || s.Level != verify.LevelBB || !s.IssuedByCA || s.Signer != "Mairie de Test seal" || s.ChangedAfter {
 		t.Errorf("report:\n%s", r.Text(true))
 	}
+}
+
+// verifyFile verifies path against the CA of the installation in dir.
+func verifyFile(t *testing.T, dir, path string) *verify.Report {
+	t.Helper()
+	ca, err := pki.LoadCACert(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := verify.File(path, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func TestSealBLTA(t *testing.T) {
@@ -179,14 +186,7 @@ func TestSealInMemory(t *testing.T) {
 	if err := os.WriteFile(out, sealed.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ca, err := pki.LoadCACert(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := verify.File(out, ca)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := verifyFile(t, dir, out)
 	if len(r.Signatures) != 2 || r.Signatures[0].Level != verify.LevelBLTA || !r.HasDSS || r.ExitCode() != verify.ExitValid {
 		t.Fatalf("report:\n%s", r.Text(true))
 	}
