@@ -6,7 +6,9 @@
 // Sign adds a signature (ETSI.CAdES.detached, level B-B, or B-T with a
 // time-stamp authority), AddDSS adds the validation data that make it B-LT
 // (a /DSS dictionary), and DocTimestamp adds a document time-stamp
-// (ETSI.RFC3161) that makes it B-LTA.
+// (ETSI.RFC3161) that makes it B-LTA. They take the document in memory;
+// SignFile, AddDSSFile and DocTimestampFile stream it from a file instead,
+// so that memory use does not grow with the document.
 //
 // An update only needs the cross-reference data, the catalog, the form
 // and the path to one page, so documents are read lazily (see
@@ -14,7 +16,7 @@
 // broken files, when the lazy reader meets one. The update is written
 // here: the new objects always get fresh object numbers, the
 // cross-reference section has the same kind (table or stream) as the
-// source's, and the original bytes are never copied or rewritten.
+// source's, and the original bytes go to the output unchanged.
 package pades
 
 import (
