@@ -16,7 +16,10 @@ var sealCommand = &command{
 Seal applies the organisation's seal (the seal key and certificate in keys.dir)
 to IN.pdf and writes the result to OUT.pdf, as an incremental update that keeps
 every earlier signature valid. With tsa.url configured the seal is timestamped
-and carries its validation data (PAdES B-LTA); without, it is PAdES B-B.`,
+and carries its validation data (PAdES B-LTA); without, it is PAdES B-B.
+OUT.pdf is written under a temporary name in its directory and only takes its
+name once complete: a failed seal leaves it as it was. IN.pdf is streamed, not
+held in memory, and must not change while it is sealed.`,
 	run: runSeal,
 }
 

@@ -6,7 +6,9 @@
 // Sign adds a signature (ETSI.CAdES.detached, level B-B, or B-T with a
 // time-stamp authority), AddDSS adds the validation data that make it B-LT
 // (a /DSS dictionary), and DocTimestamp adds a document time-stamp
-// (ETSI.RFC3161) that makes it B-LTA.
+// (ETSI.RFC3161) that makes it B-LTA. They take the document in memory;
+// SignFile, AddDSSFile and DocTimestampFile stream it from a file instead,
+// so that memory use does not grow with the document.
 //
 // An update only needs the cross-reference data, the catalog, the form
 // and the page tree (walked whole, so that the page count is the real
@@ -16,7 +18,7 @@
 // the gateway accepts exactly the documents it can sign. The update is written
 // here: the new objects always get fresh object numbers, the
 // cross-reference section has the same kind (table or stream) as the
-// source's, and the original bytes are never copied or rewritten.
+// source's, and the original bytes go to the output unchanged.
 package pades
 
 import (
@@ -192,16 +194,25 @@ func encrypted(err error) error {
 	return fmt.Errorf("%w: %v", ErrEncrypted, err)
 }
 
-// checkSize refuses input over the size limit, maxInput or, when that is
-// not positive, DefaultMaxInput.
+// checkSize refuses input over the size limit (see sizeLimit).
 func checkSize(in []byte, maxInput int64) error {
-	if maxInput <= 0 {
-		maxInput = DefaultMaxInput
-	}
-	if int64(len(in)) > maxInput {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(in), maxInput)
+	return checkLength(int64(len(in)), maxInput)
+}
+
+// checkLength is checkSize for input of n bytes not read yet.
+func checkLength(n, maxInput int64) error {
+	if limit := sizeLimit(maxInput); n > limit {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, limit)
 	}
 	return nil
+}
+
+// sizeLimit is maxInput or, when that is not positive, DefaultMaxInput.
+func sizeLimit(maxInput int64) int64 {
+	if maxInput <= 0 {
+		return DefaultMaxInput
+	}
+	return maxInput
 }
 
 // checkCertification refuses documents whose certification signature

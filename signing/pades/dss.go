@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
 )
@@ -25,13 +26,29 @@ type ValidationData struct {
 // AddDSS writes in followed by an incremental update adding vd to the
 // document security store (/DSS), merged with any /DSS already present.
 func AddDSS(ctx context.Context, in []byte, out io.Writer, vd ValidationData, maxInput int64) error {
-	d, err := withDocument(ctx, in, maxInput, func(d *document) error { return d.buildDSS(vd) })
+	return addDSS(ctx, source{data: in}, out, vd, maxInput)
+}
+
+// AddDSSFile is AddDSS for a document in a file, streamed as SignFile
+// does.
+func AddDSSFile(ctx context.Context, in *os.File, out io.Writer, vd ValidationData, maxInput int64) error {
+	return withFile(in, maxInput, func(src source) error { return addDSS(ctx, src, out, vd, maxInput) })
+}
+
+// addDSS is AddDSS for a source.
+func addDSS(ctx context.Context, src source, out io.Writer, vd ValidationData, maxInput int64) error {
+	if err := checkSize(src.data, maxInput); err != nil {
+		return err
+	}
+	copied := src.startCopy(out)
+	defer copied.wait()
+	d, err := withDocument(ctx, src.data, maxInput, func(d *document) error { return d.buildDSS(vd) })
 	if err != nil {
 		return err
 	}
 	defer d.f.Release()
-	tail := d.write(int64(len(in)))
-	if _, err := out.Write(in); err != nil {
+	tail := d.write(int64(len(src.data)))
+	if err := copied.finish(); err != nil {
 		return err
 	}
 	_, err = out.Write(tail)

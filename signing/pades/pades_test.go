@@ -451,19 +451,7 @@ func TestIncrementMatchesSource(t *testing.T) {
 // and a buffer handed to two documents would mix their objects. RSA
 // PKCS #1 v1.5 and a fixed time make signing deterministic.
 func TestConcurrentSigning(t *testing.T) {
-	ca, err := pki.NewCA(pkix.Name{CommonName: "Concurrency CA"}, time.Hour, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.Issue(pkix.Name{CommonName: "Concurrent signer"}, nil, ca.Key.Public(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := pades.Options{
-		Signer: pades.Signer{Key: ca.Key, Chain: []*x509.Certificate{cert, ca.Cert}},
-		Time:   time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC),
-		Stamp:  &pades.Stamp{Page: 1, Rect: [4]float64{350, 40, 560, 110}, Name: "Hélène Dupont"},
-	}
+	opts := deterministicOptions(t)
 	td := pdftest.PdfcpuTestdata(t)
 	var docs, want [][]byte
 	for _, path := range []string{pdftest.Corpus(t)["qpdf-objstm"], pdftest.Corpus(t)["pdfcpu-hybrid"], filepath.Join(td, "itu-t81.pdf"), filepath.Join(td, "gobook.0.pdf")} {

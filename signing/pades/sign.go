@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/parapheur/parapheur/signing/cms"
@@ -73,8 +75,26 @@ type Options struct {
 
 // Sign writes in followed by an incremental update that signs it to out.
 // Errors wrap ErrNotPDF, ErrTooLarge, ErrTruncated, ErrMalformed,
-// ErrEncrypted, ErrLocked or ErrNoSuchPage for bad input.
+// ErrEncrypted, ErrLocked or ErrNoSuchPage for bad input; out receives
+// nothing then.
 func Sign(ctx context.Context, in []byte, out io.Writer, opts Options) error {
+	return sign(ctx, source{data: in}, out, opts)
+}
+
+// SignFile is Sign for a document in a file, which it streams, so that
+// memory use does not grow with the file: the update is prepared from
+// in's pages mapped into memory, in is hashed through a small buffer, and
+// copied to out meanwhile, by the kernel when out is a file too
+// (copy_file_range). in is read from its start, whatever its offset,
+// which SignFile moves; it must not change meanwhile (see withFile). When
+// SignFile fails, out may hold part of the result: write to a temporary
+// file and rename it on success.
+func SignFile(ctx context.Context, in *os.File, out io.Writer, opts Options) error {
+	return withFile(in, opts.MaxInput, func(src source) error { return sign(ctx, src, out, opts) })
+}
+
+// sign is Sign for a source.
+func sign(ctx context.Context, src source, out io.Writer, opts Options) error {
 	s := opts.Signer
 	if s.Key == nil || len(s.Chain) == 0 {
 		return errors.New("pades: a signing key and its certificate are required")
@@ -131,13 +151,24 @@ func Sign(ctx context.Context, in []byte, out io.Writer, opts Options) error {
 		}
 		return d.addSignature(v, size, st.Page, st.Rect, ap)
 	}
-	return appendSigned(ctx, in, out, opts.MaxInput, &size, build, contents)
+	return appendSigned(ctx, src, out, opts.MaxInput, &size, build, contents)
 }
 
 // DocTimestamp writes in followed by an incremental update holding a
 // document time-stamp (ETSI.RFC3161) over all of it, which protects the
 // signatures and validation data before it (level B-LTA).
 func DocTimestamp(ctx context.Context, in []byte, out io.Writer, tsa Timestamper, maxInput int64) error {
+	return docTimestamp(ctx, source{data: in}, out, tsa, maxInput)
+}
+
+// DocTimestampFile is DocTimestamp for a document in a file, streamed as
+// SignFile does.
+func DocTimestampFile(ctx context.Context, in *os.File, out io.Writer, tsa Timestamper, maxInput int64) error {
+	return withFile(in, maxInput, func(src source) error { return docTimestamp(ctx, src, out, tsa, maxInput) })
+}
+
+// docTimestamp is DocTimestamp for a source.
+func docTimestamp(ctx context.Context, src source, out io.Writer, tsa Timestamper, maxInput int64) error {
 	if tsa == nil {
 		return errors.New("pades: a document time-stamp needs a time-stamp authority")
 	}
@@ -157,18 +188,21 @@ func DocTimestamp(ctx context.Context, in []byte, out io.Writer, tsa Timestamper
 		}
 		return token, nil
 	}
-	return appendSigned(ctx, in, out, maxInput, &size, build, contents)
+	return appendSigned(ctx, src, out, maxInput, &size, build, contents)
 }
 
-// appendSigned parses in, lets build add a signature dictionary of *size
-// bytes, hashes the ByteRange, asks contents for the DER to put in
+// appendSigned parses src, lets build add a signature dictionary of
+// *size bytes, hashes the ByteRange, asks contents for the DER to put in
 // /Contents, and writes the result to out. When the DER does not fit (a
 // time-stamp token larger than guessed), it starts over once with the
 // real size.
-func appendSigned(ctx context.Context, in []byte, out io.Writer, maxInput int64, size *int, build func(*document) error, contents func(digest []byte) ([]byte, error)) error {
+func appendSigned(ctx context.Context, src source, out io.Writer, maxInput int64, size *int, build func(*document) error, contents func(digest []byte) ([]byte, error)) error {
+	in := src.data
 	if err := checkSize(in, maxInput); err != nil {
 		return err
 	}
+	copied := src.startCopy(out)
+	defer copied.wait()
 	// The ByteRange starts with all of in, the bulk of the work: the
 	// update is prepared on another core, when there is one, while this
 	// goroutine hashes in, once for both attempts. Hashing here rather
@@ -176,8 +210,11 @@ func appendSigned(ctx context.Context, in []byte, out io.Writer, maxInput int64,
 	// critical path.
 	prepared := make(chan preparedUpdate)
 	go func() {
-		// A panic here would take the whole gateway down: no caller's
-		// recover reaches this goroutine.
+		// in may be a mapped file (see mappedRead); a fault reading it,
+		// as any panic here, becomes an error through guard: no caller's
+		// recover reaches this goroutine, and a panic would take the
+		// whole gateway down.
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 		var u *update
 		err := guard(func() (err error) {
 			u, err = prepareUpdate(ctx, in, maxInput, build)
@@ -186,13 +223,16 @@ func appendSigned(ctx context.Context, in []byte, out io.Writer, maxInput int64,
 		prepared <- preparedUpdate{u, err}
 	}()
 	inHash := sha256.New()
-	inHash.Write(in)
+	hashErr := src.hashInto(inHash)
 	for attempt := 0; ; attempt++ {
 		var u *update
 		var err error
 		if attempt == 0 {
 			p := <-prepared
 			u, err = p.u, p.err
+			if hashErr != nil {
+				return hashErr
+			}
 		} else {
 			u, err = prepareUpdate(ctx, in, maxInput, build)
 		}
@@ -217,7 +257,7 @@ func appendSigned(ctx context.Context, in []byte, out io.Writer, maxInput int64,
 			continue
 		}
 		hex.Encode(u.tail[u.contentsStart+1:], der)
-		if _, err := out.Write(in); err != nil {
+		if err := copied.finish(); err != nil {
 			return err
 		}
 		_, err = out.Write(u.tail)

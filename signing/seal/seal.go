@@ -9,12 +9,14 @@ package seal
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/digitorus/timestamp"
@@ -44,6 +46,90 @@ type Options struct {
 
 // Seal writes in, sealed, to out.
 func Seal(ctx context.Context, in []byte, out io.Writer, opts Options) error {
+	return sealWith(ctx, in, out, opts, inMemory)
+}
+
+// File seals the PDF file inPath into outPath. The input is streamed (see
+// pades.SignFile), never held whole in memory. The result is written to a
+// temporary file next to outPath, then renamed to it: when sealing fails,
+// outPath is left as it was and nothing else remains.
+func File(ctx context.Context, inPath, outPath string, opts Options) (err error) {
+	in, err := os.Open(inPath)
+	if err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	defer in.Close()
+	dir := filepath.Dir(outPath)
+	// Not os.CreateTemp, whose 0600 would outlive the rename: the sealed
+	// file gets the umask's permissions, as os.Create gives.
+	tmpPath := filepath.Join(dir, "."+filepath.Base(outPath)+"."+rand.Text()[:12]+".tmp")
+	out, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			out.Close()
+			os.Remove(tmpPath)
+		}
+	}()
+	if err := sealWith(ctx, in, out, opts, inFiles(dir)); err != nil {
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	if err := os.Rename(tmpPath, outPath); err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	return nil
+}
+
+// steps are the pades calls on one kind of input, bytes or a file, and
+// how the result of one becomes the input of the next.
+type steps[In any] struct {
+	sign         func(context.Context, In, io.Writer, pades.Options) error
+	addDSS       func(context.Context, In, io.Writer, pades.ValidationData, int64) error
+	docTimestamp func(context.Context, In, io.Writer, pades.Timestamper, int64) error
+	// intermediate makes room for a result that the next step reads back
+	// with result; release frees it.
+	intermediate func() (w io.Writer, result func() In, release func(), err error)
+}
+
+// inMemory passes results in buffers.
+var inMemory = steps[[]byte]{
+	sign:         pades.Sign,
+	addDSS:       pades.AddDSS,
+	docTimestamp: pades.DocTimestamp,
+	intermediate: func() (io.Writer, func() []byte, func(), error) {
+		var b bytes.Buffer
+		return &b, b.Bytes, func() {}, nil
+	},
+}
+
+// inFiles passes results in temporary files in dir, which should be on
+// the output's file system: the kernel then copies between them, or
+// shares their blocks where the file system can.
+func inFiles(dir string) steps[*os.File] {
+	return steps[*os.File]{
+		sign:         pades.SignFile,
+		addDSS:       pades.AddDSSFile,
+		docTimestamp: pades.DocTimestampFile,
+		intermediate: func() (io.Writer, func() *os.File, func(), error) {
+			f, err := os.CreateTemp(dir, ".parapheur-seal-*.tmp")
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("seal: %w", err)
+			}
+			return f, func() *os.File { return f }, func() {
+				f.Close()
+				os.Remove(f.Name())
+			}, nil
+		},
+	}
+}
+
+// sealWith seals in to out with s.
+func sealWith[In any](ctx context.Context, in In, out io.Writer, opts Options, s steps[In]) error {
 	if opts.Seal == nil {
 		return errors.New("seal: no seal key")
 	}
@@ -59,19 +145,46 @@ func Seal(ctx context.Context, in []byte, out io.Writer, opts Options) error {
 		MaxInput: opts.MaxInput,
 	}
 	if opts.TSAURL == "" {
-		return pades.Sign(ctx, in, out, sign)
+		return s.sign(ctx, in, out, sign)
 	}
 	rec := &recorder{client: &tsa.Client{URL: opts.TSAURL, HTTP: hc}}
 	sign.TSA = rec
-	var signed, withDSS bytes.Buffer
-	if err := pades.Sign(ctx, in, &signed, sign); err != nil {
+	signedW, signed, releaseSigned, err := s.intermediate()
+	if err != nil {
 		return err
 	}
+	defer releaseSigned()
+	if err := s.sign(ctx, in, signedW, sign); err != nil {
+		return err
+	}
+	vd, err := validationData(ctx, hc, opts, rec.tokens)
+	if err != nil {
+		return err
+	}
+	limit := opts.MaxInput
+	if limit > 0 {
+		limit += 1 << 20 // room for the seal's own updates
+	}
+	withDSSW, withDSS, releaseWithDSS, err := s.intermediate()
+	if err != nil {
+		return err
+	}
+	defer releaseWithDSS()
+	if err := s.addDSS(ctx, signed(), withDSSW, vd, limit); err != nil {
+		return err
+	}
+	return s.docTimestamp(ctx, withDSS(), out, rec.client, limit)
+}
+
+// validationData gathers the certificates of the seal's chain and of the
+// time-stamp tokens, and what CRLs and OCSP answers can be fetched for
+// them.
+func validationData(ctx context.Context, hc *http.Client, opts Options, tokens [][]byte) (pades.ValidationData, error) {
 	certs := append([]*x509.Certificate(nil), opts.Seal.Chain...)
-	for _, tok := range rec.tokens {
+	for _, tok := range tokens {
 		ts, err := timestamp.Parse(tok)
 		if err != nil {
-			return fmt.Errorf("seal: time-stamp token: %w", err)
+			return pades.ValidationData{}, fmt.Errorf("seal: time-stamp token: %w", err)
 		}
 		certs = append(certs, ts.Certificates...)
 	}
@@ -83,36 +196,12 @@ func Seal(ctx context.Context, in []byte, out io.Writer, opts Options) error {
 	err := errors.Join(crlErr, ocspErr)
 	var revoked *pki.RevokedError
 	if errors.As(err, &revoked) {
-		return fmt.Errorf("seal: %w", revoked)
+		return pades.ValidationData{}, fmt.Errorf("seal: %w", revoked)
 	}
 	if err != nil && opts.Warn != nil {
 		opts.Warn(err)
 	}
-	limit := opts.MaxInput
-	if limit > 0 {
-		limit += 1 << 20 // room for the seal's own updates
-	}
-	if err := pades.AddDSS(ctx, signed.Bytes(), &withDSS, pades.ValidationData{Certs: certs, CRLs: crls, OCSPs: ocsps}, limit); err != nil {
-		return err
-	}
-	return pades.DocTimestamp(ctx, withDSS.Bytes(), out, rec.client, limit)
-}
-
-// File seals the PDF file inPath into outPath, which is only created when
-// sealing succeeds.
-func File(ctx context.Context, inPath, outPath string, opts Options) error {
-	in, err := os.ReadFile(inPath)
-	if err != nil {
-		return fmt.Errorf("seal: %w", err)
-	}
-	var out bytes.Buffer
-	if err := Seal(ctx, in, &out, opts); err != nil {
-		return err
-	}
-	if err := os.WriteFile(outPath, out.Bytes(), 0o644); err != nil {
-		return fmt.Errorf("seal: %w", err)
-	}
-	return nil
+	return pades.ValidationData{Certs: certs, CRLs: crls, OCSPs: ocsps}, nil
 }
 
 // recorder keeps the tokens a TSA issued, whose certificates belong in

@@ -1,11 +1,14 @@
 package seal_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -43,18 +46,25 @@ func TestSealBB(t *testing.T) {
 		t.Fatal(err)
 	}
 	pdftest.Validate(t, out, pdftest.Expect{Signatures: 1, CAFile: filepath.Join(dir, pki.CACertFile)})
-	ca, err := pki.LoadCACert(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := verify.File(out, ca)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := verifyFile(t, dir, out)
 	s := r.Signatures[0]
 	if r.ExitCode() != verify.ExitValid || s.Level != verify.LevelBB || !s.IssuedByCA || s.Signer != "Mairie de Test seal" || s.ChangedAfter {
 		t.Errorf("report:\n%s", r.Text(true))
 	}
+}
+
+// verifyFile verifies path against the CA of the installation in dir.
+func verifyFile(t *testing.T, dir, path string) *verify.Report {
+	t.Helper()
+	ca, err := pki.LoadCACert(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := verify.File(path, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func TestSealBLTA(t *testing.T) {
@@ -153,10 +163,121 @@ func TestSealRevoked(t *testing.T) {
 			if !errors.As(err, &revoked) || revoked.Source != source || !strings.Contains(err.Error(), "Mairie de Test seal") {
 				t.Fatalf("sealing with a revoked certificate: %v", err)
 			}
-			if _, statErr := os.Stat(out); !errors.Is(statErr, os.ErrNotExist) {
-				t.Errorf("a sealed file was written: %v", statErr)
-			}
+			leftovers(t, filepath.Dir(out))
 			t.Log(err)
 		})
 	}
+}
+
+// TestSealInMemory expects Seal, which holds the document in buffers
+// between its steps where File uses temporary files, to make the same
+// B-LTA seal.
+func TestSealInMemory(t *testing.T) {
+	_, tsa, dir, kp := revocableInstallation(t)
+	in, err := os.ReadFile(pdftest.Corpus(t)["qpdf-objstm"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sealed bytes.Buffer
+	if err := seal.Seal(context.Background(), in, &sealed, seal.Options{Seal: kp, TSAURL: tsa.URL}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "sealed.pdf")
+	if err := os.WriteFile(out, sealed.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := verifyFile(t, dir, out)
+	if len(r.Signatures) != 2 || r.Signatures[0].Level != verify.LevelBLTA || !r.HasDSS || r.ExitCode() != verify.ExitValid {
+		t.Fatalf("report:\n%s", r.Text(true))
+	}
+}
+
+// TestFileOutput expects File to leave OUT as it was and nothing else in
+// its directory when sealing fails, and to give the sealed file the
+// permissions os.Create gives (not a temporary file's 0600).
+func TestFileOutput(t *testing.T) {
+	_, kp := installation(t, "", "")
+	junk := filepath.Join(t.TempDir(), "junk.pdf")
+	if err := os.WriteFile(junk, []byte(strings.Repeat("%PDF-1.7 but not quite\n", 100)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	outDir := t.TempDir()
+	out := filepath.Join(outDir, "sealed.pdf")
+	if err := seal.File(context.Background(), junk, out, seal.Options{Seal: kp}); err == nil {
+		t.Fatal("sealed a file that is not a PDF")
+	}
+	leftovers(t, outDir)
+	if err := os.WriteFile(out, []byte("kept"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := seal.File(context.Background(), junk, out, seal.Options{Seal: kp}); err == nil {
+		t.Fatal("sealed a file that is not a PDF")
+	}
+	if b, err := os.ReadFile(out); err != nil || string(b) != "kept" {
+		t.Errorf("OUT after a failed seal: %q, %v; want it as it was", b, err)
+	}
+	leftovers(t, outDir, "sealed.pdf")
+
+	if err := seal.File(context.Background(), pdftest.Corpus(t)["qpdf-classic"], out, seal.Options{Seal: kp}); err != nil {
+		t.Fatal(err)
+	}
+	leftovers(t, outDir, "sealed.pdf")
+	ref := filepath.Join(outDir, "reference")
+	f, err := os.Create(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	defer os.Remove(ref)
+	want, err := os.Stat(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Mode() != want.Mode() {
+		t.Errorf("sealed file's mode %v, want %v as os.Create gives", got.Mode(), want.Mode())
+	}
+}
+
+// leftovers fails t when dir holds other files than want.
+func leftovers(t *testing.T, dir string, want ...string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, want) {
+		t.Errorf("%s holds %q, want %q", dir, names, want)
+	}
+}
+
+// TestFileStreams expects File not to hold the document in memory: it is
+// streamed from the input file to the output file (see pades.SignFile),
+// so the heap grows by much less than the 21 MB document sealed.
+func TestFileStreams(t *testing.T) {
+	_, kp := installation(t, "", "")
+	in := pdftest.BenchmarkPDFs(t)["21MB"]
+	st, err := os.Stat(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "sealed.pdf")
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := seal.File(context.Background(), in, out, seal.Options{Seal: kp}); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	allocated := after.TotalAlloc - before.TotalAlloc
+	if allocated > uint64(st.Size())/4 {
+		t.Errorf("sealing a %d-byte file allocated %d bytes, want under a quarter of it", st.Size(), allocated)
+	}
+	t.Logf("sealing a %d-byte file allocated %d bytes", st.Size(), allocated)
 }
