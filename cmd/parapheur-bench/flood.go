@@ -38,7 +38,7 @@ func flood(o options, size int, kind string) error {
 	}
 	failed := true
 	defer func() { g.stop(failed || o.verbose) }()
-	baseline, err := g.peakRSS()
+	baseline, _, _, err := g.memory()
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func flood(o options, size int, kind string) error {
 	if err := waitHandled(g, o.n, 10*time.Minute); err != nil {
 		return err
 	}
-	peak, err := g.peakRSS()
+	peak, anon, file, err := g.memory()
 	if err != nil {
 		return err
 	}
@@ -75,6 +75,7 @@ func flood(o options, size int, kind string) error {
 	fmt.Printf("  mailed in %.1f s, all handled after %.1f s\n", mailed.Seconds(), time.Since(start).Seconds())
 	fmt.Printf("  serve peak RSS %.0f MB (%.0f MB when idle) = %.2f x limits.max_message_bytes (%d MiB)\n",
 		float64(peak)/1e6, float64(baseline)/1e6, float64(peak)/defaultMaxMessageBytes, defaultMaxMessageBytes>>20)
+	fmt.Printf("  resident at the end: %.0f MB anonymous, %.0f MB of mapped files\n", float64(anon)/1e6, float64(file)/1e6)
 	return nil
 }
 

@@ -113,19 +113,31 @@ func (g *gateway) waitReady(timeout time.Duration) error {
 	return fmt.Errorf("serve not ready after %v: %w\n%s", timeout, errTimeout, g.logTail())
 }
 
-// peakRSS is the serve process's peak resident set (VmHWM of /proc/PID/status), in bytes.
-func (g *gateway) peakRSS() (int64, error) {
+// memory reads the serve process's peak resident set (VmHWM) and its resident set now,
+// anonymous (heap, stacks) and file-backed (the binary, a bbolt store's mapped file), from
+// /proc/PID/status, in bytes.
+func (g *gateway) memory() (peak, anon, file int64, err error) {
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.cmd.Process.Pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, 0, err
 	}
+	fields := map[string]*int64{"VmHWM:": &peak, "RssAnon:": &anon, "RssFile:": &file}
 	for line := range strings.Lines(string(status)) {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err
+		for name, v := range fields {
+			if rest, ok := strings.CutPrefix(line, name); ok {
+				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+				if err != nil {
+					return 0, 0, 0, fmt.Errorf("/proc/%d/status: %s %w", g.cmd.Process.Pid, name, err)
+				}
+				*v = kb << 10
+				delete(fields, name)
+			}
 		}
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", g.cmd.Process.Pid)
+	if len(fields) > 0 {
+		return 0, 0, 0, fmt.Errorf("/proc/%d/status lacks %d of VmHWM, RssAnon, RssFile", g.cmd.Process.Pid, len(fields))
+	}
+	return peak, anon, file, nil
 }
 
 // send mails msg from from to the gateway through Postfix.
