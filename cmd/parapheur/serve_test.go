@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -125,16 +127,95 @@ func (s *server) stop(t *testing.T) {
 // newSubmission is a mail from bob with a PDF and one signer, and its Message-ID.
 func newSubmission(t *testing.T, subject string) (string, string) {
 	t.Helper()
-	pdf, err := os.ReadFile(filepath.Join("..", "..", "mailin", "testdata", "doc1.pdf"))
+	pdf, err := os.ReadFile(samplePDF)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return submissionOf(subject, pdf)
+}
+
+// samplePDF is the document of the end-to-end submissions.
+var samplePDF = filepath.Join("..", "..", "mailin", "testdata", "doc1.pdf")
+
+// submissionOf is a mail from bob with pdf and one signer, and its Message-ID.
+func submissionOf(subject string, pdf []byte) (string, string) {
 	id := fmt.Sprintf("<e2e-%d@example.com>", time.Now().UnixNano())
 	return fmt.Sprintf("From: Bob Agent <bob@example.com>\r\nTo: parapheur@org.example\r\nSubject: %s\r\n"+
 		"Message-ID: %s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"+
 		"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSignataire : Alice Martin <alice@example.com>\r\n"+
 		"--b\r\nContent-Type: application/pdf; name=convention.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n%s\r\n--b--\r\n",
 		subject, id, base64.StdEncoding.EncodeToString(pdf)), id
+}
+
+// TestServeObjectStreamsAndForgedBounce is issue 9's proof through the real
+// Postfix and Dovecot: a PDF saved with object streams (as Word, Acrobat and
+// qpdf write them) is acknowledged with its real page count, and a delivery
+// report forged to the plain gateway address, naming the envelope and its
+// signer, is ignored.
+func TestServeObjectStreamsAndForgedBounce(t *testing.T) {
+	qpdf, err := exec.LookPath("qpdf")
+	if err != nil {
+		t.Fatal("qpdf is missing: apt-get install -y qpdf")
+	}
+	objstm := filepath.Join(t.TempDir(), "objstm.pdf")
+	if out, err := exec.Command(qpdf, "--object-streams=generate", samplePDF, objstm).CombinedOutput(); err != nil {
+		t.Fatalf("qpdf: %v\n%s", err, out)
+	}
+	pdf, err := os.ReadFile(objstm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(pdf, []byte("/ObjStm")) {
+		t.Fatal("qpdf wrote no object stream")
+	}
+	rig := testrig.MailRig(t)
+	srv := startServe(t, rig, "bolt://"+filepath.Join(t.TempDir(), "parapheur.db"), initKeys(t))
+	submission, msgID := submissionOf("Convention en flux d'objets", pdf)
+	sendMail(t, rig.SMTPAddr(), "bob@example.com", "parapheur@org.example", submission)
+	ack, err := rig.WaitMessage("bob", "In-Reply-To", msgID, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	envID := engine.EnvelopeID(strings.ToLower(msgID))
+	sum := sha256.Sum256(pdf)
+	ackMsg, err := mail.ReadMessage(bytes.NewReader(ack))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ackText, err := io.ReadAll(quotedprintable.NewReader(ackMsg.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(ackText, []byte(envID)) || !bytes.Contains(ackText, []byte(hex.EncodeToString(sum[:]))) ||
+		!bytes.Contains(ackText, []byte("1 page")) {
+		t.Fatalf("the acknowledgement does not name envelope %s, one page and the document's SHA-256:\n%s", envID, ack)
+	}
+	if _, err := rig.WaitMessage("alice", "X-Parapheur-Envelope", envID, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	forged := "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\nTo: parapheur@org.example\r\n" +
+		"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <forged-" + envID + "@mx.example.net>\r\n" +
+		"Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/report; report-type=delivery-status; boundary=r\r\n\r\n" +
+		"--r\r\nContent-Type: text/plain\r\n\r\nI'm sorry.\r\n--r\r\nContent-Type: message/delivery-status\r\n\r\n" +
+		"Reporting-MTA: dns; mx.example.net\r\nOriginal-Envelope-Id: " + envID + "\r\n\r\n" +
+		"Final-Recipient: rfc822; alice@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n" +
+		"Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n\r\n" +
+		"--r\r\nContent-Type: text/rfc822-headers\r\n\r\nX-Parapheur-Envelope: " + envID + "\r\n\r\n--r--\r\n"
+	sendMail(t, rig.SMTPAddr(), "", "parapheur@org.example", forged)
+	eventually(t, 60*time.Second, "the forged report is handled", func() bool {
+		return strings.Contains(srv.logs.String(), "delivery report ignored")
+	})
+	if logs := srv.logs.String(); strings.Contains(logs, "bounce recorded") {
+		t.Fatalf("the forged report was believed:\n%s", grepLines(logs, "bounce"))
+	}
+	srv.stop(t) // the bbolt file is the serving process's alone
+	show := parapheur(t, srv.cmd.Env, "envelope", "show", envID)
+	if show.code != exitOK || !strings.Contains(show.stdout, "1 page(s)") ||
+		strings.Contains(show.stdout, "bounced") || strings.Contains(show.stdout, "delivery failed") {
+		t.Fatalf("envelope show (exit %d) after the forged report:\n%s%s", show.code, show.stdout, show.stderr)
+	}
 }
 
 func serveEndToEnd(t *testing.T, storeURL string) {
