@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -49,6 +50,12 @@ func runCAInit(inv *invocation) int {
 	}
 	opts := pki.InitOptions{Organisation: *org, Country: *country, Passphrase: string(cfg.Keys.Passphrase), RSA: *rsa}
 	if err := pki.InitCA(cfg.Keys.Dir, opts); err != nil {
+		if errors.Is(err, pki.ErrExists) && wrote {
+			// An installation made before the gateway secret existed: it
+			// needed only the secret, and keeps its CA and seal.
+			fmt.Fprintf(inv.stdout, "kept the CA and seal already in %s\n", cfg.Keys.Dir)
+			return exitOK
+		}
 		return inv.fail(err)
 	}
 	for _, f := range []string{pki.CACertFile, pki.CAKeyFile, pki.SealCertFile, pki.SealKeyFile} {

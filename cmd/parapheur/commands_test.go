@@ -40,6 +40,15 @@ func TestCASealVerify(t *testing.T) {
 	if again, err := os.ReadFile(secret); err != nil || !bytes.Equal(again, first) {
 		t.Fatalf("the second ca init changed the gateway secret: %v", err)
 	}
+	// An installation made before the gateway secret: ca init adds the
+	// secret serve asks for and keeps the CA.
+	if err := os.Remove(secret); err != nil {
+		t.Fatal(err)
+	}
+	if r := parapheur(t, env, "ca", "init", "--organisation", "Mairie de Test"); r.code != exitOK ||
+		!strings.Contains(r.stdout, "wrote "+secret) || !strings.Contains(r.stdout, "kept the CA and seal") {
+		t.Fatalf("ca init of an installation without gateway.key: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 
 	in, out := filepath.Join(dir, "in.pdf"), filepath.Join(dir, "out.pdf")
 	if _, err := exec.LookPath("qpdf"); err != nil {

@@ -34,6 +34,9 @@ type InitOptions struct {
 	CRLURL, OCSPURL string
 }
 
+// ErrExists is InitCA's refusal to overwrite a key or certificate file.
+var ErrExists = errors.New("already exists")
+
 // InitCA creates, in dir, a signing CA and an organisation seal
 // certificate issued by it: the files named by CACertFile, CAKeyFile,
 // SealCertFile and SealKeyFile. It never overwrites an existing file.
@@ -46,7 +49,7 @@ func InitCA(dir string, opts InitOptions) error {
 	}
 	for _, name := range []string{CACertFile, CAKeyFile, SealCertFile, SealKeyFile} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-			return fmt.Errorf("pki: %s already exists, not overwriting", filepath.Join(dir, name))
+			return fmt.Errorf("pki: %s %w, not overwriting", filepath.Join(dir, name), ErrExists)
 		}
 	}
 	if opts.CAValidity == 0 {
