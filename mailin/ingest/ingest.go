@@ -226,9 +226,9 @@ func (h *Handler) submission(ctx context.Context, mi *inbound) (poller.Destinati
 		}
 		docs = append(docs, workflow.Document{Name: d.Name, Pages: pages, Size: int64(len(d.Data))})
 	}
-	deadline, passed := workflow.Deadline(h.engine.Now(), h.cfg.DeadlineDays, h.cfg.Location, workflow.Day(in.Deadline))
+	deadline, passed := workflow.Deadline(h.engine.Now(), h.cfg.DeadlineDays, h.cfg.Location, in.Deadline)
 	if passed {
-		problems = append(problems, problem.DeadlinePassed(workflow.Day(in.Deadline)))
+		problems = append(problems, problem.DeadlinePassed(in.Deadline))
 	}
 	if len(problems) > 0 {
 		return h.refuse(ctx, mi, lang, problems...)

@@ -57,7 +57,7 @@ func FuzzInstructions(f *testing.F) {
 			check(p, false)
 		}
 		if d := in.Deadline; !d.IsZero() {
-			if y, m, day := d.End(time.UTC).AddDate(0, 0, -1).Date(); (Date{y, m, day}) != d {
+			if y, m, day := d.End(time.UTC).AddDate(0, 0, -1).Date(); (workflow.Day{Year: y, Month: m, Day: day}) != d {
 				t.Errorf("deadline %v is not a calendar date", d)
 			}
 		}

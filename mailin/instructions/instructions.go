@@ -34,7 +34,7 @@ type Instructions struct {
 	// Archivists receive the final documents and the audit trail.
 	Archivists []workflow.Party
 	// Deadline is the last day of the envelope; zero when not given.
-	Deadline Date
+	Deadline workflow.Day
 	// ReminderDays is the interval between reminders in days; 0 when not given.
 	ReminderDays int
 	// Message is the sender's message to the recipients, one line per
@@ -86,31 +86,6 @@ func (in *Instructions) Err() error {
 		errs[i] = p
 	}
 	return errors.Join(errs...)
-}
-
-// Date is a calendar day without a time zone: the deadline's day is the
-// same wherever the gateway runs, and the gateway decides when it ends.
-type Date struct {
-	// Year is the full year, e.g. 2026.
-	Year int
-	// Month is the month of the year.
-	Month time.Month
-	// Day is the day of the month, from 1.
-	Day int
-}
-
-// IsZero reports whether the date was not given.
-func (d Date) IsZero() bool { return d == Date{} }
-
-// End returns the first instant after the day in loc, when an envelope with
-// this deadline expires.
-func (d Date) End(loc *time.Location) time.Time {
-	return time.Date(d.Year, d.Month, d.Day+1, 0, 0, 0, 0, loc)
-}
-
-// String formats the date as ISO 8601 (YYYY-MM-DD).
-func (d Date) String() string {
-	return fmt.Sprintf("%04d-%02d-%02d", d.Year, d.Month, d.Day)
 }
 
 // keyword is what a line asks for.
@@ -384,15 +359,15 @@ func Phone(s string) (string, error) {
 	return digits, nil
 }
 
-func (p lineParser) date(value string) Date {
+func (p lineParser) date(value string) workflow.Day {
 	for _, layout := range []string{"2006-01-02", "02/01/2006", "2/1/2006"} {
 		if t, err := time.Parse(layout, value); err == nil {
-			return Date{t.Year(), t.Month(), t.Day()}
+			return workflow.Day{Year: t.Year(), Month: t.Month(), Day: t.Day()}
 		}
 	}
 	p.problem(problem.New("%q is not a date: write it as 2026-07-14 or 14/07/2026",
 		"« %s » n'est pas une date : écrivez-la 14/07/2026 ou 2026-07-14", value))
-	return Date{}
+	return workflow.Day{}
 }
 
 // dayUnits are the words allowed after a reminder's number of days.

@@ -42,7 +42,7 @@ func TestParse(t *testing.T) {
 			},
 			Copies:       []workflow.Party{party("", "compta@org.example", "")},
 			Archivists:   []workflow.Party{party("", "archives@org.example", "")},
-			Deadline:     Date{2026, time.July, 15},
+			Deadline:     workflow.Day{Year: 2026, Month: time.July, Day: 15},
 			ReminderDays: 3,
 			Message:      "Merci.\nBonnes vacances.",
 			Language:     "fr",
@@ -52,7 +52,7 @@ func TestParse(t *testing.T) {
 		text: "- Approvers: a@org.example\n* Signers: Bob <bob@x.example> +44 7700 900123\nEcheance: 2026-12-31\nReminders: 7 days\nLanguage: EN\nCircuit: Direction",
 		want: Instructions{
 			Steps:        []workflow.DraftStep{approver(party("", "a@org.example", "")), signer(party("Bob", "bob@x.example", "+447700900123"))},
-			Deadline:     Date{2026, time.December, 31},
+			Deadline:     workflow.Day{Year: 2026, Month: time.December, Day: 31},
 			ReminderDays: 7,
 			Language:     "en",
 			Circuit:      "Direction",
@@ -151,11 +151,11 @@ func TestDateEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := Date{2026, time.July, 15}
+	d := workflow.Day{Year: 2026, Month: time.July, Day: 15}
 	if got, want := d.End(paris), time.Date(2026, time.July, 16, 0, 0, 0, 0, paris); !got.Equal(want) {
 		t.Errorf("End = %v, want %v", got, want)
 	}
-	if d.String() != "2026-07-15" || d.IsZero() || !(Date{}).IsZero() {
+	if d.String() != "2026-07-15" || d.IsZero() || !(workflow.Day{}).IsZero() {
 		t.Errorf("String/IsZero wrong for %v", d)
 	}
 }
@@ -264,7 +264,7 @@ func TestHelpExamples(t *testing.T) {
 		}
 		in := Parse(strings.Join(example, "\n"))
 		if len(in.Problems) > 0 || len(in.Steps) != 3 || len(in.Steps[2].Parties) != 2 || in.Steps[1].Parties[0].Phone != "+33612345678" ||
-			len(in.Copies) != 1 || in.Deadline != (Date{2026, time.July, 31}) || in.ReminderDays != 3 || in.Message == "" {
+			len(in.Copies) != 1 || in.Deadline != (workflow.Day{Year: 2026, Month: time.July, Day: 31}) || in.ReminderDays != 3 || in.Message == "" {
 			t.Errorf("help %s example parses to %+v", lang, *in)
 		}
 	}
