@@ -47,8 +47,6 @@ var (
 // document is a PDF being extended by one incremental update.
 type document struct {
 	f *pdfread.File
-	// pages is the page count.
-	pages int
 	// size is the next fresh object number.
 	size int
 	// objs are the new and changed objects, in writing order.
@@ -168,14 +166,7 @@ func open(c context.Context, in []byte, maxInput int64, lazy bool) (*document, e
 	if _, err := f.Catalog(); err != nil {
 		return nil, fmt.Errorf("%w: document catalog: %w", ErrMalformed, err)
 	}
-	pages, err := f.PageCount()
-	if err != nil {
-		return nil, fmt.Errorf("%w: page tree: %w", ErrMalformed, err)
-	}
-	if pages < 1 {
-		return nil, fmt.Errorf("%w: no pages", ErrMalformed)
-	}
-	d := &document{f: f, pages: pages, size: *f.Ctx.Size, xrefStream: f.Ctx.Read.UsingXRefStreams}
+	d := &document{f: f, size: *f.Ctx.Size, xrefStream: f.Ctx.Read.UsingXRefStreams}
 	if err := d.checkCertification(); err != nil {
 		return nil, err
 	}
