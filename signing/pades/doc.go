@@ -9,11 +9,14 @@
 // (ETSI.RFC3161) that makes it B-LTA.
 //
 // An update only needs the cross-reference data, the catalog, the form
-// and the page tree (walked whole, so that the page count is the real
-// one), so documents are read lazily (see internal/pdfread), falling back
-// to pdfcpu's full parse, which repairs broken files, when the lazy reader
-// meets one. Inspect reads what Sign reads, no more and no less, so that
-// the gateway accepts exactly the documents it can sign. The update is written
+// and the page its widget goes on, found by descending the page tree by
+// its /Count entries, so documents are read lazily (see internal/pdfread),
+// falling back to pdfcpu's full parse, which repairs broken files, when
+// the lazy reader meets one. Inspect, once per document, reads what Sign
+// reads for a stamp on any page: it walks the whole page tree for the real
+// page count and refuses a tree whose /Count entries would lead Sign to
+// another page than the walk's, so that every document the gateway
+// accepts can be signed, whichever page the stamp goes on. The update is written
 // here: the new objects always get fresh object numbers, the
 // cross-reference section has the same kind (table or stream) as the
 // source's, and the original bytes are never copied or rewritten.
