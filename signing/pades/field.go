@@ -61,7 +61,7 @@ func (d *document) addSignature(v types.Dict, size int, page int, rect [4]float6
 func (d *document) widgetPage(page int) (types.Dict, types.IndirectRef, error) {
 	pageDict, pageRef, err := d.f.Page(page)
 	if errors.Is(err, pdfread.ErrNoPage) {
-		return nil, pageRef, fmt.Errorf("%w: %w", ErrNoSuchPage, err)
+		return nil, pageRef, fmt.Errorf("%w: the page tree has no page %d", ErrNoSuchPage, page)
 	} else if err != nil {
 		return nil, pageRef, fmt.Errorf("%w: page %d: page tree: %w", ErrMalformed, page, err)
 	}
