@@ -158,7 +158,7 @@ func (f *File) Page(n int) (types.Dict, types.IndirectRef, error) {
 		if err != nil {
 			return nil, types.IndirectRef{}, err
 		}
-		var next *pageKid
+		var next types.Dict
 		for _, o := range kids {
 			kid, err := f.kid(o)
 			if err != nil {
@@ -171,13 +171,13 @@ func (f *File) Page(n int) (types.Dict, types.IndirectRef, error) {
 			if kid.page { // and so before+1 == n
 				return kid.dict, kid.ref, nil
 			}
-			next = &kid
+			next = kid.dict
 			break
 		}
 		if next == nil {
 			return nil, types.IndirectRef{}, fmt.Errorf("page %d: %w in the page tree", n, ErrNoPage)
 		}
-		node = next.dict
+		node = next
 	}
 	return nil, types.IndirectRef{}, fmt.Errorf("more than %d levels deep", maxPageTreeDepth)
 }
