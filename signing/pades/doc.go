@@ -11,11 +11,14 @@
 // so that memory use does not grow with the document.
 //
 // An update only needs the cross-reference data, the catalog, the form
-// and the page tree (walked whole, so that the page count is the real
-// one), so documents are read lazily (see internal/pdfread), falling back
-// to pdfcpu's full parse, which repairs broken files, when the lazy reader
-// meets one. Inspect reads what Sign reads, no more and no less, so that
-// the gateway accepts exactly the documents it can sign. The update is written
+// and the page its widget goes on, found by descending the page tree by
+// its /Count entries, so documents are read lazily (see internal/pdfread),
+// falling back to pdfcpu's full parse, which repairs broken files, when
+// the lazy reader meets one. Inspect, once per document, reads what Sign
+// reads for a stamp on any page: it walks the whole page tree for the real
+// page count and refuses a tree whose /Count entries would lead Sign to
+// another page than the walk's, so that every document the gateway
+// accepts can be signed, whichever page the stamp goes on. The update is written
 // here: the new objects always get fresh object numbers, the
 // cross-reference section has the same kind (table or stream) as the
 // source's, and the original bytes go to the output unchanged.
@@ -49,8 +52,6 @@ var (
 // document is a PDF being extended by one incremental update.
 type document struct {
 	f *pdfread.File
-	// pages is the page count.
-	pages int
 	// size is the next fresh object number.
 	size int
 	// objs are the new and changed objects, in writing order.
@@ -170,14 +171,7 @@ func open(c context.Context, in []byte, maxInput int64, lazy bool) (*document, e
 	if _, err := f.Catalog(); err != nil {
 		return nil, fmt.Errorf("%w: document catalog: %w", ErrMalformed, err)
 	}
-	pages, err := f.PageCount()
-	if err != nil {
-		return nil, fmt.Errorf("%w: page tree: %w", ErrMalformed, err)
-	}
-	if pages < 1 {
-		return nil, fmt.Errorf("%w: no pages", ErrMalformed)
-	}
-	d := &document{f: f, pages: pages, size: *f.Ctx.Size, xrefStream: f.Ctx.Read.UsingXRefStreams}
+	d := &document{f: f, size: *f.Ctx.Size, xrefStream: f.Ctx.Read.UsingXRefStreams}
 	if err := d.checkCertification(); err != nil {
 		return nil, err
 	}

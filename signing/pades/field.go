@@ -3,9 +3,11 @@ package pades
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"unicode/utf16"
 
+	"github.com/parapheur/parapheur/signing/internal/pdfread"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
 )
 
@@ -54,35 +56,26 @@ func (d *document) addSignature(v types.Dict, size int, page int, rect [4]float6
 	return d.addFormField(widgetRef)
 }
 
-// widgetPage returns page, after reading what addSignature reads of it to
-// put a widget there.
+// widgetPage returns page, found as Page finds it, after reading what
+// addSignature reads of it to put a widget there.
 func (d *document) widgetPage(page int) (types.Dict, types.IndirectRef, error) {
-	if page < 1 || page > d.pages {
-		return nil, types.IndirectRef{}, fmt.Errorf("%w: page %d, the document has %d", ErrNoSuchPage, page, d.pages)
-	}
 	pageDict, pageRef, err := d.f.Page(page)
-	if err != nil {
-		return nil, pageRef, fmt.Errorf("%w: page %d: %w", ErrMalformed, page, err)
+	if errors.Is(err, pdfread.ErrNoPage) {
+		return nil, pageRef, fmt.Errorf("%w: the page tree has no page %d", ErrNoSuchPage, page)
+	} else if err != nil {
+		return nil, pageRef, fmt.Errorf("%w: page %d: page tree: %w", ErrMalformed, page, err)
 	}
-	if pageDict == nil || pageDict.Type() != nil && *pageDict.Type() != "Page" {
-		return nil, pageRef, fmt.Errorf("%w: page %d is not a page dictionary", ErrMalformed, page)
-	}
-	if _, _, err := d.array(pageDict, "Annots"); err != nil {
-		return nil, pageRef, err
-	}
-	return pageDict, pageRef, nil
+	return pageDict, pageRef, d.checkPage(page, pageDict)
 }
 
-// checkSignable reads what Sign reads to add a signature, whichever page
-// its stamp goes on, and adds one, invisible, to a document that is then
-// thrown away: Inspect accepts exactly what Sign can sign.
-func (d *document) checkSignable() error {
-	for p := 1; p <= d.pages; p++ {
-		if _, _, err := d.widgetPage(p); err != nil {
-			return err
-		}
+// checkPage reads what addSignature reads of page, whose dictionary is
+// pageDict, to put a widget there.
+func (d *document) checkPage(page int, pageDict types.Dict) error {
+	if pageDict.Type() != nil && *pageDict.Type() != "Page" {
+		return fmt.Errorf("%w: page %d is not a page dictionary", ErrMalformed, page)
 	}
-	return d.addSignature(types.Dict{}, 0, 1, [4]float64{}, nil)
+	_, _, err := d.array(pageDict, "Annots")
+	return err
 }
 
 // addFormField lists field in the AcroForm, creating the AcroForm when the

@@ -17,7 +17,8 @@ import (
 
 // FuzzSign feeds arbitrary bytes to the signing path: it must either sign
 // (appending only, with a signature our verifier accepts) or return one of
-// the documented input errors, never panic.
+// the documented input errors, never panic; and what Inspect accepts, it
+// must sign with a stamp on the last page Inspect counts.
 func FuzzSign(f *testing.F) {
 	for _, name := range []string{"mutool", "qpdf-classic", "qpdf-objstm", "qpdf-pdf20", "ps2pdf", "pdfcpu-incremental"} {
 		data, err := os.ReadFile(pdftest.Corpus(f)[name])
@@ -26,6 +27,11 @@ func FuzzSign(f *testing.F) {
 		}
 		f.Add(data)
 		f.Add(data[:len(data)*3/4])
+	}
+	for _, data := range pdftest.Hostile() {
+		if len(data) < 64<<10 {
+			f.Add(data)
+		}
 	}
 	f.Add([]byte("%PDF-1.4\n%%EOF\n"))
 	f.Add([]byte("%PDF-1.7\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF"))
@@ -39,13 +45,21 @@ func FuzzSign(f *testing.F) {
 		f.Fatal(err)
 	}
 	inputErrors := []error{pades.ErrNotPDF, pades.ErrTooLarge, pades.ErrTruncated, pades.ErrMalformed, pades.ErrEncrypted, pades.ErrNoSuchPage}
-	f.Fuzz(func(t *testing.T, in []byte) {
-		var out bytes.Buffer
-		err := pades.Sign(context.Background(), in, &out, pades.Options{
+	sign := func(in []byte, out *bytes.Buffer, page int) error {
+		return pades.Sign(context.Background(), in, out, pades.Options{
 			Signer:   pades.Signer{Key: kp.Key, Chain: kp.Chain},
-			Stamp:    &pades.Stamp{Page: 1, Rect: [4]float64{10, 10, 200, 60}, Name: "Fuzz Signer"},
+			Stamp:    &pades.Stamp{Page: page, Rect: [4]float64{10, 10, 200, 60}, Name: "Fuzz Signer"},
 			MaxInput: 1 << 20,
 		})
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if pages, err := pades.Inspect(context.Background(), in, 1<<20); err == nil {
+			if err := sign(in, new(bytes.Buffer), pages); err != nil {
+				t.Fatalf("Inspect accepts %d pages, Sign refuses a stamp on the last: %v", pages, err)
+			}
+		}
+		var out bytes.Buffer
+		err := sign(in, &out, 1)
 		if err != nil {
 			for _, e := range inputErrors {
 				if errors.Is(err, e) {

@@ -78,10 +78,6 @@ type File struct {
 	// out of maxDecoded, and decodeErr the error that exhausted it.
 	decodeBudget, maxDecoded int64
 	decodeErr                error
-	// pages are the pages in order, or pagesErr why they could not be
-	// listed, once pageList walked the page tree.
-	pages    []types.IndirectRef
-	pagesErr error
 	// released tells that Release was called.
 	released bool
 }

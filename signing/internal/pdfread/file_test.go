@@ -80,10 +80,11 @@ func TestLazyMatchesFull(t *testing.T) {
 			if root.PDFString() != fullRoot.PDFString() {
 				t.Errorf("catalog\n%s\nfull parse\n%s", root.PDFString(), fullRoot.PDFString())
 			}
-			n, err := f.PageCount()
+			pages, err := f.Pages()
 			if err != nil {
-				t.Fatalf("page count: %v", err)
+				t.Fatalf("pages: %v", err)
 			}
+			n := len(pages)
 			if err := full.EnsurePageCount(); err != nil || n != full.PageCount {
 				t.Fatalf("%d pages, full parse %d (%v)", n, full.PageCount, err)
 			}
@@ -96,18 +97,18 @@ func TestLazyMatchesFull(t *testing.T) {
 				if err != nil {
 					t.Fatalf("full parse, page %d: %v", p, err)
 				}
-				if ref != *fref || d.PDFString() != fd.PDFString() {
+				if ref != *fref || ref != pages[p-1] || d.PDFString() != fd.PDFString() {
 					t.Errorf("page %d is %v %s, full parse %v %s", p, ref, d.PDFString(), *fref, fd.PDFString())
 				}
 			}
-			if _, _, err := f.Page(n + 1); err == nil {
-				t.Errorf("page %d of %d found", n+1, n)
+			if _, _, err := f.Page(n + 1); !errors.Is(err, pdfread.ErrNoPage) {
+				t.Errorf("page %d of %d: %v, want ErrNoPage", n+1, n, err)
 			}
 			// Read over the full parse, objects left in object streams
 			// included, the pages are the same.
 			ff := pdfread.Full(context.Background(), full, 0)
-			if fn, err := ff.PageCount(); err != nil || fn != n {
-				t.Fatalf("over the full parse: %d pages (%v), read lazily %d", fn, err, n)
+			if fpages, err := ff.Pages(); err != nil || len(fpages) != n {
+				t.Fatalf("over the full parse: %d pages (%v), read lazily %d", len(fpages), err, n)
 			}
 			for _, p := range []int{1, n} {
 				d, ref, _ := f.Page(p) // read above
@@ -207,8 +208,11 @@ func TestRelease(t *testing.T) {
 }
 
 // TestPageTree checks that the pages are the page tree's leaves, whatever
-// its root's /Count says, and that a tree that cannot be walked (a loop,
-// 100 000 levels) is an error, read lazily or over the full parse.
+// its root's /Count says, that Page, which descends by the /Count of the
+// nodes below the root, finds each of them and no page past the last, and
+// that a tree that cannot be walked (a loop, 1000 levels) or whose /Count
+// entries lead Page elsewhere is an error, read lazily or over the full
+// parse.
 func TestPageTree(t *testing.T) {
 	for name, data := range pdftest.Hostile() {
 		if !strings.Contains(name, "count-") && !strings.Contains(name, "loop") && !strings.Contains(name, "deep-page-tree") {
@@ -226,7 +230,8 @@ func TestPageTree(t *testing.T) {
 				t.Logf("the full parse fails: %v", err)
 			}
 			for how, f := range files {
-				n, err := f.PageCount()
+				pages, err := f.Pages()
+				n := len(pages)
 				want, ok := pdftest.HostilePages[strings.TrimSuffix(name, "-objstm")]
 				switch {
 				case !ok && err == nil:
@@ -234,13 +239,26 @@ func TestPageTree(t *testing.T) {
 				case ok && (err != nil || n != want):
 					t.Errorf("read %s: %d pages (%v), want %d", how, n, err, want)
 				case ok:
-					if _, _, err := f.Page(n); err != nil {
-						t.Errorf("read %s: last page: %v", how, err)
+					for p := 1; p <= n; p++ {
+						if _, ref, err := f.Page(p); err != nil || ref != pages[p-1] {
+							t.Errorf("read %s: page %d is %v (%v), the walk's %v", how, p, ref, err, pages[p-1])
+						}
+					}
+					if _, _, err := f.Page(n + 1); !errors.Is(err, pdfread.ErrNoPage) {
+						t.Errorf("read %s: page %d of %d: %v, want ErrNoPage", how, n+1, n, err)
 					}
 				}
 				t.Logf("read %s: %d pages, %v", how, n, err)
 			}
 		})
+	}
+	// Where Page's descent and the walk part, Pages says so.
+	f, err := pdfread.Open(context.Background(), pdftest.Hostile()["count-misleads"], 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Pages(); !errors.Is(err, pdfread.ErrPageCounts) {
+		t.Errorf("count-misleads: %v, want ErrPageCounts", err)
 	}
 }
 
@@ -264,7 +282,7 @@ func TestDecodeLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 		for how, f := range map[string]*pdfread.File{"lazily": lazy, "over the full parse": pdfread.Full(context.Background(), ctx, limit)} {
-			_, err := f.PageCount()
+			_, err := f.Pages()
 			var le *pdfread.DecodeLimitError
 			if tc.ok && err != nil || !tc.ok && !errors.As(err, &le) {
 				t.Errorf("two object streams of %d bytes, read %s: %v", tc.inflated, how, err)

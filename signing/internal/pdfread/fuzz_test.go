@@ -2,6 +2,7 @@ package pdfread_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"testing"
 
@@ -11,7 +12,8 @@ import (
 
 // FuzzOpen feeds arbitrary bytes to the lazy reader: it must read them or
 // return an error, never panic, whatever the cross-reference sections,
-// object streams and page tree claim.
+// object streams and page tree claim; and where it lists the pages, Page
+// must find each of them and none past the last.
 func FuzzOpen(f *testing.F) {
 	for _, name := range []string{"mutool", "qpdf-classic", "qpdf-objstm", "pdfcpu-hybrid", "pdfcpu-incremental"} {
 		data, err := os.ReadFile(pdftest.Corpus(f)[name])
@@ -35,14 +37,17 @@ func FuzzOpen(f *testing.F) {
 		if _, err := file.Catalog(); err != nil {
 			return
 		}
-		n, err := file.PageCount()
+		pages, err := file.Pages()
 		if err != nil {
 			return
 		}
-		for p := 1; p <= min(n, 3); p++ {
-			if d, _, err := file.Page(p); err == nil && d == nil {
-				t.Fatalf("page %d: no dictionary and no error", p)
+		for p := 1; p <= len(pages); p++ {
+			if d, ref, err := file.Page(p); err != nil || d == nil || ref != pages[p-1] {
+				t.Fatalf("page %d: %v %v (%v), listed %v", p, ref, d, err, pages[p-1])
 			}
+		}
+		if _, _, err := file.Page(len(pages) + 1); !errors.Is(err, pdfread.ErrNoPage) {
+			t.Fatalf("page %d of %d: %v, want ErrNoPage", len(pages)+1, len(pages), err)
 		}
 	})
 }

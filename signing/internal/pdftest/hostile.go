@@ -233,7 +233,8 @@ func Bomb(t testing.TB, inflated int64, where string) []byte {
 
 // Hostile returns hand-made PDF files, by name, that attack a reader with
 // a page tree no reader can walk (a loop in /Kids, in a node reached only
-// after page 1, 1000 levels deep), a /Count that lies, or arrays
+// after page 1, 1000 levels deep), a /Count that lies (the root's, or a
+// node's, leading a descent by /Count to another page or none), or arrays
 // nested 100 000 deep (in the catalog, in page 2, in an object nobody
 // needs), each also with its objects in an object stream ("-objstm"). The
 // page count of each, when it has one, is in HostilePages.
@@ -262,6 +263,33 @@ func Hostile() map[string][]byte {
 			"<</Type/Catalog/Pages 2 0 R>>",
 			"<</Type/Pages/Kids[3 0 R 4 0 R]/Count 0>>",
 			"<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>",
+			"<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>",
+		},
+		// Node 3 says it has no page: a descent by /Count skips it and
+		// finds page 5 first, which is page 2.
+		"count-misleads": {
+			"<</Type/Catalog/Pages 2 0 R>>",
+			"<</Type/Pages/Kids[3 0 R 5 0 R]/Count 2>>",
+			"<</Type/Pages/Parent 2 0 R/Kids[4 0 R]/Count 0>>",
+			"<</Type/Page/Parent 3 0 R/MediaBox[0 0 595 842]>>",
+			"<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>",
+		},
+		// Node 3 claims 2147483647 pages and has one, the last: a
+		// descent by /Count finds each page where it is.
+		"count-2147483647-in-last-node": {
+			"<</Type/Catalog/Pages 2 0 R>>",
+			"<</Type/Pages/Kids[4 0 R 3 0 R]/Count 2>>",
+			"<</Type/Pages/Parent 2 0 R/Kids[5 0 R]/Count 2147483647>>",
+			"<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>",
+			"<</Type/Page/Parent 3 0 R/MediaBox[0 0 595 842]>>",
+		},
+		// Node 3 claims 2147483647 pages and comes first: a descent by
+		// /Count looks for page 2 in it.
+		"count-2147483647-in-first-node": {
+			"<</Type/Catalog/Pages 2 0 R>>",
+			"<</Type/Pages/Kids[3 0 R 5 0 R]/Count 2>>",
+			"<</Type/Pages/Parent 2 0 R/Kids[4 0 R]/Count 2147483647>>",
+			"<</Type/Page/Parent 3 0 R/MediaBox[0 0 595 842]>>",
 			"<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>",
 		},
 		"deep-array-in-catalog": {
@@ -299,9 +327,13 @@ func Hostile() map[string][]byte {
 	return out
 }
 
-// HostilePages is the real page count of the Hostile files that have one,
-// by name, with or without "-objstm".
+// HostilePages is the page count of the Hostile files a signer can take,
+// by name, with or without "-objstm": their page tree can be walked
+// whole, and a descent by its /Count entries finds each page where the
+// walk does, whatever the root's /Count says. (The catalog of
+// "deep-array-in-catalog" and page 2 of "deep-array-in-page-2" cannot be
+// read.)
 var HostilePages = map[string]int{
-	"one-page": 1, "count-2147483647": 1, "count-0": 2,
-	"deep-array-in-catalog": 1, "deep-array-in-page-2": 2, "deep-array-unused": 1,
+	"one-page": 1, "count-2147483647": 1, "count-0": 2, "count-2147483647-in-last-node": 2,
+	"deep-array-unused": 1,
 }
