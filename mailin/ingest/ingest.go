@@ -410,7 +410,7 @@ func (h *Handler) bounce(ctx context.Context, raw []byte, rep *dsn.Report) error
 		h.log.Warn("ingest: delivery report ignored", "why", logText(err.Error()), "reporting_mta", logText(rep.ReportingMTA))
 		return nil
 	}
-	env, err := h.engine.Store.Get(ctx, envID)
+	env, err := h.engine.Envelope(ctx, envID)
 	if errors.Is(err, store.ErrNotFound) {
 		h.log.Warn("ingest: delivery report ignored", "why", "its envelope does not exist", "envelope", envID, "recipient", rid)
 		return nil
