@@ -76,7 +76,7 @@ func newGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) (*gat
 
 func (g *gateway) assemble() error {
 	cfg := g.cfg
-	policy, err := policy.NewPolicy(cfg.Senders.Allowed, cfg.Senders.RequireAuth, cfg.Senders.AuthservID)
+	senders, err := policy.NewPolicy(cfg.Senders.Allowed, cfg.Senders.RequireAuth, cfg.Senders.AuthservID)
 	if err != nil {
 		return fmt.Errorf("senders: %w", err)
 	}
@@ -89,7 +89,7 @@ func (g *gateway) assemble() error {
 		return fmt.Errorf("circuits: %w", err)
 	}
 	handler := ingest.New(ingest.Config{
-		Gateway: cfg.Address, Senders: policy, Circuits: circuits,
+		Gateway: cfg.Address, Senders: senders, Circuits: circuits,
 		DeadlineDays: cfg.Envelopes.DefaultDeadlineDays, ReminderDays: cfg.Envelopes.ReminderDays,
 		Language: cfg.Language, MaxMessageBytes: cfg.Limits.MaxMessageBytes, MaxRecipients: cfg.Limits.MaxRecipients, Location: cfg.Location,
 		ReturnPathKey: g.keys.returnPath,
