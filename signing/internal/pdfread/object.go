@@ -496,6 +496,12 @@ func (f *File) objStm(nr int) (*objStm, error) {
 	if err != nil {
 		return nil, err
 	}
+	// ISO 32000-2 §7.5.7 requires the type, and pdfcpu's full parse, which
+	// readers and verify use, refuses a stream without it: reading its
+	// objects anyway would sign what nobody can read back.
+	if t := sd.Type(); t == nil || *t != "ObjStm" {
+		return nil, structural("object stream %d: its /Type is not /ObjStm", nr)
+	}
 	n, first := sd.IntEntry("N"), sd.IntEntry("First")
 	if n == nil || first == nil || *n < 0 || *first < 0 {
 		return nil, structural("object stream %d: bad /N or /First", nr)
