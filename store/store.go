@@ -50,7 +50,9 @@ type Store interface {
 	List(ctx context.Context, q ListQuery) (Page, error)
 	// ByToken finds the envelope and recipient holding a signing-link token
 	// by the token's SHA-256 (see workflow.Recipient.TokenHashes), or
-	// ErrNotFound. Tokens are indexed whenever an envelope is written.
+	// ErrNotFound; recipientID is workflow.SenderID for a sender's
+	// status-page token (workflow.Envelope.SenderTokenHashes). Tokens are
+	// indexed whenever an envelope is written.
 	ByToken(ctx context.Context, tokenHash []byte) (envelopeID, recipientID string, err error)
 	// AuditTrail returns an envelope's audit records in order.
 	AuditTrail(ctx context.Context, envelopeID string) ([]audit.Record, error)

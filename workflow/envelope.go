@@ -60,6 +60,9 @@ const (
 	HasSigned   RecipientState = "signed"
 	HasApproved RecipientState = "approved"
 	HasDeclined RecipientState = "declined"
+	// HasDelegated: the recipient handed their place to someone else
+	// (DelegatedTo), who acts instead.
+	HasDelegated RecipientState = "delegated"
 	// Delivered: a copy or archivist was sent the final documents.
 	Delivered RecipientState = "delivered"
 )
@@ -98,6 +101,8 @@ type Recipient struct {
 	SentAt time.Time `json:"sent_at,omitzero"`
 	// ViewedAt is the first time the recipient opened the signing page.
 	ViewedAt time.Time `json:"viewed_at,omitzero"`
+	// LastViewAt is the last view recorded in the audit trail.
+	LastViewAt time.Time `json:"last_view_at,omitzero"`
 	// VerifiedAt is the last time a one-time code was verified; it allows
 	// one action within ActionWindow.
 	VerifiedAt time.Time `json:"verified_at,omitzero"`
@@ -118,11 +123,16 @@ type Recipient struct {
 	// DeliveryFailure is the last permanent delivery failure of a mail to
 	// this recipient (a bounce or a 5xx answer).
 	DeliveryFailure string `json:"delivery_failure,omitempty"`
+	// DelegatedTo is the ID of the recipient this one delegated to.
+	DelegatedTo string `json:"delegated_to,omitempty"`
+	// DelegatedFrom is the ID of the recipient who delegated to this one.
+	DelegatedFrom string `json:"delegated_from,omitempty"`
 }
 
-// Acted reports whether the recipient has signed, approved or declined.
+// Acted reports whether the recipient has signed, approved, declined or
+// delegated: in each case they have nothing left to do.
 func (r *Recipient) Acted() bool {
-	return r.State == HasSigned || r.State == HasApproved || r.State == HasDeclined
+	return r.State == HasSigned || r.State == HasApproved || r.State == HasDeclined || r.State == HasDelegated
 }
 
 // Code is a one-time code waiting to be entered. Only a keyed hash (MAC) of
@@ -181,6 +191,10 @@ type Attachment struct {
 type DocumentVersion struct {
 	// Index is the document's position in Envelope.Documents.
 	Index int `json:"index"`
+	// Previous is the SHA-256 of the version the new one was made from. A
+	// signature must be made on the current version: one made on an older
+	// version would drop the signatures added since.
+	Previous string `json:"previous,omitempty"`
 	// SHA256 is the hex SHA-256 of the new version, its blob key.
 	SHA256 string `json:"sha256"`
 	// Size is its byte size.
@@ -216,6 +230,16 @@ type Envelope struct {
 	Message string `json:"message,omitempty"`
 	// Language is "fr" or "en".
 	Language string `json:"language"`
+	// LanguageGiven is set when the submission chose Language; otherwise
+	// it is the configured default, and pages follow the reader's browser.
+	LanguageGiven bool `json:"language_given,omitempty"`
+	// NoDelegation forbids recipients to hand their place to someone else
+	// (envelopes.allow_delegation = false when the envelope was made).
+	NoDelegation bool `json:"no_delegation,omitempty"`
+	// SenderTokenHashes are the SHA-256 of the sender's status-page tokens
+	// (PUBLIC_URL/e/TOKEN), minted like the recipients' link tokens by the
+	// mails that carry them.
+	SenderTokenHashes [][]byte `json:"sender_token_hashes,omitempty"`
 	// State is where the envelope is.
 	State State `json:"state"`
 	// Reason is why the envelope ended when it was declined, cancelled or expired.
@@ -264,6 +288,7 @@ func (e *Envelope) Clone() *Envelope {
 	c := *e
 	c.Documents = append([]Document(nil), e.Documents...)
 	c.Ignored = append([]Attachment(nil), e.Ignored...)
+	c.SenderTokenHashes = append([][]byte(nil), e.SenderTokenHashes...)
 	c.Steps = make([]Step, len(e.Steps))
 	for i, s := range e.Steps {
 		c.Steps[i] = Step{Role: s.Role, Recipients: append([]string(nil), s.Recipients...)}
@@ -300,4 +325,15 @@ func (e *Envelope) AddToken(recipientID string, tokenHash []byte) error {
 	}
 	r.TokenHashes = append(r.TokenHashes, append([]byte(nil), tokenHash...))
 	return nil
+}
+
+// SenderID stands for the envelope's sender where a recipient ID is
+// expected: the holder of a status-page token (store.ByToken), the
+// addressee of a mail to the sender.
+const SenderID = "sender"
+
+// AddSenderToken records the hash of a newly minted status-page token for
+// the sender, like AddToken for a recipient.
+func (e *Envelope) AddSenderToken(tokenHash []byte) {
+	e.SenderTokenHashes = append(e.SenderTokenHashes, append([]byte(nil), tokenHash...))
 }

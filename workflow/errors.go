@@ -37,6 +37,9 @@ var (
 	ErrReasonRequired   = &Error{Code: "reason_required", Message: "a reason is required"}
 	ErrNotDue           = &Error{Code: "not_due", Message: "the timer is not due"}
 	ErrNotCompleting    = &Error{Code: "not_completing", Message: "steps remain to be done"}
+	ErrStaleDocument    = &Error{Code: "document_changed", Message: "the document changed while the signature was made"}
+	ErrNoDelegation     = &Error{Code: "delegation_disabled", Message: "delegation is not allowed"}
+	ErrBadDelegate      = &Error{Code: "invalid_delegate", Message: "the delegate cannot be accepted"}
 )
 
 func errorf(kind *Error, format string, args ...any) error {

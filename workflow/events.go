@@ -73,6 +73,19 @@ type Declined struct {
 	ByMail      bool
 }
 
+// Delegated: RecipientID handed their place to To, for Reason. The
+// delegate becomes a recipient of the same step and role and is invited;
+// the sender is told. ByMail is set when it came as a reply to the
+// invitation from the invited address (DÉLÉGUER: / DELEGATE:), which
+// authenticates it instead of a one-time code, and needs no reason.
+type Delegated struct {
+	Meta
+	RecipientID string
+	To          Party
+	Reason      string
+	ByMail      bool
+}
+
 // Cancelled: the sender (By) cancelled the envelope.
 type Cancelled struct {
 	Meta
@@ -169,6 +182,12 @@ const (
 	ExpiryNotice    Notice = "expired"
 	BounceNotice    Notice = "delivery_failure"
 	CompletionMail  Notice = "completion"
+	// DelegationNotice tells the sender that About delegated (to the
+	// recipient About.DelegatedTo names).
+	DelegationNotice Notice = "delegated"
+	// CodeLockedNotice tells the sender that About entered a wrong code
+	// MaxCodeFailures times, which voided it.
+	CodeLockedNotice Notice = "code_locked"
 )
 
 // Notify asks for a mail of kind Notice to each of Recipients (IDs) and,

@@ -19,6 +19,9 @@ const (
 	MaxCodesPerHour = 5
 	// ActionWindow is how long after a verified code the recipient may act.
 	ActionWindow = 10 * time.Minute
+	// ViewEvery: views of the page by the same client closer together
+	// than this are one view, so that reloads do not each write a record.
+	ViewEvery = 5 * time.Minute
 )
 
 // SystemActor is the audit actor of events the gateway causes itself.
@@ -42,14 +45,18 @@ func (t Transition) Changed() bool { return len(t.Audit) > 0 }
 type Draft struct {
 	// ID is the new envelope's ID, chosen by the edge (for idempotent
 	// ingestion it derives from the submission's Message-ID).
-	ID         string
-	Title      string
-	Message    string
-	Language   string
-	Sender     Party
-	SenderAuth string
-	MessageID  string
-	Documents  []Document
+	ID       string
+	Title    string
+	Message  string
+	Language string
+	// LanguageGiven is set when the submission chose Language.
+	LanguageGiven bool
+	// NoDelegation forbids delegation in this envelope.
+	NoDelegation bool
+	Sender       Party
+	SenderAuth   string
+	MessageID    string
+	Documents    []Document
 	// Ignored are the attachments that are not documents.
 	Ignored []Attachment
 	// Steps are the acting steps in order; each is a role and its parties.
@@ -75,6 +82,7 @@ func Create(d Draft, at time.Time) (Transition, error) {
 	}
 	e := &Envelope{
 		ID: d.ID, Title: d.Title, Message: d.Message, Language: d.Language,
+		LanguageGiven: d.LanguageGiven, NoDelegation: d.NoDelegation,
 		Sender: d.Sender, SenderAuth: d.SenderAuth, MessageID: d.MessageID,
 		State: StateInProgress, CreatedAt: at.UTC(), Deadline: d.Deadline.UTC(),
 		ReminderEvery: d.ReminderEvery,
@@ -179,6 +187,13 @@ func Apply(e *Envelope, ev Event) (Transition, error) {
 	case CodeVerified:
 		err = t.codeVerified(ev)
 	case Signed:
+		// Who may sign is told before whether the documents moved on.
+		if _, err = performer(t.e, ev.RecipientID, Signer, ev.At); err == nil {
+			err = t.checkVersions(ev.Signature.Documents)
+		}
+		if err != nil {
+			break
+		}
 		err = t.act(ev.Meta, ev.RecipientID, Signer, func(r *Recipient) {
 			r.State, r.Signature = HasSigned, &ev.Signature
 			t.applyVersions(ev.Signature.Documents)
@@ -195,6 +210,8 @@ func Apply(e *Envelope, ev Event) (Transition, error) {
 		})
 	case Declined:
 		err = t.declined(ev)
+	case Delegated:
+		err = t.delegated(ev)
 	case Cancelled:
 		err = t.cancelled(ev)
 	case Expired:
@@ -223,6 +240,29 @@ func Apply(e *Envelope, ev Event) (Transition, error) {
 func CanAct(e *Envelope, recipientID string, at time.Time) error {
 	_, err := actor(e, recipientID, at)
 	return err
+}
+
+// CanPerform tells whether recipientID may now do what role asks (sign or
+// approve): CanAct, the role, and a code verified within ActionWindow. The
+// signing edge asks it before the costly work of a signature, whose Signed
+// event Apply then checks the same way.
+func CanPerform(e *Envelope, recipientID string, role Role, at time.Time) error {
+	_, err := performer(e, recipientID, role, at)
+	return err
+}
+
+func performer(e *Envelope, recipientID string, role Role, at time.Time) (*Recipient, error) {
+	r, err := actor(e, recipientID, at)
+	if err != nil {
+		return nil, err
+	}
+	if r.Role != role {
+		return nil, errorf(ErrWrongRole, "%s is asked to %s, not to %s", r.Email, verb(r.Role), verb(role))
+	}
+	if err := verified(r, at); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 func actor(e *Envelope, recipientID string, at time.Time) (*Recipient, error) {
@@ -301,9 +341,13 @@ func (t *transition) viewed(ev Viewed) error {
 	if r == nil {
 		return errorf(ErrUnknownRecipient, "envelope %s has no recipient %q", t.e.ID, ev.RecipientID)
 	}
+	if !r.LastViewAt.IsZero() && ev.At.Sub(r.LastViewAt) < ViewEvery && ev.At.After(r.LastViewAt) && r.LastSeen == ev.Client {
+		return nil // a reload: already recorded
+	}
 	if r.ViewedAt.IsZero() {
 		r.ViewedAt = ev.At.UTC()
 	}
+	r.LastViewAt = ev.At.UTC()
 	t.recordFor(ev.Meta, audit.Viewed, r, nil)
 	return nil
 }
@@ -371,25 +415,23 @@ func (t *transition) codeFailed(ev CodeFailed) error {
 	}
 	r.Code.Failures++
 	details := map[string]string{"failures": fmt.Sprint(r.Code.Failures)}
-	if r.Code.Failures >= MaxCodeFailures {
+	voided := r.Code.Failures >= MaxCodeFailures
+	if voided {
 		r.Code = nil
 		details["voided"] = "true"
 	}
 	t.recordFor(ev.Meta, audit.CodeFailed, r, details)
+	if voided {
+		t.effect(Notify{Notice: CodeLockedNotice, ToSender: true, About: r.ID})
+	}
 	return nil
 }
 
 // act runs a recipient's action (sign, approve) after the common checks,
 // then moves the step on when its last recipient has acted.
 func (t *transition) act(m Meta, recipientID string, role Role, apply func(*Recipient)) error {
-	r, err := actor(t.e, recipientID, m.At)
+	r, err := performer(t.e, recipientID, role, m.At)
 	if err != nil {
-		return err
-	}
-	if r.Role != role {
-		return errorf(ErrWrongRole, "%s is asked to %s, not to %s", r.Email, verb(r.Role), verb(role))
-	}
-	if err := verified(r, m.At); err != nil {
 		return err
 	}
 	r.ActedAt, r.VerifiedAt = m.At.UTC(), time.Time{}
@@ -397,6 +439,28 @@ func (t *transition) act(m Meta, recipientID string, role Role, apply func(*Reci
 	t.advance(m.At)
 	return nil
 }
+
+// checkVersions requires a signature to carry one new version of every
+// document, each made from the document's current version.
+func (t *transition) checkVersions(vs []DocumentVersion) error {
+	if len(vs) != len(t.e.Documents) {
+		return fmt.Errorf("workflow: a signature carries %d document versions for %d documents", len(vs), len(t.e.Documents))
+	}
+	seen := make([]bool, len(t.e.Documents))
+	for _, v := range vs {
+		if v.Index < 0 || v.Index >= len(seen) || seen[v.Index] || v.SHA256 == "" {
+			return fmt.Errorf("workflow: a signature's document versions do not name each document once")
+		}
+		seen[v.Index] = true
+		if d := t.e.Documents[v.Index]; v.Previous != d.Current {
+			return errorf(ErrStaleDocument, "%s changed while the signature was made (it is now %s, the signature was made on %s): sign again",
+				d.Name, short(d.Current), short(v.Previous))
+		}
+	}
+	return nil
+}
+
+func short(sha string) string { return sha[:min(len(sha), 12)] }
 
 func verb(r Role) string {
 	if r == Approver {
@@ -462,6 +526,64 @@ func (t *transition) declined(ev Declined) error {
 	}
 	t.recordFor(ev.Meta, audit.Declined, r, map[string]string{"reason": reason, "authenticated_by": method})
 	t.end(StateDeclined, ev.At, reason, DeclineNotice, r.ID)
+	return nil
+}
+
+// MaxRecipients bounds the recipients of an envelope, delegates included,
+// so that a chain of delegations cannot grow it without end.
+const MaxRecipients = 500
+
+func (t *transition) delegated(ev Delegated) error {
+	r, err := actor(t.e, ev.RecipientID, ev.At)
+	if err != nil {
+		return err
+	}
+	if t.e.NoDelegation {
+		return errorf(ErrNoDelegation, "delegation is not allowed for envelope %s", t.e.ID)
+	}
+	reason := strings.TrimSpace(ev.Reason)
+	if !ev.ByMail {
+		if reason == "" {
+			return errorf(ErrReasonRequired, "a reason is required to delegate")
+		}
+		if err := verified(r, ev.At); err != nil {
+			return err
+		}
+	}
+	to := ev.To
+	to.Email = strings.TrimSpace(to.Email)
+	to.Name = strings.TrimSpace(to.Name)
+	switch {
+	case to.Email == "" || strings.Count(to.Email, "@") != 1 || strings.HasPrefix(to.Email, "@") || strings.HasSuffix(to.Email, "@"):
+		return errorf(ErrBadDelegate, "%q is not an email address", to.Email)
+	case strings.EqualFold(to.Email, r.Email):
+		return errorf(ErrBadDelegate, "%s cannot delegate to their own address", r.Email)
+	case len(t.e.Recipients) >= MaxRecipients:
+		return errorf(ErrBadDelegate, "envelope %s has %d recipients, the most it may have", t.e.ID, MaxRecipients)
+	}
+	for _, id := range t.e.Steps[r.Step].Recipients {
+		if o := t.e.Recipient(id); strings.EqualFold(o.Email, to.Email) {
+			return errorf(ErrBadDelegate, "%s already acts in this step", to.Email)
+		}
+	}
+	d := Recipient{Party: to, ID: fmt.Sprintf("r%d", len(t.e.Recipients)+1), Role: r.Role, Step: r.Step,
+		State: Pending, InvitedAt: ev.At.UTC(), DelegatedFrom: r.ID}
+	r.State, r.DelegatedTo, r.Reason, r.ActedAt, r.VerifiedAt, r.Code = HasDelegated, d.ID, reason, ev.At.UTC(), time.Time{}, nil
+	ids := t.e.Steps[r.Step].Recipients
+	for i, id := range ids {
+		if id == r.ID {
+			ids[i] = d.ID
+		}
+	}
+	method := "one-time code"
+	if ev.ByMail {
+		method = "reply mail"
+	}
+	t.recordFor(ev.Meta, audit.Delegated, r, map[string]string{"to": d.ID, "to_email": d.Email, "to_name": d.Name,
+		"reason": reason, "authenticated_by": method})
+	t.e.Recipients = append(t.e.Recipients, d)
+	t.effect(Notify{Notice: Invitation, Recipients: []string{d.ID}})
+	t.effect(Notify{Notice: DelegationNotice, ToSender: true, Reason: reason, About: r.ID})
 	return nil
 }
 

@@ -66,7 +66,10 @@ func seq(groups ...[]Event) []Event {
 
 func one(evs ...Event) []Event { return evs }
 
-var sig = Signature{CertSerial: "0a1b", Documents: []DocumentVersion{{Index: 0, SHA256: "bb", Size: 150}}}
+var sig = Signature{CertSerial: "0a1b", Documents: []DocumentVersion{{Index: 0, Previous: "aa", SHA256: "bb", Size: 150}}}
+
+// sig2 is the second signature, made on sig's version.
+var sig2 = Signature{CertSerial: "0c", Documents: []DocumentVersion{{Index: 0, Previous: "bb", SHA256: "cc", Size: 200}}}
 
 // step1Done: the approver approved; the signers are pending.
 func step1Done() []Event {
@@ -77,8 +80,7 @@ func step1Done() []Event {
 func allSigned() []Event {
 	return seq(step1Done(),
 		verify("r2", 2*time.Hour), one(Signed{Meta: at(2*time.Hour + 2*time.Minute), RecipientID: "r2", Signature: sig}),
-		verify("r3", 3*time.Hour), one(Signed{Meta: at(3*time.Hour + 2*time.Minute), RecipientID: "r3",
-			Signature: Signature{CertSerial: "0c", Documents: []DocumentVersion{{Index: 0, SHA256: "cc", Size: 200}}}}))
+		verify("r3", 3*time.Hour), one(Signed{Meta: at(3*time.Hour + 2*time.Minute), RecipientID: "r3", Signature: sig2}))
 }
 
 func run(t *testing.T, e *Envelope, evs []Event) *Envelope {
@@ -360,7 +362,7 @@ func TestApply(t *testing.T) {
 			name: "last signer: completion is asked for",
 			history: seq(step1Done(), verify("r2", 2*time.Hour),
 				one(Signed{Meta: at(2*time.Hour + 2*time.Minute), RecipientID: "r2", Signature: sig}), verify("r3", 3*time.Hour)),
-			event:     Signed{Meta: at(3*time.Hour + 2*time.Minute), RecipientID: "r3", Signature: sig},
+			event:     Signed{Meta: at(3*time.Hour + 2*time.Minute), RecipientID: "r3", Signature: sig2},
 			wantState: StateInProgress, wantEffects: []string{"complete"}, wantAudit: []audit.Type{audit.Signed},
 		},
 		{

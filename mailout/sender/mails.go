@@ -25,12 +25,9 @@ type Mails struct {
 	// Domain is the right-hand side of Message-IDs: the Domain of the
 	// compose configuration.
 	Domain string
-	// PublicURL is the base of signing links, PUBLIC_URL/s/TOKEN.
+	// PublicURL is the base of signing links, PUBLIC_URL/s/TOKEN, and of
+	// the sender's status page, PUBLIC_URL/e/TOKEN.
 	PublicURL string
-	// StatusURL returns the sender's private status page of env, for the
-	// acknowledgement; nil leaves the link out. Like Completion, it marks
-	// errors that may pass outbox.Transient.
-	StatusURL func(ctx context.Context, env *workflow.Envelope) (string, error)
 	// Completion returns the files (or the download link) of env's
 	// completion mail; the same value serves every party.
 	Completion func(ctx context.Context, env *workflow.Envelope) (compose.Completion, error)
@@ -85,16 +82,14 @@ func (m *Mails) Compose(ctx context.Context, it *store.Item, job engine.Job, w i
 func (m *Mails) data(ctx context.Context, env *workflow.Envelope, job engine.Job) (compose.Data, error) {
 	switch job.Notice {
 	case workflow.Acknowledgement:
-		var u string
-		var err error
-		if m.StatusURL != nil {
-			u, err = m.StatusURL(ctx, env)
+		ack := compose.Acknowledgement{}
+		if job.Token != "" {
+			ack.StatusURL = m.PublicURL + "/e/" + job.Token
 		}
-		ack := compose.Acknowledgement{StatusURL: u}
 		for _, a := range env.Ignored {
 			ack.Ignored = append(ack.Ignored, compose.IgnoredAttachment{Name: a.Name, ContentType: a.ContentType})
 		}
-		return ack, err
+		return ack, nil
 	case workflow.Invitation:
 		return compose.Invitation{Link: m.PublicURL + "/s/" + job.Token}, nil
 	case workflow.Reminder:

@@ -31,10 +31,7 @@ func newMails(t testing.TB, st store.Store) *Mails {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Mails{Composer: cc, Store: st, Domain: domain, PublicURL: "https://sign.org.example",
-		StatusURL: func(_ context.Context, env *workflow.Envelope) (string, error) {
-			return "https://sign.org.example/status/" + env.ID, nil
-		}}
+	return &Mails{Composer: cc, Store: st, Domain: domain, PublicURL: "https://sign.org.example"}
 }
 
 // parts reads a message's header and its text/plain part.
@@ -120,8 +117,13 @@ func TestComposedMailsArrive(t *testing.T) {
 	if irt := h.Get("In-Reply-To"); irt != "<submission.1@mail.example.com>" {
 		t.Errorf("acknowledgement In-Reply-To %q, want the submission", irt)
 	}
-	if !strings.Contains(text, "https://sign.org.example/status/"+env.ID) {
-		t.Errorf("no status link in the acknowledgement:\n%s", text)
+	status := regexp.MustCompile(`https://sign\.org\.example/e/([A-Za-z0-9_-]+)`).FindStringSubmatch(text)
+	if status == nil {
+		t.Fatalf("no status link in the acknowledgement:\n%s", text)
+	}
+	sum = sha256.Sum256([]byte(status[1]))
+	if eid, who, err := f.st.ByToken(context.Background(), sum[:]); err != nil || eid != env.ID || who != workflow.SenderID {
+		t.Errorf("the status link's token finds %q %q, %v; want %s %s", eid, who, err, env.ID, workflow.SenderID)
 	}
 	if !strings.Contains(text, "budget.xlsx") {
 		t.Errorf("the acknowledgement does not list the ignored attachment:\n%s", text)

@@ -316,6 +316,14 @@ var tokenCases = []testCase{
 		byToken(t, s, "E1/r2/2", "E1", "r2")
 		byToken(t, s, "E1/r2/1", "E1", "r2")
 	}},
+	{"Sender", func(t *testing.T, s store.Store) {
+		ctx := t.Context()
+		env := create(t, s, "E1", t0)
+		env.AddSenderToken(tokenHash("E1/sender/1"))
+		ok(t, s.Update(ctx, env, store.Writes{Audit: record(env, audit.ReminderSent, "system")}), "Update")
+		byToken(t, s, "E1/sender/1", "E1", workflow.SenderID)
+		byToken(t, s, "E1/r2/1", "E1", "r2")
+	}},
 	{"Unknown", func(t *testing.T, s store.Store) {
 		create(t, s, "E1", t0)
 		_, _, err := s.ByToken(t.Context(), tokenHash("never minted"))

@@ -32,6 +32,7 @@ const (
 	Signed          Type = "signed"           // a signer signed
 	Approved        Type = "approved"         // an approver approved (visa)
 	Declined        Type = "declined"         // a recipient declined, with a reason
+	Delegated       Type = "delegated"        // a recipient handed their place to someone else
 	Cancelled       Type = "cancelled"        // the sender cancelled the envelope
 	Expired         Type = "expired"          // the deadline passed
 	ReminderSent    Type = "reminder_sent"    // pending recipients were reminded

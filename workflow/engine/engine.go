@@ -43,8 +43,8 @@ const (
 	CompletionQueue = "completion"
 )
 
-// Addressee names who a Job is for.
-const SenderAddressee = "sender"
+// SenderAddressee is the Job.To of a mail to the envelope's sender.
+const SenderAddressee = workflow.SenderID
 
 // Job is the payload of a MailQueue or SMSQueue item: which mail to compose
 // and send, for whom. Composition happens at sending time from the envelope
@@ -56,7 +56,8 @@ type Job struct {
 	EnvelopeID string `json:"envelope_id"`
 	// To is a recipient ID, or SenderAddressee.
 	To string `json:"to"`
-	// Token is the signing-link token, for invitations and reminders.
+	// Token is the signing-link token, for invitations and reminders, or
+	// the sender's status-page token, for the acknowledgement.
 	Token string `json:"token,omitempty"`
 	// Code is the one-time code, for NoticeCode.
 	Code string `json:"code,omitempty"`
@@ -329,8 +330,15 @@ func (e *Engine) writes(t workflow.Transition, code string) (store.Writes, error
 		switch f := f.(type) {
 		case workflow.Notify:
 			if f.ToSender {
-				err = add(MailQueue, fmt.Sprintf("%d/%s/sender", i, f.Notice), now,
-					Job{Notice: f.Notice, EnvelopeID: env.ID, To: SenderAddressee, Reason: f.Reason, About: f.About})
+				job := Job{Notice: f.Notice, EnvelopeID: env.ID, To: SenderAddressee, Reason: f.Reason, About: f.About}
+				if f.Notice == workflow.Acknowledgement {
+					// The acknowledgement carries the sender's status link.
+					if job.Token, err = e.newToken(); err != nil {
+						break
+					}
+					env.AddSenderToken(HashToken(job.Token))
+				}
+				err = add(MailQueue, fmt.Sprintf("%d/%s/sender", i, f.Notice), now, job)
 			}
 			for _, rid := range f.Recipients {
 				if err != nil {

@@ -150,7 +150,7 @@ func TestCodesSignatureAndCompletion(t *testing.T) {
 	if _, err := e.VerifyCode(ctx, env.ID, "r1", " "+code+" ", client); err != nil {
 		t.Fatalf("right code: %v", err)
 	}
-	sig := workflow.Signature{CertSerial: "01", Documents: []workflow.DocumentVersion{{Index: 0, SHA256: "bb", Size: 10}}}
+	sig := workflow.Signature{CertSerial: "01", Documents: []workflow.DocumentVersion{{Index: 0, Previous: "aa", SHA256: "bb", Size: 10}}}
 	if _, err := e.Event(ctx, env.ID, workflow.Signed{Meta: workflow.Meta{At: c.Now(), Client: client}, RecipientID: "r1", Signature: sig}); err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,12 @@ func TestCodesSignatureAndCompletion(t *testing.T) {
 	if _, err := e.VerifyCode(ctx, env.ID, "r2", sms[0].Code, client); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Event(ctx, env.ID, workflow.Signed{Meta: workflow.Meta{At: c.Now()}, RecipientID: "r2", Signature: sig}); err != nil {
+	// A signature made on the first version would drop r1's: refused.
+	if _, err := e.Event(ctx, env.ID, workflow.Signed{Meta: workflow.Meta{At: c.Now()}, RecipientID: "r2", Signature: sig}); !errors.Is(err, workflow.ErrStaleDocument) {
+		t.Fatalf("a signature on a superseded version: %v, want %v", err, workflow.ErrStaleDocument)
+	}
+	sig2 := workflow.Signature{CertSerial: "02", Documents: []workflow.DocumentVersion{{Index: 0, Previous: "bb", SHA256: "cc", Size: 12}}}
+	if _, err := e.Event(ctx, env.ID, workflow.Signed{Meta: workflow.Meta{At: c.Now()}, RecipientID: "r2", Signature: sig2}); err != nil {
 		t.Fatal(err)
 	}
 	if done := drain(t, e, CompletionQueue); len(done) != 1 {

@@ -96,6 +96,9 @@ var workflowFR = map[string]string{
 	workflow.ErrReasonRequired.Code:   "donnez la raison du refus",
 	workflow.ErrNotDue.Code:           "ce délai n'est pas encore échu",
 	workflow.ErrNotCompleting.Code:    "des étapes restent à faire",
+	workflow.ErrStaleDocument.Code:    "le document a changé pendant la signature : recommencez",
+	workflow.ErrNoDelegation.Code:     "la délégation n'est pas permise pour cette demande",
+	workflow.ErrBadDelegate.Code:      "cette personne ne peut pas recevoir la délégation",
 }
 
 // DeadlinePassed says that the deadline day a sender gave has already

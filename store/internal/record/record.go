@@ -87,11 +87,15 @@ func DecodeToken(tokenHash, data []byte) (TokenTarget, error) {
 // token index entry is written before its envelope and may point at a write
 // that never happened: readers confirm it here.
 func HoldsToken(env *workflow.Envelope, recipientID string, tokenHash []byte) bool {
-	r := env.Recipient(recipientID)
-	if r == nil {
-		return false
+	hashes := env.SenderTokenHashes
+	if recipientID != workflow.SenderID {
+		r := env.Recipient(recipientID)
+		if r == nil {
+			return false
+		}
+		hashes = r.TokenHashes
 	}
-	for _, h := range r.TokenHashes {
+	for _, h := range hashes {
 		if bytes.Equal(h, tokenHash) {
 			return true
 		}
@@ -99,8 +103,12 @@ func HoldsToken(env *workflow.Envelope, recipientID string, tokenHash []byte) bo
 	return false
 }
 
-// Tokens calls f with every token hash of env and its recipient.
+// Tokens calls f with every token hash of env and its recipient
+// (workflow.SenderID for the sender's status-page tokens).
 func Tokens(env *workflow.Envelope, f func(hash []byte, recipientID string)) {
+	for _, h := range env.SenderTokenHashes {
+		f(h, workflow.SenderID)
+	}
 	for _, r := range env.Recipients {
 		for _, h := range r.TokenHashes {
 			f(h, r.ID)

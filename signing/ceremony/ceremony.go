@@ -1,0 +1,296 @@
+// Package ceremony is what a signing link and a status link can do: the
+// edge between the people who hold a link (through the signing pages, the
+// JSON API, any other door) and the workflow engine, the store and the
+// pure signing engine (packages pades and pki).
+//
+// Every operation starts from a link token, which it looks up by its
+// SHA-256 (tokens are never stored); a signer's token acts only for its
+// recipient, the sender's status token only for the sender, and neither
+// can do what the other does. The workflow rules themselves (who may act
+// when, codes, rate of codes, reasons) are the state machine's: a door
+// never checks them twice, it shows the machine's refusal.
+//
+// A signature is the one costly step: the one-time certificate, a PAdES
+// signature on each document's current version, the new versions stored as
+// blobs, then the Signed event. Only one signature of an envelope is made
+// at a time (a store lease, so also across replicas), and the Signed event
+// names the versions each new one was made from, which the machine checks:
+// a crash between the blobs and the event leaves unused blobs and no
+// signature, never a lost or a doubled one.
+package ceremony
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/parapheur/parapheur/signing/pades"
+	"github.com/parapheur/parapheur/signing/pki"
+	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/audit"
+	"github.com/parapheur/parapheur/workflow/engine"
+)
+
+// Errors of the ceremony itself; the workflow's refusals come as
+// *workflow.Error.
+var (
+	// ErrNoLink: the token is not one of a live link (unknown, mistyped,
+	// or of another kind: a status token on the signing page).
+	ErrNoLink = errors.New("this link is not valid")
+	// ErrBusy: another signature of the envelope is being made and did not
+	// finish in time; try again.
+	ErrBusy = errors.New("another signature of this envelope is being made: try again in a moment")
+	// ErrConsent: signing or approving needs the signer's consent.
+	ErrConsent = errors.New("tick the consent box to sign or approve")
+	// ErrNoDocument: no document has that number.
+	ErrNoDocument = errors.New("no such document")
+)
+
+// Ceremony carries out what links ask for.
+type Ceremony struct {
+	// Engine applies the events; its store holds envelopes and documents.
+	Engine *engine.Engine
+	// CA issues the one-time certificates of the signers.
+	CA *pki.CA
+	// TSA, when set, time-stamps each signer's signature (PAdES B-T).
+	TSA pades.Timestamper
+	// MaxDocumentBytes bounds the documents read for signing.
+	MaxDocumentBytes int64
+	// Holder names this process in the signing lease.
+	Holder string
+	// SignWait is how long a signature waits for another one of the same
+	// envelope before giving up with ErrBusy; 0 means DefaultSignWait.
+	SignWait time.Duration
+	// TempDir holds the documents while they are signed; "" means the
+	// system's.
+	TempDir string
+}
+
+// DefaultSignWait is the default Ceremony.SignWait.
+const DefaultSignWait = 10 * time.Second
+
+// Link is what a token opened: an envelope and who holds the link.
+type Link struct {
+	Envelope *workflow.Envelope
+	// RecipientID is the link holder's recipient ID, or workflow.SenderID
+	// for the sender's status link.
+	RecipientID string
+}
+
+// Recipient returns the link holder as a recipient (nil for the sender).
+func (l Link) Recipient() *workflow.Recipient { return l.Envelope.Recipient(l.RecipientID) }
+
+// Action is what a signer or approver asks for with a verified code.
+type Action struct {
+	// Kind is Sign (a signature, or an approval for an approver),
+	// Decline or Delegate.
+	Kind ActionKind
+	// Code is the one-time code received, unless one was verified within
+	// workflow.ActionWindow and not used yet.
+	Code string
+	// Consent is required for Sign.
+	Consent bool
+	// Reason is required for Decline and Delegate.
+	Reason string
+	// Delegate is who to hand the place to, for Delegate.
+	Delegate workflow.Party
+}
+
+// ActionKind names an Action.
+type ActionKind string
+
+// Actions.
+const (
+	Sign     ActionKind = "sign"
+	Decline  ActionKind = "decline"
+	Delegate ActionKind = "delegate"
+)
+
+// open finds the link of token; sender selects the status link (true) or
+// a signing link (false).
+func (c *Ceremony) open(ctx context.Context, token string, sender bool) (Link, error) {
+	if token == "" || len(token) > 128 {
+		return Link{}, ErrNoLink
+	}
+	envID, rid, err := c.Engine.Store.ByToken(ctx, engine.HashToken(token))
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
+		return Link{}, ErrNoLink
+	}
+	if err != nil {
+		return Link{}, err
+	}
+	if (rid == workflow.SenderID) != sender {
+		return Link{}, ErrNoLink
+	}
+	env, err := c.Engine.Envelope(ctx, envID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Link{}, ErrNoLink
+	}
+	if err != nil {
+		return Link{}, err
+	}
+	return Link{Envelope: env, RecipientID: rid}, nil
+}
+
+// Open returns the signing link of token without recording anything.
+func (c *Ceremony) Open(ctx context.Context, token string) (Link, error) {
+	return c.open(ctx, token, false)
+}
+
+// View opens the signing link of token and records the view (a reload by
+// the same client within workflow.ViewEvery is one view). A view changes
+// nothing else: mail scanners open links before people do.
+func (c *Ceremony) View(ctx context.Context, token string, client workflow.Client) (Link, error) {
+	l, err := c.open(ctx, token, false)
+	if err != nil {
+		return l, err
+	}
+	env, err := c.Engine.Event(ctx, l.Envelope.ID, workflow.Viewed{Meta: c.meta(client), RecipientID: l.RecipientID})
+	if err != nil {
+		return l, err
+	}
+	l.Envelope = env
+	return l, nil
+}
+
+// SendCode sends the link holder a one-time code (by mail, or SMS when
+// they gave a mobile number).
+func (c *Ceremony) SendCode(ctx context.Context, token string, client workflow.Client) (Link, error) {
+	l, err := c.open(ctx, token, false)
+	if err != nil {
+		return l, err
+	}
+	env, err := c.Engine.SendCode(ctx, l.Envelope.ID, l.RecipientID, client)
+	if env != nil {
+		l.Envelope = env
+	}
+	return l, err
+}
+
+// Act carries out a signer's or approver's action: checks the code (a
+// wrong one is counted), then signs, approves, declines or delegates.
+func (c *Ceremony) Act(ctx context.Context, token string, a Action, client workflow.Client) (Link, error) {
+	l, err := c.open(ctx, token, false)
+	if err != nil {
+		return l, err
+	}
+	if a.Kind == Sign && !a.Consent {
+		return l, ErrConsent
+	}
+	if l.Envelope, err = c.verify(ctx, l, a.Code, client); err != nil {
+		return l, err
+	}
+	r := l.Recipient()
+	meta := c.meta(client)
+	var env *workflow.Envelope
+	switch a.Kind {
+	case Sign:
+		if r.Role == workflow.Approver {
+			env, err = c.Engine.Event(ctx, l.Envelope.ID, workflow.Approved{Meta: meta, RecipientID: r.ID})
+		} else {
+			env, err = c.sign(ctx, l.Envelope.ID, r.ID, client)
+		}
+	case Decline:
+		env, err = c.Engine.Event(ctx, l.Envelope.ID, workflow.Declined{Meta: meta, RecipientID: r.ID, Reason: a.Reason})
+	case Delegate:
+		env, err = c.Engine.Event(ctx, l.Envelope.ID, workflow.Delegated{Meta: meta, RecipientID: r.ID, To: a.Delegate, Reason: a.Reason})
+	default:
+		return l, fmt.Errorf("ceremony: unknown action %q", a.Kind)
+	}
+	if env != nil {
+		l.Envelope = env
+	}
+	return l, err
+}
+
+// verify checks the entered code, unless the recipient verified one within
+// the action window that no action used yet (a retry after ErrBusy, or
+// after a refused reason). Without a code and without a verification, the
+// machine's ErrNotVerified tells what to do.
+func (c *Ceremony) verify(ctx context.Context, l Link, code string, client workflow.Client) (*workflow.Envelope, error) {
+	code = strings.TrimSpace(code)
+	r := l.Recipient()
+	now := c.Engine.Now()
+	recent := !r.VerifiedAt.IsZero() && now.Sub(r.VerifiedAt) <= workflow.ActionWindow
+	if recent && (code == "" || r.Code == nil) {
+		return l.Envelope, nil
+	}
+	if code == "" {
+		if err := workflow.CanAct(l.Envelope, r.ID, now); err != nil {
+			return l.Envelope, err
+		}
+		return l.Envelope, &workflow.Error{Code: workflow.ErrNotVerified.Code,
+			Message: "enter the one-time code you received (ask for one first)"}
+	}
+	env, err := c.Engine.VerifyCode(ctx, l.Envelope.ID, r.ID, code, client)
+	if env == nil {
+		env = l.Envelope
+	}
+	return env, err
+}
+
+// Document opens document n (from 0) of the link's envelope, as it now is
+// (after the signatures so far, or the final sealed version).
+func (c *Ceremony) Document(ctx context.Context, l Link, n int) (io.ReadCloser, workflow.Document, error) {
+	if n < 0 || n >= len(l.Envelope.Documents) {
+		return nil, workflow.Document{}, ErrNoDocument
+	}
+	d := l.Envelope.Documents[n]
+	rc, blob, err := c.Engine.Store.OpenBlob(ctx, d.Current)
+	if err != nil {
+		return nil, d, err
+	}
+	d.Size = blob.Size
+	return rc, d, nil
+}
+
+// Status opens the sender's status link of token and returns the audit
+// trail so far.
+func (c *Ceremony) Status(ctx context.Context, token string) (Link, []audit.Record, error) {
+	l, err := c.open(ctx, token, true)
+	if err != nil {
+		return l, nil, err
+	}
+	trail, err := c.Engine.Store.AuditTrail(ctx, l.Envelope.ID)
+	return l, trail, err
+}
+
+// OpenStatus returns the sender's status link of token.
+func (c *Ceremony) OpenStatus(ctx context.Context, token string) (Link, error) {
+	return c.open(ctx, token, true)
+}
+
+// Remind sends the pending recipients of the current step a reminder now,
+// at the sender's request.
+func (c *Ceremony) Remind(ctx context.Context, token string, client workflow.Client) (Link, error) {
+	return c.senderEvent(ctx, token, func(env *workflow.Envelope) workflow.Event {
+		return workflow.ReminderDue{Meta: c.meta(client)}
+	})
+}
+
+// Cancel cancels the envelope at the sender's request.
+func (c *Ceremony) Cancel(ctx context.Context, token, reason string, client workflow.Client) (Link, error) {
+	return c.senderEvent(ctx, token, func(env *workflow.Envelope) workflow.Event {
+		return workflow.Cancelled{Meta: c.meta(client), By: env.Sender.Email, Reason: reason}
+	})
+}
+
+func (c *Ceremony) senderEvent(ctx context.Context, token string, mk func(*workflow.Envelope) workflow.Event) (Link, error) {
+	l, err := c.open(ctx, token, true)
+	if err != nil {
+		return l, err
+	}
+	env, err := c.Engine.Apply(ctx, l.Envelope.ID, func(env *workflow.Envelope) (workflow.Event, error) { return mk(env), nil })
+	if env != nil {
+		l.Envelope = env
+	}
+	return l, err
+}
+
+func (c *Ceremony) meta(client workflow.Client) workflow.Meta {
+	return workflow.Meta{At: c.Engine.Now(), Client: client}
+}

@@ -1,0 +1,203 @@
+package ceremony
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/parapheur/parapheur/signing/pades"
+	"github.com/parapheur/parapheur/signing/pki"
+	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/workflow"
+)
+
+// signLease is how long one signature may hold its envelope's lease: far
+// longer than a signature of the largest document takes, short enough
+// that a replica that died while signing frees the envelope soon.
+const signLease = 2 * time.Minute
+
+// signPoll is how often a waiting signature looks at the lease again.
+const signPoll = 25 * time.Millisecond
+
+// sign makes recipientID's signature on every document of the envelope and
+// records it.
+func (c *Ceremony) sign(ctx context.Context, envID, recipientID string, client workflow.Client) (*workflow.Envelope, error) {
+	release, err := c.lock(ctx, envID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	// Read again under the lease: a signature made meanwhile moved the
+	// documents on.
+	env, err := c.Engine.Envelope(ctx, envID)
+	if err != nil {
+		return nil, err
+	}
+	now := c.Engine.Now()
+	if err := workflow.CanPerform(env, recipientID, workflow.Signer, now); err != nil {
+		return env, err
+	}
+	r := env.Recipient(recipientID)
+	name := r.Name
+	if name == "" {
+		name = r.Email
+	}
+	kp, err := c.CA.IssueOneTime(name, r.Email, 0)
+	if err != nil {
+		return env, fmt.Errorf("ceremony: one-time certificate for %s: %w", r.Email, err)
+	}
+	signed := 0
+	for _, o := range env.Recipients {
+		if o.State == workflow.HasSigned {
+			signed++
+		}
+	}
+	opts := pades.Options{
+		Signer:      pades.Signer{Key: kp.Key, Chain: kp.Chain},
+		Name:        name,
+		ContactInfo: r.Email,
+		Reason:      reason(env),
+		Time:        now,
+		TSA:         c.TSA,
+		MaxInput:    c.MaxDocumentBytes,
+	}
+	versions := make([]workflow.DocumentVersion, len(env.Documents))
+	for i, d := range env.Documents {
+		opts.Stamp = stamp(env, r, name, signed, d.Pages)
+		blob, err := c.signDocument(ctx, d, opts)
+		if err != nil {
+			return env, fmt.Errorf("ceremony: signing %s: %w", d.Name, err)
+		}
+		versions[i] = workflow.DocumentVersion{Index: i, Previous: d.Current, SHA256: blob.SHA256, Size: blob.Size}
+	}
+	return c.Engine.Event(ctx, envID, workflow.Signed{Meta: workflow.Meta{At: now, Client: client}, RecipientID: recipientID,
+		Signature: workflow.Signature{CertSerial: serial(kp), Documents: versions}})
+}
+
+func serial(kp *pki.KeyPair) string { return kp.Chain[0].SerialNumber.Text(16) }
+
+// signDocument signs the current version of d into a new blob. The
+// document goes through temporary files, so memory does not grow with it.
+func (c *Ceremony) signDocument(ctx context.Context, d workflow.Document, opts pades.Options) (store.Blob, error) {
+	rc, _, err := c.Engine.Store.OpenBlob(ctx, d.Current)
+	if err != nil {
+		return store.Blob{}, err
+	}
+	in, err := c.spool(rc)
+	rc.Close()
+	if err != nil {
+		return store.Blob{}, err
+	}
+	defer in.Close()
+	out, err := c.tempFile()
+	if err != nil {
+		return store.Blob{}, err
+	}
+	defer out.Close()
+	if err := pades.SignFile(ctx, in, out, opts); err != nil {
+		return store.Blob{}, err
+	}
+	if _, err := out.Seek(0, io.SeekStart); err != nil {
+		return store.Blob{}, err
+	}
+	return c.Engine.PutDocument(ctx, out)
+}
+
+// spool copies r into an unlinked temporary file.
+func (c *Ceremony) spool(r io.Reader) (*os.File, error) {
+	f, err := c.tempFile()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// tempFile is a temporary file removed at once: nothing stays behind,
+// whatever happens to the process.
+func (c *Ceremony) tempFile() (*os.File, error) {
+	f, err := os.CreateTemp(c.TempDir, "parapheur-sign-*")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(f.Name())
+	return f, nil
+}
+
+// lock takes the envelope's signing lease, waiting up to SignWait for a
+// signature in progress, and returns its release.
+func (c *Ceremony) lock(ctx context.Context, envID string) (func(), error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	name, holder := "sign/"+envID, c.Holder+"/"+hex.EncodeToString(b[:])
+	wait := c.SignWait
+	if wait <= 0 {
+		wait = DefaultSignWait
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		ok, err := c.Engine.Store.AcquireLease(ctx, name, holder, time.Now(), signLease)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return func() {
+				// The release outlives a cancelled request: a lease left
+				// behind would hold the envelope for signLease.
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				defer cancel()
+				c.Engine.Store.ReleaseLease(rctx, name, holder)
+			}, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, ErrBusy
+		}
+		select {
+		case <-ctx.Done():
+			return nil, errors.Join(ErrBusy, ctx.Err())
+		case <-time.After(signPoll):
+		}
+	}
+}
+
+// reason is the signature's /Reason, in the envelope's language.
+func reason(env *workflow.Envelope) string {
+	if env.Language == "fr" {
+		return "Signature électronique, demande " + env.ID
+	}
+	return "Electronic signature, envelope " + env.ID
+}
+
+// Stamp geometry, in points: boxes of stampW × stampH in rows of
+// stampCols from the bottom-left corner of the last page, one box per
+// signature so that the signers' marks never overlap.
+const (
+	stampW, stampH = 170.0, 58.0
+	stampMargin    = 28.0
+	stampGap       = 6.0
+	stampCols      = 3
+)
+
+// stamp places the n-th signature's visible mark (from 0) on the last
+// page of a document of pages pages.
+func stamp(env *workflow.Envelope, r *workflow.Recipient, name string, n, pages int) *pades.Stamp {
+	col, row := n%stampCols, n/stampCols
+	x := stampMargin + float64(col)*(stampW+stampGap)
+	y := stampMargin + float64(row)*(stampH+stampGap)
+	role := "Signer"
+	if env.Language == "fr" {
+		role = "Signataire"
+	}
+	return &pades.Stamp{Page: max(pages, 1), Rect: [4]float64{x, y, x + stampW, y + stampH},
+		Name: name, Role: role + " · " + r.Email, Reason: env.ID}
+}
