@@ -14,6 +14,10 @@
 // The mail rig must run as root, since the Postfix master needs it; it runs Dovecot as the
 // unprivileged system user "mailtest", which it creates with useradd on first use.
 //
+// Pages are tested in Debian's Chromium, headless, driven over the DevTools protocol by
+// chromedp: [ChromiumRig] starts one, [Chromium.Tab] opens a private tab with a phone's or a
+// desktop's viewport, with or without JavaScript, and saves a screenshot when the test fails.
+//
 // Tests take a server with [Redis], [RedisSentinel], [RedisCluster] or [MailRig], which stop it when the test
 // ends. Servers shared by a whole package come from the Start functions in TestMain:
 //
