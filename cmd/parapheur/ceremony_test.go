@@ -1,0 +1,361 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-message/mail"
+
+	"github.com/parapheur/parapheur/deploy/testrig"
+	"github.com/parapheur/parapheur/signing/pki"
+	"github.com/parapheur/parapheur/signing/signtest"
+	"github.com/parapheur/parapheur/workflow/engine"
+)
+
+// ceremonyUsers are the mailboxes of the people of the signing tests: the
+// gateway, the agent who submits, and the recipients.
+var ceremonyUsers = []string{"parapheur", "bob", "approver", "signer1", "signer2", "signer3", "copy", "archivist", "delegate"}
+
+// mailWait bounds the wait for one mail through Postfix, the gateway and
+// Dovecot: generous, because the machine running the tests may be busy.
+const mailWait = 60 * time.Second
+
+// ceremonyRig is one "parapheur serve" on a private Postfix and Dovecot,
+// shared by the tests of the signing ceremony.
+type ceremonyRig struct {
+	rig  *testrig.Mail
+	srv  *server
+	keys string // keys.dir: the signing CA is keys/ca.crt
+	base string // the public URL
+}
+
+// TestSigningCeremony runs envelopes from the agent's mail to the signed
+// PDF through the real gateway, Postfix and Dovecot: every recipient reads
+// their invitation and their codes in their own mailbox and acts through
+// the JSON API or, in Chromium, through the pages.
+func TestSigningCeremony(t *testing.T) {
+	rig, err := testrig.StartMail(t.TempDir(), testrig.MailOptions{Users: ceremonyUsers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := rig.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	keys := initKeys(t)
+	srv := startServe(t, rig, "bolt://"+filepath.Join(t.TempDir(), "parapheur.db"), keys)
+	c := &ceremonyRig{rig: rig, srv: srv, keys: keys, base: "http://" + srv.listen}
+	t.Cleanup(signtest.Cleanup)
+
+	t.Run("whole envelope through mail and the API", c.wholeEnvelope)
+}
+
+// wholeEnvelope is issue 10's envelope: an approver, then two signers in
+// parallel, then one signer, with a copy and an archivist. Each signature
+// must be valid for every independent validator, the earlier ones still
+// valid after the later ones, and each certificate must name its signer.
+func (c *ceremonyRig) wholeEnvelope(t *testing.T) {
+	const title = "Convention de partenariat 2027"
+	envID, _ := c.submit(t, title,
+		"Visa : Anne Viseur <approver@example.com>",
+		"Signataire : Sophie Première <signer1@example.com>, Paul Second <signer2@example.com>",
+		"Signataire : Élise Troisième <signer3@example.com>",
+		"Copie : Carl Copie <copy@example.com>",
+		"Archive : archivist@example.com",
+	)
+	ack := c.read(t, "bob", "Enregistré : "+title)
+	for _, want := range []string{envID, "copy@example.com", "archivist@example.com", c.base + "/e/"} {
+		if !strings.Contains(ack.text, want) {
+			t.Errorf("the acknowledgement does not show %q:\n%s", want, ack.text)
+		}
+	}
+
+	approver := c.invited(t, "approver", "À viser : "+title)
+	st := approver.state(t)
+	if st.Envelope.ID != envID || st.Envelope.Title != title || st.Envelope.State != "in_progress" ||
+		st.Recipient.Email != "approver@example.com" || st.Recipient.Role != "approver" || !st.Recipient.CanAct || len(st.Steps) != 3 {
+		t.Fatalf("the approver's state: %+v", st)
+	}
+	approver.act(t, c, title, "approved")
+
+	// Step 2 runs in parallel: both signers are invited at once, and act
+	// in any order (the second first here).
+	first, second := c.invited(t, "signer1", "À signer : "+title), c.invited(t, "signer2", "À signer : "+title)
+	second.act(t, c, title, "signed")
+	if st := first.state(t); !st.Steps[1].Current || st.Steps[2].Recipients[0].State != "waiting" || !st.Recipient.CanAct {
+		t.Fatalf("after one signer of the parallel step, the step moved on or the other cannot act: %+v", st)
+	}
+	first.act(t, c, title, "signed")
+	afterStep2 := first.document(t, 0)
+
+	last := c.invited(t, "signer3", "À signer : "+title)
+	st = last.act(t, c, title, "signed")
+	for i, step := range st.Steps {
+		if step.Current {
+			t.Errorf("step %d is still current after every recipient acted", i+1)
+		}
+		for _, r := range step.Recipients {
+			if r.State != "signed" && r.State != "approved" {
+				t.Errorf("step %d: %s is %s", i+1, r.Name, r.State)
+			}
+		}
+	}
+	// Sealing, the certificate and the final mails are issue 11's: the
+	// envelope waits for them with every step done.
+	if st.Envelope.State != "in_progress" {
+		t.Errorf("the envelope is %s with every step done and no completion built", st.Envelope.State)
+	}
+
+	final := last.document(t, 0)
+	if sum := sha256.Sum256(final); hex.EncodeToString(sum[:]) != st.Documents[0].SHA256 {
+		t.Errorf("the document served is not the one the state describes (SHA-256 %s)", st.Documents[0].SHA256)
+	}
+	// Incremental updates: the final file begins with the file the first
+	// two signatures were made on, byte for byte.
+	if !bytes.HasPrefix(final, afterStep2) {
+		t.Error("the last signature rewrote the document instead of appending to it")
+	}
+	dir := t.TempDir()
+	ca := filepath.Join(c.keys, pki.CACertFile)
+	for _, v := range []struct {
+		name string
+		pdf  []byte
+		sigs int
+	}{{"after-step-2.pdf", afterStep2, 2}, {"final.pdf", final, 3}} {
+		path := filepath.Join(dir, v.name)
+		if err := os.WriteFile(path, v.pdf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		signtest.Validate(t, path, signtest.Expect{Signatures: v.sigs, CAFile: ca})
+	}
+	// Each signature's certificate names its signer, in signing order.
+	out, err := exec.Command("pdfsig", "-nocert", filepath.Join(dir, "final.pdf")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pdfsig: %v\n%s", err, out)
+	}
+	names := regexp.MustCompile(`Signer Certificate Common Name: (.*)`).FindAllStringSubmatch(string(out), -1)
+	var got []string
+	for _, m := range names {
+		got = append(got, strings.TrimSpace(m[1]))
+	}
+	if want := []string{"Paul Second", "Sophie Première", "Élise Troisième"}; strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("the signers' certificates name %q, want %q:\n%s", got, want, out)
+	}
+}
+
+// submit mails samplePDF from bob to the gateway, titled title, with the
+// instruction block lines, and returns the envelope's id and the mail's
+// Message-ID.
+func (c *ceremonyRig) submit(t *testing.T, title string, lines ...string) (string, string) {
+	t.Helper()
+	pdf, err := os.ReadFile(samplePDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := fmt.Sprintf("<ceremony-%d@example.com>", time.Now().UnixNano())
+	msg := fmt.Sprintf("From: Bob Agent <bob@example.com>\r\nTo: parapheur@org.example\r\nSubject: %s\r\n"+
+		"Message-ID: %s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"+
+		"--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n%s\r\n"+
+		"--b\r\nContent-Type: application/pdf; name=convention.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n%s\r\n--b--\r\n",
+		mimeWord(title), id, strings.Join(lines, "\r\n"), base64.StdEncoding.EncodeToString(pdf))
+	sendMail(t, c.rig.SMTPAddr(), "bob@example.com", "parapheur@org.example", msg)
+	return engine.EnvelopeID(strings.ToLower(id)), id
+}
+
+// mimeWord encodes s for a header (RFC 2047) when it is not ASCII.
+func mimeWord(s string) string {
+	for _, r := range s {
+		if r > 0x7e {
+			return "=?utf-8?b?" + base64.StdEncoding.EncodeToString([]byte(s)) + "?="
+		}
+	}
+	return s
+}
+
+// received is a mail as its addressee reads it.
+type received struct {
+	header mail.Header
+	text   string // the text/plain part
+}
+
+// read waits for the mail whose subject contains subject in user's
+// mailbox, and returns it.
+func (c *ceremonyRig) read(t *testing.T, user, subject string) received {
+	t.Helper()
+	raw, err := c.rig.WaitMessage(user, "Subject", subject, mailWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := mail.CreateReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("%s's mail %q: %v", user, subject, err)
+	}
+	m := received{header: r.Header}
+	for {
+		p, err := r.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s's mail %q: %v", user, subject, err)
+		}
+		if h, ok := p.Header.(*mail.InlineHeader); ok && m.text == "" {
+			if ct, _, _ := h.ContentType(); ct == "text/plain" {
+				b, err := io.ReadAll(p.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m.text = string(b)
+			}
+		}
+	}
+	if m.text == "" {
+		t.Fatalf("%s's mail %q has no text part:\n%s", user, subject, raw)
+	}
+	return m
+}
+
+// link returns the first link under the public URL's path prefix ("/s/"
+// for a signing link, "/e/" for a status link) in m.
+func (c *ceremonyRig) link(t *testing.T, m received, prefix string) string {
+	t.Helper()
+	l := regexp.MustCompile(regexp.QuoteMeta(c.base+prefix) + `[A-Za-z0-9_-]+`).FindString(m.text)
+	if l == "" {
+		t.Fatalf("no %s link in the mail:\n%s", c.base+prefix, m.text)
+	}
+	return l
+}
+
+// codeIn returns the one-time code of a code mail: six digits on a line of
+// their own.
+func codeIn(t *testing.T, m received) string {
+	t.Helper()
+	code := regexp.MustCompile(`(?m)^\s*(\d{6})\s*$`).FindStringSubmatch(m.text)
+	if code == nil {
+		t.Fatalf("no six-digit code in the mail:\n%s", m.text)
+	}
+	return code[1]
+}
+
+// recipient is one person holding a signing link, as a program using the
+// JSON API.
+type recipient struct {
+	user  string // the mailbox
+	token string
+	api   string // the API's URL of the link
+}
+
+// invited reads user's invitation, whose subject contains subject, and
+// returns the link holder.
+func (c *ceremonyRig) invited(t *testing.T, user, subject string) recipient {
+	t.Helper()
+	link := c.link(t, c.read(t, user, subject), "/s/")
+	token := link[strings.LastIndexByte(link, '/')+1:]
+	return recipient{user: user, token: token, api: c.base + "/api/v1/sign/" + token}
+}
+
+// apiState is the answer of the API, with SPEC §3's fields.
+type apiState struct {
+	Envelope struct {
+		ID, Title, State, Sender string
+		Deadline                 time.Time
+	}
+	Recipient struct {
+		Name, Email, Role, State string
+		CanAct                   bool `json:"can_act"`
+	}
+	Documents []struct {
+		Index, Pages int
+		Name, SHA256 string
+	}
+	Steps []struct {
+		Role       string
+		Current    bool
+		Recipients []struct{ Name, State string }
+	}
+}
+
+func (r recipient) state(t *testing.T) apiState {
+	t.Helper()
+	resp, err := http.Get(r.api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decodeState(t, resp)
+}
+
+// post sends body as JSON to the link's API path and expects 200 and a state.
+func (r recipient) post(t *testing.T, path string, body any) apiState {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(r.api+path, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decodeState(t, resp)
+}
+
+func decodeState(t *testing.T, resp *http.Response) apiState {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %s: %s\n%s", resp.Request.Method, resp.Request.URL.Path, resp.Status, b)
+	}
+	var st apiState
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatalf("%s %s: %v\n%s", resp.Request.Method, resp.Request.URL.Path, err, b)
+	}
+	return st
+}
+
+// act asks for a code, reads it in the recipient's mailbox and signs (or
+// approves) with it; the recipient must then be in state want.
+func (r recipient) act(t *testing.T, c *ceremonyRig, title, want string) apiState {
+	t.Helper()
+	r.post(t, "/code", nil)
+	code := codeIn(t, c.read(t, r.user, "Votre code de confirmation – "+title))
+	st := r.post(t, "/sign", map[string]any{"code": code, "consent": true})
+	if st.Recipient.State != want || st.Recipient.CanAct {
+		t.Fatalf("%s after acting: %s (can act: %v), want %s", r.user, st.Recipient.State, st.Recipient.CanAct, want)
+	}
+	return st
+}
+
+// document downloads document n as it now is.
+func (r recipient) document(t *testing.T, n int) []byte {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("%s/documents/%d", r.api, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/pdf" {
+		t.Fatalf("document %d: %s %s\n%.300s", n, resp.Status, resp.Header.Get("Content-Type"), b)
+	}
+	return b
+}

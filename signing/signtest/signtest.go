@@ -1,0 +1,27 @@
+// Package signtest lets tests outside the signing tree check signed PDFs with
+// the independent validators (poppler's pdfsig, qpdf, mupdf's mutool,
+// openssl cms, pdfcpu and pdfsign), as the signing packages' own tests do
+// with their internal package pdftest: the gateway's end-to-end tests check
+// what it signed with the same tools and the same expectations.
+package signtest
+
+import (
+	"testing"
+
+	"github.com/parapheur/parapheur/signing/internal/pdftest"
+)
+
+// Expect is what a signed file must show; see Validate.
+type Expect = pdftest.Expect
+
+// Validate runs every independent validator on the signed file at path and
+// fails t unless each accepts all its signatures (e.Signatures of them,
+// their certificates issued by the roots in e.CAFile).
+func Validate(t testing.TB, path string, e Expect) {
+	t.Helper()
+	pdftest.Validate(t, path, e)
+}
+
+// Cleanup removes the files the validators left (pdfcpu's configuration);
+// call it once the test binary's last validation is done.
+func Cleanup() { pdftest.Cleanup() }
