@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -284,10 +285,16 @@ func TestRefusals(t *testing.T) {
 }
 
 func withPDF(from, instructions string, pdf []byte) []byte {
+	return withPDFTitled(from, "Convention", instructions, pdf)
+}
+
+// withPDFTitled is a submission of pdf in base64: raw binary would not
+// survive an IMAP APPEND unchanged.
+func withPDFTitled(from, subject, instructions string, pdf []byte) []byte {
 	body := "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + instructions + "\r\n--b\r\n" +
-		"Content-Type: application/pdf; name=convention.pdf\r\nContent-Disposition: attachment; filename=convention.pdf\r\n\r\n" +
-		string(pdf) + "\r\n--b--"
-	return rawMail(from, "Convention", "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n", body)
+		"Content-Type: application/pdf; name=convention.pdf\r\nContent-Disposition: attachment; filename=convention.pdf\r\n" +
+		"Content-Transfer-Encoding: base64\r\n\r\n" + base64.StdEncoding.EncodeToString(pdf) + "\r\n--b--"
+	return rawMail(from, subject, "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n", body)
 }
 
 func qpdfEncrypt(t *testing.T, pdf []byte) []byte {
