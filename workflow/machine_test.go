@@ -56,6 +56,16 @@ func verify(id string, d time.Duration) []Event {
 	}
 }
 
+// failures: r1 is sent a code d after t0, then enters n wrong codes a
+// minute later.
+func failures(n int, d time.Duration) []Event {
+	evs := []Event{CodeSent{Meta: at(d), RecipientID: "r1", MAC: mac, Channel: "email"}}
+	for range n {
+		evs = append(evs, CodeFailed{Meta: at(d + time.Minute), RecipientID: "r1"})
+	}
+	return evs
+}
+
 func seq(groups ...[]Event) []Event {
 	var all []Event
 	for _, g := range groups {
@@ -339,19 +349,14 @@ func TestApply(t *testing.T) {
 			},
 		},
 		{
-			name: "the fifth failure voids the code",
-			history: one(CodeSent{Meta: at(time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"},
-				CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"}, CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"},
-				CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"}, CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"},
-				CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"}),
-			event: CodeVerified{Meta: at(3 * time.Minute), RecipientID: "r1", MAC: mac}, wantErr: ErrNoCode,
+			name:    "the fifth failure voids the code",
+			history: failures(5, time.Minute),
+			event:   CodeVerified{Meta: at(3 * time.Minute), RecipientID: "r1", MAC: mac}, wantErr: ErrNoCode,
 		},
 		{
-			name: "the fourth failure tells nobody",
-			history: one(CodeSent{Meta: at(time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"},
-				CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"}, CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"},
-				CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"}),
-			event: CodeFailed{Meta: at(3 * time.Minute), RecipientID: "r1"}, wantState: StateInProgress,
+			name:    "the fourth failure tells nobody",
+			history: failures(3, time.Minute),
+			event:   CodeFailed{Meta: at(3 * time.Minute), RecipientID: "r1"}, wantState: StateInProgress,
 			wantAudit: []audit.Type{audit.CodeFailed},
 			check: func(t *testing.T, e *Envelope) {
 				if c := e.Recipient("r1").Code; c == nil || c.Failures != 4 {
@@ -360,11 +365,9 @@ func TestApply(t *testing.T) {
 			},
 		},
 		{
-			name: "the fifth failure voids the code and tells the sender",
-			history: one(CodeSent{Meta: at(time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"},
-				CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"}, CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"},
-				CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"}, CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"}),
-			event: CodeFailed{Meta: at(3 * time.Minute), RecipientID: "r1"}, wantState: StateInProgress,
+			name:    "the fifth failure voids the code and tells the sender",
+			history: failures(4, time.Minute),
+			event:   CodeFailed{Meta: at(3 * time.Minute), RecipientID: "r1"}, wantState: StateInProgress,
 			wantAudit: []audit.Type{audit.CodeFailed}, wantEffects: []string{"notify:code_locked:[]:sender=true:about=r1"},
 			check: func(t *testing.T, e *Envelope) {
 				if c := e.Recipient("r1").Code; c != nil {
@@ -373,15 +376,9 @@ func TestApply(t *testing.T) {
 			},
 		},
 		{
-			name: "a new code after a lock can be asked for and locks again with a new notice",
-			history: one(CodeSent{Meta: at(time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"},
-				CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"}, CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"},
-				CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"}, CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"},
-				CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"},
-				CodeSent{Meta: at(4 * time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"},
-				CodeFailed{Meta: at(5 * time.Minute), RecipientID: "r1"}, CodeFailed{Meta: at(5 * time.Minute), RecipientID: "r1"},
-				CodeFailed{Meta: at(5 * time.Minute), RecipientID: "r1"}, CodeFailed{Meta: at(5 * time.Minute), RecipientID: "r1"}),
-			event: CodeFailed{Meta: at(6 * time.Minute), RecipientID: "r1"}, wantState: StateInProgress,
+			name:    "a new code after a lock can be asked for and locks again with a new notice",
+			history: seq(failures(5, time.Minute), failures(4, 4*time.Minute)),
+			event:   CodeFailed{Meta: at(6 * time.Minute), RecipientID: "r1"}, wantState: StateInProgress,
 			wantAudit: []audit.Type{audit.CodeFailed}, wantEffects: []string{"notify:code_locked:[]:sender=true:about=r1"},
 		},
 		{
