@@ -170,7 +170,7 @@ func (s *Server) guard(h http.HandlerFunc) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		s.check(rec, r, h)
 		s.log.Debug("web: request", "method", r.Method, "route", r.Pattern, "status", rec.status,
-			"duration", time.Since(start))
+			"duration", time.Since(start).Round(time.Microsecond).String())
 	})
 }
 
