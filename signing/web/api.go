@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -249,10 +250,22 @@ func (s *Server) serveDocument(w http.ResponseWriter, r *http.Request, l ceremon
 // language.
 func (s *Server) apiError(w http.ResponseWriter, r *http.Request, l ceremony.Link, err error) {
 	f := s.failureOf(r, err)
+	if f.code == workflow.ErrTooManyCodes.Code && l.Envelope != nil {
+		f.retryAfter = int(math.Ceil(codeWait(l.Recipient(), s.cer.Engine.Now()).Seconds()))
+	}
 	if f.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(f.retryAfter))
 	}
 	s.writeJSON(w, f.status, map[string]APIError{"error": {Code: f.code, Message: f.text.In(s.lang(r, l.Envelope))}})
+}
+
+// codeWait is how long until r may be sent a code again: an hour after
+// the oldest of the last workflow.MaxCodesPerHour codes.
+func codeWait(r *workflow.Recipient, now time.Time) time.Duration {
+	if r == nil || len(r.CodesSent) < workflow.MaxCodesPerHour {
+		return 0
+	}
+	return r.CodesSent[len(r.CodesSent)-workflow.MaxCodesPerHour].Add(time.Hour).Sub(now)
 }
 
 func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
