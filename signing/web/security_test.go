@@ -186,15 +186,17 @@ func TestLimiterBounded(t *testing.T) {
 			t.Fatalf("%d buckets, bound 100", len(l.buckets))
 		}
 	}
-	// Idle buckets go first: after the fill time, one sweep empties them.
+	// When every bucket is busy, a new client takes a random one's place;
+	// once the others are idle long enough to be full, they go first.
 	busy := clientKey(netip.MustParseAddr("192.0.2.1"))
-	for range 5 {
-		l.allow(busy, now)
+	l.allow(busy, now.Add(time.Second))
+	if len(l.buckets) != 100 || l.buckets[busy] == nil {
+		t.Fatalf("%d buckets, busy one kept %v", len(l.buckets), l.buckets[busy] != nil)
 	}
-	later := now.Add(6 * time.Second)
-	l.allow(clientKey(netip.MustParseAddr("192.0.2.2")), later)
-	if len(l.buckets) != 1 {
-		t.Errorf("%d buckets after the idle ones filled up, want 1", len(l.buckets))
+	fresh := clientKey(netip.MustParseAddr("192.0.2.2"))
+	l.allow(fresh, now.Add(5500*time.Millisecond))
+	if len(l.buckets) != 2 || l.buckets[busy] == nil || l.buckets[fresh] == nil {
+		t.Errorf("%d buckets after the idle ones filled up, want the busy and the new one", len(l.buckets))
 	}
 }
 
