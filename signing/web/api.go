@@ -169,7 +169,7 @@ func (s *Server) apiState(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) apiCode(w http.ResponseWriter, r *http.Request) {
 	if _, err := readJSON(w, r, &struct{}{}); err != nil {
-		s.bodyError(w, err)
+		s.refuseBody(w, err)
 		return
 	}
 	l, err := s.cer.SendCode(r.Context(), r.PathValue("token"), s.client(r))
@@ -194,7 +194,7 @@ func (s *Server) apiAct(kind ceremony.ActionKind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req actRequest
 		if _, err := readJSON(w, r, &req); err != nil {
-			s.bodyError(w, err)
+			s.refuseBody(w, err)
 			return
 		}
 		a := ceremony.Action{Kind: kind, Code: req.Code, Consent: req.Consent, Reason: workflow.Clip(req.Reason, workflow.MaxMessageRunes),
@@ -289,8 +289,8 @@ type bodyError struct {
 
 func (e *bodyError) Error() string { return e.msg }
 
-// bodyError answers err of readJSON.
-func (s *Server) bodyError(w http.ResponseWriter, err error) {
+// refuseBody answers err of readJSON.
+func (s *Server) refuseBody(w http.ResponseWriter, err error) {
 	f := &bodyError{http.StatusBadRequest, "bad_request", err.Error()}
 	errors.As(err, &f)
 	s.writeJSON(w, f.status, map[string]APIError{"error": {Code: f.code, Message: f.msg}})

@@ -174,6 +174,7 @@ func (s *Server) guard(h http.HandlerFunc) http.Handler {
 	})
 }
 
+// check runs the guards of a request, then h if they let it through.
 func (s *Server) check(w http.ResponseWriter, r *http.Request, h http.HandlerFunc) {
 	now := s.guards.now()
 	if ok, wait := s.guards.client.allow(clientKey(s.clientIP(r)), now); !ok {
