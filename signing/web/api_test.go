@@ -392,7 +392,7 @@ func TestAPIBadRequestBodies(t *testing.T) {
 // The client's address in the audit trail is the connection's, or the one
 // a trusted proxy names in X-Forwarded-For.
 func TestAPIForwardedForBelievedOnlyFromTrustedProxy(t *testing.T) {
-	f := newAPIFixture(t, func(c *Config) { c.TrustedProxies = mustPrefixes(t, "10.0.0.0/8") })
+	f := newAPIFixture(t, func(c *Config, _ *workflow.Draft) { c.TrustedProxies = mustPrefixes(t, "10.0.0.0/8") })
 	view := func(remote, forwarded string) string {
 		r := httptest.NewRequest(http.MethodGet, "/api/v1/sign/"+f.links["r1"], nil)
 		r.RemoteAddr = remote
@@ -452,4 +452,48 @@ func mustPrefixes(t *testing.T, prefixes ...string) []netip.Prefix {
 		out = append(out, netip.MustParsePrefix(p))
 	}
 	return out
+}
+
+// An approver's sign call is the approval of the visa step: recorded
+// without a signature; then the signers are invited.
+func TestAPIApproveRecordsNoSignature(t *testing.T) {
+	f := newAPIFixture(t, func(_ *Config, d *workflow.Draft) {
+		d.Steps = []workflow.DraftStep{
+			{Role: workflow.Approver, Parties: []workflow.Party{{Name: "Alice", Email: "alice@org.example"}}},
+			{Role: workflow.Signer, Parties: []workflow.Party{{Name: "Paul", Email: "paul@partner.example"}}},
+		}
+	})
+	link := "/api/v1/sign/" + f.links["r1"]
+	if st := f.state(f.get(link)); st.Recipient.Role != workflow.Approver || !st.Recipient.CanAct {
+		t.Fatalf("approver's state = %+v", st.Recipient)
+	}
+	code := f.sendCode(f.links["r1"])
+	f.wantError(f.post(link+"/sign", map[string]any{"code": code}), http.StatusBadRequest, "consent_required")
+	st := f.state(f.post(link+"/sign", map[string]any{"code": code, "consent": true}))
+	if st.Recipient.State != workflow.HasApproved || st.Documents[0].SHA256 != f.env.Documents[0].Original {
+		t.Fatalf("after approving: %+v, document %s", st.Recipient, st.Documents[0].SHA256)
+	}
+	if sigs := pdftest.Signatures(t, f.document(f.links["r1"], 0, f.env.Documents[0].Original)); len(sigs) != 0 {
+		t.Errorf("an approval signed the document %d times", len(sigs))
+	}
+	if f.drainMail(); f.links["r2"] == "" {
+		t.Fatalf("the signer was not invited after the approval: %+v", f.mail)
+	}
+	st = f.state(f.post("/api/v1/sign/"+f.links["r2"]+"/sign", map[string]any{"code": f.sendCode(f.links["r2"]), "consent": true}))
+	if sigs := pdftest.Signatures(t, f.document(f.links["r2"], 0, st.Documents[0].SHA256)); len(sigs) != 1 {
+		t.Errorf("%d signatures after the signer, want 1", len(sigs))
+	}
+}
+
+func TestAPIDelegationDisabled(t *testing.T) {
+	f := newAPIFixture(t, func(_ *Config, d *workflow.Draft) { d.NoDelegation = true })
+	link := "/api/v1/sign/" + f.links["r1"]
+	if st := f.state(f.get(link)); st.Recipient.CanDelegate {
+		t.Errorf("can_delegate in an envelope without delegation")
+	}
+	f.wantError(f.post(link+"/delegate", map[string]any{"code": f.sendCode(f.links["r1"]), "name": "Luc",
+		"email": "luc@partner.example", "reason": "on holiday"}), http.StatusForbidden, "delegation_disabled")
+	if r := f.envelope().Recipient("r1"); r.State != workflow.Pending || len(f.envelope().Recipients) != 3 {
+		t.Errorf("a refused delegation changed the envelope: %+v", r)
+	}
 }

@@ -28,8 +28,8 @@ import (
 
 // apiFixture is a gateway's web door over a real bbolt store, the real
 // engine and ceremony, a test CA and a real one-page PDF, with one
-// envelope: step 1 is Marie (r1) and Jean (r2) signing in parallel, step 2
-// is Paul (r3). Every text its sender wrote carries markup, to see it come
+// envelope: unless configured otherwise, step 1 is Marie (r1) and Jean
+// (r2) signing in parallel, step 2 is Paul (r3). Every text its sender wrote carries markup, to see it come
 // back as data.
 type apiFixture struct {
 	t      *testing.T
@@ -72,8 +72,9 @@ func onePagePDF() []byte {
 }
 
 // newAPIFixture starts the fixture; configure may change the web
-// configuration (limits, proxies) before the server is made.
-func newAPIFixture(t *testing.T, configure ...func(*Config)) *apiFixture {
+// configuration (limits, proxies) and the envelope's draft before they
+// are used.
+func newAPIFixture(t *testing.T, configure ...func(*Config, *workflow.Draft)) *apiFixture {
 	t.Helper()
 	ctx := context.Background()
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "parapheur.db"), store.Options{})
@@ -95,8 +96,18 @@ func newAPIFixture(t *testing.T, configure ...func(*Config)) *apiFixture {
 		Limits: Limits{PerClient: Rate{PerSecond: 1000, Burst: 1000}, PerLinkRead: Rate{PerSecond: 1000, Burst: 1000},
 			PerLinkWrite: Rate{PerSecond: 1000, Burst: 1000}},
 	}
+	draft := workflow.Draft{
+		ID: engine.EnvelopeID("<" + t.Name() + "@org.example>"), Title: xssTitle, Message: xssMessage,
+		Language: "en", LanguageGiven: true,
+		Sender: workflow.Party{Name: `Agent <i>X</i>`, Email: senderEmail},
+		Steps: []workflow.DraftStep{
+			{Role: workflow.Signer, Parties: []workflow.Party{{Name: xssName, Email: "marie@partner.example"}, {Name: "Jean", Email: "jean@partner.example"}}},
+			{Role: workflow.Signer, Parties: []workflow.Party{{Name: "Paul", Email: "paul@partner.example"}}},
+		},
+		Deadline: clock.Now().Add(10 * 24 * time.Hour),
+	}
 	for _, c := range configure {
-		c(&cfg)
+		c(&cfg, &draft)
 	}
 	logs := &syncBuffer{}
 	srv, err := New(cfg, cer, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
@@ -111,17 +122,8 @@ func newAPIFixture(t *testing.T, configure ...func(*Config)) *apiFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.env, err = eng.Create(ctx, workflow.Draft{
-		ID: engine.EnvelopeID("<" + t.Name() + "@org.example>"), Title: xssTitle, Message: xssMessage,
-		Language: "en", LanguageGiven: true,
-		Sender:    workflow.Party{Name: `Agent <i>X</i>`, Email: senderEmail},
-		Documents: []workflow.Document{{Name: xssFileName, Pages: 1, Original: blob.SHA256, Size: blob.Size}},
-		Steps: []workflow.DraftStep{
-			{Role: workflow.Signer, Parties: []workflow.Party{{Name: xssName, Email: "marie@partner.example"}, {Name: "Jean", Email: "jean@partner.example"}}},
-			{Role: workflow.Signer, Parties: []workflow.Party{{Name: "Paul", Email: "paul@partner.example"}}},
-		},
-		Deadline: clock.Now().Add(10 * 24 * time.Hour),
-	})
+	draft.Documents = []workflow.Document{{Name: xssFileName, Pages: 1, Original: blob.SHA256, Size: blob.Size}}
+	f.env, err = eng.Create(ctx, draft)
 	if err != nil {
 		t.Fatal(err)
 	}

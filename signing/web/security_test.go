@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parapheur/parapheur/workflow"
 )
 
 // Every answer carries the security headers: JSON, PDF, errors, the
@@ -34,7 +36,7 @@ func TestSecurityHeadersOnEveryAnswer(t *testing.T) {
 		}
 	}
 	// HSTS only when the public URL is https.
-	plain := newAPIFixture(t, func(c *Config) { c.PublicURL = "http://localhost:8080" })
+	plain := newAPIFixture(t, func(c *Config, _ *workflow.Draft) { c.PublicURL = "http://localhost:8080" })
 	w := plain.get("/api/v1/sign/" + plain.links["r1"])
 	if w.Header().Get("Strict-Transport-Security") != "" || w.Header().Get("Content-Security-Policy") == "" {
 		t.Errorf("over http: %v", w.Header())
@@ -45,7 +47,7 @@ func TestSecurityHeadersOnEveryAnswer(t *testing.T) {
 // have one over all links. An empty bucket answers 429 with Retry-After,
 // and fills again with time.
 func TestRateLimits(t *testing.T) {
-	f := newAPIFixture(t, func(c *Config) {
+	f := newAPIFixture(t, func(c *Config, _ *workflow.Draft) {
 		c.Limits = Limits{PerClient: Rate{PerSecond: 100, Burst: 100}, PerLinkRead: Rate{PerSecond: 1, Burst: 3},
 			PerLinkWrite: Rate{PerSecond: 0.25, Burst: 2}}
 	})
@@ -79,7 +81,7 @@ func TestRateLimits(t *testing.T) {
 }
 
 func TestRateLimitPerClient(t *testing.T) {
-	f := newAPIFixture(t, func(c *Config) {
+	f := newAPIFixture(t, func(c *Config, _ *workflow.Draft) {
 		c.Limits = Limits{PerClient: Rate{PerSecond: 1, Burst: 2}}
 		c.TrustedProxies = mustPrefixes(t, "10.0.0.0/8")
 	})
