@@ -107,9 +107,10 @@ type limiter struct {
 	lastSweep time.Time
 }
 
+// bucket is one key's count: left requests at time at.
 type bucket struct {
-	tokens float64
-	at     time.Time
+	left float64
+	at   time.Time
 }
 
 func newLimiter(r Rate, maxKeys int) *limiter {
@@ -125,18 +126,18 @@ func (l *limiter) allow(k key, now time.Time) (bool, time.Duration) {
 	b := l.buckets[k]
 	if b == nil {
 		l.makeRoom(now)
-		b = &bucket{tokens: float64(l.rate.Burst), at: now}
+		b = &bucket{left: float64(l.rate.Burst), at: now}
 		l.buckets[k] = b
 	}
 	if now.After(b.at) {
-		b.tokens = min(float64(l.rate.Burst), b.tokens+now.Sub(b.at).Seconds()*l.rate.PerSecond)
+		b.left = min(float64(l.rate.Burst), b.left+now.Sub(b.at).Seconds()*l.rate.PerSecond)
 		b.at = now
 	}
-	if b.tokens >= 1 {
-		b.tokens--
+	if b.left >= 1 {
+		b.left--
 		return true, 0
 	}
-	return false, time.Duration((1 - b.tokens) / l.rate.PerSecond * float64(time.Second))
+	return false, time.Duration((1 - b.left) / l.rate.PerSecond * float64(time.Second))
 }
 
 // makeRoom forgets the buckets that filled up again, once a full period
