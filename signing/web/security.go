@@ -29,7 +29,10 @@ type Limits struct {
 	// PerLinkRead applies to the GETs of one link token.
 	PerLinkRead Rate
 	// PerLinkWrite applies to the POSTs of one link token: asking for a
-	// code, signing, declining (the machine also allows 5 codes an hour).
+	// code, signing, declining. It is loose enough for the machine's own
+	// limits (5 codes an hour, 5 tries a code) to be the ones a person or a
+	// script meets, with their own error codes; it only keeps one link from
+	// flooding the gateway.
 	PerLinkWrite Rate
 	// MaxKeys bounds the addresses and tokens remembered by each limit;
 	// past it, idle ones are forgotten first.
@@ -41,7 +44,7 @@ type Limits struct {
 var DefaultLimits = Limits{
 	PerClient:    Rate{PerSecond: 20, Burst: 60},
 	PerLinkRead:  Rate{PerSecond: 5, Burst: 20},
-	PerLinkWrite: Rate{PerSecond: 0.5, Burst: 5},
+	PerLinkWrite: Rate{PerSecond: 1, Burst: 20},
 	MaxKeys:      100_000,
 }
 
