@@ -212,12 +212,20 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, h http.HandlerFun
 // http.CrossOriginProtection, which compares Origin with the Host header
 // a reverse proxy may have rewritten, and lets a sibling site through
 // when the browser says same-origin.
+//
+// Under the pages' Referrer-Policy: no-referrer, a browser posts their
+// forms with Origin: null (Fetch, "append a request Origin header"); its
+// Sec-Fetch-Site: same-origin then tells that the form was the gateway's.
 func (s *Server) sameOrigin(r *http.Request) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+	site := r.Header.Get("Sec-Fetch-Site")
+	if site != "" && site != "same-origin" && site != "none" {
 		return false
 	}
 	origins := r.Header.Values("Origin")
-	return len(origins) == 0 || (len(origins) == 1 && origins[0] == s.origin)
+	if len(origins) == 0 {
+		return true
+	}
+	return len(origins) == 1 && (origins[0] == s.origin || (origins[0] == "null" && site == "same-origin"))
 }
 
 func (s *Server) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration) {
