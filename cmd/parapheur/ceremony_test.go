@@ -62,6 +62,7 @@ func TestSigningCeremony(t *testing.T) {
 	t.Cleanup(signtest.Cleanup)
 
 	t.Run("whole envelope through mail and the API", c.wholeEnvelope)
+	t.Run("pages in a browser", c.inBrowser)
 }
 
 // wholeEnvelope is issue 10's envelope: an approver, then two signers in
