@@ -32,7 +32,7 @@ func (c *ceremonyRig) inBrowser(t *testing.T) {
 		const title = "Bail du local associatif"
 		c.submit(t, title, "Signataire : Sophie Première <signer1@example.com>")
 		link := c.link(t, c.read(t, "signer1", "À signer : "+title), "/s/")
-		p := c.open(t, browser, testrig.View{Width: 360, Height: 740, Mobile: true, NoJavaScript: true, AcceptLanguage: "fr-FR,fr;q=0.9"}, link)
+		p := c.open(t, browser, phoneWithoutJS("fr-FR,fr;q=0.9"), link)
 		p.expectLang("fr")
 		if got := p.text("h1"); got != title {
 			p.failf("the page's heading is %q, want the title %q", got, title)
@@ -52,7 +52,7 @@ func (c *ceremonyRig) inBrowser(t *testing.T) {
 		}
 
 		// The agent follows the envelope from the link in the acknowledgement.
-		status := c.open(t, browser, testrig.View{Width: 360, Height: 740, Mobile: true, NoJavaScript: true, AcceptLanguage: "fr"},
+		status := c.open(t, browser, phoneWithoutJS("fr"),
 			c.link(t, c.read(t, "bob", "Enregistré : "+title), "/e/"))
 		status.expectLang("fr")
 		if !strings.Contains(status.text("main"), "Sophie Première") || !status.has(".state-signed") {
@@ -67,7 +67,7 @@ func (c *ceremonyRig) inBrowser(t *testing.T) {
 		c.submit(t, title, "Language: en", "Signer: Paul Second <signer2@example.com>")
 		link := c.link(t, c.read(t, "signer2", "Please sign: "+title), "/s/")
 		// The envelope's language wins over the browser's.
-		p := c.open(t, browser, testrig.View{Width: 360, Height: 740, Mobile: true, NoJavaScript: true, AcceptLanguage: "fr-FR,fr;q=0.9"}, link)
+		p := c.open(t, browser, phoneWithoutJS("fr-FR,fr;q=0.9"), link)
 		p.expectLang("en")
 		p.shot("signer-en-phone")
 		p.submit(`a[hreflang="fr"]`)
@@ -115,7 +115,7 @@ func (c *ceremonyRig) inBrowser(t *testing.T) {
 		if delegated == link {
 			t.Fatal("the delegate was sent the delegator's link")
 		}
-		d := c.open(t, browser, testrig.View{Width: 360, Height: 740, Mobile: true, AcceptLanguage: "en-GB,en;q=0.8"}, delegated)
+		d := c.open(t, browser, phone("en-GB,en;q=0.8"), delegated)
 		d.expectLang("en")
 		d.askCode()
 		code = codeIn(t, c.read(t, "delegate", "Votre code de confirmation – "+title))
@@ -129,10 +129,18 @@ func (c *ceremonyRig) inBrowser(t *testing.T) {
 	})
 }
 
-// holder is the API client of a signing link.
-func (c *ceremonyRig) holder(link string) recipient {
-	token := link[strings.LastIndexByte(link, '/')+1:]
-	return recipient{token: token, api: c.base + "/api/v1/sign/" + token}
+// phone is a 360×740 phone whose browser asks for acceptLanguage.
+func phone(acceptLanguage string) testrig.View {
+	v := testrig.Phone
+	v.AcceptLanguage = acceptLanguage
+	return v
+}
+
+// phoneWithoutJS is that phone with JavaScript turned off.
+func phoneWithoutJS(acceptLanguage string) testrig.View {
+	v := phone(acceptLanguage)
+	v.NoJavaScript = true
+	return v
 }
 
 // page is a browser tab of a test, showing the gateway's pages.
@@ -163,10 +171,7 @@ func (p page) do(steps ...chromedp.Action[chromedp.Void]) {
 // it leads to.
 func (p page) submit(sel string) {
 	p.t.Helper()
-	p.do(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		_, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(sel)))
-		return err
-	}))
+	p.do(testrig.Follow(sel))
 }
 
 // has tells whether the page has an element matching sel, without waiting.

@@ -255,18 +255,22 @@ func codeIn(t *testing.T, m received) string {
 // recipient is one person holding a signing link, as a program using the
 // JSON API.
 type recipient struct {
-	user  string // the mailbox
-	token string
-	api   string // the API's URL of the link
+	user string // the mailbox
+	api  string // the API's URL of the link
 }
 
 // invited reads user's invitation, whose subject contains subject, and
 // returns the link holder.
 func (c *ceremonyRig) invited(t *testing.T, user, subject string) recipient {
 	t.Helper()
-	link := c.link(t, c.read(t, user, subject), "/s/")
-	token := link[strings.LastIndexByte(link, '/')+1:]
-	return recipient{user: user, token: token, api: c.base + "/api/v1/sign/" + token}
+	r := c.holder(c.link(t, c.read(t, user, subject), "/s/"))
+	r.user = user
+	return r
+}
+
+// holder is the API client of a signing link.
+func (c *ceremonyRig) holder(link string) recipient {
+	return recipient{api: c.base + "/api/v1/sign/" + link[strings.LastIndexByte(link, '/')+1:]}
 }
 
 // apiState is the answer of the API, with SPEC §3's fields.
@@ -346,15 +350,7 @@ func (r recipient) act(t *testing.T, c *ceremonyRig, title, want string) apiStat
 // document downloads document n as it now is.
 func (r recipient) document(t *testing.T, n int) []byte {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("%s/documents/%d", r.api, n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, b := getResponse(t, fmt.Sprintf("%s/documents/%d", r.api, n))
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/pdf" {
 		t.Fatalf("document %d: %s %s\n%.300s", n, resp.Status, resp.Header.Get("Content-Type"), b)
 	}

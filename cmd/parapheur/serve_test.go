@@ -390,6 +390,13 @@ func waitHTTP(t *testing.T, url string, exited chan error) {
 
 func get(t *testing.T, url string) string {
 	t.Helper()
+	_, body := getResponse(t, url)
+	return string(body)
+}
+
+// getResponse GETs url and returns the answer with its whole body.
+func getResponse(t *testing.T, url string) (*http.Response, []byte) {
+	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
@@ -399,7 +406,7 @@ func get(t *testing.T, url string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
+	return resp, b
 }
 
 func grepLines(s, sub string) string {

@@ -180,6 +180,15 @@ func (c *Chromium) Tab(t testing.TB, v View) context.Context {
 	return tab
 }
 
+// Follow clicks the element matching the CSS selector sel (a link, a form's button) and
+// waits until the page it leads to has loaded.
+func Follow(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(sel)))
+		return err
+	})
+}
+
 // call is a DevTools command as a chromedp step.
 func call[P any](c cdp.Command[P, cdp.Empty], params P) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {

@@ -45,7 +45,7 @@ func TestChromium(t *testing.T) {
 		}
 		// A real form post, as a reader without JavaScript sends it: keys typed, then a
 		// tap on the button.
-		if err := chromedp.Do(ctx, chromedp.SendKeys(ID("code"), "123456"), waitLoad(chromedp.Click(CSS("#code-form button")))); err != nil {
+		if err := chromedp.Do(ctx, chromedp.SendKeys(ID("code"), "123456"), Follow("#code-form button")); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := chromedp.Run(ctx, chromedp.Text(ID("confirmation"))); err != nil || got != "code 123456" {
@@ -113,19 +113,8 @@ func TestChromium(t *testing.T) {
 	})
 }
 
-// ID and CSS spare the tests the package name.
-type (
-	ID  = chromedp.ID
-	CSS = chromedp.CSS
-)
-
-// waitLoad runs the step that submits a form and waits for the page it loads.
-func waitLoad(step chromedp.Action[chromedp.Void]) chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		_, err := chromedp.RunResponse(ctx, step)
-		return err
-	})
-}
+// ID spares the tests the package name.
+type ID = chromedp.ID
 
 // failedTB is a test that reports itself failed, so that its cleanups do what they do
 // after a failure, while the real test stays green; it keeps what is logged.
