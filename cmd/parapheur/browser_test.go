@@ -81,6 +81,7 @@ func (c *ceremonyRig) inBrowser(t *testing.T) {
 			chromedp.SendKeys(chromedp.CSS("#decline-form [name=reason]"), "The amount in article 3 is wrong"))
 		p.submit("#decline-form button")
 		p.confirmed()
+		p.shot("signer-en-phone-declined")
 		notice := c.read(t, "bob", "Declined: "+title)
 		if !strings.Contains(notice.text, "The amount in article 3 is wrong") {
 			t.Errorf("the sender's decline notice does not give the reason:\n%s", notice.text)
@@ -100,6 +101,7 @@ func (c *ceremonyRig) inBrowser(t *testing.T) {
 			chromedp.SendKeys(chromedp.CSS("#delegate-form [name=reason]"), "En congé jusqu'au 15"))
 		p.submit("#delegate-form button")
 		p.confirmed()
+		p.shot("signer-fr-desktop-delegated")
 		if !strings.Contains(p.text("#confirmation"), "Denise Déléguée") {
 			p.failf("the confirmation does not name the delegate")
 		}
