@@ -507,6 +507,14 @@ type peopleTable struct {
 // Table pairs people with the page, for the template that lists them.
 func (v *statusView) Table(people []recipientRow) peopleTable { return peopleTable{V: v, People: people} }
 
+// TopError is a refusal whose form is no longer on the page.
+func (v *statusView) TopError() string {
+	if !v.Live() {
+		return v.err.Message
+	}
+	return ""
+}
+
 // Live tells whether the request is still in progress.
 func (v *statusView) Live() bool { return !v.Env.State.Final() }
 
