@@ -505,7 +505,9 @@ type peopleTable struct {
 }
 
 // Table pairs people with the page, for the template that lists them.
-func (v *statusView) Table(people []recipientRow) peopleTable { return peopleTable{V: v, People: people} }
+func (v *statusView) Table(people []recipientRow) peopleTable {
+	return peopleTable{V: v, People: people}
+}
 
 // TopError is a refusal whose form is no longer on the page.
 func (v *statusView) TopError() string {
