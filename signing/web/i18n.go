@@ -2,6 +2,7 @@ package web
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ var words = map[string]problem.Text{
 	"download":     {EN: "Download", FR: "Télécharger"},
 	"pages":        {EN: "%d pages", FR: "%d pages"},
 	"one page":     {EN: "1 page", FR: "1 page"},
+	"document n":   {EN: "document %d", FR: "document %d"},
 	"fingerprint":  {EN: "SHA-256 fingerprint", FR: "Empreinte SHA-256"},
 	"final docs":   {EN: "These are the final documents, with every signature.", FR: "Ce sont les documents définitifs, avec toutes les signatures."},
 	"progress":     {EN: "Who has acted so far", FR: "Qui a déjà répondu"},
@@ -65,6 +67,7 @@ var words = map[string]problem.Text{
 	"delegate":       {EN: "Delegate", FR: "Déléguer"},
 	"cannot act":     {EN: "You cannot act on this request now", FR: "Vous ne pouvez pas agir sur cette demande pour l'instant"},
 	"error title":    {EN: "That did not work", FR: "Cela n'a pas fonctionné"},
+	"problem":        {EN: "There is a problem", FR: "Il y a un problème"},
 
 	"done signed":    {EN: "You signed the documents %s.", FR: "Vous avez signé les documents %s."},
 	"done approved":  {EN: "You approved the documents %s.", FR: "Vous avez visé les documents %s."},
@@ -101,6 +104,7 @@ var words = map[string]problem.Text{
 	"col actor":       {EN: "By", FR: "Par"},
 	"col details":     {EN: "Details", FR: "Détails"},
 	"actions":         {EN: "Actions", FR: "Actions"},
+	"remind title":    {EN: "Remind", FR: "Relancer"},
 	"remind help":     {EN: "Send the pending recipients of the current step a reminder now.", FR: "Envoyer maintenant une relance aux destinataires de l'étape en cours qui n'ont pas répondu."},
 	"remind":          {EN: "Remind", FR: "Relancer"},
 	"cancel title":    {EN: "Cancel the request", FR: "Annuler la demande"},
@@ -163,6 +167,41 @@ var auditWords = map[audit.Type]problem.Text{
 	audit.Completed:       {EN: "completed", FR: "terminée"},
 	audit.DeliveryStart:   {EN: "delivery started", FR: "envoi commencé"},
 	audit.DeliveryAttempt: {EN: "delivery attempt", FR: "tentative de remise"},
+}
+
+// detailWords name the facts of an audit record (audit.Record.Details);
+// document_N keys are named by detailName.
+var detailWords = map[string]problem.Text{
+	"answer":           {EN: "server's answer", FR: "réponse du serveur"},
+	"attempt":          {EN: "attempt", FR: "tentative"},
+	"authenticated_by": {EN: "authenticated by", FR: "authentifié par"},
+	"cert_serial":      {EN: "certificate serial", FR: "n° de certificat"},
+	"certificate":      {EN: "certificate", FR: "certificat"},
+	"channel":          {EN: "channel", FR: "canal"},
+	"deadline":         {EN: "deadline", FR: "échéance"},
+	"email":            {EN: "address", FR: "adresse"},
+	"failures":         {EN: "wrong tries", FR: "essais erronés"},
+	"mail":             {EN: "mail", FR: "courriel"},
+	"outcome":          {EN: "outcome", FR: "résultat"},
+	"reason":           {EN: "reason", FR: "raison"},
+	"recipients":       {EN: "recipients", FR: "destinataires"},
+	"sender_auth":      {EN: "sender authentication", FR: "authentification de l'expéditeur"},
+	"steps":            {EN: "steps", FR: "étapes"},
+	"title":            {EN: "title", FR: "titre"},
+	"to":               {EN: "to", FR: "à"},
+	"to_email":         {EN: "delegate's address", FR: "adresse du délégué"},
+	"to_name":          {EN: "delegate's name", FR: "nom du délégué"},
+	"voided":           {EN: "code voided", FR: "code annulé"},
+}
+
+// detailName names the audit fact key in lang.
+func detailName(key, lang string) string {
+	if n, ok := strings.CutPrefix(key, "document_"); ok {
+		if i, err := strconv.Atoi(n); err == nil {
+			return say(lang, "document n", i+1)
+		}
+	}
+	return wordOf(detailWords, key, lang)
 }
 
 // say returns the sentence of key in lang, formatted with args; an

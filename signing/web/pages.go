@@ -308,6 +308,16 @@ func (v *signerView) TopError() string {
 	return ""
 }
 
+// Summary is a refusal shown in its form, announced at the top of the
+// page with a link to it: the page opens at its top, and the form may be
+// a screen further down.
+func (v *signerView) Summary() string {
+	if v.err.Message != "" && v.Recipient.CanAct {
+		return v.err.Message
+	}
+	return ""
+}
+
 // Value is what was typed in field of form before a refusal.
 func (v *signerView) Value(form, field string) string {
 	if v.err.Form != form || field == "code" {
@@ -509,6 +519,14 @@ func (v *statusView) Table(people []recipientRow) peopleTable {
 	return peopleTable{V: v, People: people}
 }
 
+// Summary is a refusal shown in its form, announced at the top.
+func (v *statusView) Summary() string {
+	if v.Live() {
+		return v.err.Message
+	}
+	return ""
+}
+
 // TopError is a refusal whose form is no longer on the page.
 func (v *statusView) TopError() string {
 	if !v.Live() {
@@ -618,7 +636,7 @@ func (s *Server) trailRow(env *workflow.Envelope, rec audit.Record, b base) trai
 			}
 			val = strings.Join(names, ", ")
 		}
-		row.Details = append(row.Details, detail{Key: k, Value: val})
+		row.Details = append(row.Details, detail{Key: detailName(k, b.Lang), Value: val})
 	}
 	return row
 }
