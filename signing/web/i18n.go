@@ -76,6 +76,10 @@ var words = map[string]problem.Text{
 	"thanks":         {EN: "Thank you", FR: "Merci"},
 	"next steps":     {EN: "When everyone has signed, you will receive the signed documents and the completion certificate by mail.", FR: "Quand tout le monde aura signé, vous recevrez par courriel les documents signés et le certificat de fin de procédure."},
 
+	"ended h completed": {EN: "Request completed", FR: "Demande terminée"},
+	"ended h declined":  {EN: "Request declined", FR: "Demande refusée"},
+	"ended h cancelled": {EN: "Request cancelled", FR: "Demande annulée"},
+	"ended h expired":   {EN: "Request expired", FR: "Demande expirée"},
 	"ended completed": {EN: "This request is complete: every party has signed. The completion certificate was sent to you by mail.", FR: "Cette demande est terminée : toutes les parties ont signé. Le certificat de fin de procédure vous a été envoyé par courriel."},
 	"ended declined":  {EN: "This request was declined by %s. Reason: %s", FR: "Cette demande a été refusée par %s. Raison : %s"},
 	"ended cancelled": {EN: "The sender cancelled this request. Reason: %s", FR: "L'expéditeur a annulé cette demande. Raison : %s"},

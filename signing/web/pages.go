@@ -208,13 +208,19 @@ type problemView struct {
 }
 
 // problemPage tells err (a link that is not valid, an internal error) on a
-// page of its own, with the status of its kind.
+// page of its own, with the status of its kind. back is the page to go
+// back to (its language switch leads there too), "" for the page asked
+// for.
 func (s *Server) problemPage(w http.ResponseWriter, r *http.Request, env *workflow.Envelope, back string, err error) {
 	f := s.failureOf(r, err)
 	if f.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(f.retryAfter))
 	}
-	b := s.page(w, r, env, r.URL.Path)
+	here := back
+	if here == "" {
+		here = r.URL.Path
+	}
+	b := s.page(w, r, env, here)
 	s.render(w, s.pages.problem, f.status, &problemView{base: b, Heading: b.T("error title"), Message: f.text.In(b.Lang), Back: back})
 }
 
@@ -436,7 +442,7 @@ func (s *Server) signerAct(kind ceremony.ActionKind, form string) http.HandlerFu
 // refusal next to form.
 func (s *Server) signerRefused(w http.ResponseWriter, r *http.Request, l ceremony.Link, err error, form string) {
 	if l.Envelope == nil {
-		s.problemPage(w, r, nil, "", err)
+		s.problemPage(w, r, nil, s.link("s", r.PathValue("token")), err)
 		return
 	}
 	f := s.failureOf(r, err)
@@ -672,7 +678,7 @@ func (s *Server) statusRefused(w http.ResponseWriter, r *http.Request, l ceremon
 	f := s.failureOf(r, err)
 	now, trail, serr := s.cer.Status(r.Context(), r.PathValue("token"))
 	if l.Envelope == nil || serr != nil {
-		s.problemPage(w, r, l.Envelope, "", err)
+		s.problemPage(w, r, l.Envelope, s.link("e", r.PathValue("token")), err)
 		return
 	}
 	s.renderStatus(w, r, now, trail, f.status, formError{Form: form, Message: f.text.In(s.lang(r, now.Envelope)), Values: r.PostForm})

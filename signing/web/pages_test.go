@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -180,7 +181,7 @@ func TestDeclineEndsTheEnvelope(t *testing.T) {
 	wantRedirect(t, "decline", a, chef)
 	page := b.get(chef)
 	mustContain(t, "declined", page, `id="confirmation"`, "Vous avez refusé cette demande le ", "Votre raison : Le montant est faux",
-		`id="ended"`, "Cette demande a été refusée par Claude Chef. Raison : Le montant est faux")
+		`id="ended"`, "Demande refusée", "Cette demande a été refusée par Claude Chef. Raison : Le montant est faux")
 	mustNotContain(t, "declined", page, `id="decline-form"`)
 	if env := f.envelope(); env.State != workflow.StateDeclined || env.Reason != "Le montant est faux" {
 		t.Fatalf("envelope %s (%q)", env.State, env.Reason)
@@ -339,12 +340,17 @@ func TestStatusPage(t *testing.T) {
 	b := f.browser()
 	chef := "/s/" + f.tokens["chef@org.example"]
 	b.get(chef) // a view, for the trail
+	if _, err := f.engine.Event(context.Background(), f.env.ID, workflow.Bounced{Meta: workflow.Meta{At: f.clock.Now()},
+		Email: "marie@partner.example", Reason: "550 5.1.1 <marie@partner.example>: user unknown"}); err != nil {
+		t.Fatal(err)
+	}
 	e := "/e/" + f.sender
 	page := b.get(e)
 	wantStatus(t, "status page", page, http.StatusOK)
 	mustContain(t, "status page", page, "Suivi de la demande", "Convention de partenariat 2027", "en cours",
 		"Étape 1 sur 2 : viser (visa)", "Claude Chef", "&lt;chef@org.example&gt;", "Marie Curie", "Copies et archivage", "archives@org.example",
-		"Invité", "Ouvert", "demande reçue", "page ouverte", `id="remind-form"`, `id="cancel-form"`, `href="`+e+`/documents/0"`)
+		"Invité", "Ouvert", "demande reçue", "page ouverte", "courriel non remis",
+		"Échec de remise : 550 5.1.1 &lt;marie@partner.example&gt;: user unknown", "authentification de l&#39;expéditeur", `id="remind-form"`, `id="cancel-form"`, `href="`+e+`/documents/0"`)
 	mustNotContain(t, "status page", page, f.tokens["chef@org.example"], "<script", " style=")
 
 	statusCSRF := page
@@ -366,7 +372,7 @@ func TestStatusPage(t *testing.T) {
 	mustContain(t, "cancelled", page, "La demande est annulée", "annulée", "Projet abandonné", "annulation")
 	mustNotContain(t, "cancelled", page, `id="remind-form"`, `id="cancel-form"`)
 	page = b.get(chef)
-	mustContain(t, "signer's page after cancel", page, `id="ended"`, "L&#39;expéditeur a annulé cette demande. Raison : Projet abandonné")
+	mustContain(t, "signer's page after cancel", page, `id="ended"`, "Demande annulée", "L&#39;expéditeur a annulé cette demande. Raison : Projet abandonné")
 	mustNotContain(t, "signer's page after cancel", page, `id="sign-form"`)
 
 	// A remind form left open in another tab and sent after the cancel:
@@ -402,7 +408,7 @@ func TestCompletedEnvelope(t *testing.T) {
 	}
 
 	page := b.get(marie)
-	mustContain(t, "completed, signer", page, `id="ended"`, "Cette demande est terminée", "certificat de fin de procédure vous a été envoyé",
+	mustContain(t, "completed, signer", page, `id="ended"`, "Demande terminée", "Cette demande est terminée", "certificat de fin de procédure vous a été envoyé",
 		"Ce sont les documents définitifs", final.SHA256)
 	if doc := b.get(marie + "/documents/0"); !strings.HasSuffix(doc.body, "% sealed\n") {
 		t.Error("the signer's link does not serve the final document")
@@ -452,4 +458,50 @@ func TestAssets(t *testing.T) {
 		t.Errorf("style sheet served as %q, %q", ct, cc)
 	}
 	wantStatus(t, "unknown asset", b.get("/assets/style.css"), http.StatusNotFound)
+}
+
+// TestCookiesSecureOverHTTPS: behind an https public URL, the CSRF cookie
+// is a Secure __Host- cookie and the language cookie is Secure, and the
+// forms work with them.
+func TestCookiesSecureOverHTTPS(t *testing.T) {
+	f := newFixture(t, nil)
+	s, err := New(Config{PublicURL: "https://sign.org.example", SecretKey: bytes.Repeat([]byte("s"), 32)}, f.web.cer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Handler()
+	chef := "/s/" + f.tokens["chef@org.example"]
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "https://sign.org.example"+chef+"?lang=en", nil))
+	page := answer{rec.Code, rec.Header(), rec.Body.String()}
+	wantStatus(t, "page", page, http.StatusOK)
+	var csrf, lang *http.Cookie
+	for _, c := range rec.Result().Cookies() {
+		switch c.Name {
+		case "__Host-csrf":
+			csrf = c
+		case "lang":
+			lang = c
+		}
+	}
+	if csrf == nil || !csrf.Secure || !csrf.HttpOnly || csrf.SameSite != http.SameSiteStrictMode || csrf.Path != "/" || csrf.Domain != "" {
+		t.Errorf("CSRF cookie %+v", csrf)
+	}
+	if lang == nil || !lang.Secure || !lang.HttpOnly || lang.SameSite != http.SameSiteStrictMode || lang.Value != "en" {
+		t.Errorf("language cookie %+v", lang)
+	}
+	if csrf == nil {
+		return
+	}
+	token := f.browser().csrf(page)
+	req := httptest.NewRequest(http.MethodPost, "https://sign.org.example"+chef+"/code", strings.NewReader(url.Values{"csrf": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://sign.org.example")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.AddCookie(csrf)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusSeeOther {
+		t.Fatalf("code form over https: %d\n%s", rec.Code, rec.Body)
+	}
 }
