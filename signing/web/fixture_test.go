@@ -160,6 +160,17 @@ func (f *fixture) readOutbox() {
 	}
 }
 
+// signing is the path of the signing page of the recipient of address
+// email, from the latest mail that carried their link.
+func (f *fixture) signing(email string) string {
+	f.t.Helper()
+	f.readOutbox()
+	if f.tokens[email] == "" {
+		f.t.Fatalf("%s was sent no signing link", email)
+	}
+	return "/s/" + f.tokens[email]
+}
+
 // code returns the latest code sent to the recipient of address email.
 func (f *fixture) code(email string) string {
 	f.t.Helper()

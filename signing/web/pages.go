@@ -255,6 +255,23 @@ type formError struct {
 	Values  url.Values
 }
 
+// ErrorIn returns the refusal to show in form, if it is there.
+func (e formError) ErrorIn(form string) string {
+	if e.Form == form {
+		return e.Message
+	}
+	return ""
+}
+
+// Value is what was typed in field of form before a refusal; never the
+// one-time code, which is not written back into a page.
+func (e formError) Value(form, field string) string {
+	if e.Form != form || field == "code" {
+		return ""
+	}
+	return e.Values.Get(field)
+}
+
 // signerView is the signer's page.
 type signerView struct {
 	base
@@ -272,7 +289,7 @@ type signerView struct {
 	// DelegateName names who the link holder delegated to.
 	DelegateName string
 	actions      map[string]string
-	err          formError
+	formError
 }
 
 // docLink is one document on a page.
@@ -297,19 +314,12 @@ func (v *signerView) Action(name string) string { return v.actions[name] }
 // Approver tells whether the link holder approves rather than signs.
 func (v *signerView) Approver() bool { return v.Me.Role == workflow.Approver }
 
-// ErrorIn returns the refusal to show in form, if it is there.
-func (v *signerView) ErrorIn(form string) string {
-	if v.err.Form == form {
-		return v.err.Message
-	}
-	return ""
-}
 
 // TopError is a refusal whose form is no longer on the page (the envelope
 // ended, the turn passed): it is shown at the top.
 func (v *signerView) TopError() string {
-	if v.err.Message != "" && !v.Recipient.CanAct {
-		return v.err.Message
+	if v.Message != "" && !v.Recipient.CanAct {
+		return v.Message
 	}
 	return ""
 }
@@ -318,19 +328,12 @@ func (v *signerView) TopError() string {
 // page with a link to it: the page opens at its top, and the form may be
 // a screen further down.
 func (v *signerView) Summary() string {
-	if v.err.Message != "" && v.Recipient.CanAct {
-		return v.err.Message
+	if v.Message != "" && v.Recipient.CanAct {
+		return v.Message
 	}
 	return ""
 }
 
-// Value is what was typed in field of form before a refusal.
-func (v *signerView) Value(form, field string) string {
-	if v.err.Form != form || field == "code" {
-		return ""
-	}
-	return v.err.Values.Get(field)
-}
 
 func (s *Server) signerPage(w http.ResponseWriter, r *http.Request) {
 	token := r.PathValue("token")
@@ -346,7 +349,7 @@ func (s *Server) renderSigner(w http.ResponseWriter, r *http.Request, l ceremony
 	token := r.PathValue("token")
 	env, me := l.Envelope, l.Recipient()
 	b := s.page(w, r, env, s.link("s", token))
-	v := &signerView{base: b, State: s.state(r, l), Env: env, Me: me, CSRF: s.csrfToken(s.csrfSeed(w, r), token), err: fe,
+	v := &signerView{base: b, State: s.state(r, l), Env: env, Me: me, CSRF: s.csrfToken(s.csrfSeed(w, r), token), formError: fe,
 		actions: map[string]string{}}
 	for _, a := range []string{"code", "sign", "decline", "delegate"} {
 		v.actions[a] = s.link("s", token, a)
@@ -481,7 +484,7 @@ type statusView struct {
 	Certificate string
 	Remind      string
 	Cancel      string
-	err         formError
+	formError
 }
 
 type statusStep struct {
@@ -506,13 +509,6 @@ type trailRow struct {
 
 type detail struct{ Key, Value string }
 
-// ErrorIn returns the refusal to show in form, if it is there.
-func (v *statusView) ErrorIn(form string) string {
-	if v.err.Form == form {
-		return v.err.Message
-	}
-	return ""
-}
 
 // peopleTable is a list of recipients on the status page.
 type peopleTable struct {
@@ -528,7 +524,7 @@ func (v *statusView) Table(people []recipientRow) peopleTable {
 // Summary is a refusal shown in its form, announced at the top.
 func (v *statusView) Summary() string {
 	if v.Live() {
-		return v.err.Message
+		return v.Message
 	}
 	return ""
 }
@@ -536,7 +532,7 @@ func (v *statusView) Summary() string {
 // TopError is a refusal whose form is no longer on the page.
 func (v *statusView) TopError() string {
 	if !v.Live() {
-		return v.err.Message
+		return v.Message
 	}
 	return ""
 }
@@ -544,13 +540,6 @@ func (v *statusView) TopError() string {
 // Live tells whether the request is still in progress.
 func (v *statusView) Live() bool { return !v.Env.State.Final() }
 
-// Value is what was typed in field of form before a refusal.
-func (v *statusView) Value(form, field string) string {
-	if v.err.Form != form {
-		return ""
-	}
-	return v.err.Values.Get(field)
-}
 
 func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 	l, trail, err := s.cer.Status(r.Context(), r.PathValue("token"))
@@ -565,7 +554,7 @@ func (s *Server) renderStatus(w http.ResponseWriter, r *http.Request, l ceremony
 	token := r.PathValue("token")
 	env := l.Envelope
 	b := s.page(w, r, env, s.link("e", token))
-	v := &statusView{base: b, Env: env, CSRF: s.csrfToken(s.csrfSeed(w, r), token), err: fe,
+	v := &statusView{base: b, Env: env, CSRF: s.csrfToken(s.csrfSeed(w, r), token), formError: fe,
 		Docs: s.docLinks(env, b.Lang, "e", token), Remind: s.link("e", token, "remind"), Cancel: s.link("e", token, "cancel")}
 	switch r.URL.Query().Get("done") {
 	case "reminded":

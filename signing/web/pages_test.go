@@ -55,7 +55,7 @@ func wantRedirect(t *testing.T, what string, a answer, path string) {
 func TestSignerFlowWithoutJavaScript(t *testing.T) {
 	f := newFixture(t, nil)
 	b := f.browser()
-	chef := "/s/" + f.tokens["chef@org.example"]
+	chef := f.signing("chef@org.example")
 
 	page := b.get(chef)
 	wantStatus(t, "approver's page", page, http.StatusOK)
@@ -90,11 +90,7 @@ func TestSignerFlowWithoutJavaScript(t *testing.T) {
 	wantStatus(t, "resubmitted approval", again, http.StatusConflict)
 	mustContain(t, "resubmitted approval", again, `id="error"`, "vous avez déjà répondu à cette demande")
 
-	f.readOutbox()
-	marie := "/s/" + f.tokens["marie@partner.example"]
-	if f.tokens["marie@partner.example"] == "" {
-		t.Fatal("the signer of step 2 was not invited")
-	}
+	marie := f.signing("marie@partner.example")
 	m := f.browser()
 	page = m.get(marie)
 	mustContain(t, "signer's page", page, "J&#39;ai lu les documents et j&#39;accepte de les signer électroniquement", ">Signer</button>")
@@ -129,7 +125,7 @@ func TestSignerFlowWithoutJavaScript(t *testing.T) {
 func TestSignerRefusalsNextToTheForm(t *testing.T) {
 	f := newFixture(t, nil)
 	b := f.browser()
-	chef := "/s/" + f.tokens["chef@org.example"]
+	chef := f.signing("chef@org.example")
 
 	noCode := b.submit(chef, chef+"/sign", url.Values{"code": {"123456"}, "consent": {"yes"}})
 	wantStatus(t, "no code asked", noCode, http.StatusForbidden)
@@ -175,7 +171,7 @@ func TestSignerRefusalsNextToTheForm(t *testing.T) {
 func TestDeclineEndsTheEnvelope(t *testing.T) {
 	f := newFixture(t, nil)
 	b := f.browser()
-	chef := "/s/" + f.tokens["chef@org.example"]
+	chef := f.signing("chef@org.example")
 	wantRedirect(t, "code", b.submit(chef, chef+"/code", url.Values{}), chef)
 	a := b.submit(chef, chef+"/decline", url.Values{"code": {f.code("chef@org.example")}, "reason": {"Le montant est faux"}})
 	wantRedirect(t, "decline", a, chef)
@@ -193,7 +189,7 @@ func TestDeclineEndsTheEnvelope(t *testing.T) {
 func TestDelegate(t *testing.T) {
 	f := newFixture(t, nil)
 	b := f.browser()
-	chef := "/s/" + f.tokens["chef@org.example"]
+	chef := f.signing("chef@org.example")
 	wantRedirect(t, "code", b.submit(chef, chef+"/code", url.Values{}), chef)
 	code := f.code("chef@org.example")
 	bad := b.submit(chef, chef+"/delegate", url.Values{"code": {code}, "name": {"Denise Adjointe"},
@@ -206,11 +202,7 @@ func TestDelegate(t *testing.T) {
 	page := b.get(chef)
 	mustContain(t, "delegated", page, `id="confirmation"`, "Vous avez délégué à Denise Adjointe &lt;denise@org.example&gt;")
 
-	f.readOutbox()
-	denise := "/s/" + f.tokens["denise@org.example"]
-	if f.tokens["denise@org.example"] == "" {
-		t.Fatal("the delegate got no invitation")
-	}
+	denise := f.signing("denise@org.example")
 	d := f.browser()
 	page = d.get(denise)
 	wantStatus(t, "delegate's page", page, http.StatusOK)
@@ -220,7 +212,7 @@ func TestDelegate(t *testing.T) {
 // TestDelegationNotOffered: without delegation, the form is not shown.
 func TestDelegationNotOffered(t *testing.T) {
 	f := newFixture(t, func(d *workflow.Draft) { d.NoDelegation = true })
-	page := f.browser().get("/s/" + f.tokens["chef@org.example"])
+	page := f.browser().get(f.signing("chef@org.example"))
 	mustContain(t, "no delegation", page, `id="sign-form"`)
 	mustNotContain(t, "no delegation", page, `id="delegate-form"`)
 }
@@ -231,7 +223,7 @@ func TestDelegationNotOffered(t *testing.T) {
 func TestCSRF(t *testing.T) {
 	f := newFixture(t, nil)
 	b, other := f.browser(), f.browser()
-	chef := "/s/" + f.tokens["chef@org.example"]
+	chef := f.signing("chef@org.example")
 	page := b.get(chef)
 	cookies := page.header.Values("Set-Cookie")
 	if len(cookies) != 1 || !strings.HasPrefix(cookies[0], "csrf=") || !strings.Contains(cookies[0], "HttpOnly") ||
@@ -271,7 +263,7 @@ func TestCSRF(t *testing.T) {
 // envelope's default language.
 func TestLanguageChoice(t *testing.T) {
 	f := newFixture(t, nil)
-	chef := "/s/" + f.tokens["chef@org.example"]
+	chef := f.signing("chef@org.example")
 	isLang := func(what string, a answer, lang string) {
 		t.Helper()
 		mustContain(t, what, a, `<html lang="`+lang+`">`)
@@ -318,7 +310,7 @@ func TestUserTextEscaped(t *testing.T) {
 		d.Documents[0].Name = `doc"` + evil + `.pdf`
 	})
 	b := f.browser()
-	chef := "/s/" + f.tokens["chef@org.example"]
+	chef := f.signing("chef@org.example")
 	wantRedirect(t, "code", b.submit(chef, chef+"/code", url.Values{}), chef)
 	wantRedirect(t, "decline", b.submit(chef, chef+"/decline", url.Values{"code": {f.code("chef@org.example")}, "reason": {"Raison " + evil}}), chef)
 
@@ -338,7 +330,7 @@ func TestUserTextEscaped(t *testing.T) {
 func TestStatusPage(t *testing.T) {
 	f := newFixture(t, nil)
 	b := f.browser()
-	chef := "/s/" + f.tokens["chef@org.example"]
+	chef := f.signing("chef@org.example")
 	b.get(chef) // a view, for the trail
 	if _, err := f.engine.Event(context.Background(), f.env.ID, workflow.Bounced{Meta: workflow.Meta{At: f.clock.Now()},
 		Email: "marie@partner.example", Reason: "550 5.1.1 <marie@partner.example>: user unknown"}); err != nil {
@@ -387,7 +379,7 @@ func TestStatusPage(t *testing.T) {
 func TestCompletedEnvelope(t *testing.T) {
 	f := newFixture(t, func(d *workflow.Draft) { d.Steps = d.Steps[1:] })
 	b := f.browser()
-	marie := "/s/" + f.tokens["marie@partner.example"]
+	marie := f.signing("marie@partner.example")
 	wantRedirect(t, "code", b.submit(marie, marie+"/code", url.Values{}), marie)
 	wantRedirect(t, "sign", b.submit(marie, marie+"/sign", url.Values{"code": {f.code("marie@partner.example")}, "consent": {"on"}}), marie)
 	mustContain(t, "completing", b.get(marie), `id="confirmation"`)
@@ -450,7 +442,7 @@ func TestAssets(t *testing.T) {
 	f := newFixture(t, nil)
 	b := f.browser()
 	css := "/assets/" + f.web.pages.css
-	page := b.get("/s/" + f.tokens["chef@org.example"])
+	page := b.get(f.signing("chef@org.example"))
 	mustContain(t, "page", page, `<link rel="stylesheet" href="`+css+`">`)
 	a := b.get(css)
 	wantStatus(t, "style sheet", a, http.StatusOK)
@@ -470,7 +462,7 @@ func TestCookiesSecureOverHTTPS(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := s.Handler()
-	chef := "/s/" + f.tokens["chef@org.example"]
+	chef := f.signing("chef@org.example")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "https://sign.org.example"+chef+"?lang=en", nil))
 	page := answer{rec.Code, rec.Header(), rec.Body.String()}
