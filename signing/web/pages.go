@@ -314,7 +314,6 @@ func (v *signerView) Action(name string) string { return v.actions[name] }
 // Approver tells whether the link holder approves rather than signs.
 func (v *signerView) Approver() bool { return v.Me.Role == workflow.Approver }
 
-
 // TopError is a refusal whose form is no longer on the page (the envelope
 // ended, the turn passed): it is shown at the top.
 func (v *signerView) TopError() string {
@@ -333,7 +332,6 @@ func (v *signerView) Summary() string {
 	}
 	return ""
 }
-
 
 func (s *Server) signerPage(w http.ResponseWriter, r *http.Request) {
 	token := r.PathValue("token")
@@ -509,7 +507,6 @@ type trailRow struct {
 
 type detail struct{ Key, Value string }
 
-
 // peopleTable is a list of recipients on the status page.
 type peopleTable struct {
 	V      *statusView
@@ -539,7 +536,6 @@ func (v *statusView) TopError() string {
 
 // Live tells whether the request is still in progress.
 func (v *statusView) Live() bool { return !v.Env.State.Final() }
-
 
 func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 	l, trail, err := s.cer.Status(r.Context(), r.PathValue("token"))
