@@ -229,22 +229,22 @@ func (s *Server) problemPage(w http.ResponseWriter, r *http.Request, env *workfl
 // back, and returns false.
 func (s *Server) readForm(w http.ResponseWriter, r *http.Request, token, back string) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
-	if err := r.ParseForm(); err != nil {
-		b := s.page(w, r, nil, back)
-		status, msg := http.StatusBadRequest, b.T("bad form")
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			status, msg = http.StatusRequestEntityTooLarge, b.T("form too big")
-		}
-		s.render(w, s.pages.problem, status, &problemView{base: b, Heading: b.T("error title"), Message: msg, Back: back})
-		return false
+	var status int
+	key := "bad form"
+	var tooBig *http.MaxBytesError
+	switch err := r.ParseForm(); {
+	case errors.As(err, &tooBig):
+		status, key = http.StatusRequestEntityTooLarge, "form too big"
+	case err != nil:
+		status = http.StatusBadRequest
+	case !s.csrfValid(r, token):
+		status = http.StatusForbidden
+	default:
+		return true
 	}
-	if !s.csrfValid(r, token) {
-		b := s.page(w, r, nil, back)
-		s.render(w, s.pages.problem, http.StatusForbidden, &problemView{base: b, Heading: b.T("error title"), Message: b.T("bad form"), Back: back})
-		return false
-	}
-	return true
+	b := s.page(w, r, nil, back)
+	s.render(w, s.pages.problem, status, &problemView{base: b, Heading: b.T("error title"), Message: b.T(key), Back: back})
+	return false
 }
 
 // formError is a refusal shown next to the form that caused it, with what

@@ -251,6 +251,10 @@ func TestCSRF(t *testing.T) {
 	a = b.post("/e/"+f.sender+"/cancel", url.Values{"csrf": {b.csrf(page)}, "reason": {"x"}})
 	wantStatus(t, "signer's token on the status page", a, http.StatusForbidden)
 
+	huge := b.post(chef+"/decline", url.Values{"csrf": {b.csrf(page)}, "reason": {strings.Repeat("x", maxRequestBody)}})
+	wantStatus(t, "a form over the limit", huge, http.StatusRequestEntityTooLarge)
+	mustContain(t, "a form over the limit", huge, "Le formulaire envoyé est trop volumineux.")
+
 	f.readOutbox()
 	if len(f.codes) != 0 || f.envelope().State != workflow.StateInProgress {
 		t.Fatal("a refused form acted")
