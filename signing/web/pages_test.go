@@ -144,7 +144,7 @@ func TestSignerRefusalsNextToTheForm(t *testing.T) {
 	if !strings.Contains(form, `<p id="error" class="error">le code est faux</p>`) || !strings.Contains(form, ">Le montant est faux</textarea>") {
 		t.Errorf("the refusal or the reason typed is not in the decline form:\n%s", form)
 	}
-	mustContain(t, "wrong code", a, "Essais restants avec ce code : 4.", `aria-invalid="true" aria-describedby="error" autofocus`,
+	mustContain(t, "wrong code", a, "Essais restants avec ce code : 4.", `aria-invalid="true" aria-describedby="error"`,
 		`<div class="error-summary" role="alert" aria-labelledby="summary-h">`, `<a href="#error">le code est faux</a>`)
 	if strings.Contains(a.body, wrong) {
 		t.Error("the code typed was written back into the page")
