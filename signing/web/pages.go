@@ -135,7 +135,10 @@ type base struct {
 	Lang  string
 	Langs []langLink
 	CSS   string
-	loc   *time.Location
+	// Wide pages (the status page and its audit table) use more of a
+	// large screen.
+	Wide bool
+	loc  *time.Location
 }
 
 // langLink is one entry of the language switch.
@@ -550,6 +553,7 @@ func (s *Server) renderStatus(w http.ResponseWriter, r *http.Request, l ceremony
 	token := r.PathValue("token")
 	env := l.Envelope
 	b := s.page(w, r, env, s.link("e", token))
+	b.Wide = true
 	v := &statusView{base: b, Env: env, CSRF: s.csrfToken(s.csrfSeed(w, r), token), formError: fe,
 		Docs: s.docLinks(env, b.Lang, "e", token), Remind: s.link("e", token, "remind"), Cancel: s.link("e", token, "cancel")}
 	switch r.URL.Query().Get("done") {
@@ -616,6 +620,9 @@ func (s *Server) trailRow(env *workflow.Envelope, rec audit.Record, b base) trai
 	slices.Sort(keys)
 	for _, k := range keys {
 		val := rec.Details[k]
+		if val == "" {
+			continue // a fact without a value tells the reader nothing
+		}
 		if k == "to" || k == "recipients" || k == "about" {
 			var names []string
 			for _, id := range strings.Split(val, ",") {
