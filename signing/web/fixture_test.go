@@ -69,6 +69,7 @@ func testDraft() workflow.Draft {
 		ID: engine.EnvelopeID("<web-test@org.example>"), Title: "Convention de partenariat 2027",
 		Message:  "Bonjour,\nvoici la convention à signer.",
 		Language: "fr", Sender: workflow.Party{Name: "Agnès Agent", Email: "agent@org.example"},
+		SenderAuth: "dmarc=pass header.from=org.example",
 		Steps: []workflow.DraftStep{
 			{Role: workflow.Approver, Parties: []workflow.Party{{Name: "Claude Chef", Email: "chef@org.example"}}},
 			{Role: workflow.Signer, Parties: []workflow.Party{{Name: "Marie Curie", Email: "marie@partner.example"}}},

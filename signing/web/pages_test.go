@@ -346,7 +346,7 @@ func TestStatusPage(t *testing.T) {
 	mustContain(t, "status page", page, "Suivi de la demande", "Convention de partenariat 2027", "en cours",
 		"Étape 1 sur 2 : viser (visa)", "Claude Chef", "&lt;chef@org.example&gt;", "Marie Curie", "Copies et archivage", "archives@org.example",
 		"Invité", "Ouvert", "demande reçue", "page ouverte", "courriel non remis",
-		"Échec de remise : 550 5.1.1 &lt;marie@partner.example&gt;: user unknown", "authentification de l&#39;expéditeur", `id="remind-form"`, `id="cancel-form"`, `href="`+e+`/documents/0"`)
+		"Échec de remise : 550 5.1.1 &lt;marie@partner.example&gt;: user unknown", "authentification de l&#39;expéditeur", "dmarc=pass header.from=org.example", `id="remind-form"`, `id="cancel-form"`, `href="`+e+`/documents/0"`)
 	mustNotContain(t, "status page", page, f.tokens["chef@org.example"], "<script", " style=")
 
 	statusCSRF := page
