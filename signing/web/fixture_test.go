@@ -94,7 +94,9 @@ func newFixture(t *testing.T, edit func(*workflow.Draft)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cer := &ceremony.Ceremony{Engine: eng, CA: ca, Holder: "test", TempDir: t.TempDir()}
+	// A signature waits for another one of the same envelope briefly, so
+	// that a test of a busy envelope is quick.
+	cer := &ceremony.Ceremony{Engine: eng, CA: ca, Holder: "test", TempDir: t.TempDir(), SignWait: 200 * time.Millisecond}
 
 	srv := httptest.NewUnstartedServer(nil)
 	web, err := New(Config{PublicURL: "http://" + srv.Listener.Addr().String(), Language: "fr",

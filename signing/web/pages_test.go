@@ -166,6 +166,35 @@ func TestSignerRefusalsNextToTheForm(t *testing.T) {
 	mustContain(t, "sixth code", tooMany, "trop de codes ont été demandés")
 }
 
+// TestBusyEnvelope: while another signature of the envelope is being
+// made, signing is refused with 409 and Retry-After; the code verified
+// stays good for the retry, which needs no code.
+func TestBusyEnvelope(t *testing.T) {
+	f := newFixture(t, func(d *workflow.Draft) { d.Steps = d.Steps[1:] })
+	b := f.browser()
+	marie := f.signing("marie@partner.example")
+	ctx := context.Background()
+	lease := "sign/" + f.env.ID
+	if ok, err := f.engine.Store.AcquireLease(ctx, lease, "another signature", time.Now(), time.Minute); !ok || err != nil {
+		t.Fatalf("lease: %v %v", ok, err)
+	}
+	wantRedirect(t, "code", b.submit(marie, marie+"/code", url.Values{}), marie)
+	busy := b.submit(marie, marie+"/sign", url.Values{"code": {f.code("marie@partner.example")}, "consent": {"yes"}})
+	wantStatus(t, "busy", busy, http.StatusConflict)
+	if busy.header.Get("Retry-After") == "" {
+		t.Error("no Retry-After on a busy envelope")
+	}
+	mustContain(t, "busy", busy, `<p id="error" class="error">une autre signature de ce document est en cours`,
+		"Votre code est vérifié", `id="sign-form"`)
+	if err := f.engine.Store.ReleaseLease(ctx, lease, "another signature"); err != nil {
+		t.Fatal(err)
+	}
+	wantRedirect(t, "retry without a code", b.submit(marie, marie+"/sign", url.Values{"consent": {"yes"}}), marie)
+	if r := f.envelope().Recipient("r1"); r.State != workflow.HasSigned {
+		t.Fatalf("the retry did not sign: %s", r.State)
+	}
+}
+
 // TestDeclineEndsTheEnvelope: a decline with its reason is confirmed, and
 // the page says how the envelope ended.
 func TestDeclineEndsTheEnvelope(t *testing.T) {
