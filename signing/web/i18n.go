@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/audit"
@@ -206,6 +208,14 @@ func detailName(key, lang string) string {
 		}
 	}
 	return wordOf(detailWords, key, lang)
+}
+
+// sentence starts s with a capital: the refusals are written to be
+// quoted inside a sentence ("…: le code est faux"), and a page shows them
+// on their own.
+func sentence(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[n:]
 }
 
 // say returns the sentence of key in lang, formatted with args; an

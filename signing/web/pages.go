@@ -159,6 +159,9 @@ func (b *base) On(t time.Time) string { return say(b.Lang, "at", longTime(t, b.l
 // Short writes a time for a table cell.
 func (b *base) Short(t time.Time) string { return shortTime(t, b.loc, b.Lang) }
 
+// Sentence starts a refusal with a capital, to show it on its own.
+func (b *base) Sentence(s string) string { return sentence(s) }
+
 // Role names a role in the page's language.
 func (b *base) Role(r workflow.Role) string { return wordOf(roleWords, r, b.Lang) }
 
@@ -224,7 +227,7 @@ func (s *Server) problemPage(w http.ResponseWriter, r *http.Request, env *workfl
 		here = r.URL.Path
 	}
 	b := s.page(w, r, env, here)
-	s.render(w, s.pages.problem, f.status, &problemView{base: b, Heading: b.T("error title"), Message: f.text.In(b.Lang), Back: back})
+	s.render(w, s.pages.problem, f.status, &problemView{base: b, Heading: b.T("error title"), Message: sentence(f.text.In(b.Lang)), Back: back})
 }
 
 // readForm parses a posted form of the link token and checks its CSRF
@@ -458,7 +461,7 @@ func (s *Server) signerRefused(w http.ResponseWriter, r *http.Request, l ceremon
 	if now, err := s.cer.Open(r.Context(), r.PathValue("token")); err == nil {
 		l = now
 	}
-	s.renderSigner(w, r, l, f.status, formError{Form: form, Message: f.text.In(s.lang(r, l.Envelope)), Values: r.PostForm})
+	s.renderSigner(w, r, l, f.status, formError{Form: form, Message: sentence(f.text.In(s.lang(r, l.Envelope))), Values: r.PostForm})
 }
 
 func (s *Server) signerDocument(w http.ResponseWriter, r *http.Request) {
@@ -673,7 +676,7 @@ func (s *Server) statusRefused(w http.ResponseWriter, r *http.Request, l ceremon
 		s.problemPage(w, r, l.Envelope, s.link("e", r.PathValue("token")), err)
 		return
 	}
-	s.renderStatus(w, r, now, trail, f.status, formError{Form: form, Message: f.text.In(s.lang(r, now.Envelope)), Values: r.PostForm})
+	s.renderStatus(w, r, now, trail, f.status, formError{Form: form, Message: sentence(f.text.In(s.lang(r, now.Envelope))), Values: r.PostForm})
 }
 
 func (s *Server) statusDocument(w http.ResponseWriter, r *http.Request) {

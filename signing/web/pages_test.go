@@ -88,7 +88,7 @@ func TestSignerFlowWithoutJavaScript(t *testing.T) {
 	// The same form sent again (a resubmission) does nothing twice.
 	again := b.post(chef+"/sign", approve)
 	wantStatus(t, "resubmitted approval", again, http.StatusConflict)
-	mustContain(t, "resubmitted approval", again, `id="error"`, "vous avez déjà répondu à cette demande")
+	mustContain(t, "resubmitted approval", again, `id="error"`, "Vous avez déjà répondu à cette demande")
 
 	marie := f.signing("marie@partner.example")
 	m := f.browser()
@@ -129,7 +129,7 @@ func TestSignerRefusalsNextToTheForm(t *testing.T) {
 
 	noCode := b.submit(chef, chef+"/sign", url.Values{"code": {"123456"}, "consent": {"yes"}})
 	wantStatus(t, "no code asked", noCode, http.StatusForbidden)
-	mustContain(t, "no code asked", noCode, "aucun code n&#39;est en cours : demandez un nouveau code")
+	mustContain(t, "no code asked", noCode, "Aucun code n&#39;est en cours : demandez un nouveau code")
 
 	wantRedirect(t, "code", b.submit(chef, chef+"/code", url.Values{}), chef)
 	right := f.code("chef@org.example")
@@ -141,29 +141,29 @@ func TestSignerRefusalsNextToTheForm(t *testing.T) {
 	wantStatus(t, "wrong code", a, http.StatusForbidden)
 	form := a.body[strings.Index(a.body, `id="decline-form"`):]
 	form = form[:strings.Index(form, "</form>")]
-	if !strings.Contains(form, `<p id="error" class="error">le code est faux</p>`) || !strings.Contains(form, ">Le montant est faux</textarea>") {
+	if !strings.Contains(form, `<p id="error" class="error">Le code est faux</p>`) || !strings.Contains(form, ">Le montant est faux</textarea>") {
 		t.Errorf("the refusal or the reason typed is not in the decline form:\n%s", form)
 	}
 	mustContain(t, "wrong code", a, "Essais restants avec ce code : 4.", `aria-invalid="true" aria-describedby="error"`,
-		`<div class="error-summary" role="alert" aria-labelledby="summary-h">`, `<a href="#error">le code est faux</a>`)
+		`<div class="error-summary" role="alert" aria-labelledby="summary-h">`, `<a href="#error">Le code est faux</a>`)
 	if strings.Contains(a.body, wrong) {
 		t.Error("the code typed was written back into the page")
 	}
 
 	noConsent := b.submit(chef, chef+"/sign", url.Values{"code": {right}})
 	wantStatus(t, "no consent", noConsent, http.StatusBadRequest)
-	mustContain(t, "no consent", noConsent, "cochez la case de consentement")
+	mustContain(t, "no consent", noConsent, "Cochez la case de consentement")
 
 	noReason := b.submit(chef, chef+"/decline", url.Values{"code": {right}, "reason": {"  "}})
 	wantStatus(t, "no reason", noReason, http.StatusBadRequest)
-	mustContain(t, "no reason", noReason, "donnez la raison du refus")
+	mustContain(t, "no reason", noReason, "Donnez la raison du refus")
 
 	for i := 0; i < 4; i++ {
 		wantRedirect(t, "code", b.submit(chef, chef+"/code", url.Values{}), chef)
 	}
 	tooMany := b.submit(chef, chef+"/code", url.Values{})
 	wantStatus(t, "sixth code", tooMany, http.StatusTooManyRequests)
-	mustContain(t, "sixth code", tooMany, "trop de codes ont été demandés")
+	mustContain(t, "sixth code", tooMany, "Trop de codes ont été demandés")
 }
 
 // TestBusyEnvelope: while another signature of the envelope is being
@@ -184,7 +184,7 @@ func TestBusyEnvelope(t *testing.T) {
 	if busy.header.Get("Retry-After") == "" {
 		t.Error("no Retry-After on a busy envelope")
 	}
-	mustContain(t, "busy", busy, `<p id="error" class="error">une autre signature de ce document est en cours`,
+	mustContain(t, "busy", busy, `<p id="error" class="error">Une autre signature de ce document est en cours`,
 		"Votre code est vérifié", `id="sign-form"`)
 	if err := f.engine.Store.ReleaseLease(ctx, lease, "another signature"); err != nil {
 		t.Fatal(err)
@@ -193,6 +193,18 @@ func TestBusyEnvelope(t *testing.T) {
 	if r := f.envelope().Recipient("r1"); r.State != workflow.HasSigned {
 		t.Fatalf("the retry did not sign: %s", r.State)
 	}
+}
+
+// TestCannotActSaysWhy: past the deadline (before the expiry timer ran),
+// the page offers no action and says why, in the machine's words.
+func TestCannotActSaysWhy(t *testing.T) {
+	f := newFixture(t, nil)
+	chef := f.signing("chef@org.example")
+	f.clock.advance(11 * 24 * time.Hour)
+	page := f.browser().get(chef)
+	wantStatus(t, "past the deadline", page, http.StatusOK)
+	mustContain(t, "past the deadline", page, `id="cannot-act"`, "<p>L&#39;échéance de la demande est passée</p>")
+	mustNotContain(t, "past the deadline", page, `id="code-form"`, `id="sign-form"`, `id="decline-form"`)
 }
 
 // TestDeclineEndsTheEnvelope: a decline with its reason is confirmed, and
@@ -224,7 +236,7 @@ func TestDelegate(t *testing.T) {
 	bad := b.submit(chef, chef+"/delegate", url.Values{"code": {code}, "name": {"Denise Adjointe"},
 		"email": {"pas une adresse"}, "reason": {"Congés"}})
 	wantStatus(t, "bad delegate", bad, http.StatusBadRequest)
-	mustContain(t, "bad delegate", bad, `value="Denise Adjointe"`, `value="pas une adresse"`, "cette personne ne peut pas recevoir la délégation")
+	mustContain(t, "bad delegate", bad, `value="Denise Adjointe"`, `value="pas une adresse"`, "Cette personne ne peut pas recevoir la délégation")
 
 	a := b.submit(chef, chef+"/delegate", url.Values{"code": {code}, "name": {"Denise Adjointe"}, "email": {"denise@org.example"}, "reason": {"Congés"}})
 	wantRedirect(t, "delegate", a, chef)
@@ -404,7 +416,7 @@ func TestStatusPage(t *testing.T) {
 	// the machine's refusal, on the page.
 	a := b.post(e+"/remind", url.Values{"csrf": {b.csrf(statusCSRF)}})
 	wantStatus(t, "remind after cancel", a, http.StatusConflict)
-	mustContain(t, "remind after cancel", a, `id="error"`, "la demande est déjà terminée")
+	mustContain(t, "remind after cancel", a, `id="error"`, "La demande est déjà terminée")
 }
 
 // TestCompletedEnvelope: after completion both pages offer the final
@@ -457,7 +469,7 @@ func TestEachTokenItsOwnDoor(t *testing.T) {
 		"/e/" + signer + "/certificate", "/s/unknown-token", "/e/unknown-token"} {
 		a := b.get(path)
 		wantStatus(t, path, a, http.StatusNotFound)
-		mustContain(t, path, a, `id="error"`, "ce lien n&#39;est pas valable")
+		mustContain(t, path, a, `id="error"`, "Ce lien n&#39;est pas valable")
 	}
 	// The sender's own page and its CSRF token do not let it act as a
 	// signer.
