@@ -74,7 +74,7 @@ var words = map[string]problem.Text{
 	"done signed":    {EN: "You signed the documents %s.", FR: "Vous avez signé les documents %s."},
 	"done approved":  {EN: "You approved the documents %s.", FR: "Vous avez visé les documents %s."},
 	"done declined":  {EN: "You declined this request %s. Your reason: %s", FR: "Vous avez refusé cette demande %s. Votre raison : %s"},
-	"done delegated": {EN: "You handed your place to %s %s; they have received their own invitation.", FR: "Vous avez délégué à %s %s ; cette personne a reçu sa propre invitation."},
+	"done delegated": {EN: "You handed your place to %s %s; they receive their own invitation.", FR: "Vous avez délégué à %s %s ; cette personne reçoit sa propre invitation."},
 	"thanks":         {EN: "Thank you", FR: "Merci"},
 	"next steps":     {EN: "When everyone has signed, you will receive the signed documents and the completion certificate by mail.", FR: "Quand tout le monde aura signé, vous recevrez par courriel les documents signés et le certificat de fin de procédure."},
 
@@ -82,7 +82,7 @@ var words = map[string]problem.Text{
 	"ended h declined":  {EN: "Request declined", FR: "Demande refusée"},
 	"ended h cancelled": {EN: "Request cancelled", FR: "Demande annulée"},
 	"ended h expired":   {EN: "Request expired", FR: "Demande expirée"},
-	"ended completed":   {EN: "This request is complete: every party has signed. The completion certificate was sent to you by mail.", FR: "Cette demande est terminée : toutes les parties ont signé. Le certificat de fin de procédure vous a été envoyé par courriel."},
+	"ended completed":   {EN: "This request is complete: every party has signed. The completion certificate is sent to you by mail.", FR: "Cette demande est terminée : toutes les parties ont signé. Le certificat de fin de procédure vous est envoyé par courriel."},
 	"ended declined":    {EN: "This request was declined by %s. Reason: %s", FR: "Cette demande a été refusée par %s. Raison : %s"},
 	"ended cancelled":   {EN: "The sender cancelled this request. Reason: %s", FR: "L'expéditeur a annulé cette demande. Raison : %s"},
 	"ended expired":     {EN: "This request expired: its deadline passed %s.", FR: "Cette demande a expiré : son échéance est passée %s."},

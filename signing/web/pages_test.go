@@ -445,7 +445,7 @@ func TestCompletedEnvelope(t *testing.T) {
 	}
 
 	page := b.get(marie)
-	mustContain(t, "completed, signer", page, `id="ended"`, "Demande terminée", "Cette demande est terminée", "certificat de fin de procédure vous a été envoyé",
+	mustContain(t, "completed, signer", page, `id="ended"`, "Demande terminée", "Cette demande est terminée", "certificat de fin de procédure vous est envoyé",
 		"Ce sont les documents définitifs", final.SHA256)
 	if doc := b.get(marie + "/documents/0"); !strings.HasSuffix(doc.body, "% sealed\n") {
 		t.Error("the signer's link does not serve the final document")
