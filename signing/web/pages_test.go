@@ -248,6 +248,10 @@ func TestDelegate(t *testing.T) {
 	page = d.get(denise)
 	wantStatus(t, "delegate's page", page, http.StatusOK)
 	mustContain(t, "delegate's page", page, `id="sign-form"`, ">Viser</button>", "Denise Adjointe")
+
+	status := d.get("/e/" + f.sender)
+	mustContain(t, "status page", status, "A délégué à Denise Adjointe", "À la place de Claude Chef", "a délégué", "délégation",
+		"adresse du délégué", "Congés")
 }
 
 // TestDelegationNotOffered: without delegation, the form is not shown.
