@@ -317,6 +317,20 @@ type personView struct {
 // Action is the path a form of the page posts to.
 func (v *signerView) Action(name string) string { return v.actions[name] }
 
+// codeField is the one-time code input of a form.
+type codeField struct {
+	ID, Label string
+	// Required unless a code verified lately still allows an action.
+	Required bool
+	// Invalid when the form's refusal is shown.
+	Invalid bool
+}
+
+// CodeField is the code input of the form named action ("sign-form"…).
+func (v *signerView) CodeField(action string) codeField {
+	return codeField{ID: action + "-code", Label: v.T("code"), Required: !v.Recipient.Verified, Invalid: v.ErrorIn(action+"-form") != ""}
+}
+
 // Approver tells whether the link holder approves rather than signs.
 func (v *signerView) Approver() bool { return v.Me.Role == workflow.Approver }
 
