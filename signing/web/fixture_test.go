@@ -1,201 +1,116 @@
 package web
 
 import (
-	"bytes"
-	"context"
-	"crypto/x509/pkix"
-	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/parapheur/parapheur/signing/ceremony"
-	"github.com/parapheur/parapheur/signing/internal/pdftest"
-	"github.com/parapheur/parapheur/signing/pki"
-	"github.com/parapheur/parapheur/store"
-	"github.com/parapheur/parapheur/store/bolt"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
 )
 
-// fixture is a whole gateway door for tests: a bbolt store, the engine, a
-// ceremony with a test CA, the web server on a loopback port, and one
-// envelope whose links and codes are read from the engine's outbox as the
-// mailer would read them.
+// fixture is the API fixture (a real store, engine, ceremony and test
+// CA) with the pages' envelope: an approval by the head of department,
+// then the partner's signature, with a copy to the archives, in French.
+// Its browsers hold cookies and post forms as a browser without
+// JavaScript does.
 type fixture struct {
-	t      *testing.T
-	srv    *httptest.Server
-	web    *Server
-	engine *engine.Engine
-	clock  *testClock
-	env    *workflow.Envelope
-	// tokens are the signing-link tokens by recipient address; sender is
-	// the sender's status-page token.
-	tokens map[string]string
-	sender string
-	// codes are the one-time codes sent, by recipient ID, latest last.
-	codes map[string][]string
+	*apiFixture
 }
 
-// testClock is the engine's settable clock.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *testClock) advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
-
-// testPDF is a one-page PDF.
-var testPDF = pdftest.Classic(
-	"<</Type/Catalog/Pages 2 0 R>>",
-	"<</Type/Pages/Kids[3 0 R]/Count 1>>",
-	"<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>",
-)
-
-// testDraft is an approval by the head of department, then the partner's
-// signature, with a copy to the archives.
-func testDraft() workflow.Draft {
-	return workflow.Draft{
-		ID: engine.EnvelopeID("<web-test@org.example>"), Title: "Convention de partenariat 2027",
+// pagesDraft is the envelope of the pages' tests; the API fixture gives
+// it its ID, deadline and documents.
+func pagesDraft(d *workflow.Draft) {
+	id, deadline := d.ID, d.Deadline
+	*d = workflow.Draft{
+		ID: id, Deadline: deadline, Title: "Convention de partenariat 2027",
 		Message:  "Bonjour,\nvoici la convention à signer.",
-		Language: "fr", Sender: workflow.Party{Name: "Agnès Agent", Email: "agent@org.example"},
+		Language: "fr", Sender: workflow.Party{Name: "Agnès Agent", Email: senderEmail},
 		SenderAuth: "dmarc=pass header.from=org.example",
 		Steps: []workflow.DraftStep{
 			{Role: workflow.Approver, Parties: []workflow.Party{{Name: "Claude Chef", Email: "chef@org.example"}}},
 			{Role: workflow.Signer, Parties: []workflow.Party{{Name: "Marie Curie", Email: "marie@partner.example"}}},
 		},
-		Copies:   []workflow.Party{{Email: "archives@org.example"}},
-		Deadline: time.Now().Add(10 * 24 * time.Hour),
+		Copies: []workflow.Party{{Email: "archives@org.example"}},
 	}
 }
 
-// newFixture starts the door with the envelope of testDraft, changed by
-// edit when given.
+// newFixture starts the fixture with the pages' envelope, changed by edit
+// when given.
 func newFixture(t *testing.T, edit func(*workflow.Draft)) *fixture {
 	t.Helper()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "parapheur.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	clock := &testClock{now: time.Now().UTC().Truncate(time.Second)}
-	eng := &engine.Engine{Store: st, CodeKey: bytes.Repeat([]byte("k"), 32), Clock: clock.Now}
-	ca, err := pki.NewCA(pkix.Name{CommonName: "Web test CA"}, 24*time.Hour, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A signature waits for another one of the same envelope briefly, so
-	// that a test of a busy envelope is quick.
-	cer := &ceremony.Ceremony{Engine: eng, CA: ca, Holder: "test", TempDir: t.TempDir(), SignWait: 200 * time.Millisecond}
-
-	srv := httptest.NewUnstartedServer(nil)
-	web, err := New(Config{PublicURL: "http://" + srv.Listener.Addr().String(), Language: "fr",
-		SecretKey: bytes.Repeat([]byte("s"), 32), Location: time.UTC}, cer, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Config.Handler = web.Handler()
-	srv.Start()
-	t.Cleanup(srv.Close)
-
-	f := &fixture{t: t, srv: srv, web: web, engine: eng, clock: clock, tokens: map[string]string{}, codes: map[string][]string{}}
-	blob, err := eng.PutDocument(context.Background(), bytes.NewReader(testPDF))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := testDraft()
-	d.Documents = []workflow.Document{{Name: "convention.pdf", Pages: 1, Original: blob.SHA256, Current: blob.SHA256, Size: blob.Size}}
-	if edit != nil {
-		edit(&d)
-	}
-	if f.env, err = eng.Create(context.Background(), d); err != nil {
-		t.Fatal(err)
-	}
-	f.readOutbox()
-	if f.sender == "" || len(f.tokens) == 0 {
-		t.Fatalf("the outbox held no status link or no invitation: %+v", f.tokens)
-	}
-	return f
+	return &fixture{newAPIFixture(t, func(_ *Config, d *workflow.Draft) {
+		pagesDraft(d)
+		if edit != nil {
+			edit(d)
+		}
+	})}
 }
 
-// readOutbox takes every mail the engine queued, as the mailer would, and
-// keeps the links and codes they carry.
-func (f *fixture) readOutbox() {
+// publicURL is the fixture's PUBLIC_URL, where its browsers go.
+const publicURL = "https://sign.org.example"
+
+// recipient is the envelope's recipient of address email.
+func (f *fixture) recipient(email string) *workflow.Recipient {
 	f.t.Helper()
-	ctx := context.Background()
-	for {
-		it, err := f.engine.Store.Claim(ctx, engine.MailQueue, "test", f.clock.Now(), time.Minute)
-		if errors.Is(err, store.ErrEmpty) {
-			break
-		}
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		var job engine.Job
-		if err := json.Unmarshal(it.Payload, &job); err != nil {
-			f.t.Fatal(err)
-		}
-		if err := f.engine.Store.Ack(ctx, it); err != nil {
-			f.t.Fatal(err)
-		}
-		switch {
-		case job.Notice == engine.NoticeCode:
-			f.codes[job.To] = append(f.codes[job.To], job.Code)
-		case job.Token != "" && job.To == engine.SenderAddressee:
-			f.sender = job.Token
-		case job.Token != "":
-			env, err := f.engine.Envelope(ctx, job.EnvelopeID)
-			if err != nil {
-				f.t.Fatal(err)
-			}
-			f.tokens[env.Recipient(job.To).Email] = job.Token
+	env := f.envelope()
+	for i := range env.Recipients {
+		if env.Recipients[i].Email == email {
+			return &env.Recipients[i]
 		}
 	}
+	f.t.Fatalf("%s is not a recipient", email)
+	return nil
+}
+
+// token is the signing-link token of the recipient of address email,
+// from the latest mail that carried it.
+func (f *fixture) token(email string) string {
+	f.t.Helper()
+	f.drainMail()
+	tok := f.links[f.recipient(email).ID]
+	if tok == "" {
+		f.t.Fatalf("%s was sent no signing link", email)
+	}
+	return tok
 }
 
 // signing is the path of the signing page of the recipient of address
-// email, from the latest mail that carried their link.
-func (f *fixture) signing(email string) string {
-	f.t.Helper()
-	f.readOutbox()
-	if f.tokens[email] == "" {
-		f.t.Fatalf("%s was sent no signing link", email)
-	}
-	return "/s/" + f.tokens[email]
-}
+// email.
+func (f *fixture) signing(email string) string { return "/s/" + f.token(email) }
 
-// code returns the latest code sent to the recipient of address email.
+// status is the path of the sender's status page.
+func (f *fixture) status() string { return "/e/" + f.links[engine.SenderAddressee] }
+
+// code returns the latest code mailed to the recipient of address email.
 func (f *fixture) code(email string) string {
 	f.t.Helper()
-	f.readOutbox()
-	env := f.envelope()
-	for _, r := range env.Recipients {
-		if r.Email == email && len(f.codes[r.ID]) > 0 {
-			return f.codes[r.ID][len(f.codes[r.ID])-1]
+	f.drainMail()
+	id := f.recipient(email).ID
+	for i := len(f.mail) - 1; i >= 0; i-- {
+		if j := f.mail[i]; j.Notice == engine.NoticeCode && j.To == id {
+			return j.Code
 		}
 	}
 	f.t.Fatalf("no code was sent to %s", email)
 	return ""
 }
 
-// envelope is the envelope as now stored.
-func (f *fixture) envelope() *workflow.Envelope {
-	f.t.Helper()
-	env, err := f.engine.Envelope(context.Background(), f.env.ID)
-	if err != nil {
-		f.t.Fatal(err)
+// codesSent counts the code mails queued so far.
+func (f *fixture) codesSent() int {
+	f.drainMail()
+	n := 0
+	for _, j := range f.mail {
+		if j.Notice == engine.NoticeCode {
+			n++
+		}
 	}
-	return env
+	return n
 }
 
 // browser is a client with its own cookies that does not follow
@@ -206,14 +121,24 @@ type browser struct {
 	lang   string // Accept-Language
 }
 
+// handlerTransport carries a client's requests to the fixture's handler.
+type handlerTransport struct{ f *fixture }
+
+func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := httptest.NewRequest(req.Method, req.URL.String(), req.Body)
+	r.Header = req.Header.Clone()
+	resp := t.f.request(r).Result()
+	resp.Request = req
+	return resp, nil
+}
+
 func (f *fixture) browser() *browser {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return &browser{f: f, client: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
-		return http.ErrUseLastResponse
-	}}}
+	return &browser{f: f, client: &http.Client{Jar: jar, Transport: handlerTransport{f},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
 // answer is a response read whole.
@@ -243,7 +168,7 @@ func (b *browser) do(req *http.Request) answer {
 // get fetches a path of the door.
 func (b *browser) get(path string) answer {
 	b.f.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, b.f.srv.URL+path, nil)
+	req, err := http.NewRequest(http.MethodGet, publicURL+path, nil)
 	if err != nil {
 		b.f.t.Fatal(err)
 	}
@@ -254,12 +179,12 @@ func (b *browser) get(path string) answer {
 // the gateway's own origin).
 func (b *browser) post(path string, form url.Values) answer {
 	b.f.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, b.f.srv.URL+path, strings.NewReader(form.Encode()))
+	req, err := http.NewRequest(http.MethodPost, publicURL+path, strings.NewReader(form.Encode()))
 	if err != nil {
 		b.f.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", b.f.srv.URL)
+	req.Header.Set("Origin", publicURL)
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
 	return b.do(req)
 }

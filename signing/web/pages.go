@@ -286,7 +286,7 @@ type signerView struct {
 	Me    *workflow.Recipient
 	CSRF  string
 	Docs  []docLink
-	Steps []stepView
+	Steps []signerStep
 	// CodeDest says where a code goes; CodeSent that one went and until
 	// when it is valid.
 	CodeDest, CodeSent string
@@ -303,8 +303,8 @@ type docLink struct {
 	Name, Pages, Size, SHA256, View, Download string
 }
 
-// stepView is one step as the signer's page shows it.
-type stepView struct {
+// signerStep is one step as the signer's page shows it.
+type signerStep struct {
 	Label   string
 	Current bool
 	People  []personView
@@ -374,7 +374,7 @@ func (s *Server) renderSigner(w http.ResponseWriter, r *http.Request, l ceremony
 	}
 	v.Docs = s.docLinks(env, b.Lang, "s", token)
 	for i, step := range env.Steps {
-		sv := stepView{Label: b.T("step", i+1, len(env.Steps), b.Role(step.Role)), Current: i == env.CurrentStep && !env.State.Final()}
+		sv := signerStep{Label: b.T("step", i+1, len(env.Steps), b.Role(step.Role)), Current: i == env.CurrentStep && !env.State.Final()}
 		for _, id := range step.Recipients {
 			o := env.Recipient(id)
 			pv := personView{Name: displayName(o.Party), State: b.State(o.State), StateCode: string(o.State)}
