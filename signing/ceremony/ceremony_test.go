@@ -411,7 +411,10 @@ func TestLinksActOnlyForTheirHolder(t *testing.T) {
 		"Open":     func() error { _, err := r.c.Open(ctx, tokS); return err },
 		"View":     func() error { _, err := r.c.View(ctx, tokS, client); return err },
 		"SendCode": func() error { _, err := r.c.SendCode(ctx, tokS, client); return err },
-		"Act":      func() error { _, err := r.c.Act(ctx, tokS, ceremony.Action{Kind: ceremony.Decline, Reason: "no"}, client); return err },
+		"Act": func() error {
+			_, err := r.c.Act(ctx, tokS, ceremony.Action{Kind: ceremony.Decline, Reason: "no"}, client)
+			return err
+		},
 	} {
 		if err := op(); !errors.Is(err, ceremony.ErrNoLink) {
 			t.Errorf("%s with the sender's link: %v, want ErrNoLink", name, err)
