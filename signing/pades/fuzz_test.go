@@ -48,7 +48,7 @@ func FuzzSign(f *testing.F) {
 	sign := func(in []byte, out *bytes.Buffer, page int) error {
 		return pades.Sign(context.Background(), in, out, pades.Options{
 			Signer:   pades.Signer{Key: kp.Key, Chain: kp.Chain},
-			Stamp:    &pades.Stamp{Page: page, Rect: [4]float64{10, 10, 200, 60}, Name: "Fuzz Signer"},
+			Stamp:    &pades.Stamp{Page: page, Name: "Fuzz Signer"},
 			MaxInput: 1 << 20,
 		})
 	}

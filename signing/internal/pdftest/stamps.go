@@ -13,7 +13,9 @@ import (
 // pdfcpu, independently of the code under test.
 type PageStamps struct {
 	// Box is the page's visible region, its crop box clipped to its media
-	// box (ISO 32000-2 §14.11.2), both inherited as pdfcpu resolves them.
+	// box (ISO 32000-2 §14.11.2), both inherited as pdfcpu resolves them
+	// (US Letter for a page without a media box, as pdf.js and mupdf show
+	// it).
 	Box [4]float64
 	// Rotate is the page's /Rotate, inherited, in degrees.
 	Rotate int
@@ -40,6 +42,10 @@ func Stamps(t testing.TB, path string, page int) PageStamps {
 		t.Fatalf("%s: page %d: %v", path, page, err)
 	}
 	box := inh.MediaBox
+	if box == nil {
+		// pdfcpu leaves it out; pdf.js and mupdf show US Letter.
+		box = types.NewRectangle(0, 0, 612, 792)
+	}
 	if inh.CropBox != nil {
 		box = &types.Rectangle{LL: types.Point{X: max(box.LL.X, inh.CropBox.LL.X), Y: max(box.LL.Y, inh.CropBox.LL.Y)},
 			UR: types.Point{X: min(box.UR.X, inh.CropBox.UR.X), Y: min(box.UR.Y, inh.CropBox.UR.Y)}}
