@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,7 +24,11 @@ import (
 	"github.com/parapheur/parapheur/mailout/compose"
 	mailsender "github.com/parapheur/parapheur/mailout/sender"
 	"github.com/parapheur/parapheur/mailout/sms"
+	"github.com/parapheur/parapheur/signing/ceremony"
 	"github.com/parapheur/parapheur/signing/pades"
+	"github.com/parapheur/parapheur/signing/pki"
+	"github.com/parapheur/parapheur/signing/tsa"
+	"github.com/parapheur/parapheur/signing/web"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/store/backend"
 	"github.com/parapheur/parapheur/workflow"
@@ -47,6 +52,7 @@ type gateway struct {
 	holder  string
 	metrics *prometheus.Registry
 	keys    gatewayKeys
+	ca      *pki.CA
 }
 
 // timerPoll is how often due envelope timers (expiry, reminders) are looked for.
@@ -59,12 +65,18 @@ func newGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) (*gat
 	if err != nil {
 		return nil, err
 	}
+	// The signing CA issues every signer's one-time certificate: without
+	// it no one can sign, so the gateway does not start.
+	ca, err := pki.LoadCA(cfg.Keys.Dir, string(cfg.Keys.Passphrase))
+	if err != nil {
+		return nil, fmt.Errorf("the signing CA in %s: %w (run \"parapheur ca init\" to make one, or set keys.passphrase)", cfg.Keys.Dir, err)
+	}
 	st, err := backend.Open(ctx, cfg.Store.URL, store.Options{MaxBlobBytes: cfg.Limits.MaxDocumentBytes})
 	if err != nil {
 		return nil, err
 	}
 	g := &gateway{cfg: cfg, log: log, store: st, engine: &engine.Engine{Store: st, CodeKey: keys.code}, holder: store.Holder(),
-		metrics: prometheus.NewRegistry(), keys: keys}
+		metrics: prometheus.NewRegistry(), keys: keys, ca: ca}
 	g.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		outbox.NewCollector(st, log, engine.MailQueue, engine.SMSQueue, engine.TimerQueue, engine.CompletionQueue))
 	if err := g.assemble(); err != nil {
@@ -135,11 +147,25 @@ func (g *gateway) assemble() error {
 			return err
 		}
 	}
+	cer := &ceremony.Ceremony{Engine: g.engine, CA: g.ca, MaxDocumentBytes: cfg.Limits.MaxDocumentBytes, Holder: g.holder}
+	if cfg.TSA.URL != "" {
+		cer.TSA = &tsa.Client{URL: cfg.TSA.URL}
+	}
+	pages, err := web.New(web.Config{PublicURL: cfg.PublicURL, Language: cfg.Language, Location: cfg.Location,
+		TrustedProxies: cfg.HTTP.Proxies, SecretKey: g.keys.web}, cer, g.log)
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", g.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics, promhttp.HandlerOpts{}))
-	g.http = &http.Server{Addr: cfg.Listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	mux.Handle("/", pages.Handler())
+	g.http = &http.Server{Addr: cfg.Listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	if c := cfg.HTTP.Certificate; c != nil {
+		g.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*c}, MinVersion: tls.VersionTLS12}
+	}
 	return nil
 }
 
@@ -173,7 +199,7 @@ func (g *gateway) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	g.log.Info("parapheur: serving", "listen", ln.Addr().String(), "public_url", g.cfg.PublicURL, "address", g.cfg.Address)
+	g.log.Info("parapheur: serving", "listen", ln.Addr().String(), "tls", g.http.TLSConfig != nil, "public_url", g.cfg.PublicURL, "address", g.cfg.Address)
 	var wg sync.WaitGroup
 	wg.Go(func() { g.poller.Run(ctx) })
 	wg.Go(func() { g.mail.Run(ctx) })
@@ -187,7 +213,13 @@ func (g *gateway) run(ctx context.Context) error {
 		}, nil)
 	})
 	httpErr := make(chan error, 1)
-	go func() { httpErr <- g.http.Serve(ln) }()
+	go func() {
+		if g.http.TLSConfig != nil {
+			httpErr <- g.http.ServeTLS(ln, "", "")
+			return
+		}
+		httpErr <- g.http.Serve(ln)
+	}()
 	select {
 	case <-ctx.Done():
 	case err = <-httpErr:

@@ -52,6 +52,8 @@ type gatewayKeys struct {
 	returnPath []byte
 	// code is the engine's key for one-time codes.
 	code []byte
+	// web keys the CSRF tokens of the pages' forms.
+	web []byte
 }
 
 // loadGatewayKeys reads the gateway secret in dir and derives the keys
@@ -74,5 +76,5 @@ func loadGatewayKeys(dir string) (gatewayKeys, error) {
 		m.Write([]byte("parapheur " + label))
 		return m.Sum(nil)
 	}
-	return gatewayKeys{returnPath: derive("return path tag"), code: derive("one-time code")}, nil
+	return gatewayKeys{returnPath: derive("return path tag"), code: derive("one-time code"), web: derive("web forms")}, nil
 }

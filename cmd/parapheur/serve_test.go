@@ -76,6 +76,7 @@ func serveEnv(rig *testrig.Mail, storeURL, keys, listen string) []string {
 		"PARAPHEUR_ADDRESS=parapheur@org.example",
 		"PARAPHEUR_PUBLIC_URL=http://" + listen,
 		"PARAPHEUR_LISTEN=" + listen,
+		"PARAPHEUR_KEYS_PASSPHRASE=test",
 		"PARAPHEUR_STORE_URL=" + storeURL,
 		"PARAPHEUR_IMAP_URL=imap://parapheur@" + rig.IMAPAddr() + "/INBOX",
 		"PARAPHEUR_IMAP_PASSWORD=" + rig.Password(),

@@ -24,9 +24,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/mail"
 	"strings"
 	"time"
 
+	"github.com/parapheur/parapheur/mailout/address"
 	"github.com/parapheur/parapheur/signing/pades"
 	"github.com/parapheur/parapheur/signing/pki"
 	"github.com/parapheur/parapheur/store"
@@ -181,6 +183,11 @@ func (c *Ceremony) Act(ctx context.Context, token string, a Action, client workf
 	if a.Kind == Sign && !a.Consent {
 		return l, ErrConsent
 	}
+	if a.Kind == Delegate {
+		if a.Delegate, err = delegate(a.Delegate); err != nil {
+			return l, err
+		}
+	}
 	if l.Envelope, err = c.verify(ctx, l, a.Code, client); err != nil {
 		return l, err
 	}
@@ -205,6 +212,21 @@ func (c *Ceremony) Act(ctx context.Context, token string, a Action, client workf
 		l.Envelope = env
 	}
 	return l, err
+}
+
+// delegate checks that the gateway can write to the delegate's address
+// and returns the party with the address in its plain form.
+func delegate(p workflow.Party) (workflow.Party, error) {
+	a, err := mail.ParseAddress(strings.TrimSpace(p.Email))
+	if err != nil || a.Name != "" {
+		return p, &workflow.Error{Code: workflow.ErrBadDelegate.Code,
+			Message: fmt.Sprintf("%q is not an email address like marie@partner.example", p.Email)}
+	}
+	if _, err := address.ASCII(a.Address); err != nil {
+		return p, &workflow.Error{Code: workflow.ErrBadDelegate.Code,
+			Message: fmt.Sprintf("the gateway cannot send mail to %s: %v", a.Address, err)}
+	}
+	return workflow.Party{Name: strings.TrimSpace(p.Name), Email: a.Address}, nil
 }
 
 // verify checks the entered code, unless the recipient verified one within

@@ -12,11 +12,13 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -92,6 +94,8 @@ type Config struct {
 	Limits Limits `toml:"limits"`
 	// Mail tunes the mails the gateway sends.
 	Mail Mail `toml:"mail"`
+	// HTTP configures the web server of the signing pages and the API.
+	HTTP HTTP `toml:"http"`
 	// Circuits are the predefined sequences of steps, by name (lower case), that a
 	// submission selects with a "Circuit:" line or with plus-addressing.
 	Circuits map[string]Circuit `toml:"circuits"`
@@ -188,6 +192,29 @@ type Envelopes struct {
 	// ReminderDays is how often pending recipients are reminded, in days, when the
 	// submission says nothing; 0 sends no reminders.
 	ReminderDays int `toml:"reminder_days"`
+	// AllowDelegation lets a signer or approver hand their place to someone else, on the
+	// signing page or by replying DÉLÉGUER:/DELEGATE: (SPEC §3).
+	AllowDelegation bool `toml:"allow_delegation"`
+}
+
+// HTTP configures the web server.
+type HTTP struct {
+	// TrustedProxies are the addresses or CIDR prefixes of the reverse proxies in front of
+	// the gateway; only their X-Forwarded-For is believed for the client address recorded
+	// in the audit trail and used by the rate limits. In the file, a list or a
+	// comma-separated string.
+	TrustedProxies []string `toml:"trusted_proxies" sep:","`
+	// TLSCert is the PEM certificate chain the gateway serves HTTPS with (usually set as
+	// tls_cert_file = "/path/fullchain.pem"); with TLSKey. Empty: plain HTTP, for a
+	// gateway behind a reverse proxy that terminates TLS.
+	TLSCert string `toml:"tls_cert"`
+	// TLSKey is the PEM private key of TLSCert (tls_key_file = "/path/privkey.pem").
+	TLSKey Secret `toml:"tls_key"`
+
+	// Proxies are TrustedProxies parsed.
+	Proxies []netip.Prefix `toml:"-"`
+	// Certificate is TLSCert and TLSKey loaded, nil without TLS.
+	Certificate *tls.Certificate `toml:"-"`
 }
 
 // Limits bounds the input, so that one mail cannot exhaust memory or disk.

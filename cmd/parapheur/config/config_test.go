@@ -1,17 +1,24 @@
 package config
 
 import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parapheur/parapheur/signing/pki"
 )
 
 // validKeys is a complete, valid configuration as dotted key → TOML value.
@@ -92,7 +99,7 @@ func TestLoadFileAndDefaults(t *testing.T) {
 		},
 		Keys:      Keys{Dir: "/var/lib/parapheur/keys"},
 		Senders:   Senders{Allowed: []string{"agent@org.example", "@org.example"}},
-		Envelopes: Envelopes{DefaultDeadlineDays: 30, ReminderDays: 3},
+		Envelopes: Envelopes{DefaultDeadlineDays: 30, ReminderDays: 3, AllowDelegation: true},
 		Limits:    Limits{MaxMessageBytes: 50 << 20, MaxDocumentBytes: 25 << 20, MaxRecipients: 50},
 		Mail:      Mail{AttachmentLimitBytes: 10 << 20},
 		Circuits:  map[string]Circuit{"direction": {Steps: []string{"Visa: Chef <chef@org.example>", "Signataire: dg@org.example"}}},
@@ -173,7 +180,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 	if c.Listen != "127.0.0.1:9000" || c.Language != "en" || c.IMAP.ProcessedFolder != "Done" {
 		t.Errorf("listen %q language %q processed %q", c.Listen, c.Language, c.IMAP.ProcessedFolder)
 	}
-	if c.Envelopes != (Envelopes{DefaultDeadlineDays: 14, ReminderDays: 0}) {
+	if c.Envelopes != (Envelopes{DefaultDeadlineDays: 14, ReminderDays: 0, AllowDelegation: true}) {
 		t.Errorf("envelopes %+v", c.Envelopes)
 	}
 	if c.Limits != (Limits{MaxMessageBytes: 1000, MaxDocumentBytes: 900, MaxRecipients: 7}) {
@@ -604,5 +611,66 @@ func TestLoadEnvironmentAlone(t *testing.T) {
 	}
 	if c.IMAP.Password != "s3cret" || c.SMTP.Password != "s3cret" || c.Keys.Passphrase != "s3cret" || c.Address != "parapheur@org.example" {
 		t.Errorf("environment alone: address %q, secrets read %v %v %v", c.Address, c.IMAP.Password == "s3cret", c.SMTP.Password == "s3cret", c.Keys.Passphrase == "s3cret")
+	}
+}
+
+// The web server's keys: proxies as addresses or prefixes, the TLS pair
+// read from files and checked to belong together.
+func TestHTTPKeys(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := pki.NewCA(pkix.Name{CommonName: "test"}, time.Hour, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw})
+	keyDER, err := x509.MarshalPKCS8PrivateKey(ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, certPEM, 0o600)
+	os.WriteFile(keyFile, keyPEM, 0o600)
+
+	kv := validKeys()
+	kv["http.trusted_proxies"] = `["10.0.0.0/8", "192.0.2.7", "::1"]`
+	kv["http.tls_cert_file"] = strconv.Quote(certFile)
+	kv["http.tls_key_file"] = strconv.Quote(keyFile)
+	c, err := loadKeys(t, kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("::1/128")}
+	if !reflect.DeepEqual(c.HTTP.Proxies, want) {
+		t.Errorf("proxies %v, want %v", c.HTTP.Proxies, want)
+	}
+	if c.HTTP.Certificate == nil {
+		t.Error("no TLS certificate loaded")
+	}
+
+	kv = validKeys()
+	kv["http.trusted_proxies"] = `"10.0.0.0/8, proxy.example"`
+	kv["http.tls_cert_file"] = strconv.Quote(certFile)
+	_, err = loadKeys(t, kv)
+	var cerr *Error
+	if !errors.As(err, &cerr) {
+		t.Fatalf("Load = %v, want problems", err)
+	}
+	got := fmt.Sprint(cerr.Problems)
+	for _, want := range []string{`http.trusted_proxies: "proxy.example" is neither an IP address nor a CIDR prefix`, "http.tls_key: required with http.tls_cert"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("problems %s lack %q", got, want)
+		}
+	}
+
+	kv = validKeys()
+	other, _ := pki.NewCA(pkix.Name{CommonName: "other"}, time.Hour, false)
+	otherDER, _ := x509.MarshalPKCS8PrivateKey(other.Key)
+	mismatched := filepath.Join(dir, "other.pem")
+	os.WriteFile(mismatched, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: otherDER}), 0o600)
+	kv["http.tls_cert_file"] = strconv.Quote(certFile)
+	kv["http.tls_key_file"] = strconv.Quote(mismatched)
+	if _, err := loadKeys(t, kv); err == nil || !strings.Contains(err.Error(), "http.tls_cert: the certificate and key do not make a TLS key pair") {
+		t.Errorf("mismatched pair: %v", err)
 	}
 }

@@ -157,6 +157,7 @@ func defaults() *Config {
 		Envelopes: Envelopes{
 			DefaultDeadlineDays: 30,
 			ReminderDays:        3,
+			AllowDelegation:     true,
 		},
 		Limits: Limits{
 			MaxMessageBytes:  50 << 20,

@@ -1,10 +1,12 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -32,6 +34,7 @@ func (v *validator) validate() {
 	if err := checkListen(c.Listen); err != nil {
 		v.problem("listen", "%v", err)
 	}
+	v.http()
 	if c.Language != "fr" && c.Language != "en" {
 		v.problem("language", `want "fr" or "en", got %q`, c.Language)
 	}
@@ -404,4 +407,37 @@ func checkListen(addr string) error {
 		return fmt.Errorf("port %q: want a number from 0 to 65535", port)
 	}
 	return nil
+}
+
+// http checks the web server's keys: the proxies' prefixes and the TLS pair.
+func (v *validator) http() {
+	h := &v.c.HTTP
+	h.Proxies = nil
+	for _, p := range h.TrustedProxies {
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				v.problem("http.trusted_proxies", "%q is neither an IP address nor a CIDR prefix such as 10.0.0.0/8", p)
+				continue
+			}
+			prefix = netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen())
+		}
+		h.Proxies = append(h.Proxies, prefix.Masked())
+	}
+	h.Certificate = nil
+	switch {
+	case h.TLSCert == "" && h.TLSKey == "":
+	case h.TLSCert == "":
+		v.problem("http.tls_cert", "required with http.tls_key: the PEM certificate chain (set http.tls_cert_file to its path)")
+	case h.TLSKey == "":
+		v.problem("http.tls_key", "required with http.tls_cert: the PEM private key (set http.tls_key_file to its path)")
+	default:
+		cert, err := tls.X509KeyPair([]byte(h.TLSCert), []byte(h.TLSKey))
+		if err != nil {
+			v.problem("http.tls_cert", "the certificate and key do not make a TLS key pair: %v", err)
+			break
+		}
+		h.Certificate = &cert
+	}
 }

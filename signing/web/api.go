@@ -1,0 +1,290 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/parapheur/parapheur/signing/ceremony"
+	"github.com/parapheur/parapheur/workflow"
+)
+
+// maxRequestBody bounds a JSON request body: the largest is a delegation
+// with a reason.
+const maxRequestBody = 64 << 10
+
+// apiRoutes registers the JSON API of SPEC §3.
+func (s *Server) apiRoutes(mux *http.ServeMux) {
+	s.route(mux, "GET /api/v1/sign/{token}", s.apiState)
+	s.route(mux, "POST /api/v1/sign/{token}/code", s.apiCode)
+	s.route(mux, "POST /api/v1/sign/{token}/sign", s.apiAct(ceremony.Sign))
+	s.route(mux, "POST /api/v1/sign/{token}/decline", s.apiAct(ceremony.Decline))
+	s.route(mux, "POST /api/v1/sign/{token}/delegate", s.apiAct(ceremony.Delegate))
+	s.route(mux, "GET /api/v1/sign/{token}/documents/{n}", s.apiDocument)
+	mux.HandleFunc("GET /api/v1/openapi.json", s.openAPI)
+}
+
+// State is the answer of GET /api/v1/sign/TOKEN and of every action.
+type State struct {
+	Envelope  EnvelopeState   `json:"envelope"`
+	Recipient RecipientState  `json:"recipient"`
+	Documents []DocumentState `json:"documents"`
+	Steps     []StepState     `json:"steps"`
+}
+
+// EnvelopeState describes the envelope.
+type EnvelopeState struct {
+	ID    string `json:"id"`
+	Title string `json:"title"`
+	// State is in_progress, completed, declined, cancelled or expired.
+	State workflow.State `json:"state"`
+	// Sender is the sender's address; SenderName their display name.
+	Sender     string    `json:"sender"`
+	SenderName string    `json:"sender_name,omitempty"`
+	Message    string    `json:"message,omitempty"`
+	Language   string    `json:"language"`
+	Deadline   time.Time `json:"deadline"`
+	// Reason is why the envelope ended, when declined, cancelled or expired.
+	Reason string `json:"reason,omitempty"`
+}
+
+// RecipientState describes the link holder.
+type RecipientState struct {
+	Name  string                  `json:"name"`
+	Email string                  `json:"email"`
+	Role  workflow.Role           `json:"role"`
+	State workflow.RecipientState `json:"state"`
+	// CanAct tells whether the recipient may act now; when not,
+	// CannotAct says why, with the refusal's stable code.
+	CanAct    bool       `json:"can_act"`
+	CannotAct *APIError  `json:"cannot_act,omitempty"`
+	Code      *CodeState `json:"code,omitempty"`
+	// Verified tells that a code was verified and not used yet: the next
+	// action needs no code.
+	Verified bool `json:"verified"`
+	// CanDelegate tells whether delegation is allowed in this envelope.
+	CanDelegate bool `json:"can_delegate"`
+}
+
+// CodeState describes the outstanding one-time code (never the code).
+type CodeState struct {
+	Channel   string    `json:"channel"`
+	ExpiresAt time.Time `json:"expires_at"`
+	TriesLeft int       `json:"tries_left"`
+}
+
+// DocumentState describes one document as it now is.
+type DocumentState struct {
+	Index  int    `json:"index"`
+	Name   string `json:"name"`
+	Pages  int    `json:"pages"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+	URL    string `json:"url"`
+}
+
+// StepState is one step and how far its recipients are.
+type StepState struct {
+	Role       workflow.Role   `json:"role"`
+	Current    bool            `json:"current"`
+	Recipients []StepRecipient `json:"recipients"`
+}
+
+// StepRecipient is one recipient of a step, as another recipient sees them.
+type StepRecipient struct {
+	Name    string                  `json:"name"`
+	State   workflow.RecipientState `json:"state"`
+	ActedAt *time.Time              `json:"acted_at,omitempty"`
+}
+
+// APIError is the body of every error answer: {"error": {...}}.
+type APIError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (s *Server) state(r *http.Request, l ceremony.Link) State {
+	env, rec := l.Envelope, l.Recipient()
+	now := s.cer.Engine.Now()
+	st := State{
+		Envelope: EnvelopeState{ID: env.ID, Title: env.Title, State: env.State, Sender: env.Sender.Email,
+			SenderName: env.Sender.Name, Message: env.Message, Language: env.Language, Deadline: env.Deadline, Reason: env.Reason},
+		Recipient: RecipientState{Name: rec.Name, Email: rec.Email, Role: rec.Role, State: rec.State,
+			Verified:    !rec.VerifiedAt.IsZero() && now.Sub(rec.VerifiedAt) <= workflow.ActionWindow,
+			CanDelegate: !env.NoDelegation},
+	}
+	if err := workflow.CanAct(env, rec.ID, now); err != nil {
+		f := s.failureOf(r, err)
+		st.Recipient.CannotAct = &APIError{Code: f.code, Message: f.text.In(s.lang(r, env))}
+	} else {
+		st.Recipient.CanAct = true
+	}
+	if c := rec.Code; c != nil && now.Before(c.ExpiresAt) {
+		st.Recipient.Code = &CodeState{Channel: c.Channel, ExpiresAt: c.ExpiresAt, TriesLeft: workflow.MaxCodeFailures - c.Failures}
+	}
+	for i, d := range env.Documents {
+		st.Documents = append(st.Documents, DocumentState{Index: i, Name: d.Name, Pages: d.Pages, SHA256: d.Current, Size: d.Size,
+			URL: fmt.Sprintf("%s/api/v1/sign/%s/documents/%d", s.cfg.PublicURL, r.PathValue("token"), i)})
+	}
+	for i, step := range env.Steps {
+		ss := StepState{Role: step.Role, Current: i == env.CurrentStep && !env.State.Final(), Recipients: []StepRecipient{}}
+		for _, id := range step.Recipients {
+			o := env.Recipient(id)
+			sr := StepRecipient{Name: displayName(o.Party), State: o.State}
+			if !o.ActedAt.IsZero() {
+				at := o.ActedAt
+				sr.ActedAt = &at
+			}
+			ss.Recipients = append(ss.Recipients, sr)
+		}
+		st.Steps = append(st.Steps, ss)
+	}
+	return st
+}
+
+// displayName is how a party is named to others: their name, else their
+// address.
+func displayName(p workflow.Party) string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return p.Email
+}
+
+func (s *Server) apiState(w http.ResponseWriter, r *http.Request) {
+	l, err := s.cer.View(r.Context(), r.PathValue("token"), s.client(r))
+	if err != nil {
+		s.apiError(w, r, l, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, s.state(r, l))
+}
+
+func (s *Server) apiCode(w http.ResponseWriter, r *http.Request) {
+	if _, err := readJSON(w, r, &struct{}{}); err != nil {
+		s.writeJSON(w, http.StatusBadRequest, map[string]APIError{"error": {Code: "bad_request", Message: err.Error()}})
+		return
+	}
+	l, err := s.cer.SendCode(r.Context(), r.PathValue("token"), s.client(r))
+	if err != nil {
+		s.apiError(w, r, l, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, s.state(r, l))
+}
+
+// actRequest is the body of the sign, decline and delegate calls.
+type actRequest struct {
+	Code    string `json:"code"`
+	Consent bool   `json:"consent"`
+	Reason  string `json:"reason"`
+	// Name and Email name the delegate.
+	Name  string `json:"name"`
+	Email string `json:"email"`
+}
+
+func (s *Server) apiAct(kind ceremony.ActionKind) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req actRequest
+		if _, err := readJSON(w, r, &req); err != nil {
+			s.writeJSON(w, http.StatusBadRequest, map[string]APIError{"error": {Code: "bad_request", Message: err.Error()}})
+			return
+		}
+		a := ceremony.Action{Kind: kind, Code: req.Code, Consent: req.Consent, Reason: workflow.Clip(req.Reason, workflow.MaxMessageRunes),
+			Delegate: workflow.Party{Name: workflow.Clip(req.Name, workflow.MaxNameRunes), Email: req.Email}}
+		l, err := s.cer.Act(r.Context(), r.PathValue("token"), a, s.client(r))
+		if err != nil {
+			s.apiError(w, r, l, err)
+			return
+		}
+		s.writeJSON(w, http.StatusOK, s.state(r, l))
+	}
+}
+
+func (s *Server) apiDocument(w http.ResponseWriter, r *http.Request) {
+	l, err := s.cer.Open(r.Context(), r.PathValue("token"))
+	if err != nil {
+		s.apiError(w, r, l, err)
+		return
+	}
+	s.serveDocument(w, r, l, func(err error) { s.apiError(w, r, l, err) })
+}
+
+// serveDocument answers with document {n} of l: the current PDF, shown by
+// the browser's own viewer, or downloaded with ?download=1.
+func (s *Server) serveDocument(w http.ResponseWriter, r *http.Request, l ceremony.Link, fail func(error)) {
+	n, err := strconv.Atoi(r.PathValue("n"))
+	if err != nil {
+		fail(ceremony.ErrNoDocument)
+		return
+	}
+	rc, d, err := s.cer.Document(r.Context(), l, n)
+	if err != nil {
+		fail(err)
+		return
+	}
+	defer rc.Close()
+	disposition := "inline"
+	if r.URL.Query().Get("download") != "" {
+		disposition = "attachment"
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/pdf")
+	h.Set("Content-Disposition", mime.FormatMediaType(disposition, map[string]string{"filename": d.Name}))
+	h.Set("Content-Length", strconv.FormatInt(d.Size, 10))
+	h.Set("ETag", `"`+d.Current+`"`)
+	h.Set("Cache-Control", "private, no-store")
+	if _, err := io.Copy(w, rc); err != nil {
+		s.log.Warn("web: document not sent whole", "envelope", l.Envelope.ID, "document", n, "err", err)
+	}
+}
+
+// apiError writes err as {"error": {"code", "message"}} in the reader's
+// language.
+func (s *Server) apiError(w http.ResponseWriter, r *http.Request, l ceremony.Link, err error) {
+	f := s.failureOf(r, err)
+	if f.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(f.retryAfter))
+	}
+	s.writeJSON(w, f.status, map[string]APIError{"error": {Code: f.code, Message: f.text.In(s.lang(r, l.Envelope))}})
+}
+
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		s.log.Debug("web: answer not written", "err", err)
+	}
+}
+
+// readJSON decodes a request body into v. An empty body leaves v as it is;
+// a body must be application/json (which a cross-site form cannot send)
+// and one JSON object.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) (bool, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return false, fmt.Errorf("the request body is over %d bytes", maxRequestBody)
+		}
+		return false, fmt.Errorf("reading the request body: %v", err)
+	}
+	if len(body) == 0 {
+		return false, nil
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		return false, fmt.Errorf("the request body must be JSON, sent as Content-Type: application/json (got %q)", r.Header.Get("Content-Type"))
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return false, fmt.Errorf("the request body is not the JSON object expected: %v", err)
+	}
+	return true, nil
+}
