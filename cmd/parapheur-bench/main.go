@@ -14,13 +14,14 @@
 //	    attachment, or a PDF from a sender who may not submit); reports the
 //	    serve process's peak resident memory (VmHWM) against
 //	    limits.max_message_bytes once every mail has left the inbox.
-//	parapheur-bench signers [-n 1000] [-workers 200] [-views 20000] [-signs 600] [-view page|api] [-raw 50] [-pdf FILE]
+//	parapheur-bench signers [-n 1000] [-workers 200] [-views 20000] [-signs 600] [-view page|api] [-rate 0] [-raw 50] [-pdf FILE]
 //	    the signing door in this process, over HTTP on loopback, on -store
 //	    bolt or redis: n envelopes of one signer each on a 1 MB PDF (pdfcpu's
 //	    itu-t81.pdf by default); the raw pades.SignFile time of that PDF,
 //	    one at a time; then -workers signers at once load their signing
 //	    pages (views/s), then ask for a code, read it from the outbox and
-//	    sign (p50, p99 of the sign request).
+//	    sign (p50, p99 of the sign request), each as soon as it is done or,
+//	    with -rate, that many starting a second.
 //
 // latency and flood must run as root (the Postfix master needs it) and run
 // the binary named by -parapheur ("make bench-mail" builds it to
@@ -55,6 +56,7 @@ func main() {
 	fs.IntVar(&so.signs, "signs", 600, "signers: how many signatures in all (at most -n)")
 	fs.StringVar(&so.view, "view", "page", "signers: what a view loads: page (GET /s/TOKEN) or api (GET /api/v1/sign/TOKEN)")
 	fs.IntVar(&so.raw, "raw", 50, "signers: how many raw pades.SignFile runs to time")
+	fs.Float64Var(&so.rate, "rate", 0, "signers: how many signers start their code-then-sign flow per second (0: each worker starts its next at once)")
 	size := fs.Int("size", 36_000_000, "flood: the attachment size in bytes (base64 makes the mail 4/3 of it)")
 	kind := fs.String("kind", "pdf", "flood: pdf, junk (a non-PDF attachment) or stranger (a sender who may not submit)")
 	fs.Parse(os.Args[2:])
