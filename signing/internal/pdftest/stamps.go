@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pdfcpu/pdfcpu/pkg/api"
+	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
 )
 
@@ -26,14 +27,7 @@ type PageStamps struct {
 // Stamps reads the signature widgets of page (1-based) of the PDF at path.
 func Stamps(t testing.TB, path string, page int) PageStamps {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, err := api.ReadContext(bytes.NewReader(data), PdfcpuConfig(t))
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
+	ctx := readContext(t, path)
 	if err := ctx.EnsurePageCount(); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
@@ -74,6 +68,20 @@ func Stamps(t testing.TB, path string, page int) PageStamps {
 		ps.Rects = append(ps.Rects, [4]float64{r.LL.X, r.LL.Y, r.UR.X, r.UR.Y})
 	}
 	return ps
+}
+
+// readContext reads the PDF at path with pdfcpu.
+func readContext(t testing.TB, path string) *model.Context {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, err := api.ReadContext(bytes.NewReader(data), PdfcpuConfig(t))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return ctx
 }
 
 // Inside tells whether rect r lies within box b.
