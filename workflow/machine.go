@@ -341,7 +341,9 @@ func (t *transition) viewed(ev Viewed) error {
 	if r == nil {
 		return errorf(ErrUnknownRecipient, "envelope %s has no recipient %q", t.e.ID, ev.RecipientID)
 	}
-	if !r.LastViewAt.IsZero() && ev.At.Sub(r.LastViewAt) < ViewEvery && ev.At.After(r.LastViewAt) && r.LastSeen == ev.Client {
+	// A view at the very instant of the last one is a reload too; one
+	// before it (a clock stepped back) is recorded.
+	if since := ev.At.Sub(r.LastViewAt); !r.LastViewAt.IsZero() && since >= 0 && since < ViewEvery && r.LastSeen == ev.Client {
 		return nil // a reload: already recorded
 	}
 	if r.ViewedAt.IsZero() {

@@ -56,6 +56,16 @@ func verify(id string, d time.Duration) []Event {
 	}
 }
 
+// failures: r1 is sent a code d after t0, then enters n wrong codes a
+// minute later.
+func failures(n int, d time.Duration) []Event {
+	evs := []Event{CodeSent{Meta: at(d), RecipientID: "r1", MAC: mac, Channel: "email"}}
+	for range n {
+		evs = append(evs, CodeFailed{Meta: at(d + time.Minute), RecipientID: "r1"})
+	}
+	return evs
+}
+
 func seq(groups ...[]Event) []Event {
 	var all []Event
 	for _, g := range groups {
@@ -226,6 +236,35 @@ func TestApply(t *testing.T) {
 			},
 		},
 		{
+			name: "a reload by the same client within ViewEvery is not recorded", history: one(Viewed{Meta: at(time.Minute), RecipientID: "r1"}),
+			event: Viewed{Meta: at(time.Minute + ViewEvery - time.Second), RecipientID: "r1"}, wantState: StateInProgress,
+		},
+		{
+			name: "a second view by the same client at the same instant is not recorded", history: one(Viewed{Meta: at(time.Minute), RecipientID: "r1"}),
+			event: Viewed{Meta: at(time.Minute), RecipientID: "r1"}, wantState: StateInProgress,
+		},
+		{
+			name: "the same client after ViewEvery is recorded", history: one(Viewed{Meta: at(time.Minute), RecipientID: "r1"}),
+			event: Viewed{Meta: at(time.Minute + ViewEvery), RecipientID: "r1"}, wantState: StateInProgress, wantAudit: []audit.Type{audit.Viewed},
+			check: func(t *testing.T, e *Envelope) {
+				if r := e.Recipient("r1"); !r.ViewedAt.Equal(t0.Add(time.Minute)) || !r.LastViewAt.Equal(t0.Add(time.Minute+ViewEvery)) {
+					t.Errorf("ViewedAt %v must keep the first view, LastViewAt %v the last", r.ViewedAt, r.LastViewAt)
+				}
+			},
+		},
+		{
+			name: "another client within ViewEvery is recorded", history: one(Viewed{Meta: at(time.Minute), RecipientID: "r1"}),
+			event:     Viewed{Meta: Meta{At: t0.Add(2 * time.Minute), Client: Client{IP: "198.51.100.7", UserAgent: "scanner"}}, RecipientID: "r1"},
+			wantState: StateInProgress, wantAudit: []audit.Type{audit.Viewed},
+		},
+		{
+			name: "a view after another action of the same client is recorded",
+			history: one(Viewed{Meta: Meta{At: t0.Add(time.Minute), Client: Client{IP: "198.51.100.7", UserAgent: "scanner"}}, RecipientID: "r1"},
+				Viewed{Meta: at(2 * time.Minute), RecipientID: "r1"},
+				Viewed{Meta: Meta{At: t0.Add(3 * time.Minute), Client: Client{IP: "198.51.100.7", UserAgent: "scanner"}}, RecipientID: "r1"}),
+			event: Viewed{Meta: at(4 * time.Minute), RecipientID: "r1"}, wantState: StateInProgress, wantAudit: []audit.Type{audit.Viewed},
+		},
+		{
 			name: "a later signer may view the page", event: Viewed{Meta: at(time.Minute), RecipientID: "r2"},
 			wantState: StateInProgress, wantAudit: []audit.Type{audit.Viewed},
 		},
@@ -310,12 +349,37 @@ func TestApply(t *testing.T) {
 			},
 		},
 		{
-			name: "the fifth failure voids the code",
-			history: one(CodeSent{Meta: at(time.Minute), RecipientID: "r1", MAC: mac, Channel: "email"},
-				CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"}, CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"},
-				CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"}, CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"},
-				CodeFailed{Meta: at(2 * time.Minute), RecipientID: "r1"}),
-			event: CodeVerified{Meta: at(3 * time.Minute), RecipientID: "r1", MAC: mac}, wantErr: ErrNoCode,
+			name:    "the fifth failure voids the code",
+			history: failures(5, time.Minute),
+			event:   CodeVerified{Meta: at(3 * time.Minute), RecipientID: "r1", MAC: mac}, wantErr: ErrNoCode,
+		},
+		{
+			name:    "the fourth failure tells nobody",
+			history: failures(3, time.Minute),
+			event:   CodeFailed{Meta: at(3 * time.Minute), RecipientID: "r1"}, wantState: StateInProgress,
+			wantAudit: []audit.Type{audit.CodeFailed},
+			check: func(t *testing.T, e *Envelope) {
+				if c := e.Recipient("r1").Code; c == nil || c.Failures != 4 {
+					t.Errorf("after four failures the code must still stand: %+v", c)
+				}
+			},
+		},
+		{
+			name:    "the fifth failure voids the code and tells the sender",
+			history: failures(4, time.Minute),
+			event:   CodeFailed{Meta: at(3 * time.Minute), RecipientID: "r1"}, wantState: StateInProgress,
+			wantAudit: []audit.Type{audit.CodeFailed}, wantEffects: []string{"notify:code_locked:[]:sender=true:about=r1"},
+			check: func(t *testing.T, e *Envelope) {
+				if c := e.Recipient("r1").Code; c != nil {
+					t.Errorf("the fifth failure must void the code: %+v", c)
+				}
+			},
+		},
+		{
+			name:    "a new code after a lock can be asked for and locks again with a new notice",
+			history: seq(failures(5, time.Minute), failures(4, 4*time.Minute)),
+			event:   CodeFailed{Meta: at(6 * time.Minute), RecipientID: "r1"}, wantState: StateInProgress,
+			wantAudit: []audit.Type{audit.CodeFailed}, wantEffects: []string{"notify:code_locked:[]:sender=true:about=r1"},
 		},
 		{
 			name: "failure without a code", event: CodeFailed{Meta: at(time.Minute), RecipientID: "r1"}, wantErr: ErrNoCode,
@@ -364,6 +428,22 @@ func TestApply(t *testing.T) {
 				one(Signed{Meta: at(2*time.Hour + 2*time.Minute), RecipientID: "r2", Signature: sig}), verify("r3", 3*time.Hour)),
 			event:     Signed{Meta: at(3*time.Hour + 2*time.Minute), RecipientID: "r3", Signature: sig2},
 			wantState: StateInProgress, wantEffects: []string{"complete"}, wantAudit: []audit.Type{audit.Signed},
+		},
+		{
+			name: "a signature made on an older version is refused",
+			history: seq(step1Done(), verify("r2", 2*time.Hour), verify("r3", 2*time.Hour),
+				one(Signed{Meta: at(2*time.Hour + 2*time.Minute), RecipientID: "r2", Signature: sig})),
+			event: Signed{Meta: at(2*time.Hour + 3*time.Minute), RecipientID: "r3", Signature: sig}, wantErr: ErrStaleDocument,
+		},
+		{
+			name: "a signature on an unknown version is refused", history: seq(step1Done(), verify("r2", 2*time.Hour)),
+			event: Signed{Meta: at(2*time.Hour + 2*time.Minute), RecipientID: "r2",
+				Signature: Signature{CertSerial: "0d", Documents: []DocumentVersion{{Index: 0, Previous: "zz", SHA256: "ee", Size: 10}}}},
+			wantErr: ErrStaleDocument,
+		},
+		{
+			name: "who may sign is told before a stale version", history: step1Done(),
+			event: Signed{Meta: at(2*time.Hour + 2*time.Minute), RecipientID: "r2", Signature: sig2}, wantErr: ErrNotVerified,
 		},
 		{
 			name: "act twice is refused", history: seq(step1Done(), verify("r2", 2*time.Hour),
@@ -704,5 +784,165 @@ func TestDeliveryStartedRecord(t *testing.T) {
 			!reflect.DeepEqual(got.Details, tc.want.Details) || !got.Time.Equal(tc.ev.At) {
 			t.Errorf("%+v: record %+v, want recipient %q details %v", tc.ev, got, tc.want.RecipientID, tc.want.Details)
 		}
+	}
+}
+
+var adjoint = Party{Name: "Adjoint", Email: "adjoint@org.example"}
+
+// TestDelegationRefused: every way a delegation can be wrong is refused
+// with its own error, and the envelope is left as it was.
+func TestDelegationRefused(t *testing.T) {
+	tests := []struct {
+		name    string
+		draft   func(*Draft)
+		history []Event
+		event   Delegated
+		want    *Error
+	}{
+		{"delegation disabled", func(d *Draft) { d.NoDelegation = true }, verify("r1", time.Minute),
+			Delegated{Meta: at(3 * time.Minute), RecipientID: "r1", To: adjoint, Reason: "congés"}, ErrNoDelegation},
+		{"delegation disabled, by mail", func(d *Draft) { d.NoDelegation = true }, nil,
+			Delegated{Meta: at(3 * time.Minute), RecipientID: "r1", To: adjoint, ByMail: true}, ErrNoDelegation},
+		{"to one's own address", nil, verify("r1", time.Minute),
+			Delegated{Meta: at(3 * time.Minute), RecipientID: "r1", To: Party{Email: "CHEF@org.example"}, Reason: "congés"}, ErrBadDelegate},
+		{"to someone already in the step", nil, seq(step1Done(), verify("r2", 2*time.Hour)),
+			Delegated{Meta: at(2*time.Hour + 2*time.Minute), RecipientID: "r2", To: Party{Email: "Paul@partner.example"}, Reason: "absente"}, ErrBadDelegate},
+		{"to no address", nil, nil,
+			Delegated{Meta: at(3 * time.Minute), RecipientID: "r1", To: Party{Name: "Adjoint", Email: "adjoint"}, ByMail: true}, ErrBadDelegate},
+		{"without a reason on the page", nil, verify("r1", time.Minute),
+			Delegated{Meta: at(3 * time.Minute), RecipientID: "r1", To: adjoint, Reason: " "}, ErrReasonRequired},
+		{"without a verified code on the page", nil, nil,
+			Delegated{Meta: at(3 * time.Minute), RecipientID: "r1", To: adjoint, Reason: "congés"}, ErrNotVerified},
+		{"out of turn", nil, nil,
+			Delegated{Meta: at(3 * time.Minute), RecipientID: "r2", To: adjoint, ByMail: true}, ErrNotYourTurn},
+		{"by a copy", nil, nil,
+			Delegated{Meta: at(3 * time.Minute), RecipientID: "r4", To: adjoint, ByMail: true}, ErrWrongRole},
+		{"after the end", nil, one(Cancelled{Meta: at(time.Minute), By: "agent@org.example"}),
+			Delegated{Meta: at(3 * time.Minute), RecipientID: "r1", To: adjoint, ByMail: true}, ErrEnded},
+		{"after the deadline", nil, nil,
+			Delegated{Meta: at(20 * 24 * time.Hour), RecipientID: "r1", To: adjoint, ByMail: true}, ErrDeadlinePassed},
+		{"twice", nil, one(Delegated{Meta: at(time.Minute), RecipientID: "r1", To: adjoint, ByMail: true}),
+			Delegated{Meta: at(3 * time.Minute), RecipientID: "r1", To: Party{Email: "autre@org.example"}, ByMail: true}, ErrAlreadyActed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := draft()
+			if tt.draft != nil {
+				tt.draft(&d)
+			}
+			tr, err := Create(d, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := run(t, tr.Envelope, tt.history)
+			snapshot := before.Clone()
+			_, err = Apply(before, tt.event)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Apply = %v, want %s", err, tt.want.Code)
+			}
+			if err.Error() == tt.want.Message {
+				t.Errorf("error %q should say more than the generic message", err)
+			}
+			if !reflect.DeepEqual(before, snapshot) {
+				t.Fatal("Apply changed its input envelope")
+			}
+		})
+	}
+}
+
+// TestDelegation follows delegations through an envelope: the delegate takes
+// the delegator's place in the step, is invited, can act and can delegate
+// again; the sender is told each time and the audit trail says who handed
+// their place to whom, and how that was authenticated.
+func TestDelegation(t *testing.T) {
+	tr, err := Create(draft(), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, trail := tr.Envelope, tr.Audit
+	apply := func(ev Event, wantEffects []string) Transition {
+		t.Helper()
+		tr, err := Apply(e, ev)
+		if err != nil {
+			t.Fatalf("%T: %v", ev, err)
+		}
+		if got := effectKinds(tr.Effects); !reflect.DeepEqual(got, wantEffects) {
+			t.Fatalf("%T: effects = %v, want %v", ev, got, wantEffects)
+		}
+		e, trail = tr.Envelope, append(trail, tr.Audit...)
+		return tr
+	}
+	// verified gives id a verified code, d after t0.
+	verified := func(id string, d time.Duration) {
+		t.Helper()
+		evs := verify(id, d)
+		apply(evs[0], []string{"code:" + id + ":email"})
+		apply(evs[1], nil)
+	}
+	record := func(tr Transition, want map[string]string) {
+		t.Helper()
+		if len(tr.Audit) != 1 || tr.Audit[0].Type != audit.Delegated {
+			t.Fatalf("audit = %v, want one delegated record", auditTypes(tr.Audit))
+		}
+		if got := tr.Audit[0].Details; !reflect.DeepEqual(got, want) {
+			t.Errorf("details = %v, want %v", got, want)
+		}
+	}
+
+	// The approver delegates on the page, with a code and a reason.
+	verified("r1", time.Minute)
+	tr = apply(Delegated{Meta: at(3 * time.Minute), RecipientID: "r1", To: Party{Name: " Adjoint ", Email: " adjoint@org.example "}, Reason: " congés "},
+		[]string{"notify:invitation:[r6]:sender=false", "notify:delegated:[]:sender=true:about=r1"})
+	record(tr, map[string]string{"to": "r6", "to_email": "adjoint@org.example", "to_name": "Adjoint", "reason": "congés", "authenticated_by": "one-time code"})
+	if a := tr.Audit[0]; a.Actor != "chef@org.example" || a.RecipientID != "r1" || a.IP != "192.0.2.10" {
+		t.Errorf("the record must name the delegator and their client: %+v", a)
+	}
+	r1, r6 := e.Recipient("r1"), e.Recipient("r6")
+	if r1.State != HasDelegated || r1.DelegatedTo != "r6" || r1.Reason != "congés" || !r1.VerifiedAt.IsZero() {
+		t.Errorf("delegator = %+v", r1)
+	}
+	if r6 == nil || r6.State != Pending || r6.Role != Approver || r6.Step != 0 || r6.DelegatedFrom != "r1" ||
+		r6.Email != "adjoint@org.example" || r6.Name != "Adjoint" || !r6.InvitedAt.Equal(t0.Add(3*time.Minute)) {
+		t.Fatalf("delegate = %+v", r6)
+	}
+	if got := e.Steps[0].Recipients; !reflect.DeepEqual(got, []string{"r6"}) {
+		t.Errorf("step 1 = %v, want the delegate in the delegator's place", got)
+	}
+	if err := CanAct(e, "r1", t0.Add(4*time.Minute)); !errors.Is(err, ErrAlreadyActed) {
+		t.Errorf("the delegator can still act: %v", err)
+	}
+
+	// The delegate approves: the step is done and the signers are invited.
+	verified("r6", 10*time.Minute)
+	apply(Approved{Meta: at(12 * time.Minute), RecipientID: "r6"}, []string{"notify:invitation:[r2 r3]:sender=false"})
+	if e.CurrentStep != 1 {
+		t.Fatalf("step = %d after the delegate approved", e.CurrentStep)
+	}
+
+	// Marie delegates by mail, without a code or a reason; her delegate
+	// delegates again, by mail too.
+	tr = apply(Delegated{Meta: at(time.Hour), RecipientID: "r2", To: Party{Name: "Louise", Email: "louise@partner.example"}, ByMail: true},
+		[]string{"notify:invitation:[r7]:sender=false", "notify:delegated:[]:sender=true:about=r2"})
+	record(tr, map[string]string{"to": "r7", "to_email": "louise@partner.example", "to_name": "Louise", "reason": "", "authenticated_by": "reply mail"})
+	tr = apply(Delegated{Meta: at(2 * time.Hour), RecipientID: "r7", To: Party{Email: "marie@partner.example"}, ByMail: true, Reason: "je suis absente"},
+		[]string{"notify:invitation:[r8]:sender=false", "notify:delegated:[]:sender=true:about=r7"})
+	record(tr, map[string]string{"to": "r8", "to_email": "marie@partner.example", "to_name": "", "reason": "je suis absente", "authenticated_by": "reply mail"})
+	if got := e.Steps[1].Recipients; !reflect.DeepEqual(got, []string{"r8", "r3"}) {
+		t.Errorf("step 2 = %v", got)
+	}
+	if r8 := e.Recipient("r8"); r8.DelegatedFrom != "r7" || r8.Role != Signer || r8.State != Pending {
+		t.Errorf("second delegate = %+v", r8)
+	}
+
+	// A reminder goes to the delegates still pending, not to those who
+	// handed their place on.
+	apply(ReminderDue{Meta: at(3 * time.Hour)}, []string{"notify:reminder:[r8 r3]:sender=false"})
+
+	verified("r8", 4*time.Hour)
+	verified("r3", 4*time.Hour)
+	apply(Signed{Meta: at(4*time.Hour + 2*time.Minute), RecipientID: "r8", Signature: sig}, nil)
+	apply(Signed{Meta: at(4*time.Hour + 3*time.Minute), RecipientID: "r3", Signature: sig2}, []string{"complete"})
+	if err := audit.VerifyEnd(trail, e.Audit); err != nil {
+		t.Fatal(err)
 	}
 }

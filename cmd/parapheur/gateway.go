@@ -104,7 +104,8 @@ func (g *gateway) assemble() error {
 		Gateway: cfg.Address, Senders: senders, Circuits: circuits,
 		DeadlineDays: cfg.Envelopes.DefaultDeadlineDays, ReminderDays: cfg.Envelopes.ReminderDays,
 		Language: cfg.Language, MaxMessageBytes: cfg.Limits.MaxMessageBytes, MaxRecipients: cfg.Limits.MaxRecipients, Location: cfg.Location,
-		ReturnPathKey: g.keys.returnPath,
+		AllowDelegation: cfg.Envelopes.AllowDelegation,
+		ReturnPathKey:   g.keys.returnPath,
 		Inspect: func(pdf []byte) (int, error) {
 			return pades.Inspect(context.Background(), pdf, cfg.Limits.MaxDocumentBytes)
 		},

@@ -35,7 +35,9 @@ func TestMain(m *testing.M) {
 	for i := 1; i <= 40; i++ {
 		boxes = append(boxes, fmt.Sprintf("in%d", i))
 	}
-	os.Exit(testrig.RunWithMail(m, testrig.MailOptions{Users: boxes}, &rig))
+	// The gateway's own mailbox and the people of the delegation test.
+	users := append(slices.Clone(boxes), "parapheur", "agent", "marie", "louise")
+	os.Exit(testrig.RunWithMail(m, testrig.MailOptions{Users: users}, &rig))
 }
 
 // freshBox returns the login of an empty mailbox of the rig.

@@ -1,7 +1,7 @@
 // Package ingest decides what each message of the gateway's inbox is and
 // acts on it (SPEC §2): a submission becomes an envelope, a delivery status
 // notification (RFC 3464) a bounce on its envelope, a reply command
-// (REFUSER / ANNULER) an action, an automatic mail (RFC 3834) nothing, and
+// (REFUSER / DÉLÉGUER / ANNULER) an action, an automatic mail (RFC 3834) nothing, and
 // anything the gateway cannot accept a refusal reply. It is the
 // poller.Handler of the running gateway, and writes only through the
 // workflow engine.
@@ -66,6 +66,10 @@ type Config struct {
 	ReminderDays int
 	// Language is the default language, "fr" or "en".
 	Language string
+	// AllowDelegation lets recipients hand their place to someone else
+	// (envelopes.allow_delegation); the envelopes made while it is off
+	// forbid it for good.
+	AllowDelegation bool
 	// MaxMessageBytes is the largest message accepted.
 	MaxMessageBytes int64
 	// MaxRecipients is the most recipients (signers, approvers, copies and
@@ -253,6 +257,7 @@ func (h *Handler) submission(ctx context.Context, mi *inbound) (poller.Destinati
 	}
 	d := workflow.Draft{
 		ID: engine.EnvelopeID(mi.key), Title: msg.Title, Message: in.Message, Language: lang,
+		LanguageGiven: in.Language != "", NoDelegation: !h.cfg.AllowDelegation,
 		Sender: workflow.Party{Name: msg.From.Name, Email: from}, SenderAuth: mi.sender.Summary,
 		MessageID: msg.MessageID, Documents: docs, Ignored: ignored(msg), Steps: in.Steps, Copies: in.Copies, Archivists: in.Archivists,
 		Deadline: deadline, ReminderEvery: time.Duration(reminder) * 24 * time.Hour,
@@ -340,15 +345,18 @@ func (h *Handler) command(ctx context.Context, in *inbound, cmd reply.Command) (
 	meta := workflow.Meta{At: h.engine.Now()}
 	var ev workflow.Event
 	switch cmd.Verb {
-	case reply.Decline:
-		r := env.Recipient(rid)
-		if r == nil || !loop.SameMailbox(r.Email, cmd.From) {
-			return h.refuse(ctx, in, env.Language, problem.Text{
-				EN: "a decline is accepted only from the address the invitation was sent to",
-				FR: "un refus n'est accepté que de l'adresse à laquelle l'invitation a été envoyée",
-			})
+	case reply.Decline, reply.Delegate:
+		if r := env.Recipient(rid); r == nil || !loop.SameMailbox(r.Email, cmd.From) {
+			return h.refuse(ctx, in, env.Language, invitedOnly[cmd.Verb])
 		}
-		ev = workflow.Declined{Meta: meta, RecipientID: rid, Reason: cmd.Reason, ByMail: true}
+		if cmd.Verb == reply.Decline {
+			ev = workflow.Declined{Meta: meta, RecipientID: rid, Reason: cmd.Reason, ByMail: true}
+			break
+		}
+		if p, bad := h.delegateProblem(cmd.To); bad {
+			return h.refuse(ctx, in, env.Language, p)
+		}
+		ev = workflow.Delegated{Meta: meta, RecipientID: rid, To: cmd.To, ByMail: true}
 	case reply.Cancel:
 		if !loop.SameMailbox(env.Sender.Email, cmd.From) {
 			return h.refuse(ctx, in, env.Language, problem.Text{
@@ -369,6 +377,34 @@ func (h *Handler) command(ctx context.Context, in *inbound, cmd reply.Command) (
 	default:
 		return 0, "", err
 	}
+}
+
+// invitedOnly says, for each command a recipient may give, that it counts
+// only from the address the invitation was sent to: that address is what
+// authenticates it instead of a one-time code.
+var invitedOnly = map[reply.Verb]problem.Text{
+	reply.Decline: {
+		EN: "a decline is accepted only from the address the invitation was sent to",
+		FR: "un refus n'est accepté que de l'adresse à laquelle l'invitation a été envoyée",
+	},
+	reply.Delegate: {
+		EN: "a delegation is accepted only from the address the invitation was sent to",
+		FR: "une délégation n'est acceptée que de l'adresse à laquelle l'invitation a été envoyée",
+	},
+}
+
+// delegateProblem says what is wrong with a delegate named by mail that
+// the state machine cannot know: an address the gateway's mail cannot
+// reach, or the gateway's own.
+func (h *Handler) delegateProblem(to workflow.Party) (problem.Text, bool) {
+	if _, err := address.SMTP(to.Email); err != nil {
+		return unreachable(to.Email, err), true
+	}
+	if loop.SameMailbox(to.Email, h.cfg.Gateway) {
+		return problem.New("the gateway's own address %s cannot be a delegate: name the person who is to act instead of you",
+			"l'adresse du parapheur, %s, ne peut pas recevoir la délégation : indiquez la personne qui doit agir à votre place", h.cfg.Gateway), true
+	}
+	return problem.Text{}, false
 }
 
 // thread finds the envelope and recipient a reply is about from the thread

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,7 +68,7 @@ func newFixture(t testing.TB) fixture {
 	logs := &logBuffer{}
 	h := New(Config{
 		Gateway: "parapheur@org.example", Senders: policy, Circuits: circuits,
-		DeadlineDays: 30, ReminderDays: 3, Language: "fr", MaxMessageBytes: 1 << 20, Location: paris,
+		DeadlineDays: 30, ReminderDays: 3, Language: "fr", MaxMessageBytes: 1 << 20, Location: paris, AllowDelegation: true,
 		Inspect:       func(b []byte) (int, error) { return pades.Inspect(context.Background(), b, 0) },
 		ReturnPathKey: returnPathKey,
 	}, e, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
@@ -284,10 +285,16 @@ func TestRefusals(t *testing.T) {
 }
 
 func withPDF(from, instructions string, pdf []byte) []byte {
+	return withPDFTitled(from, "Convention", instructions, pdf)
+}
+
+// withPDFTitled is a submission of pdf in base64: raw binary would not
+// survive an IMAP APPEND unchanged.
+func withPDFTitled(from, subject, instructions string, pdf []byte) []byte {
 	body := "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + instructions + "\r\n--b\r\n" +
-		"Content-Type: application/pdf; name=convention.pdf\r\nContent-Disposition: attachment; filename=convention.pdf\r\n\r\n" +
-		string(pdf) + "\r\n--b--"
-	return rawMail(from, "Convention", "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n", body)
+		"Content-Type: application/pdf; name=convention.pdf\r\nContent-Disposition: attachment; filename=convention.pdf\r\n" +
+		"Content-Transfer-Encoding: base64\r\n\r\n" + base64.StdEncoding.EncodeToString(pdf) + "\r\n--b--"
+	return rawMail(from, subject, "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n", body)
 }
 
 func qpdfEncrypt(t *testing.T, pdf []byte) []byte {
@@ -411,4 +418,144 @@ func TestTooLargeIsRefusedInTheDefaultLanguage(t *testing.T) {
 		!slices.Equal(jobs[0].Refusal.Problems, []string{"le message fait 2,5 Mo ; le parapheur accepte au plus 1,0 Mo"}) {
 		t.Fatalf("queued %+v, want a refusal in French", jobs)
 	}
+}
+
+// onlyEnvelope returns the one envelope of the fixture's store.
+func (f fixture) onlyEnvelope(t *testing.T) *workflow.Envelope {
+	t.Helper()
+	page, err := f.e.Store.List(context.Background(), store.ListQuery{})
+	if err != nil || len(page.Envelopes) != 1 {
+		t.Fatalf("envelopes: %v %v", page, err)
+	}
+	return page.Envelopes[0]
+}
+
+// The envelope keeps whether the submission chose its language, and whether
+// the configuration allowed delegation when it was made.
+func TestDraftLanguageAndDelegation(t *testing.T) {
+	pdf := corpus(t, "doc1.pdf")
+	for _, tt := range []struct {
+		name, instructions string
+		allowDelegation    bool
+		wantLanguage       string
+		wantGiven          bool
+	}{
+		{"default language, delegation allowed", "Signataire: marie@partner.example", true, "fr", false},
+		{"language given", "Langue: en\nSignataire: marie@partner.example", true, "en", true},
+		{"the default language written out", "Language: fr\nSigner: marie@partner.example", true, "fr", true},
+		{"delegation not allowed", "Signataire: marie@partner.example", false, "fr", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.h.cfg.AllowDelegation = tt.allowDelegation
+			if dest, reason := f.handle(t, withPDF("agent@org.example", tt.instructions, pdf)); dest != poller.Processed {
+				t.Fatalf("submission refused: %s", reason)
+			}
+			env := f.onlyEnvelope(t)
+			if env.Language != tt.wantLanguage || env.LanguageGiven != tt.wantGiven || env.NoDelegation == tt.allowDelegation {
+				t.Errorf("language %q given %v, no delegation %v; want %q, %v, %v",
+					env.Language, env.LanguageGiven, env.NoDelegation, tt.wantLanguage, tt.wantGiven, !tt.allowDelegation)
+			}
+		})
+	}
+}
+
+func TestReplyDelegation(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if dest, reason := f.handle(t, withPDF("agent@org.example", "Signataire: Marie <marie@partner.example>\nSignataire: paul@partner.example", corpus(t, "doc1.pdf"))); dest != poller.Processed {
+		t.Fatalf("submission refused: %s", reason)
+	}
+	f.queued(t)
+	env := f.onlyEnvelope(t)
+	root, _ := mailid.ThreadRoot("org.example", env.ID, "r1")
+	delegate := func(from, command string) []byte {
+		return rawMail(from, "RE: Invitation", "In-Reply-To: "+root+"\r\nReferences: "+root+"\r\n", command+"\r\n\r\n> À signer\r\n")
+	}
+	// Each refused command is answered, in the envelope's language (French);
+	// the clock moves a day between them, past the one refusal a day an
+	// address outside the senders' domains may get.
+	for _, tt := range []struct{ name, from, command, want, wantFR string }{
+		{"from another address", "mallory@org.example", "DELEGATE: Mallory <mallory@org.example>",
+			"only from the address", "une délégation n'est acceptée que de l'adresse à laquelle l'invitation a été envoyée"},
+		{"without an address", "marie@partner.example", "DÉLÉGUER :",
+			"give the name and address", "indiquez après les deux-points le nom et l'adresse"},
+		{"to a name only", "marie@partner.example", "Déléguer: Louise Martin",
+			`"Louise Martin" is not an email address`, "« Louise Martin » n'est pas une adresse électronique"},
+		{"to an address the gateway cannot reach", "marie@partner.example", "DÉLÉGUER: Hélène <hélène@partner.example>",
+			"the gateway cannot send mail to hélène@partner.example", "le parapheur ne peut pas envoyer de message à « hélène@partner.example »"},
+		{"to the gateway", "marie@partner.example", "DELEGATE: Parapheur <Parapheur@org.example>",
+			"cannot be a delegate", "l'adresse du parapheur, parapheur@org.example, ne peut pas recevoir la délégation"},
+		{"to oneself", "marie@partner.example", "DELEGATE: MARIE@partner.example",
+			"cannot delegate to their own address", "cette personne ne peut pas recevoir la délégation"},
+	} {
+		*f.at = f.at.Add(25 * time.Hour)
+		dest, reason := f.handle(t, delegate(tt.from, tt.command))
+		if dest != poller.Quarantine || !strings.Contains(reason, tt.want) {
+			t.Fatalf("%s: %v %q; want quarantine saying %q", tt.name, dest, reason, tt.want)
+		}
+		if jobs := f.queued(t); len(jobs) != 1 || jobs[0].Refusal == nil || !strings.Contains(strings.Join(jobs[0].Refusal.Problems, " "), tt.wantFR) {
+			t.Fatalf("%s: queued %+v, want a refusal saying %q", tt.name, jobs, tt.wantFR)
+		}
+	}
+	if got, _ := f.e.Store.Get(ctx, env.ID); got.Recipient("r1").State != workflow.Pending || len(got.Recipients) != 2 {
+		t.Fatalf("a refused delegation changed the envelope: %+v", got.Recipients)
+	}
+
+	// From the invited address, without a code or a reason, it delegates:
+	// the delegate is invited and the sender told.
+	if dest, reason := f.handle(t, delegate("Marie <Marie@partner.example>", "Déléguer : Louise Martin <louise@partner.example>")); dest != poller.Processed {
+		t.Fatalf("delegation: %v %s", dest, reason)
+	}
+	got, _ := f.e.Store.Get(ctx, env.ID)
+	r1, r3 := got.Recipient("r1"), got.Recipient("r3")
+	if r1.State != workflow.HasDelegated || r3 == nil || r3.Email != "louise@partner.example" || r3.Name != "Louise Martin" || r3.DelegatedFrom != "r1" || r3.State != workflow.Pending {
+		t.Fatalf("after the delegation: r1 %+v, r3 %+v", r1, r3)
+	}
+	if got := notices(f.queued(t)); got != "invitation:r3 delegated:sender" {
+		t.Fatalf("after the delegation, queued %s", got)
+	}
+	if lines := f.logged(t, "ingest: reply command applied", map[string]any{"level": "INFO", "envelope": env.ID, "recipient": "r1", "command": "delegate"}); len(lines) != 1 {
+		t.Errorf("the delegation was logged %d times at Info with its envelope, recipient and command", len(lines))
+	}
+	trail, err := f.e.Store.AuditTrail(ctx, env.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := trail[len(trail)-1]; last.Type != "delegated" || last.Details["authenticated_by"] != "reply mail" || last.Details["to_email"] != "louise@partner.example" {
+		t.Errorf("last audit record %+v, want the delegation by reply mail", last)
+	}
+
+	// Marie has handed her place on: a second delegation is refused.
+	*f.at = f.at.Add(25 * time.Hour)
+	if dest, reason := f.handle(t, delegate("marie@partner.example", "DELEGATE: jean@partner.example")); dest != poller.Quarantine || !strings.Contains(reason, "has already delegated") {
+		t.Fatalf("second delegation: %v %s", dest, reason)
+	}
+	f.queued(t)
+
+	// In an envelope made while delegation was off, it is refused.
+	f.h.cfg.AllowDelegation = false
+	if dest, reason := f.handle(t, withPDF("agent@org.example", "Signataire: jean@partner.example", corpus(t, "doc1.pdf"))); dest != poller.Processed {
+		t.Fatalf("submission refused: %s", reason)
+	}
+	f.queued(t)
+	page, err := f.e.Store.List(ctx, store.ListQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, other := range page.Envelopes {
+		if other.ID == env.ID {
+			continue
+		}
+		root, _ := mailid.ThreadRoot("org.example", other.ID, "r1")
+		raw := rawMail("jean@partner.example", "RE: Invitation", "In-Reply-To: "+root+"\r\n", "DELEGATE: louise@partner.example\r\n")
+		if dest, reason := f.handle(t, raw); dest != poller.Quarantine || !strings.Contains(reason, "delegation is not allowed") {
+			t.Fatalf("delegation where it is off: %v %s", dest, reason)
+		}
+		if jobs := f.queued(t); len(jobs) != 1 || jobs[0].Refusal == nil || !strings.Contains(strings.Join(jobs[0].Refusal.Problems, " "), "la délégation n'est pas permise") {
+			t.Fatalf("delegation where it is off: queued %+v", jobs)
+		}
+		return
+	}
+	t.Fatal("the second envelope was not made")
 }

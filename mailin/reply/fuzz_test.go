@@ -1,15 +1,17 @@
 package reply
 
 import (
+	"net/mail"
 	"strings"
 	"testing"
 
 	"github.com/parapheur/parapheur/mailin/message"
+	"github.com/parapheur/parapheur/workflow"
 )
 
 // FuzzParse reads reply commands from arbitrary reply texts: it must never
-// panic, a decline always has a reason, and a command always names who
-// sent it.
+// panic, a decline always has a reason, a delegation always a readable
+// address, and a command always names who sent it.
 func FuzzParse(f *testing.F) {
 	for _, body := range []string{
 		"REFUSER: le montant est faux\r\n\r\nLe lundi 2 novembre, Parapheur a écrit :\r\n> Pour refuser, répondez REFUSER: raison",
@@ -17,6 +19,10 @@ func FuzzParse(f *testing.F) {
 		"decline:   \r\n",
 		"Cancel: replaced by v2\r\n> REFUSER: not this one\r\n",
 		"Réfuser : accents\r\n",
+		"DÉLÉGUER: Louise Martin <louise@partner.example>\r\n",
+		"delegate: louise@partner.example\r\n> DECLINE: not this one\r\n",
+		"Déléguer : Louise <louise@>\r\n",
+		"DELEGATE: =?utf-8?q?Ren=C3=A9e?= <\"r e\"@partner.example>\r\n",
 		"",
 	} {
 		f.Add(body)
@@ -34,6 +40,16 @@ func FuzzParse(f *testing.F) {
 		}
 		if cmd.From == "" || cmd.Verb == Decline && strings.TrimSpace(cmd.Reason) == "" {
 			t.Fatalf("command %+v from body %q", cmd, body)
+		}
+		// A delegate is always an address net/mail writes and reads back
+		// the same (a quoted local part stays quoted).
+		if cmd.Verb == Delegate {
+			a, err := mail.ParseAddress((&mail.Address{Address: cmd.To.Email}).String())
+			if err != nil || a.Address != cmd.To.Email {
+				t.Fatalf("delegate %+v from body %q: %v", cmd.To, body, err)
+			}
+		} else if cmd.To != (workflow.Party{}) {
+			t.Fatalf("a %s names a delegate %+v", cmd.Verb, cmd.To)
 		}
 	})
 }

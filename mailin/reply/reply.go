@@ -1,7 +1,9 @@
 // Package reply reads the commands a person may write in answer to the
-// gateway's mail instead of using the signing page (SPEC §2): "REFUSER:
-// reason" / "DECLINE: reason" from a recipient answering an invitation, and
-// "ANNULER" / "CANCEL" from the sender answering an acknowledgement.
+// gateway's mail instead of using the signing page (SPEC §2, §3): "REFUSER:
+// reason" / "DECLINE: reason" and "DÉLÉGUER: Name <mail>" / "DELEGATE: Name
+// <mail>" from a recipient answering an invitation, and "ANNULER" /
+// "CANCEL" from the sender answering an acknowledgement. The delegate's
+// address is read as an RFC 5322 mailbox, by net/mail.
 //
 // Only the author's own text counts (see package quote): the quoted
 // invitation below a reply must not be read as a command. The caller
@@ -11,6 +13,7 @@
 package reply
 
 import (
+	"net/mail"
 	"slices"
 	"strings"
 
@@ -30,17 +33,27 @@ const (
 	Decline Verb = "decline"
 	// Cancel is the sender withdrawing the envelope; a reason is optional.
 	Cancel Verb = "cancel"
+	// Delegate is a recipient handing their place to someone else; it
+	// needs the delegate's address.
+	Delegate Verb = "delegate"
 )
 
 // verbs maps the folded command words, French and English, to verbs.
-var verbs = map[string]Verb{"refuser": Decline, "decline": Decline, "annuler": Cancel, "cancel": Cancel}
+var verbs = map[string]Verb{
+	"refuser": Decline, "decline": Decline,
+	"annuler": Cancel, "cancel": Cancel,
+	"deleguer": Delegate, "delegate": Delegate,
+}
 
 // Command is a command found in a reply.
 type Command struct {
 	// Verb is what is asked.
 	Verb Verb
-	// Reason is the text after the command word, possibly empty for Cancel.
+	// Reason is the text after the command word, possibly empty for
+	// Cancel; empty for Delegate, whose text is the delegate.
 	Reason string
+	// To is the delegate of a Delegate command.
+	To workflow.Party
 	// From is the address the reply came from.
 	From string
 	// Thread are the message IDs the reply answers, In-Reply-To first then
@@ -51,19 +64,26 @@ type Command struct {
 
 // Parse looks for a command on a line of the reply's own text. It returns
 // false when there is none, and an error when a command is malformed
-// (DECLINE without a reason), to be answered with what is wrong; that
-// error is a problem.Text.
+// (DECLINE without a reason, DELEGATE without a readable address), to be
+// answered with what is wrong; that error is a problem.Text.
 func Parse(m *message.Message) (Command, bool, error) {
 	for _, line := range strings.Split(quote.Own(m.Text), "\n") {
 		verb, reason, ok := command(line)
 		if !ok {
 			continue
 		}
-		if verb == Decline && reason == "" {
+		c := Command{Verb: verb, Reason: reason, Thread: thread(m)}
+		switch {
+		case verb == Decline && reason == "":
 			return Command{}, true, problem.New(`%q: give the reason for declining after the colon, e.g. "DECLINE: the amount is wrong"`,
 				"« %s » : donnez la raison du refus après les deux-points, par exemple « REFUSER: le montant est faux »", strings.TrimSpace(line))
+		case verb == Delegate:
+			to, err := delegate(line, reason)
+			if err != nil {
+				return Command{}, true, err
+			}
+			c.To, c.Reason = to, ""
 		}
-		c := Command{Verb: verb, Reason: reason, Thread: thread(m)}
 		if m.From != nil {
 			c.From = m.From.Address
 		}
@@ -85,6 +105,22 @@ func command(line string) (Verb, string, bool) {
 	}
 	// Decline notices and the audit trail quote the reason, like a message.
 	return verb, workflow.Clip(strings.TrimSpace(reason), workflow.MaxMessageRunes), true
+}
+
+// delegate reads the delegate of a DELEGATE line: "Name <mail@host>" or a
+// bare "mail@host".
+func delegate(line, value string) (workflow.Party, error) {
+	line = strings.TrimSpace(line)
+	if value == "" {
+		return workflow.Party{}, problem.New(`%q: give the name and address of the person you hand your place to after the colon, e.g. "DELEGATE: Marie Curie <marie@example.org>"`,
+			"« %s » : indiquez après les deux-points le nom et l'adresse de la personne à qui vous confiez votre place, par exemple « DÉLÉGUER: Marie Curie <marie@exemple.fr> »", line)
+	}
+	a, err := mail.ParseAddress(value)
+	if err != nil {
+		return workflow.Party{}, problem.New(`%q: %q is not an email address (%v); write it as "DELEGATE: Marie Curie <marie@example.org>" or "DELEGATE: marie@example.org"`,
+			"« %s » : « %s » n'est pas une adresse électronique (%v) ; écrivez par exemple « DÉLÉGUER: Marie Curie <marie@exemple.fr> » ou « DÉLÉGUER: marie@exemple.fr »", line, value, err)
+	}
+	return workflow.Party{Name: a.Name, Email: a.Address}, nil
 }
 
 func thread(m *message.Message) []string {

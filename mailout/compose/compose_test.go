@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	htmlstd "html"
 	"io"
 	"os"
 	"os/exec"
@@ -429,6 +430,9 @@ func TestHTMLEscaping(t *testing.T) {
 		case Declined:
 			d.Reason = hostile
 			m.Data = d
+		case Delegated:
+			d.Reason = hostile
+			m.Data = d
 		case DeliveryFailure:
 			d.Answer = hostile
 			m.Data = d
@@ -522,15 +526,7 @@ func TestDeterministic(t *testing.T) {
 // TestComposeErrors checks that bad input is refused with a clear error.
 func TestComposeErrors(t *testing.T) {
 	c := newComposer(t, testConfig())
-	get := func(name string) *Message {
-		for _, s := range samples("fr") {
-			if s.name == name {
-				return s.msg
-			}
-		}
-		t.Fatalf("no sample %s", name)
-		return nil
-	}
+	get := func(name string) *Message { return sampleNamed(t, "fr", name) }
 	for _, tc := range []struct {
 		name string
 		edit func(m *Message)
@@ -552,6 +548,12 @@ func TestComposeErrors(t *testing.T) {
 		{"code without code", func(m *Message) { m.Data = OneTimeCode{Valid: 1} }, "code", "no code"},
 		{"unknown language", func(m *Message) { m.Language = "de" }, "code", `language "de"`},
 		{"decline by nobody", func(m *Message) { m.Data = Declined{By: "r8"} }, "declined", `no recipient "r8"`},
+		{"delegation by nobody", func(m *Message) { m.Data = Delegated{By: "r8"} }, "delegated", `no recipient "r8" who delegated`},
+		{"delegation by one who did not", func(m *Message) { m.Data = Delegated{By: "r3"} }, "delegated", "r3 of envelope ENV-7F3K2Q has not delegated"},
+		{"delegation to nobody", func(m *Message) { m.Envelope.Recipient("r2").DelegatedTo = "r9" }, "delegated", "has not delegated to a recipient"},
+		{"delegation notice to a recipient", func(m *Message) { m.RecipientID = "r3" }, "delegated", "goes to the sender"},
+		{"code lock of a copy", func(m *Message) { m.Data = CodeLocked{By: "r4"} }, "code_locked", `no recipient "r4" who signs or approves`},
+		{"code lock notice to a recipient", func(m *Message) { m.RecipientID = "r1" }, "code_locked", "goes to the sender"},
 		{"archivist without audit", func(m *Message) { d := m.Data.(Completion); d.Audit = nil; m.Data = d }, "completion-archivist", "no audit trail"},
 		{"bad hash", func(m *Message) { d := completion(); d.Files[0].SHA256 = "abc"; m.Data = d }, "completion", "not 64 hex digits"},
 		{"bad addressee", func(m *Message) { m.Envelope.Sender.Email = "Agnès <a@b>" }, "completion", "the part before the @ is not ASCII"},
@@ -672,7 +674,7 @@ func TestAcknowledgementWithoutStatusPage(t *testing.T) {
 			msg.Data = Acknowledgement{}
 			p := parse(t, compose(t, c, &msg))
 			word := map[string]string{"fr": "ANNULER", "en": "CANCEL"}[lang]
-			if strings.Contains(p.text+p.html, "/status/") || !strings.Contains(p.text, word) || !strings.Contains(p.html, word) {
+			if strings.Contains(p.text+p.html, "/e/") || !strings.Contains(p.text, word) || !strings.Contains(p.html, word) {
 				t.Errorf("%s acknowledgement without status page:\n%s", lang, p.text)
 			}
 		}
@@ -695,5 +697,118 @@ func TestDeadlineDay(t *testing.T) {
 	p := parse(t, compose(t, c, &msg))
 	if !strings.Contains(p.text, "22 décembre 2026") || strings.Contains(p.text, "23 décembre") {
 		t.Fatalf("the deadline of 22 December shows as:\n%s", p.text)
+	}
+}
+
+// sampleNamed returns a fresh copy of the sample called name in lang.
+func sampleNamed(t *testing.T, lang, name string) *Message {
+	t.Helper()
+	for _, s := range samples(lang) {
+		if s.name == name {
+			return s.msg
+		}
+	}
+	t.Fatalf("no sample %s", name)
+	return nil
+}
+
+// lacks returns the first of want that p's text or HTML does not hold
+// (the HTML with its escapes undone), or "".
+func (p parsed) lacks(want ...string) string {
+	html := htmlstd.UnescapeString(p.html)
+	for _, w := range want {
+		if !strings.Contains(p.text, w) || !strings.Contains(html, w) {
+			return w
+		}
+	}
+	return ""
+}
+
+// TestDelegationMails: the sender learns who handed their place to whom, why,
+// and that the delegate was invited; the delegate's invitation says who
+// delegated; the sender learns whose code was locked, that it is void, that
+// a new one can be asked for, and that it may be an attack.
+func TestDelegationMails(t *testing.T) {
+	c := newComposer(t, testConfig())
+	for _, tc := range []struct {
+		lang, sample string
+		want         []string
+	}{
+		{"fr", "delegated", []string{"Marie Curie <marie@partner.example> a confié sa signature", "Louise Martin <louise@partner.example> a reçu",
+			"En congés jusqu'au 20 décembre.", "Louise suit le dossier.", "a reçu sa propre invitation", "à l'étape 2"}},
+		{"en", "delegated", []string{"Marie Curie <marie@partner.example> handed their signature", "Louise Martin <louise@partner.example> has received",
+			"En congés jusqu'au 20 décembre.", "has received their own invitation", "at step 2"}},
+		{"fr", "invitation-delegate", []string{"Marie Curie <marie@partner.example> vous a confié sa signature, avec ce motif",
+			"Louise suit le dossier.", "https://sign.org.example/s/TOKEN-r6"}},
+		{"en", "invitation-delegate", []string{"Marie Curie <marie@partner.example> handed their signature to you, saying",
+			"Louise suit le dossier."}},
+		{"fr", "code_locked", []string{"erroné a été saisi 5 fois", "John Smith <john@partner.example>", "Ce code est annulé",
+			"demander un nouveau code", "ne pas avoir fait ces essais", "deviner le code"}},
+		{"en", "code_locked", []string{"wrong confirmation code was entered 5 times", "John Smith <john@partner.example>", "That code is now void",
+			"ask for a new code", "did not make these attempts", "guess the code"}},
+	} {
+		p := parse(t, compose(t, c, sampleNamed(t, tc.lang, tc.sample)))
+		if w := p.lacks(tc.want...); w != "" {
+			t.Errorf("%s %s: the text or the HTML does not say %q:\n%s", tc.lang, tc.sample, w, p.text)
+		}
+	}
+
+	// A delegation without a reason says there was none, and an invitation
+	// to a delegate without a reason names the delegator all the same.
+	for _, lang := range []string{"fr", "en"} {
+		m := sampleNamed(t, lang, "delegated")
+		m.Envelope.Recipient("r2").Reason = ""
+		p := parse(t, compose(t, c, m))
+		if w := p.lacks(map[string]string{"fr": "(aucun motif donné)", "en": "(no reason given)"}[lang]); w != "" {
+			t.Errorf("%s: a delegation without a reason does not say %q:\n%s", lang, w, p.text)
+		}
+		m = sampleNamed(t, lang, "invitation-delegate")
+		m.Envelope.Recipient("r2").Reason = ""
+		p = parse(t, compose(t, c, m))
+		if w := p.lacks(map[string]string{"fr": "Marie Curie <marie@partner.example> vous a confié sa signature.",
+			"en": "Marie Curie <marie@partner.example> handed their signature to you."}[lang]); w != "" {
+			t.Errorf("%s: the invitation to a delegate does not say %q:\n%s", lang, w, p.text)
+		}
+	}
+}
+
+// TestInvitationReplyCommands: invitations and reminders tell how to decline
+// and, unless the envelope forbids it, how to delegate by reply.
+func TestInvitationReplyCommands(t *testing.T) {
+	c := newComposer(t, testConfig())
+	for _, lang := range []string{"fr", "en"} {
+		decline := map[string]string{"fr": "REFUSER : votre motif", "en": "DECLINE: your reason"}[lang]
+		delegate := map[string]string{"fr": "DÉLÉGUER : Prénom Nom <adresse@exemple.fr>", "en": "DELEGATE: First Last <address@example.com>"}[lang]
+		for _, name := range []string{"invitation", "invitation-approver", "reminder"} {
+			m := sampleNamed(t, lang, name)
+			p := parse(t, compose(t, c, m))
+			if w := p.lacks(decline, delegate); w != "" {
+				t.Errorf("%s %s: does not say %q:\n%s", lang, name, w, p.text)
+			}
+			m.Envelope.NoDelegation = true
+			p = parse(t, compose(t, c, m))
+			if w := p.lacks(decline); w != "" {
+				t.Errorf("%s %s without delegation: does not say %q", lang, name, w)
+			}
+			if strings.Contains(p.text+p.html, delegate[:5]) || strings.Contains(strings.ToLower(p.text), map[string]string{"fr": "confier", "en": "hand your"}[lang]) {
+				t.Errorf("%s %s offers delegation when the envelope forbids it:\n%s", lang, name, p.text)
+			}
+		}
+	}
+}
+
+// TestAcknowledgementStatusPage: the status link is where the sender
+// follows progress, reminds and cancels; ANNULER / CANCEL by reply still
+// works and the mail says so.
+func TestAcknowledgementStatusPage(t *testing.T) {
+	c := newComposer(t, testConfig())
+	for lang, want := range map[string][]string{
+		"fr": {"https://sign.org.example/e/STATUSTOKEN", "Suivre l'avancement", "relancer", "annuler", "ANNULER", "ne le transférez pas"},
+		"en": {"https://sign.org.example/e/STATUSTOKEN", "Follow progress", "reminder", "cancel", "CANCEL", "do not forward it"},
+	} {
+		p := parse(t, compose(t, c, sampleNamed(t, lang, "acknowledgement")))
+		if w := p.lacks(want...); w != "" {
+			t.Errorf("%s acknowledgement does not say %q:\n%s", lang, w, p.text)
+		}
 	}
 }

@@ -78,9 +78,12 @@ func ExampleComposer_Compose() {
 	//
 	// Please act before 15 December 2026 at 23:59 UTC.
 	//
-	// On the page you will read the documents, then ask for a one-time code, sent to this email address, which confirms it is you. You can also decline, giving a reason.
+	// On the page you will read the documents, then ask for a one-time code, sent to this email address, which confirms it is you. You can also decline, giving a reason, or hand your signature to someone else.
 	//
 	// This link is personal: do not forward it.
-	// You can also decline by replying to this message with, on the first line:
+	// You can also reply to this message with, on the first line:
 	//   DECLINE: your reason
+	// to decline, or
+	//   DELEGATE: First Last <address@example.com>
+	// to hand your signature to that person, who will get their own invitation.
 }

@@ -79,6 +79,17 @@ func envelope(title string) *workflow.Envelope {
 	return e
 }
 
+// delegate makes the fixture envelope's r2 hand her signature to a new
+// recipient r6, who takes her place in step 2.
+func delegate(e *workflow.Envelope) *workflow.Envelope {
+	r2 := e.Recipient("r2")
+	r2.State, r2.DelegatedTo, r2.Reason = workflow.HasDelegated, "r6", "En congés jusqu'au 20 décembre.\nLouise suit le dossier."
+	e.Recipients = append(e.Recipients, workflow.Recipient{Party: workflow.Party{Name: "Louise Martin", Email: "louise@partner.example"},
+		ID: "r6", Role: workflow.Signer, Step: 1, State: workflow.Pending, DelegatedFrom: "r2"})
+	e.Steps[1].Recipients = []string{"r6", "r3"}
+	return e
+}
+
 func hexSum(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
@@ -129,6 +140,10 @@ func samples(lang string) []sample {
 		}
 		return &Message{ID: id + "@org.example", Date: date, Language: lang, Envelope: e, RecipientID: rid, Data: d}
 	}
+	delegated := func(m *Message) *Message {
+		delegate(m.Envelope)
+		return m
+	}
 	ended := func(m *Message, s workflow.State) *Message {
 		m.Envelope.State = s
 		return m
@@ -145,7 +160,7 @@ func samples(lang string) []sample {
 		"Write at the top of your message, one line per step:\n  Approver: chef@org.example\n  Signer: Marie Curie <marie@partner.example>")
 	return []sample{
 		{name: "acknowledgement", msg: msg("ack", "", Acknowledgement{
-			StatusURL: "https://sign.org.example/status/STATUSTOKEN",
+			StatusURL: "https://sign.org.example/e/STATUSTOKEN",
 			Ignored:   []IgnoredAttachment{{Name: "logo.png", ContentType: "image/png"}, {ContentType: "text/calendar"}},
 		}), subject: "Enregistré : " + title},
 		{name: "refusal", msg: msg("refusal", "", Refusal{
@@ -167,5 +182,8 @@ func samples(lang string) []sample {
 			files: []string{"Convention été 2026.pdf", "Annexe financière.pdf", "Certificat de réalisation ENV-7F3K2Q.pdf"}},
 		{name: "completion-archivist", msg: ended(msg("done-r5", "r5", c), workflow.StateCompleted),
 			files: []string{"Convention été 2026.pdf", "Annexe financière.pdf", "Certificat de réalisation ENV-7F3K2Q.pdf", "audit-ENV-7F3K2Q.json"}},
+		{name: "delegated", msg: delegated(msg("deleg", "", Delegated{By: "r2"})), subject: "Délégation : " + title},
+		{name: "invitation-delegate", msg: delegated(msg("inv-r6", "r6", Invitation{Link: "https://sign.org.example/s/TOKEN-r6"})), subject: "À signer : " + title},
+		{name: "code_locked", msg: msg("locked", "", CodeLocked{By: "r3"}), subject: "Code bloqué : " + title},
 	}
 }

@@ -63,18 +63,27 @@ func FuzzComposeUserText(f *testing.F) {
 			}
 		}
 
-		m = samples("fr")[6].msg // a decline, to the sender
-		m.Envelope.Title = title
-		m.Data = Declined{By: "r2", Reason: reason}
-		b.Reset()
-		if err := c.Compose(&b, m); err != nil {
-			t.Fatalf("Compose: %v", err)
-		}
-		p = parseASCIIHeader(t, b.Bytes())
-		if valid && strings.TrimSpace(reason) != "" {
-			for _, line := range strings.Split(lineBreaks.Replace(strings.TrimSpace(reason)), "\n") {
-				if !strings.Contains(p.text, strings.TrimRight(line, " \t\r")) {
-					t.Errorf("the text does not quote %q:\n%s", line, p.text)
+		// A decline and a delegation to the sender quote the reason; the
+		// invitation to the delegate quotes it too.
+		decline := samples("fr")[6].msg
+		decline.Data = Declined{By: "r2", Reason: reason}
+		delegation := samples("fr")[13].msg
+		delegation.Data = Delegated{By: "r2", Reason: reason}
+		invitation := samples("fr")[14].msg
+		invitation.Envelope.Recipient("r2").Reason = reason
+		for _, m := range []*Message{decline, delegation, invitation} {
+			m.Envelope.Title = title
+			m.Envelope.Recipient("r2").Name = name
+			b.Reset()
+			if err := c.Compose(&b, m); err != nil {
+				t.Fatalf("Compose %s: %v", m.Data.Kind(), err)
+			}
+			p = parseASCIIHeader(t, b.Bytes())
+			if valid && strings.TrimSpace(reason) != "" {
+				for _, line := range strings.Split(lineBreaks.Replace(strings.TrimSpace(reason)), "\n") {
+					if !strings.Contains(p.text, strings.TrimRight(line, " \t\r")) {
+						t.Errorf("%s: the text does not quote %q:\n%s", m.Data.Kind(), line, p.text)
+					}
 				}
 			}
 		}

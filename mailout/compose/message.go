@@ -23,12 +23,14 @@ const (
 	KindExpired         Kind = "expired"
 	KindDeliveryFailure Kind = "delivery_failure"
 	KindCompletion      Kind = "completion"
+	KindDelegated       Kind = "delegated"
+	KindCodeLocked      Kind = "code_locked"
 )
 
 // Kinds lists every kind, in the order a user meets them.
 var Kinds = []Kind{
 	KindAcknowledgement, KindRefusal, KindInvitation, KindCode, KindReminder,
-	KindDeclined, KindCancelled, KindExpired, KindDeliveryFailure, KindCompletion,
+	KindDelegated, KindCodeLocked, KindDeclined, KindCancelled, KindExpired, KindDeliveryFailure, KindCompletion,
 }
 
 // Message is one mail to compose.
@@ -128,6 +130,22 @@ type Declined struct {
 	Reason string
 }
 
+// Delegated tells the sender that a recipient handed their place to someone
+// else (the recipient's DelegatedTo), who was invited instead.
+type Delegated struct {
+	// By is the ID of the recipient who delegated.
+	By string
+	// Reason is the delegator's reason; empty means that recorded for By.
+	Reason string
+}
+
+// CodeLocked tells the sender that a recipient entered a wrong one-time
+// code workflow.MaxCodeFailures times, which voided the code.
+type CodeLocked struct {
+	// By is the ID of the recipient whose code was voided.
+	By string
+}
+
 // Cancelled tells that the sender cancelled the envelope.
 type Cancelled struct {
 	// Reason is the sender's reason, possibly empty.
@@ -196,6 +214,12 @@ func (OneTimeCode) Kind() Kind { return KindCode }
 
 // Kind implements Data.
 func (Declined) Kind() Kind { return KindDeclined }
+
+// Kind implements Data.
+func (Delegated) Kind() Kind { return KindDelegated }
+
+// Kind implements Data.
+func (CodeLocked) Kind() Kind { return KindCodeLocked }
 
 // Kind implements Data.
 func (Cancelled) Kind() Kind { return KindCancelled }

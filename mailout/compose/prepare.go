@@ -207,9 +207,12 @@ func (c *Composer) checkLinks(d Data) error {
 	return nil
 }
 
-func (d Acknowledgement) check(m *Message, to addressee) error {
+func (d Acknowledgement) check(m *Message, to addressee) error { return checkSender(to) }
+
+// checkSender requires the addressee to be the envelope's sender.
+func checkSender(to addressee) error {
 	if to.recipient != nil {
-		return fmt.Errorf("an acknowledgement goes to the sender, not to recipient %s", to.recipient.ID)
+		return fmt.Errorf("it goes to the sender, not to recipient %s", to.recipient.ID)
 	}
 	return nil
 }
@@ -243,6 +246,24 @@ func (d Declined) check(m *Message, to addressee) error {
 		return fmt.Errorf("envelope %s has no recipient %q who declined", m.Envelope.ID, d.By)
 	}
 	return nil
+}
+
+func (d Delegated) check(m *Message, to addressee) error {
+	by := m.Envelope.Recipient(d.By)
+	switch {
+	case by == nil:
+		return fmt.Errorf("envelope %s has no recipient %q who delegated", m.Envelope.ID, d.By)
+	case by.State != workflow.HasDelegated || m.Envelope.Recipient(by.DelegatedTo) == nil:
+		return fmt.Errorf("recipient %s of envelope %s has not delegated to a recipient of the envelope", d.By, m.Envelope.ID)
+	}
+	return checkSender(to)
+}
+
+func (d CodeLocked) check(m *Message, to addressee) error {
+	if by := m.Envelope.Recipient(d.By); by == nil || !by.Role.Acts() {
+		return fmt.Errorf("envelope %s has no recipient %q who signs or approves", m.Envelope.ID, d.By)
+	}
+	return checkSender(to)
 }
 
 func (d Cancelled) check(m *Message, to addressee) error { return nil }

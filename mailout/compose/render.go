@@ -163,6 +163,12 @@ type view struct {
 	// Decliner is who declined; Reason the decline or cancellation reason.
 	Decliner *workflow.Recipient
 	Reason   string
+	// Delegator is who handed their place on: in a delegated mail, and
+	// in an invitation to their delegate. Delegate is whom they chose.
+	Delegator, Delegate *workflow.Recipient
+	// Locked is whose one-time code was voided after Tries wrong codes.
+	Locked *workflow.Recipient
+	Tries  int
 	// Pending are the recipients who had not acted when the envelope expired.
 	Pending []workflow.Party
 	// Minutes is how long a one-time code is valid.
@@ -220,6 +226,18 @@ func (c *Composer) view(m *Message, to addressee) (*view, error) {
 		// clipped, like the Subject field.
 		d.Subject = workflow.Clip(oneLine(d.Subject), maxSubjectRunes)
 		v.Data = d
+	case Invitation:
+		if to.recipient.DelegatedFrom != "" {
+			v.Delegator = m.Envelope.Recipient(to.recipient.DelegatedFrom)
+		}
+	case Delegated:
+		v.Delegator, v.Reason = m.Envelope.Recipient(d.By), d.Reason
+		v.Delegate = m.Envelope.Recipient(v.Delegator.DelegatedTo)
+		if v.Reason == "" {
+			v.Reason = v.Delegator.Reason
+		}
+	case CodeLocked:
+		v.Locked, v.Tries = m.Envelope.Recipient(d.By), workflow.MaxCodeFailures
 	case OneTimeCode:
 		v.Minutes = int((d.Valid + time.Minute - 1) / time.Minute)
 	case Declined:

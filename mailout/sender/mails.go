@@ -98,6 +98,10 @@ func (m *Mails) data(ctx context.Context, env *workflow.Envelope, job engine.Job
 		return compose.OneTimeCode{Code: job.Code, Valid: workflow.CodeTTL}, nil
 	case workflow.DeclineNotice:
 		return compose.Declined{By: job.About, Reason: job.Reason}, nil
+	case workflow.DelegationNotice:
+		return compose.Delegated{By: job.About, Reason: job.Reason}, nil
+	case workflow.CodeLockedNotice:
+		return compose.CodeLocked{By: job.About}, nil
 	case workflow.CancelNotice:
 		return compose.Cancelled{Reason: job.Reason}, nil
 	case workflow.ExpiryNotice:

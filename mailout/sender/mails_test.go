@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -127,6 +128,81 @@ func TestComposedMailsArrive(t *testing.T) {
 	}
 	if !strings.Contains(text, "budget.xlsx") {
 		t.Errorf("the acknowledgement does not list the ignored attachment:\n%s", text)
+	}
+}
+
+// A delegation by reply reaches the delegate as an invitation naming who
+// delegated, and the sender as a delegated mail; five wrong codes of the
+// delegate reach the sender as a code_locked mail. All through Postfix and
+// Dovecot.
+func TestComposedDelegationAndCodeLock(t *testing.T) {
+	f := newFixture(t, withMails(t))
+	ctx := context.Background()
+	// English and an ASCII title: the subjects are plain, and IMAP SEARCH
+	// finds each mail by its subject.
+	title := fmt.Sprint("Agreement ", time.Now().UnixNano())
+	env, err := f.eng.Create(ctx, workflow.Draft{
+		ID: engine.EnvelopeID(title), Title: title, Language: "en",
+		Sender:    workflow.Party{Name: "Bob Agent", Email: "bob@example.com"},
+		Documents: []workflow.Document{{Name: "agreement.pdf", Pages: 3, Original: strings.Repeat("ab", 32), Size: 1000}},
+		Steps:     []workflow.DraftStep{{Role: workflow.Signer, Parties: []workflow.Party{{Name: "Alice Martin", Email: "alice@example.com"}}}},
+		Deadline:  f.clock.now().Add(30 * 24 * time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.drain(t); n != 2 {
+		t.Fatalf("%d items, want the acknowledgement and the invitation", n)
+	}
+	if _, err := f.eng.Event(ctx, env.ID, workflow.Delegated{Meta: workflow.Meta{At: f.clock.now()}, RecipientID: "r1",
+		To: workflow.Party{Name: "Records Office", Email: "archives@example.com"}, Reason: "On leave until Monday", ByMail: true}); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.drain(t); n != 2 {
+		t.Fatalf("%d items, want the delegate's invitation and the sender's notice", n)
+	}
+
+	h, text := parts(t, fetchBy(t, "archives", "X-Parapheur-Envelope", env.ID))
+	if s, _ := h.Subject(); s != "Please sign: "+title {
+		t.Errorf("delegate's invitation subject %q", s)
+	}
+	for _, want := range []string{"Alice Martin <alice@example.com> handed their signature to you, saying:", "On leave until Monday", "DELEGATE:"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the delegate's invitation does not say %q:\n%s", want, text)
+		}
+	}
+	m := linkIn.FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("no signing link in the delegate's invitation:\n%s", text)
+	}
+	sum := sha256.Sum256([]byte(m[1]))
+	if eid, rid, err := f.st.ByToken(ctx, sum[:]); err != nil || eid != env.ID || rid != "r2" {
+		t.Errorf("the delegate's link finds %q %q, %v; want %s r2", eid, rid, err, env.ID)
+	}
+
+	_, text = parts(t, fetchBy(t, "bob", "Subject", "Delegated: "+title))
+	for _, want := range []string{"Alice Martin <alice@example.com> handed their signature", "Records Office <archives@example.com>", "On leave until Monday"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the sender's delegated mail does not say %q:\n%s", want, text)
+		}
+	}
+
+	if _, err := f.eng.SendCode(ctx, env.ID, "r2", workflow.Client{IP: "192.0.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range workflow.MaxCodeFailures {
+		if _, err := f.eng.VerifyCode(ctx, env.ID, "r2", "wrong", workflow.Client{IP: "192.0.2.1"}); !errors.Is(err, workflow.ErrWrongCode) {
+			t.Fatalf("wrong code %d: %v", i+1, err)
+		}
+	}
+	if n := f.drain(t); n != 2 {
+		t.Fatalf("%d items, want the code and the sender's code_locked notice", n)
+	}
+	_, text = parts(t, fetchBy(t, "bob", "Subject", "Code locked: "+title))
+	for _, want := range []string{"entered 5 times", "Records Office <archives@example.com>", "ask for a new code"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the sender's code_locked mail does not say %q:\n%s", want, text)
+		}
 	}
 }
 

@@ -1,10 +1,12 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -26,7 +28,7 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 	s.route(mux, "POST /api/v1/sign/{token}/decline", s.apiAct(ceremony.Decline))
 	s.route(mux, "POST /api/v1/sign/{token}/delegate", s.apiAct(ceremony.Delegate))
 	s.route(mux, "GET /api/v1/sign/{token}/documents/{n}", s.apiDocument)
-	mux.HandleFunc("GET /api/v1/openapi.json", s.openAPI)
+	s.route(mux, "GET /api/v1/openapi.json", s.openAPI)
 }
 
 // State is the answer of GET /api/v1/sign/TOKEN and of every action.
@@ -167,7 +169,7 @@ func (s *Server) apiState(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) apiCode(w http.ResponseWriter, r *http.Request) {
 	if _, err := readJSON(w, r, &struct{}{}); err != nil {
-		s.writeJSON(w, http.StatusBadRequest, map[string]APIError{"error": {Code: "bad_request", Message: err.Error()}})
+		s.refuseBody(w, err)
 		return
 	}
 	l, err := s.cer.SendCode(r.Context(), r.PathValue("token"), s.client(r))
@@ -192,7 +194,7 @@ func (s *Server) apiAct(kind ceremony.ActionKind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req actRequest
 		if _, err := readJSON(w, r, &req); err != nil {
-			s.writeJSON(w, http.StatusBadRequest, map[string]APIError{"error": {Code: "bad_request", Message: err.Error()}})
+			s.refuseBody(w, err)
 			return
 		}
 		a := ceremony.Action{Kind: kind, Code: req.Code, Consent: req.Consent, Reason: workflow.Clip(req.Reason, workflow.MaxMessageRunes),
@@ -248,10 +250,22 @@ func (s *Server) serveDocument(w http.ResponseWriter, r *http.Request, l ceremon
 // language.
 func (s *Server) apiError(w http.ResponseWriter, r *http.Request, l ceremony.Link, err error) {
 	f := s.failureOf(r, err)
+	if f.code == workflow.ErrTooManyCodes.Code && l.Envelope != nil {
+		f.retryAfter = int(math.Ceil(codeWait(l.Recipient(), s.cer.Engine.Now()).Seconds()))
+	}
 	if f.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(f.retryAfter))
 	}
 	s.writeJSON(w, f.status, map[string]APIError{"error": {Code: f.code, Message: f.text.In(s.lang(r, l.Envelope))}})
+}
+
+// codeWait is how long until r may be sent a code again: an hour after
+// the oldest of the last workflow.MaxCodesPerHour codes.
+func codeWait(r *workflow.Recipient, now time.Time) time.Duration {
+	if r == nil || len(r.CodesSent) < workflow.MaxCodesPerHour {
+		return 0
+	}
+	return r.CodesSent[len(r.CodesSent)-workflow.MaxCodesPerHour].Add(time.Hour).Sub(now)
 }
 
 func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
@@ -265,6 +279,23 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 }
 
+// bodyError is a request body the API cannot take: its HTTP status, its
+// stable code, and what to send instead.
+type bodyError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *bodyError) Error() string { return e.msg }
+
+// refuseBody answers err of readJSON.
+func (s *Server) refuseBody(w http.ResponseWriter, err error) {
+	f := &bodyError{http.StatusBadRequest, "bad_request", err.Error()}
+	errors.As(err, &f)
+	s.writeJSON(w, f.status, map[string]APIError{"error": {Code: f.code, Message: f.msg}})
+}
+
 // readJSON decodes a request body into v. An empty body leaves v as it is;
 // a body must be application/json (which a cross-site form cannot send)
 // and one JSON object.
@@ -273,18 +304,25 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) (bool, error) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return false, fmt.Errorf("the request body is over %d bytes", maxRequestBody)
+			return false, &bodyError{http.StatusRequestEntityTooLarge, "body_too_large",
+				fmt.Sprintf("the request body is over %d bytes", maxRequestBody)}
 		}
-		return false, fmt.Errorf("reading the request body: %v", err)
+		return false, &bodyError{http.StatusBadRequest, "bad_request", fmt.Sprintf("reading the request body: %v", err)}
 	}
 	if len(body) == 0 {
 		return false, nil
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		return false, fmt.Errorf("the request body must be JSON, sent as Content-Type: application/json (got %q)", r.Header.Get("Content-Type"))
+		return false, &bodyError{http.StatusUnsupportedMediaType, "unsupported_media_type",
+			fmt.Sprintf("the request body must be JSON, sent as Content-Type: application/json (got %q)", r.Header.Get("Content-Type"))}
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return false, fmt.Errorf("the request body is not the JSON object expected: %v", err)
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return false, &bodyError{http.StatusBadRequest, "bad_request", fmt.Sprintf("the request body is not the JSON object expected: %v", err)}
+	}
+	if dec.Decode(&json.RawMessage{}) != io.EOF {
+		return false, &bodyError{http.StatusBadRequest, "bad_request", "the request body holds more than one JSON value"}
 	}
 	return true, nil
 }

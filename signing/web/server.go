@@ -44,6 +44,8 @@ type Config struct {
 	// SecretKey keys the CSRF tokens of the forms (at least 32 bytes, the
 	// same on every replica).
 	SecretKey []byte
+	// Limits are the rate limits of the links; zero means DefaultLimits.
+	Limits Limits
 }
 
 // Server serves the pages and the API.
@@ -80,7 +82,7 @@ func New(cfg Config, c *ceremony.Ceremony, log *slog.Logger) (*Server, error) {
 	if s.pages, err = newPages(); err != nil {
 		return nil, err
 	}
-	s.guards = newGuards()
+	s.guards = newGuards(cfg.Limits)
 	return s, nil
 }
 

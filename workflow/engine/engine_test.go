@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -203,9 +204,12 @@ func TestConcurrentEventsLoseNothing(t *testing.T) {
 	errs := make(chan error, n)
 	for i := 0; i < n; i++ {
 		wg.Add(1)
+		// Each view from its own client, or the machine would take them
+		// for one reload.
+		client := workflow.Client{IP: fmt.Sprintf("192.0.2.%d", i+1)}
 		go func() {
 			defer wg.Done()
-			_, err := e.Event(ctx, env.ID, workflow.Viewed{Meta: workflow.Meta{At: t0}, RecipientID: "r1"})
+			_, err := e.Event(ctx, env.ID, workflow.Viewed{Meta: workflow.Meta{At: t0, Client: client}, RecipientID: "r1"})
 			errs <- err
 		}()
 	}
