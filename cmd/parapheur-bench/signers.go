@@ -381,10 +381,10 @@ func (b *bench) do(ctx context.Context, l link, method, path string, body any) e
 	return nil
 }
 
-// views makes total views with workers at once, each worker going through
-// its share of the links in turn (so each signer's page is loaded
-// total/len(links) times: the first view of each is recorded, reloads by
-// the same client within workflow.ViewEvery are not).
+// views makes total views with workers at once, going through the links
+// in turn (so each signer's page is loaded total/len(links) times, evenly
+// spread over the run: the first view of each is recorded, reloads by the
+// same client within workflow.ViewEvery are not).
 func (b *bench) views(ctx context.Context, workers, total int, kind string) (int, time.Duration, error) {
 	path := map[string]string{"page": "/s/", "api": "/api/v1/sign/"}[kind]
 	if path == "" {
@@ -392,9 +392,9 @@ func (b *bench) views(ctx context.Context, workers, total int, kind string) (int
 	}
 	var done atomic.Int64
 	start := time.Now()
-	err := b.each(workers, func(w int) error {
-		for i := w; int(done.Add(1)) <= total; i += workers {
-			l := b.links[i%len(b.links)]
+	err := b.each(workers, func(int) error {
+		for k := int(done.Add(1)); k <= total; k = int(done.Add(1)) {
+			l := b.links[k%len(b.links)]
 			if err := b.do(ctx, l, http.MethodGet, path+l.token, nil); err != nil {
 				return err
 			}
