@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -62,14 +61,10 @@ func newRigOn(t *testing.T, st store.Store) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caPEM := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	eng := &engine.Engine{Store: st, CodeKey: []byte("0123456789abcdef0123456789abcdef")}
 	return &rig{
 		c:  &ceremony.Ceremony{Engine: eng, CA: ca, Holder: "test", TempDir: t.TempDir()},
-		st: st, ca: ca, caPEM: caPEM,
+		st: st, ca: ca, caPEM: pdftest.CAFile(t, ca.Cert),
 		tokens: map[string]string{}, codes: map[string]string{},
 	}
 }

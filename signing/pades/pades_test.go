@@ -6,7 +6,6 @@ import (
 	"crypto"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -38,11 +37,7 @@ func testCA(t *testing.T) (*pki.CA, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return ca, path
+	return ca, pdftest.CAFile(t, ca.Cert)
 }
 
 // oneTimeSigner issues a one-time certificate naming name from a new
@@ -269,10 +264,7 @@ func TestKeyTypes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			caFile := filepath.Join(t.TempDir(), "ca.pem")
-			if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			caFile := pdftest.CAFile(t, ca.Cert)
 			// The CA's own key signs here, which exercises RSA when asked.
 			cert, err := ca.Issue(pkix.Name{CommonName: "Key type signer"}, nil, ca.Key.Public(), time.Hour)
 			if err != nil {
