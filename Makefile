@@ -6,13 +6,16 @@
 #   make bench  run the benchmarks
 #   make bench-mail  the whole gateway against private Postfix and Dovecot (as root):
 #               mail -> invitation latency, and peak memory under a flood of large mails
+#   make bench-sign  the signing door over HTTP on loopback, on bbolt then on a private
+#               redis-server: signing-page views/s and sign latency on a 1 MB PDF, beside
+#               the raw pades signature time
 
 # Debian packages the tests use: real servers (redis, Dovecot, Postfix) and
 # independent PDF validators. Keep in sync with deploy/scripts/debian-deps.
 FUZZTIME ?= 10s
 GO ?= go
 
-.PHONY: test deps vet fuzz bench bench-mail build
+.PHONY: test deps vet fuzz bench bench-mail bench-sign build
 
 test: deps vet
 	$(GO) test -race -count=1 -timeout 25m ./...
@@ -32,6 +35,10 @@ bench:
 bench-mail: build
 	bin/parapheur-bench latency -parapheur bin/parapheur
 	bin/parapheur-bench flood -parapheur bin/parapheur
+
+bench-sign: build
+	bin/parapheur-bench signers -store bolt
+	bin/parapheur-bench signers -store redis
 
 build:
 	$(GO) build -o bin/ ./cmd/...

@@ -14,10 +14,19 @@
 //	    attachment, or a PDF from a sender who may not submit); reports the
 //	    serve process's peak resident memory (VmHWM) against
 //	    limits.max_message_bytes once every mail has left the inbox.
+//	parapheur-bench signers [-n 1000] [-workers 200] [-views 20000] [-signs 600] [-view page|api] [-rate 0] [-raw 50] [-pdf FILE]
+//	    the signing door in this process, over HTTP on loopback, on -store
+//	    bolt or redis: n envelopes of one signer each on a 1 MB PDF (pdfcpu's
+//	    itu-t81.pdf by default); the raw pades.SignFile time of that PDF,
+//	    one at a time; then -workers signers at once load their signing
+//	    pages (views/s), then ask for a code, read it from the outbox and
+//	    sign (p50, p99 of the sign request), each as soon as it is done or,
+//	    with -rate, that many starting a second.
 //
-// It must run as root (the Postfix master needs it) and runs the binary named
-// by -parapheur ("make bench-mail" builds it to bin/parapheur first). Nothing
-// leaves the loopback interface.
+// latency and flood must run as root (the Postfix master needs it) and run
+// the binary named by -parapheur ("make bench-mail" builds it to
+// bin/parapheur first); signers needs neither. Nothing leaves the loopback
+// interface.
 package main
 
 import (
@@ -37,10 +46,17 @@ func main() {
 	var o options
 	fs.StringVar(&o.binary, "parapheur", "bin/parapheur", "the parapheur `BINARY` to run")
 	fs.StringVar(&o.store, "store", "bolt", "the store: bolt or redis")
-	fs.IntVar(&o.n, "n", 0, "how many submissions (default 60 for latency, 20 for flood)")
+	fs.IntVar(&o.n, "n", 0, "how many submissions (default 60 for latency, 20 for flood), or envelopes (default 1000 for signers)")
 	fs.BoolVar(&o.verbose, "v", false, "print the gateway's log when done")
 	interval := fs.Duration("interval", 250*time.Millisecond, "latency: the pause between two submissions")
-	pdf := fs.String("pdf", "mailin/testdata/doc1.pdf", "latency: the `PDF` to submit")
+	pdf := fs.String("pdf", "", "latency: the `PDF` to submit (default mailin/testdata/doc1.pdf); signers: the PDF to sign (default pdfcpu's itu-t81.pdf, 1 MB)")
+	var so signersOptions
+	fs.IntVar(&so.workers, "workers", 200, "signers: how many signers act at once")
+	fs.IntVar(&so.views, "views", 20000, "signers: how many signing-page views in all")
+	fs.IntVar(&so.signs, "signs", 600, "signers: how many signatures in all (at most -n)")
+	fs.StringVar(&so.view, "view", "page", "signers: what a view loads: page (GET /s/TOKEN) or api (GET /api/v1/sign/TOKEN)")
+	fs.IntVar(&so.raw, "raw", 50, "signers: how many raw pades.SignFile runs to time")
+	fs.Float64Var(&so.rate, "rate", 0, "signers: how many signers start their code-then-sign flow per second (0: each worker starts its next at once)")
 	size := fs.Int("size", 36_000_000, "flood: the attachment size in bytes (base64 makes the mail 4/3 of it)")
 	kind := fs.String("kind", "pdf", "flood: pdf, junk (a non-PDF attachment) or stranger (a sender who may not submit)")
 	fs.Parse(os.Args[2:])
@@ -49,10 +65,19 @@ func main() {
 	switch scenario {
 	case "latency":
 		o.n = orDefault(o.n, 60)
-		err = latency(o, *pdf, *interval)
+		err = latency(o, orDefaultPath(*pdf, "mailin/testdata/doc1.pdf"), *interval)
 	case "flood":
 		o.n = orDefault(o.n, 20)
 		err = flood(o, *size, *kind)
+	case "signers":
+		o.n = orDefault(o.n, 1000)
+		path := *pdf
+		if path == "" {
+			path, err = pdfcpuTestPDF("itu-t81.pdf")
+		}
+		if err == nil {
+			err = signers(o, path, so)
+		}
 	default:
 		usage()
 	}
@@ -71,7 +96,7 @@ type options struct {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: parapheur-bench latency|flood [flags]; parapheur-bench latency -h for the flags")
+	fmt.Fprintln(os.Stderr, "usage: parapheur-bench latency|flood|signers [flags]; parapheur-bench latency -h for the flags")
 	os.Exit(2)
 }
 
@@ -81,6 +106,14 @@ func orDefault(n, def int) int {
 		return def
 	}
 	return n
+}
+
+// orDefaultPath returns path, or def when path is not set.
+func orDefaultPath(path, def string) string {
+	if path == "" {
+		return def
+	}
+	return path
 }
 
 var errTimeout = errors.New("timed out")

@@ -16,5 +16,5 @@ func runDemo(inv *invocation) int {
 	if code, ok := inv.parse(0, 0); !ok {
 		return code
 	}
-	return inv.notImplemented("the demo comes after the signing pages and the completion: issues 10 to 12")
+	return inv.notImplemented("the demo comes after the completion: issues 11 and 12")
 }

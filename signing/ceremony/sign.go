@@ -178,26 +178,13 @@ func reason(env *workflow.Envelope) string {
 	return "Electronic signature, envelope " + env.ID
 }
 
-// Stamp geometry, in points: boxes of stampW × stampH in rows of
-// stampCols from the bottom-left corner of the last page, one box per
-// signature so that the signers' marks never overlap.
-const (
-	stampW, stampH = 170.0, 58.0
-	stampMargin    = 28.0
-	stampGap       = 6.0
-	stampCols      = 3
-)
-
-// stamp places the n-th signature's visible mark (from 0) on the last
-// page of a document of pages pages.
+// stamp is the n-th signature's visible mark (from 0) on the last page
+// of a document of pages pages: each signer its own slot, so that the
+// signers' marks never overlap.
 func stamp(env *workflow.Envelope, r *workflow.Recipient, name string, n, pages int) *pades.Stamp {
-	col, row := n%stampCols, n/stampCols
-	x := stampMargin + float64(col)*(stampW+stampGap)
-	y := stampMargin + float64(row)*(stampH+stampGap)
 	role := "Signer"
 	if env.Language == "fr" {
 		role = "Signataire"
 	}
-	return &pades.Stamp{Page: max(pages, 1), Rect: [4]float64{x, y, x + stampW, y + stampH},
-		Name: name, Role: role + " · " + r.Email, Reason: env.ID}
+	return &pades.Stamp{Page: max(pages, 1), Slot: n, Name: name, Role: role + " · " + r.Email, Reason: env.ID}
 }

@@ -32,7 +32,7 @@ func TestInspectAgreesWithSign(t *testing.T) {
 		var out bytes.Buffer
 		err := pades.Sign(context.Background(), in, &out, pades.Options{
 			Signer: signer,
-			Stamp:  &pades.Stamp{Page: page, Rect: [4]float64{20, 20, 220, 80}, Name: "Agreement"},
+			Stamp:  &pades.Stamp{Page: page, Name: "Agreement"},
 		})
 		return out.Bytes(), err
 	}
@@ -116,7 +116,7 @@ func TestSignReadsOnlyItsPage(t *testing.T) {
 		for _, name := range []string{name, name + "-objstm"} {
 			err := pades.Sign(context.Background(), hostile[name], new(bytes.Buffer), pades.Options{
 				Signer: signer,
-				Stamp:  &pades.Stamp{Page: 1, Rect: [4]float64{20, 20, 220, 80}, Name: "Path"},
+				Stamp:  &pades.Stamp{Page: 1, Name: "Path"},
 			})
 			if err != nil {
 				t.Errorf("%s: stamp on page 1: %v", name, err)

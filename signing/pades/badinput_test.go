@@ -50,10 +50,10 @@ func TestBadInput(t *testing.T) {
 		{"encrypted without a user password", encrypted(""), nil, pades.ErrEncrypted},
 		{"over the size limit", good, func(o *pades.Options) { o.MaxInput = 100 }, pades.ErrTooLarge},
 		{"no such page", good, func(o *pades.Options) {
-			o.Stamp = &pades.Stamp{Page: 9, Rect: [4]float64{10, 10, 200, 60}, Name: "X"}
+			o.Stamp = &pades.Stamp{Page: 9, Name: "X"}
 		}, pades.ErrNoSuchPage},
 		{"page zero", good, func(o *pades.Options) {
-			o.Stamp = &pades.Stamp{Page: 0, Rect: [4]float64{10, 10, 200, 60}, Name: "X"}
+			o.Stamp = &pades.Stamp{Page: 0, Name: "X"}
 		}, pades.ErrNoSuchPage},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

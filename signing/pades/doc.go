@@ -12,7 +12,9 @@
 //
 // An update only needs the cross-reference data, the catalog, the form
 // and the page its widget goes on, found by descending the page tree by
-// its /Count entries, so documents are read lazily (see internal/pdfread),
+// its /Count entries, with the ancestors it inherits its boxes and turn
+// from (a visible mark goes on the page as readers show it), so documents
+// are read lazily (see internal/pdfread),
 // falling back to pdfcpu's full parse, which repairs broken files, when
 // the lazy reader meets one. Inspect, once per document, reads what Sign
 // reads for a stamp on any page: it walks the whole page tree for the real

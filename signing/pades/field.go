@@ -20,11 +20,20 @@ const sigFlags = 3
 
 // addSignature adds a signature field whose value is a new signature
 // dictionary v, with a /Contents placeholder of size bytes, and whose
-// widget is on page with appearance ap (nil for an invisible signature).
-func (d *document) addSignature(v types.Dict, size int, page int, rect [4]float64, ap *types.StreamDict) error {
-	pageDict, pageRef, err := d.widgetPage(page)
+// widget is on page, showing st (nil for an invisible signature).
+func (d *document) addSignature(v types.Dict, size int, page int, st *Stamp) error {
+	pageDict, pageRef, view, err := d.widgetPage(page)
 	if err != nil {
 		return err
+	}
+	var rect [4]float64
+	var ap *types.StreamDict
+	if st != nil {
+		p := view.place(st.Slot)
+		if ap, err = appearance(*st, p); err != nil {
+			return err
+		}
+		rect = p.rect
 	}
 
 	// write adds the /ByteRange and /Contents placeholders to v, and
@@ -43,6 +52,11 @@ func (d *document) addSignature(v types.Dict, size int, page int, rect [4]float6
 	}
 	if ap != nil {
 		widget["AP"] = types.Dict{"N": d.newObject(*ap)}
+		if view.rotate != 0 {
+			// The turn of the appearance, for forms software that
+			// redraws it (ISO 32000-2 §12.5.6.19).
+			widget["MK"] = types.Dict{"R": types.Integer(view.rotate)}
+		}
 	}
 	widgetRef := d.newObject(widget)
 	widget["T"] = types.StringLiteral(fmt.Sprintf("Signature%d", widgetRef.ObjectNumber.Value()))
@@ -56,26 +70,33 @@ func (d *document) addSignature(v types.Dict, size int, page int, rect [4]float6
 	return d.addFormField(widgetRef)
 }
 
-// widgetPage returns page, found as Page finds it, after reading what
-// addSignature reads of it to put a widget there.
-func (d *document) widgetPage(page int) (types.Dict, types.IndirectRef, error) {
+// widgetPage returns page, found as Page finds it, and how it is shown,
+// after reading what addSignature reads of it to put a widget there.
+func (d *document) widgetPage(page int) (types.Dict, types.IndirectRef, pageView, error) {
 	pageDict, pageRef, err := d.f.Page(page)
 	if errors.Is(err, pdfread.ErrNoPage) {
-		return nil, pageRef, fmt.Errorf("%w: the page tree has no page %d", ErrNoSuchPage, page)
+		return nil, pageRef, pageView{}, fmt.Errorf("%w: the page tree has no page %d", ErrNoSuchPage, page)
 	} else if err != nil {
-		return nil, pageRef, fmt.Errorf("%w: page %d: page tree: %w", ErrMalformed, page, err)
+		return nil, pageRef, pageView{}, fmt.Errorf("%w: page %d: page tree: %w", ErrMalformed, page, err)
 	}
-	return pageDict, pageRef, d.checkPage(page, pageDict)
+	view, err := d.checkPage(page, pageDict)
+	return pageDict, pageRef, view, err
 }
 
 // checkPage reads what addSignature reads of page, whose dictionary is
-// pageDict, to put a widget there.
-func (d *document) checkPage(page int, pageDict types.Dict) error {
+// pageDict, to put a widget there, and returns how the page is shown.
+func (d *document) checkPage(page int, pageDict types.Dict) (pageView, error) {
 	if pageDict.Type() != nil && *pageDict.Type() != "Page" {
-		return fmt.Errorf("%w: page %d is not a page dictionary", ErrMalformed, page)
+		return pageView{}, fmt.Errorf("%w: page %d is not a page dictionary", ErrMalformed, page)
 	}
-	_, _, err := d.array(pageDict, "Annots")
-	return err
+	if _, _, err := d.array(pageDict, "Annots"); err != nil {
+		return pageView{}, err
+	}
+	view, err := d.view(pageDict)
+	if err != nil {
+		return pageView{}, fmt.Errorf("page %d: %w", page, err)
+	}
+	return view, nil
 }
 
 // addFormField lists field in the AcroForm, creating the AcroForm when the

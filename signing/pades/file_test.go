@@ -34,7 +34,7 @@ func deterministicOptions(t *testing.T) pades.Options {
 	return pades.Options{
 		Signer: pades.Signer{Key: ca.Key, Chain: []*x509.Certificate{cert, ca.Cert}},
 		Time:   time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC),
-		Stamp:  &pades.Stamp{Page: 1, Rect: [4]float64{350, 40, 560, 110}, Name: "Hélène Dupont"},
+		Stamp:  &pades.Stamp{Page: 1, Name: "Hélène Dupont"},
 	}
 }
 

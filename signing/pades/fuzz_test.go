@@ -33,6 +33,18 @@ func FuzzSign(f *testing.F) {
 			f.Add(data)
 		}
 	}
+	// Pages that inherit their boxes and turn, hold them in indirect
+	// objects, or climb to a /Parent that loops or is no dictionary.
+	f.Add(pdftest.Classic("<< /Type /Catalog /Pages 2 0 R >>",
+		"<< /Type /Pages /Kids [3 0 R] /Count 1 /MediaBox [100 200 700 1000] /Rotate -90 >>",
+		"<< /Type /Page /Parent 2 0 R /CropBox [150 260 650 900] >>"))
+	f.Add(pdftest.Classic("<< /Type /Catalog /Pages 2 0 R >>",
+		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+		"<< /Type /Page /Parent 3 0 R /MediaBox 4 0 R /Rotate 5 0 R >>",
+		"[0 0 5 0 R 842]", "180"))
+	f.Add(pdftest.Classic("<< /Type /Catalog /Pages 2 0 R >>",
+		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+		"<< /Type /Page /Parent 4 0 R /CropBox [10 10 20] >>", "42"))
 	f.Add([]byte("%PDF-1.4\n%%EOF\n"))
 	f.Add([]byte("%PDF-1.7\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF"))
 
@@ -48,7 +60,7 @@ func FuzzSign(f *testing.F) {
 	sign := func(in []byte, out *bytes.Buffer, page int) error {
 		return pades.Sign(context.Background(), in, out, pades.Options{
 			Signer:   pades.Signer{Key: kp.Key, Chain: kp.Chain},
-			Stamp:    &pades.Stamp{Page: page, Rect: [4]float64{10, 10, 200, 60}, Name: "Fuzz Signer"},
+			Stamp:    &pades.Stamp{Page: page, Name: "Fuzz Signer"},
 			MaxInput: 1 << 20,
 		})
 	}

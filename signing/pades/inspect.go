@@ -51,9 +51,9 @@ func (d *document) checkSignable() (int, error) {
 	}
 	for i, ref := range pages {
 		page, _ := d.f.Dict(ref) // read by the walk
-		if err := d.checkPage(i+1, page); err != nil {
+		if _, err := d.checkPage(i+1, page); err != nil {
 			return 0, err
 		}
 	}
-	return len(pages), d.addSignature(types.Dict{}, 0, 1, [4]float64{}, nil)
+	return len(pages), d.addSignature(types.Dict{}, 0, 1, nil)
 }

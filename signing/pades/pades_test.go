@@ -6,7 +6,6 @@ import (
 	"crypto"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -38,11 +37,7 @@ func testCA(t *testing.T) (*pki.CA, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return ca, path
+	return ca, pdftest.CAFile(t, ca.Cert)
 }
 
 // oneTimeSigner issues a one-time certificate naming name from a new
@@ -89,7 +84,7 @@ func TestSignCorpus(t *testing.T) {
 	for name, path := range pdftest.Corpus(t) {
 		t.Run(name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "signed.pdf")
-			signFile(t, ca, path, out, "Hélène Dupont", &pades.Stamp{Page: 1, Rect: [4]float64{350, 40, 560, 110}, Name: "Hélène Dupont", Role: "Directrice", Reason: "Bon pour accord"})
+			signFile(t, ca, path, out, "Hélène Dupont", &pades.Stamp{Page: 1, Name: "Hélène Dupont", Role: "Directrice", Reason: "Bon pour accord"})
 			pdftest.Validate(t, out, pdftest.Expect{Signatures: 1, CAFile: caFile})
 		})
 	}
@@ -146,7 +141,7 @@ func TestManySignatures(t *testing.T) {
 					out := filepath.Join(dir, fmt.Sprintf("signed%d.pdf", i+1))
 					var stamp *pades.Stamp
 					if i%2 == 0 {
-						stamp = &pades.Stamp{Page: 1, Rect: [4]float64{40 + float64(i)*100, 40, 130 + float64(i)*100, 100}, Name: fmt.Sprintf("Signer %d", i+1), Role: "Témoin"}
+						stamp = &pades.Stamp{Page: 1, Slot: i, Name: fmt.Sprintf("Signer %d", i+1), Role: "Témoin"}
 					}
 					signFile(t, ca, in, out, fmt.Sprintf("Signer %d", i+1), stamp)
 					in = out
@@ -189,7 +184,7 @@ func TestPriorPdfsignSignatureStaysValid(t *testing.T) {
 			signWithPdfsign(t, ca, pdftest.Corpus(t)[src], prior)
 			pdftest.Validate(t, prior, pdftest.Expect{Signatures: 1, CAFile: caFile})
 			out := filepath.Join(dir, "signed.pdf")
-			signFile(t, ca, prior, out, "Second Signer", &pades.Stamp{Page: 1, Rect: [4]float64{300, 700, 560, 780}, Name: "Second Signer"})
+			signFile(t, ca, prior, out, "Second Signer", &pades.Stamp{Page: 1, Name: "Second Signer"})
 			pdftest.Validate(t, out, pdftest.Expect{Signatures: 2, CAFile: caFile})
 		})
 	}
@@ -269,10 +264,7 @@ func TestKeyTypes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			caFile := filepath.Join(t.TempDir(), "ca.pem")
-			if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			caFile := pdftest.CAFile(t, ca.Cert)
 			// The CA's own key signs here, which exercises RSA when asked.
 			cert, err := ca.Issue(pkix.Name{CommonName: "Key type signer"}, nil, ca.Key.Public(), time.Hour)
 			if err != nil {
@@ -343,7 +335,7 @@ func TestVisibleStampRendered(t *testing.T) {
 	ca, _ := testCA(t)
 	out := filepath.Join(t.TempDir(), "signed.pdf")
 	signFile(t, ca, pdftest.Corpus(t)["ps2pdf"], out, "Hélène Dupont", &pades.Stamp{
-		Page: 2, Rect: [4]float64{330, 40, 560, 120}, Name: "Hélène Dupont", Role: "Directrice générale", Reason: "Bon pour accord",
+		Page: 2, Name: "Hélène Dupont", Role: "Directrice générale", Reason: "Bon pour accord",
 		Date: time.Date(2026, 3, 4, 10, 30, 0, 0, time.UTC),
 	})
 	// mutool renders widget appearances when extracting a page's text.

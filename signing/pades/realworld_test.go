@@ -37,7 +37,7 @@ func TestPdfcpuTestdata(t *testing.T) {
 			var buf bytes.Buffer
 			err = pades.Sign(context.Background(), data, &buf, pades.Options{
 				Signer: pades.Signer{Key: kp.Key, Chain: kp.Chain},
-				Stamp:  &pades.Stamp{Page: 1, Rect: [4]float64{20, 20, 220, 80}, Name: "Sweep Signer", Reason: "Test"},
+				Stamp:  &pades.Stamp{Page: 1, Name: "Sweep Signer", Reason: "Test"},
 			})
 			if filepath.Base(f) == "withOffsetStart.pdf" {
 				// Junk before the header: refused, with the reason.

@@ -41,13 +41,19 @@ type Signer struct {
 	PSS bool
 }
 
-// Stamp is a visible signature mark.
+// Stamp is a visible signature mark. Sign places it on the page as a
+// reader shows it (the crop box, turned by /Rotate), wherever the page's
+// boxes start and however small it is: a StampWidth × StampHeight box,
+// upright, in rows from the bottom-left corner.
 type Stamp struct {
 	// Page is the 1-based page number that carries the mark.
 	Page int
-	// Rect is the mark's lower-left x, lower-left y, upper-right x and
-	// upper-right y, in the page's default user space (points).
-	Rect [4]float64
+	// Slot is the mark's place among the marks of the page, from 0: left
+	// to right along the bottom, then row after row upwards. Marks of
+	// different slots do not overlap while the page has room for them
+	// (36 on an A4 page, at least 4 on any page: marks shrink on small
+	// pages); give each signer of a document its own.
+	Slot int
 	// Name, Role and Reason are printed on the mark, one line each, when
 	// not empty, and so is Date.
 	Name, Role, Reason string
@@ -139,17 +145,13 @@ func sign(ctx context.Context, src source, out io.Writer, opts Options) error {
 			}
 		}
 		if opts.Stamp == nil {
-			return d.addSignature(v, size, 1, [4]float64{}, nil)
+			return d.addSignature(v, size, 1, nil)
 		}
 		st := *opts.Stamp
 		if st.Date.IsZero() {
 			st.Date = opts.Time
 		}
-		ap, err := appearance(st)
-		if err != nil {
-			return err
-		}
-		return d.addSignature(v, size, st.Page, st.Rect, ap)
+		return d.addSignature(v, size, st.Page, &st)
 	}
 	return appendSigned(ctx, src, out, opts.MaxInput, &size, build, contents)
 }
@@ -179,7 +181,7 @@ func docTimestamp(ctx context.Context, src source, out io.Writer, tsa Timestampe
 			"Filter":    types.Name("Adobe.PPKLite"),
 			"SubFilter": types.Name("ETSI.RFC3161"),
 		}
-		return d.addSignature(v, size, 1, [4]float64{}, nil)
+		return d.addSignature(v, size, 1, nil)
 	}
 	contents := func(digest []byte) ([]byte, error) {
 		token, err := tsa.Token(ctx, digest)

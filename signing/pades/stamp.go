@@ -14,12 +14,10 @@ import (
 const helveticaAvgWidth = 0.56
 
 // appearance returns the normal appearance stream (a form XObject) of a
-// visible signature: a framed box with one line per non-empty field of st.
-func appearance(st Stamp) (*types.StreamDict, error) {
-	w, h := st.Rect[2]-st.Rect[0], st.Rect[3]-st.Rect[1]
-	if w < 10 || h < 10 {
-		return nil, fmt.Errorf("pades: stamp rectangle %v is smaller than 10×10 points", st.Rect)
-	}
+// visible signature placed at p: a framed box with one line per non-empty
+// field of st, turned against the page's /Rotate so that it reads upright.
+func appearance(st Stamp, p placement) (*types.StreamDict, error) {
+	w, h := p.w, p.h
 	var lines []string
 	for _, l := range []string{st.Name, st.Role, st.Date.UTC().Format("2006-01-02 15:04 UTC"), st.Reason} {
 		if l != "" {
@@ -33,7 +31,7 @@ func appearance(st Stamp) (*types.StreamDict, error) {
 		longest = max(longest, len([]rune(l)))
 	}
 	size = min(size, (w-2*pad)/(helveticaAvgWidth*float64(longest)))
-	size = max(size, 1)
+	size = max(size, 0.5)
 
 	var c bytes.Buffer
 	fmt.Fprintf(&c, "q 0.96 0.97 1 rg 0 0 %.2f %.2f re f 0.1 0.2 0.5 RG 1 w 0.5 0.5 %.2f %.2f re S Q\n", w, h, w-1, h-1)
@@ -68,6 +66,16 @@ func appearance(st Stamp) (*types.StreamDict, error) {
 		},
 		Content:        c.Bytes(),
 		FilterPipeline: []types.PDFFilter{{Name: "FlateDecode"}},
+	}
+	// The form's box, turned by /Matrix, is fitted to the widget's
+	// /Rect (ISO 32000-2 §12.5.5): the turn opposite the page's.
+	switch p.rotate {
+	case 90:
+		sd.Dict["Matrix"] = types.NewNumberArray(0, 1, -1, 0, h, 0)
+	case 180:
+		sd.Dict["Matrix"] = types.NewNumberArray(-1, 0, 0, -1, w, h)
+	case 270:
+		sd.Dict["Matrix"] = types.NewNumberArray(0, -1, 1, 0, 0, w)
 	}
 	if err := sd.Encode(); err != nil {
 		return nil, fmt.Errorf("pades: stamp stream: %w", err)

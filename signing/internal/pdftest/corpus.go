@@ -172,14 +172,7 @@ func copyFile(t testing.TB, from, to string) {
 // /DA, which pdfcpu's form creator leaves out, rewriting it with pdfcpu.
 func addDefaultAppearance(t testing.TB, path string) {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, err := api.ReadContext(bytes.NewReader(data), PdfcpuConfig(t))
-	if err != nil {
-		t.Fatalf("corpus: %v", err)
-	}
+	ctx := readContext(t, path)
 	root, err := ctx.Catalog()
 	if err != nil {
 		t.Fatalf("corpus: %v", err)

@@ -2,8 +2,10 @@ package pdftest
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -85,6 +87,17 @@ type Expect struct {
 	// Unsupported names validators that cannot check these signatures at
 	// all (say, an algorithm they lack), with the reason; they are not run.
 	Unsupported map[string]string
+}
+
+// CAFile writes cert in PEM to a file of the test's and returns its path,
+// for Expect.CAFile.
+func CAFile(t testing.TB, cert *x509.Certificate) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // Validate runs every independent validator on the signed file at path and

@@ -1,0 +1,308 @@
+package web
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/audit"
+	"github.com/parapheur/parapheur/workflow/problem"
+)
+
+// words are the sentences of the pages, by key, in both languages. A
+// sentence with verbs (%s, %d) is formatted with the page's arguments,
+// which html/template escapes afterwards like any other text.
+var words = map[string]problem.Text{
+	"gateway":      {EN: "Parapheur — electronic signature", FR: "Parapheur — signature électronique"},
+	"switch":       {EN: "Language", FR: "Langue"},
+	"from":         {EN: "From", FR: "De"},
+	"message":      {EN: "Message", FR: "Message"},
+	"deadline":     {EN: "To be done before", FR: "À faire avant le"},
+	"your role":    {EN: "You are asked to", FR: "Il vous est demandé de"},
+	"documents":    {EN: "Documents", FR: "Documents"},
+	"view":         {EN: "Open %s", FR: "Ouvrir %s"},
+	"download":     {EN: "Download", FR: "Télécharger"},
+	"pages":        {EN: "%d pages", FR: "%d pages"},
+	"one page":     {EN: "1 page", FR: "1 page"},
+	"document n":   {EN: "document %d", FR: "document %d"},
+	"fingerprint":  {EN: "SHA-256 fingerprint", FR: "Empreinte SHA-256"},
+	"final docs":   {EN: "These are the final documents, with every signature.", FR: "Ce sont les documents définitifs, avec toutes les signatures."},
+	"progress":     {EN: "Who has acted so far", FR: "Qui a déjà répondu"},
+	"step":         {EN: "Step %d of %d: %s", FR: "Étape %d sur %d : %s"},
+	"current":      {EN: "current step", FR: "étape en cours"},
+	"at":           {EN: "on %s", FR: "le %s"},
+	"observers":    {EN: "Copies and archivists", FR: "Copies et archivage"},
+	"act sign":     {EN: "Sign the documents", FR: "Signer les documents"},
+	"act approve":  {EN: "Approve the documents", FR: "Viser les documents"},
+	"code step":    {EN: "1. Receive a one-time code", FR: "1. Recevoir un code à usage unique"},
+	"code to mail": {EN: "The code is sent by mail to %s.", FR: "Le code est envoyé par courriel à %s."},
+	"code to sms":  {EN: "The code is sent by SMS to %s.", FR: "Le code est envoyé par SMS au %s."},
+	"send code":    {EN: "Receive a code", FR: "Recevoir un code"},
+	"send again":   {EN: "Receive a new code", FR: "Recevoir un nouveau code"},
+	"code sent mail": {EN: "A code was sent by mail to %s at %s. It is valid until %s.",
+		FR: "Un code a été envoyé par courriel à %s à %s. Il est valable jusqu'à %s."},
+	"code sent sms": {EN: "A code was sent by SMS to %s at %s. It is valid until %s.",
+		FR: "Un code a été envoyé par SMS au %s à %s. Il est valable jusqu'à %s."},
+	"tries left":   {EN: "Tries left with this code: %d.", FR: "Essais restants avec ce code : %d."},
+	"verified":     {EN: "Your code is verified: you may act without entering it again for a few minutes.", FR: "Votre code est vérifié : vous pouvez agir sans le saisir à nouveau pendant quelques minutes."},
+	"sign step":    {EN: "2. Sign", FR: "2. Signer"},
+	"approve step": {EN: "2. Approve", FR: "2. Viser"},
+	"code":         {EN: "One-time code (6 digits)", FR: "Code à usage unique (6 chiffres)"},
+	"consent sign": {EN: "I have read the documents and I agree to sign them electronically; this signature binds me like a handwritten one.",
+		FR: "J'ai lu les documents et j'accepte de les signer électroniquement ; cette signature m'engage comme une signature manuscrite."},
+	"consent approve": {EN: "I have read the documents and I approve them; my approval is recorded with my name and the date, and it binds me.",
+		FR: "J'ai lu les documents et je les approuve (visa) ; mon visa est enregistré avec mon nom et la date, et il m'engage."},
+	"sign":           {EN: "Sign", FR: "Signer"},
+	"approve":        {EN: "Approve", FR: "Viser"},
+	"decline title":  {EN: "Decline", FR: "Refuser"},
+	"decline help":   {EN: "Declining ends the request for everyone; the sender receives your reason. A one-time code is needed.", FR: "Refuser met fin à la demande pour tous ; l'expéditeur reçoit votre raison. Un code à usage unique est nécessaire."},
+	"reason":         {EN: "Reason (required)", FR: "Raison (obligatoire)"},
+	"decline":        {EN: "Decline", FR: "Refuser"},
+	"delegate title": {EN: "Hand your place to someone else", FR: "Déléguer à quelqu'un d'autre"},
+	"delegate help":  {EN: "The person you name receives their own invitation and acts in your place; the sender is told. A one-time code is needed.", FR: "La personne désignée reçoit sa propre invitation et agit à votre place ; l'expéditeur est prévenu. Un code à usage unique est nécessaire."},
+	"name":           {EN: "Their name", FR: "Son nom"},
+	"email":          {EN: "Their email address", FR: "Son adresse électronique"},
+	"delegate":       {EN: "Delegate", FR: "Déléguer"},
+	"cannot act":     {EN: "You cannot act on this request now", FR: "Vous ne pouvez pas agir sur cette demande pour l'instant"},
+	"error title":    {EN: "That did not work", FR: "Cela n'a pas fonctionné"},
+	"problem":        {EN: "There is a problem", FR: "Il y a un problème"},
+
+	"done signed":    {EN: "You signed the documents %s.", FR: "Vous avez signé les documents %s."},
+	"done approved":  {EN: "You approved the documents %s.", FR: "Vous avez visé les documents %s."},
+	"done declined":  {EN: "You declined this request %s. Your reason: %s", FR: "Vous avez refusé cette demande %s. Votre raison : %s"},
+	"done delegated": {EN: "You handed your place to %s %s; they receive their own invitation.", FR: "Vous avez délégué à %s %s ; cette personne reçoit sa propre invitation."},
+	"thanks":         {EN: "Thank you", FR: "Merci"},
+	"next steps":     {EN: "When everyone has signed, you will receive the signed documents and the completion certificate by mail.", FR: "Quand tout le monde aura signé, vous recevrez par courriel les documents signés et le certificat de fin de procédure."},
+
+	"ended h completed": {EN: "Request completed", FR: "Demande terminée"},
+	"ended h declined":  {EN: "Request declined", FR: "Demande refusée"},
+	"ended h cancelled": {EN: "Request cancelled", FR: "Demande annulée"},
+	"ended h expired":   {EN: "Request expired", FR: "Demande expirée"},
+	"ended completed":   {EN: "This request is complete: every party has signed. The completion certificate is sent to you by mail.", FR: "Cette demande est terminée : toutes les parties ont signé. Le certificat de fin de procédure vous est envoyé par courriel."},
+	"ended declined":    {EN: "This request was declined by %s. Reason: %s", FR: "Cette demande a été refusée par %s. Raison : %s"},
+	"ended cancelled":   {EN: "The sender cancelled this request. Reason: %s", FR: "L'expéditeur a annulé cette demande. Raison : %s"},
+	"ended expired":     {EN: "This request expired: its deadline passed %s.", FR: "Cette demande a expiré : son échéance est passée %s."},
+	"ended when":        {EN: "Ended %s.", FR: "Terminée %s."},
+	"no reason":         {EN: "none given", FR: "aucune donnée"},
+
+	"status title":    {EN: "Request status", FR: "Suivi de la demande"},
+	"state":           {EN: "State", FR: "État"},
+	"created":         {EN: "Sent for signature", FR: "Envoyée en signature"},
+	"recipients":      {EN: "Steps and recipients", FR: "Étapes et destinataires"},
+	"col who":         {EN: "Recipient", FR: "Destinataire"},
+	"col state":       {EN: "State", FR: "État"},
+	"invited":         {EN: "Invited", FR: "Invité"},
+	"sent":            {EN: "Invitation delivered", FR: "Invitation remise"},
+	"viewed":          {EN: "Opened", FR: "Ouvert"},
+	"acted":           {EN: "Answered", FR: "Réponse"},
+	"failure":         {EN: "Delivery failed: %s", FR: "Échec de remise : %s"},
+	"delegated to":    {EN: "Delegated to %s", FR: "A délégué à %s"},
+	"delegated from":  {EN: "In place of %s", FR: "À la place de %s"},
+	"declined reason": {EN: "Reason: %s", FR: "Raison : %s"},
+	"reason label":    {EN: "Reason", FR: "Raison"},
+	"trail":           {EN: "Audit trail so far", FR: "Journal des événements"},
+	"col time":        {EN: "Time", FR: "Heure"},
+	"col event":       {EN: "Event", FR: "Événement"},
+	"col actor":       {EN: "By", FR: "Par"},
+	"col details":     {EN: "Details", FR: "Détails"},
+	"actions":         {EN: "Actions", FR: "Actions"},
+	"remind title":    {EN: "Remind", FR: "Relancer"},
+	"remind help":     {EN: "Send the pending recipients of the current step a reminder now.", FR: "Envoyer maintenant une relance aux destinataires de l'étape en cours qui n'ont pas répondu."},
+	"remind":          {EN: "Remind", FR: "Relancer"},
+	"cancel title":    {EN: "Cancel the request", FR: "Annuler la demande"},
+	"cancel help":     {EN: "Cancelling ends the request for everyone; each recipient is told, with your reason.", FR: "Annuler met fin à la demande pour tous ; chaque destinataire est prévenu, avec votre raison."},
+	"cancel reason":   {EN: "Reason for cancelling (required)", FR: "Raison de l'annulation (obligatoire)"},
+	"cancel":          {EN: "Cancel the request", FR: "Annuler la demande"},
+	"done reminded":   {EN: "A reminder was sent to the pending recipients.", FR: "Une relance a été envoyée aux destinataires en attente."},
+	"done cancelled":  {EN: "The request is cancelled; every recipient is told.", FR: "La demande est annulée ; chaque destinataire est prévenu."},
+	"certificate":     {EN: "Completion certificate", FR: "Certificat de fin de procédure"},
+
+	"bad form":     {EN: "This form has expired or was not sent from this page. Reload the page and try again.", FR: "Ce formulaire a expiré ou n'a pas été envoyé depuis cette page. Rechargez la page et recommencez."},
+	"reload":       {EN: "Reload the page", FR: "Recharger la page"},
+	"form too big": {EN: "The form sent is too large.", FR: "Le formulaire envoyé est trop volumineux."},
+}
+
+// roleWords name a role: what the person is asked to do.
+var roleWords = map[workflow.Role]problem.Text{
+	workflow.Signer:    {EN: "sign", FR: "signer"},
+	workflow.Approver:  {EN: "approve (visa)", FR: "viser (visa)"},
+	workflow.Copy:      {EN: "receive a copy", FR: "recevoir une copie"},
+	workflow.Archivist: {EN: "archive", FR: "archiver"},
+}
+
+// stateWords name where a recipient is.
+var stateWords = map[workflow.RecipientState]problem.Text{
+	workflow.Waiting:      {EN: "waiting", FR: "en attente"},
+	workflow.Pending:      {EN: "to do", FR: "à faire"},
+	workflow.HasSigned:    {EN: "signed", FR: "a signé"},
+	workflow.HasApproved:  {EN: "approved", FR: "a visé"},
+	workflow.HasDeclined:  {EN: "declined", FR: "a refusé"},
+	workflow.HasDelegated: {EN: "delegated", FR: "a délégué"},
+	workflow.Delivered:    {EN: "sent the documents", FR: "documents envoyés"},
+}
+
+// envelopeWords name where an envelope is.
+var envelopeWords = map[workflow.State]problem.Text{
+	workflow.StateInProgress: {EN: "in progress", FR: "en cours"},
+	workflow.StateCompleted:  {EN: "completed", FR: "terminée, signée"},
+	workflow.StateDeclined:   {EN: "declined", FR: "refusée"},
+	workflow.StateCancelled:  {EN: "cancelled", FR: "annulée"},
+	workflow.StateExpired:    {EN: "expired", FR: "expirée"},
+}
+
+// auditWords name the events of the audit trail.
+var auditWords = map[audit.Type]problem.Text{
+	audit.Submitted:       {EN: "submitted", FR: "demande reçue"},
+	audit.InvitationSent:  {EN: "invitation sent", FR: "invitation envoyée"},
+	audit.Viewed:          {EN: "page opened", FR: "page ouverte"},
+	audit.CodeSent:        {EN: "code sent", FR: "code envoyé"},
+	audit.CodeFailed:      {EN: "wrong code", FR: "code erroné"},
+	audit.CodeVerified:    {EN: "code verified", FR: "code vérifié"},
+	audit.Signed:          {EN: "signed", FR: "signature"},
+	audit.Approved:        {EN: "approved", FR: "visa"},
+	audit.Declined:        {EN: "declined", FR: "refus"},
+	audit.Delegated:       {EN: "delegated", FR: "délégation"},
+	audit.Cancelled:       {EN: "cancelled", FR: "annulation"},
+	audit.Expired:         {EN: "expired", FR: "expiration"},
+	audit.ReminderSent:    {EN: "reminder sent", FR: "relance envoyée"},
+	audit.Bounced:         {EN: "mail bounced", FR: "courriel non remis"},
+	audit.Completed:       {EN: "completed", FR: "terminée"},
+	audit.DeliveryStart:   {EN: "delivery started", FR: "envoi commencé"},
+	audit.DeliveryAttempt: {EN: "delivery attempt", FR: "tentative de remise"},
+}
+
+// detailWords name the facts of an audit record (audit.Record.Details);
+// document_N keys are named by detailName.
+var detailWords = map[string]problem.Text{
+	"answer":           {EN: "server's answer", FR: "réponse du serveur"},
+	"attempt":          {EN: "attempt", FR: "tentative"},
+	"authenticated_by": {EN: "authenticated by", FR: "authentifié par"},
+	"cert_serial":      {EN: "certificate serial", FR: "n° de certificat"},
+	"certificate":      {EN: "certificate", FR: "certificat"},
+	"channel":          {EN: "channel", FR: "canal"},
+	"deadline":         {EN: "deadline", FR: "échéance"},
+	"email":            {EN: "address", FR: "adresse"},
+	"failures":         {EN: "wrong tries", FR: "essais erronés"},
+	"mail":             {EN: "mail", FR: "courriel"},
+	"outcome":          {EN: "outcome", FR: "résultat"},
+	"reason":           {EN: "reason", FR: "raison"},
+	"recipients":       {EN: "recipients", FR: "destinataires"},
+	"sender_auth":      {EN: "sender authentication", FR: "authentification de l'expéditeur"},
+	"steps":            {EN: "steps", FR: "étapes"},
+	"title":            {EN: "title", FR: "titre"},
+	"to":               {EN: "to", FR: "à"},
+	"to_email":         {EN: "delegate's address", FR: "adresse du délégué"},
+	"to_name":          {EN: "delegate's name", FR: "nom du délégué"},
+	"voided":           {EN: "code voided", FR: "code annulé"},
+}
+
+// detailName names the audit fact key in lang.
+func detailName(key, lang string) string {
+	if n, ok := strings.CutPrefix(key, "document_"); ok {
+		if i, err := strconv.Atoi(n); err == nil {
+			return say(lang, "document n", i+1)
+		}
+	}
+	return wordOf(detailWords, key, lang)
+}
+
+// sentence starts s with a capital: the refusals are written to be
+// quoted inside a sentence ("…: le code est faux"), and a page shows them
+// on their own.
+func sentence(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[n:]
+}
+
+// say returns the sentence of key in lang, formatted with args; an
+// unknown key is a programming error, shown as itself so a test sees it.
+func say(lang, key string, args ...any) string {
+	t, ok := words[key]
+	if !ok {
+		return "[" + key + "]"
+	}
+	if len(args) == 0 {
+		return t.In(lang)
+	}
+	return fmt.Sprintf(t.In(lang), args...)
+}
+
+// wordOf returns the word of k in table, or k itself when the table lacks
+// it (a state or event type newer than the pages).
+func wordOf[K ~string](table map[K]problem.Text, k K, lang string) string {
+	if t, ok := table[k]; ok {
+		return t.In(lang)
+	}
+	return string(k)
+}
+
+var frenchMonths = [...]string{"janvier", "février", "mars", "avril", "mai", "juin", "juillet",
+	"août", "septembre", "octobre", "novembre", "décembre"}
+
+// longTime writes t in loc for a reader of lang, with the zone so that a
+// reader elsewhere knows which time is meant: "6 December 2026, 14:05 CET".
+func longTime(t time.Time, loc *time.Location, lang string) string {
+	if t.IsZero() {
+		return ""
+	}
+	t = t.In(loc)
+	if lang == "fr" {
+		return fmt.Sprintf("%d %s %d à %s", t.Day(), frenchMonths[t.Month()-1], t.Year(), t.Format("15:04 MST"))
+	}
+	return t.Format("2 January 2006, 15:04 MST")
+}
+
+// shortTime writes t in loc as a date and time of a table cell.
+func shortTime(t time.Time, loc *time.Location, lang string) string {
+	if t.IsZero() {
+		return ""
+	}
+	t = t.In(loc)
+	if lang == "fr" {
+		return t.Format("02/01/2006 15:04:05 MST")
+	}
+	return t.Format("2006-01-02 15:04:05 MST")
+}
+
+// clockTime writes the hour of t in loc: "14:05 CET".
+func clockTime(t time.Time, loc *time.Location) string { return t.In(loc).Format("15:04 MST") }
+
+// maskPhone hides a phone number but its last two digits, so that a page
+// left open tells no one the number: "+33 •••••••78".
+func maskPhone(p string) string {
+	if len(p) <= 4 {
+		return strings.Repeat("•", len(p))
+	}
+	prefix := ""
+	if strings.HasPrefix(p, "+") {
+		prefix, p = p[:3], p[3:]
+	}
+	return prefix + strings.Repeat("•", len(p)-2) + p[len(p)-2:]
+}
+
+// byteSize writes n bytes for a person: "1.2 MB", "1,2 Mo".
+func byteSize(n int64, lang string) string {
+	unit, units := "B", []string{"kB", "MB", "GB"}
+	if lang == "fr" {
+		unit, units = "o", []string{"ko", "Mo", "Go"}
+	}
+	if n < 1000 {
+		return fmt.Sprintf("%d %s", n, unit)
+	}
+	v := float64(n)
+	for _, u := range units {
+		v /= 1000
+		if v < 1000 || u == units[len(units)-1] {
+			s := fmt.Sprintf("%.1f %s", v, u)
+			if lang == "fr" {
+				s = strings.Replace(s, ".", ",", 1)
+			}
+			return s
+		}
+	}
+	return ""
+}
