@@ -21,7 +21,7 @@ var words = map[string]problem.Text{
 	"switch":       {EN: "Language", FR: "Langue"},
 	"from":         {EN: "From", FR: "De"},
 	"message":      {EN: "Message", FR: "Message"},
-	"deadline":     {EN: "To be done before", FR: "À faire avant le"},
+	"deadline":     {EN: "To be done by", FR: "À faire au plus tard le"},
 	"your role":    {EN: "You are asked to", FR: "Il vous est demandé de"},
 	"documents":    {EN: "Documents", FR: "Documents"},
 	"view":         {EN: "Open %s", FR: "Ouvrir %s"},
@@ -31,7 +31,7 @@ var words = map[string]problem.Text{
 	"document n":   {EN: "document %d", FR: "document %d"},
 	"fingerprint":  {EN: "SHA-256 fingerprint", FR: "Empreinte SHA-256"},
 	"final docs":   {EN: "These are the final documents, with every signature.", FR: "Ce sont les documents définitifs, avec toutes les signatures."},
-	"progress":     {EN: "Who has acted so far", FR: "Qui a déjà répondu"},
+	"progress":     {EN: "Where the request stands", FR: "Où en est la demande"},
 	"step":         {EN: "Step %d of %d: %s", FR: "Étape %d sur %d : %s"},
 	"current":      {EN: "current step", FR: "étape en cours"},
 	"at":           {EN: "on %s", FR: "le %s"},
@@ -59,10 +59,12 @@ var words = map[string]problem.Text{
 	"sign":           {EN: "Sign", FR: "Signer"},
 	"approve":        {EN: "Approve", FR: "Viser"},
 	"decline title":  {EN: "Decline", FR: "Refuser"},
+	"decline open":   {EN: "Decline to sign…", FR: "Refuser…"},
 	"decline help":   {EN: "Declining ends the request for everyone; the sender receives your reason. A one-time code is needed.", FR: "Refuser met fin à la demande pour tous ; l'expéditeur reçoit votre raison. Un code à usage unique est nécessaire."},
 	"reason":         {EN: "Reason (required)", FR: "Raison (obligatoire)"},
 	"decline":        {EN: "Decline", FR: "Refuser"},
 	"delegate title": {EN: "Hand your place to someone else", FR: "Déléguer à quelqu'un d'autre"},
+	"delegate open":  {EN: "Hand your place to someone else…", FR: "Déléguer à quelqu'un d'autre…"},
 	"delegate help":  {EN: "The person you name receives their own invitation and acts in your place; the sender is told. A one-time code is needed.", FR: "La personne désignée reçoit sa propre invitation et agit à votre place ; l'expéditeur est prévenu. Un code à usage unique est nécessaire."},
 	"name":           {EN: "Their name", FR: "Son nom"},
 	"email":          {EN: "Their email address", FR: "Son adresse électronique"},
@@ -109,6 +111,7 @@ var words = map[string]problem.Text{
 	"col event":       {EN: "Event", FR: "Événement"},
 	"col actor":       {EN: "By", FR: "Par"},
 	"col details":     {EN: "Details", FR: "Détails"},
+	"show details":    {EN: "Show", FR: "Afficher"},
 	"actions":         {EN: "Actions", FR: "Actions"},
 	"remind title":    {EN: "Remind", FR: "Relancer"},
 	"remind help":     {EN: "Send the pending recipients of the current step a reminder now.", FR: "Envoyer maintenant une relance aux destinataires de l'étape en cours qui n'ont pas répondu."},
@@ -254,6 +257,16 @@ func longTime(t time.Time, loc *time.Location, lang string) string {
 		return fmt.Sprintf("%d %s %d à %s", t.Day(), frenchMonths[t.Month()-1], t.Year(), t.Format("15:04 MST"))
 	}
 	return t.Format("2 January 2006, 15:04 MST")
+}
+
+// lastDay writes a deadline: an envelope expires at the end of its last
+// day, stored as the next midnight, which reads as the day after; the last
+// minute of the last day says it without ambiguity.
+func lastDay(t time.Time, loc *time.Location, lang string) string {
+	if l := t.In(loc); l.Hour() == 0 && l.Minute() == 0 && l.Second() == 0 {
+		t = t.Add(-time.Minute)
+	}
+	return longTime(t, loc, lang)
 }
 
 // shortTime writes t in loc as a date and time of a table cell.

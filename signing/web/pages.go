@@ -153,6 +153,9 @@ func (b *base) T(key string, args ...any) string { return say(b.Lang, key, args.
 // When writes a time in full, with its zone.
 func (b *base) When(t time.Time) string { return longTime(t, b.loc, b.Lang) }
 
+// Until writes a deadline, as the last minute it allows.
+func (b *base) Until(t time.Time) string { return lastDay(t, b.loc, b.Lang) }
+
 // On writes "on <time>", for a sentence that says when something happened.
 func (b *base) On(t time.Time) string { return say(b.Lang, "at", longTime(t, b.loc, b.Lang)) }
 
@@ -554,8 +557,10 @@ func (v *statusView) TopError() string {
 	return ""
 }
 
-// Live tells whether the request is still in progress.
-func (v *statusView) Live() bool { return !v.Env.State.Final() }
+// Live tells whether the request is still in progress and waits for
+// someone: once every step is done, nobody is left to remind and the
+// request can no longer be cancelled.
+func (v *statusView) Live() bool { return !v.Env.State.Final() && v.Env.CurrentStep < len(v.Env.Steps) }
 
 func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 	l, trail, err := s.cer.Status(r.Context(), r.PathValue("token"))
