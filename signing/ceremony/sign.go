@@ -182,9 +182,9 @@ func reason(env *workflow.Envelope) string {
 // of a document of pages pages: each signer its own slot, so that the
 // signers' marks never overlap.
 func stamp(env *workflow.Envelope, r *workflow.Recipient, name string, n, pages int) *pades.Stamp {
-	role := "Signer"
+	role, ref := "Signer", "Envelope "
 	if env.Language == "fr" {
-		role = "Signataire"
+		role, ref = "Signataire", "Demande "
 	}
-	return &pades.Stamp{Page: max(pages, 1), Slot: n, Name: name, Role: role + " · " + r.Email, Reason: env.ID}
+	return &pades.Stamp{Page: max(pages, 1), Slot: n, Name: name, Role: role + " · " + r.Email, Reason: ref + env.ID}
 }
