@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -225,7 +226,18 @@ func (s *Server) sameOrigin(r *http.Request) bool {
 	if len(origins) == 0 {
 		return true
 	}
-	return len(origins) == 1 && (origins[0] == s.origin || (origins[0] == "null" && site == "same-origin"))
+	if len(origins) != 1 {
+		return false
+	}
+	o := origins[0]
+	if o == "null" {
+		return site == "same-origin"
+	}
+	// The public URL's origin, or the host the request was sent to (a
+	// gateway reached by another name than its public URL, as Go's
+	// http.CrossOriginProtection allows).
+	u, err := url.Parse(o)
+	return o == s.origin || (err == nil && u.Host != "" && u.Host == r.Host)
 }
 
 func (s *Server) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration) {

@@ -134,6 +134,24 @@ func TestGuardRefusalOutsideTheAPIIsText(t *testing.T) {
 
 // A POST a browser sends from another site is refused before it does
 // anything; one from the gateway's own pages, or from a program, is not.
+// A gateway reached by another name than its public URL (an address on
+// the LAN, localhost): its own forms carry the Origin of the host they were
+// posted to, which is no other site.
+func TestSameHostOriginAccepted(t *testing.T) {
+	f := newAPIFixture(t)
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/sign/"+f.links["r1"]+"/code", nil)
+	r.Host = "10.1.2.3:8080"
+	r.Header.Set("Sec-Fetch-Site", "same-origin")
+	r.Header.Set("Origin", "http://10.1.2.3:8080")
+	if w := f.request(r); w.Code != http.StatusOK {
+		t.Errorf("same host: %d %s, want 200", w.Code, w.Body)
+	}
+	r = httptest.NewRequest(http.MethodPost, "/api/v1/sign/"+f.links["r1"]+"/code", nil)
+	r.Host = "10.1.2.3:8080"
+	r.Header.Set("Origin", "http://10.1.2.4:8080")
+	f.wantError(f.request(r), http.StatusForbidden, "cross_origin")
+}
+
 func TestCrossOriginPostRefused(t *testing.T) {
 	f := newAPIFixture(t)
 	code := "/api/v1/sign/" + f.links["r1"] + "/code"
