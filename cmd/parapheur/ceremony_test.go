@@ -40,6 +40,9 @@ type ceremonyRig struct {
 	srv  *server
 	keys string // keys.dir: the signing CA is keys/ca.crt
 	base string // the public URL
+	// secrets are the link tokens and one-time codes of every mail read,
+	// which the gateway's logs must never show.
+	secrets []string
 }
 
 // TestSigningCeremony runs envelopes from the agent's mail to the signed
@@ -63,6 +66,22 @@ func TestSigningCeremony(t *testing.T) {
 
 	t.Run("whole envelope through mail and the API", c.wholeEnvelope)
 	t.Run("pages in a browser", c.inBrowser)
+	t.Run("no token or code in the logs", c.logsHoldNoSecret)
+}
+
+// logsHoldNoSecret looks for every link token and code the mails carried
+// in the gateway's logs. A code is looked for as a number of its own, not
+// as six digits of a longer one (a timestamp's fraction).
+func (c *ceremonyRig) logsHoldNoSecret(t *testing.T) {
+	logs := c.srv.logs.String()
+	if len(c.secrets) < 10 || !strings.Contains(logs, "parapheur: serving") {
+		t.Fatalf("%d secrets collected, %d bytes of logs: the check would prove nothing", len(c.secrets), len(logs))
+	}
+	for _, secret := range c.secrets {
+		if regexp.MustCompile(`(^|[^0-9.:])` + regexp.QuoteMeta(secret) + `([^0-9]|$)`).MatchString(logs) {
+			t.Errorf("the gateway's logs show the secret %q", secret)
+		}
+	}
 }
 
 // wholeEnvelope is issue 10's envelope: an approver, then two signers in
@@ -226,6 +245,12 @@ func (c *ceremonyRig) read(t *testing.T, user, subject string) received {
 	}
 	if m.text == "" {
 		t.Fatalf("%s's mail %q has no text part:\n%s", user, subject, raw)
+	}
+	for _, l := range regexp.MustCompile(`/[se]/([A-Za-z0-9_-]{20,})`).FindAllStringSubmatch(m.text, -1) {
+		c.secrets = append(c.secrets, l[1])
+	}
+	for _, code := range regexp.MustCompile(`(?m)^\s*(\d{6})\s*$`).FindAllStringSubmatch(m.text, -1) {
+		c.secrets = append(c.secrets, code[1])
 	}
 	return m
 }
