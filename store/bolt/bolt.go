@@ -425,12 +425,15 @@ func chunkKey(upload string, i int) []byte {
 // PutBlob implements store.Store.
 func (s *Store) PutBlob(ctx context.Context, r io.Reader) (store.Blob, error) {
 	upload := newUploadID()
-	err := s.update(ctx, func(tx *bbolt.Tx) error { return put(tx, uploads, []byte(upload), present) })
-	if err != nil {
-		return store.Blob{}, err
-	}
 	blob, n, err := chunked.Write(ctx, r, s.opts.Limit(), func(i int, chunk []byte) error {
-		return s.write(func(tx *bbolt.Tx) error { return put(tx, chunks, chunkKey(upload, i), chunk) })
+		return s.write(func(tx *bbolt.Tx) error {
+			if i == 0 { // the under-way mark comes with the first chunk, in its commit
+				if err := put(tx, uploads, []byte(upload), present); err != nil {
+					return err
+				}
+			}
+			return put(tx, chunks, chunkKey(upload, i), chunk)
+		})
 	})
 	if err != nil {
 		return store.Blob{}, errors.Join(err, s.write(func(tx *bbolt.Tx) error { return dropUpload(tx, upload) }))

@@ -266,3 +266,16 @@ func TestGroupCommitFailure(t *testing.T) {
 		t.Errorf("lease a taken by another holder: %v, %v; want it still held", held, err)
 	}
 }
+
+// TestPutBlobCommits checks that a blob of one chunk costs two commits (the
+// chunk with its under-way mark, then the link), not one more for the mark.
+func TestPutBlobCommits(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "parapheur.db"))
+	before := commits(t, s)
+	if _, err := s.PutBlob(t.Context(), strings.NewReader("one chunk")); err != nil {
+		t.Fatal(err)
+	}
+	if n := commits(t, s) - before; n != 2 {
+		t.Errorf("PutBlob of one chunk made %d commits, want 2", n)
+	}
+}
