@@ -1,13 +1,17 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -151,5 +155,127 @@ func TestUnfinishedUpload(t *testing.T) {
 	}
 	if b, err := io.ReadAll(r); err != nil || string(b) != "a finished blob stays" {
 		t.Fatalf("finished blob after reopening: %q, %v", b, err)
+	}
+}
+
+// commits is the ID of the last committed transaction: each commit adds 1.
+func commits(t *testing.T, s *Store) int {
+	t.Helper()
+	var id int
+	if err := s.db.View(func(tx *bbolt.Tx) error { id = tx.ID(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// concurrently runs writes at once, while another write is under way, and
+// makes them share one transaction: the shared transaction starts only when
+// all have come (a lone write would commit on its own).
+func concurrently(t *testing.T, s *Store, writes ...func()) {
+	t.Helper()
+	s.db.MaxBatchSize, s.db.MaxBatchDelay = len(writes), time.Hour
+	defer func() { s.db.MaxBatchSize = 1 }() // later writes, alone, commit at once
+	entered, release := make(chan struct{}), make(chan struct{})
+	blocker := make(chan error)
+	go func() {
+		blocker <- s.update(t.Context(), func(*bbolt.Tx) error {
+			close(entered)
+			<-release
+			return nil
+		})
+	}()
+	<-entered
+	var wg sync.WaitGroup
+	for _, w := range writes {
+		wg.Go(w)
+	}
+	for deadline := time.Now().Add(10 * time.Second); s.writers.Load() != int64(len(writes))+1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes under way, want %d", s.writers.Load(), len(writes)+1)
+		}
+	}
+	close(release)
+	if err := <-blocker; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+}
+
+// TestGroupCommit checks that concurrent writes share one commit (one
+// fsync) instead of committing one by one.
+func TestGroupCommit(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "parapheur.db"))
+	const writers = 8
+	writes := make([]func(), writers)
+	for i := range writes {
+		writes[i] = func() {
+			if err := s.SetCursor(t.Context(), fmt.Sprint("cursor", i), []byte{byte(i)}); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	before := commits(t, s)
+	concurrently(t, s, writes...)
+	if n := commits(t, s) - before; n != 2 {
+		t.Errorf("a write and %d concurrent ones made %d commits, want 2", writers, n)
+	}
+	for i := range writers {
+		if v, err := s.Cursor(t.Context(), fmt.Sprint("cursor", i)); err != nil || !bytes.Equal(v, []byte{byte(i)}) {
+			t.Errorf("cursor%d = %v, %v; want [%d]", i, v, err, i)
+		}
+	}
+}
+
+// TestGroupCommitFailure puts a write that fails in a shared transaction:
+// it fails alone, with its own error, and the others' writes and results
+// stand although bbolt ran them twice.
+func TestGroupCommitFailure(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "parapheur.db"))
+	ctx := t.Context()
+	now := time.Now()
+	var (
+		heldA, heldB       bool
+		errA, errB, errBad error
+		errCursor          error
+	)
+	concurrently(t, s,
+		func() { heldA, errA = s.AcquireLease(ctx, "lease-a", "me", now, time.Minute) },
+		func() { heldB, errB = s.AcquireLease(ctx, "lease-b", "me", now, time.Minute) },
+		func() { errCursor = s.SetCursor(ctx, "cursor", []byte("value")) },
+		func() {
+			errBad = s.update(ctx, func(tx *bbolt.Tx) error {
+				if err := put(tx, cursors, []byte("written by a failed write"), present); err != nil {
+					return err
+				}
+				return errors.New("this write fails")
+			})
+		})
+	if errA != nil || errB != nil || errCursor != nil || !heldA || !heldB {
+		t.Fatalf("the writes beside the failing one: lease a %v, %v; lease b %v, %v; cursor %v", heldA, errA, heldB, errB, errCursor)
+	}
+	if errBad == nil || errBad.Error() != "this write fails" {
+		t.Errorf("failing write returned %v, want its own error", errBad)
+	}
+	if v, err := s.Cursor(ctx, "written by a failed write"); err != nil || v != nil {
+		t.Errorf("the failed write's put was kept: %v, %v", v, err)
+	}
+	if v, err := s.Cursor(ctx, "cursor"); err != nil || string(v) != "value" {
+		t.Errorf("cursor = %q, %v; want \"value\"", v, err)
+	}
+	if held, err := s.AcquireLease(ctx, "lease-a", "another", now, time.Minute); err != nil || held {
+		t.Errorf("lease a taken by another holder: %v, %v; want it still held", held, err)
+	}
+}
+
+// TestPutBlobCommits checks that a blob of one chunk costs two commits (the
+// chunk with its under-way mark, then the link), not one more for the mark.
+func TestPutBlobCommits(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "parapheur.db"))
+	before := commits(t, s)
+	if _, err := s.PutBlob(t.Context(), strings.NewReader("one chunk")); err != nil {
+		t.Fatal(err)
+	}
+	if n := commits(t, s) - before; n != 2 {
+		t.Errorf("PutBlob of one chunk made %d commits, want 2", n)
 	}
 }

@@ -341,6 +341,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, now time.
 		return false, err
 	}
 	err = s.update(ctx, func(tx *bbolt.Tx) error {
+		held = false // an earlier run of f may have set it
 		if data := get(tx, leases, []byte(name)); data != nil {
 			var l lease
 			if err := json.Unmarshal(data, &l); err != nil {
