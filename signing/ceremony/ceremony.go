@@ -270,6 +270,15 @@ func (c *Ceremony) Document(ctx context.Context, l Link, n int) (io.ReadCloser, 
 	return rc, d, nil
 }
 
+// Certificate opens the completion certificate of the link's envelope,
+// or fails with ErrNoDocument before completion.
+func (c *Ceremony) Certificate(ctx context.Context, l Link) (io.ReadCloser, store.Blob, error) {
+	if l.Envelope.Certificate == "" {
+		return nil, store.Blob{}, ErrNoDocument
+	}
+	return c.Engine.Store.OpenBlob(ctx, l.Envelope.Certificate)
+}
+
 // Status opens the sender's status link of token and returns the audit
 // trail so far.
 func (c *Ceremony) Status(ctx context.Context, token string) (Link, []audit.Record, error) {

@@ -97,6 +97,7 @@ func (s *Server) pageRoutes(mux *http.ServeMux) {
 	s.route(mux, "POST /s/{token}/decline", s.signerAct(ceremony.Decline, "decline-form"))
 	s.route(mux, "POST /s/{token}/delegate", s.signerAct(ceremony.Delegate, "delegate-form"))
 	s.route(mux, "GET /s/{token}/documents/{n}", s.signerDocument)
+	s.route(mux, "GET /s/{token}/certificate", s.signerCertificate)
 	s.route(mux, "GET /e/{token}", s.statusPage)
 	s.route(mux, "POST /e/{token}/remind", s.statusRemind)
 	s.route(mux, "POST /e/{token}/cancel", s.statusCancel)
@@ -297,7 +298,9 @@ type signerView struct {
 	Decliner string
 	// DelegateName names who the link holder delegated to.
 	DelegateName string
-	actions      map[string]string
+	// Certificate links the completion certificate, once there is one.
+	Certificate string
+	actions     map[string]string
 	formError
 }
 
@@ -376,6 +379,9 @@ func (s *Server) renderSigner(w http.ResponseWriter, r *http.Request, l ceremony
 		v.actions[a] = s.link("s", token, a)
 	}
 	v.Docs = s.docLinks(env, b.Lang, "s", token)
+	if env.Certificate != "" {
+		v.Certificate = s.link("s", token, "certificate")
+	}
 	for i, step := range env.Steps {
 		sv := signerStep{Label: b.T("step", i+1, len(env.Steps), b.Role(step.Role)), Current: i == env.CurrentStep && !env.State.Final()}
 		for _, id := range step.Recipients {
@@ -709,20 +715,35 @@ func (s *Server) statusDocument(w http.ResponseWriter, r *http.Request) {
 }
 
 // statusCertificate answers with the completion certificate of a
-// completed envelope.
+// completed envelope, for its sender.
 func (s *Server) statusCertificate(w http.ResponseWriter, r *http.Request) {
 	token := r.PathValue("token")
 	l, err := s.cer.OpenStatus(r.Context(), token)
-	if err == nil && l.Envelope.Certificate == "" {
-		err = ceremony.ErrNoDocument
-	}
 	if err != nil {
-		s.problemPage(w, r, l.Envelope, "", err)
+		s.problemPage(w, r, nil, "", err)
 		return
 	}
-	rc, blob, err := s.cer.Engine.Store.OpenBlob(r.Context(), l.Envelope.Certificate)
+	s.serveCertificate(w, r, l, s.link("e", token))
+}
+
+// signerCertificate answers with the completion certificate of a
+// completed envelope, for a recipient.
+func (s *Server) signerCertificate(w http.ResponseWriter, r *http.Request) {
+	token := r.PathValue("token")
+	l, err := s.cer.Open(r.Context(), token)
 	if err != nil {
-		s.problemPage(w, r, l.Envelope, s.link("e", token), err)
+		s.problemPage(w, r, nil, "", err)
+		return
+	}
+	s.serveCertificate(w, r, l, s.link("s", token))
+}
+
+// serveCertificate sends l's completion certificate; back is the page a
+// refusal links back to.
+func (s *Server) serveCertificate(w http.ResponseWriter, r *http.Request, l ceremony.Link, back string) {
+	rc, blob, err := s.cer.Certificate(r.Context(), l)
+	if err != nil {
+		s.problemPage(w, r, l.Envelope, back, err)
 		return
 	}
 	defer rc.Close()

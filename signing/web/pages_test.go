@@ -426,7 +426,7 @@ func TestStatusPage(t *testing.T) {
 }
 
 // TestCompletedEnvelope: after completion both pages offer the final
-// documents; the status page also offers the certificate.
+// documents and the certificate.
 func TestCompletedEnvelope(t *testing.T) {
 	f := newFixture(t, func(d *workflow.Draft) { d.Steps = d.Steps[1:] })
 	b := f.browser()
@@ -434,6 +434,7 @@ func TestCompletedEnvelope(t *testing.T) {
 	wantRedirect(t, "code", b.submit(marie, marie+"/code", url.Values{}), marie)
 	wantRedirect(t, "sign", b.submit(marie, marie+"/sign", url.Values{"code": {f.code("marie@partner.example")}, "consent": {"on"}}), marie)
 	mustContain(t, "completing", b.get(marie), `id="confirmation"`)
+	wantStatus(t, "certificate before completion", b.get(marie+"/certificate"), http.StatusNotFound)
 
 	ctx := context.Background()
 	final, err := f.engine.PutDocument(ctx, bytes.NewReader(append(append([]byte(nil), onePagePDF()...), "% sealed\n"...)))
@@ -456,6 +457,10 @@ func TestCompletedEnvelope(t *testing.T) {
 	if doc := b.get(marie + "/documents/0"); !strings.HasSuffix(doc.body, "% sealed\n") {
 		t.Error("the signer's link does not serve the final document")
 	}
+	mustContain(t, "completed, signer", page, `href="`+marie+`/certificate"`)
+	if c := b.get(marie + "/certificate"); c.status != http.StatusOK || c.body != "%PDF-1.7 certificate" {
+		t.Errorf("the signer's certificate: %d %q", c.status, c.body)
+	}
 	e := f.status()
 	page = b.get(e)
 	mustContain(t, "completed, sender", page, "terminée, signée", final.SHA256, `href="`+e+`/certificate"`)
@@ -472,7 +477,7 @@ func TestEachTokenItsOwnDoor(t *testing.T) {
 	b := f.browser()
 	signer, sender := f.token("chef@org.example"), f.links[engine.SenderAddressee]
 	for _, path := range []string{"/s/" + sender, "/s/" + sender + "/documents/0", "/e/" + signer, "/e/" + signer + "/documents/0",
-		"/e/" + signer + "/certificate", "/s/unknown-token", "/e/unknown-token"} {
+		"/e/" + signer + "/certificate", "/s/" + sender + "/certificate", "/s/unknown-token", "/e/unknown-token"} {
 		a := b.get(path)
 		wantStatus(t, path, a, http.StatusNotFound)
 		mustContain(t, path, a, `id="error"`, "Ce lien n&#39;est pas valable")
