@@ -209,8 +209,9 @@ func TestCannotActSaysWhy(t *testing.T) {
 	mustNotContain(t, "past the deadline", page, `id="code-form"`, `id="sign-form"`, `id="decline-form"`)
 }
 
-// TestDeclineEndsTheEnvelope: a decline with its reason is confirmed, and
-// the page says how the envelope ended.
+// TestDeclineEndsTheEnvelope: a decline with its reason is confirmed once
+// (the page of the one who declined does not say it again as how the
+// envelope ended), and the sender's page says how it ended.
 func TestDeclineEndsTheEnvelope(t *testing.T) {
 	f := newFixture(t, nil)
 	b := f.browser()
@@ -219,9 +220,12 @@ func TestDeclineEndsTheEnvelope(t *testing.T) {
 	a := b.submit(chef, chef+"/decline", url.Values{"code": {f.code("chef@org.example")}, "reason": {"Le montant est faux"}})
 	wantRedirect(t, "decline", a, chef)
 	page := b.get(chef)
-	mustContain(t, "declined", page, `id="confirmation"`, "Vous avez refusé cette demande le ", "Votre raison : Le montant est faux",
-		`id="ended"`, "Demande refusée", "Cette demande a été refusée par Claude Chef. Raison : Le montant est faux")
-	mustNotContain(t, "declined", page, `id="decline-form"`)
+	mustContain(t, "declined", page, `id="confirmation"`, "Vous avez refusé cette demande le ", "Votre raison : Le montant est faux")
+	mustNotContain(t, "declined", page, `id="decline-form"`, `id="ended"`)
+	if n := strings.Count(page.body, "Le montant est faux"); n != 1 {
+		t.Errorf("the reason is shown %d times to the one who declined, want once", n)
+	}
+	mustContain(t, "declined, sender", b.get(f.status()), "Le montant est faux")
 	if env := f.envelope(); env.State != workflow.StateDeclined || env.Reason != "Le montant est faux" {
 		t.Fatalf("envelope %s (%q)", env.State, env.Reason)
 	}
