@@ -19,7 +19,12 @@ writes them to keys.dir, the private keys in PKCS#12 files protected by
 keys.passphrase (required). It also writes gateway.key, the secret from which
 the gateway derives the keys that recognise its own bounces and one-time codes
 (32 random bytes, readable by its owner only; serve needs it), unless the file
-exists. It refuses to overwrite existing keys.`,
+exists. It refuses to overwrite existing keys.
+
+With public_url in the configuration, the seal certificate names
+PUBLIC_URL/ca.crl as its CRL distribution point, where serve publishes the
+signing CA's certificate revocation list, so that validators can check the
+seal's chain for the long term. Without it the seal certificate names none.`,
 	run: runCAInit,
 }
 
@@ -38,6 +43,14 @@ func runCAInit(inv *invocation) int {
 	if err != nil {
 		return inv.fail(err)
 	}
+	if cfg.PublicURL != "" {
+		// public_url is optional here, but when given it goes into the
+		// seal certificate for years: load again to report its problems
+		// and have it normalised.
+		if cfg, err = config.LoadSections(*inv.configPath, inv.environ, "keys", "public_url"); err != nil {
+			return inv.fail(err)
+		}
+	}
 	if cfg.Keys.Passphrase == "" {
 		return inv.fail(fmt.Errorf("keys.passphrase (or PARAPHEUR_KEYS_PASSPHRASE, or keys.passphrase_file) is required to protect the keys"))
 	}
@@ -48,7 +61,8 @@ func runCAInit(inv *invocation) int {
 	if wrote {
 		fmt.Fprintln(inv.stdout, "wrote", filepath.Join(cfg.Keys.Dir, gatewaySecretFile))
 	}
-	opts := pki.InitOptions{Organisation: *org, Country: *country, Passphrase: string(cfg.Keys.Passphrase), RSA: *rsa}
+	opts := pki.InitOptions{Organisation: *org, Country: *country, Passphrase: string(cfg.Keys.Passphrase), RSA: *rsa,
+		CRLURL: crlURL(cfg.PublicURL)}
 	if err := pki.InitCA(cfg.Keys.Dir, opts); err != nil {
 		if errors.Is(err, pki.ErrExists) && wrote {
 			// An installation made before the gateway secret existed: it
@@ -61,5 +75,19 @@ func runCAInit(inv *invocation) int {
 	for _, f := range []string{pki.CACertFile, pki.CAKeyFile, pki.SealCertFile, pki.SealKeyFile} {
 		fmt.Fprintln(inv.stdout, "wrote", filepath.Join(cfg.Keys.Dir, f))
 	}
+	if opts.CRLURL != "" {
+		fmt.Fprintln(inv.stdout, "the seal certificate names the CRL that serve publishes at", opts.CRLURL)
+	} else {
+		fmt.Fprintln(inv.stdout, "the seal certificate names no CRL: without public_url, validators cannot check its revocation")
+	}
 	return exitOK
+}
+
+// crlURL is where serve publishes the signing CA's CRL under publicURL,
+// which the certificates the CA issues name; "" without publicURL.
+func crlURL(publicURL string) string {
+	if publicURL == "" {
+		return ""
+	}
+	return publicURL + crlPath
 }

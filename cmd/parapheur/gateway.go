@@ -71,6 +71,7 @@ func newGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) (*gat
 	if err != nil {
 		return nil, fmt.Errorf("the signing CA in %s: %w (run \"parapheur ca init\" to make one, or set keys.passphrase)", cfg.Keys.Dir, err)
 	}
+	ca.CRLURL = crlURL(cfg.PublicURL)
 	st, err := backend.Open(ctx, cfg.Store.URL, store.Options{MaxBlobBytes: cfg.Limits.MaxDocumentBytes})
 	if err != nil {
 		return nil, err
@@ -157,8 +158,13 @@ func (g *gateway) assemble() error {
 	if err != nil {
 		return err
 	}
+	crl, err := newCRLPublisher(g.ca, g.log, time.Now)
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("GET "+crlPath, crl)
 	mux.HandleFunc("GET /readyz", g.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics, promhttp.HandlerOpts{}))
 	mux.Handle("/", pages.Handler())
