@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parapheur/parapheur/cmd/parapheur/config"
 	"github.com/parapheur/parapheur/signing/pades"
 	"github.com/parapheur/parapheur/signing/pki"
 	"github.com/parapheur/parapheur/signing/signtest"
@@ -78,30 +77,14 @@ func TestServeCRL(t *testing.T) {
 		"ca", "init", "--organisation", "Mairie de Test"); r.code != exitOK {
 		t.Fatalf("ca init: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	// The mail servers are unreachable: the CRL does not need them.
-	cfg, err := config.Load("", []string{
-		"PARAPHEUR_ADDRESS=parapheur@org.example", "PARAPHEUR_PUBLIC_URL=" + publicURL,
-		"PARAPHEUR_LISTEN=" + listen, "PARAPHEUR_STORE_URL=bolt://" + filepath.Join(dir, "p.db"),
-		"PARAPHEUR_IMAP_URL=imap://parapheur@127.0.0.1:1/INBOX", "PARAPHEUR_IMAP_PASSWORD=x",
-		"PARAPHEUR_SMTP_URL=smtp://127.0.0.1:1", "PARAPHEUR_SENDERS_ALLOWED=bob@example.com",
-		"PARAPHEUR_KEYS_DIR=" + keys, "PARAPHEUR_KEYS_PASSPHRASE=test",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := newGateway(t.Context(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.run(t.Context()) }()
-	t.Cleanup(func() {
-		// t.Context is cancelled before cleanups run: run returns.
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
+	g := runGateway(t, keys, listen, publicURL)
+	eventually(t, 10*time.Second, "the gateway answering", func() bool {
+		resp, err := http.Get(publicURL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
 		}
+		return err == nil && resp.StatusCode == http.StatusOK
 	})
-	waitHTTP(t, publicURL+"/healthz", done)
 
 	caFile := filepath.Join(keys, pki.CACertFile)
 	caCert, err := pki.LoadCACert(keys)

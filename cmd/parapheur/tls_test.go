@@ -36,30 +36,8 @@ func TestServeHTTPS(t *testing.T) {
 	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// The mail servers are unreachable: the pages do not need them.
-	cfg, err := config.Load("", []string{
-		"PARAPHEUR_ADDRESS=parapheur@org.example", "PARAPHEUR_PUBLIC_URL=https://" + listen,
-		"PARAPHEUR_LISTEN=" + listen, "PARAPHEUR_STORE_URL=bolt://" + filepath.Join(dir, "p.db"),
-		"PARAPHEUR_IMAP_URL=imap://parapheur@127.0.0.1:1/INBOX", "PARAPHEUR_IMAP_PASSWORD=x",
-		"PARAPHEUR_SMTP_URL=smtp://127.0.0.1:1", "PARAPHEUR_SENDERS_ALLOWED=bob@example.com",
-		"PARAPHEUR_KEYS_DIR=" + keys, "PARAPHEUR_KEYS_PASSPHRASE=test",
-		"PARAPHEUR_HTTP_TLS_CERT_FILE=" + certFile, "PARAPHEUR_HTTP_TLS_KEY_FILE=" + keyFile,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := newGateway(t.Context(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.run(t.Context()) }()
-	t.Cleanup(func() {
-		// t.Context is cancelled before cleanups run: run returns.
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
+	runGateway(t, keys, listen, "https://"+listen,
+		"PARAPHEUR_HTTP_TLS_CERT_FILE="+certFile, "PARAPHEUR_HTTP_TLS_KEY_FILE="+keyFile)
 
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
@@ -85,6 +63,37 @@ func TestServeHTTPS(t *testing.T) {
 			t.Error("plain HTTP was served next to HTTPS")
 		}
 	}
+}
+
+// runGateway runs, in the test's process until its end, a gateway on the
+// keys in keys, listening on listen, with the public URL publicURL and
+// the PARAPHEUR_* settings of extra. Its mail servers are unreachable: its
+// pages do not need them.
+func runGateway(t *testing.T, keys, listen, publicURL string, extra ...string) *gateway {
+	t.Helper()
+	cfg, err := config.Load("", append([]string{
+		"PARAPHEUR_ADDRESS=parapheur@org.example", "PARAPHEUR_PUBLIC_URL=" + publicURL,
+		"PARAPHEUR_LISTEN=" + listen, "PARAPHEUR_STORE_URL=bolt://" + filepath.Join(t.TempDir(), "p.db"),
+		"PARAPHEUR_IMAP_URL=imap://parapheur@127.0.0.1:1/INBOX", "PARAPHEUR_IMAP_PASSWORD=x",
+		"PARAPHEUR_SMTP_URL=smtp://127.0.0.1:1", "PARAPHEUR_SENDERS_ALLOWED=bob@example.com",
+		"PARAPHEUR_KEYS_DIR=" + keys, "PARAPHEUR_KEYS_PASSPHRASE=test",
+	}, extra...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := newGateway(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.run(t.Context()) }()
+	t.Cleanup(func() {
+		// t.Context is cancelled before cleanups run: run returns.
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return g
 }
 
 // selfSigned makes a certificate for 127.0.0.1 and its key, in PEM.
