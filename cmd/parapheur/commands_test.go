@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	encbin "encoding/binary"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 	"github.com/parapheur/parapheur/store/bolt"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
+	"go.etcd.io/bbolt"
 )
 
 // TestCASealVerify runs the signing commands as an operator would: create
@@ -126,7 +130,7 @@ func TestEnvelopeCommands(t *testing.T) {
 		t.Fatalf("a second cancel is a replay: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = parapheur(t, env, "envelope", "show", "E1")
-	for _, want := range []string{"envelope E1: cancelled", "remplacée par la v2", "submitted", "reminder_sent", "cancelled", "hash chain intact"} {
+	for _, want := range []string{"envelope E1: cancelled", "remplacée par la v2", "submitted", "reminder_sent", "cancelled", "audit trail of envelope E1: chain intact: 3 events, head seq 3 "} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("show does not say %q:\n%s", want, r.stdout)
 		}
@@ -137,4 +141,132 @@ func TestEnvelopeCommands(t *testing.T) {
 	if r := parapheur(t, env, "envelope", "list", "--state", "in_progress"); r.code != exitOK || strings.Contains(r.stdout, "E1") {
 		t.Fatalf("list of in-progress envelopes: exit %d\n%s", r.code, r.stdout)
 	}
+}
+
+// TestEnvelopeShowVerify tampers with the audit trail in the bolt file, as
+// someone with access to the database could, and checks that envelope
+// show --verify names the event each change breaks.
+func TestEnvelopeShowVerify(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.db")
+	st, err := bolt.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &engine.Engine{Store: st}
+	d := workflow.Draft{
+		ID: "E1", Title: "Avenant", Language: "fr", Sender: workflow.Party{Email: "agent@org.example"},
+		Documents: []workflow.Document{{Name: "a.pdf", Pages: 1, Original: strings.Repeat("cd", 32)}},
+		Steps:     []workflow.DraftStep{{Role: workflow.Signer, Parties: []workflow.Party{{Email: "marie@partner.example"}}}},
+		Deadline:  time.Now().Add(48 * time.Hour),
+	}
+	if _, err := e.Create(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []workflow.Event{workflow.ReminderDue{Meta: workflow.Meta{At: e.Now()}}, workflow.Cancelled{Meta: workflow.Meta{At: e.Now()}, By: "operator", Reason: "test"}} {
+		if _, err := e.Event(context.Background(), "E1", ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	trail, err := st.AuditTrail(context.Background(), "E1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	n := len(trail)
+	if n < 3 {
+		t.Fatalf("the trail holds %d records, want at least 3 to tamper with", n)
+	}
+	env := []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_STORE_URL=bolt://" + path}
+	r := parapheur(t, env, "envelope", "show", "--verify", "E1")
+	want := fmt.Sprintf("audit trail of envelope E1: chain intact: %d events, head seq %d %s\n", n, n, trail[n-1].Hash)
+	if r.code != exitOK || r.stdout != want {
+		t.Fatalf("show --verify of an intact trail: exit %d\n%s%s\nwant %s", r.code, r.stdout, r.stderr, want)
+	}
+
+	// Each case changes the trail in the file, checks the verdict, and
+	// puts the original records back.
+	for _, c := range []struct {
+		name   string
+		tamper func(b *bbolt.Bucket) error
+		want   []string
+	}{
+		{"edited", func(b *bbolt.Bucket) error {
+			r := trail[1]
+			r.Actor = "mallory@example.org"
+			return b.Put(auditKey("E1", 2), mustJSON(t, r))
+		}, []string{fmt.Sprintf("BROKEN at event seq 2 (%s, ", trail[1].Type), "by mallory@example.org): hash does not match the content: the record was changed"}},
+		{"removed", func(b *bbolt.Bucket) error {
+			return b.Delete(auditKey("E1", 2))
+		}, []string{fmt.Sprintf("BROKEN at event seq 3 (%s, ", trail[2].Type), "expected seq 2: a record was removed"}},
+		{"swapped", func(b *bbolt.Bucket) error {
+			if err := b.Put(auditKey("E1", 2), mustJSON(t, trail[2])); err != nil {
+				return err
+			}
+			return b.Put(auditKey("E1", 3), mustJSON(t, trail[1]))
+		}, []string{fmt.Sprintf("BROKEN at event seq 3 (%s, ", trail[2].Type), "expected seq 2"}},
+		{"last removed", func(b *bbolt.Bucket) error {
+			return b.Delete(auditKey("E1", uint64(n)))
+		}, []string{fmt.Sprintf("BROKEN: the trail ends at seq %d but the recorded head is seq %d", n-1, n)}},
+		{"undecodable", func(b *bbolt.Bucket) error {
+			return b.Put(auditKey("E1", 2), []byte(`{"seq":`))
+		}, []string{"BROKEN: corrupt stored record audit record 2 of envelope E1"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rewriteAudit(t, path, c.tamper)
+			defer rewriteAudit(t, path, func(b *bbolt.Bucket) error {
+				for _, r := range trail {
+					if err := b.Put(auditKey("E1", r.Seq), mustJSON(t, r)); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			r := parapheur(t, env, "envelope", "show", "--verify", "E1")
+			if r.code != exitFailure || !strings.HasPrefix(r.stdout, "audit trail of envelope E1: ") {
+				t.Fatalf("show --verify: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			for _, want := range c.want {
+				if !strings.Contains(r.stdout, want) {
+					t.Errorf("show --verify does not say %q:\n%s", want, r.stdout)
+				}
+			}
+			full := parapheur(t, env, "envelope", "show", "E1")
+			if full.code != exitFailure || !strings.Contains(full.stdout, "envelope E1: cancelled") || !strings.HasSuffix(full.stdout, r.stdout) {
+				t.Fatalf("show: exit %d\n%s%s\nwant the envelope and then %q", full.code, full.stdout, full.stderr, r.stdout)
+			}
+		})
+	}
+	if r := parapheur(t, env, "envelope", "show", "--verify", "E1"); r.code != exitOK || r.stdout != want {
+		t.Fatalf("show --verify once the records are back: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// auditKey is store/bolt's key of an audit record: the envelope ID with
+// its uvarint length, then the seq big-endian.
+func auditKey(envelopeID string, seq uint64) []byte {
+	k := encbin.AppendUvarint(nil, uint64(len(envelopeID)))
+	k = append(k, envelopeID...)
+	return encbin.BigEndian.AppendUint64(k, seq)
+}
+
+// rewriteAudit changes the audit bucket of the bolt file at path.
+func rewriteAudit(t *testing.T, path string, change func(*bbolt.Bucket) error) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bbolt.Tx) error { return change(tx.Bucket([]byte("audit"))) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
