@@ -10,6 +10,7 @@ import (
 
 	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
+	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
 )
 
 // TrailPattern matches the name of an audit trail file, as the archivists'
@@ -113,33 +114,131 @@ func trailData(name string, data []byte) Trail {
 	return CheckTrail(name, recs, nil)
 }
 
-// embeddedTrails checks each file attachment of the PDF (the /EmbeddedFiles
-// name tree, ISO 32000-2 §7.11.4) whose name matches TrailPattern.
+// embeddedTrails checks each embedded file of the PDF whose name matches
+// TrailPattern.
 func embeddedTrails(ctx *model.Context) []Trail {
-	list, err := ctx.ListAttachments()
-	if err != nil {
-		return []Trail{{Name: "embedded files", Problem: fmt.Sprintf("the /EmbeddedFiles name tree cannot be read: %v", err)}}
-	}
+	files, err := embeddedFiles(ctx)
 	var trails []Trail
-	for _, a := range list {
-		if ok, _ := path.Match(TrailPattern, a.FileName); !ok {
+	for _, f := range files {
+		if ok, _ := path.Match(TrailPattern, f.name); !ok {
 			continue
 		}
-		full, err := ctx.ExtractAttachment(a)
-		if err == nil && full == nil {
-			err = errors.New("not found in the /EmbeddedFiles name tree")
-		}
-		var data []byte
-		if err == nil {
-			data, err = io.ReadAll(full.Reader)
-		}
-		if err != nil {
-			trails = append(trails, Trail{Name: a.FileName, Head: audit.Start(), Problem: fmt.Sprintf("the attachment cannot be extracted: %v", err)})
+		if f.err != nil {
+			trails = append(trails, Trail{Name: f.name, Head: audit.Start(), Problem: fmt.Sprintf("the attachment cannot be extracted: %v", f.err)})
 			continue
 		}
-		trails = append(trails, trailData(a.FileName, data))
+		trails = append(trails, trailData(f.name, f.data))
+	}
+	if err != nil {
+		trails = append(trails, Trail{Name: "in /EmbeddedFiles", Head: audit.Start(), Problem: fmt.Sprintf("the embedded files cannot all be read: %v", err)})
 	}
 	return trails
+}
+
+// embeddedFile is one entry of the /EmbeddedFiles name tree: its file
+// name, and its content or why it cannot be read.
+type embeddedFile struct {
+	name string
+	data []byte
+	err  error
+}
+
+// embeddedFiles reads the /EmbeddedFiles name tree of the catalog's
+// /Names (ISO 32000-2 §7.7.4, §7.9.6, §7.11.4). pdfcpu's own listing only
+// sees the tree of a document it validated, and verify does not validate:
+// a signed PDF need not be a valid one to be worth checking.
+func embeddedFiles(ctx *model.Context) ([]embeddedFile, error) {
+	root, err := ctx.Catalog()
+	if err != nil {
+		return nil, err
+	}
+	names, err := ctx.DereferenceDict(root["Names"])
+	if err != nil || names == nil {
+		return nil, err
+	}
+	var files []embeddedFile
+	seen := map[int]bool{}
+	var walk func(o types.Object, depth int) error
+	walk = func(o types.Object, depth int) error {
+		if depth > 32 {
+			return errors.New("name tree deeper than 32")
+		}
+		if ref, ok := o.(types.IndirectRef); ok {
+			if seen[ref.ObjectNumber.Value()] {
+				return fmt.Errorf("name tree node %d appears twice", ref.ObjectNumber.Value())
+			}
+			seen[ref.ObjectNumber.Value()] = true
+		}
+		node, err := ctx.DereferenceDict(o)
+		if err != nil || node == nil {
+			return err
+		}
+		kids, err := ctx.DereferenceArray(node["Kids"])
+		if err != nil {
+			return err
+		}
+		for _, kid := range kids {
+			if err := walk(kid, depth+1); err != nil {
+				return err
+			}
+		}
+		pairs, err := ctx.DereferenceArray(node["Names"])
+		if err != nil {
+			return err
+		}
+		for i := 0; i+1 < len(pairs); i += 2 {
+			key, _ := ctx.DereferenceStringOrHexLiteral(pairs[i], model.V10, nil)
+			files = append(files, embeddedFileOf(ctx, key, pairs[i+1]))
+		}
+		return nil
+	}
+	return files, walk(names["EmbeddedFiles"], 0)
+}
+
+// embeddedFileOf reads the file specification o (ISO 32000-2 §7.11.3),
+// whose key in the name tree is key: its name is /UF, else /F, else key;
+// its content the decoded /EF stream.
+func embeddedFileOf(ctx *model.Context, key string, o types.Object) embeddedFile {
+	f := embeddedFile{name: key}
+	spec, err := ctx.DereferenceDict(o)
+	if err != nil || spec == nil {
+		f.err = missing("file specification dictionary", err)
+		return f
+	}
+	for _, k := range []string{"UF", "F"} {
+		if n, err := ctx.DereferenceStringOrHexLiteral(spec[k], model.V10, nil); err == nil && n != "" {
+			f.name = n
+			break
+		}
+	}
+	ef, err := ctx.DereferenceDict(spec["EF"])
+	if err != nil || ef == nil {
+		f.err = missing("/EF dictionary of embedded streams", err)
+		return f
+	}
+	stream := ef["UF"]
+	if stream == nil {
+		stream = ef["F"]
+	}
+	sd, _, err := ctx.DereferenceStreamDict(stream)
+	if err != nil || sd == nil {
+		f.err = missing("embedded file stream", err)
+		return f
+	}
+	if err := sd.Decode(); err != nil {
+		f.err = fmt.Errorf("decoding the embedded file stream: %v", err)
+		return f
+	}
+	f.data = sd.Content
+	return f
+}
+
+// missing says that what is absent, or cannot be read for err.
+func missing(what string, err error) error {
+	if err != nil {
+		return fmt.Errorf("the %s cannot be read: %v", what, err)
+	}
+	return fmt.Errorf("no %s", what)
 }
 
 // WriteText writes the trail's verdict for people: where its chain ends,
