@@ -16,6 +16,7 @@ import (
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/store/bolt"
 	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/parapheur/parapheur/workflow/engine"
 	"go.etcd.io/bbolt"
 )
@@ -269,4 +270,91 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestVerifyAuditTrail runs verify on audit trails as an archivist receives
+// them: the JSON file (intact, one event edited, one removed, two swapped,
+// not a trail) and the completion certificate's kind of PDF, sealed, with
+// the trail attached (by qpdf, another tool than ours).
+func TestVerifyAuditTrail(t *testing.T) {
+	dir := t.TempDir()
+	at := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+	recs, _ := audit.Chain(audit.Start(), []audit.Record{
+		{Time: at, Type: audit.Submitted, Actor: "agent@org.example"},
+		{Time: at.Add(time.Minute), Type: audit.InvitationSent, Actor: "system", RecipientID: "r1"},
+		{Time: at.Add(time.Hour), Type: audit.Signed, Actor: "marie@partner.example", RecipientID: "r1", Details: map[string]string{"serial": "0a1b"}},
+		{Time: at.Add(2 * time.Hour), Type: audit.Completed, Actor: "system"},
+	})
+	file := func(name string, recs []audit.Record) string {
+		p := filepath.Join(dir, name)
+		b, err := json.MarshalIndent(recs, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	edited := recs[2]
+	edited.Details = map[string]string{"serial": "ffff"}
+	env := []string{"PARAPHEUR_CONFIG="}
+	for _, c := range []struct {
+		name string
+		recs []audit.Record
+		code int
+		want string
+	}{
+		{"intact", recs, exitOK, "audit trail audit-E1.json: chain intact: 4 events, head seq 4 " + recs[3].Hash + "\n"},
+		{"edited", []audit.Record{recs[0], recs[1], edited, recs[3]}, exitFailure,
+			"audit trail audit-E1.json: BROKEN at event seq 3 (signed, 2026-06-01 10:00:00 UTC by marie@partner.example): hash does not match the content: the record was changed\n"},
+		{"removed", []audit.Record{recs[0], recs[2], recs[3]}, exitFailure,
+			"audit trail audit-E1.json: BROKEN at event seq 3 (signed, 2026-06-01 10:00:00 UTC by marie@partner.example): expected seq 2: a record was removed, inserted or reordered\n"},
+		{"swapped", []audit.Record{recs[0], recs[1], recs[3], recs[2]}, exitFailure,
+			"audit trail audit-E1.json: BROKEN at event seq 4 (completed, 2026-06-01 11:00:00 UTC by system): expected seq 3: a record was removed, inserted or reordered\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := parapheur(t, env, "verify", file(c.name+"-audit-E1.json", c.recs))
+			if r.code != c.code || r.stdout != strings.Replace(c.want, "audit-E1.json", c.name+"-audit-E1.json", 1) {
+				t.Fatalf("exit %d\n%s%s\nwant exit %d and %s", r.code, r.stdout, r.stderr, c.code, c.want)
+			}
+		})
+	}
+	notTrail := filepath.Join(dir, "audit-E2.json")
+	if err := os.WriteFile(notTrail, []byte(`{"seq": 1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := parapheur(t, env, "verify", notTrail); r.code != 2 || r.stderr != "parapheur verify: "+notTrail+": audit trail: starts with {: want a JSON array of audit records\n" {
+		t.Fatalf("verify of a JSON object: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// The trail attached to a sealed PDF.
+	env = []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_KEYS_DIR=" + filepath.Join(dir, "keys"), "PARAPHEUR_KEYS_PASSPHRASE=correct horse"}
+	if err := os.Mkdir(filepath.Join(dir, "keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if r := parapheur(t, env, "ca", "init", "--organisation", "Mairie de Test"); r.code != exitOK {
+		t.Fatalf("ca init: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	sealedWith := func(trail string) string {
+		attached, sealed := trail+".pdf", trail+".sealed.pdf"
+		if b, err := exec.Command("qpdf", filepath.Join("..", "..", "mailin", "testdata", "doc1.pdf"), "--add-attachment", trail,
+			"--filename=audit-E1.json", "--mimetype=application/json", "--", attached).CombinedOutput(); err != nil {
+			t.Fatalf("qpdf --add-attachment: %v: %s", err, b)
+		}
+		if r := parapheur(t, env, "seal", attached, sealed); r.code != exitOK {
+			t.Fatalf("seal: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		return sealed
+	}
+	r := parapheur(t, env, "verify", sealedWith(file("intact.json", recs)))
+	if r.code != exitOK || !strings.Contains(r.stdout, "\naudit trail audit-E1.json: chain intact: 4 events, head seq 4 "+recs[3].Hash+"\n") ||
+		!strings.Contains(r.stdout, "VALID: all 1 signature(s) intact") {
+		t.Fatalf("verify of a sealed PDF with its trail: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = parapheur(t, env, "verify", sealedWith(file("edited.json", []audit.Record{recs[0], recs[1], edited, recs[3]})))
+	if r.code != exitFailure || !strings.Contains(r.stdout, "\naudit trail audit-E1.json: BROKEN at event seq 3 (signed, ") ||
+		!strings.Contains(r.stdout, "INVALID: all 1 signature(s) intact, but 1 embedded audit trail(s) broken") {
+		t.Fatalf("verify of a sealed PDF with an edited trail: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }
