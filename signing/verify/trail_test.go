@@ -127,7 +127,7 @@ func TestReadTrailErrors(t *testing.T) {
 
 // attachTrail returns doc1.pdf with data attached as audit-E1.json, the
 // way the completion certificate embeds the trail.
-func attachTrail(t *testing.T, data []byte) []byte {
+func attachTrail(t testing.TB, data []byte) []byte {
 	t.Helper()
 	dir := t.TempDir()
 	name := filepath.Join(dir, "audit-E1.json")
