@@ -184,6 +184,19 @@ func TestEmbeddedTrail(t *testing.T) {
 		}
 	}
 
+	// An attachment named like a trail that is not one is reported, not
+	// skipped.
+	r, err = verify.Verify(attachTrail(t, []byte("%PDF-1.7 not a trail")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Trails) != 1 || r.Trails[0].Intact() || !strings.Contains(r.Trails[0].Problem, "want a JSON array of audit records") {
+		t.Fatalf("an attachment that is not a trail: %+v", r.Trails)
+	}
+	if text := r.Text(false); !strings.Contains(text, "audit trail audit-E1.json: BROKEN: audit trail: invalid character") {
+		t.Fatalf("report of an attachment that is not a trail:\n%s", text)
+	}
+
 	// A PDF without an attachment has no trail to report.
 	in, err := os.ReadFile(filepath.Join("..", "..", "mailin", "testdata", "doc1.pdf"))
 	if err != nil {
