@@ -97,13 +97,18 @@ func TestCASealVerify(t *testing.T) {
 	}
 }
 
-// TestEnvelopeCommands administers envelopes of a bolt store.
-func TestEnvelopeCommands(t *testing.T) {
+// boltEnvelope makes a bolt store in a temporary directory holding
+// envelope E1, to be signed by marie@partner.example, with events applied
+// to it, and returns the file's path and E1's audit trail. The store is
+// closed: bolt allows one process at a time.
+func boltEnvelope(t *testing.T, events ...workflow.Event) (string, []audit.Record) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "p.db")
 	st, err := bolt.Open(path, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer st.Close()
 	e := &engine.Engine{Store: st}
 	d := workflow.Draft{
 		ID: "E1", Title: "Convention de partenariat", Language: "fr", Sender: workflow.Party{Email: "agent@org.example"},
@@ -114,8 +119,21 @@ func TestEnvelopeCommands(t *testing.T) {
 	if _, err := e.Create(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
-	st.Close() // bolt allows one process at a time
+	for _, ev := range events {
+		if _, err := e.Event(context.Background(), "E1", ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	trail, err := st.AuditTrail(context.Background(), "E1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, trail
+}
 
+// TestEnvelopeCommands administers envelopes of a bolt store.
+func TestEnvelopeCommands(t *testing.T) {
+	path, _ := boltEnvelope(t)
 	env := []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_STORE_URL=bolt://" + path}
 	r := parapheur(t, env, "envelope", "list")
 	if r.code != exitOK || !strings.Contains(r.stdout, "E1") || !strings.Contains(r.stdout, "marie@partner.example") {
@@ -148,31 +166,8 @@ func TestEnvelopeCommands(t *testing.T) {
 // someone with access to the database could, and checks that envelope
 // show --verify names the event each change breaks.
 func TestEnvelopeShowVerify(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "p.db")
-	st, err := bolt.Open(path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &engine.Engine{Store: st}
-	d := workflow.Draft{
-		ID: "E1", Title: "Avenant", Language: "fr", Sender: workflow.Party{Email: "agent@org.example"},
-		Documents: []workflow.Document{{Name: "a.pdf", Pages: 1, Original: strings.Repeat("cd", 32)}},
-		Steps:     []workflow.DraftStep{{Role: workflow.Signer, Parties: []workflow.Party{{Email: "marie@partner.example"}}}},
-		Deadline:  time.Now().Add(48 * time.Hour),
-	}
-	if _, err := e.Create(context.Background(), d); err != nil {
-		t.Fatal(err)
-	}
-	for _, ev := range []workflow.Event{workflow.ReminderDue{Meta: workflow.Meta{At: e.Now()}}, workflow.Cancelled{Meta: workflow.Meta{At: e.Now()}, By: "operator", Reason: "test"}} {
-		if _, err := e.Event(context.Background(), "E1", ev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	trail, err := st.AuditTrail(context.Background(), "E1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
+	now := time.Now()
+	path, trail := boltEnvelope(t, workflow.ReminderDue{Meta: workflow.Meta{At: now}}, workflow.Cancelled{Meta: workflow.Meta{At: now}, By: "operator", Reason: "test"})
 	n := len(trail)
 	if n < 3 {
 		t.Fatalf("the trail holds %d records, want at least 3 to tamper with", n)
