@@ -185,27 +185,28 @@ func TestEnvelopeShowVerify(t *testing.T) {
 		name   string
 		tamper func(b *bbolt.Bucket) error
 		want   []string
+		marked uint64 // the seq show marks as broken, 0 for none
 	}{
 		{"edited", func(b *bbolt.Bucket) error {
 			r := trail[1]
 			r.Actor = "mallory@example.org"
 			return b.Put(auditKey("E1", 2), mustJSON(t, r))
-		}, []string{fmt.Sprintf("BROKEN at event seq 2 (%s, ", trail[1].Type), "by mallory@example.org): hash does not match the content: the record was changed"}},
+		}, []string{fmt.Sprintf("BROKEN at event seq 2 (%s, ", trail[1].Type), "by mallory@example.org): hash does not match the content: the record was changed"}, 2},
 		{"removed", func(b *bbolt.Bucket) error {
 			return b.Delete(auditKey("E1", 2))
-		}, []string{fmt.Sprintf("BROKEN at event seq 3 (%s, ", trail[2].Type), "expected seq 2: a record was removed"}},
+		}, []string{fmt.Sprintf("BROKEN at event seq 3 (%s, ", trail[2].Type), "expected seq 2: a record was removed"}, 3},
 		{"swapped", func(b *bbolt.Bucket) error {
 			if err := b.Put(auditKey("E1", 2), mustJSON(t, trail[2])); err != nil {
 				return err
 			}
 			return b.Put(auditKey("E1", 3), mustJSON(t, trail[1]))
-		}, []string{fmt.Sprintf("BROKEN at event seq 3 (%s, ", trail[2].Type), "expected seq 2"}},
+		}, []string{fmt.Sprintf("BROKEN at event seq 3 (%s, ", trail[2].Type), "expected seq 2"}, 3},
 		{"last removed", func(b *bbolt.Bucket) error {
 			return b.Delete(auditKey("E1", uint64(n)))
-		}, []string{fmt.Sprintf("BROKEN: the trail ends at seq %d but the recorded head is seq %d", n-1, n)}},
+		}, []string{fmt.Sprintf("BROKEN: the trail ends at seq %d but the recorded head is seq %d", n-1, n)}, 0},
 		{"undecodable", func(b *bbolt.Bucket) error {
 			return b.Put(auditKey("E1", 2), []byte(`{"seq":`))
-		}, []string{"BROKEN: corrupt stored record audit record 2 of envelope E1"}},
+		}, []string{"BROKEN: corrupt stored record audit record 2 of envelope E1"}, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rewriteAudit(t, path, c.tamper)
@@ -229,6 +230,15 @@ func TestEnvelopeShowVerify(t *testing.T) {
 			full := parapheur(t, env, "envelope", "show", "E1")
 			if full.code != exitFailure || !strings.Contains(full.stdout, "envelope E1: cancelled") || !strings.HasSuffix(full.stdout, r.stdout) {
 				t.Fatalf("show: exit %d\n%s%s\nwant the envelope and then %q", full.code, full.stdout, full.stderr, r.stdout)
+			}
+			var marked []string
+			for _, line := range strings.Split(full.stdout, "\n") {
+				if strings.HasPrefix(line, "!") {
+					marked = append(marked, line)
+				}
+			}
+			if c.marked == 0 && len(marked) != 0 || c.marked != 0 && (len(marked) != 1 || !strings.HasPrefix(marked[0], fmt.Sprintf("! %3d ", c.marked))) {
+				t.Fatalf("show marks %q as broken, want seq %d:\n%s", marked, c.marked, full.stdout)
 			}
 		})
 	}
