@@ -19,7 +19,8 @@ const TrailPattern = "audit-*.json"
 
 // Trail is what was found about one audit trail's hash chain.
 type Trail struct {
-	// Name is the trail's file or attachment name, or what it was read from.
+	// Name says which trail it is, as the text writes it after "audit
+	// trail": its file or attachment name, or "of envelope ID".
 	Name string
 	// Records counts its events; Head is where it ends.
 	Records int
