@@ -190,7 +190,7 @@ func writeEnvelope(out io.Writer, e *workflow.Envelope, trail []audit.Record, br
 	fmt.Fprintln(out, "audit trail:")
 	for i, rec := range trail {
 		mark := " "
-		// By position, not seq: a reordered trail repeats seqs.
+		// By position, not seq: a tampered trail may hold a seq twice.
 		if broken != nil && broken == &trail[i] {
 			mark = "!"
 		}
