@@ -13,6 +13,7 @@ import (
 	"github.com/parapheur/parapheur/signing/verify"
 	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/pdfcpu/pdfcpu/pkg/api"
+	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
 )
 
 // testTrail is a chained trail of four events, as an envelope records them.
@@ -197,6 +198,17 @@ func TestEmbeddedTrail(t *testing.T) {
 		t.Fatalf("report of an attachment that is not a trail:\n%s", text)
 	}
 
+	// The name tree split into a leaf under a root with /Kids, as large
+	// trees are (ISO 32000-2 §7.9.6); then a leaf that is its own kid.
+	nested := nestEmbeddedFiles(t, attachTrail(t, encodeTrail(t, recs)), false)
+	if r, err := verify.Verify(nested, nil); err != nil || len(r.Trails) != 1 || !r.Trails[0].Intact() || r.Trails[0].Records != 4 {
+		t.Fatalf("a trail under /Kids: %v, trails %+v", err, r.Trails)
+	}
+	looped := nestEmbeddedFiles(t, attachTrail(t, encodeTrail(t, recs)), true)
+	if r, err := verify.Verify(looped, nil); err != nil || len(r.Trails) == 0 || !strings.Contains(r.Trails[len(r.Trails)-1].Problem, "appears twice") {
+		t.Fatalf("a name tree with a loop: %v, trails %+v", err, r.Trails)
+	}
+
 	// A PDF without an attachment has no trail to report.
 	in, err := os.ReadFile(filepath.Join("..", "..", "mailin", "testdata", "doc1.pdf"))
 	if err != nil {
@@ -205,4 +217,40 @@ func TestEmbeddedTrail(t *testing.T) {
 	if r, err := verify.Verify(in, nil); err != nil || len(r.Trails) != 0 || strings.Contains(r.Text(false), "audit trail") {
 		t.Fatalf("doc1.pdf: %v, trails %+v", err, r.Trails)
 	}
+}
+
+// nestEmbeddedFiles moves the /EmbeddedFiles leaf of pdf under a root
+// node's /Kids; with loop, the leaf also lists itself as a kid.
+func nestEmbeddedFiles(t *testing.T, pdf []byte, loop bool) []byte {
+	t.Helper()
+	ctx, err := api.ReadContext(bytes.NewReader(pdf), pdftest.PdfcpuConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := ctx.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := ctx.DereferenceDict(root["Names"])
+	if err != nil || names == nil {
+		t.Fatalf("no /Names in the catalog: %v", err)
+	}
+	leaf, err := ctx.DereferenceDict(names["EmbeddedFiles"])
+	if err != nil || leaf == nil {
+		t.Fatalf("no /EmbeddedFiles: %v", err)
+	}
+	leafRef, err := ctx.IndRefForNewObject(leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf["Limits"] = types.Array{types.StringLiteral("audit-E1.json"), types.StringLiteral("audit-E1.json")}
+	if loop {
+		leaf["Kids"] = types.Array{*leafRef}
+	}
+	names["EmbeddedFiles"] = types.Dict{"Kids": types.Array{*leafRef}}
+	var out bytes.Buffer
+	if err := api.WriteContext(ctx, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }
