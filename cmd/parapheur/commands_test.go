@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	encbin "encoding/binary"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +16,9 @@ import (
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/store/bolt"
 	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/parapheur/parapheur/workflow/engine"
+	"go.etcd.io/bbolt"
 )
 
 // TestCASealVerify runs the signing commands as an operator would: create
@@ -92,13 +97,18 @@ func TestCASealVerify(t *testing.T) {
 	}
 }
 
-// TestEnvelopeCommands administers envelopes of a bolt store.
-func TestEnvelopeCommands(t *testing.T) {
+// boltEnvelope makes a bolt store in a temporary directory holding
+// envelope E1, to be signed by marie@partner.example, with events applied
+// to it, and returns the file's path and E1's audit trail. The store is
+// closed: bolt allows one process at a time.
+func boltEnvelope(t *testing.T, events ...workflow.Event) (string, []audit.Record) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "p.db")
 	st, err := bolt.Open(path, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer st.Close()
 	e := &engine.Engine{Store: st}
 	d := workflow.Draft{
 		ID: "E1", Title: "Convention de partenariat", Language: "fr", Sender: workflow.Party{Email: "agent@org.example"},
@@ -109,8 +119,21 @@ func TestEnvelopeCommands(t *testing.T) {
 	if _, err := e.Create(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
-	st.Close() // bolt allows one process at a time
+	for _, ev := range events {
+		if _, err := e.Event(context.Background(), "E1", ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	trail, err := st.AuditTrail(context.Background(), "E1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, trail
+}
 
+// TestEnvelopeCommands administers envelopes of a bolt store.
+func TestEnvelopeCommands(t *testing.T) {
+	path, _ := boltEnvelope(t)
 	env := []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_STORE_URL=bolt://" + path}
 	r := parapheur(t, env, "envelope", "list")
 	if r.code != exitOK || !strings.Contains(r.stdout, "E1") || !strings.Contains(r.stdout, "marie@partner.example") {
@@ -126,7 +149,7 @@ func TestEnvelopeCommands(t *testing.T) {
 		t.Fatalf("a second cancel is a replay: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = parapheur(t, env, "envelope", "show", "E1")
-	for _, want := range []string{"envelope E1: cancelled", "remplacée par la v2", "submitted", "reminder_sent", "cancelled", "hash chain intact"} {
+	for _, want := range []string{"envelope E1: cancelled", "remplacée par la v2", "submitted", "reminder_sent", "cancelled", "audit trail of envelope E1: chain intact: 3 events, head seq 3 "} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("show does not say %q:\n%s", want, r.stdout)
 		}
@@ -136,5 +159,207 @@ func TestEnvelopeCommands(t *testing.T) {
 	}
 	if r := parapheur(t, env, "envelope", "list", "--state", "in_progress"); r.code != exitOK || strings.Contains(r.stdout, "E1") {
 		t.Fatalf("list of in-progress envelopes: exit %d\n%s", r.code, r.stdout)
+	}
+}
+
+// TestEnvelopeShowVerify tampers with the audit trail in the bolt file, as
+// someone with access to the database could, and checks that envelope
+// show --verify names the event each change breaks.
+func TestEnvelopeShowVerify(t *testing.T) {
+	now := time.Now()
+	path, trail := boltEnvelope(t, workflow.ReminderDue{Meta: workflow.Meta{At: now}}, workflow.Cancelled{Meta: workflow.Meta{At: now}, By: "operator", Reason: "test"})
+	n := len(trail)
+	if n < 3 {
+		t.Fatalf("the trail holds %d records, want at least 3 to tamper with", n)
+	}
+	env := []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_STORE_URL=bolt://" + path}
+	r := parapheur(t, env, "envelope", "show", "--verify", "E1")
+	want := fmt.Sprintf("audit trail of envelope E1: chain intact: %d events, head seq %d %s\n", n, n, trail[n-1].Hash)
+	if r.code != exitOK || r.stdout != want {
+		t.Fatalf("show --verify of an intact trail: exit %d\n%s%s\nwant %s", r.code, r.stdout, r.stderr, want)
+	}
+
+	// Each case changes the trail in the file, checks the verdict, and
+	// puts the original records back.
+	for _, c := range []struct {
+		name   string
+		tamper func(b *bbolt.Bucket) error
+		want   []string
+		marked uint64 // the seq show marks as broken, 0 for none
+	}{
+		{"edited", func(b *bbolt.Bucket) error {
+			r := trail[1]
+			r.Actor = "mallory@example.org"
+			return b.Put(auditKey("E1", 2), mustJSON(t, r))
+		}, []string{fmt.Sprintf("BROKEN at event seq 2 (%s, ", trail[1].Type), "by mallory@example.org): hash does not match the content: the record was changed"}, 2},
+		{"removed", func(b *bbolt.Bucket) error {
+			return b.Delete(auditKey("E1", 2))
+		}, []string{fmt.Sprintf("BROKEN at event seq 3 (%s, ", trail[2].Type), "expected seq 2: a record was removed"}, 3},
+		{"swapped", func(b *bbolt.Bucket) error {
+			if err := b.Put(auditKey("E1", 2), mustJSON(t, trail[2])); err != nil {
+				return err
+			}
+			return b.Put(auditKey("E1", 3), mustJSON(t, trail[1]))
+		}, []string{fmt.Sprintf("BROKEN at event seq 3 (%s, ", trail[2].Type), "expected seq 2"}, 3},
+		{"last removed", func(b *bbolt.Bucket) error {
+			return b.Delete(auditKey("E1", uint64(n)))
+		}, []string{fmt.Sprintf("BROKEN: the trail ends at seq %d but the recorded head is seq %d", n-1, n)}, 0},
+		{"undecodable", func(b *bbolt.Bucket) error {
+			return b.Put(auditKey("E1", 2), []byte(`{"seq":`))
+		}, []string{"BROKEN: corrupt stored record audit record 2 of envelope E1"}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rewriteAudit(t, path, c.tamper)
+			defer rewriteAudit(t, path, func(b *bbolt.Bucket) error {
+				for _, r := range trail {
+					if err := b.Put(auditKey("E1", r.Seq), mustJSON(t, r)); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			r := parapheur(t, env, "envelope", "show", "--verify", "E1")
+			if r.code != exitFailure || !strings.HasPrefix(r.stdout, "audit trail of envelope E1: ") {
+				t.Fatalf("show --verify: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			for _, want := range c.want {
+				if !strings.Contains(r.stdout, want) {
+					t.Errorf("show --verify does not say %q:\n%s", want, r.stdout)
+				}
+			}
+			full := parapheur(t, env, "envelope", "show", "E1")
+			if full.code != exitFailure || !strings.Contains(full.stdout, "envelope E1: cancelled") || !strings.HasSuffix(full.stdout, r.stdout) {
+				t.Fatalf("show: exit %d\n%s%s\nwant the envelope and then %q", full.code, full.stdout, full.stderr, r.stdout)
+			}
+			var marked []string
+			for _, line := range strings.Split(full.stdout, "\n") {
+				if strings.HasPrefix(line, "!") {
+					marked = append(marked, line)
+				}
+			}
+			if c.marked == 0 && len(marked) != 0 || c.marked != 0 && (len(marked) != 1 || !strings.HasPrefix(marked[0], fmt.Sprintf("! %3d ", c.marked))) {
+				t.Fatalf("show marks %q as broken, want seq %d:\n%s", marked, c.marked, full.stdout)
+			}
+		})
+	}
+	if r := parapheur(t, env, "envelope", "show", "--verify", "E1"); r.code != exitOK || r.stdout != want {
+		t.Fatalf("show --verify once the records are back: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// auditKey is store/bolt's key of an audit record: the envelope ID with
+// its uvarint length, then the seq big-endian.
+func auditKey(envelopeID string, seq uint64) []byte {
+	k := encbin.AppendUvarint(nil, uint64(len(envelopeID)))
+	k = append(k, envelopeID...)
+	return encbin.BigEndian.AppendUint64(k, seq)
+}
+
+// rewriteAudit changes the audit bucket of the bolt file at path.
+func rewriteAudit(t *testing.T, path string, change func(*bbolt.Bucket) error) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bbolt.Tx) error { return change(tx.Bucket([]byte("audit"))) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestVerifyAuditTrail runs verify on audit trails as an archivist receives
+// them: the JSON file (intact, one event edited, one removed, two swapped,
+// not a trail) and the completion certificate's kind of PDF, sealed, with
+// the trail attached (by qpdf, another tool than ours).
+func TestVerifyAuditTrail(t *testing.T) {
+	dir := t.TempDir()
+	at := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+	recs, _ := audit.Chain(audit.Start(), []audit.Record{
+		{Time: at, Type: audit.Submitted, Actor: "agent@org.example"},
+		{Time: at.Add(time.Minute), Type: audit.InvitationSent, Actor: "system", RecipientID: "r1"},
+		{Time: at.Add(time.Hour), Type: audit.Signed, Actor: "marie@partner.example", RecipientID: "r1", Details: map[string]string{"serial": "0a1b"}},
+		{Time: at.Add(2 * time.Hour), Type: audit.Completed, Actor: "system"},
+	})
+	file := func(name string, recs []audit.Record) string {
+		p := filepath.Join(dir, name)
+		b, err := json.MarshalIndent(recs, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	edited := recs[2]
+	edited.Details = map[string]string{"serial": "ffff"}
+	env := []string{"PARAPHEUR_CONFIG="}
+	for _, c := range []struct {
+		name string
+		recs []audit.Record
+		code int
+		want string
+	}{
+		{"intact", recs, exitOK, "audit trail audit-E1.json: chain intact: 4 events, head seq 4 " + recs[3].Hash + "\n"},
+		{"edited", []audit.Record{recs[0], recs[1], edited, recs[3]}, exitFailure,
+			"audit trail audit-E1.json: BROKEN at event seq 3 (signed, 2026-06-01 10:00:00 UTC by marie@partner.example): hash does not match the content: the record was changed\n"},
+		{"removed", []audit.Record{recs[0], recs[2], recs[3]}, exitFailure,
+			"audit trail audit-E1.json: BROKEN at event seq 3 (signed, 2026-06-01 10:00:00 UTC by marie@partner.example): expected seq 2: a record was removed, inserted or reordered\n"},
+		{"swapped", []audit.Record{recs[0], recs[1], recs[3], recs[2]}, exitFailure,
+			"audit trail audit-E1.json: BROKEN at event seq 4 (completed, 2026-06-01 11:00:00 UTC by system): expected seq 3: a record was removed, inserted or reordered\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := parapheur(t, env, "verify", file(c.name+"-audit-E1.json", c.recs))
+			if r.code != c.code || r.stdout != strings.Replace(c.want, "audit-E1.json", c.name+"-audit-E1.json", 1) {
+				t.Fatalf("exit %d\n%s%s\nwant exit %d and %s", r.code, r.stdout, r.stderr, c.code, c.want)
+			}
+		})
+	}
+	notTrail := filepath.Join(dir, "audit-E2.json")
+	if err := os.WriteFile(notTrail, []byte(`{"seq": 1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := parapheur(t, env, "verify", notTrail); r.code != 2 || r.stderr != "parapheur verify: "+notTrail+": audit trail: starts with {: want a JSON array of audit records\n" {
+		t.Fatalf("verify of a JSON object: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// The trail attached to a sealed PDF.
+	env = []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_KEYS_DIR=" + filepath.Join(dir, "keys"), "PARAPHEUR_KEYS_PASSPHRASE=correct horse"}
+	if err := os.Mkdir(filepath.Join(dir, "keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if r := parapheur(t, env, "ca", "init", "--organisation", "Mairie de Test"); r.code != exitOK {
+		t.Fatalf("ca init: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	sealedWith := func(trail string) string {
+		attached, sealed := trail+".pdf", trail+".sealed.pdf"
+		if b, err := exec.Command("qpdf", filepath.Join("..", "..", "mailin", "testdata", "doc1.pdf"), "--add-attachment", trail,
+			"--filename=audit-E1.json", "--mimetype=application/json", "--", attached).CombinedOutput(); err != nil {
+			t.Fatalf("qpdf --add-attachment: %v: %s", err, b)
+		}
+		if r := parapheur(t, env, "seal", attached, sealed); r.code != exitOK {
+			t.Fatalf("seal: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		return sealed
+	}
+	r := parapheur(t, env, "verify", sealedWith(file("intact.json", recs)))
+	if r.code != exitOK || !strings.Contains(r.stdout, "\naudit trail audit-E1.json: chain intact: 4 events, head seq 4 "+recs[3].Hash+"\n") ||
+		!strings.Contains(r.stdout, "VALID: all 1 signature(s) intact") {
+		t.Fatalf("verify of a sealed PDF with its trail: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = parapheur(t, env, "verify", sealedWith(file("edited.json", []audit.Record{recs[0], recs[1], edited, recs[3]})))
+	if r.code != exitFailure || !strings.Contains(r.stdout, "\naudit trail audit-E1.json: BROKEN at event seq 3 (signed, ") ||
+		!strings.Contains(r.stdout, "INVALID: all 1 signature(s) intact, but 1 embedded audit trail(s) broken") {
+		t.Fatalf("verify of a sealed PDF with an edited trail: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -123,7 +123,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"ca"}, "parapheur ca: missing subcommand"},
 		{[]string{"seal", "in.pdf"}, "parapheur seal: missing arguments: want IN.pdf OUT.pdf"},
 		{[]string{"seal", "a.pdf", "b.pdf", "c.pdf"}, "parapheur seal: too many arguments"},
-		{[]string{"verify"}, "parapheur verify: missing arguments: want FILE.pdf"},
+		{[]string{"verify"}, "parapheur verify: missing arguments: want FILE"},
 		{[]string{"envelope", "show"}, "parapheur envelope show: missing arguments: want ID"},
 		{[]string{"config", "check", "extra"}, "parapheur config check: too many arguments"},
 		{[]string{"serve", "--colour"}, "parapheur serve: flag provided but not defined: -colour"},

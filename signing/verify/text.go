@@ -65,11 +65,23 @@ func (r *Report) WriteText(w io.Writer, caKnown bool) {
 		}
 	}
 	fmt.Fprintln(w)
+	brokenTrails := 0
+	for _, t := range r.Trails {
+		t.WriteText(w)
+		if !t.Intact() {
+			brokenTrails++
+		}
+	}
+	if len(r.Trails) > 0 {
+		fmt.Fprintln(w)
+	}
 	switch {
 	case len(r.Signatures) == 0:
 		fmt.Fprintln(w, "INVALID: the file has no signature")
 	case bad > 0:
 		fmt.Fprintf(w, "INVALID: %d of %d signature(s) not intact\n", bad, len(r.Signatures))
+	case brokenTrails > 0:
+		fmt.Fprintf(w, "INVALID: all %d signature(s) intact, but %d embedded audit trail(s) broken\n", len(r.Signatures), brokenTrails)
 	default:
 		fmt.Fprintf(w, "VALID: all %d signature(s) intact\n", len(r.Signatures))
 	}

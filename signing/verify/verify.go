@@ -2,7 +2,9 @@
 // and classifies PAdES ones by baseline level (ETSI EN 319 142-1: B-B,
 // B-T, B-LT, B-LTA): for each, who signed and when, whether the signed
 // bytes are intact, whether the gateway's CA issued the certificate, and
-// whether the file was changed after it.
+// whether the file was changed after it. It also checks the hash chain of
+// audit trails (package workflow/audit), in a JSON file or embedded in a
+// PDF as a file attachment (ISO 32000-2 §7.11.4).
 package verify
 
 import (
@@ -96,15 +98,24 @@ type Report struct {
 	// DSSCerts, DSSCRLs and DSSOCSPs count what it holds.
 	HasDSS                      bool
 	DSSCerts, DSSCRLs, DSSOCSPs int
+	// Trails are the audit trails embedded as file attachments named
+	// like TrailPattern, as the completion certificate carries one.
+	Trails []Trail
 }
 
-// Valid tells whether the file has signatures and all are intact.
+// Valid tells whether the file has signatures and all are intact, and
+// whether the chain of every embedded audit trail holds.
 func (r *Report) Valid() bool {
 	if len(r.Signatures) == 0 {
 		return false
 	}
 	for _, s := range r.Signatures {
 		if !s.Intact {
+			return false
+		}
+	}
+	for _, t := range r.Trails {
+		if !t.Intact() {
 			return false
 		}
 	}
@@ -151,6 +162,7 @@ func Verify(data []byte, ca *x509.Certificate) (*Report, error) {
 			return err
 		}
 		dssCerts = dss(ctx, r)
+		r.Trails = embeddedTrails(ctx)
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnreadable, err)
