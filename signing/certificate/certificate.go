@@ -123,6 +123,8 @@ type document struct {
 	env   *workflow.Envelope
 	loc   *time.Location
 	words words
+	// pendingHeading is the section heading not drawn yet.
+	pendingHeading string
 }
 
 func newDocument(in Input, loc *time.Location, w words) *document {
@@ -194,8 +196,7 @@ func (d *document) render() {
 
 	d.heading(w.documentsSection)
 	for i, doc := range d.env.Documents {
-		d.banner(fmt.Sprintf("%d. %s", i+1, doc.Name))
-		d.keyValues([][2]string{
+		d.block(fmt.Sprintf("%d. %s", i+1, doc.Name), [][2]string{
 			{w.pages, fmt.Sprint(doc.Pages)},
 			{w.original, doc.Original},
 			{w.final, doc.Current},
@@ -203,8 +204,8 @@ func (d *document) render() {
 	}
 
 	d.heading(w.recipientsSection)
-	for i := range d.env.Recipients {
-		d.recipient(&d.env.Recipients[i])
+	for _, r := range d.inStepOrder() {
+		d.recipient(r)
 	}
 
 	d.heading(w.trailSection)
@@ -218,8 +219,9 @@ func (d *document) render() {
 	}
 	d.keyValues([][2]string{
 		{w.attachment, AttachmentName(d.env.ID)},
-		{w.lastHash, fmt.Sprintf("%d · %s", d.env.Audit.Seq, d.env.Audit.Hash)},
-	}, map[int]bool{1: true})
+		{w.eventCount, fmt.Sprint(d.env.Audit.Seq)},
+		{w.lastHash, d.env.Audit.Hash},
+	}, map[int]bool{2: true})
 }
 
 func (d *document) header() {
@@ -242,11 +244,23 @@ func (d *document) header() {
 	p.SetY(p.GetY() + 4)
 }
 
-// heading starts a section, on a new page when the heading and a little of
-// what follows would not fit.
-func (d *document) heading(text string) {
+// heading starts a section. It is drawn with what follows it, so that it
+// never ends a page alone: see startSection.
+func (d *document) heading(text string) { d.pendingHeading = text }
+
+// headingH is the height a heading takes.
+const headingH = 12
+
+// startSection draws the pending heading, on a new page unless need
+// millimetres of what follows fit under it.
+func (d *document) startSection(need float64) {
+	text := d.pendingHeading
+	if text == "" {
+		return
+	}
+	d.pendingHeading = ""
 	p := d.pdf
-	if p.GetY()+22 > bottom {
+	if p.GetY()+headingH+need > bottom {
 		p.AddPage()
 	}
 	p.SetY(p.GetY() + 4)
@@ -257,17 +271,31 @@ func (d *document) heading(text string) {
 	p.SetY(p.GetY() + 1)
 }
 
-// banner is a full-width shaded row naming the block below it.
-func (d *document) banner(text string) {
-	if d.pdf.GetY()+20 > bottom {
-		d.pdf.AddPage()
+// block is a table of rows under a full-width shaded banner naming it,
+// kept on one page when a page can hold it.
+func (d *document) block(title string, rows [][2]string, monospace map[int]bool) {
+	p := d.pdf
+	banner := []cell{{text: title, style: bold, fill: true}}
+	h := 1.5 + d.height([]float64{contentW}, banner, 9)
+	for i, r := range rows {
+		h += d.height(keyValueWidths, d.keyValue(r, monospace[i]), 9)
 	}
-	d.pdf.SetY(d.pdf.GetY() + 1.5)
-	d.row([]float64{contentW}, []cell{{text: text, style: bold, fill: true}}, 9, nil)
+	fits := margin+headingH+h <= bottom
+	if fits {
+		d.startSection(h)
+	} else {
+		d.startSection(h / 4)
+	}
+	if p.GetY()+h > bottom && fits {
+		p.AddPage()
+	}
+	p.SetY(p.GetY() + 1.5)
+	d.row([]float64{contentW}, banner, 9, nil)
+	d.keyValues(rows, monospace)
 }
 
 func (d *document) paragraph(text string) {
-	d.row([]float64{contentW}, []cell{{text: text}}, 9, nil)
+	d.row([]float64{contentW}, []cell{{text: text, bare: true}}, 9, nil)
 	d.pdf.SetY(d.pdf.GetY() + 1)
 }
 
@@ -275,6 +303,7 @@ func (d *document) link(url string) {
 	p := d.pdf
 	p.SetFont(mono, "", 9)
 	p.SetTextColor(20, 60, 170)
+	d.startSection(5)
 	for _, line := range p.SplitText(url, contentW) {
 		if p.GetY()+5 > bottom {
 			p.AddPage()
@@ -289,12 +318,18 @@ func (d *document) link(url string) {
 // rows in monospace are hashes and serials.
 func (d *document) keyValues(rows [][2]string, monospace map[int]bool) {
 	for i, r := range rows {
-		value := cell{text: r[1]}
-		if monospace[i] {
-			value.style = fixed
-		}
-		d.row([]float64{48, contentW - 48}, []cell{{text: r[0], style: bold, shade: true}, value}, 9, nil)
+		d.row(keyValueWidths, d.keyValue(r, monospace[i]), 9, nil)
 	}
+}
+
+var keyValueWidths = []float64{48, contentW - 48}
+
+func (d *document) keyValue(r [2]string, monospace bool) []cell {
+	value := cell{text: r[1]}
+	if monospace {
+		value.style = fixed
+	}
+	return []cell{{text: r[0], style: bold, shade: true}, value}
 }
 
 // style is a cell's font.
@@ -310,8 +345,9 @@ const (
 type cell struct {
 	text  string
 	style style
-	// fill shades the cell as a banner; shade lightly, as a label.
-	fill, shade bool
+	// fill shades the cell as a banner; shade lightly, as a label; bare
+	// draws no border.
+	fill, shade, bare bool
 }
 
 func (d *document) font(s style, size float64) {
@@ -331,13 +367,8 @@ func (d *document) font(s style, size float64) {
 func (d *document) row(widths []float64, cells []cell, size float64, header []cell) {
 	p := d.pdf
 	lineH := size * 0.42
-	lines := make([][]string, len(cells))
-	most := 1
-	for i, c := range cells {
-		d.font(c.style, size)
-		lines[i] = wrap(p, c.text, widths[i])
-		most = max(most, len(lines[i]))
-	}
+	lines, most := d.lines(widths, cells, size)
+	d.startSection(float64(min(most, 3))*lineH + 2*pad)
 	for done := 0; done < most; {
 		fit := int((bottom - p.GetY() - 2*pad) / lineH)
 		if fit < 1 || (done == 0 && fit < min(most, 3)) {
@@ -359,11 +390,12 @@ func (d *document) row(widths []float64, cells []cell, size float64, header []ce
 			}
 			p.SetDrawColor(185, 190, 200)
 			p.SetLineWidth(0.15)
-			styleStr := "D"
-			if c.fill || c.shade {
-				styleStr = "FD"
+			switch {
+			case c.fill || c.shade:
+				p.Rect(x, y, widths[i], h, "FD")
+			case !c.bare:
+				p.Rect(x, y, widths[i], h, "D")
 			}
-			p.Rect(x, y, widths[i], h, styleStr)
 			d.font(c.style, size)
 			for k := done; k < min(done+n, len(lines[i])); k++ {
 				p.SetXY(x, y+pad+float64(k-done)*lineH)
@@ -374,6 +406,24 @@ func (d *document) row(widths []float64, cells []cell, size float64, header []ce
 		p.SetXY(margin, y+h)
 		done += n
 	}
+}
+
+// lines wraps each cell's text in its column; most is the longest.
+func (d *document) lines(widths []float64, cells []cell, size float64) (lines [][]string, most int) {
+	lines = make([][]string, len(cells))
+	most = 1
+	for i, c := range cells {
+		d.font(c.style, size)
+		lines[i] = wrap(d.pdf, c.text, widths[i])
+		most = max(most, len(lines[i]))
+	}
+	return lines, most
+}
+
+// height is the height of a row on one page.
+func (d *document) height(widths []float64, cells []cell, size float64) float64 {
+	_, most := d.lines(widths, cells, size)
+	return float64(most)*size*0.42 + 2*pad
 }
 
 // wrap splits text into the lines that fit width w in the current font,
@@ -393,7 +443,6 @@ func wrap(p *fpdf.Fpdf, text string, w float64) []string {
 // recipient writes one recipient's block.
 func (d *document) recipient(r *workflow.Recipient) {
 	w := d.words
-	d.banner(fmt.Sprintf("%s · %s — %s", r.ID, w.roles[r.Role], party(r.Party)))
 	rows := [][2]string{{w.name, or(r.Name, "—")}, {w.email, r.Email}}
 	if r.Phone != "" {
 		rows = append(rows, [2]string{w.phone, r.Phone})
@@ -402,7 +451,11 @@ func (d *document) recipient(r *workflow.Recipient) {
 	if r.Role.Acts() {
 		rows = append(rows, [2]string{w.step, fmt.Sprintf(w.stepOf, r.Step+1, len(d.env.Steps))})
 	}
-	rows = append(rows, [2]string{w.state, or(w.states[r.State], string(r.State))})
+	state := or(w.states[r.State], string(r.State))
+	if !r.Role.Acts() && r.State == workflow.Waiting {
+		state = w.onCompletion
+	}
+	rows = append(rows, [2]string{w.state, state})
 	mine := d.recordsOf(r.ID)
 	if r.Role.Acts() {
 		rows = append(rows,
@@ -438,7 +491,24 @@ func (d *document) recipient(r *workflow.Recipient) {
 	if r.DeliveryFailure != "" {
 		rows = append(rows, [2]string{w.deliveryFailure, r.DeliveryFailure})
 	}
-	d.keyValues(rows, map[int]bool{serial: true})
+	d.block(fmt.Sprintf("%s · %s — %s", r.ID, w.roles[r.Role], party(r.Party)), rows, map[int]bool{serial: true})
+}
+
+// inStepOrder lists the acting recipients step by step (delegates, added
+// last, end their step), then the copies and the archivists.
+func (d *document) inStepOrder() []*workflow.Recipient {
+	out := make([]*workflow.Recipient, len(d.env.Recipients))
+	for i := range d.env.Recipients {
+		out[i] = &d.env.Recipients[i]
+	}
+	rank := func(r *workflow.Recipient) int {
+		if r.Role.Acts() {
+			return r.Step
+		}
+		return len(d.env.Steps) + map[workflow.Role]int{workflow.Copy: 0, workflow.Archivist: 1}[r.Role]
+	}
+	sort.SliceStable(out, func(i, j int) bool { return rank(out[i]) < rank(out[j]) })
+	return out
 }
 
 // recordsOf returns the trail's records about recipient id.
@@ -551,16 +621,20 @@ func (d *document) time(t time.Time) string {
 	return t.In(d.loc).Format(layout) + "  ·  " + t.UTC().Format(layout)
 }
 
+// trailSize is the font size of the audit trail's table, small enough
+// for a time in the zone to hold on one line of its column.
+const trailSize = 7
+
 // trail writes every audit record as a table row.
 func (d *document) trail() {
 	w := d.words
-	widths := []float64{9, 33, 27, 38, 44, 23}
+	widths := []float64{8, 35, 26, 40, 42, 23}
 	header := []cell{
 		{text: "N°", style: bold, fill: true}, {text: w.colTime, style: bold, fill: true},
 		{text: w.colEvent, style: bold, fill: true}, {text: w.colActor, style: bold, fill: true},
 		{text: w.colDetails, style: bold, fill: true}, {text: w.colHash, style: bold, fill: true},
 	}
-	d.row(widths, header, 7.5, nil)
+	d.row(widths, header, trailSize, nil)
 	for _, rec := range d.in.Trail {
 		when := "—"
 		if !rec.Time.IsZero() {
@@ -580,7 +654,7 @@ func (d *document) trail() {
 		d.row(widths, []cell{
 			{text: fmt.Sprint(rec.Seq)}, {text: when}, {text: event}, {text: actor},
 			{text: details(rec.Details)}, {text: rec.Hash[:min(len(rec.Hash), 12)], style: fixed},
-		}, 7.5, header)
+		}, trailSize, header)
 	}
 }
 

@@ -7,23 +7,23 @@ import (
 
 // words are the certificate's texts in one language.
 type words struct {
-	title, envelope, page                                               string
-	envelopeSection, documentsSection, recipientsSection                string
-	trailSection, verifySection                                         string
-	id, titleLabel, message, sender, senderAuth, notGiven               string
-	created, deadline, state, ended, issued, zone, zoneNote, completing string
-	pages, original, final                                              string
-	name, email, phone, role, step, stepOf, auth, ip, userAgent         string
-	invited, sent, viewed, lastViewed, verified, reason                 string
-	delegatedFrom, delegatedTo, serial, deliveryFailure                 string
-	byEmail, bySMS, byReply, none                                       string
-	trailNote, verifyNote, attachment, lastHash                         string
-	colTime, colEvent, colActor, colDetails, colHash                    string
-	roles                                                               map[workflow.Role]string
-	states                                                              map[workflow.RecipientState]string
-	acted                                                               map[workflow.RecipientState]string
-	envelopeStates                                                      map[workflow.State]string
-	events                                                              map[audit.Type]string
+	title, envelope, page                                                 string
+	envelopeSection, documentsSection, recipientsSection                  string
+	trailSection, verifySection                                           string
+	id, titleLabel, message, sender, senderAuth, notGiven                 string
+	created, deadline, state, ended, issued, zone, zoneNote, completing   string
+	pages, original, final                                                string
+	name, email, phone, role, step, stepOf, auth, ip, userAgent           string
+	invited, sent, viewed, lastViewed, verified, reason                   string
+	delegatedFrom, delegatedTo, serial, deliveryFailure                   string
+	byEmail, bySMS, byReply, none                                         string
+	trailNote, verifyNote, attachment, eventCount, lastHash, onCompletion string
+	colTime, colEvent, colActor, colDetails, colHash                      string
+	roles                                                                 map[workflow.Role]string
+	states                                                                map[workflow.RecipientState]string
+	acted                                                                 map[workflow.RecipientState]string
+	envelopeStates                                                        map[workflow.State]string
+	events                                                                map[audit.Type]string
 }
 
 // vocabulary holds the certificate's texts by envelope language.
@@ -54,8 +54,9 @@ var vocabulary = map[string]words{
 			"Le journal complet (adresses, navigateurs, empreintes entières) est joint à ce PDF sous le nom %s.",
 		verifyNote: "Les documents signés peuvent être vérifiés à l’adresse suivante. La chaîne du journal joint " +
 			"peut être recalculée par quiconque : le dernier événement doit porter l’empreinte ci-dessous.",
-		attachment: "Pièce jointe", lastHash: "Dernier événement du journal",
-		colTime: "Date", colEvent: "Événement", colActor: "Auteur", colDetails: "Détails", colHash: "Empreinte",
+		attachment: "Pièce jointe", eventCount: "Nombre d’événements", lastHash: "Empreinte du dernier",
+		onCompletion: "recevra les documents signés à la réalisation",
+		colTime:      "Date", colEvent: "Événement", colActor: "Auteur", colDetails: "Détails", colHash: "Empreinte",
 		roles: map[workflow.Role]string{workflow.Signer: "Signataire", workflow.Approver: "Approbateur (visa)",
 			workflow.Copy: "Copie", workflow.Archivist: "Archiviste"},
 		states: map[workflow.RecipientState]string{workflow.Waiting: "en attente", workflow.Pending: "invité, n’a pas agi",
@@ -99,8 +100,9 @@ var vocabulary = map[string]words{
 			"The full trail (addresses, browsers, whole hashes) is attached to this PDF as %s.",
 		verifyNote: "The signed documents can be verified at the address below. Anyone can recompute the chain " +
 			"of the attached trail: its last event must carry the hash below.",
-		attachment: "Attachment", lastHash: "Last event of the trail",
-		colTime: "Time", colEvent: "Event", colActor: "Actor", colDetails: "Details", colHash: "Hash",
+		attachment: "Attachment", eventCount: "Number of events", lastHash: "Hash of the last",
+		onCompletion: "will receive the signed documents on completion",
+		colTime:      "Time", colEvent: "Event", colActor: "Actor", colDetails: "Details", colHash: "Hash",
 		roles: map[workflow.Role]string{workflow.Signer: "Signer", workflow.Approver: "Approver",
 			workflow.Copy: "Copy", workflow.Archivist: "Archivist"},
 		states: map[workflow.RecipientState]string{workflow.Waiting: "waiting", workflow.Pending: "invited, has not acted",
