@@ -213,15 +213,22 @@ func (d *document) render() {
 	d.trail()
 
 	d.heading(w.verifySection)
+	summary := [][2]string{
+		{w.attachment, AttachmentName(d.env.ID)},
+		{w.eventCount, fmt.Sprint(d.env.Audit.Seq)},
+		{w.lastHash, d.env.Audit.Hash},
+	}
+	// The section is short: keep it on one page.
+	h := d.height([]float64{contentW}, []cell{{text: w.verifyNote}}, 9) + 12
+	for i, r := range summary {
+		h += d.height(keyValueWidths, d.keyValue(r, i == 2), 9)
+	}
+	d.startSection(h)
 	d.paragraph(w.verifyNote)
 	if d.in.VerifyURL != "" {
 		d.link(d.in.VerifyURL)
 	}
-	d.keyValues([][2]string{
-		{w.attachment, AttachmentName(d.env.ID)},
-		{w.eventCount, fmt.Sprint(d.env.Audit.Seq)},
-		{w.lastHash, d.env.Audit.Hash},
-	}, map[int]bool{2: true})
+	d.keyValues(summary, map[int]bool{2: true})
 }
 
 func (d *document) header() {
@@ -371,7 +378,13 @@ func (d *document) row(widths []float64, cells []cell, size float64, header []ce
 	d.startSection(float64(min(most, 3))*lineH + 2*pad)
 	for done := 0; done < most; {
 		fit := int((bottom - p.GetY() - 2*pad) / lineH)
-		if fit < 1 || (done == 0 && fit < min(most, 3)) {
+		// A row that fits on a page is not split; a longer one is, with
+		// at least three of its lines on the first page.
+		onePage := int((bottom - margin - 2*pad) / lineH)
+		if header != nil {
+			onePage -= 3
+		}
+		if fit < 1 || (done == 0 && fit < most && (most <= onePage || fit < 3)) {
 			p.AddPage()
 			if header != nil {
 				d.row(widths, header, size, nil)
@@ -645,7 +658,7 @@ func (d *document) trail() {
 			actor += " (" + rec.RecipientID + ")"
 		}
 		if rec.IP != "" {
-			actor += "\nIP " + rec.IP
+			actor += "\n" + rec.IP
 		}
 		event := string(rec.Type)
 		if label, ok := w.events[rec.Type]; ok {

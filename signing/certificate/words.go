@@ -54,9 +54,9 @@ var vocabulary = map[string]words{
 			"Le journal complet (adresses, navigateurs, empreintes entières) est joint à ce PDF sous le nom %s.",
 		verifyNote: "Les documents signés peuvent être vérifiés à l’adresse suivante. La chaîne du journal joint " +
 			"peut être recalculée par quiconque : le dernier événement doit porter l’empreinte ci-dessous.",
-		attachment: "Pièce jointe", eventCount: "Nombre d’événements", lastHash: "Empreinte du dernier",
+		attachment: "Pièce jointe", eventCount: "Nombre d’événements", lastHash: "Empreinte du dernier événement",
 		onCompletion: "recevra les documents signés à la réalisation",
-		colTime:      "Date", colEvent: "Événement", colActor: "Auteur", colDetails: "Détails", colHash: "Empreinte",
+		colTime:      "Date", colEvent: "Événement", colActor: "Auteur, adresse IP", colDetails: "Détails", colHash: "Empreinte",
 		roles: map[workflow.Role]string{workflow.Signer: "Signataire", workflow.Approver: "Approbateur (visa)",
 			workflow.Copy: "Copie", workflow.Archivist: "Archiviste"},
 		states: map[workflow.RecipientState]string{workflow.Waiting: "en attente", workflow.Pending: "invité, n’a pas agi",
@@ -100,9 +100,9 @@ var vocabulary = map[string]words{
 			"The full trail (addresses, browsers, whole hashes) is attached to this PDF as %s.",
 		verifyNote: "The signed documents can be verified at the address below. Anyone can recompute the chain " +
 			"of the attached trail: its last event must carry the hash below.",
-		attachment: "Attachment", eventCount: "Number of events", lastHash: "Hash of the last",
+		attachment: "Attachment", eventCount: "Number of events", lastHash: "Hash of the last event",
 		onCompletion: "will receive the signed documents on completion",
-		colTime:      "Time", colEvent: "Event", colActor: "Actor", colDetails: "Details", colHash: "Hash",
+		colTime:      "Time", colEvent: "Event", colActor: "Actor, IP address", colDetails: "Details", colHash: "Hash",
 		roles: map[workflow.Role]string{workflow.Signer: "Signer", workflow.Approver: "Approver",
 			workflow.Copy: "Copy", workflow.Archivist: "Archivist"},
 		states: map[workflow.RecipientState]string{workflow.Waiting: "waiting", workflow.Pending: "invited, has not acted",
