@@ -129,9 +129,13 @@ type document struct {
 
 func newDocument(in Input, loc *time.Location, w words) *document {
 	pdf := fpdf.NewCustom(&fpdf.InitType{OrientationStr: "P", UnitStr: "mm", Size: fpdf.SizeType{Wd: pageW, Ht: pageH}})
-	pdf.AddUTF8FontFromBytes(sans, "", goregular.TTF)
-	pdf.AddUTF8FontFromBytes(sans, "B", gobold.TTF)
-	pdf.AddUTF8FontFromBytes(mono, "", gomono.TTF)
+	// fpdf's subsetting rewrites the glyph indices of composite glyphs
+	// (accented letters) in the bytes it is given: each build gets its own
+	// copy, or the second certificate of a process would be made from the
+	// first one's edits (and concurrent builds would race).
+	pdf.AddUTF8FontFromBytes(sans, "", bytes.Clone(goregular.TTF))
+	pdf.AddUTF8FontFromBytes(sans, "B", bytes.Clone(gobold.TTF))
+	pdf.AddUTF8FontFromBytes(mono, "", bytes.Clone(gomono.TTF))
 	pdf.SetMargins(margin, margin, margin)
 	pdf.SetAutoPageBreak(false, 0) // rows break pages themselves, see row
 	pdf.SetCellMargin(pad)

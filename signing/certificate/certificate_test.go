@@ -2,15 +2,20 @@ package certificate
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/pdfcpu/pdfcpu/pkg/api"
+	"golang.org/x/image/font/gofont/gobold"
+	"golang.org/x/image/font/gofont/gomono"
+	"golang.org/x/image/font/gofont/goregular"
 
 	"github.com/parapheur/parapheur/signing/internal/pdftest"
 	"github.com/parapheur/parapheur/workflow"
@@ -329,18 +334,40 @@ func TestValidators(t *testing.T) {
 }
 
 func TestDeterministic(t *testing.T) {
+	fonts := map[string][]byte{"goregular": goregular.TTF, "gobold": gobold.TTF, "gomono": gomono.TTF}
+	before := map[string][32]byte{}
+	for name, ttf := range fonts {
+		before[name] = sha256.Sum256(ttf)
+	}
 	s := completedEnvelope(t, "fr")
-	first, err := Build(input(t, s))
-	if err != nil {
-		t.Fatal(err)
+	// Builds at once in several goroutines (the race detector watches
+	// them) all give the same bytes.
+	const builds = 4
+	pdfs := make([][]byte, builds)
+	var wg sync.WaitGroup
+	for i := range builds {
+		wg.Go(func() {
+			pdf, err := Build(input(t, s))
+			if err != nil {
+				t.Error(err)
+			}
+			pdfs[i] = pdf
+		})
 	}
-	second, err := Build(input(t, s))
-	if err != nil {
-		t.Fatal(err)
+	wg.Wait()
+	for i := 1; i < builds; i++ {
+		if !bytes.Equal(pdfs[0], pdfs[i]) {
+			t.Fatalf("builds 1 and %d of the same input differ", i+1)
+		}
 	}
-	if !bytes.Equal(first, second) {
-		t.Fatal("two builds of the same input differ")
+	// The fonts shared by the process are left as they were, so that the
+	// next certificate is made from the same glyphs.
+	for name, ttf := range fonts {
+		if sha256.Sum256(ttf) != before[name] {
+			t.Errorf("building changed the bytes of the %s font", name)
+		}
 	}
+	first := pdfs[0]
 	later := input(t, s)
 	later.Now = later.Now.Add(time.Hour)
 	third, err := Build(later)
