@@ -7,6 +7,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -323,6 +325,7 @@ func TestValidators(t *testing.T) {
 		s := completedEnvelope(t, language)
 		path, pdf := build(t, input(t, s))
 		pdftest.Run(t, "qpdf", "--check", path)
+		inMargins(t, path)
 		if err := api.Validate(bytes.NewReader(pdf), pdftest.PdfcpuConfig(t)); err != nil {
 			t.Errorf("%s: pdfcpu validate: %v", language, err)
 		}
@@ -418,4 +421,44 @@ func BenchmarkBuild(b *testing.B) {
 		size = len(pdf)
 	}
 	b.ReportMetric(float64(size), "bytes/pdf")
+}
+
+var wordBox = regexp.MustCompile(`<word xMin="([0-9.]+)" yMin="([0-9.]+)" xMax="([0-9.]+)" yMax="([0-9.]+)">([^<]*)</word>`)
+
+// inMargins fails the test for every word poppler finds outside the page's
+// margins (the footer's band below the bottom margin included).
+func inMargins(t *testing.T, path string) {
+	t.Helper()
+	const mm = 72 / 25.4
+	words := wordBox.FindAllStringSubmatch(pdftest.Run(t, "pdftotext", "-bbox", path, "-"), -1)
+	if len(words) == 0 {
+		t.Fatal("pdftotext -bbox found no words")
+	}
+	for _, w := range words {
+		var box [4]float64
+		for i := range box {
+			box[i], _ = strconv.ParseFloat(w[i+1], 64)
+		}
+		if box[0] < (margin-0.5)*mm || box[2] > (pageW-margin+0.5)*mm || box[1] < (margin-6)*mm || box[3] > (pageH-8)*mm {
+			t.Errorf("%q at x %.0f–%.0f, y %.0f–%.0f pt is outside the margins", w[5], box[0], box[2], box[1], box[3])
+		}
+	}
+}
+
+func TestLongValuesStayInMargins(t *testing.T) {
+	s := completedEnvelope(t, "fr")
+	env := s.env.Clone()
+	// A message longer than a page, an unbroken token wider than a
+	// column, and a long document name.
+	env.Message = strings.Repeat("Une longue phrase du message de l’expéditeur, répétée pour remplir plus d’une page. ", 80) +
+		"https://partner.example/" + strings.Repeat("x", 300) + " FIN-DU-MESSAGE"
+	env.Documents[0].Name = strings.Repeat("Très-long-nom-de-document-sans-espace-", 8) + ".pdf"
+	in := input(t, s)
+	in.Envelope = env
+	path, _ := build(t, in)
+	pdftest.Run(t, "qpdf", "--check", path)
+	inMargins(t, path)
+	if got := text(t, path); !strings.Contains(got, "FIN-DU-MESSAGE") {
+		t.Error("the end of the long message is missing")
+	}
 }
