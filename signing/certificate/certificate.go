@@ -144,10 +144,9 @@ func newDocument(in Input, loc *time.Location, w words) *document {
 	pdf.SetModificationDate(in.Now)
 	pdf.SetCatalogSort(true)
 	pdf.SetCompression(true)
-	title := w.title + " — " + in.Envelope.ID
-	pdf.SetTitle(title, true)
-	pdf.SetSubject(in.Envelope.Title, true)
-	pdf.SetAuthor(in.Organisation, true)
+	pdf.SetTitle(printable(w.title+" — "+in.Envelope.ID), true)
+	pdf.SetSubject(printable(in.Envelope.Title), true)
+	pdf.SetAuthor(printable(in.Organisation), true)
 	pdf.SetCreator("parapheur", true)
 	pdf.SetLang(in.Envelope.Language)
 	pdf.AliasNbPages("{nb}")
@@ -164,7 +163,7 @@ func (d *document) footer() {
 	p.SetFont(sans, "", 7.5)
 	p.SetTextColor(90, 90, 90)
 	p.SetXY(margin, pageH-14)
-	p.CellFormat(contentW*0.75, 5, d.words.title+" · "+d.words.envelope+" "+d.env.ID, "", 0, "L", false, 0, "")
+	p.CellFormat(contentW*0.75, 5, printable(d.words.title+" · "+d.words.envelope+" "+d.env.ID), "", 0, "L", false, 0, "")
 	p.CellFormat(contentW*0.25, 5, fmt.Sprintf(d.words.page, p.PageNo(), "{nb}"), "", 0, "R", false, 0, "")
 	p.SetTextColor(0, 0, 0)
 }
@@ -240,13 +239,15 @@ func (d *document) header() {
 	if d.in.Organisation != "" {
 		p.SetFont(sans, "", 9)
 		p.SetTextColor(90, 90, 90)
-		p.CellFormat(contentW, 5, d.in.Organisation, "", 1, "L", false, 0, "")
+		for _, line := range wrap(p, d.in.Organisation, contentW) {
+			p.CellFormat(contentW, 5, line, "", 1, "L", false, 0, "")
+		}
 		p.SetTextColor(0, 0, 0)
 	}
 	p.SetFont(sans, "B", 20)
 	p.CellFormat(contentW, 11, d.words.title, "", 1, "L", false, 0, "")
 	p.SetFont(sans, "", 10)
-	for _, line := range p.SplitText(d.env.Title, contentW) {
+	for _, line := range wrap(p, d.env.Title, contentW) {
 		p.CellFormat(contentW, 5, line, "", 1, "L", false, 0, "")
 	}
 	p.SetDrawColor(40, 60, 110)
@@ -315,7 +316,7 @@ func (d *document) link(url string) {
 	p.SetFont(mono, "", 9)
 	p.SetTextColor(20, 60, 170)
 	d.startSection(5)
-	for _, line := range p.SplitText(url, contentW) {
+	for _, line := range wrap(p, url, contentW) {
 		if p.GetY()+5 > bottom {
 			p.AddPage()
 		}
@@ -447,7 +448,7 @@ func (d *document) height(widths []float64, cells []cell, size float64) float64 
 // keeping the lines the text itself has.
 func wrap(p *fpdf.Fpdf, text string, w float64) []string {
 	var out []string
-	for _, para := range strings.Split(text, "\n") {
+	for _, para := range strings.Split(printable(text), "\n") {
 		if para == "" {
 			out = append(out, "")
 			continue
