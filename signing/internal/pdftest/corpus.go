@@ -20,6 +20,10 @@ import (
 // packages maps each external tool to the Debian package providing it.
 var packages = map[string]string{
 	"pdfsig":        "poppler-utils",
+	"pdftotext":     "poppler-utils",
+	"pdfdetach":     "poppler-utils",
+	"pdfinfo":       "poppler-utils",
+	"pdftoppm":      "poppler-utils",
 	"qpdf":          "qpdf",
 	"mutool":        "mupdf-tools",
 	"ps2pdf":        "ghostscript",

@@ -1,0 +1,123 @@
+package certificate
+
+import (
+	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/audit"
+)
+
+// words are the certificate's texts in one language.
+type words struct {
+	title, envelope, page                                                 string
+	envelopeSection, documentsSection, recipientsSection                  string
+	trailSection, verifySection                                           string
+	id, titleLabel, message, sender, senderAuth, notGiven                 string
+	created, deadline, state, ended, issued, zone, zoneNote, completing   string
+	pages, original, final                                                string
+	name, email, phone, role, step, stepOf, auth, ip, userAgent           string
+	invited, sent, viewed, lastViewed, verified, reason                   string
+	delegatedFrom, delegatedTo, serial, deliveryFailure                   string
+	byEmail, bySMS, byReply, none                                         string
+	trailNote, verifyNote, attachment, eventCount, lastHash, onCompletion string
+	colTime, colEvent, colActor, colDetails, colHash                      string
+	roles                                                                 map[workflow.Role]string
+	states                                                                map[workflow.RecipientState]string
+	acted                                                                 map[workflow.RecipientState]string
+	envelopeStates                                                        map[workflow.State]string
+	events                                                                map[audit.Type]string
+}
+
+// vocabulary holds the certificate's texts by envelope language.
+var vocabulary = map[string]words{
+	"fr": {
+		title: "Certificat de réalisation", envelope: "enveloppe", page: "page %d / %s",
+		envelopeSection: "Enveloppe", documentsSection: "Documents", recipientsSection: "Destinataires",
+		trailSection: "Journal d’audit", verifySection: "Vérification",
+		id: "Identifiant", titleLabel: "Objet", message: "Message", sender: "Expéditeur",
+		senderAuth: "Authentification de l’envoi", notGiven: "non indiquée",
+		created: "Créée le", deadline: "Échéance", state: "État", ended: "Terminée le",
+		issued: "Certificat établi le", zone: "Fuseau horaire",
+		zoneNote:   "%s ; chaque heure est donnée dans ce fuseau puis en UTC",
+		completing: "toutes les étapes sont accomplies ; finalisation en cours",
+		pages:      "Pages", original: "SHA-256 de l’original", final: "SHA-256 de la version finale",
+		name: "Nom", email: "Adresse électronique", phone: "Téléphone mobile", role: "Rôle", step: "Étape",
+		stepOf: "%d sur %d", auth: "Authentification", ip: "Adresse IP", userAgent: "Navigateur (User-Agent)",
+		invited: "Invité le", sent: "Invitation remise le", viewed: "Consulté le",
+		lastViewed: "Dernière consultation", verified: "Code vérifié le", reason: "Motif",
+		delegatedFrom: "Délégué par", delegatedTo: "A délégué à",
+		serial:          "N° de série du certificat de signature",
+		deliveryFailure: "Échec de remise",
+		byEmail:         "code à usage unique envoyé par courriel à %s",
+		bySMS:           "code à usage unique envoyé par SMS au %s",
+		byReply:         "réponse au courriel d’invitation depuis l’adresse invitée",
+		none:            "aucune",
+		trailNote: "Les %d événements ci-dessous forment une chaîne : chacun porte l’empreinte SHA-256 du précédent. " +
+			"Le journal complet (adresses, navigateurs, empreintes entières) est joint à ce PDF sous le nom %s.",
+		verifyNote: "Les documents signés peuvent être vérifiés à l’adresse suivante. La chaîne du journal joint " +
+			"peut être recalculée par quiconque : le dernier événement doit porter l’empreinte ci-dessous.",
+		attachment: "Pièce jointe", eventCount: "Nombre d’événements", lastHash: "Empreinte du dernier événement",
+		onCompletion: "recevra les documents signés à la réalisation",
+		colTime:      "Date", colEvent: "Événement", colActor: "Auteur, adresse IP", colDetails: "Détails", colHash: "Empreinte",
+		roles: map[workflow.Role]string{workflow.Signer: "Signataire", workflow.Approver: "Approbateur (visa)",
+			workflow.Copy: "Copie", workflow.Archivist: "Archiviste"},
+		states: map[workflow.RecipientState]string{workflow.Waiting: "en attente", workflow.Pending: "invité, n’a pas agi",
+			workflow.HasSigned: "a signé", workflow.HasApproved: "a approuvé", workflow.HasDeclined: "a refusé",
+			workflow.HasDelegated: "a délégué", workflow.Delivered: "a reçu les documents"},
+		acted: map[workflow.RecipientState]string{workflow.HasSigned: "Signé le", workflow.HasApproved: "Approuvé le",
+			workflow.HasDeclined: "Refusé le", workflow.HasDelegated: "Délégué le"},
+		envelopeStates: map[workflow.State]string{workflow.StateInProgress: "en cours", workflow.StateCompleted: "réalisée",
+			workflow.StateDeclined: "refusée", workflow.StateCancelled: "annulée", workflow.StateExpired: "expirée"},
+		events: map[audit.Type]string{audit.Submitted: "Envoi", audit.InvitationSent: "Invitation remise",
+			audit.Viewed: "Consultation", audit.CodeSent: "Code envoyé", audit.CodeFailed: "Code erroné",
+			audit.CodeVerified: "Code vérifié", audit.Signed: "Signature", audit.Approved: "Approbation",
+			audit.Declined: "Refus", audit.Delegated: "Délégation", audit.Cancelled: "Annulation",
+			audit.Expired: "Expiration", audit.ReminderSent: "Relance", audit.Bounced: "Non-remise",
+			audit.Completed: "Réalisation", audit.DeliveryStart: "Envoi d’un courriel",
+			audit.DeliveryAttempt: "Remise d’un courriel"},
+	},
+	"en": {
+		title: "Certificate of completion", envelope: "envelope", page: "page %d / %s",
+		envelopeSection: "Envelope", documentsSection: "Documents", recipientsSection: "Recipients",
+		trailSection: "Audit trail", verifySection: "Verification",
+		id: "Identifier", titleLabel: "Subject", message: "Message", sender: "Sender",
+		senderAuth: "Submission authenticated by", notGiven: "not stated",
+		created: "Created", deadline: "Deadline", state: "Status", ended: "Ended",
+		issued: "Certificate issued", zone: "Time zone",
+		zoneNote:   "%s; every time is given in this zone, then in UTC",
+		completing: "every step is done; completion under way",
+		pages:      "Pages", original: "SHA-256 of the original", final: "SHA-256 of the final version",
+		name: "Name", email: "Email address", phone: "Mobile phone", role: "Role", step: "Step",
+		stepOf: "%d of %d", auth: "Authentication", ip: "IP address", userAgent: "Browser (User-Agent)",
+		invited: "Invited", sent: "Invitation delivered", viewed: "Viewed",
+		lastViewed: "Last viewed", verified: "Code verified", reason: "Reason",
+		delegatedFrom: "Delegated by", delegatedTo: "Delegated to",
+		serial:          "Signing certificate serial number",
+		deliveryFailure: "Delivery failure",
+		byEmail:         "one-time code sent by email to %s",
+		bySMS:           "one-time code sent by SMS to %s",
+		byReply:         "reply to the invitation from the invited address",
+		none:            "none",
+		trailNote: "The %d events below form a chain: each carries the SHA-256 of the one before. " +
+			"The full trail (addresses, browsers, whole hashes) is attached to this PDF as %s.",
+		verifyNote: "The signed documents can be verified at the address below. Anyone can recompute the chain " +
+			"of the attached trail: its last event must carry the hash below.",
+		attachment: "Attachment", eventCount: "Number of events", lastHash: "Hash of the last event",
+		onCompletion: "will receive the signed documents on completion",
+		colTime:      "Time", colEvent: "Event", colActor: "Actor, IP address", colDetails: "Details", colHash: "Hash",
+		roles: map[workflow.Role]string{workflow.Signer: "Signer", workflow.Approver: "Approver",
+			workflow.Copy: "Copy", workflow.Archivist: "Archivist"},
+		states: map[workflow.RecipientState]string{workflow.Waiting: "waiting", workflow.Pending: "invited, has not acted",
+			workflow.HasSigned: "signed", workflow.HasApproved: "approved", workflow.HasDeclined: "declined",
+			workflow.HasDelegated: "delegated", workflow.Delivered: "received the documents"},
+		acted: map[workflow.RecipientState]string{workflow.HasSigned: "Signed", workflow.HasApproved: "Approved",
+			workflow.HasDeclined: "Declined", workflow.HasDelegated: "Delegated"},
+		envelopeStates: map[workflow.State]string{workflow.StateInProgress: "in progress", workflow.StateCompleted: "completed",
+			workflow.StateDeclined: "declined", workflow.StateCancelled: "cancelled", workflow.StateExpired: "expired"},
+		events: map[audit.Type]string{audit.Submitted: "Submission", audit.InvitationSent: "Invitation delivered",
+			audit.Viewed: "View", audit.CodeSent: "Code sent", audit.CodeFailed: "Wrong code",
+			audit.CodeVerified: "Code verified", audit.Signed: "Signature", audit.Approved: "Approval",
+			audit.Declined: "Decline", audit.Delegated: "Delegation", audit.Cancelled: "Cancellation",
+			audit.Expired: "Expiry", audit.ReminderSent: "Reminder", audit.Bounced: "Bounce",
+			audit.Completed: "Completion", audit.DeliveryStart: "Mail started",
+			audit.DeliveryAttempt: "Mail delivery"},
+	},
+}
