@@ -154,7 +154,8 @@ func (g *gateway) assemble() error {
 		cer.TSA = &tsa.Client{URL: cfg.TSA.URL}
 	}
 	pages, err := web.New(web.Config{PublicURL: cfg.PublicURL, Language: cfg.Language, Location: cfg.Location,
-		TrustedProxies: cfg.HTTP.Proxies, SecretKey: g.keys.web}, cer, g.log)
+		TrustedProxies: cfg.HTTP.Proxies, SecretKey: g.keys.web,
+		CACert: g.ca.Cert, MaxUpload: cfg.Limits.MaxDocumentBytes}, cer, g.log)
 	if err != nil {
 		return err
 	}

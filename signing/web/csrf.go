@@ -63,9 +63,15 @@ func (s *Server) csrfToken(seed, link string) string {
 // csrfValid tells whether the posted form of r carries the token of the
 // browser's cookie for the link token. r.PostForm must be parsed.
 func (s *Server) csrfValid(r *http.Request, link string) bool {
+	return s.csrfTokenValid(r, r.PostForm.Get(csrfField), link)
+}
+
+// csrfTokenValid tells whether token is the token of the browser's
+// cookie for link.
+func (s *Server) csrfTokenValid(r *http.Request, token, link string) bool {
 	c, err := r.Cookie(s.csrfCookie())
 	if err != nil || !validSeed(c.Value) {
 		return false
 	}
-	return hmac.Equal([]byte(r.PostForm.Get(csrfField)), []byte(s.csrfToken(c.Value, link)))
+	return hmac.Equal([]byte(token), []byte(s.csrfToken(c.Value, link)))
 }

@@ -35,7 +35,7 @@ var files embed.FS
 
 // pages holds the parsed templates and the assets.
 type pages struct {
-	signer, status, problem *template.Template
+	signer, status, problem, verify *template.Template
 	// assets are the embedded files by their served name, which carries
 	// a hash of their content: a changed file gets a new name, so each
 	// may be cached for a year.
@@ -62,6 +62,9 @@ func newPages() (*pages, error) {
 		return nil, err
 	}
 	if p.problem, err = parse("problem.html"); err != nil {
+		return nil, err
+	}
+	if p.verify, err = parse("verify.html"); err != nil {
 		return nil, err
 	}
 	names, err := fs.Glob(files, "assets/*")
@@ -139,7 +142,9 @@ type base struct {
 	// Wide pages (the status page and its audit table) use more of a
 	// large screen.
 	Wide bool
-	loc  *time.Location
+	// Verify is the verification page, linked from every page's foot.
+	Verify string
+	loc    *time.Location
 }
 
 // langLink is one entry of the language switch.
@@ -184,7 +189,7 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, env *workflow.Enve
 			HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode})
 	}
 	lang := s.lang(r, env)
-	b := base{Lang: lang, CSS: s.link("assets", s.pages.css), loc: s.cfg.Location}
+	b := base{Lang: lang, CSS: s.link("assets", s.pages.css), Verify: s.link("verify"), loc: s.cfg.Location}
 	for _, l := range []langLink{{Code: "fr", Label: "FR", Name: "Français"}, {Code: "en", Label: "EN", Name: "English"}} {
 		l.Current = l.Code == lang
 		l.Href = pagePath + "?lang=" + l.Code

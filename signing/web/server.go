@@ -2,7 +2,7 @@
 // link: the signer's page (PUBLIC_URL/s/TOKEN), the sender's status page
 // (PUBLIC_URL/e/TOKEN) and the JSON API that mirrors them
 // (/api/v1/sign/TOKEN…, described by /api/v1/openapi.json), as SPEC §3
-// describes them.
+// describes them, and the verification page (PUBLIC_URL/verify, SPEC §6).
 //
 // Every handler is a thin translation between HTTP and package ceremony,
 // which holds the operations; the workflow's rules are the state machine's,
@@ -12,6 +12,7 @@
 package web
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,6 +47,12 @@ type Config struct {
 	SecretKey []byte
 	// Limits are the rate limits of the links; zero means DefaultLimits.
 	Limits Limits
+	// CACert is the gateway's CA certificate: the verification page tells
+	// whether it issued a signature's certificate. Nil: not told.
+	CACert *x509.Certificate
+	// MaxUpload bounds the bytes of one upload to the verification page;
+	// zero means DefaultMaxUpload.
+	MaxUpload int64
 }
 
 // Server serves the pages and the API.
@@ -71,6 +78,9 @@ func New(cfg Config, c *ceremony.Ceremony, log *slog.Logger) (*Server, error) {
 	if cfg.Language == "" {
 		cfg.Language = "fr"
 	}
+	if cfg.MaxUpload <= 0 {
+		cfg.MaxUpload = DefaultMaxUpload
+	}
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
 	}
@@ -90,6 +100,7 @@ func New(cfg Config, c *ceremony.Ceremony, log *slog.Logger) (*Server, error) {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.pageRoutes(mux)
+	s.verifyRoutes(mux)
 	s.apiRoutes(mux)
 	return s.headers(mux)
 }
