@@ -48,7 +48,9 @@ type verifiedFile struct {
 	Name, Size, SHA256 string
 	// Unreadable says why the file could not be checked at all.
 	Unreadable string
-	// Valid: every signature intact and every embedded trail whole.
+	// Verdict says whether every signature is intact and every embedded
+	// trail whole; Valid tells the same for the page's style.
+	Verdict    string
 	Valid      bool
 	Signatures []signatureView
 	Trails     []trailView
@@ -193,6 +195,16 @@ func (s *Server) verifyFile(f upload, b *base) verifiedFile {
 		return out
 	}
 	out.Valid = rep.Valid()
+	switch n := len(rep.Signatures); {
+	case n == 0:
+		out.Verdict = b.T("verify no signature")
+	case !out.Valid:
+		out.Verdict = b.T("verify invalid")
+	case n == 1:
+		out.Verdict = b.T("verify valid one")
+	default:
+		out.Verdict = b.T("verify valid", n)
+	}
 	for _, sig := range rep.Signatures {
 		sv := signatureView{Signer: sig.Signer, Email: sig.Email, Level: sig.Level, Reason: sig.Reason,
 			TimeStamped: sig.TimeStamped, Intact: sig.Intact, Problem: sig.Problem, Issued: sig.IssuedByCA,
@@ -224,7 +236,7 @@ func (s *Server) verifyFile(f upload, b *base) verifiedFile {
 		case t.Intact():
 			tv.Verdict = b.T("verify trail intact", t.Records)
 		case t.Broken != nil:
-			tv.Verdict = b.T("verify trail broken at", t.Broken.Seq, string(t.Broken.Type), b.When(t.Broken.Time), t.Problem)
+			tv.Verdict = b.T("verify trail broken at", t.Broken.Seq, wordOf(auditWords, t.Broken.Type, b.Lang), b.When(t.Broken.Time), t.Problem)
 		default:
 			tv.Verdict = b.T("verify trail broken", t.Problem)
 		}

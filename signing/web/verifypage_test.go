@@ -4,12 +4,21 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"html"
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/parapheur/parapheur/signing/internal/pdftest"
+	"github.com/parapheur/parapheur/workflow/audit"
+	"github.com/pdfcpu/pdfcpu/pkg/api"
 )
 
 // verifyFixture is the API fixture whose first signer has signed, with
@@ -110,7 +119,7 @@ func TestVerifySignedDocument(t *testing.T) {
 			if page.status != http.StatusOK {
 				t.Fatalf("POST /verify = %d:\n%s", page.status, page.body)
 			}
-			says(t, page, lang, "verify valid", 1)
+			says(t, page, lang, "verify valid one")
 			says(t, page, lang, "verify intact")
 			says(t, page, lang, "verify covers")
 			if want := `<dd class="state-signed">` + html.EscapeString(say(lang, "verify issuer ours")) + `</dd>`; !strings.Contains(page.body, want) {
@@ -157,7 +166,7 @@ func TestVerifyNotAPDF(t *testing.T) {
 	}
 	says(t, page, "fr", "verify unreadable")
 	// The other file of the upload is still checked.
-	says(t, page, "fr", "verify valid", 1)
+	says(t, page, "fr", "verify valid one")
 	if !strings.Contains(page.body, "notes.txt") {
 		t.Errorf("the unreadable file is not named")
 	}
@@ -178,7 +187,7 @@ func TestVerifyUploadLimits(t *testing.T) {
 		t.Fatalf("an upload over the limit = %d:\n%s", page.status, page.body)
 	}
 	says(t, page, "en", "verify too big", byteSize(v.server.cfg.MaxUpload, "en"))
-	if strings.Contains(page.body, html.EscapeString(say("en", "verify valid", 1))) {
+	if strings.Contains(page.body, html.EscapeString(say("en", "verify valid one"))) {
 		t.Errorf("an upload over the limit was checked")
 	}
 	// Too many files: 413 too.
@@ -210,7 +219,7 @@ func TestVerifyNeedsCSRF(t *testing.T) {
 		if page.status != http.StatusForbidden {
 			t.Errorf("%s CSRF token: status %d", name, page.status)
 		}
-		if strings.Contains(page.body, html.EscapeString(say("en", "verify valid", 1))) {
+		if strings.Contains(page.body, html.EscapeString(say("en", "verify valid one"))) {
 			t.Errorf("%s CSRF token: the upload was checked", name)
 		}
 	}
@@ -253,5 +262,46 @@ func TestVerifyLinkedFromEveryPage(t *testing.T) {
 		if want := `<a href="/verify">` + html.EscapeString(say(lang, "verify link")) + `</a>`; !strings.Contains(page.body, want) {
 			t.Errorf("%s lacks %s", path, want)
 		}
+	}
+}
+
+// withTrail is the fixture's one-page PDF with recs attached as
+// audit-E1.json, as the completion certificate embeds its trail.
+func withTrail(t *testing.T, recs []audit.Record) []byte {
+	t.Helper()
+	data, err := json.Marshal(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Join(t.TempDir(), "audit-E1.json")
+	if err := os.WriteFile(name, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := api.AddAttachments(bytes.NewReader(onePagePDF()), &out, []string{name}, false, pdftest.PdfcpuConfig(t)); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+func TestVerifyEmbeddedTrail(t *testing.T) {
+	v := newVerifyFixture(t)
+	at := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+	recs, _ := audit.Chain(audit.Start(), []audit.Record{
+		{Time: at, Type: audit.Submitted, Actor: "agent@org.example"},
+		{Time: at.Add(time.Minute), Type: audit.InvitationSent, Actor: "system", RecipientID: "r1"},
+		{Time: at.Add(time.Hour), Type: audit.Signed, Actor: "marie@partner.example", RecipientID: "r1"},
+	})
+	edited := slices.Clone(recs)
+	edited[1].Actor = "mallory@example.org"
+	v.b.lang = "en"
+	page := v.verify(file{"intact.pdf", withTrail(t, recs)}, file{"edited.pdf", withTrail(t, edited)})
+	if page.status != http.StatusOK {
+		t.Fatalf("POST /verify = %d:\n%s", page.status, page.body)
+	}
+	says(t, page, "en", "verify no signature")
+	says(t, page, "en", "verify trail intact", 3)
+	if want := html.EscapeString(say("en", "verify trail broken at", 2, "invitation sent", "1 June 2026, 09:01 UTC", "")); !strings.Contains(page.body, strings.TrimSuffix(want, ": .")) {
+		t.Errorf("the page does not name the edited event (%s):\n%s", want, page.body)
 	}
 }
