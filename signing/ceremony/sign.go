@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/parapheur/parapheur/signing/pades"
@@ -170,12 +171,29 @@ func (c *Ceremony) lock(ctx context.Context, envID string) (func(), error) {
 	}
 }
 
+// reasonPrefixes start the signature's /Reason, by language; the
+// envelope ID ends it.
+var reasonPrefixes = map[string]string{"fr": "Signature électronique, demande ", "en": "Electronic signature, envelope "}
+
 // reason is the signature's /Reason, in the envelope's language.
 func reason(env *workflow.Envelope) string {
 	if env.Language == "fr" {
-		return "Signature électronique, demande " + env.ID
+		return reasonPrefixes["fr"] + env.ID
 	}
-	return "Electronic signature, envelope " + env.ID
+	return reasonPrefixes["en"] + env.ID
+}
+
+// EnvelopeOfReason reads the envelope ID back from a signature's /Reason
+// as the ceremony writes it; ok is false for any other text. Only a
+// signature this gateway's CA issued, and intact, is known to carry the
+// ceremony's own /Reason.
+func EnvelopeOfReason(r string) (id string, ok bool) {
+	for _, p := range reasonPrefixes {
+		if id, ok := strings.CutPrefix(r, p); ok && id != "" && !strings.ContainsAny(id, " ,") {
+			return id, true
+		}
+	}
+	return "", false
 }
 
 // stamp is the n-th signature's visible mark (from 0) on the last page

@@ -1,13 +1,16 @@
 package web
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
 
+	"github.com/parapheur/parapheur/signing/ceremony"
 	"github.com/parapheur/parapheur/signing/verify"
+	"github.com/parapheur/parapheur/store"
 )
 
 // The verification page (PUBLIC_URL/verify, SPEC §6) checks PDFs anyone
@@ -54,6 +57,11 @@ type verifiedFile struct {
 	Valid      bool
 	Signatures []signatureView
 	Trails     []trailView
+	// Envelope names the envelope the gateway's signatures name, and
+	// Placement where the file stands in it; Final tells that it is the
+	// envelope's final version.
+	Envelope, Placement string
+	Final               bool
 }
 
 type signatureView struct {
@@ -131,7 +139,7 @@ func (s *Server) verifyUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, f := range files {
-		v.Files = append(v.Files, s.verifyFile(f, &v.base))
+		v.Files = append(v.Files, s.verifyFile(r.Context(), f, &v.base))
 	}
 	s.render(w, s.pages.verify, http.StatusOK, v)
 }
@@ -182,7 +190,7 @@ func (s *Server) readUploads(r *http.Request) ([]upload, string, error) {
 
 // verifyFile checks one uploaded file and writes its report in b's
 // language.
-func (s *Server) verifyFile(f upload, b *base) verifiedFile {
+func (s *Server) verifyFile(ctx context.Context, f upload, b *base) verifiedFile {
 	sum := sha256.Sum256(f.data)
 	out := verifiedFile{Name: f.name, Size: byteSize(int64(len(f.data)), b.Lang), SHA256: hex.EncodeToString(sum[:])}
 	if out.Name == "" {
@@ -230,6 +238,7 @@ func (s *Server) verifyFile(f upload, b *base) verifiedFile {
 		}
 		out.Signatures = append(out.Signatures, sv)
 	}
+	s.place(ctx, &out, rep, b)
 	for _, t := range rep.Trails {
 		tv := trailView{Name: t.Name, Intact: t.Intact()}
 		switch {
@@ -243,4 +252,43 @@ func (s *Server) verifyFile(f upload, b *base) verifiedFile {
 		out.Trails = append(out.Trails, tv)
 	}
 	return out
+}
+
+// place tells which envelope the file belongs to and whether it is its
+// final version: the envelope is the one an intact signature of this
+// gateway names in its /Reason (the store has no index of documents by
+// their hash, but finds an envelope by its ID).
+func (s *Server) place(ctx context.Context, out *verifiedFile, rep *verify.Report, b *base) {
+	id := ""
+	for _, sig := range rep.Signatures {
+		if sig.Intact && sig.IssuedByCA {
+			if e, ok := ceremony.EnvelopeOfReason(sig.Reason); ok {
+				id = e
+				break
+			}
+		}
+	}
+	if id == "" {
+		return
+	}
+	p, err := s.cer.FindDocument(ctx, id, out.SHA256)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		out.Envelope = b.T("verify envelope unknown", id)
+		return
+	case err != nil:
+		s.log.Warn("web: envelope of a verified file not looked up", "envelope", id, "err", err)
+		out.Envelope = b.T("verify envelope unavailable", id)
+		return
+	}
+	out.Envelope = b.T("verify envelope", id, b.EnvelopeState(p.Envelope.State))
+	out.Final = p.Final
+	switch {
+	case p.Document < 0:
+		out.Placement = b.T("verify not current")
+	case p.Final:
+		out.Placement = b.T("verify final", p.Document+1, p.Envelope.Documents[p.Document].Name)
+	default:
+		out.Placement = b.T("verify current", p.Document+1, p.Envelope.Documents[p.Document].Name)
+	}
 }

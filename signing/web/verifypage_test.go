@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/parapheur/parapheur/signing/internal/pdftest"
+	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/pdfcpu/pdfcpu/pkg/api"
 )
@@ -304,4 +306,49 @@ func TestVerifyEmbeddedTrail(t *testing.T) {
 	if want := html.EscapeString(say("en", "verify trail broken at", 2, "invitation sent", "1 June 2026, 09:01 UTC", "")); !strings.Contains(page.body, strings.TrimSuffix(want, ": .")) {
 		t.Errorf("the page does not name the edited event (%s):\n%s", want, page.body)
 	}
+}
+
+// TestVerifyNamesEnvelopeAndFinalVersion follows one document through its
+// envelope: the version after the first signature is the latest while
+// the envelope is in progress, an earlier one after the next signature,
+// and the version after the last signature is the final one.
+func TestVerifyNamesEnvelopeAndFinalVersion(t *testing.T) {
+	v := newVerifyFixture(t)
+	v.b.lang = "en"
+	first := v.verify(file{"first.pdf", v.signed})
+	says(t, first, "en", "verify envelope", v.env.ID, "in progress")
+	says(t, first, "en", "verify current", 1, xssFileName)
+
+	sign := func(token string) []byte {
+		st := v.state(v.post("/api/v1/sign/"+token+"/sign", map[string]any{"code": v.sendCode(token), "consent": true}))
+		v.drainMail()
+		return v.document(token, 0, st.Documents[0].SHA256)
+	}
+	sign(v.links["r2"])
+	says(t, v.verify(file{"first.pdf", v.signed}), "en", "verify not current")
+
+	last := sign(v.links["r3"])
+	says(t, v.verify(file{"last.pdf", last}), "en", "verify current", 1, xssFileName)
+	// Completion seals the document: the sealed version, appended to the
+	// last signed one, is the final version, and the last signed one is
+	// no longer.
+	ctx := context.Background()
+	sealed := append(bytes.Clone(last), "% sealed\n"...)
+	blob, err := v.engine.PutDocument(ctx, bytes.NewReader(sealed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := v.engine.PutDocument(ctx, strings.NewReader("%PDF-1.7 certificate"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.engine.Event(ctx, v.env.ID, workflow.Completed{Meta: workflow.Meta{At: v.clock.Now()}, Certificate: cert.SHA256,
+		Documents: []workflow.DocumentVersion{{Index: 0, Previous: v.envelope().Documents[0].Current, SHA256: blob.SHA256, Size: blob.Size}}}); err != nil {
+		t.Fatal(err)
+	}
+	page := v.verify(file{"final.pdf", sealed})
+	says(t, page, "en", "verify valid", 3)
+	says(t, page, "en", "verify envelope", v.env.ID, "completed")
+	says(t, page, "en", "verify final", 1, xssFileName)
+	says(t, v.verify(file{"last.pdf", last}), "en", "verify not current")
 }
