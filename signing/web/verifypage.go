@@ -90,7 +90,7 @@ func (s *Server) verifyRoutes(mux *http.ServeMux) {
 	s.route(mux, "POST /verify", s.verifyUpload)
 }
 
-// verifyView starts the page for r.
+// newVerifyView starts the verification page for r, with its form.
 func (s *Server) newVerifyView(w http.ResponseWriter, r *http.Request) *verifyView {
 	b := s.page(w, r, nil, s.link("verify"))
 	return &verifyView{base: b, CSRF: s.csrfToken(s.csrfSeed(w, r), verifyCSRFLink), Action: s.link("verify"),
