@@ -89,15 +89,7 @@ func open(ctx context.Context) error {
 func ChromiumRig(t testing.TB) *Chromium {
 	t.Helper()
 	c, err := StartChromium()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := c.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	return c
+	return stopAtEnd(t, c, err)
 }
 
 // Stop closes the browser and waits until its processes are gone and its profile removed.

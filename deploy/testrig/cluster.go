@@ -67,15 +67,7 @@ func StartRedisCluster(dir string, n int) (*RedisClusterNodes, error) {
 func RedisCluster(t testing.TB, n int) *RedisClusterNodes {
 	t.Helper()
 	c, err := StartRedisCluster(t.TempDir(), n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := c.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	return c
+	return stopAtEnd(t, c, err)
 }
 
 // freeClusterPort returns a free port whose cluster bus port is free too.

@@ -127,15 +127,7 @@ func StartMail(dir string, opts MailOptions) (*Mail, error) {
 func MailRig(t testing.TB) *Mail {
 	t.Helper()
 	m, err := StartMail(t.TempDir(), MailOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	return m
+	return stopAtEnd(t, m, err)
 }
 
 func (m *Mail) findBinaries() error {

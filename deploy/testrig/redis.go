@@ -54,8 +54,9 @@ func Redis(t testing.TB) *RedisServer {
 	return stopAtEnd(t, s, err)
 }
 
-// stopAtEnd fails t with err, the error of starting s, or else stops s when t ends.
-func stopAtEnd(t testing.TB, s *RedisServer, err error) *RedisServer {
+// stopAtEnd fails t with err, the error of starting s, or else stops s when t ends:
+// what every rig's test helper does with what it started.
+func stopAtEnd[S interface{ Stop() error }](t testing.TB, s S, err error) S {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

@@ -231,18 +231,24 @@ func (s *Server) serveDocument(w http.ResponseWriter, r *http.Request, l ceremon
 		return
 	}
 	defer rc.Close()
+	s.servePDF(w, r, l, rc, d.Name, d.Size, d.Current)
+}
+
+// servePDF sends a stored PDF of l's envelope, shown by the browser's own
+// viewer, or downloaded with ?download=1; its SHA-256 is its ETag.
+func (s *Server) servePDF(w http.ResponseWriter, r *http.Request, l ceremony.Link, rc io.Reader, name string, size int64, sha256 string) {
 	disposition := "inline"
 	if r.URL.Query().Get("download") != "" {
 		disposition = "attachment"
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/pdf")
-	h.Set("Content-Disposition", mime.FormatMediaType(disposition, map[string]string{"filename": d.Name}))
-	h.Set("Content-Length", strconv.FormatInt(d.Size, 10))
-	h.Set("ETag", `"`+d.Current+`"`)
+	h.Set("Content-Disposition", mime.FormatMediaType(disposition, map[string]string{"filename": name}))
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
+	h.Set("ETag", `"`+sha256+`"`)
 	h.Set("Cache-Control", "private, no-store")
 	if _, err := io.Copy(w, rc); err != nil {
-		s.log.Warn("web: document not sent whole", "envelope", l.Envelope.ID, "document", n, "err", err)
+		s.log.Warn("web: PDF not sent whole", "envelope", l.Envelope.ID, "file", name, "err", err)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"io/fs"
 	"mime"
 	"net/http"
@@ -752,13 +751,5 @@ func (s *Server) serveCertificate(w http.ResponseWriter, r *http.Request, l cere
 		return
 	}
 	defer rc.Close()
-	name := fmt.Sprintf("certificate-%s.pdf", l.Envelope.ID)
-	h := w.Header()
-	h.Set("Content-Type", "application/pdf")
-	h.Set("Content-Disposition", mime.FormatMediaType("inline", map[string]string{"filename": name}))
-	h.Set("Content-Length", strconv.FormatInt(blob.Size, 10))
-	h.Set("Cache-Control", "private, no-store")
-	if _, err := io.Copy(w, rc); err != nil {
-		s.log.Warn("web: certificate not sent whole", "envelope", l.Envelope.ID, "err", err)
-	}
+	s.servePDF(w, r, l, rc, fmt.Sprintf("certificate-%s.pdf", l.Envelope.ID), blob.Size, blob.SHA256)
 }
