@@ -51,8 +51,10 @@ type Store interface {
 	// ByToken finds the envelope and recipient holding a signing-link token
 	// by the token's SHA-256 (see workflow.Recipient.TokenHashes), or
 	// ErrNotFound; recipientID is workflow.SenderID for a sender's
-	// status-page token (workflow.Envelope.SenderTokenHashes). Tokens are
-	// indexed whenever an envelope is written.
+	// status-page token (workflow.Envelope.SenderTokenHashes) and
+	// workflow.DownloadID for a final mail's download link
+	// (workflow.Envelope.DownloadTokens). Tokens are indexed whenever an
+	// envelope is written.
 	ByToken(ctx context.Context, tokenHash []byte) (envelopeID, recipientID string, err error)
 	// AuditTrail returns an envelope's audit records in order.
 	AuditTrail(ctx context.Context, envelopeID string) ([]audit.Record, error)

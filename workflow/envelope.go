@@ -11,6 +11,7 @@
 package workflow
 
 import (
+	"bytes"
 	"time"
 
 	"github.com/parapheur/parapheur/workflow/audit"
@@ -177,6 +178,9 @@ type Document struct {
 	Current string `json:"current"`
 	// Size is the byte size of the current version.
 	Size int64 `json:"size"`
+	// Sealed is set once the organisation's seal was applied: Current is
+	// then the final version.
+	Sealed bool `json:"sealed,omitempty"`
 }
 
 // Attachment names a file of the submission mail.
@@ -254,6 +258,14 @@ type Envelope struct {
 	NextReminder time.Time `json:"next_reminder,omitzero"`
 	// EndedAt is when the envelope reached a final state.
 	EndedAt time.Time `json:"ended_at,omitzero"`
+	// StepsDoneAt is when the last step was done and completion began.
+	StepsDoneAt time.Time `json:"steps_done_at,omitzero"`
+	// DelayNoticeAt is when the sender was told that completion keeps
+	// failing (CompletionDelayed), zero if never.
+	DelayNoticeAt time.Time `json:"delay_notice_at,omitzero"`
+	// DownloadTokens are the tokens of the download links of the final
+	// mails (PUBLIC_URL/d/TOKEN), one per party, each expiring.
+	DownloadTokens []DownloadToken `json:"download_tokens,omitempty"`
 	// Documents are the PDFs, in submission order.
 	Documents []Document `json:"documents"`
 	// Ignored are the submission's attachments that are not documents,
@@ -289,6 +301,7 @@ func (e *Envelope) Clone() *Envelope {
 	c.Documents = append([]Document(nil), e.Documents...)
 	c.Ignored = append([]Attachment(nil), e.Ignored...)
 	c.SenderTokenHashes = append([][]byte(nil), e.SenderTokenHashes...)
+	c.DownloadTokens = append([]DownloadToken(nil), e.DownloadTokens...)
 	c.Steps = make([]Step, len(e.Steps))
 	for i, s := range e.Steps {
 		c.Steps[i] = Step{Role: s.Role, Recipients: append([]string(nil), s.Recipients...)}
@@ -336,4 +349,40 @@ const SenderID = "sender"
 // the sender, like AddToken for a recipient.
 func (e *Envelope) AddSenderToken(tokenHash []byte) {
 	e.SenderTokenHashes = append(e.SenderTokenHashes, append([]byte(nil), tokenHash...))
+}
+
+// DownloadToken is a download link of a final mail: who it was sent to
+// and until when it works. Only the token's SHA-256 is kept.
+type DownloadToken struct {
+	// Hash is the SHA-256 of the token.
+	Hash []byte `json:"hash"`
+	// For is the recipient ID the link was mailed to, or SenderID.
+	For string `json:"for"`
+	// Expires is when the link stops working.
+	Expires time.Time `json:"expires"`
+}
+
+// DownloadID stands for the holder of a download-link token where a
+// recipient ID is expected (store.ByToken); DownloadToken tells whose it is.
+const DownloadID = "download"
+
+// AddDownloadToken records the hash of a newly minted download-link token
+// of the final mail to party (a recipient ID or SenderID).
+func (e *Envelope) AddDownloadToken(party string, tokenHash []byte, expires time.Time) error {
+	if party != SenderID && e.Recipient(party) == nil {
+		return errorf(ErrUnknownRecipient, "envelope %s has no recipient %q", e.ID, party)
+	}
+	e.DownloadTokens = append(e.DownloadTokens, DownloadToken{Hash: append([]byte(nil), tokenHash...), For: party, Expires: expires.UTC()})
+	return nil
+}
+
+// DownloadToken returns the download link whose token hash is tokenHash,
+// or nil.
+func (e *Envelope) DownloadToken(tokenHash []byte) *DownloadToken {
+	for i := range e.DownloadTokens {
+		if bytes.Equal(e.DownloadTokens[i].Hash, tokenHash) {
+			return &e.DownloadTokens[i]
+		}
+	}
+	return nil
 }

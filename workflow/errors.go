@@ -40,6 +40,7 @@ var (
 	ErrStaleDocument    = &Error{Code: "document_changed", Message: "the document changed while the signature was made"}
 	ErrNoDelegation     = &Error{Code: "delegation_disabled", Message: "delegation is not allowed"}
 	ErrBadDelegate      = &Error{Code: "invalid_delegate", Message: "the delegate cannot be accepted"}
+	ErrAlreadySealed    = &Error{Code: "already_sealed", Message: "the document is sealed already"}
 )
 
 func errorf(kind *Error, format string, args ...any) error {

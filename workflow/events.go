@@ -155,8 +155,30 @@ type DeliveryAttempted struct {
 	Answer  string
 }
 
-// Completed: the edge sealed the documents (new versions in Documents) and
-// stored the completion certificate whose SHA-256 is Certificate.
+// Sealed: during completion the edge applied the organisation's seal to
+// the document at Document.Index, made from its current version
+// (Document.Previous). A document is sealed once: the machine refuses a
+// second seal, so a completion resumed after a crash seals only what is
+// left. Level is the PAdES level reached ("B-B", "B-LTA"), Serial the seal
+// certificate's serial number (hex).
+type Sealed struct {
+	Meta
+	Document DocumentVersion
+	Level    string
+	Serial   string
+}
+
+// CompletionDelayed: the completion has kept failing since the last step
+// was done (StepsDoneAt), for Reason (the last error). The sender is told
+// once.
+type CompletionDelayed struct {
+	Meta
+	Reason string
+}
+
+// Completed: the edge sealed the documents (new versions in Documents, or
+// none when each was recorded by a Sealed event) and stored the completion
+// certificate whose SHA-256 is Certificate.
 type Completed struct {
 	Meta
 	Documents   []DocumentVersion
@@ -188,6 +210,9 @@ const (
 	// CodeLockedNotice tells the sender that About entered a wrong code
 	// MaxCodeFailures times, which voided it.
 	CodeLockedNotice Notice = "code_locked"
+	// CompletionDelayedNotice tells the sender that the completion has
+	// kept failing for CompletionDelayAfter; Reason is the last error.
+	CompletionDelayedNotice Notice = "completion_delayed"
 )
 
 // Notify asks for a mail of kind Notice to each of Recipients (IDs) and,

@@ -3,6 +3,7 @@ package workflow
 import (
 	"crypto/hmac"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -220,6 +221,10 @@ func Apply(e *Envelope, ev Event) (Transition, error) {
 		err = t.reminderDue(ev)
 	case Bounced:
 		err = t.bounced(ev)
+	case Sealed:
+		err = t.sealed(ev)
+	case CompletionDelayed:
+		err = t.completionDelayed(ev)
 	case Completed:
 		err = t.completed(ev)
 	case DeliveryStarted:
@@ -317,6 +322,7 @@ func (t *transition) done() Transition {
 func (t *transition) startStep(i int, at time.Time) {
 	t.e.CurrentStep = i
 	if i >= len(t.e.Steps) {
+		t.e.StepsDoneAt = at.UTC()
 		t.effect(Complete{})
 		return
 	}
@@ -656,6 +662,9 @@ func (t *transition) reminderDue(ev ReminderDue) error {
 func (t *transition) bounced(ev Bounced) error {
 	reason := strings.TrimSpace(ev.Reason)
 	var hit []string
+	// Only a recipient's first failure is told: a DSN does not say which
+	// mail bounced, and a bounced notice of a bounce must not make another.
+	told := false
 	for i := range t.e.Recipients {
 		r := &t.e.Recipients[i]
 		if !strings.EqualFold(r.Email, ev.Email) {
@@ -664,6 +673,7 @@ func (t *transition) bounced(ev Bounced) error {
 		if r.DeliveryFailure == reason {
 			return nil // replayed bounce
 		}
+		told = told || r.DeliveryFailure != ""
 		r.DeliveryFailure = reason
 		hit = append(hit, r.ID)
 		t.record(audit.Record{Time: ev.At, Type: audit.Bounced, Actor: SystemActor, RecipientID: r.ID,
@@ -672,8 +682,8 @@ func (t *transition) bounced(ev Bounced) error {
 	if len(hit) == 0 {
 		return errorf(ErrUnknownRecipient, "envelope %s has no recipient %s", t.e.ID, ev.Email)
 	}
-	if !t.e.State.Final() {
-		t.effect(Notify{Notice: BounceNotice, ToSender: true, Reason: reason, About: hit[0]})
+	if !told {
+		t.bounceNotice(reason, t.e.Recipient(hit[0]))
 	}
 	return nil
 }
@@ -729,10 +739,76 @@ func (t *transition) deliveryAttempted(ev DeliveryAttempted) error {
 		t.recordFor(ev.Meta, audit.InvitationSent, r, nil)
 	case ev.Outcome == OutcomeFailed:
 		r.DeliveryFailure = ev.Answer
-		if !t.e.State.Final() {
-			t.effect(Notify{Notice: BounceNotice, ToSender: true, Reason: ev.Answer, About: r.ID})
+		// A failed notice of a failure is recorded only, or notices would
+		// loop.
+		if ev.Notice != BounceNotice {
+			t.bounceNotice(ev.Answer, r)
 		}
 	}
+	return nil
+}
+
+// bounceNotice tells of a mail to r that could not be delivered: while the
+// envelope is in progress, the sender and the recipients who already acted
+// (but r) are told; once completed, the sender alone, who may then hand the
+// final documents to r another way. After a decline, cancellation or
+// expiry nobody is waiting on r any more.
+func (t *transition) bounceNotice(reason string, r *Recipient) {
+	switch t.e.State {
+	case StateInProgress:
+		others := slices.DeleteFunc(t.actedRecipients(), func(id string) bool { return id == r.ID })
+		t.effect(Notify{Notice: BounceNotice, Recipients: others, ToSender: true, Reason: reason, About: r.ID})
+	case StateCompleted:
+		t.effect(Notify{Notice: BounceNotice, ToSender: true, Reason: reason, About: r.ID})
+	}
+}
+
+// completing tells whether the envelope is being completed: in progress
+// with every step done.
+func (t *transition) completing() error {
+	switch {
+	case t.e.State.Final():
+		return errorf(ErrEnded, "the envelope is %s", t.e.State)
+	case t.e.CurrentStep < len(t.e.Steps):
+		return errorf(ErrNotCompleting, "step %d of %d is not done", t.e.CurrentStep+1, len(t.e.Steps))
+	}
+	return nil
+}
+
+func (t *transition) sealed(ev Sealed) error {
+	v := ev.Document
+	if v.Index < 0 || v.Index >= len(t.e.Documents) {
+		return fmt.Errorf("workflow: envelope %s has no document %d to seal", t.e.ID, v.Index)
+	}
+	d := &t.e.Documents[v.Index]
+	if d.Sealed && d.Current == v.SHA256 {
+		return nil // replay
+	}
+	if err := t.completing(); err != nil {
+		return err
+	}
+	switch {
+	case d.Sealed:
+		return errorf(ErrAlreadySealed, "document %d (%s) of envelope %s is sealed already", v.Index+1, d.Name, t.e.ID)
+	case v.Previous != d.Current:
+		return errorf(ErrStaleDocument, "the seal of document %d was made on version %s, but the current version is %s", v.Index+1, v.Previous, d.Current)
+	case v.SHA256 == "":
+		return fmt.Errorf("workflow: Sealed needs the sealed version's SHA-256")
+	}
+	d.Current, d.Size, d.Sealed = v.SHA256, v.Size, true
+	t.record(audit.Record{Time: ev.At, Type: audit.Sealed, Actor: SystemActor, Details: map[string]string{
+		"document": fmt.Sprint(v.Index), "previous": v.Previous, "sha256": v.SHA256, "level": ev.Level, "serial": ev.Serial}})
+	return nil
+}
+
+func (t *transition) completionDelayed(ev CompletionDelayed) error {
+	if t.e.State.Final() || t.e.CurrentStep < len(t.e.Steps) || !t.e.DelayNoticeAt.IsZero() {
+		return nil // completed since, or the sender was told already
+	}
+	reason := strings.TrimSpace(ev.Reason)
+	t.e.DelayNoticeAt = ev.At.UTC()
+	t.record(audit.Record{Time: ev.At, Type: audit.CompletionDelay, Actor: SystemActor, Details: map[string]string{"reason": reason}})
+	t.effect(Notify{Notice: CompletionDelayedNotice, ToSender: true, Reason: reason})
 	return nil
 }
 

@@ -654,6 +654,97 @@ func TestApply(t *testing.T) {
 			event: Completed{Meta: at(5 * time.Hour), Certificate: "cert"}, wantState: StateCompleted,
 		},
 		{
+			name: "the last signature records when completion began", history: seq(step1Done(), verify("r2", 2*time.Hour),
+				one(Signed{Meta: at(2*time.Hour + 2*time.Minute), RecipientID: "r2", Signature: sig}), verify("r3", 3*time.Hour)),
+			event:     Signed{Meta: at(3*time.Hour + 2*time.Minute), RecipientID: "r3", Signature: sig2},
+			wantState: StateInProgress, wantEffects: []string{"complete"}, wantAudit: []audit.Type{audit.Signed},
+			check: func(t *testing.T, e *Envelope) {
+				if !e.StepsDoneAt.Equal(t0.Add(3*time.Hour + 2*time.Minute)) {
+					t.Errorf("StepsDoneAt = %v", e.StepsDoneAt)
+				}
+			},
+		},
+		{
+			name: "a seal is recorded on the current version", history: allSigned(),
+			event:     Sealed{Meta: at(4 * time.Hour), Document: DocumentVersion{Index: 0, Previous: "cc", SHA256: "dd", Size: 300}, Level: "B-LTA", Serial: "5e"},
+			wantState: StateInProgress, wantAudit: []audit.Type{audit.Sealed},
+			check: func(t *testing.T, e *Envelope) {
+				if d := e.Documents[0]; d.Current != "dd" || d.Size != 300 || !d.Sealed {
+					t.Errorf("document = %+v", d)
+				}
+			},
+		},
+		{
+			name: "a replayed seal changes nothing", history: seq(allSigned(),
+				one(Sealed{Meta: at(4 * time.Hour), Document: DocumentVersion{Index: 0, Previous: "cc", SHA256: "dd", Size: 300}})),
+			event:     Sealed{Meta: at(5 * time.Hour), Document: DocumentVersion{Index: 0, Previous: "cc", SHA256: "dd", Size: 300}},
+			wantState: StateInProgress,
+		},
+		{
+			name: "a second seal of a document is refused", history: seq(allSigned(),
+				one(Sealed{Meta: at(4 * time.Hour), Document: DocumentVersion{Index: 0, Previous: "cc", SHA256: "dd", Size: 300}})),
+			event:   Sealed{Meta: at(5 * time.Hour), Document: DocumentVersion{Index: 0, Previous: "dd", SHA256: "ee", Size: 400}},
+			wantErr: ErrAlreadySealed,
+		},
+		{
+			name: "a seal made on an old version is refused", history: allSigned(),
+			event:   Sealed{Meta: at(4 * time.Hour), Document: DocumentVersion{Index: 0, Previous: "bb", SHA256: "dd", Size: 300}},
+			wantErr: ErrStaleDocument,
+		},
+		{
+			name: "a seal before the steps are done is refused", history: step1Done(),
+			event:   Sealed{Meta: at(4 * time.Hour), Document: DocumentVersion{Index: 0, Previous: "aa", SHA256: "dd", Size: 300}},
+			wantErr: ErrNotCompleting,
+		},
+		{
+			name: "a delayed completion tells the sender once", history: allSigned(),
+			event:     CompletionDelayed{Meta: at(5 * time.Hour), Reason: " time-stamp authority unreachable "},
+			wantState: StateInProgress, wantAudit: []audit.Type{audit.CompletionDelay},
+			wantEffects: []string{"notify:completion_delayed:[]:sender=true"},
+			check: func(t *testing.T, e *Envelope) {
+				if !e.DelayNoticeAt.Equal(t0.Add(5 * time.Hour)) {
+					t.Errorf("DelayNoticeAt = %v", e.DelayNoticeAt)
+				}
+			},
+		},
+		{
+			name: "a second delay is not told again", history: seq(allSigned(), one(CompletionDelayed{Meta: at(5 * time.Hour), Reason: "x"})),
+			event: CompletionDelayed{Meta: at(6 * time.Hour), Reason: "y"}, wantState: StateInProgress,
+		},
+		{
+			name: "a delay after completion is not told", history: seq(allSigned(), one(Completed{Meta: at(4 * time.Hour), Certificate: "cert"})),
+			event: CompletionDelayed{Meta: at(6 * time.Hour), Reason: "y"}, wantState: StateCompleted,
+		},
+		{
+			name: "a bounce is told to the sender and to those who acted", history: step1Done(),
+			event:     Bounced{Meta: at(2 * time.Hour), Email: "paul@partner.example", Reason: "550 5.1.1 no such user"},
+			wantState: StateInProgress, wantAudit: []audit.Type{audit.Bounced},
+			wantEffects: []string{"notify:delivery_failure:[r1]:sender=true:about=r3"},
+		},
+		{
+			name: "a second bounce of the same recipient is recorded only", history: seq(step1Done(),
+				one(Bounced{Meta: at(2 * time.Hour), Email: "paul@partner.example", Reason: "550 5.1.1 no such user"})),
+			event:     Bounced{Meta: at(3 * time.Hour), Email: "paul@partner.example", Reason: "552 mailbox full"},
+			wantState: StateInProgress, wantAudit: []audit.Type{audit.Bounced},
+		},
+		{
+			name: "a failed invitation is told to those who acted, not to its recipient", history: step1Done(),
+			event:     DeliveryAttempted{Meta: at(2 * time.Hour), Notice: Invitation, To: "r2", Outcome: OutcomeFailed, Answer: "550 5.1.1 unknown user"},
+			wantState: StateInProgress, wantAudit: []audit.Type{audit.DeliveryAttempt},
+			wantEffects: []string{"notify:delivery_failure:[r1]:sender=true:about=r2"},
+		},
+		{
+			name: "a failed failure notice to a recipient makes no other", history: step1Done(),
+			event:     DeliveryAttempted{Meta: at(2 * time.Hour), Notice: BounceNotice, To: "r1", Outcome: OutcomeFailed, Answer: "550 5.1.1 unknown user"},
+			wantState: StateInProgress, wantAudit: []audit.Type{audit.DeliveryAttempt},
+		},
+		{
+			name: "a failed final mail is told to the sender", history: seq(allSigned(), one(Completed{Meta: at(4 * time.Hour), Certificate: "cert"})),
+			event:     DeliveryAttempted{Meta: at(5 * time.Hour), Notice: CompletionMail, To: "r4", Outcome: OutcomeFailed, Answer: "552 message too large"},
+			wantState: StateCompleted, wantAudit: []audit.Type{audit.DeliveryAttempt},
+			wantEffects: []string{"notify:delivery_failure:[]:sender=true:about=r4"},
+		},
+		{
 			name: "completion of a declined envelope is refused", history: seq(verify("r1", time.Minute), one(Declined{Meta: at(3 * time.Minute), RecipientID: "r1", Reason: "no"})),
 			event: Completed{Meta: at(5 * time.Hour), Certificate: "cert"}, wantErr: ErrEnded,
 		},

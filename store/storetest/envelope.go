@@ -324,6 +324,18 @@ var tokenCases = []testCase{
 		byToken(t, s, "E1/sender/1", "E1", workflow.SenderID)
 		byToken(t, s, "E1/r2/1", "E1", "r2")
 	}},
+	{"Download", func(t *testing.T, s store.Store) {
+		ctx := t.Context()
+		env := create(t, s, "E1", t0)
+		ok(t, env.AddDownloadToken("r2", tokenHash("E1/download/r2"), t0.Add(time.Hour)), "AddDownloadToken")
+		ok(t, s.Update(ctx, env, store.Writes{Audit: record(env, audit.ReminderSent, "system")}), "Update")
+		byToken(t, s, "E1/download/r2", "E1", workflow.DownloadID)
+		got, err := s.Get(ctx, "E1")
+		ok(t, err, "Get")
+		if d := got.DownloadToken(tokenHash("E1/download/r2")); d == nil || d.For != "r2" || !d.Expires.Equal(t0.Add(time.Hour)) {
+			t.Fatalf("stored download token = %+v", d)
+		}
+	}},
 	{"Unknown", func(t *testing.T, s store.Store) {
 		create(t, s, "E1", t0)
 		_, _, err := s.ByToken(t.Context(), tokenHash("never minted"))

@@ -23,23 +23,25 @@ type Type string
 // The audit event types; each workflow event and each delivery attempt maps
 // to one of these.
 const (
-	Submitted       Type = "submitted"        // the envelope was created from a mail or the API
-	InvitationSent  Type = "invitation_sent"  // an invitation left the gateway for a recipient
-	Viewed          Type = "viewed"           // a recipient opened the signing page
-	CodeSent        Type = "code_sent"        // a one-time code was sent
-	CodeFailed      Type = "code_failed"      // a wrong or expired one-time code was entered
-	CodeVerified    Type = "code_verified"    // a one-time code was verified
-	Signed          Type = "signed"           // a signer signed
-	Approved        Type = "approved"         // an approver approved (visa)
-	Declined        Type = "declined"         // a recipient declined, with a reason
-	Delegated       Type = "delegated"        // a recipient handed their place to someone else
-	Cancelled       Type = "cancelled"        // the sender cancelled the envelope
-	Expired         Type = "expired"          // the deadline passed
-	ReminderSent    Type = "reminder_sent"    // pending recipients were reminded
-	Bounced         Type = "bounced"          // a mail to a recipient could not be delivered
-	Completed       Type = "completed"        // all steps done, documents sealed
-	DeliveryStart   Type = "delivery_started" // an attempt to deliver a mail or SMS begins
-	DeliveryAttempt Type = "delivery_attempt" // one SMTP attempt and the server's answer
+	Submitted       Type = "submitted"          // the envelope was created from a mail or the API
+	InvitationSent  Type = "invitation_sent"    // an invitation left the gateway for a recipient
+	Viewed          Type = "viewed"             // a recipient opened the signing page
+	CodeSent        Type = "code_sent"          // a one-time code was sent
+	CodeFailed      Type = "code_failed"        // a wrong or expired one-time code was entered
+	CodeVerified    Type = "code_verified"      // a one-time code was verified
+	Signed          Type = "signed"             // a signer signed
+	Approved        Type = "approved"           // an approver approved (visa)
+	Declined        Type = "declined"           // a recipient declined, with a reason
+	Delegated       Type = "delegated"          // a recipient handed their place to someone else
+	Cancelled       Type = "cancelled"          // the sender cancelled the envelope
+	Expired         Type = "expired"            // the deadline passed
+	ReminderSent    Type = "reminder_sent"      // pending recipients were reminded
+	Bounced         Type = "bounced"            // a mail to a recipient could not be delivered
+	Sealed          Type = "sealed"             // a document was sealed with the organisation's seal
+	CompletionDelay Type = "completion_delayed" // completion kept failing; the sender was told
+	Completed       Type = "completed"          // all steps done, documents sealed
+	DeliveryStart   Type = "delivery_started"   // an attempt to deliver a mail or SMS begins
+	DeliveryAttempt Type = "delivery_attempt"   // one SMTP attempt and the server's answer
 )
 
 // GenesisHash is the Prev of the first record of every trail.

@@ -56,8 +56,9 @@ type Job struct {
 	EnvelopeID string `json:"envelope_id"`
 	// To is a recipient ID, or SenderAddressee.
 	To string `json:"to"`
-	// Token is the signing-link token, for invitations and reminders, or
-	// the sender's status-page token, for the acknowledgement.
+	// Token is the signing-link token, for invitations and reminders, the
+	// sender's status-page token, for the acknowledgement, or the
+	// download-link token, for a completion mail.
 	Token string `json:"token,omitempty"`
 	// Code is the one-time code, for NoticeCode.
 	Code string `json:"code,omitempty"`
@@ -121,6 +122,20 @@ type Engine struct {
 	Clock func() time.Time
 	// Random is the source of tokens and codes; nil means crypto/rand.
 	Random io.Reader
+	// DownloadTTL is how long the download link of a final mail works;
+	// zero means DefaultDownloadTTL.
+	DownloadTTL time.Duration
+}
+
+// DefaultDownloadTTL is how long the download link of a final mail works
+// when Engine.DownloadTTL is zero.
+const DefaultDownloadTTL = 30 * 24 * time.Hour
+
+func (e *Engine) downloadTTL() time.Duration {
+	if e.DownloadTTL <= 0 {
+		return DefaultDownloadTTL
+	}
+	return e.DownloadTTL
 }
 
 // maxRetries bounds the reload-and-reapply loop on concurrent changes; a
@@ -325,35 +340,50 @@ func (e *Engine) writes(t workflow.Transition, code string) (store.Writes, error
 		return nil
 	}
 	now := e.Now()
+	// download mints the download-link token of a final mail to party.
+	download := func(job *Job, party string) (err error) {
+		if job.Token, err = e.newToken(); err != nil {
+			return err
+		}
+		return env.AddDownloadToken(party, HashToken(job.Token), now.Add(e.downloadTTL()))
+	}
 	for i, f := range t.Effects {
 		var err error
 		switch f := f.(type) {
 		case workflow.Notify:
 			if f.ToSender {
 				job := Job{Notice: f.Notice, EnvelopeID: env.ID, To: SenderAddressee, Reason: f.Reason, About: f.About}
-				if f.Notice == workflow.Acknowledgement {
+				switch f.Notice {
+				case workflow.Acknowledgement:
 					// The acknowledgement carries the sender's status link.
 					if job.Token, err = e.newToken(); err != nil {
 						break
 					}
 					env.AddSenderToken(HashToken(job.Token))
+				case workflow.CompletionMail:
+					err = download(&job, workflow.SenderID)
 				}
-				err = add(MailQueue, fmt.Sprintf("%d/%s/sender", i, f.Notice), now, job)
+				if err == nil {
+					err = add(MailQueue, fmt.Sprintf("%d/%s/sender", i, f.Notice), now, job)
+				}
 			}
 			for _, rid := range f.Recipients {
 				if err != nil {
 					break
 				}
 				job := Job{Notice: f.Notice, EnvelopeID: env.ID, To: rid, Reason: f.Reason, About: f.About}
-				if f.Notice == workflow.Invitation || f.Notice == workflow.Reminder {
+				switch f.Notice {
+				case workflow.Invitation, workflow.Reminder:
 					if job.Token, err = e.newToken(); err != nil {
 						break
 					}
-					if err = env.AddToken(rid, HashToken(job.Token)); err != nil {
-						break
-					}
+					err = env.AddToken(rid, HashToken(job.Token))
+				case workflow.CompletionMail:
+					err = download(&job, rid)
 				}
-				err = add(MailQueue, fmt.Sprintf("%d/%s/%s", i, f.Notice, rid), now, job)
+				if err == nil {
+					err = add(MailQueue, fmt.Sprintf("%d/%s/%s", i, f.Notice, rid), now, job)
+				}
 			}
 		case workflow.SendCode:
 			queue := MailQueue

@@ -87,6 +87,9 @@ func DecodeToken(tokenHash, data []byte) (TokenTarget, error) {
 // token index entry is written before its envelope and may point at a write
 // that never happened: readers confirm it here.
 func HoldsToken(env *workflow.Envelope, recipientID string, tokenHash []byte) bool {
+	if recipientID == workflow.DownloadID {
+		return env.DownloadToken(tokenHash) != nil
+	}
 	hashes := env.SenderTokenHashes
 	if recipientID != workflow.SenderID {
 		r := env.Recipient(recipientID)
@@ -104,10 +107,14 @@ func HoldsToken(env *workflow.Envelope, recipientID string, tokenHash []byte) bo
 }
 
 // Tokens calls f with every token hash of env and its recipient
-// (workflow.SenderID for the sender's status-page tokens).
+// (workflow.SenderID for the sender's status-page tokens,
+// workflow.DownloadID for the download links of the final mails).
 func Tokens(env *workflow.Envelope, f func(hash []byte, recipientID string)) {
 	for _, h := range env.SenderTokenHashes {
 		f(h, workflow.SenderID)
+	}
+	for _, d := range env.DownloadTokens {
+		f(d.Hash, workflow.DownloadID)
 	}
 	for _, r := range env.Recipients {
 		for _, h := range r.TokenHashes {
