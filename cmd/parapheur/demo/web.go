@@ -80,6 +80,7 @@ func (s *Site) Handler() (http.Handler, error) {
 		"linkify": linkify,
 		"date":    func(t time.Time) string { return t.Local().Format("02/01/2006 15:04:05") },
 		"size":    byteSize,
+		"person":  person,
 		"join":    strings.Join,
 		// Unknown states (a newer engine's) show as they are.
 		"say": func(m map[string]string, v any) string {
@@ -122,6 +123,9 @@ func (h *handler) page(w http.ResponseWriter, status int, name string, data map[
 	w.Header().Set("Content-Security-Policy", pageSecurityPolicy)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer")
+	// The signing pages' policy: a link from the mailbox to them stays in
+	// the same browsing context group, as a link between them does.
+	w.Header().Set("Cross-Origin-Opener-Policy", "same-origin")
 	w.WriteHeader(status)
 	if err := h.tmpl.ExecuteTemplate(w, name, data); err != nil {
 		h.Log.Error("demo: a page could not be written", "page", name, "err", err)
@@ -382,6 +386,16 @@ func linkify(text string) template.HTML {
 	}
 	b.WriteString(template.HTMLEscapeString(text[last:]))
 	return template.HTML(b.String())
+}
+
+// person shows an address as the list does: the name, and the address
+// in small under it.
+func person(addr string) template.HTML {
+	name, email, ok := strings.Cut(strings.TrimSuffix(addr, ">"), " <")
+	if !ok {
+		return template.HTML(`<span class="addr">` + template.HTMLEscapeString(addr) + `</span>`)
+	}
+	return template.HTML(template.HTMLEscapeString(name) + ` <span class="addr">` + template.HTMLEscapeString(email) + `</span>`)
 }
 
 // byteSize writes n for people: 12 KB, 1.5 MB.

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/target"
+	"github.com/chromedp/chromedp"
+
+	"github.com/parapheur/parapheur/cmd/parapheur/demo"
+	"github.com/parapheur/parapheur/deploy/testrig"
+)
+
+// demoProcess is one "parapheur demo" run by a test, as a newcomer runs it.
+type demoProcess struct {
+	cmd            *exec.Cmd
+	url            string // the URL it printed
+	stdout, stderr *lockedBuffer
+	exited         chan error
+}
+
+// startDemo runs "parapheur demo" in dir on listen with args, and waits
+// for the URL it prints to answer.
+func startDemo(t *testing.T, dir, listen string, args ...string) *demoProcess {
+	t.Helper()
+	d := &demoProcess{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan error, 1)}
+	d.cmd = exec.Command(binary, append([]string{"demo", "--listen", listen}, args...)...)
+	d.cmd.Dir = dir
+	d.cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // nothing configures the demo
+	d.cmd.Stdout, d.cmd.Stderr = d.stdout, d.stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.exited <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		d.cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("demo output:\n%s%s", d.stdout.String(), d.stderr.String())
+		}
+	})
+	printed := regexp.MustCompile(`open (http://\S+/demo) `)
+	eventually(t, 60*time.Second, "the demo prints its URL", func() bool {
+		select {
+		case err := <-d.exited:
+			t.Fatalf("the demo exited: %v\n%s%s", err, d.stdout.String(), d.stderr.String())
+		default:
+		}
+		m := printed.FindStringSubmatch(d.stdout.String())
+		if m != nil {
+			d.url = m[1]
+		}
+		return m != nil
+	})
+	if resp, body := getResponse(t, d.url); resp.StatusCode != 200 || !strings.Contains(string(body), "open-mailbox") {
+		t.Fatalf("the printed URL %s answers %s:\n%s", d.url, resp.Status, body)
+	}
+	return d
+}
+
+// stop interrupts the demo as ^C does and expects a clean exit.
+func (d *demoProcess) stop(t *testing.T) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-d.exited:
+		if err != nil {
+			t.Fatalf("the demo did not stop cleanly on ^C: %v\n%s", err, d.stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the demo did not stop within 20 s of ^C")
+	}
+}
+
+// messages is the web mailbox's JSON list.
+func (d *demoProcess) messages(t *testing.T) []struct{ ID, Subject string } {
+	t.Helper()
+	resp, body := getResponse(t, strings.TrimSuffix(d.url, "/demo")+"/demo/api/messages")
+	var list []struct{ ID, Subject string }
+	if err := json.Unmarshal(body, &list); resp.StatusCode != 200 || err != nil {
+		t.Fatalf("the mailbox's JSON: %s %v\n%s", resp.Status, err, body)
+	}
+	return list
+}
+
+// TestDemoInBrowser runs "parapheur demo" as a newcomer does and completes
+// the sample envelope in Chromium through the web mailbox alone: each
+// person opens their invitation in the mailbox, follows its link, asks
+// for a code, reads it in the mailbox, enters it and acts.
+func TestDemoInBrowser(t *testing.T) {
+	dir := t.TempDir()
+	d := startDemo(t, dir, freeAddr(t))
+	browser := testrig.ChromiumRig(t)
+	const title = "Convention de partenariat – Les Jardins partagés"
+
+	landing := page{t: t, tab: browser.Tab(t, testrig.Desktop)}
+	landing.do(chromedp.Navigate(d.url))
+	landing.expectLang("fr")
+	landing.shot("demo-landing")
+	landing.submit("#open-mailbox")
+	mailbox := landing
+	mailbox.waitFor(`#mails a[title="À viser : ` + title + `"]`)
+	mailbox.shot("demo-mailbox")
+
+	act := func(who demo.Person, invitation string) {
+		inbox := mailbox.read(who, invitation+title)
+		if who == demo.Approver {
+			inbox.shot("demo-mail-invitation")
+		}
+		// The signer's own tab opens the mail and clicks the button in
+		// its HTML, in the sandboxed frame.
+		signer := page{t: t, tab: browser.Tab(t, testrig.Desktop)}
+		signer.do(chromedp.Navigate(inbox.location()))
+		signer.clickInFrame(`a[href*="/s/"]`, "#code-form")
+		if got := signer.text("h1"); got != title {
+			signer.failf("the signing page's heading is %q, want %q", got, title)
+		}
+		signer.askCode()
+		code := mailbox.read(who, "Votre code de confirmation – "+title)
+		code.do(chromedp.Click(chromedp.CSS("#text > summary")))
+		digits := regexp.MustCompile(`(?m)^\s*(\d{6})\s*$`).FindStringSubmatch(code.text("#text pre"))
+		if digits == nil {
+			code.failf("no six-digit code in %s's code mail", who.Email)
+		}
+		signer.do(chromedp.SendKeys(chromedp.CSS("#sign-form input[name=code]"), digits[1]),
+			chromedp.Click(chromedp.CSS("#sign-form input[name=consent]")))
+		signer.submit("#sign-form button")
+		signer.confirmed()
+	}
+	act(demo.Approver, "À viser : ")
+	act(demo.President, "À signer : ")
+	act(demo.Mayor, "À signer : ")
+
+	landing.do(chromedp.Navigate(d.url))
+	for _, state := range []string{"visé", "signé"} {
+		if !strings.Contains(landing.text("#sample"), state) {
+			landing.failf("the landing page does not show the sample as %s", state)
+		}
+	}
+	landing.shot("demo-landing-done")
+
+	before := len(d.messages(t))
+	d.stop(t)
+	again := startDemo(t, dir, strings.TrimPrefix(strings.TrimSuffix(d.url, "/demo"), "http://"))
+	if after := len(again.messages(t)); after != before {
+		t.Errorf("the web mailbox held %d mails before the restart, %d after", before, after)
+	}
+}
+
+// waitFor waits until an element matching sel is on the page; the
+// mailbox's list reloads itself when mail arrives.
+func (p page) waitFor(sel string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.tab, mailWait)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
+		p.failf("waiting for %s: %v", sel, err)
+	}
+}
+
+// clickInFrame clicks the element sel in the mail's HTML, which the
+// mailbox shows in a sandboxed frame: Chromium runs it in a process of its
+// own, a target of its own, where the click happens. The link opens in
+// the whole tab, whose new page must show want. Another tab may show the
+// same mail: the frame is the one in p's tab.
+func (p page) clickInFrame(sel, want string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.tab, pageWait)
+	defer cancel()
+	frameURL := p.location() + "/html"
+	tab := chromedp.FromContext(p.tab).Target.TargetID
+	var frame target.ID
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	for ; frame == ""; <-poll.C {
+		infos, err := chromedp.Targets(ctx)
+		if err != nil {
+			p.failf("no frame of the mail's HTML: %v", err)
+		}
+		for _, info := range infos {
+			if info.Type == "iframe" && info.URL == frameURL && info.ParentID == tab {
+				frame = info.TargetID
+			}
+		}
+	}
+	frameCtx, cancelFrame := chromedp.NewContext(ctx, chromedp.WithTargetID(frame), chromedp.WithDetachOnCancel())
+	defer cancelFrame()
+	if _, err := chromedp.Run(frameCtx, chromedp.Click(chromedp.CSS(sel))); err != nil {
+		p.failf("clicking %s in the mail's HTML: %v", sel, err)
+	}
+	p.waitFor(want)
+}
+
+// attribute is the attribute name of the first element matching sel.
+func (p page) attribute(sel, name string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.tab, pageWait)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(sel), name))
+	if err != nil || !v.Exists {
+		p.failf("no %s on %s: %v", name, sel, err)
+	}
+	return v.Value
+}
+
+// read opens, in the mailbox's tab, the mail to who whose subject is
+// subject, waiting for it to arrive.
+func (p page) read(who demo.Person, subject string) page {
+	p.t.Helper()
+	p.do(chromedp.Navigate(p.origin() + "/demo/mail?to=" + who.Email))
+	sel := `#mails a[title="` + subject + `"]`
+	p.waitFor(sel)
+	p.submit(sel)
+	return p
+}
+
+// location is the page's URL; origin its scheme and host.
+func (p page) location() string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.tab, pageWait)
+	defer cancel()
+	url, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return url
+}
+
+func (p page) origin() string {
+	u := p.location()
+	return u[:strings.Index(u[len("http://"):], "/")+len("http://")]
+}
