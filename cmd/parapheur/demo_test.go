@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,23 +17,22 @@ import (
 	"github.com/parapheur/parapheur/deploy/testrig"
 )
 
-// demoProcess is one "parapheur demo" run by a test, as a newcomer runs it.
+// demoProcess is one "parapheur demo" run by a test, as a newcomer runs
+// it: a server whose output holds the URL it printed.
 type demoProcess struct {
-	cmd            *exec.Cmd
-	url            string // the URL it printed
-	stdout, stderr *lockedBuffer
-	exited         chan error
+	*server
+	url string // the URL it printed
 }
 
 // startDemo runs "parapheur demo" in dir on listen with args, and waits
 // for the URL it prints to answer.
-func startDemo(t *testing.T, dir, listen string, args ...string) *demoProcess {
+func startDemo(t *testing.T, dir, listen string, args ...string) demoProcess {
 	t.Helper()
-	d := &demoProcess{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan error, 1)}
+	d := demoProcess{server: &server{listen: listen, exited: make(chan error, 1), logs: &lockedBuffer{}}}
 	d.cmd = exec.Command(binary, append([]string{"demo", "--listen", listen}, args...)...)
 	d.cmd.Dir = dir
 	d.cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // nothing configures the demo
-	d.cmd.Stdout, d.cmd.Stderr = d.stdout, d.stderr
+	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -42,17 +40,17 @@ func startDemo(t *testing.T, dir, listen string, args ...string) *demoProcess {
 	t.Cleanup(func() {
 		d.cmd.Process.Kill()
 		if t.Failed() {
-			t.Logf("demo output:\n%s%s", d.stdout.String(), d.stderr.String())
+			t.Logf("demo output:\n%s", d.logs.String())
 		}
 	})
 	printed := regexp.MustCompile(`open (http://\S+/demo) `)
 	eventually(t, 60*time.Second, "the demo prints its URL", func() bool {
 		select {
 		case err := <-d.exited:
-			t.Fatalf("the demo exited: %v\n%s%s", err, d.stdout.String(), d.stderr.String())
+			t.Fatalf("the demo exited: %v\n%s", err, d.logs.String())
 		default:
 		}
-		m := printed.FindStringSubmatch(d.stdout.String())
+		m := printed.FindStringSubmatch(d.logs.String())
 		if m != nil {
 			d.url = m[1]
 		}
@@ -64,24 +62,8 @@ func startDemo(t *testing.T, dir, listen string, args ...string) *demoProcess {
 	return d
 }
 
-// stop interrupts the demo as ^C does and expects a clean exit.
-func (d *demoProcess) stop(t *testing.T) {
-	t.Helper()
-	if err := d.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-d.exited:
-		if err != nil {
-			t.Fatalf("the demo did not stop cleanly on ^C: %v\n%s", err, d.stderr.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the demo did not stop within 20 s of ^C")
-	}
-}
-
 // messages is the web mailbox's JSON list.
-func (d *demoProcess) messages(t *testing.T) []struct{ ID, Subject string } {
+func (d demoProcess) messages(t *testing.T) []struct{ ID, Subject string } {
 	t.Helper()
 	resp, body := getResponse(t, strings.TrimSuffix(d.url, "/demo")+"/demo/api/messages")
 	var list []struct{ ID, Subject string }
@@ -105,9 +87,14 @@ func TestDemoInBrowser(t *testing.T) {
 	landing.do(chromedp.Navigate(d.url))
 	landing.expectLang("fr")
 	landing.shot("demo-landing")
-	landing.submit("#open-mailbox")
-	mailbox := landing
-	mailbox.waitFor(`#mails a[title="À viser : ` + title + `"]`)
+
+	// The people read their mail in a mailbox without JavaScript, which
+	// never reloads itself under a click: they reload it by hand.
+	mailbox := page{t: t, tab: browser.Tab(t, desktopWithoutJS)}
+	mailbox.do(chromedp.Navigate(d.url))
+	mailbox.submit("#open-mailbox")
+	mailbox.read(demo.Approver, "À viser : "+title)
+	mailbox.do(chromedp.Navigate(d.url + "/mail"))
 	mailbox.shot("demo-mailbox")
 
 	act := func(who demo.Person, invitation string) {
@@ -147,16 +134,36 @@ func TestDemoInBrowser(t *testing.T) {
 	}
 	landing.shot("demo-landing-done")
 
+	// A visitor's own document, from the form, while another tab shows
+	// the mailbox: its list shows the acknowledgement by itself.
+	const own = "Avenant n° 1 à la convention"
+	ack := `#mails a[title="Enregistré : ` + own + `"]`
+	watcher := page{t: t, tab: browser.Tab(t, testrig.Desktop)}
+	watcher.do(chromedp.Navigate(d.url + "/mail?to=" + demo.Mayor.Email))
+	if watcher.has(ack) {
+		t.Fatal("the acknowledgement is in the mailbox before the submission")
+	}
+	landing.do(chromedp.Navigate(d.url),
+		chromedp.SetValue(chromedp.CSS("#submit select[name=from]"), demo.Mayor.Email),
+		chromedp.SetValue(chromedp.CSS("#submit input[name=subject]"), own),
+		chromedp.SetValue(chromedp.CSS("#submit textarea"), "Signataire : "+demo.President.String()))
+	landing.submit("#submit button")
+	watcher.waitFor(ack)
+	landing.waitFor(`#mails a[title="À signer : ` + own + `"]`)
+
 	before := len(d.messages(t))
 	d.stop(t)
-	again := startDemo(t, dir, strings.TrimPrefix(strings.TrimSuffix(d.url, "/demo"), "http://"))
+	again := startDemo(t, dir, d.listen)
 	if after := len(again.messages(t)); after != before {
 		t.Errorf("the web mailbox held %d mails before the restart, %d after", before, after)
 	}
 }
 
-// waitFor waits until an element matching sel is on the page; the
-// mailbox's list reloads itself when mail arrives.
+// desktopWithoutJS is a desktop browser with JavaScript turned off.
+var desktopWithoutJS = testrig.View{Width: testrig.Desktop.Width, Height: testrig.Desktop.Height, NoJavaScript: true}
+
+// waitFor waits until an element matching sel is on the page, which may
+// reload itself meanwhile (the mailbox's list does when mail arrives).
 func (p page) waitFor(sel string) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.tab, mailWait)
@@ -212,12 +219,14 @@ func (p page) attribute(sel, name string) string {
 }
 
 // read opens, in the mailbox's tab, the mail to who whose subject is
-// subject, waiting for it to arrive.
+// subject, reloading the list until it arrives.
 func (p page) read(who demo.Person, subject string) page {
 	p.t.Helper()
-	p.do(chromedp.Navigate(p.origin() + "/demo/mail?to=" + who.Email))
 	sel := `#mails a[title="` + subject + `"]`
-	p.waitFor(sel)
+	eventually(p.t, mailWait, who.Email+" receives "+subject, func() bool {
+		p.do(chromedp.Navigate(p.origin() + "/demo/mail?to=" + who.Email))
+		return p.has(sel)
+	})
 	p.submit(sel)
 	return p
 }
