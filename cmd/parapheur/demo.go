@@ -57,6 +57,9 @@ func runDemo(inv *invocation) int {
 	if code, ok := inv.parse(0, 0); !ok {
 		return code
 	}
+	if *language != "fr" && *language != "en" {
+		return inv.usageError("--language %q: want fr or en", *language)
+	}
 	host, port, err := net.SplitHostPort(*listen)
 	if err != nil || port == "0" {
 		return inv.usageError("--listen %q: want HOST:PORT with a port, e.g. 127.0.0.1:8080", *listen)

@@ -3,7 +3,7 @@
 // and everyone receives the sealed result. Its subcommands are those of SPEC §7.
 //
 // Each subcommand is a command value and a run function in its own file; main.go only
-// dispatches. Exit codes: 0 success, 1 failure, 2 usage error or not implemented yet.
+// dispatches. Exit codes: 0 success, 1 failure, 2 usage error.
 package main
 
 import (
@@ -248,10 +248,4 @@ func (inv *invocation) ctx() context.Context { return inv.context }
 func (inv *invocation) fail(err error) int {
 	fmt.Fprintf(inv.stderr, "parapheur %s: %v\n", inv.cmd.name, err)
 	return exitFailure
-}
-
-// notImplemented ends a command that later work fills in, naming that work.
-func (inv *invocation) notImplemented(work string) int {
-	fmt.Fprintf(inv.stderr, "parapheur %s: not implemented yet (%s)\n", inv.cmd.name, work)
-	return exitUsage
 }

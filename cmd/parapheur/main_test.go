@@ -129,26 +129,13 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--colour"}, "parapheur serve: flag provided but not defined: -colour"},
 		{[]string{"--colour", "serve"}, "parapheur: flag provided but not defined: -colour"},
 		{[]string{"demo", "--config", "x.toml"}, "parapheur demo: flag provided but not defined: -config"},
+		{[]string{"demo", "--listen", "127.0.0.1:0"}, `parapheur demo: --listen "127.0.0.1:0": want HOST:PORT with a port`},
+		{[]string{"demo", "--listen", "8080"}, `parapheur demo: --listen "8080": want HOST:PORT with a port`},
+		{[]string{"demo", "--language", "de"}, `parapheur demo: --language "de": want fr or en`},
 	} {
 		r := parapheur(t, nil, tc.args...)
 		if r.code != exitUsage || !strings.HasPrefix(r.stderr, tc.stderr) || r.stdout != "" {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and stderr starting %q", tc.args, r.code, r.stdout, r.stderr, tc.stderr)
-		}
-	}
-}
-
-func TestNotImplemented(t *testing.T) {
-	for _, tc := range []struct {
-		name string // the command's name in the message
-		args []string
-		work string
-	}{
-		{"demo", []string{"demo"}, "the demo"},
-	} {
-		r := parapheur(t, nil, tc.args...)
-		want := fmt.Sprintf("parapheur %s: not implemented yet (%s", tc.name, tc.work)
-		if r.code != exitUsage || !strings.HasPrefix(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 || r.stdout != "" {
-			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and %q", tc.args, r.code, r.stdout, r.stderr, want)
 		}
 	}
 }
