@@ -112,6 +112,8 @@ type Verification struct {
 	// MessageID and References thread the reply to the mail.
 	MessageID  string   `json:"message_id,omitempty"`
 	References []string `json:"references,omitempty"`
+	// Address is the verification address the mail was sent to.
+	Address string `json:"address"`
 	// Files are the reports on the mail's PDFs, in the order of the mail.
 	Files []verdict.File `json:"files,omitempty"`
 	// Omitted counts the PDFs past the cap, which are not reported.

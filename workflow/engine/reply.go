@@ -24,11 +24,13 @@ type Quota struct {
 	Per time.Duration
 }
 
-// Reply queues job, the reply to the mail of idempotency key key (its
-// normalised Message-ID) that makes no envelope — a refusal, a
-// verification report —, if quota allows one more, and reports whether it
-// did. A second call for the same key queues nothing new and reports
-// true: a mail handled again after a crash keeps its reply.
+// Reply queues the job that reply makes, the reply to the mail of
+// idempotency key key (its normalised Message-ID) that makes no envelope —
+// a refusal, a verification report —, if quota allows one more, and
+// reports whether it did. reply is called only then: a mail past its
+// sender's quota costs no work on its reply. A second call for the same
+// key queues nothing new and reports true: a mail handled again after a
+// crash keeps its reply.
 //
 // The quota is counted with the store's leases, without a counter: Max
 // leases per address, each taken for Per by the mail it answers (the
@@ -37,7 +39,7 @@ type Quota struct {
 // length Per — a sliding window whose slots free themselves. A mail that
 // holds a lease already renews it, which is what makes a retry keep its
 // reply. The cost is at most Max lease calls for an address at its cap.
-func (e *Engine) Reply(ctx context.Context, key string, job Job, quota Quota) (bool, error) {
+func (e *Engine) Reply(ctx context.Context, key string, quota Quota, reply func() Job) (bool, error) {
 	now := e.Now()
 	granted := false
 	// The address is hashed into the lease names: a From address may be
@@ -54,6 +56,7 @@ func (e *Engine) Reply(ctx context.Context, key string, job Job, quota Quota) (b
 	if !granted {
 		return false, nil
 	}
+	job := reply()
 	payload, err := json.Marshal(job)
 	if err != nil {
 		return false, err

@@ -20,9 +20,10 @@ func TestReplyQuota(t *testing.T) {
 	ctx := context.Background()
 	quota := Quota{Key: "submitter:agent@org.example", Max: 3, Per: time.Hour}
 	refusal := Job{Notice: NoticeRefusal, Refusal: &Refusal{To: workflow.Party{Email: "agent@org.example"}, Subject: "Convention", Problems: []string{"no PDF"}, Usage: "how to", Language: "en"}}
+	made := 0 // replies made: none past the quota
 	refuse := func(key string) bool {
 		t.Helper()
-		ok, err := e.Reply(ctx, key, refusal, quota)
+		ok, err := e.Reply(ctx, key, quota, func() Job { made++; return refusal })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,12 +47,16 @@ func TestReplyQuota(t *testing.T) {
 		t.Fatalf("job %+v", j[0])
 	}
 	c.set(start.Add(59 * time.Minute))
+	before := made
 	if refuse("<m3@org.example>") {
 		t.Fatal("a 4th refusal within the hour was queued")
 	}
+	if made != before {
+		t.Fatal("a refusal past the quota was made")
+	}
 	other := quota
 	other.Key = "submitter:other@org.example"
-	if ok, err := e.Reply(ctx, "<o@org.example>", refusal, other); err != nil || !ok {
+	if ok, err := e.Reply(ctx, "<o@org.example>", other, func() Job { return refusal }); err != nil || !ok {
 		t.Fatalf("another address: %v %v", ok, err)
 	}
 	// An hour after the first refusal, its place is free again; the
@@ -82,10 +87,10 @@ func TestReplyKindsApart(t *testing.T) {
 	to := workflow.Party{Email: "anyone@elsewhere.example"}
 	refusal := Job{Notice: NoticeRefusal, Refusal: &Refusal{To: to, Problems: []string{"no PDF"}, Usage: "how to", Language: "fr"}}
 	report := Job{Notice: NoticeVerification, Verification: &Verification{To: to, Problem: "no PDF", Language: "fr"}}
-	if ok, err := e.Reply(ctx, "<m@elsewhere.example>", refusal, Quota{Key: "stranger:anyone@elsewhere.example", Max: 1, Per: time.Hour}); err != nil || !ok {
+	if ok, err := e.Reply(ctx, "<m@elsewhere.example>", Quota{Key: "stranger:anyone@elsewhere.example", Max: 1, Per: time.Hour}, func() Job { return refusal }); err != nil || !ok {
 		t.Fatalf("refusal: %v %v", ok, err)
 	}
-	if ok, err := e.Reply(ctx, "<m@elsewhere.example>", report, Quota{Key: "verifier:anyone@elsewhere.example", Max: 1, Per: time.Hour}); err != nil || !ok {
+	if ok, err := e.Reply(ctx, "<m@elsewhere.example>", Quota{Key: "verifier:anyone@elsewhere.example", Max: 1, Per: time.Hour}, func() Job { return report }); err != nil || !ok {
 		t.Fatalf("verification: %v %v", ok, err)
 	}
 	j := jobs(t, drain(t, e, MailQueue))
