@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/store/bolt"
@@ -638,5 +639,44 @@ func TestBatchBoundedByBytes(t *testing.T) {
 	}
 	if fetches >= handled {
 		t.Errorf("%d fetches for %d messages: messages that fit together are not fetched together", fetches, handled)
+	}
+}
+
+// A mail to the verification address goes to the processed folder and is
+// counted with an outcome of its own.
+func TestVerifiedGoesToProcessedCountedApart(t *testing.T) {
+	mb := memMailbox(t)
+	mb.append(t, testMessage("v", "Vérification"), testMessage("s", "Convention"))
+	reg := prometheus.NewRegistry()
+	h := handlerFunc(func(ctx context.Context, m Message) (Destination, string, error) {
+		if bytes.Contains(m.Raw, []byte("<v@org.example>")) {
+			return Verified, "", nil
+		}
+		return Processed, "", nil
+	})
+	p, err := New(Config{URL: mb.url(), Password: mb.password, SafetyScan: time.Hour, Holder: "test"}, openStore(t), h, slog.New(slog.DiscardHandler), NewMetrics(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitCounts(t, mb, map[string]int{"INBOX": 0, "Processed": 2, "Quarantine": 0})
+	got := map[string]float64{}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "parapheur_imap_messages_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	if got["verification"] != 1 || got["processed"] != 1 || len(got) != 2 {
+		t.Fatalf("messages by outcome: %v", got)
 	}
 }
