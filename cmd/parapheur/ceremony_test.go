@@ -220,6 +220,14 @@ func (c *ceremonyRig) read(t *testing.T, user, subject string) received {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c.parse(t, user, subject, raw)
+}
+
+// parse reads raw, user's mail described by what, and keeps the secrets
+// it carries.
+func (c *ceremonyRig) parse(t *testing.T, user, what string, raw []byte) received {
+	t.Helper()
+	subject := what
 	r, err := mail.CreateReader(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatalf("%s's mail %q: %v", user, subject, err)
