@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -21,18 +20,8 @@ import (
 // saying the signature is broken; an automatic mail gets no reply; and one
 // address gets at most 10 replies an hour.
 func TestVerifyByMail(t *testing.T) {
-	rig, err := testrig.StartMail(t.TempDir(), testrig.MailOptions{Users: []string{"parapheur", "bob", "signer1", "carol", "dave", "erin"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := rig.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	keys := initKeys(t)
-	srv := startServe(t, rig, "bolt://"+filepath.Join(t.TempDir(), "parapheur.db"), keys)
-	c := &ceremonyRig{rig: rig, srv: srv, keys: keys, base: "http://" + srv.listen}
+	c := startCeremonyRig(t, "parapheur", "bob", "signer1", "carol", "dave", "erin")
+	rig, srv := c.rig, c.srv
 
 	const title = "Contrat de maintenance"
 	envID, _ := c.submit(t, title, "Signataire : Sophie Première <signer1@example.com>")

@@ -301,12 +301,18 @@ func (r running) stop(t testing.TB) {
 
 func start(t testing.TB, mb mailbox, st store.Store, h Handler, tune func(*Config)) running {
 	t.Helper()
+	return startMetered(t, mb, st, h, tune, nil)
+}
+
+// startMetered is start with the poller's metrics counted in m.
+func startMetered(t testing.TB, mb mailbox, st store.Store, h Handler, tune func(*Config), m *Metrics) running {
+	t.Helper()
 	cfg := Config{URL: mb.url(), Password: mb.password, SafetyScan: time.Hour, IdleRestart: time.Minute,
 		LeaseTTL: 3 * time.Second, Holder: "test", MaxMessageBytes: 4096}
 	if tune != nil {
 		tune(&cfg)
 	}
-	p, err := New(cfg, st, h, slog.New(slog.DiscardHandler), nil)
+	p, err := New(cfg, st, h, slog.New(slog.DiscardHandler), m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -654,14 +660,7 @@ func TestVerifiedGoesToProcessedCountedApart(t *testing.T) {
 		}
 		return Processed, "", nil
 	})
-	p, err := New(Config{URL: mb.url(), Password: mb.password, SafetyScan: time.Hour, Holder: "test"}, openStore(t), h, slog.New(slog.DiscardHandler), NewMetrics(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); p.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	startMetered(t, mb, openStore(t), h, nil, NewMetrics(reg))
 	waitCounts(t, mb, map[string]int{"INBOX": 0, "Processed": 2, "Quarantine": 0})
 	got := map[string]float64{}
 	families, err := reg.Gather()

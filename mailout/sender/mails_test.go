@@ -208,18 +208,25 @@ func TestComposedDelegationAndCodeLock(t *testing.T) {
 	}
 }
 
-// A refusal job (no envelope) gets the null reverse-path and the usage
-// help; a job for a missing envelope is buried.
-func TestComposedRefusal(t *testing.T) {
-	f := newFixture(t, withMails(t))
-	job := fmt.Sprintf(`{"notice":"refusal","envelope_id":"","to":"","refusal":{"to":{"email":"bob@example.com"},"subject":"Convention","message_id":"<r.%d@example.com>","problems":["Le message ne contient aucun PDF."],"usage":"Comment écrire les instructions","language":"fr"}}`, time.Now().UnixNano())
-	if err := f.st.Enqueue(context.Background(), store.Item{ID: fmt.Sprint("refusal/", time.Now().UnixNano()), Queue: engine.MailQueue, Payload: []byte(job), NotBefore: f.clock.now()}); err != nil {
+// send queues the mail job payload, of an item ID starting with prefix,
+// and sends it: it must not be buried.
+func (f *fixture) send(t *testing.T, prefix string, payload []byte) {
+	t.Helper()
+	if err := f.st.Enqueue(context.Background(), store.Item{ID: fmt.Sprint(prefix, time.Now().UnixNano()), Queue: engine.MailQueue, Payload: payload, NotBefore: f.clock.now()}); err != nil {
 		t.Fatal(err)
 	}
 	f.drain(t)
 	if buried, _ := f.st.Buried(context.Background(), engine.MailQueue); len(buried) != 0 {
 		t.Fatalf("buried: %+v", buried)
 	}
+}
+
+// A refusal job (no envelope) gets the null reverse-path and the usage
+// help; a job for a missing envelope is buried.
+func TestComposedRefusal(t *testing.T) {
+	f := newFixture(t, withMails(t))
+	job := fmt.Sprintf(`{"notice":"refusal","envelope_id":"","to":"","refusal":{"to":{"email":"bob@example.com"},"subject":"Convention","message_id":"<r.%d@example.com>","problems":["Le message ne contient aucun PDF."],"usage":"Comment écrire les instructions","language":"fr"}}`, time.Now().UnixNano())
+	f.send(t, "refusal/", []byte(job))
 	h, text := parts(t, fetchBy(t, "bob", "Subject", "Non enregistré"))
 	if rp := h.Get("Return-Path"); rp != "<>" {
 		t.Errorf("Return-Path %q, want the null path", rp)
@@ -243,13 +250,7 @@ func TestComposedVerification(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.st.Enqueue(context.Background(), store.Item{ID: fmt.Sprint("verification/", time.Now().UnixNano()), Queue: engine.MailQueue, Payload: job, NotBefore: f.clock.now()}); err != nil {
-		t.Fatal(err)
-	}
-	f.drain(t)
-	if buried, _ := f.st.Buried(context.Background(), engine.MailQueue); len(buried) != 0 {
-		t.Fatalf("buried: %+v", buried)
-	}
+	f.send(t, "verification/", job)
 	h, text := parts(t, fetchBy(t, "bob", "Subject", "Re: Contrat signé"))
 	if rp := h.Get("Return-Path"); rp != "<>" {
 		t.Errorf("Return-Path %q, want the null path", rp)

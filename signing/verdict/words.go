@@ -10,9 +10,8 @@ import (
 	"github.com/parapheur/parapheur/workflow/problem"
 )
 
-// words are the sentences of a report, by key, in both languages; a
-// sentence with verbs (%s, %d) is formatted with its arguments.
-var words = map[string]problem.Text{
+// words are the sentences of a report, by key, in both languages.
+var words = problem.Phrasebook{
 	"verify unnamed": {EN: "(file without a name)", FR: "(fichier sans nom)"},
 	"verify unreadable": {EN: "This file is not a PDF that can be read: it cannot be verified.",
 		FR: "Ce fichier n'est pas un PDF lisible : il ne peut pas être vérifié."},
@@ -40,17 +39,8 @@ var words = map[string]problem.Text{
 }
 
 // Say returns the sentence of key in lang, formatted with args; an
-// unknown key is a programming error, shown as itself so a test sees it.
-func Say(lang, key string, args ...any) string {
-	t, ok := words[key]
-	if !ok {
-		return "[" + key + "]"
-	}
-	if len(args) == 0 {
-		return t.In(lang)
-	}
-	return fmt.Sprintf(t.In(lang), args...)
-}
+// unknown key is a programming error, shown as "[key]".
+func Say(lang, key string, args ...any) string { return words.Say(lang, key, args...) }
 
 // envelopeWords name where an envelope is.
 var envelopeWords = map[workflow.State]problem.Text{

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -16,7 +15,7 @@ import (
 // words are the sentences of the pages, by key, in both languages. A
 // sentence with verbs (%s, %d) is formatted with the page's arguments,
 // which html/template escapes afterwards like any other text.
-var words = map[string]problem.Text{
+var words = problem.Phrasebook{
 	"gateway":      {EN: "Parapheur — electronic signature", FR: "Parapheur — signature électronique"},
 	"switch":       {EN: "Language", FR: "Langue"},
 	"from":         {EN: "From", FR: "De"},
@@ -208,18 +207,8 @@ func sentence(s string) string {
 	return string(unicode.ToUpper(r)) + s[n:]
 }
 
-// say returns the sentence of key in lang, formatted with args; an
-// unknown key is a programming error, shown as itself so a test sees it.
-func say(lang, key string, args ...any) string {
-	t, ok := words[key]
-	if !ok {
-		return "[" + key + "]"
-	}
-	if len(args) == 0 {
-		return t.In(lang)
-	}
-	return fmt.Sprintf(t.In(lang), args...)
-}
+// say returns the sentence of key in lang, formatted with args.
+func say(lang, key string, args ...any) string { return words.Say(lang, key, args...) }
 
 // lastDay writes a deadline: an envelope expires at the end of its last
 // day, stored as the next midnight, which reads as the day after; the last
