@@ -193,3 +193,18 @@ func TestVerificationRateLimit(t *testing.T) {
 		t.Fatal("no report once the hour passed")
 	}
 }
+
+// A PDF inside a forwarded message (message/rfc822) is reported too: one
+// forwards the mail that brought the document.
+func TestVerificationOfAForwardedPDF(t *testing.T) {
+	f, signed := verifyingFixture(t)
+	forwarded := toVerify("Marie <marie@partner.example>", "agnes@org.example", "", "Voici le contrat signé.", signed)
+	raw := fmt.Sprintf("From: someone@elsewhere.example\r\nTo: parapheur+verifier@org.example\r\nSubject: TR: Contrat signé\r\n"+
+		"Message-ID: <fwd.%d@elsewhere.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=outer\r\n\r\n"+
+		"--outer\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nEst-il authentique ?\r\n"+
+		"--outer\r\nContent-Type: message/rfc822\r\n\r\n%s\r\n--outer--\r\n", time.Now().UnixNano(), forwarded)
+	v := f.verified(t, []byte(raw))
+	if len(v) != 1 || len(v[0].Files) != 1 || !v[0].Files[0].Valid || v[0].Files[0].Signatures[0].Signer != "Marie Curie" {
+		t.Fatalf("reports %+v", v)
+	}
+}
