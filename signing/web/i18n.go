@@ -176,7 +176,6 @@ var words = map[string]problem.Text{
 	"download intro":          {EN: "These are the final documents, with every signature and the organisation's seal, then the certificate of completion. Compare each SHA-256 fingerprint with the one in your mail.", FR: "Voici les documents définitifs, avec toutes les signatures et le cachet de l'organisation, puis le certificat de réalisation. Comparez chaque empreinte SHA-256 avec celle de votre message."},
 	"download audit":          {EN: "Audit trail", FR: "Journal d'audit"},
 	"download audit help":     {EN: "Every event of the request up to its completion, as a JSON file whose chain of hashes reveals any event changed, removed or reordered.", FR: "Chaque événement de la demande jusqu'à son achèvement, dans un fichier JSON dont la chaîne d'empreintes révèle tout événement modifié, supprimé ou déplacé."},
-	"download verify":         {EN: "To check the signatures of a PDF, use the verification page:", FR: "Pour contrôler les signatures d'un PDF, utilisez la page de vérification :"},
 	"download expired h":      {EN: "This download link has expired", FR: "Ce lien de téléchargement a expiré"},
 	"download expired until":  {EN: "It worked until %s.", FR: "Il était valable jusqu'au %s."},
 	"download expired ask":    {EN: "To get the documents again, ask the sender, %s, quoting the reference %s.", FR: "Pour obtenir à nouveau les documents, demandez-les à l'expéditeur, %s, en citant la référence %s."},
