@@ -6,9 +6,10 @@
 // Every operation starts from a link token, which it looks up by its
 // SHA-256 (tokens are never stored); a signer's token acts only for its
 // recipient, the sender's status token only for the sender, a final
-// mail's download token only downloads, and none can do what another does. The workflow rules themselves (who may act
-// when, codes, rate of codes, reasons) are the state machine's: a door
-// never checks them twice, it shows the machine's refusal.
+// mail's download token only downloads, and none can do what another
+// does. The workflow rules themselves (who may act when, codes, rate of
+// codes, reasons) are the state machine's: a door never checks them twice,
+// it shows the machine's refusal.
 //
 // A signature is the one costly step: the one-time certificate, a PAdES
 // signature on each document's current version, the new versions stored as
