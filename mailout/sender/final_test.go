@@ -64,22 +64,24 @@ func (r randomReader) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// complete makes an envelope of title from bob@example.com, signed by
-// alice@example.com with a copy to archives@org.example as archivist, and
-// completes it with a final version of its document, of size bytes, and a
-// certificate: stored unless storeCertificate is false. The mails before
-// the final ones are taken off the queue (claimed by nobody's worker).
-func (f *fixture) complete(t testing.TB, title, lang string, storeCertificate bool, size int64) completed {
+// put stores a blob.
+func (f *fixture) put(t testing.TB, r io.Reader) store.Blob {
+	t.Helper()
+	blob, err := f.st.PutBlob(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return blob
+}
+
+// signed makes an envelope of title from bob@example.com, with
+// archives@org.example as archivist, which alice@example.com signs: its
+// completion begins. It returns the envelope's ID and the signed version
+// of its document. The mails so far are taken off the queue.
+func (f *fixture) signed(t testing.TB, title, lang string) (string, store.Blob) {
 	t.Helper()
 	ctx := context.Background()
-	put := func(r io.Reader) store.Blob {
-		blob, err := f.st.PutBlob(ctx, r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return blob
-	}
-	original := put(pseudoPDF(1, 300<<10))
+	original := f.put(t, pseudoPDF(1, 300<<10))
 	env, err := f.eng.Create(ctx, workflow.Draft{
 		ID: engine.EnvelopeID(title), Title: title, Language: lang,
 		Sender:     workflow.Party{Name: "Bob Agent", Email: "bob@example.com"},
@@ -99,19 +101,30 @@ func (f *fixture) complete(t testing.TB, title, lang string, storeCertificate bo
 	if _, err := f.eng.VerifyCode(ctx, env.ID, "r1", code.Code, client); err != nil {
 		t.Fatal(err)
 	}
-	signed := put(pseudoPDF(2, 300<<10))
+	signed := f.put(t, pseudoPDF(2, 300<<10))
 	if _, err := f.eng.Event(ctx, env.ID, workflow.Signed{Meta: workflow.Meta{At: f.clock.now(), Client: client}, RecipientID: "r1",
 		Signature: workflow.Signature{CertSerial: "01", Documents: []workflow.DocumentVersion{{Index: 0, Previous: original.SHA256, SHA256: signed.SHA256, Size: signed.Size}}}}); err != nil {
 		t.Fatal(err)
 	}
+	return env.ID, signed
+}
+
+// complete makes the envelope of signed and completes it with a final
+// version of its document, of size bytes, and a certificate: stored unless
+// storeCertificate is false. The mails before the final ones are taken
+// off the queue (claimed by nobody's worker).
+func (f *fixture) complete(t testing.TB, title, lang string, storeCertificate bool, size int64) completed {
+	t.Helper()
+	envID, signed := f.signed(t, title, lang)
 	c := completed{jobs: map[string]engine.Job{}}
-	final := put(pseudoPDF(3, size))
+	final := f.put(t, pseudoPDF(3, size))
 	cert := []byte("%PDF-1.7 certificate of " + title)
 	certSum := sha256.Sum256(cert)
 	if storeCertificate {
-		put(bytes.NewReader(cert))
+		f.put(t, bytes.NewReader(cert))
 	}
-	if c.env, err = f.eng.Event(ctx, env.ID, workflow.Completed{Meta: workflow.Meta{At: f.clock.now()}, Certificate: hex.EncodeToString(certSum[:]),
+	var err error
+	if c.env, err = f.eng.Event(context.Background(), envID, workflow.Completed{Meta: workflow.Meta{At: f.clock.now()}, Certificate: hex.EncodeToString(certSum[:]),
 		Documents: []workflow.DocumentVersion{{Index: 0, Previous: signed.SHA256, SHA256: final.SHA256, Size: final.Size}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -413,4 +426,45 @@ func TestFinalMail20MBStreamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkFinalMail(t, f, c, "r1", composed.Bytes(), true)
+}
+
+// TestCompletionDelayedMail: a completion that keeps failing is told to
+// the sender, with the last error, in the envelope's language.
+func TestCompletionDelayedMail(t *testing.T) {
+	f := newFixture(t, nil)
+	envID, _ := f.signed(t, fmt.Sprint("Delayed ", time.Now().UnixNano()), "fr")
+	f.takeMail(t)
+	f.clock.add(time.Hour)
+	if _, err := f.eng.Event(context.Background(), envID, workflow.CompletionDelayed{Meta: workflow.Meta{At: f.clock.now()},
+		Reason: "time-stamp authority: 503 Service Unavailable"}); err != nil {
+		t.Fatal(err)
+	}
+	var it *store.Item
+	for key, item := range f.queued(t, f.clock.now()) {
+		if key != "completion_delayed/sender" {
+			t.Fatalf("unexpected mail %s", key)
+		}
+		it = item
+	}
+	if it == nil {
+		t.Fatal("no completion_delayed mail queued")
+	}
+	var job engine.Job
+	if err := json.Unmarshal(it.Payload, &job); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	route, err := newMails(t, f.st).Compose(context.Background(), it, job, &b)
+	if err != nil || len(route.To) != 1 || route.To[0] != "bob@example.com" {
+		t.Fatalf("route %+v, %v", route, err)
+	}
+	h, text := parts(t, b.Bytes())
+	if s, _ := h.Subject(); !strings.HasPrefix(s, "Finalisation retardée : Delayed ") {
+		t.Errorf("subject %q", s)
+	}
+	for _, want := range []string{"échoue depuis", "503 Service Unavailable", envID} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the mail does not say %q:\n%s", want, text)
+		}
+	}
 }
