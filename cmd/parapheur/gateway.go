@@ -32,7 +32,6 @@ import (
 	"github.com/parapheur/parapheur/signing/web"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/store/backend"
-	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
 	"github.com/parapheur/parapheur/workflow/outbox"
 )
@@ -79,6 +78,7 @@ func newGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) (*gat
 	}
 	g := &gateway{cfg: cfg, log: log, store: st, engine: &engine.Engine{Store: st, CodeKey: keys.code}, holder: store.Holder(),
 		metrics: prometheus.NewRegistry(), keys: keys, ca: ca}
+	g.engine.DownloadTTL = time.Duration(cfg.Mail.DownloadLinkDays) * 24 * time.Hour
 	g.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		outbox.NewCollector(st, log, engine.MailQueue, engine.SMSQueue, engine.TimerQueue, engine.CompletionQueue))
 	if err := g.assemble(); err != nil {
@@ -133,10 +133,7 @@ func (g *gateway) assemble() error {
 	if err != nil {
 		return err
 	}
-	mails := &mailsender.Mails{Composer: composer, Store: g.store, Domain: domain, PublicURL: cfg.PublicURL,
-		Completion: func(context.Context, *workflow.Envelope) (compose.Completion, error) {
-			return compose.Completion{}, errors.New("completion (seal and certificate) is not built yet")
-		}}
+	mails := &mailsender.Mails{Composer: composer, Store: g.store, Domain: domain, PublicURL: cfg.PublicURL}
 	relay := mailsender.Relay{URL: mailURL(cfg.SMTP.Server, "smtps", "smtp", ""), Username: cfg.SMTP.Server.Username,
 		Password: string(cfg.SMTP.Password)}
 	g.mail, err = mailsender.New(mailsender.Config{Relay: relay, Composer: mails, Holder: g.holder,

@@ -453,6 +453,9 @@ func TestHTMLEscaping(t *testing.T) {
 		case DeliveryFailure:
 			d.Answer = hostile
 			m.Data = d
+		case CompletionDelayed:
+			d.Reason = hostile
+			m.Data = d
 		case Acknowledgement:
 			d.Ignored = []IgnoredAttachment{{Name: hostile, ContentType: "text/html"}}
 			m.Data = d
@@ -475,36 +478,6 @@ func TestHTMLEscaping(t *testing.T) {
 		// Subjects are plain text, shown as written.
 		if subject, _ := p.header.Subject(); !strings.Contains(subject, hostile) {
 			t.Errorf("%s: subject %q does not hold the title as written", s.name, subject)
-		}
-	}
-}
-
-// TestCompletionOverLimit checks that files over the limit become a link,
-// with their SHA-256 still in the body.
-func TestCompletionOverLimit(t *testing.T) {
-	cfg := testConfig()
-	cfg.AttachmentLimit = 50
-	c := newComposer(t, cfg)
-	for _, s := range samples("fr") {
-		if s.name != "completion" && s.name != "completion-archivist" {
-			continue
-		}
-		p := parse(t, compose(t, c, s.msg))
-		d := s.msg.Data.(Completion)
-		if !strings.Contains(p.text, d.DownloadURL) || !strings.Contains(p.html, d.DownloadURL) {
-			t.Errorf("%s: no download link:\n%s", s.name, p.text)
-		}
-		for _, f := range d.Files {
-			if !strings.Contains(p.text, f.SHA256) || !strings.Contains(p.html, f.SHA256) {
-				t.Errorf("%s: SHA-256 of %s missing", s.name, f.Name)
-			}
-		}
-		wantFiles := 0
-		if s.name == "completion-archivist" {
-			wantFiles = 1 // the audit trail still goes with the archivist's copy
-		}
-		if len(p.attachments) != wantFiles {
-			t.Errorf("%s: %d attachments over the limit, want %d", s.name, len(p.attachments), wantFiles)
 		}
 	}
 }
@@ -584,21 +557,9 @@ func TestComposeErrors(t *testing.T) {
 		}
 	}
 
-	// Over the limit without a link.
-	cfg := testConfig()
-	cfg.AttachmentLimit = 1
-	small := newComposer(t, cfg)
-	m := get("completion")
-	d := m.Data.(Completion)
-	d.DownloadURL = ""
-	m.Data = d
-	if err := small.Compose(io.Discard, m); err == nil || !strings.Contains(err.Error(), "no download link") {
-		t.Errorf("over the limit without a link: %v", err)
-	}
-
 	// Content that is not what the hash says is caught while writing.
-	m = get("completion")
-	d = completion()
+	m := get("completion")
+	d := completion()
 	d.Files[1].Open = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("tampered content!!!!!!!")), nil }
 	d.Files[1].Size = int64(len("tampered content!!!!!!!"))
 	m.Data = d

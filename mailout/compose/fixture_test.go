@@ -112,8 +112,9 @@ func completion() Completion {
 			file("Annexe financière.pdf", "application/pdf", []byte("%PDF-1.7 signed annexe\n%%EOF\n")),
 			file("Certificat de réalisation ENV-7F3K2Q.pdf", "application/pdf", []byte("%PDF-1.7 certificate\n%%EOF\n")),
 		},
-		DownloadURL: "https://sign.org.example/d/ENV-7F3K2Q/TOKEN",
-		Audit:       ptr(file("audit.json", "application/json", []byte(`{"events":[{"type":"created"}]}`))),
+		DownloadURL:   "https://sign.org.example/d/DOWNLOADTOKEN",
+		DownloadUntil: time.Date(2027, 1, 5, 10, 0, 0, 0, time.UTC),
+		Audit:         ptr(file("audit.json", "application/json", []byte(`{"events":[{"type":"created"}]}`))),
 	}
 }
 
@@ -147,6 +148,15 @@ func samples(lang string) []sample {
 	}
 	ended := func(m *Message, s workflow.State) *Message {
 		m.Envelope.State = s
+		return m
+	}
+	// stepsDone makes the envelope's signers sign: its completion began.
+	stepsDone := func(m *Message) *Message {
+		e := m.Envelope
+		for _, id := range []string{"r2", "r3"} {
+			e.Recipient(id).State = workflow.HasSigned
+		}
+		e.CurrentStep, e.StepsDoneAt = len(e.Steps), time.Date(2026, 11, 24, 16, 5, 0, 0, time.UTC)
 		return m
 	}
 	c := completion()
@@ -191,6 +201,11 @@ func samples(lang string) []sample {
 			To: workflow.Party{Email: "quelquun@ailleurs.example"}, InReplyTo: "<asked.2@ailleurs.example>", Address: "parapheur+verifier@org.example",
 			Problem: pick("le message n'a aucune pièce jointe PDF", "the message has no PDF attachment"),
 		}), subject: "Vérification de vos documents"},
+		{name: "delivery_failure-to-recipient", msg: msg("dsn-r1", "r1", DeliveryFailure{Address: "john@partner.example", Answer: "550 5.1.1 user unknown"}),
+			subject: "Non distribué à john@partner.example : " + title},
+		{name: "delivery_failure-completed", msg: ended(stepsDone(msg("dsn-done", "", DeliveryFailure{Address: "copie@org.example", Answer: "552 5.3.4 message too big"})), workflow.StateCompleted)},
+		{name: "completion_delayed", msg: stepsDone(msg("delayed", "", CompletionDelayed{Reason: "time-stamp authority https://tsa.example: 503 Service Unavailable"})),
+			subject: "Finalisation retardée : " + title},
 	}
 }
 

@@ -14,25 +14,26 @@ type Kind string
 
 // Mail kinds.
 const (
-	KindAcknowledgement Kind = "acknowledgement"
-	KindRefusal         Kind = "refusal"
-	KindInvitation      Kind = "invitation"
-	KindCode            Kind = "code"
-	KindReminder        Kind = "reminder"
-	KindDeclined        Kind = "declined"
-	KindCancelled       Kind = "cancelled"
-	KindExpired         Kind = "expired"
-	KindDeliveryFailure Kind = "delivery_failure"
-	KindCompletion      Kind = "completion"
-	KindDelegated       Kind = "delegated"
-	KindCodeLocked      Kind = "code_locked"
-	KindVerification    Kind = "verification"
+	KindAcknowledgement   Kind = "acknowledgement"
+	KindRefusal           Kind = "refusal"
+	KindInvitation        Kind = "invitation"
+	KindCode              Kind = "code"
+	KindReminder          Kind = "reminder"
+	KindDeclined          Kind = "declined"
+	KindCancelled         Kind = "cancelled"
+	KindExpired           Kind = "expired"
+	KindDeliveryFailure   Kind = "delivery_failure"
+	KindCompletion        Kind = "completion"
+	KindDelegated         Kind = "delegated"
+	KindCodeLocked        Kind = "code_locked"
+	KindCompletionDelayed Kind = "completion_delayed"
+	KindVerification      Kind = "verification"
 )
 
 // Kinds lists every kind, in the order a user meets them.
 var Kinds = []Kind{
 	KindAcknowledgement, KindRefusal, KindInvitation, KindCode, KindReminder,
-	KindDelegated, KindCodeLocked, KindDeclined, KindCancelled, KindExpired, KindDeliveryFailure, KindCompletion,
+	KindDelegated, KindCodeLocked, KindDeclined, KindCancelled, KindExpired, KindDeliveryFailure, KindCompletionDelayed, KindCompletion,
 	KindVerification,
 }
 
@@ -191,8 +192,9 @@ type Cancelled struct {
 // Expired tells that the deadline passed before every step was done.
 type Expired struct{}
 
-// DeliveryFailure tells the sender that a mail of the envelope could not be
-// delivered.
+// DeliveryFailure tells that a mail of the envelope could not be delivered:
+// to the sender, and, while the envelope is in progress, to the recipients
+// who already acted.
 type DeliveryFailure struct {
 	// Address is the address that failed.
 	Address string
@@ -201,15 +203,26 @@ type DeliveryFailure struct {
 	Answer string
 }
 
+// CompletionDelayed tells the sender that every step is done (since the
+// envelope's StepsDoneAt) but completing it, the seal and the certificate,
+// keeps failing; the gateway keeps trying.
+type CompletionDelayed struct {
+	// Reason is the last error.
+	Reason string
+}
+
 // Completion delivers the final documents and the completion certificate.
 type Completion struct {
 	// Files are the signed PDFs then the certificate. They are attached
 	// when their total size is within the configured limit; otherwise the
 	// mail lists them with DownloadURL.
 	Files []Attachment
-	// DownloadURL is where the files can be downloaded; required when the
-	// files are over the limit.
+	// DownloadURL is where the files can be downloaded (PUBLIC_URL/d/TOKEN)
+	// until DownloadUntil. Every completion mail shows it: beside the
+	// attached files, or alone when they are over the limit.
 	DownloadURL string
+	// DownloadUntil is when the download link stops working.
+	DownloadUntil time.Time
 	// Audit is the machine-readable audit trail, attached for archivists
 	// (as audit-ENVELOPEID.json) and ignored for everyone else, so one
 	// Completion serves every party.
@@ -268,6 +281,9 @@ func (Expired) Kind() Kind { return KindExpired }
 
 // Kind implements Data.
 func (DeliveryFailure) Kind() Kind { return KindDeliveryFailure }
+
+// Kind implements Data.
+func (CompletionDelayed) Kind() Kind { return KindCompletionDelayed }
 
 // Kind implements Data.
 func (Completion) Kind() Kind { return KindCompletion }

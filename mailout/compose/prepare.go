@@ -198,9 +198,7 @@ func (c *Composer) checkLinks(d Data) error {
 	case Reminder:
 		links = []string{d.Link}
 	case Completion:
-		if d.DownloadURL != "" {
-			links = []string{d.DownloadURL}
-		}
+		links = []string{d.DownloadURL}
 	}
 	for _, l := range links {
 		if !strings.HasPrefix(l, c.cfg.PublicURL+"/") {
@@ -290,9 +288,23 @@ func (d DeliveryFailure) check(m *Message, to addressee) error {
 	return nil
 }
 
+func (d CompletionDelayed) check(m *Message, to addressee) error {
+	if m.Envelope.StepsDoneAt.IsZero() {
+		return fmt.Errorf("envelope %s has not done its steps: no completion to be delayed", m.Envelope.ID)
+	}
+	return checkSender(to)
+}
+
 func (d Completion) check(m *Message, to addressee) error {
-	if len(d.Files) == 0 {
+	switch {
+	case len(d.Files) == 0:
 		return fmt.Errorf("no files")
+	case d.DownloadURL == "":
+		// Over the limit it is the only way to the files; within it, the
+		// way to fetch them again once the mail is gone.
+		return fmt.Errorf("no download link")
+	case d.DownloadUntil.IsZero():
+		return fmt.Errorf("no expiry of the download link")
 	}
 	for _, f := range d.Files {
 		if err := f.check(); err != nil {

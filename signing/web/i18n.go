@@ -143,6 +143,18 @@ var words = problem.Phrasebook{
 	"verify issuer":   {EN: "Issued by", FR: "Délivrée par"},
 	"verify changes":  {EN: "Coverage", FR: "Portée"},
 	"verify trail":    {EN: "Embedded audit trail %s:", FR: "Journal des événements joint %s :"},
+
+	"download title":          {EN: "Final documents", FR: "Documents définitifs"},
+	"download until":          {EN: "Link valid until", FR: "Lien valable jusqu'au"},
+	"reference":               {EN: "Reference", FR: "Référence"},
+	"download files":          {EN: "Signed documents and certificate", FR: "Documents signés et certificat"},
+	"download intro":          {EN: "These are the final documents, with every signature and the organisation's seal, then the certificate of completion. Compare each SHA-256 fingerprint with the one in your mail.", FR: "Voici les documents définitifs, avec toutes les signatures et le cachet de l'organisation, puis le certificat de réalisation. Comparez chaque empreinte SHA-256 avec celle de votre message."},
+	"download audit":          {EN: "Audit trail", FR: "Journal d'audit"},
+	"download audit help":     {EN: "Every event of the request up to its completion, as a JSON file whose chain of hashes reveals any event changed, removed or reordered.", FR: "Chaque événement de la demande jusqu'à son achèvement, dans un fichier JSON dont la chaîne d'empreintes révèle tout événement modifié, supprimé ou déplacé."},
+	"download expired h":      {EN: "This download link has expired", FR: "Ce lien de téléchargement a expiré"},
+	"download expired until":  {EN: "It worked until %s.", FR: "Il était valable jusqu'au %s."},
+	"download expired ask":    {EN: "To get the documents again, ask the sender, %s, quoting the reference %s.", FR: "Pour obtenir à nouveau les documents, demandez-les à l'expéditeur, %s, en citant la référence %s."},
+	"download expired verify": {EN: "To check a copy you already have (its signatures, and whether it is the final version), use the verification page.", FR: "Pour contrôler une copie que vous avez déjà (ses signatures, et s'il s'agit de la version définitive), utilisez la page de vérification."},
 }
 
 // roleWords name a role: what the person is asked to do.

@@ -6,7 +6,6 @@ import (
 	"embed"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"html/template"
 	"io/fs"
 	"mime"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/parapheur/parapheur/signing/ceremony"
+	"github.com/parapheur/parapheur/signing/certificate"
 	"github.com/parapheur/parapheur/signing/verdict"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/audit"
@@ -35,7 +35,7 @@ var files embed.FS
 
 // pages holds the parsed templates and the assets.
 type pages struct {
-	signer, status, problem, verify *template.Template
+	signer, status, problem, verify, download *template.Template
 	// assets are the embedded files by their served name, which carries
 	// a hash of their content: a changed file gets a new name, so each
 	// may be cached for a year.
@@ -65,6 +65,9 @@ func newPages() (*pages, error) {
 		return nil, err
 	}
 	if p.verify, err = parse("verify.html"); err != nil {
+		return nil, err
+	}
+	if p.download, err = parse("download.html"); err != nil {
 		return nil, err
 	}
 	names, err := fs.Glob(files, "assets/*")
@@ -746,11 +749,16 @@ func (s *Server) signerCertificate(w http.ResponseWriter, r *http.Request) {
 // serveCertificate sends l's completion certificate; back is the page a
 // refusal links back to.
 func (s *Server) serveCertificate(w http.ResponseWriter, r *http.Request, l ceremony.Link, back string) {
+	name, err := certificate.FileName(l.Envelope.ID, l.Envelope.Language)
+	if err != nil {
+		s.problemPage(w, r, l.Envelope, back, err)
+		return
+	}
 	rc, blob, err := s.cer.Certificate(r.Context(), l)
 	if err != nil {
 		s.problemPage(w, r, l.Envelope, back, err)
 		return
 	}
 	defer rc.Close()
-	s.servePDF(w, r, l, rc, fmt.Sprintf("certificate-%s.pdf", l.Envelope.ID), blob.Size, blob.SHA256)
+	s.servePDF(w, r, l, rc, name, blob.Size, blob.SHA256)
 }

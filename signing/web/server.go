@@ -2,7 +2,8 @@
 // link: the signer's page (PUBLIC_URL/s/TOKEN), the sender's status page
 // (PUBLIC_URL/e/TOKEN) and the JSON API that mirrors them
 // (/api/v1/sign/TOKEN…, described by /api/v1/openapi.json), as SPEC §3
-// describes them, and the verification page (PUBLIC_URL/verify, SPEC §6).
+// describes them, the download page of the final mails (PUBLIC_URL/d/TOKEN,
+// SPEC §5) and the verification page (PUBLIC_URL/verify, SPEC §6).
 //
 // Every handler is a thin translation between HTTP and package ceremony,
 // which holds the operations; the workflow's rules are the state machine's,
@@ -108,6 +109,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.pageRoutes(mux)
 	s.verifyRoutes(mux)
+	s.downloadRoutes(mux)
 	s.apiRoutes(mux)
 	return s.headers(mux)
 }

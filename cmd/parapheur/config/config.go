@@ -235,6 +235,9 @@ type Mail struct {
 	// AttachmentLimitBytes is the largest total of attachments in a completion mail; above
 	// it the mail carries a download link instead, since many servers refuse big mails.
 	AttachmentLimitBytes int64 `toml:"attachment_limit_bytes"`
+	// DownloadLinkDays is how many days the download link of a completion mail
+	// (PUBLIC_URL/d/TOKEN) works; every completion mail carries one.
+	DownloadLinkDays int `toml:"download_link_days"`
 }
 
 // Circuit is a predefined sequence of steps, placed before the steps a submission names.
