@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -334,5 +335,134 @@ func TestQueueStatsManyHeld(t *testing.T) {
 	}
 	if left, err := s.c.ZCard(ctx, heldKey("mail")).Result(); err != nil || left != n {
 		t.Fatalf("held index after QueueStats: %d entries (%v), want %d", left, err, n)
+	}
+}
+
+// TestItemsWithoutSince reads outbox items as a version without Item.Since
+// stored them: no st field, no pending entry; one queued, one held by that
+// version's worker. Until its first claim QueueStats.OldestPending misses
+// the queued one (the documented gap); from then on it is pending since
+// the NotBefore it had at that claim. The held one, retried, keeps the
+// NotBefore it had before the retry.
+func TestItemsWithoutSince(t *testing.T) {
+	srv := testrig.Redis(t)
+	s := connect(t, srv.URL(), true)
+	ctx := t.Context()
+	at := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	lease := at.Add(time.Minute)
+	for _, it := range []struct {
+		id     string
+		fields []any
+	}{
+		{"queued", nil},
+		{"held", []any{"a", "1", "h", "old", "lu", micros(lease), "lut", lease.Format(time.RFC3339Nano)}},
+	} {
+		key, stamp := itemKey("", it.id), newStamp()
+		d := fmt.Sprintf(`{"id":%q,"queue":"mail","payload":null}`, it.id)
+		fields := append([]any{"g", stamp, "nb", micros(at), "nbt", at.Format(time.RFC3339Nano), "d", d, "a", "0"}, it.fields...)
+		if err := s.c.HSet(ctx, key, fields...).Err(); err != nil {
+			t.Fatal(err)
+		}
+		due := at
+		if it.fields != nil {
+			due = lease
+		}
+		if err := s.c.ZAdd(ctx, readyKey("mail"), redis.Z{Score: float64(due.UnixMicro()), Member: member(key, stamp)}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pendingSince := func(now, want time.Time, what string) {
+		t.Helper()
+		stats, err := s.QueueStats(ctx, "mail", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !stats.OldestPending.Equal(want) {
+			t.Fatalf("%s: OldestPending %v, want %v", what, stats.OldestPending, want)
+		}
+	}
+	claimed := func(now, since time.Time, what string) *store.Item {
+		t.Helper()
+		it, err := s.Claim(ctx, "mail", "w", now, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !it.Since.Equal(since) {
+			t.Fatalf("%s: Claim of %s: Since %v, want %v", what, it.ID, it.Since, since)
+		}
+		return it
+	}
+	pendingSince(at.Add(time.Second), time.Time{}, "before any claim")
+	queued := claimed(at.Add(time.Second), at, "first claim")
+	pendingSince(at.Add(time.Second), at, "after the first claim")
+	if err := s.Retry(ctx, queued, at.Add(time.Hour), "451 later"); err != nil {
+		t.Fatal(err)
+	}
+	pendingSince(at.Add(time.Second), at, "retried")
+
+	held := &store.Item{ID: "held", Queue: "mail", Holder: "old", Attempts: 1}
+	if err := s.Retry(ctx, held, at.Add(2*time.Hour), "451 later"); err != nil {
+		t.Fatal(err)
+	}
+	again := claimed(at.Add(time.Hour), at, "after the Retry")
+	if again.ID != "queued" {
+		t.Fatalf("claimed %s at its NotBefore, want the queued item", again.ID)
+	}
+	if err := s.Ack(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	claimed(at.Add(2*time.Hour), at, "after the Retry of the held item")
+	pendingSince(at.Add(2*time.Hour), at, "held")
+}
+
+// TestPendingLeftovers plants pending-index entries such as a client that
+// died leaves them: pointers to nothing (stale and recent, more than a
+// page of them) and to a buried item, all scored before the live item.
+// QueueStats counts none of them, reads past them to the live item, and
+// removes the stale pointers only.
+func TestPendingLeftovers(t *testing.T) {
+	srv := testrig.Redis(t)
+	s := connect(t, srv.URL(), true)
+	ctx := t.Context()
+	at := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	if err := s.Enqueue(ctx, store.Item{ID: "dead", Queue: "mail", NotBefore: at.Add(-time.Hour)}, store.Item{ID: "live", Queue: "mail", NotBefore: at}); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := s.Claim(ctx, "mail", "w", at, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Bury(ctx, dead, "550 no such user"); err != nil {
+		t.Fatal(err)
+	}
+	stamp, err := s.c.HGet(ctx, itemKey("", "dead"), "g").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalePointer := member(itemKey("", "lost"), "1-00")
+	planted := []string{member(itemKey("", "dead"), stamp), stalePointer}
+	for i := range claimBatch {
+		planted = append(planted, member(itemKey("", fmt.Sprint("coming", i)), newStamp()))
+	}
+	for i, m := range planted {
+		if err := s.c.ZAdd(ctx, pendingKey("mail"), redis.Z{Score: float64(at.Add(-time.Hour).UnixMicro() + int64(i)), Member: m}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stats, err := s.QueueStats(ctx, "mail", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !stats.OldestPending.Equal(at) || stats.Buried != 1 {
+		t.Fatalf("QueueStats = %+v, want only the live item pending, since %v", stats, at)
+	}
+	members, err := s.c.ZRange(ctx, pendingKey("mail"), 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// All planted but the stale pointer (the buried item's is fresh: its
+	// stamp is its enqueue's), and the live item's.
+	if want := len(planted); len(members) != want || slices.Contains(members, stalePointer) {
+		t.Fatalf("pending index after QueueStats: %d entries %q; want %d, the stale pointer removed", len(members), members, want)
 	}
 }
