@@ -37,11 +37,12 @@
 // scored by due time in microseconds), its claimed items (parapheur:held:QUEUE,
 // the same members scored by NotBefore, for QueueStats), its items not
 // buried (parapheur:pending:QUEUE, the same members scored by Since, for
-// QueueStats.OldestPending) and dead letters (parapheur:buried:QUEUE). They are written before the atomic write they
-// index, so a crash can leave a pointer to a record that was never written,
-// never a record that no index finds. Readers check each pointer against the
-// record (the envelope's stored list key, the recipient's token hashes, the
-// item's STAMP) and skip what does not match. A STAMP is the index write's
+// QueueStats.OldestPending) and dead letters (parapheur:buried:QUEUE). They
+// are written before the atomic write they index, so a crash can leave a
+// pointer to a record that was never written, never a record that no index
+// finds. Readers check each pointer against the record (the envelope's
+// stored list key, the recipient's token hashes, the item's STAMP) and skip
+// what does not match. A STAMP is the index write's
 // time and a random part; the item stores the STAMP of the write that created
 // it, so a pointer left by a failed or replayed write is told from the live
 // one and removed, by the write itself when it learns it failed, else by a
