@@ -510,23 +510,27 @@ func (s *Store) indexedItems(ctx context.Context, members []string) ([]*store.It
 }
 
 // itemHashes reads, in one pipeline, the item hashes that index members
-// point at: an empty map for an item that is gone.
+// point at: an empty map for an item that is gone. An item several members
+// point at (QueueStats reads the first entries of several indexes, which
+// often name the same items) is read once, its hash shared.
 func (s *Store) itemHashes(ctx context.Context, members []string) ([]map[string]string, error) {
 	if len(members) == 0 {
 		return nil, nil
 	}
 	pipe := s.c.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(members))
-	for i, m := range members {
-		key, _, _ := splitMember(m)
-		cmds[i] = pipe.HGetAll(ctx, key)
+	cmds := make(map[string]*redis.MapStringStringCmd, len(members))
+	for _, m := range members {
+		if key, _, _ := splitMember(m); cmds[key] == nil {
+			cmds[key] = pipe.HGetAll(ctx, key)
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
 	}
 	hashes := make([]map[string]string, len(members))
-	for i, cmd := range cmds {
-		hashes[i] = cmd.Val()
+	for i, m := range members {
+		key, _, _ := splitMember(m)
+		hashes[i] = cmds[key].Val()
 	}
 	return hashes, nil
 }
