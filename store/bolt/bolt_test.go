@@ -280,14 +280,11 @@ func TestPutBlobCommits(t *testing.T) {
 	}
 }
 
-// TestItemWithoutSince reads an outbox item as a version without
-// Item.Since stored it: no since field, no pending-index entry. Until its
-// first claim QueueStats.OldestPending misses it (the documented gap);
-// from then on it is pending since the NotBefore it had at that claim, and
-// a retry keeps that.
+// TestItemWithoutSince plants an outbox item as a version without
+// Item.Since stored it (no since field, no pending-index entry) for
+// storetest.ItemWithoutSince; its Ack leaves no pending-index entry.
 func TestItemWithoutSince(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "parapheur.db"))
-	ctx := t.Context()
 	at := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
 	old := &storedItem{Item: store.Item{ID: "old", Queue: "mail", NotBefore: at}}
 	err := s.db.Update(func(tx *bbolt.Tx) error {
@@ -300,40 +297,7 @@ func TestItemWithoutSince(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pendingSince := func(now, want time.Time, what string) {
-		t.Helper()
-		stats, err := s.QueueStats(ctx, "mail", now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !stats.OldestPending.Equal(want) {
-			t.Fatalf("%s: OldestPending %v, want %v", what, stats.OldestPending, want)
-		}
-	}
-	pendingSince(at.Add(time.Minute), time.Time{}, "before the first claim")
-	it, err := s.Claim(ctx, "mail", "w", at.Add(time.Minute), time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !it.Since.Equal(at) {
-		t.Fatalf("Claim: Since %v, want the NotBefore %v", it.Since, at)
-	}
-	pendingSince(at.Add(time.Minute), at, "held")
-	if err := s.Retry(ctx, it, at.Add(time.Hour), "451 later"); err != nil {
-		t.Fatal(err)
-	}
-	pendingSince(at.Add(2*time.Minute), at, "retried")
-	it, err = s.Claim(ctx, "mail", "w", at.Add(time.Hour), time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !it.Since.Equal(at) {
-		t.Fatalf("Claim after Retry: Since %v, want %v", it.Since, at)
-	}
-	if err := s.Ack(ctx, it); err != nil {
-		t.Fatal(err)
-	}
-	pendingSince(at.Add(time.Hour), time.Time{}, "acked")
+	storetest.ItemWithoutSince(t, s, at)
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		if n := tx.Bucket(pending).Stats().KeyN; n != 0 {
 			return fmt.Errorf("%d pending-index entries left after the Ack", n)

@@ -195,10 +195,11 @@ func TestWakeupsReconnect(t *testing.T) {
 	storetest.Woken(t, ch, "Enqueue after the resubscription")
 }
 
-// TestHeldLeftovers plants held-index entries such as a client that died
-// after an Ack or Bury script leaves: QueueStats does not count them and
-// removes them.
-func TestHeldLeftovers(t *testing.T) {
+// deadAndLive returns a store on a new server whose queue "mail" holds a
+// buried item "dead", due at the returned time, and a live item "live",
+// due a second later.
+func deadAndLive(t *testing.T) (*Store, time.Time) {
+	t.Helper()
 	srv := testrig.Redis(t)
 	s := connect(t, srv.URL(), true)
 	ctx := t.Context()
@@ -213,6 +214,15 @@ func TestHeldLeftovers(t *testing.T) {
 	if err := s.Bury(ctx, dead, "550 no such user"); err != nil {
 		t.Fatal(err)
 	}
+	return s, at
+}
+
+// TestHeldLeftovers plants held-index entries such as a client that died
+// after an Ack or Bury script leaves: QueueStats does not count them and
+// removes them.
+func TestHeldLeftovers(t *testing.T) {
+	s, at := deadAndLive(t)
+	ctx := t.Context()
 	live, err := s.Claim(ctx, "mail", "w", at.Add(time.Second), time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -338,12 +348,10 @@ func TestQueueStatsManyHeld(t *testing.T) {
 	}
 }
 
-// TestItemsWithoutSince reads outbox items as a version without Item.Since
-// stored them: no st field, no pending entry; one queued, one held by that
-// version's worker. Until its first claim QueueStats.OldestPending misses
-// the queued one (the documented gap); from then on it is pending since
-// the NotBefore it had at that claim. The held one, retried, keeps the
-// NotBefore it had before the retry.
+// TestItemsWithoutSince plants outbox items as a version without
+// Item.Since stored them (no st field, no pending entry): one queued, for
+// storetest.ItemWithoutSince, and one held by that version's worker, which
+// a retry gives the Since it read with before the retry.
 func TestItemsWithoutSince(t *testing.T) {
 	srv := testrig.Redis(t)
 	s := connect(t, srv.URL(), true)
@@ -354,8 +362,8 @@ func TestItemsWithoutSince(t *testing.T) {
 		id     string
 		fields []any
 	}{
-		{"queued", nil},
-		{"held", []any{"a", "1", "h", "old", "lu", micros(lease), "lut", lease.Format(time.RFC3339Nano)}},
+		{"old", nil},
+		{"held", []any{"a", "1", "h", "w0", "lu", micros(lease), "lut", lease.Format(time.RFC3339Nano)}},
 	} {
 		key, stamp := itemKey("", it.id), newStamp()
 		d := fmt.Sprintf(`{"id":%q,"queue":"mail","payload":null}`, it.id)
@@ -371,48 +379,19 @@ func TestItemsWithoutSince(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pendingSince := func(now, want time.Time, what string) {
-		t.Helper()
-		stats, err := s.QueueStats(ctx, "mail", now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !stats.OldestPending.Equal(want) {
-			t.Fatalf("%s: OldestPending %v, want %v", what, stats.OldestPending, want)
-		}
-	}
-	claimed := func(now, since time.Time, what string) *store.Item {
-		t.Helper()
-		it, err := s.Claim(ctx, "mail", "w", now, time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !it.Since.Equal(since) {
-			t.Fatalf("%s: Claim of %s: Since %v, want %v", what, it.ID, it.Since, since)
-		}
-		return it
-	}
-	pendingSince(at.Add(time.Second), time.Time{}, "before any claim")
-	queued := claimed(at.Add(time.Second), at, "first claim")
-	pendingSince(at.Add(time.Second), at, "after the first claim")
-	if err := s.Retry(ctx, queued, at.Add(time.Hour), "451 later"); err != nil {
-		t.Fatal(err)
-	}
-	pendingSince(at.Add(time.Second), at, "retried")
-
-	held := &store.Item{ID: "held", Queue: "mail", Holder: "old", Attempts: 1}
+	// The held item is given back first, due after what the suite does.
+	held := &store.Item{ID: "held", Queue: "mail", Holder: "w0", Attempts: 1}
 	if err := s.Retry(ctx, held, at.Add(2*time.Hour), "451 later"); err != nil {
 		t.Fatal(err)
 	}
-	again := claimed(at.Add(time.Hour), at, "after the Retry")
-	if again.ID != "queued" {
-		t.Fatalf("claimed %s at its NotBefore, want the queued item", again.ID)
-	}
-	if err := s.Ack(ctx, again); err != nil {
+	storetest.ItemWithoutSince(t, s, at)
+	it, err := s.Claim(ctx, "mail", "w", at.Add(2*time.Hour), time.Minute)
+	if err != nil {
 		t.Fatal(err)
 	}
-	claimed(at.Add(2*time.Hour), at, "after the Retry of the held item")
-	pendingSince(at.Add(2*time.Hour), at, "held")
+	if it.ID != "held" || !it.Since.Equal(at) {
+		t.Fatalf("Claim after the Retry of the held item: %s Since %v, want held Since %v", it.ID, it.Since, at)
+	}
 }
 
 // TestPendingLeftovers plants pending-index entries such as a client that
@@ -421,20 +400,8 @@ func TestItemsWithoutSince(t *testing.T) {
 // QueueStats counts none of them, reads past them to the live item, and
 // removes the stale pointers only.
 func TestPendingLeftovers(t *testing.T) {
-	srv := testrig.Redis(t)
-	s := connect(t, srv.URL(), true)
+	s, at := deadAndLive(t)
 	ctx := t.Context()
-	at := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
-	if err := s.Enqueue(ctx, store.Item{ID: "dead", Queue: "mail", NotBefore: at.Add(-time.Hour)}, store.Item{ID: "live", Queue: "mail", NotBefore: at}); err != nil {
-		t.Fatal(err)
-	}
-	dead, err := s.Claim(ctx, "mail", "w", at, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Bury(ctx, dead, "550 no such user"); err != nil {
-		t.Fatal(err)
-	}
 	stamp, err := s.c.HGet(ctx, itemKey("", "dead"), "g").Result()
 	if err != nil {
 		t.Fatal(err)
@@ -445,16 +412,16 @@ func TestPendingLeftovers(t *testing.T) {
 		planted = append(planted, member(itemKey("", fmt.Sprint("coming", i)), newStamp()))
 	}
 	for i, m := range planted {
-		if err := s.c.ZAdd(ctx, pendingKey("mail"), redis.Z{Score: float64(at.Add(-time.Hour).UnixMicro() + int64(i)), Member: m}).Err(); err != nil {
+		if err := s.c.ZAdd(ctx, pendingKey("mail"), redis.Z{Score: float64(at.UnixMicro() + int64(i)), Member: m}).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	stats, err := s.QueueStats(ctx, "mail", at)
+	stats, err := s.QueueStats(ctx, "mail", at.Add(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !stats.OldestPending.Equal(at) || stats.Buried != 1 {
-		t.Fatalf("QueueStats = %+v, want only the live item pending, since %v", stats, at)
+	if !stats.OldestPending.Equal(at.Add(time.Second)) || stats.Buried != 1 {
+		t.Fatalf("QueueStats = %+v, want only the live item pending, since %v", stats, at.Add(time.Second))
 	}
 	members, err := s.c.ZRange(ctx, pendingKey("mail"), 0, -1).Result()
 	if err != nil {

@@ -126,3 +126,41 @@ func wantSince(t *testing.T, it *store.Item, want time.Time, what string) {
 		t.Fatalf("%s: item %s Since %s, want %s", what, it.ID, sinceT0(it.Since), sinceT0(want))
 	}
 }
+
+// ItemWithoutSince checks how s reads an outbox item stored by a version
+// without store.Item.Since, which the backend's test has planted in its
+// own format: ID "old" in queue "mail", due at at, no Since, no entry in
+// the index that QueueStats.OldestPending reads, and nothing else of
+// "mail" pending. Until its first claim OldestPending misses the item (the
+// gap store.QueueStats.OldestPending documents); from then on it is pending
+// since the NotBefore it had at that claim, a retry keeping that, and its
+// Ack ends it.
+func ItemWithoutSince(t *testing.T, s store.Store, at time.Time) {
+	t.Helper()
+	ctx := t.Context()
+	pendingSince := func(now, want time.Time, what string) {
+		t.Helper()
+		got, err := s.QueueStats(ctx, "mail", now)
+		ok(t, err, "QueueStats")
+		if !got.OldestPending.Equal(want) {
+			t.Fatalf("%s: OldestPending %v, want %v", what, got.OldestPending, want)
+		}
+	}
+	claimed := func(now time.Time, what string) *store.Item {
+		t.Helper()
+		it, err := s.Claim(ctx, "mail", "w", now, time.Minute)
+		ok(t, err, "Claim "+what)
+		if it.ID != "old" || !it.Since.Equal(at) {
+			t.Fatalf("Claim %s: item %s Since %v, want item old Since %v", what, it.ID, it.Since, at)
+		}
+		return it
+	}
+	pendingSince(at.Add(time.Minute), time.Time{}, "before the first claim")
+	it := claimed(at.Add(time.Minute), "of the item")
+	pendingSince(at.Add(time.Minute), at, "held")
+	ok(t, s.Retry(ctx, it, at.Add(time.Hour), "451 later"), "Retry")
+	pendingSince(at.Add(2*time.Minute), at, "retried")
+	it = claimed(at.Add(time.Hour), "after the Retry")
+	ok(t, s.Ack(ctx, it), "Ack")
+	pendingSince(at.Add(time.Hour), time.Time{}, "acked")
+}
