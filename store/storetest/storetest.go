@@ -3,8 +3,9 @@
 // database, so that the behaviour the rest of the gateway relies on is
 // written down once and checked everywhere: optimistic concurrency that
 // writes nothing on conflict, the transactional outbox, leases that move on
-// expiry unless their holder extends them, queue statistics, wake-ups that
-// reach every handle on the store, blobs streamed past the chunk size and refused past the limit,
+// expiry unless their holder extends them, queue statistics (with the age
+// of pending work, which retries keep), wake-ups that reach every handle on
+// the store, blobs streamed past the chunk size and refused past the limit,
 // corrupt records reported by name, and no lost update when several
 // handles race on one envelope.
 //
