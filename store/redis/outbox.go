@@ -488,49 +488,51 @@ func (s *Store) oldestPending(ctx context.Context, queue string, now time.Time, 
 
 // indexedItems reads the items that index members point at: nil for a
 // pointer to an item that is gone, replaced (another stamp) or buried.
+// QueueStats reads the first entries of several indexes, which often name
+// the same items: each member is read and decoded once, and members that
+// repeat share the decoded item.
 func (s *Store) indexedItems(ctx context.Context, members []string) ([]*store.Item, error) {
-	hashes, err := s.itemHashes(ctx, members)
+	distinct := slices.Compact(slices.Sorted(slices.Values(members)))
+	hashes, err := s.itemHashes(ctx, distinct)
 	if err != nil {
 		return nil, err
 	}
-	items := make([]*store.Item, len(members))
-	for i, m := range members {
+	byMember := make(map[string]*store.Item, len(distinct))
+	for i, m := range distinct {
 		key, stamp, _ := splitMember(m)
 		f := hashes[i]
 		if f["g"] != stamp || f["b"] == "1" {
 			continue
 		}
-		it, err := decodeItem(key, f)
-		if err != nil {
+		if byMember[m], err = decodeItem(key, f); err != nil {
 			return nil, err
 		}
-		items[i] = it
+	}
+	items := make([]*store.Item, len(members))
+	for i, m := range members {
+		items[i] = byMember[m]
 	}
 	return items, nil
 }
 
 // itemHashes reads, in one pipeline, the item hashes that index members
-// point at: an empty map for an item that is gone. An item several members
-// point at (QueueStats reads the first entries of several indexes, which
-// often name the same items) is read once, its hash shared.
+// point at: an empty map for an item that is gone.
 func (s *Store) itemHashes(ctx context.Context, members []string) ([]map[string]string, error) {
 	if len(members) == 0 {
 		return nil, nil
 	}
 	pipe := s.c.Pipeline()
-	cmds := make(map[string]*redis.MapStringStringCmd, len(members))
-	for _, m := range members {
-		if key, _, _ := splitMember(m); cmds[key] == nil {
-			cmds[key] = pipe.HGetAll(ctx, key)
-		}
+	cmds := make([]*redis.MapStringStringCmd, len(members))
+	for i, m := range members {
+		key, _, _ := splitMember(m)
+		cmds[i] = pipe.HGetAll(ctx, key)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
 	}
 	hashes := make([]map[string]string, len(members))
-	for i, m := range members {
-		key, _, _ := splitMember(m)
-		hashes[i] = cmds[key].Val()
+	for i, cmd := range cmds {
+		hashes[i] = cmd.Val()
 	}
 	return hashes, nil
 }
