@@ -149,8 +149,19 @@ type Item struct {
 	EnvelopeID string `json:"envelope_id,omitempty"`
 	// Payload is the worker's description of the work; opaque to the store.
 	Payload []byte `json:"payload"`
-	// NotBefore is when the item is due.
+	// NotBefore is when the item is due. Retry moves it to the next
+	// attempt's time.
 	NotBefore time.Time `json:"not_before"`
+	// Since is when the item was first due, kept across retries so that
+	// an item retried with backoff keeps its age (QueueStats.OldestPending).
+	// A writer may set it (e.g. to carry the age of the work an item
+	// continues); left zero, the store sets it to NotBefore when it first
+	// stores the item (Create, Update, Enqueue). Claim, Retry and Extend
+	// never change it, and enqueueing an ID that exists already leaves the
+	// stored item's as it is. An item stored by a version of the gateway
+	// without Since reads with Since equal to its NotBefore then: the best
+	// the store knows, its latest retry time (see OldestPending).
+	Since time.Time `json:"since,omitzero"`
 	// Attempts counts claims of the item.
 	Attempts int `json:"attempts"`
 	// LastError is the error of the last failed attempt, or the reason it
@@ -175,8 +186,18 @@ type QueueStats struct {
 	Buried int
 	// OldestDue is the NotBefore of the oldest item that is due or held,
 	// zero when none: now minus it is how long the oldest piece of work has
-	// waited.
+	// waited since it last became due. A retry moves an item's NotBefore
+	// into the future, so an item that keeps failing is not counted here
+	// between its attempts.
 	OldestDue time.Time
+	// OldestPending is the smallest Since among the items not buried whose
+	// Since is not after now (a timer set for next week is not pending
+	// yet), zero when none: now minus it is how long the oldest piece of
+	// work has been pending, retries included, whether it is due, held or
+	// waiting for its next attempt. An item stored by a version without
+	// Since is counted from its first claim by a version with it, with
+	// the Since it reads with (see Item.Since).
+	OldestPending time.Time
 }
 
 // Blob describes a stored document.

@@ -28,10 +28,10 @@ import (
 	"github.com/parapheur/parapheur/signing/pades"
 	"github.com/parapheur/parapheur/signing/pki"
 	"github.com/parapheur/parapheur/signing/tsa"
+	"github.com/parapheur/parapheur/signing/verdict"
 	"github.com/parapheur/parapheur/signing/web"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/store/backend"
-	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
 	"github.com/parapheur/parapheur/workflow/outbox"
 )
@@ -78,6 +78,7 @@ func newGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) (*gat
 	}
 	g := &gateway{cfg: cfg, log: log, store: st, engine: &engine.Engine{Store: st, CodeKey: keys.code}, holder: store.Holder(),
 		metrics: prometheus.NewRegistry(), keys: keys, ca: ca}
+	g.engine.DownloadTTL = time.Duration(cfg.Mail.DownloadLinkDays) * 24 * time.Hour
 	g.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		outbox.NewCollector(st, log, engine.MailQueue, engine.SMSQueue, engine.TimerQueue, engine.CompletionQueue))
 	if err := g.assemble(); err != nil {
@@ -101,6 +102,9 @@ func (g *gateway) assemble() error {
 	if err != nil {
 		return fmt.Errorf("circuits: %w", err)
 	}
+	// The verification address reports as the page does; the envelopes
+	// are the ceremony's, made below.
+	checker := &verdict.Checker{CA: g.ca.Cert, Location: cfg.Location, Log: g.log}
 	handler := ingest.New(ingest.Config{
 		Gateway: cfg.Address, Senders: senders, Circuits: circuits,
 		DeadlineDays: cfg.Envelopes.DefaultDeadlineDays, ReminderDays: cfg.Envelopes.ReminderDays,
@@ -110,6 +114,7 @@ func (g *gateway) assemble() error {
 		Inspect: func(pdf []byte) (int, error) {
 			return pades.Inspect(context.Background(), pdf, cfg.Limits.MaxDocumentBytes)
 		},
+		Verify: checker.Check,
 	}, g.engine, g.log)
 	g.poller, err = poller.New(poller.Config{
 		URL:             mailURL(cfg.IMAP.Server, "imaps", "imap", cfg.IMAP.Server.Username) + "/" + cfg.IMAP.Mailbox,
@@ -128,10 +133,7 @@ func (g *gateway) assemble() error {
 	if err != nil {
 		return err
 	}
-	mails := &mailsender.Mails{Composer: composer, Store: g.store, Domain: domain, PublicURL: cfg.PublicURL,
-		Completion: func(context.Context, *workflow.Envelope) (compose.Completion, error) {
-			return compose.Completion{}, errors.New("completion (seal and certificate) is not built yet")
-		}}
+	mails := &mailsender.Mails{Composer: composer, Store: g.store, Domain: domain, PublicURL: cfg.PublicURL}
 	relay := mailsender.Relay{URL: mailURL(cfg.SMTP.Server, "smtps", "smtp", ""), Username: cfg.SMTP.Server.Username,
 		Password: string(cfg.SMTP.Password)}
 	g.mail, err = mailsender.New(mailsender.Config{Relay: relay, Composer: mails, Holder: g.holder,
@@ -153,6 +155,7 @@ func (g *gateway) assemble() error {
 	if cfg.TSA.URL != "" {
 		cer.TSA = &tsa.Client{URL: cfg.TSA.URL}
 	}
+	checker.Finder = cer
 	pages, err := web.New(web.Config{PublicURL: cfg.PublicURL, Language: cfg.Language, Location: cfg.Location,
 		TrustedProxies: cfg.HTTP.Proxies, SecretKey: g.keys.web,
 		CACert: g.ca.Cert, MaxUpload: cfg.Limits.MaxDocumentBytes}, cer, g.log)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/emersion/go-message/mail"
 	"github.com/parapheur/parapheur/mailout/mailid"
+	"github.com/parapheur/parapheur/signing/verdict"
 )
 
 // parsed is a composed message read back with go-message.
@@ -199,8 +200,9 @@ func checkHeader(t *testing.T, name string, c *Composer, m *Message, h mail.Head
 	to, err := h.AddressList("To")
 	wantTo := ""
 	switch d := m.Data.(type) {
-	case Refusal:
-		wantTo = d.To.Email
+	case answer:
+		to, _ := d.answers()
+		wantTo = to.Email
 	default:
 		wantTo = m.Envelope.Sender.Email
 		if m.RecipientID != "" {
@@ -340,6 +342,11 @@ func TestThreading(t *testing.T) {
 				t.Errorf("refusal answers %q, not the refused submission", inReplyTo[0])
 			}
 			continue
+		case s.msg.Data.Kind() == KindVerification:
+			if _, want := s.msg.Data.(answer).answers(); "<"+inReplyTo[0]+">" != want || len(references) != 1 {
+				t.Errorf("%s answers %q (References %v), not the mail it reports on, %s", s.name, inReplyTo[0], references, want)
+			}
+			continue
 		case s.msg.RecipientID == "":
 			if inReplyTo[0] != "CAF1x-submission.42@mail.org.example" {
 				t.Errorf("%s: the sender's mail answers %q, not the submission", s.name, inReplyTo[0])
@@ -427,6 +434,16 @@ func TestHTMLEscaping(t *testing.T) {
 		case Refusal:
 			d.Subject, d.Problems, d.Usage = hostile, []string{hostile}, hostile
 			m.Data = d
+		case Verification:
+			// Anything in a report comes from the files someone sent.
+			d.Subject, d.Problem = hostile, hostile
+			if len(d.Files) > 0 {
+				f := d.Files[0]
+				f.Name, f.Signatures = hostile, []verdict.Signature{{Signer: hostile, Email: hostile, Reason: hostile, Problem: hostile, Level: hostile}}
+				f.Trails = []verdict.Trail{{Name: hostile, Verdict: hostile}}
+				d.Files = append([]verdict.File{f}, d.Files[1:]...)
+			}
+			m.Data = d
 		case Declined:
 			d.Reason = hostile
 			m.Data = d
@@ -435,6 +452,9 @@ func TestHTMLEscaping(t *testing.T) {
 			m.Data = d
 		case DeliveryFailure:
 			d.Answer = hostile
+			m.Data = d
+		case CompletionDelayed:
+			d.Reason = hostile
 			m.Data = d
 		case Acknowledgement:
 			d.Ignored = []IgnoredAttachment{{Name: hostile, ContentType: "text/html"}}
@@ -458,36 +478,6 @@ func TestHTMLEscaping(t *testing.T) {
 		// Subjects are plain text, shown as written.
 		if subject, _ := p.header.Subject(); !strings.Contains(subject, hostile) {
 			t.Errorf("%s: subject %q does not hold the title as written", s.name, subject)
-		}
-	}
-}
-
-// TestCompletionOverLimit checks that files over the limit become a link,
-// with their SHA-256 still in the body.
-func TestCompletionOverLimit(t *testing.T) {
-	cfg := testConfig()
-	cfg.AttachmentLimit = 50
-	c := newComposer(t, cfg)
-	for _, s := range samples("fr") {
-		if s.name != "completion" && s.name != "completion-archivist" {
-			continue
-		}
-		p := parse(t, compose(t, c, s.msg))
-		d := s.msg.Data.(Completion)
-		if !strings.Contains(p.text, d.DownloadURL) || !strings.Contains(p.html, d.DownloadURL) {
-			t.Errorf("%s: no download link:\n%s", s.name, p.text)
-		}
-		for _, f := range d.Files {
-			if !strings.Contains(p.text, f.SHA256) || !strings.Contains(p.html, f.SHA256) {
-				t.Errorf("%s: SHA-256 of %s missing", s.name, f.Name)
-			}
-		}
-		wantFiles := 0
-		if s.name == "completion-archivist" {
-			wantFiles = 1 // the audit trail still goes with the archivist's copy
-		}
-		if len(p.attachments) != wantFiles {
-			t.Errorf("%s: %d attachments over the limit, want %d", s.name, len(p.attachments), wantFiles)
 		}
 	}
 }
@@ -567,21 +557,9 @@ func TestComposeErrors(t *testing.T) {
 		}
 	}
 
-	// Over the limit without a link.
-	cfg := testConfig()
-	cfg.AttachmentLimit = 1
-	small := newComposer(t, cfg)
-	m := get("completion")
-	d := m.Data.(Completion)
-	d.DownloadURL = ""
-	m.Data = d
-	if err := small.Compose(io.Discard, m); err == nil || !strings.Contains(err.Error(), "no download link") {
-		t.Errorf("over the limit without a link: %v", err)
-	}
-
 	// Content that is not what the hash says is caught while writing.
-	m = get("completion")
-	d = completion()
+	m := get("completion")
+	d := completion()
 	d.Files[1].Open = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("tampered content!!!!!!!")), nil }
 	d.Files[1].Size = int64(len("tampered content!!!!!!!"))
 	m.Data = d

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parapheur/parapheur/mailout/mailid"
+	"github.com/parapheur/parapheur/signing/verdict"
 	"github.com/parapheur/parapheur/workflow"
 )
 
@@ -111,8 +112,9 @@ func completion() Completion {
 			file("Annexe financière.pdf", "application/pdf", []byte("%PDF-1.7 signed annexe\n%%EOF\n")),
 			file("Certificat de réalisation ENV-7F3K2Q.pdf", "application/pdf", []byte("%PDF-1.7 certificate\n%%EOF\n")),
 		},
-		DownloadURL: "https://sign.org.example/d/ENV-7F3K2Q/TOKEN",
-		Audit:       ptr(file("audit.json", "application/json", []byte(`{"events":[{"type":"created"}]}`))),
+		DownloadURL:   "https://sign.org.example/d/DOWNLOADTOKEN",
+		DownloadUntil: time.Date(2027, 1, 5, 10, 0, 0, 0, time.UTC),
+		Audit:         ptr(file("audit.json", "application/json", []byte(`{"events":[{"type":"created"}]}`))),
 	}
 }
 
@@ -135,7 +137,7 @@ func samples(lang string) []sample {
 	date := time.Date(2026, 11, 22, 10, 0, 0, 0, paris)
 	msg := func(id, rid string, d Data) *Message {
 		e := envelope(title)
-		if _, ok := d.(Refusal); ok {
+		if _, ok := d.(answer); ok {
 			e = nil
 		}
 		return &Message{ID: id + "@org.example", Date: date, Language: lang, Envelope: e, RecipientID: rid, Data: d}
@@ -146,6 +148,15 @@ func samples(lang string) []sample {
 	}
 	ended := func(m *Message, s workflow.State) *Message {
 		m.Envelope.State = s
+		return m
+	}
+	// stepsDone makes the envelope's signers sign: its completion began.
+	stepsDone := func(m *Message) *Message {
+		e := m.Envelope
+		for _, id := range []string{"r2", "r3"} {
+			e.Recipient(id).State = workflow.HasSigned
+		}
+		e.CurrentStep, e.StepsDoneAt = len(e.Steps), time.Date(2026, 11, 24, 16, 5, 0, 0, time.UTC)
 		return m
 	}
 	c := completion()
@@ -185,5 +196,44 @@ func samples(lang string) []sample {
 		{name: "delegated", msg: delegated(msg("deleg", "", Delegated{By: "r2"})), subject: "Délégation : " + title},
 		{name: "invitation-delegate", msg: delegated(msg("inv-r6", "r6", Invitation{Link: "https://sign.org.example/s/TOKEN-r6"})), subject: "À signer : " + title},
 		{name: "code_locked", msg: msg("locked", "", CodeLocked{By: "r3"}), subject: "Code bloqué : " + title},
+		{name: "verification", msg: msg("verif", "", verification(lang)), subject: "Re: Convention signée"},
+		{name: "verification-no-pdf", msg: msg("verif-none", "", Verification{
+			To: workflow.Party{Email: "quelquun@ailleurs.example"}, InReplyTo: "<asked.2@ailleurs.example>", Address: "parapheur+verifier@org.example",
+			Problem: pick("le message n'a aucune pièce jointe PDF", "the message has no PDF attachment"),
+		}), subject: "Vérification de vos documents"},
+		{name: "delivery_failure-to-recipient", msg: msg("dsn-r1", "r1", DeliveryFailure{Address: "john@partner.example", Answer: "550 5.1.1 user unknown"}),
+			subject: "Non distribué à john@partner.example : " + title},
+		{name: "delivery_failure-completed", msg: ended(stepsDone(msg("dsn-done", "", DeliveryFailure{Address: "copie@org.example", Answer: "552 5.3.4 message too big"})), workflow.StateCompleted)},
+		{name: "completion_delayed", msg: stepsDone(msg("delayed", "", CompletionDelayed{Reason: "time-stamp authority https://tsa.example: 503 Service Unavailable"})),
+			subject: "Finalisation retardée : " + title},
+	}
+}
+
+// verification is the report on three files of a mail to the
+// verification address, in lang: the final version of an envelope's
+// document, a copy with a broken signature, and a file that is no PDF; and
+// two more PDFs were past the cap.
+func verification(lang string) Verification {
+	say := func(key string, args ...any) string { return verdict.Say(lang, key, args...) }
+	signedAt := verdict.LongTime(time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC), paris, lang)
+	sig := verdict.Signature{Signer: "Marie Curie", Email: "marie@partner.example", When: signedAt, TimeStamped: true, Level: "B-T",
+		Reason: "Signature électronique, demande ENV-7F3K2Q", Verdict: say("verify intact"), Intact: true,
+		Issuer: say("verify issuer ours"), Issued: true, Changes: say("verify covers"), Covers: true}
+	broken := sig
+	broken.Verdict, broken.Intact, broken.Problem = say("verify broken"), false, "message digest mismatch"
+	return Verification{
+		To: workflow.Party{Name: "Agnès Dupont", Email: "agnes.dupont@org.example"}, InReplyTo: "<asked.1@mail.org.example>",
+		Subject: "Convention signée", Address: "parapheur+verifier@org.example",
+		Files: []verdict.File{
+			{Name: "Convention été 2026.pdf", Size: verdict.ByteSize(48_213, lang), SHA256: hexSum([]byte("convention")),
+				Verdict: say("verify valid one"), Valid: true, Signatures: []verdict.Signature{sig},
+				Trails:    []verdict.Trail{{Name: "audit-ENV-7F3K2Q.json", Verdict: say("verify trail intact", 12), Intact: true}},
+				Envelope:  say("verify envelope", "ENV-7F3K2Q", verdict.EnvelopeState(workflow.StateCompleted, lang)),
+				Placement: say("verify final", 1, "Convention été 2026.pdf"), Final: true},
+			{Name: "copie.pdf", Size: verdict.ByteSize(48_213, lang), SHA256: hexSum([]byte("copie")),
+				Verdict: say("verify invalid"), Signatures: []verdict.Signature{broken}},
+			{Name: "notes.pdf", Size: verdict.ByteSize(17, lang), SHA256: hexSum([]byte("notes")), Unreadable: say("verify unreadable")},
+		},
+		Omitted: 2,
 	}
 }

@@ -15,7 +15,7 @@ func TestKindsMatchNotices(t *testing.T) {
 	for _, n := range []workflow.Notice{
 		workflow.Acknowledgement, workflow.Invitation, workflow.Reminder, workflow.DeclineNotice,
 		workflow.CancelNotice, workflow.ExpiryNotice, workflow.BounceNotice, workflow.CompletionMail,
-		workflow.DelegationNotice, workflow.CodeLockedNotice,
+		workflow.DelegationNotice, workflow.CodeLockedNotice, workflow.CompletionDelayedNotice,
 	} {
 		if !slices.Contains(Kinds, Kind(n)) {
 			t.Errorf("workflow notice %q has no kind", n)
@@ -31,7 +31,7 @@ func TestReturnPath(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
-		if s.msg.Data.Kind() == KindRefusal {
+		if _, ok := s.msg.Data.(answer); ok {
 			if got != "" {
 				t.Errorf("%s: return path %q, want the null path", s.name, got)
 			}

@@ -4,6 +4,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/parapheur/parapheur/signing/verdict"
 	"github.com/parapheur/parapheur/workflow"
 )
 
@@ -13,24 +14,27 @@ type Kind string
 
 // Mail kinds.
 const (
-	KindAcknowledgement Kind = "acknowledgement"
-	KindRefusal         Kind = "refusal"
-	KindInvitation      Kind = "invitation"
-	KindCode            Kind = "code"
-	KindReminder        Kind = "reminder"
-	KindDeclined        Kind = "declined"
-	KindCancelled       Kind = "cancelled"
-	KindExpired         Kind = "expired"
-	KindDeliveryFailure Kind = "delivery_failure"
-	KindCompletion      Kind = "completion"
-	KindDelegated       Kind = "delegated"
-	KindCodeLocked      Kind = "code_locked"
+	KindAcknowledgement   Kind = "acknowledgement"
+	KindRefusal           Kind = "refusal"
+	KindInvitation        Kind = "invitation"
+	KindCode              Kind = "code"
+	KindReminder          Kind = "reminder"
+	KindDeclined          Kind = "declined"
+	KindCancelled         Kind = "cancelled"
+	KindExpired           Kind = "expired"
+	KindDeliveryFailure   Kind = "delivery_failure"
+	KindCompletion        Kind = "completion"
+	KindDelegated         Kind = "delegated"
+	KindCodeLocked        Kind = "code_locked"
+	KindCompletionDelayed Kind = "completion_delayed"
+	KindVerification      Kind = "verification"
 )
 
 // Kinds lists every kind, in the order a user meets them.
 var Kinds = []Kind{
 	KindAcknowledgement, KindRefusal, KindInvitation, KindCode, KindReminder,
-	KindDelegated, KindCodeLocked, KindDeclined, KindCancelled, KindExpired, KindDeliveryFailure, KindCompletion,
+	KindDelegated, KindCodeLocked, KindDeclined, KindCancelled, KindExpired, KindDeliveryFailure, KindCompletionDelayed, KindCompletion,
+	KindVerification,
 }
 
 // Message is one mail to compose.
@@ -45,16 +49,28 @@ type Message struct {
 	// Language is "fr" or "en"; empty means the envelope's language, then
 	// the configured default.
 	Language string
-	// Envelope is the envelope the mail is about; nil only for a Refusal,
-	// which answers a submission that made no envelope.
+	// Envelope is the envelope the mail is about; nil only for a Refusal
+	// or a Verification, which answer a mail that made no envelope.
 	Envelope *workflow.Envelope
 	// RecipientID is the addressee, one of Envelope.Recipients; empty means
-	// the envelope's sender. Unused for a Refusal, whose data names its
-	// addressee.
+	// the envelope's sender. Unused for a Refusal or a Verification, whose
+	// data names its addressee.
 	RecipientID string
 	// Data is what the kind of mail needs; its type decides the kind.
 	Data Data
 }
+
+// answer is the Data of a mail that answers a mail which made no envelope
+// (a Refusal, a Verification): it names its addressee and the mail it
+// answers, and has the null return path.
+type answer interface {
+	Data
+	answers() (to workflow.Party, inReplyTo string)
+}
+
+func (d Refusal) answers() (workflow.Party, string) { return d.To, d.InReplyTo }
+
+func (d Verification) answers() (workflow.Party, string) { return d.To, d.InReplyTo }
 
 // Data is the kind-specific content of a Message: one of the types below.
 type Data interface {
@@ -99,6 +115,27 @@ type Refusal struct {
 	// Usage explains how to write the instruction block, in the message's
 	// language; the caller owns that text, since the parser owns the syntax.
 	Usage string
+}
+
+// Verification answers a mail sent to the verification address (SPEC §6)
+// with a report on each of its PDFs, in the message's language.
+type Verification struct {
+	// To is the mail's sender.
+	To workflow.Party
+	// InReplyTo is the mail's Message-ID, so the reply threads under it;
+	// empty when the mail had none.
+	InReplyTo string
+	// Subject is the mail's subject, which the reply's repeats.
+	Subject string
+	// Address is the verification address the mail was sent to, which
+	// the reply tells how to use.
+	Address string
+	// Files are the reports, in the order of the mail's PDFs.
+	Files []verdict.File
+	// Omitted counts the PDFs past the gateway's cap, not reported.
+	Omitted int
+	// Problem says why no file was checked; required when Files is empty.
+	Problem string
 }
 
 // Invitation asks a recipient of the current step to sign or approve.
@@ -155,8 +192,9 @@ type Cancelled struct {
 // Expired tells that the deadline passed before every step was done.
 type Expired struct{}
 
-// DeliveryFailure tells the sender that a mail of the envelope could not be
-// delivered.
+// DeliveryFailure tells that a mail of the envelope could not be delivered:
+// to the sender, and, while the envelope is in progress, to the recipients
+// who already acted.
 type DeliveryFailure struct {
 	// Address is the address that failed.
 	Address string
@@ -165,15 +203,26 @@ type DeliveryFailure struct {
 	Answer string
 }
 
+// CompletionDelayed tells the sender that every step is done (since the
+// envelope's StepsDoneAt) but completing it, the seal and the certificate,
+// keeps failing; the gateway keeps trying.
+type CompletionDelayed struct {
+	// Reason is the last error.
+	Reason string
+}
+
 // Completion delivers the final documents and the completion certificate.
 type Completion struct {
 	// Files are the signed PDFs then the certificate. They are attached
 	// when their total size is within the configured limit; otherwise the
 	// mail lists them with DownloadURL.
 	Files []Attachment
-	// DownloadURL is where the files can be downloaded; required when the
-	// files are over the limit.
+	// DownloadURL is where the files can be downloaded (PUBLIC_URL/d/TOKEN)
+	// until DownloadUntil. Every completion mail shows it: beside the
+	// attached files, or alone when they are over the limit.
 	DownloadURL string
+	// DownloadUntil is when the download link stops working.
+	DownloadUntil time.Time
 	// Audit is the machine-readable audit trail, attached for archivists
 	// (as audit-ENVELOPEID.json) and ignored for everyone else, so one
 	// Completion serves every party.
@@ -204,6 +253,9 @@ func (Acknowledgement) Kind() Kind { return KindAcknowledgement }
 func (Refusal) Kind() Kind { return KindRefusal }
 
 // Kind implements Data.
+func (Verification) Kind() Kind { return KindVerification }
+
+// Kind implements Data.
 func (Invitation) Kind() Kind { return KindInvitation }
 
 // Kind implements Data.
@@ -229,6 +281,9 @@ func (Expired) Kind() Kind { return KindExpired }
 
 // Kind implements Data.
 func (DeliveryFailure) Kind() Kind { return KindDeliveryFailure }
+
+// Kind implements Data.
+func (CompletionDelayed) Kind() Kind { return KindCompletionDelayed }
 
 // Kind implements Data.
 func (Completion) Kind() Kind { return KindCompletion }

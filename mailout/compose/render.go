@@ -160,6 +160,9 @@ type view struct {
 	AuditName string
 	// Total is the files' total size.
 	Total int64
+	// DownloadUntil is when the completion's download link stops working,
+	// in the configured time zone.
+	DownloadUntil time.Time
 	// Decliner is who declined; Reason the decline or cancellation reason.
 	Decliner *workflow.Recipient
 	Reason   string
@@ -173,6 +176,8 @@ type view struct {
 	Pending []workflow.Party
 	// Minutes is how long a one-time code is valid.
 	Minutes int
+	// Since is when the steps were done, for a delayed completion.
+	Since time.Time
 }
 
 // stepView is one step of the circuit.
@@ -226,6 +231,9 @@ func (c *Composer) view(m *Message, to addressee) (*view, error) {
 		// clipped, like the Subject field.
 		d.Subject = workflow.Clip(oneLine(d.Subject), maxSubjectRunes)
 		v.Data = d
+	case Verification:
+		d.Subject = workflow.Clip(oneLine(d.Subject), maxSubjectRunes)
+		v.Data = d
 	case Invitation:
 		if to.recipient.DelegatedFrom != "" {
 			v.Delegator = m.Envelope.Recipient(to.recipient.DelegatedFrom)
@@ -256,15 +264,15 @@ func (c *Composer) view(m *Message, to addressee) (*view, error) {
 				v.Pending = append(v.Pending, r.Party)
 			}
 		}
+	case CompletionDelayed:
+		v.Since, v.Reason = m.Envelope.StepsDoneAt.In(c.cfg.Location), d.Reason
 	case Completion:
 		v.Files = d.Files
 		for _, f := range d.Files {
 			v.Total += f.Size
 		}
 		v.Attached = v.Total <= c.cfg.AttachmentLimit
-		if !v.Attached && d.DownloadURL == "" {
-			return nil, fmt.Errorf("the files total %d bytes, over the %d-byte attachment limit, and no download link is given", v.Total, c.cfg.AttachmentLimit)
-		}
+		v.DownloadUntil = d.DownloadUntil.In(c.cfg.Location)
 		if to.recipient != nil && to.recipient.Role == workflow.Archivist {
 			v.Archivist, v.AuditName = true, "audit-"+m.Envelope.ID+".json"
 		}

@@ -1,15 +1,20 @@
 package sender
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 
 	"github.com/parapheur/parapheur/mailout/address"
 	"github.com/parapheur/parapheur/mailout/compose"
+	"github.com/parapheur/parapheur/signing/certificate"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/parapheur/parapheur/workflow/engine"
 	"github.com/parapheur/parapheur/workflow/outbox"
 )
@@ -25,12 +30,10 @@ type Mails struct {
 	// Domain is the right-hand side of Message-IDs: the Domain of the
 	// compose configuration.
 	Domain string
-	// PublicURL is the base of signing links, PUBLIC_URL/s/TOKEN, and of
-	// the sender's status page, PUBLIC_URL/e/TOKEN.
+	// PublicURL is the base of signing links, PUBLIC_URL/s/TOKEN, of the
+	// sender's status page, PUBLIC_URL/e/TOKEN, and of the final mails'
+	// download links, PUBLIC_URL/d/TOKEN.
 	PublicURL string
-	// Completion returns the files (or the download link) of env's
-	// completion mail; the same value serves every party.
-	Completion func(ctx context.Context, env *workflow.Envelope) (compose.Completion, error)
 }
 
 // Compose implements Composer. The Date is the item's NotBefore, which a
@@ -39,7 +42,8 @@ type Mails struct {
 func (m *Mails) Compose(ctx context.Context, it *store.Item, job engine.Job, w io.Writer) (Route, error) {
 	msg := &compose.Message{ID: MessageID(it.ID, m.Domain), Date: it.NotBefore}
 	var to string
-	if job.Notice == engine.NoticeRefusal {
+	switch job.Notice {
+	case engine.NoticeRefusal:
 		r := job.Refusal
 		if r == nil {
 			return Route{}, errors.New("a refusal job without its refusal")
@@ -47,7 +51,16 @@ func (m *Mails) Compose(ctx context.Context, it *store.Item, job engine.Job, w i
 		msg.Language = r.Language
 		msg.Data = compose.Refusal{To: r.To, InReplyTo: r.MessageID, Subject: r.Subject, Problems: r.Problems, Usage: r.Usage}
 		to = r.To.Email
-	} else {
+	case engine.NoticeVerification:
+		v := job.Verification
+		if v == nil {
+			return Route{}, errors.New("a verification job without its report")
+		}
+		msg.Language = v.Language
+		msg.Data = compose.Verification{To: v.To, InReplyTo: v.MessageID, Subject: v.Subject, Address: v.Address,
+			Files: v.Files, Omitted: v.Omitted, Problem: v.Problem}
+		to = v.To.Email
+	default:
 		env, err := m.Store.Get(ctx, job.EnvelopeID)
 		if err != nil {
 			return Route{}, outbox.StoreError(err)
@@ -116,11 +129,94 @@ func (m *Mails) data(ctx context.Context, env *workflow.Envelope, job engine.Job
 			addr = r.Email
 		}
 		return compose.DeliveryFailure{Address: addr, Answer: job.Reason}, nil
+	case workflow.CompletionDelayedNotice:
+		return compose.CompletionDelayed{Reason: job.Reason}, nil
 	case workflow.CompletionMail:
-		if m.Completion == nil {
-			return nil, errors.New("no completion files configured")
-		}
-		return m.Completion(ctx, env)
+		return m.completion(ctx, env, job)
 	}
 	return nil, fmt.Errorf("no mail for notice %q", job.Notice)
+}
+
+// completion is the data of a final mail: the final version of each
+// document, then the certificate of completion, each streamed from the
+// store when the mail is written (a 20 MB document is never held in
+// memory); the download link of the job's token; and for an archivist the
+// audit trail through completion (audit.ThroughCompletion), the same file
+// at every resend. A file missing from the store fails the mail, which a
+// retry cannot mend; a store that does not answer is a transient failure.
+func (m *Mails) completion(ctx context.Context, env *workflow.Envelope, job engine.Job) (compose.Completion, error) {
+	if env.State != workflow.StateCompleted || env.Certificate == "" {
+		return compose.Completion{}, fmt.Errorf("envelope %s is %s, not completed with a certificate: it has no final mail", env.ID, env.State)
+	}
+	if job.Token == "" {
+		return compose.Completion{}, fmt.Errorf("the final mail of envelope %s to %s carries no download-link token", env.ID, job.To)
+	}
+	link := env.DownloadToken(engine.HashToken(job.Token))
+	if link == nil {
+		return compose.Completion{}, fmt.Errorf("envelope %s does not know the download link of its final mail to %s", env.ID, job.To)
+	}
+	c := compose.Completion{DownloadURL: m.PublicURL + "/d/" + job.Token, DownloadUntil: link.Expires}
+	for i, d := range env.Documents {
+		f, err := m.storedFile(ctx, env, d.Current, d.Name, fmt.Sprintf("document %d (%s)", i+1, d.Name))
+		if err != nil {
+			return compose.Completion{}, err
+		}
+		c.Files = append(c.Files, f)
+	}
+	name, err := certificate.FileName(env.ID, env.Language)
+	if err != nil {
+		return compose.Completion{}, err
+	}
+	f, err := m.storedFile(ctx, env, env.Certificate, name, "the certificate of completion")
+	if err != nil {
+		return compose.Completion{}, err
+	}
+	c.Files = append(c.Files, f)
+	if r := env.Recipient(job.To); r != nil && r.Role == workflow.Archivist {
+		if c.Audit, err = m.auditFile(ctx, env); err != nil {
+			return compose.Completion{}, err
+		}
+	}
+	return c, nil
+}
+
+// storedFile is the PDF of SHA-256 sum in the store, named name; what
+// names it in errors. The blob is looked up now, for its size and so that
+// a missing one is told before anything is written, and opened again when
+// the mail is written.
+func (m *Mails) storedFile(ctx context.Context, env *workflow.Envelope, sum, name, what string) (compose.Attachment, error) {
+	open := func() (io.ReadCloser, store.Blob, error) {
+		rc, blob, err := m.Store.OpenBlob(ctx, sum)
+		if err != nil {
+			return nil, blob, outbox.StoreError(fmt.Errorf("envelope %s: %s, %s, cannot be read from the store: %w", env.ID, what, sum, err))
+		}
+		return rc, blob, nil
+	}
+	rc, blob, err := open()
+	if err != nil {
+		return compose.Attachment{}, err
+	}
+	rc.Close()
+	return compose.Attachment{Name: name, ContentType: "application/pdf", Size: blob.Size, SHA256: sum,
+		Open: func() (io.ReadCloser, error) {
+			rc, _, err := open()
+			return rc, err
+		}}, nil
+}
+
+// auditFile is the archivists' audit-ENVELOPEID.json: the trail through
+// completion, small enough to be held.
+func (m *Mails) auditFile(ctx context.Context, env *workflow.Envelope) (*compose.Attachment, error) {
+	trail, err := m.Store.AuditTrail(ctx, env.ID)
+	if err != nil {
+		return nil, outbox.StoreError(fmt.Errorf("envelope %s: reading its audit trail: %w", env.ID, err))
+	}
+	trail, ok := audit.ThroughCompletion(trail)
+	if !ok {
+		return nil, fmt.Errorf("envelope %s is completed, yet its audit trail has no completion record", env.ID)
+	}
+	b := audit.JSON(trail)
+	sum := sha256.Sum256(b)
+	return &compose.Attachment{Name: certificate.AttachmentName(env.ID), ContentType: "application/json", Size: int64(len(b)),
+		SHA256: hex.EncodeToString(sum[:]), Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }}, nil
 }

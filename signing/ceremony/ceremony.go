@@ -5,10 +5,11 @@
 //
 // Every operation starts from a link token, which it looks up by its
 // SHA-256 (tokens are never stored); a signer's token acts only for its
-// recipient, the sender's status token only for the sender, and neither
-// can do what the other does. The workflow rules themselves (who may act
-// when, codes, rate of codes, reasons) are the state machine's: a door
-// never checks them twice, it shows the machine's refusal.
+// recipient, the sender's status token only for the sender, a final
+// mail's download token only downloads, and none can do what another
+// does. The workflow rules themselves (who may act when, codes, rate of
+// codes, reasons) are the state machine's: a door never checks them twice,
+// it shows the machine's refusal.
 //
 // A signature is the one costly step: the one-time certificate, a PAdES
 // signature on each document's current version, the new versions stored as
@@ -31,6 +32,7 @@ import (
 	"github.com/parapheur/parapheur/mailout/address"
 	"github.com/parapheur/parapheur/signing/pades"
 	"github.com/parapheur/parapheur/signing/pki"
+	"github.com/parapheur/parapheur/signing/verdict"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/audit"
@@ -50,6 +52,8 @@ var (
 	ErrConsent = errors.New("tick the consent box to sign or approve")
 	// ErrNoDocument: no document has that number.
 	ErrNoDocument = errors.New("no such document")
+	// ErrLinkExpired: a final mail's download link past its expiry.
+	ErrLinkExpired = errors.New("this download link has expired")
 )
 
 // Ceremony carries out what links ask for.
@@ -115,27 +119,89 @@ const (
 // open finds the link of token; sender selects the status link (true) or
 // a signing link (false).
 func (c *Ceremony) open(ctx context.Context, token string, sender bool) (Link, error) {
+	env, rid, err := c.find(ctx, token, func(rid string) bool {
+		return rid != workflow.DownloadID && (rid == workflow.SenderID) == sender
+	})
+	return Link{Envelope: env, RecipientID: rid}, err
+}
+
+// find looks token up and loads its envelope if the holder the store
+// names is one kind accepts: ErrNoLink otherwise, as for a token nobody
+// holds.
+func (c *Ceremony) find(ctx context.Context, token string, kind func(recipientID string) bool) (*workflow.Envelope, string, error) {
 	if token == "" || len(token) > 128 {
-		return Link{}, ErrNoLink
+		return nil, "", ErrNoLink
 	}
 	envID, rid, err := c.Engine.Store.ByToken(ctx, engine.HashToken(token))
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
-		return Link{}, ErrNoLink
+		return nil, "", ErrNoLink
 	}
 	if err != nil {
-		return Link{}, err
+		return nil, "", err
 	}
-	if (rid == workflow.SenderID) != sender {
-		return Link{}, ErrNoLink
+	if !kind(rid) {
+		return nil, "", ErrNoLink
 	}
 	env, err := c.Engine.Envelope(ctx, envID)
 	if errors.Is(err, store.ErrNotFound) {
-		return Link{}, ErrNoLink
+		return nil, "", ErrNoLink
 	}
 	if err != nil {
-		return Link{}, err
+		return nil, "", err
 	}
-	return Link{Envelope: env, RecipientID: rid}, nil
+	return env, rid, nil
+}
+
+// OpenDownload opens the download link of a final mail: the completed
+// envelope, held by the party the mail went to (Link.RecipientID, or
+// workflow.SenderID), and the link itself. A token of another kind, or of
+// an envelope not completed, is ErrNoLink; a link past its expiry, by the
+// engine's clock, is ErrLinkExpired, returned with the link and its
+// envelope so that the reader can be told until when it worked and whom to
+// ask.
+func (c *Ceremony) OpenDownload(ctx context.Context, token string) (Link, workflow.DownloadToken, error) {
+	env, _, err := c.find(ctx, token, func(rid string) bool { return rid == workflow.DownloadID })
+	if err != nil {
+		return Link{}, workflow.DownloadToken{}, err
+	}
+	d := env.DownloadToken(engine.HashToken(token))
+	if d == nil || env.State != workflow.StateCompleted {
+		return Link{}, workflow.DownloadToken{}, ErrNoLink
+	}
+	l := Link{Envelope: env, RecipientID: d.For}
+	if !c.Engine.Now().Before(d.Expires) {
+		return l, *d, ErrLinkExpired
+	}
+	return l, *d, nil
+}
+
+// Archives tells whether the link holder is given the audit trail as a
+// file: the sender, and the archivists, whose final mail carries it.
+func (l Link) Archives() bool {
+	if l.RecipientID == workflow.SenderID {
+		return true
+	}
+	r := l.Recipient()
+	return r != nil && r.Role == workflow.Archivist
+}
+
+// FinalTrail returns the audit trail of the link's completed envelope
+// through its completion (audit.ThroughCompletion), the file the
+// archivists' final mail carries, to a holder who Archives; ErrNoDocument
+// to anyone else.
+func (c *Ceremony) FinalTrail(ctx context.Context, l Link) ([]audit.Record, error) {
+	if !l.Archives() {
+		return nil, ErrNoDocument
+	}
+	trail, err := c.Engine.Store.AuditTrail(ctx, l.Envelope.ID)
+	if err != nil {
+		return nil, err
+	}
+	trail, ok := audit.ThroughCompletion(trail)
+	if !ok {
+		return nil, fmt.Errorf("ceremony: envelope %s is completed, yet its audit trail has no completion record", l.Envelope.ID)
+	}
+	return trail, nil
 }
 
 // Open returns the signing link of token without recording anything.
@@ -326,28 +392,17 @@ func (c *Ceremony) meta(client workflow.Client) workflow.Meta {
 	return workflow.Meta{At: c.Engine.Now(), Client: client}
 }
 
-// Placement is where a file stands in its envelope.
-type Placement struct {
-	Envelope *workflow.Envelope
-	// Document is the index of the document the file is a version of,
-	// -1 when it is none of their current versions.
-	Document int
-	// Final: the envelope is completed and the file is the document's
-	// current version, the one sent to every party.
-	Final bool
-}
-
 // FindDocument tells where the file of SHA-256 sum (hex) stands in the
 // envelope envelopeID (which a signature of the gateway names in its
 // /Reason: see EnvelopeOfReason): store.ErrNotFound when there is no such
 // envelope. Only the documents' current versions are known by their hash;
 // an earlier version is told as none of them.
-func (c *Ceremony) FindDocument(ctx context.Context, envelopeID, sum string) (Placement, error) {
+func (c *Ceremony) FindDocument(ctx context.Context, envelopeID, sum string) (verdict.Placement, error) {
 	env, err := c.Engine.Envelope(ctx, envelopeID)
 	if err != nil {
-		return Placement{}, err
+		return verdict.Placement{}, err
 	}
-	p := Placement{Envelope: env, Document: -1}
+	p := verdict.Placement{Envelope: env, Document: -1}
 	for i, d := range env.Documents {
 		if d.Current == sum {
 			p.Document = i

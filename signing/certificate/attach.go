@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/zlib"
 	"crypto/md5"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -12,14 +11,6 @@ import (
 	"time"
 	"unicode/utf16"
 )
-
-func jsonIndent(v any) ([]byte, error) {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	return append(b, '\n'), nil
-}
 
 // fpdf writes its one revision with a classic cross-reference table and
 // this trailer; its catalog ends with the /Names dictionary.

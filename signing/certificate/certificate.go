@@ -55,6 +55,20 @@ type Input struct {
 // certificate of envelope id, the same name as the archivists' copy.
 func AttachmentName(envelopeID string) string { return "audit-" + envelopeID + ".json" }
 
+// fileNames start the certificate's file name in each language.
+var fileNames = map[string]string{"fr": "certificat-", "en": "certificate-"}
+
+// FileName is the file name of the certificate of envelope id, in the
+// envelope's language lang, as the final mails attach it and the pages
+// serve it: certificat-ID.pdf, certificate-ID.pdf.
+func FileName(envelopeID, lang string) (string, error) {
+	prefix, ok := fileNames[lang]
+	if !ok {
+		return "", fmt.Errorf("certificate: envelope %s has language %q; want fr or en", envelopeID, lang)
+	}
+	return prefix + envelopeID + ".pdf", nil
+}
+
 // Build makes the certificate of completion of in.Envelope.
 func Build(in Input) ([]byte, error) {
 	switch {
@@ -70,10 +84,6 @@ func Build(in Input) ([]byte, error) {
 	if err := audit.VerifyEnd(in.Trail, in.Envelope.Audit); err != nil {
 		return nil, fmt.Errorf("certificate: the audit trail of envelope %s does not verify: %w", in.Envelope.ID, err)
 	}
-	trail, err := TrailJSON(in.Trail)
-	if err != nil {
-		return nil, err
-	}
 	loc := in.Location
 	if loc == nil {
 		loc = time.UTC
@@ -84,21 +94,7 @@ func Build(in Input) ([]byte, error) {
 	if err := d.pdf.Output(&buf); err != nil {
 		return nil, fmt.Errorf("certificate: writing the PDF of envelope %s: %w", in.Envelope.ID, err)
 	}
-	return attach(buf.Bytes(), AttachmentName(in.Envelope.ID), trail, in.Now)
-}
-
-// TrailJSON is the audit trail as the JSON array embedded in the
-// certificate and sent to archivists: each record in audit.Record's own
-// encoding, indented for the human reader.
-func TrailJSON(trail []audit.Record) ([]byte, error) {
-	if trail == nil {
-		trail = []audit.Record{}
-	}
-	b, err := jsonIndent(trail)
-	if err != nil {
-		return nil, fmt.Errorf("certificate: encoding the audit trail: %w", err)
-	}
-	return b, nil
+	return attach(buf.Bytes(), AttachmentName(in.Envelope.ID), audit.JSON(in.Trail), in.Now)
 }
 
 // Page geometry in millimetres: A4 portrait.

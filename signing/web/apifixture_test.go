@@ -43,6 +43,9 @@ type apiFixture struct {
 	// sender's status token under engine.SenderAddressee, from the
 	// mails queued so far.
 	links map[string]string
+	// downloads are the final mails' download-link tokens by recipient
+	// ID, the sender's under engine.SenderAddressee.
+	downloads map[string]string
 	// secrets are every token and code the outbox held, for the check
 	// that none is logged.
 	secrets []string
@@ -116,7 +119,7 @@ func newAPIFixture(t *testing.T, configure ...func(*Config, *workflow.Draft)) *a
 	}
 	srv.guards.now = clock.Now
 	f := &apiFixture{t: t, clock: clock, engine: eng, server: srv, h: srv.Handler(), logs: logs,
-		links: map[string]string{}, schemas: newOpenAPIChecker(t)}
+		links: map[string]string{}, downloads: map[string]string{}, schemas: newOpenAPIChecker(t)}
 
 	blob, err := eng.PutDocument(ctx, bytes.NewReader(onePagePDF()))
 	if err != nil {
@@ -152,8 +155,14 @@ func (f *apiFixture) drainMail() []engine.Job {
 		if err := f.engine.Store.Ack(context.Background(), it); err != nil {
 			f.t.Fatal(err)
 		}
-		if j.Token != "" {
+		switch {
+		case j.Token == "":
+		case j.Notice == workflow.CompletionMail:
+			f.downloads[j.To] = j.Token
+		default:
 			f.links[j.To] = j.Token
+		}
+		if j.Token != "" {
 			f.secrets = append(f.secrets, j.Token)
 		}
 		if j.Code != "" {

@@ -2,7 +2,8 @@
 // link: the signer's page (PUBLIC_URL/s/TOKEN), the sender's status page
 // (PUBLIC_URL/e/TOKEN) and the JSON API that mirrors them
 // (/api/v1/sign/TOKEN…, described by /api/v1/openapi.json), as SPEC §3
-// describes them, and the verification page (PUBLIC_URL/verify, SPEC §6).
+// describes them, the download page of the final mails (PUBLIC_URL/d/TOKEN,
+// SPEC §5) and the verification page (PUBLIC_URL/verify, SPEC §6).
 //
 // Every handler is a thin translation between HTTP and package ceremony,
 // which holds the operations; the workflow's rules are the state machine's,
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/parapheur/parapheur/signing/ceremony"
+	"github.com/parapheur/parapheur/signing/verdict"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/problem"
 )
@@ -64,6 +66,8 @@ type Server struct {
 	secure bool   // PublicURL is https
 	guards *guards
 	pages  *pages
+	// checker reports on the files of the verification page.
+	checker *verdict.Checker
 }
 
 // New checks cfg and returns a Server.
@@ -88,7 +92,11 @@ func New(cfg Config, c *ceremony.Ceremony, log *slog.Logger) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	s := &Server{cfg: cfg, cer: c, log: log, origin: u.Scheme + "://" + u.Host, secure: u.Scheme == "https"}
+	s := &Server{cfg: cfg, cer: c, log: log, origin: u.Scheme + "://" + u.Host, secure: u.Scheme == "https",
+		checker: &verdict.Checker{CA: cfg.CACert, Location: cfg.Location, Log: log}}
+	if c != nil {
+		s.checker.Finder = c
+	}
 	if s.pages, err = newPages(); err != nil {
 		return nil, err
 	}
@@ -101,6 +109,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.pageRoutes(mux)
 	s.verifyRoutes(mux)
+	s.downloadRoutes(mux)
 	s.apiRoutes(mux)
 	return s.headers(mux)
 }

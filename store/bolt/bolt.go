@@ -55,6 +55,7 @@ var (
 	ready     = []byte("ready")     // compose(queue) + timeKey(due) + itemKey → empty
 	held      = []byte("held")      // heldKey of a claimed item → timeKey(lease end)
 	buried    = []byte("buried")    // compose(queue) + timeKey(buried at) + itemKey → empty
+	pending   = []byte("pending")   // pendingKey of an item not buried → empty
 	leases    = []byte("leases")    // name → lease
 	cursors   = []byte("cursors")   // name → value
 	blobs     = []byte("blobs")     // hex SHA-256 → blobMeta
@@ -116,7 +117,7 @@ func Open(path string, opts store.Options) (*Store, error) {
 // newStore makes the buckets of db and returns a Store over it.
 func newStore(db *bbolt.DB, opts store.Options, owned bool) (*Store, error) {
 	err := db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{envelopes, listIndex, audits, idemKeys, tokens, items, ready, held, buried, leases, cursors, blobs, chunks, uploads} {
+		for _, name := range [][]byte{envelopes, listIndex, audits, idemKeys, tokens, items, ready, held, buried, pending, leases, cursors, blobs, chunks, uploads} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

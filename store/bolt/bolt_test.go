@@ -279,3 +279,32 @@ func TestPutBlobCommits(t *testing.T) {
 		t.Errorf("PutBlob of one chunk made %d commits, want 2", n)
 	}
 }
+
+// TestItemWithoutSince plants an outbox item as a version without
+// Item.Since stored it (no since field, no pending-index entry) for
+// storetest.ItemWithoutSince; its Ack leaves no pending-index entry.
+func TestItemWithoutSince(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "parapheur.db"))
+	at := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	old := &storedItem{Item: store.Item{ID: "old", Queue: "mail", NotBefore: at}}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		data := fmt.Sprintf(`{"id":"old","queue":"mail","payload":null,"not_before":%q,"attempts":0}`, at.Format(time.RFC3339Nano))
+		if err := put(tx, items, itemKey("", "old"), []byte(data)); err != nil {
+			return err
+		}
+		return put(tx, ready, readyKey(old), present)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.ItemWithoutSince(t, s, at)
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		if n := tx.Bucket(pending).Stats().KeyN; n != 0 {
+			return fmt.Errorf("%d pending-index entries left after the Ack", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -45,6 +45,16 @@ func heldKey(it *storedItem) []byte {
 	return append(k, itemKey(it.EnvelopeID, it.ID)...)
 }
 
+// pendingKey indexes an item not buried by queue and Since, for
+// QueueStats.OldestPending.
+func pendingKey(it *storedItem) []byte {
+	k := append(compose(it.Queue), timeKey(it.Since)...)
+	return append(k, itemKey(it.EnvelopeID, it.ID)...)
+}
+
+// getItem reads a stored item. One stored before items had a Since reads
+// with its NotBefore as Since (store.Item.Since), which the next write of
+// the item stores.
 func getItem(tx *bbolt.Tx, key []byte) (*storedItem, error) {
 	data := get(tx, items, key)
 	if data == nil {
@@ -53,6 +63,9 @@ func getItem(tx *bbolt.Tx, key []byte) (*storedItem, error) {
 	var it storedItem
 	if err := json.Unmarshal(data, &it); err != nil {
 		return nil, &store.CorruptError{Key: fmt.Sprintf("outbox item %x", key), Err: err}
+	}
+	if it.Since.IsZero() {
+		it.Since = it.NotBefore
 	}
 	return &it, nil
 }
@@ -65,7 +78,8 @@ func putItem(tx *bbolt.Tx, it *storedItem) error {
 	return put(tx, items, itemKey(it.EnvelopeID, it.ID), data)
 }
 
-// enqueue stores the items whose ID is not taken and indexes them as ready.
+// enqueue stores the items whose ID is not taken and indexes them as ready
+// and pending.
 func enqueue(tx *bbolt.Tx, add []store.Item) error {
 	for _, it := range add {
 		if get(tx, items, itemKey(it.EnvelopeID, it.ID)) != nil {
@@ -73,10 +87,16 @@ func enqueue(tx *bbolt.Tx, add []store.Item) error {
 		}
 		st := &storedItem{Item: it}
 		st.Attempts, st.LastError, st.Holder, st.LeaseUntil = 0, "", "", time.Time{}
+		if st.Since.IsZero() {
+			st.Since = st.NotBefore
+		}
 		if err := putItem(tx, st); err != nil {
 			return err
 		}
 		if err := put(tx, ready, readyKey(st), present); err != nil {
+			return err
+		}
+		if err := put(tx, pending, pendingKey(st), present); err != nil {
 			return err
 		}
 	}
@@ -136,6 +156,14 @@ func (s *Store) Claim(ctx context.Context, queue, holder string, now time.Time, 
 		if err := put(tx, held, heldKey(it), timeKey(it.LeaseUntil)); err != nil {
 			return err
 		}
+		// An item stored before items had a Since has no pending entry:
+		// from its first claim on, it is counted with the Since it reads
+		// with (getItem).
+		if get(tx, pending, pendingKey(it)) == nil {
+			if err := put(tx, pending, pendingKey(it), present); err != nil {
+				return err
+			}
+		}
 		return put(tx, ready, readyKey(it), present)
 	})
 	if err != nil {
@@ -147,13 +175,25 @@ func (s *Store) Claim(ctx context.Context, queue, holder string, now time.Time, 
 // firstDue returns the key of queue's item due first if it is due at now,
 // else ErrEmpty.
 func firstDue(tx *bbolt.Tx, queue string, now time.Time) ([]byte, error) {
-	prefix := compose(queue)
-	k, _ := tx.Bucket(ready).Cursor().Seek(prefix)
-	if k == nil || len(k) < len(prefix)+timeKeyLen || string(k[:len(prefix)]) != string(prefix) ||
-		parseTimeKey(k[len(prefix):]).After(now) {
+	key, _, found := first(tx, ready, compose(queue), now)
+	if !found {
 		return nil, fmt.Errorf("queue %s: %w", queue, store.ErrEmpty)
 	}
-	return k[len(prefix)+timeKeyLen:], nil
+	return key, nil
+}
+
+// first reads the first entry of an index of bucket keyed by prefix, a
+// time key and an item key: the item key and the time, if that is not
+// after now.
+func first(tx *bbolt.Tx, bucket, prefix []byte, now time.Time) (key []byte, at time.Time, found bool) {
+	k, _ := tx.Bucket(bucket).Cursor().Seek(prefix)
+	if len(k) < len(prefix)+timeKeyLen || string(k[:len(prefix)]) != string(prefix) {
+		return nil, at, false
+	}
+	if at = parseTimeKey(k[len(prefix):]); at.After(now) {
+		return nil, at, false
+	}
+	return k[len(prefix)+timeKeyLen:], at, true
 }
 
 // asHolder runs f on the stored item it if it.Holder still holds it, with
@@ -195,6 +235,9 @@ func (s *Store) release(ctx context.Context, it *store.Item, f func(tx *bbolt.Tx
 // Ack implements store.Store.
 func (s *Store) Ack(ctx context.Context, it *store.Item) error {
 	return s.release(ctx, it, func(tx *bbolt.Tx, st *storedItem) error {
+		if err := tx.Bucket(pending).Delete(pendingKey(st)); err != nil {
+			return err
+		}
 		return tx.Bucket(items).Delete(itemKey(st.EnvelopeID, st.ID))
 	})
 }
@@ -222,6 +265,9 @@ func (s *Store) Bury(ctx context.Context, it *store.Item, reason string) error {
 	return s.release(ctx, it, func(tx *bbolt.Tx, st *storedItem) error {
 		st.Holder, st.LeaseUntil, st.LastError, st.BuriedAt = "", time.Time{}, reason, time.Now().UTC()
 		if err := putItem(tx, st); err != nil {
+			return err
+		}
+		if err := tx.Bucket(pending).Delete(pendingKey(st)); err != nil {
 			return err
 		}
 		k := append(compose(st.Queue), timeKey(st.BuriedAt)...)
@@ -256,7 +302,8 @@ func (s *Store) Extend(ctx context.Context, it *store.Item, now time.Time, lease
 // entries in the due-time, held and dead-letter indexes, in one read
 // transaction (which blocks no writer): O(items of the queue) key reads,
 // no item decoded; BenchmarkStore/QueueStats measured 0.5-0.6 ms for
-// 10 000 items on a busy 2-core machine.
+// 10 000 items on a busy 2-core machine. OldestPending is the first entry
+// of the queue's pending index, one seek.
 func (s *Store) QueueStats(ctx context.Context, queue string, now time.Time) (stats store.QueueStats, err error) {
 	if err := check.Queue(queue); err != nil {
 		return stats, err
@@ -289,6 +336,11 @@ func (s *Store) QueueStats(ctx context.Context, queue string, now time.Time) (st
 		})
 		stats.Waiting = queued - stats.Held
 		forPrefix(tx, buried, prefix, func([]byte, []byte) { stats.Buried++ })
+		// The pending index is in Since order: its first entry is the
+		// oldest, and pending unless it is after now.
+		if _, since, found := first(tx, pending, prefix, now); found {
+			stats.OldestPending = since
+		}
 		return nil
 	})
 	return stats, err

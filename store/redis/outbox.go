@@ -15,7 +15,8 @@ import (
 	"github.com/parapheur/parapheur/store/internal/wake"
 )
 
-// pendingItem is an item about to be written, with the stamp of its pointer.
+// pendingItem is an item about to be written, with the stamp of its
+// pointers and its Since set.
 type pendingItem struct {
 	key, stamp string
 	item       store.Item
@@ -37,6 +38,9 @@ func pending(items []store.Item) ([]pendingItem, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encoding outbox item %s: %w", it.ID, err)
 		}
+		if it.Since.IsZero() {
+			it.Since = it.NotBefore
+		}
 		out[i] = pendingItem{key: itemKey(it.EnvelopeID, it.ID), stamp: newStamp(), item: it, data: data}
 	}
 	return out, nil
@@ -44,10 +48,11 @@ func pending(items []store.Item) ([]pendingItem, error) {
 
 func (p pendingItem) member() string { return member(p.key, p.stamp) }
 
-// index adds the items' due-time pointers.
+// index adds the items' due-time and pending pointers.
 func (s *Store) index(ctx context.Context, pipe redis.Pipeliner, items []pendingItem) {
 	for _, p := range items {
 		pipe.ZAdd(ctx, readyKey(p.item.Queue), redis.Z{Score: float64(p.item.NotBefore.UnixMicro()), Member: p.member()})
+		pipe.ZAdd(ctx, pendingKey(p.item.Queue), redis.Z{Score: float64(p.item.Since.UnixMicro()), Member: p.member()})
 	}
 }
 
@@ -55,6 +60,7 @@ func (s *Store) index(ctx context.Context, pipe redis.Pipeliner, items []pending
 func (s *Store) unindex(ctx context.Context, pipe redis.Pipeliner, items []pendingItem) {
 	for _, p := range items {
 		pipe.ZRem(ctx, readyKey(p.item.Queue), p.member())
+		pipe.ZRem(ctx, pendingKey(p.item.Queue), p.member())
 	}
 }
 
@@ -79,7 +85,7 @@ func (s *Store) unindexExisting(ctx context.Context, items []pendingItem, reply 
 func appendItems(keys []string, args []any, items []pendingItem) ([]string, []any) {
 	for _, p := range items {
 		keys = append(keys, p.key)
-		args = append(args, p.stamp, micros(p.item.NotBefore), p.item.NotBefore.Format(time.RFC3339Nano), p.data)
+		args = append(args, p.stamp, micros(p.item.NotBefore), p.item.NotBefore.Format(time.RFC3339Nano), p.data, p.item.Since.Format(time.RFC3339Nano))
 	}
 	return keys, args
 }
@@ -148,6 +154,9 @@ func (s *Store) Claim(ctx context.Context, queue, holder string, now time.Time, 
 				pipe.ZAddXX(ctx, index, redis.Z{Score: float64(until.UnixMicro()), Member: m})
 				if err == nil {
 					pipe.ZAdd(ctx, heldKey(queue), redis.Z{Score: float64(it.NotBefore.UnixMicro()), Member: m})
+					// Unchanged but for an item stored without Since or
+					// whose entry a crash lost (package doc).
+					pipe.ZAdd(ctx, pendingKey(queue), redis.Z{Score: float64(it.Since.UnixMicro()), Member: m})
 				}
 				_, _ = pipe.Exec(ctx) // see the crash windows in the package doc
 				return it, err
@@ -200,6 +209,12 @@ func decodeItem(key string, reply any) (*store.Item, error) {
 			return bad(err)
 		}
 	}
+	it.Since = it.NotBefore // stored by a version without Since (store.Item.Since)
+	if f["st"] != "" {
+		if it.Since, err = time.Parse(time.RFC3339Nano, f["st"]); err != nil {
+			return bad(err)
+		}
+	}
 	return it, nil
 }
 
@@ -242,8 +257,9 @@ func (s *Store) Ack(ctx context.Context, it *store.Item) error {
 	}
 	m := member(itemKey(it.EnvelopeID, it.ID), stamp)
 	pipe := s.c.Pipeline()
-	pipe.ZRem(ctx, readyKey(queue), m) // else removed by a claimer
-	pipe.ZRem(ctx, heldKey(queue), m)  // else removed by QueueStats
+	pipe.ZRem(ctx, readyKey(queue), m)   // else removed by a claimer
+	pipe.ZRem(ctx, heldKey(queue), m)    // else removed by QueueStats
+	pipe.ZRem(ctx, pendingKey(queue), m) // else removed by QueueStats
 	_, _ = pipe.Exec(ctx)
 	return nil
 }
@@ -289,6 +305,7 @@ func (s *Store) Bury(ctx context.Context, it *store.Item, reason string) error {
 	pipe := s.c.Pipeline()
 	pipe.ZRem(ctx, readyKey(queue), member(key, stamp))
 	pipe.ZRem(ctx, heldKey(queue), member(key, stamp))
+	pipe.ZRem(ctx, pendingKey(queue), member(key, stamp))
 	_, _ = pipe.Exec(ctx) // else removed by a claimer and by QueueStats
 	return nil
 }
@@ -347,15 +364,18 @@ const heldScan = 100
 
 // QueueStats implements store.Store. It costs two round trips while fewer
 // than heldScan items are held: one pipeline of ZCARD and ZCOUNT (O(log n))
-// on the queue's indexes, that reads the first claimBatch due entries and
-// the held index too; then one pipeline of HGETALL, one per entry read, to
-// check each against its item. The held index holds the items being worked
-// on (one per busy worker), so that is a bounded read; past heldScan
-// entries it is read heldScan at a time.
+// on the queue's indexes, that reads the first claimBatch due entries, the
+// first claimBatch pending entries and the held index too; then one
+// pipeline of HGETALL, one per entry read, to check each against its item.
+// The held index holds the items being worked on (one per busy worker), so
+// that is a bounded read; past heldScan entries it is read heldScan at a
+// time. The pending entries are read further only while a page holds
+// pointers to nothing (a crash's leftovers).
 //
 // Counts come from the indexes, so the pointers a crash leaves behind
 // (package doc) are counted until a claimer removes them; QueueStats
-// removes the held entries of items that are gone or buried.
+// removes the held entries of items that are gone or buried, and the
+// pending entries that point at nothing once they are stale.
 func (s *Store) QueueStats(ctx context.Context, queue string, now time.Time) (store.QueueStats, error) {
 	var stats store.QueueStats
 	if err := check.Queue(queue); err != nil {
@@ -366,13 +386,18 @@ func (s *Store) QueueStats(ctx context.Context, queue string, now time.Time) (st
 	due := pipe.ZCount(ctx, readyKey(queue), "-inf", micros(now))
 	dead := pipe.ZCard(ctx, buriedKey(queue))
 	first := pipe.ZRangeByScore(ctx, readyKey(queue), &redis.ZRangeBy{Min: "-inf", Max: micros(now), Count: claimBatch})
+	firstPending := pipe.ZRangeByScore(ctx, pendingKey(queue), &redis.ZRangeBy{Min: "-inf", Max: micros(now), Count: claimBatch})
 	heldPage := pipe.ZRange(ctx, heldKey(queue), 0, heldScan-1)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return stats, err
 	}
 	stats.Due, stats.Buried = int(due.Val()), int(dead.Val())
-	firstDue, held := first.Val(), heldPage.Val()
-	items, err := s.indexedItems(ctx, append(slices.Clip(firstDue), held...))
+	firstDue, pendingPage, held := first.Val(), firstPending.Val(), heldPage.Val()
+	items, err := s.indexedItems(ctx, slices.Concat(firstDue, pendingPage, held))
+	if err != nil {
+		return stats, err
+	}
+	stats.OldestPending, err = s.oldestPending(ctx, queue, now, pendingPage, items[len(firstDue):len(firstDue)+len(pendingPage)])
 	if err != nil {
 		return stats, err
 	}
@@ -422,25 +447,70 @@ func (s *Store) QueueStats(ctx context.Context, queue string, now time.Time) (st
 	return stats, nil
 }
 
+// oldestPending returns the smallest Since not after now among the items
+// of a page of the queue's pending entries (items: nil where an entry
+// points at nothing or at a buried item), or zero. The entries are in Since
+// order, so the first page that holds a live item has it; pages are read
+// further while they hold none, and stale pointers to nothing are removed.
+func (s *Store) oldestPending(ctx context.Context, queue string, now time.Time, page []string, items []*store.Item) (time.Time, error) {
+	index := pendingKey(queue)
+	for offset := int64(0); ; {
+		var oldest time.Time
+		var drop []any
+		for i, it := range items {
+			switch {
+			case it == nil:
+				if _, stamp, _ := splitMember(page[i]); stale(stamp) {
+					drop = append(drop, page[i])
+				}
+			// Scores are in microseconds: the entry of an item pending
+			// from a fraction of a microsecond after now is read too.
+			case !it.Since.After(now) && (oldest.IsZero() || it.Since.Before(oldest)):
+				oldest = it.Since
+			}
+		}
+		if len(drop) > 0 {
+			s.c.ZRem(ctx, index, drop...)
+		}
+		if !oldest.IsZero() || len(page) < claimBatch {
+			return oldest, nil
+		}
+		offset += int64(len(page) - len(drop))
+		var err error
+		if page, err = s.c.ZRangeByScore(ctx, index, &redis.ZRangeBy{Min: "-inf", Max: micros(now), Offset: offset, Count: claimBatch}).Result(); err != nil {
+			return time.Time{}, err
+		}
+		if items, err = s.indexedItems(ctx, page); err != nil {
+			return time.Time{}, err
+		}
+	}
+}
+
 // indexedItems reads the items that index members point at: nil for a
 // pointer to an item that is gone, replaced (another stamp) or buried.
+// QueueStats reads the first entries of several indexes, which often name
+// the same items: each member is read and decoded once, and members that
+// repeat share the decoded item.
 func (s *Store) indexedItems(ctx context.Context, members []string) ([]*store.Item, error) {
-	hashes, err := s.itemHashes(ctx, members)
+	distinct := slices.Compact(slices.Sorted(slices.Values(members)))
+	hashes, err := s.itemHashes(ctx, distinct)
 	if err != nil {
 		return nil, err
 	}
-	items := make([]*store.Item, len(members))
-	for i, m := range members {
+	byMember := make(map[string]*store.Item, len(distinct))
+	for i, m := range distinct {
 		key, stamp, _ := splitMember(m)
 		f := hashes[i]
 		if f["g"] != stamp || f["b"] == "1" {
 			continue
 		}
-		it, err := decodeItem(key, f)
-		if err != nil {
+		if byMember[m], err = decodeItem(key, f); err != nil {
 			return nil, err
 		}
-		items[i] = it
+	}
+	items := make([]*store.Item, len(members))
+	for i, m := range members {
+		items[i] = byMember[m]
 	}
 	return items, nil
 }

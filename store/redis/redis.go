@@ -35,12 +35,14 @@
 // List order (parapheur:list), token hash → recipient (parapheur:token:HASH),
 // each queue's due-time index (parapheur:ready:QUEUE, members ITEMKEY|STAMP
 // scored by due time in microseconds), its claimed items (parapheur:held:QUEUE,
-// the same members scored by NotBefore, for QueueStats) and dead letters
-// (parapheur:buried:QUEUE). They are written before the atomic write they
-// index, so a crash can leave a pointer to a record that was never written,
-// never a record that no index finds. Readers check each pointer against the
-// record (the envelope's stored list key, the recipient's token hashes, the
-// item's STAMP) and skip what does not match. A STAMP is the index write's
+// the same members scored by NotBefore, for QueueStats), its items not
+// buried (parapheur:pending:QUEUE, the same members scored by Since, for
+// QueueStats.OldestPending) and dead letters (parapheur:buried:QUEUE). They
+// are written before the atomic write they index, so a crash can leave a
+// pointer to a record that was never written, never a record that no index
+// finds. Readers check each pointer against the record (the envelope's
+// stored list key, the recipient's token hashes, the item's STAMP) and skip
+// what does not match. A STAMP is the index write's
 // time and a random part; the item stores the STAMP of the write that created
 // it, so a pointer left by a failed or replayed write is told from the live
 // one and removed, by the write itself when it learns it failed, else by a
@@ -54,7 +56,10 @@
 // ever leave an entry scored too early, pointing at nothing or at an item no
 // longer held; Claim skips such entries (and removes them as above), and
 // QueueStats ignores held entries of items not held and removes those of
-// items gone or buried.
+// items gone or buried, and skips pending entries that point at nothing or
+// at a buried item (removing them as Claim does). Claim writes the item's
+// pending entry again, which restores one a crash lost and gives an item
+// stored by a version without Item.Since its entry.
 //
 // # Wake-ups
 //
@@ -80,13 +85,18 @@
 //     lease ends.
 //   - Retry after the script, before re-scoring: the item is due at the end
 //     of the lease it had instead of at the retry time if that was earlier.
+//   - Claim after the script, before writing the pending entry of an item
+//     stored by a version without Item.Since: QueueStats.OldestPending
+//     misses the item until its next claim.
 //   - Ack after the script, before removing the entries: a pointer to
-//     nothing, removed by the next claimer and by QueueStats.
+//     nothing, removed by the next claimer and by QueueStats (the pending
+//     entry once its STAMP is 10 minutes old).
 //   - Retry after the script, before removing the held entry: an entry of
 //     an item not held, ignored, and overwritten by the item's next claim.
 //   - Bury before the script: a dead-letter pointer to an item still queued,
 //     removed by Buried after 10 minutes; after the script, before removing
-//     the due-time entry: removed by the next claimer.
+//     the due-time and pending entries: removed by the next claimer and by
+//     QueueStats.
 //   - PutBlob before linking: chunks are written with a 24-hour expiry and
 //     vanish; between making them permanent and linking: orphan chunks (space
 //     only, never a wrong blob). A write slower than 24 hours fails.
@@ -212,12 +222,13 @@ func itemKey(envelopeID, id string) string {
 
 const listKey = prefix + "list"
 
-func readyKey(queue string) string  { return prefix + "ready:" + esc(queue) }
-func buriedKey(queue string) string { return prefix + "buried:" + esc(queue) }
-func heldKey(queue string) string   { return prefix + "held:" + esc(queue) }
-func tokenKey(hash []byte) string   { return prefix + "token:" + hex.EncodeToString(hash) }
-func leaseKey(name string) string   { return prefix + "lease:" + esc(name) }
-func cursorKey(name string) string  { return prefix + "cursor:" + esc(name) }
+func readyKey(queue string) string   { return prefix + "ready:" + esc(queue) }
+func buriedKey(queue string) string  { return prefix + "buried:" + esc(queue) }
+func heldKey(queue string) string    { return prefix + "held:" + esc(queue) }
+func pendingKey(queue string) string { return prefix + "pending:" + esc(queue) }
+func tokenKey(hash []byte) string    { return prefix + "token:" + hex.EncodeToString(hash) }
+func leaseKey(name string) string    { return prefix + "lease:" + esc(name) }
+func cursorKey(name string) string   { return prefix + "cursor:" + esc(name) }
 
 // staleAfter is how old an index pointer to nothing must be before a reader
 // removes it: longer than any writer takes from its index write to its

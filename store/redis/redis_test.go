@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -194,10 +195,11 @@ func TestWakeupsReconnect(t *testing.T) {
 	storetest.Woken(t, ch, "Enqueue after the resubscription")
 }
 
-// TestHeldLeftovers plants held-index entries such as a client that died
-// after an Ack or Bury script leaves: QueueStats does not count them and
-// removes them.
-func TestHeldLeftovers(t *testing.T) {
+// deadAndLive returns a store on a new server whose queue "mail" holds a
+// buried item "dead", due at the returned time, and a live item "live",
+// due a second later.
+func deadAndLive(t *testing.T) (*Store, time.Time) {
+	t.Helper()
 	srv := testrig.Redis(t)
 	s := connect(t, srv.URL(), true)
 	ctx := t.Context()
@@ -212,6 +214,15 @@ func TestHeldLeftovers(t *testing.T) {
 	if err := s.Bury(ctx, dead, "550 no such user"); err != nil {
 		t.Fatal(err)
 	}
+	return s, at
+}
+
+// TestHeldLeftovers plants held-index entries such as a client that died
+// after an Ack or Bury script leaves: QueueStats does not count them and
+// removes them.
+func TestHeldLeftovers(t *testing.T) {
+	s, at := deadAndLive(t)
+	ctx := t.Context()
 	live, err := s.Claim(ctx, "mail", "w", at.Add(time.Second), time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -334,5 +345,91 @@ func TestQueueStatsManyHeld(t *testing.T) {
 	}
 	if left, err := s.c.ZCard(ctx, heldKey("mail")).Result(); err != nil || left != n {
 		t.Fatalf("held index after QueueStats: %d entries (%v), want %d", left, err, n)
+	}
+}
+
+// TestItemsWithoutSince plants outbox items as a version without
+// Item.Since stored them (no st field, no pending entry): one queued, for
+// storetest.ItemWithoutSince, and one held by that version's worker, which
+// a retry gives the Since it read with before the retry.
+func TestItemsWithoutSince(t *testing.T) {
+	srv := testrig.Redis(t)
+	s := connect(t, srv.URL(), true)
+	ctx := t.Context()
+	at := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	lease := at.Add(time.Minute)
+	for _, it := range []struct {
+		id     string
+		fields []any
+	}{
+		{"old", nil},
+		{"held", []any{"a", "1", "h", "w0", "lu", micros(lease), "lut", lease.Format(time.RFC3339Nano)}},
+	} {
+		key, stamp := itemKey("", it.id), newStamp()
+		d := fmt.Sprintf(`{"id":%q,"queue":"mail","payload":null}`, it.id)
+		fields := append([]any{"g", stamp, "nb", micros(at), "nbt", at.Format(time.RFC3339Nano), "d", d, "a", "0"}, it.fields...)
+		if err := s.c.HSet(ctx, key, fields...).Err(); err != nil {
+			t.Fatal(err)
+		}
+		due := at
+		if it.fields != nil {
+			due = lease
+		}
+		if err := s.c.ZAdd(ctx, readyKey("mail"), redis.Z{Score: float64(due.UnixMicro()), Member: member(key, stamp)}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The held item is given back first, due after what the suite does.
+	held := &store.Item{ID: "held", Queue: "mail", Holder: "w0", Attempts: 1}
+	if err := s.Retry(ctx, held, at.Add(2*time.Hour), "451 later"); err != nil {
+		t.Fatal(err)
+	}
+	storetest.ItemWithoutSince(t, s, at)
+	it, err := s.Claim(ctx, "mail", "w", at.Add(2*time.Hour), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it.ID != "held" || !it.Since.Equal(at) {
+		t.Fatalf("Claim after the Retry of the held item: %s Since %v, want held Since %v", it.ID, it.Since, at)
+	}
+}
+
+// TestPendingLeftovers plants pending-index entries such as a client that
+// died leaves them: pointers to nothing (stale and recent, more than a
+// page of them) and to a buried item, all scored before the live item.
+// QueueStats counts none of them, reads past them to the live item, and
+// removes the stale pointers only.
+func TestPendingLeftovers(t *testing.T) {
+	s, at := deadAndLive(t)
+	ctx := t.Context()
+	stamp, err := s.c.HGet(ctx, itemKey("", "dead"), "g").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalePointer := member(itemKey("", "lost"), "1-00")
+	planted := []string{member(itemKey("", "dead"), stamp), stalePointer}
+	for i := range claimBatch {
+		planted = append(planted, member(itemKey("", fmt.Sprint("coming", i)), newStamp()))
+	}
+	for i, m := range planted {
+		if err := s.c.ZAdd(ctx, pendingKey("mail"), redis.Z{Score: float64(at.UnixMicro() + int64(i)), Member: m}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stats, err := s.QueueStats(ctx, "mail", at.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !stats.OldestPending.Equal(at.Add(time.Second)) || stats.Buried != 1 {
+		t.Fatalf("QueueStats = %+v, want only the live item pending, since %v", stats, at.Add(time.Second))
+	}
+	members, err := s.c.ZRange(ctx, pendingKey("mail"), 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// All planted but the stale pointer (the buried item's is fresh: its
+	// stamp is its enqueue's), and the live item's.
+	if want := len(planted); len(members) != want || slices.Contains(members, stalePointer) {
+		t.Fatalf("pending index after QueueStats: %d entries %q; want %d, the stale pointer removed", len(members), members, want)
 	}
 }

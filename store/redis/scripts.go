@@ -5,7 +5,8 @@ import "github.com/redis/go-redis/v9"
 // putItemsLua stores items whose key is free and lists the others. Item
 // hash fields: g the stamp of the index pointer that the creating write
 // made, d the immutable part (JSON), nb/nbt due time (microseconds, RFC
-// 3339), a attempts, h/lu/lut holder and lease end while held, e last error,
+// 3339), st Since (RFC 3339; absent in items stored by a version without
+// it), a attempts, h/lu/lut holder and lease end while held, e last error,
 // b "1" once buried with bm the stamp of its dead-letter pointer.
 const putItemsLua = `
 local function putItems(first, p)
@@ -14,15 +15,26 @@ local function putItems(first, p)
     if redis.call('EXISTS', KEYS[k]) == 1 then
       existed[#existed + 1] = k - first
     else
-      redis.call('HSET', KEYS[k], 'g', ARGV[p], 'nb', ARGV[p + 1], 'nbt', ARGV[p + 2], 'd', ARGV[p + 3], 'a', '0')
+      redis.call('HSET', KEYS[k], 'g', ARGV[p], 'nb', ARGV[p + 1], 'nbt', ARGV[p + 2], 'd', ARGV[p + 3], 'st', ARGV[p + 4], 'a', '0')
     end
-    p = p + 4
+    p = p + 5
   end
   return existed
 end
 `
 
-// enqueueScript: KEYS items; ARGV 4 per item (stamp, due µs, due text, data).
+// keepSinceLua gives an item stored by a version without Since the Since
+// it reads with (its current due time), before a claim or retry stores
+// the item again.
+const keepSinceLua = `
+local function keepSince()
+  local nbt = redis.call('HGET', KEYS[1], 'nbt')
+  if nbt then redis.call('HSETNX', KEYS[1], 'st', nbt) end
+end
+`
+
+// enqueueScript: KEYS items; ARGV 5 per item (stamp, due µs, due text, data,
+// Since text).
 var enqueueScript = redis.NewScript(putItemsLua + `return putItems(1, 1)`)
 
 // writeScript is Create and Update.
@@ -30,7 +42,7 @@ var enqueueScript = redis.NewScript(putItemsLua + `return putItems(1, 1)`)
 // ARGV: 1 mode (create|update), 2 version read, 3 version written, 4 data,
 // 5 list key (create), 6/7 seq/hash of the head the records continue,
 // 8/9 seq/hash of the new head, 10 audit count, 11 key count, then the
-// audit records, the keys, 4 values per item.
+// audit records, the keys, 5 values per item.
 var writeScript = redis.NewScript(putItemsLua + `
 local env = KEYS[1]
 local t = redis.call('TYPE', env)['ok']
@@ -65,7 +77,7 @@ return {'ok', putItems(4, p)}
 // claimScript leases one item if it is still the one the pointer's stamp
 // names, not buried, and due.
 // KEYS: item. ARGV: stamp, now µs, holder, lease end µs, lease end text.
-var claimScript = redis.NewScript(`
+var claimScript = redis.NewScript(keepSinceLua + `
 local f = redis.call('HMGET', KEYS[1], 'g', 'b', 'h', 'lu', 'nb')
 if not f[1] then return {'missing'} end
 if f[1] ~= ARGV[1] then return {'stale'} end
@@ -80,6 +92,7 @@ else
   if not nb then return {'corrupt', 'due time ' .. tostring(f[5])} end
   if nb > now then return {'notdue'} end
 end
+keepSince()
 redis.call('HINCRBY', KEYS[1], 'a', 1)
 redis.call('HSET', KEYS[1], 'h', ARGV[3], 'lu', ARGV[4], 'lut', ARGV[5])
 return {'ok', redis.call('HGETALL', KEYS[1])}
@@ -91,7 +104,7 @@ return {'ok', redis.call('HGETALL', KEYS[1])}
 // KEYS: item. ARGV: holder, attempts, ack|retry|bury|extend, then for retry:
 // due µs, due text, error; for bury: dead-letter stamp, reason; for extend:
 // lease end µs, lease end text.
-var holderScript = redis.NewScript(`
+var holderScript = redis.NewScript(keepSinceLua + `
 local f = redis.call('HMGET', KEYS[1], 'g', 'h', 'a', 'b', 'd')
 if not f[1] then return {'gone'} end
 if f[4] == '1' then return {'buried'} end
@@ -99,6 +112,7 @@ if f[2] ~= ARGV[1] or f[3] ~= ARGV[2] then return {'lost', f[2] or '', f[3] or '
 if ARGV[3] == 'ack' then
   redis.call('DEL', KEYS[1])
 elseif ARGV[3] == 'retry' then
+  keepSince()
   redis.call('HDEL', KEYS[1], 'h', 'lu', 'lut')
   redis.call('HSET', KEYS[1], 'nb', ARGV[4], 'nbt', ARGV[5], 'e', ARGV[6])
 elseif ARGV[3] == 'bury' then

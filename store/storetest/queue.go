@@ -86,7 +86,7 @@ var statsCases = []testCase{
 			itemAt("a", "mail", t0), itemAt("b", "mail", t0.Add(time.Second)), itemAt("c", "mail", t0.Add(2*time.Second)),
 			itemAt("later", "mail", t0.Add(time.Hour)),
 			itemAt("s", "sms", t0.Add(-time.Hour))), "Enqueue")
-		stats(t, s, "mail", t0.Add(time.Second), store.QueueStats{Waiting: 5, Due: 3, OldestDue: t0.Add(-10 * time.Second)})
+		stats(t, s, "mail", t0.Add(time.Second), store.QueueStats{Waiting: 5, Due: 3, OldestDue: t0.Add(-10 * time.Second), OldestPending: t0.Add(-10 * time.Second)})
 
 		dead := claim(t, s, "mail", "w", t0.Add(5*time.Second), time.Minute)
 		ok(t, s.Bury(ctx, dead, "550 no such user"), "Bury")
@@ -97,16 +97,17 @@ var statsCases = []testCase{
 		}
 		// At t0+30s: a held, b's lease expired (due again), c due, later
 		// not due. The oldest piece of work is a, held.
-		stats(t, s, "mail", t0.Add(30*time.Second), store.QueueStats{Waiting: 3, Due: 2, Held: 1, Buried: 1, OldestDue: t0})
+		stats(t, s, "mail", t0.Add(30*time.Second), store.QueueStats{Waiting: 3, Due: 2, Held: 1, Buried: 1, OldestDue: t0, OldestPending: t0})
 		ok(t, s.Ack(ctx, a), "Ack")
 		// Now b, whose expired lease ends after c's NotBefore.
-		stats(t, s, "mail", t0.Add(30*time.Second), store.QueueStats{Waiting: 3, Due: 2, Buried: 1, OldestDue: t0.Add(time.Second)})
+		stats(t, s, "mail", t0.Add(30*time.Second), store.QueueStats{Waiting: 3, Due: 2, Buried: 1, OldestDue: t0.Add(time.Second), OldestPending: t0.Add(time.Second)})
 		ok(t, s.Extend(ctx, b, t0.Add(30*time.Second), time.Minute), "Extend")
-		stats(t, s, "mail", t0.Add(31*time.Second), store.QueueStats{Waiting: 2, Due: 1, Held: 1, Buried: 1, OldestDue: t0.Add(time.Second)})
+		stats(t, s, "mail", t0.Add(31*time.Second), store.QueueStats{Waiting: 2, Due: 1, Held: 1, Buried: 1, OldestDue: t0.Add(time.Second), OldestPending: t0.Add(time.Second)})
 		ok(t, s.Retry(ctx, b, t0.Add(40*time.Second), "451 later"), "Retry")
-		stats(t, s, "mail", t0.Add(31*time.Second), store.QueueStats{Waiting: 3, Due: 1, Buried: 1, OldestDue: t0.Add(2 * time.Second)})
-		stats(t, s, "mail", t0.Add(2*time.Hour), store.QueueStats{Waiting: 3, Due: 3, Buried: 1, OldestDue: t0.Add(2 * time.Second)})
-		stats(t, s, "sms", t0, store.QueueStats{Waiting: 1, Due: 1, OldestDue: t0.Add(-time.Hour)})
+		// b, retried, is no longer due but still pending since t0+1s.
+		stats(t, s, "mail", t0.Add(31*time.Second), store.QueueStats{Waiting: 3, Due: 1, Buried: 1, OldestDue: t0.Add(2 * time.Second), OldestPending: t0.Add(time.Second)})
+		stats(t, s, "mail", t0.Add(2*time.Hour), store.QueueStats{Waiting: 3, Due: 3, Buried: 1, OldestDue: t0.Add(2 * time.Second), OldestPending: t0.Add(time.Second)})
+		stats(t, s, "sms", t0, store.QueueStats{Waiting: 1, Due: 1, OldestDue: t0.Add(-time.Hour), OldestPending: t0.Add(-time.Hour)})
 		stats(t, s, "timer", t0, store.QueueStats{})
 		_, err := s.QueueStats(ctx, "", t0)
 		wantErr(t, err, store.ErrInvalid, "QueueStats without a queue")
@@ -118,9 +119,9 @@ var statsCases = []testCase{
 		it.EnvelopeID = env.ID
 		ok(t, s.Create(ctx, env, store.Writes{Audit: recs, Items: []store.Item{it}}), "Create")
 		ok(t, s.Enqueue(ctx, itemAt("refusal", "mail", t0.Add(time.Second))), "Enqueue")
-		stats(t, s, "mail", t0.Add(time.Minute), store.QueueStats{Waiting: 2, Due: 2, OldestDue: t0})
+		stats(t, s, "mail", t0.Add(time.Minute), store.QueueStats{Waiting: 2, Due: 2, OldestDue: t0, OldestPending: t0})
 		claim(t, s, "mail", "w", t0.Add(time.Minute), time.Minute)
-		stats(t, s, "mail", t0.Add(time.Minute), store.QueueStats{Waiting: 1, Due: 1, Held: 1, OldestDue: t0})
+		stats(t, s, "mail", t0.Add(time.Minute), store.QueueStats{Waiting: 1, Due: 1, Held: 1, OldestDue: t0, OldestPending: t0})
 	}},
 }
 
@@ -128,17 +129,23 @@ func stats(t *testing.T, s store.Store, queue string, now time.Time, want store.
 	t.Helper()
 	got, err := s.QueueStats(t.Context(), queue, now)
 	ok(t, err, "QueueStats "+queue)
-	if got.Waiting != want.Waiting || got.Due != want.Due || got.Held != want.Held || got.Buried != want.Buried || !got.OldestDue.Equal(want.OldestDue) {
+	if got.Waiting != want.Waiting || got.Due != want.Due || got.Held != want.Held || got.Buried != want.Buried ||
+		!got.OldestDue.Equal(want.OldestDue) || !got.OldestPending.Equal(want.OldestPending) {
 		t.Fatalf("QueueStats(%s, t0+%v) = %s, want %s", queue, now.Sub(t0), statsString(got), statsString(want))
 	}
 }
 
 func statsString(q store.QueueStats) string {
-	oldest := "zero"
-	if !q.OldestDue.IsZero() {
-		oldest = "t0+" + q.OldestDue.Sub(t0).String()
+	return fmt.Sprintf("{Waiting %d, Due %d, Held %d, Buried %d, OldestDue %s, OldestPending %s}",
+		q.Waiting, q.Due, q.Held, q.Buried, sinceT0(q.OldestDue), sinceT0(q.OldestPending))
+}
+
+// sinceT0 writes a time of the suite's clock as t0+d, or "zero".
+func sinceT0(at time.Time) string {
+	if at.IsZero() {
+		return "zero"
 	}
-	return fmt.Sprintf("{Waiting %d, Due %d, Held %d, Buried %d, OldestDue %s}", q.Waiting, q.Due, q.Held, q.Buried, oldest)
+	return "t0+" + at.Sub(t0).String()
 }
 
 // wakeTimeout is how long a test waits for a wake-up before failing: far

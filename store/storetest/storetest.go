@@ -3,8 +3,9 @@
 // database, so that the behaviour the rest of the gateway relies on is
 // written down once and checked everywhere: optimistic concurrency that
 // writes nothing on conflict, the transactional outbox, leases that move on
-// expiry unless their holder extends them, queue statistics, wake-ups that
-// reach every handle on the store, blobs streamed past the chunk size and refused past the limit,
+// expiry unless their holder extends them, queue statistics (with the age
+// of pending work, which retries keep), wake-ups that reach every handle on
+// the store, blobs streamed past the chunk size and refused past the limit,
 // corrupt records reported by name, and no lost update when several
 // handles race on one envelope.
 //
@@ -88,6 +89,7 @@ var groups = []struct {
 	{"Outbox", outboxCases},
 	{"Extend", extendCases},
 	{"QueueStats", statsCases},
+	{"Pending", pendingCases},
 	{"Wakeups", wakeupCases},
 	{"Lease", leaseCases},
 	{"Cursor", cursorCases},
@@ -261,11 +263,15 @@ func itemAt(id, queue string, at time.Time) store.Item {
 	return store.Item{ID: id, Queue: queue, Payload: append([]byte("payload "+id+" "), p...), NotBefore: at}
 }
 
-// sameItem compares what the caller enqueued with what came back.
+// sameItem compares what the caller enqueued with what came back before
+// any retry: Since is the one the caller set, else NotBefore.
 func sameItem(t testing.TB, got *store.Item, want store.Item, what string) {
 	t.Helper()
+	if want.Since.IsZero() {
+		want.Since = want.NotBefore
+	}
 	if got.ID != want.ID || got.Queue != want.Queue || got.EnvelopeID != want.EnvelopeID ||
-		string(got.Payload) != string(want.Payload) || !got.NotBefore.Equal(want.NotBefore) {
+		string(got.Payload) != string(want.Payload) || !got.NotBefore.Equal(want.NotBefore) || !got.Since.Equal(want.Since) {
 		t.Fatalf("%s: got item %+v, want %+v", what, got, want)
 	}
 }

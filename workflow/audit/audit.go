@@ -166,3 +166,35 @@ func VerifyEnd(recs []Record, head Head) error {
 	}
 	return nil
 }
+
+// JSON is the trail as the file that travels with the envelope: the
+// attachment embedded in the certificate of completion and the archivists'
+// audit-ENVELOPEID.json. It is a JSON array of the records in Record's own
+// encoding (the one Hash covers), indented for a human reader, ending with
+// a line break; an empty trail is an empty array, never null.
+func JSON(recs []Record) []byte {
+	if recs == nil {
+		recs = []Record{}
+	}
+	b, err := json.MarshalIndent(recs, "", "  ")
+	if err != nil {
+		// A Record holds only strings, integers and a time: it always encodes.
+		panic(fmt.Sprintf("audit: encoding the trail: %v", err))
+	}
+	return append(b, '\n')
+}
+
+// ThroughCompletion returns the records of a completed envelope's trail up
+// to its Completed record, included, or false when the trail has none.
+// That is the envelope's whole life as its final mails and its download
+// page hand it over: the records after it only tell of the delivery of
+// those very mails, and would make each copy (a resend, a download) a
+// different file.
+func ThroughCompletion(recs []Record) ([]Record, bool) {
+	for i, r := range recs {
+		if r.Type == Completed {
+			return recs[:i+1], true
+		}
+	}
+	return nil, false
+}

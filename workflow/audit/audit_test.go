@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -103,5 +105,39 @@ func TestVerifyEndAcceptsFullTrail(t *testing.T) {
 	}
 	if err := VerifyEnd(nil, Start()); err != nil {
 		t.Fatalf("empty trail at the start head: %v", err)
+	}
+}
+
+// TestJSON: the trail file reads back as the same records, which still
+// verify; an empty trail is an empty array.
+func TestJSON(t *testing.T) {
+	recs := trail(3)
+	b := JSON(recs)
+	var back []Record
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("the trail file is not JSON: %v\n%s", err, b)
+	}
+	if err := Verify(back); err != nil || len(back) != 3 {
+		t.Fatalf("read back %d records: %v", len(back), err)
+	}
+	if !bytes.HasSuffix(b, []byte("]\n")) || !bytes.Contains(b, []byte("\n  {\n")) {
+		t.Errorf("not an indented array ending with a line break:\n%s", b)
+	}
+	if got := string(JSON(nil)); got != "[]\n" {
+		t.Errorf("empty trail = %q, want an empty array", got)
+	}
+}
+
+// TestThroughCompletion: the trail is cut after its Completed record;
+// without one there is nothing to hand over.
+func TestThroughCompletion(t *testing.T) {
+	recs := trail(5)
+	recs[2].Type = Completed
+	got, ok := ThroughCompletion(recs)
+	if !ok || len(got) != 3 || got[2].Type != Completed {
+		t.Fatalf("ThroughCompletion = %d records, %v; want the first 3", len(got), ok)
+	}
+	if _, ok := ThroughCompletion(trail(4)); ok {
+		t.Error("a trail without completion was handed over")
 	}
 }

@@ -284,3 +284,69 @@ func TestEnvelopeIDIsStableAndShort(t *testing.T) {
 		t.Fatalf("EnvelopeID: %q %q", a, b)
 	}
 }
+
+// TestCompletionMailsCarryDownloadLinks: completion queues one final mail
+// per party, each with its own download-link token, recorded for that
+// party with the engine's DownloadTTL; each token finds the envelope as a
+// download link, and none is a signing or status token.
+func TestCompletionMailsCarryDownloadLinks(t *testing.T) {
+	e, c := newEngine(t)
+	e.DownloadTTL = 7 * 24 * time.Hour
+	ctx := context.Background()
+	d := draft()
+	d.Steps = d.Steps[:1]
+	d.Archivists = []workflow.Party{{Email: "archives@org.example"}}
+	env, err := e.Create(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(t, e, MailQueue)
+	if _, err := e.SendCode(ctx, env.ID, "r1", workflow.Client{}); err != nil {
+		t.Fatal(err)
+	}
+	code := jobs(t, drain(t, e, MailQueue))[0].Code
+	if _, err := e.VerifyCode(ctx, env.ID, "r1", code, workflow.Client{}); err != nil {
+		t.Fatal(err)
+	}
+	sig := workflow.Signature{CertSerial: "01", Documents: []workflow.DocumentVersion{{Index: 0, Previous: "aa", SHA256: "bb", Size: 10}}}
+	if _, err := e.Event(ctx, env.ID, workflow.Signed{Meta: workflow.Meta{At: c.Now()}, RecipientID: "r1", Signature: sig}); err != nil {
+		t.Fatal(err)
+	}
+	c.set(t0.Add(time.Hour))
+	final, err := e.Event(ctx, env.ID, workflow.Completed{Meta: workflow.Meta{At: c.Now()}, Certificate: "cc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mails := jobs(t, drain(t, e, MailQueue))
+	parties := map[string]string{} // party → token
+	for _, j := range mails {
+		if j.Notice != workflow.CompletionMail {
+			t.Fatalf("unexpected mail %+v", j)
+		}
+		party := j.To
+		if party == SenderAddressee {
+			party = workflow.SenderID
+		}
+		if len(j.Token) < 40 {
+			t.Fatalf("final mail to %s has token %q", j.To, j.Token)
+		}
+		parties[party] = j.Token
+		envID, holder, err := e.Store.ByToken(ctx, HashToken(j.Token))
+		if err != nil || envID != env.ID || holder != workflow.DownloadID {
+			t.Errorf("the token of %s finds %q %q, %v; want %s as a download link", j.To, envID, holder, err, env.ID)
+		}
+		dl := final.DownloadToken(HashToken(j.Token))
+		if dl == nil || dl.For != party || !dl.Expires.Equal(t0.Add(time.Hour+7*24*time.Hour)) {
+			t.Errorf("the token of %s is recorded as %+v, want for %s until %v", j.To, dl, party, t0.Add(time.Hour+7*24*time.Hour))
+		}
+	}
+	if len(parties) != 3 || parties[workflow.SenderID] == "" || parties["r1"] == "" || parties["r2"] == "" {
+		t.Fatalf("final mails to %v, want the sender, the signer and the archivist", parties)
+	}
+	if parties[workflow.SenderID] == parties["r1"] || parties["r1"] == parties["r2"] || parties[workflow.SenderID] == parties["r2"] {
+		t.Error("two parties share a download token")
+	}
+	if len(final.DownloadTokens) != 3 {
+		t.Errorf("%d download tokens recorded, want 3", len(final.DownloadTokens))
+	}
+}

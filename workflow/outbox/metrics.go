@@ -64,14 +64,20 @@ func (m *Metrics) reject() {
 // store.Store.QueueStats: parapheur_outbox_items{queue,state} counts the
 // items waiting (not yet due), due, held (being worked on) and buried;
 // parapheur_outbox_oldest_due_age_seconds{queue} is how long the oldest
-// due or held item has waited, 0 when none.
+// due or held item has waited since it last became due, 0 when none;
+// parapheur_outbox_oldest_pending_age_seconds{queue} is how long the
+// oldest item not buried has been pending, retries included (an item
+// retried with backoff is not due between its attempts but keeps its age:
+// store.QueueStats.OldestPending), 0 when none. On the completion queue,
+// that is how long the oldest unfinished completion has been stuck.
 type Collector struct {
-	store  store.Store
-	queues []string
-	log    *slog.Logger
-	now    func() time.Time
-	items  *prometheus.Desc
-	age    *prometheus.Desc
+	store   store.Store
+	queues  []string
+	log     *slog.Logger
+	now     func() time.Time
+	items   *prometheus.Desc
+	age     *prometheus.Desc
+	pending *prometheus.Desc
 }
 
 // scrapeTimeout bounds the store reads of one scrape.
@@ -91,6 +97,9 @@ func NewCollector(st store.Store, log *slog.Logger, queues ...string) *Collector
 		age: prometheus.NewDesc("parapheur_outbox_oldest_due_age_seconds",
 			"How long the oldest due or held item of the queue has been due; 0 when none.",
 			[]string{"queue"}, nil),
+		pending: prometheus.NewDesc("parapheur_outbox_oldest_pending_age_seconds",
+			"How long the oldest item of the queue not buried has been pending, retries with backoff included; 0 when none.",
+			[]string{"queue"}, nil),
 	}
 }
 
@@ -98,6 +107,7 @@ func NewCollector(st store.Store, log *slog.Logger, queues ...string) *Collector
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.items
 	ch <- c.age
+	ch <- c.pending
 }
 
 // Collect implements prometheus.Collector. A queue the store cannot
@@ -116,10 +126,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for state, n := range map[string]int{"waiting": st.Waiting - st.Due, "due": st.Due, "held": st.Held, "buried": st.Buried} {
 			ch <- prometheus.MustNewConstMetric(c.items, prometheus.GaugeValue, float64(n), q, state)
 		}
-		age := 0.0
-		if !st.OldestDue.IsZero() {
-			age = max(now.Sub(st.OldestDue).Seconds(), 0)
-		}
-		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, age, q)
+		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, ageAt(now, st.OldestDue), q)
+		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, ageAt(now, st.OldestPending), q)
 	}
+}
+
+// ageAt is how many seconds before now since was, 0 for a zero since.
+func ageAt(now, since time.Time) float64 {
+	if since.IsZero() {
+		return 0
+	}
+	return max(now.Sub(since).Seconds(), 0)
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/parapheur/parapheur/workflow/engine"
 )
 
-// The collector reports each queue's items by state and the age of its
-// oldest due item, read from the store at scrape time.
+// The collector reports each queue's items by state and the ages of its
+// oldest due and oldest pending items, read from the store at scrape time.
 func TestCollector(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -38,6 +38,26 @@ func TestCollector(t *testing.T) {
 	}
 	c := NewCollector(f.st, nil, engine.MailQueue, engine.SMSQueue)
 	c.now = f.now
+	wantScrape(t, c, map[string]float64{
+		"parapheur_outbox_items queue=mail state=waiting":        1,
+		"parapheur_outbox_items queue=mail state=due":            1,
+		"parapheur_outbox_items queue=mail state=held":           1,
+		"parapheur_outbox_items queue=mail state=buried":         1,
+		"parapheur_outbox_oldest_due_age_seconds queue=mail":     3600,
+		"parapheur_outbox_oldest_pending_age_seconds queue=mail": 3600,
+		"parapheur_outbox_items queue=sms state=waiting":         0,
+		"parapheur_outbox_items queue=sms state=due":             0,
+		"parapheur_outbox_items queue=sms state=held":            0,
+		"parapheur_outbox_items queue=sms state=buried":          0,
+		"parapheur_outbox_oldest_due_age_seconds queue=sms":      0,
+		"parapheur_outbox_oldest_pending_age_seconds queue=sms":  0,
+	})
+}
+
+// wantScrape registers c with a pedantic registry, gathers it as a scrape
+// does, and fails t unless the gauges, by "name label=value…", are want.
+func wantScrape(t *testing.T, c prometheus.Collector, want map[string]float64) {
+	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)
 	families, err := reg.Gather()
@@ -54,18 +74,6 @@ func TestCollector(t *testing.T) {
 			got[key] = m.GetGauge().GetValue()
 		}
 	}
-	want := map[string]float64{
-		"parapheur_outbox_items queue=mail state=waiting":    1,
-		"parapheur_outbox_items queue=mail state=due":        1,
-		"parapheur_outbox_items queue=mail state=held":       1,
-		"parapheur_outbox_items queue=mail state=buried":     1,
-		"parapheur_outbox_oldest_due_age_seconds queue=mail": 3600,
-		"parapheur_outbox_items queue=sms state=waiting":     0,
-		"parapheur_outbox_items queue=sms state=due":         0,
-		"parapheur_outbox_items queue=sms state=held":        0,
-		"parapheur_outbox_items queue=sms state=buried":      0,
-		"parapheur_outbox_oldest_due_age_seconds queue=sms":  0,
-	}
 	for k, v := range want {
 		if g, ok := got[k]; !ok || g != v {
 			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
@@ -74,4 +82,49 @@ func TestCollector(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("got %d series, want %d: %v", len(got), len(want), got)
 	}
+}
+
+// An item retried into the future is not due, so the oldest due age says
+// nothing of it; the pending age keeps counting from when it was first
+// due: a completion whose seal keeps failing shows how long it has been
+// stuck. A timer set for later is not pending.
+func TestCollectorPendingAge(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	now := f.now()
+	if err := f.st.Enqueue(ctx,
+		store.Item{ID: "E1/complete", Queue: engine.CompletionQueue, Payload: []byte(`{}`), NotBefore: now.Add(-2 * time.Hour)},
+		store.Item{ID: "E1/expiry", Queue: engine.TimerQueue, Payload: []byte(`{}`), NotBefore: now.Add(7 * 24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	// Two failed attempts, each retried later: at now-2h until now-1h,
+	// at now-1h until now+10m.
+	for _, attempt := range []struct{ at, next time.Time }{
+		{now.Add(-2 * time.Hour), now.Add(-time.Hour)},
+		{now.Add(-time.Hour), now.Add(10 * time.Minute)},
+	} {
+		it, err := f.st.Claim(ctx, engine.CompletionQueue, "worker", attempt.at, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.st.Retry(ctx, it, attempt.next, "TSA unreachable"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := NewCollector(f.st, nil, engine.CompletionQueue, engine.TimerQueue)
+	c.now = f.now
+	wantScrape(t, c, map[string]float64{
+		"parapheur_outbox_items queue=completion state=waiting":        1,
+		"parapheur_outbox_items queue=completion state=due":            0,
+		"parapheur_outbox_items queue=completion state=held":           0,
+		"parapheur_outbox_items queue=completion state=buried":         0,
+		"parapheur_outbox_oldest_due_age_seconds queue=completion":     0,
+		"parapheur_outbox_oldest_pending_age_seconds queue=completion": 7200,
+		"parapheur_outbox_items queue=timer state=waiting":             1,
+		"parapheur_outbox_items queue=timer state=due":                 0,
+		"parapheur_outbox_items queue=timer state=held":                0,
+		"parapheur_outbox_items queue=timer state=buried":              0,
+		"parapheur_outbox_oldest_due_age_seconds queue=timer":          0,
+		"parapheur_outbox_oldest_pending_age_seconds queue=timer":      0,
+	})
 }

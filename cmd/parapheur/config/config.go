@@ -58,7 +58,8 @@ func DefaultFile(environ []string) string {
 type Config struct {
 	// Address is the gateway's own mailbox, where submissions and reply commands arrive and
 	// from which the gateway writes. It is a bare address; Address with "+NAME" inserted
-	// before the "@" selects circuit NAME.
+	// before the "@" selects circuit NAME, and with "+verifier" or "+verify" it is the
+	// verification address (SPEC §6).
 	Address string `toml:"address"`
 	// PublicURL is the base of every link in the mails, without a trailing slash. It must be
 	// https except to a loopback host, because the links carry signing tokens.
@@ -97,7 +98,8 @@ type Config struct {
 	// HTTP configures the web server of the signing pages and the API.
 	HTTP HTTP `toml:"http"`
 	// Circuits are the predefined sequences of steps, by name (lower case), that a
-	// submission selects with a "Circuit:" line or with plus-addressing.
+	// submission selects with a "Circuit:" line or with plus-addressing. "verifier" and
+	// "verify" name the verification address and cannot name a circuit.
 	Circuits map[string]Circuit `toml:"circuits"`
 }
 
@@ -233,6 +235,9 @@ type Mail struct {
 	// AttachmentLimitBytes is the largest total of attachments in a completion mail; above
 	// it the mail carries a download link instead, since many servers refuse big mails.
 	AttachmentLimitBytes int64 `toml:"attachment_limit_bytes"`
+	// DownloadLinkDays is how many days the download link of a completion mail
+	// (PUBLIC_URL/d/TOKEN) works; every completion mail carries one.
+	DownloadLinkDays int `toml:"download_link_days"`
 }
 
 // Circuit is a predefined sequence of steps, placed before the steps a submission names.

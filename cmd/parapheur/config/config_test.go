@@ -101,7 +101,7 @@ func TestLoadFileAndDefaults(t *testing.T) {
 		Senders:   Senders{Allowed: []string{"agent@org.example", "@org.example"}},
 		Envelopes: Envelopes{DefaultDeadlineDays: 30, ReminderDays: 3, AllowDelegation: true},
 		Limits:    Limits{MaxMessageBytes: 50 << 20, MaxDocumentBytes: 25 << 20, MaxRecipients: 50},
-		Mail:      Mail{AttachmentLimitBytes: 10 << 20},
+		Mail:      Mail{AttachmentLimitBytes: 10 << 20, DownloadLinkDays: 30},
 		Circuits:  map[string]Circuit{"direction": {Steps: []string{"Visa: Chef <chef@org.example>", "Signataire: dg@org.example"}}},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -333,10 +333,14 @@ func TestProblems(t *testing.T) {
 		{"document over message", map[string]string{"limits.max_document_bytes": "60000000"}, nil, []problem{{"limits.max_document_bytes", "more than limits.max_message_bytes"}}},
 		{"recipients", map[string]string{"limits.max_recipients": "0"}, nil, []problem{{"limits.max_recipients", "want a positive number of recipients per envelope, got 0"}}},
 		{"attachment limit", map[string]string{"mail.attachment_limit_bytes": "-1"}, nil, []problem{{"mail.attachment_limit_bytes", "got -1"}}},
+		{"download link days", map[string]string{"mail.download_link_days": "0"}, nil, []problem{{"mail.download_link_days", "want 1 to 3650 days, got 0"}}},
+		{"download link days env", nil, []string{"PARAPHEUR_MAIL_DOWNLOAD_LINK_DAYS=3651"}, []problem{{"mail.download_link_days", "want 1 to 3650 days, got 3651"}}},
 		{"circuit name", map[string]string{"circuits.Direction.steps": `["Signer: a@b.example"]`}, nil, []problem{{"circuits.Direction", `circuit name "Direction"`}}},
 		{"circuit name env", nil, []string{"PARAPHEUR_CIRCUITS_A$B_STEPS=Signer: a@b.example"}, []problem{{"circuits.a$b", `circuit name "a$b"`}}},
 		{"circuit not table", map[string]string{"circuits.x": `"y"`}, nil, []problem{{"circuits.x", "want a table"}}},
 		{"circuits not table", map[string]string{"circuits": `"y"`, "circuits.direction.steps": ""}, nil, []problem{{"circuits", "want a table of circuits"}}},
+		{"circuit of the verification address", map[string]string{"circuits.verifier.steps": `["Signer: a@b.example"]`}, nil, []problem{
+			{"circuits.verifier.steps", "the names verifier and verify are reserved for the verification address"}}},
 		{"circuit no steps", map[string]string{"circuits.direction.steps": "[]"}, nil, []problem{{"circuits.direction.steps", "required"}}},
 		{"circuit empty table", map[string]string{"circuits.empty": "{}"}, nil, []problem{{"circuits.empty.steps", "required"}}},
 		{"circuit bad lines", map[string]string{"circuits.direction.steps": `["Visa: x", "Signataire: dg@org.example"]`}, nil, []problem{

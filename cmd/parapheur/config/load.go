@@ -164,7 +164,7 @@ func defaults() *Config {
 			MaxDocumentBytes: 25 << 20,
 			MaxRecipients:    50,
 		},
-		Mail:     Mail{AttachmentLimitBytes: 10 << 20},
+		Mail:     Mail{AttachmentLimitBytes: 10 << 20, DownloadLinkDays: 30},
 		Circuits: map[string]Circuit{},
 	}
 }

@@ -229,6 +229,9 @@ func (v *validator) envelopes() {
 	if n := c.Mail.AttachmentLimitBytes; n < 0 {
 		v.problem("mail.attachment_limit_bytes", "want 0 (always a link) or more bytes, got %d", n)
 	}
+	if d := c.Mail.DownloadLinkDays; d < 1 || d > 3650 {
+		v.problem("mail.download_link_days", "want 1 to 3650 days, got %d", d)
+	}
 }
 
 // bareAddress parses s as user@host without a display name.
