@@ -127,7 +127,9 @@ func (r *rig) sendInvitationAndCompletion(t *testing.T) {
 	audit := []byte(`{"events":[]}`)
 	auditSum := sha256.Sum256(audit)
 	r.send(t, &compose.Message{ID: "2@" + Domain, Date: time.Now(), Envelope: env, RecipientID: "r2",
-		Data: compose.Completion{Files: []compose.Attachment{file}, Audit: &compose.Attachment{Name: "audit-EDEMOTEST.json",
+		Data: compose.Completion{Files: []compose.Attachment{file},
+			DownloadURL: r.server.URL + "/d/TOKEN2", DownloadUntil: time.Now().Add(30 * 24 * time.Hour),
+			Audit: &compose.Attachment{Name: "audit-EDEMOTEST.json",
 			ContentType: "application/json", Size: int64(len(audit)), SHA256: hex.EncodeToString(auditSum[:]),
 			Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(audit)), nil }}}}, Archives.Email)
 }
