@@ -130,8 +130,8 @@ func (r *rig) sendInvitationAndCompletion(t *testing.T) {
 		Data: compose.Completion{Files: []compose.Attachment{file},
 			DownloadURL: r.server.URL + "/d/TOKEN2", DownloadUntil: time.Now().Add(30 * 24 * time.Hour),
 			Audit: &compose.Attachment{Name: "audit-EDEMOTEST.json",
-			ContentType: "application/json", Size: int64(len(audit)), SHA256: hex.EncodeToString(auditSum[:]),
-			Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(audit)), nil }}}}, Archives.Email)
+				ContentType: "application/json", Size: int64(len(audit)), SHA256: hex.EncodeToString(auditSum[:]),
+				Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(audit)), nil }}}}, Archives.Email)
 }
 
 // get fetches path from the site and returns the answer and its body.
