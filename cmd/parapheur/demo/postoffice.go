@@ -60,9 +60,15 @@ func StartPostOffice(mailbox *Mailbox, gateway, authservID string, log *slog.Log
 	}
 	mem := imapmemserver.New()
 	mem.AddUser(p.user)
+	// The mailbox lives in memory: each start is a new, empty one, whose
+	// UIDs start again at 1. Its UIDVALIDITY is therefore the start time
+	// (in milliseconds, modulo 2³²), as RFC 3501 §2.3.1.1 suggests, so
+	// that a poller that kept the last UID it saw with the UIDVALIDITY
+	// reads the new mailbox from its first mail.
+	validity := uint32(time.Now().UnixMilli())
 	p.imap = imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return idleSession{mem.NewSession().(imapserver.SessionIMAP4rev2)}, nil, nil
+			return idleSession{mem.NewSession().(imapserver.SessionIMAP4rev2), validity}, nil, nil
 		},
 		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIdle: {}, imap.CapMove: {}, imap.CapUIDPlus: {}},
 		InsecureAuth: true, // loopback only
@@ -207,9 +213,27 @@ func (s *smtpSession) Data(r io.Reader) error {
 // idleSession is imapmemserver's session made to report, when IDLE
 // starts, the mail delivered since the client's last command, as Dovecot
 // does: imapmemserver alone reports it only at the next change, and the
-// poller would wait for a mail already there.
+// poller would wait for a mail already there. It also reports the post
+// office's UIDVALIDITY.
 type idleSession struct {
 	imapserver.SessionIMAP4rev2
+	validity uint32 // the UIDVALIDITY of every mailbox
+}
+
+func (s idleSession) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	data, err := s.SessionIMAP4rev2.Select(name, options)
+	if data != nil {
+		data.UIDValidity = s.validity
+	}
+	return data, err
+}
+
+func (s idleSession) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
+	data, err := s.SessionIMAP4rev2.Status(name, options)
+	if data != nil && options.UIDValidity {
+		data.UIDValidity = s.validity
+	}
+	return data, err
 }
 
 func (s idleSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {

@@ -346,6 +346,37 @@ func TestDeliveryToTheGateway(t *testing.T) {
 	}
 }
 
+// TestNewMailboxAtEachStart starts two post offices one after the other,
+// as two runs of the demo: the gateway's inbox of each is empty, its UIDs
+// start at 1, and its UIDVALIDITY differs, so that a poller does not take
+// the second for the first and skip its mail.
+func TestNewMailboxAtEachStart(t *testing.T) {
+	validity := map[uint32]bool{}
+	for range 2 {
+		r := newRig(t)
+		r.sendRaw(t, Agent.Email, []string{gateway}, strings.NewReader("From: "+Agent.Email+"\r\nSubject: x\r\n\r\nx\r\n"))
+		c, err := imapclient.DialInsecure(r.office.IMAPAddr(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Login(r.office.IMAPUser, r.office.IMAPPassword).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		sel, err := c.Select("INBOX", nil).Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sel.NumMessages != 1 || sel.UIDNext != 2 {
+			t.Errorf("the new inbox holds %d mails, next UID %d; want 1 and 2", sel.NumMessages, sel.UIDNext)
+		}
+		validity[sel.UIDValidity] = true
+	}
+	if len(validity) != 2 {
+		t.Errorf("two starts gave the inbox the same UIDVALIDITY %v", validity)
+	}
+}
+
 // TestSubmitForm sends a document of the visitor's through the landing
 // page's form: it reaches the gateway's inbox from the chosen mailbox,
 // with the instruction block and the PDF, and shows in the web mailbox.
