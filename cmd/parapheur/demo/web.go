@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -134,7 +133,15 @@ func (h *handler) page(w http.ResponseWriter, status int, name string, data map[
 
 func (h *handler) landing(w http.ResponseWriter, r *http.Request) {
 	data := map[string]any{"People": People, "Gateway": h.Office.Gateway,
-		"Instructions": SampleInstructions(h.Language), "Error": r.URL.Query().Get("error")}
+		"Instructions": SampleInstructions(h.Language)}
+	// The error is named, not written, in the URL: no link can make the
+	// page say what it likes.
+	switch r.URL.Query().Get("error") {
+	case errUpload:
+		data["Error"] = h.words.ErrUpload
+	case errForm:
+		data["Error"] = h.words.ErrForm
+	}
 	env, err := h.Envelopes.Envelope(r.Context(), h.SampleEnvelope)
 	switch {
 	case err == nil:
@@ -156,14 +163,14 @@ func (h *handler) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, h.MaxUpload+1<<20)
-	if err := r.ParseMultipartForm(1 << 20); err != nil {
-		h.refuse(w, r, h.words.ErrUpload)
+	if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		h.refuse(w, r, errUpload)
 		return
 	}
 	i := slices.IndexFunc(People, func(p Person) bool { return p.Email == r.FormValue("from") })
 	subject := strings.TrimSpace(r.FormValue("subject"))
 	if i < 0 || subject == "" {
-		h.refuse(w, r, h.words.ErrForm)
+		h.refuse(w, r, errForm)
 		return
 	}
 	sub := Submission{From: People[i], To: h.Office.Gateway, Subject: subject,
@@ -171,12 +178,12 @@ func (h *handler) submit(w http.ResponseWriter, r *http.Request) {
 	if f, fh, err := r.FormFile("pdf"); err == nil {
 		defer f.Close()
 		if sub.PDF, err = io.ReadAll(f); err != nil {
-			h.refuse(w, r, h.words.ErrUpload)
+			h.refuse(w, r, errUpload)
 			return
 		}
 		sub.PDFName = fh.Filename
 	} else if !errors.Is(err, http.ErrMissingFile) {
-		h.refuse(w, r, h.words.ErrUpload)
+		h.refuse(w, r, errUpload)
 		return
 	}
 	raw, err := sub.Mail(time.Now())
@@ -194,9 +201,15 @@ func (h *handler) submit(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/demo/mail", http.StatusSeeOther)
 }
 
+// The errors of the form, named in the URL of the page that shows them.
+const (
+	errUpload = "upload"
+	errForm   = "form"
+)
+
 // refuse sends the visitor back to the form, saying what was wrong.
 func (h *handler) refuse(w http.ResponseWriter, r *http.Request, reason string) {
-	http.Redirect(w, r, "/demo?error="+url.QueryEscape(reason)+"#submit", http.StatusSeeOther)
+	http.Redirect(w, r, "/demo?error="+reason+"#submit", http.StatusSeeOther)
 }
 
 // mailboxes are the addresses of the people the demo knows, for the

@@ -2,6 +2,7 @@ package demo
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -22,7 +24,10 @@ import (
 
 	"github.com/parapheur/parapheur/mailout/compose"
 	"github.com/parapheur/parapheur/mailout/mailid"
+	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/store/backend"
 	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/engine"
 )
 
 const gateway = "parapheur@" + Domain
@@ -53,8 +58,13 @@ func newRig(t *testing.T) *rig {
 	r.server = httptest.NewUnstartedServer(nil)
 	r.server.Start()
 	t.Cleanup(r.server.Close)
+	st, err := backend.Open(context.Background(), "bolt://"+filepath.Join(t.TempDir(), "parapheur.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
 	site := &Site{Office: office, PublicURL: r.server.URL, Language: "fr", SamplePDF: sample, MaxUpload: 25 << 20,
-		Log: slog.New(slog.DiscardHandler)}
+		Envelopes: &engine.Engine{Store: st}, SampleEnvelope: engine.EnvelopeID(SampleMessageID), Log: slog.New(slog.DiscardHandler)}
 	h, err := site.Handler()
 	if err != nil {
 		t.Fatal(err)
@@ -422,8 +432,14 @@ func TestSubmitForm(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/demo?error=") {
-		t.Errorf("a form from an unknown sender answered %s to %s", resp.Status, loc)
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/demo?error=") {
+		t.Fatalf("a form from an unknown sender answered %s to %s", resp.Status, loc)
+	}
+	_, page := r.get(t, loc)
+	if !bytes.Contains(page, []byte(`<p id="error" class="error">Choisissez un expéditeur de la démo`)) ||
+		!bytes.Contains(page, []byte("La passerelle n&#39;a pas encore relevé la convention d&#39;exemple")) {
+		t.Errorf("the page %s does not say what was wrong, or what became of the sample:\n%s", loc, page)
 	}
 }
 
