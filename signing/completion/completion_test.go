@@ -192,7 +192,7 @@ func TestDelayNotice(t *testing.T) {
 		r.retryDue()
 	}
 	r.work(t)
-	if n := r.mails(t, workflow.CompletionDelayedNotice); n[engine.SenderAddressee] != 1 || len(n) != 1 {
+	if n := r.mails(t, "E1", workflow.CompletionDelayedNotice); n[engine.SenderAddressee] != 1 || len(n) != 1 {
 		t.Fatalf("delay notices by addressee: %v; want one to the sender", n)
 	}
 	_, n := r.trail(t, "E1")

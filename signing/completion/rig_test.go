@@ -184,15 +184,16 @@ func (r *rig) readMail(t testing.TB) {
 	}
 }
 
-// mails counts the mails of kind notice queued so far, by addressee.
-func (r *rig) mails(t testing.TB, notice workflow.Notice) map[string]int {
+// mails counts the mails of kind notice about envelope id queued so far,
+// by addressee.
+func (r *rig) mails(t testing.TB, id string, notice workflow.Notice) map[string]int {
 	t.Helper()
 	r.readMail(t)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := map[string]int{}
 	for _, j := range r.jobs {
-		if j.Notice == notice {
+		if j.EnvelopeID == id && j.Notice == notice {
 			n[j.To]++
 			if notice == workflow.CompletionMail && j.Token == "" {
 				t.Errorf("the final mail to %s carries no download token", j.To)
@@ -365,7 +366,7 @@ func (r *rig) completedOnce(t testing.TB, id string) *workflow.Envelope {
 			t.Errorf("document %d is not marked sealed", i+1)
 		}
 	}
-	mails := r.mails(t, workflow.CompletionMail)
+	mails := r.mails(t, id, workflow.CompletionMail)
 	want := map[string]int{engine.SenderAddressee: 1}
 	for _, rc := range env.Recipients {
 		want[rc.ID] = 1
