@@ -23,18 +23,7 @@ import (
 // completion.
 func TestServeNeedsTheSeal(t *testing.T) {
 	keys := initKeys(t)
-	env := []string{
-		"PARAPHEUR_CONFIG=",
-		"PARAPHEUR_ADDRESS=parapheur@org.example",
-		"PARAPHEUR_PUBLIC_URL=http://127.0.0.1:8080",
-		"PARAPHEUR_STORE_URL=bolt://" + filepath.Join(t.TempDir(), "parapheur.db"),
-		"PARAPHEUR_IMAP_URL=imap://parapheur@127.0.0.1:1/INBOX",
-		"PARAPHEUR_IMAP_PASSWORD=secret",
-		"PARAPHEUR_SMTP_URL=smtp://127.0.0.1:1",
-		"PARAPHEUR_SENDERS_ALLOWED=bob@example.com",
-		"PARAPHEUR_KEYS_DIR=" + keys,
-		"PARAPHEUR_KEYS_PASSPHRASE=test",
-	}
+	env := unreachableServersEnv(t, keys)
 	seal := filepath.Join(keys, pki.SealKeyFile)
 	if err := os.Remove(seal); err != nil {
 		t.Fatal(err)
@@ -48,6 +37,24 @@ func TestServeNeedsTheSeal(t *testing.T) {
 	}
 	if r := parapheur(t, env, "serve"); r.code != exitFailure || !strings.Contains(r.stderr, "the organisation's seal in "+keys+": pki: "+seal) {
 		t.Fatalf("serve with a broken seal file: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// unreachableServersEnv configures serve with the keys in keys (made with
+// the passphrase "test") and mail servers that do not answer: enough for
+// what serve checks before it starts.
+func unreachableServersEnv(t *testing.T, keys string) []string {
+	return []string{
+		"PARAPHEUR_CONFIG=",
+		"PARAPHEUR_ADDRESS=parapheur@org.example",
+		"PARAPHEUR_PUBLIC_URL=http://127.0.0.1:8080",
+		"PARAPHEUR_STORE_URL=bolt://" + filepath.Join(t.TempDir(), "parapheur.db"),
+		"PARAPHEUR_IMAP_URL=imap://parapheur@127.0.0.1:1/INBOX",
+		"PARAPHEUR_IMAP_PASSWORD=secret",
+		"PARAPHEUR_SMTP_URL=smtp://127.0.0.1:1",
+		"PARAPHEUR_SENDERS_ALLOWED=bob@example.com",
+		"PARAPHEUR_KEYS_DIR=" + keys,
+		"PARAPHEUR_KEYS_PASSPHRASE=test",
 	}
 }
 

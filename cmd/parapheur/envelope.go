@@ -98,49 +98,34 @@ func runEnvelopeList(inv *invocation) int {
 	}
 	defer st.Close()
 	if *stuck {
-		return inv.listStuck(st, *stuckAfter, time.Now())
+		return inv.table(st, store.ListQuery{State: workflow.StateInProgress}, stuckTable(inv, st, *stuckAfter, time.Now()))
 	}
-	w := tabwriter.NewWriter(inv.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tSTATE\tCREATED\tDEADLINE\tSENDER\tTITLE\tWAITING FOR")
-	q := store.ListQuery{State: workflow.State(*state)}
-	for {
-		page, err := st.List(inv.ctx(), q)
-		if err != nil {
-			return inv.fail(err)
-		}
-		for _, e := range page.Envelopes {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.State, e.CreatedAt.Local().Format("2006-01-02 15:04"),
-				e.Deadline.Local().Format("2006-01-02"), e.Sender.Email, e.Title, strings.Join(waitingFor(e), ", "))
-		}
-		if page.Next == "" {
-			break
-		}
-		q.After = page.Next
-	}
-	if err := w.Flush(); err != nil {
-		return inv.fail(err)
-	}
-	return exitOK
+	return inv.table(st, store.ListQuery{State: workflow.State(*state)}, envelopeTable)
 }
 
-// listStuck prints the envelopes whose completion began before
-// now-after and has not ended, with the failures the gateway recorded.
-func (inv *invocation) listStuck(st store.Store, after time.Duration, now time.Time) int {
-	w := tabwriter.NewWriter(inv.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tSTEPS DONE\tFOR\tATTEMPTS\tLAST ERROR\tSENDER TOLD\tTITLE")
-	q := store.ListQuery{State: workflow.StateInProgress}
-	for {
-		page, err := st.List(inv.ctx(), q)
-		if err != nil {
-			return inv.fail(err)
-		}
-		for _, e := range page.Envelopes {
+// envelopeTable is the table of envelope list: its header and row.
+var envelopeTable = tableRows{
+	header: "ID\tSTATE\tCREATED\tDEADLINE\tSENDER\tTITLE\tWAITING FOR",
+	row: func(w io.Writer, e *workflow.Envelope) error {
+		_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.State, e.CreatedAt.Local().Format("2006-01-02 15:04"),
+			e.Deadline.Local().Format("2006-01-02"), e.Sender.Email, e.Title, strings.Join(waitingFor(e), ", "))
+		return err
+	},
+}
+
+// stuckTable is the table of envelope list --stuck: the envelopes whose
+// completion began before now-after and has not ended, with the failures
+// the gateway recorded.
+func stuckTable(inv *invocation, st store.Store, after time.Duration, now time.Time) tableRows {
+	return tableRows{
+		header: "ID\tSTEPS DONE\tFOR\tATTEMPTS\tLAST ERROR\tSENDER TOLD\tTITLE",
+		row: func(w io.Writer, e *workflow.Envelope) error {
 			if e.CurrentStep < len(e.Steps) || e.StepsDoneAt.IsZero() || now.Sub(e.StepsDoneAt) < after {
-				continue
+				return nil
 			}
 			p, ok, err := completion.ReadProgress(inv.ctx(), st, e.ID)
 			if err != nil {
-				return inv.fail(err)
+				return err
 			}
 			attempts, last := "0", "no failure recorded: is the gateway running?"
 			if ok {
@@ -150,8 +135,33 @@ func (inv *invocation) listStuck(st store.Store, after time.Duration, now time.T
 			if !e.DelayNoticeAt.IsZero() {
 				told = e.DelayNoticeAt.Local().Format("2006-01-02 15:04")
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.StepsDoneAt.Local().Format("2006-01-02 15:04:05"),
+			_, err = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.StepsDoneAt.Local().Format("2006-01-02 15:04:05"),
 				now.Sub(e.StepsDoneAt).Round(time.Second), attempts, oneLine(last), told, e.Title)
+			return err
+		},
+	}
+}
+
+// tableRows is a table of envelopes: its header, and the row of an
+// envelope, which writes nothing for an envelope the table leaves out.
+type tableRows struct {
+	header string
+	row    func(io.Writer, *workflow.Envelope) error
+}
+
+// table prints the table t of the envelopes q selects, newest first.
+func (inv *invocation) table(st store.Store, q store.ListQuery, t tableRows) int {
+	w := tabwriter.NewWriter(inv.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, t.header)
+	for {
+		page, err := st.List(inv.ctx(), q)
+		if err != nil {
+			return inv.fail(err)
+		}
+		for _, e := range page.Envelopes {
+			if err := t.row(w, e); err != nil {
+				return inv.fail(err)
+			}
 		}
 		if page.Next == "" {
 			break
