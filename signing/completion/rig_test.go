@@ -2,8 +2,6 @@ package completion_test
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,6 +29,7 @@ import (
 	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/parapheur/parapheur/workflow/engine"
 	"github.com/parapheur/parapheur/workflow/outbox"
+	"github.com/parapheur/parapheur/workflow/outbox/outboxtest"
 )
 
 func TestMain(m *testing.M) {
@@ -158,28 +157,13 @@ func (r *rig) readMail(t testing.TB) {
 	t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ctx := context.Background()
-	for {
-		it, err := r.st.Claim(ctx, engine.MailQueue, "test", r.clock.now(), time.Minute)
-		if errors.Is(err, store.ErrEmpty) {
-			return
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		var job engine.Job
-		if err := json.Unmarshal(it.Payload, &job); err != nil {
-			t.Fatal(err)
-		}
+	for _, job := range outboxtest.Deliver(t, r.st, engine.MailQueue, r.clock.now()) {
 		r.jobs = append(r.jobs, job)
 		if job.Token != "" {
 			r.tokens[job.To] = job.Token
 		}
 		if job.Code != "" {
 			r.codes[job.To] = job.Code
-		}
-		if err := r.st.Ack(ctx, it); err != nil {
-			t.Fatal(err)
 		}
 	}
 }
