@@ -50,7 +50,20 @@ type ceremonyRig struct {
 // their invitation and their codes in their own mailbox and acts through
 // the JSON API or, in Chromium, through the pages.
 func TestSigningCeremony(t *testing.T) {
-	rig, err := testrig.StartMail(t.TempDir(), testrig.MailOptions{Users: ceremonyUsers})
+	c := startCeremonyRig(t, ceremonyUsers...)
+	t.Cleanup(signtest.Cleanup)
+
+	t.Run("whole envelope through mail and the API", c.wholeEnvelope)
+	t.Run("pages in a browser", c.inBrowser)
+	t.Run("no token or code in the logs", c.logsHoldNoSecret)
+}
+
+// startCeremonyRig starts a private Postfix and Dovecot with the mailboxes
+// of users, and "parapheur serve" on them with a new CA, until the test
+// ends.
+func startCeremonyRig(t *testing.T, users ...string) *ceremonyRig {
+	t.Helper()
+	rig, err := testrig.StartMail(t.TempDir(), testrig.MailOptions{Users: users})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,12 +74,7 @@ func TestSigningCeremony(t *testing.T) {
 	})
 	keys := initKeys(t)
 	srv := startServe(t, rig, "bolt://"+filepath.Join(t.TempDir(), "parapheur.db"), keys)
-	c := &ceremonyRig{rig: rig, srv: srv, keys: keys, base: "http://" + srv.listen}
-	t.Cleanup(signtest.Cleanup)
-
-	t.Run("whole envelope through mail and the API", c.wholeEnvelope)
-	t.Run("pages in a browser", c.inBrowser)
-	t.Run("no token or code in the logs", c.logsHoldNoSecret)
+	return &ceremonyRig{rig: rig, srv: srv, keys: keys, base: "http://" + srv.listen}
 }
 
 // logsHoldNoSecret looks for every link token and code the mails carried
@@ -226,6 +234,14 @@ func (c *ceremonyRig) read(t *testing.T, user, subject string) received {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c.parse(t, user, subject, raw)
+}
+
+// parse reads raw, user's mail described by what, and keeps the secrets
+// it carries.
+func (c *ceremonyRig) parse(t *testing.T, user, what string, raw []byte) received {
+	t.Helper()
+	subject := what
 	r, err := mail.CreateReader(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatalf("%s's mail %q: %v", user, subject, err)

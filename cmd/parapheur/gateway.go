@@ -29,6 +29,7 @@ import (
 	"github.com/parapheur/parapheur/signing/pades"
 	"github.com/parapheur/parapheur/signing/pki"
 	"github.com/parapheur/parapheur/signing/tsa"
+	"github.com/parapheur/parapheur/signing/verdict"
 	"github.com/parapheur/parapheur/signing/web"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/store/backend"
@@ -112,6 +113,9 @@ func (g *gateway) assemble() error {
 	if err != nil {
 		return fmt.Errorf("circuits: %w", err)
 	}
+	// The verification address reports as the page does; the envelopes
+	// are the ceremony's, made below.
+	checker := &verdict.Checker{CA: g.ca.Cert, Location: cfg.Location, Log: g.log}
 	handler := ingest.New(ingest.Config{
 		Gateway: cfg.Address, Senders: senders, Circuits: circuits,
 		DeadlineDays: cfg.Envelopes.DefaultDeadlineDays, ReminderDays: cfg.Envelopes.ReminderDays,
@@ -121,6 +125,7 @@ func (g *gateway) assemble() error {
 		Inspect: func(pdf []byte) (int, error) {
 			return pades.Inspect(context.Background(), pdf, cfg.Limits.MaxDocumentBytes)
 		},
+		Verify: checker.Check,
 	}, g.engine, g.log)
 	g.poller, err = poller.New(poller.Config{
 		URL:             mailURL(cfg.IMAP.Server, "imaps", "imap", cfg.IMAP.Server.Username) + "/" + cfg.IMAP.Mailbox,
@@ -164,6 +169,7 @@ func (g *gateway) assemble() error {
 	if cfg.TSA.URL != "" {
 		cer.TSA = &tsa.Client{URL: cfg.TSA.URL}
 	}
+	checker.Finder = cer
 	pages, err := web.New(web.Config{PublicURL: cfg.PublicURL, Language: cfg.Language, Location: cfg.Location,
 		TrustedProxies: cfg.HTTP.Proxies, SecretKey: g.keys.web,
 		CACert: g.ca.Cert, MaxUpload: cfg.Limits.MaxDocumentBytes}, cer, g.log)

@@ -1,8 +1,9 @@
 // Package ingest decides what each message of the gateway's inbox is and
 // acts on it (SPEC §2): a submission becomes an envelope, a delivery status
 // notification (RFC 3464) a bounce on its envelope, a reply command
-// (REFUSER / DÉLÉGUER / ANNULER) an action, an automatic mail (RFC 3834) nothing, and
-// anything the gateway cannot accept a refusal reply. It is the
+// (REFUSER / DÉLÉGUER / ANNULER) an action, an automatic mail (RFC 3834) nothing,
+// a mail to the verification address (parapheur+verifier@…, SPEC §6) a
+// report on its PDFs, and anything the gateway cannot accept a refusal reply. It is the
 // poller.Handler of the running gateway, and writes only through the
 // workflow engine.
 //
@@ -14,7 +15,7 @@
 // or in quarantine with its reason, and a refusal reply is queued in the
 // outbox unless the mail was automatic or its sender's quota of refusals is
 // spent (see refusalQuota): a forged sender must not turn the gateway into
-// a mail cannon. Handling is idempotent: the envelope ID derives from the
+// a mail cannon. Verification reports have a quota of their own. Handling is idempotent: the envelope ID derives from the
 // Message-ID, so a message handled twice (a crash before its move out of
 // the inbox) makes one envelope and one reply.
 package ingest
@@ -46,6 +47,7 @@ import (
 	"github.com/parapheur/parapheur/mailout/address"
 	"github.com/parapheur/parapheur/mailout/mailid"
 	"github.com/parapheur/parapheur/signing/pades"
+	"github.com/parapheur/parapheur/signing/verdict"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
@@ -83,6 +85,10 @@ type Config struct {
 	// Inspect reads a PDF and returns its page count, or an error saying
 	// why it cannot be signed (encrypted, unreadable).
 	Inspect func(pdf []byte) (pages int, err error)
+	// Verify reports in lang on a PDF sent to the verification address,
+	// called name: a verdict.Checker's Check with the gateway's CA and its
+	// envelopes. Nil means a Checker that knows neither.
+	Verify func(ctx context.Context, name string, pdf []byte, lang string) verdict.File
 }
 
 // DefaultMaxRecipients is Config.MaxRecipients when not set, the default
@@ -107,6 +113,9 @@ func New(cfg Config, e *engine.Engine, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
+	if cfg.Verify == nil {
+		cfg.Verify = (&verdict.Checker{Location: cfg.Location, Log: log}).Check
+	}
 	return &Handler{cfg: cfg, engine: e, log: log}
 }
 
@@ -129,10 +138,18 @@ func (h *Handler) Handle(ctx context.Context, m poller.Message) (poller.Destinat
 	if err != nil {
 		return h.unreadable(ctx, m, key, err)
 	}
+	_, verification := instructions.Verification(msg.Detail(h.cfg.Gateway))
 	if why, auto := loop.Automatic(msg.Header, h.cfg.Gateway); auto {
+		if verification {
+			h.log.Info("ingest: automatic mail to the verification address, no reply", "why", why)
+			return poller.Verified, "", nil
+		}
 		return h.automatic(ctx, m, why)
 	}
 	in := &inbound{msg: msg, key: key, sender: h.cfg.Senders.Check(msg.From.Address, msg.Header.Values("Authentication-Results"))}
+	if verification {
+		return h.verification(ctx, m, in)
+	}
 	if m.TooLarge {
 		// Only the header was fetched: the size is told in the default
 		// language, the instructions that could name another being unread.
@@ -564,12 +581,95 @@ func unreadableReason(err error, limit int64) problem.Text {
 	return problem.Text{EN: "the message cannot be read: " + why.EN, FR: "le message est illisible : " + why.FR}
 }
 
+// MaxVerifiedFiles is the most PDFs of one mail to the verification
+// address that get a report: the reply, and the job that carries it, stay
+// small whatever the mail holds. The reply counts the others.
+const MaxVerifiedFiles = 20
+
+// verificationQuota bounds the reports one address is sent (SPEC §6):
+// anyone may ask, and the From address may be forged.
+var verificationQuota = engine.Quota{Max: 10, Per: time.Hour}
+
+// verification answers a mail to the verification address with a report
+// on each of its PDFs (at most MaxVerifiedFiles), in the language of its
+// instructions: no sender authorisation, no envelope, and no reply past
+// the sender's quota or when the trusted server says the From domain
+// failed DMARC. The mail goes to the processed folder in every case.
+func (h *Handler) verification(ctx context.Context, m poller.Message, in *inbound) (poller.Destination, string, error) {
+	msg := in.msg
+	from := msg.From.Address
+	if in.sender.DMARCFailed {
+		h.log.Info("ingest: verification without a reply: the From domain failed DMARC", "from", logText(from))
+		return poller.Verified, "", nil
+	}
+	quota := verificationQuota
+	quota.Key = "verifier:" + loop.Mailbox(from)
+	var files int
+	queued, err := h.engine.Reply(ctx, in.key, quota, func() engine.Job {
+		v := h.verify(ctx, m, msg)
+		files = len(v.Files)
+		return engine.Job{Notice: engine.NoticeVerification, Verification: v}
+	})
+	switch {
+	case err != nil:
+		return 0, "", err
+	case !queued:
+		h.log.Warn("ingest: verification without a reply: the sender's quota of reports is spent",
+			"from", logText(from), "max", quota.Max, "per", quota.Per)
+	default:
+		h.log.Info("ingest: verification report queued", "from", logText(from), "files", files)
+	}
+	return poller.Verified, "", nil
+}
+
+// verify checks the PDFs of msg and makes the reply's content.
+func (h *Handler) verify(ctx context.Context, m poller.Message, msg *message.Message) *engine.Verification {
+	v := &engine.Verification{To: workflow.Party{Name: msg.From.Name, Email: msg.From.Address},
+		Subject: msg.Subject, MessageID: msg.MessageID, References: msg.References, Language: h.cfg.Language,
+		Address: verificationAddress(h.cfg.Gateway, msg.Detail(h.cfg.Gateway))}
+	if m.TooLarge {
+		size, limit := megabytes(m.Size), megabytes(h.cfg.MaxMessageBytes)
+		v.Problem = problem.Text{
+			EN: fmt.Sprintf("the message is %s; the gateway reads at most %s: send fewer or smaller files", size.EN, limit.EN),
+			FR: fmt.Sprintf("le message fait %s ; le parapheur lit au plus %s : envoyez moins de fichiers, ou de plus petits", size.FR, limit.FR),
+		}.In(v.Language)
+		return v
+	}
+	if err := msg.ReadBody(message.AllParts); err != nil {
+		v.Problem = unreadableReason(err, h.cfg.MaxMessageBytes).In(v.Language)
+		return v
+	}
+	v.Language = firstNonEmpty(instructions.Parse(msg.Text).Language, v.Language)
+	docs := msg.Documents
+	if len(docs) > MaxVerifiedFiles {
+		v.Omitted, docs = len(docs)-MaxVerifiedFiles, docs[:MaxVerifiedFiles]
+	}
+	for _, d := range docs {
+		v.Files = append(v.Files, h.cfg.Verify(ctx, d.Name, d.Data, v.Language))
+	}
+	if len(v.Files) == 0 {
+		v.Problem = problem.Text{
+			EN: "the message has no PDF attachment",
+			FR: "le message n'a aucune pièce jointe PDF",
+		}.In(v.Language)
+	}
+	return v
+}
+
+// verificationAddress is the gateway's address with the plus-address
+// detail the mail was sent to, folded, which the reply says to use again.
+func verificationAddress(gateway, detail string) string {
+	folded, _ := instructions.Verification(detail)
+	local, domain, _ := strings.Cut(gateway, "@")
+	return local + "+" + folded + "@" + domain
+}
+
 // Refusal quotas (SPEC §2, Refusal). A sender who may submit hears of
 // every refused mail, up to a cap that only stops a runaway robot; anyone
 // else, of one refused mail a day, since the From address may be forged.
 var (
-	submitterQuota = engine.RefusalQuota{Max: 20, Per: time.Hour}
-	strangerQuota  = engine.RefusalQuota{Max: 1, Per: 24 * time.Hour}
+	submitterQuota = engine.Quota{Max: 20, Per: time.Hour}
+	strangerQuota  = engine.Quota{Max: 1, Per: 24 * time.Hour}
 )
 
 // refusalQuota is the quota of refusals for the author of a mail, or false
@@ -577,7 +677,7 @@ var (
 // DMARC, so the author is most likely not who the From says. Addresses
 // are counted by mailbox (a+x@d and A+y@D are one), and the two classes
 // apart, so that forged mail does not spend a real sender's quota.
-func refusalQuota(addr string, d policy.Decision) (engine.RefusalQuota, bool) {
+func refusalQuota(addr string, d policy.Decision) (engine.Quota, bool) {
 	mailbox := loop.Mailbox(addr)
 	switch {
 	case d.Allowed:
@@ -585,7 +685,7 @@ func refusalQuota(addr string, d policy.Decision) (engine.RefusalQuota, bool) {
 		q.Key = "submitter:" + mailbox
 		return q, true
 	case d.DMARCFailed:
-		return engine.RefusalQuota{}, false
+		return engine.Quota{}, false
 	}
 	q := strangerQuota
 	q.Key = "stranger:" + mailbox
@@ -612,11 +712,13 @@ func (h *Handler) refuse(ctx context.Context, in *inbound, lang string, problems
 		h.log.Info("ingest: refused without a reply: the From domain failed DMARC", "from", logText(msg.From.Address), "reason", logText(reason))
 		return poller.Quarantine, reason, nil
 	}
-	queued, err := h.engine.Refuse(ctx, in.key, engine.Refusal{
-		To:      workflow.Party{Name: msg.From.Name, Email: msg.From.Address},
-		Subject: msg.Subject, MessageID: msg.MessageID, References: msg.References,
-		Problems: sentences, Usage: instructions.Help(lang), Language: lang,
-	}, quota)
+	queued, err := h.engine.Reply(ctx, in.key, quota, func() engine.Job {
+		return engine.Job{Notice: engine.NoticeRefusal, Refusal: &engine.Refusal{
+			To:      workflow.Party{Name: msg.From.Name, Email: msg.From.Address},
+			Subject: msg.Subject, MessageID: msg.MessageID, References: msg.References,
+			Problems: sentences, Usage: instructions.Help(lang), Language: lang,
+		}}
+	})
 	if err != nil {
 		return 0, "", err
 	}

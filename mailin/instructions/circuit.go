@@ -27,6 +27,10 @@ func CompileCircuits(defs map[string][]string) (Circuits, error) {
 			errs = append(errs, fmt.Errorf("circuit %q: the name is empty", name))
 			continue
 		}
+		if _, reserved := Verification(name); reserved {
+			errs = append(errs, fmt.Errorf("circuit %q: %w", name, ErrReservedCircuit))
+			continue
+		}
 		if _, dup := c[key]; dup {
 			errs = append(errs, fmt.Errorf("circuit %q: another circuit has the same name", name))
 			continue
@@ -45,6 +49,23 @@ func CompileCircuits(defs map[string][]string) (Circuits, error) {
 		c[key] = in
 	}
 	return c, errors.Join(errs...)
+}
+
+// verificationDetails are the plus-address details of the verification
+// address (SPEC §6), parapheur+verifier@… and parapheur+verify@…: a mail
+// sent there asks for a report on its PDFs, never for an envelope.
+var verificationDetails = []string{"verifier", "verify"}
+
+// ErrReservedCircuit: a circuit is named like the verification address.
+var ErrReservedCircuit = fmt.Errorf("the names %s are reserved for the verification address (address+verifier, address+verify) and cannot name a circuit: choose another name",
+	strings.Join(verificationDetails, " and "))
+
+// Verification tells whether the plus-address detail (or a circuit name)
+// is that of the verification address, folded as circuit names are
+// ("Vérifier" is "verifier"), and returns it folded.
+func Verification(detail string) (folded string, ok bool) {
+	folded = circuitKey(detail)
+	return folded, slices.Contains(verificationDetails, folded)
 }
 
 // circuitKey folds a circuit name so that "Direction", "direction" and

@@ -233,8 +233,10 @@ func TestResolve(t *testing.T) {
 
 func TestCompileCircuitsErrors(t *testing.T) {
 	_, err := CompileCircuits(map[string][]string{
-		"a": {"Visa: x@", "Circuit: b"},
-		" ": {"Signataire: y@org.example"},
+		"a":        {"Visa: x@", "Circuit: b"},
+		" ":        {"Signataire: y@org.example"},
+		"Vérifier": {"Signataire: y@org.example"},
+		"verify":   {"Signataire: y@org.example"},
 	})
 	if err == nil {
 		t.Fatal("no error")
@@ -244,6 +246,8 @@ func TestCompileCircuitsErrors(t *testing.T) {
 		`circuit "a": a circuit cannot name another circuit`,
 		`circuit "a": the circuit has no Visa or Signataire line`,
 		`circuit " ": the name is empty`,
+		`circuit "Vérifier": the names verifier and verify are reserved for the verification address`,
+		`circuit "verify": the names verifier and verify are reserved`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)

@@ -15,7 +15,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parapheur_imap_messages_total",
-			Help: "Inbox messages handled, by outcome: processed, quarantine, or retry (left in the inbox after a failure that may pass).",
+			Help: "Inbox messages handled, by outcome: processed, quarantine, verification (a mail to the verification address, moved to the processed folder), or retry (left in the inbox after a failure that may pass).",
 		}, []string{"outcome"}),
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parapheur_imap_reconnects_total",

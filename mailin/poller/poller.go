@@ -56,6 +56,10 @@ const (
 	Processed Destination = iota
 	// Quarantine: refused (the refusal reply is queued by the handler).
 	Quarantine
+	// Verified: a mail to the verification address, answered with a
+	// report on its PDFs or not at all (SPEC §6); it goes to the processed
+	// folder, counted apart.
+	Verified
 )
 
 // Message is one mail of the inbox.
@@ -550,10 +554,14 @@ func (p *Poller) batch(ctx context.Context, c *imapclient.Client, uids []imap.UI
 				p.metrics.count("retry")
 				continue
 			}
-			if dest == Quarantine {
+			switch dest {
+			case Quarantine:
 				p.log.Info("imap poller: quarantined", "uid", m.UID, "reason", reason)
 				p.metrics.count("quarantine")
-			} else {
+			case Verified:
+				p.metrics.count("verification")
+				dest = Processed
+			default:
 				p.metrics.count("processed")
 			}
 			moves[dest] = append(moves[dest], m.UID)

@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/store/bolt"
@@ -300,12 +301,18 @@ func (r running) stop(t testing.TB) {
 
 func start(t testing.TB, mb mailbox, st store.Store, h Handler, tune func(*Config)) running {
 	t.Helper()
+	return startMetered(t, mb, st, h, tune, nil)
+}
+
+// startMetered is start with the poller's metrics counted in m.
+func startMetered(t testing.TB, mb mailbox, st store.Store, h Handler, tune func(*Config), m *Metrics) running {
+	t.Helper()
 	cfg := Config{URL: mb.url(), Password: mb.password, SafetyScan: time.Hour, IdleRestart: time.Minute,
 		LeaseTTL: 3 * time.Second, Holder: "test", MaxMessageBytes: 4096}
 	if tune != nil {
 		tune(&cfg)
 	}
-	p, err := New(cfg, st, h, slog.New(slog.DiscardHandler), nil)
+	p, err := New(cfg, st, h, slog.New(slog.DiscardHandler), m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -638,5 +645,37 @@ func TestBatchBoundedByBytes(t *testing.T) {
 	}
 	if fetches >= handled {
 		t.Errorf("%d fetches for %d messages: messages that fit together are not fetched together", fetches, handled)
+	}
+}
+
+// A mail to the verification address goes to the processed folder and is
+// counted with an outcome of its own.
+func TestVerifiedGoesToProcessedCountedApart(t *testing.T) {
+	mb := memMailbox(t)
+	mb.append(t, testMessage("v", "Vérification"), testMessage("s", "Convention"))
+	reg := prometheus.NewRegistry()
+	h := handlerFunc(func(ctx context.Context, m Message) (Destination, string, error) {
+		if bytes.Contains(m.Raw, []byte("<v@org.example>")) {
+			return Verified, "", nil
+		}
+		return Processed, "", nil
+	})
+	startMetered(t, mb, openStore(t), h, nil, NewMetrics(reg))
+	waitCounts(t, mb, map[string]int{"INBOX": 0, "Processed": 2, "Quarantine": 0})
+	got := map[string]float64{}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "parapheur_imap_messages_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	if got["verification"] != 1 || got["processed"] != 1 || len(got) != 2 {
+		t.Fatalf("messages by outcome: %v", got)
 	}
 }

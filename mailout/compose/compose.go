@@ -177,7 +177,7 @@ func (c *Composer) ReturnPath(m *Message) (string, error) {
 	if m == nil || m.Data == nil {
 		return "", fmt.Errorf("compose: no message data")
 	}
-	if m.Data.Kind() == KindRefusal {
+	if _, ok := m.Data.(answer); ok {
 		return "", nil
 	}
 	if m.Envelope == nil {

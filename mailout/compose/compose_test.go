@@ -19,6 +19,7 @@ import (
 
 	"github.com/emersion/go-message/mail"
 	"github.com/parapheur/parapheur/mailout/mailid"
+	"github.com/parapheur/parapheur/signing/verdict"
 )
 
 // parsed is a composed message read back with go-message.
@@ -199,8 +200,9 @@ func checkHeader(t *testing.T, name string, c *Composer, m *Message, h mail.Head
 	to, err := h.AddressList("To")
 	wantTo := ""
 	switch d := m.Data.(type) {
-	case Refusal:
-		wantTo = d.To.Email
+	case answer:
+		to, _ := d.answers()
+		wantTo = to.Email
 	default:
 		wantTo = m.Envelope.Sender.Email
 		if m.RecipientID != "" {
@@ -340,6 +342,11 @@ func TestThreading(t *testing.T) {
 				t.Errorf("refusal answers %q, not the refused submission", inReplyTo[0])
 			}
 			continue
+		case s.msg.Data.Kind() == KindVerification:
+			if _, want := s.msg.Data.(answer).answers(); "<"+inReplyTo[0]+">" != want || len(references) != 1 {
+				t.Errorf("%s answers %q (References %v), not the mail it reports on, %s", s.name, inReplyTo[0], references, want)
+			}
+			continue
 		case s.msg.RecipientID == "":
 			if inReplyTo[0] != "CAF1x-submission.42@mail.org.example" {
 				t.Errorf("%s: the sender's mail answers %q, not the submission", s.name, inReplyTo[0])
@@ -426,6 +433,16 @@ func TestHTMLEscaping(t *testing.T) {
 		switch d := m.Data.(type) {
 		case Refusal:
 			d.Subject, d.Problems, d.Usage = hostile, []string{hostile}, hostile
+			m.Data = d
+		case Verification:
+			// Anything in a report comes from the files someone sent.
+			d.Subject, d.Problem = hostile, hostile
+			if len(d.Files) > 0 {
+				f := d.Files[0]
+				f.Name, f.Signatures = hostile, []verdict.Signature{{Signer: hostile, Email: hostile, Reason: hostile, Problem: hostile, Level: hostile}}
+				f.Trails = []verdict.Trail{{Name: hostile, Verdict: hostile}}
+				d.Files = append([]verdict.File{f}, d.Files[1:]...)
+			}
 			m.Data = d
 		case Declined:
 			d.Reason = hostile

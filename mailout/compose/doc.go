@@ -26,7 +26,8 @@
 // works in constant memory; MIME boundaries derive from the Message-ID, which
 // makes the two passes, and any resend of the same outbox item, byte for
 // byte the same message. ReturnPath gives the matching SMTP reverse-path:
-// a VERP address for bounce matching, or the null path for refusals.
+// a VERP address for bounce matching, or the null path for refusals and
+// verification reports, which answer mail that made no envelope.
 //
 // To add a kind of mail: a Kind constant, listed in Kinds; a Data type with
 // its Kind and check methods (and its links in Composer.checkLinks); KIND.txt

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parapheur/parapheur/mailout/mailid"
+	"github.com/parapheur/parapheur/signing/verdict"
 	"github.com/parapheur/parapheur/workflow"
 )
 
@@ -135,7 +136,7 @@ func samples(lang string) []sample {
 	date := time.Date(2026, 11, 22, 10, 0, 0, 0, paris)
 	msg := func(id, rid string, d Data) *Message {
 		e := envelope(title)
-		if _, ok := d.(Refusal); ok {
+		if _, ok := d.(answer); ok {
 			e = nil
 		}
 		return &Message{ID: id + "@org.example", Date: date, Language: lang, Envelope: e, RecipientID: rid, Data: d}
@@ -185,5 +186,39 @@ func samples(lang string) []sample {
 		{name: "delegated", msg: delegated(msg("deleg", "", Delegated{By: "r2"})), subject: "Délégation : " + title},
 		{name: "invitation-delegate", msg: delegated(msg("inv-r6", "r6", Invitation{Link: "https://sign.org.example/s/TOKEN-r6"})), subject: "À signer : " + title},
 		{name: "code_locked", msg: msg("locked", "", CodeLocked{By: "r3"}), subject: "Code bloqué : " + title},
+		{name: "verification", msg: msg("verif", "", verification(lang)), subject: "Re: Convention signée"},
+		{name: "verification-no-pdf", msg: msg("verif-none", "", Verification{
+			To: workflow.Party{Email: "quelquun@ailleurs.example"}, InReplyTo: "<asked.2@ailleurs.example>", Address: "parapheur+verifier@org.example",
+			Problem: pick("le message n'a aucune pièce jointe PDF", "the message has no PDF attachment"),
+		}), subject: "Vérification de vos documents"},
+	}
+}
+
+// verification is the report on three files of a mail to the
+// verification address, in lang: the final version of an envelope's
+// document, a copy with a broken signature, and a file that is no PDF; and
+// two more PDFs were past the cap.
+func verification(lang string) Verification {
+	say := func(key string, args ...any) string { return verdict.Say(lang, key, args...) }
+	signedAt := verdict.LongTime(time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC), paris, lang)
+	sig := verdict.Signature{Signer: "Marie Curie", Email: "marie@partner.example", When: signedAt, TimeStamped: true, Level: "B-T",
+		Reason: "Signature électronique, demande ENV-7F3K2Q", Verdict: say("verify intact"), Intact: true,
+		Issuer: say("verify issuer ours"), Issued: true, Changes: say("verify covers"), Covers: true}
+	broken := sig
+	broken.Verdict, broken.Intact, broken.Problem = say("verify broken"), false, "message digest mismatch"
+	return Verification{
+		To: workflow.Party{Name: "Agnès Dupont", Email: "agnes.dupont@org.example"}, InReplyTo: "<asked.1@mail.org.example>",
+		Subject: "Convention signée", Address: "parapheur+verifier@org.example",
+		Files: []verdict.File{
+			{Name: "Convention été 2026.pdf", Size: verdict.ByteSize(48_213, lang), SHA256: hexSum([]byte("convention")),
+				Verdict: say("verify valid one"), Valid: true, Signatures: []verdict.Signature{sig},
+				Trails:    []verdict.Trail{{Name: "audit-ENV-7F3K2Q.json", Verdict: say("verify trail intact", 12), Intact: true}},
+				Envelope:  say("verify envelope", "ENV-7F3K2Q", verdict.EnvelopeState(workflow.StateCompleted, lang)),
+				Placement: say("verify final", 1, "Convention été 2026.pdf"), Final: true},
+			{Name: "copie.pdf", Size: verdict.ByteSize(48_213, lang), SHA256: hexSum([]byte("copie")),
+				Verdict: say("verify invalid"), Signatures: []verdict.Signature{broken}},
+			{Name: "notes.pdf", Size: verdict.ByteSize(17, lang), SHA256: hexSum([]byte("notes")), Unreadable: say("verify unreadable")},
+		},
+		Omitted: 2,
 	}
 }

@@ -61,7 +61,17 @@ func (l locale) funcs() map[string]any {
 		"button":   func(url, label string) button { return button{URL: url, Label: label} },
 		"days":     days,
 		"indent":   indent,
+		"re":       re,
 	}
+}
+
+// re is the subject of a reply: "Re: " and the subject it answers, with
+// one "Re:" only (RFC 5322 §3.6.5).
+func re(subject string) string {
+	if len(subject) >= 3 && strings.EqualFold(subject[:3], "re:") {
+		return subject
+	}
+	return "Re: " + subject
 }
 
 // party shows a party as "Name <email>", or the bare address without a name.

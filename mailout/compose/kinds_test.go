@@ -31,7 +31,7 @@ func TestReturnPath(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
-		if s.msg.Data.Kind() == KindRefusal {
+		if _, ok := s.msg.Data.(answer); ok {
 			if got != "" {
 				t.Errorf("%s: return path %q, want the null path", s.name, got)
 			}

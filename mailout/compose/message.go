@@ -4,6 +4,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/parapheur/parapheur/signing/verdict"
 	"github.com/parapheur/parapheur/workflow"
 )
 
@@ -25,12 +26,14 @@ const (
 	KindCompletion      Kind = "completion"
 	KindDelegated       Kind = "delegated"
 	KindCodeLocked      Kind = "code_locked"
+	KindVerification    Kind = "verification"
 )
 
 // Kinds lists every kind, in the order a user meets them.
 var Kinds = []Kind{
 	KindAcknowledgement, KindRefusal, KindInvitation, KindCode, KindReminder,
 	KindDelegated, KindCodeLocked, KindDeclined, KindCancelled, KindExpired, KindDeliveryFailure, KindCompletion,
+	KindVerification,
 }
 
 // Message is one mail to compose.
@@ -45,16 +48,28 @@ type Message struct {
 	// Language is "fr" or "en"; empty means the envelope's language, then
 	// the configured default.
 	Language string
-	// Envelope is the envelope the mail is about; nil only for a Refusal,
-	// which answers a submission that made no envelope.
+	// Envelope is the envelope the mail is about; nil only for a Refusal
+	// or a Verification, which answer a mail that made no envelope.
 	Envelope *workflow.Envelope
 	// RecipientID is the addressee, one of Envelope.Recipients; empty means
-	// the envelope's sender. Unused for a Refusal, whose data names its
-	// addressee.
+	// the envelope's sender. Unused for a Refusal or a Verification, whose
+	// data names its addressee.
 	RecipientID string
 	// Data is what the kind of mail needs; its type decides the kind.
 	Data Data
 }
+
+// answer is the Data of a mail that answers a mail which made no envelope
+// (a Refusal, a Verification): it names its addressee and the mail it
+// answers, and has the null return path.
+type answer interface {
+	Data
+	answers() (to workflow.Party, inReplyTo string)
+}
+
+func (d Refusal) answers() (workflow.Party, string) { return d.To, d.InReplyTo }
+
+func (d Verification) answers() (workflow.Party, string) { return d.To, d.InReplyTo }
 
 // Data is the kind-specific content of a Message: one of the types below.
 type Data interface {
@@ -99,6 +114,27 @@ type Refusal struct {
 	// Usage explains how to write the instruction block, in the message's
 	// language; the caller owns that text, since the parser owns the syntax.
 	Usage string
+}
+
+// Verification answers a mail sent to the verification address (SPEC §6)
+// with a report on each of its PDFs, in the message's language.
+type Verification struct {
+	// To is the mail's sender.
+	To workflow.Party
+	// InReplyTo is the mail's Message-ID, so the reply threads under it;
+	// empty when the mail had none.
+	InReplyTo string
+	// Subject is the mail's subject, which the reply's repeats.
+	Subject string
+	// Address is the verification address the mail was sent to, which
+	// the reply tells how to use.
+	Address string
+	// Files are the reports, in the order of the mail's PDFs.
+	Files []verdict.File
+	// Omitted counts the PDFs past the gateway's cap, not reported.
+	Omitted int
+	// Problem says why no file was checked; required when Files is empty.
+	Problem string
 }
 
 // Invitation asks a recipient of the current step to sign or approve.
@@ -202,6 +238,9 @@ func (Acknowledgement) Kind() Kind { return KindAcknowledgement }
 
 // Kind implements Data.
 func (Refusal) Kind() Kind { return KindRefusal }
+
+// Kind implements Data.
+func (Verification) Kind() Kind { return KindVerification }
 
 // Kind implements Data.
 func (Invitation) Kind() Kind { return KindInvitation }

@@ -87,11 +87,12 @@ func (c *Composer) prepare(m *Message) (*prepared, error) {
 
 // addressee finds who m goes to.
 func (c *Composer) addressee(m *Message) (addressee, error) {
-	if r, ok := m.Data.(Refusal); ok {
+	if a, ok := m.Data.(answer); ok {
 		if m.Envelope != nil {
-			return addressee{}, fmt.Errorf("a refusal answers a submission that made no envelope, yet envelope %s is given", m.Envelope.ID)
+			return addressee{}, fmt.Errorf("a %s answers a mail that made no envelope, yet envelope %s is given", a.Kind(), m.Envelope.ID)
 		}
-		return addressee{party: r.To}, checkEmail(r.To.Email)
+		to, _ := a.answers()
+		return addressee{party: to}, checkEmail(to.Email)
 	}
 	e := m.Envelope
 	if e == nil {
@@ -117,14 +118,16 @@ type threading struct {
 	references []string
 }
 
-// thread places the mail: a refusal answers the refused mail; the sender's
+// thread places the mail: a refusal or a verification report answers the
+// mail it is about; the sender's
 // mails answer the submission and also name the sender's thread root, so a
 // reply command (ANNULER), whose References a mail client copies from the
 // mail it answers, names its envelope; a recipient's mails answer the
 // recipient's thread root, unless the mail is that root.
 func (c *Composer) thread(m *Message, to addressee, id string) (threading, error) {
-	if r, ok := m.Data.(Refusal); ok {
-		if parent := trimAngles(r.InReplyTo); validMsgID(parent) {
+	if a, ok := m.Data.(answer); ok {
+		_, inReplyTo := a.answers()
+		if parent := trimAngles(inReplyTo); validMsgID(parent) {
 			return threading{parent, []string{parent}}, nil
 		}
 		return threading{}, nil
@@ -223,6 +226,16 @@ func (d Refusal) check(m *Message, to addressee) error {
 	}
 	if strings.TrimSpace(d.Usage) == "" {
 		return fmt.Errorf("a refusal must explain the instruction block: no usage text")
+	}
+	return nil
+}
+
+func (d Verification) check(m *Message, to addressee) error {
+	if len(d.Files) == 0 && strings.TrimSpace(d.Problem) == "" {
+		return fmt.Errorf("a verification report must report on files or say why there are none: neither given")
+	}
+	if d.Address == "" {
+		return fmt.Errorf("a verification report must name the verification address: none given")
 	}
 	return nil
 }

@@ -226,6 +226,9 @@ func (c *Composer) view(m *Message, to addressee) (*view, error) {
 		// clipped, like the Subject field.
 		d.Subject = workflow.Clip(oneLine(d.Subject), maxSubjectRunes)
 		v.Data = d
+	case Verification:
+		d.Subject = workflow.Clip(oneLine(d.Subject), maxSubjectRunes)
+		v.Data = d
 	case Invitation:
 		if to.recipient.DelegatedFrom != "" {
 			v.Delegator = m.Envelope.Recipient(to.recipient.DelegatedFrom)

@@ -39,7 +39,8 @@ type Mails struct {
 func (m *Mails) Compose(ctx context.Context, it *store.Item, job engine.Job, w io.Writer) (Route, error) {
 	msg := &compose.Message{ID: MessageID(it.ID, m.Domain), Date: it.NotBefore}
 	var to string
-	if job.Notice == engine.NoticeRefusal {
+	switch job.Notice {
+	case engine.NoticeRefusal:
 		r := job.Refusal
 		if r == nil {
 			return Route{}, errors.New("a refusal job without its refusal")
@@ -47,7 +48,16 @@ func (m *Mails) Compose(ctx context.Context, it *store.Item, job engine.Job, w i
 		msg.Language = r.Language
 		msg.Data = compose.Refusal{To: r.To, InReplyTo: r.MessageID, Subject: r.Subject, Problems: r.Problems, Usage: r.Usage}
 		to = r.To.Email
-	} else {
+	case engine.NoticeVerification:
+		v := job.Verification
+		if v == nil {
+			return Route{}, errors.New("a verification job without its report")
+		}
+		msg.Language = v.Language
+		msg.Data = compose.Verification{To: v.To, InReplyTo: v.MessageID, Subject: v.Subject, Address: v.Address,
+			Files: v.Files, Omitted: v.Omitted, Problem: v.Problem}
+		to = v.To.Email
+	default:
 		env, err := m.Store.Get(ctx, job.EnvelopeID)
 		if err != nil {
 			return Route{}, outbox.StoreError(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/parapheur/parapheur/mailout/compose"
 	"github.com/parapheur/parapheur/mailout/mailid"
+	"github.com/parapheur/parapheur/signing/verdict"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
@@ -206,24 +208,60 @@ func TestComposedDelegationAndCodeLock(t *testing.T) {
 	}
 }
 
-// A refusal job (no envelope) gets the null reverse-path and the usage
-// help; a job for a missing envelope is buried.
-func TestComposedRefusal(t *testing.T) {
-	f := newFixture(t, withMails(t))
-	job := fmt.Sprintf(`{"notice":"refusal","envelope_id":"","to":"","refusal":{"to":{"email":"bob@example.com"},"subject":"Convention","message_id":"<r.%d@example.com>","problems":["Le message ne contient aucun PDF."],"usage":"Comment écrire les instructions","language":"fr"}}`, time.Now().UnixNano())
-	if err := f.st.Enqueue(context.Background(), store.Item{ID: fmt.Sprint("refusal/", time.Now().UnixNano()), Queue: engine.MailQueue, Payload: []byte(job), NotBefore: f.clock.now()}); err != nil {
+// send queues the mail job payload, of an item ID starting with prefix,
+// and sends it: it must not be buried.
+func (f *fixture) send(t *testing.T, prefix string, payload []byte) {
+	t.Helper()
+	if err := f.st.Enqueue(context.Background(), store.Item{ID: fmt.Sprint(prefix, time.Now().UnixNano()), Queue: engine.MailQueue, Payload: payload, NotBefore: f.clock.now()}); err != nil {
 		t.Fatal(err)
 	}
 	f.drain(t)
 	if buried, _ := f.st.Buried(context.Background(), engine.MailQueue); len(buried) != 0 {
 		t.Fatalf("buried: %+v", buried)
 	}
+}
+
+// A refusal job (no envelope) gets the null reverse-path and the usage
+// help; a job for a missing envelope is buried.
+func TestComposedRefusal(t *testing.T) {
+	f := newFixture(t, withMails(t))
+	job := fmt.Sprintf(`{"notice":"refusal","envelope_id":"","to":"","refusal":{"to":{"email":"bob@example.com"},"subject":"Convention","message_id":"<r.%d@example.com>","problems":["Le message ne contient aucun PDF."],"usage":"Comment écrire les instructions","language":"fr"}}`, time.Now().UnixNano())
+	f.send(t, "refusal/", []byte(job))
 	h, text := parts(t, fetchBy(t, "bob", "Subject", "Non enregistré"))
 	if rp := h.Get("Return-Path"); rp != "<>" {
 		t.Errorf("Return-Path %q, want the null path", rp)
 	}
 	if !strings.Contains(text, "Le message ne contient aucun PDF.") || !strings.Contains(text, "Comment écrire les instructions") {
 		t.Errorf("problem or usage not stated:\n%s", text)
+	}
+}
+
+// A verification job (no envelope) goes through its JSON payload to a
+// threaded reply with the null reverse-path, the report of each file and
+// the way to use the verification address.
+func TestComposedVerification(t *testing.T) {
+	f := newFixture(t, withMails(t))
+	asked := fmt.Sprintf("v.%d@example.com", time.Now().UnixNano())
+	job, err := json.Marshal(engine.Job{Notice: engine.NoticeVerification, Verification: &engine.Verification{
+		To: workflow.Party{Email: "bob@example.com"}, Subject: "Contrat signé", MessageID: asked, Address: "parapheur+verifier@org.example", Language: "fr",
+		Files: []verdict.File{{Name: "contrat.pdf", Size: "48 ko", SHA256: strings.Repeat("ab", 32), Verdict: "Valide : la signature est intacte.", Valid: true,
+			Envelope: "Demande E123 (en cours).", Signatures: []verdict.Signature{{Signer: "Marie Curie", Level: "B-B", Verdict: "Signature intacte.", Intact: true}}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.send(t, "verification/", job)
+	h, text := parts(t, fetchBy(t, "bob", "Subject", "Re: Contrat signé"))
+	if rp := h.Get("Return-Path"); rp != "<>" {
+		t.Errorf("Return-Path %q, want the null path", rp)
+	}
+	if irt := h.Get("In-Reply-To"); irt != "<"+asked+">" {
+		t.Errorf("In-Reply-To %q, want <%s>", irt, asked)
+	}
+	for _, want := range []string{"contrat.pdf", "Valide : la signature est intacte.", "Demande E123 (en cours).", "Marie Curie", "parapheur+verifier@org.example"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the reply does not say %q:\n%s", want, text)
+		}
 	}
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/parapheur/parapheur/mailout/address"
 	"github.com/parapheur/parapheur/signing/pades"
 	"github.com/parapheur/parapheur/signing/pki"
+	"github.com/parapheur/parapheur/signing/verdict"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/audit"
@@ -326,28 +327,17 @@ func (c *Ceremony) meta(client workflow.Client) workflow.Meta {
 	return workflow.Meta{At: c.Engine.Now(), Client: client}
 }
 
-// Placement is where a file stands in its envelope.
-type Placement struct {
-	Envelope *workflow.Envelope
-	// Document is the index of the document the file is a version of,
-	// -1 when it is none of their current versions.
-	Document int
-	// Final: the envelope is completed and the file is the document's
-	// current version, the one sent to every party.
-	Final bool
-}
-
 // FindDocument tells where the file of SHA-256 sum (hex) stands in the
 // envelope envelopeID (which a signature of the gateway names in its
 // /Reason: see EnvelopeOfReason): store.ErrNotFound when there is no such
 // envelope. Only the documents' current versions are known by their hash;
 // an earlier version is told as none of them.
-func (c *Ceremony) FindDocument(ctx context.Context, envelopeID, sum string) (Placement, error) {
+func (c *Ceremony) FindDocument(ctx context.Context, envelopeID, sum string) (verdict.Placement, error) {
 	env, err := c.Engine.Envelope(ctx, envelopeID)
 	if err != nil {
-		return Placement{}, err
+		return verdict.Placement{}, err
 	}
-	p := Placement{Envelope: env, Document: -1}
+	p := verdict.Placement{Envelope: env, Document: -1}
 	for i, d := range env.Documents {
 		if d.Current == sum {
 			p.Document = i

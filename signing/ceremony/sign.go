@@ -154,6 +154,9 @@ func EnvelopeOfReason(r string) (id string, ok bool) {
 	return "", false
 }
 
+// EnvelopeOfReason is the function EnvelopeOfReason, for verdict.Finder.
+func (*Ceremony) EnvelopeOfReason(r string) (id string, ok bool) { return EnvelopeOfReason(r) }
+
 // stamp is the n-th signature's visible mark (from 0) on the last page
 // of a document of pages pages: each signer its own slot, so that the
 // signers' marks never overlap.

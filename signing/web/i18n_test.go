@@ -61,19 +61,11 @@ func TestTimesAndNumbersForPeople(t *testing.T) {
 	winter := time.Date(2026, 12, 6, 14, 5, 0, 0, time.UTC)
 	summer := time.Date(2027, 7, 1, 8, 0, 0, 0, time.UTC)
 	for _, c := range []struct{ got, want string }{
-		{longTime(winter, paris, "fr"), "6 décembre 2026 à 15:05 CET"},
-		{longTime(winter, paris, "en"), "6 December 2026, 15:05 CET"},
-		{longTime(summer, paris, "fr"), "1 juillet 2027 à 10:00 CEST"},
 		{shortTime(summer, paris, "fr"), "01/07/2027 10:00:00 CEST"},
 		{shortTime(summer, time.UTC, "en"), "2027-07-01 08:00:00 UTC"},
 		{clockTime(winter, paris), "15:05 CET"},
-		{longTime(time.Time{}, paris, "fr"), ""},
 		{maskPhone("+33612345678"), "+33•••••••78"},
 		{maskPhone("0612"), "••••"},
-		{byteSize(316, "fr"), "316 o"},
-		{byteSize(1_234_567, "fr"), "1,2 Mo"},
-		{byteSize(1_234_567, "en"), "1.2 MB"},
-		{byteSize(25_000, "en"), "25.0 kB"},
 		{detailName("document_0", "fr"), "document 1"},
 		{detailName("sender_auth", "en"), "sender authentication"},
 		{detailName("something_new", "fr"), "something_new"},

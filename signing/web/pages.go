@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/parapheur/parapheur/signing/ceremony"
+	"github.com/parapheur/parapheur/signing/verdict"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/audit"
 )
@@ -156,13 +157,13 @@ type langLink struct {
 func (b *base) T(key string, args ...any) string { return say(b.Lang, key, args...) }
 
 // When writes a time in full, with its zone.
-func (b *base) When(t time.Time) string { return longTime(t, b.loc, b.Lang) }
+func (b *base) When(t time.Time) string { return verdict.LongTime(t, b.loc, b.Lang) }
 
 // Until writes a deadline, as the last minute it allows.
 func (b *base) Until(t time.Time) string { return lastDay(t, b.loc, b.Lang) }
 
 // On writes "on <time>", for a sentence that says when something happened.
-func (b *base) On(t time.Time) string { return say(b.Lang, "at", longTime(t, b.loc, b.Lang)) }
+func (b *base) On(t time.Time) string { return say(b.Lang, "at", verdict.LongTime(t, b.loc, b.Lang)) }
 
 // Short writes a time for a table cell.
 func (b *base) Short(t time.Time) string { return shortTime(t, b.loc, b.Lang) }
@@ -171,13 +172,13 @@ func (b *base) Short(t time.Time) string { return shortTime(t, b.loc, b.Lang) }
 func (b *base) Sentence(s string) string { return sentence(s) }
 
 // Role names a role in the page's language.
-func (b *base) Role(r workflow.Role) string { return wordOf(roleWords, r, b.Lang) }
+func (b *base) Role(r workflow.Role) string { return verdict.Word(roleWords, r, b.Lang) }
 
 // State names a recipient's state in the page's language.
-func (b *base) State(st workflow.RecipientState) string { return wordOf(stateWords, st, b.Lang) }
+func (b *base) State(st workflow.RecipientState) string { return verdict.Word(stateWords, st, b.Lang) }
 
 // EnvelopeState names an envelope's state in the page's language.
-func (b *base) EnvelopeState(st workflow.State) string { return wordOf(envelopeWords, st, b.Lang) }
+func (b *base) EnvelopeState(st workflow.State) string { return verdict.EnvelopeState(st, b.Lang) }
 
 // page starts the view of a page at pagePath for r: it keeps a language
 // chosen with ?lang= in a cookie, so the next pages (and the forms'
@@ -434,7 +435,7 @@ func (s *Server) docLinks(env *workflow.Envelope, lang, kind, token string) []do
 			pages = say(lang, "one page")
 		}
 		view := s.link(kind, token, "documents", strconv.Itoa(i))
-		out = append(out, docLink{Name: d.Name, Pages: pages, Size: byteSize(d.Size, lang), SHA256: d.Current,
+		out = append(out, docLink{Name: d.Name, Pages: pages, Size: verdict.ByteSize(d.Size, lang), SHA256: d.Current,
 			View: view, Download: view + "?download=1"})
 	}
 	return out
@@ -644,7 +645,7 @@ func (s *Server) renderStatus(w http.ResponseWriter, r *http.Request, l ceremony
 // trailRow writes an audit record for the sender: the event in words,
 // recipient IDs as the people they are.
 func (s *Server) trailRow(env *workflow.Envelope, rec audit.Record, b base) trailRow {
-	row := trailRow{Time: b.Short(rec.Time), Event: wordOf(auditWords, rec.Type, b.Lang), Actor: rec.Actor, IP: rec.IP}
+	row := trailRow{Time: b.Short(rec.Time), Event: verdict.AuditEvent(rec.Type, b.Lang), Actor: rec.Actor, IP: rec.IP}
 	keys := make([]string, 0, len(rec.Details))
 	for k := range rec.Details {
 		keys = append(keys, k)

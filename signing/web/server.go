@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/parapheur/parapheur/signing/ceremony"
+	"github.com/parapheur/parapheur/signing/verdict"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/problem"
 )
@@ -64,6 +65,8 @@ type Server struct {
 	secure bool   // PublicURL is https
 	guards *guards
 	pages  *pages
+	// checker reports on the files of the verification page.
+	checker *verdict.Checker
 }
 
 // New checks cfg and returns a Server.
@@ -88,7 +91,11 @@ func New(cfg Config, c *ceremony.Ceremony, log *slog.Logger) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	s := &Server{cfg: cfg, cer: c, log: log, origin: u.Scheme + "://" + u.Host, secure: u.Scheme == "https"}
+	s := &Server{cfg: cfg, cer: c, log: log, origin: u.Scheme + "://" + u.Host, secure: u.Scheme == "https",
+		checker: &verdict.Checker{CA: cfg.CACert, Location: cfg.Location, Log: log}}
+	if c != nil {
+		s.checker.Finder = c
+	}
 	if s.pages, err = newPages(); err != nil {
 		return nil, err
 	}

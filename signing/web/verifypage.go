@@ -1,16 +1,11 @@
 package web
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
 
-	"github.com/parapheur/parapheur/signing/ceremony"
-	"github.com/parapheur/parapheur/signing/verify"
-	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/signing/verdict"
 )
 
 // The verification page (PUBLIC_URL/verify, SPEC §6) checks PDFs anyone
@@ -43,46 +38,7 @@ type verifyView struct {
 	MaxSize  string
 	// Error is a refusal of the whole upload, shown next to the form.
 	Error string
-	Files []verifiedFile
-}
-
-// verifiedFile is one uploaded file's report.
-type verifiedFile struct {
-	Name, Size, SHA256 string
-	// Unreadable says why the file could not be checked at all.
-	Unreadable string
-	// Verdict says whether every signature is intact and every embedded
-	// trail whole; Valid tells the same for the page's style.
-	Verdict    string
-	Valid      bool
-	Signatures []signatureView
-	Trails     []trailView
-	// Envelope names the envelope the gateway's signatures name, and
-	// Placement where the file stands in it; Final tells that it is the
-	// envelope's final version.
-	Envelope, Placement string
-	Final               bool
-}
-
-type signatureView struct {
-	Signer, Email, When, Level, Reason string
-	TimeStamped                        bool
-	Intact                             bool
-	Problem                            string
-	// Issuer says whether this gateway issued the certificate.
-	Issuer string
-	// Issued tells the same for the page's style.
-	Issued bool
-	// Changes says whether the file was changed after the signature.
-	Changes string
-	// Covers tells that it covers the whole file.
-	Covers bool
-}
-
-type trailView struct {
-	Name    string
-	Intact  bool
-	Verdict string
+	Files []verdict.File
 }
 
 func (s *Server) verifyRoutes(mux *http.ServeMux) {
@@ -94,7 +50,7 @@ func (s *Server) verifyRoutes(mux *http.ServeMux) {
 func (s *Server) newVerifyView(w http.ResponseWriter, r *http.Request) *verifyView {
 	b := s.page(w, r, nil, s.link("verify"))
 	return &verifyView{base: b, CSRF: s.csrfToken(s.csrfSeed(w, r), verifyCSRFLink), Action: s.link("verify"),
-		MaxFiles: MaxVerifyFiles, MaxSize: byteSize(s.cfg.MaxUpload, b.Lang)}
+		MaxFiles: MaxVerifyFiles, MaxSize: verdict.ByteSize(s.cfg.MaxUpload, b.Lang)}
 }
 
 func (s *Server) verifyPage(w http.ResponseWriter, r *http.Request) {
@@ -139,7 +95,7 @@ func (s *Server) verifyUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, f := range files {
-		v.Files = append(v.Files, s.verifyFile(r.Context(), f, &v.base))
+		v.Files = append(v.Files, s.checker.Check(r.Context(), f.name, f.data, v.Lang))
 	}
 	s.render(w, s.pages.verify, http.StatusOK, v)
 }
@@ -185,110 +141,5 @@ func (s *Server) readUploads(r *http.Request) ([]upload, string, error) {
 		if err := p.Close(); err != nil {
 			return nil, "", err
 		}
-	}
-}
-
-// verifyFile checks one uploaded file and writes its report in b's
-// language.
-func (s *Server) verifyFile(ctx context.Context, f upload, b *base) verifiedFile {
-	sum := sha256.Sum256(f.data)
-	out := verifiedFile{Name: f.name, Size: byteSize(int64(len(f.data)), b.Lang), SHA256: hex.EncodeToString(sum[:])}
-	if out.Name == "" {
-		out.Name = b.T("verify unnamed")
-	}
-	rep, err := verify.Verify(f.data, s.cfg.CACert)
-	if err != nil {
-		out.Unreadable = b.T("verify unreadable")
-		s.log.Debug("web: uploaded file not readable", "sha256", out.SHA256, "err", err)
-		return out
-	}
-	out.Valid = rep.Valid()
-	switch n := len(rep.Signatures); {
-	case n == 0:
-		out.Verdict = b.T("verify no signature")
-	case !out.Valid:
-		out.Verdict = b.T("verify invalid")
-	case n == 1:
-		out.Verdict = b.T("verify valid one")
-	default:
-		out.Verdict = b.T("verify valid", n)
-	}
-	for _, sig := range rep.Signatures {
-		sv := signatureView{Signer: sig.Signer, Email: sig.Email, Level: sig.Level, Reason: sig.Reason,
-			TimeStamped: sig.TimeStamped, Intact: sig.Intact, Problem: sig.Problem, Issued: sig.IssuedByCA,
-			Covers: sig.CoversWholeFile}
-		if !sig.Time.IsZero() {
-			sv.When = b.When(sig.Time)
-		}
-		switch {
-		case s.cfg.CACert == nil:
-			sv.Issuer = b.T("verify issuer unknown")
-		case sig.IssuedByCA:
-			sv.Issuer = b.T("verify issuer ours")
-		default:
-			sv.Issuer = b.T("verify issuer other")
-		}
-		switch {
-		case sig.CoversWholeFile:
-			sv.Changes = b.T("verify covers")
-		case sig.LaterSignatures > 0:
-			sv.Changes = b.T("verify later sigs", sig.LaterSignatures)
-		default:
-			sv.Changes = b.T("verify changed")
-		}
-		out.Signatures = append(out.Signatures, sv)
-	}
-	s.place(ctx, &out, rep, b)
-	for _, t := range rep.Trails {
-		tv := trailView{Name: t.Name, Intact: t.Intact()}
-		switch {
-		case t.Intact():
-			tv.Verdict = b.T("verify trail intact", t.Records)
-		case t.Broken != nil:
-			tv.Verdict = b.T("verify trail broken at", t.Broken.Seq, wordOf(auditWords, t.Broken.Type, b.Lang), b.When(t.Broken.Time), t.Problem)
-		default:
-			tv.Verdict = b.T("verify trail broken", t.Problem)
-		}
-		out.Trails = append(out.Trails, tv)
-	}
-	return out
-}
-
-// place tells which envelope the file belongs to and whether it is its
-// final version: the envelope is the one an intact signature of this
-// gateway names in its /Reason (the store has no index of documents by
-// their hash, but finds an envelope by its ID).
-func (s *Server) place(ctx context.Context, out *verifiedFile, rep *verify.Report, b *base) {
-	id := ""
-	for _, sig := range rep.Signatures {
-		if sig.Intact && sig.IssuedByCA {
-			if e, ok := ceremony.EnvelopeOfReason(sig.Reason); ok {
-				id = e
-				break
-			}
-		}
-	}
-	if id == "" {
-		return
-	}
-	p, err := s.cer.FindDocument(ctx, id, out.SHA256)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		out.Envelope = b.T("verify envelope unknown", id)
-		return
-	case err != nil:
-		s.log.Warn("web: envelope of a verified file not looked up", "envelope", id, "err", err)
-		out.Envelope = b.T("verify envelope unavailable", id)
-		return
-	}
-	out.Envelope = b.T("verify envelope", id, b.EnvelopeState(p.Envelope.State))
-	out.Final = p.Final
-	switch {
-	case p.Document < 0:
-		out.Placement = b.T("verify not current")
-	case p.Final:
-		out.Placement = b.T("verify final", p.Document+1, p.Envelope.Documents[p.Document].Name)
-	default:
-		out.Placement = b.T("verify current", p.Document+1, p.Envelope.Documents[p.Document].Name)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parapheur/parapheur/signing/verdict"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
 )
@@ -70,6 +71,10 @@ type Job struct {
 	// Refusal is the refused submission, for NoticeRefusal (which has no
 	// envelope: EnvelopeID and To are empty).
 	Refusal *Refusal `json:"refusal,omitempty"`
+	// Verification is the report on the PDFs of a mail to the
+	// verification address, for NoticeVerification (which has no
+	// envelope either).
+	Verification *Verification `json:"verification,omitempty"`
 }
 
 // NoticeRefusal is the Job notice of a refusal reply.
@@ -89,6 +94,34 @@ type Refusal struct {
 	Problems []string `json:"problems"`
 	// Usage says how to write an instruction block, in Language.
 	Usage string `json:"usage,omitempty"`
+	// Language is "fr" or "en".
+	Language string `json:"language"`
+}
+
+// NoticeVerification is the Job notice of the reply to a mail sent to the
+// verification address (SPEC §6, by mail).
+const NoticeVerification workflow.Notice = "verification"
+
+// Verification is what the reply to a mail sent to the verification
+// address says and to whom. The PDFs are not stored: they are checked when
+// the mail arrives, and the job carries their reports, already in words.
+type Verification struct {
+	// To is the address the mail came from.
+	To workflow.Party `json:"to"`
+	// Subject is the mail's subject.
+	Subject string `json:"subject"`
+	// MessageID and References thread the reply to the mail.
+	MessageID  string   `json:"message_id,omitempty"`
+	References []string `json:"references,omitempty"`
+	// Address is the verification address the mail was sent to.
+	Address string `json:"address"`
+	// Files are the reports on the mail's PDFs, in the order of the mail.
+	Files []verdict.File `json:"files,omitempty"`
+	// Omitted counts the PDFs past the cap, which are not reported.
+	Omitted int `json:"omitted,omitempty"`
+	// Problem says why no file was checked (no PDF attached, the mail
+	// too large), when Files is empty.
+	Problem string `json:"problem,omitempty"`
 	// Language is "fr" or "en".
 	Language string `json:"language"`
 }

@@ -46,6 +46,24 @@ func (t Text) In(lang string) string {
 // Error returns the English sentence.
 func (t Text) Error() string { return t.EN }
 
+// Phrasebook is a set of sentences by key: those of the pages, those of a
+// verification report. A sentence with verbs (%s, %d) is formatted with
+// the caller's arguments.
+type Phrasebook map[string]Text
+
+// Say returns the sentence of key in lang, formatted with args; an unknown
+// key is a programming error, shown as "[key]" so that a test sees it.
+func (p Phrasebook) Say(lang, key string, args ...any) string {
+	t, ok := p[key]
+	if !ok {
+		return "[" + key + "]"
+	}
+	if len(args) == 0 {
+		return t.In(lang)
+	}
+	return fmt.Sprintf(t.In(lang), args...)
+}
+
 // Explainer is an error that can say itself in both languages, such as a
 // parser's error type that keeps the error it wraps.
 type Explainer interface {

@@ -68,3 +68,21 @@ func TestDeadlinePassed(t *testing.T) {
 		t.Errorf("DeadlinePassed = %+v", got)
 	}
 }
+
+func TestPhrasebook(t *testing.T) {
+	p := Phrasebook{
+		"hello": {EN: "Hello", FR: "Bonjour"},
+		"files": {EN: "%d files for %s", FR: "%d fichiers pour %s"},
+	}
+	for _, c := range []struct{ got, want string }{
+		{p.Say("fr", "hello"), "Bonjour"},
+		{p.Say("en", "hello"), "Hello"},
+		{p.Say("fr", "files", 3, "Marie"), "3 fichiers pour Marie"},
+		{p.Say("en", "files", 3, "Marie"), "3 files for Marie"},
+		{p.Say("fr", "missing"), "[missing]"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}

@@ -58,7 +58,8 @@ func DefaultFile(environ []string) string {
 type Config struct {
 	// Address is the gateway's own mailbox, where submissions and reply commands arrive and
 	// from which the gateway writes. It is a bare address; Address with "+NAME" inserted
-	// before the "@" selects circuit NAME.
+	// before the "@" selects circuit NAME, and with "+verifier" or "+verify" it is the
+	// verification address (SPEC §6).
 	Address string `toml:"address"`
 	// PublicURL is the base of every link in the mails, without a trailing slash. It must be
 	// https except to a loopback host, because the links carry signing tokens.
@@ -97,7 +98,8 @@ type Config struct {
 	// HTTP configures the web server of the signing pages and the API.
 	HTTP HTTP `toml:"http"`
 	// Circuits are the predefined sequences of steps, by name (lower case), that a
-	// submission selects with a "Circuit:" line or with plus-addressing.
+	// submission selects with a "Circuit:" line or with plus-addressing. "verifier" and
+	// "verify" name the verification address and cannot name a circuit.
 	Circuits map[string]Circuit `toml:"circuits"`
 }
 

@@ -337,6 +337,8 @@ func TestProblems(t *testing.T) {
 		{"circuit name env", nil, []string{"PARAPHEUR_CIRCUITS_A$B_STEPS=Signer: a@b.example"}, []problem{{"circuits.a$b", `circuit name "a$b"`}}},
 		{"circuit not table", map[string]string{"circuits.x": `"y"`}, nil, []problem{{"circuits.x", "want a table"}}},
 		{"circuits not table", map[string]string{"circuits": `"y"`, "circuits.direction.steps": ""}, nil, []problem{{"circuits", "want a table of circuits"}}},
+		{"circuit of the verification address", map[string]string{"circuits.verifier.steps": `["Signer: a@b.example"]`}, nil, []problem{
+			{"circuits.verifier.steps", "the names verifier and verify are reserved for the verification address"}}},
 		{"circuit no steps", map[string]string{"circuits.direction.steps": "[]"}, nil, []problem{{"circuits.direction.steps", "required"}}},
 		{"circuit empty table", map[string]string{"circuits.empty": "{}"}, nil, []problem{{"circuits.empty.steps", "required"}}},
 		{"circuit bad lines", map[string]string{"circuits.direction.steps": `["Visa: x", "Signataire: dg@org.example"]`}, nil, []problem{

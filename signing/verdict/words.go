@@ -1,0 +1,130 @@
+package verdict
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/audit"
+	"github.com/parapheur/parapheur/workflow/problem"
+)
+
+// words are the sentences of a report, by key, in both languages.
+var words = problem.Phrasebook{
+	"verify unnamed": {EN: "(file without a name)", FR: "(fichier sans nom)"},
+	"verify unreadable": {EN: "This file is not a PDF that can be read: it cannot be verified.",
+		FR: "Ce fichier n'est pas un PDF lisible : il ne peut pas être vérifié."},
+	"verify valid":                {EN: "Valid: all %d signatures are intact.", FR: "Valide : les %d signatures sont intactes."},
+	"verify valid one":            {EN: "Valid: the signature is intact.", FR: "Valide : la signature est intacte."},
+	"verify invalid":              {EN: "Not valid: a signature is broken or an embedded audit trail was changed.", FR: "Non valide : une signature est rompue ou un journal des événements joint a été modifié."},
+	"verify no signature":         {EN: "This file has no signature.", FR: "Ce fichier n'a aucune signature."},
+	"verify intact":               {EN: "Signature intact: the signed content was not changed.", FR: "Signature intacte : le contenu signé n'a pas été modifié."},
+	"verify broken":               {EN: "Signature broken: the signed content was changed, or the signature is not valid.", FR: "Signature rompue : le contenu signé a été modifié, ou la signature n'est pas valable."},
+	"verify issuer ours":          {EN: "this gateway", FR: "ce parapheur"},
+	"verify issuer other":         {EN: "not this gateway", FR: "pas ce parapheur"},
+	"verify issuer unknown":       {EN: "not checked", FR: "non vérifié"},
+	"verify covers":               {EN: "the whole file: nothing was changed after this signature", FR: "tout le fichier : rien n'a été modifié après cette signature"},
+	"verify later sigs":           {EN: "the file was changed after this signature (%d later signature(s))", FR: "le fichier a été modifié après cette signature (%d signature(s) ultérieure(s))"},
+	"verify changed":              {EN: "the file was changed after this signature, by no later signature", FR: "le fichier a été modifié après cette signature, sans signature ultérieure"},
+	"verify trail intact":         {EN: "chain intact, %d events.", FR: "chaîne intacte, %d événements."},
+	"verify trail broken at":      {EN: "BROKEN at event %d (%s, %s): %s.", FR: "ROMPU à l'événement %d (%s, %s) : %s."},
+	"verify trail broken":         {EN: "BROKEN: %s.", FR: "ROMPU : %s."},
+	"verify envelope":             {EN: "Envelope %s (%s).", FR: "Demande %s (%s)."},
+	"verify envelope unknown":     {EN: "The signature names envelope %s, which this gateway does not hold (any more).", FR: "La signature désigne la demande %s, que ce parapheur ne détient pas (ou plus)."},
+	"verify envelope unavailable": {EN: "The signature names envelope %s, which could not be looked up just now; try again in a moment.", FR: "La signature désigne la demande %s, qui n'a pas pu être consultée pour l'instant ; réessayez dans un moment."},
+	"verify final":                {EN: "This file is the final version of document %d (%s), as sent to every party.", FR: "Ce fichier est la version définitive du document %d (%s), telle qu'envoyée à toutes les parties."},
+	"verify current":              {EN: "This file is the latest version of document %d (%s), but the envelope is not completed: it is not the final version.", FR: "Ce fichier est la dernière version du document %d (%s), mais la demande n'est pas terminée : ce n'est pas la version définitive."},
+	"verify not current":          {EN: "This file is not the latest version of any document of this envelope: it is an earlier version, not the final one.", FR: "Ce fichier n'est la dernière version d'aucun document de cette demande : c'est une version antérieure, pas la version définitive."},
+}
+
+// Say returns the sentence of key in lang, formatted with args; an
+// unknown key is a programming error, shown as "[key]".
+func Say(lang, key string, args ...any) string { return words.Say(lang, key, args...) }
+
+// envelopeWords name where an envelope is.
+var envelopeWords = map[workflow.State]problem.Text{
+	workflow.StateInProgress: {EN: "in progress", FR: "en cours"},
+	workflow.StateCompleted:  {EN: "completed", FR: "terminée, signée"},
+	workflow.StateDeclined:   {EN: "declined", FR: "refusée"},
+	workflow.StateCancelled:  {EN: "cancelled", FR: "annulée"},
+	workflow.StateExpired:    {EN: "expired", FR: "expirée"},
+}
+
+// auditWords name the events of the audit trail.
+var auditWords = map[audit.Type]problem.Text{
+	audit.Submitted:       {EN: "submitted", FR: "demande reçue"},
+	audit.InvitationSent:  {EN: "invitation sent", FR: "invitation envoyée"},
+	audit.Viewed:          {EN: "page opened", FR: "page ouverte"},
+	audit.CodeSent:        {EN: "code sent", FR: "code envoyé"},
+	audit.CodeFailed:      {EN: "wrong code", FR: "code erroné"},
+	audit.CodeVerified:    {EN: "code verified", FR: "code vérifié"},
+	audit.Signed:          {EN: "signed", FR: "signature"},
+	audit.Approved:        {EN: "approved", FR: "visa"},
+	audit.Declined:        {EN: "declined", FR: "refus"},
+	audit.Delegated:       {EN: "delegated", FR: "délégation"},
+	audit.Cancelled:       {EN: "cancelled", FR: "annulation"},
+	audit.Expired:         {EN: "expired", FR: "expiration"},
+	audit.ReminderSent:    {EN: "reminder sent", FR: "relance envoyée"},
+	audit.Bounced:         {EN: "mail bounced", FR: "courriel non remis"},
+	audit.Sealed:          {EN: "organisation's seal applied", FR: "cachet de l'organisation apposé"},
+	audit.CompletionDelay: {EN: "completion delayed", FR: "finalisation retardée"},
+	audit.Completed:       {EN: "completed", FR: "terminée"},
+	audit.DeliveryStart:   {EN: "delivery started", FR: "envoi commencé"},
+	audit.DeliveryAttempt: {EN: "delivery attempt", FR: "tentative de remise"},
+}
+
+// EnvelopeState names where an envelope is, in lang.
+func EnvelopeState(st workflow.State, lang string) string { return Word(envelopeWords, st, lang) }
+
+// AuditEvent names an event of the audit trail, in lang.
+func AuditEvent(t audit.Type, lang string) string { return Word(auditWords, t, lang) }
+
+// Word returns the word of k in table in lang, or k itself when the table
+// lacks it (a state or event type newer than the table).
+func Word[K ~string](table map[K]problem.Text, k K, lang string) string {
+	if t, ok := table[k]; ok {
+		return t.In(lang)
+	}
+	return string(k)
+}
+
+var frenchMonths = [...]string{"janvier", "février", "mars", "avril", "mai", "juin", "juillet",
+	"août", "septembre", "octobre", "novembre", "décembre"}
+
+// LongTime writes t in loc for a reader of lang, with the zone so that a
+// reader elsewhere knows which time is meant: "6 December 2026, 14:05
+// CET"; "" for the zero time.
+func LongTime(t time.Time, loc *time.Location, lang string) string {
+	if t.IsZero() {
+		return ""
+	}
+	t = t.In(loc)
+	if lang == "fr" {
+		return fmt.Sprintf("%d %s %d à %s", t.Day(), frenchMonths[t.Month()-1], t.Year(), t.Format("15:04 MST"))
+	}
+	return t.Format("2 January 2006, 15:04 MST")
+}
+
+// ByteSize writes n bytes for a person: "1.2 MB", "1,2 Mo".
+func ByteSize(n int64, lang string) string {
+	unit, units := "B", []string{"kB", "MB", "GB"}
+	if lang == "fr" {
+		unit, units = "o", []string{"ko", "Mo", "Go"}
+	}
+	if n < 1000 {
+		return fmt.Sprintf("%d %s", n, unit)
+	}
+	v := float64(n)
+	for _, u := range units {
+		v /= 1000
+		if v < 1000 || u == units[len(units)-1] {
+			s := fmt.Sprintf("%.1f %s", v, u)
+			if lang == "fr" {
+				s = strings.Replace(s, ".", ",", 1)
+			}
+			return s
+		}
+	}
+	return ""
+}
