@@ -7,7 +7,8 @@
 // authority that does not answer resumes where it stopped:
 //
 //  1. each document not yet sealed gets the organisation's seal (package
-//     seal: PAdES B-B, or B-LTA with a time-stamp authority, RFC 3161),
+//     seal: PAdES, ETSI EN 319 142-1, at level B-B, or B-LTA with a
+//     time-stamp authority, RFC 3161),
 //     stored as a new blob and recorded by a workflow.Sealed event; the
 //     machine refuses a second seal of a document, so a document is never
 //     sealed twice, even by two workers;
@@ -22,6 +23,9 @@
 // (a crash between steps 2 and 3) leaves the first as an orphan blob that
 // nothing refers to: the certificate names its time of issue, so the
 // second is another file, and Completed names the one that counts.
+// Likewise a sealed document stored but not recorded (a crash before its
+// Sealed event) is an orphan: the resumed completion seals the document
+// again, and its Sealed event names the new blob.
 //
 // A step that fails (the store did not answer, the time-stamp authority
 // answered an error, a blob is missing) makes the item retried with a
