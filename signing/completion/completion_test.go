@@ -200,10 +200,25 @@ func TestDelayNotice(t *testing.T) {
 	if n[audit.CompletionDelay] != 1 || env.DelayNoticeAt.Sub(env.StepsDoneAt) < completion.DefaultDelayNoticeAfter {
 		t.Fatalf("%d completion_delayed events, told at %v for steps done at %v", n[audit.CompletionDelay], env.DelayNoticeAt, env.StepsDoneAt)
 	}
+	// The metrics show the envelope being retried, and since when.
+	age := r.clock.now().Sub(env.StepsDoneAt).Seconds()
+	if got := r.metric(t, "parapheur_completion_oldest_retrying_age_seconds")[""]; got != age {
+		t.Errorf("oldest retrying age: %v; want %v", got, age)
+	}
+	if got := r.metric(t, "parapheur_completion_retrying_envelopes")[""]; got != 1 {
+		t.Errorf("retrying envelopes: %v; want 1", got)
+	}
 	r.tsaDown.Store(false)
 	r.retryDue()
 	r.work(t)
 	r.completedOnce(t, "E1")
+	r.completions(t, 1, 9)
+	if got := r.metric(t, "parapheur_completion_retrying_envelopes")[""]; got != 0 {
+		t.Errorf("retrying envelopes once completed: %v; want 0", got)
+	}
+	if got := r.metric(t, "parapheur_completion_step_duration_seconds"); got["seal"] != 1 || got["certificate"] != 1 || got["completion"] != 1 {
+		t.Errorf("step durations observed: %v; want one seal, one certificate, one completion", got)
+	}
 }
 
 // flaky is a real store that fails every call while down is set, as a

@@ -367,19 +367,39 @@ func (r *rig) retryDue() { r.clock.advance(completion.DefaultMaxRetry + outbox.D
 // completions checks the completion counters of the worker's registry.
 func (r *rig) completions(t testing.TB, completed, retried int) {
 	t.Helper()
+	got := r.metric(t, "parapheur_completions_total")
+	if got["completed"] != float64(completed) || got["retried"] != float64(retried) {
+		t.Errorf("parapheur_completions_total: %v; want %d completed and %d retried", got, completed, retried)
+	}
+}
+
+// metric gathers the values of the worker's metric name, by the value of
+// their one label ("" for a metric without labels).
+func (r *rig) metric(t testing.TB, name string) map[string]float64 {
+	t.Helper()
 	families, err := r.registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]float64{}
 	for _, f := range families {
-		if f.GetName() == "parapheur_completions_total" {
-			for _, m := range f.GetMetric() {
-				got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			label := ""
+			if len(m.GetLabel()) > 0 {
+				label = m.GetLabel()[0].GetValue()
+			}
+			switch {
+			case m.GetCounter() != nil:
+				got[label] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				got[label] = m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				got[label] = float64(m.GetHistogram().GetSampleCount())
 			}
 		}
 	}
-	if got["completed"] != float64(completed) || got["retried"] != float64(retried) {
-		t.Errorf("parapheur_completions_total: %v; want %d completed and %d retried", got, completed, retried)
-	}
+	return got
 }
