@@ -253,6 +253,9 @@ func (w *Worker) complete(ctx context.Context, id string) (a attempt) {
 		}
 		w.crash(StepSealed)
 	}
+	if a.env.State.Final() {
+		return a // completed meanwhile by another worker, whose lease came after ours ran out
+	}
 	cert, err := w.certificate(ctx, a.env)
 	if err != nil {
 		a.err = fmt.Errorf("making the certificate of completion: %w", err)
@@ -270,7 +273,9 @@ func (w *Worker) complete(ctx context.Context, id string) (a attempt) {
 		a.err = fmt.Errorf("recording the completion: %w", err)
 		return a
 	}
-	a.completed = true
+	// Completed is a no-op on an envelope another worker completed
+	// meanwhile, with another certificate.
+	a.completed = a.env.Certificate == cert.SHA256
 	w.crash(StepCompleted)
 	return a
 }
@@ -389,14 +394,11 @@ func (w *Worker) settle(ctx context.Context, it *store.Item, id string, a attemp
 		default:
 			log.Error("completion: the envelope has steps left; nothing to complete", "step", a.env.CurrentStep+1, "steps", len(a.env.Steps))
 		}
-		if err := w.Engine.Store.Ack(ctx, it); err != nil {
-			return fmt.Errorf("completion: acknowledging item %s: %w", it.ID, err)
-		}
-		return nil
+		return w.settled(log, it, "acknowledging", w.Engine.Store.Ack(ctx, it))
 	case stopping:
 		// Stopping is no fault of the completion: due again at once.
 		log.Info("completion: the worker stopped during the attempt; released", "err", a.err)
-		return w.Engine.Store.Retry(ctx, it, w.Engine.Now(), "the worker stopped: "+a.err.Error())
+		return w.settled(log, it, "releasing", w.Engine.Store.Retry(ctx, it, w.Engine.Now(), "the worker stopped: "+a.err.Error()))
 	}
 	now := w.Engine.Now()
 	wait := w.backoff(it.Attempts)
@@ -414,8 +416,19 @@ func (w *Worker) settle(ctx context.Context, it *store.Item, id string, a attemp
 	}
 	log.Warn("completion failed; retrying", "retry_in", wait, "err", a.err)
 	w.Metrics.retried()
-	if err := w.Engine.Store.Retry(ctx, it, now.Add(wait), reason); err != nil {
-		return fmt.Errorf("completion: retrying item %s: %w", it.ID, err)
+	return w.settled(log, it, "retrying", w.Engine.Store.Retry(ctx, it, now.Add(wait), reason))
+}
+
+// settled reports how the settlement of an item (what) ended: an item
+// another worker holds now, since our lease ran out, is that worker's to
+// settle.
+func (w *Worker) settled(log *slog.Logger, it *store.Item, what string, err error) error {
+	switch {
+	case errors.Is(err, store.ErrLeaseLost):
+		log.Warn("completion: the item's lease ran out during the attempt; it is another worker's now", "err", err)
+		return nil
+	case err != nil:
+		return fmt.Errorf("completion: %s item %s: %w", what, it.ID, err)
 	}
 	return nil
 }

@@ -144,6 +144,41 @@ func TestCrashAfterEachStep(t *testing.T) {
 	}
 }
 
+// TestLeaseRunsOut: a worker stalls after its first seal until its lease
+// runs out, and another worker completes the envelope meanwhile. When the
+// first goes on, the machine refuses its seal of the second document:
+// each document is sealed once, the envelope completed once, and the
+// item settled by the second worker alone.
+func TestLeaseRunsOut(t *testing.T) {
+	r := newRig(t, false, nil)
+	corpus := pdftest.Corpus(t)
+	r.signed(t, "E1", corpus["qpdf-classic"], corpus["pdfcpu-form"])
+	other := *r.worker
+	other.Holder, other.CrashAfter = "other", nil
+	var stalled bool
+	r.worker.CrashAfter = func(step string) {
+		if step != completion.StepSealed || stalled {
+			return
+		}
+		stalled = true
+		r.clock.advance(2 * outbox.DefaultLease)
+		if worked, err := other.Step(context.Background()); !worked || err != nil {
+			t.Errorf("the other worker, once the lease ran out: worked %v, %v", worked, err)
+		}
+	}
+	r.work(t)
+	if !stalled {
+		t.Fatal("the first worker never sealed a document")
+	}
+	env := r.completedOnce(t, "E1")
+	// The certificate is the other worker's: the first one made none.
+	_, n := r.trail(t, "E1")
+	if n[audit.Completed] != 1 || env.Certificate == "" {
+		t.Fatalf("completed %d times, certificate %q", n[audit.Completed], env.Certificate)
+	}
+	r.completions(t, 1, 0)
+}
+
 // TestTSAFailing: while the time-stamp authority answers 500 the
 // completion is retried with a growing backoff, its failure recorded for
 // envelope list --stuck; once it answers, the envelope is completed.
