@@ -142,11 +142,16 @@ func (c *ceremonyRig) wholeEnvelope(t *testing.T) {
 			}
 		}
 	}
-	// Sealing, the certificate and the final mails are issue 11's: the
-	// envelope waits for them with every step done.
+	// The last signature is answered before the completion: the gateway
+	// then seals the documents (B-B: no tsa.url) and completes the
+	// envelope.
 	if st.Envelope.State != "in_progress" {
-		t.Errorf("the envelope is %s with every step done and no completion built", st.Envelope.State)
+		t.Errorf("the envelope is %s right after the last signature; want in_progress until it is completed", st.Envelope.State)
 	}
+	eventually(t, mailWait, "the envelope completed", func() bool {
+		st = last.state(t)
+		return st.Envelope.State == "completed"
+	})
 
 	final := last.document(t, 0)
 	if sum := sha256.Sum256(final); hex.EncodeToString(sum[:]) != st.Documents[0].SHA256 {
@@ -163,14 +168,15 @@ func (c *ceremonyRig) wholeEnvelope(t *testing.T) {
 		name string
 		pdf  []byte
 		sigs int
-	}{{"after-step-2.pdf", afterStep2, 2}, {"final.pdf", final, 3}} {
+	}{{"after-step-2.pdf", afterStep2, 2}, {"final.pdf", final, 4}} {
 		path := filepath.Join(dir, v.name)
 		if err := os.WriteFile(path, v.pdf, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		signtest.Validate(t, path, signtest.Expect{Signatures: v.sigs, CAFile: ca})
 	}
-	// Each signature's certificate names its signer, in signing order.
+	// Each signature's certificate names its signer, in signing order,
+	// then comes the organisation's seal.
 	out, err := exec.Command("pdfsig", "-nocert", filepath.Join(dir, "final.pdf")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("pdfsig: %v\n%s", err, out)
@@ -180,7 +186,7 @@ func (c *ceremonyRig) wholeEnvelope(t *testing.T) {
 	for _, m := range names {
 		got = append(got, strings.TrimSpace(m[1]))
 	}
-	if want := []string{"Paul Second", "Sophie Première", "Élise Troisième"}; strings.Join(got, "|") != strings.Join(want, "|") {
+	if want := []string{"Paul Second", "Sophie Première", "Élise Troisième", "Mairie de Test seal"}; strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("the signers' certificates name %q, want %q:\n%s", got, want, out)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parapheur/parapheur/cmd/parapheur/config"
+	"github.com/parapheur/parapheur/signing/completion"
 	"github.com/parapheur/parapheur/signing/verify"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/store/backend"
@@ -24,7 +25,13 @@ var envelopeListCommand = &command{
 	summary: "list the envelopes",
 	help: `
 Envelope list prints the envelopes of the store, one a line: id, state,
-sender, title, deadline, and the recipients who still have to act.`,
+sender, title, deadline, and the recipients who still have to act.
+
+With --stuck it prints instead the envelopes whose steps are all done but whose
+completion (seals, certificate, final mails) has not ended --stuck-after after
+the last step: since when, how many attempts failed and the last error (as
+the running gateway recorded them), and when the sender was told of the delay.
+An envelope with no failed attempt recorded waits for a running gateway.`,
 	run: runEnvelopeList,
 }
 
@@ -80,6 +87,8 @@ func (inv *invocation) openStore() (store.Store, int) {
 func runEnvelopeList(inv *invocation) int {
 	inv.configFlag()
 	state := inv.flags.String("state", "", "list only envelopes in this `STATE` (in_progress, completed, declined, cancelled, expired)")
+	stuck := inv.flags.Bool("stuck", false, "list only the envelopes whose completion has not ended --stuck-after their last step")
+	stuckAfter := inv.flags.Duration("stuck-after", 10*time.Minute, "with --stuck, how long after the last step a completion counts as stuck (`DURATION`)")
 	if code, ok := inv.parse(0, 0); !ok {
 		return code
 	}
@@ -88,17 +97,71 @@ func runEnvelopeList(inv *invocation) int {
 		return code
 	}
 	defer st.Close()
+	if *stuck {
+		return inv.table(st, store.ListQuery{State: workflow.StateInProgress}, stuckTable(inv, st, *stuckAfter, time.Now()))
+	}
+	return inv.table(st, store.ListQuery{State: workflow.State(*state)}, envelopeTable)
+}
+
+// envelopeTable is the table of envelope list: its header and row.
+var envelopeTable = tableRows{
+	header: "ID\tSTATE\tCREATED\tDEADLINE\tSENDER\tTITLE\tWAITING FOR",
+	row: func(w io.Writer, e *workflow.Envelope) error {
+		_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.State, e.CreatedAt.Local().Format("2006-01-02 15:04"),
+			e.Deadline.Local().Format("2006-01-02"), e.Sender.Email, e.Title, strings.Join(waitingFor(e), ", "))
+		return err
+	},
+}
+
+// stuckTable is the table of envelope list --stuck: the envelopes whose
+// completion began before now-after and has not ended, with the failures
+// the gateway recorded.
+func stuckTable(inv *invocation, st store.Store, after time.Duration, now time.Time) tableRows {
+	return tableRows{
+		header: "ID\tSTEPS DONE\tFOR\tATTEMPTS\tLAST ERROR\tSENDER TOLD\tTITLE",
+		row: func(w io.Writer, e *workflow.Envelope) error {
+			if e.CurrentStep < len(e.Steps) || e.StepsDoneAt.IsZero() || now.Sub(e.StepsDoneAt) < after {
+				return nil
+			}
+			p, ok, err := completion.ReadProgress(inv.ctx(), st, e.ID)
+			if err != nil {
+				return err
+			}
+			attempts, last := "0", "no failure recorded: is the gateway running?"
+			if ok {
+				attempts, last = fmt.Sprint(p.Attempts), p.At.Local().Format("2006-01-02 15:04:05")+": "+p.LastError
+			}
+			told := "no"
+			if !e.DelayNoticeAt.IsZero() {
+				told = e.DelayNoticeAt.Local().Format("2006-01-02 15:04")
+			}
+			_, err = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.StepsDoneAt.Local().Format("2006-01-02 15:04:05"),
+				now.Sub(e.StepsDoneAt).Round(time.Second), attempts, oneLine(last), told, e.Title)
+			return err
+		},
+	}
+}
+
+// tableRows is a table of envelopes: its header, and the row of an
+// envelope, which writes nothing for an envelope the table leaves out.
+type tableRows struct {
+	header string
+	row    func(io.Writer, *workflow.Envelope) error
+}
+
+// table prints the table t of the envelopes q selects, newest first.
+func (inv *invocation) table(st store.Store, q store.ListQuery, t tableRows) int {
 	w := tabwriter.NewWriter(inv.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tSTATE\tCREATED\tDEADLINE\tSENDER\tTITLE\tWAITING FOR")
-	q := store.ListQuery{State: workflow.State(*state)}
+	fmt.Fprintln(w, t.header)
 	for {
 		page, err := st.List(inv.ctx(), q)
 		if err != nil {
 			return inv.fail(err)
 		}
 		for _, e := range page.Envelopes {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.State, e.CreatedAt.Local().Format("2006-01-02 15:04"),
-				e.Deadline.Local().Format("2006-01-02"), e.Sender.Email, e.Title, strings.Join(waitingFor(e), ", "))
+			if err := t.row(w, e); err != nil {
+				return inv.fail(err)
+			}
 		}
 		if page.Next == "" {
 			break
@@ -110,6 +173,9 @@ func runEnvelopeList(inv *invocation) int {
 	}
 	return exitOK
 }
+
+// oneLine keeps an error on its table row.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // waitingFor lists the recipients of the running step who have not acted.
 func waitingFor(e *workflow.Envelope) []string {

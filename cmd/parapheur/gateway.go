@@ -25,6 +25,7 @@ import (
 	mailsender "github.com/parapheur/parapheur/mailout/sender"
 	"github.com/parapheur/parapheur/mailout/sms"
 	"github.com/parapheur/parapheur/signing/ceremony"
+	"github.com/parapheur/parapheur/signing/completion"
 	"github.com/parapheur/parapheur/signing/pades"
 	"github.com/parapheur/parapheur/signing/pki"
 	"github.com/parapheur/parapheur/signing/tsa"
@@ -53,6 +54,10 @@ type gateway struct {
 	metrics *prometheus.Registry
 	keys    gatewayKeys
 	ca      *pki.CA
+	// seal is the organisation's seal; completion applies it to the
+	// documents and the certificate of every completed envelope.
+	seal       *pki.KeyPair
+	completion *completion.Worker
 }
 
 // timerPoll is how often due envelope timers (expiry, reminders) are looked for.
@@ -72,12 +77,18 @@ func newGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) (*gat
 		return nil, fmt.Errorf("the signing CA in %s: %w (run \"parapheur ca init\" to make one, or set keys.passphrase)", cfg.Keys.Dir, err)
 	}
 	ca.CRLURL = crlURL(cfg.PublicURL)
+	// Without the seal no envelope can complete: better not to start
+	// than to find out at the first completion.
+	seal, err := loadSeal(cfg.Keys.Dir, string(cfg.Keys.Passphrase), time.Now())
+	if err != nil {
+		return nil, err
+	}
 	st, err := backend.Open(ctx, cfg.Store.URL, store.Options{MaxBlobBytes: cfg.Limits.MaxDocumentBytes})
 	if err != nil {
 		return nil, err
 	}
 	g := &gateway{cfg: cfg, log: log, store: st, engine: &engine.Engine{Store: st, CodeKey: keys.code}, holder: store.Holder(),
-		metrics: prometheus.NewRegistry(), keys: keys, ca: ca}
+		metrics: prometheus.NewRegistry(), keys: keys, ca: ca, seal: seal}
 	g.engine.DownloadTTL = time.Duration(cfg.Mail.DownloadLinkDays) * 24 * time.Hour
 	g.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		outbox.NewCollector(st, log, engine.MailQueue, engine.SMSQueue, engine.TimerQueue, engine.CompletionQueue))
@@ -166,6 +177,9 @@ func (g *gateway) assemble() error {
 	if err != nil {
 		return err
 	}
+	g.completion = &completion.Worker{Engine: g.engine, Seal: g.seal, TSAURL: cfg.TSA.URL, PublicURL: cfg.PublicURL,
+		Location: cfg.Location, MaxDocumentBytes: cfg.Limits.MaxDocumentBytes, Holder: g.holder, Log: g.log,
+		Metrics: completion.NewMetrics(g.metrics, time.Now)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("GET "+crlPath, crl)
@@ -214,6 +228,7 @@ func (g *gateway) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { g.poller.Run(ctx) })
 	wg.Go(func() { g.mail.Run(ctx) })
+	wg.Go(func() { g.completion.Run(ctx, outbox.DefaultPoll) })
 	if g.sms != nil {
 		wg.Go(func() { g.sms.Run(ctx) })
 	}

@@ -18,10 +18,14 @@ Serve runs the gateway from the configuration: it polls the IMAP mailbox for
 submissions (one replica at a time holds the poller lease), turns them into
 envelopes or refusals, sends the mail of the outbox over SMTP (and one-time
 codes by SMS when sms.url is set), sends reminders and expires envelopes on
-time, and serves /metrics, /healthz and /readyz on the listen address. The
-signing pages, the JSON API, /verify and the completion (seal and
-certificate) are not built yet. Run "parapheur config check" first; serve
-refuses a configuration with any problem. Logs are JSON on standard error.`,
+time, and serves /metrics, /healthz and /readyz on the listen address. It
+completes every envelope whose steps are all done: the organisation's seal on
+each document (PAdES B-LTA with tsa.url, else B-B), the certificate of
+completion, sealed too, then the final mails; a completion that fails is
+retried until it succeeds (see "parapheur envelope list --stuck"). Serve does
+not start without the signing CA and the seal of "parapheur ca init". Run
+"parapheur config check" first; serve refuses a configuration with any
+problem. Logs are JSON on standard error.`,
 	run: runServe,
 }
 
@@ -55,6 +59,7 @@ func runServe(inv *invocation) int {
 	if err != nil {
 		return inv.fail(err)
 	}
+	g.completion.CrashAfter = crashAfter(inv.environ, inv.stderr)
 	if err := g.run(inv.ctx()); err != nil {
 		return inv.fail(err)
 	}

@@ -322,17 +322,7 @@ func serveEndToEnd(t *testing.T, storeURL string) {
 // secret stops at once and says how to make it.
 func TestServeNeedsTheGatewaySecret(t *testing.T) {
 	keys := t.TempDir()
-	env := []string{
-		"PARAPHEUR_CONFIG=",
-		"PARAPHEUR_ADDRESS=parapheur@org.example",
-		"PARAPHEUR_PUBLIC_URL=http://127.0.0.1:8080",
-		"PARAPHEUR_STORE_URL=bolt://" + filepath.Join(t.TempDir(), "parapheur.db"),
-		"PARAPHEUR_IMAP_URL=imap://parapheur@127.0.0.1:1/INBOX",
-		"PARAPHEUR_IMAP_PASSWORD=secret",
-		"PARAPHEUR_SMTP_URL=smtp://127.0.0.1:1",
-		"PARAPHEUR_SENDERS_ALLOWED=bob@example.com",
-		"PARAPHEUR_KEYS_DIR=" + keys,
-	}
+	env := unreachableServersEnv(t, keys)
 	r := parapheur(t, env, "serve")
 	if want := filepath.Join(keys, "gateway.key") + ` does not exist: run "parapheur ca init"`; r.code != exitFailure || !strings.Contains(r.stderr, want) {
 		t.Fatalf("serve without the secret: exit %d, stderr %q; want 1 and %q", r.code, r.stderr, want)

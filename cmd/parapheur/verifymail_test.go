@@ -27,6 +27,11 @@ func TestVerifyByMail(t *testing.T) {
 	envID, _ := c.submit(t, title, "Signataire : Sophie Première <signer1@example.com>")
 	signer := c.invited(t, "signer1", "À signer : "+title)
 	signer.act(t, c, title, "signed")
+	// Its one signature made, the gateway seals the document and
+	// completes the envelope: the final version is the one to verify.
+	eventually(t, mailWait, "the envelope completed", func() bool {
+		return signer.state(t).Envelope.State == "completed"
+	})
 	signed := signer.document(t, 0)
 
 	// Carol, who may not submit, asks about the signed file.
@@ -42,12 +47,13 @@ func TestVerifyByMail(t *testing.T) {
 		t.Errorf("the reply's Return-Path is %q, want the null path", rp)
 	}
 	for _, want := range []string{
-		"Valide : la signature est intacte.",
+		"Valide : les 2 signatures sont intactes.", // Sophie's and the seal
+		"Mairie de Test seal",
 		"Signature intacte : le contenu signé n'a pas été modifié.",
 		"Sophie Première <signer1@example.com>",
 		"Délivrée par : ce parapheur",
-		"Demande " + envID + " (en cours).",
-		"Ce fichier est la dernière version du document 1 (convention.pdf)",
+		"Demande " + envID + " (terminée, signée).",
+		"Ce fichier est la version définitive du document 1 (convention.pdf)",
 		"parapheur+verifier@org.example",
 	} {
 		if !strings.Contains(reply.text, want) {

@@ -3,7 +3,6 @@ package ceremony_test
 import (
 	"context"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +22,7 @@ import (
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/parapheur/parapheur/workflow/engine"
+	"github.com/parapheur/parapheur/workflow/outbox/outboxtest"
 )
 
 func TestMain(m *testing.M) {
@@ -75,27 +75,12 @@ func (r *rig) mail(t *testing.T) {
 	t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ctx := context.Background()
-	for {
-		it, err := r.st.Claim(ctx, engine.MailQueue, "test", time.Now(), time.Minute)
-		if errors.Is(err, store.ErrEmpty) {
-			return
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		var job engine.Job
-		if err := json.Unmarshal(it.Payload, &job); err != nil {
-			t.Fatal(err)
-		}
+	for _, job := range outboxtest.Deliver(t, r.st, engine.MailQueue, time.Now()) {
 		if job.Token != "" {
 			r.tokens[job.To] = job.Token
 		}
 		if job.Code != "" {
 			r.codes[job.To] = job.Code
-		}
-		if err := r.st.Ack(ctx, it); err != nil {
-			t.Fatal(err)
 		}
 	}
 }

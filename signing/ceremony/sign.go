@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parapheur/parapheur/signing/internal/spool"
 	"github.com/parapheur/parapheur/signing/pades"
 	"github.com/parapheur/parapheur/signing/pki"
 	"github.com/parapheur/parapheur/store"
@@ -85,52 +86,9 @@ func serial(kp *pki.KeyPair) string { return kp.Chain[0].SerialNumber.Text(16) }
 // signDocument signs the current version of d into a new blob. The
 // document goes through temporary files, so memory does not grow with it.
 func (c *Ceremony) signDocument(ctx context.Context, d workflow.Document, opts pades.Options) (store.Blob, error) {
-	rc, _, err := c.Engine.Store.OpenBlob(ctx, d.Current)
-	if err != nil {
-		return store.Blob{}, err
-	}
-	in, err := c.spool(rc)
-	rc.Close()
-	if err != nil {
-		return store.Blob{}, err
-	}
-	defer in.Close()
-	out, err := c.tempFile()
-	if err != nil {
-		return store.Blob{}, err
-	}
-	defer out.Close()
-	if err := pades.SignFile(ctx, in, out, opts); err != nil {
-		return store.Blob{}, err
-	}
-	if _, err := out.Seek(0, io.SeekStart); err != nil {
-		return store.Blob{}, err
-	}
-	return c.Engine.PutDocument(ctx, out)
-}
-
-// spool copies r into an unlinked temporary file.
-func (c *Ceremony) spool(r io.Reader) (*os.File, error) {
-	f, err := c.tempFile()
-	if err != nil {
-		return nil, err
-	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
-// tempFile is a temporary file removed at once: nothing stays behind,
-// whatever happens to the process.
-func (c *Ceremony) tempFile() (*os.File, error) {
-	f, err := os.CreateTemp(c.TempDir, "parapheur-sign-*")
-	if err != nil {
-		return nil, err
-	}
-	os.Remove(f.Name())
-	return f, nil
+	return spool.RewriteBlob(ctx, c.Engine.Store, c.TempDir, d.Current, func(in *os.File, out io.Writer) error {
+		return pades.SignFile(ctx, in, out, opts)
+	})
 }
 
 // lock takes the envelope's signing lease, waiting up to SignWait for a

@@ -19,7 +19,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -615,7 +617,16 @@ func (d *document) envelopeState() string {
 	w := d.words
 	s := w.envelopeStates[d.env.State]
 	if d.env.State == workflow.StateInProgress && d.env.CurrentStep >= len(d.env.Steps) {
-		s = w.completing
+		// The completion seals every document, then makes this
+		// certificate, the last of its artefacts, and then records the
+		// envelope as completed: once the documents are sealed, the
+		// certificate is issued for a completed envelope.
+		s = w.envelopeStates[workflow.StateCompleted]
+		for _, doc := range d.env.Documents {
+			if !doc.Sealed {
+				s = w.completing
+			}
+		}
 	}
 	if d.env.Reason != "" {
 		s += " — " + d.env.Reason
@@ -667,13 +678,22 @@ func (d *document) trail() {
 		}
 		d.row(widths, []cell{
 			{text: fmt.Sprint(rec.Seq)}, {text: when}, {text: event}, {text: actor},
-			{text: details(rec.Details)}, {text: rec.Hash[:min(len(rec.Hash), 12)], style: fixed},
+			{text: d.details(rec)}, {text: rec.Hash[:min(len(rec.Hash), 12)], style: fixed},
 		}, trailSize, header)
 	}
 }
 
 // details writes a record's details one "key: value" per line, by key.
-func details(m map[string]string) string {
+// A seal names its document by its index in the envelope: it is written
+// as the documents section numbers and names it.
+func (d *document) details(rec audit.Record) string {
+	m := rec.Details
+	if rec.Type == audit.Sealed {
+		if i, err := strconv.Atoi(m["document"]); err == nil && i >= 0 && i < len(d.env.Documents) {
+			m = maps.Clone(m)
+			m["document"] = fmt.Sprintf("%d. %s", i+1, d.env.Documents[i].Name)
+		}
+	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -73,7 +73,7 @@ func File(ctx context.Context, inPath, outPath string, opts Options) (err error)
 			os.Remove(tmpPath)
 		}
 	}()
-	if err := sealWith(ctx, in, out, opts, inFiles(dir)); err != nil {
+	if err := Stream(ctx, in, out, dir, opts); err != nil {
 		return err
 	}
 	if err := out.Close(); err != nil {
@@ -83,6 +83,14 @@ func File(ctx context.Context, inPath, outPath string, opts Options) (err error)
 		return fmt.Errorf("seal: %w", err)
 	}
 	return nil
+}
+
+// Stream seals the PDF file in to out. Like File, it never holds the
+// document whole in memory: the results of the steps of a B-LTA seal pass
+// through temporary files in tempDir ("" for the system's), removed when
+// it returns; tempDir is best on the file system of in and out.
+func Stream(ctx context.Context, in *os.File, out io.Writer, tempDir string, opts Options) error {
+	return sealWith(ctx, in, out, opts, inFiles(tempDir))
 }
 
 // steps are the pades calls on one kind of input, bytes or a file, and

@@ -67,6 +67,8 @@ var auditWords = map[audit.Type]problem.Text{
 	audit.Expired:         {EN: "expired", FR: "expiration"},
 	audit.ReminderSent:    {EN: "reminder sent", FR: "relance envoyée"},
 	audit.Bounced:         {EN: "mail bounced", FR: "courriel non remis"},
+	audit.Sealed:          {EN: "organisation's seal applied", FR: "cachet de l'organisation apposé"},
+	audit.CompletionDelay: {EN: "completion delayed", FR: "finalisation retardée"},
 	audit.Completed:       {EN: "completed", FR: "terminée"},
 	audit.DeliveryStart:   {EN: "delivery started", FR: "envoi commencé"},
 	audit.DeliveryAttempt: {EN: "delivery attempt", FR: "tentative de remise"},

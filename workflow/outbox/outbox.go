@@ -255,15 +255,26 @@ func (q *Queue) started(ctx context.Context, it *store.Item, d Delivery) error {
 // the attempt and, when the lease was lost meanwhile, why: the item may
 // be with another worker already.
 func (q *Queue) attempt(ctx context.Context, it *store.Item, task Task) (a Attempt, lost error) {
+	lost = q.WhileHeld(ctx, it, func() { a = task.Attempt(ctx) })
+	return a, lost
+}
+
+// WhileHeld runs work while the lease of it, claimed from the queue, is
+// renewed every third of the lease, so that a long piece of work keeps its
+// item and a worker that dies loses it within a lease. It returns, when
+// the lease was lost meanwhile, why (store.ErrLeaseLost): the item may be
+// with another worker already, who must be left to settle it.
+func (q *Queue) WhileHeld(ctx context.Context, it *store.Item, work func()) (lost error) {
 	stop := make(chan struct{})
 	renewed := make(chan error, 1)
-	held := *it // Extend writes its LeaseUntil while the task may read it
+	held := *it // Extend writes its LeaseUntil while the work may read it
 	go func() { renewed <- q.renew(ctx, &held, stop) }()
 	defer func() {
 		close(stop)
 		lost = <-renewed
 	}()
-	return task.Attempt(ctx), nil
+	work()
+	return nil
 }
 
 // renew extends the lease of it every third of the lease until stop is

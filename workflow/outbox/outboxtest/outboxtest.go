@@ -1,15 +1,47 @@
 // Package outboxtest holds what the tests of outbox workers share: a store
-// whose reads fail for a while, as a store that lost its connection does.
+// whose reads fail for a while, as a store that lost its connection does,
+// and the reading of the mails a test's envelopes queued.
 package outboxtest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
+	"testing"
+	"time"
 
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/engine"
 )
+
+// Deliver claims every item of queue (engine.MailQueue or SMSQueue) due
+// at now and acknowledges it, as a sender that delivered it would, and
+// returns their jobs in the order claimed: the links and codes they carry
+// are what the recipients would read.
+func Deliver(t testing.TB, st store.Store, queue string, now time.Time) []engine.Job {
+	t.Helper()
+	ctx := context.Background()
+	var jobs []engine.Job
+	for {
+		it, err := st.Claim(ctx, queue, "outboxtest", now, time.Minute)
+		if errors.Is(err, store.ErrEmpty) {
+			return jobs
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var job engine.Job
+		if err := json.Unmarshal(it.Payload, &job); err != nil {
+			t.Fatalf("item %s: %v", it.ID, err)
+		}
+		jobs = append(jobs, job)
+		if err := st.Ack(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
 
 // ErrUnavailable is the error of a failing Get: not one of the store's
 // errors that say a record is missing or corrupt, so it may pass.

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/parapheur/parapheur/signing/pki"
+)
+
+// loadSeal opens the organisation's seal in keys.dir and checks that its
+// certificate is valid at now.
+func loadSeal(dir, passphrase string, now time.Time) (*pki.KeyPair, error) {
+	kp, err := pki.LoadSeal(dir, passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("the organisation's seal in %s: %w (run \"parapheur ca init\" to make one, or set keys.passphrase)", dir, err)
+	}
+	cert := kp.Chain[0]
+	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+		return nil, fmt.Errorf("the organisation's seal certificate in %s (%s) is valid from %s to %s, not now: seals made with it would not validate; renew it",
+			dir, cert.Subject.CommonName, cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339))
+	}
+	return kp, nil
+}
+
+// crashAfterVariable names a test hook: "parapheur serve" with
+// PARAPHEUR_TEST_CRASH_AFTER=STEP (a step of package completion:
+// sealed, certificate, completed) exits with status exitTestCrash right
+// after the completion worker recorded that step, without any cleanup, as
+// a process killed there would. The end-to-end tests use it to check that
+// a completion resumes after a crash at each step; it is no setting.
+const crashAfterVariable = "PARAPHEUR_TEST_CRASH_AFTER"
+
+// exitTestCrash is the exit status of the crash hook.
+const exitTestCrash = 86
+
+// crashAfter returns the completion worker's crash hook that the
+// environment asks for, or nil.
+func crashAfter(environ []string, stderr io.Writer) func(step string) {
+	var at string
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, crashAfterVariable+"="); ok {
+			at = v
+		}
+	}
+	if at == "" {
+		return nil
+	}
+	return func(step string) {
+		if step == at {
+			fmt.Fprintf(stderr, "parapheur serve: %s=%s: exiting after the completion step %q\n", crashAfterVariable, at, step)
+			os.Exit(exitTestCrash)
+		}
+	}
+}
