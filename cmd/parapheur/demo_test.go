@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,6 +16,10 @@ import (
 
 	"github.com/parapheur/parapheur/cmd/parapheur/demo"
 	"github.com/parapheur/parapheur/deploy/testrig"
+	"github.com/parapheur/parapheur/signing/certificate"
+	"github.com/parapheur/parapheur/signing/pki"
+	"github.com/parapheur/parapheur/signing/signtest"
+	"github.com/parapheur/parapheur/workflow/engine"
 )
 
 // demoProcess is one "parapheur demo" run by a test, as a newcomer runs
@@ -126,8 +131,33 @@ func TestDemoInBrowser(t *testing.T) {
 	act(demo.President, "À signer : ")
 	act(demo.Mayor, "À signer : ")
 
+	// The final mail brings the agent the sealed convention and the
+	// certificate, which every validator accepts.
+	final := mailbox.read(demo.Agent, "Terminé : "+title)
+	final.shot("demo-mail-completion")
+	files := final.attachments()
+	envelope := engine.EnvelopeID(demo.SampleMessageID)
+	certName, _ := certificate.FileName(envelope, "fr")
+	ca := filepath.Join(dir, "parapheur-demo", "keys", pki.CACertFile)
+	t.Cleanup(signtest.Cleanup)
+	for name, sigs := range map[string]int{"convention-jardins-partages.pdf": 3, certName: 1} {
+		url, ok := files[name]
+		if !ok {
+			final.failf("the final mail does not attach %s: %v", name, files)
+		}
+		resp, pdf := getResponse(t, url)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/pdf" {
+			t.Fatalf("downloading %s from the mailbox: %s %s", name, resp.Status, resp.Header.Get("Content-Type"))
+		}
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, pdf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		signtest.Validate(t, path, signtest.Expect{Signatures: sigs, CAFile: ca})
+	}
+
 	landing.do(chromedp.Navigate(d.url))
-	for _, state := range []string{"visé", "signé"} {
+	for _, state := range []string{"terminée", "visé", "signé", "remis"} {
 		if !strings.Contains(landing.text("#sample"), state) {
 			landing.failf("the landing page does not show the sample as %s", state)
 		}
@@ -230,6 +260,24 @@ func (p page) read(who demo.Person, subject string) page {
 	})
 	p.submit(sel)
 	return p
+}
+
+// attachments are the files listed on a mail's page, by name, with the
+// URL of each, read over DevTools (the tab may run no script).
+func (p page) attachments() map[string]string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.tab, pageWait)
+	defer cancel()
+	list, err := chromedp.Run(ctx, chromedp.Evaluate[[][2]string](
+		`[...document.querySelectorAll("#attachments a.attachment")].map(a => [a.textContent, a.href])`))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	files := map[string]string{}
+	for _, f := range list {
+		files[f[0]] = f[1]
+	}
+	return files
 }
 
 // location is the page's URL; origin its scheme and host.
