@@ -304,6 +304,20 @@ func TestMailPages(t *testing.T) {
 	}
 }
 
+// gatewayMailbox logs in to the gateway's mailbox as its poller does.
+func (r *rig) gatewayMailbox(t *testing.T) *imapclient.Client {
+	t.Helper()
+	c, err := imapclient.DialInsecure(r.office.IMAPAddr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Login(r.office.IMAPUser, r.office.IMAPPassword).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // TestDeliveryToTheGateway sends mail through the SMTP server: mail to
 // the gateway's address and its plus-addresses lands in its IMAP inbox,
 // once, with the trusted authentication results of the demo's domain;
@@ -322,14 +336,7 @@ func TestDeliveryToTheGateway(t *testing.T) {
 		t.Fatalf("the web mailbox keeps %d mails, want 3", len(list))
 	}
 
-	c, err := imapclient.DialInsecure(r.office.IMAPAddr(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Login(r.office.IMAPUser, r.office.IMAPPassword).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	c := r.gatewayMailbox(t)
 	for _, f := range []string{"Processed", "Quarantine"} {
 		if _, err := c.Status(f, &imap.StatusOptions{NumMessages: true}).Wait(); err != nil {
 			t.Errorf("the gateway's folder %s: %v", f, err)
@@ -365,15 +372,7 @@ func TestNewMailboxAtEachStart(t *testing.T) {
 	for range 2 {
 		r := newRig(t)
 		r.sendRaw(t, Agent.Email, []string{gateway}, strings.NewReader("From: "+Agent.Email+"\r\nSubject: x\r\n\r\nx\r\n"))
-		c, err := imapclient.DialInsecure(r.office.IMAPAddr(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if err := c.Login(r.office.IMAPUser, r.office.IMAPPassword).Wait(); err != nil {
-			t.Fatal(err)
-		}
-		sel, err := c.Select("INBOX", nil).Wait()
+		sel, err := r.gatewayMailbox(t).Select("INBOX", nil).Wait()
 		if err != nil {
 			t.Fatal(err)
 		}
