@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/parapheur/parapheur/cmd/parapheur/config"
@@ -139,6 +140,9 @@ func runDemo(inv *invocation) int {
 	}
 	go announce(inv.ctx(), inv, publicURL)
 	if err := g.run(inv.ctx()); err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			err = fmt.Errorf("%w: choose another port with --listen", err)
+		}
 		return inv.fail(err)
 	}
 	return exitOK

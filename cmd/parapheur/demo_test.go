@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -192,6 +193,21 @@ func TestDemoInBrowser(t *testing.T) {
 
 // desktopWithoutJS is a desktop browser with JavaScript turned off.
 var desktopWithoutJS = testrig.View{Width: testrig.Desktop.Width, Height: testrig.Desktop.Height, NoJavaScript: true}
+
+// TestDemoPortInUse runs the demo on a port another program holds: it
+// says so, and how to choose another.
+func TestDemoPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	r := parapheur(t, []string{"PATH=" + os.Getenv("PATH")}, "demo", "--listen", ln.Addr().String())
+	if r.code != exitFailure || !strings.Contains(r.stderr, "address already in use: choose another port with --listen") ||
+		strings.Contains(r.stdout, "open http") {
+		t.Errorf("exit %d, stdout %q, stderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+}
 
 // waitFor waits until an element matching sel is on the page, which may
 // reload itself meanwhile (the mailbox's list does when mail arrives).
