@@ -6,6 +6,7 @@ import (
 	"embed"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"mime"
@@ -669,6 +670,12 @@ func (s *Server) trailRow(env *workflow.Envelope, rec audit.Record, b base) trai
 				}
 			}
 			val = strings.Join(names, ", ")
+		}
+		if k == "document" {
+			// A sealed document is named by its 0-based index.
+			if i, err := strconv.Atoi(val); err == nil && i >= 0 && i < len(env.Documents) {
+				val = fmt.Sprintf("%d. %s", i+1, env.Documents[i].Name)
+			}
 		}
 		row.Details = append(row.Details, detail{Key: detailName(k, b.Lang), Value: val})
 	}

@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"html"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -450,8 +451,15 @@ func TestCompletedEnvelope(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clock.advance(time.Minute)
-	if _, err := f.engine.Event(ctx, f.env.ID, workflow.Completed{Meta: workflow.Meta{At: f.clock.Now()}, Certificate: cert.SHA256,
-		Documents: []workflow.DocumentVersion{{Index: 0, Previous: f.env.Documents[0].Current, SHA256: final.SHA256, Size: final.Size}}}); err != nil {
+	signed, err := f.engine.Envelope(ctx, f.env.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.engine.Event(ctx, f.env.ID, workflow.Sealed{Meta: workflow.Meta{At: f.clock.Now()}, Level: "B-LTA", Serial: "5eal",
+		Document: workflow.DocumentVersion{Index: 0, Previous: signed.Documents[0].Current, SHA256: final.SHA256, Size: final.Size}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.engine.Event(ctx, f.env.ID, workflow.Completed{Meta: workflow.Meta{At: f.clock.Now()}, Certificate: cert.SHA256}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -467,7 +475,8 @@ func TestCompletedEnvelope(t *testing.T) {
 	}
 	e := f.status()
 	page = b.get(e)
-	mustContain(t, "completed, sender", page, "terminée, signée", final.SHA256, `href="`+e+`/certificate"`)
+	mustContain(t, "completed, sender", page, "terminée, signée", final.SHA256, `href="`+e+`/certificate"`,
+		"niveau PAdES", "B-LTA", "1. "+html.EscapeString(signed.Documents[0].Name))
 	mustNotContain(t, "completed, sender", page, `id="cancel-form"`)
 	if c := b.get(e + "/certificate"); c.status != http.StatusOK || c.body != "%PDF-1.7 certificate" {
 		t.Errorf("certificate: %d %q", c.status, c.body)
