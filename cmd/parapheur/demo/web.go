@@ -78,7 +78,7 @@ func (s *Site) Handler() (http.Handler, error) {
 	tmpl, err := template.New("").Funcs(template.FuncMap{
 		"linkify": linkify,
 		"date":    func(t time.Time) string { return t.Local().Format("02/01/2006 15:04:05") },
-		"size":    byteSize,
+		"size":    func(n int) string { return byteSize(n, s.Language) },
 		"person":  person,
 		"join":    strings.Join,
 		// Unknown states (a newer engine's) show as they are.
@@ -411,13 +411,22 @@ func person(addr string) template.HTML {
 	return template.HTML(template.HTMLEscapeString(name) + ` <span class="addr">` + template.HTMLEscapeString(email) + `</span>`)
 }
 
-// byteSize writes n for people: 12 KB, 1.5 MB.
-func byteSize(n int) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%d KB", (n+1<<9)>>10)
+// byteSize writes n for people, as the gateway's mails do: 51.8 KB in
+// English, 51,8 Ko in French.
+func byteSize(n int, language string) string {
+	v, unit := float64(n), "B"
+	for _, u := range []string{"KB", "MB", "GB"} {
+		if v < 1000 {
+			break
+		}
+		v, unit = v/1000, u
 	}
-	return fmt.Sprintf("%d B", n)
+	text := fmt.Sprintf("%.1f %s", v, unit)
+	if unit == "B" {
+		text = fmt.Sprintf("%d B", n)
+	}
+	if language == "fr" {
+		text = strings.NewReplacer(".", ",", "KB", "Ko", "MB", "Mo", "GB", "Go", " B", " o").Replace(text)
+	}
+	return text
 }
