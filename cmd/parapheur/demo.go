@@ -97,6 +97,8 @@ func runDemo(inv *invocation) int {
 		"PARAPHEUR_PUBLIC_URL=" + publicURL,
 		"PARAPHEUR_LISTEN=" + *listen,
 		"PARAPHEUR_LANGUAGE=" + *language,
+		// The demo's organisation is French: its times are Paris times.
+		"PARAPHEUR_TIMEZONE=Europe/Paris",
 		"PARAPHEUR_STORE_URL=bolt://" + filepath.ToSlash(filepath.Join(dir, "parapheur.db")),
 		"PARAPHEUR_IMAP_URL=imap://" + office.IMAPUser + "@" + office.IMAPAddr() + "/INBOX",
 		"PARAPHEUR_IMAP_PASSWORD=" + office.IMAPPassword,

@@ -16,6 +16,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	// The zone database is built in: timezone = "Europe/Paris" must work in
+	// a container image that has no /usr/share/zoneinfo.
+	_ "time/tzdata"
 
 	"github.com/parapheur/parapheur/cmd/parapheur/config"
 )

@@ -86,11 +86,7 @@ func Build(in Input) ([]byte, error) {
 	if err := audit.VerifyEnd(in.Trail, in.Envelope.Audit); err != nil {
 		return nil, fmt.Errorf("certificate: the audit trail of envelope %s does not verify: %w", in.Envelope.ID, err)
 	}
-	loc := in.Location
-	if loc == nil {
-		loc = time.UTC
-	}
-	d := newDocument(in, loc, words)
+	d := newDocument(in, readerZone(in.Location, in.Now), words)
 	d.render()
 	var buf bytes.Buffer
 	if err := d.pdf.Output(&buf); err != nil {
@@ -191,7 +187,7 @@ func (d *document) render() {
 	}
 	rows = append(rows,
 		[2]string{w.issued, d.time(d.in.Now)},
-		[2]string{w.zone, fmt.Sprintf(w.zoneNote, d.loc.String())},
+		[2]string{w.zone, fmt.Sprintf(w.zoneNote, d.zoneName())},
 	)
 	d.keyValues(rows, map[int]bool{0: true})
 
@@ -632,6 +628,30 @@ func (d *document) envelopeState() string {
 		s += " — " + d.env.Reason
 	}
 	return s
+}
+
+// readerZone is the zone the certificate writes times in: loc, but UTC
+// for nil and for the system's zone on a machine set to UTC, so that no
+// time is written twice the same.
+func readerZone(loc *time.Location, at time.Time) *time.Location {
+	if loc == nil {
+		return time.UTC
+	}
+	if name, offset := at.In(loc).Zone(); loc.String() == "Local" && name == "UTC" && offset == 0 {
+		return time.UTC
+	}
+	return loc
+}
+
+// zoneName names d's zone for the reader: "Local", the system's zone,
+// tells a reader nothing, so it is named by its abbreviation then
+// ("CET"), when the certificate was issued.
+func (d *document) zoneName() string {
+	if d.loc.String() != "Local" {
+		return d.loc.String()
+	}
+	name, _ := d.in.Now.In(d.loc).Zone()
+	return name
 }
 
 // time writes t in the configured zone and in UTC beside it.

@@ -462,3 +462,41 @@ func TestLongValuesStayInMargins(t *testing.T) {
 		t.Error("the end of the long message is missing")
 	}
 }
+
+// TestSystemZone: a gateway whose zone is the system's (named "Local" by
+// Go) writes UTC once on a machine set to UTC, and names any other system
+// zone by its abbreviation, never "Local".
+func TestSystemZone(t *testing.T) {
+	s := completedEnvelope(t, "en")
+	for _, tc := range []struct {
+		zone     string
+		want     []string
+		dontWant []string
+	}{
+		{"UTC", []string{"UTC; every time is"}, []string{"Local", "UTC · "}},
+		{"Europe/Paris", []string{"CET; every time is", " CET · "}, []string{"Local"}},
+	} {
+		data, err := os.ReadFile("/usr/share/zoneinfo/" + tc.zone)
+		if err != nil {
+			t.Fatalf("%v (install the time zone database: apt-get install tzdata)", err)
+		}
+		local, err := time.LoadLocationFromTZData("Local", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := input(t, s)
+		in.Location = local
+		path, _ := build(t, in)
+		got := text(t, path)
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("with the system zone %s the certificate does not say %q", tc.zone, w)
+			}
+		}
+		for _, w := range tc.dontWant {
+			if strings.Contains(got, w) {
+				t.Errorf("with the system zone %s the certificate says %q", tc.zone, w)
+			}
+		}
+	}
+}
