@@ -70,15 +70,7 @@ func TestCompletionResumes(t *testing.T) {
 	for _, step := range steps {
 		users = append(users, "gw-"+step)
 	}
-	rig, err := testrig.StartMail(t.TempDir(), testrig.MailOptions{Users: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := rig.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	rig := startMailRig(t, users...)
 	keys := initKeys(t)
 	cases := map[string]func(t *testing.T){
 		"store unavailable": func(t *testing.T) { storeOutage(t, rig, keys) },
