@@ -27,11 +27,18 @@ func loadSeal(dir, passphrase string, now time.Time) (*pki.KeyPair, error) {
 
 // crashAfterVariable names a test hook: "parapheur serve" with
 // PARAPHEUR_TEST_CRASH_AFTER=STEP (a step of package completion:
-// sealed, certificate, completed) exits with status exitTestCrash right
-// after the completion worker recorded that step, without any cleanup, as
-// a process killed there would. The end-to-end tests use it to check that
-// a completion resumes after a crash at each step; it is no setting.
+// sealed, certificate, completed; or stepFinalMail) exits with status
+// exitTestCrash right after the completion worker recorded that step, or
+// right after the relay accepted a final mail and before its outbox item
+// is acknowledged, without any cleanup, as a process killed there would.
+// The end-to-end tests use it to check that a completion resumes after a
+// crash at each step; it is no setting.
 const crashAfterVariable = "PARAPHEUR_TEST_CRASH_AFTER"
+
+// stepFinalMail is the crash point of crashAfterVariable after the relay
+// accepted a final mail (workflow.CompletionMail), before its item is
+// acknowledged: the item is then sent again, as the same message.
+const stepFinalMail = "final-mail"
 
 // exitTestCrash is the exit status of the crash hook.
 const exitTestCrash = 86
@@ -50,7 +57,7 @@ func crashAfter(environ []string, stderr io.Writer) func(step string) {
 	}
 	return func(step string) {
 		if step == at {
-			fmt.Fprintf(stderr, "parapheur serve: %s=%s: exiting after the completion step %q\n", crashAfterVariable, at, step)
+			fmt.Fprintf(stderr, "parapheur serve: %s=%s: exiting after the step %q\n", crashAfterVariable, at, step)
 			os.Exit(exitTestCrash)
 		}
 	}

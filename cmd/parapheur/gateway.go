@@ -33,6 +33,7 @@ import (
 	"github.com/parapheur/parapheur/signing/web"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/store/backend"
+	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
 	"github.com/parapheur/parapheur/workflow/outbox"
 )
@@ -58,6 +59,8 @@ type gateway struct {
 	// documents and the certificate of every completed envelope.
 	seal       *pki.KeyPair
 	completion *completion.Worker
+	// crashAfter is the test hook of crashAfterVariable, nil when unset.
+	crashAfter func(step string)
 }
 
 // timerPoll is how often due envelope timers (expiry, reminders) are looked for.
@@ -147,7 +150,7 @@ func (g *gateway) assemble() error {
 	mails := &mailsender.Mails{Composer: composer, Store: g.store, Domain: domain, PublicURL: cfg.PublicURL}
 	relay := mailsender.Relay{URL: mailURL(cfg.SMTP.Server, "smtps", "smtp", ""), Username: cfg.SMTP.Server.Username,
 		Password: string(cfg.SMTP.Password)}
-	g.mail, err = mailsender.New(mailsender.Config{Relay: relay, Composer: mails, Holder: g.holder,
+	g.mail, err = mailsender.New(mailsender.Config{Relay: relay, Composer: mails, Holder: g.holder, Accepted: g.mailAccepted,
 		Outbox: outbox.Queue{Store: g.store, Engine: g.engine, Name: engine.MailQueue, Log: g.log,
 			Metrics: outbox.NewMetrics(g.metrics, "parapheur_mail")}})
 	if err != nil {
@@ -179,7 +182,7 @@ func (g *gateway) assemble() error {
 	}
 	g.completion = &completion.Worker{Engine: g.engine, Seal: g.seal, TSAURL: cfg.TSA.URL, PublicURL: cfg.PublicURL,
 		Location: cfg.Location, MaxDocumentBytes: cfg.Limits.MaxDocumentBytes, Holder: g.holder, Log: g.log,
-		Metrics: completion.NewMetrics(g.metrics, time.Now)}
+		Metrics: completion.NewMetrics(g.metrics, time.Now), CrashAfter: g.crash}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("GET "+crlPath, crl)
@@ -192,6 +195,20 @@ func (g *gateway) assemble() error {
 		g.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*c}, MinVersion: tls.VersionTLS12}
 	}
 	return nil
+}
+
+// crash runs the test hook of crashAfterVariable after step.
+func (g *gateway) crash(step string) {
+	if g.crashAfter != nil {
+		g.crashAfter(step)
+	}
+}
+
+// mailAccepted runs the test hook after the relay accepted a final mail.
+func (g *gateway) mailAccepted(notice workflow.Notice) {
+	if notice == workflow.CompletionMail {
+		g.crash(stepFinalMail)
+	}
 }
 
 // mailURL writes a mail server's URL back from the parsed configuration,

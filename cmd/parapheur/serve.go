@@ -59,7 +59,7 @@ func runServe(inv *invocation) int {
 	if err != nil {
 		return inv.fail(err)
 	}
-	g.completion.CrashAfter = crashAfter(inv.environ, inv.stderr)
+	g.crashAfter = crashAfter(inv.environ, inv.stderr)
 	if err := g.run(inv.ctx()); err != nil {
 		return inv.fail(err)
 	}

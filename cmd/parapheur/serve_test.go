@@ -91,9 +91,18 @@ func serveEnv(rig *testrig.Mail, storeURL, keys, listen string) []string {
 // test if still running.
 func startServe(t *testing.T, rig *testrig.Mail, storeURL, keys string) *server {
 	t.Helper()
-	s := &server{listen: freeAddr(t), exited: make(chan error, 1), logs: &lockedBuffer{}}
+	listen := freeAddr(t)
+	return startServeWith(t, serveEnv(rig, storeURL, keys, listen), listen)
+}
+
+// startServeWith runs "parapheur serve" with the environment env, which
+// makes it listen on listen, waits until it is ready, and kills it at the
+// end of the test if still running.
+func startServeWith(t *testing.T, env []string, listen string) *server {
+	t.Helper()
+	s := &server{listen: listen, exited: make(chan error, 1), logs: &lockedBuffer{}}
 	s.cmd = exec.Command(binary, "serve")
-	s.cmd.Env = serveEnv(rig, storeURL, keys, s.listen)
+	s.cmd.Env = env
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs // written by exec's copying goroutine
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)

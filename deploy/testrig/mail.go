@@ -423,6 +423,45 @@ func (m *Mail) WaitMessage(user, field, value string, timeout time.Duration) ([]
 	return nil, fmt.Errorf("testrig: no message with %s %s in %s's INBOX after %v", field, value, user, timeout)
 }
 
+// WaitDelivered waits until Postfix's queues hold no message: every mail it accepted before
+// the call has then reached its mailbox (or bounced), so that a test can count what the
+// mailboxes hold.
+func (m *Mail) WaitDelivered(timeout time.Duration) error {
+	queue := filepath.Join(m.dir, "postfix", "queue")
+	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
+		n, err := queuedMessages(queue)
+		if err != nil || n == 0 {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("testrig: Postfix still holds %d message(s) after %v", n, timeout)
+		}
+	}
+}
+
+// queuedMessages counts the message files in the Postfix queues under dir: every queue a
+// message waits in between its acceptance and its delivery or bounce.
+func queuedMessages(dir string) (int, error) {
+	n := 0
+	for _, q := range []string{"maildrop", "incoming", "active", "deferred", "hold"} {
+		err := filepath.WalkDir(filepath.Join(dir, q), func(_ string, d fs.DirEntry, err error) error {
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				return nil // delivered while we looked
+			case err != nil:
+				return err
+			case d.Type().IsRegular():
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("testrig: %w", err)
+		}
+	}
+	return n, nil
+}
+
 // RunWithMail runs a test binary's tests with a mail rig started once for
 // them all (Dovecot takes a second to stop: too long to pay per test), and
 // returns the exit code for os.Exit. *rig is set before the tests run.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +56,28 @@ func TestMail(t *testing.T) {
 		}
 		id := send(t, m, "alice@example.com")
 		fetch(t, m, "alice", id)
+	})
+
+	t.Run("wait delivered", func(t *testing.T) {
+		id := send(t, m, "alice@example.com")
+		if err := m.WaitDelivered(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if !inMaildir(t, m.Maildir("alice"), id) {
+			t.Errorf("%s is not in alice's Maildir once Postfix's queues are empty", id)
+		}
+		// A message Postfix holds keeps it waiting.
+		held := filepath.Join(m.dir, "postfix", "queue", "hold", "TESTRIGHELD")
+		if err := os.WriteFile(held, []byte("held"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := m.WaitDelivered(100 * time.Millisecond)
+		if rmErr := os.Remove(held); rmErr != nil {
+			t.Fatal(rmErr)
+		}
+		if err == nil || !strings.Contains(err.Error(), "Postfix still holds 1 message(s)") {
+			t.Errorf("WaitDelivered with a held message: %v", err)
+		}
 	})
 
 	t.Run("kick", func(t *testing.T) {
@@ -134,6 +158,30 @@ func login(t *testing.T, m *Mail, user string) *imapclient.Client {
 		t.Fatalf("IMAP login %s: %v", user, err)
 	}
 	return c
+}
+
+// inMaildir tells whether a message of the Maildir dir holds id.
+func inMaildir(t *testing.T, dir, id string) bool {
+	t.Helper()
+	for _, sub := range []string{"new", "cur"} {
+		files, err := os.ReadDir(filepath.Join(dir, sub))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // Dovecot makes it with the first message
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			raw, err := os.ReadFile(filepath.Join(dir, sub, f.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(raw, []byte(id)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // fetch waits until the message with Message-ID id is in user's INBOX and returns it.

@@ -84,6 +84,11 @@ type Config struct {
 	// TempDir holds the spooled messages (unlinked at once); "" means
 	// os.TempDir().
 	TempDir string
+	// Accepted, when set, is called with the notice of each message the
+	// relay accepted, before its item is settled. It is a test hook:
+	// tests stop the process there, as a crash would, to check that the
+	// item is sent again as the same message.
+	Accepted func(notice workflow.Notice)
 }
 
 // Sender delivers the mail queue. Run it with Run, or drive Workers
@@ -159,9 +164,10 @@ type Worker struct {
 	holder string
 	conn   *conn
 	spool  *os.File
-	buf    *bufio.Writer // in front of spool
-	route  Route         // of the message in spool
-	size   int64         // of the message in spool
+	buf    *bufio.Writer   // in front of spool
+	route  Route           // of the message in spool
+	size   int64           // of the message in spool
+	notice workflow.Notice // of the message in spool
 }
 
 // Step claims the next due item and carries it out: composes, delivers and
@@ -195,7 +201,7 @@ func (w *Worker) Prepare(ctx context.Context, it *store.Item) (outbox.Delivery, 
 	case len(route.To) == 0:
 		return d, fmt.Errorf("composing %s mail: the composer named no recipient", job.Notice)
 	}
-	w.route = route
+	w.route, w.notice = route, job.Notice
 	return d, nil
 }
 
@@ -229,6 +235,9 @@ func (w *Worker) Attempt(ctx context.Context) outbox.Attempt {
 	start := time.Now()
 	ans, err := w.transact(ctx, w.route, w.size)
 	a := outbox.Attempt{Outcome: workflow.OutcomeDelivered, Answer: ans}
+	if err == nil && w.s.cfg.Accepted != nil {
+		w.s.cfg.Accepted(w.notice)
+	}
 	if err != nil {
 		a.Outcome, a.Answer = workflow.OutcomeDeferred, answer(err)
 		var se *smtp.SMTPError

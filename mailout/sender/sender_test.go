@@ -378,3 +378,32 @@ func TestLargeAttachmentArrives(t *testing.T) {
 		t.Error("no attachment in the delivered mail")
 	}
 }
+
+// The Accepted hook is told of each message the relay accepted, and of no
+// refused one, while the message's item is still held: a process stopped
+// there has not acknowledged the item, which is sent again.
+func TestAcceptedBeforeSettled(t *testing.T) {
+	var f *fixture
+	var accepted []workflow.Notice
+	var held []int
+	f = newFixture(t, func(c *Config) {
+		c.Accepted = func(n workflow.Notice) {
+			st, err := f.st.QueueStats(context.Background(), engine.MailQueue, f.clock.now())
+			if err != nil {
+				t.Error(err)
+			}
+			accepted, held = append(accepted, n), append(held, st.Held)
+		}
+	})
+	// The acknowledgement to agent@org.example is accepted; the
+	// invitation to reject@example.com refused at RCPT.
+	f.envelope(t, "reject@example.com")
+	for range 2 {
+		if worked, err := f.w.Step(context.Background()); err != nil || !worked {
+			t.Fatalf("step: %v, %v", worked, err)
+		}
+	}
+	if len(accepted) != 1 || accepted[0] != workflow.Acknowledgement || held[0] != 1 {
+		t.Errorf("Accepted was told of %v with %v items held; want the acknowledgement alone, its item held", accepted, held)
+	}
+}

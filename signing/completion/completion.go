@@ -18,7 +18,7 @@
 //     queues the final mails, one per party, in the same store write.
 //
 // The queue item is acknowledged only after the last step, so a worker
-// that dies loses its item to another within a lease (outbox.DefaultLease,
+// that dies loses its item to another within a lease (DefaultLease,
 // renewed while it works). A certificate stored twice before Completed
 // (a crash between steps 2 and 3) leaves the first as an orphan blob that
 // nothing refers to: the certificate names its time of issue, so the
@@ -103,8 +103,8 @@ type Worker struct {
 	// Holder names this process as the holder of queue items.
 	Holder string
 	// Lease is how long a claimed item is held without renewal; zero
-	// means outbox.DefaultLease. It is renewed every third of it while
-	// the completion runs.
+	// means DefaultLease. It is renewed every third of it while the
+	// completion runs.
 	Lease time.Duration
 	// Backoff spaces the retries: First (zero: DefaultFirstRetry),
 	// doubling up to Max (zero: DefaultMaxRetry). Its Limit is ignored:
@@ -127,6 +127,13 @@ type Worker struct {
 
 // Defaults of the Worker's zero fields.
 const (
+	// DefaultLease is shorter than the mail queue's (outbox.DefaultLease):
+	// a completion whose worker died resumes within it, and a lease that
+	// runs out while its worker still lives costs no second seal or final
+	// mail (the workflow refuses a second Sealed or Completed), only work
+	// done again; renewing it every 5 s while a completion runs costs a
+	// few store writes.
+	DefaultLease            = 15 * time.Second
 	DefaultFirstRetry       = 10 * time.Second
 	DefaultMaxRetry         = 15 * time.Minute
 	DefaultDelayNoticeAfter = time.Hour
@@ -194,7 +201,7 @@ func (w *Worker) Step(ctx context.Context) (bool, error) {
 func (w *Worker) queue() *outbox.Queue {
 	lease := w.Lease
 	if lease <= 0 {
-		lease = outbox.DefaultLease
+		lease = DefaultLease
 	}
 	return &outbox.Queue{Store: w.Engine.Store, Engine: w.Engine, Name: engine.CompletionQueue, Lease: lease, Log: w.Log, Now: w.Engine.Now}
 }

@@ -125,11 +125,15 @@ func TestCrashAfterEachStep(t *testing.T) {
 				}()
 				r.worker.Step(context.Background())
 			}()
-			// The crashed worker's item waits for its lease to run out.
-			if worked, err := r.worker.Step(context.Background()); worked || err != nil {
-				t.Fatalf("a step while the crashed worker's lease lasts: worked %v, %v", worked, err)
+			// The crashed worker's item waits for its lease to run out
+			// (DefaultLease), and no longer.
+			for _, wait := range []time.Duration{0, completion.DefaultLease - time.Second} {
+				r.clock.advance(wait)
+				if worked, err := r.worker.Step(context.Background()); worked || err != nil {
+					t.Fatalf("a step %v after the crash, while the crashed worker's lease lasts: worked %v, %v", wait, worked, err)
+				}
 			}
-			r.clock.advance(2 * outbox.DefaultLease)
+			r.clock.advance(2 * time.Second)
 			r.worker.CrashAfter = nil
 			r.work(t)
 			env := r.completedOnce(t, "E1")
