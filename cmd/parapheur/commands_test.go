@@ -5,11 +5,13 @@ import (
 	"context"
 	encbin "encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -145,7 +147,7 @@ func TestEnvelopeCommands(t *testing.T) {
 	if r := parapheur(t, env, "envelope", "cancel", "--reason", "remplacée par la v2", "E1"); r.code != exitOK || !strings.Contains(r.stdout, "now cancelled") {
 		t.Fatalf("cancel: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if r := parapheur(t, env, "envelope", "cancel", "E1"); r.code != exitOK {
+	if r := parapheur(t, env, "envelope", "cancel", "--reason", "again", "E1"); r.code != exitOK {
 		t.Fatalf("a second cancel is a replay: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = parapheur(t, env, "envelope", "show", "E1")
@@ -159,6 +161,35 @@ func TestEnvelopeCommands(t *testing.T) {
 	}
 	if r := parapheur(t, env, "envelope", "list", "--state", "in_progress"); r.code != exitOK || strings.Contains(r.stdout, "E1") {
 		t.Fatalf("list of in-progress envelopes: exit %d\n%s", r.code, r.stdout)
+	}
+	if r := parapheur(t, env, "envelope", "list", "--state", "cancelled"); r.code != exitOK || !strings.Contains(r.stdout, "E1") {
+		t.Fatalf("list of cancelled envelopes: exit %d\n%s", r.code, r.stdout)
+	}
+}
+
+// TestEnvelopeCommandsRefuseBadInput checks that a state that does not
+// exist is named with the states that do, that --stuck goes only with
+// in_progress, and that a cancellation needs its reason: nothing is
+// changed then.
+func TestEnvelopeCommandsRefuseBadInput(t *testing.T) {
+	path, _ := boltEnvelope(t)
+	env := []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_STORE_URL=bolt://" + path}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"envelope", "list", "--state", "done"}, `--state "done": not a state; want one of in_progress, completed, declined, cancelled, expired`},
+		{[]string{"envelope", "list", "--stuck", "--state", "completed"}, "--stuck lists envelopes in progress; it does not go with --state completed"},
+		{[]string{"envelope", "cancel", "E1"}, "--reason is required"},
+		{[]string{"envelope", "cancel", "--reason", " ", "E1"}, "--reason is required"},
+	} {
+		r := parapheur(t, env, tc.args...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%s: exit %d, stderr %q; want %d and %q", strings.Join(tc.args, " "), r.code, r.stderr, exitUsage, tc.want)
+		}
+	}
+	if r := parapheur(t, env, "envelope", "show", "E1"); !strings.Contains(r.stdout, "envelope E1: in_progress") {
+		t.Errorf("a refused cancel changed the envelope:\n%s", r.stdout)
 	}
 }
 
@@ -361,5 +392,66 @@ func TestVerifyAuditTrail(t *testing.T) {
 	if r.code != exitFailure || !strings.Contains(r.stdout, "\naudit trail audit-E1.json: BROKEN at event seq 3 (signed, ") ||
 		!strings.Contains(r.stdout, "INVALID: all 1 signature(s) intact, but 1 embedded audit trail(s) broken") {
 		t.Fatalf("verify of a sealed PDF with an edited trail: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestEnvelopeCommandsWhileServeHoldsTheStore runs the envelope commands
+// while a real "parapheur serve" has the embedded store open: bbolt locks
+// the file for one process, so each command must say so and what to do
+// within a few seconds, never wait on the lock; once serve stops, they work.
+func TestEnvelopeCommandsWhileServeHoldsTheStore(t *testing.T) {
+	keys := initKeys(t)
+	db := filepath.Join(t.TempDir(), "parapheur.db")
+	listen := freeAddr(t)
+	env := append(unreachableServersEnv(t, keys), "PARAPHEUR_STORE_URL=bolt://"+db, "PARAPHEUR_LISTEN="+listen)
+	serve := exec.Command(binary, "serve")
+	serve.Env = env
+	logs := &lockedBuffer{}
+	serve.Stdout, serve.Stderr = logs, logs
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- serve.Wait() }()
+	t.Cleanup(func() {
+		serve.Process.Kill()
+		if t.Failed() {
+			t.Logf("serve logs:\n%s", logs.String())
+		}
+	})
+	// /healthz answers once the store is open: serve holds the lock.
+	waitHTTP(t, "http://"+listen+"/healthz", exited)
+
+	for _, args := range [][]string{
+		{"envelope", "list"},
+		{"envelope", "list", "--stuck"},
+		{"envelope", "show", "E1"},
+		{"envelope", "cancel", "--reason", "test", "E1"},
+		{"envelope", "remind", "E1"},
+	} {
+		// The deadline only keeps a hanging command from hanging the test.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cmd := exec.CommandContext(ctx, binary, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		hung := errors.Is(ctx.Err(), context.DeadlineExceeded)
+		cancel()
+		if hung {
+			t.Fatalf("%s hangs while serve holds the store", strings.Join(args, " "))
+		}
+		want := "the store bolt://" + db + " is locked by another process, most likely a running `parapheur serve`"
+		if err == nil || !strings.Contains(string(out), want) || !strings.Contains(string(out), "Redis") {
+			t.Errorf("%s while serve runs: %v\n%s\nwant an error saying %q and what to do", strings.Join(args, " "), err, out, want)
+		}
+	}
+
+	if err := serve.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-exited; err != nil {
+		t.Fatalf("serve did not stop cleanly: %v", err)
+	}
+	if r := parapheur(t, env, "envelope", "list"); r.code != exitOK || !strings.HasPrefix(r.stdout, "ID") {
+		t.Errorf("list once serve stopped: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

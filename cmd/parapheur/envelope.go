@@ -15,6 +15,7 @@ import (
 	"github.com/parapheur/parapheur/signing/verify"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/store/backend"
+	"github.com/parapheur/parapheur/store/bolt"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/parapheur/parapheur/workflow/engine"
@@ -24,8 +25,10 @@ var envelopeListCommand = &command{
 	name:    "envelope list",
 	summary: "list the envelopes",
 	help: `
-Envelope list prints the envelopes of the store, one a line: id, state,
-sender, title, deadline, and the recipients who still have to act.
+Envelope list prints the envelopes of the store, newest first, one a line: id,
+state, sender, title, deadline, and the recipients who still have to act.
+--state keeps the envelopes in one state: in_progress, completed, declined,
+cancelled or expired.
 
 With --stuck it prints instead the envelopes whose steps are all done but whose
 completion (seals, certificate, final mails) has not ended --stuck-after after
@@ -56,7 +59,13 @@ var envelopeCancelCommand = &command{
 	help: `
 Envelope cancel ends envelope ID as cancelled, as its sender can by mail or on
 the status page: its links stop working for action, and the sender and the
-recipients who already acted are told. The cancellation is an audit event.`,
+recipients who already acted are told. The cancellation is an audit event.
+
+--reason is required: the mails quote it, and people who were asked to sign
+deserve to know why they no longer are; it stays in the audit trail and on the
+completion certificate's history. --by names who cancels (default "operator").
+Cancelling an envelope cancelled already does nothing; one that is completing
+(every step done) or ended otherwise cannot be cancelled.`,
 	run: runEnvelopeCancel,
 }
 
@@ -78,6 +87,13 @@ func (inv *invocation) openStore() (store.Store, int) {
 		return nil, inv.fail(err)
 	}
 	st, err := backend.Open(inv.ctx(), cfg.Store.URL, store.Options{MaxBlobBytes: cfg.Limits.MaxDocumentBytes})
+	if errors.Is(err, bolt.ErrInUse) {
+		// bbolt locks its file for one process: while serve runs, the
+		// embedded store is its alone.
+		return nil, inv.fail(fmt.Errorf("the store %s is locked by another process, most likely a running `parapheur serve` "+
+			"(the embedded store serves one process at a time): stop the gateway (systemctl stop parapheur), run the command, "+
+			"and start it again; or move the store to Redis (store.url = \"redis://…\"), which the gateway and these commands share while it runs", cfg.Store.URL))
+	}
 	if err != nil {
 		return nil, inv.fail(err)
 	}
@@ -86,11 +102,17 @@ func (inv *invocation) openStore() (store.Store, int) {
 
 func runEnvelopeList(inv *invocation) int {
 	inv.configFlag()
-	state := inv.flags.String("state", "", "list only envelopes in this `STATE` (in_progress, completed, declined, cancelled, expired)")
+	state := inv.flags.String("state", "", "list only envelopes in this `STATE` ("+strings.Join(stateNames(), ", ")+")")
 	stuck := inv.flags.Bool("stuck", false, "list only the envelopes whose completion has not ended --stuck-after their last step")
 	stuckAfter := inv.flags.Duration("stuck-after", 10*time.Minute, "with --stuck, how long after the last step a completion counts as stuck (`DURATION`)")
 	if code, ok := inv.parse(0, 0); !ok {
 		return code
+	}
+	switch {
+	case *state != "" && !slices.Contains(envelopeStates, workflow.State(*state)):
+		return inv.usageError("--state %q: not a state; want one of %s", *state, strings.Join(stateNames(), ", "))
+	case *stuck && *state != "" && workflow.State(*state) != workflow.StateInProgress:
+		return inv.usageError("--stuck lists envelopes in progress; it does not go with --state %s", *state)
 	}
 	st, code := inv.openStore()
 	if st == nil {
@@ -101,6 +123,18 @@ func runEnvelopeList(inv *invocation) int {
 		return inv.table(st, store.ListQuery{State: workflow.StateInProgress}, stuckTable(inv, st, *stuckAfter, time.Now()))
 	}
 	return inv.table(st, store.ListQuery{State: workflow.State(*state)}, envelopeTable)
+}
+
+// envelopeStates are the states an envelope can be in, for --state.
+var envelopeStates = []workflow.State{workflow.StateInProgress, workflow.StateCompleted,
+	workflow.StateDeclined, workflow.StateCancelled, workflow.StateExpired}
+
+func stateNames() []string {
+	names := make([]string, len(envelopeStates))
+	for i, s := range envelopeStates {
+		names[i] = string(s)
+	}
+	return names
 }
 
 // envelopeTable is the table of envelope list: its header and row.
@@ -273,10 +307,13 @@ func writeEnvelope(out io.Writer, e *workflow.Envelope, trail []audit.Record, br
 
 func runEnvelopeCancel(inv *invocation) int {
 	inv.configFlag()
-	reason := inv.flags.String("reason", "", "the `REASON` told to the sender and to those who already acted")
+	reason := inv.flags.String("reason", "", "the `REASON` told to the sender and to those who already acted (required)")
 	by := inv.flags.String("by", "operator", "who cancels, recorded in the audit trail")
 	if code, ok := inv.parse(1, 1); !ok {
 		return code
+	}
+	if strings.TrimSpace(*reason) == "" {
+		return inv.usageError("--reason is required: it is quoted in the mails to the sender and to those who already acted, and kept in the audit trail")
 	}
 	return inv.envelopeEvent(func(now time.Time) workflow.Event {
 		return workflow.Cancelled{Meta: workflow.Meta{At: now}, By: *by, Reason: *reason}
