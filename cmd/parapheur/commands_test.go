@@ -20,6 +20,7 @@ import (
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/parapheur/parapheur/workflow/engine"
+	"github.com/parapheur/parapheur/workflow/outbox/outboxtest"
 	"go.etcd.io/bbolt"
 )
 
@@ -453,5 +454,111 @@ func TestEnvelopeCommandsWhileServeHoldsTheStore(t *testing.T) {
 	}
 	if r := parapheur(t, env, "envelope", "list"); r.code != exitOK || !strings.HasPrefix(r.stdout, "ID") {
 		t.Errorf("list once serve stopped: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestEnvelopeResend resends lost mails as an operator would: a signer's
+// invitation and the sender's acknowledgement while envelope E1 is in
+// progress, each with a new link beside the old one, then, once E1 is
+// signed, sealed and completed, the completion mail; envelope show then
+// tells the seal, the final hashes and the certificate.
+func TestEnvelopeResend(t *testing.T) {
+	path, _ := boltEnvelope(t)
+	env := []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_STORE_URL=bolt://" + path}
+	ctx := context.Background()
+	// delivered returns the jobs of the mails queued since the last call.
+	delivered := func() []engine.Job {
+		t.Helper()
+		st, err := bolt.Open(path, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		return outboxtest.Deliver(t, st, engine.MailQueue, time.Now())
+	}
+	first := delivered() // the acknowledgement and the invitation of the submission
+
+	for _, tc := range []struct {
+		args     []string
+		code     int
+		out, err string
+	}{
+		{[]string{"E1"}, exitUsage, "", "--to is required"},
+		{[]string{"--to", "eve@example.com", "E1"}, exitFailure, "", "envelope E1 has no sender or recipient eve@example.com"},
+		{[]string{"--to", "Marie@partner.example", "E1"}, exitOK, "envelope E1: invitation queued for Marie@partner.example (now in_progress)\n", ""},
+		{[]string{"--to", "agent@org.example", "E1"}, exitOK, "envelope E1: acknowledgement queued for agent@org.example (now in_progress)\n", ""},
+	} {
+		r := parapheur(t, env, append([]string{"envelope", "resend"}, tc.args...)...)
+		if r.code != tc.code || r.stdout != tc.out || !strings.Contains(r.stderr, tc.err) {
+			t.Errorf("resend %s: exit %d, stdout %q, stderr %q; want %d, %q and %q", strings.Join(tc.args, " "), r.code, r.stdout, r.stderr, tc.code, tc.out, tc.err)
+		}
+	}
+	again := delivered()
+	// Each mail again, to the same party, with a new token; the old links keep working.
+	st, err := bolt.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != 2 || len(again) != 2 {
+		t.Fatalf("queued at creation %+v, by the resends %+v: want two of each", first, again)
+	}
+	for i, job := range again {
+		old := first[i]
+		if job.Notice != old.Notice || job.To != old.To || job.Token == "" || job.Token == old.Token {
+			t.Errorf("resent %s to %s with token %q; first sent %s to %s with %q", job.Notice, job.To, job.Token, old.Notice, old.To, old.Token)
+		}
+		for _, token := range []string{old.Token, job.Token} {
+			if id, who, err := st.ByToken(ctx, engine.HashToken(token)); err != nil || id != "E1" || who != job.To {
+				t.Errorf("the %s link %q leads to %s/%s, %v; want E1/%s", job.Notice, token, id, who, err, job.To)
+			}
+		}
+	}
+
+	// Marie signs; the completion seals the document and stores the certificate.
+	e := &engine.Engine{Store: st}
+	if _, err := e.SendCode(ctx, "E1", "r1", workflow.Client{}); err != nil {
+		t.Fatal(err)
+	}
+	codes := outboxtest.Deliver(t, st, engine.MailQueue, time.Now())
+	if len(codes) != 1 || codes[0].Notice != engine.NoticeCode {
+		t.Fatalf("queued after SendCode: %+v", codes)
+	}
+	if _, err := e.VerifyCode(ctx, "E1", "r1", codes[0].Code, workflow.Client{}); err != nil {
+		t.Fatal(err)
+	}
+	signed, sealed, certificate := strings.Repeat("cd", 32), strings.Repeat("ef", 32), strings.Repeat("01", 32)
+	now := workflow.Meta{At: time.Now()}
+	for _, ev := range []workflow.Event{
+		workflow.Signed{Meta: now, RecipientID: "r1", Signature: workflow.Signature{CertSerial: "0a",
+			Documents: []workflow.DocumentVersion{{Index: 0, Previous: strings.Repeat("ab", 32), SHA256: signed, Size: 10}}}},
+		workflow.Sealed{Meta: now, Document: workflow.DocumentVersion{Index: 0, Previous: signed, SHA256: sealed, Size: 11}, Level: "B-B", Serial: "5e"},
+		workflow.Completed{Meta: now, Certificate: certificate},
+	} {
+		if _, err := e.Event(ctx, "E1", ev); err != nil {
+			t.Fatalf("%T: %v", ev, err)
+		}
+	}
+	outboxtest.Deliver(t, st, engine.MailQueue, time.Now()) // the completion mails
+	st.Close()
+
+	if r := parapheur(t, env, "envelope", "resend", "--to", "marie@partner.example", "E1"); r.code != exitOK || r.stdout != "envelope E1: completion queued for marie@partner.example (now completed)\n" {
+		t.Errorf("resend after completion: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if jobs := delivered(); len(jobs) != 1 || jobs[0].Notice != workflow.CompletionMail || jobs[0].To != "r1" || jobs[0].Token == "" {
+		t.Errorf("queued by the resend after completion: %+v; want the completion mail to r1 with its download token", jobs)
+	}
+	r := parapheur(t, env, "envelope", "show", "E1")
+	for _, want := range []string{
+		"envelope E1: completed",
+		"sealed   sha256 " + sealed,
+		"completion certificate sha256 " + certificate,
+		`sealed           system document="0" level="B-B" previous="` + signed + `" serial="5e" sha256="` + sealed + `"`,
+		`resent           operator mail="invitation" recipients="r1" to="Marie@partner.example"`,
+		`resent           operator mail="completion" recipients="r1" to="marie@partner.example"`,
+		"chain intact",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("show does not say %q:\n%s", want, r.stdout)
+		}
 	}
 }

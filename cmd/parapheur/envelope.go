@@ -80,7 +80,35 @@ trail.`,
 	run: runEnvelopeRemind,
 }
 
-// openStore opens the configured store for the envelope commands.
+var envelopeResendCommand = &command{
+	name:    "envelope resend",
+	args:    "ID",
+	summary: "send again the mail an address lost",
+	help: `
+Envelope resend queues again, for the address --to names, the mail it needs
+now from envelope ID, when a person says it never came or was deleted:
+
+  - a recipient whose turn it is: the invitation, with a new link (the old
+    links keep working);
+  - the sender of an envelope in progress: the acknowledgement, with a new
+    status link;
+  - anyone, once the envelope is completed: the completion mail, with the
+    final documents and a new download link;
+  - once declined, cancelled or expired: the notice of that end, to the sender
+    and to those who had acted (who were told).
+
+--to is required: a resend goes to one person, never to every party at once
+(envelope remind reminds all who have yet to act). A recipient whose step has
+not started, or who acted already, has no mail due and the command says so;
+nothing is resent while the completion is under way, or past the deadline.
+The running gateway sends the mail; the request and each delivery attempt are
+recorded in the audit trail (envelope show ID).`,
+	run: runEnvelopeResend,
+}
+
+// openStore opens the configured store for the envelope commands. The
+// embedded (bbolt) store is locked by the process that has it open: while
+// serve runs on it, they say so within bolt's lock timeout, and what to do.
 func (inv *invocation) openStore() (store.Store, int) {
 	cfg, err := config.LoadSections(*inv.configPath, inv.environ, "store", "limits")
 	if err != nil {
@@ -273,7 +301,14 @@ func writeEnvelope(out io.Writer, e *workflow.Envelope, trail []audit.Record, br
 	}
 	fmt.Fprintln(out, "documents:")
 	for i, d := range e.Documents {
-		fmt.Fprintf(out, "  %d. %s, %d page(s)\n     original sha256 %s\n     current  sha256 %s\n", i+1, d.Name, d.Pages, d.Original, d.Current)
+		current := "current "
+		if d.Sealed {
+			current = "sealed  "
+		}
+		fmt.Fprintf(out, "  %d. %s, %d page(s)\n     original sha256 %s\n     %s sha256 %s\n", i+1, d.Name, d.Pages, d.Original, current, d.Current)
+	}
+	if e.Certificate != "" {
+		fmt.Fprintf(out, "completion certificate sha256 %s\n", e.Certificate)
 	}
 	fmt.Fprintln(out, "recipients:")
 	for _, r := range e.Recipients {
@@ -317,7 +352,7 @@ func runEnvelopeCancel(inv *invocation) int {
 	}
 	return inv.envelopeEvent(func(now time.Time) workflow.Event {
 		return workflow.Cancelled{Meta: workflow.Meta{At: now}, By: *by, Reason: *reason}
-	}, "cancelled")
+	}, said("cancelled"))
 }
 
 func runEnvelopeRemind(inv *invocation) int {
@@ -327,12 +362,45 @@ func runEnvelopeRemind(inv *invocation) int {
 	}
 	return inv.envelopeEvent(func(now time.Time) workflow.Event {
 		return workflow.ReminderDue{Meta: workflow.Meta{At: now}}
-	}, "reminder queued for the pending recipients")
+	}, said("reminder queued for the pending recipients"))
+}
+
+func runEnvelopeResend(inv *invocation) int {
+	inv.configFlag()
+	to := inv.flags.String("to", "", "the `EMAIL` address whose mail was lost (required)")
+	by := inv.flags.String("by", "operator", "who asks, recorded in the audit trail")
+	if code, ok := inv.parse(1, 1); !ok {
+		return code
+	}
+	if strings.TrimSpace(*to) == "" {
+		return inv.usageError("--to is required: name the address whose mail was lost (envelope show ID lists the sender and the recipients)")
+	}
+	return inv.envelopeEvent(func(now time.Time) workflow.Event {
+		return workflow.Resend{Meta: workflow.Meta{At: now}, By: *by, Email: *to}
+	}, func(st store.Store, env *workflow.Envelope) (string, error) {
+		// The envelope's head is the record this resend wrote.
+		trail, err := st.AuditTrail(inv.ctx(), env.ID)
+		if err != nil {
+			return "", err
+		}
+		for _, rec := range slices.Backward(trail) {
+			if rec.Seq == env.Audit.Seq && rec.Type == audit.Resent {
+				return fmt.Sprintf("%s queued for %s", strings.ReplaceAll(rec.Details["mail"], ",", " and "), rec.Details["to"]), nil
+			}
+		}
+		return "", fmt.Errorf("envelope %s changed before its resend could be read back: see envelope show %s", env.ID, env.ID)
+	})
+}
+
+// said is the report of an operator's event that always says the same.
+func said(done string) func(store.Store, *workflow.Envelope) (string, error) {
+	return func(store.Store, *workflow.Envelope) (string, error) { return done, nil }
 }
 
 // envelopeEvent applies an operator's event to the envelope named by the
-// argument; the mails it causes are queued for the running gateway to send.
-func (inv *invocation) envelopeEvent(mk func(time.Time) workflow.Event, done string) int {
+// argument and prints what report says of it; the mails it causes are
+// queued for the running gateway to send.
+func (inv *invocation) envelopeEvent(mk func(time.Time) workflow.Event, report func(store.Store, *workflow.Envelope) (string, error)) int {
 	st, code := inv.openStore()
 	if st == nil {
 		return code
@@ -340,6 +408,10 @@ func (inv *invocation) envelopeEvent(mk func(time.Time) workflow.Event, done str
 	defer st.Close()
 	e := &engine.Engine{Store: st}
 	env, err := e.Event(inv.ctx(), inv.args[0], mk(e.Now()))
+	if err != nil {
+		return inv.fail(err)
+	}
+	done, err := report(st, env)
 	if err != nil {
 		return inv.fail(err)
 	}

@@ -37,6 +37,7 @@ var commands = []*command{
 	envelopeShowCommand,
 	envelopeCancelCommand,
 	envelopeRemindCommand,
+	envelopeResendCommand,
 	caInitCommand,
 	configCheckCommand,
 }
