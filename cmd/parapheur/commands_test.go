@@ -48,6 +48,18 @@ func TestCASealVerify(t *testing.T) {
 	if again, err := os.ReadFile(secret); err != nil || !bytes.Equal(again, first) {
 		t.Fatalf("the second ca init changed the gateway secret: %v", err)
 	}
+	// A container's first-start step runs on every start: it keeps the keys.
+	seal := filepath.Join(dir, "keys", "seal.p12")
+	sealBefore, err := os.ReadFile(seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := parapheur(t, env, "ca", "init", "--if-missing", "--organisation", "Mairie de Test"); r.code != exitOK || !strings.Contains(r.stdout, "kept the CA and seal") {
+		t.Fatalf("ca init --if-missing over existing keys: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if sealAfter, err := os.ReadFile(seal); err != nil || !bytes.Equal(sealAfter, sealBefore) {
+		t.Fatalf("ca init --if-missing changed the seal: %v", err)
+	}
 	// An installation made before the gateway secret: ca init adds the
 	// secret serve asks for and keeps the CA.
 	if err := os.Remove(secret); err != nil {
