@@ -341,18 +341,11 @@ func writeEnvelope(out io.Writer, e *workflow.Envelope, trail []audit.Record, br
 }
 
 func runEnvelopeCancel(inv *invocation) int {
-	inv.configFlag()
-	reason := inv.flags.String("reason", "", "the `REASON` told to the sender and to those who already acted (required)")
-	by := inv.flags.String("by", "operator", "who cancels, recorded in the audit trail")
-	if code, ok := inv.parse(1, 1); !ok {
-		return code
-	}
-	if strings.TrimSpace(*reason) == "" {
-		return inv.usageError("--reason is required: it is quoted in the mails to the sender and to those who already acted, and kept in the audit trail")
-	}
-	return inv.envelopeEvent(func(now time.Time) workflow.Event {
-		return workflow.Cancelled{Meta: workflow.Meta{At: now}, By: *by, Reason: *reason}
-	}, said("cancelled"))
+	return inv.operatorEvent("reason", "the `REASON` told to the sender and to those who already acted (required)",
+		"it is quoted in the mails to the sender and to those who already acted, and kept in the audit trail",
+		func(reason, by string, now time.Time) workflow.Event {
+			return workflow.Cancelled{Meta: workflow.Meta{At: now}, By: by, Reason: reason}
+		}, said("cancelled"))
 }
 
 func runEnvelopeRemind(inv *invocation) int {
@@ -366,30 +359,43 @@ func runEnvelopeRemind(inv *invocation) int {
 }
 
 func runEnvelopeResend(inv *invocation) int {
+	return inv.operatorEvent("to", "the `EMAIL` address whose mail was lost (required)",
+		"name the address whose mail was lost (envelope show ID lists the sender and the recipients)",
+		func(to, by string, now time.Time) workflow.Event {
+			return workflow.Resend{Meta: workflow.Meta{At: now}, By: by, Email: to}
+		}, inv.resent)
+}
+
+// resent says which mails a resend queued, from the audit record it wrote,
+// the envelope's head (the running gateway may have added records since).
+func (inv *invocation) resent(st store.Store, env *workflow.Envelope) (string, error) {
+	trail, err := st.AuditTrail(inv.ctx(), env.ID)
+	if err != nil {
+		return "", err
+	}
+	for _, rec := range slices.Backward(trail) {
+		if rec.Seq == env.Audit.Seq && rec.Type == audit.Resent {
+			return fmt.Sprintf("%s queued for %s", strings.ReplaceAll(rec.Details["mail"], ",", " and "), rec.Details["to"]), nil
+		}
+	}
+	return "", fmt.Errorf("envelope %s changed before its resend could be read back: see envelope show %s", env.ID, env.ID)
+}
+
+// operatorEvent runs an envelope command whose event needs the flag name
+// (required, for the reason why) and names who acts (--by, "operator" by
+// default).
+func (inv *invocation) operatorEvent(name, usage, why string, mk func(value, by string, now time.Time) workflow.Event,
+	report func(store.Store, *workflow.Envelope) (string, error)) int {
 	inv.configFlag()
-	to := inv.flags.String("to", "", "the `EMAIL` address whose mail was lost (required)")
-	by := inv.flags.String("by", "operator", "who asks, recorded in the audit trail")
+	value := inv.flags.String(name, "", usage)
+	by := inv.flags.String("by", "operator", "who acts, recorded in the audit trail")
 	if code, ok := inv.parse(1, 1); !ok {
 		return code
 	}
-	if strings.TrimSpace(*to) == "" {
-		return inv.usageError("--to is required: name the address whose mail was lost (envelope show ID lists the sender and the recipients)")
+	if strings.TrimSpace(*value) == "" {
+		return inv.usageError("--%s is required: %s", name, why)
 	}
-	return inv.envelopeEvent(func(now time.Time) workflow.Event {
-		return workflow.Resend{Meta: workflow.Meta{At: now}, By: *by, Email: *to}
-	}, func(st store.Store, env *workflow.Envelope) (string, error) {
-		// The envelope's head is the record this resend wrote.
-		trail, err := st.AuditTrail(inv.ctx(), env.ID)
-		if err != nil {
-			return "", err
-		}
-		for _, rec := range slices.Backward(trail) {
-			if rec.Seq == env.Audit.Seq && rec.Type == audit.Resent {
-				return fmt.Sprintf("%s queued for %s", strings.ReplaceAll(rec.Details["mail"], ",", " and "), rec.Details["to"]), nil
-			}
-		}
-		return "", fmt.Errorf("envelope %s changed before its resend could be read back: see envelope show %s", env.ID, env.ID)
-	})
+	return inv.envelopeEvent(func(now time.Time) workflow.Event { return mk(*value, *by, now) }, report)
 }
 
 // said is the report of an operator's event that always says the same.
