@@ -41,6 +41,7 @@ var (
 	ErrNoDelegation     = &Error{Code: "delegation_disabled", Message: "delegation is not allowed"}
 	ErrBadDelegate      = &Error{Code: "invalid_delegate", Message: "the delegate cannot be accepted"}
 	ErrAlreadySealed    = &Error{Code: "already_sealed", Message: "the document is sealed already"}
+	ErrNothingToResend  = &Error{Code: "nothing_to_resend", Message: "no mail is due to this address now"}
 )
 
 func errorf(kind *Error, format string, args ...any) error {

@@ -93,6 +93,19 @@ type Cancelled struct {
 	Reason string
 }
 
+// Resend: an operator (By) asked for the mail that Email needs now to be
+// sent again, because it was lost or deleted: to a recipient whose turn it
+// is, the invitation (with a new link; the old ones keep working); to the
+// sender of an envelope in progress, the acknowledgement (with a new status
+// link); once completed, the completion mail (with a new download link); once
+// declined, cancelled or expired, the notice of that end, to those it was
+// sent to. The machine refuses it when Email has no such mail to get.
+type Resend struct {
+	Meta
+	By    string
+	Email string
+}
+
 // Expired: the expiry timer fired.
 type Expired struct {
 	Meta

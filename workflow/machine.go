@@ -219,6 +219,8 @@ func Apply(e *Envelope, ev Event) (Transition, error) {
 		err = t.expired(ev)
 	case ReminderDue:
 		err = t.reminderDue(ev)
+	case Resend:
+		err = t.resend(ev)
 	case Bounced:
 		err = t.bounced(ev)
 	case Sealed:
@@ -655,6 +657,80 @@ func (t *transition) reminderDue(ev ReminderDue) error {
 			t.e.NextReminder = next.UTC()
 			t.effect(Schedule{Timer: ReminderTimer, At: t.e.NextReminder})
 		}
+	}
+	return nil
+}
+
+func (t *transition) resend(ev Resend) error {
+	email := strings.TrimSpace(ev.Email)
+	toSender := strings.EqualFold(t.e.Sender.Email, email)
+	var parties []*Recipient
+	for i := range t.e.Recipients {
+		if r := &t.e.Recipients[i]; strings.EqualFold(r.Email, email) {
+			parties = append(parties, r)
+		}
+	}
+	if !toSender && len(parties) == 0 {
+		return errorf(ErrUnknownRecipient, "envelope %s has no sender or recipient %s", t.e.ID, email)
+	}
+	// Only the recipients the notice was (or is now) meant for get it.
+	var notice Notice
+	var keep func(*Recipient) bool
+	reason, about := t.e.Reason, ""
+	switch t.e.State {
+	case StateInProgress:
+		switch {
+		case t.e.CurrentStep >= len(t.e.Steps):
+			return errorf(ErrCompleting, "every step of envelope %s is done: the completion mail goes out once the documents are sealed", t.e.ID)
+		case !ev.At.Before(t.e.Deadline):
+			return errorf(ErrDeadlinePassed, "the deadline of envelope %s, %s, has passed: a link would no longer work", t.e.ID, t.e.Deadline.Format(time.RFC3339))
+		}
+		notice, reason = Invitation, ""
+		keep = func(r *Recipient) bool { return r.State == Pending }
+	case StateCompleted:
+		notice = CompletionMail
+		keep = func(*Recipient) bool { return true }
+	default:
+		notice = map[State]Notice{StateDeclined: DeclineNotice, StateCancelled: CancelNotice, StateExpired: ExpiryNotice}[t.e.State]
+		acted := t.actedRecipients()
+		keep = func(r *Recipient) bool { return slices.Contains(acted, r.ID) }
+		for _, r := range t.e.Recipients {
+			if r.State == HasDeclined {
+				about = r.ID
+			}
+		}
+	}
+	var ids []string
+	for _, r := range parties {
+		if keep(r) {
+			ids = append(ids, r.ID)
+		}
+	}
+	if !toSender && len(ids) == 0 {
+		return errorf(ErrNothingToResend, "%s has no mail due now from envelope %s: the envelope is %s and they are %s",
+			email, t.e.ID, t.e.State, parties[0].State)
+	}
+	// While in progress the sender's mail is the acknowledgement, which
+	// carries the status link.
+	senderNotice := notice
+	if notice == Invitation {
+		senderNotice = Acknowledgement
+	}
+	var mails []string
+	if len(ids) > 0 {
+		mails = append(mails, string(notice))
+	}
+	if toSender && !slices.Contains(mails, string(senderNotice)) {
+		mails = append(mails, string(senderNotice))
+	}
+	rec := audit.Record{Time: ev.At, Type: audit.Resent, Actor: ev.By, IP: ev.Client.IP, UserAgent: ev.Client.UserAgent,
+		Details: map[string]string{"to": email, "recipients": strings.Join(ids, ","), "mail": strings.Join(mails, ",")}}
+	t.record(rec)
+	if len(ids) > 0 {
+		t.effect(Notify{Notice: notice, Recipients: ids, Reason: reason, About: about})
+	}
+	if toSender {
+		t.effect(Notify{Notice: senderNotice, ToSender: true, Reason: reason, About: about})
 	}
 	return nil
 }

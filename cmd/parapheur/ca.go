@@ -19,7 +19,8 @@ writes them to keys.dir, the private keys in PKCS#12 files protected by
 keys.passphrase (required). It also writes gateway.key, the secret from which
 the gateway derives the keys that recognise its own bounces and one-time codes
 (32 random bytes, readable by its owner only; serve needs it), unless the file
-exists. It refuses to overwrite existing keys.
+exists. It refuses to overwrite existing keys; with --if-missing it keeps
+them and succeeds, as a container's first-start step does on every start.
 
 With public_url in the configuration, the seal certificate names
 PUBLIC_URL/ca.crl as its CRL distribution point, where serve publishes the
@@ -33,6 +34,7 @@ func runCAInit(inv *invocation) int {
 	org := inv.flags.String("organisation", "", "the organisation `NAME` written in both certificates (required)")
 	country := inv.flags.String("country", "", "the ISO 3166 country `CODE` of the organisation, e.g. FR")
 	rsa := inv.flags.Bool("rsa", false, "make RSA-3072 keys instead of ECDSA P-256")
+	ifMissing := inv.flags.Bool("if-missing", false, "keep the CA and seal already in keys.dir and succeed, instead of failing")
 	if code, ok := inv.parse(0, 0); !ok {
 		return code
 	}
@@ -64,9 +66,10 @@ func runCAInit(inv *invocation) int {
 	opts := pki.InitOptions{Organisation: *org, Country: *country, Passphrase: string(cfg.Keys.Passphrase), RSA: *rsa,
 		CRLURL: crlURL(cfg.PublicURL)}
 	if err := pki.InitCA(cfg.Keys.Dir, opts); err != nil {
-		if errors.Is(err, pki.ErrExists) && wrote {
-			// An installation made before the gateway secret existed: it
-			// needed only the secret, and keeps its CA and seal.
+		if errors.Is(err, pki.ErrExists) && (wrote || *ifMissing) {
+			// An installation made before the gateway secret existed (it
+			// needed only the secret), or one whose keys the operator
+			// asked to keep: both keep their CA and seal.
 			fmt.Fprintf(inv.stdout, "kept the CA and seal already in %s\n", cfg.Keys.Dir)
 			return exitOK
 		}

@@ -5,11 +5,13 @@ import (
 	"context"
 	encbin "encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/parapheur/parapheur/workflow/engine"
+	"github.com/parapheur/parapheur/workflow/outbox/outboxtest"
 	"go.etcd.io/bbolt"
 )
 
@@ -44,6 +47,18 @@ func TestCASealVerify(t *testing.T) {
 	}
 	if again, err := os.ReadFile(secret); err != nil || !bytes.Equal(again, first) {
 		t.Fatalf("the second ca init changed the gateway secret: %v", err)
+	}
+	// A container's first-start step runs on every start: it keeps the keys.
+	seal := filepath.Join(dir, "keys", "seal.p12")
+	sealBefore, err := os.ReadFile(seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := parapheur(t, env, "ca", "init", "--if-missing", "--organisation", "Mairie de Test"); r.code != exitOK || !strings.Contains(r.stdout, "kept the CA and seal") {
+		t.Fatalf("ca init --if-missing over existing keys: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if sealAfter, err := os.ReadFile(seal); err != nil || !bytes.Equal(sealAfter, sealBefore) {
+		t.Fatalf("ca init --if-missing changed the seal: %v", err)
 	}
 	// An installation made before the gateway secret: ca init adds the
 	// secret serve asks for and keeps the CA.
@@ -145,7 +160,7 @@ func TestEnvelopeCommands(t *testing.T) {
 	if r := parapheur(t, env, "envelope", "cancel", "--reason", "remplacée par la v2", "E1"); r.code != exitOK || !strings.Contains(r.stdout, "now cancelled") {
 		t.Fatalf("cancel: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if r := parapheur(t, env, "envelope", "cancel", "E1"); r.code != exitOK {
+	if r := parapheur(t, env, "envelope", "cancel", "--reason", "again", "E1"); r.code != exitOK {
 		t.Fatalf("a second cancel is a replay: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = parapheur(t, env, "envelope", "show", "E1")
@@ -159,6 +174,35 @@ func TestEnvelopeCommands(t *testing.T) {
 	}
 	if r := parapheur(t, env, "envelope", "list", "--state", "in_progress"); r.code != exitOK || strings.Contains(r.stdout, "E1") {
 		t.Fatalf("list of in-progress envelopes: exit %d\n%s", r.code, r.stdout)
+	}
+	if r := parapheur(t, env, "envelope", "list", "--state", "cancelled"); r.code != exitOK || !strings.Contains(r.stdout, "E1") {
+		t.Fatalf("list of cancelled envelopes: exit %d\n%s", r.code, r.stdout)
+	}
+}
+
+// TestEnvelopeCommandsRefuseBadInput checks that a state that does not
+// exist is named with the states that do, that --stuck goes only with
+// in_progress, and that a cancellation needs its reason: nothing is
+// changed then.
+func TestEnvelopeCommandsRefuseBadInput(t *testing.T) {
+	path, _ := boltEnvelope(t)
+	env := []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_STORE_URL=bolt://" + path}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"envelope", "list", "--state", "done"}, `--state "done": not a state; want one of in_progress, completed, declined, cancelled, expired`},
+		{[]string{"envelope", "list", "--stuck", "--state", "completed"}, "--stuck lists envelopes in progress; it does not go with --state completed"},
+		{[]string{"envelope", "cancel", "E1"}, "--reason is required"},
+		{[]string{"envelope", "cancel", "--reason", " ", "E1"}, "--reason is required"},
+	} {
+		r := parapheur(t, env, tc.args...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%s: exit %d, stderr %q; want %d and %q", strings.Join(tc.args, " "), r.code, r.stderr, exitUsage, tc.want)
+		}
+	}
+	if r := parapheur(t, env, "envelope", "show", "E1"); !strings.Contains(r.stdout, "envelope E1: in_progress") {
+		t.Errorf("a refused cancel changed the envelope:\n%s", r.stdout)
 	}
 }
 
@@ -361,5 +405,172 @@ func TestVerifyAuditTrail(t *testing.T) {
 	if r.code != exitFailure || !strings.Contains(r.stdout, "\naudit trail audit-E1.json: BROKEN at event seq 3 (signed, ") ||
 		!strings.Contains(r.stdout, "INVALID: all 1 signature(s) intact, but 1 embedded audit trail(s) broken") {
 		t.Fatalf("verify of a sealed PDF with an edited trail: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestEnvelopeCommandsWhileServeHoldsTheStore runs the envelope commands
+// while a real "parapheur serve" has the embedded store open: bbolt locks
+// the file for one process, so each command must say so and what to do
+// within a few seconds, never wait on the lock; once serve stops, they work.
+func TestEnvelopeCommandsWhileServeHoldsTheStore(t *testing.T) {
+	keys := initKeys(t)
+	db := filepath.Join(t.TempDir(), "parapheur.db")
+	listen := freeAddr(t)
+	env := append(unreachableServersEnv(t, keys), "PARAPHEUR_STORE_URL=bolt://"+db, "PARAPHEUR_LISTEN="+listen)
+	serve := exec.Command(binary, "serve")
+	serve.Env = env
+	logs := &lockedBuffer{}
+	serve.Stdout, serve.Stderr = logs, logs
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- serve.Wait() }()
+	t.Cleanup(func() {
+		serve.Process.Kill()
+		if t.Failed() {
+			t.Logf("serve logs:\n%s", logs.String())
+		}
+	})
+	// /healthz answers once the store is open: serve holds the lock.
+	waitHTTP(t, "http://"+listen+"/healthz", exited)
+
+	for _, args := range [][]string{
+		{"envelope", "list"},
+		{"envelope", "list", "--stuck"},
+		{"envelope", "show", "E1"},
+		{"envelope", "cancel", "--reason", "test", "E1"},
+		{"envelope", "remind", "E1"},
+	} {
+		// The deadline only keeps a hanging command from hanging the test.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cmd := exec.CommandContext(ctx, binary, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		hung := errors.Is(ctx.Err(), context.DeadlineExceeded)
+		cancel()
+		if hung {
+			t.Fatalf("%s hangs while serve holds the store", strings.Join(args, " "))
+		}
+		want := "the store bolt://" + db + " is locked by another process, most likely a running `parapheur serve`"
+		if err == nil || !strings.Contains(string(out), want) || !strings.Contains(string(out), "Redis") {
+			t.Errorf("%s while serve runs: %v\n%s\nwant an error saying %q and what to do", strings.Join(args, " "), err, out, want)
+		}
+	}
+
+	if err := serve.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-exited; err != nil {
+		t.Fatalf("serve did not stop cleanly: %v", err)
+	}
+	if r := parapheur(t, env, "envelope", "list"); r.code != exitOK || !strings.HasPrefix(r.stdout, "ID") {
+		t.Errorf("list once serve stopped: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestEnvelopeResend resends lost mails as an operator would: a signer's
+// invitation and the sender's acknowledgement while envelope E1 is in
+// progress, each with a new link beside the old one, then, once E1 is
+// signed, sealed and completed, the completion mail; envelope show then
+// tells the seal, the final hashes and the certificate.
+func TestEnvelopeResend(t *testing.T) {
+	path, _ := boltEnvelope(t)
+	env := []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_STORE_URL=bolt://" + path}
+	ctx := context.Background()
+	// delivered returns the jobs of the mails queued since the last call.
+	delivered := func() []engine.Job {
+		t.Helper()
+		st, err := bolt.Open(path, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		return outboxtest.Deliver(t, st, engine.MailQueue, time.Now())
+	}
+	first := delivered() // the acknowledgement and the invitation of the submission
+
+	for _, tc := range []struct {
+		args     []string
+		code     int
+		out, err string
+	}{
+		{[]string{"E1"}, exitUsage, "", "--to is required"},
+		{[]string{"--to", "eve@example.com", "E1"}, exitFailure, "", "envelope E1 has no sender or recipient eve@example.com"},
+		{[]string{"--to", "Marie@partner.example", "E1"}, exitOK, "envelope E1: invitation queued for Marie@partner.example (now in_progress)\n", ""},
+		{[]string{"--to", "agent@org.example", "E1"}, exitOK, "envelope E1: acknowledgement queued for agent@org.example (now in_progress)\n", ""},
+	} {
+		r := parapheur(t, env, append([]string{"envelope", "resend"}, tc.args...)...)
+		if r.code != tc.code || r.stdout != tc.out || !strings.Contains(r.stderr, tc.err) {
+			t.Errorf("resend %s: exit %d, stdout %q, stderr %q; want %d, %q and %q", strings.Join(tc.args, " "), r.code, r.stdout, r.stderr, tc.code, tc.out, tc.err)
+		}
+	}
+	again := delivered()
+	// Each mail again, to the same party, with a new token; the old links keep working.
+	st, err := bolt.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != 2 || len(again) != 2 {
+		t.Fatalf("queued at creation %+v, by the resends %+v: want two of each", first, again)
+	}
+	for i, job := range again {
+		old := first[i]
+		if job.Notice != old.Notice || job.To != old.To || job.Token == "" || job.Token == old.Token {
+			t.Errorf("resent %s to %s with token %q; first sent %s to %s with %q", job.Notice, job.To, job.Token, old.Notice, old.To, old.Token)
+		}
+		for _, token := range []string{old.Token, job.Token} {
+			if id, who, err := st.ByToken(ctx, engine.HashToken(token)); err != nil || id != "E1" || who != job.To {
+				t.Errorf("the %s link %q leads to %s/%s, %v; want E1/%s", job.Notice, token, id, who, err, job.To)
+			}
+		}
+	}
+
+	// Marie signs; the completion seals the document and stores the certificate.
+	e := &engine.Engine{Store: st}
+	if _, err := e.SendCode(ctx, "E1", "r1", workflow.Client{}); err != nil {
+		t.Fatal(err)
+	}
+	codes := outboxtest.Deliver(t, st, engine.MailQueue, time.Now())
+	if len(codes) != 1 || codes[0].Notice != engine.NoticeCode {
+		t.Fatalf("queued after SendCode: %+v", codes)
+	}
+	if _, err := e.VerifyCode(ctx, "E1", "r1", codes[0].Code, workflow.Client{}); err != nil {
+		t.Fatal(err)
+	}
+	signed, sealed, certificate := strings.Repeat("cd", 32), strings.Repeat("ef", 32), strings.Repeat("01", 32)
+	now := workflow.Meta{At: time.Now()}
+	for _, ev := range []workflow.Event{
+		workflow.Signed{Meta: now, RecipientID: "r1", Signature: workflow.Signature{CertSerial: "0a",
+			Documents: []workflow.DocumentVersion{{Index: 0, Previous: strings.Repeat("ab", 32), SHA256: signed, Size: 10}}}},
+		workflow.Sealed{Meta: now, Document: workflow.DocumentVersion{Index: 0, Previous: signed, SHA256: sealed, Size: 11}, Level: "B-B", Serial: "5e"},
+		workflow.Completed{Meta: now, Certificate: certificate},
+	} {
+		if _, err := e.Event(ctx, "E1", ev); err != nil {
+			t.Fatalf("%T: %v", ev, err)
+		}
+	}
+	outboxtest.Deliver(t, st, engine.MailQueue, time.Now()) // the completion mails
+	st.Close()
+
+	if r := parapheur(t, env, "envelope", "resend", "--to", "marie@partner.example", "E1"); r.code != exitOK || r.stdout != "envelope E1: completion queued for marie@partner.example (now completed)\n" {
+		t.Errorf("resend after completion: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if jobs := delivered(); len(jobs) != 1 || jobs[0].Notice != workflow.CompletionMail || jobs[0].To != "r1" || jobs[0].Token == "" {
+		t.Errorf("queued by the resend after completion: %+v; want the completion mail to r1 with its download token", jobs)
+	}
+	r := parapheur(t, env, "envelope", "show", "E1")
+	for _, want := range []string{
+		"envelope E1: completed",
+		"sealed   sha256 " + sealed,
+		"completion certificate sha256 " + certificate,
+		`sealed           system document="0" level="B-B" previous="` + signed + `" serial="5e" sha256="` + sealed + `"`,
+		`resent           operator mail="invitation" recipients="r1" to="Marie@partner.example"`,
+		`resent           operator mail="completion" recipients="r1" to="marie@partner.example"`,
+		"chain intact",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("show does not say %q:\n%s", want, r.stdout)
+		}
 	}
 }

@@ -187,3 +187,62 @@ func TestNoConfigFile(t *testing.T) {
 		t.Errorf("config check with a file at the default path: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestConfigCheckComposeExample checks the configuration that
+// deploy/compose.yaml mounts, with its example secrets, on its own Redis and
+// on the Sentinel overlay's store URL.
+func TestConfigCheckComposeExample(t *testing.T) {
+	dir, err := filepath.Abs("../../deploy/compose")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{
+		"PARAPHEUR_CONFIG=" + filepath.Join(dir, "parapheur.toml"),
+		"PARAPHEUR_IMAP_PASSWORD_FILE=" + filepath.Join(dir, "secrets", "mail-password"),
+		"PARAPHEUR_KEYS_PASSPHRASE_FILE=" + filepath.Join(dir, "secrets", "keys-passphrase"),
+	}
+	sentinel := "PARAPHEUR_STORE_URL=redis-sentinel://sentinel-1:26379/0?master_name=parapheur&addr=sentinel-2:26379&addr=sentinel-3:26379"
+	for _, env := range [][]string{env, append(env, sentinel)} {
+		if r := parapheur(t, env, "config", "check"); r.code != exitOK || !strings.HasPrefix(r.stdout, "config OK: ") {
+			t.Errorf("config check of the compose example with %v: exit %d\n%s%s", env[len(env)-1], r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
+// TestConfigCheckNamesTheKey breaks the sample configuration one key at a
+// time, as an operator's typo would, and checks that config check names
+// that key, and only it.
+func TestConfigCheckNamesTheKey(t *testing.T) {
+	data, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		key, old, new string
+	}{
+		{"public_url", `public_url = "https://sign.org.example"`, `public_url = "http://sign.org.example"`},
+		{"listen", `listen = ":8080"`, `listen = "8080"`},
+		{"language", `language = "fr"`, `language = "de"`},
+		{"timezone", `timezone = "Europe/Paris"`, `timezone = "Europe/Lutece"`},
+		{"store.url", `url = "bolt:///var/lib/parapheur/parapheur.db"`, `url = "mysql://db/parapheur"`},
+		{"imap.url", `url = "imaps://parapheur@imap.org.example/INBOX"`, `url = "imap://parapheur:pw@imap.org.example/INBOX"`},
+		{"envelopes.default_deadline_days", `default_deadline_days = 30`, `default_deadline_days = "thirty"`},
+		{"limits.max_document_bytes", `max_document_bytes = 26214400`, `max_document_bytes = 104857600`},
+		{"mail.download_link_days", `download_link_days = 30`, `download_link_days = 0`},
+		{"http.trusted_proxies", `trusted_proxies = ["127.0.0.1/32", "::1/128"]`, `trusted_proxies = ["localhost"]`},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			if !strings.Contains(string(data), tc.old) {
+				t.Fatalf("the sample no longer has %s", tc.old)
+			}
+			bad := filepath.Join(t.TempDir(), "bad.toml")
+			if err := os.WriteFile(bad, []byte(strings.Replace(string(data), tc.old, tc.new, 1)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r := parapheur(t, sampleEnv(t), "--config", bad, "config", "check")
+			if r.code != exitFailure || !strings.HasPrefix(r.stdout, tc.key+": ") || strings.Count(r.stdout, "\n") != 1 {
+				t.Errorf("%s = %s: exit %d, stdout %q, stderr %q; want one problem naming %s", tc.key, tc.new, r.code, r.stdout, r.stderr, tc.key)
+			}
+		})
+	}
+}

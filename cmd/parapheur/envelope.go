@@ -15,6 +15,7 @@ import (
 	"github.com/parapheur/parapheur/signing/verify"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/store/backend"
+	"github.com/parapheur/parapheur/store/bolt"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/parapheur/parapheur/workflow/engine"
@@ -24,8 +25,10 @@ var envelopeListCommand = &command{
 	name:    "envelope list",
 	summary: "list the envelopes",
 	help: `
-Envelope list prints the envelopes of the store, one a line: id, state,
-sender, title, deadline, and the recipients who still have to act.
+Envelope list prints the envelopes of the store, newest first, one a line: id,
+state, sender, title, deadline, and the recipients who still have to act.
+--state keeps the envelopes in one state: in_progress, completed, declined,
+cancelled or expired.
 
 With --stuck it prints instead the envelopes whose steps are all done but whose
 completion (seals, certificate, final mails) has not ended --stuck-after after
@@ -56,7 +59,13 @@ var envelopeCancelCommand = &command{
 	help: `
 Envelope cancel ends envelope ID as cancelled, as its sender can by mail or on
 the status page: its links stop working for action, and the sender and the
-recipients who already acted are told. The cancellation is an audit event.`,
+recipients who already acted are told. The cancellation is an audit event.
+
+--reason is required: the mails quote it, and people who were asked to sign
+deserve to know why they no longer are; it stays in the audit trail and on the
+completion certificate's history. --by names who cancels (default "operator").
+Cancelling an envelope cancelled already does nothing; one that is completing
+(every step done) or ended otherwise cannot be cancelled.`,
 	run: runEnvelopeCancel,
 }
 
@@ -71,13 +80,48 @@ trail.`,
 	run: runEnvelopeRemind,
 }
 
-// openStore opens the configured store for the envelope commands.
+var envelopeResendCommand = &command{
+	name:    "envelope resend",
+	args:    "ID",
+	summary: "send again the mail an address lost",
+	help: `
+Envelope resend queues again, for the address --to names, the mail it needs
+now from envelope ID, when a person says it never came or was deleted:
+
+  - a recipient whose turn it is: the invitation, with a new link (the old
+    links keep working);
+  - the sender of an envelope in progress: the acknowledgement, with a new
+    status link;
+  - anyone, once the envelope is completed: the completion mail, with the
+    final documents and a new download link;
+  - once declined, cancelled or expired: the notice of that end, to the sender
+    and to those who had acted (who were told).
+
+--to is required: a resend goes to one person, never to every party at once
+(envelope remind reminds all who have yet to act). A recipient whose step has
+not started, or who acted already, has no mail due and the command says so;
+nothing is resent while the completion is under way, or past the deadline.
+The running gateway sends the mail; the request and each delivery attempt are
+recorded in the audit trail (envelope show ID).`,
+	run: runEnvelopeResend,
+}
+
+// openStore opens the configured store for the envelope commands. The
+// embedded (bbolt) store is locked by the process that has it open: while
+// serve runs on it, they say so within bolt's lock timeout, and what to do.
 func (inv *invocation) openStore() (store.Store, int) {
 	cfg, err := config.LoadSections(*inv.configPath, inv.environ, "store", "limits")
 	if err != nil {
 		return nil, inv.fail(err)
 	}
 	st, err := backend.Open(inv.ctx(), cfg.Store.URL, store.Options{MaxBlobBytes: cfg.Limits.MaxDocumentBytes})
+	if errors.Is(err, bolt.ErrInUse) {
+		// bbolt locks its file for one process: while serve runs, the
+		// embedded store is its alone.
+		return nil, inv.fail(fmt.Errorf("the store %s is locked by another process, most likely a running `parapheur serve` "+
+			"(the embedded store serves one process at a time): stop the gateway (systemctl stop parapheur), run the command, "+
+			"and start it again; or move the store to Redis (store.url = \"redis://…\"), which the gateway and these commands share while it runs", cfg.Store.URL))
+	}
 	if err != nil {
 		return nil, inv.fail(err)
 	}
@@ -86,11 +130,17 @@ func (inv *invocation) openStore() (store.Store, int) {
 
 func runEnvelopeList(inv *invocation) int {
 	inv.configFlag()
-	state := inv.flags.String("state", "", "list only envelopes in this `STATE` (in_progress, completed, declined, cancelled, expired)")
+	state := inv.flags.String("state", "", "list only envelopes in this `STATE` ("+strings.Join(stateNames(), ", ")+")")
 	stuck := inv.flags.Bool("stuck", false, "list only the envelopes whose completion has not ended --stuck-after their last step")
 	stuckAfter := inv.flags.Duration("stuck-after", 10*time.Minute, "with --stuck, how long after the last step a completion counts as stuck (`DURATION`)")
 	if code, ok := inv.parse(0, 0); !ok {
 		return code
+	}
+	switch {
+	case *state != "" && !slices.Contains(envelopeStates, workflow.State(*state)):
+		return inv.usageError("--state %q: not a state; want one of %s", *state, strings.Join(stateNames(), ", "))
+	case *stuck && *state != "" && workflow.State(*state) != workflow.StateInProgress:
+		return inv.usageError("--stuck lists envelopes in progress; it does not go with --state %s", *state)
 	}
 	st, code := inv.openStore()
 	if st == nil {
@@ -101,6 +151,18 @@ func runEnvelopeList(inv *invocation) int {
 		return inv.table(st, store.ListQuery{State: workflow.StateInProgress}, stuckTable(inv, st, *stuckAfter, time.Now()))
 	}
 	return inv.table(st, store.ListQuery{State: workflow.State(*state)}, envelopeTable)
+}
+
+// envelopeStates are the states an envelope can be in, for --state.
+var envelopeStates = []workflow.State{workflow.StateInProgress, workflow.StateCompleted,
+	workflow.StateDeclined, workflow.StateCancelled, workflow.StateExpired}
+
+func stateNames() []string {
+	names := make([]string, len(envelopeStates))
+	for i, s := range envelopeStates {
+		names[i] = string(s)
+	}
+	return names
 }
 
 // envelopeTable is the table of envelope list: its header and row.
@@ -239,7 +301,14 @@ func writeEnvelope(out io.Writer, e *workflow.Envelope, trail []audit.Record, br
 	}
 	fmt.Fprintln(out, "documents:")
 	for i, d := range e.Documents {
-		fmt.Fprintf(out, "  %d. %s, %d page(s)\n     original sha256 %s\n     current  sha256 %s\n", i+1, d.Name, d.Pages, d.Original, d.Current)
+		current := "current "
+		if d.Sealed {
+			current = "sealed  "
+		}
+		fmt.Fprintf(out, "  %d. %s, %d page(s)\n     original sha256 %s\n     %s sha256 %s\n", i+1, d.Name, d.Pages, d.Original, current, d.Current)
+	}
+	if e.Certificate != "" {
+		fmt.Fprintf(out, "completion certificate sha256 %s\n", e.Certificate)
 	}
 	fmt.Fprintln(out, "recipients:")
 	for _, r := range e.Recipients {
@@ -272,15 +341,11 @@ func writeEnvelope(out io.Writer, e *workflow.Envelope, trail []audit.Record, br
 }
 
 func runEnvelopeCancel(inv *invocation) int {
-	inv.configFlag()
-	reason := inv.flags.String("reason", "", "the `REASON` told to the sender and to those who already acted")
-	by := inv.flags.String("by", "operator", "who cancels, recorded in the audit trail")
-	if code, ok := inv.parse(1, 1); !ok {
-		return code
-	}
-	return inv.envelopeEvent(func(now time.Time) workflow.Event {
-		return workflow.Cancelled{Meta: workflow.Meta{At: now}, By: *by, Reason: *reason}
-	}, "cancelled")
+	return inv.operatorEvent("reason", "the `REASON` told to the sender and to those who already acted (required)",
+		"it is quoted in the mails to the sender and to those who already acted, and kept in the audit trail",
+		func(reason, by string, now time.Time) workflow.Event {
+			return workflow.Cancelled{Meta: workflow.Meta{At: now}, By: by, Reason: reason}
+		}, said("cancelled"))
 }
 
 func runEnvelopeRemind(inv *invocation) int {
@@ -290,12 +355,58 @@ func runEnvelopeRemind(inv *invocation) int {
 	}
 	return inv.envelopeEvent(func(now time.Time) workflow.Event {
 		return workflow.ReminderDue{Meta: workflow.Meta{At: now}}
-	}, "reminder queued for the pending recipients")
+	}, said("reminder queued for the pending recipients"))
+}
+
+func runEnvelopeResend(inv *invocation) int {
+	return inv.operatorEvent("to", "the `EMAIL` address whose mail was lost (required)",
+		"name the address whose mail was lost (envelope show ID lists the sender and the recipients)",
+		func(to, by string, now time.Time) workflow.Event {
+			return workflow.Resend{Meta: workflow.Meta{At: now}, By: by, Email: to}
+		}, inv.resent)
+}
+
+// resent says which mails a resend queued, from the audit record it wrote,
+// the envelope's head (the running gateway may have added records since).
+func (inv *invocation) resent(st store.Store, env *workflow.Envelope) (string, error) {
+	trail, err := st.AuditTrail(inv.ctx(), env.ID)
+	if err != nil {
+		return "", err
+	}
+	for _, rec := range slices.Backward(trail) {
+		if rec.Seq == env.Audit.Seq && rec.Type == audit.Resent {
+			return fmt.Sprintf("%s queued for %s", strings.ReplaceAll(rec.Details["mail"], ",", " and "), rec.Details["to"]), nil
+		}
+	}
+	return "", fmt.Errorf("envelope %s changed before its resend could be read back: see envelope show %s", env.ID, env.ID)
+}
+
+// operatorEvent runs an envelope command whose event needs the flag name
+// (required, for the reason why) and names who acts (--by, "operator" by
+// default).
+func (inv *invocation) operatorEvent(name, usage, why string, mk func(value, by string, now time.Time) workflow.Event,
+	report func(store.Store, *workflow.Envelope) (string, error)) int {
+	inv.configFlag()
+	value := inv.flags.String(name, "", usage)
+	by := inv.flags.String("by", "operator", "who acts, recorded in the audit trail")
+	if code, ok := inv.parse(1, 1); !ok {
+		return code
+	}
+	if strings.TrimSpace(*value) == "" {
+		return inv.usageError("--%s is required: %s", name, why)
+	}
+	return inv.envelopeEvent(func(now time.Time) workflow.Event { return mk(*value, *by, now) }, report)
+}
+
+// said is the report of an operator's event that always says the same.
+func said(done string) func(store.Store, *workflow.Envelope) (string, error) {
+	return func(store.Store, *workflow.Envelope) (string, error) { return done, nil }
 }
 
 // envelopeEvent applies an operator's event to the envelope named by the
-// argument; the mails it causes are queued for the running gateway to send.
-func (inv *invocation) envelopeEvent(mk func(time.Time) workflow.Event, done string) int {
+// argument and prints what report says of it; the mails it causes are
+// queued for the running gateway to send.
+func (inv *invocation) envelopeEvent(mk func(time.Time) workflow.Event, report func(store.Store, *workflow.Envelope) (string, error)) int {
 	st, code := inv.openStore()
 	if st == nil {
 		return code
@@ -303,6 +414,10 @@ func (inv *invocation) envelopeEvent(mk func(time.Time) workflow.Event, done str
 	defer st.Close()
 	e := &engine.Engine{Store: st}
 	env, err := e.Event(inv.ctx(), inv.args[0], mk(e.Now()))
+	if err != nil {
+		return inv.fail(err)
+	}
+	done, err := report(st, env)
 	if err != nil {
 		return inv.fail(err)
 	}

@@ -40,6 +40,7 @@ var commands = []*command{
 	envelopeShowCommand,
 	envelopeCancelCommand,
 	envelopeRemindCommand,
+	envelopeResendCommand,
 	caInitCommand,
 	configCheckCommand,
 }

@@ -1,3 +1,8 @@
+//go:build cgo
+
+// PKCS #11 keys load the token's C library, which needs cgo: a static build
+// (CGO_ENABLED=0, as deploy/Dockerfile makes) has every other kind of key.
+
 package pki
 
 import (

@@ -1,7 +1,8 @@
 // Package pki manages the gateway's X.509 certificates and keys (RFC
 // 5280): the signing CA, the organisation's seal certificate, the one-time
 // certificates issued to each signer for one signature, and the key
-// sources: PEM files, PKCS #12 files (RFC 7292) and PKCS #11 tokens.
+// sources: PEM files, PKCS #12 files (RFC 7292) and, in a build with cgo,
+// PKCS #11 tokens.
 package pki
 
 import (

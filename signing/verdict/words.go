@@ -66,6 +66,7 @@ var auditWords = map[audit.Type]problem.Text{
 	audit.Cancelled:       {EN: "cancelled", FR: "annulation"},
 	audit.Expired:         {EN: "expired", FR: "expiration"},
 	audit.ReminderSent:    {EN: "reminder sent", FR: "relance envoyée"},
+	audit.Resent:          {EN: "mail resent", FR: "courriel renvoyé"},
 	audit.Bounced:         {EN: "mail bounced", FR: "courriel non remis"},
 	audit.Sealed:          {EN: "organisation's seal applied", FR: "cachet de l'organisation apposé"},
 	audit.CompletionDelay: {EN: "completion delayed", FR: "finalisation retardée"},

@@ -83,6 +83,11 @@ var _ store.Store = (*Store)(nil)
 // lockTimeout is how long Open waits for another process to release the file.
 const lockTimeout = 2 * time.Second
 
+// ErrInUse is the error of Open when another process holds the file (bbolt
+// locks it for the process that has it open), so that a command can tell
+// the operator what to do.
+var ErrInUse = errors.New("the file is in use by another process")
+
 // batchDelay is how long a write that comes while another is under way
 // waits for more to share its commit. bbolt's default, 10 ms, is far more
 // than a commit (its fsync), about 0.3 ms for a small write on the test VM:
@@ -95,7 +100,7 @@ func Open(path string, opts store.Options) (*Store, error) {
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout})
 	if err != nil {
 		if errors.Is(err, bbolt.ErrTimeout) {
-			return nil, fmt.Errorf("bolt store %s: the file is in use by another process (the embedded store serves one process; use Redis for several replicas)", path)
+			return nil, fmt.Errorf("bolt store %s: %w (the embedded store serves one process; use Redis for several replicas)", path, ErrInUse)
 		}
 		return nil, fmt.Errorf("bolt store %s: %w", path, err)
 	}

@@ -36,6 +36,7 @@ const (
 	Cancelled       Type = "cancelled"          // the sender cancelled the envelope
 	Expired         Type = "expired"            // the deadline passed
 	ReminderSent    Type = "reminder_sent"      // pending recipients were reminded
+	Resent          Type = "resent"             // an operator had a lost mail sent again
 	Bounced         Type = "bounced"            // a mail to a recipient could not be delivered
 	Sealed          Type = "sealed"             // a document was sealed with the organisation's seal
 	CompletionDelay Type = "completion_delayed" // completion kept failing; the sender was told
