@@ -56,11 +56,12 @@ type server struct {
 }
 
 // initKeys runs "parapheur ca init" as an operator does before the first
-// serve, and returns the keys.dir it wrote; replicas share it.
-func initKeys(t *testing.T) string {
+// serve, with the settings extra (PARAPHEUR_PUBLIC_URL=…), and returns the
+// keys.dir it wrote; replicas share it.
+func initKeys(t *testing.T, extra ...string) string {
 	t.Helper()
 	dir := t.TempDir()
-	r := parapheur(t, []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_KEYS_DIR=" + dir, "PARAPHEUR_KEYS_PASSPHRASE=test"},
+	r := parapheur(t, append([]string{"PARAPHEUR_CONFIG=", "PARAPHEUR_KEYS_DIR=" + dir, "PARAPHEUR_KEYS_PASSPHRASE=test"}, extra...),
 		"ca", "init", "--organisation", "Mairie de Test")
 	if r.code != exitOK {
 		t.Fatalf("ca init: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -91,9 +92,16 @@ func serveEnv(rig *testrig.Mail, storeURL, keys, listen string) []string {
 // test if still running.
 func startServe(t *testing.T, rig *testrig.Mail, storeURL, keys string) *server {
 	t.Helper()
-	s := &server{listen: freeAddr(t), exited: make(chan error, 1), logs: &lockedBuffer{}}
+	return startServeOn(t, rig, storeURL, keys, freeAddr(t))
+}
+
+// startServeOn is startServe listening on listen (PUBLIC_URL
+// http://listen), with the settings extra over serveEnv's.
+func startServeOn(t *testing.T, rig *testrig.Mail, storeURL, keys, listen string, extra ...string) *server {
+	t.Helper()
+	s := &server{listen: listen, exited: make(chan error, 1), logs: &lockedBuffer{}}
 	s.cmd = exec.Command(binary, "serve")
-	s.cmd.Env = serveEnv(rig, storeURL, keys, s.listen)
+	s.cmd.Env = append(serveEnv(rig, storeURL, keys, s.listen), extra...)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs // written by exec's copying goroutine
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
