@@ -332,7 +332,7 @@ func (c *ceremonyRig) checkDownloads(t *testing.T, m finalMail, names []string, 
 		t.Fatalf("GET %s: %s\n%s", link, resp.Status, page)
 	}
 	path := strings.TrimPrefix(link, c.base)
-	hrefs := regexp.MustCompile(`href="(` + regexp.QuoteMeta(path) + `/(?:documents/\d+|certificate|audit)[^"]*)"`).FindAllStringSubmatch(string(page), -1)
+	hrefs := regexp.MustCompile(`href="(`+regexp.QuoteMeta(path)+`/(?:documents/\d+|certificate|audit)[^"]*)"`).FindAllStringSubmatch(string(page), -1)
 	downloads := map[string]bool{}
 	for _, h := range hrefs {
 		u := html.UnescapeString(h[1])
