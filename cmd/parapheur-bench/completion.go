@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/parapheur/parapheur/deploy/testrig"
+	"github.com/parapheur/parapheur/mailout/compose"
+	mailsender "github.com/parapheur/parapheur/mailout/sender"
+	"github.com/parapheur/parapheur/signing/completion"
+	"github.com/parapheur/parapheur/signing/pades"
+	"github.com/parapheur/parapheur/signing/pki"
+	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/audit"
+	"github.com/parapheur/parapheur/workflow/engine"
+	"github.com/parapheur/parapheur/workflow/outbox"
+)
+
+// completions measures the completion of o.n envelopes of one signer each
+// on pdf, in this process as serve runs it: the signing door over HTTP, the
+// completion worker (seal, certificate of completion, Completed) and the
+// mail sender, which hands every mail to a private Postfix. Signers sign at
+// so.rate a second (so.workers at most at once); then, from each
+// envelope's audit trail, the time from its last signature to the last of
+// its final mails accepted by Postfix (the delivery_attempt record with
+// outcome delivered): p50, p99 and max.
+func completions(o options, pdfPath string, so signersOptions) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pdf, err := os.ReadFile(pdfPath)
+	if err != nil {
+		return err
+	}
+	pages, err := pades.Inspect(ctx, pdf, 0)
+	if err != nil {
+		return fmt.Errorf("%s: %w", pdfPath, err)
+	}
+	dir, err := os.MkdirTemp("", "parapheur-bench-completion-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	st, stopStore, err := openStore(ctx, o.store, dir)
+	if err != nil {
+		return err
+	}
+	defer stopStore()
+	rig, err := testrig.StartMail(filepath.Join(dir, "mail"), testrig.MailOptions{Users: []string{"parapheur"}})
+	if err != nil {
+		return err
+	}
+	defer rig.Stop()
+	keys := filepath.Join(dir, "keys")
+	if err := pki.InitCA(keys, pki.InitOptions{Organisation: "Bench", Passphrase: "bench"}); err != nil {
+		return err
+	}
+	ca, err := pki.LoadCA(keys, "bench")
+	if err != nil {
+		return err
+	}
+	seal, err := pki.LoadSeal(keys, "bench")
+	if err != nil {
+		return err
+	}
+
+	eng, base, stopDoor, err := startDoor(st, ca, dir)
+	if err != nil {
+		return err
+	}
+	defer stopDoor()
+	eng.DownloadTTL = 30 * 24 * time.Hour
+	post := newPostman(st)
+	returnPathKey := make([]byte, 32)
+	rand.Read(returnPathKey)
+	composer, err := compose.New(compose.Config{Address: "parapheur@org.example", PublicURL: base,
+		AttachmentLimit: 10 << 20, ReturnPathKey: returnPathKey})
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.DiscardHandler) // -v: the worker's and the sender's logs
+	if o.verbose {
+		log = slog.Default()
+	}
+	mails := &mailsender.Mails{Composer: composer, Store: st, Domain: "org.example", PublicURL: base}
+	sender, err := mailsender.New(mailsender.Config{Relay: mailsender.Relay{URL: "smtp://" + rig.SMTPAddr()},
+		Composer: &tap{Composer: mails, post: post}, Holder: "bench", TempDir: dir,
+		Outbox: outbox.Queue{Store: st, Engine: eng, Name: engine.MailQueue, Log: log}})
+	if err != nil {
+		return err
+	}
+	worker := &completion.Worker{Engine: eng, Seal: seal, PublicURL: base, TempDir: dir, Holder: "bench",
+		MaxDocumentBytes: 64 << 20, Log: log}
+	go sender.Run(ctx)
+	go worker.Run(ctx, outbox.DefaultPoll)
+
+	start := time.Now()
+	links, err := createEnvelopes(ctx, eng, post, pdf, pages, o.n)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("completion: %d envelopes of one signer on %s (%d bytes, %d pages), store %s, made in %.1f s\n",
+		len(links), filepath.Base(pdfPath), len(pdf), pages, o.store, time.Since(start).Seconds())
+	b := bench{base: base, client: newClient(so.workers), post: post, links: links}
+	signs, took, err := b.signs(ctx, so.workers, len(links), so.rate)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  %d signatures over HTTP in %.1f s (%g started a second, %d workers at most)\n", len(signs), took.Seconds(), so.rate, so.workers)
+
+	lat, err := completionLatencies(ctx, st, links)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  last signature -> last final mail accepted by Postfix (seal B-B, certificate, 2 final mails each): p50 %.0f ms  p99 %.0f ms  max %.0f ms\n",
+		ms(quantile(lat, 0.5)), ms(quantile(lat, 0.99)), ms(lat[len(lat)-1]))
+	return nil
+}
+
+// tap is the gateway's composer, which also hands the links and codes of
+// the mails it writes to the signers waiting for them, as their mailboxes
+// would.
+type tap struct {
+	mailsender.Composer
+	post *postman
+}
+
+func (t *tap) Compose(ctx context.Context, it *store.Item, job engine.Job, w io.Writer) (mailsender.Route, error) {
+	t.post.take(job)
+	return t.Composer.Compose(ctx, it, job, w)
+}
+
+// finalMails is how many final mails an envelope of the scenario sends:
+// to its sender and to its signer.
+const finalMails = 2
+
+// completionLatencies waits until every envelope of links is completed
+// and its final mails delivered, and returns, sorted, the time from each
+// one's last signature to its last final mail delivered, as its audit
+// trail records them.
+func completionLatencies(ctx context.Context, st store.Store, links []link) ([]time.Duration, error) {
+	deadline := time.Now().Add(10 * time.Minute)
+	lat := make([]time.Duration, 0, len(links))
+	for _, l := range links {
+		for {
+			trail, err := st.AuditTrail(ctx, l.envelopeID)
+			if err != nil {
+				return nil, err
+			}
+			if d, ok := signedToDelivered(trail); ok {
+				lat = append(lat, d)
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("envelope %s: its final mails are not all delivered after 10 minutes: %w", l.envelopeID, errTimeout)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	slices.Sort(lat)
+	return lat, nil
+}
+
+// signedToDelivered is the time from the last signature of trail to the
+// delivery of the last of its finalMails final mails; ok is false until
+// they are all delivered.
+func signedToDelivered(trail []audit.Record) (d time.Duration, ok bool) {
+	var signed, delivered time.Time
+	n := 0
+	for _, r := range trail {
+		switch {
+		case r.Type == audit.Signed:
+			signed = r.Time
+		case r.Type == audit.DeliveryAttempt && r.Details["mail"] == string(workflow.CompletionMail) &&
+			r.Details["outcome"] == string(workflow.OutcomeDelivered):
+			delivered = r.Time
+			n++
+		}
+	}
+	return delivered.Sub(signed), n == finalMails && !signed.IsZero()
+}
