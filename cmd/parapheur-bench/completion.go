@@ -8,7 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/parapheur/parapheur/deploy/testrig"
@@ -81,7 +85,7 @@ func completions(o options, pdfPath string, so signersOptions) error {
 	returnPathKey := make([]byte, 32)
 	rand.Read(returnPathKey)
 	composer, err := compose.New(compose.Config{Address: "parapheur@org.example", PublicURL: base,
-		AttachmentLimit: 10 << 20, ReturnPathKey: returnPathKey})
+		AttachmentLimit: so.attachLimit, ReturnPathKey: returnPathKey})
 	if err != nil {
 		return err
 	}
@@ -99,7 +103,9 @@ func completions(o options, pdfPath string, so signersOptions) error {
 	worker := &completion.Worker{Engine: eng, Seal: seal, PublicURL: base, TempDir: dir, Holder: "bench",
 		MaxDocumentBytes: 64 << 20, Log: log}
 	go sender.Run(ctx)
-	go worker.Run(ctx, outbox.DefaultPoll)
+	if !so.memory {
+		go worker.Run(ctx, outbox.DefaultPoll)
+	}
 
 	start := time.Now()
 	links, err := createEnvelopes(ctx, eng, post, pdf, pages, o.n)
@@ -115,6 +121,9 @@ func completions(o options, pdfPath string, so signersOptions) error {
 	}
 	fmt.Printf("  %d signatures over HTTP in %.1f s (%g started a second, %d workers at most)\n", len(signs), took.Seconds(), so.rate, so.workers)
 
+	if so.memory {
+		return completionMemory(ctx, st, worker, links, len(pdf))
+	}
 	lat, err := completionLatencies(ctx, st, links)
 	if err != nil {
 		return err
@@ -122,6 +131,85 @@ func completions(o options, pdfPath string, so signersOptions) error {
 	fmt.Printf("  last signature -> last final mail accepted by Postfix (seal B-B, certificate, 2 final mails each): p50 %.0f ms  p99 %.0f ms  max %.0f ms\n",
 		ms(quantile(lat, 0.5)), ms(quantile(lat, 0.99)), ms(lat[len(lat)-1]))
 	return nil
+}
+
+// completionMemory runs worker on the envelopes of links, all signed, and
+// reports how much memory their completion and final mails took beyond
+// what the process held before: the peak of the live Go heap, sampled
+// every millisecond, and the growth of the peak resident set (VmHWM,
+// reset through /proc/self/clear_refs first), against the document's
+// size.
+func completionMemory(ctx context.Context, st store.Store, worker *completion.Worker, links []link, docSize int) error {
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	base := heapObjects()
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		return fmt.Errorf("resetting the peak resident set: %w", err)
+	}
+	rss, err := procStatus("VmRSS")
+	if err != nil {
+		return err
+	}
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if h := heapObjects(); h > peak.Load() {
+					peak.Store(h)
+				}
+			}
+		}
+	}()
+	wctx, stop := context.WithCancel(ctx)
+	go worker.Run(wctx, outbox.DefaultPoll)
+	start := time.Now()
+	_, err = completionLatencies(ctx, st, links)
+	stop()
+	close(done)
+	if err != nil {
+		return err
+	}
+	hwm, err := procStatus("VmHWM")
+	if err != nil {
+		return err
+	}
+	heap := peak.Load() - min(base, peak.Load())
+	fmt.Printf("  %d completions and their final mails in %.1f s; over the %d bytes held before:\n", len(links), time.Since(start).Seconds(), base)
+	fmt.Printf("    live heap peak +%d bytes = %.2f x the document (%d bytes)\n", heap, float64(heap)/float64(docSize), docSize)
+	fmt.Printf("    resident set peak +%d bytes = %.2f x the document (VmRSS %d, VmHWM %d)\n", hwm-rss, float64(hwm-rss)/float64(docSize), rss, hwm)
+	return nil
+}
+
+// heapObjects is the live Go heap now.
+func heapObjects() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// procStatus reads a memory field of /proc/self/status, in bytes.
+func procStatus(field string) (uint64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			var kb uint64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err != nil {
+				return 0, fmt.Errorf("/proc/self/status %s: %w", field, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("/proc/self/status has no %s", field)
 }
 
 // tap is the gateway's composer, which also hands the links and codes of

@@ -22,14 +22,17 @@
 //	    pages (views/s), then ask for a code, read it from the outbox and
 //	    sign (p50, p99 of the sign request), each as soon as it is done or,
 //	    with -rate, that many starting a second.
-//	parapheur-bench completion [-n 100] [-workers 10] [-rate 2] [-pdf FILE]
+//	parapheur-bench completion [-n 100] [-workers 10] [-rate 2] [-pdf FILE] [-attach-limit 10485760] [-memory]
 //	    the completion in this process as serve runs it, on -store bolt or
 //	    redis: n envelopes of one signer each on the 1 MB PDF, signed over
 //	    HTTP at -rate a second, completed by the completion worker (seal,
 //	    certificate of completion), their final mails handed by the mail
 //	    sender to a private Postfix; from the audit trails, the time from
 //	    each envelope's last signature to its last final mail accepted by
-//	    Postfix: p50, p99, max.
+//	    Postfix: p50, p99, max. With -memory the completion starts once
+//	    every envelope is signed, and the peak live heap and the peak
+//	    resident set it took, beyond what the process held before, are
+//	    reported against the document's size.
 //
 // latency, flood and completion must run as root (the Postfix master needs it) and run
 // the binary named by -parapheur ("make bench-mail" builds it to
@@ -65,6 +68,8 @@ func main() {
 	fs.StringVar(&so.view, "view", "page", "signers: what a view loads: page (GET /s/TOKEN) or api (GET /api/v1/sign/TOKEN)")
 	fs.IntVar(&so.raw, "raw", 50, "signers: how many raw pades.SignFile runs to time")
 	fs.Float64Var(&so.rate, "rate", 0, "signers: how many signers start their code-then-sign flow per second (0: each worker starts its next at once; completion: default 2)")
+	fs.BoolVar(&so.memory, "memory", false, "completion: start the completion once every envelope is signed, and report the peak heap and resident set it took")
+	fs.Int64Var(&so.attachLimit, "attach-limit", 10<<20, "completion: mail.attachment_limit_bytes, above which the final mail carries the download link alone")
 	size := fs.Int("size", 36_000_000, "flood: the attachment size in bytes (base64 makes the mail 4/3 of it)")
 	kind := fs.String("kind", "pdf", "flood: pdf, junk (a non-PDF attachment) or stranger (a sender who may not submit)")
 	fs.Parse(os.Args[2:])

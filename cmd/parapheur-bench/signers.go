@@ -49,6 +49,11 @@ type signersOptions struct {
 	// code-then-sign flow (an open loop); 0 lets every worker start its
 	// next flow as soon as its last one ended (a closed loop).
 	rate float64
+	// memory, for the completion scenario, starts the completion worker
+	// once every envelope is signed and reports the memory it took.
+	memory bool
+	// attachLimit is the completion scenario's mail.attachment_limit_bytes.
+	attachLimit int64
 }
 
 // signers measures the signing door over HTTP on loopback, in this process:
