@@ -49,7 +49,7 @@ func TestSealedEvents(t *testing.T) {
 				// The seal events, in the certificate's words, hashes cut
 				// as the hash column cuts them.
 				label("document", "1. Contrat-cadre"), label("document", "2. Annexe A"), label("level", "B-LTA"), label("serial", "5ea1"),
-				label("previous", contractFinal[:12] + "…"), label("sha256", annexSealed[:12] + "…"),
+				label("previous", contractFinal[:12]+"…"), label("sha256", annexSealed[:12]+"…"),
 				// Each document's seal, in the documents section.
 				w.sealRow + " " + fmt.Sprintf(w.sealValue, "B-LTA", ""), w.sealSerial + " 5ea1",
 				fmt.Sprintf(w.sealedNote, in.Organisation),
