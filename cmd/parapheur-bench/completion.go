@@ -18,7 +18,6 @@ import (
 	"github.com/parapheur/parapheur/mailout/compose"
 	mailsender "github.com/parapheur/parapheur/mailout/sender"
 	"github.com/parapheur/parapheur/signing/completion"
-	"github.com/parapheur/parapheur/signing/pades"
 	"github.com/parapheur/parapheur/signing/pki"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
@@ -38,24 +37,12 @@ import (
 func completions(o options, pdfPath string, so signersOptions) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pdf, err := os.ReadFile(pdfPath)
+	ws, err := newWorkspace(ctx, o.store, pdfPath, "completion")
 	if err != nil {
 		return err
 	}
-	pages, err := pades.Inspect(ctx, pdf, 0)
-	if err != nil {
-		return fmt.Errorf("%s: %w", pdfPath, err)
-	}
-	dir, err := os.MkdirTemp("", "parapheur-bench-completion-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	st, stopStore, err := openStore(ctx, o.store, dir)
-	if err != nil {
-		return err
-	}
-	defer stopStore()
+	defer ws.close()
+	pdf, pages, dir, st := ws.pdf, ws.pages, ws.dir, ws.st
 	rig, err := testrig.StartMail(filepath.Join(dir, "mail"), testrig.MailOptions{Users: []string{"parapheur"}})
 	if err != nil {
 		return err

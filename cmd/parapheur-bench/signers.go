@@ -65,24 +65,12 @@ type signersOptions struct {
 // the sign request).
 func signers(o options, pdfPath string, so signersOptions) error {
 	ctx := context.Background()
-	pdf, err := os.ReadFile(pdfPath)
+	ws, err := newWorkspace(ctx, o.store, pdfPath, "signers")
 	if err != nil {
 		return err
 	}
-	pages, err := pades.Inspect(ctx, pdf, 0)
-	if err != nil {
-		return fmt.Errorf("%s: %w", pdfPath, err)
-	}
-	dir, err := os.MkdirTemp("", "parapheur-bench-signers-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	st, stop, err := openStore(ctx, o.store, dir)
-	if err != nil {
-		return err
-	}
-	defer stop()
+	defer ws.close()
+	pdf, pages, dir, st := ws.pdf, ws.pages, ws.dir, ws.st
 	ca, err := pki.NewCA(pkix.Name{CommonName: "Bench Signing CA", Organization: []string{"Bench"}}, 24*time.Hour, false)
 	if err != nil {
 		return err
@@ -162,6 +150,43 @@ func startDoor(st store.Store, ca *pki.CA, dir string) (*engine.Engine, string, 
 	hs := &http.Server{Handler: srv.Handler()}
 	go hs.Serve(ln)
 	return eng, base, func() { hs.Close() }, nil
+}
+
+// workspace is what a scenario runs on: the PDF to sign, a temporary
+// directory, and a store in it.
+type workspace struct {
+	pdf   []byte
+	pages int
+	dir   string
+	st    store.Store
+	// close closes the store and removes the directory.
+	close func()
+}
+
+// newWorkspace reads the PDF at pdfPath and opens a store of kind in a new
+// temporary directory named after the scenario.
+func newWorkspace(ctx context.Context, kind, pdfPath, scenario string) (*workspace, error) {
+	pdf, err := os.ReadFile(pdfPath)
+	if err != nil {
+		return nil, err
+	}
+	pages, err := pades.Inspect(ctx, pdf, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", pdfPath, err)
+	}
+	dir, err := os.MkdirTemp("", "parapheur-bench-"+scenario+"-")
+	if err != nil {
+		return nil, err
+	}
+	st, stop, err := openStore(ctx, kind, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &workspace{pdf: pdf, pages: pages, dir: dir, st: st, close: func() {
+		stop()
+		os.RemoveAll(dir)
+	}}, nil
 }
 
 // openStore opens the store of kind in dir; stop closes it (and stops the

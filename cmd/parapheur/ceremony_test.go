@@ -65,6 +65,16 @@ func TestSigningCeremony(t *testing.T) {
 // ends.
 func startCeremonyRig(t *testing.T, users ...string) *ceremonyRig {
 	t.Helper()
+	rig := startMailRig(t, users...)
+	keys := initKeys(t)
+	srv := startServe(t, rig, "bolt://"+filepath.Join(t.TempDir(), "parapheur.db"), keys)
+	return &ceremonyRig{rig: rig, srv: srv, keys: keys, base: "http://" + srv.listen}
+}
+
+// startMailRig starts a private Postfix and Dovecot with the mailboxes
+// of users until the test ends.
+func startMailRig(t *testing.T, users ...string) *testrig.Mail {
+	t.Helper()
 	rig, err := testrig.StartMail(t.TempDir(), testrig.MailOptions{Users: users})
 	if err != nil {
 		t.Fatal(err)
@@ -74,9 +84,7 @@ func startCeremonyRig(t *testing.T, users ...string) *ceremonyRig {
 			t.Error(err)
 		}
 	})
-	keys := initKeys(t)
-	srv := startServe(t, rig, "bolt://"+filepath.Join(t.TempDir(), "parapheur.db"), keys)
-	return &ceremonyRig{rig: rig, srv: srv, keys: keys, base: "http://" + srv.listen}
+	return rig
 }
 
 // logsHoldNoSecret looks for every link token and code the mails carried

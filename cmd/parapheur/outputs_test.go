@@ -18,7 +18,6 @@ import (
 
 	"github.com/emersion/go-message/mail"
 
-	"github.com/parapheur/parapheur/deploy/testrig"
 	"github.com/parapheur/parapheur/signing/pki"
 	"github.com/parapheur/parapheur/signing/signtest"
 )
@@ -221,15 +220,7 @@ var secondPDF = filepath.Join("..", "..", "mailin", "testdata", "doc2.pdf")
 // certificate names the CRL the gateway publishes, as in production.
 func startCompletionRig(t *testing.T, extra ...string) (*ceremonyRig, *signtest.TSA) {
 	t.Helper()
-	rig, err := testrig.StartMail(t.TempDir(), testrig.MailOptions{Users: completionUsers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := rig.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	rig := startMailRig(t, completionUsers...)
 	listen := freeAddr(t)
 	base := "http://" + listen
 	keys := initKeys(t, "PARAPHEUR_PUBLIC_URL="+base)
