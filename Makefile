@@ -9,13 +9,15 @@
 #   make bench-sign  the signing door over HTTP on loopback, on bbolt then on a private
 #               redis-server: signing-page views/s and sign latency on a 1 MB PDF, beside
 #               the raw pades signature time
+#   make bench-completion  the completion (seal, certificate, final mails to a private
+#               Postfix, as root) on bbolt then redis: last signature -> last final mail
 
 # Debian packages the tests use: real servers (redis, Dovecot, Postfix) and
 # independent PDF validators. Keep in sync with deploy/scripts/debian-deps.
 FUZZTIME ?= 10s
 GO ?= go
 
-.PHONY: test deps vet fuzz bench bench-mail bench-sign build
+.PHONY: test deps vet fuzz bench bench-mail bench-sign bench-completion build
 
 test: deps vet
 	$(GO) test -race -count=1 -timeout 25m ./...
@@ -39,6 +41,10 @@ bench-mail: build
 bench-sign: build
 	bin/parapheur-bench signers -store bolt
 	bin/parapheur-bench signers -store redis
+
+bench-completion: build
+	bin/parapheur-bench completion -store bolt
+	bin/parapheur-bench completion -store redis
 
 build:
 	$(GO) build -o bin/ ./cmd/...

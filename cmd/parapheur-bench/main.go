@@ -22,8 +22,19 @@
 //	    pages (views/s), then ask for a code, read it from the outbox and
 //	    sign (p50, p99 of the sign request), each as soon as it is done or,
 //	    with -rate, that many starting a second.
+//	parapheur-bench completion [-n 100] [-workers 10] [-rate 2] [-pdf FILE] [-attach-limit 10485760] [-memory]
+//	    the completion in this process as serve runs it, on -store bolt or
+//	    redis: n envelopes of one signer each on the 1 MB PDF, signed over
+//	    HTTP at -rate a second, completed by the completion worker (seal,
+//	    certificate of completion), their final mails handed by the mail
+//	    sender to a private Postfix; from the audit trails, the time from
+//	    each envelope's last signature to its last final mail accepted by
+//	    Postfix: p50, p99, max. With -memory the completion starts once
+//	    every envelope is signed, and the peak live heap and the peak
+//	    resident set it took, beyond what the process held before, are
+//	    reported against the document's size.
 //
-// latency and flood must run as root (the Postfix master needs it) and run
+// latency, flood and completion must run as root (the Postfix master needs it) and run
 // the binary named by -parapheur ("make bench-mail" builds it to
 // bin/parapheur first); signers needs neither. Nothing leaves the loopback
 // interface.
@@ -51,12 +62,14 @@ func main() {
 	interval := fs.Duration("interval", 250*time.Millisecond, "latency: the pause between two submissions")
 	pdf := fs.String("pdf", "", "latency: the `PDF` to submit (default mailin/testdata/doc1.pdf); signers: the PDF to sign (default pdfcpu's itu-t81.pdf, 1 MB)")
 	var so signersOptions
-	fs.IntVar(&so.workers, "workers", 200, "signers: how many signers act at once")
+	fs.IntVar(&so.workers, "workers", 200, "signers: how many signers act at once (completion: at most, default 10)")
 	fs.IntVar(&so.views, "views", 20000, "signers: how many signing-page views in all")
 	fs.IntVar(&so.signs, "signs", 600, "signers: how many signatures in all (at most -n)")
 	fs.StringVar(&so.view, "view", "page", "signers: what a view loads: page (GET /s/TOKEN) or api (GET /api/v1/sign/TOKEN)")
 	fs.IntVar(&so.raw, "raw", 50, "signers: how many raw pades.SignFile runs to time")
-	fs.Float64Var(&so.rate, "rate", 0, "signers: how many signers start their code-then-sign flow per second (0: each worker starts its next at once)")
+	fs.Float64Var(&so.rate, "rate", 0, "signers: how many signers start their code-then-sign flow per second (0: each worker starts its next at once; completion: default 2)")
+	fs.BoolVar(&so.memory, "memory", false, "completion: start the completion once every envelope is signed, and report the peak heap and resident set it took")
+	fs.Int64Var(&so.attachLimit, "attach-limit", 10<<20, "completion: mail.attachment_limit_bytes, above which the final mail carries the download link alone")
 	size := fs.Int("size", 36_000_000, "flood: the attachment size in bytes (base64 makes the mail 4/3 of it)")
 	kind := fs.String("kind", "pdf", "flood: pdf, junk (a non-PDF attachment) or stranger (a sender who may not submit)")
 	fs.Parse(os.Args[2:])
@@ -78,6 +91,23 @@ func main() {
 		if err == nil {
 			err = signers(o, path, so)
 		}
+	case "completion":
+		o.n = orDefault(o.n, 100)
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["workers"] {
+			so.workers = 10
+		}
+		if !set["rate"] {
+			so.rate = 2
+		}
+		path := *pdf
+		if path == "" {
+			path, err = pdfcpuTestPDF("itu-t81.pdf")
+		}
+		if err == nil {
+			err = completions(o, path, so)
+		}
 	default:
 		usage()
 	}
@@ -96,7 +126,7 @@ type options struct {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: parapheur-bench latency|flood|signers [flags]; parapheur-bench latency -h for the flags")
+	fmt.Fprintln(os.Stderr, "usage: parapheur-bench latency|flood|signers|completion [flags]; parapheur-bench latency -h for the flags")
 	os.Exit(2)
 }
 

@@ -49,6 +49,11 @@ type signersOptions struct {
 	// code-then-sign flow (an open loop); 0 lets every worker start its
 	// next flow as soon as its last one ended (a closed loop).
 	rate float64
+	// memory, for the completion scenario, starts the completion worker
+	// once every envelope is signed and reports the memory it took.
+	memory bool
+	// attachLimit is the completion scenario's mail.attachment_limit_bytes.
+	attachLimit int64
 }
 
 // signers measures the signing door over HTTP on loopback, in this process:
@@ -60,24 +65,12 @@ type signersOptions struct {
 // the sign request).
 func signers(o options, pdfPath string, so signersOptions) error {
 	ctx := context.Background()
-	pdf, err := os.ReadFile(pdfPath)
+	ws, err := newWorkspace(ctx, o.store, pdfPath, "signers")
 	if err != nil {
 		return err
 	}
-	pages, err := pades.Inspect(ctx, pdf, 0)
-	if err != nil {
-		return fmt.Errorf("%s: %w", pdfPath, err)
-	}
-	dir, err := os.MkdirTemp("", "parapheur-bench-signers-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	st, stop, err := openStore(ctx, o.store, dir)
-	if err != nil {
-		return err
-	}
-	defer stop()
+	defer ws.close()
+	pdf, pages, dir, st := ws.pdf, ws.pages, ws.dir, ws.st
 	ca, err := pki.NewCA(pkix.Name{CommonName: "Bench Signing CA", Organization: []string{"Bench"}}, 24*time.Hour, false)
 	if err != nil {
 		return err
@@ -88,25 +81,11 @@ func signers(o options, pdfPath string, so signersOptions) error {
 		return err
 	}
 
-	codeKey := make([]byte, 32)
-	rand.Read(codeKey)
-	eng := &engine.Engine{Store: st, CodeKey: codeKey}
-	cer := &ceremony.Ceremony{Engine: eng, CA: ca, Holder: "bench", TempDir: dir, MaxDocumentBytes: 64 << 20}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	eng, base, stopDoor, err := startDoor(st, ca, dir)
 	if err != nil {
 		return err
 	}
-	base := "http://" + ln.Addr().String()
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	srv, err := web.New(web.Config{PublicURL: base, SecretKey: secret,
-		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, cer, nil)
-	if err != nil {
-		return err
-	}
-	hs := &http.Server{Handler: srv.Handler()}
-	go hs.Serve(ln)
-	defer hs.Close()
+	defer stopDoor()
 
 	post := newPostman(st)
 	pctx, cancel := context.WithCancel(ctx)
@@ -126,8 +105,7 @@ func signers(o options, pdfPath string, so signersOptions) error {
 		len(links), filepath.Base(pdfPath), len(pdf), pages, o.store, time.Since(start).Seconds())
 	fmt.Printf("  raw pades.SignFile, %d runs one at a time: p50 %.1f ms  p99 %.1f ms\n", len(raw), ms(quantile(raw, 0.5)), ms(quantile(raw, 0.99)))
 
-	client := &http.Client{Transport: &http.Transport{MaxIdleConns: so.workers, MaxIdleConnsPerHost: so.workers}, Timeout: time.Minute}
-	b := bench{base: base, client: client, post: post, links: links}
+	b := bench{base: base, client: newClient(so.workers), post: post, links: links}
 	n, took, err := b.views(ctx, so.workers, so.views, so.view)
 	if err != nil {
 		return err
@@ -146,6 +124,69 @@ func signers(o options, pdfPath string, so signersOptions) error {
 		so.workers, pace, len(signs), took.Seconds(), float64(len(signs))/took.Seconds(),
 		ms(quantile(signs, 0.5)), ms(quantile(signs, 0.99)), ms(signs[len(signs)-1]))
 	return nil
+}
+
+// startDoor serves the signing pages and API of a ceremony on st, whose
+// one-time certificates ca issues, on loopback; it returns the engine,
+// the base URL and how to stop the server.
+func startDoor(st store.Store, ca *pki.CA, dir string) (*engine.Engine, string, func(), error) {
+	codeKey := make([]byte, 32)
+	rand.Read(codeKey)
+	eng := &engine.Engine{Store: st, CodeKey: codeKey}
+	cer := &ceremony.Ceremony{Engine: eng, CA: ca, Holder: "bench", TempDir: dir, MaxDocumentBytes: 64 << 20}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	base := "http://" + ln.Addr().String()
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	srv, err := web.New(web.Config{PublicURL: base, SecretKey: secret,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, cer, nil)
+	if err != nil {
+		ln.Close()
+		return nil, "", nil, err
+	}
+	hs := &http.Server{Handler: srv.Handler()}
+	go hs.Serve(ln)
+	return eng, base, func() { hs.Close() }, nil
+}
+
+// workspace is what a scenario runs on: the PDF to sign, a temporary
+// directory, and a store in it.
+type workspace struct {
+	pdf   []byte
+	pages int
+	dir   string
+	st    store.Store
+	// close closes the store and removes the directory.
+	close func()
+}
+
+// newWorkspace reads the PDF at pdfPath and opens a store of kind in a new
+// temporary directory named after the scenario.
+func newWorkspace(ctx context.Context, kind, pdfPath, scenario string) (*workspace, error) {
+	pdf, err := os.ReadFile(pdfPath)
+	if err != nil {
+		return nil, err
+	}
+	pages, err := pades.Inspect(ctx, pdf, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", pdfPath, err)
+	}
+	dir, err := os.MkdirTemp("", "parapheur-bench-"+scenario+"-")
+	if err != nil {
+		return nil, err
+	}
+	st, stop, err := openStore(ctx, kind, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &workspace{pdf: pdf, pages: pages, dir: dir, st: st, close: func() {
+		stop()
+		os.RemoveAll(dir)
+	}}, nil
 }
 
 // openStore opens the store of kind in dir; stop closes it (and stops the
@@ -308,15 +349,23 @@ func (p *postman) run(ctx context.Context) {
 			continue
 		}
 		var job engine.Job
-		if err := json.Unmarshal(it.Payload, &job); err == nil && job.To != engine.SenderAddressee {
-			switch {
-			case job.Code != "":
-				p.box(p.codes, job.EnvelopeID) <- job.Code
-			case job.Notice == workflow.Invitation:
-				p.box(p.tokens, job.EnvelopeID) <- job.Token
-			}
+		if err := json.Unmarshal(it.Payload, &job); err == nil {
+			p.take(job)
 		}
 		p.st.Ack(ctx, it)
+	}
+}
+
+// take hands the link or the code a mail carries to whoever waits for it.
+func (p *postman) take(job engine.Job) {
+	if job.To == engine.SenderAddressee {
+		return
+	}
+	switch {
+	case job.Code != "":
+		p.box(p.codes, job.EnvelopeID) <- job.Code
+	case job.Notice == workflow.Invitation:
+		p.box(p.tokens, job.EnvelopeID) <- job.Token
 	}
 }
 
@@ -337,6 +386,11 @@ func (p *postman) token(ctx context.Context, envID string) (string, error) {
 
 func (p *postman) code(ctx context.Context, envID string) (string, error) {
 	return p.wait(ctx, p.codes, envID, "one-time code")
+}
+
+// newClient is the HTTP client of workers signers at once.
+func newClient(workers int) *http.Client {
+	return &http.Client{Transport: &http.Transport{MaxIdleConns: workers, MaxIdleConnsPerHost: workers}, Timeout: time.Minute}
 }
 
 // bench drives the door over HTTP.

@@ -8,11 +8,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -204,17 +206,27 @@ func (c *ceremonyRig) wholeEnvelope(t *testing.T) {
 // Message-ID.
 func (c *ceremonyRig) submit(t *testing.T, title string, lines ...string) (string, string) {
 	t.Helper()
-	pdf, err := os.ReadFile(samplePDF)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return c.submitFiles(t, title, map[string]string{"convention.pdf": samplePDF}, lines...)
+}
+
+// submitFiles is submit with the PDFs at the paths of files, attached
+// under their names in the order of the names.
+func (c *ceremonyRig) submitFiles(t *testing.T, title string, files map[string]string, lines ...string) (string, string) {
+	t.Helper()
 	id := fmt.Sprintf("<ceremony-%d@example.com>", time.Now().UnixNano())
 	msg := fmt.Sprintf("From: Bob Agent <bob@example.com>\r\nTo: parapheur@org.example\r\nSubject: %s\r\n"+
 		"Message-ID: %s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"+
-		"--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n%s\r\n"+
-		"--b\r\nContent-Type: application/pdf; name=convention.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n%s\r\n--b--\r\n",
-		mimeWord(title), id, strings.Join(lines, "\r\n"), base64.StdEncoding.EncodeToString(pdf))
-	sendMail(t, c.rig.SMTPAddr(), "bob@example.com", "parapheur@org.example", msg)
+		"--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n%s\r\n",
+		mimeWord(title), id, strings.Join(lines, "\r\n"))
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		pdf, err := os.ReadFile(files[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg += fmt.Sprintf("--b\r\nContent-Type: application/pdf; name=%s\r\nContent-Transfer-Encoding: base64\r\n\r\n%s\r\n",
+			name, base64.StdEncoding.EncodeToString(pdf))
+	}
+	sendMail(t, c.rig.SMTPAddr(), "bob@example.com", "parapheur@org.example", msg+"--b--\r\n")
 	return engine.EnvelopeID(strings.ToLower(id)), id
 }
 

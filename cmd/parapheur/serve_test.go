@@ -56,11 +56,12 @@ type server struct {
 }
 
 // initKeys runs "parapheur ca init" as an operator does before the first
-// serve, and returns the keys.dir it wrote; replicas share it.
-func initKeys(t *testing.T) string {
+// serve, with the settings extra (PARAPHEUR_PUBLIC_URL=…), and returns the
+// keys.dir it wrote; replicas share it.
+func initKeys(t *testing.T, extra ...string) string {
 	t.Helper()
 	dir := t.TempDir()
-	r := parapheur(t, []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_KEYS_DIR=" + dir, "PARAPHEUR_KEYS_PASSPHRASE=test"},
+	r := parapheur(t, append([]string{"PARAPHEUR_CONFIG=", "PARAPHEUR_KEYS_DIR=" + dir, "PARAPHEUR_KEYS_PASSPHRASE=test"}, extra...),
 		"ca", "init", "--organisation", "Mairie de Test")
 	if r.code != exitOK {
 		t.Fatalf("ca init: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -91,8 +92,14 @@ func serveEnv(rig *testrig.Mail, storeURL, keys, listen string) []string {
 // test if still running.
 func startServe(t *testing.T, rig *testrig.Mail, storeURL, keys string) *server {
 	t.Helper()
-	listen := freeAddr(t)
-	return startServeWith(t, serveEnv(rig, storeURL, keys, listen), listen)
+	return startServeOn(t, rig, storeURL, keys, freeAddr(t))
+}
+
+// startServeOn is startServe listening on listen (PUBLIC_URL
+// http://listen), with the settings extra over serveEnv's.
+func startServeOn(t *testing.T, rig *testrig.Mail, storeURL, keys, listen string, extra ...string) *server {
+	t.Helper()
+	return startServeWith(t, append(serveEnv(rig, storeURL, keys, listen), extra...), listen)
 }
 
 // startServeWith runs "parapheur serve" with the environment env, which

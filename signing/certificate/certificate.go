@@ -19,7 +19,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"maps"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -193,11 +194,19 @@ func (d *document) render() {
 
 	d.heading(w.documentsSection)
 	for i, doc := range d.env.Documents {
-		d.block(fmt.Sprintf("%d. %s", i+1, doc.Name), [][2]string{
+		rows := [][2]string{
 			{w.pages, fmt.Sprint(doc.Pages)},
 			{w.original, doc.Original},
 			{w.final, doc.Current},
-		}, map[int]bool{1: true, 2: true})
+		}
+		monospace := map[int]bool{1: true, 2: true}
+		if seal, ok := d.sealOf(i); ok {
+			rows = append(rows,
+				[2]string{w.sealRow, fmt.Sprintf(w.sealValue, seal.Details["level"], d.time(seal.Time))},
+				[2]string{w.sealSerial, seal.Details["serial"]})
+			monospace[4] = true
+		}
+		d.block(fmt.Sprintf("%d. %s", i+1, doc.Name), rows, monospace)
 	}
 
 	d.heading(w.recipientsSection)
@@ -216,11 +225,14 @@ func (d *document) render() {
 		{w.lastHash, d.env.Audit.Hash},
 	}
 	// The section is short: keep it on one page.
-	h := d.height([]float64{contentW}, []cell{{text: w.verifyNote}}, 9) + 12
+	h := d.height([]float64{contentW}, []cell{{text: w.sealedNote + w.verifyNote}}, 9) + 18
 	for i, r := range summary {
 		h += d.height(keyValueWidths, d.keyValue(r, i == 2), 9)
 	}
 	d.startSection(h)
+	if d.in.Organisation != "" {
+		d.paragraph(fmt.Sprintf(w.sealedNote, d.in.Organisation))
+	}
 	d.paragraph(w.verifyNote)
 	if d.in.VerifyURL != "" {
 		d.link(d.in.VerifyURL)
@@ -698,22 +710,20 @@ func (d *document) trail() {
 		}
 		d.row(widths, []cell{
 			{text: fmt.Sprint(rec.Seq)}, {text: when}, {text: event}, {text: actor},
-			{text: d.details(rec)}, {text: rec.Hash[:min(len(rec.Hash), 12)], style: fixed},
+			{text: d.details(rec)}, {text: rec.Hash[:min(len(rec.Hash), shortHash)], style: fixed},
 		}, trailSize, header)
 	}
 }
 
-// details writes a record's details one "key: value" per line, by key.
-// A seal names its document by its index in the envelope: it is written
-// as the documents section numbers and names it.
+// details writes a record's details one "label: value" per line, in the
+// order of their keys, each key named in the certificate's language (a key
+// it has no name for as it is). Documents are named as the documents
+// section numbers and names them: a seal's "document" by its index,
+// "document_N" of a submission or a signature by N. A SHA-256 is cut to
+// its first shortHash digits, as in the hash column: the whole values are
+// in the embedded trail, and the documents' whole hashes above.
 func (d *document) details(rec audit.Record) string {
 	m := rec.Details
-	if rec.Type == audit.Sealed {
-		if i, err := strconv.Atoi(m["document"]); err == nil && i >= 0 && i < len(d.env.Documents) {
-			m = maps.Clone(m)
-			m["document"] = fmt.Sprintf("%d. %s", i+1, d.env.Documents[i].Name)
-		}
-	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -721,9 +731,47 @@ func (d *document) details(rec audit.Record) string {
 	sort.Strings(keys)
 	lines := make([]string, len(keys))
 	for i, k := range keys {
-		lines[i] = k + ": " + m[k]
+		label, value := or(d.words.details[k], k), m[k]
+		if n, ok := strings.CutPrefix(k, "document_"); ok {
+			// A submission's "NAME sha256=… pages=N": the label names it.
+			label = d.documentName(n)
+			if i, err := strconv.Atoi(n); err == nil && i >= 0 && i < len(d.env.Documents) {
+				value = strings.TrimPrefix(value, d.env.Documents[i].Name+" ")
+			}
+		} else if k == "document" && rec.Type == audit.Sealed {
+			value = d.documentName(value)
+		}
+		lines[i] = label + d.words.colon + sha256Digits.ReplaceAllStringFunc(value, func(h string) string { return h[:shortHash] + "…" })
 	}
 	return strings.Join(lines, "\n")
+}
+
+// shortHash is how many hex digits of a SHA-256 the audit trail's table
+// shows.
+const shortHash = 12
+
+// sha256Digits matches a hex SHA-256.
+var sha256Digits = regexp.MustCompile(`\b[0-9a-f]{64}\b`)
+
+// documentName is "N. name" of the document of index i (a decimal
+// string), as the documents section names it, or i as it is when the
+// envelope has no such document.
+func (d *document) documentName(i string) string {
+	n, err := strconv.Atoi(i)
+	if err != nil || n < 0 || n >= len(d.env.Documents) {
+		return i
+	}
+	return fmt.Sprintf("%d. %s", n+1, d.env.Documents[n].Name)
+}
+
+// sealOf returns the trail's record of the seal of document i.
+func (d *document) sealOf(i int) (audit.Record, bool) {
+	for _, rec := range slices.Backward(d.in.Trail) {
+		if rec.Type == audit.Sealed && rec.Details["document"] == strconv.Itoa(i) {
+			return rec, true
+		}
+	}
+	return audit.Record{}, false
 }
 
 func party(p workflow.Party) string {

@@ -1,9 +1,14 @@
 package certificate
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parapheur/parapheur/signing/internal/pdftest"
 
 	"github.com/parapheur/parapheur/workflow"
 )
@@ -32,16 +37,29 @@ func TestSealedEvents(t *testing.T) {
 				t.Errorf("with a document left to seal, the certificate does not say %q", w.state+" "+w.completing)
 			}
 			seal(1, annexFinal, annexSealed)
-			path, _ = build(t, input(t, s))
+			in := input(t, s)
+			path, _ = build(t, in)
 			got := text(t, path)
-			for _, want := range []string{"document: 1. Contrat-cadre", "document: 2. Annexe A", "level: B-LTA", "serial: 5ea1",
+			// PARAPHEUR_SHOTS=DIR saves the pages as images, to be looked at.
+			if shots := os.Getenv("PARAPHEUR_SHOTS"); shots != "" {
+				pdftest.Run(t, "pdftoppm", "-png", "-r", "80", path, filepath.Join(shots, "certificate-"+language))
+			}
+			label := func(key, value string) string { return w.details[key] + w.colon + value }
+			for _, want := range []string{
+				// The seal events, in the certificate's words, hashes cut
+				// as the hash column cuts them.
+				label("document", "1. Contrat-cadre"), label("document", "2. Annexe A"), label("level", "B-LTA"), label("serial", "5ea1"),
+				label("previous", contractFinal[:12]+"…"), label("sha256", annexSealed[:12]+"…"),
+				// Each document's seal, in the documents section.
+				w.sealRow + " " + fmt.Sprintf(w.sealValue, "B-LTA", ""), w.sealSerial + " 5ea1",
+				fmt.Sprintf(w.sealedNote, in.Organisation),
 				contractSealed, annexSealed, w.state + " " + w.envelopeStates[workflow.StateCompleted],
 				strings.Fields(w.events["sealed"])[0]} {
-				if !strings.Contains(got, want) {
+				if !strings.Contains(got, strings.TrimSpace(want)) {
 					t.Errorf("the certificate does not say %q", want)
 				}
 			}
-			for _, wrong := range []string{"document: 0", w.completing} {
+			for _, wrong := range []string{"document: 0", "level:", "cert_serial", w.completing} {
 				if strings.Contains(got, wrong) {
 					t.Errorf("the certificate says %q", wrong)
 				}

@@ -19,11 +19,14 @@ type words struct {
 	byEmail, bySMS, byReply, none                                         string
 	trailNote, verifyNote, attachment, eventCount, lastHash, onCompletion string
 	colTime, colEvent, colActor, colDetails, colHash                      string
-	roles                                                                 map[workflow.Role]string
-	states                                                                map[workflow.RecipientState]string
-	acted                                                                 map[workflow.RecipientState]string
-	envelopeStates                                                        map[workflow.State]string
-	events                                                                map[audit.Type]string
+	sealRow, sealValue, sealSerial, sealedNote, colon                     string
+	// details name the keys of the records' details.
+	details        map[string]string
+	roles          map[workflow.Role]string
+	states         map[workflow.RecipientState]string
+	acted          map[workflow.RecipientState]string
+	envelopeStates map[workflow.State]string
+	events         map[audit.Type]string
 }
 
 // vocabulary holds the certificate's texts by envelope language.
@@ -57,6 +60,16 @@ var vocabulary = map[string]words{
 		attachment: "Pièce jointe", eventCount: "Nombre d’événements", lastHash: "Empreinte du dernier événement",
 		onCompletion: "recevra les documents signés à la réalisation",
 		colTime:      "Date", colEvent: "Événement", colActor: "Auteur, adresse IP", colDetails: "Détails", colHash: "Empreinte",
+		sealRow: "Cachet de l’organisation", sealValue: "PAdES %s, apposé le %s", sealSerial: "N° de série du cachet",
+		sealedNote: "Ce certificat et chaque document définitif portent le cachet électronique de %s (signature PAdES) : " +
+			"un lecteur PDF le montre dans son panneau des signatures.",
+		colon: " : ",
+		details: map[string]string{"title": "Objet", "sender_auth": "Authentification", "steps": "Étapes",
+			"cert_serial": "Certificat n°", "channel": "Canal", "reason": "Motif", "authenticated_by": "Authentifié par",
+			"document": "Document", "previous": "Version signée", "sha256": "Version scellée", "level": "Niveau",
+			"serial": "Cachet n°", "answer": "Réponse du serveur", "attempt": "Tentative", "mail": "Courriel",
+			"outcome": "Résultat", "to": "Destinataire", "deadline": "Échéance", "email": "Adresse",
+			"recipients": "Destinataires", "voided": "Annulé", "to_email": "Adresse du délégué", "to_name": "Nom du délégué"},
 		roles: map[workflow.Role]string{workflow.Signer: "Signataire", workflow.Approver: "Approbateur (visa)",
 			workflow.Copy: "Copie", workflow.Archivist: "Archiviste"},
 		states: map[workflow.RecipientState]string{workflow.Waiting: "en attente", workflow.Pending: "invité, n’a pas agi",
@@ -104,6 +117,16 @@ var vocabulary = map[string]words{
 		attachment: "Attachment", eventCount: "Number of events", lastHash: "Hash of the last event",
 		onCompletion: "will receive the signed documents on completion",
 		colTime:      "Time", colEvent: "Event", colActor: "Actor, IP address", colDetails: "Details", colHash: "Hash",
+		sealRow: "Organisation seal", sealValue: "PAdES %s, applied %s", sealSerial: "Seal serial number",
+		sealedNote: "This certificate and every final document carry the electronic seal of %s (a PAdES signature): " +
+			"a PDF reader shows it in its signature panel.",
+		colon: ": ",
+		details: map[string]string{"title": "Subject", "sender_auth": "Authentication", "steps": "Steps",
+			"cert_serial": "Certificate no.", "channel": "Channel", "reason": "Reason", "authenticated_by": "Authenticated by",
+			"document": "Document", "previous": "Signed version", "sha256": "Sealed version", "level": "Level",
+			"serial": "Seal no.", "answer": "Server answer", "attempt": "Attempt", "mail": "Mail",
+			"outcome": "Outcome", "to": "To", "deadline": "Deadline", "email": "Address",
+			"recipients": "Recipients", "voided": "Voided", "to_email": "Delegate's address", "to_name": "Delegate's name"},
 		roles: map[workflow.Role]string{workflow.Signer: "Signer", workflow.Approver: "Approver",
 			workflow.Copy: "Copy", workflow.Archivist: "Archivist"},
 		states: map[workflow.RecipientState]string{workflow.Waiting: "waiting", workflow.Pending: "invited, has not acted",

@@ -6,6 +6,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -64,7 +65,14 @@ func FuzzSign(f *testing.F) {
 			MaxInput: 1 << 20,
 		})
 	}
+	documented := func(err error) bool {
+		return slices.ContainsFunc(inputErrors, func(e error) bool { return errors.Is(err, e) })
+	}
 	f.Fuzz(func(t *testing.T, in []byte) {
+		// The seal reads the signatures already there.
+		if _, err := pades.SignatureCertificates(context.Background(), in, 1<<20); err != nil && !documented(err) {
+			t.Fatalf("SignatureCertificates: error of no documented kind: %v", err)
+		}
 		if pages, err := pades.Inspect(context.Background(), in, 1<<20); err == nil {
 			if err := sign(in, new(bytes.Buffer), pages); err != nil {
 				t.Fatalf("Inspect accepts %d pages, Sign refuses a stamp on the last: %v", pages, err)
@@ -93,6 +101,10 @@ func FuzzSign(f *testing.F) {
 		last := r.Signatures[len(r.Signatures)-1]
 		if !last.Intact || !last.IssuedByCA || !last.CoversWholeFile {
 			t.Fatalf("new signature not valid:\n%s", r.Text(true))
+		}
+		certs, err := pades.SignatureCertificates(context.Background(), out.Bytes(), 2<<20)
+		if err != nil || !slices.ContainsFunc(certs, kp.Chain[0].Equal) {
+			t.Fatalf("SignatureCertificates of the signed output: %d certificates, %v; want the signer's", len(certs), err)
 		}
 	})
 }

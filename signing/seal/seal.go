@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/digitorus/timestamp"
@@ -97,6 +98,7 @@ func Stream(ctx context.Context, in *os.File, out io.Writer, tempDir string, opt
 // how the result of one becomes the input of the next.
 type steps[In any] struct {
 	sign         func(context.Context, In, io.Writer, pades.Options) error
+	certs        func(context.Context, In, int64) ([]*x509.Certificate, error)
 	addDSS       func(context.Context, In, io.Writer, pades.ValidationData, int64) error
 	docTimestamp func(context.Context, In, io.Writer, pades.Timestamper, int64) error
 	// intermediate makes room for a result that the next step reads back
@@ -107,6 +109,7 @@ type steps[In any] struct {
 // inMemory passes results in buffers.
 var inMemory = steps[[]byte]{
 	sign:         pades.Sign,
+	certs:        pades.SignatureCertificates,
 	addDSS:       pades.AddDSS,
 	docTimestamp: pades.DocTimestamp,
 	intermediate: func() (io.Writer, func() []byte, func(), error) {
@@ -121,6 +124,7 @@ var inMemory = steps[[]byte]{
 func inFiles(dir string) steps[*os.File] {
 	return steps[*os.File]{
 		sign:         pades.SignFile,
+		certs:        pades.SignatureCertificatesFile,
 		addDSS:       pades.AddDSSFile,
 		docTimestamp: pades.DocTimestampFile,
 		intermediate: func() (io.Writer, func() *os.File, func(), error) {
@@ -155,6 +159,13 @@ func sealWith[In any](ctx context.Context, in In, out io.Writer, opts Options, s
 	if opts.TSAURL == "" {
 		return s.sign(ctx, in, out, sign)
 	}
+	// The earlier signatures' certificates: their validation data go in
+	// the /DSS with the seal's, so that the document time-stamp makes
+	// every signature B-LTA, not the seal alone.
+	earlier, err := s.certs(ctx, in, opts.MaxInput)
+	if err != nil {
+		return fmt.Errorf("seal: reading the signatures before the seal: %w", err)
+	}
 	rec := &recorder{client: &tsa.Client{URL: opts.TSAURL, HTTP: hc}}
 	sign.TSA = rec
 	signedW, signed, releaseSigned, err := s.intermediate()
@@ -165,7 +176,7 @@ func sealWith[In any](ctx context.Context, in In, out io.Writer, opts Options, s
 	if err := s.sign(ctx, in, signedW, sign); err != nil {
 		return err
 	}
-	vd, err := validationData(ctx, hc, opts, rec.tokens)
+	vd, err := validationData(ctx, hc, opts, earlier, rec.tokens)
 	if err != nil {
 		return err
 	}
@@ -184,17 +195,25 @@ func sealWith[In any](ctx context.Context, in In, out io.Writer, opts Options, s
 	return s.docTimestamp(ctx, withDSS(), out, rec.client, limit)
 }
 
-// validationData gathers the certificates of the seal's chain and of the
-// time-stamp tokens, and what CRLs and OCSP answers can be fetched for
-// them.
-func validationData(ctx context.Context, hc *http.Client, opts Options, tokens [][]byte) (pades.ValidationData, error) {
+// validationData gathers the certificates of the seal's chain, of the
+// earlier signatures and of the time-stamp tokens, and what CRLs and OCSP
+// answers can be fetched for them.
+func validationData(ctx context.Context, hc *http.Client, opts Options, earlier []*x509.Certificate, tokens [][]byte) (pades.ValidationData, error) {
 	certs := append([]*x509.Certificate(nil), opts.Seal.Chain...)
+	add := func(more []*x509.Certificate) {
+		for _, c := range more {
+			if !slices.ContainsFunc(certs, c.Equal) {
+				certs = append(certs, c)
+			}
+		}
+	}
+	add(earlier)
 	for _, tok := range tokens {
 		ts, err := timestamp.Parse(tok)
 		if err != nil {
 			return pades.ValidationData{}, fmt.Errorf("seal: time-stamp token: %w", err)
 		}
-		certs = append(certs, ts.Certificates...)
+		add(ts.Certificates)
 	}
 	crls, crlErr := pki.FetchCRLs(ctx, hc, certs)
 	ocsps, ocspErr := pki.FetchOCSP(ctx, hc, certs)

@@ -14,8 +14,10 @@ import (
 
 	"github.com/parapheur/parapheur/signing/internal/pdftest"
 	"github.com/parapheur/parapheur/signing/internal/pkitest"
+	"github.com/parapheur/parapheur/signing/pades"
 	"github.com/parapheur/parapheur/signing/pki"
 	"github.com/parapheur/parapheur/signing/seal"
+	tsaclient "github.com/parapheur/parapheur/signing/tsa"
 	"github.com/parapheur/parapheur/signing/verify"
 )
 
@@ -118,6 +120,54 @@ func TestSealBLTA(t *testing.T) {
 	if crl.Fetched.Load() == 0 || crl.OCSP.Asked.Load() == 0 || tsa.Requests.Load() == 0 {
 		t.Errorf("CRL fetched %d times, OCSP responder asked %d times, TSA asked %d times", crl.Fetched.Load(), crl.OCSP.Asked.Load(), tsa.Requests.Load())
 	}
+}
+
+// TestSealMakesEveryoneLongTerm: the seal's /DSS holds the validation data
+// of the signatures made before it too, with their time-stamps' (a signer's
+// one-time certificate, its CRL, the TSA's certificate), so that the
+// document time-stamp makes every signature B-LTA, not the seal alone.
+func TestSealMakesEveryoneLongTerm(t *testing.T) {
+	crl, tsa, dir, kp := revocableInstallation(t)
+	ca, err := pki.LoadCA(dir, "correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.CRLURL, ca.OCSPURL = crl.URL, crl.OCSP.URL
+	signer, err := ca.IssueOneTime("Sophie Première", "sophie@example.com", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.ReadFile(pdftest.Corpus(t)["qpdf-classic"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var signed, sealed bytes.Buffer
+	if err := pades.Sign(context.Background(), in, &signed, pades.Options{Signer: pades.Signer{Key: signer.Key, Chain: signer.Chain},
+		Name: "Sophie Première", TSA: &tsaclient.Client{URL: tsa.URL}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := seal.Seal(context.Background(), signed.Bytes(), &sealed, seal.Options{Seal: kp, TSAURL: tsa.URL, Reason: "Scellement"}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := verify.Verify(sealed.Bytes(), ca.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The seal's certificate, the CA, the TSA's and the signer's; the
+	// CA's CRL.
+	if len(r.Signatures) != 3 || r.DSSCerts != 4 || r.DSSCRLs != 1 || r.ExitCode() != verify.ExitValid {
+		t.Fatalf("report:\n%s", r.Text(true))
+	}
+	for _, s := range r.Signatures[:2] {
+		if s.Level != verify.LevelBLTA {
+			t.Errorf("%s's signature is %s, want %s:\n%s", s.Signer, s.Level, verify.LevelBLTA, r.Text(true))
+		}
+	}
+	path := filepath.Join(t.TempDir(), "sealed.pdf")
+	if err := os.WriteFile(path, sealed.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pdftest.Validate(t, path, pdftest.Expect{Signatures: 3, DocTimestamps: 1, CAFile: filepath.Join(dir, pki.CACertFile)})
 }
 
 // revocation is a CRL distribution point and an OCSP responder for one CA.

@@ -2,13 +2,16 @@
 // the independent validators (poppler's pdfsig, qpdf, mupdf's mutool,
 // openssl cms, pdfcpu and pdfsign), as the signing packages' own tests do
 // with their internal package pdftest: the gateway's end-to-end tests check
-// what it signed with the same tools and the same expectations.
+// what it signed with the same tools and the same expectations. It also
+// starts, for them, an RFC 3161 time-stamp authority on loopback.
 package signtest
 
 import (
 	"testing"
 
 	"github.com/parapheur/parapheur/signing/internal/pdftest"
+	"github.com/parapheur/parapheur/signing/internal/pkitest"
+	"github.com/parapheur/parapheur/signing/pki"
 )
 
 // Expect is what a signed file must show; see Validate.
@@ -25,3 +28,14 @@ func Validate(t testing.TB, path string, e Expect) {
 // Cleanup removes the files the validators left (pdfcpu's configuration);
 // call it once the test binary's last validation is done.
 func Cleanup() { pdftest.Cleanup() }
+
+// TSA is a running RFC 3161 time-stamp authority of a test.
+type TSA = pkitest.TSA
+
+// StartTSA starts, on loopback until the test ends, a time-stamp authority
+// whose certificate ca issues (naming ca's CRL distribution point, when it
+// has one), for tests that run the gateway with tsa.url.
+func StartTSA(t testing.TB, ca *pki.CA) *TSA {
+	t.Helper()
+	return pkitest.StartTSA(t, ca)
+}
