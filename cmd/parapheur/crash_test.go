@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -231,8 +230,8 @@ func (rc *resumeCase) checkSigned(t *testing.T) {
 	}
 }
 
-// finalMail is what a party's mailbox holds of the final mail.
-type finalMail struct {
+// partyFinal is what a party's mailbox holds of the final mail.
+type partyFinal struct {
 	copies int               // the messages with its Message-ID
 	files  map[string][]byte // its attachments by file name
 }
@@ -241,7 +240,7 @@ type finalMail struct {
 // done, every final mail sent and settled, and returns each party's final
 // mail. A party with no final mail, or with two different ones (two
 // Message-IDs), fails the test.
-func (rc *resumeCase) waitCompleted(t *testing.T, srv *server) map[string]finalMail {
+func (rc *resumeCase) waitCompleted(t *testing.T, srv *server) map[string]partyFinal {
 	t.Helper()
 	// The metrics are polled, not the signer's link, which has a rate
 	// limit. The completion item is acknowledged after the final mails
@@ -261,7 +260,7 @@ func (rc *resumeCase) waitCompleted(t *testing.T, srv *server) map[string]finalM
 	if err := rc.rig.WaitDelivered(mailWait); err != nil {
 		t.Fatal(err)
 	}
-	finals := map[string]finalMail{}
+	finals := map[string]partyFinal{}
 	for _, party := range resumeParties {
 		ids := map[string]int{}
 		var first []byte
@@ -276,7 +275,7 @@ func (rc *resumeCase) waitCompleted(t *testing.T, srv *server) map[string]finalM
 		}
 		for id, n := range ids {
 			t.Logf("%s: final mail %s, %d cop(ies) in the mailbox", party, id, n)
-			finals[party] = finalMail{copies: n, files: attachments(t, first)}
+			finals[party] = partyFinal{copies: n, files: attachments(t, first)}
 		}
 	}
 	return finals
@@ -332,36 +331,14 @@ func headerOf(t *testing.T, raw []byte, field string) string {
 // attachments returns the attached files of the raw message by name.
 func attachments(t *testing.T, raw []byte) map[string][]byte {
 	t.Helper()
-	r, err := mail.CreateReader(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := map[string][]byte{}
-	for {
-		p, err := r.NextPart()
-		if err == io.EOF {
-			return files
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h, ok := p.Header.(*mail.AttachmentHeader); ok {
-			name, err := h.Filename()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if files[name], err = io.ReadAll(p.Body); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	return parseMail(t, "a party", raw).files
 }
 
 // checkTrail checks the finished envelope in its store against the final
 // mails: one seal (at level) per document, one completion, and every
 // party's mail carrying the same final documents and certificate, those
 // the envelope names.
-func (rc *resumeCase) checkTrail(t *testing.T, finals map[string]finalMail, level string) {
+func (rc *resumeCase) checkTrail(t *testing.T, finals map[string]partyFinal, level string) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := backend.Open(ctx, rc.storeURL, store.Options{})

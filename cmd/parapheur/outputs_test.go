@@ -250,6 +250,22 @@ func (c *ceremonyRig) finalMail(t *testing.T, user, subject string) finalMail {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m := parseMail(t, user, raw)
+	if m.text == "" || m.html == "" {
+		t.Fatalf("%s's final mail lacks its text or its HTML:\n%s", user, raw)
+	}
+	if shots := os.Getenv("PARAPHEUR_SHOTS"); shots != "" {
+		if err := os.WriteFile(filepath.Join(shots, "final-mail-"+user+".eml"), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return m
+}
+
+// parseMail reads the text, the HTML and the attachments of user's mail
+// raw.
+func parseMail(t *testing.T, user string, raw []byte) finalMail {
+	t.Helper()
 	r, err := mail.CreateReader(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatalf("%s's final mail: %v", user, err)
@@ -282,14 +298,6 @@ func (c *ceremonyRig) finalMail(t *testing.T, user, subject string) finalMail {
 			}
 			m.names = append(m.names, name)
 			m.files[name] = b
-		}
-	}
-	if m.text == "" || m.html == "" {
-		t.Fatalf("%s's final mail lacks its text or its HTML:\n%s", user, raw)
-	}
-	if shots := os.Getenv("PARAPHEUR_SHOTS"); shots != "" {
-		if err := os.WriteFile(filepath.Join(shots, "final-mail-"+user+".eml"), raw, 0o644); err != nil {
-			t.Fatal(err)
 		}
 	}
 	return m
