@@ -183,7 +183,7 @@ func (g *gateway) assemble() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("GET "+crlPath, crl)
-	mux.HandleFunc("GET /readyz", g.ready)
+	mux.Handle("GET /readyz", newReadiness(cfg, g.store))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics, promhttp.HandlerOpts{}))
 	mux.Handle("/", pages.Handler())
 	g.http = &http.Server{Addr: cfg.Listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second,
@@ -207,24 +207,27 @@ func mailURL(s config.Server, implicit, starttls, user string) string {
 	return scheme + "://" + user + net.JoinHostPort(s.Host, s.Port)
 }
 
-// ready answers 200 when the store answers: without it nothing works.
-func (g *gateway) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if _, err := g.store.Cursor(ctx, "readyz"); err != nil {
-		http.Error(w, "store unavailable: "+err.Error(), http.StatusServiceUnavailable)
-		return
-	}
-	fmt.Fprintln(w, "ready")
-}
+// shutdownTimeout bounds how long a stopping gateway waits for the work
+// in flight: the requests being answered (a signature being made) and the
+// items the workers hold (a mail being sent, a document being sealed).
+const shutdownTimeout = 30 * time.Second
 
 // run runs every part until ctx ends, then stops them and closes the store.
+// Stopping takes no new work: the listener closes and the workers stop
+// claiming. What is in flight finishes: http.Server.Shutdown waits for
+// the handlers, whose contexts do not end with ctx, so a signature is
+// made whole or not at all; the outbox and completion workers settle the
+// item they hold, or hand it back due at once (outbox.Queue.Release); the
+// poller releases its lease, so that another replica polls at once.
 func (g *gateway) run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", g.cfg.Listen)
 	if err != nil {
 		return err
 	}
 	g.log.Info("parapheur: serving", "listen", ln.Addr().String(), "tls", g.http.TLSConfig != nil, "public_url", g.cfg.PublicURL, "address", g.cfg.Address)
+	// The workers stop with ctx, or with the server should it fail.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { g.poller.Run(ctx) })
 	wg.Go(func() { g.mail.Run(ctx) })
@@ -249,11 +252,30 @@ func (g *gateway) run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case err = <-httpErr:
+		cancel()
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	g.http.Shutdown(shutdown)
-	wg.Wait()
+	g.log.Info("parapheur: stopping; finishing the work in flight", "within", shutdownTimeout)
+	start := time.Now()
+	shutdown, cancelShutdown := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancelShutdown()
+	if herr := g.http.Shutdown(shutdown); herr != nil {
+		g.log.Error("parapheur: requests still in flight when the shutdown time ran out", "err", herr)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+		g.log.Info("parapheur: stopped", "took", time.Since(start))
+	case <-shutdown.Done():
+		// Their leases give what they hold to another replica in time.
+		g.log.Error("parapheur: workers still busy when the shutdown time ran out; their items go back to the queue when their lease ends")
+		if err == nil {
+			err = errors.New("the work in flight did not finish within " + shutdownTimeout.String())
+		}
+	}
 	g.store.Close()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
