@@ -90,6 +90,7 @@ func newGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) (*gat
 	g := &gateway{cfg: cfg, log: log, store: st, engine: &engine.Engine{Store: st, CodeKey: keys.code}, holder: store.Holder(),
 		metrics: prometheus.NewRegistry(), keys: keys, ca: ca, seal: seal}
 	g.engine.DownloadTTL = time.Duration(cfg.Mail.DownloadLinkDays) * 24 * time.Hour
+	g.engine.Metrics = engine.NewMetrics(g.metrics)
 	g.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		outbox.NewCollector(st, log, engine.MailQueue, engine.SMSQueue, engine.TimerQueue, engine.CompletionQueue))
 	if err := g.assemble(); err != nil {
@@ -125,7 +126,8 @@ func (g *gateway) assemble() error {
 		Inspect: func(pdf []byte) (int, error) {
 			return pades.Inspect(context.Background(), pdf, cfg.Limits.MaxDocumentBytes)
 		},
-		Verify: checker.Check,
+		Verify:  checker.Check,
+		Metrics: ingest.NewMetrics(g.metrics),
 	}, g.engine, g.log)
 	g.poller, err = poller.New(poller.Config{
 		URL:             mailURL(cfg.IMAP.Server, "imaps", "imap", cfg.IMAP.Server.Username) + "/" + cfg.IMAP.Mailbox,
@@ -162,7 +164,8 @@ func (g *gateway) assemble() error {
 			return err
 		}
 	}
-	cer := &ceremony.Ceremony{Engine: g.engine, CA: g.ca, MaxDocumentBytes: cfg.Limits.MaxDocumentBytes, Holder: g.holder}
+	cer := &ceremony.Ceremony{Engine: g.engine, CA: g.ca, MaxDocumentBytes: cfg.Limits.MaxDocumentBytes, Holder: g.holder,
+		Metrics: ceremony.NewMetrics(g.metrics)}
 	if cfg.TSA.URL != "" {
 		cer.TSA = &tsa.Client{URL: cfg.TSA.URL}
 	}

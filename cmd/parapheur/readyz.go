@@ -68,6 +68,8 @@ func newReadiness(cfg *config.Config, st store.Store) *readiness {
 		{"smtp", func(ctx context.Context) error {
 			return greeted(ctx, cfg.SMTP.Server, func(c net.Conn) error {
 				cl := smtp.NewClient(c)
+				// The client sets a deadline of its own on each command.
+				cl.CommandTimeout = readyTimeout
 				if err := cl.Noop(); err != nil {
 					return err
 				}
@@ -111,12 +113,29 @@ func (r *readiness) check(ctx context.Context) readyReport {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readyTimeout)
 	defer cancel()
-	errs := make([]error, len(r.parts))
-	var wg sync.WaitGroup
-	for i, p := range r.parts {
-		wg.Go(func() { errs[i] = p.check(ctx) })
+	// A check that overstays its timeout (a library that sets its own
+	// deadlines) is not waited for.
+	type result struct {
+		part int
+		err  error
 	}
-	wg.Wait()
+	results := make(chan result, len(r.parts))
+	for i, p := range r.parts {
+		go func() { results <- result{i, p.check(ctx)} }()
+	}
+	errs := make([]error, len(r.parts))
+	for i := range errs {
+		errs[i] = fmt.Errorf("no answer within %v", readyTimeout)
+	}
+wait:
+	for range r.parts {
+		select {
+		case res := <-results:
+			errs[res.part] = res.err
+		case <-ctx.Done():
+			break wait
+		}
+	}
 	rep := readyReport{Ready: true, Parts: map[string]string{}, Checked: r.now()}
 	for i, p := range r.parts {
 		rep.Parts[p.name] = "ok"

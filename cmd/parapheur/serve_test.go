@@ -87,13 +87,13 @@ func serveEnv(rig *testrig.Mail, storeURL, keys, listen string) []string {
 }
 
 // startServe runs "parapheur serve" on storeURL, rig's mailbox and the
-// keys in keys, waits until it is ready, and kills it at the end of the
-// test if still running.
-func startServe(t *testing.T, rig *testrig.Mail, storeURL, keys string) *server {
+// keys in keys, with the variables of env besides (they win), waits until
+// it is ready, and kills it at the end of the test if still running.
+func startServe(t *testing.T, rig *testrig.Mail, storeURL, keys string, env ...string) *server {
 	t.Helper()
 	s := &server{listen: freeAddr(t), exited: make(chan error, 1), logs: &lockedBuffer{}}
 	s.cmd = exec.Command(binary, "serve")
-	s.cmd.Env = serveEnv(rig, storeURL, keys, s.listen)
+	s.cmd.Env = append(serveEnv(rig, storeURL, keys, s.listen), env...)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs // written by exec's copying goroutine
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)

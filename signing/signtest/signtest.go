@@ -2,13 +2,16 @@
 // the independent validators (poppler's pdfsig, qpdf, mupdf's mutool,
 // openssl cms, pdfcpu and pdfsign), as the signing packages' own tests do
 // with their internal package pdftest: the gateway's end-to-end tests check
-// what it signed with the same tools and the same expectations.
+// what it signed with the same tools and the same expectations. It also
+// starts the test time-stamp authority of pkitest for them.
 package signtest
 
 import (
 	"testing"
 
 	"github.com/parapheur/parapheur/signing/internal/pdftest"
+	"github.com/parapheur/parapheur/signing/internal/pkitest"
+	"github.com/parapheur/parapheur/signing/pki"
 )
 
 // Expect is what a signed file must show; see Validate.
@@ -25,3 +28,7 @@ func Validate(t testing.TB, path string, e Expect) {
 // Cleanup removes the files the validators left (pdfcpu's configuration);
 // call it once the test binary's last validation is done.
 func Cleanup() { pdftest.Cleanup() }
+
+// StartTSA starts an RFC 3161 time-stamp authority whose certificate ca
+// issues, until t ends, and returns its URL (a gateway's tsa.url).
+func StartTSA(t testing.TB, ca *pki.CA) string { return pkitest.StartTSA(t, ca).URL }
