@@ -26,7 +26,6 @@ import (
 	"github.com/parapheur/parapheur/signing/pki"
 	"github.com/parapheur/parapheur/signing/signtest"
 	"github.com/parapheur/parapheur/store"
-	"github.com/parapheur/parapheur/store/backend"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
 )
@@ -241,13 +240,7 @@ func waitAcknowledged(t *testing.T, rig *testrig.Mail, sent []string) {
 // submission of sent, and no other.
 func envelopesOf(t *testing.T, storeURL string, sent []string) {
 	t.Helper()
-	ctx := context.Background()
-	st, err := backend.Open(ctx, storeURL, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	page, err := st.List(ctx, store.ListQuery{Limit: len(sent) + 1})
+	page, err := openStore(t, storeURL).List(context.Background(), store.ListQuery{Limit: len(sent) + 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,12 +413,7 @@ func TestServeSIGTERMDuringSignature(t *testing.T) {
 	}
 	srv.exitedCleanly(t)
 
-	st, err := backend.Open(context.Background(), storeURL, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	env, err := st.Get(context.Background(), engine.EnvelopeID(strings.ToLower(id)))
+	env, err := openStore(t, storeURL).Get(context.Background(), engine.EnvelopeID(strings.ToLower(id)))
 	if err != nil {
 		t.Fatal(err)
 	}
