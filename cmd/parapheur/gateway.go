@@ -93,6 +93,7 @@ func newGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) (*gat
 	g := &gateway{cfg: cfg, log: log, store: st, engine: &engine.Engine{Store: st, CodeKey: keys.code}, holder: store.Holder(),
 		metrics: prometheus.NewRegistry(), keys: keys, ca: ca, seal: seal}
 	g.engine.DownloadTTL = time.Duration(cfg.Mail.DownloadLinkDays) * 24 * time.Hour
+	g.engine.Metrics = engine.NewMetrics(g.metrics)
 	g.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		outbox.NewCollector(st, log, engine.MailQueue, engine.SMSQueue, engine.TimerQueue, engine.CompletionQueue))
 	if err := g.assemble(); err != nil {
@@ -128,7 +129,8 @@ func (g *gateway) assemble() error {
 		Inspect: func(pdf []byte) (int, error) {
 			return pades.Inspect(context.Background(), pdf, cfg.Limits.MaxDocumentBytes)
 		},
-		Verify: checker.Check,
+		Verify:  checker.Check,
+		Metrics: ingest.NewMetrics(g.metrics),
 	}, g.engine, g.log)
 	g.poller, err = poller.New(poller.Config{
 		URL:             mailURL(cfg.IMAP.Server, "imaps", "imap", cfg.IMAP.Server.Username) + "/" + cfg.IMAP.Mailbox,
@@ -165,7 +167,8 @@ func (g *gateway) assemble() error {
 			return err
 		}
 	}
-	cer := &ceremony.Ceremony{Engine: g.engine, CA: g.ca, MaxDocumentBytes: cfg.Limits.MaxDocumentBytes, Holder: g.holder}
+	cer := &ceremony.Ceremony{Engine: g.engine, CA: g.ca, MaxDocumentBytes: cfg.Limits.MaxDocumentBytes, Holder: g.holder,
+		Metrics: ceremony.NewMetrics(g.metrics)}
 	if cfg.TSA.URL != "" {
 		cer.TSA = &tsa.Client{URL: cfg.TSA.URL}
 	}
@@ -186,7 +189,7 @@ func (g *gateway) assemble() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("GET "+crlPath, crl)
-	mux.HandleFunc("GET /readyz", g.ready)
+	mux.Handle("GET /readyz", newReadiness(cfg, g.store))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics, promhttp.HandlerOpts{}))
 	mux.Handle("/", pages.Handler())
 	g.http = &http.Server{Addr: cfg.Listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second,
@@ -224,24 +227,27 @@ func mailURL(s config.Server, implicit, starttls, user string) string {
 	return scheme + "://" + user + net.JoinHostPort(s.Host, s.Port)
 }
 
-// ready answers 200 when the store answers: without it nothing works.
-func (g *gateway) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if _, err := g.store.Cursor(ctx, "readyz"); err != nil {
-		http.Error(w, "store unavailable: "+err.Error(), http.StatusServiceUnavailable)
-		return
-	}
-	fmt.Fprintln(w, "ready")
-}
+// shutdownTimeout bounds how long a stopping gateway waits for the work
+// in flight: the requests being answered (a signature being made) and the
+// items the workers hold (a mail being sent, a document being sealed).
+const shutdownTimeout = 30 * time.Second
 
 // run runs every part until ctx ends, then stops them and closes the store.
+// Stopping takes no new work: the listener closes and the workers stop
+// claiming. What is in flight finishes: http.Server.Shutdown waits for
+// the handlers, whose contexts do not end with ctx, so a signature is
+// made whole or not at all; the outbox and completion workers settle the
+// item they hold, or hand it back due at once (outbox.Queue.Release); the
+// poller releases its lease, so that another replica polls at once.
 func (g *gateway) run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", g.cfg.Listen)
 	if err != nil {
 		return err
 	}
 	g.log.Info("parapheur: serving", "listen", ln.Addr().String(), "tls", g.http.TLSConfig != nil, "public_url", g.cfg.PublicURL, "address", g.cfg.Address)
+	// The workers stop with ctx, or with the server should it fail.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { g.poller.Run(ctx) })
 	wg.Go(func() { g.mail.Run(ctx) })
@@ -266,11 +272,30 @@ func (g *gateway) run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case err = <-httpErr:
+		cancel()
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	g.http.Shutdown(shutdown)
-	wg.Wait()
+	g.log.Info("parapheur: stopping; finishing the work in flight", "within", shutdownTimeout)
+	start := time.Now()
+	shutdown, cancelShutdown := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancelShutdown()
+	if herr := g.http.Shutdown(shutdown); herr != nil {
+		g.log.Error("parapheur: requests still in flight when the shutdown time ran out", "err", herr)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+		g.log.Info("parapheur: stopped", "took", time.Since(start))
+	case <-shutdown.Done():
+		// Their leases give what they hold to another replica in time.
+		g.log.Error("parapheur: workers still busy when the shutdown time ran out; their items go back to the queue when their lease ends")
+		if err == nil {
+			err = errors.New("the work in flight did not finish within " + shutdownTimeout.String())
+		}
+	}
 	g.store.Close()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

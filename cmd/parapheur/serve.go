@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"runtime/debug"
@@ -25,7 +26,16 @@ completion, sealed too, then the final mails; a completion that fails is
 retried until it succeeds (see "parapheur envelope list --stuck"). Serve does
 not start without the signing CA and the seal of "parapheur ca init". Run
 "parapheur config check" first; serve refuses a configuration with any
-problem. Logs are JSON on standard error.`,
+problem. Logs go to standard error, JSON or text (log.format) from log.level
+up; they carry envelope ids, never link tokens or codes.
+
+On SIGTERM or SIGINT, serve stops taking work (the mailbox, the outbox, the
+completions and the timers), lets the requests in flight finish (a signature
+being made is completed, never cut half-way), hands the outbox items it holds
+back to the queue and the poller lease to the other replicas, then exits; it
+waits at most 30 s for the work in flight. /readyz answers 200 once the
+store, the IMAP server and the SMTP relay answer, else 503 naming the part
+that does not.`,
 	run: runServe,
 }
 
@@ -45,7 +55,7 @@ func runServe(inv *invocation) int {
 	if err != nil {
 		return inv.fail(err)
 	}
-	log := slog.New(slog.NewJSONHandler(inv.stderr, nil))
+	log := newLogger(inv.stderr, cfg.Log)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// A mail is held whole while it is handled, its decoded documents
 		// beside it. Left to GOGC alone, the heap doubles past that after
@@ -64,4 +74,13 @@ func runServe(inv *invocation) int {
 		return inv.fail(err)
 	}
 	return exitOK
+}
+
+// newLogger is the log of serve as configured.
+func newLogger(w io.Writer, cfg config.Log) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.Leveled}
+	if cfg.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
 }

@@ -70,10 +70,12 @@ func initKeys(t *testing.T, extra ...string) string {
 }
 
 // serveEnv is the environment that configures "parapheur serve" alone, on
-// storeURL, rig's mailbox and the keys.dir keys, listening on listen.
+// storeURL, rig's mailbox and the keys.dir keys, listening on listen. It
+// names no configuration file: with none at the default path (the test
+// binary's, absent), the environment alone configures serve, as in a
+// container (SPEC §7).
 func serveEnv(rig *testrig.Mail, storeURL, keys, listen string) []string {
 	return []string{
-		"PARAPHEUR_CONFIG=",
 		"PARAPHEUR_ADDRESS=parapheur@org.example",
 		"PARAPHEUR_PUBLIC_URL=http://" + listen,
 		"PARAPHEUR_LISTEN=" + listen,
@@ -88,11 +90,11 @@ func serveEnv(rig *testrig.Mail, storeURL, keys, listen string) []string {
 }
 
 // startServe runs "parapheur serve" on storeURL, rig's mailbox and the
-// keys in keys, waits until it is ready, and kills it at the end of the
-// test if still running.
-func startServe(t *testing.T, rig *testrig.Mail, storeURL, keys string) *server {
+// keys in keys, with the variables of env besides (they win), waits until
+// it is ready, and kills it at the end of the test if still running.
+func startServe(t *testing.T, rig *testrig.Mail, storeURL, keys string, env ...string) *server {
 	t.Helper()
-	return startServeOn(t, rig, storeURL, keys, freeAddr(t))
+	return startServeOn(t, rig, storeURL, keys, freeAddr(t), env...)
 }
 
 // startServeOn is startServe listening on listen (PUBLIC_URL
@@ -501,17 +503,24 @@ func TestServeTwoReplicas(t *testing.T) {
 	other.stop(t)
 }
 
+// openStore opens the store of storeURL, as a gateway does, until t ends.
+func openStore(t *testing.T, storeURL string) store.Store {
+	t.Helper()
+	st, err := backend.Open(context.Background(), storeURL, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 // waitDelivered waits until the store holds want envelopes whose
 // acknowledgement and invitation the audit trail records as delivered,
 // and fails if any mail was delivered twice.
 func waitDelivered(t *testing.T, storeURL string, want int) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := backend.Open(ctx, storeURL, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, storeURL)
 	eventually(t, 60*time.Second, fmt.Sprintf("%d envelopes with their mails delivered", want), func() bool {
 		page, err := st.List(ctx, store.ListQuery{Limit: want + 1})
 		if err != nil {

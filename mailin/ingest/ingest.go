@@ -89,6 +89,8 @@ type Config struct {
 	// called name: a verdict.Checker's Check with the gateway's CA and its
 	// envelopes. Nil means a Checker that knows neither.
 	Verify func(ctx context.Context, name string, pdf []byte, lang string) verdict.File
+	// Metrics counts the outcomes; nil counts nothing.
+	Metrics *Metrics
 }
 
 // DefaultMaxRecipients is Config.MaxRecipients when not set, the default
@@ -283,6 +285,7 @@ func (h *Handler) submission(ctx context.Context, mi *inbound) (poller.Destinati
 	switch {
 	case err == nil:
 		h.log.Info("ingest: envelope created", "envelope", env.ID, "from", logText(from), "title", logText(env.Title))
+		h.cfg.Metrics.count(outcomeEnvelope)
 		return poller.Processed, "", nil
 	case errors.Is(err, store.ErrExists):
 		return poller.Processed, "", nil // handled before a crash: the envelope is there
@@ -546,17 +549,17 @@ func (h *Handler) unreadable(ctx context.Context, m poller.Message, key string, 
 	reason := unreadableReason(perr, h.cfg.MaxMessageBytes)
 	th, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(m.Raw)))
 	if err != nil {
-		return poller.Quarantine, reason.EN, nil
+		return h.quarantine(reason.EN, false)
 	}
 	hdr := gomail.Header{Header: gomessage.Header{Header: th}}
 	if _, auto := loop.Automatic(hdr, h.cfg.Gateway); auto {
-		return poller.Quarantine, reason.EN, nil
+		return h.quarantine(reason.EN, false)
 	}
 	// With several From addresses (refused for that), the first is
 	// answered, within the quota the policy's decision on it allows.
 	from, err := hdr.AddressList("From")
 	if err != nil || len(from) == 0 {
-		return poller.Quarantine, reason.EN, nil
+		return h.quarantine(reason.EN, false)
 	}
 	msgID, _ := hdr.MessageID()
 	in := &inbound{
@@ -705,12 +708,12 @@ func (h *Handler) refuse(ctx context.Context, in *inbound, lang string, problems
 	reason := strings.Join(english, "; ")
 	msg := in.msg
 	if msg.From == nil || msg.From.Address == "" {
-		return poller.Quarantine, reason, nil
+		return h.quarantine(reason, false)
 	}
 	quota, ok := refusalQuota(msg.From.Address, in.sender)
 	if !ok {
 		h.log.Info("ingest: refused without a reply: the From domain failed DMARC", "from", logText(msg.From.Address), "reason", logText(reason))
-		return poller.Quarantine, reason, nil
+		return h.quarantine(reason, false)
 	}
 	queued, err := h.engine.Reply(ctx, in.key, quota, func() engine.Job {
 		return engine.Job{Notice: engine.NoticeRefusal, Refusal: &engine.Refusal{
@@ -726,7 +729,7 @@ func (h *Handler) refuse(ctx context.Context, in *inbound, lang string, problems
 		h.log.Warn("ingest: refused without a reply: the sender's quota of refusals is spent",
 			"from", logText(msg.From.Address), "max", quota.Max, "per", quota.Per, "may_submit", in.sender.Allowed, "reason", logText(reason))
 	}
-	return poller.Quarantine, reason, nil
+	return h.quarantine(reason, queued)
 }
 
 // pdfProblems say in plain words why a PDF cannot be signed, for the

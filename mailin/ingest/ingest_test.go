@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/parapheur/parapheur/mailin/instructions"
 	"github.com/parapheur/parapheur/mailin/policy"
 	"github.com/parapheur/parapheur/mailin/poller"
@@ -36,6 +38,8 @@ type fixture struct {
 	// at is the engine's clock, which tests move.
 	at   *time.Time
 	logs *logBuffer
+	// metrics holds the handler's Metrics.
+	metrics *prometheus.Registry
 }
 
 // logBuffer keeps the handler's JSON log lines. The Dovecot tests' poller
@@ -66,13 +70,15 @@ func newFixture(t testing.TB) fixture {
 	e := &engine.Engine{Store: st, CodeKey: []byte("0123456789abcdef0123456789abcdef"), Clock: func() time.Time { return *at }}
 	paris, _ := time.LoadLocation("Europe/Paris")
 	logs := &logBuffer{}
+	reg := prometheus.NewRegistry()
 	h := New(Config{
+		Metrics: NewMetrics(reg),
 		Gateway: "parapheur@org.example", Senders: policy, Circuits: circuits,
 		DeadlineDays: 30, ReminderDays: 3, Language: "fr", MaxMessageBytes: 1 << 20, Location: paris, AllowDelegation: true,
 		Inspect:       func(b []byte) (int, error) { return pades.Inspect(context.Background(), b, 0) },
 		ReturnPathKey: returnPathKey,
 	}, e, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	return fixture{h, e, at, logs}
+	return fixture{h, e, at, logs, reg}
 }
 
 // take returns the lines logged since the last take, decoded.
@@ -211,6 +217,38 @@ func TestOutlookForwardMakesTheEnvelope(t *testing.T) {
 	}
 	if got := f.queued(t); len(got) != 0 {
 		t.Errorf("the duplicate queued %s", notices(got))
+	}
+}
+
+// Each outcome of a submission is counted once: an envelope (its
+// duplicate is not), a refusal with a reply, a quarantine without one.
+func TestOutcomesCounted(t *testing.T) {
+	f := newFixture(t)
+	raw := corpus(t, "outlook-fr-forward.eml")
+	f.handle(t, raw)
+	f.handle(t, raw)
+	if dest, _ := f.handle(t, rawMail("agent@org.example", "Convention", "", "Signataire: marie@partner.example")); dest != poller.Quarantine {
+		t.Fatal("a mail without PDF was not refused")
+	}
+	forged := strings.Replace(string(rawMail("agent@org.example", "Convention", "", "Signataire: marie@partner.example")), "dmarc=pass", "dmarc=fail", 1)
+	if dest, _ := f.handle(t, []byte(forged)); dest != poller.Quarantine {
+		t.Fatal("a mail failing DMARC was not refused")
+	}
+	if jobs := f.queued(t); len(jobs) != 3 { // acknowledgement, invitation, one refusal
+		t.Fatalf("queued %s, want an acknowledgement, an invitation and one refusal", notices(jobs))
+	}
+	families, err := f.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, fam := range families {
+		for _, m := range fam.GetMetric() {
+			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	if want := map[string]float64{"envelope": 1, "refused": 1, "quarantined": 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("parapheur_ingest_mails_total = %v, want %v", got, want)
 	}
 }
 

@@ -228,8 +228,10 @@ func (p *Poller) Run(ctx context.Context) error {
 			continue
 		}
 		p.log.Info("imap poller: lease taken", "holder", p.cfg.Holder)
+		p.metrics.holding(true)
 		start := p.now()
 		err = p.whileHeld(ctx, asked, p.session)
+		p.metrics.holding(false)
 		if ctx.Err() != nil {
 			break
 		}
@@ -554,6 +556,7 @@ func (p *Poller) batch(ctx context.Context, c *imapclient.Client, uids []imap.UI
 				p.metrics.count("retry")
 				continue
 			}
+			p.metrics.handled(msg.Received, p.now())
 			switch dest {
 			case Quarantine:
 				p.log.Info("imap poller: quarantined", "uid", m.UID, "reason", reason)

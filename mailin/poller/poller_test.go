@@ -660,22 +660,40 @@ func TestVerifiedGoesToProcessedCountedApart(t *testing.T) {
 		}
 		return Processed, "", nil
 	})
-	startMetered(t, mb, openStore(t), h, nil, NewMetrics(reg))
+	r := startMetered(t, mb, openStore(t), h, nil, NewMetrics(reg))
 	waitCounts(t, mb, map[string]int{"INBOX": 0, "Processed": 2, "Quarantine": 0})
 	got := map[string]float64{}
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != "parapheur_imap_messages_total" {
-			continue
+	var lagged uint64
+	held := -1.0
+	gather := func() {
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
 		}
-		for _, m := range f.GetMetric() {
-			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		for _, f := range families {
+			switch f.GetName() {
+			case "parapheur_imap_messages_total":
+				for _, m := range f.GetMetric() {
+					got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+				}
+			case "parapheur_imap_lag_seconds":
+				lagged = f.GetMetric()[0].GetHistogram().GetSampleCount()
+			case "parapheur_imap_lease_held":
+				held = f.GetMetric()[0].GetGauge().GetValue()
+			}
 		}
 	}
+	gather()
 	if got["verification"] != 1 || got["processed"] != 1 || len(got) != 2 {
 		t.Fatalf("messages by outcome: %v", got)
+	}
+	if lagged != 2 || held != 1 {
+		t.Fatalf("%d lags observed, lease held %v: want 2 and 1", lagged, held)
+	}
+	r.cancel()
+	<-r.done
+	gather()
+	if held != 0 {
+		t.Fatalf("lease held %v after the poller stopped, want 0", held)
 	}
 }

@@ -244,10 +244,13 @@ func (w *Worker) Prepare(ctx context.Context, it *store.Item) (outbox.Delivery, 
 	return d, nil
 }
 
-// Attempt implements outbox.Task: it posts the prepared message.
+// Attempt implements outbox.Task: it posts the prepared message. The post
+// in hand is finished even when the worker is being stopped, as the mail
+// sender's transaction is: cut off, it might have reached the gateway and
+// be sent again. The client's timeout bounds the wait.
 func (w *Worker) Attempt(ctx context.Context) outbox.Attempt {
 	start := time.Now()
-	answer, err := w.s.cfg.Gateway.Send(ctx, w.to, w.text)
+	answer, err := w.s.cfg.Gateway.Send(context.WithoutCancel(ctx), w.to, w.text)
 	var refused *Error
 	switch {
 	case errors.As(err, &refused):

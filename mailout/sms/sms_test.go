@@ -30,6 +30,9 @@ type gateway struct {
 	mu       sync.Mutex
 	script   []int
 	requests []received
+	// arrived, when not nil, is told of each request, which then waits
+	// until proceed is closed.
+	arrived, proceed chan struct{}
 }
 
 type received struct {
@@ -38,6 +41,10 @@ type received struct {
 }
 
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.arrived != nil {
+		g.arrived <- struct{}{}
+		<-g.proceed
+	}
 	var req request
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
@@ -170,6 +177,29 @@ func TestAccepted(t *testing.T) {
 	}
 	if f.step(t) || len(f.buried(t)) != 0 {
 		t.Error("the item is still queued or was buried after a 2xx")
+	}
+}
+
+// A worker stopped while the gateway handles its request (serve's
+// SIGTERM) waits for the answer: the code is sent once and recorded as
+// delivered, not cut off and sent again later.
+func TestStopDuringSendFinishes(t *testing.T) {
+	f := newFixture(t, http.StatusAccepted)
+	f.gw.arrived, f.gw.proceed = make(chan struct{}), make(chan struct{})
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.s.Worker("test").Step(ctx)
+		done <- err
+	}()
+	<-f.gw.arrived
+	stop()
+	close(f.gw.proceed)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := f.outcomes(t); len(got) != 1 || got[0] != "delivered: HTTP 202 Accepted" {
+		t.Fatalf("audited attempts %q, want one delivered", got)
 	}
 }
 

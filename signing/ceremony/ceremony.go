@@ -74,6 +74,8 @@ type Ceremony struct {
 	// TempDir holds the documents while they are signed; "" means the
 	// system's.
 	TempDir string
+	// Metrics counts the signatures; nil counts nothing.
+	Metrics *Metrics
 }
 
 // DefaultSignWait is the default Ceremony.SignWait.

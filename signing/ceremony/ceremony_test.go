@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/parapheur/parapheur/signing/ceremony"
 	"github.com/parapheur/parapheur/signing/internal/pdftest"
 	"github.com/parapheur/parapheur/signing/pades"
@@ -565,6 +567,8 @@ func TestCrashBeforeSignedEvent(t *testing.T) {
 func TestBusy(t *testing.T) {
 	r := newRig(t)
 	r.c.SignWait = 100 * time.Millisecond
+	reg := prometheus.NewPedanticRegistry()
+	r.c.Metrics = ceremony.NewMetrics(reg)
 	env := r.create(t, "EBUSY", []workflow.Document{r.document(t, "mutool")},
 		signers(workflow.Party{Email: "marie@partner.example"}))
 	ctx := context.Background()
@@ -590,5 +594,22 @@ func TestBusy(t *testing.T) {
 	// The lease is given back: another holder takes it at once.
 	if ok, err := r.st.AcquireLease(ctx, lease, "other-replica", time.Now(), time.Minute); err != nil || !ok {
 		t.Fatalf("the signature kept the envelope's lease: %v %v", ok, err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			if f.GetName() == "parapheur_signature_duration_seconds" {
+				got["timed"] = float64(m.GetHistogram().GetSampleCount())
+			} else {
+				got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if want := map[string]float64{"signed": 1, "failed": 1, "timed": 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("signature metrics %v, want %v", got, want)
 	}
 }

@@ -29,6 +29,15 @@ const signPoll = 25 * time.Millisecond
 // sign makes recipientID's signature on every document of the envelope and
 // records it.
 func (c *Ceremony) sign(ctx context.Context, envID, recipientID string, client workflow.Client) (*workflow.Envelope, error) {
+	start := time.Now()
+	env, err := c.makeSignature(ctx, envID, recipientID, client)
+	c.Metrics.signature(err, time.Since(start))
+	return env, err
+}
+
+// makeSignature takes the envelope's signing lease, signs every document
+// and records the Signed event.
+func (c *Ceremony) makeSignature(ctx context.Context, envID, recipientID string, client workflow.Client) (*workflow.Envelope, error) {
 	release, err := c.lock(ctx, envID)
 	if err != nil {
 		return nil, err

@@ -158,6 +158,8 @@ type Engine struct {
 	// DownloadTTL is how long the download link of a final mail works;
 	// zero means DefaultDownloadTTL.
 	DownloadTTL time.Duration
+	// Metrics counts the transitions and the codes; nil counts nothing.
+	Metrics *Metrics
 }
 
 // DefaultDownloadTTL is how long the download link of a final mail works
@@ -247,6 +249,7 @@ func (e *Engine) Create(ctx context.Context, d workflow.Draft) (*workflow.Envelo
 		}
 		return nil, err
 	}
+	e.Metrics.entered("", t.Envelope.State)
 	return t.Envelope, nil
 }
 
@@ -282,6 +285,7 @@ func (e *Engine) apply(ctx context.Context, envelopeID string, mk func(*workflow
 		}
 		err = e.Store.Update(ctx, t.Envelope, w)
 		if err == nil {
+			e.Metrics.entered(env.State, t.Envelope.State)
 			return t.Envelope, nil
 		}
 		if !errors.Is(err, store.ErrConflict) || attempt >= maxRetries {
@@ -310,18 +314,23 @@ func (e *Engine) SendCode(ctx context.Context, envelopeID, recipientID string, c
 	if err != nil {
 		return nil, err
 	}
-	return e.apply(ctx, envelopeID, func(env *workflow.Envelope) (workflow.Event, error) {
+	var channel string
+	env, err := e.apply(ctx, envelopeID, func(env *workflow.Envelope) (workflow.Event, error) {
 		r := env.Recipient(recipientID)
 		if r == nil {
 			return nil, workflow.CanAct(env, recipientID, e.Now())
 		}
-		channel := "email"
+		channel = "email"
 		if r.Phone != "" {
 			channel = "sms"
 		}
 		return workflow.CodeSent{Meta: workflow.Meta{At: e.Now(), Client: client}, RecipientID: recipientID,
 			MAC: e.CodeMAC(envelopeID, recipientID, code), Channel: channel}, nil
 	}, code)
+	if err == nil {
+		e.Metrics.issued(channel)
+	}
+	return env, err
 }
 
 // VerifyCode checks an entered code: a right code is recorded as verified

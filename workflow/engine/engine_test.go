@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/store/bolt"
 	"github.com/parapheur/parapheur/workflow"
@@ -348,5 +350,47 @@ func TestCompletionMailsCarryDownloadLinks(t *testing.T) {
 	}
 	if len(final.DownloadTokens) != 3 {
 		t.Errorf("%d download tokens recorded, want 3", len(final.DownloadTokens))
+	}
+}
+
+// The metrics count each envelope's changes of state once (a creation
+// replayed is not one) and the codes by channel, without reading the store.
+func TestMetricsCountTransitionsAndCodes(t *testing.T) {
+	e, c := newEngine(t)
+	reg := prometheus.NewRegistry()
+	e.Metrics = NewMetrics(reg)
+	ctx := context.Background()
+	env, err := e.Create(ctx, draft())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Create(ctx, draft()); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("the same draft again: %v", err)
+	}
+	if _, err := e.SendCode(ctx, env.ID, "r1", workflow.Client{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.SendCode(ctx, env.ID, "r2", workflow.Client{}); err == nil {
+		t.Fatal("a code for the signer of a later step was made")
+	}
+	cancel := workflow.Cancelled{Meta: workflow.Meta{At: c.Now()}, By: "agent@org.example", Reason: "test"}
+	for range 2 {
+		if _, err := e.Event(ctx, env.ID, cancel); err != nil && !errors.Is(err, workflow.ErrEnded) {
+			t.Fatal(err)
+		}
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{"in_progress": 1, "completed": 0, "declined": 0, "cancelled": 1, "expired": 0, "email": 1, "sms": 0}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("metrics = %v, want %v", got, want)
 	}
 }

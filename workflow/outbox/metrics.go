@@ -9,6 +9,7 @@ import (
 
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/engine"
 )
 
 // Metrics counts the attempts of one queue's workers for /metrics.
@@ -16,6 +17,7 @@ type Metrics struct {
 	attempts *prometheus.CounterVec
 	latency  prometheus.Histogram
 	rejected prometheus.Counter
+	codes    *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics of one channel with reg, their names
@@ -35,28 +37,42 @@ func NewMetrics(reg prometheus.Registerer, prefix string) *Metrics {
 			Name: prefix + "_rejected_total",
 			Help: "Outbox items buried without an attempt: unreadable payload or a message that could not be composed.",
 		}),
+		codes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: prefix + "_codes_total",
+			Help: "Attempts to deliver a one-time code by outcome: delivered, deferred (retried later) or failed (given up, or the message could not be made).",
+		}, []string{"outcome"}),
 	}
 	// Pre-create the outcomes, so that a dashboard sees zeros, not gaps.
 	for _, o := range []workflow.Outcome{workflow.OutcomeDelivered, workflow.OutcomeDeferred, workflow.OutcomeFailed} {
 		m.attempts.WithLabelValues(string(o))
+		m.codes.WithLabelValues(string(o))
 	}
-	reg.MustRegister(m.attempts, m.latency, m.rejected)
+	reg.MustRegister(m.attempts, m.latency, m.rejected, m.codes)
 	return m
 }
 
 // The methods accept a nil *Metrics, so that workers without metrics need
 // no checks.
 
-func (m *Metrics) observe(a Attempt) {
+func (m *Metrics) observe(d Delivery, a Attempt) {
 	if m != nil {
 		m.attempts.WithLabelValues(string(a.Outcome)).Inc()
 		m.latency.Observe(a.Took.Seconds())
+		m.code(d, a.Outcome)
 	}
 }
 
-func (m *Metrics) reject() {
+func (m *Metrics) reject(d Delivery) {
 	if m != nil {
 		m.rejected.Inc()
+		m.code(d, workflow.OutcomeFailed)
+	}
+}
+
+// code counts the outcome of delivering d when it carries a one-time code.
+func (m *Metrics) code(d Delivery, o workflow.Outcome) {
+	if d.Notice == engine.NoticeCode {
+		m.codes.WithLabelValues(string(o)).Inc()
 	}
 }
 

@@ -2,12 +2,15 @@ package outbox
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
 )
 
@@ -127,4 +130,34 @@ func TestCollectorPendingAge(t *testing.T) {
 		"parapheur_outbox_oldest_due_age_seconds queue=timer":          0,
 		"parapheur_outbox_oldest_pending_age_seconds queue=timer":      0,
 	})
+}
+
+// Code deliveries are counted apart, by outcome, besides all the attempts.
+func TestMetricsCountCodes(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := NewMetrics(reg, "parapheur_sms")
+	code := Delivery{Notice: engine.NoticeCode, To: "r1"}
+	m.observe(code, Attempt{Outcome: workflow.OutcomeDeferred})
+	m.observe(code, Attempt{Outcome: workflow.OutcomeDelivered})
+	m.observe(Delivery{Notice: workflow.Invitation, To: "r1"}, Attempt{Outcome: workflow.OutcomeDelivered})
+	m.reject(code)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, c := range f.GetMetric() {
+			if strings.HasSuffix(f.GetName(), "_total") && len(c.GetLabel()) > 0 {
+				got[f.GetName()+" "+c.GetLabel()[0].GetValue()] = c.GetCounter().GetValue()
+			}
+		}
+	}
+	want := map[string]float64{
+		"parapheur_sms_attempts_total delivered": 2, "parapheur_sms_attempts_total deferred": 1, "parapheur_sms_attempts_total failed": 0,
+		"parapheur_sms_codes_total delivered": 1, "parapheur_sms_codes_total deferred": 1, "parapheur_sms_codes_total failed": 1,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("counters %v\nwant %v", got, want)
+	}
 }

@@ -335,7 +335,7 @@ func (q *Queue) Settle(ctx context.Context, it *store.Item, d Delivery, a Attemp
 			a.Answer = fmt.Sprintf("%s (gave up after %d attempts)", a.Answer, it.Attempts)
 		}
 	}
-	q.Metrics.observe(a)
+	q.Metrics.observe(d, a)
 	return q.settle(ctx, it, d, a, wait, "delivery failed; item buried")
 }
 
@@ -343,7 +343,7 @@ func (q *Queue) Settle(ctx context.Context, it *store.Item, d Delivery, a Attemp
 // no Job, a message that cannot be composed), with the reason, which is
 // recorded as a failed attempt.
 func (q *Queue) Reject(ctx context.Context, it *store.Item, d Delivery, reason error) error {
-	q.Metrics.reject()
+	q.Metrics.reject(d)
 	a := Attempt{Outcome: workflow.OutcomeFailed, Answer: reason.Error()}
 	return q.settle(ctx, it, d, a, 0, "outbox item cannot be carried out; buried")
 }

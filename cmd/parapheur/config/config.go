@@ -97,6 +97,8 @@ type Config struct {
 	Mail Mail `toml:"mail"`
 	// HTTP configures the web server of the signing pages and the API.
 	HTTP HTTP `toml:"http"`
+	// Log says how the gateway writes its log on standard error.
+	Log Log `toml:"log"`
 	// Circuits are the predefined sequences of steps, by name (lower case), that a
 	// submission selects with a "Circuit:" line or with plus-addressing. "verifier" and
 	// "verify" name the verification address and cannot name a circuit.
@@ -217,6 +219,18 @@ type HTTP struct {
 	Proxies []netip.Prefix `toml:"-"`
 	// Certificate is TLSCert and TLSKey loaded, nil without TLS.
 	Certificate *tls.Certificate `toml:"-"`
+}
+
+// Log configures the log of serve (log/slog).
+type Log struct {
+	// Format is "json" (one object a line, for a log collector) or "text" (key=value
+	// pairs, for a terminal or journald).
+	Format string `toml:"format"`
+	// Level is the least severe level written: "debug", "info", "warn" or "error".
+	Level string `toml:"level"`
+
+	// Leveled is Level parsed.
+	Leveled slog.Level `toml:"-"`
 }
 
 // Limits bounds the input, so that one mail cannot exhaust memory or disk.

@@ -102,6 +102,7 @@ func TestLoadFileAndDefaults(t *testing.T) {
 		Envelopes: Envelopes{DefaultDeadlineDays: 30, ReminderDays: 3, AllowDelegation: true},
 		Limits:    Limits{MaxMessageBytes: 50 << 20, MaxDocumentBytes: 25 << 20, MaxRecipients: 50},
 		Mail:      Mail{AttachmentLimitBytes: 10 << 20, DownloadLinkDays: 30},
+		Log:       Log{Format: "json", Level: "info"},
 		Circuits:  map[string]Circuit{"direction": {Steps: []string{"Visa: Chef <chef@org.example>", "Signataire: dg@org.example"}}},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -294,6 +295,8 @@ func TestProblems(t *testing.T) {
 		{"listen port", map[string]string{"listen": `":http"`}, nil, []problem{{"listen", `port "http"`}}},
 		{"language", map[string]string{"language": `"de"`}, nil, []problem{{"language", `want "fr" or "en", got "de"`}}},
 		{"language env", nil, []string{"PARAPHEUR_LANGUAGE=es"}, []problem{{"language", `got "es"`}}},
+		{"log format", map[string]string{"log.format": `"xml"`}, nil, []problem{{"log.format", `want "json" or "text", got "xml"`}}},
+		{"log level env", nil, []string{"PARAPHEUR_LOG_LEVEL=loud"}, []problem{{"log.level", `got "loud"`}}},
 		{"store scheme", map[string]string{"store.url": `"mysql://db"`}, nil, []problem{{"store.url", `unknown scheme "mysql"`}}},
 		{"store bolt relative", map[string]string{"store.url": `"bolt://parapheur.db"`}, nil, []problem{{"store.url", "three slashes"}}},
 		{"store bolt query", map[string]string{"store.url": `"bolt:///x.db?x=1"`}, nil, []problem{{"store.url", "no parameters"}}},

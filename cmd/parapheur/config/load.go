@@ -165,6 +165,7 @@ func defaults() *Config {
 			MaxRecipients:    50,
 		},
 		Mail:     Mail{AttachmentLimitBytes: 10 << 20, DownloadLinkDays: 30},
+		Log:      Log{Format: "json", Level: "info"},
 		Circuits: map[string]Circuit{},
 	}
 }

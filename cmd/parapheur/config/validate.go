@@ -35,6 +35,7 @@ func (v *validator) validate() {
 		v.problem("listen", "%v", err)
 	}
 	v.http()
+	v.log()
 	if c.Language != "fr" && c.Language != "en" {
 		v.problem("language", `want "fr" or "en", got %q`, c.Language)
 	}
@@ -81,6 +82,16 @@ func (v *validator) validate() {
 				v.problem(key, "%s", strings.TrimPrefix(line, fmt.Sprintf("circuit %q: ", name)))
 			}
 		}
+	}
+}
+
+func (v *validator) log() {
+	c := &v.c.Log
+	if c.Format != "json" && c.Format != "text" {
+		v.problem("log.format", `want "json" or "text", got %q`, c.Format)
+	}
+	if err := c.Leveled.UnmarshalText([]byte(c.Level)); err != nil {
+		v.problem("log.level", `want "debug", "info", "warn" or "error", got %q`, c.Level)
 	}
 }
 
