@@ -88,8 +88,10 @@ func NewClient(mech, user, token string) (*Client, error) {
 func (c *Client) Start() (string, []byte, error) { return c.mech, c.initial, nil }
 
 // Next implements sasl.Client. The only challenge after the initial response is the
-// failure object: it is kept, and answered with the dummy response each mechanism wants
-// (RFC 7628 §3.2.3: %x01; XOAUTH2: empty), so that the server ends with its own failure.
+// failure object: it is kept, and answered with the dummy response of RFC 7628 §3.2.3,
+// %x01, so that the server ends with its own failure. XOAUTH2 asks for an empty response,
+// which go-imap cannot send (it writes "=", a syntax error to Dovecot); servers fail the
+// exchange on any response, so %x01 serves both.
 func (c *Client) Next(challenge []byte) ([]byte, error) {
 	if c.Failure != nil {
 		return nil, errors.New("oauth: the server sent a second challenge after the failure")
@@ -99,8 +101,5 @@ func (c *Client) Next(challenge []byte) ([]byte, error) {
 		return nil, err
 	}
 	c.Failure = ch
-	if c.mech == OAUTHBEARER {
-		return []byte{1}, nil
-	}
-	return []byte{}, nil
+	return []byte{1}, nil
 }

@@ -72,6 +72,9 @@ type Source struct {
 	mu  sync.Mutex
 	tok *oauth2.Token
 	err error // why the last token could not be had or was refused; nil after a success
+	// renewed is set when a token was refused and dropped, until an authentication
+	// succeeds: a new token refused too is an error no renewal mends.
+	renewed bool
 }
 
 // New checks cfg and makes a Source; it fetches nothing yet. log may be nil.
@@ -123,21 +126,6 @@ func (s *Source) Token(ctx context.Context) (string, error) {
 	return tok.AccessToken, nil
 }
 
-// drop forgets token if it is still the cached one, so that the next Token fetches anew.
-func (s *Source) drop(token string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.tok != nil && s.tok.AccessToken == token {
-		s.tok = nil
-	}
-}
-
-func (s *Source) fail(err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.err = err
-}
-
 // Check reports whether a token can be had: for the readiness check. It uses the cached
 // token when there is one, and reports a token the server refused although it was new.
 func (s *Source) Check(ctx context.Context) error {
@@ -151,36 +139,63 @@ func (s *Source) Check(ctx context.Context) error {
 	return err
 }
 
+// ErrRefused matches the error of an authentication the server refused: the token it
+// refused is dropped, so that the next authentication fetches a new one.
+var ErrRefused = errors.New("the server refused the access token")
+
 // Authenticate logs user in with mech, XOAUTH2 or OAUTHBEARER: auth runs the protocol's
-// AUTHENTICATE (IMAP) or AUTH (SMTP) with the client it is given. When the server refuses
-// the token, a new one is fetched at once and tried, once: a revoked or expired token
-// costs no lost round.
+// AUTHENTICATE (IMAP) with the client it is given. When the server refuses the token, a
+// new one is fetched at once and tried, once: an expired or revoked token costs no lost
+// round. Protocols whose session does not survive a refusal (go-smtp ends it with "*")
+// use AuthenticateOnce and a new connection instead.
 func (s *Source) Authenticate(ctx context.Context, mech, user string, auth func(sasl.Client) error) error {
+	err := s.AuthenticateOnce(ctx, mech, user, auth)
+	if !errors.Is(err, ErrRefused) {
+		return err
+	}
+	if cerr := s.Check(ctx); cerr != nil {
+		return fmt.Errorf("%w; and a new token cannot be had: %w", err, cerr)
+	}
+	return s.AuthenticateOnce(ctx, mech, user, auth)
+}
+
+// AuthenticateOnce is Authenticate without the second try. After a refusal it drops the
+// token; a refusal of the token fetched after that is remembered for Check, since a new
+// token will not help: the app lacks the permission, or the mechanism is wrong.
+func (s *Source) AuthenticateOnce(ctx context.Context, mech, user string, auth func(sasl.Client) error) error {
 	token, err := s.Token(ctx)
 	if err != nil {
 		return err
 	}
 	err = try(mech, user, token, auth)
-	if err == nil || !refused(err) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case err == nil:
+		s.renewed, s.err = false, nil
+		return nil
+	case !refused(err):
 		return err
+	case s.renewed:
+		s.err = fmt.Errorf("the server refused a new access token for %s: %w (is the app allowed to use this mailbox, and is oauth2.mechanism one the server offers?)", user, err)
+		return s.err
 	}
 	s.log.Warn("oauth2: the server refused the access token; getting a new one", "user", user, "mechanism", mech, "err", err)
-	s.drop(token)
-	if token, err = s.Token(ctx); err != nil {
-		return err
+	if s.tok != nil && s.tok.AccessToken == token {
+		s.tok = nil
 	}
-	if err = try(mech, user, token, auth); err != nil && refused(err) {
-		err = fmt.Errorf("the server refused a new access token for %s: %w (is the app allowed to use this mailbox, and is oauth2.mechanism one the server offers?)", user, err)
-		s.fail(err)
-	}
+	s.renewed = true
 	return err
 }
 
-// authError is a refused authentication with the challenge the server sent.
+// authError is a failed authentication, with the challenge the server sent if any.
 type authError struct {
 	err       error
 	challenge *Challenge
 }
+
+// Is makes a refusal match ErrRefused.
+func (e *authError) Is(target error) bool { return target == ErrRefused && refused(e) }
 
 func (e *authError) Error() string {
 	if e.challenge == nil {
@@ -208,6 +223,10 @@ func refused(err error) bool {
 	var ae *authError
 	if errors.As(err, &ae) && ae.challenge != nil {
 		return true
+	}
+	// ae.err, not err: Is above calls refused with the authError itself.
+	if ae != nil {
+		err = ae.err
 	}
 	var ie *imap.Error
 	var se *smtp.SMTPError

@@ -162,6 +162,15 @@ type conn struct {
 // dial opens a session: TCP, TLS as configured, EHLO and AUTH. Any error
 // here is the relay's or the configuration's, never the recipient's.
 func (r *relay) dial(ctx context.Context) (*conn, error) {
+	cn, err := r.dialOnce(ctx)
+	// go-smtp ends the session after a refused AUTH: the new token goes on a new one.
+	if errors.Is(err, oauth.ErrRefused) {
+		cn, err = r.dialOnce(ctx)
+	}
+	return cn, err
+}
+
+func (r *relay) dialOnce(ctx context.Context) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
 	nc, err := r.Dial(ctx, "tcp", r.addr)
@@ -206,7 +215,7 @@ func (r *relay) session(ctx context.Context, nc net.Conn) (*smtp.Client, error) 
 		return nil, fmt.Errorf("EHLO to %s: %w", r.addr, err)
 	}
 	if r.Username != "" && r.OAuth2 != nil {
-		if err := r.OAuth2.Authenticate(ctx, r.AuthMechanism, r.Username, c.Auth); err != nil {
+		if err := r.OAuth2.AuthenticateOnce(ctx, r.AuthMechanism, r.Username, c.Auth); err != nil {
 			return nil, fmt.Errorf("AUTH %s as %s at %s: %w", r.AuthMechanism, r.Username, r.addr, err)
 		}
 	} else if r.Username != "" {
