@@ -255,7 +255,7 @@ func TestGoogleServiceAccount(t *testing.T) {
 	tokens.AddServiceAccount(email, &key.PublicKey)
 	keyFile, _ := json.Marshal(map[string]string{"type": "service_account", "client_email": email, "private_key_id": "k1",
 		"private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: must(x509.MarshalPKCS8PrivateKey(key))})),
-		"token_uri": tokens.TokenURL()})
+		"token_uri":   tokens.TokenURL()})
 	s, _ := newSource(t, Config{Provider: Google, ServiceAccount: keyFile, User: "bob"})
 	if err := imapLogin(context.Background(), s, OAUTHBEARER, "bob"); err != nil {
 		t.Fatal(err)
