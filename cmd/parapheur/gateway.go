@@ -58,6 +58,8 @@ type gateway struct {
 	// documents and the certificate of every completed envelope.
 	seal       *pki.KeyPair
 	completion *completion.Worker
+	// oauth are the token sources of the OAuth2 logins, checked by /readyz.
+	oauth oauthSources
 }
 
 // timerPoll is how often due envelope timers (expiry, reminders) are looked for.
@@ -127,9 +129,13 @@ func (g *gateway) assemble() error {
 		},
 		Verify: checker.Check,
 	}, g.engine, g.log)
+	if g.oauth, err = newOAuthSources(cfg, g.log); err != nil {
+		return err
+	}
 	g.poller, err = poller.New(poller.Config{
 		URL:             mailURL(cfg.IMAP.Server, "imaps", "imap", cfg.IMAP.Server.Username) + "/" + cfg.IMAP.Mailbox,
 		Password:        string(cfg.IMAP.Password),
+		OAuth2:          g.oauth.imap, Mechanism: cfg.OAuth2.Mechanism,
 		ProcessedFolder: cfg.IMAP.ProcessedFolder, QuarantineFolder: cfg.IMAP.QuarantineFolder,
 		MaxMessageBytes: cfg.Limits.MaxMessageBytes, Holder: g.holder,
 	}, g.store, handler, g.log, poller.NewMetrics(g.metrics))
@@ -147,6 +153,9 @@ func (g *gateway) assemble() error {
 	mails := &mailsender.Mails{Composer: composer, Store: g.store, Domain: domain, PublicURL: cfg.PublicURL}
 	relay := mailsender.Relay{URL: mailURL(cfg.SMTP.Server, "smtps", "smtp", ""), Username: cfg.SMTP.Server.Username,
 		Password: string(cfg.SMTP.Password)}
+	if g.oauth.smtp != nil {
+		relay.OAuth2, relay.AuthMechanism = g.oauth.smtp, cfg.OAuth2.Mechanism
+	}
 	g.mail, err = mailsender.New(mailsender.Config{Relay: relay, Composer: mails, Holder: g.holder,
 		Outbox: outbox.Queue{Store: g.store, Engine: g.engine, Name: engine.MailQueue, Log: g.log,
 			Metrics: outbox.NewMetrics(g.metrics, "parapheur_mail")}})
@@ -213,6 +222,10 @@ func (g *gateway) ready(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if _, err := g.store.Cursor(ctx, "readyz"); err != nil {
 		http.Error(w, "store unavailable: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	if err := g.oauth.check(ctx); err != nil {
+		http.Error(w, "no OAuth2 access token: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	fmt.Fprintln(w, "ready")
