@@ -69,6 +69,7 @@ func checkOAuth2(ctx context.Context, cfg *config.Config, path string) error {
 	var problems []config.Problem
 	// oauth's errors start with the key to fix when there is one: "oauth2.tenant: required…"
 	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimPrefix(line, "oauth2: ")
 		key, reason, ok := strings.Cut(line, ": ")
 		if !ok || !strings.HasPrefix(key, "oauth2.") {
 			key, reason = "oauth2", line

@@ -133,9 +133,9 @@ func (g *gateway) assemble() error {
 		return err
 	}
 	g.poller, err = poller.New(poller.Config{
-		URL:             mailURL(cfg.IMAP.Server, "imaps", "imap", cfg.IMAP.Server.Username) + "/" + cfg.IMAP.Mailbox,
-		Password:        string(cfg.IMAP.Password),
-		OAuth2:          g.oauth.imap, Mechanism: cfg.OAuth2.Mechanism,
+		URL:      mailURL(cfg.IMAP.Server, "imaps", "imap", cfg.IMAP.Server.Username) + "/" + cfg.IMAP.Mailbox,
+		Password: string(cfg.IMAP.Password),
+		OAuth2:   g.oauth.imap, Mechanism: cfg.OAuth2.Mechanism,
 		ProcessedFolder: cfg.IMAP.ProcessedFolder, QuarantineFolder: cfg.IMAP.QuarantineFolder,
 		MaxMessageBytes: cfg.Limits.MaxMessageBytes, Holder: g.holder,
 	}, g.store, handler, g.log, poller.NewMetrics(g.metrics))

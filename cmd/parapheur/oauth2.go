@@ -48,13 +48,11 @@ func newOAuthSources(cfg *config.Config, log *slog.Logger) (oauthSources, error)
 func (s oauthSources) check(ctx context.Context) error {
 	var errs []error
 	if s.imap != nil {
-		if err := s.imap.Check(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("imap: %w", err))
-		}
+		errs = append(errs, s.imap.Check(ctx))
 	}
 	if s.smtp != nil && s.smtp != s.imap {
 		if err := s.smtp.Check(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("smtp: %w", err))
+			errs = append(errs, fmt.Errorf("for smtp.url's user: %w", err))
 		}
 	}
 	return errors.Join(errs...)

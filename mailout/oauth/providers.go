@@ -234,12 +234,23 @@ func explain(err error, check string) error {
 		}
 		return nil
 	}
-	what := re.ErrorCode
+	code, description := re.ErrorCode, re.ErrorDescription
+	if code == "" {
+		// x/oauth2/jwt leaves RFC 6749 §5.2's error object unread.
+		var body struct {
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
+		}
+		if json.Unmarshal(re.Body, &body) == nil {
+			code, description = body.Error, body.Description
+		}
+	}
+	what := code
 	if what == "" {
 		what = "HTTP " + re.Response.Status
 	}
-	if re.ErrorDescription != "" {
-		what += ": " + firstLine(re.ErrorDescription)
+	if description != "" {
+		what += ": " + firstLine(description)
 	}
 	return fmt.Errorf("oauth2: the token endpoint refused (%s); check %s", what, check)
 }
