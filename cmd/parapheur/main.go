@@ -42,6 +42,7 @@ var commands = []*command{
 	envelopeRemindCommand,
 	caInitCommand,
 	configCheckCommand,
+	oauth2LoginCommand,
 }
 
 // command is one subcommand.

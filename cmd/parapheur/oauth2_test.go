@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -136,4 +139,48 @@ func TestConfigCheckGoogleWorkspace(t *testing.T) {
 		bad = edited(t, example, `service_account_file = "/etc/parapheur/secrets/google-service-account.json"`, ``)
 		checkProblems(t, bad, nil, "oauth2.service_account_file: required")
 	})
+}
+
+// The device login prints where to sign in, waits for the sign-in, stores the refresh
+// token mode 0600, and the configuration then checks: its token works.
+func TestOAuth2Login(t *testing.T) {
+	tokens := testrig.StartOAuth2()
+	defer tokens.Close()
+	example, _ := filepath.Abs("testdata/oauth2-refresh-token.toml")
+	tokenFile := filepath.Join(t.TempDir(), "refresh-token")
+	env := []string{"PARAPHEUR_OAUTH2_TOKEN_URL=" + tokens.TokenURL(), "PARAPHEUR_OAUTH2_DEVICE_URL=" + tokens.DeviceURL(),
+		"PARAPHEUR_OAUTH2_TOKEN_FILE=" + tokenFile}
+
+	// Before the login, config check says what to run.
+	checkProblems(t, example, env, "oauth2.token_file: open "+tokenFile, `run "parapheur oauth2 login"`)
+
+	cmd := exec.Command(binary, "--config", example, "oauth2", "login")
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() {
+		t.Fatalf("no prompt; stderr %q", &stderr)
+	}
+	prompt := lines.Text()
+	words := strings.Fields(prompt)
+	if !strings.Contains(prompt, tokens.DeviceURL()[:len(tokens.DeviceURL())-len("code")]) || !tokens.Approve(words[len(words)-1], "parapheur") {
+		t.Fatalf("the prompt %q names no pending code at the server's sign-in page", prompt)
+	}
+	lines.Scan()
+	if err := cmd.Wait(); err != nil || lines.Text() != "refresh token stored in "+tokenFile {
+		t.Fatalf("login: %v, said %q, stderr %q", err, lines.Text(), &stderr)
+	}
+	st, err := os.Stat(tokenFile)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("the token file: %v, %v; want mode 0600", st, err)
+	}
+	checkProblems(t, example, env)
 }

@@ -18,8 +18,9 @@ import (
 // OAuth2 is a small OAuth 2.0 authorization server for the mail rig's oauth2 passdb
 // (see [MailOptions.OAuth2Introspection]). Its token endpoint (RFC 6749 §3.2) knows the
 // client-credentials grant (a secret or an RS256 client assertion, RFC 7523 §2.2), the
-// refresh-token grant, which rotates the refresh token, and the JWT bearer grant of a
-// Google service account (RFC 7523 §2.1); its introspection endpoint (RFC 7662) is what
+// refresh-token grant, which rotates the refresh token, the JWT bearer grant of a
+// Google service account (RFC 7523 §2.1) and the device authorization grant (RFC 8628),
+// whose sign-in the test does with Approve; its introspection endpoint (RFC 7662) is what
 // Dovecot asks. Tests expire and revoke the tokens it issued.
 type OAuth2 struct {
 	srv *httptest.Server
@@ -28,7 +29,8 @@ type OAuth2 struct {
 	clients  map[string]oauth2Client
 	refresh  map[string]string // refresh token → user
 	tokens   map[string]*issued
-	revoked  map[string]bool // users whose grants are refused
+	revoked  map[string]bool    // users whose grants are refused
+	devices  map[string]*device // by device code
 	expires  time.Duration
 	serial   int
 	requests int
@@ -40,6 +42,12 @@ type oauth2Client struct {
 	user   string         // the mailbox of an app-only client
 }
 
+// device is a pending device authorization.
+type device struct {
+	userCode string
+	user     string // who signed in; "" while pending
+}
+
 type issued struct {
 	user   string
 	active bool
@@ -48,10 +56,11 @@ type issued struct {
 // StartOAuth2 starts the server on loopback; tokens last an hour. Stop it with Close.
 func StartOAuth2() *OAuth2 {
 	s := &OAuth2{clients: map[string]oauth2Client{}, refresh: map[string]string{}, tokens: map[string]*issued{},
-		revoked: map[string]bool{}, expires: time.Hour}
+		revoked: map[string]bool{}, devices: map[string]*device{}, expires: time.Hour}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", s.token)
 	mux.HandleFunc("POST /introspect", s.introspect)
+	mux.HandleFunc("POST /devicecode", s.deviceCode)
 	s.srv = httptest.NewServer(mux)
 	return s
 }
@@ -61,6 +70,35 @@ func (s *OAuth2) Close() { s.srv.Close() }
 
 // TokenURL is the token endpoint.
 func (s *OAuth2) TokenURL() string { return s.srv.URL + "/token" }
+
+// DeviceURL is the device authorization endpoint.
+func (s *OAuth2) DeviceURL() string { return s.srv.URL + "/devicecode" }
+
+// Approve signs in as user for the device login that showed userCode, as the user would
+// in a browser; it reports whether such a login is pending.
+func (s *OAuth2) Approve(userCode, user string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.devices {
+		if d.userCode == userCode && d.user == "" {
+			d.user = user
+			return true
+		}
+	}
+	return false
+}
+
+func (s *OAuth2) deviceCode(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.serial++
+	code := fmt.Sprintf("device-%d", s.serial)
+	d := &device{userCode: fmt.Sprintf("CODE%d", s.serial)}
+	s.devices[code] = d
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"device_code": code, "user_code": d.userCode,
+		"verification_uri": s.srv.URL + "/device", "expires_in": 600, "interval": 1})
+}
 
 // IntrospectionURL is the endpoint for [MailOptions.OAuth2Introspection].
 func (s *OAuth2) IntrospectionURL() string { return s.srv.URL + "/introspect" }
@@ -136,7 +174,8 @@ func (s *OAuth2) token(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var user, rotated string
+	var user string
+	newRefresh := false
 	switch r.PostForm.Get("grant_type") {
 	case "client_credentials":
 		c, ok := s.clients[r.PostForm.Get("client_id")]
@@ -161,9 +200,19 @@ func (s *OAuth2) token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		delete(s.refresh, old)
-		s.serial++
-		rotated = fmt.Sprintf("refresh-%d", s.serial)
-		s.refresh[rotated] = user
+		newRefresh = true
+	case "urn:ietf:params:oauth:grant-type:device_code":
+		d := s.devices[r.PostForm.Get("device_code")]
+		switch {
+		case d == nil:
+			oauth2Error(w, http.StatusBadRequest, "expired_token", "The device code is unknown or expired.")
+			return
+		case d.user == "":
+			oauth2Error(w, http.StatusBadRequest, "authorization_pending", "The user has not signed in yet.")
+			return
+		}
+		delete(s.devices, r.PostForm.Get("device_code"))
+		user, newRefresh = d.user, true
 	case "urn:ietf:params:oauth:grant-type:jwt-bearer":
 		var claims struct{ Iss, Sub string }
 		payload, err := jwtPayload(r.PostForm.Get("assertion"))
@@ -194,7 +243,10 @@ func (s *OAuth2) token(w http.ResponseWriter, r *http.Request) {
 	access := fmt.Sprintf("access-%d", s.serial)
 	s.tokens[access] = &issued{user: user, active: true}
 	answer := map[string]any{"access_token": access, "token_type": "Bearer", "expires_in": int(s.expires.Seconds())}
-	if rotated != "" {
+	if newRefresh {
+		s.serial++
+		rotated := fmt.Sprintf("refresh-%d", s.serial)
+		s.refresh[rotated] = user
 		answer["refresh_token"] = rotated
 	}
 	w.Header().Set("Content-Type", "application/json")

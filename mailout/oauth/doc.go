@@ -12,8 +12,9 @@
 //     assertion, RFC 7523 §2.2), with app-only access to the mailbox;
 //   - [Google]: a service account with domain-wide delegation, which signs a JWT bearer
 //     grant (RFC 7523 §2.1) naming the mailbox to act as;
-//   - [RefreshToken]: a refresh token of the mailbox's user, obtained once by signing in
-//     and kept in a file only the gateway reads; rotated refresh tokens are written back.
+//   - [RefreshToken]: a refresh token obtained once by the device authorization grant
+//     (RFC 8628) of [Login], "parapheur oauth2 login", and kept in a file only the gateway
+//     reads; rotated refresh tokens are written back.
 //
 // Tokens are cached and renewed a minute before they expire; a server that refuses a
 // token (a revoked one) makes the Source fetch a new one at once and try again, once.

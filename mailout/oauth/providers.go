@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -34,8 +35,8 @@ const (
 	clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 )
 
-// MicrosoftDelegatedScopes are the default scopes of a refresh token: the signed-in
-// user's mailbox over IMAP and SMTP, and a refresh token.
+// MicrosoftDelegatedScopes are the scopes "parapheur oauth2 login" asks for by default:
+// the signed-in user's mailbox over IMAP and SMTP, and a refresh token.
 var MicrosoftDelegatedScopes = []string{"offline_access",
 	"https://outlook.office.com/IMAP.AccessAsUser.All", "https://outlook.office.com/SMTP.Send"}
 
@@ -156,19 +157,22 @@ func google(cfg Config) (func(context.Context) (*oauth2.Token, error), error) {
 	}, nil
 }
 
-// userApp is the public client that renews a refresh token.
+// userApp is the public client of a refresh token: the login and the renewals.
 func userApp(cfg Config) (*oauth2.Config, error) {
 	if cfg.ClientID == "" {
 		return nil, errors.New("oauth2.client_id: required: the application (client) ID of the app registration")
 	}
 	c := &oauth2.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Scopes: cfg.Scopes,
-		Endpoint: oauth2.Endpoint{TokenURL: cfg.TokenURL, AuthStyle: oauth2.AuthStyleInParams}}
+		Endpoint: oauth2.Endpoint{TokenURL: cfg.TokenURL, DeviceAuthURL: cfg.DeviceURL, AuthStyle: oauth2.AuthStyleInParams}}
 	tenant := cfg.Tenant
 	if tenant == "" {
 		tenant = "organizations"
 	}
 	if c.Endpoint.TokenURL == "" {
 		c.Endpoint.TokenURL = microsoftURL(tenant, "token")
+	}
+	if c.Endpoint.DeviceAuthURL == "" {
+		c.Endpoint.DeviceAuthURL = microsoftURL(tenant, "devicecode")
 	}
 	if len(c.Scopes) == 0 {
 		c.Scopes = MicrosoftDelegatedScopes
@@ -182,20 +186,20 @@ func refreshToken(cfg Config) (func(context.Context) (*oauth2.Token, error), err
 		return nil, err
 	}
 	if cfg.TokenFile == "" {
-		return nil, errors.New("oauth2.token_file: required: the file that holds the refresh token (mode 0600)")
+		return nil, errors.New("oauth2.token_file: required: the file \"parapheur oauth2 login\" stores the refresh token in")
 	}
 	return func(ctx context.Context) (*oauth2.Token, error) {
 		data, err := os.ReadFile(cfg.TokenFile)
 		if err != nil {
-			return nil, fmt.Errorf("oauth2.token_file: %w (store the refresh token there, mode 0600)", err)
+			return nil, fmt.Errorf("oauth2.token_file: %w (run \"parapheur oauth2 login\")", err)
 		}
 		old := strings.TrimSpace(string(data))
 		if old == "" {
-			return nil, fmt.Errorf("oauth2.token_file: %s is empty (store the refresh token there, mode 0600)", cfg.TokenFile)
+			return nil, fmt.Errorf("oauth2.token_file: %s is empty (run \"parapheur oauth2 login\")", cfg.TokenFile)
 		}
 		tok, err := app.TokenSource(ctx, &oauth2.Token{RefreshToken: old}).Token()
 		if err != nil {
-			return nil, explain(err, "the refresh token in oauth2.token_file (sign in again for a new one) and oauth2.client_id")
+			return nil, explain(err, "the refresh token in oauth2.token_file (run \"parapheur oauth2 login\" again) and oauth2.client_id")
 		}
 		// The identity platform may rotate the refresh token: keep the newest.
 		if tok.RefreshToken != "" && tok.RefreshToken != old {
@@ -205,6 +209,39 @@ func refreshToken(cfg Config) (func(context.Context) (*oauth2.Token, error), err
 		}
 		return tok, nil
 	}, nil
+}
+
+// Login runs the device authorization grant (RFC 8628): it writes the prompt (where to go,
+// which code to enter) to prompt, waits for the user to sign in and consent, and stores the
+// refresh token in cfg.TokenFile, readable by its owner only.
+func Login(ctx context.Context, cfg Config, prompt io.Writer) error {
+	app, err := userApp(cfg)
+	if err != nil {
+		return err
+	}
+	if cfg.TokenFile == "" {
+		return errors.New("oauth2.token_file: required: the file to store the refresh token in")
+	}
+	if cfg.HTTPClient != nil {
+		ctx = context.WithValue(ctx, oauth2.HTTPClient, cfg.HTTPClient)
+	}
+	da, err := app.DeviceAuth(ctx)
+	if err != nil {
+		return explain(err, "oauth2.client_id and oauth2.tenant (and that the app registration allows public client flows)")
+	}
+	uri := da.VerificationURIComplete
+	if uri == "" {
+		uri = da.VerificationURI
+	}
+	fmt.Fprintf(prompt, "To let parapheur use the mailbox, sign in as its user at %s and enter the code %s\n", uri, da.UserCode)
+	tok, err := app.DeviceAccessToken(ctx, da)
+	if err != nil {
+		return explain(err, "the sign-in, then run the login again")
+	}
+	if tok.RefreshToken == "" {
+		return errors.New("oauth2.scopes: the identity platform gave no refresh token: add the offline_access scope")
+	}
+	return writeTokenFile(cfg.TokenFile, tok.RefreshToken)
 }
 
 // writeTokenFile replaces path with token, mode 0600, atomically.

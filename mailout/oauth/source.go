@@ -21,7 +21,7 @@ const (
 	Microsoft = "microsoft"
 	// Google is a Google service account with domain-wide delegation.
 	Google = "google"
-	// RefreshToken is a refresh token of the mailbox's user, kept in a file.
+	// RefreshToken is a refresh token stored by "parapheur oauth2 login".
 	RefreshToken = "refresh_token"
 )
 
@@ -42,13 +42,16 @@ type Config struct {
 	ClientCertificate []byte
 	// ServiceAccount is a Google service account's JSON key (oauth2.service_account_file).
 	ServiceAccount []byte
-	// TokenFile is the file that holds the refresh token
+	// TokenFile is where "parapheur oauth2 login" stored the refresh token
 	// (oauth2.token_file); a renewed refresh token is written back there.
 	TokenFile string
 	// User is the mailbox: the service account acts as it.
 	User string
 	// TokenURL replaces the provider's token endpoint (oauth2.token_url).
 	TokenURL string
+	// DeviceURL replaces the device authorization endpoint of the login
+	// (oauth2.device_url).
+	DeviceURL string
 	// Scopes replace the provider's scopes (oauth2.scopes).
 	Scopes []string
 	// HTTPClient makes the requests to the token endpoint; nil: a client with a 30 s timeout.

@@ -179,6 +179,8 @@ type OAuth2 struct {
 	TokenFile string `toml:"token_file"`
 	// TokenURL replaces the provider's token endpoint (sovereign clouds, tests).
 	TokenURL string `toml:"token_url"`
+	// DeviceURL replaces the device authorization endpoint of "parapheur oauth2 login".
+	DeviceURL string `toml:"device_url"`
 	// Scopes replace the provider's scopes. In the file, a list or a space-separated string.
 	Scopes []string `toml:"scopes" sep:" "`
 }

@@ -224,9 +224,12 @@ func (v *validator) oauth2() {
 	default:
 		v.problem("oauth2.mechanism", `want "xoauth2" or "oauthbearer", got %q`, c.Mechanism)
 	}
-	if c.TokenURL != "" {
-		if _, err := checkHTTPURL(c.TokenURL, true); err != nil {
-			v.problem("oauth2.token_url", "%v", err)
+	for _, u := range []struct{ key, url string }{{"oauth2.token_url", c.TokenURL}, {"oauth2.device_url", c.DeviceURL}} {
+		if u.url == "" {
+			continue
+		}
+		if _, err := checkHTTPURL(u.url, true); err != nil {
+			v.problem(u.key, "%v", err)
 		}
 	}
 }
