@@ -8,11 +8,13 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parapheur/parapheur/deploy/testrig"
 )
@@ -183,4 +185,81 @@ func TestOAuth2Login(t *testing.T) {
 		t.Fatalf("the token file: %v, %v; want mode 0600", st, err)
 	}
 	checkProblems(t, example, env)
+}
+
+// "parapheur serve" with both logins on OAuth2, against Dovecot's oauth2 passdb and
+// Postfix: a submission is answered; when the grant is revoked, /readyz and the log say
+// so, the gateway keeps running, and no secret or token is ever logged.
+func TestServeOAuth2(t *testing.T) {
+	tokens := testrig.StartOAuth2()
+	defer tokens.Close()
+	rig, err := testrig.StartMail(t.TempDir(), testrig.MailOptions{OAuth2Introspection: tokens.IntrospectionURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := rig.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	tokens.AddClient("gateway-app", "right-secret", "parapheur")
+
+	s := &server{listen: freeAddr(t), exited: make(chan error, 1), logs: &lockedBuffer{}}
+	var env []string
+	for _, kv := range serveEnv(rig, "bolt://"+filepath.Join(t.TempDir(), "parapheur.db"), initKeys(t), s.listen) {
+		if !strings.HasPrefix(kv, "PARAPHEUR_IMAP_PASSWORD=") && !strings.HasPrefix(kv, "PARAPHEUR_SMTP_URL=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "PARAPHEUR_SMTP_URL=smtp://parapheur@"+rig.SMTPAddr(), "PARAPHEUR_IMAP_AUTH=oauth2", "PARAPHEUR_SMTP_AUTH=oauth2",
+		"PARAPHEUR_OAUTH2_PROVIDER=microsoft", "PARAPHEUR_OAUTH2_TENANT=org.example", "PARAPHEUR_OAUTH2_CLIENT_ID=gateway-app",
+		"PARAPHEUR_OAUTH2_CLIENT_SECRET_FILE="+writeSecret(t, "secret", []byte("right-secret\n")),
+		"PARAPHEUR_OAUTH2_TOKEN_URL="+tokens.TokenURL())
+	s.cmd = exec.Command(binary, "serve")
+	s.cmd.Env = env
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.exited <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		s.cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("serve logs:\n%s", s.logs)
+		}
+	})
+	waitHTTP(t, "http://"+s.listen+"/readyz", s.exited)
+
+	submission, msgID := newSubmission(t, "Convention OAuth2")
+	sendMail(t, rig.SMTPAddr(), "bob@example.com", "parapheur@org.example", submission)
+	if _, err := rig.WaitMessage("bob", "In-Reply-To", msgID, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	tokens.Revoke("parapheur")
+	if err := rig.Kick("parapheur"); err != nil {
+		t.Fatal(err)
+	}
+	var body []byte
+	eventually(t, 30*time.Second, "/readyz reporting the revoked grant", func() bool {
+		var resp *http.Response
+		resp, body = getResponse(t, "http://"+s.listen+"/readyz")
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	if !strings.Contains(string(body), "no OAuth2 access token") || !strings.Contains(string(body), "invalid_grant") {
+		t.Errorf("/readyz says %q, want the token endpoint's refusal", body)
+	}
+	if !strings.Contains(s.logs.String(), "has been revoked") {
+		t.Errorf("the log does not report the revocation:\n%s", s.logs)
+	}
+	select {
+	case err := <-s.exited:
+		t.Fatalf("serve exited: %v", err)
+	default:
+	}
+	for _, secret := range []string{"right-secret", "access-"} {
+		if strings.Contains(s.logs.String(), secret) {
+			t.Errorf("the log shows %q", secret)
+		}
+	}
 }
