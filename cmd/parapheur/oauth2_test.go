@@ -204,31 +204,19 @@ func TestServeOAuth2(t *testing.T) {
 	})
 	tokens.AddClient("gateway-app", "right-secret", "parapheur")
 
-	s := &server{listen: freeAddr(t), exited: make(chan error, 1), logs: &lockedBuffer{}}
-	var env []string
-	for _, kv := range serveEnv(rig, "bolt://"+filepath.Join(t.TempDir(), "parapheur.db"), initKeys(t), s.listen) {
-		if !strings.HasPrefix(kv, "PARAPHEUR_IMAP_PASSWORD=") && !strings.HasPrefix(kv, "PARAPHEUR_SMTP_URL=") {
-			env = append(env, kv)
+	storeURL, keys := "bolt://"+filepath.Join(t.TempDir(), "parapheur.db"), initKeys(t)
+	secret := writeSecret(t, "secret", []byte("right-secret\n"))
+	s := startServeEnv(t, func(listen string) []string {
+		var env []string
+		for _, kv := range serveEnv(rig, storeURL, keys, listen) {
+			if !strings.HasPrefix(kv, "PARAPHEUR_IMAP_PASSWORD=") && !strings.HasPrefix(kv, "PARAPHEUR_SMTP_URL=") {
+				env = append(env, kv)
+			}
 		}
-	}
-	env = append(env, "PARAPHEUR_SMTP_URL=smtp://parapheur@"+rig.SMTPAddr(), "PARAPHEUR_IMAP_AUTH=oauth2", "PARAPHEUR_SMTP_AUTH=oauth2",
-		"PARAPHEUR_OAUTH2_PROVIDER=microsoft", "PARAPHEUR_OAUTH2_TENANT=org.example", "PARAPHEUR_OAUTH2_CLIENT_ID=gateway-app",
-		"PARAPHEUR_OAUTH2_CLIENT_SECRET_FILE="+writeSecret(t, "secret", []byte("right-secret\n")),
-		"PARAPHEUR_OAUTH2_TOKEN_URL="+tokens.TokenURL())
-	s.cmd = exec.Command(binary, "serve")
-	s.cmd.Env = env
-	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.exited <- s.cmd.Wait() }()
-	t.Cleanup(func() {
-		s.cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("serve logs:\n%s", s.logs)
-		}
+		return append(env, "PARAPHEUR_SMTP_URL=smtp://parapheur@"+rig.SMTPAddr(), "PARAPHEUR_IMAP_AUTH=oauth2", "PARAPHEUR_SMTP_AUTH=oauth2",
+			"PARAPHEUR_OAUTH2_PROVIDER=microsoft", "PARAPHEUR_OAUTH2_TENANT=org.example", "PARAPHEUR_OAUTH2_CLIENT_ID=gateway-app",
+			"PARAPHEUR_OAUTH2_CLIENT_SECRET_FILE="+secret, "PARAPHEUR_OAUTH2_TOKEN_URL="+tokens.TokenURL())
 	})
-	waitHTTP(t, "http://"+s.listen+"/readyz", s.exited)
 
 	submission, msgID := newSubmission(t, "Convention OAuth2")
 	sendMail(t, rig.SMTPAddr(), "bob@example.com", "parapheur@org.example", submission)

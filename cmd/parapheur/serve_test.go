@@ -91,9 +91,15 @@ func serveEnv(rig *testrig.Mail, storeURL, keys, listen string) []string {
 // test if still running.
 func startServe(t *testing.T, rig *testrig.Mail, storeURL, keys string) *server {
 	t.Helper()
+	return startServeEnv(t, func(listen string) []string { return serveEnv(rig, storeURL, keys, listen) })
+}
+
+// startServeEnv is startServe with the environment env gives for the listen address.
+func startServeEnv(t *testing.T, env func(listen string) []string) *server {
+	t.Helper()
 	s := &server{listen: freeAddr(t), exited: make(chan error, 1), logs: &lockedBuffer{}}
 	s.cmd = exec.Command(binary, "serve")
-	s.cmd.Env = serveEnv(rig, storeURL, keys, s.listen)
+	s.cmd.Env = env(s.listen)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs // written by exec's copying goroutine
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,42 +1,22 @@
 package poller
 
 import (
-	"bytes"
 	"context"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/parapheur/parapheur/deploy/testrig"
 	"github.com/parapheur/parapheur/mailout/oauth"
 )
 
-// syncBuffer is a log the test reads while the poller writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startOAuth2 starts a poller of mb that logs in with mech and a token of an app-only
 // client, handling mail with the returned recorder and logging to the returned buffer.
-func startOAuth2(t *testing.T, mb mailbox, mech string) (*recorder, *syncBuffer, *oauth.Source) {
+func startOAuth2(t *testing.T, mb mailbox, mech string) (*recorder, *testrig.Logs, *oauth.Source) {
 	t.Helper()
 	tokens.AddClient("app-"+mb.user, "secret-"+mb.user, mb.user)
-	rec, logs := newRecorder(), &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	rec, logs := newRecorder(), &testrig.Logs{}
+	log := logs.Logger()
 	src, err := oauth.New(oauth.Config{Provider: oauth.Microsoft, Tenant: "org.example", ClientID: "app-" + mb.user,
 		ClientSecret: "secret-" + mb.user, TokenURL: tokens.TokenURL()}, log)
 	if err != nil {

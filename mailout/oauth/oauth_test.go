@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -16,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,28 +37,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// logs is a log that tests grep for secrets.
-type logs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newSource(t *testing.T, cfg Config) (*Source, *logs) {
+// newSource makes a Source logging to the returned Logs, which must show no secret.
+func newSource(t *testing.T, cfg Config) (*Source, *testrig.Logs) {
 	t.Helper()
-	l := &logs{}
-	s, err := New(cfg, slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	l := &testrig.Logs{}
+	s, err := New(cfg, l.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +56,7 @@ func newSource(t *testing.T, cfg Config) (*Source, *logs) {
 }
 
 // microsoftClient registers an app-only client for user and returns its Source.
-func microsoftClient(t *testing.T, user string) (*Source, *logs) {
+func microsoftClient(t *testing.T, user string) (*Source, *testrig.Logs) {
 	id, secret := "app-"+user, "secret-"+user
 	tokens.AddClient(id, secret, user)
 	return newSource(t, Config{Provider: Microsoft, Tenant: "org.example", ClientID: id, ClientSecret: secret, TokenURL: tokens.TokenURL()})

@@ -1,12 +1,11 @@
 package sender
 
 import (
-	"bytes"
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 
+	"github.com/parapheur/parapheur/deploy/testrig"
 	"github.com/parapheur/parapheur/mailout/oauth"
 	"github.com/parapheur/parapheur/workflow"
 )
@@ -18,9 +17,9 @@ func TestOAuth2Auth(t *testing.T) {
 	tokens.AddClient("app-parapheur", "secret-parapheur", "parapheur")
 	for _, mech := range []string{oauth.XOAUTH2, oauth.OAUTHBEARER} {
 		t.Run(mech, func(t *testing.T) {
-			var logs bytes.Buffer
+			logs := &testrig.Logs{}
 			src, err := oauth.New(oauth.Config{Provider: oauth.Microsoft, Tenant: "org.example", ClientID: "app-parapheur",
-				ClientSecret: "secret-parapheur", TokenURL: tokens.TokenURL()}, slog.New(slog.NewTextHandler(&logs, nil)))
+				ClientSecret: "secret-parapheur", TokenURL: tokens.TokenURL()}, logs.Logger())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -42,10 +41,10 @@ func TestOAuth2Auth(t *testing.T) {
 				tokens.Expire()
 			}
 			if !strings.Contains(logs.String(), "refused the access token; getting a new one") {
-				t.Errorf("the renewal was not logged:\n%s", &logs)
+				t.Errorf("the renewal was not logged:\n%s", logs)
 			}
 			if strings.Contains(logs.String(), "secret-parapheur") || strings.Contains(logs.String(), "access-") {
-				t.Errorf("the log shows a secret:\n%s", &logs)
+				t.Errorf("the log shows a secret:\n%s", logs)
 			}
 			if err := src.Check(context.Background()); err != nil {
 				t.Errorf("Check: %v", err)
