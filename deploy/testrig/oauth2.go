@@ -61,7 +61,9 @@ func StartOAuth2() *OAuth2 {
 	mux.HandleFunc("POST /token", s.token)
 	mux.HandleFunc("POST /introspect", s.introspect)
 	mux.HandleFunc("POST /devicecode", s.deviceCode)
-	s.srv = httptest.NewServer(mux)
+	// set before it serves: the device endpoint reads the URL
+	s.srv = httptest.NewUnstartedServer(mux)
+	s.srv.Start()
 	return s
 }
 
