@@ -120,6 +120,7 @@ func (s *Source) Token(ctx context.Context) (string, error) {
 	}
 	if err != nil {
 		s.tok, s.err = nil, err
+		s.log.Warn("oauth2: no access token", "err", err)
 		return "", err
 	}
 	s.tok, s.err = tok, nil
@@ -127,8 +128,9 @@ func (s *Source) Token(ctx context.Context) (string, error) {
 	return tok.AccessToken, nil
 }
 
-// Check reports whether a token can be had: for the readiness check. It uses the cached
-// token when there is one, and reports a token the server refused although it was new.
+// Check reports whether a token can be had, for the readiness check: the last failure
+// (no token could be had, or the server refused a new one) until a login or a fetch
+// succeeds again; else a token, the cached one when it is still good.
 func (s *Source) Check(ctx context.Context) error {
 	s.mu.Lock()
 	refused := s.err
