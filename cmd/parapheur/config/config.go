@@ -155,7 +155,8 @@ type SMTP struct {
 	Server Server `toml:"-"`
 }
 
-// OAuth2 configures the access tokens of Microsoft 365 and Google Workspace mailboxes.
+// OAuth2 configures the access tokens of Microsoft 365 and Google Workspace mailboxes. Its
+// secrets come only from their _file keys or the environment, never from the file itself.
 type OAuth2 struct {
 	// Provider is "microsoft" (client credentials), "google" (a service account with
 	// domain-wide delegation) or "refresh_token" (stored by "parapheur oauth2 login").
@@ -168,12 +169,12 @@ type OAuth2 struct {
 	// ClientID is the application (client) ID of the Microsoft app registration.
 	ClientID string `toml:"client_id"`
 	// ClientSecret is the app's client secret (client_secret_file).
-	ClientSecret Secret `toml:"client_secret"`
+	ClientSecret Secret `toml:"client_secret" secret:"no-file"`
 	// ClientCertificate is the PEM certificate and private key the app registration
 	// holds the certificate of, instead of a secret (client_certificate_file).
-	ClientCertificate Secret `toml:"client_certificate"`
+	ClientCertificate Secret `toml:"client_certificate" secret:"no-file"`
 	// ServiceAccount is the JSON key of a Google service account (service_account_file).
-	ServiceAccount Secret `toml:"service_account"`
+	ServiceAccount Secret `toml:"service_account" secret:"no-file"`
 	// TokenFile is where "parapheur oauth2 login" stored the refresh token; the gateway
 	// writes renewed refresh tokens back there.
 	TokenFile string `toml:"token_file"`
