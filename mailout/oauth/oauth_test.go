@@ -313,3 +313,29 @@ func TestProviderKeysExplained(t *testing.T) {
 		}
 	}
 }
+
+// A token the server refuses although it is new (the app has no right to this mailbox)
+// is reported by Check until a login succeeds, and not fetched again and again.
+func TestNewTokenRefusedReported(t *testing.T) {
+	s, _ := microsoftClient(t, "alice") // alice's app, logging in as bob
+	before := tokens.Issued()
+	err := imapLogin(context.Background(), s, XOAUTH2, "bob")
+	if err == nil || !strings.Contains(err.Error(), "refused a new access token for bob") || !strings.Contains(err.Error(), "allowed to use this mailbox") {
+		t.Fatalf("login to a mailbox the app may not use: %v", err)
+	}
+	if err := s.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "refused a new access token") {
+		t.Errorf("Check: %v", err)
+	}
+	if err := imapLogin(context.Background(), s, XOAUTH2, "bob"); err == nil {
+		t.Fatal("a second login succeeded")
+	}
+	if n := tokens.Issued() - before; n != 2 {
+		t.Errorf("%d tokens fetched, want 2: the first, and one new after the refusal", n)
+	}
+	if err := imapLogin(context.Background(), s, XOAUTH2, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(context.Background()); err != nil {
+		t.Errorf("Check after a login succeeded: %v", err)
+	}
+}
