@@ -16,6 +16,11 @@
 // mailbox's UIDVALIDITY are kept in the store: when UIDVALIDITY changes the
 // whole inbox is scanned again, which the handler's idempotency makes safe.
 //
+// It logs in with LOGIN and a password, or, for mailboxes that refuse
+// passwords (Microsoft 365, Google Workspace), with AUTHENTICATE (RFC 4959)
+// XOAUTH2 or OAUTHBEARER (RFC 7628) and a token of package oauth: a
+// refused token is renewed and tried again at once, in the same session.
+//
 // With several gateway replicas, only the holder of the store's poller
 // lease polls; the others wait and take over when the lease expires. The
 // lease is short (LeaseTTL, 6 s by default) and renewed at a third of it
