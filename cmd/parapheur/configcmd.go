@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
+	"time"
 
 	"github.com/parapheur/parapheur/cmd/parapheur/config"
 )
@@ -13,9 +17,10 @@ var configCheckCommand = &command{
 	help: `
 Config check reads the configuration file and the PARAPHEUR_* environment
 variables as serve would, reads the secrets of the _file keys, and checks every
-key without connecting anywhere. It prints "config OK: FILE", or every problem
-on its own line, naming the key and what is wrong, and then exits 1. Secrets
-are never printed.`,
+key without connecting anywhere, except that with imap.auth or smtp.auth =
+"oauth2" it asks the identity platform for an access token. It prints
+"config OK: FILE", or every problem on its own line, naming the key and what is
+wrong, and then exits 1. Secrets are never printed.`,
 	run: runConfigCheck,
 }
 
@@ -29,7 +34,10 @@ func runConfigCheck(inv *invocation) int {
 	if name == "" {
 		name = "(environment only)"
 	}
-	_, err := config.Load(path, inv.environ)
+	cfg, err := config.Load(path, inv.environ)
+	if err == nil {
+		err = checkOAuth2(inv.context, cfg, path)
+	}
 	var cerr *config.Error
 	switch {
 	case errors.As(err, &cerr):
@@ -44,4 +52,29 @@ func runConfigCheck(inv *invocation) int {
 	}
 	fmt.Fprintf(inv.stdout, "config OK: %s\n", name)
 	return exitOK
+}
+
+// checkOAuth2 gets a token for each OAuth2 login, so that a wrong secret, key or
+// permission shows now rather than in the gateway's log.
+func checkOAuth2(ctx context.Context, cfg *config.Config, path string) error {
+	sources, err := newOAuthSources(cfg, slog.New(slog.DiscardHandler))
+	if err == nil {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		err = sources.check(ctx)
+	}
+	if err == nil {
+		return nil
+	}
+	var problems []config.Problem
+	// oauth's errors start with the key to fix when there is one: "oauth2.tenant: required…"
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimPrefix(line, "oauth2: ")
+		key, reason, ok := strings.Cut(line, ": ")
+		if !ok || !strings.HasPrefix(key, "oauth2.") {
+			key, reason = "oauth2", line
+		}
+		problems = append(problems, config.Problem{Key: key, Reason: reason})
+	}
+	return &config.Error{Path: path, Problems: problems}
 }

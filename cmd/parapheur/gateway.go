@@ -61,6 +61,8 @@ type gateway struct {
 	completion *completion.Worker
 	// crashAfter is the test hook of crashAfterVariable, nil when unset.
 	crashAfter func(step string)
+	// oauth are the token sources of the OAuth2 logins, checked by /readyz.
+	oauth oauthSources
 }
 
 // timerPoll is how often due envelope timers (expiry, reminders) are looked for.
@@ -132,9 +134,13 @@ func (g *gateway) assemble() error {
 		Verify:  checker.Check,
 		Metrics: ingest.NewMetrics(g.metrics),
 	}, g.engine, g.log)
+	if g.oauth, err = newOAuthSources(cfg, g.log); err != nil {
+		return err
+	}
 	g.poller, err = poller.New(poller.Config{
-		URL:             mailURL(cfg.IMAP.Server, "imaps", "imap", cfg.IMAP.Server.Username) + "/" + cfg.IMAP.Mailbox,
-		Password:        string(cfg.IMAP.Password),
+		URL:      mailURL(cfg.IMAP.Server, "imaps", "imap", cfg.IMAP.Server.Username) + "/" + cfg.IMAP.Mailbox,
+		Password: string(cfg.IMAP.Password),
+		OAuth2:   g.oauth.imap, Mechanism: cfg.OAuth2.Mechanism,
 		ProcessedFolder: cfg.IMAP.ProcessedFolder, QuarantineFolder: cfg.IMAP.QuarantineFolder,
 		MaxMessageBytes: cfg.Limits.MaxMessageBytes, Holder: g.holder,
 	}, g.store, handler, g.log, poller.NewMetrics(g.metrics))
@@ -152,6 +158,9 @@ func (g *gateway) assemble() error {
 	mails := &mailsender.Mails{Composer: composer, Store: g.store, Domain: domain, PublicURL: cfg.PublicURL}
 	relay := mailsender.Relay{URL: mailURL(cfg.SMTP.Server, "smtps", "smtp", ""), Username: cfg.SMTP.Server.Username,
 		Password: string(cfg.SMTP.Password)}
+	if g.oauth.smtp != nil {
+		relay.OAuth2, relay.AuthMechanism = g.oauth.smtp, cfg.OAuth2.Mechanism
+	}
 	g.mail, err = mailsender.New(mailsender.Config{Relay: relay, Composer: mails, Holder: g.holder, Accepted: g.mailAccepted,
 		Outbox: outbox.Queue{Store: g.store, Engine: g.engine, Name: engine.MailQueue, Log: g.log,
 			Metrics: outbox.NewMetrics(g.metrics, "parapheur_mail")}})
@@ -189,7 +198,7 @@ func (g *gateway) assemble() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("GET "+crlPath, crl)
-	mux.Handle("GET /readyz", newReadiness(cfg, g.store))
+	mux.Handle("GET /readyz", newReadiness(cfg, g.store, g.oauth))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics, promhttp.HandlerOpts{}))
 	mux.Handle("/", pages.Handler())
 	g.http = &http.Server{Addr: cfg.Listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second,

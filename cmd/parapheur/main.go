@@ -43,6 +43,7 @@ var commands = []*command{
 	envelopeResendCommand,
 	caInitCommand,
 	configCheckCommand,
+	oauth2LoginCommand,
 }
 
 // command is one subcommand.

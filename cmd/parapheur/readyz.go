@@ -53,9 +53,10 @@ const (
 	readyCacheFor = 5 * time.Second
 )
 
-// newReadiness checks st and the mail servers of cfg.
-func newReadiness(cfg *config.Config, st store.Store) *readiness {
-	return &readiness{now: time.Now, parts: []readyPart{
+// newReadiness checks st, the mail servers of cfg and, when the mailboxes
+// log in with OAuth2, that their access tokens can be had.
+func newReadiness(cfg *config.Config, st store.Store, oauth oauthSources) *readiness {
+	r := &readiness{now: time.Now, parts: []readyPart{
 		{"store", func(ctx context.Context) error {
 			_, err := st.Cursor(ctx, "readyz")
 			return err
@@ -77,6 +78,15 @@ func newReadiness(cfg *config.Config, st store.Store) *readiness {
 			})
 		}},
 	}}
+	if oauth.imap != nil || oauth.smtp != nil {
+		r.parts = append(r.parts, readyPart{"oauth2", func(ctx context.Context) error {
+			if err := oauth.check(ctx); err != nil {
+				return fmt.Errorf("no OAuth2 access token: %w", err)
+			}
+			return nil
+		}})
+	}
+	return r
 }
 
 // greeted connects to s (with TLS for implicit TLS) and runs greet on the

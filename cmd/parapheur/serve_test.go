@@ -104,6 +104,14 @@ func startServeOn(t *testing.T, rig *testrig.Mail, storeURL, keys, listen string
 	return startServeWith(t, append(serveEnv(rig, storeURL, keys, listen), extra...), listen)
 }
 
+// startServeEnv is startServe with the environment env gives for the
+// listen address.
+func startServeEnv(t *testing.T, env func(listen string) []string) *server {
+	t.Helper()
+	listen := freeAddr(t)
+	return startServeWith(t, env(listen), listen)
+}
+
 // startServeWith runs "parapheur serve" with the environment env, which
 // makes it listen on listen, waits until it is ready, and kills it at the
 // end of the test if still running.

@@ -14,6 +14,12 @@
 // The mail rig must run as root, since the Postfix master needs it; it runs Dovecot as the
 // unprivileged system user "mailtest", which it creates with useradd on first use.
 //
+// With [MailOptions.OAuth2Introspection], Dovecot (and Postfix through it) also accepts
+// XOAUTH2 and OAUTHBEARER with its oauth2 passdb, which asks the RFC 7662 introspection
+// endpoint of a small OAuth 2.0 authorization server the test starts with [StartOAuth2]:
+// it issues tokens by the grants of Microsoft's and Google's identity platforms, and the
+// test expires or revokes them.
+//
 // Pages are tested in Debian's Chromium, headless, driven over the DevTools protocol by
 // chromedp: [ChromiumRig] starts one, [Chromium.Tab] opens a private tab with a phone's or a
 // desktop's viewport, with or without JavaScript, and saves a screenshot when the test fails.

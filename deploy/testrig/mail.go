@@ -46,6 +46,11 @@ type MailOptions struct {
 	Users []string
 	// Password is every user's password; default "secret".
 	Password string
+	// OAuth2Introspection, when set, is the URL of an OAuth 2.0 token introspection
+	// endpoint (RFC 7662) that a test serves: IMAP and SMTP then also offer XOAUTH2 and
+	// OAUTHBEARER, and Dovecot's oauth2 passdb posts each bearer token there
+	// ("token=…"), accepting it when the answer is {"active": true, "username": USER}.
+	OAuth2Introspection string
 }
 
 // Mail is a private mail system: Postfix answers SMTP and relays mail for any local part at
@@ -57,6 +62,7 @@ type Mail struct {
 	dir      string
 	users    []string
 	password string
+	oauth2   string // introspection URL
 	ports    mailPorts
 	cred     *syscall.Credential // of mailSysUser
 	dovecot  string              // binaries
@@ -77,7 +83,7 @@ type mailPorts struct {
 // StartMail starts Dovecot and Postfix with their configuration, queues, mailboxes and logs
 // in dir, which it creates if needed. It must run as root. Stop it with [Mail.Stop].
 func StartMail(dir string, opts MailOptions) (*Mail, error) {
-	m := &Mail{users: opts.Users, password: opts.Password}
+	m := &Mail{users: opts.Users, password: opts.Password, oauth2: opts.OAuth2Introspection}
 	if len(m.users) == 0 {
 		m.users = []string{"parapheur", "alice", "bob", "archives"}
 	}
@@ -88,6 +94,9 @@ func StartMail(dir string, opts MailOptions) (*Mail, error) {
 		if !validMailUser.MatchString(u) {
 			return nil, fmt.Errorf("testrig: mail user %q: want lower-case letters, digits, '.', '_' or '-'", u)
 		}
+	}
+	if strings.ContainsAny(m.oauth2, "\r\n") {
+		return nil, errors.New("testrig: the introspection URL must not hold a line break")
 	}
 	if strings.ContainsAny(m.password, ":\r\n") {
 		return nil, errors.New("testrig: mail password must not hold ':' or a line break")
@@ -195,6 +204,11 @@ func (m *Mail) writeConfig() error {
 	if err := m.render("dovecot.conf", "dovecot/dovecot.conf"); err != nil {
 		return err
 	}
+	if m.oauth2 != "" {
+		if err := m.render("oauth2.conf.ext", "dovecot/oauth2.conf.ext"); err != nil {
+			return err
+		}
+	}
 	var users strings.Builder
 	for _, u := range m.users {
 		fmt.Fprintf(&users, "%s:%s\n", u, m.password)
@@ -245,8 +259,8 @@ func (m *Mail) render(name, rel string) error {
 	}
 	data := struct {
 		mailPorts
-		Dir, SysUser string
-	}{m.ports, m.dir, mailSysUser}
+		Dir, SysUser, OAuth2 string
+	}{m.ports, m.dir, mailSysUser, m.oauth2}
 	return errors.Join(t.Execute(f, data), f.Close())
 }
 
@@ -369,7 +383,8 @@ func (m *Mail) Doveadm(args ...string) error {
 	return nil
 }
 
-// SMTPAddr is Postfix's host:port: SMTP without TLS, AUTH PLAIN and LOGIN optional.
+// SMTPAddr is Postfix's host:port: SMTP without TLS, AUTH PLAIN and LOGIN optional (and
+// XOAUTH2 and OAUTHBEARER with [MailOptions.OAuth2Introspection]).
 func (m *Mail) SMTPAddr() string { return loopback(m.ports.SMTPPort) }
 
 // IMAPAddr is Dovecot's host:port: IMAP without TLS, plain-text login allowed.

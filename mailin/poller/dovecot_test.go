@@ -10,8 +10,12 @@ import (
 	"github.com/parapheur/parapheur/deploy/testrig"
 )
 
-// rig is the package's Dovecot (and Postfix), started once in TestMain.
-var rig *testrig.Mail
+// rig is the package's Dovecot (and Postfix), started once in TestMain; its oauth2
+// passdb asks tokens.
+var (
+	rig    *testrig.Mail
+	tokens *testrig.OAuth2
+)
 
 // boxes are the rig's users, one fresh mailbox per test.
 var (
@@ -23,7 +27,10 @@ func TestMain(m *testing.M) {
 	for i := 1; i <= 30; i++ {
 		boxes = append(boxes, fmt.Sprintf("box%d", i))
 	}
-	os.Exit(testrig.RunWithMail(m, testrig.MailOptions{Users: boxes}, &rig))
+	tokens = testrig.StartOAuth2()
+	code := testrig.RunWithMail(m, testrig.MailOptions{Users: boxes, OAuth2Introspection: tokens.IntrospectionURL()}, &rig)
+	tokens.Close()
+	os.Exit(code)
 }
 
 func dovecotMailbox(t *testing.T) mailbox {

@@ -16,6 +16,11 @@
 // mailbox's UIDVALIDITY are kept in the store: when UIDVALIDITY changes the
 // whole inbox is scanned again, which the handler's idempotency makes safe.
 //
+// It logs in with LOGIN and a password, or, for mailboxes that refuse
+// passwords (Microsoft 365, Google Workspace), with AUTHENTICATE (RFC 4959)
+// XOAUTH2 or OAUTHBEARER (RFC 7628) and a token of package oauth: a
+// refused token is renewed and tried again at once, in the same session.
+//
 // With several gateway replicas, only the holder of the store's poller
 // lease polls; the others wait and take over when the lease expires. The
 // lease is short (LeaseTTL, 6 s by default) and renewed at a third of it
@@ -43,6 +48,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/parapheur/parapheur/mailout/oauth"
 	"github.com/parapheur/parapheur/store"
 )
 
@@ -91,8 +97,14 @@ type Config struct {
 	// imap://user@host[:143]/INBOX (STARTTLS, or plain to a loopback
 	// address only). The path names the watched mailbox, INBOX by default.
 	URL string
-	// Password is the IMAP password.
+	// Password is the IMAP password, for LOGIN; unused with OAuth2.
 	Password string
+	// OAuth2, when set, logs in with a bearer token from it (AUTHENTICATE, RFC 4959)
+	// rather than with Password; a refused token is renewed and tried again at once.
+	OAuth2 *oauth.Source
+	// Mechanism is the SASL mechanism of OAuth2: oauth.XOAUTH2 (the default) or
+	// oauth.OAUTHBEARER.
+	Mechanism string
 	// ProcessedFolder receives handled mail; created if missing.
 	ProcessedFolder string
 	// QuarantineFolder receives refused mail; created if missing.
@@ -191,6 +203,14 @@ func New(cfg Config, st store.Store, h Handler, log *slog.Logger, metrics *Metri
 	}
 	if p.cfg.Holder == "" {
 		p.cfg.Holder = store.Holder()
+	}
+	if p.cfg.OAuth2 != nil {
+		if p.cfg.Mechanism == "" {
+			p.cfg.Mechanism = oauth.XOAUTH2
+		}
+		if p.cfg.Mechanism != oauth.XOAUTH2 && p.cfg.Mechanism != oauth.OAUTHBEARER {
+			return nil, fmt.Errorf("imap: SASL mechanism %q: want %s or %s", p.cfg.Mechanism, oauth.XOAUTH2, oauth.OAUTHBEARER)
+		}
 	}
 	if p.log == nil {
 		p.log = slog.Default()
@@ -331,7 +351,7 @@ func (p *Poller) session(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 
-	if err := c.Login(p.user, p.cfg.Password).Wait(); err != nil {
+	if err := p.login(ctx, c); err != nil {
 		return fmt.Errorf("imap login as %s: %w", p.user, err)
 	}
 	if err := p.ensureFolders(c); err != nil {
@@ -360,6 +380,13 @@ func (p *Poller) session(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+func (p *Poller) login(ctx context.Context, c *imapclient.Client) error {
+	if p.cfg.OAuth2 == nil {
+		return c.Login(p.user, p.cfg.Password).Wait()
+	}
+	return p.cfg.OAuth2.Authenticate(ctx, p.cfg.Mechanism, p.user, c.Authenticate)
 }
 
 // wait blocks until new mail may be there, IDLE is due for re-issuing, or a

@@ -2,8 +2,10 @@
 // from the store's mail queue (engine.MailQueue), have a Composer write each
 // message into a temporary file, and hand it over to the configured relay
 // with SMTP (RFC 5321), protected by implicit TLS (smtps://, RFC 8314) or by
-// STARTTLS (smtp://, RFC 3207), and authenticated with SMTP AUTH PLAIN or
-// LOGIN (RFC 4954) when a user name is configured.
+// STARTTLS (smtp://, RFC 3207), and authenticated with SMTP AUTH (RFC 4954)
+// when a user name is configured: PLAIN or LOGIN with a password, or XOAUTH2
+// or OAUTHBEARER (RFC 7628) with a token of package oauth. A refused token
+// ends go-smtp's session, so the new token goes on a new connection.
 //
 // # Outcomes
 //

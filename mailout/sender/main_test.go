@@ -31,10 +31,18 @@ import (
 )
 
 // rig is the package's Postfix and Dovecot, started once: they are slow to
-// stop.
-var rig *testrig.Mail
+// stop. Its oauth2 passdb asks tokens.
+var (
+	rig    *testrig.Mail
+	tokens *testrig.OAuth2
+)
 
-func TestMain(m *testing.M) { os.Exit(testrig.RunWithMail(m, testrig.MailOptions{}, &rig)) }
+func TestMain(m *testing.M) {
+	tokens = testrig.StartOAuth2()
+	code := testrig.RunWithMail(m, testrig.MailOptions{OAuth2Introspection: tokens.IntrospectionURL()}, &rig)
+	tokens.Close()
+	os.Exit(code)
+}
 
 const (
 	gateway = "parapheur@org.example"

@@ -14,6 +14,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/parapheur/parapheur/mailout/oauth"
 )
 
 // Relay says how to reach the mail server that relays the gateway's mail.
@@ -28,8 +30,13 @@ type Relay struct {
 	Username string
 	// Password is Username's password.
 	Password string
+	// OAuth2, when set, authenticates Username with a bearer token from it
+	// rather than with Password; a refused token is renewed and tried again
+	// at once.
+	OAuth2 *oauth.Source
 	// AuthMechanism is "PLAIN" or "LOGIN"; empty means PLAIN when the
-	// server offers it, else LOGIN.
+	// server offers it, else LOGIN. With OAuth2 it is "XOAUTH2" (the
+	// default) or "OAUTHBEARER".
 	AuthMechanism string
 	// TLS is the TLS configuration (roots, minimum version, client
 	// certificate); nil means Go's defaults. ServerName defaults to the
@@ -95,9 +102,14 @@ func (r Relay) check() (*relay, error) {
 		return nil, fmt.Errorf("sender: relay URL %q: want smtps://host[:port] or smtp://host[:port] (user name and password are separate settings)", r.URL)
 	}
 	c.addr = net.JoinHostPort(c.host, port)
-	switch strings.ToUpper(r.AuthMechanism) {
-	case "", sasl.Plain, sasl.Login:
-	default:
+	switch mech := strings.ToUpper(r.AuthMechanism); {
+	case r.OAuth2 != nil && mech == "":
+		c.AuthMechanism = oauth.XOAUTH2
+	case r.OAuth2 != nil && (mech == oauth.XOAUTH2 || mech == oauth.OAUTHBEARER):
+		c.AuthMechanism = mech
+	case r.OAuth2 != nil:
+		return nil, fmt.Errorf("sender: AUTH mechanism %q: want %s or %s with OAuth2", r.AuthMechanism, oauth.XOAUTH2, oauth.OAUTHBEARER)
+	case mech != "" && mech != sasl.Plain && mech != sasl.Login:
 		return nil, fmt.Errorf("sender: AUTH mechanism %q: want PLAIN or LOGIN", r.AuthMechanism)
 	}
 	if c.LocalName == "" {
@@ -150,6 +162,15 @@ type conn struct {
 // dial opens a session: TCP, TLS as configured, EHLO and AUTH. Any error
 // here is the relay's or the configuration's, never the recipient's.
 func (r *relay) dial(ctx context.Context) (*conn, error) {
+	cn, err := r.dialOnce(ctx)
+	// go-smtp ends the session after a refused AUTH: the new token goes on a new one.
+	if errors.Is(err, oauth.ErrRefused) {
+		cn, err = r.dialOnce(ctx)
+	}
+	return cn, err
+}
+
+func (r *relay) dialOnce(ctx context.Context) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
 	nc, err := r.Dial(ctx, "tcp", r.addr)
@@ -193,7 +214,11 @@ func (r *relay) session(ctx context.Context, nc net.Conn) (*smtp.Client, error) 
 	if err := c.Hello(r.LocalName); err != nil {
 		return nil, fmt.Errorf("EHLO to %s: %w", r.addr, err)
 	}
-	if r.Username != "" {
+	if r.Username != "" && r.OAuth2 != nil {
+		if err := r.OAuth2.AuthenticateOnce(ctx, r.AuthMechanism, r.Username, c.Auth); err != nil {
+			return nil, fmt.Errorf("AUTH %s as %s at %s: %w", r.AuthMechanism, r.Username, r.addr, err)
+		}
+	} else if r.Username != "" {
 		if err := c.Auth(r.auth(c)); err != nil {
 			return nil, fmt.Errorf("AUTH as %s at %s: %w", r.Username, r.addr, err)
 		}

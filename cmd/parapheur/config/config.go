@@ -81,6 +81,8 @@ type Config struct {
 	IMAP IMAP `toml:"imap"`
 	// SMTP is the server the gateway sends all its mail through.
 	SMTP SMTP `toml:"smtp"`
+	// OAuth2 is where the tokens of imap.auth = "oauth2" and smtp.auth = "oauth2" come from.
+	OAuth2 OAuth2 `toml:"oauth2"`
 	// Keys locates the signing CA and the seal made by "parapheur ca init".
 	Keys Keys `toml:"keys"`
 	// TSA is the optional RFC 3161 timestamp authority.
@@ -122,6 +124,9 @@ type IMAP struct {
 	// MAILBOX defaults to INBOX. The
 	// password does not belong in the URL but in Password.
 	URL string `toml:"url"`
+	// Auth is how the user logs in: "password" (the default) or "oauth2", a token from
+	// the [oauth2] table.
+	Auth string `toml:"auth"`
 	// Password is the IMAP login password of the user in URL.
 	Password Secret `toml:"password"`
 	// ProcessedFolder receives every mail once handled, so that nothing is lost or handled
@@ -142,11 +147,45 @@ type SMTP struct {
 	// smtp://[user@]host[:port] (STARTTLS, port 587; plain text to a loopback host). With a
 	// user, the gateway authenticates.
 	URL string `toml:"url"`
+	// Auth is how the user logs in: "password" (the default) or "oauth2", a token from
+	// the [oauth2] table.
+	Auth string `toml:"auth"`
 	// Password is the SMTP AUTH password of the user in URL.
 	Password Secret `toml:"password"`
 
 	// Server is where and how to connect, from URL.
 	Server Server `toml:"-"`
+}
+
+// OAuth2 configures the access tokens of Microsoft 365 and Google Workspace mailboxes. Its
+// secrets come only from their _file keys or the environment, never from the file itself.
+type OAuth2 struct {
+	// Provider is "microsoft" (client credentials), "google" (a service account with
+	// domain-wide delegation) or "refresh_token" (stored by "parapheur oauth2 login").
+	Provider string `toml:"provider"`
+	// Mechanism is the SASL mechanism: "xoauth2" (the default; the only one of Exchange
+	// Online) or "oauthbearer" (RFC 7628).
+	Mechanism string `toml:"mechanism"`
+	// Tenant is the Microsoft Entra tenant ID or domain.
+	Tenant string `toml:"tenant"`
+	// ClientID is the application (client) ID of the Microsoft app registration.
+	ClientID string `toml:"client_id"`
+	// ClientSecret is the app's client secret (client_secret_file).
+	ClientSecret Secret `toml:"client_secret" secret:"no-file"`
+	// ClientCertificate is the PEM certificate and private key the app registration
+	// holds the certificate of, instead of a secret (client_certificate_file).
+	ClientCertificate Secret `toml:"client_certificate" secret:"no-file"`
+	// ServiceAccount is the JSON key of a Google service account (service_account_file).
+	ServiceAccount Secret `toml:"service_account" secret:"no-file"`
+	// TokenFile is where "parapheur oauth2 login" stored the refresh token; the gateway
+	// writes renewed refresh tokens back there.
+	TokenFile string `toml:"token_file"`
+	// TokenURL replaces the provider's token endpoint (sovereign clouds, tests).
+	TokenURL string `toml:"token_url"`
+	// DeviceURL replaces the device authorization endpoint of "parapheur oauth2 login".
+	DeviceURL string `toml:"device_url"`
+	// Scopes replace the provider's scopes. In the file, a list or a space-separated string.
+	Scopes []string `toml:"scopes" sep:" "`
 }
 
 // Keys configures the gateway's own keys and certificates.

@@ -524,7 +524,7 @@ func TestSampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	header := regexp.MustCompile(`^#?\s*\[([a-z_.]+)\]\s*$`)
+	header := regexp.MustCompile(`^#?\s*\[([a-z0-9_.]+)\]\s*$`)
 	assignment := regexp.MustCompile(`^#?\s*([a-z_]+)\s*=`)
 	shown := map[string]bool{}
 	table := ""

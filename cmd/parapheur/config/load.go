@@ -303,6 +303,9 @@ func (l *loader) assign(key string, f field, dst reflect.Value) {
 	case hasDirect && hasFile:
 		l.problem(key, "", "set both directly (%s) and by %s (%s); keep one", describe(direct.source), key+fileSuffix, describe(viaFile.source))
 		return
+	case hasDirect && direct.source == "" && f.notInFile:
+		l.problem(key, "", "a secret, refused in the configuration file: set %s to a file only the gateway reads, or %s in the environment", key+fileSuffix, envName(key))
+		return
 	case hasFile:
 		path, ok := viaFile.value.(string)
 		if !ok || path == "" {

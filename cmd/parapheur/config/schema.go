@@ -13,6 +13,9 @@ type field struct {
 	index  []int  // reflect index path from the struct walked
 	sep    string // separators of a list written as one string, besides newlines
 	secret bool   // the value is never quoted in a problem
+	// notInFile: the value may come from key_file or the environment, never from the
+	// file itself (tag `secret:"no-file"`), for secrets that give a mailbox away.
+	notInFile bool
 }
 
 // schema is the set of keys Load knows.
@@ -65,10 +68,11 @@ func walk(t reflect.Type, prefix string, index []int, tables map[string]bool) []
 			fields = append(fields, walk(sf.Type, key+".", idx, tables)...)
 		default:
 			fields = append(fields, field{
-				key:    key,
-				index:  idx,
-				sep:    sf.Tag.Get("sep"),
-				secret: sf.Type == reflect.TypeFor[Secret](),
+				key:       key,
+				index:     idx,
+				sep:       sf.Tag.Get("sep"),
+				secret:    sf.Type == reflect.TypeFor[Secret](),
+				notInFile: sf.Tag.Get("secret") == "no-file",
 			})
 		}
 	}

@@ -53,6 +53,7 @@ func (v *validator) validate() {
 	}
 	v.imap()
 	v.smtp()
+	v.oauth2()
 	if c.Keys.Dir == "" {
 		v.problem("keys.dir", "required: the directory of the signing CA and seal made by \"parapheur ca init\"")
 	}
@@ -147,7 +148,7 @@ func (v *validator) imap() {
 		}
 		if server.Username == "" {
 			v.problem("imap.url", "names no user to log in as: want %s://USER@%s/%s", u.Scheme, u.Host, c.Mailbox)
-		} else if c.Password == "" {
+		} else if v.auth("imap", c.Auth, c.Password) && c.Password == "" {
 			v.problem("imap.password", "required to log in as %s (or imap.password_file)", server.Username)
 		}
 	}
@@ -183,11 +184,63 @@ func (v *validator) smtp() {
 		v.problem("smtp.url", "want no path, got %q", u.Path)
 	default:
 		c.Server = server
-		if server.Username != "" && c.Password == "" {
+		if v.auth("smtp", c.Auth, c.Password) && server.Username != "" && c.Password == "" {
 			v.problem("smtp.password", "required to log in as %s (or smtp.password_file)", server.Username)
+		}
+		if c.Auth == "oauth2" && server.Username == "" {
+			v.problem("smtp.url", "names no user to log in as with OAuth2: want %s://USER@%s", u.Scheme, u.Host)
 		}
 		if server.Username == "" && c.Password != "" {
 			v.problem("smtp.password", "set, but smtp.url names no user to log in as (smtp://USER@host)")
+		}
+	}
+}
+
+// auth checks table's auth key and reports whether it asks for a password.
+func (v *validator) auth(table, auth string, password Secret) bool {
+	switch auth {
+	case "", "password":
+		return true
+	case "oauth2":
+		if password != "" {
+			v.problem(table+".password", "set, but %s.auth is oauth2: remove it", table)
+		}
+	default:
+		v.problem(table+".auth", `want "password" or "oauth2", got %q`, auth)
+	}
+	return false
+}
+
+// oauth2 checks the [oauth2] table when imap.auth or smtp.auth uses it; whether its
+// keys hold what the provider needs is for oauth.New, which config check runs.
+func (v *validator) oauth2() {
+	c := &v.c.OAuth2
+	if v.c.IMAP.Auth != "oauth2" && v.c.SMTP.Auth != "oauth2" {
+		if c.Provider != "" {
+			v.problem("oauth2.provider", `set, but neither imap.auth nor smtp.auth is "oauth2"`)
+		}
+		return
+	}
+	switch c.Provider {
+	case "microsoft", "google", "refresh_token":
+	case "":
+		v.problem("oauth2.provider", `required by imap.auth or smtp.auth = "oauth2": "microsoft", "google" or "refresh_token"`)
+	default:
+		v.problem("oauth2.provider", `want "microsoft", "google" or "refresh_token", got %q`, c.Provider)
+	}
+	switch c.Mechanism = strings.ToUpper(c.Mechanism); c.Mechanism {
+	case "":
+		c.Mechanism = "XOAUTH2"
+	case "XOAUTH2", "OAUTHBEARER":
+	default:
+		v.problem("oauth2.mechanism", `want "xoauth2" or "oauthbearer", got %q`, c.Mechanism)
+	}
+	for _, u := range []struct{ key, url string }{{"oauth2.token_url", c.TokenURL}, {"oauth2.device_url", c.DeviceURL}} {
+		if u.url == "" {
+			continue
+		}
+		if _, err := checkHTTPURL(u.url, true); err != nil {
+			v.problem(u.key, "%v", err)
 		}
 	}
 }
