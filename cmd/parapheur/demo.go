@@ -121,7 +121,7 @@ func runDemo(inv *invocation) int {
 		g.store.Close()
 		return inv.fail(err)
 	}
-	site := &demo.Site{Office: office, PublicURL: publicURL, Language: *language, Envelopes: g.engine,
+	site := &demo.Site{Office: office, PublicURL: publicURL, Language: *language, Location: cfg.Location, Envelopes: g.engine,
 		SampleEnvelope: engine.EnvelopeID(demo.SampleMessageID), SamplePDF: sample,
 		MaxUpload: cfg.Limits.MaxDocumentBytes, Log: log}
 	pages, err := site.Handler()

@@ -42,6 +42,9 @@ type Site struct {
 	PublicURL string
 	// Language of the pages: "fr" or "en".
 	Language string
+	// Location is the gateway's time zone, in which the mailbox shows
+	// dates as the mails write them; nil means the system's.
+	Location *time.Location
 	// Envelopes and SampleEnvelope show the sample's progress.
 	Envelopes      Envelopes
 	SampleEnvelope string
@@ -75,9 +78,13 @@ func (s *Site) Handler() (http.Handler, error) {
 	if w == nil {
 		return nil, fmt.Errorf("demo: no pages in language %q", s.Language)
 	}
+	loc := s.Location
+	if loc == nil {
+		loc = time.Local
+	}
 	tmpl, err := template.New("").Funcs(template.FuncMap{
 		"linkify": linkify,
-		"date":    func(t time.Time) string { return t.Local().Format("02/01/2006 15:04:05") },
+		"date":    func(t time.Time) string { return t.In(loc).Format("02/01/2006 15:04 MST") },
 		"size":    func(n int) string { return byteSize(n, s.Language) },
 		"person":  person,
 		"join":    strings.Join,

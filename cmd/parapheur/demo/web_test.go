@@ -63,7 +63,11 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	site := &Site{Office: office, PublicURL: r.server.URL, Language: "fr", SamplePDF: sample, MaxUpload: 25 << 20,
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := &Site{Office: office, PublicURL: r.server.URL, Language: "fr", Location: paris, SamplePDF: sample, MaxUpload: 25 << 20,
 		Envelopes: &engine.Engine{Store: st}, SampleEnvelope: engine.EnvelopeID(SampleMessageID), Log: slog.New(slog.DiscardHandler)}
 	h, err := site.Handler()
 	if err != nil {
@@ -272,6 +276,9 @@ func TestMailPages(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !bytes.Contains(page, []byte(`href="/demo/mail/`+id+`"`)) ||
 		bytes.Index(page, []byte("Terminé : ")) > bytes.Index(page, []byte("À signer : ")) {
 		t.Fatalf("the list does not link to the invitation, newest first:\n%s", page)
+	}
+	if !regexp.MustCompile(`\d\d/\d\d/\d{4} \d\d:\d\d CES?T`).Match(page) {
+		t.Errorf("the list does not give dates in the gateway's zone (Paris):\n%s", page)
 	}
 	resp, page = r.get(t, "/demo/mail?to="+Archives.Email)
 	if bytes.Contains(page, []byte("À signer : ")) || !bytes.Contains(page, []byte("Terminé : ")) {
