@@ -477,6 +477,16 @@ func queuedMessages(dir string) (int, error) {
 	return n, nil
 }
 
+// RunWithOAuth2Mail is RunWithMail with a local OAuth2 token server
+// (StartOAuth2) answering the rig's oauth2 passdb: *tokens and *rig are
+// set before the tests run, and both stop after them.
+func RunWithOAuth2Mail(m *testing.M, opts MailOptions, rig **Mail, tokens **OAuth2) int {
+	*tokens = StartOAuth2()
+	defer (*tokens).Close()
+	opts.OAuth2Introspection = (*tokens).IntrospectionURL()
+	return RunWithMail(m, opts, rig)
+}
+
 // RunWithMail runs a test binary's tests with a mail rig started once for
 // them all (Dovecot takes a second to stop: too long to pay per test), and
 // returns the exit code for os.Exit. *rig is set before the tests run.

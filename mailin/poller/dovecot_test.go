@@ -27,10 +27,7 @@ func TestMain(m *testing.M) {
 	for i := 1; i <= 30; i++ {
 		boxes = append(boxes, fmt.Sprintf("box%d", i))
 	}
-	tokens = testrig.StartOAuth2()
-	code := testrig.RunWithMail(m, testrig.MailOptions{Users: boxes, OAuth2Introspection: tokens.IntrospectionURL()}, &rig)
-	tokens.Close()
-	os.Exit(code)
+	os.Exit(testrig.RunWithOAuth2Mail(m, testrig.MailOptions{Users: boxes}, &rig, &tokens))
 }
 
 func dovecotMailbox(t *testing.T) mailbox {

@@ -31,10 +31,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	tokens = testrig.StartOAuth2()
-	code := testrig.RunWithMail(m, testrig.MailOptions{OAuth2Introspection: tokens.IntrospectionURL()}, &rig)
-	tokens.Close()
-	os.Exit(code)
+	os.Exit(testrig.RunWithOAuth2Mail(m, testrig.MailOptions{}, &rig, &tokens))
 }
 
 // newSource makes a Source logging to the returned Logs, which must show no secret.

@@ -20,9 +20,6 @@ import (
 // (the goal of issue 11; holding the document, its sealed copy and the
 // bytes stored would pass it).
 func TestCompletionStreams(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a 21 MB document: not in -short")
-	}
 	r := newRig(t, false, nil)
 	in := pdftest.BenchmarkPDFs(t)["21MB"]
 	info, err := os.Stat(in)
