@@ -118,10 +118,11 @@ func TestDemoInBrowser(t *testing.T) {
 		}
 		signer.askCode()
 		code := mailbox.read(who, "Votre code de confirmation – "+title)
-		code.do(chromedp.Click(chromedp.CSS("#text > summary")))
-		digits := regexp.MustCompile(`(?m)^\s*(\d{6})\s*$`).FindStringSubmatch(code.text("#text pre"))
+		code.open("#text")
+		text := code.text("#text pre")
+		digits := regexp.MustCompile(`(?m)^\s*(\d{6})\s*$`).FindStringSubmatch(text)
 		if digits == nil {
-			code.failf("no six-digit code in %s's code mail", who.Email)
+			code.failf("no six-digit code in %s's code mail:\n%s", who.Email, text)
 		}
 		signer.do(chromedp.SendKeys(chromedp.CSS("#sign-form input[name=code]"), digits[1]),
 			chromedp.Click(chromedp.CSS("#sign-form input[name=consent]")))
@@ -217,6 +218,20 @@ func (p page) waitFor(sel string) {
 	defer cancel()
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
 		p.failf("waiting for %s: %v", sel, err)
+	}
+}
+
+// open unfolds the closed <details> element sel by clicking its summary,
+// as a reader does. The mail's HTML frame above it may still be loading
+// and move the summary under the click, so the click is repeated until
+// the element is open.
+func (p page) open(sel string) {
+	p.t.Helper()
+	for try := 0; try < 5 && !p.has(sel+"[open]"); try++ {
+		p.do(chromedp.Click(chromedp.CSS(sel + " > summary")))
+	}
+	if !p.has(sel + "[open]") {
+		p.failf("%s does not open under a click on its summary", sel)
 	}
 }
 
