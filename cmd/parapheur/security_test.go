@@ -1221,8 +1221,8 @@ func forwarded(depth int) string {
 }
 
 // mimeBombs nests parts 1000 deep (multiparts, forwarded messages) and
-// sends a mail of many thousand parts: each is answered and quarantined
-// or processed, never lost.
+// sends a mail of 5001 parts: each is refused with a reply that says why,
+// and quarantined.
 func (a *attackRig) mimeBombs(t *testing.T) {
 	pdf := pdfPart("convention.pdf", samplePDFBytes(t))
 	for name, part := range map[string]string{"multiparts": nested(1000), "forwarded messages": forwarded(1000)} {
@@ -1236,11 +1236,13 @@ func (a *attackRig) mimeBombs(t *testing.T) {
 	for i := range many {
 		many[i] = fmt.Sprintf("Content-Type: text/plain; name=n%d.txt\r\n\r\nx", i)
 	}
-	envID, id := a.submitAs(t, "Bob Agent <bob@example.com>", "Bombe MIME parties", []string{"Signataire : signer1@example.com"}, append(many, pdf)...)
-	folder := a.fate(t, id)
-	a.settle(t)
-	t.Logf("a mail of 5001 parts ended in %s", folder)
-	_ = envID
+	_, id := a.submitAs(t, "Bob Agent <bob@example.com>", "Bombe MIME parties", []string{"Signataire : signer1@example.com"}, append(many, pdf)...)
+	a.wantFate(t, id, "Quarantine")
+	if text := textOf(t, a.wantCount(t, "bob", 1, "In-Reply-To", id)[0]); !strings.Contains(text, "le message compte plus de 1000 parties MIME") {
+		t.Errorf("5001 parts: the refusal does not say the mail has too many parts:\n%s", text)
+	}
+	a.wantCount(t, "signer1", 0, "Subject", "Bombe MIME")
+	t.Logf("serve's peak resident memory after the PDF and MIME bombs: %d MiB", a.vmHWM(t)>>20)
 }
 
 // stillServes checks, after every attack, that the gateway answers and
