@@ -12,6 +12,7 @@ import (
 	"math"
 	mathrand "math/rand/v2"
 	"mime"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -89,9 +90,9 @@ func TestAttacks(t *testing.T) {
 	t.Run("the gateway still serves and lost nothing", a.stillServes)
 }
 
-// trustedAuth is the Authentication-Results field the organisation's MX
+// attackAuth is the Authentication-Results field the organisation's MX
 // writes for a mail whose From domain got result from DMARC.
-func trustedAuth(result, domain string) string {
+func attackAuth(result, domain string) string {
 	return fmt.Sprintf("Authentication-Results: %s; dmarc=%s header.from=%s", attackAuthservID, result, domain)
 }
 
@@ -99,21 +100,21 @@ func trustedAuth(result, domain string) string {
 type attackMail struct {
 	from    string   // the From field as written
 	subject string   // the Subject field as written
-	headers []string // more header lines, e.g. trustedAuth's
+	headers []string // more header lines, e.g. attackAuth's
 	text    string   // the first, text/plain part: the instruction block
 	parts   []string // further MIME parts, each its header, a blank line and its body
 }
 
-// pdfPart is an attached PDF part named name, the name written as
+// attackPDFPart is an attached PDF part named name, the name written as
 // mime.FormatMediaType writes parameters (quoted, or RFC 2231).
-func pdfPart(name string, pdf []byte) string {
+func attackPDFPart(name string, pdf []byte) string {
 	return "Content-Type: " + mime.FormatMediaType("application/pdf", map[string]string{"name": name}) + "\r\n" +
 		"Content-Disposition: " + mime.FormatMediaType("attachment", map[string]string{"filename": name}) + "\r\n" +
-		"Content-Transfer-Encoding: base64\r\n\r\n" + wrapBase64(pdf)
+		"Content-Transfer-Encoding: base64\r\n\r\n" + attackBase64(pdf)
 }
 
-// wrapBase64 is data in base64, in lines of 76 characters (RFC 2045).
-func wrapBase64(data []byte) string {
+// attackBase64 is data in base64, in lines of 76 characters (RFC 2045).
+func attackBase64(data []byte) string {
 	s := base64.StdEncoding.EncodeToString(data)
 	var b strings.Builder
 	for len(s) > 76 {
@@ -123,8 +124,8 @@ func wrapBase64(data []byte) string {
 	return b.String() + s + "\r\n"
 }
 
-// samplePDFBytes is samplePDF's content.
-func samplePDFBytes(t *testing.T) []byte {
+// attackSamplePDF is samplePDF's content.
+func attackSamplePDF(t *testing.T) []byte {
 	t.Helper()
 	pdf, err := os.ReadFile(samplePDF)
 	if err != nil {
@@ -166,14 +167,14 @@ func (a *attackRig) send(t *testing.T, mailFrom string, m attackMail) string {
 func (a *attackRig) submitAs(t *testing.T, from, subject string, lines []string, parts ...string) (string, string) {
 	t.Helper()
 	id := a.send(t, "bob@example.com", attackMail{from: from, subject: subject,
-		headers: []string{trustedAuth("pass", "example.com")}, text: strings.Join(lines, "\r\n"), parts: parts})
+		headers: []string{attackAuth("pass", "example.com")}, text: strings.Join(lines, "\r\n"), parts: parts})
 	return engine.EnvelopeID(strings.ToLower(id)), id
 }
 
 // submitPDF is submitAs from Bob Agent with the sample PDF.
 func (a *attackRig) submitPDF(t *testing.T, subject string, lines ...string) (string, string) {
 	t.Helper()
-	return a.submitAs(t, "Bob Agent <bob@example.com>", subject, lines, pdfPart("convention.pdf", samplePDFBytes(t)))
+	return a.submitAs(t, "Bob Agent <bob@example.com>", subject, lines, attackPDFPart("convention.pdf", attackSamplePDF(t)))
 }
 
 // count is the number of messages of user's folder that find finds.
@@ -319,15 +320,15 @@ func (a *attackRig) metric(t *testing.T, series string) float64 {
 	return 0
 }
 
-// textOf is the text/plain part of a raw mail.
-func textOf(t *testing.T, raw []byte) string {
+// attackText is the text/plain part of a raw mail.
+func attackText(t *testing.T, raw []byte) string {
 	t.Helper()
-	return partsOf(t, raw)["text/plain"]
+	return attackParts(t, raw)["text/plain"]
 }
 
-// partsOf reads a raw mail and returns its first part of each inline
+// attackParts reads a raw mail and returns its first part of each inline
 // media type, decoded.
-func partsOf(t *testing.T, raw []byte) map[string]string {
+func attackParts(t *testing.T, raw []byte) map[string]string {
 	t.Helper()
 	r, err := gomail.CreateReader(bytes.NewReader(raw))
 	if err != nil {
@@ -370,14 +371,14 @@ func (a *attackRig) vmHWM(t *testing.T) int64 {
 	return kb << 10
 }
 
-// repeatReader gives line n times.
-type repeatReader struct {
+// attackRepeat gives line n times.
+type attackRepeat struct {
 	line []byte
 	n    int
 	off  int
 }
 
-func (r *repeatReader) Read(p []byte) (int, error) {
+func (r *attackRepeat) Read(p []byte) (int, error) {
 	if r.n == 0 {
 		return 0, io.EOF
 	}
@@ -400,13 +401,13 @@ func (a *attackRig) hugeAttachment(t *testing.T) {
 	const size = 100 << 20
 	before := a.vmHWM(t)
 	raw, id := a.raw(attackMail{from: "Bob Agent <bob@example.com>", subject: "Convention de 100 Mo",
-		headers: []string{trustedAuth("pass", "example.com")}, text: "Signataire : signer1@example.com"})
+		headers: []string{attackAuth("pass", "example.com")}, text: "Signataire : signer1@example.com"})
 	head := strings.TrimSuffix(raw, "--attack-boundary--\r\n") + "--attack-boundary\r\n" +
 		"Content-Type: application/pdf; name=huge.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
 	chunk := make([]byte, 57) // 76 characters of base64
 	copy(chunk, "%PDF-1.7\n% filler\n")
 	line := []byte(base64.StdEncoding.EncodeToString(chunk) + "\r\n")
-	body := io.MultiReader(strings.NewReader(head), &repeatReader{line: line, n: size / len(chunk)},
+	body := io.MultiReader(strings.NewReader(head), &attackRepeat{line: line, n: size / len(chunk)},
 		strings.NewReader("--attack-boundary--\r\n"))
 	// curl, since Go's SMTP client, dot-stuffing byte by byte, takes
 	// a quarter of a minute for it under the race detector.
@@ -418,7 +419,7 @@ func (a *attackRig) hugeAttachment(t *testing.T) {
 	}
 	a.wantFate(t, id, "Quarantine")
 	refusal := a.wantCount(t, "bob", 1, "In-Reply-To", id)[0]
-	text := textOf(t, refusal)
+	text := attackText(t, refusal)
 	if !regexp.MustCompile(`le message fait 1[34]\d,\d Mo ; le parapheur accepte au plus 52,4 Mo`).MatchString(text) {
 		t.Errorf("the refusal does not give the mail's size and the limit:\n%s", text)
 	}
@@ -441,10 +442,10 @@ func (a *attackRig) codeBruteForce(t *testing.T) {
 	n, _ := strconv.Atoi(code)
 	for i := range 5 {
 		guess := fmt.Sprintf("%06d", (n+1+i)%1_000_000)
-		wantAPIError(t, r, "/sign", map[string]any{"code": guess, "consent": true}, http.StatusForbidden, "wrong_code")
+		attackAPIError(t, r, "/sign", map[string]any{"code": guess, "consent": true}, http.StatusForbidden, "wrong_code")
 	}
 	// The right code is dead: the attacker cannot tell a lucky sixth guess.
-	wantAPIError(t, r, "/sign", map[string]any{"code": code, "consent": true}, http.StatusForbidden, "no_code")
+	attackAPIError(t, r, "/sign", map[string]any{"code": code, "consent": true}, http.StatusForbidden, "no_code")
 	locked := a.read(t, "bob", "Code bloqué : "+title)
 	if !strings.Contains(locked.text, "5 fois") {
 		t.Errorf("the sender's notice does not say how many wrong codes were entered:\n%s", locked.text)
@@ -453,7 +454,7 @@ func (a *attackRig) codeBruteForce(t *testing.T) {
 	for range 4 {
 		r.post(t, "/code", nil)
 	}
-	resp := wantAPIError(t, r, "/code", nil, http.StatusTooManyRequests, "too_many_codes")
+	resp := attackAPIError(t, r, "/code", nil, http.StatusTooManyRequests, "too_many_codes")
 	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || s <= 0 || s > 3600 {
 		t.Errorf("Retry-After %q after the sixth code, want the seconds until one may be sent", resp.Header.Get("Retry-After"))
 	}
@@ -464,9 +465,9 @@ func (a *attackRig) codeBruteForce(t *testing.T) {
 	}
 }
 
-// wantAPIError posts body as JSON to the link's API path and expects the
+// attackAPIError posts body as JSON to the link's API path and expects the
 // JSON error code with status.
-func wantAPIError(t *testing.T, r recipient, path string, body any, status int, code string) *http.Response {
+func attackAPIError(t *testing.T, r recipient, path string, body any, status int, code string) *http.Response {
 	t.Helper()
 	b, _ := json.Marshal(body)
 	resp, err := http.Post(r.api+path, "application/json", bytes.NewReader(b))
@@ -484,10 +485,10 @@ func wantAPIError(t *testing.T, r recipient, path string, body any, status int, 
 	return resp
 }
 
-// guessClient is an HTTP client of its own loopback source address, so
+// attackClient is an HTTP client of its own loopback source address, so
 // that the per-client rate limit counts it apart: an attacker with many
 // addresses.
-func guessClient(t *testing.T, ip string) *http.Client {
+func attackClient(t *testing.T, ip string) *http.Client {
 	t.Helper()
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
 	tr := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 1}
@@ -496,14 +497,14 @@ func guessClient(t *testing.T, ip string) *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-// guessAnswer is what a guess got, the guessed token blanked out.
-type guessAnswer struct {
+// attackAnswer is what a guess got, the guessed token blanked out.
+type attackAnswer struct {
 	status int
 	body   string
 	took   time.Duration
 }
 
-func guess(t *testing.T, c *http.Client, url, token string) guessAnswer {
+func attackGuess(t *testing.T, c *http.Client, url, token string) attackAnswer {
 	t.Helper()
 	start := time.Now()
 	resp, err := c.Get(url)
@@ -520,11 +521,11 @@ func guess(t *testing.T, c *http.Client, url, token string) guessAnswer {
 	if token != "" {
 		body = strings.ReplaceAll(body, token, "TOKEN")
 	}
-	return guessAnswer{status: resp.StatusCode, body: body, took: took}
+	return attackAnswer{status: resp.StatusCode, body: body, took: took}
 }
 
-// randomToken is a well-formed link token nobody was given.
-func randomToken() string {
+// attackToken is a well-formed link token nobody was given.
+func attackToken() string {
 	b := make([]byte, 32)
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
@@ -556,23 +557,23 @@ func (a *attackRig) tokenGuessing(t *testing.T) {
 		return s[:i] + string(c) + s[i+1:]
 	}
 	shapes := map[string]string{
-		"random": randomToken(), "last character changed": flip(real, len(real)-1), "first character changed": flip(real, 0),
+		"random": attackToken(), "last character changed": flip(real, len(real)-1), "first character changed": flip(real, 0),
 		"cut short": real[:len(real)-1], "lengthened": real + "A", "tiny": "Zq9", "long": strings.Repeat("A", 4000),
 	}
-	c := guessClient(t, "127.0.0.2")
+	c := attackClient(t, "127.0.0.2")
 	for _, prefix := range []string{"/s/", "/e/", "/d/", "/api/v1/sign/"} {
-		base := guess(t, c, a.base+prefix+shapes["random"], shapes["random"])
+		base := attackGuess(t, c, a.base+prefix+shapes["random"], shapes["random"])
 		if base.status != http.StatusNotFound || strings.Contains(base.body, title) {
 			t.Fatalf("GET %sRANDOM: %d\n%s", prefix, base.status, base.body)
 		}
 		for name, tok := range shapes {
-			if got := guess(t, c, a.base+prefix+tok, tok); got.status != base.status || got.body != base.body {
+			if got := attackGuess(t, c, a.base+prefix+tok, tok); got.status != base.status || got.body != base.body {
 				t.Errorf("GET %s with a token %s: %d\n%s\nwhile a random token gets %d\n%s", prefix, name, got.status, got.body, base.status, base.body)
 			}
 		}
 		if prefix != "/s/" && prefix != "/api/v1/sign/" {
 			// The signer's own token opens no other door.
-			if got := guess(t, c, a.base+prefix+real, real); got.status != base.status || got.body != base.body {
+			if got := attackGuess(t, c, a.base+prefix+real, real); got.status != base.status || got.body != base.body {
 				t.Errorf("GET %s with the signer's token: %d, want the answer to a random guess", prefix, got.status)
 			}
 		}
@@ -585,8 +586,8 @@ func (a *attackRig) tokenGuessing(t *testing.T) {
 	const n = 200
 	var clients []*http.Client
 	for i := range 8 {
-		cl := guessClient(t, fmt.Sprintf("127.0.0.%d", 10+i))
-		guess(t, cl, a.base+"/healthz", "") // the connection made before timing
+		cl := attackClient(t, fmt.Sprintf("127.0.0.%d", 10+i))
+		attackGuess(t, cl, a.base+"/healthz", "") // the connection made before timing
 		clients = append(clients, cl)
 	}
 	type probe struct {
@@ -595,12 +596,12 @@ func (a *attackRig) tokenGuessing(t *testing.T) {
 	}
 	var probes []probe
 	for i := range n {
-		probes = append(probes, probe{near: true, tok: flip(flip(real, len(real)-1-i%20), len(real)-21-i/20)}, probe{tok: randomToken()})
+		probes = append(probes, probe{near: true, tok: flip(flip(real, len(real)-1-i%20), len(real)-21-i/20)}, probe{tok: attackToken()})
 	}
 	mathrand.Shuffle(len(probes), func(i, j int) { probes[i], probes[j] = probes[j], probes[i] })
 	var near, far []float64
 	for i, p := range probes {
-		g := guess(t, clients[i%len(clients)], a.base+"/api/v1/sign/"+p.tok, p.tok)
+		g := attackGuess(t, clients[i%len(clients)], a.base+"/api/v1/sign/"+p.tok, p.tok)
 		if g.status != http.StatusNotFound {
 			t.Fatalf("guess %d: %d %s", i, g.status, g.body)
 		}
@@ -612,24 +613,24 @@ func (a *attackRig) tokenGuessing(t *testing.T) {
 	}
 	var hits, misses []float64
 	for i, tok := range tokens {
-		hitter := guessClient(t, fmt.Sprintf("127.0.0.%d", 20+i))
-		guess(t, hitter, a.base+"/healthz", "")
+		hitter := attackClient(t, fmt.Sprintf("127.0.0.%d", 20+i))
+		attackGuess(t, hitter, a.base+"/healthz", "")
 		for range 15 { // the per-link read limit allows 20 at once
-			g := guess(t, hitter, a.base+"/api/v1/sign/"+tok, tok)
+			g := attackGuess(t, hitter, a.base+"/api/v1/sign/"+tok, tok)
 			if g.status != http.StatusOK {
 				t.Fatalf("a real token: %d %s", g.status, g.body)
 			}
 			hits = append(hits, g.took.Seconds())
-			misses = append(misses, guess(t, hitter, a.base+"/api/v1/sign/"+randomToken(), "").took.Seconds())
+			misses = append(misses, attackGuess(t, hitter, a.base+"/api/v1/sign/"+attackToken(), "").took.Seconds())
 		}
 	}
 	const alpha = 0.001
-	dNear, critNear := ksTest(near, far, alpha)
-	dHit, critHit := ksTest(hits, misses, alpha)
+	dNear, critNear := attackKS(near, far, alpha)
+	dHit, critHit := attackKS(hits, misses, alpha)
 	t.Logf("near vs random misses: medians %.0f µs and %.0f µs, Kolmogorov-Smirnov D = %.3f (critical %.3f at α = %g, n = %d each)",
-		median(near)*1e6, median(far)*1e6, dNear, critNear, alpha, n)
+		attackMedian(near)*1e6, attackMedian(far)*1e6, dNear, critNear, alpha, n)
 	t.Logf("hits vs misses: medians %.0f µs and %.0f µs, D = %.3f (critical %.3f, n = %d each)",
-		median(hits)*1e6, median(misses)*1e6, dHit, critHit, len(hits))
+		attackMedian(hits)*1e6, attackMedian(misses)*1e6, dHit, critHit, len(hits))
 	if dHit <= critHit {
 		t.Errorf("the timing test cannot tell a hit from a miss (D = %.3f ≤ %.3f): it would prove nothing", dHit, critHit)
 	}
@@ -638,9 +639,9 @@ func (a *attackRig) tokenGuessing(t *testing.T) {
 	}
 
 	// One client guessing fast is stopped.
-	flood := guessClient(t, "127.0.0.30")
+	flood := attackClient(t, "127.0.0.30")
 	for i := range 200 {
-		g := guess(t, flood, a.base+"/api/v1/sign/"+randomToken(), "")
+		g := attackGuess(t, flood, a.base+"/api/v1/sign/"+attackToken(), "")
 		if g.status == http.StatusTooManyRequests {
 			if !strings.Contains(g.body, `"rate_limited"`) {
 				t.Errorf("the flood's refusal: %s", g.body)
@@ -652,9 +653,9 @@ func (a *attackRig) tokenGuessing(t *testing.T) {
 	t.Error("200 guesses in a row from one client were all answered")
 }
 
-// ksTest is the two-sample Kolmogorov-Smirnov statistic of x and y and its
+// attackKS is the two-sample Kolmogorov-Smirnov statistic of x and y and its
 // critical value at level alpha.
-func ksTest(x, y []float64, alpha float64) (d, critical float64) {
+func attackKS(x, y []float64, alpha float64) (d, critical float64) {
 	x, y = slices.Sorted(slices.Values(x)), slices.Sorted(slices.Values(y))
 	i, j := 0, 0
 	for i < len(x) && j < len(y) {
@@ -671,7 +672,7 @@ func ksTest(x, y []float64, alpha float64) (d, critical float64) {
 	return d, math.Sqrt(-math.Log(alpha/2)/2) * math.Sqrt((n+m)/(n*m))
 }
 
-func median(x []float64) float64 {
+func attackMedian(x []float64) float64 {
 	s := slices.Sorted(slices.Values(x))
 	return s[len(s)/2]
 }
@@ -690,7 +691,7 @@ func (a *attackRig) replay(t *testing.T) {
 		st = r.state(t)
 		return st.Envelope.State == "completed"
 	})
-	wantAPIError(t, r, "/sign", map[string]any{"code": code, "consent": true}, http.StatusConflict, "already_acted")
+	attackAPIError(t, r, "/sign", map[string]any{"code": code, "consent": true}, http.StatusConflict, "already_acted")
 	if again := r.state(t); again.Documents[0].SHA256 != st.Documents[0].SHA256 || again.Recipient.State != "signed" {
 		t.Errorf("the replayed signature changed the envelope: %+v", again)
 	}
@@ -709,8 +710,8 @@ func (a *attackRig) replay(t *testing.T) {
 	a.wantCount(t, "signer2", 1, "Subject", "À signer : "+title)
 }
 
-// formPost posts form to url from the client c with the extra headers.
-func formPost(t *testing.T, c *http.Client, url string, form url.Values, headers map[string]string) *http.Response {
+// attackPost posts form to url from the client c with the extra headers.
+func attackPost(t *testing.T, c *http.Client, url string, form url.Values, headers map[string]string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -729,8 +730,8 @@ func formPost(t *testing.T, c *http.Client, url string, form url.Values, headers
 	return resp
 }
 
-// browserClient is a cookie-keeping client that does not follow redirects.
-func browserClient(t *testing.T) *http.Client {
+// attackBrowser is a cookie-keeping client that does not follow redirects.
+func attackBrowser(t *testing.T) *http.Client {
 	t.Helper()
 	jar, err := cookiejar.New(nil)
 	if err != nil {
@@ -740,9 +741,9 @@ func browserClient(t *testing.T) *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-// csrfOf is the CSRF token of the form whose action ends with action on
+// attackCSRFToken is the CSRF token of the form whose action ends with action on
 // the page at url, read by c (which keeps the cookie).
-func csrfOf(t *testing.T, c *http.Client, url, action string) string {
+func attackCSRFToken(t *testing.T, c *http.Client, url, action string) string {
 	t.Helper()
 	resp, err := c.Get(url)
 	if err != nil {
@@ -754,12 +755,12 @@ func csrfOf(t *testing.T, c *http.Client, url, action string) string {
 		t.Fatal(err)
 	}
 	for form := range doc.Descendants() {
-		if form.Data != "form" || !strings.HasSuffix(attr(form, "action"), action) {
+		if form.Data != "form" || !strings.HasSuffix(attackAttr(form, "action"), action) {
 			continue
 		}
 		for in := range form.Descendants() {
-			if in.Data == "input" && attr(in, "name") == "csrf" {
-				return attr(in, "value")
+			if in.Data == "input" && attackAttr(in, "name") == "csrf" {
+				return attackAttr(in, "value")
 			}
 		}
 	}
@@ -767,7 +768,7 @@ func csrfOf(t *testing.T, c *http.Client, url, action string) string {
 	return ""
 }
 
-func attr(n *html.Node, key string) string {
+func attackAttr(n *html.Node, key string) string {
 	for _, a := range n.Attr {
 		if a.Key == key {
 			return a.Val
@@ -785,9 +786,9 @@ func (a *attackRig) crossSiteForms(t *testing.T) {
 	a.submitPDF(t, title, "Signataire : signer1@example.com")
 	link := a.link(t, a.read(t, "signer1", "À signer : "+title), "/s/")
 	status := a.link(t, a.read(t, "bob", "Enregistré : "+title), "/e/")
-	victim := browserClient(t)
-	token := csrfOf(t, victim, link, "/code")
-	cancelToken := csrfOf(t, victim, status, "/cancel")
+	victim := attackBrowser(t)
+	token := attackCSRFToken(t, victim, link, "/code")
+	cancelToken := attackCSRFToken(t, victim, status, "/cancel")
 	evil := map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
 	for name, try := range map[string]struct {
 		c       *http.Client
@@ -798,14 +799,14 @@ func (a *attackRig) crossSiteForms(t *testing.T) {
 		"code without the token":             {victim, link + "/code", url.Values{}, nil},
 		"code with another form's token":     {victim, link + "/code", url.Values{"csrf": {cancelToken}}, nil},
 		"code from another origin":           {victim, link + "/code", url.Values{"csrf": {token}}, evil},
-		"code without the cookie":            {browserClient(t), link + "/code", url.Values{"csrf": {token}}, nil},
+		"code without the cookie":            {attackBrowser(t), link + "/code", url.Values{"csrf": {token}}, nil},
 		"cancel without the token":           {victim, status + "/cancel", url.Values{"reason": {"forged"}}, nil},
 		"cancel from another origin":         {victim, status + "/cancel", url.Values{"csrf": {cancelToken}, "reason": {"forged"}}, evil},
 		"sign from another origin (no JS)":   {victim, link + "/sign", url.Values{"csrf": {token}, "code": {"123456"}, "consent": {"on"}}, map[string]string{"Origin": "null", "Sec-Fetch-Site": "cross-site"}},
 		"the API's code from another site":   {victim, a.holder(link).api + "/code", nil, evil},
 		"the API's code, a sibling's Origin": {victim, a.holder(link).api + "/code", nil, map[string]string{"Origin": "http://evil." + a.srv.listen}},
 	} {
-		if resp := formPost(t, try.c, try.url, try.form, try.headers); resp.StatusCode != http.StatusForbidden {
+		if resp := attackPost(t, try.c, try.url, try.form, try.headers); resp.StatusCode != http.StatusForbidden {
 			t.Errorf("%s: %s, want 403", name, resp.Status)
 		}
 	}
@@ -816,27 +817,27 @@ func (a *attackRig) crossSiteForms(t *testing.T) {
 	a.wantCount(t, "signer1", 0, "Subject", "Votre code de confirmation – "+title)
 
 	// The page's own form, as the browser posts it.
-	resp := formPost(t, victim, link+"/code", url.Values{"csrf": {token}}, map[string]string{"Origin": a.base, "Sec-Fetch-Site": "same-origin"})
+	resp := attackPost(t, victim, link+"/code", url.Values{"csrf": {token}}, map[string]string{"Origin": a.base, "Sec-Fetch-Site": "same-origin"})
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("the page's own form: %s, want 303", resp.Status)
 	}
 	a.read(t, "signer1", "Votre code de confirmation – "+title)
 }
 
-// xssPayload is markup that runs a script wherever it is not escaped.
-const xssPayload = `<script>document.title='pwned'</script><img src=x onerror="document.title='pwned'"><svg onload="document.title='pwned'">`
+// attackXSS is markup that runs a script wherever it is not escaped.
+const attackXSS = `<script>document.title='pwned'</script><img src=x onerror="document.title='pwned'"><svg onload="document.title='pwned'">`
 
-// xssName is markup that runs a script, short enough for a display name.
-const xssName = `<script>document.title='pwned'</script>`
+// attackXSSName is markup that runs a script, short enough for a display name.
+const attackXSSName = `<script>document.title='pwned'</script>`
 
-// encodedWord is s as one RFC 2047 encoded word, whatever it holds.
-func encodedWord(s string) string {
+// attackEncodedWord is s as one RFC 2047 encoded word, whatever it holds.
+func attackEncodedWord(s string) string {
 	return "=?utf-8?b?" + base64.StdEncoding.EncodeToString([]byte(s)) + "?="
 }
 
-// wantNoMarkup parses doc as HTML and fails unless it holds no element
+// attackNoMarkup parses doc as HTML and fails unless it holds no element
 // or attribute that runs a script, and shows each of texts as text.
-func wantNoMarkup(t *testing.T, what, doc string, texts ...string) {
+func attackNoMarkup(t *testing.T, what, doc string, texts ...string) {
 	t.Helper()
 	root, err := html.Parse(strings.NewReader(doc))
 	if err != nil {
@@ -865,7 +866,7 @@ func wantNoMarkup(t *testing.T, what, doc string, texts ...string) {
 
 // page GETs url and returns its body, after checking the answer's
 // Content-Security-Policy forbids scripts.
-func wantPage(t *testing.T, url string) string {
+func attackPage(t *testing.T, url string) string {
 	t.Helper()
 	resp, body := getResponse(t, url)
 	if resp.StatusCode != http.StatusOK {
@@ -880,17 +881,18 @@ func wantPage(t *testing.T, url string) string {
 
 // crossSiteScripting puts markup in everything a sender and a recipient
 // write: the title, the message, a file name, the sender's and the
-// signer's display names, the decline reason. Pages and mails show it as
-// text; in Chromium, with scripts on, none runs.
+// signer's display names, the decline reason, and the name of a file
+// uploaded to the verification page. Pages and mails show it as text; in
+// Chromium, with scripts on, none runs.
 func (a *attackRig) crossSiteScripting(t *testing.T) {
-	title := "Titre " + xssPayload
+	title := "Titre " + attackXSS
 	// Names are clipped to workflow.MaxNameRunes: a shorter payload.
-	sender := "Bob " + xssName
-	signer := "Chef " + xssName
+	sender := "Bob " + attackXSSName
+	signer := "Chef " + attackXSSName
 	file := `"><svg onload=alert(1)>.pdf`
-	envID, _ := a.submitAs(t, encodedWord(sender)+" <bob@example.com>", title,
-		[]string{`Signataire : "` + signer + `" <signer1@example.com>`, "Message : Lisez " + xssPayload},
-		pdfPart(file, samplePDFBytes(t)))
+	envID, _ := a.submitAs(t, attackEncodedWord(sender)+" <bob@example.com>", title,
+		[]string{`Signataire : "` + signer + `" <signer1@example.com>`, "Message : Lisez " + attackXSS},
+		attackPDFPart(file, attackSamplePDF(t)))
 	invitation, err := a.rig.WaitMessage("signer1", "X-Parapheur-Envelope", envID, mailWait)
 	if err != nil {
 		t.Fatal(err)
@@ -907,8 +909,8 @@ func (a *attackRig) crossSiteScripting(t *testing.T) {
 		if subject, err := m.Header.Subject(); err != nil || !strings.HasSuffix(subject, " : "+title) {
 			t.Errorf("%s's subject %q, %v: want the title as written", what, subject, err)
 		}
-		parts := partsOf(t, raw)
-		wantNoMarkup(t, what+"'s HTML", parts["text/html"], title, sender)
+		parts := attackParts(t, raw)
+		attackNoMarkup(t, what+"'s HTML", parts["text/html"], title, sender)
 		if !strings.Contains(parts["text/plain"], title) {
 			t.Errorf("%s's text does not show the title as written:\n%s", what, parts["text/plain"])
 		}
@@ -920,15 +922,38 @@ func (a *attackRig) crossSiteScripting(t *testing.T) {
 	status := a.link(t, a.parse(t, "bob", "acknowledgement", ack), "/e/")
 	r.post(t, "/code", nil)
 	code := a.codeFor(t, "signer1", envID)
-	reason := "Raison " + xssPayload
+	reason := "Raison " + attackXSS
 	r.post(t, "/decline", map[string]any{"code": code, "reason": reason})
 
-	wantNoMarkup(t, "the signing page", wantPage(t, link), title, sender, signer, "Lisez "+xssPayload, file, reason)
-	wantNoMarkup(t, "the status page", wantPage(t, status), title, signer, file, reason)
+	attackNoMarkup(t, "the signing page", attackPage(t, link), title, sender, signer, "Lisez "+attackXSS, file, reason)
+	attackNoMarkup(t, "the status page", attackPage(t, status), title, signer, file, reason)
 	notice := a.read(t, "bob", "Refusé : ")
 	if !strings.Contains(notice.text, reason) {
 		t.Errorf("the decline notice does not quote the reason as written:\n%s", notice.text)
 	}
+
+	// The verification page shows the name of the file it checks.
+	verifier := attackBrowser(t)
+	token := attackCSRFToken(t, verifier, a.base+"/verify", "/verify")
+	var form bytes.Buffer
+	w := multipart.NewWriter(&form)
+	w.WriteField("csrf", token)
+	fw, err := w.CreateFormFile("files", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw.Write(attackSamplePDF(t))
+	w.Close()
+	resp, err := verifier.Post(a.base+"/verify", w.FormDataContentType(), &form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Fatalf("POST /verify: %s, Content-Security-Policy %q", resp.Status, resp.Header.Get("Content-Security-Policy"))
+	}
+	attackNoMarkup(t, "the verification report", string(report), file)
 
 	browser := testrig.ChromiumRig(t)
 	for _, url := range []string{link, status} {
@@ -943,18 +968,18 @@ func (a *attackRig) crossSiteScripting(t *testing.T) {
 		if title, injected, _ := strings.Cut(got, "|"); title == "pwned" || injected != "0" {
 			p.failf("in Chromium, the page's title and injected elements: %q", got)
 		}
-		if !strings.Contains(p.text("main"), xssPayload) {
+		if !strings.Contains(p.text("main"), attackXSS) {
 			p.failf("the page does not show the payload as text")
 		}
 	}
 }
 
-// injected is the header an attacker tries to add to the gateway's mails.
-const injected = "Bcc: victim@example.com\r\nX-Injected: yes"
+// attackInjected is the header an attacker tries to add to the gateway's mails.
+const attackInjected = "Bcc: victim@example.com\r\nX-Injected: yes"
 
-// headerFields returns the names of the header fields of raw and of each
+// attackHeaderFields returns the names of the header fields of raw and of each
 // of its parts, nested ones included.
-func headerFields(t *testing.T, raw []byte) []string {
+func attackHeaderFields(t *testing.T, raw []byte) []string {
 	t.Helper()
 	e, err := message.Read(bytes.NewReader(raw))
 	if err != nil && !message.IsUnknownCharset(err) {
@@ -986,11 +1011,11 @@ func headerFields(t *testing.T, raw []byte) []string {
 // acknowledgement to the final mails with the signed file, gets a field
 // of the attacker's.
 func (a *attackRig) headerInjection(t *testing.T) {
-	title := "Injection\r\n" + injected
-	envID, _ := a.submitAs(t, encodedWord("Bob\r\n"+injected)+" <bob@example.com>", encodedWord(title),
-		[]string{"Signataire : " + encodedWord("Eve\r\n"+injected) + " <signer2@example.com>"},
-		pdfPart("contrat\r\n"+injected+".pdf", samplePDFBytes(t)))
-	r := a.holder(a.link(t, a.parse(t, "signer2", "invitation", mustWait(t, a.rig, "signer2", envID)), "/s/"))
+	title := "Injection\r\n" + attackInjected
+	envID, _ := a.submitAs(t, attackEncodedWord("Bob\r\n"+attackInjected)+" <bob@example.com>", attackEncodedWord(title),
+		[]string{"Signataire : " + attackEncodedWord("Eve\r\n"+attackInjected) + " <signer2@example.com>"},
+		attackPDFPart("contrat\r\n"+attackInjected+".pdf", attackSamplePDF(t)))
+	r := a.holder(a.link(t, a.parse(t, "signer2", "invitation", attackMailOf(t, a.rig, "signer2", envID)), "/s/"))
 	r.user = "signer2"
 	r.post(t, "/code", nil)
 	code := a.codeFor(t, "signer2", envID)
@@ -1006,7 +1031,7 @@ func (a *attackRig) headerInjection(t *testing.T) {
 		t.Fatalf("%d mails of envelope %s, want at least 5", len(mails), envID)
 	}
 	for _, raw := range mails {
-		fields := headerFields(t, raw)
+		fields := attackHeaderFields(t, raw)
 		for _, f := range fields {
 			if strings.EqualFold(f, "Bcc") || strings.EqualFold(f, "X-Injected") {
 				t.Errorf("a mail of the gateway has the attacker's field %s:\n%.3000s", f, raw)
@@ -1023,8 +1048,8 @@ func (a *attackRig) headerInjection(t *testing.T) {
 	a.wantCount(t, "victim", 0)
 }
 
-// mustWait is the only mail of user's INBOX about envelope envID.
-func mustWait(t *testing.T, rig *testrig.Mail, user, envID string) []byte {
+// attackMailOf is the only mail of user's INBOX about envelope envID.
+func attackMailOf(t *testing.T, rig *testrig.Mail, user, envID string) []byte {
 	t.Helper()
 	raw, err := rig.WaitMessage(user, "X-Parapheur-Envelope", envID, mailWait)
 	if err != nil {
@@ -1050,7 +1075,7 @@ func (a *attackRig) forgedAuthResults(t *testing.T) {
 	var ids []string
 	for range 2 {
 		ids = append(ids, a.send(t, "bob@example.com", attackMail{from: "Bob Agent <bob@example.com>", subject: mimeWord(title),
-			headers: forged, text: "Signataire : signer1@example.com", parts: []string{pdfPart("convention.pdf", samplePDFBytes(t))}}))
+			headers: forged, text: "Signataire : signer1@example.com", parts: []string{attackPDFPart("convention.pdf", attackSamplePDF(t))}}))
 	}
 	for _, id := range ids {
 		a.wantFate(t, id, "Quarantine")
@@ -1059,7 +1084,7 @@ func (a *attackRig) forgedAuthResults(t *testing.T) {
 	if len(refusals) != 1 {
 		t.Fatalf("%d refusals for two unauthenticated mails, want 1 (at most one a day)", len(refusals))
 	}
-	if text := textOf(t, refusals[0]); !strings.Contains(text, "n'a pas pu être authentifié") {
+	if text := attackText(t, refusals[0]); !strings.Contains(text, "n'a pas pu être authentifié") {
 		t.Errorf("the refusal does not say the mail could not be authenticated:\n%s", text)
 	}
 	a.wantCount(t, "signer1", 0, "Subject", title)
@@ -1070,14 +1095,14 @@ func (a *attackRig) forgedAuthResults(t *testing.T) {
 // a decline, each failing DMARC by the trusted server's results: no
 // reply goes out, every mail is quarantined, nothing acts.
 func (a *attackRig) spoofedFrom(t *testing.T) {
-	pdf := pdfPart("convention.pdf", samplePDFBytes(t))
+	pdf := attackPDFPart("convention.pdf", attackSamplePDF(t))
 	quarantined := a.metric(t, `parapheur_ingest_mails_total{outcome="quarantined"}`)
 	bob := a.send(t, "bob@example.com", attackMail{from: "Bob Agent <bob@example.com>", subject: "Usurpation",
-		headers: []string{trustedAuth("fail", "example.com")}, text: "Signataire : signer1@example.com", parts: []string{pdf}})
+		headers: []string{attackAuth("fail", "example.com")}, text: "Signataire : signer1@example.com", parts: []string{pdf}})
 	var cannon []string
 	for i := range 5 {
 		cannon = append(cannon, a.send(t, "victim@example.com", attackMail{from: "victim@example.com", subject: fmt.Sprintf("Canon %d", i),
-			headers: []string{trustedAuth("fail", "example.com")}, text: "Pas de PDF ici"}))
+			headers: []string{attackAuth("fail", "example.com")}, text: "Pas de PDF ici"}))
 	}
 	a.wantFate(t, bob, "Quarantine")
 	for _, id := range cannon {
@@ -1095,16 +1120,16 @@ func (a *attackRig) spoofedFrom(t *testing.T) {
 	// envelope, the signer's address on the status page).
 	const title = "Refus usurpé"
 	envID, _ := a.submitPDF(t, title, "Signataire : signer1@example.com")
-	invitation, err := gomail.CreateReader(bytes.NewReader(mustWait(t, a.rig, "signer1", envID)))
+	invitation, err := gomail.CreateReader(bytes.NewReader(attackMailOf(t, a.rig, "signer1", envID)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	inviteID, refs := invitation.Header.Get("Message-ID"), invitation.Header.Get("References")
 	forged := a.send(t, "signer1@example.com", attackMail{from: "signer1@example.com", subject: "RE: À signer : " + mimeWord(title),
-		headers: []string{trustedAuth("fail", "example.com"), "In-Reply-To: " + inviteID, "References: " + refs + " " + inviteID},
+		headers: []string{attackAuth("fail", "example.com"), "In-Reply-To: " + inviteID, "References: " + refs + " " + inviteID},
 		text:    "REFUSER : je refuse (faux)"})
 	a.wantFate(t, forged, "Quarantine")
-	r := a.holder(a.link(t, a.parse(t, "signer1", "invitation", mustWait(t, a.rig, "signer1", envID)), "/s/"))
+	r := a.holder(a.link(t, a.parse(t, "signer1", "invitation", attackMailOf(t, a.rig, "signer1", envID)), "/s/"))
 	if st := r.state(t); st.Envelope.State != "in_progress" || st.Recipient.State != "pending" {
 		t.Fatalf("a decline forged in the signer's name acted: envelope %s, signer %s", st.Envelope.State, st.Recipient.State)
 	}
@@ -1119,7 +1144,7 @@ func (a *attackRig) spoofedFrom(t *testing.T) {
 func (a *attackRig) autoResponderLoop(t *testing.T) {
 	const title = "Vacances"
 	envID, _ := a.submitPDF(t, title, "Signataire : signer2@example.com")
-	invitation := mustWait(t, a.rig, "signer2", envID)
+	invitation := attackMailOf(t, a.rig, "signer2", envID)
 	inviteID := regexp.MustCompile(`(?mi)^Message-ID:\s*(<[^>]+>)`).FindSubmatch(invitation)[1]
 	processed := a.metric(t, `parapheur_imap_messages_total{outcome="processed"}`)
 	auto := map[string]struct {
@@ -1135,7 +1160,7 @@ func (a *attackRig) autoResponderLoop(t *testing.T) {
 	}
 	for name, m := range auto {
 		id := a.send(t, m.mailFrom, attackMail{from: m.from, subject: "Absent : À signer : " + mimeWord(title) + " (" + name + ")",
-			headers: append([]string{trustedAuth("pass", "example.com"), "In-Reply-To: " + string(inviteID)}, m.headers...),
+			headers: append([]string{attackAuth("pass", "example.com"), "In-Reply-To: " + string(inviteID)}, m.headers...),
 			text:    "Je suis absent jusqu'au 15."})
 		a.wantFate(t, id, "Processed")
 	}
@@ -1150,7 +1175,7 @@ func (a *attackRig) autoResponderLoop(t *testing.T) {
 
 	// The naive responder answers every mail it gets.
 	id := a.send(t, "responder@example.com", attackMail{from: "responder@example.com", subject: "Absence",
-		headers: []string{trustedAuth("pass", "example.com")}, text: "Je suis absent jusqu'au 15."})
+		headers: []string{attackAuth("pass", "example.com")}, text: "Je suis absent jusqu'au 15."})
 	for round := 1; ; round++ {
 		a.wantFate(t, id, "Quarantine")
 		got := a.search(t, "responder", "INBOX")
@@ -1167,7 +1192,7 @@ func (a *attackRig) autoResponderLoop(t *testing.T) {
 		}
 		prev := regexp.MustCompile(`(?mi)^Message-ID:\s*(<[^>]+>)`).FindSubmatch(last)[1]
 		id = a.send(t, "responder@example.com", attackMail{from: "responder@example.com", subject: "Re: Absence",
-			headers: []string{trustedAuth("pass", "example.com"), "In-Reply-To: " + string(prev)}, text: "Je suis absent jusqu'au 15."})
+			headers: []string{attackAuth("pass", "example.com"), "In-Reply-To: " + string(prev)}, text: "Je suis absent jusqu'au 15."})
 	}
 	a.wantCount(t, "responder", 1)
 }
@@ -1188,11 +1213,11 @@ func (a *attackRig) pdfBombs(t *testing.T) {
 	}
 	var parts []string
 	for _, name := range slices.Sorted(maps.Keys(bombs)) {
-		parts = append(parts, pdfPart(name, bombs[name]))
+		parts = append(parts, attackPDFPart(name, bombs[name]))
 	}
 	_, id := a.submitAs(t, "Bob Agent <bob@example.com>", "Bombes PDF", []string{"Signataire : signer1@example.com"}, parts...)
 	a.wantFate(t, id, "Quarantine")
-	text := textOf(t, a.wantCount(t, "bob", 1, "In-Reply-To", id)[0])
+	text := attackText(t, a.wantCount(t, "bob", 1, "In-Reply-To", id)[0])
 	for name := range bombs {
 		if !strings.Contains(text, "le document « "+name+" » ne peut pas être signé") {
 			t.Errorf("the refusal does not say why %s cannot be signed:\n%s", name, text)
@@ -1201,8 +1226,8 @@ func (a *attackRig) pdfBombs(t *testing.T) {
 	a.wantCount(t, "signer1", 0, "Subject", "Bombes PDF")
 }
 
-// nested is a multipart/mixed entity nested depth deep around a text part.
-func nested(depth int) string {
+// attackNested is a multipart/mixed entity nested depth deep around a text part.
+func attackNested(depth int) string {
 	s := "Content-Type: text/plain\r\n\r\nSignataire : signer1@example.com\r\n"
 	for i := range depth {
 		b := fmt.Sprintf("n%d", i)
@@ -1211,8 +1236,8 @@ func nested(depth int) string {
 	return s
 }
 
-// forwarded is a message/rfc822 part nested depth deep around a text part.
-func forwarded(depth int) string {
+// attackForwarded is a message/rfc822 part nested depth deep around a text part.
+func attackForwarded(depth int) string {
 	s := "Content-Type: text/plain\r\n\r\nbonjour\r\n"
 	for range depth {
 		s = "Content-Type: message/rfc822\r\n\r\nFrom: x@example.com\r\nSubject: fwd\r\n" + s
@@ -1224,11 +1249,11 @@ func forwarded(depth int) string {
 // sends a mail of 5001 parts: each is refused with a reply that says why,
 // and quarantined.
 func (a *attackRig) mimeBombs(t *testing.T) {
-	pdf := pdfPart("convention.pdf", samplePDFBytes(t))
-	for name, part := range map[string]string{"multiparts": nested(1000), "forwarded messages": forwarded(1000)} {
+	pdf := attackPDFPart("convention.pdf", attackSamplePDF(t))
+	for name, part := range map[string]string{"multiparts": attackNested(1000), "forwarded messages": attackForwarded(1000)} {
 		_, id := a.submitAs(t, "Bob Agent <bob@example.com>", "Bombe MIME "+name, []string{"Signataire : signer1@example.com"}, part, pdf)
 		a.wantFate(t, id, "Quarantine")
-		if text := textOf(t, a.wantCount(t, "bob", 1, "In-Reply-To", id)[0]); !strings.Contains(text, "imbriquées sur plus de 32 niveaux") {
+		if text := attackText(t, a.wantCount(t, "bob", 1, "In-Reply-To", id)[0]); !strings.Contains(text, "imbriquées sur plus de 32 niveaux") {
 			t.Errorf("%s: the refusal does not say the parts nest too deep:\n%s", name, text)
 		}
 	}
@@ -1238,7 +1263,7 @@ func (a *attackRig) mimeBombs(t *testing.T) {
 	}
 	_, id := a.submitAs(t, "Bob Agent <bob@example.com>", "Bombe MIME parties", []string{"Signataire : signer1@example.com"}, append(many, pdf)...)
 	a.wantFate(t, id, "Quarantine")
-	if text := textOf(t, a.wantCount(t, "bob", 1, "In-Reply-To", id)[0]); !strings.Contains(text, "le message compte plus de 1000 parties MIME") {
+	if text := attackText(t, a.wantCount(t, "bob", 1, "In-Reply-To", id)[0]); !strings.Contains(text, "le message compte plus de 1000 parties MIME") {
 		t.Errorf("5001 parts: the refusal does not say the mail has too many parts:\n%s", text)
 	}
 	a.wantCount(t, "signer1", 0, "Subject", "Bombe MIME")
