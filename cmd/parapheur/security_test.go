@@ -266,7 +266,13 @@ func (a *attackRig) search(t *testing.T, user, folder string, where ...string) [
 	t.Helper()
 	c := a.login(t, user)
 	defer c.Close()
-	uids := a.find(t, c, folder, where...)
+	return fetchBodies(t, c, a.find(t, c, folder, where...))
+}
+
+// fetchBodies returns the whole messages uids of the mailbox c selected,
+// leaving them unread.
+func fetchBodies(t *testing.T, c *imapclient.Client, uids []imap.UID) [][]byte {
+	t.Helper()
 	if len(uids) == 0 {
 		return nil
 	}
@@ -275,11 +281,11 @@ func (a *attackRig) search(t *testing.T, user, folder string, where ...string) [
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out [][]byte
+	var raws [][]byte
 	for _, m := range msgs {
-		out = append(out, m.FindBodySection(section))
+		raws = append(raws, m.FindBodySection(section))
 	}
-	return out
+	return raws
 }
 
 // wantCount expects user's INBOX to hold want messages that find finds
@@ -534,7 +540,8 @@ func attackToken() string {
 // tokenGuessing guesses links: every wrong token of any shape (random,
 // one character off a real one, a real one cut short or lengthened, a
 // signer's token on the status page) gets the same answer, in the same
-// time as far as a statistical test over many requests can tell, although
+// time as far as a statistical test over many requests can tell (a
+// two-sample Kolmogorov-Smirnov test at α = 0.001), although
 // the same test sees the difference between a hit and a miss; and one
 // client guessing fast is soon stopped.
 func (a *attackRig) tokenGuessing(t *testing.T) {
@@ -579,7 +586,7 @@ func (a *attackRig) tokenGuessing(t *testing.T) {
 		}
 	}
 
-	// Timing: misses one character off the real token against random
+	// Timing: misses two characters off the real token against random
 	// misses, interleaved in random order over eight client addresses
 	// (each under the per-client limit); and, to show the test can see a
 	// difference, hits against misses.
@@ -1174,6 +1181,8 @@ func (a *attackRig) autoResponderLoop(t *testing.T) {
 	}
 
 	// The naive responder answers every mail it gets.
+	refused := a.metric(t, `parapheur_ingest_mails_total{outcome="refused"}`)
+	quarantined := a.metric(t, `parapheur_ingest_mails_total{outcome="quarantined"}`)
 	id := a.send(t, "responder@example.com", attackMail{from: "responder@example.com", subject: "Absence",
 		headers: []string{attackAuth("pass", "example.com")}, text: "Je suis absent jusqu'au 15."})
 	for round := 1; ; round++ {
@@ -1195,6 +1204,10 @@ func (a *attackRig) autoResponderLoop(t *testing.T) {
 			headers: []string{attackAuth("pass", "example.com"), "In-Reply-To: " + string(prev)}, text: "Je suis absent jusqu'au 15."})
 	}
 	a.wantCount(t, "responder", 1)
+	if r, q := a.metric(t, `parapheur_ingest_mails_total{outcome="refused"}`)-refused,
+		a.metric(t, `parapheur_ingest_mails_total{outcome="quarantined"}`)-quarantined; r != 1 || q != 1 {
+		t.Errorf("the loop counted %v refused with a reply and %v quarantined without, want 1 and 1", r, q)
+	}
 }
 
 // pdfBombs attaches PDF files made to exhaust a reader: streams that
