@@ -102,11 +102,8 @@ func main() {
 		err = flood(o, *size, *kind)
 	case "signers":
 		o.n = orDefault(o.n, 1000)
-		path := *pdf
-		if path == "" {
-			path, err = pdfcpuTestPDF("itu-t81.pdf")
-		}
-		if err == nil {
+		var path string
+		if path, err = signingPDF(*pdf); err == nil {
 			err = signers(o, path, so)
 		}
 	case "completion":
@@ -119,20 +116,14 @@ func main() {
 		if !set["rate"] {
 			so.rate = 2
 		}
-		path := *pdf
-		if path == "" {
-			path, err = pdfcpuTestPDF("itu-t81.pdf")
-		}
-		if err == nil {
+		var path string
+		if path, err = signingPDF(*pdf); err == nil {
 			err = completions(o, path, so)
 		}
 	case "load":
 		o.n = orDefault(o.n, 200)
-		path := *pdf
-		if path == "" {
-			path, err = pdfcpuTestPDF("itu-t81.pdf")
-		}
-		if err == nil {
+		var path string
+		if path, err = signingPDF(*pdf); err == nil {
 			err = load(o, path, loadOptions{signers: so.workers, rate: so.rate})
 		}
 	default:
@@ -165,6 +156,15 @@ func orDefault(n, def int) int {
 		return def
 	}
 	return n
+}
+
+// signingPDF returns path, or when it is not set the 1 MB PDF the signing scenarios
+// default to: pdfcpu's itu-t81.pdf.
+func signingPDF(path string) (string, error) {
+	if path != "" {
+		return path, nil
+	}
+	return pdfcpuTestPDF("itu-t81.pdf")
 }
 
 // orDefaultPath returns path, or def when path is not set.
