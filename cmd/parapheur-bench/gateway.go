@@ -182,6 +182,35 @@ func (r *replica) memory() (peak, anon, file int64, err error) {
 	return peak, anon, file, nil
 }
 
+// cpu is the processor time the serve process has used so far, user and system, from
+// /proc/PID/stat.
+func (r *replica) cpu() (time.Duration, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", r.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which is in parentheses and may hold spaces:
+	// state is the first of them, utime and stime (proc(5) fields 14 and 15) the 12th
+	// and 13th.
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the name, want at least 13", r.cmd.Process.Pid, len(fields))
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		t, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", r.cmd.Process.Pid, err)
+		}
+		ticks += t
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
+}
+
+// userHZ is the unit of the times in /proc/PID/stat: clock ticks of 1/100 s, which Linux
+// gives user space on every architecture.
+const userHZ = 100
+
 // send mails msg from from to the gateway through Postfix.
 func (g *gateway) send(from, msg string) error {
 	c, err := smtp.Dial(g.mail.SMTPAddr()) // the private Postfix listens on loopback, without TLS

@@ -121,6 +121,12 @@ func load(o options, pdfPath string, lo loadOptions) error {
 		})
 	}()
 
+	cpuBefore := make([]time.Duration, len(g.replicas)) // serve's start and idle time, not the run's
+	for i, r := range g.replicas {
+		if cpuBefore[i], err = r.cpu(); err != nil {
+			return err
+		}
+	}
 	tickets := pace(ctx, lo.rate)
 	start, err := sendOver(g.mail.SMTPAddr(), submitConnections, len(envelopes), tickets,
 		func(i int) (string, string, []byte) {
@@ -177,8 +183,14 @@ func load(o options, pdfPath string, lo loadOptions) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("  serve peak RSS (VmHWM), replica %d: %.0f MB; resident at the end: %.0f MB anonymous, %.0f MB of mapped files\n",
-			i, float64(peak)/1e6, float64(anon)/1e6, float64(file)/1e6)
+		used, err := r.cpu()
+		if err != nil {
+			return err
+		}
+		used -= cpuBefore[i]
+		fmt.Printf("  serve replica %d: peak RSS (VmHWM) %.0f MB; resident at the end: %.0f MB anonymous, %.0f MB of mapped files; "+
+			"CPU %.1f s over the run = %.0f ms an envelope\n",
+			i, float64(peak)/1e6, float64(anon)/1e6, float64(file)/1e6, used.Seconds(), ms(used)/float64(o.n))
 	}
 	return nil
 }
