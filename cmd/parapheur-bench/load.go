@@ -55,8 +55,8 @@ const (
 // process(es), each with a signer of its own whose mail lands in one mailbox, while
 // lo.signers signers at once read their invitations and codes from it and sign over the
 // JSON API; then it reports the throughput, the latencies of the three steps a person
-// waits for, the peak memory of each replica, and the floors measured on the same mail
-// servers before the gateway's run.
+// waits for, the peak memory and the processor time of each replica, and the floors
+// measured on the same mail servers before the gateway's run.
 func load(o options, pdfPath string, lo loadOptions) error {
 	pdf, err := os.ReadFile(pdfPath)
 	if err != nil {
@@ -164,13 +164,13 @@ func load(o options, pdfPath string, lo loadOptions) error {
 		o.n, filepath.Base(pdfPath), len(pdf), float64(len(sample))/1e6, lo.signers, o.store, len(g.replicas))
 	fmt.Printf("  load average (1 min) %s before, %s after; %d CPUs\n", loadBefore, loadAfter, runtime.NumCPU())
 	fmt.Print(fl)
-	pace := "as fast as Postfix took them"
+	mailedHow := "as fast as Postfix took them"
 	if lo.rate > 0 {
-		pace = fmt.Sprintf("at %g a second", lo.rate)
+		mailedHow = fmt.Sprintf("at %g a second", lo.rate)
 	}
 	through := float64(o.n) / last.Sub(start).Seconds()
 	fmt.Printf("  submissions mailed %s over %d connections in %.1f s; all completed (final mail in the signer's mailbox) after %.1f s\n",
-		pace, submitConnections, mailed.Seconds(), last.Sub(start).Seconds())
+		mailedHow, submitConnections, mailed.Seconds(), last.Sub(start).Seconds())
 	fmt.Printf("  throughput %.1f envelopes/s submitted -> completed = %.2f x the %.1f/s the raw Postfix rates allow for %d small and %d large mails an envelope\n",
 		through, through/fl.envelopesPerSecond(), fl.envelopesPerSecond(), smallMails, largeMails)
 	fmt.Printf("    (target: redis >= 0.8 x bolt on one replica, and three replicas > one)\n")

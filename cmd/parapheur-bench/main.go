@@ -48,8 +48,9 @@
 //	    submission to the last final mail in a signer's mailbox) against
 //	    what the Postfix floor allows, p50, p90, p99 and max of mail ->
 //	    invitation, of the sign request and of last signature -> final mail,
-//	    the peak RSS of every serve process, and the load average, beside
-//	    the targets. -replicas runs that many serve processes on one Redis.
+//	    the peak RSS and the processor time of every serve process, and the
+//	    load average, beside the targets. -replicas runs that many serve
+//	    processes on one Redis.
 //
 // latency, flood, completion and load must run as root (the Postfix master needs it) and run
 // the binary named by -parapheur ("make bench-mail" builds it to
