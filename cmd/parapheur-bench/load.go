@@ -298,6 +298,8 @@ type gatewayMail struct {
 var (
 	signingLink = regexp.MustCompile(`(https?://[^/\s]+)/s/([A-Za-z0-9_-]{20,})`)
 	oneTimeCode = regexp.MustCompile(`(?m)^\s*(\d{6})\s*$`)
+	// downloadLink is the final files' link in a final mail over the attachment limit.
+	downloadLink = regexp.MustCompile(`https?://[^/\s]+/d/[A-Za-z0-9_-]{20,}`)
 )
 
 // watchMaildir watches the Maildir folder dir (a "new" folder) every 2 ms until ctx ends,
@@ -330,14 +332,19 @@ func watchMaildir(ctx context.Context, dir string, byID map[string]*loadEnvelope
 	return nil
 }
 
-// readGatewayMail reads the gateway's mail at path: its envelope, and what it is for,
-// from its shape: a final mail carries files, a code mail a line of six digits, an
-// invitation a signing link.
+// readGatewayMail reads the gateway's mail at path (see parseGatewayMail).
 func readGatewayMail(path string) (m gatewayMail, envID string, err error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return m, "", err
 	}
+	return parseGatewayMail(raw)
+}
+
+// parseGatewayMail reads a mail of the gateway to a signer: its envelope, and what it is
+// for, from its shape: a final mail carries files (or, over the attachment limit, a
+// download link), a code mail a line of six digits, an invitation a signing link.
+func parseGatewayMail(raw []byte) (m gatewayMail, envID string, err error) {
 	r, err := mail.CreateReader(bytes.NewReader(raw))
 	if err != nil {
 		return m, "", err
@@ -375,7 +382,11 @@ func readGatewayMail(path string) (m gatewayMail, envID string, err error) {
 		m.kind, m.base, m.token = invitationMail, l[1], l[2]
 		return m, envID, nil
 	}
-	return m, envID, fmt.Errorf("a mail of the gateway (%q) with neither files, a code nor a signing link:\n%.2000s",
+	if downloadLink.MatchString(text) {
+		m.kind = finalMail
+		return m, envID, nil
+	}
+	return m, envID, fmt.Errorf("a mail of the gateway (%q) with neither files, a code, a signing link nor a download link:\n%.2000s",
 		r.Header.Get("Subject"), text)
 }
 
