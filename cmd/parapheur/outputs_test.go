@@ -18,6 +18,7 @@ import (
 
 	"github.com/emersion/go-message/mail"
 
+	"github.com/parapheur/parapheur/deploy/testrig"
 	"github.com/parapheur/parapheur/signing/pki"
 	"github.com/parapheur/parapheur/signing/signtest"
 )
@@ -220,7 +221,13 @@ var secondPDF = filepath.Join("..", "..", "mailin", "testdata", "doc2.pdf")
 // certificate names the CRL the gateway publishes, as in production.
 func startCompletionRig(t *testing.T, extra ...string) (*ceremonyRig, *signtest.TSA) {
 	t.Helper()
-	rig := startMailRig(t, completionUsers...)
+	return startCompletionRigOn(t, startMailRig(t, completionUsers...), "bolt://"+filepath.Join(t.TempDir(), "parapheur.db"), extra...)
+}
+
+// startCompletionRigOn is startCompletionRig on the mail rig rig and the
+// store storeURL.
+func startCompletionRigOn(t *testing.T, rig *testrig.Mail, storeURL string, extra ...string) (*ceremonyRig, *signtest.TSA) {
+	t.Helper()
 	listen := freeAddr(t)
 	base := "http://" + listen
 	keys := initKeys(t, "PARAPHEUR_PUBLIC_URL="+base)
@@ -230,7 +237,7 @@ func startCompletionRig(t *testing.T, extra ...string) (*ceremonyRig, *signtest.
 	}
 	ca.CRLURL = crlURL(base)
 	tsa := signtest.StartTSA(t, ca)
-	srv := startServeOn(t, rig, "bolt://"+filepath.Join(t.TempDir(), "parapheur.db"), keys, listen,
+	srv := startServeOn(t, rig, storeURL, keys, listen,
 		append([]string{"PARAPHEUR_TSA_URL=" + tsa.URL, "PARAPHEUR_TIMEZONE=Europe/Paris"}, extra...)...)
 	return &ceremonyRig{rig: rig, srv: srv, keys: keys, base: base}, tsa
 }
@@ -406,22 +413,8 @@ func (c *ceremonyRig) checkCertificate(t *testing.T, path, envID, title string, 
 		}
 	}
 
-	dir := t.TempDir()
-	if out, err := exec.Command("pdfdetach", "-saveall", "-o", dir, path).CombinedOutput(); err != nil {
-		t.Fatalf("pdfdetach: %v\n%s", err, out)
-	}
-	embedded, err := os.ReadFile(filepath.Join(dir, "audit-"+envID+".json"))
-	if err != nil {
-		t.Fatalf("the certificate embeds no audit-%s.json: %v", envID, err)
-	}
-	r := parapheur(t, []string{"PARAPHEUR_CONFIG="}, "verify", filepath.Join(dir, "audit-"+envID+".json"))
-	if r.code != exitOK || !strings.Contains(r.stdout, "chain intact") {
-		t.Errorf("parapheur verify of the embedded trail: exit %d\n%s%s", r.code, r.stdout, r.stderr)
-	}
-	var inCert, inMail []json.RawMessage
-	if err := json.Unmarshal(embedded, &inCert); err != nil {
-		t.Fatal(err)
-	}
+	inCert := embeddedTrail(t, path, envID)
+	var inMail []json.RawMessage
 	if err := json.Unmarshal(archived, &inMail); err != nil {
 		t.Fatal(err)
 	}
@@ -440,6 +433,30 @@ func (c *ceremonyRig) checkCertificate(t *testing.T, path, envID, title string, 
 	if err := json.Unmarshal(inMail[len(inMail)-1], &last); err != nil || last.Type != "completed" {
 		t.Errorf("the archivist's trail ends with %q (%v), want the completion", last.Type, err)
 	}
+}
+
+// embeddedTrail returns the events of the audit trail that the
+// certificate of completion at path embeds as audit-ENVID.json, once
+// "parapheur verify" found its hash chain intact.
+func embeddedTrail(t *testing.T, path, envID string) []json.RawMessage {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("pdfdetach", "-saveall", "-o", dir, path).CombinedOutput(); err != nil {
+		t.Fatalf("pdfdetach: %v\n%s", err, out)
+	}
+	embedded, err := os.ReadFile(filepath.Join(dir, "audit-"+envID+".json"))
+	if err != nil {
+		t.Fatalf("the certificate embeds no audit-%s.json: %v", envID, err)
+	}
+	r := parapheur(t, []string{"PARAPHEUR_CONFIG="}, "verify", filepath.Join(dir, "audit-"+envID+".json"))
+	if r.code != exitOK || !strings.Contains(r.stdout, "chain intact") {
+		t.Errorf("parapheur verify of the embedded trail: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	var events []json.RawMessage
+	if err := json.Unmarshal(embedded, &events); err != nil {
+		t.Fatal(err)
+	}
+	return events
 }
 
 func compactJSON(t *testing.T, b []byte) []byte {

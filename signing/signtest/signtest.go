@@ -39,3 +39,12 @@ func StartTSA(t testing.TB, ca *pki.CA) *TSA {
 	t.Helper()
 	return pkitest.StartTSA(t, ca)
 }
+
+// Corpus returns unsigned PDFs made by real tools, by name, made once per
+// test binary: among them "qpdf-objstm" (object and cross-reference
+// streams) and "pdfcpu-form" (an AcroForm with fields); see the list in
+// package pdftest.
+func Corpus(t testing.TB) map[string]string {
+	t.Helper()
+	return pdftest.Corpus(t)
+}
