@@ -292,11 +292,12 @@ func (e *e2eRig) cancelOnStatusPage(t *testing.T) {
 }
 
 // reminderAndExpiry runs an envelope with a reminder every day and a
-// deadline in two days on a gateway of its own (its own address and
-// store), started again a day ahead of the machine's clock
-// (PARAPHEUR_TEST_CLOCK_OFFSET), then four days ahead: the pending signer
-// is reminded once, with a working link; then the envelope expires and
-// the sender and the approver who acted are told.
+// deadline in three days on a gateway of its own (its own address and
+// store), started again two days ahead of the machine's clock
+// (PARAPHEUR_TEST_CLOCK_OFFSET), as after two days down, then five days
+// ahead: the pending signer is reminded once, not once per day missed,
+// with a working link; then the envelope expires and the sender and the
+// approver who acted are told.
 func (e *e2eRig) reminderAndExpiry(t *testing.T) {
 	rig, keys := e.c.rig, e.c.keys
 	listen, storeURL := freeAddr(t), testrig.Redis(t).URL()
@@ -313,19 +314,19 @@ func (e *e2eRig) reminderAndExpiry(t *testing.T) {
 	}
 	const title = "Convention d'occupation 2027"
 	c.submit(t, title, "Visa : Anne Viseur <approver@example.com>", "Signataire : Élise Troisième <signer3@example.com>",
-		"Rappel : 1 jour", "Échéance : "+time.Now().In(paris).AddDate(0, 0, 2).Format("02/01/2006"))
+		"Rappel : 1 jour", "Échéance : "+time.Now().In(paris).AddDate(0, 0, 3).Format("02/01/2006"))
 	c.invited(t, "approver", "À viser : "+title).act(t, c, title, "approved")
 	signer := c.invited(t, "signer3", "À signer : "+title)
 
 	servers[0].stop(t)
-	servers = append(servers, serve(clockOffsetVariable+"=25h"))
+	servers = append(servers, serve(clockOffsetVariable+"=49h"))
 	reminder := c.read(t, "signer3", "Rappel – à signer : "+title)
 	if st := c.holder(c.link(t, reminder, "/s/")).state(t); st.Recipient.Email != "signer3@example.com" || !st.Recipient.CanAct {
 		t.Fatalf("the reminder's link: %+v", st.Recipient)
 	}
 
 	servers[1].stop(t)
-	servers = append(servers, serve(clockOffsetVariable+"=96h"))
+	servers = append(servers, serve(clockOffsetVariable+"=120h"))
 	for _, user := range []string{"bob", "approver"} {
 		if notice := c.read(t, user, "Expiré : "+title); !strings.Contains(notice.text, title) {
 			t.Errorf("%s's expiry notice does not name the envelope:\n%s", user, notice.text)
@@ -333,6 +334,14 @@ func (e *e2eRig) reminderAndExpiry(t *testing.T) {
 	}
 	if st := signer.state(t); st.Envelope.State != "expired" || st.Recipient.CanAct {
 		t.Errorf("the signer's link after the deadline: envelope %s, can act %v", st.Envelope.State, st.Recipient.CanAct)
+	}
+	// Every mail sent and delivered, the signer holds all the reminders
+	// there will be.
+	eventually(t, mailWait, "the mail queue empty", func() bool {
+		return outboxEmpty(get(t, c.base+"/metrics"), engine.MailQueue)
+	})
+	if err := rig.WaitDelivered(mailWait); err != nil {
+		t.Fatal(err)
 	}
 	waitCount(t, rig, "signer3", "Rappel – à signer : "+title, 1)
 	servers[2].stop(t)
