@@ -5,11 +5,15 @@ import (
 	"crypto"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -30,9 +34,10 @@ import (
 // e2eUsers are the mailboxes of TestEndToEnd: the two gateways, the
 // agents who submit, and everyone the envelopes name, among them the
 // addresses of the real-client mails of mailin/testdata.
-var e2eUsers = []string{"parapheur", "gw-clock", "bob", "agent",
+var e2eUsers = []string{"parapheur", "gw-clock", "bob", "agent", "jean.dupont",
 	"approver", "signer1", "signer2", "signer3", "copy", "archivist",
-	"cfo", "controller", "marie", "assistante", "directeur", "jb.poquelin", "delegate", "archives", "comptable"}
+	"cfo", "controller", "marie", "assistante", "directeur", "jb.poquelin", "delegate", "archives", "comptable",
+	"paul.martin", "marie.curie", "direction", "sophie.durand", "compta"}
 
 // e2eRig is the whole product of TestEndToEnd: "parapheur serve" on
 // Redis, Postfix and Dovecot, with a time-stamp authority, a circuit and
@@ -40,6 +45,7 @@ var e2eUsers = []string{"parapheur", "gw-clock", "bob", "agent",
 type e2eRig struct {
 	c       *ceremonyRig
 	browser *testrig.Chromium
+	sms     *e2eSMS
 	// caFile holds the roots of every signature the final PDFs carry: the
 	// gateway's signing CA, and the CA of the other tool that signed a
 	// document before it was submitted.
@@ -71,14 +77,17 @@ type e2eRig struct {
 func TestEndToEnd(t *testing.T) {
 	t.Cleanup(signtest.Cleanup)
 	rig := startMailRig(t, e2eUsers...)
+	sms := startE2ESMS(t)
 	c, _ := startCompletionRigOn(t, rig, testrig.Redis(t).URL(),
 		"PARAPHEUR_SENDERS_ALLOWED=bob@example.com, @org.example",
-		"PARAPHEUR_CIRCUITS_DIRECTION_STEPS=Visa : Diane Directrice <directeur@org.example>")
-	e := &e2eRig{c: c, browser: testrig.ChromiumRig(t)}
+		"PARAPHEUR_CIRCUITS_DIRECTION_STEPS=Visa : Diane Directrice <directeur@org.example>",
+		"PARAPHEUR_SMS_URL="+sms.url)
+	e := &e2eRig{c: c, browser: testrig.ChromiumRig(t), sms: sms}
 	e.signedElsewhere(t)
 
 	cases := map[string]func(t *testing.T){
 		"Outlook forward of forwards":                         e.outlookForward,
+		"Outlook inline forward, a code by SMS":               e.outlookInlineForward,
 		"HTML-only mail, signed in Chromium":                  e.htmlOnly,
 		"several documents: forms, object streams, signed":    e.severalDocuments,
 		"circuit, delegation by reply":                        e.circuitAndDelegation,
@@ -151,6 +160,39 @@ func (e *e2eRig) outlookForward(t *testing.T) {
 	cfo.act(t, c, title, "signed")
 	c.invited(t, "controller", "À viser : "+title).act(t, c, title, "approved")
 	e.checkCompleted(t, envID, title, []string{"agent", "cfo", "controller"}, "", e2eDocument{"budget-2027.pdf", 3})
+}
+
+// outlookInlineForward: Outlook's French "TR :" of a partner's mail
+// (windows-1252, quoted-printable, multipart/related with an inline
+// image), the forwarded mail inline below the agent's lines; an approver,
+// a signer whose code goes by SMS to the French mobile number after her
+// address, then two signers in parallel, and a copy.
+func (e *e2eRig) outlookInlineForward(t *testing.T) {
+	c := e.c
+	deadline := time.Now().AddDate(0, 0, 30).Format("02/01/2006")
+	// The partner's domain is one the mail rig delivers; the mail's
+	// deadline, long past, one in a month.
+	envID := e.sendFixture(t, "outlook-fr-forward.eml", "partenaire.example", "partner.example",
+		"=C9ch=E9ance : 15/07/2026", "=C9ch=E9ance : "+deadline)
+	const title = "Convention de partenariat – été 2026"
+	approver := c.invited(t, "paul.martin", "À viser : "+title)
+	e.expectSteps(t, approver.state(t), "approver:Paul Martin", "signer:Marie Curie", "signer:direction@org.example signer:Sophie Durand")
+	approver.act(t, c, title, "approved")
+
+	marie := c.invited(t, "marie.curie", "À signer : "+title)
+	marie.post(t, "/code", nil)
+	code := e.sms.code(t, "+33612345678")
+	c.mu.Lock()
+	c.secrets = append(c.secrets, code) // which the logs must not show either
+	c.mu.Unlock()
+	st := marie.post(t, "/sign", map[string]any{"code": code, "consent": true})
+	if st.Recipient.State != "signed" {
+		t.Fatalf("the signer with the SMS code is %s", st.Recipient.State)
+	}
+	c.invited(t, "direction", "À signer : "+title).act(t, c, title, "signed")
+	c.invited(t, "sophie.durand", "À signer : "+title).act(t, c, title, "signed")
+	e.checkCompleted(t, envID, title, []string{"jean.dupont", "paul.martin", "marie.curie", "direction", "sophie.durand", "compta"}, "",
+		e2eDocument{"Convention partenariat été 2026.pdf", 5})
 }
 
 // htmlOnly: a mail with an HTML part alone (the instructions in <p>,
@@ -509,6 +551,53 @@ func (e *e2eRig) oneFinalMailEach(t *testing.T) {
 		user, subject, _ := strings.Cut(f, "\x00")
 		waitCount(t, e.c.rig, user, subject, 1)
 	}
+}
+
+// e2eSMS is the SMS gateway of TestEndToEnd (sms.url): it accepts every
+// message SPEC §3 describes and keeps it.
+type e2eSMS struct {
+	url  string
+	mu   sync.Mutex
+	sent map[string][]string // the messages by number
+}
+
+func startE2ESMS(t *testing.T) *e2eSMS {
+	t.Helper()
+	s := &e2eSMS{sent: map[string][]string{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct{ To, Message string }
+		if r.Method != http.MethodPost || json.NewDecoder(r.Body).Decode(&m) != nil || m.To == "" {
+			http.Error(w, `want a POST of {"to", "message"}`, http.StatusBadRequest)
+			return
+		}
+		s.mu.Lock()
+		s.sent[m.To] = append(s.sent[m.To], m.Message)
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(srv.Close)
+	s.url = srv.URL
+	return s
+}
+
+// code waits for the first message to the number to and returns the
+// one-time code it carries.
+func (s *e2eSMS) code(t *testing.T, to string) string {
+	t.Helper()
+	var code string
+	eventually(t, mailWait, "a code by SMS to "+to, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.sent[to]) == 0 {
+			return false
+		}
+		code = regexp.MustCompile(`\b\d{6}\b`).FindString(s.sent[to][0])
+		if code == "" {
+			t.Fatalf("the SMS to %s carries no six-digit code: %q", to, s.sent[to][0])
+		}
+		return true
+	})
+	return code
 }
 
 // pdftool runs a PDF tool and fails the test when it fails.
