@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto"
-	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
@@ -21,7 +19,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	pdfsign "github.com/digitorus/pdfsign/sign"
 	"github.com/emersion/go-message/mail"
 	"github.com/pdfcpu/pdfcpu/pkg/api"
 
@@ -62,7 +59,8 @@ type e2eRig struct {
 // built "parapheur serve" as its own process on Redis, with a private
 // Postfix and Dovecot, a time-stamp authority (PAdES B-LTA) and a
 // circuit. Submissions are real mails through the MTA: an Outlook
-// forward of forwards (message/rfc822), an HTML-only mail, a Thunderbird
+// forward of forwards (message/rfc822), Outlook's French inline forward
+// (windows-1252, a signer's code by SMS), an HTML-only mail, a Thunderbird
 // forward naming a circuit, a cp1252 mail with octet-stream PDFs, and
 // plain mails with several documents, one with object streams and an
 // AcroForm, one already signed by another tool. Every recipient reads
@@ -117,22 +115,9 @@ func (e *e2eRig) signedElsewhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kp, err := other.IssueOneTime("Autre Outil", "signataire@partner.example", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	e.foreignPDF = filepath.Join(dir, "signe-ailleurs.pdf")
-	err = pdfsign.SignFile(signtest.Corpus(t)["qpdf-classic"], e.foreignPDF, pdfsign.SignData{
-		Signature:         pdfsign.SignDataSignature{CertType: pdfsign.ApprovalSignature, Info: pdfsign.SignDataSignatureInfo{Name: "Autre Outil", Date: time.Now()}},
-		Signer:            kp.Key,
-		DigestAlgorithm:   crypto.SHA256,
-		Certificate:       kp.Chain[0],
-		CertificateChains: [][]*x509.Certificate{kp.Chain},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	signtest.SignWithPdfsign(t, other, signtest.Corpus(t)["qpdf-classic"], e.foreignPDF)
 	roots, err := os.ReadFile(filepath.Join(e.c.keys, pki.CACertFile))
 	if err != nil {
 		t.Fatal(err)
@@ -230,12 +215,9 @@ func (e *e2eRig) severalDocuments(t *testing.T) {
 		t.Fatal("the form PDF has no AcroForm")
 	}
 	const title = "Convention de mécénat 2027"
-	envID, _ := c.submitFiles(t, title, map[string]string{"a-convention.pdf": form, "b-annexe.pdf": e.foreignPDF},
-		"Visa : Anne Viseur <approver@example.com>",
-		"Signataire : Sophie Première <signer1@example.com>, Paul Second <signer2@example.com>",
-		"Copie : Carl Copie <copy@example.com>",
-		"Archive : Arthur Archives <archivist@example.com>",
-	)
+	// The parties of TestCompletionOutputs, whose certificate
+	// checkCertificate knows.
+	envID, _ := c.submitFiles(t, title, map[string]string{"a-convention.pdf": form, "b-annexe.pdf": e.foreignPDF}, completionSteps...)
 	c.invited(t, "approver", "À viser : "+title).act(t, c, title, "approved")
 	first, second := c.invited(t, "signer1", "À signer : "+title), c.invited(t, "signer2", "À signer : "+title)
 	second.act(t, c, title, "signed")
@@ -370,8 +352,9 @@ func (e *e2eRig) reminderAndExpiry(t *testing.T) {
 	servers[1].stop(t)
 	servers = append(servers, serve(clockOffsetVariable+"=120h"))
 	for _, user := range []string{"bob", "approver"} {
-		if notice := c.read(t, user, "Expiré : "+title); !strings.Contains(notice.text, title) {
-			t.Errorf("%s's expiry notice does not name the envelope:\n%s", user, notice.text)
+		// The reason: the deadline passed, and who had not acted.
+		if notice := c.read(t, user, "Expiré : "+title); !strings.Contains(notice.text, "a expiré le") || !strings.Contains(notice.text, "Élise Troisième") {
+			t.Errorf("%s's expiry notice does not say the deadline passed before Élise Troisième acted:\n%s", user, notice.text)
 		}
 	}
 	if st := signer.state(t); st.Envelope.State != "expired" || st.Recipient.CanAct {

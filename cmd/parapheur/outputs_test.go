@@ -23,6 +23,16 @@ import (
 	"github.com/parapheur/parapheur/signing/signtest"
 )
 
+// completionSteps are the instruction lines of the envelopes whose
+// certificate checkCertificate reads: an approver, two signers in
+// parallel, a copy and an archivist.
+var completionSteps = []string{
+	"Visa : Anne Viseur <approver@example.com>",
+	"Signataire : Sophie Première <signer1@example.com>, Paul Second <signer2@example.com>",
+	"Copie : Carl Copie <copy@example.com>",
+	"Archive : Arthur Archives <archivist@example.com>",
+}
+
 // completionUsers are the mailboxes of the completion tests: the gateway,
 // the agent who submits, and the parties of the envelope.
 var completionUsers = []string{"parapheur", "bob", "approver", "signer1", "signer2", "copy", "archivist"}
@@ -41,12 +51,7 @@ func TestCompletionOutputs(t *testing.T) {
 	t.Cleanup(signtest.Cleanup)
 
 	const title = "Convention de mécénat 2027"
-	envID, _ := c.submitFiles(t, title, map[string]string{"a-convention.pdf": samplePDF, "b-annexe.pdf": secondPDF},
-		"Visa : Anne Viseur <approver@example.com>",
-		"Signataire : Sophie Première <signer1@example.com>, Paul Second <signer2@example.com>",
-		"Copie : Carl Copie <copy@example.com>",
-		"Archive : Arthur Archives <archivist@example.com>",
-	)
+	envID, _ := c.submitFiles(t, title, map[string]string{"a-convention.pdf": samplePDF, "b-annexe.pdf": secondPDF}, completionSteps...)
 	c.invited(t, "approver", "À viser : "+title).act(t, c, title, "approved")
 	first, second := c.invited(t, "signer1", "À signer : "+title), c.invited(t, "signer2", "À signer : "+title)
 	first.act(t, c, title, "signed")

@@ -48,3 +48,11 @@ func Corpus(t testing.TB) map[string]string {
 	t.Helper()
 	return pdftest.Corpus(t)
 }
+
+// SignWithPdfsign signs the PDF in into out with digitorus/pdfsign, an
+// implementation other than the gateway's, with a certificate of ca: a
+// document someone signed before submitting it.
+func SignWithPdfsign(t testing.TB, ca *pki.CA, in, out string) {
+	t.Helper()
+	pdftest.SignWithPdfsign(t, ca, in, out)
+}
