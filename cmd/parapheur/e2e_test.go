@@ -25,6 +25,7 @@ import (
 	"github.com/parapheur/parapheur/deploy/testrig"
 	"github.com/parapheur/parapheur/signing/pki"
 	"github.com/parapheur/parapheur/signing/signtest"
+	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/parapheur/parapheur/workflow/engine"
 )
 
@@ -262,8 +263,18 @@ func (e *e2eRig) circuitAndDelegation(t *testing.T) {
 	}
 	delegate.act(t, c, title, "signed")
 	// The delegator is still a party: he gets the final mail too.
-	e.checkCompleted(t, envID, title, []string{"agent", "directeur", "marie", "jb.poquelin", "delegate", "archives"}, "archives",
+	finals, _ := e.checkCompleted(t, envID, title, []string{"agent", "directeur", "marie", "jb.poquelin", "delegate", "archives"}, "archives",
 		e2eDocument{"Avenant n°2 été.pdf", 4})
+	// The archivist's trail says who handed their place to whom.
+	var trail []audit.Record
+	if err := json.Unmarshal(finals["archives"].files["audit-"+envID+".json"], &trail); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(trail, func(r audit.Record) bool {
+		return r.Type == audit.Delegated && r.Actor == "jb.poquelin@partner.example" && r.Details["to_email"] == "delegate@org.example"
+	}) {
+		t.Errorf("the archivist's trail does not record the delegation from jb.poquelin to delegate:\n%s", finals["archives"].files["audit-"+envID+".json"])
+	}
 }
 
 // decline: the approver approves, then the signer declines through the
@@ -288,9 +299,9 @@ func (e *e2eRig) decline(t *testing.T) {
 }
 
 // cancelOnStatusPage: a cp1252 mail with its PDFs sent as
-// application/octet-stream; the agent cancels it on the status page of
-// his acknowledgement, in Chromium: he is told, the signer's link shows
-// the envelope cancelled.
+// application/octet-stream; on the status page of his acknowledgement,
+// in Chromium, the agent sends the signer a reminder, then cancels the
+// envelope: he is told, the signer's link shows it cancelled.
 func (e *e2eRig) cancelOnStatusPage(t *testing.T) {
 	c := e.c
 	e.sendFixture(t, "cp1252-octet-stream.eml")
@@ -301,6 +312,12 @@ func (e *e2eRig) cancelOnStatusPage(t *testing.T) {
 		t.Fatalf("the two octet-stream PDFs made %d documents", len(st.Documents))
 	}
 	status := c.open(t, e.browser, desktopWithoutJS, c.link(t, ack, "/e/"))
+	// First a reminder from the page, then the cancellation.
+	status.submit("#remind-form button")
+	status.confirmed()
+	if reminder := c.read(t, "comptable", "Rappel – à signer : "+title); !strings.Contains(reminder.text, c.base+"/s/") {
+		t.Errorf("the reminder from the status page carries no signing link:\n%s", reminder.text)
+	}
 	status.do(chromedp.SendKeys(chromedp.CSS("#cancel-form [name=reason]"), reason))
 	status.submit("#cancel-form button")
 	status.confirmed()
@@ -347,6 +364,10 @@ func (e *e2eRig) reminderAndExpiry(t *testing.T) {
 	reminder := c.read(t, "signer3", "Rappel – à signer : "+title)
 	if st := c.holder(c.link(t, reminder, "/s/")).state(t); st.Recipient.Email != "signer3@example.com" || !st.Recipient.CanAct {
 		t.Fatalf("the reminder's link: %+v", st.Recipient)
+	}
+	// The invitation's link works until the envelope ends (SPEC §3).
+	if st := signer.state(t); !st.Recipient.CanAct {
+		t.Fatalf("the invitation's link after the reminder: %+v", st.Recipient)
 	}
 
 	servers[1].stop(t)
