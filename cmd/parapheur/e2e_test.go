@@ -627,3 +627,13 @@ func hasAcroForm(t *testing.T, path string) bool {
 	_, ok := root["AcroForm"]
 	return ok
 }
+
+// TestServeRefusesABadClockOffset: the test hook's value must be a
+// duration; serve says so rather than run on the machine's clock.
+func TestServeRefusesABadClockOffset(t *testing.T) {
+	env := append(unreachableServersEnv(t, t.TempDir()), clockOffsetVariable+"=two days")
+	r := parapheur(t, env, "serve")
+	if want := clockOffsetVariable + `="two days": want a duration such as 25h`; r.code != exitFailure || !strings.Contains(r.stderr, want) {
+		t.Fatalf("serve with a bad clock offset: exit %d, stderr %q; want %d and %q", r.code, r.stderr, exitFailure, want)
+	}
+}
