@@ -432,8 +432,15 @@ func decodeState(t *testing.T, resp *http.Response) apiState {
 // approves) with it; the recipient must then be in state want.
 func (r recipient) act(t *testing.T, c *ceremonyRig, title, want string) apiState {
 	t.Helper()
+	return r.actWith(t, c, "Votre code de confirmation – "+title, want)
+}
+
+// actWith is act for the code mail whose subject contains codeSubject
+// (an envelope in another language).
+func (r recipient) actWith(t *testing.T, c *ceremonyRig, codeSubject, want string) apiState {
+	t.Helper()
 	r.post(t, "/code", nil)
-	code := codeIn(t, c.read(t, r.user, "Votre code de confirmation – "+title))
+	code := codeIn(t, c.read(t, r.user, codeSubject))
 	st := r.post(t, "/sign", map[string]any{"code": code, "consent": true})
 	if st.Recipient.State != want || st.Recipient.CanAct {
 		t.Fatalf("%s after acting: %s (can act: %v), want %s", r.user, st.Recipient.State, st.Recipient.CanAct, want)

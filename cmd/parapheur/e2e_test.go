@@ -23,6 +23,7 @@ import (
 	"github.com/pdfcpu/pdfcpu/pkg/api"
 
 	"github.com/parapheur/parapheur/deploy/testrig"
+	"github.com/parapheur/parapheur/signing/certificate"
 	"github.com/parapheur/parapheur/signing/pki"
 	"github.com/parapheur/parapheur/signing/signtest"
 	"github.com/parapheur/parapheur/workflow/audit"
@@ -35,7 +36,7 @@ import (
 var e2eUsers = []string{"parapheur", "gw-clock", "bob", "agent", "jean.dupont",
 	"approver", "signer1", "signer2", "signer3", "copy", "archivist",
 	"cfo", "controller", "marie", "assistante", "directeur", "jb.poquelin", "delegate", "archives", "comptable",
-	"paul.martin", "marie.curie", "direction", "sophie.durand", "compta"}
+	"paul.martin", "marie.curie", "direction", "sophie.durand", "compta", "acheteur", "boss"}
 
 // e2eRig is the whole product of TestEndToEnd: "parapheur serve" on
 // Redis, Postfix and Dovecot, with a time-stamp authority, a circuit and
@@ -61,7 +62,8 @@ type e2eRig struct {
 // Postfix and Dovecot, a time-stamp authority (PAdES B-LTA) and a
 // circuit. Submissions are real mails through the MTA: an Outlook
 // forward of forwards (message/rfc822), Outlook's French inline forward
-// (windows-1252, a signer's code by SMS), an HTML-only mail, a Thunderbird
+// (windows-1252, a signer's code by SMS), Gmail's forward in English to
+// the plus-address of a circuit, an HTML-only mail, a Thunderbird
 // forward naming a circuit, a cp1252 mail with octet-stream PDFs, and
 // plain mails with several documents, one with object streams and an
 // AcroForm, one already signed by another tool. Every recipient reads
@@ -80,6 +82,7 @@ func TestEndToEnd(t *testing.T) {
 	c, _ := startCompletionRigOn(t, rig, testrig.Redis(t).URL(),
 		"PARAPHEUR_SENDERS_ALLOWED=bob@example.com, @org.example",
 		"PARAPHEUR_CIRCUITS_DIRECTION_STEPS=Visa : Diane Directrice <directeur@org.example>",
+		"PARAPHEUR_CIRCUITS_ACHATS_STEPS=Visa : Alain Acheteur <acheteur@org.example>",
 		"PARAPHEUR_SMS_URL="+sms.url)
 	e := &e2eRig{c: c, browser: testrig.ChromiumRig(t), sms: sms}
 	e.signedElsewhere(t)
@@ -87,6 +90,7 @@ func TestEndToEnd(t *testing.T) {
 	cases := map[string]func(t *testing.T){
 		"Outlook forward of forwards":                         e.outlookForward,
 		"Outlook inline forward, a code by SMS":               e.outlookInlineForward,
+		"Gmail forward in English to a plus-address circuit":  e.gmailPlusAddress,
 		"HTML-only mail, signed in Chromium":                  e.htmlOnly,
 		"several documents: forms, object streams, signed":    e.severalDocuments,
 		"circuit, delegation by reply":                        e.circuitAndDelegation,
@@ -145,7 +149,7 @@ func (e *e2eRig) outlookForward(t *testing.T) {
 	e.expectSteps(t, cfo.state(t), "signer:cfo@org.example", "approver:controller@org.example")
 	cfo.act(t, c, title, "signed")
 	c.invited(t, "controller", "À viser : "+title).act(t, c, title, "approved")
-	e.checkCompleted(t, envID, title, []string{"agent", "cfo", "controller"}, "", e2eDocument{"budget-2027.pdf", 3})
+	e.checkCompleted(t, envID, title, "fr", []string{"agent", "cfo", "controller"}, "", e2eDocument{"budget-2027.pdf", 3})
 }
 
 // outlookInlineForward: Outlook's French "TR :" of a partner's mail
@@ -165,20 +169,45 @@ func (e *e2eRig) outlookInlineForward(t *testing.T) {
 	e.expectSteps(t, approver.state(t), "approver:Paul Martin", "signer:Marie Curie", "signer:direction@org.example signer:Sophie Durand")
 	approver.act(t, c, title, "approved")
 
-	marie := c.invited(t, "marie.curie", "À signer : "+title)
-	marie.post(t, "/code", nil)
-	code := e.sms.code(t, "+33612345678")
-	c.mu.Lock()
-	c.secrets = append(c.secrets, code) // which the logs must not show either
-	c.mu.Unlock()
-	st := marie.post(t, "/sign", map[string]any{"code": code, "consent": true})
-	if st.Recipient.State != "signed" {
-		t.Fatalf("the signer with the SMS code is %s", st.Recipient.State)
-	}
+	e.signBySMS(t, c.invited(t, "marie.curie", "À signer : "+title), "+33612345678")
 	c.invited(t, "direction", "À signer : "+title).act(t, c, title, "signed")
 	c.invited(t, "sophie.durand", "À signer : "+title).act(t, c, title, "signed")
-	e.checkCompleted(t, envID, title, []string{"jean.dupont", "paul.martin", "marie.curie", "direction", "sophie.durand", "compta"}, "",
+	e.checkCompleted(t, envID, title, "fr", []string{"jean.dupont", "paul.martin", "marie.curie", "direction", "sophie.durand", "compta"}, "",
 		e2eDocument{"Convention partenariat été 2026.pdf", 5})
+}
+
+// gmailPlusAddress: Gmail's forward to parapheur+achats@, the address of
+// the circuit "achats", in English ("Language: en"): every mail and code
+// in English; the signer's code by SMS.
+func (e *e2eRig) gmailPlusAddress(t *testing.T) {
+	c := e.c
+	deadline := time.Now().AddDate(0, 0, 30).Format(time.DateOnly)
+	envID := e.sendFixture(t, "gmail-forward.eml", "Deadline: 2026-12-31", "Deadline: "+deadline,
+		"+33612345678", "+33698765432") // a number of its own in the SMS gateway
+	const title = "Quote 2026"
+	if ack := c.read(t, "agent", "Received: "+title); !strings.Contains(ack.text, envID) {
+		t.Errorf("the acknowledgement does not name the envelope:\n%s", ack.text)
+	}
+	buyer := c.invited(t, "acheteur", "Please approve: "+title)
+	e.expectSteps(t, buyer.state(t), "approver:Alain Acheteur", "signer:Marie Curie", "approver:boss@org.example")
+	buyer.actWith(t, c, "Your confirmation code – "+title, "approved")
+	e.signBySMS(t, c.invited(t, "marie", "Please sign: "+title), "+33698765432")
+	c.invited(t, "boss", "Please approve: "+title).actWith(t, c, "Your confirmation code – "+title, "approved")
+	e.checkCompleted(t, envID, title, "en", []string{"agent", "acheteur", "marie", "boss"}, "", e2eDocument{"Quote 2026.pdf", 3})
+}
+
+// signBySMS signs as r with the code the SMS gateway received for the
+// number to.
+func (e *e2eRig) signBySMS(t *testing.T, r recipient, to string) {
+	t.Helper()
+	r.post(t, "/code", nil)
+	code := e.sms.code(t, to)
+	e.c.mu.Lock()
+	e.c.secrets = append(e.c.secrets, code) // which the logs must not show either
+	e.c.mu.Unlock()
+	if st := r.post(t, "/sign", map[string]any{"code": code, "consent": true}); st.Recipient.State != "signed" {
+		t.Fatalf("%s after signing with the SMS code: %s", r.user, st.Recipient.State)
+	}
 }
 
 // htmlOnly: a mail with an HTML part alone (the instructions in <p>,
@@ -199,7 +228,7 @@ func (e *e2eRig) htmlOnly(t *testing.T) {
 	}
 	p.askCode()
 	p.sign(codeIn(t, c.read(t, "marie", "Votre code de confirmation – "+title)))
-	e.checkCompleted(t, envID, title, []string{"agent", "marie", "assistante"}, "", e2eDocument{"Contrat.pdf", 3})
+	e.checkCompleted(t, envID, title, "fr", []string{"agent", "marie", "assistante"}, "", e2eDocument{"Contrat.pdf", 3})
 }
 
 // severalDocuments: a plain-text mail with two documents, one with an
@@ -223,7 +252,7 @@ func (e *e2eRig) severalDocuments(t *testing.T) {
 	first, second := c.invited(t, "signer1", "À signer : "+title), c.invited(t, "signer2", "À signer : "+title)
 	second.act(t, c, title, "signed")
 	first.act(t, c, title, "signed")
-	finals, dir := e.checkCompleted(t, envID, title, []string{"bob", "approver", "signer1", "signer2", "copy", "archivist"}, "archivist",
+	finals, dir := e.checkCompleted(t, envID, title, "fr", []string{"bob", "approver", "signer1", "signer2", "copy", "archivist"}, "archivist",
 		e2eDocument{"a-convention.pdf", 4}, e2eDocument{"b-annexe.pdf", 5})
 	if !hasAcroForm(t, filepath.Join(dir, "a-convention.pdf")) {
 		t.Error("the signed form lost its AcroForm")
@@ -263,7 +292,7 @@ func (e *e2eRig) circuitAndDelegation(t *testing.T) {
 	}
 	delegate.act(t, c, title, "signed")
 	// The delegator is still a party: he gets the final mail too.
-	finals, _ := e.checkCompleted(t, envID, title, []string{"agent", "directeur", "marie", "jb.poquelin", "delegate", "archives"}, "archives",
+	finals, _ := e.checkCompleted(t, envID, title, "fr", []string{"agent", "directeur", "marie", "jb.poquelin", "delegate", "archives"}, "archives",
 		e2eDocument{"Avenant n°2 été.pdf", 4})
 	// The archivist's trail says who handed their place to whom.
 	var trail []audit.Record
@@ -398,8 +427,9 @@ func (e *e2eRig) reminderAndExpiry(t *testing.T) {
 	}
 }
 
-// sendFixture mails the real-client mail name of mailin/testdata to the
-// gateway through Postfix, from its author, with each pair of edits
+// sendFixture mails the real-client mail name of mailin/testdata through
+// Postfix, from its author to its addressee (the gateway's address, or
+// one of its plus-addresses), with each pair of edits
 // (old, new) applied, and returns the envelope ID it makes.
 func (e *e2eRig) sendFixture(t *testing.T, name string, edits ...string) string {
 	t.Helper()
@@ -421,9 +451,13 @@ func (e *e2eRig) sendFixture(t *testing.T, name string, edits ...string) string 
 	if err != nil || len(from) != 1 {
 		t.Fatalf("%s: From: %v %v", name, from, err)
 	}
+	to, err := r.Header.AddressList("To")
+	if err != nil || len(to) != 1 {
+		t.Fatalf("%s: To: %v %v", name, to, err)
+	}
 	msgID := r.Header.Get("Message-ID")
 	r.Close()
-	sendMail(t, e.c.rig.SMTPAddr(), from[0].Address, e.c.gatewayAddress(), string(raw))
+	sendMail(t, e.c.rig.SMTPAddr(), from[0].Address, to[0].Address, string(raw))
 	return engine.EnvelopeID(strings.ToLower(msgID))
 }
 
@@ -465,17 +499,20 @@ type e2eDocument struct {
 }
 
 // checkCompleted waits for the final mail of every party of envelope
-// envID (the sender first), titled title: each carries the documents and
+// envID (the sender first), titled title, in the language lang: each carries the documents and
 // the certificate of completion (the archivist, when not "", the audit
 // trail too), the same files as the sender's, with their SHA-256 in the
 // body. Every PDF passes every independent validator and "parapheur
 // verify"; the certificate's embedded trail and the archivist's have an
 // intact hash chain. It returns the final mails by user and the
 // directory where the sender's files were written.
-func (e *e2eRig) checkCompleted(t *testing.T, envID, title string, parties []string, archivist string, docs ...e2eDocument) (map[string]finalMail, string) {
+func (e *e2eRig) checkCompleted(t *testing.T, envID, title, lang string, parties []string, archivist string, docs ...e2eDocument) (map[string]finalMail, string) {
 	t.Helper()
 	c := e.c
-	certName := "certificat-" + envID + ".pdf"
+	certName, err := certificate.FileName(envID, lang)
+	if err != nil {
+		t.Fatal(err)
+	}
 	auditName := "audit-" + envID + ".json"
 	expect := map[string]signtest.Expect{certName: {Signatures: 2, DocTimestamps: 1, CAFile: e.caFile}}
 	var names []string
@@ -485,7 +522,7 @@ func (e *e2eRig) checkCompleted(t *testing.T, envID, title string, parties []str
 	}
 	names = append(names, certName)
 
-	subject := "Terminé : " + title
+	subject := map[string]string{"fr": "Terminé : ", "en": "Completed: "}[lang] + title
 	finals := map[string]finalMail{}
 	for _, user := range parties {
 		finals[user] = c.finalMail(t, user, subject)

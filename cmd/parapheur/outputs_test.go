@@ -316,12 +316,13 @@ func parseMail(t *testing.T, user string, raw []byte) finalMail {
 }
 
 // statesSums checks that the text and the HTML of user's final mail each
-// state every attachment's SHA-256, the text beside its name.
+// state every attachment's SHA-256, the text beside its name ("SHA-256 :"
+// in French, "SHA-256:" in English).
 func (m finalMail) statesSums(t *testing.T, user string) {
 	t.Helper()
 	for _, name := range m.names {
 		sum := sha256Hex(m.files[name])
-		if !regexp.MustCompile(regexp.QuoteMeta(name) + `[^\n]*\n\s*SHA-256 : ` + sum).MatchString(m.text) {
+		if !regexp.MustCompile(regexp.QuoteMeta(name) + `[^\n]*\n\s*SHA-256 ?: ` + sum).MatchString(m.text) {
 			t.Errorf("%s's final mail does not state the SHA-256 %s of %s in its text:\n%s", user, sum, name, m.text)
 		}
 		if !strings.Contains(m.html, sum) {
