@@ -108,6 +108,7 @@ func TestEndToEnd(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	t.Run("every mail processed, none quarantined", e.everyMailProcessed)
 	t.Run("every party got one final mail", e.oneFinalMailEach)
 	t.Run("no token or code in the logs", c.logsHoldNoSecret)
 }
@@ -294,10 +295,14 @@ func (e *e2eRig) circuitAndDelegation(t *testing.T) {
 	// The delegator is still a party: he gets the final mail too.
 	finals, _ := e.checkCompleted(t, envID, title, "fr", []string{"agent", "directeur", "marie", "jb.poquelin", "delegate", "archives"}, "archives",
 		e2eDocument{"Avenant n°2 été.pdf", 4})
-	// The archivist's trail says who handed their place to whom.
+	// The archivist's trail begins with the submission and says who
+	// handed their place to whom.
 	var trail []audit.Record
 	if err := json.Unmarshal(finals["archives"].files["audit-"+envID+".json"], &trail); err != nil {
 		t.Fatal(err)
+	}
+	if len(trail) == 0 || trail[0].Type != audit.Submitted || trail[0].Actor != "agent@org.example" {
+		t.Errorf("the archivist's trail does not begin with the agent's submission:\n%s", finals["archives"].files["audit-"+envID+".json"])
 	}
 	if !slices.ContainsFunc(trail, func(r audit.Record) bool {
 		return r.Type == audit.Delegated && r.Actor == "jb.poquelin@partner.example" && r.Details["to_email"] == "delegate@org.example"
@@ -572,6 +577,20 @@ func (e *e2eRig) checkCompleted(t *testing.T, envID, title, lang string, parties
 		}
 	}
 	return finals, dir
+}
+
+// everyMailProcessed checks the gateway's count of the mails it took
+// from its mailbox: the submissions and the reply the cases sent, each
+// processed, none quarantined, none left out (SPEC §2: nothing is
+// silently dropped).
+func (e *e2eRig) everyMailProcessed(t *testing.T) {
+	const sent = 9 // eight submissions and one DÉLÉGUER reply
+	if n := metric(t, e.c.srv, `parapheur_imap_messages_total{outcome="processed"}`); n != sent {
+		t.Errorf("the gateway processed %v mails, want the %d sent to it", n, sent)
+	}
+	if n := metric(t, e.c.srv, `parapheur_imap_messages_total{outcome="quarantine"}`); n != 0 {
+		t.Errorf("the gateway quarantined %v mails", n)
+	}
 }
 
 // oneFinalMailEach waits until the gateway has sent every mail and
