@@ -242,21 +242,36 @@ func (e *e2eRig) severalDocuments(t *testing.T) {
 	if b, err := os.ReadFile(form); err != nil || !bytes.Contains(b, []byte("/ObjStm")) {
 		t.Fatalf("qpdf wrote no object stream (%v)", err)
 	}
-	if !hasAcroForm(t, form) {
-		t.Fatal("the form PDF has no AcroForm")
+	fields := formFields(t, form)
+	if len(fields) == 0 {
+		t.Fatal("the form PDF has no form field")
 	}
 	const title = "Convention de mécénat 2027"
 	// The parties of TestCompletionOutputs, whose certificate
 	// checkCertificate knows.
 	envID, _ := c.submitFiles(t, title, map[string]string{"a-convention.pdf": form, "b-annexe.pdf": e.foreignPDF}, completionSteps...)
+	// The acknowledgement states each document's SHA-256 as submitted.
+	ack := c.read(t, "bob", "Enregistré : "+title)
+	for _, path := range []string{form, e.foreignPDF} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(ack.text, sha256Hex(b)) {
+			t.Errorf("the acknowledgement does not state the SHA-256 of %s:\n%s", filepath.Base(path), ack.text)
+		}
+	}
 	c.invited(t, "approver", "À viser : "+title).act(t, c, title, "approved")
 	first, second := c.invited(t, "signer1", "À signer : "+title), c.invited(t, "signer2", "À signer : "+title)
 	second.act(t, c, title, "signed")
 	first.act(t, c, title, "signed")
 	finals, dir := e.checkCompleted(t, envID, title, "fr", []string{"bob", "approver", "signer1", "signer2", "copy", "archivist"}, "archivist",
 		e2eDocument{"a-convention.pdf", 4}, e2eDocument{"b-annexe.pdf", 5})
-	if !hasAcroForm(t, filepath.Join(dir, "a-convention.pdf")) {
-		t.Error("the signed form lost its AcroForm")
+	signed := formFields(t, filepath.Join(dir, "a-convention.pdf"))
+	for _, f := range fields {
+		if !slices.Contains(signed, f) {
+			t.Errorf("the signed form lost its field %s (it has %q)", f, signed)
+		}
 	}
 	certName := "certificat-" + envID + ".pdf"
 	auditName := "audit-" + envID + ".json"
@@ -668,20 +683,35 @@ func pdftool(t *testing.T, name string, args ...string) {
 	}
 }
 
-// hasAcroForm tells whether the catalog of the PDF at path has an
-// interactive form, as pdfcpu reads it (through object streams).
-func hasAcroForm(t *testing.T, path string) bool {
+// formFields lists the names (/T) of the fields of the interactive form
+// of the PDF at path, as pdfcpu reads them (through object streams).
+func formFields(t *testing.T, path string) []string {
 	t.Helper()
 	ctx, err := api.ReadContextFile(path)
 	if err != nil {
-		t.Fatalf("pdfcpu reading %s: %v", path, err)
+		t.Fatalf("pdfcpu reading %s: %v", filepath.Base(path), err)
 	}
 	root, err := ctx.Catalog()
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, ok := root["AcroForm"]
-	return ok
+	form, err := ctx.DereferenceDict(root["AcroForm"])
+	if err != nil {
+		t.Fatalf("%s: /AcroForm: %v", filepath.Base(path), err)
+	}
+	fields, err := ctx.DereferenceArray(form["Fields"])
+	if err != nil {
+		t.Fatalf("%s: /AcroForm /Fields: %v", filepath.Base(path), err)
+	}
+	var names []string
+	for _, f := range fields {
+		field, err := ctx.DereferenceDict(f)
+		if err != nil || field == nil {
+			t.Fatalf("%s: a form field: %v", filepath.Base(path), err)
+		}
+		names = append(names, fmt.Sprint(field["T"]))
+	}
+	return names
 }
 
 // TestServeRefusesABadClockOffset: the test hook's value must be a
