@@ -238,11 +238,11 @@ func (e *e2eRig) htmlOnly(t *testing.T) {
 func (e *e2eRig) severalDocuments(t *testing.T) {
 	c := e.c
 	form := filepath.Join(t.TempDir(), "formulaire.pdf")
-	pdftool(t, "qpdf", "--object-streams=generate", signtest.Corpus(t)["pdfcpu-form"], form)
+	e2ePDFTool(t, "qpdf", "--object-streams=generate", signtest.Corpus(t)["pdfcpu-form"], form)
 	if b, err := os.ReadFile(form); err != nil || !bytes.Contains(b, []byte("/ObjStm")) {
 		t.Fatalf("qpdf wrote no object stream (%v)", err)
 	}
-	fields := formFields(t, form)
+	fields := e2eFormFields(t, form)
 	if len(fields) == 0 {
 		t.Fatal("the form PDF has no form field")
 	}
@@ -267,7 +267,7 @@ func (e *e2eRig) severalDocuments(t *testing.T) {
 	first.act(t, c, title, "signed")
 	finals, dir := e.checkCompleted(t, envID, title, "fr", []string{"bob", "approver", "signer1", "signer2", "copy", "archivist"}, "archivist",
 		e2eDocument{"a-convention.pdf", 4}, e2eDocument{"b-annexe.pdf", 5})
-	signed := formFields(t, filepath.Join(dir, "a-convention.pdf"))
+	signed := e2eFormFields(t, filepath.Join(dir, "a-convention.pdf"))
 	for _, f := range fields {
 		if !slices.Contains(signed, f) {
 			t.Errorf("the signed form lost its field %s (it has %q)", f, signed)
@@ -675,17 +675,17 @@ func (s *e2eSMS) code(t *testing.T, to string) string {
 	return code
 }
 
-// pdftool runs a PDF tool and fails the test when it fails.
-func pdftool(t *testing.T, name string, args ...string) {
+// e2ePDFTool runs a PDF tool and fails the test when it fails.
+func e2ePDFTool(t *testing.T, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", name, err, out)
 	}
 }
 
-// formFields lists the names (/T) of the fields of the interactive form
+// e2eFormFields lists the names (/T) of the fields of the interactive form
 // of the PDF at path, as pdfcpu reads them (through object streams).
-func formFields(t *testing.T, path string) []string {
+func e2eFormFields(t *testing.T, path string) []string {
 	t.Helper()
 	ctx, err := api.ReadContextFile(path)
 	if err != nil {
