@@ -162,7 +162,7 @@ func (g *gateway) assemble() error {
 		relay.OAuth2, relay.AuthMechanism = g.oauth.smtp, cfg.OAuth2.Mechanism
 	}
 	g.mail, err = mailsender.New(mailsender.Config{Relay: relay, Composer: mails, Holder: g.holder, Accepted: g.mailAccepted,
-		Outbox: outbox.Queue{Store: g.store, Engine: g.engine, Name: engine.MailQueue, Log: g.log,
+		Outbox: outbox.Queue{Store: g.store, Engine: g.engine, Name: engine.MailQueue, Log: g.log, Now: g.engine.Now,
 			Metrics: outbox.NewMetrics(g.metrics, "parapheur_mail")}})
 	if err != nil {
 		return err
@@ -170,7 +170,7 @@ func (g *gateway) assemble() error {
 	if cfg.SMS.URL != "" {
 		g.sms, err = sms.New(sms.Config{Gateway: sms.Gateway{URL: cfg.SMS.URL, Authorization: string(cfg.SMS.Authorization)},
 			Language: cfg.Language, Holder: g.holder,
-			Outbox: outbox.Queue{Store: g.store, Engine: g.engine, Name: engine.SMSQueue, Log: g.log,
+			Outbox: outbox.Queue{Store: g.store, Engine: g.engine, Name: engine.SMSQueue, Log: g.log, Now: g.engine.Now,
 				Metrics: outbox.NewMetrics(g.metrics, "parapheur_sms")}})
 		if err != nil {
 			return err

@@ -65,11 +65,16 @@ func runServe(inv *invocation) int {
 		// (parapheur-bench flood). GOMEMLIMIT, when set, decides instead.
 		debug.SetMemoryLimit(2 * cfg.Limits.MaxMessageBytes)
 	}
+	clock, err := testClock(inv.environ)
+	if err != nil {
+		return inv.fail(err)
+	}
 	g, err := newGateway(inv.ctx(), cfg, log)
 	if err != nil {
 		return inv.fail(err)
 	}
 	g.crashAfter = crashAfter(inv.environ, inv.stderr)
+	g.engine.Clock = clock
 	if err := g.run(inv.ctx()); err != nil {
 		return inv.fail(err)
 	}

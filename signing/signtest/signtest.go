@@ -52,3 +52,20 @@ func StartTSA(t testing.TB, ca *pki.CA) *TSA {
 	t.Helper()
 	return pkitest.StartTSA(t, ca)
 }
+
+// Corpus returns unsigned PDFs made by real tools, by name, made once per
+// test binary: among them "qpdf-objstm" (object and cross-reference
+// streams) and "pdfcpu-form" (an AcroForm with fields); see the list in
+// package pdftest.
+func Corpus(t testing.TB) map[string]string {
+	t.Helper()
+	return pdftest.Corpus(t)
+}
+
+// SignWithPdfsign signs the PDF in into out with digitorus/pdfsign, an
+// implementation other than the gateway's, with a certificate of ca: a
+// document someone signed before submitting it.
+func SignWithPdfsign(t testing.TB, ca *pki.CA, in, out string) {
+	t.Helper()
+	pdftest.SignWithPdfsign(t, ca, in, out)
+}
