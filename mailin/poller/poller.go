@@ -119,7 +119,8 @@ type Config struct {
 	PollInterval time.Duration
 	// SafetyScan is how often the whole inbox is scanned (default 2 minutes).
 	SafetyScan time.Duration
-	// BatchSize is how many messages are fetched and moved at once (default 50);
+	// BatchSize is how many messages are fetched and moved at once (default
+	// DefaultBatchSize);
 	// their contents are fetched in groups of at most MaxMessageBytes.
 	BatchSize int
 	// LeaseTTL is the poller lease's duration (default 6 s): after a crash,
@@ -151,6 +152,9 @@ const (
 	modeStartTLS
 	modePlain
 )
+
+// DefaultBatchSize is Config.BatchSize when not set.
+const DefaultBatchSize = 50
 
 // LeaseName is the store lease that elects the polling replica.
 const LeaseName = "imap-poller"
@@ -193,7 +197,7 @@ func New(cfg Config, st store.Store, h Handler, log *slog.Logger, metrics *Metri
 		}
 	}
 	if p.cfg.BatchSize <= 0 {
-		p.cfg.BatchSize = 50
+		p.cfg.BatchSize = DefaultBatchSize
 	}
 	if p.cfg.ProcessedFolder == "" {
 		p.cfg.ProcessedFolder = "Processed"
