@@ -43,7 +43,7 @@ func (s *Store) PutBlob(ctx context.Context, r io.Reader) (store.Blob, error) {
 	rand.Read(b)
 	upload := hex.EncodeToString(b)
 	written := 0
-	blob, n, err := chunked.Write(ctx, r, s.opts.Limit(), func(i int, chunk []byte) error {
+	blob, n, err := chunked.Write(ctx, r, s.opts.Limit(), func(i int, chunk []byte, _ *store.Blob) error {
 		written++
 		return s.c.Set(ctx, chunkKey(upload, i), chunk, uploadTTL).Err()
 	})
