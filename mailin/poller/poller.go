@@ -167,9 +167,9 @@ const (
 // Defaults of Config.
 const (
 	// DefaultBatchSize is Config.BatchSize when not set.
-	DefaultBatchSize = 50
+	DefaultBatchSize = 100
 	// DefaultWorkers is Config.Workers when not set.
-	DefaultWorkers = 16
+	DefaultWorkers = 32
 )
 
 // LeaseName is the store lease that elects the polling replica.
