@@ -227,7 +227,7 @@ func (s *Store) commitGroup(group []*queuedWrite) {
 		failed := -1
 		err := s.db.Update(func(tx *bbolt.Tx) error {
 			for i, w := range group {
-				if err := w.f(tx); err != nil {
+				if err := w.run(tx); err != nil {
 					failed = i
 					return err
 				}
@@ -245,8 +245,19 @@ func (s *Store) commitGroup(group []*queuedWrite) {
 		break
 	}
 	for _, w := range alone {
-		w.done <- s.db.Update(w.f)
+		w.done <- s.db.Update(w.run)
 	}
+}
+
+// run runs the write's f in tx. A panic is its error: it may happen on
+// another writer's goroutine, which it must not bring down.
+func (w *queuedWrite) run(tx *bbolt.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("bolt store: a write panicked: %v", p)
+		}
+	}()
+	return w.f(tx)
 }
 
 // view runs f in a read transaction, if ctx is still live.

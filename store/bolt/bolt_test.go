@@ -335,3 +335,21 @@ func TestItemWithoutSince(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestGroupCommitPanic: a write that panics in a shared transaction, which
+// another writer's goroutine commits, fails with an error instead of
+// bringing the process down, and the others' writes stand.
+func TestGroupCommitPanic(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "parapheur.db"))
+	ctx := t.Context()
+	var errPanic, errCursor error
+	concurrently(t, s,
+		func() { errCursor = s.SetCursor(ctx, "cursor", []byte("value")) },
+		func() { errPanic = s.update(ctx, func(*bbolt.Tx) error { panic("a bug") }) })
+	if errPanic == nil || !strings.Contains(errPanic.Error(), "a bug") {
+		t.Errorf("the panicking write returned %v, want an error naming the panic", errPanic)
+	}
+	if v, err := s.Cursor(ctx, "cursor"); errCursor != nil || err != nil || string(v) != "value" {
+		t.Errorf("the write beside it: %v; cursor = %q, %v", errCursor, v, err)
+	}
+}
