@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,20 +17,17 @@ import (
 	"github.com/parapheur/parapheur/mailin/poller"
 )
 
-// The folders of the gateway's mailbox the ingest scenario stages its mails in,
-// beside the gateway's INBOX, Processed and Quarantine.
-const (
-	stagingFolder = "Staging" // where the mails are appended
-	rawFolder     = "Raw"     // where the raw fetch+move puts them
-)
+// stagingFolder is the folder of the gateway's mailbox the ingest scenario
+// appends its mails to, beside the gateway's INBOX, Processed and Quarantine.
+const stagingFolder = "Staging"
 
 // ingestPDFSize is the size of each submission's PDF: the target's 100 KB.
 const ingestPDFSize = 100_000
 
 // ingest measures intake alone: n submissions, each with its own 100 KB PDF and one
-// signer, are appended to a staging folder of the gateway's mailbox, the raw batched
-// fetch+move of the same mails is timed on the same Dovecot, then they are moved into
-// the inbox at once and "parapheur serve", running with mail.paused (no mail is sent,
+// signer, are appended to a staging folder of the gateway's mailbox and to the inbox of
+// the floor mailbox, the raw batched fetch+move of the floor's copies is timed on the
+// same Dovecot, then the gateway's are moved into its inbox at once and "parapheur serve", running with mail.paused (no mail is sent,
 // so sending takes no share of the machine or of the store), is timed until the inbox
 // is empty, every mail handled. The envelopes and their queued mails are then counted
 // on /metrics.
@@ -43,56 +39,61 @@ func ingest(o options) error {
 	}
 	failed := true
 	defer func() { g.stop(failed || o.verbose) }()
-	c, err := g.login()
+	c, err := g.login("parapheur")
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	for _, folder := range []string{stagingFolder, rawFolder} {
-		if err := c.Create(folder, nil).Wait(); err != nil {
-			return fmt.Errorf("imap create %s: %w", folder, err)
-		}
+	if err := c.Create(stagingFolder, nil).Wait(); err != nil {
+		return fmt.Errorf("imap create %s: %w", stagingFolder, err)
 	}
 
 	start := time.Now()
-	if err := g.appendSubmissions(stagingFolder, o.n); err != nil {
-		return err
+	run := start.UnixNano()
+	for _, box := range []struct{ user, folder string }{{floorMailbox, "INBOX"}, {"parapheur", stagingFolder}} {
+		if err := g.appendSubmissions(box.user, box.folder, o.n, run); err != nil {
+			return err
+		}
 	}
 	appended := time.Since(start)
 
-	raw, err := rawFetchMove(c, stagingFolder, rawFolder, o.n)
+	moved, raw, err := rawIMAPFetchMove(g.mail.IMAPAddr(), floorMailbox, g.mail.Password(), poller.DefaultBatchSize)
 	if err != nil {
-		return err
+		return fmt.Errorf("raw IMAP client: %w", err)
+	}
+	if moved != o.n {
+		return fmt.Errorf("raw IMAP client: moved %d mails, not the %d appended", moved, o.n)
 	}
 
-	if _, err := c.Select(rawFolder, nil).Wait(); err != nil {
-		return fmt.Errorf("imap select %s: %w", rawFolder, err)
+	if _, err := c.Select(stagingFolder, nil).Wait(); err != nil {
+		return fmt.Errorf("imap select %s: %w", stagingFolder, err)
 	}
-	cpuBefore, err := g.cpuTime()
+	serve := g.replicas[0]
+	cpuBefore, err := serve.cpu()
 	if err != nil {
 		return err
 	}
 	start = time.Now()
 	if _, err := c.Move(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, "INBOX").Wait(); err != nil {
-		return fmt.Errorf("imap move %s to INBOX: %w", rawFolder, err)
+		return fmt.Errorf("imap move %s to INBOX: %w", stagingFolder, err)
 	}
-	moved := time.Since(start)
+	moving := time.Since(start)
 	if err := waitInboxEmpty(c, 10*time.Minute); err != nil {
 		return err
 	}
 	took := time.Since(start)
-	cpuAfter, err := g.cpuTime()
+	cpuAfter, err := serve.cpu()
 	if err != nil {
 		return err
 	}
 
-	envelopes, err := g.metric("parapheur_ingest_mails_total", `outcome="envelope"`)
+	envelopes, err := serve.metric("parapheur_ingest_mails_total", `outcome="envelope"`)
 	if err != nil {
 		return err
 	}
 	var queued float64
 	for _, state := range []string{"waiting", "due", "held"} {
-		n, err := g.metric("parapheur_outbox_items", `queue="mail"`, `state="`+state+`"`)
+		n, err := serve.metric("parapheur_outbox_items", `queue="mail"`, `state="`+state+`"`)
 		if err != nil {
 			return err
 		}
@@ -104,11 +105,10 @@ func ingest(o options) error {
 	}
 	failed = false
 	fmt.Printf("ingest of %d submissions with a %d KB PDF each, store %s, mail paused:\n", o.n, ingestPDFSize/1000, o.store)
-	fmt.Printf("  appended to %s in %.1f s\n", stagingFolder, appended.Seconds())
-	fmt.Printf("  raw batched UID FETCH BODY.PEEK[] + UID MOVE, %d a batch: %.0f mails/s (%.2f s)\n",
-		poller.DefaultBatchSize, float64(o.n)/raw.Seconds(), raw.Seconds())
+	fmt.Printf("  appended to the gateway's and the floor's mailboxes in %.1f s\n", appended.Seconds())
+	fmt.Printf("  raw batched UID FETCH BODY.PEEK[] + UID MOVE, %d a batch: %.0f mails/s\n", poller.DefaultBatchSize, raw)
 	fmt.Printf("  gateway: %.0f envelopes/s (%.2f s from the move into the inbox, which took %.2f s, to an empty inbox; %d envelopes, %d mails queued)\n",
-		float64(o.n)/took.Seconds(), took.Seconds(), moved.Seconds(), int(envelopes), int(queued))
+		float64(o.n)/took.Seconds(), took.Seconds(), moving.Seconds(), int(envelopes), int(queued))
 	// On a machine shared with other work the rate says how much of it the
 	// gateway got; the processor time each envelope took does not depend on that.
 	fmt.Printf("  serve's processor time (user+system): %.2f ms an envelope, %.0f%% of one core while it ran\n",
@@ -116,59 +116,34 @@ func ingest(o options) error {
 	return nil
 }
 
-// cpuTime is the processor time the serve process has used, user and system
-// (/proc/PID/stat, proc(5)).
-func (g *gateway) cpuTime() (time.Duration, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", g.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	// The fields after the command name, which is in parentheses and may hold
-	// spaces: state is field 3, utime 14, stime 15.
-	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the command", g.cmd.Process.Pid, len(fields))
-	}
-	var ticks int64
-	for _, f := range fields[11:13] {
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %w", g.cmd.Process.Pid, err)
-		}
-		ticks += n
-	}
-	const clockTicks = 100 // USER_HZ, sysconf(_SC_CLK_TCK), on every Linux port Go supports
-	return time.Duration(ticks) * time.Second / clockTicks, nil
-}
-
-// login opens an IMAP session of the gateway's mailbox.
-func (g *gateway) login() (*imapclient.Client, error) {
+// login opens an IMAP session of user's mailbox.
+func (g *gateway) login(user string) (*imapclient.Client, error) {
 	c, err := imapclient.DialInsecure(g.mail.IMAPAddr(), nil) // the private Dovecot listens on loopback
 	if err != nil {
 		return nil, err
 	}
-	if err := c.Login("parapheur", g.mail.Password()).Wait(); err != nil {
+	if err := c.Login(user, g.mail.Password()).Wait(); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("imap login: %w", err)
 	}
 	return c, nil
 }
 
-// appendSubmissions appends n submissions to folder over a few connections at
-// once, each mail with a PDF of its own (the gateway keeps one copy of equal
-// documents: the same PDF n times would spare the store n-1 writes).
-func (g *gateway) appendSubmissions(folder string, n int) error {
+// appendSubmissions appends n submissions of the run to folder of user's
+// mailbox over a few connections at once, each mail with a PDF of its own (the
+// gateway keeps one copy of equal documents: the same PDF n times would spare
+// the store n-1 writes).
+func (g *gateway) appendSubmissions(user, folder string, n int, run int64) error {
 	const connections = 4
 	base := bigPDF(ingestPDFSize)
 	// The image's bytes are random: numbering its first bytes makes each PDF
 	// distinct and keeps it valid.
 	pixels := bytes.LastIndex(base, []byte(">>\nstream\n")) + len(">>\nstream\n")
-	run := time.Now().UnixNano()
 	errs := make(chan error, connections)
 	var wg sync.WaitGroup
 	for w := range connections {
 		wg.Go(func() {
-			c, err := g.login()
+			c, err := g.login(user)
 			if err != nil {
 				errs <- err
 				return
@@ -177,7 +152,7 @@ func (g *gateway) appendSubmissions(folder string, n int) error {
 			pdf := bytes.Clone(base)
 			for i := w; i < n; i += connections {
 				copy(pdf[pixels:], fmt.Sprintf("%016d", i))
-				msg := submission(fmt.Sprintf("<ingest-%d-%d@example.com>", run, i), fmt.Sprintf("Convention %d", i), pdf)
+				msg := submission(fmt.Sprintf("<ingest-%d-%d@example.com>", run, i), fmt.Sprintf("Convention %d", i), signer+"@example.com", pdf)
 				cmd := c.Append(folder, int64(len(msg)), nil)
 				if _, err := io.WriteString(cmd, msg); err != nil {
 					errs <- fmt.Errorf("imap append: %w", err)
@@ -199,43 +174,6 @@ func (g *gateway) appendSubmissions(folder string, n int) error {
 	return <-errs
 }
 
-// rawFetchMove is the floor the gateway's intake is compared with: a plain IMAP
-// client doing what the poller does with the mail server, and nothing else —
-// the whole of each message fetched with BODY.PEEK[], then moved, a batch of the
-// poller's size at a time — from folder from to folder to, for its n messages.
-func rawFetchMove(c *imapclient.Client, from, to string, n int) (time.Duration, error) {
-	if _, err := c.Select(from, nil).Wait(); err != nil {
-		return 0, fmt.Errorf("imap select %s: %w", from, err)
-	}
-	start := time.Now()
-	search, err := c.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
-	if err != nil {
-		return 0, fmt.Errorf("imap uid search: %w", err)
-	}
-	uids := search.AllUIDs()
-	if len(uids) != n {
-		return 0, fmt.Errorf("%s holds %d mails, not the %d appended", from, len(uids), n)
-	}
-	body := &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
-	for len(uids) > 0 {
-		batch := imap.UIDSetNum(uids[:min(len(uids), poller.DefaultBatchSize)]...)
-		uids = uids[min(len(uids), poller.DefaultBatchSize):]
-		msgs, err := c.Fetch(batch, body).Collect()
-		if err != nil {
-			return 0, fmt.Errorf("imap fetch: %w", err)
-		}
-		for _, m := range msgs {
-			if len(m.BodySection) == 0 || len(m.BodySection[0].Bytes) < ingestPDFSize {
-				return 0, fmt.Errorf("imap fetch: UID %d came without its body", m.UID)
-			}
-		}
-		if _, err := c.Move(batch, to).Wait(); err != nil {
-			return 0, fmt.Errorf("imap move to %s: %w", to, err)
-		}
-	}
-	return time.Since(start), nil
-}
-
 // waitInboxEmpty waits until the inbox holds no mail: the poller moves a mail
 // out only once its handler is done with it.
 func waitInboxEmpty(c *imapclient.Client, timeout time.Duration) error {
@@ -251,10 +189,10 @@ func waitInboxEmpty(c *imapclient.Client, timeout time.Duration) error {
 	return fmt.Errorf("the gateway's inbox was not empty after %v: %w", timeout, errTimeout)
 }
 
-// metric reads the sum of the samples of the named metric on the gateway's
+// metric reads the sum of the samples of the named metric on the replica's
 // /metrics whose labels include every one of labels (`queue="mail"`).
-func (g *gateway) metric(name string, labels ...string) (float64, error) {
-	resp, err := http.Get("http://" + g.listen + "/metrics")
+func (r *replica) metric(name string, labels ...string) (float64, error) {
+	resp, err := http.Get("http://" + r.listen + "/metrics")
 	if err != nil {
 		return 0, err
 	}

@@ -349,6 +349,15 @@ func unreachable(addr string, err error) problem.Text {
 // command carries out a reply command after checking it comes from the
 // address the replied-to mail was sent to.
 func (h *Handler) command(ctx context.Context, in *inbound, cmd reply.Command) (poller.Destination, string, error) {
+	// Its From is all that authenticates a command: one the trusted
+	// server says failed DMARC is not believed (nor answered, see
+	// refusalQuota), or anyone could decline in a recipient's name.
+	if in.sender.DMARCFailed {
+		return h.refuse(ctx, in, "", problem.Text{
+			EN: "the reply command's From domain failed DMARC: the mail may be forged",
+			FR: "le domaine d'expéditeur de la commande a échoué à DMARC : le message est peut-être falsifié",
+		})
+	}
 	envID, rid := h.thread(cmd.Thread)
 	if envID == "" {
 		return h.refuse(ctx, in, "", problem.Text{

@@ -3,7 +3,8 @@
 // openssl cms, pdfcpu and pdfsign), as the signing packages' own tests do
 // with their internal package pdftest: the gateway's end-to-end tests check
 // what it signed with the same tools and the same expectations. It also
-// starts, for them, an RFC 3161 time-stamp authority on loopback.
+// starts, for them, an RFC 3161 time-stamp authority on loopback, and gives
+// them pdftest's hostile files to attack the gateway with.
 package signtest
 
 import (
@@ -28,6 +29,18 @@ func Validate(t testing.TB, path string, e Expect) {
 // Cleanup removes the files the validators left (pdfcpu's configuration);
 // call it once the test binary's last validation is done.
 func Cleanup() { pdftest.Cleanup() }
+
+// Bomb is pdftest.Bomb: a one-page PDF file of less than a megabyte, one
+// of whose streams ("xref", "xref-predictor", "objstm" or "objstms")
+// inflates to about inflated bytes.
+func Bomb(t testing.TB, inflated int64, where string) []byte {
+	t.Helper()
+	return pdftest.Bomb(t, inflated, where)
+}
+
+// Hostile is pdftest.Hostile: hand-made PDF files, by name, that attack a
+// reader with loops, lies and nesting in their page trees.
+func Hostile() map[string][]byte { return pdftest.Hostile() }
 
 // TSA is a running RFC 3161 time-stamp authority of a test.
 type TSA = pkitest.TSA
