@@ -91,6 +91,7 @@ func startGateway(o options) (g *gateway, err error) {
 		"PARAPHEUR_KEYS_PASSPHRASE=bench",
 		"PATH=" + os.Getenv("PATH"),
 	}
+	env = append(env, o.env...)
 	caInit := exec.Command(o.binary, "ca", "init", "--organisation", "Bench")
 	caInit.Env = env
 	if out, err := caInit.CombinedOutput(); err != nil {

@@ -33,6 +33,13 @@
 //	    every envelope is signed, and the peak live heap and the peak
 //	    resident set it took, beyond what the process held before, are
 //	    reported against the document's size.
+//	parapheur-bench ingest [-n 2000] [-store bolt|redis]
+//	    intake alone: n submissions with a 100 KB PDF of their own and one
+//	    signer, appended to a folder of the gateway's mailbox; the raw
+//	    batched fetch+move of those mails on the same Dovecot (mails/s), then
+//	    the gateway's rate, with mail.paused, from their move into its inbox
+//	    to an empty inbox (envelopes/s), checking on /metrics that each made
+//	    an envelope and queued its two mails.
 //
 //	parapheur-bench load [-n 200] [-workers 200] [-rate 0] [-store bolt|redis] [-replicas 1] [-pdf FILE]
 //	    the whole gateway under load, in one run: first the floors, on the
@@ -52,7 +59,7 @@
 //	    load average, beside the targets. -replicas runs that many serve
 //	    processes on one Redis.
 //
-// latency, flood, completion and load must run as root (the Postfix master needs it) and run
+// latency, flood, completion, ingest and load must run as root (the Postfix master needs it) and run
 // the binary named by -parapheur ("make bench-mail" builds it to
 // bin/parapheur first); signers needs neither. Nothing leaves the loopback
 // interface.
@@ -75,7 +82,7 @@ func main() {
 	var o options
 	fs.StringVar(&o.binary, "parapheur", "bin/parapheur", "the parapheur `BINARY` to run")
 	fs.StringVar(&o.store, "store", "bolt", "the store: bolt or redis")
-	fs.IntVar(&o.n, "n", 0, "how many submissions (default 60 for latency, 20 for flood, 200 for load), or envelopes (default 1000 for signers)")
+	fs.IntVar(&o.n, "n", 0, "how many submissions (default 60 for latency, 20 for flood, 2000 for ingest, 200 for load), or envelopes (default 1000 for signers)")
 	fs.BoolVar(&o.verbose, "v", false, "print the gateway's log when done")
 	fs.IntVar(&o.replicas, "replicas", 1, "load: how many serve processes share the store (more than one needs -store redis)")
 	interval := fs.Duration("interval", 250*time.Millisecond, "latency: the pause between two submissions")
@@ -107,6 +114,9 @@ func main() {
 		if path, err = signingPDF(*pdf); err == nil {
 			err = signers(o, path, so)
 		}
+	case "ingest":
+		o.n = orDefault(o.n, 2000)
+		err = ingest(o)
 	case "completion":
 		o.n = orDefault(o.n, 100)
 		set := map[string]bool{}
@@ -144,10 +154,13 @@ type options struct {
 	verbose bool
 	// replicas is how many serve processes share the store (load only).
 	replicas int
+	// env holds PARAPHEUR_* settings for serve over the ones every scenario
+	// gives it.
+	env []string
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: parapheur-bench latency|flood|signers|completion|load [flags]; parapheur-bench latency -h for the flags")
+	fmt.Fprintln(os.Stderr, "usage: parapheur-bench latency|flood|signers|completion|ingest|load [flags]; parapheur-bench latency -h for the flags")
 	os.Exit(2)
 }
 

@@ -260,7 +260,11 @@ func (g *gateway) run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { g.poller.Run(ctx) })
-	wg.Go(func() { g.mail.Run(ctx) })
+	if g.cfg.Mail.Paused {
+		g.log.Warn("parapheur: mail.paused is set: this process sends no mail; the mails wait in the outbox")
+	} else {
+		wg.Go(func() { g.mail.Run(ctx) })
+	}
 	wg.Go(func() { g.completion.Run(ctx, outbox.DefaultPoll) })
 	if g.sms != nil {
 		wg.Go(func() { g.sms.Run(ctx) })

@@ -27,7 +27,9 @@ retried until it succeeds (see "parapheur envelope list --stuck"). Serve does
 not start without the signing CA and the seal of "parapheur ca init". Run
 "parapheur config check" first; serve refuses a configuration with any
 problem. Logs go to standard error, JSON or text (log.format) from log.level
-up; they carry envelope ids, never link tokens or codes.
+up; they carry envelope ids, never link tokens or codes. With mail.paused
+(PARAPHEUR_MAIL_PAUSED=true), serve sends no mail: the mails wait in the
+outbox until a serve without it sends them.
 
 On SIGTERM or SIGINT, serve stops taking work (the mailbox, the outbox, the
 completions and the timers), lets the requests in flight finish (a signature

@@ -133,7 +133,8 @@ type inbound struct {
 	sender policy.Decision
 }
 
-// Handle handles one message; see the package doc.
+// Handle handles one message; see the package doc. It is safe for
+// concurrent use: the poller hands it several messages at once.
 func (h *Handler) Handle(ctx context.Context, m poller.Message) (poller.Destination, string, error) {
 	key := messageKey(m.Raw)
 	msg, err := message.ReadHeader(m.Raw, h.limit(m))
