@@ -389,7 +389,8 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 
 func waitHTTP(t *testing.T, url string, exited chan error) {
 	t.Helper()
-	eventually(t, 20*time.Second, url+" ready", func() bool {
+	last := "no answer"
+	ready := func() bool {
 		select {
 		case err := <-exited:
 			t.Fatalf("serve exited: %v", err)
@@ -397,11 +398,22 @@ func waitHTTP(t *testing.T, url string, exited chan error) {
 		}
 		resp, err := http.Get(url)
 		if err != nil {
+			last = err.Error()
 			return false
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		last = resp.Status + " " + string(body)
 		return resp.StatusCode == http.StatusOK
-	})
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("the last answer of %s: %s", url, last)
+		}
+	}()
+	// A loaded machine (the whole test suite at once) may keep Dovecot's
+	// login past the readiness check's 2 s a few times in a row.
+	eventually(t, 60*time.Second, url+" ready", ready)
 }
 
 func get(t *testing.T, url string) string {
