@@ -95,6 +95,7 @@ func main() {
 	fs.IntVar(&so.raw, "raw", 50, "signers: how many raw pades.SignFile runs to time")
 	fs.Float64Var(&so.rate, "rate", 0, "signers: how many signers start their code-then-sign flow per second (0: each worker starts its next at once; completion: default 2); load: how many submissions are mailed per second (0: as fast as Postfix takes them)")
 	fs.BoolVar(&so.memory, "memory", false, "completion: start the completion once every envelope is signed, and report the peak heap and resident set it took")
+	fs.StringVar(&so.profile, "profile", "", "signers: write CPU, block and mutex profiles of the code-then-sign phase into `DIR` (cpu.pprof, block.pprof, mutex.pprof)")
 	fs.Int64Var(&so.attachLimit, "attach-limit", 10<<20, "completion: mail.attachment_limit_bytes, above which the final mail carries the download link alone")
 	size := fs.Int("size", 36_000_000, "flood: the attachment size in bytes (base64 makes the mail 4/3 of it)")
 	kind := fs.String("kind", "pdf", "flood: pdf, junk (a non-PDF attachment) or stranger (a sender who may not submit)")

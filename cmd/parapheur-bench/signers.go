@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -54,6 +56,9 @@ type signersOptions struct {
 	memory bool
 	// attachLimit is the completion scenario's mail.attachment_limit_bytes.
 	attachLimit int64
+	// profile, when set, is the directory that receives the CPU, block
+	// and mutex profiles of the signers scenario's signing phase.
+	profile string
 }
 
 // signers measures the signing door over HTTP on loopback, in this process:
@@ -111,7 +116,14 @@ func signers(o options, pdfPath string, so signersOptions) error {
 		return err
 	}
 	fmt.Printf("  views (%s), %d workers: %d in %.2f s = %.0f views/s\n", so.view, so.workers, n, took.Seconds(), float64(n)/took.Seconds())
+	stopProfiles, err := startProfiles(so.profile)
+	if err != nil {
+		return err
+	}
 	signs, took, err := b.signs(ctx, so.workers, min(so.signs, len(links)), so.rate)
+	if perr := stopProfiles(); err == nil {
+		err = perr
+	}
 	if err != nil {
 		return err
 	}
@@ -124,6 +136,45 @@ func signers(o options, pdfPath string, so signersOptions) error {
 		so.workers, pace, len(signs), took.Seconds(), float64(len(signs))/took.Seconds(),
 		ms(quantile(signs, 0.5)), ms(quantile(signs, 0.99)), ms(signs[len(signs)-1]))
 	return nil
+}
+
+// startProfiles starts the CPU profile and the block and mutex
+// sampling when dir is set; the returned stop writes cpu.pprof,
+// block.pprof and mutex.pprof into dir. With no dir both do nothing.
+func startProfiles(dir string) (stop func() error, err error) {
+	if dir == "" {
+		return func() error { return nil }, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	cpu, err := os.Create(filepath.Join(dir, "cpu.pprof"))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(cpu); err != nil {
+		cpu.Close()
+		return nil, err
+	}
+	// Every blocking event and every contended lock is sampled: the
+	// question is where a signature waits, not what sampling costs.
+	runtime.SetBlockProfileRate(1)
+	runtime.SetMutexProfileFraction(1)
+	return func() error {
+		pprof.StopCPUProfile()
+		runtime.SetBlockProfileRate(0)
+		runtime.SetMutexProfileFraction(0)
+		errs := []error{cpu.Close()}
+		for _, name := range []string{"block", "mutex"} {
+			f, err := os.Create(filepath.Join(dir, name+".pprof"))
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			errs = append(errs, pprof.Lookup(name).WriteTo(f, 0), f.Close())
+		}
+		return errors.Join(errs...)
+	}, nil
 }
 
 // startDoor serves the signing pages and API of a ceremony on st, whose
