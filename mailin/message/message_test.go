@@ -1,10 +1,13 @@
 package message
 
 import (
+	"bytes"
+	"encoding/base64"
 	"errors"
-	"github.com/parapheur/parapheur/workflow/problem"
 	"strings"
 	"testing"
+
+	"github.com/parapheur/parapheur/workflow/problem"
 )
 
 func crlf(s string) string { return strings.ReplaceAll(strings.TrimPrefix(s, "\n"), "\n", "\r\n") }
@@ -68,6 +71,10 @@ Content-Transfer-Encoding: base64
 `), `part 1 (application/pdf): decoding the content: illegal base64 data`},
 		{"truncated", "From: a@b.example\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nx",
 			"part 1 (text/plain): decoding the content: the message ends before the closing MIME boundary (unexpected EOF)"},
+		// A base64 part cut short is bad base64 in a whole message, not a
+		// truncated message.
+		{"base64 cut short", "From: a@b.example\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBE\r\nRg\r\n--x--\r\n",
+			"part 1 (application/pdf): decoding the content: illegal base64 data at input byte 6"},
 		{"no boundary found", "From: a@b.example\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\nno parts",
 			"the message (multipart/mixed): reading its part 1: the message ends before the closing MIME boundary (multipart: NextPart: EOF)"},
 		{"no boundary parameter", "From: a@b.example\r\nContent-Type: multipart/mixed\r\n\r\n--b\r\n\r\nx\r\n--b--",
@@ -81,6 +88,16 @@ Content-Transfer-Encoding: base64
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: Parse error = %v, want one containing %q", tt.name, err, tt.want)
 		}
+	}
+}
+
+// A header is bounded on its own, as go-message bounds it, within a
+// message under the limit.
+func TestParseHeaderTooLarge(t *testing.T) {
+	raw := "From: a@b.example\r\nX-Pad: " + strings.Repeat("x", maxHeaderBytes) + "\r\n\r\nhi"
+	_, err := Parse(strings.NewReader(raw), 2*maxHeaderBytes)
+	if err == nil || err.Error() != "reading the header: the header is over the limit of 1048576 bytes" {
+		t.Errorf("Parse error = %v, want the header's limit", err)
 	}
 }
 
@@ -200,6 +217,8 @@ func TestParseErrorsInFrench(t *testing.T) {
 			"le message (multipart/mixed) : sa partie 1 est illisible : le message se termine avant la fin de ses parties MIME (il est tronqué)"},
 		{"bad base64", "From: a@b.example\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n%%%%\r\n--x--\r\n",
 			"la partie 1 (application/pdf) : le contenu ne peut pas être décodé"},
+		{"base64 cut short", "From: a@b.example\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBE\r\nRg\r\n--x--\r\n",
+			"la partie 1 (application/pdf) : le contenu ne peut pas être décodé"},
 		{"no From", "Subject: x\r\n\r\nhi", "le message n'a pas de champ From (l'adresse de son auteur)"},
 		{"two authors", "From: a@b.example, c@d.example\r\n\r\nhi", "le champ From nomme 2 adresses (a@b.example, c@d.example) : un message au parapheur doit avoir un seul auteur"},
 		{"bad header", "From a@b.example\n\nhi", "l'en-tête du message est illisible"},
@@ -229,5 +248,52 @@ func TestReadBodyTextOnly(t *testing.T) {
 	m, _ = ReadHeader(raw, 1<<20)
 	if err := m.ReadBody(AllParts); err == nil || !strings.Contains(err.Error(), "decoding the content") {
 		t.Errorf("AllParts decodes the attachment: %v", err)
+	}
+}
+
+// Base64 parts decode as go-message decodes them: lines broken anywhere,
+// continuation indents tolerated, a text's charset decoded after the
+// transfer encoding, a forwarded message read from its decoded bytes.
+func TestParseBase64Parts(t *testing.T) {
+	b64 := base64.StdEncoding.EncodeToString
+	forwarded := "From: m@x.example\r\nContent-Type: application/pdf; name=in.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b64([]byte("%PDF-inner")) + "\r\n"
+	raw := crlf(`
+From: a@b.example
+Content-Type: multipart/mixed; boundary=x
+
+--x
+Content-Type: text/plain; charset=windows-1252
+Content-Transfer-Encoding: base64
+
+` + b64([]byte("Signataire : Am\xe9lie")) + `
+--x
+Content-Type: application/pdf; name=a.pdf
+Content-Transfer-Encoding: BASE64
+
+JVBE
+ Ri0x
+	Ljc=
+--x
+Content-Type: message/rfc822
+Content-Transfer-Encoding: base64
+
+` + b64([]byte(forwarded)) + `
+--x--
+`)
+	m, err := Parse(strings.NewReader(raw), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Text != "Signataire : Amélie" {
+		t.Errorf("text %q, want the windows-1252 text in UTF-8", m.Text)
+	}
+	want := []Document{{Name: "a.pdf", ContentType: "application/pdf", Data: []byte("%PDF-1.7")}, {Name: "in.pdf", ContentType: "application/pdf", Data: []byte("%PDF-inner")}}
+	if len(m.Documents) != len(want) {
+		t.Fatalf("documents %+v, want %+v", m.Documents, want)
+	}
+	for i, d := range m.Documents {
+		if d.Name != want[i].Name || d.ContentType != want[i].ContentType || !bytes.Equal(d.Data, want[i].Data) {
+			t.Errorf("document %d: %s %s %q, want %+v", i+1, d.Name, d.ContentType, d.Data, want[i])
+		}
 	}
 }
