@@ -88,7 +88,8 @@ func TestFaults(t *testing.T) {
 	f.boxes.watch(ctx)
 
 	var submitted, acted sync.WaitGroup
-	submitted.Go(func() { f.submitAll(ctx, rnd.Uint64()) })
+	paceSeed := rnd.Uint64() // drawn here: rnd is the chaos's, in this goroutine
+	submitted.Go(func() { f.submitAll(ctx, paceSeed) })
 	for _, e := range f.envelopes {
 		acted.Go(func() { f.act(ctx, e) })
 	}
