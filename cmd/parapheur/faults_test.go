@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,7 +36,7 @@ import (
 )
 
 var (
-	faultsLong = flag.Bool("faults.long", false, "TestFaults: the long run, 2000 envelopes and at least 200 kills of the gateway")
+	faultsLong = flag.Bool("faults.long", false, "TestFaults: the long run, 2000 envelopes and at least 200 kills of the gateway (about half an hour: give go test -timeout 60m)")
 	faultsSeed = flag.Uint64("faults.seed", 0, "TestFaults: the seed of the kills' moments and of the envelopes' shapes; 0 takes one from the clock (the test logs it)")
 )
 
@@ -99,7 +100,11 @@ func TestFaults(t *testing.T) {
 	if f.failed(t) {
 		return
 	}
-	t.Logf("every signer acted after %v and %d kills", time.Since(start).Round(time.Second), f.kills)
+	t.Logf("every signer acted after %v and %d kills; %d requests met a gateway killed and were sent again",
+		time.Since(start).Round(time.Second), f.kills, f.unanswered.Load())
+	if f.unanswered.Load() == 0 {
+		t.Error("no signer's request met a killed gateway: the kills proved nothing for the signers")
+	}
 
 	f.waitSettled(ctx, t)
 	f.check(t)
@@ -113,11 +118,13 @@ type faultPlan struct {
 	kills     int // at least
 }
 
-// timeout bounds the signers' work and the settling after it: generous,
-// since a mail deferred by the 451 window waits a minute (the outbox's
-// first backoff) and an item a killed gateway held waits for its lease.
+// timeout bounds the run from the first submission to the last mail
+// delivered: the kills (at most 5 s apart, plus the restart), the
+// submissions, and a margin, generous since a mail deferred by the 451
+// window waits a minute (the outbox's first backoff) and an item a killed
+// gateway held waits for its lease.
 func (p faultPlan) timeout() time.Duration {
-	return 5*time.Minute + time.Duration(p.envelopes)*200*time.Millisecond
+	return 5*time.Minute + time.Duration(p.kills)*8*time.Second + time.Duration(p.envelopes)*200*time.Millisecond
 }
 
 // faultEnvelope is one envelope of the run, as submitted.
@@ -186,6 +193,9 @@ type faultRun struct {
 	envelopes []*faultEnvelope
 	pdf       []byte
 	http      *http.Client
+	// unanswered counts the signers' requests the gateway did not answer
+	// (killed before or while it answered), which were sent again.
+	unanswered atomic.Int64
 
 	mu   sync.Mutex
 	errs []error
@@ -451,7 +461,9 @@ func (c faultClient) call(ctx context.Context, method, path string, body any) (a
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-Forwarded-For", c.ip)
 		resp, err := c.run.http.Do(req)
-		if err == nil {
+		if err != nil {
+			c.run.unanswered.Add(1)
+		} else {
 			answer, rerr := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			switch {
