@@ -11,13 +11,18 @@
 #               the raw pades signature time
 #   make bench-completion  the completion (seal, certificate, final mails to a private
 #               Postfix, as root) on bbolt then redis: last signature -> last final mail
+#   make bench-load  the whole gateway under load against private Postfix and Dovecot (as
+#               root): submissions by mail, signers reading their mailboxes and signing
+#               over the JSON API; throughput, latencies, peak RSS beside the raw Postfix
+#               and Dovecot floors of the same run; on bbolt, on redis, and on redis with
+#               three replicas
 
 # Debian packages the tests use: real servers (redis, Dovecot, Postfix) and
 # independent PDF validators. Keep in sync with deploy/scripts/debian-deps.
 FUZZTIME ?= 10s
 GO ?= go
 
-.PHONY: test deps vet fuzz bench bench-mail bench-sign bench-completion build
+.PHONY: test deps vet fuzz bench bench-mail bench-sign bench-completion bench-load build
 
 test: deps vet
 	$(GO) test -race -count=1 -timeout 25m ./...
@@ -45,6 +50,11 @@ bench-sign: build
 bench-completion: build
 	bin/parapheur-bench completion -store bolt
 	bin/parapheur-bench completion -store redis
+
+bench-load: build
+	bin/parapheur-bench load -store bolt
+	bin/parapheur-bench load -store redis
+	bin/parapheur-bench load -store redis -replicas 3
 
 build:
 	$(GO) build -o bin/ ./cmd/...

@@ -653,7 +653,14 @@ func (t *transition) reminderDue(ev ReminderDue) error {
 	t.effect(Notify{Notice: Reminder, Recipients: pending})
 	if scheduled {
 		t.e.NextReminder = time.Time{}
-		if next := ev.Due.Add(t.e.ReminderEvery); next.Before(t.e.Deadline) {
+		// A timer fired late (the gateway was down) schedules the next
+		// reminder after now: the ones missed meanwhile would all be due
+		// at once, a burst of reminders instead of one.
+		next := ev.Due.Add(t.e.ReminderEvery)
+		if !next.After(ev.At) {
+			next = next.Add((ev.At.Sub(next)/t.e.ReminderEvery + 1) * t.e.ReminderEvery)
+		}
+		if next.Before(t.e.Deadline) {
 			t.e.NextReminder = next.UTC()
 			t.effect(Schedule{Timer: ReminderTimer, At: t.e.NextReminder})
 		}

@@ -528,6 +528,12 @@ func TestApply(t *testing.T) {
 			wantEffects: []string{"notify:reminder:[r3]:sender=false", "schedule:reminder:144h0m0s"}, wantAudit: []audit.Type{audit.ReminderSent},
 		},
 		{
+			name: "a late reminder timer reminds once and schedules the next after now", history: step1Done(),
+			event:       ReminderDue{Meta: at(150 * time.Hour), Due: t0.Add(72 * time.Hour)},
+			wantState:   StateInProgress,
+			wantEffects: []string{"notify:reminder:[r2 r3]:sender=false", "schedule:reminder:216h0m0s"}, wantAudit: []audit.Type{audit.ReminderSent},
+		},
+		{
 			name: "no reminder scheduled past the deadline", history: one(ReminderDue{Meta: at(72 * time.Hour), Due: t0.Add(72 * time.Hour)},
 				ReminderDue{Meta: at(144 * time.Hour), Due: t0.Add(144 * time.Hour)}),
 			event: ReminderDue{Meta: at(216 * time.Hour), Due: t0.Add(216 * time.Hour)}, wantState: StateInProgress,

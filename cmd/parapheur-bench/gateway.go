@@ -17,11 +17,19 @@ import (
 	"github.com/parapheur/parapheur/deploy/testrig"
 )
 
-// gateway is a "parapheur serve" process with its private mail servers and store.
+// gateway is one or more "parapheur serve" processes with their private mail servers and
+// store.
 type gateway struct {
-	dir    string
-	mail   *testrig.Mail
-	redis  *testrig.RedisServer // nil on bbolt
+	dir   string
+	mail  *testrig.Mail
+	redis *testrig.RedisServer // nil on bbolt
+	// replicas are the serve processes, on one store: exactly one of them polls the
+	// mailbox at a time, any of them serves pages and sends mail.
+	replicas []*replica
+}
+
+// replica is one "parapheur serve" process.
+type replica struct {
 	cmd    *exec.Cmd
 	exited chan error
 	log    *os.File
@@ -34,9 +42,14 @@ const (
 	agent          = "bob@example.com"
 )
 
-// startGateway starts the mail servers, the store, "ca init" and "serve".
+// floorMailbox receives the mails of the raw Postfix and Dovecot floors; the load
+// scenario logs in to it.
+const floorMailbox = "floor"
+
+// startGateway starts the mail servers, the store, "ca init" and o.replicas "serve"
+// processes (one when unset).
 func startGateway(o options) (g *gateway, err error) {
-	g = &gateway{exited: make(chan error, 1)}
+	g = &gateway{}
 	if g.dir, err = os.MkdirTemp("", "parapheur-bench-"); err != nil {
 		return nil, err
 	}
@@ -45,13 +58,13 @@ func startGateway(o options) (g *gateway, err error) {
 			g.stop(true)
 		}
 	}()
-	if g.mail, err = testrig.StartMail(filepath.Join(g.dir, "mail"), testrig.MailOptions{}); err != nil {
-		return g, err
-	}
+	replicas := orDefault(o.replicas, 1)
 	storeURL := "bolt://" + filepath.Join(g.dir, "parapheur.db")
-	switch o.store {
-	case "bolt":
-	case "redis":
+	switch {
+	case o.store == "bolt" && replicas > 1:
+		return g, fmt.Errorf("-replicas %d: several replicas share a Redis store, not a bbolt file: add -store redis", replicas)
+	case o.store == "bolt":
+	case o.store == "redis":
 		if g.redis, err = testrig.StartRedis(filepath.Join(g.dir, "redis"), testrig.RedisOptions{}); err != nil {
 			return g, err
 		}
@@ -59,50 +72,75 @@ func startGateway(o options) (g *gateway, err error) {
 	default:
 		return g, fmt.Errorf("-store %q: want bolt or redis", o.store)
 	}
-	if g.listen, err = freeAddr(); err != nil {
+	mailUsers := []string{"parapheur", floorMailbox}
+	if g.mail, err = testrig.StartMail(filepath.Join(g.dir, "mail"), testrig.MailOptions{Users: mailUsers}); err != nil {
 		return g, err
 	}
 	env := []string{
 		"PARAPHEUR_CONFIG=",
 		"PARAPHEUR_ADDRESS=" + gatewayAddress,
-		"PARAPHEUR_PUBLIC_URL=http://" + g.listen,
-		"PARAPHEUR_LISTEN=" + g.listen,
 		"PARAPHEUR_STORE_URL=" + storeURL,
 		"PARAPHEUR_IMAP_URL=imap://parapheur@" + g.mail.IMAPAddr() + "/INBOX",
 		"PARAPHEUR_IMAP_PASSWORD=" + g.mail.Password(),
 		"PARAPHEUR_SMTP_URL=smtp://" + g.mail.SMTPAddr(),
 		"PARAPHEUR_SENDERS_ALLOWED=" + agent,
+		// The bench's signers each send their own X-Forwarded-For, as clients behind a
+		// reverse proxy, so that the per-client limits treat them as the people they are.
+		"PARAPHEUR_HTTP_TRUSTED_PROXIES=127.0.0.0/8",
 		"PARAPHEUR_KEYS_DIR=" + filepath.Join(g.dir, "keys"),
 		"PARAPHEUR_KEYS_PASSPHRASE=bench",
 		"PATH=" + os.Getenv("PATH"),
 	}
+	env = append(env, o.env...)
 	caInit := exec.Command(o.binary, "ca", "init", "--organisation", "Bench")
 	caInit.Env = env
 	if out, err := caInit.CombinedOutput(); err != nil {
 		return g, fmt.Errorf("%s ca init: %v\n%s", o.binary, err, out)
 	}
-	if g.log, err = os.Create(filepath.Join(g.dir, "serve.log")); err != nil {
-		return g, err
+	for i := range replicas {
+		r, err := startReplica(o.binary, env, filepath.Join(g.dir, fmt.Sprintf("serve-%d.log", i)))
+		if r != nil {
+			g.replicas = append(g.replicas, r)
+		}
+		if err != nil {
+			return g, err
+		}
 	}
-	g.cmd = exec.Command(o.binary, "serve")
-	g.cmd.Env = env
-	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log
-	if err := g.cmd.Start(); err != nil {
-		return g, err
+	return g, nil
+}
+
+// startReplica starts "serve" with env, on a listen address of its own which is also its
+// public URL, logging to logPath, and waits until it is ready.
+func startReplica(binary string, env []string, logPath string) (*replica, error) {
+	listen, err := freeAddr()
+	if err != nil {
+		return nil, err
 	}
-	go func() { g.exited <- g.cmd.Wait() }()
-	return g, g.waitReady(30 * time.Second)
+	r := &replica{exited: make(chan error, 1), listen: listen}
+	if r.log, err = os.Create(logPath); err != nil {
+		return nil, err
+	}
+	r.cmd = exec.Command(binary, "serve")
+	r.cmd.Env = append(env, "PARAPHEUR_LISTEN="+listen, "PARAPHEUR_PUBLIC_URL=http://"+listen)
+	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
+	if err := r.cmd.Start(); err != nil {
+		r.log.Close()
+		return nil, err
+	}
+	go func() { r.exited <- r.cmd.Wait() }()
+	return r, r.waitReady(30 * time.Second)
 }
 
 // waitReady waits until /readyz answers 200.
-func (g *gateway) waitReady(timeout time.Duration) error {
+func (r *replica) waitReady(timeout time.Duration) error {
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); {
 		select {
-		case err := <-g.exited:
-			return fmt.Errorf("serve exited: %v\n%s", err, g.logTail())
+		case err := <-r.exited:
+			r.exited <- err // for stop
+			return fmt.Errorf("serve exited: %v\n%s", err, r.logTail())
 		case <-time.After(50 * time.Millisecond):
 		}
-		resp, err := http.Get("http://" + g.listen + "/readyz")
+		resp, err := http.Get("http://" + r.listen + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -110,14 +148,19 @@ func (g *gateway) waitReady(timeout time.Duration) error {
 			}
 		}
 	}
-	return fmt.Errorf("serve not ready after %v: %w\n%s", timeout, errTimeout, g.logTail())
+	return fmt.Errorf("serve not ready after %v: %w\n%s", timeout, errTimeout, r.logTail())
+}
+
+// memory is the first replica's memory (see replica.memory).
+func (g *gateway) memory() (peak, anon, file int64, err error) {
+	return g.replicas[0].memory()
 }
 
 // memory reads the serve process's peak resident set (VmHWM) and its resident set now,
 // anonymous (heap, stacks) and file-backed (the binary, a bbolt store's mapped file), from
 // /proc/PID/status, in bytes.
-func (g *gateway) memory() (peak, anon, file int64, err error) {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.cmd.Process.Pid))
+func (r *replica) memory() (peak, anon, file int64, err error) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.cmd.Process.Pid))
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -127,7 +170,7 @@ func (g *gateway) memory() (peak, anon, file int64, err error) {
 			if rest, ok := strings.CutPrefix(line, name); ok {
 				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 				if err != nil {
-					return 0, 0, 0, fmt.Errorf("/proc/%d/status: %s %w", g.cmd.Process.Pid, name, err)
+					return 0, 0, 0, fmt.Errorf("/proc/%d/status: %s %w", r.cmd.Process.Pid, name, err)
 				}
 				*v = kb << 10
 				delete(fields, name)
@@ -135,10 +178,39 @@ func (g *gateway) memory() (peak, anon, file int64, err error) {
 		}
 	}
 	if len(fields) > 0 {
-		return 0, 0, 0, fmt.Errorf("/proc/%d/status lacks %d of VmHWM, RssAnon, RssFile", g.cmd.Process.Pid, len(fields))
+		return 0, 0, 0, fmt.Errorf("/proc/%d/status lacks %d of VmHWM, RssAnon, RssFile", r.cmd.Process.Pid, len(fields))
 	}
 	return peak, anon, file, nil
 }
+
+// cpu is the processor time the serve process has used so far, user and system, from
+// /proc/PID/stat.
+func (r *replica) cpu() (time.Duration, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", r.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which is in parentheses and may hold spaces:
+	// state is the first of them, utime and stime (proc(5) fields 14 and 15) the 12th
+	// and 13th.
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the name, want at least 13", r.cmd.Process.Pid, len(fields))
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		t, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", r.cmd.Process.Pid, err)
+		}
+		ticks += t
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
+}
+
+// userHZ is the unit of the times in /proc/PID/stat: clock ticks of 1/100 s, which Linux
+// gives user space on every architecture.
+const userHZ = 100
 
 // send mails msg from from to the gateway through Postfix.
 func (g *gateway) send(from, msg string) error {
@@ -150,29 +222,27 @@ func (g *gateway) send(from, msg string) error {
 	return c.SendMail(from, []string{gatewayAddress}, strings.NewReader(msg))
 }
 
-func (g *gateway) logTail() string {
-	if g.log == nil {
-		return ""
-	}
-	b, _ := os.ReadFile(g.log.Name())
+func (r *replica) logTail() string {
+	b, _ := os.ReadFile(r.log.Name())
 	if i := len(b) - 4000; i > 0 {
 		b = b[bytes.IndexByte(b[i:], '\n')+i+1:]
 	}
 	return string(b)
 }
 
-// stop stops serve and the servers and removes the directory, printing the log first when
+// stop stops serve and the servers and removes the directory, printing the logs first when
 // asked to.
 func (g *gateway) stop(printLog bool) {
-	if g.cmd != nil && g.cmd.Process != nil {
-		g.cmd.Process.Kill()
-		<-g.exited
-	}
-	if printLog {
-		fmt.Fprint(os.Stderr, g.logTail())
-	}
-	if g.log != nil {
-		g.log.Close()
+	for i, r := range g.replicas {
+		r.cmd.Process.Kill()
+		<-r.exited
+		if printLog {
+			if len(g.replicas) > 1 {
+				fmt.Fprintf(os.Stderr, "--- replica %d (%s):\n", i, r.listen)
+			}
+			fmt.Fprint(os.Stderr, r.logTail())
+		}
+		r.log.Close()
 	}
 	for _, stop := range []func() error{g.mailStop, g.redisStop} {
 		if err := stop(); err != nil {

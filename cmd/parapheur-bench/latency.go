@@ -39,7 +39,7 @@ func latency(o options, pdfPath string, interval time.Duration) error {
 	for i := range o.n {
 		msgID := fmt.Sprintf("<bench-%d-%d@example.com>", run, i)
 		start := time.Now()
-		if err := g.send(agent, submission(msgID, fmt.Sprintf("Convention %d", i), pdf)); err != nil {
+		if err := g.send(agent, submission(msgID, fmt.Sprintf("Convention %d", i), signer+"@example.com", pdf)); err != nil {
 			return fmt.Errorf("submission %d: %w", i, err)
 		}
 		accepted := time.Now()
@@ -61,13 +61,14 @@ func latency(o options, pdfPath string, interval time.Duration) error {
 	return nil
 }
 
-// submission is a mail from the agent with one PDF and one signer.
-func submission(msgID, subject string, pdf []byte) string {
+// submission is a mail from the agent with one PDF and one signer, Alice Martin at
+// signerAddress.
+func submission(msgID, subject, signerAddress string, pdf []byte) string {
 	return fmt.Sprintf("From: Bob Agent <%s>\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: %s\r\n"+
 		"Date: %s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"+
-		"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSignataire : Alice Martin <%s@example.com>\r\n"+
+		"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSignataire : Alice Martin <%s>\r\n"+
 		"--b\r\nContent-Type: application/pdf; name=convention.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n%s\r\n--b--\r\n",
-		agent, gatewayAddress, subject, msgID, time.Now().Format(time.RFC1123Z), signer, base64Lines(pdf))
+		agent, gatewayAddress, subject, msgID, time.Now().Format(time.RFC1123Z), signerAddress, base64Lines(pdf))
 }
 
 // base64Lines is b in base64, in lines of 76 characters (RFC 2045 §6.8).

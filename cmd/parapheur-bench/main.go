@@ -33,8 +33,33 @@
 //	    every envelope is signed, and the peak live heap and the peak
 //	    resident set it took, beyond what the process held before, are
 //	    reported against the document's size.
+//	parapheur-bench ingest [-n 2000] [-store bolt|redis]
+//	    intake alone: n submissions with a 100 KB PDF of their own and one
+//	    signer, appended to a folder of the gateway's mailbox; the raw
+//	    batched fetch+move of those mails on the same Dovecot (mails/s), then
+//	    the gateway's rate, with mail.paused, from their move into its inbox
+//	    to an empty inbox (envelopes/s), checking on /metrics that each made
+//	    an envelope and queued its two mails.
 //
-// latency, flood and completion must run as root (the Postfix master needs it) and run
+//	parapheur-bench load [-n 200] [-workers 200] [-rate 0] [-store bolt|redis] [-replicas 1] [-pdf FILE]
+//	    the whole gateway under load, in one run: first the floors, on the
+//	    same private Postfix and Dovecot: the raw Postfix acceptance rate of
+//	    a plain SMTP client over as many connections as serve's mail sender
+//	    keeps (small mails, then mails of a submission's size), and the raw
+//	    Dovecot fetch+move rate of those submission-sized mails in the
+//	    poller's batches; then n submissions of the 1 MB PDF mailed through
+//	    Postfix (at -rate a second, or as fast as it takes them), each with
+//	    a signer of its own, while -workers signers at once read their
+//	    invitation and code from their mailbox (the Maildir) and sign over
+//	    the JSON API. It reports the throughput (envelopes/s from the first
+//	    submission to the last final mail in a signer's mailbox) against
+//	    what the Postfix floor allows, p50, p90, p99 and max of mail ->
+//	    invitation, of the sign request and of last signature -> final mail,
+//	    the peak RSS and the processor time of every serve process, and the
+//	    load average, beside the targets. -replicas runs that many serve
+//	    processes on one Redis.
+//
+// latency, flood, completion, ingest and load must run as root (the Postfix master needs it) and run
 // the binary named by -parapheur ("make bench-mail" builds it to
 // bin/parapheur first); signers needs neither. Nothing leaves the loopback
 // interface.
@@ -57,17 +82,18 @@ func main() {
 	var o options
 	fs.StringVar(&o.binary, "parapheur", "bin/parapheur", "the parapheur `BINARY` to run")
 	fs.StringVar(&o.store, "store", "bolt", "the store: bolt or redis")
-	fs.IntVar(&o.n, "n", 0, "how many submissions (default 60 for latency, 20 for flood), or envelopes (default 1000 for signers)")
+	fs.IntVar(&o.n, "n", 0, "how many submissions (default 60 for latency, 20 for flood, 2000 for ingest, 200 for load), or envelopes (default 1000 for signers)")
 	fs.BoolVar(&o.verbose, "v", false, "print the gateway's log when done")
+	fs.IntVar(&o.replicas, "replicas", 1, "load: how many serve processes share the store (more than one needs -store redis)")
 	interval := fs.Duration("interval", 250*time.Millisecond, "latency: the pause between two submissions")
-	pdf := fs.String("pdf", "", "latency: the `PDF` to submit (default mailin/testdata/doc1.pdf); signers: the PDF to sign (default pdfcpu's itu-t81.pdf, 1 MB)")
+	pdf := fs.String("pdf", "", "latency: the `PDF` to submit (default mailin/testdata/doc1.pdf); signers, completion, load: the PDF to sign (default pdfcpu's itu-t81.pdf, 1 MB)")
 	var so signersOptions
-	fs.IntVar(&so.workers, "workers", 200, "signers: how many signers act at once (completion: at most, default 10)")
+	fs.IntVar(&so.workers, "workers", 200, "signers, load: how many signers act at once (completion: at most, default 10)")
 	fs.IntVar(&so.views, "views", 20000, "signers: how many signing-page views in all")
 	fs.IntVar(&so.signs, "signs", 600, "signers: how many signatures in all (at most -n)")
 	fs.StringVar(&so.view, "view", "page", "signers: what a view loads: page (GET /s/TOKEN) or api (GET /api/v1/sign/TOKEN)")
 	fs.IntVar(&so.raw, "raw", 50, "signers: how many raw pades.SignFile runs to time")
-	fs.Float64Var(&so.rate, "rate", 0, "signers: how many signers start their code-then-sign flow per second (0: each worker starts its next at once; completion: default 2)")
+	fs.Float64Var(&so.rate, "rate", 0, "signers: how many signers start their code-then-sign flow per second (0: each worker starts its next at once; completion: default 2); load: how many submissions are mailed per second (0: as fast as Postfix takes them)")
 	fs.BoolVar(&so.memory, "memory", false, "completion: start the completion once every envelope is signed, and report the peak heap and resident set it took")
 	fs.Int64Var(&so.attachLimit, "attach-limit", 10<<20, "completion: mail.attachment_limit_bytes, above which the final mail carries the download link alone")
 	size := fs.Int("size", 36_000_000, "flood: the attachment size in bytes (base64 makes the mail 4/3 of it)")
@@ -84,13 +110,13 @@ func main() {
 		err = flood(o, *size, *kind)
 	case "signers":
 		o.n = orDefault(o.n, 1000)
-		path := *pdf
-		if path == "" {
-			path, err = pdfcpuTestPDF("itu-t81.pdf")
-		}
-		if err == nil {
+		var path string
+		if path, err = signingPDF(*pdf); err == nil {
 			err = signers(o, path, so)
 		}
+	case "ingest":
+		o.n = orDefault(o.n, 2000)
+		err = ingest(o)
 	case "completion":
 		o.n = orDefault(o.n, 100)
 		set := map[string]bool{}
@@ -101,12 +127,15 @@ func main() {
 		if !set["rate"] {
 			so.rate = 2
 		}
-		path := *pdf
-		if path == "" {
-			path, err = pdfcpuTestPDF("itu-t81.pdf")
-		}
-		if err == nil {
+		var path string
+		if path, err = signingPDF(*pdf); err == nil {
 			err = completions(o, path, so)
+		}
+	case "load":
+		o.n = orDefault(o.n, 200)
+		var path string
+		if path, err = signingPDF(*pdf); err == nil {
+			err = load(o, path, loadOptions{signers: so.workers, rate: so.rate})
 		}
 	default:
 		usage()
@@ -123,10 +152,15 @@ type options struct {
 	store   string
 	n       int
 	verbose bool
+	// replicas is how many serve processes share the store (load only).
+	replicas int
+	// env holds PARAPHEUR_* settings for serve over the ones every scenario
+	// gives it.
+	env []string
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: parapheur-bench latency|flood|signers|completion [flags]; parapheur-bench latency -h for the flags")
+	fmt.Fprintln(os.Stderr, "usage: parapheur-bench latency|flood|signers|completion|ingest|load [flags]; parapheur-bench latency -h for the flags")
 	os.Exit(2)
 }
 
@@ -136,6 +170,15 @@ func orDefault(n, def int) int {
 		return def
 	}
 	return n
+}
+
+// signingPDF returns path, or when it is not set the 1 MB PDF the signing scenarios
+// default to: pdfcpu's itu-t81.pdf.
+func signingPDF(path string) (string, error) {
+	if path != "" {
+		return path, nil
+	}
+	return pdfcpuTestPDF("itu-t81.pdf")
 }
 
 // orDefaultPath returns path, or def when path is not set.

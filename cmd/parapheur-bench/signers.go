@@ -464,28 +464,9 @@ func (b *bench) views(ctx context.Context, workers, total int, kind string) (int
 func (b *bench) signs(ctx context.Context, workers, n int, rate float64) ([]time.Duration, time.Duration, error) {
 	var mu sync.Mutex
 	took := make([]time.Duration, 0, n)
-	var tickets chan struct{}
-	if rate > 0 {
-		tickets = make(chan struct{})
-		tctx, stop := context.WithCancel(ctx)
-		defer stop()
-		go func() {
-			tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
-			defer tick.Stop()
-			for {
-				select {
-				case <-tick.C:
-					select {
-					case tickets <- struct{}{}:
-					case <-tctx.Done():
-						return
-					}
-				case <-tctx.Done():
-					return
-				}
-			}
-		}()
-	}
+	tctx, stop := context.WithCancel(ctx)
+	defer stop()
+	tickets := pace(tctx, rate)
 	start := time.Now()
 	err := b.each(workers, func(w int) error {
 		for i := w; i < n; i += workers {
@@ -511,6 +492,32 @@ func (b *bench) signs(ctx context.Context, workers, n int, rate float64) ([]time
 		return nil
 	})
 	return took, time.Since(start), err
+}
+
+// pace hands out rate tickets a second until ctx ends; with no rate it is nil, and
+// whoever waits on no tickets goes at once.
+func pace(ctx context.Context, rate float64) <-chan struct{} {
+	if rate <= 0 {
+		return nil
+	}
+	tickets := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				select {
+				case tickets <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return tickets
 }
 
 // each runs f for workers 0..workers-1 at once and returns the first error.

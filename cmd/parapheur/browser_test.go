@@ -42,10 +42,7 @@ func (c *ceremonyRig) inBrowser(t *testing.T) {
 
 		p.askCode()
 		code := codeIn(t, c.read(t, "signer1", "Votre code de confirmation – "+title))
-		p.do(chromedp.SendKeys(chromedp.CSS("#sign-form input[name=code]"), code),
-			chromedp.Click(chromedp.CSS("#sign-form input[name=consent]")))
-		p.submit("#sign-form button")
-		p.confirmed()
+		p.sign(code)
 		p.shot("signer-fr-phone-signed")
 		if st := c.holder(link).state(t); st.Recipient.State != "signed" {
 			t.Fatalf("after signing in the page, the API says %s", st.Recipient.State)
@@ -123,10 +120,7 @@ func (c *ceremonyRig) inBrowser(t *testing.T) {
 		d.expectLang("en")
 		d.askCode()
 		code = codeIn(t, c.read(t, "delegate", "Votre code de confirmation – "+title))
-		d.do(chromedp.SendKeys(chromedp.CSS("#sign-form [name=code]"), code),
-			chromedp.Click(chromedp.CSS("#sign-form [name=consent]")))
-		d.submit("#sign-form button")
-		d.confirmed()
+		d.sign(code)
 		if st := c.holder(delegated).state(t); st.Recipient.State != "signed" || st.Recipient.Email != "delegate@example.com" {
 			t.Fatalf("the delegate after signing: %s %s", st.Recipient.Email, st.Recipient.State)
 		}
@@ -214,6 +208,16 @@ func (p page) askCode() {
 	if p.has("#error") || !p.has("#sign-form") {
 		p.failf("no code sent")
 	}
+}
+
+// sign enters code, ticks the consent box and presses Sign (or Approve):
+// the page confirms it.
+func (p page) sign(code string) {
+	p.t.Helper()
+	p.do(chromedp.SendKeys(chromedp.CSS("#sign-form [name=code]"), code),
+		chromedp.Click(chromedp.CSS("#sign-form [name=consent]")))
+	p.submit("#sign-form button")
+	p.confirmed()
 }
 
 // confirmed expects the confirmation of an action, and no error.

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,8 +43,13 @@ type ceremonyRig struct {
 	srv  *server
 	keys string // keys.dir: the signing CA is keys/ca.crt
 	base string // the public URL
+	// address is the gateway's mailbox address; "" means
+	// parapheur@org.example.
+	address string
 	// secrets are the link tokens and one-time codes of every mail read,
-	// which the gateway's logs must never show.
+	// which the gateway's logs must never show; mu guards them, for the
+	// tests that run envelopes side by side.
+	mu      sync.Mutex
 	secrets []string
 }
 
@@ -90,6 +96,8 @@ func startMailRig(t *testing.T, users ...string) *testrig.Mail {
 // logsHoldNoSecret looks for every link token and code the mails carried
 // in the gateway's logs.
 func (c *ceremonyRig) logsHoldNoSecret(t *testing.T) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if len(c.secrets) < 10 {
 		t.Fatalf("%d secrets collected: the whole envelope's mails carry more", len(c.secrets))
 	}
@@ -223,10 +231,10 @@ func (c *ceremonyRig) submit(t *testing.T, title string, lines ...string) (strin
 func (c *ceremonyRig) submitFiles(t *testing.T, title string, files map[string]string, lines ...string) (string, string) {
 	t.Helper()
 	id := fmt.Sprintf("<ceremony-%d@example.com>", time.Now().UnixNano())
-	msg := fmt.Sprintf("From: Bob Agent <bob@example.com>\r\nTo: parapheur@org.example\r\nSubject: %s\r\n"+
+	msg := fmt.Sprintf("From: Bob Agent <bob@example.com>\r\nTo: %s\r\nSubject: %s\r\n"+
 		"Message-ID: %s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"+
 		"--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n%s\r\n",
-		mimeWord(title), id, strings.Join(lines, "\r\n"))
+		c.gatewayAddress(), mimeWord(title), id, strings.Join(lines, "\r\n"))
 	for _, name := range slices.Sorted(maps.Keys(files)) {
 		pdf, err := os.ReadFile(files[name])
 		if err != nil {
@@ -235,8 +243,16 @@ func (c *ceremonyRig) submitFiles(t *testing.T, title string, files map[string]s
 		msg += fmt.Sprintf("--b\r\nContent-Type: application/pdf; name=%s\r\nContent-Transfer-Encoding: base64\r\n\r\n%s\r\n",
 			name, base64.StdEncoding.EncodeToString(pdf))
 	}
-	sendMail(t, c.rig.SMTPAddr(), "bob@example.com", "parapheur@org.example", msg+"--b--\r\n")
+	sendMail(t, c.rig.SMTPAddr(), "bob@example.com", c.gatewayAddress(), msg+"--b--\r\n")
 	return engine.EnvelopeID(strings.ToLower(id)), id
+}
+
+// gatewayAddress is the address submissions and replies are sent to.
+func (c *ceremonyRig) gatewayAddress() string {
+	if c.address == "" {
+		return "parapheur@org.example"
+	}
+	return c.address
 }
 
 // mimeWord encodes s for a header (RFC 2047) when it is not ASCII.
@@ -297,6 +313,8 @@ func (c *ceremonyRig) parse(t *testing.T, user, what string, raw []byte) receive
 	if m.text == "" {
 		t.Fatalf("%s's mail %q has no text part:\n%s", user, subject, raw)
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, l := range regexp.MustCompile(`/[se]/([A-Za-z0-9_-]{20,})`).FindAllStringSubmatch(m.text, -1) {
 		c.secrets = append(c.secrets, l[1])
 	}
@@ -414,8 +432,15 @@ func decodeState(t *testing.T, resp *http.Response) apiState {
 // approves) with it; the recipient must then be in state want.
 func (r recipient) act(t *testing.T, c *ceremonyRig, title, want string) apiState {
 	t.Helper()
+	return r.actWith(t, c, "Votre code de confirmation – "+title, want)
+}
+
+// actWith is act for the code mail whose subject contains codeSubject
+// (an envelope in another language).
+func (r recipient) actWith(t *testing.T, c *ceremonyRig, codeSubject, want string) apiState {
+	t.Helper()
 	r.post(t, "/code", nil)
-	code := codeIn(t, c.read(t, r.user, "Votre code de confirmation – "+title))
+	code := codeIn(t, c.read(t, r.user, codeSubject))
 	st := r.post(t, "/sign", map[string]any{"code": code, "consent": true})
 	if st.Recipient.State != want || st.Recipient.CanAct {
 		t.Fatalf("%s after acting: %s (can act: %v), want %s", r.user, st.Recipient.State, st.Recipient.CanAct, want)

@@ -46,12 +46,7 @@ const exitTestCrash = 86
 // crashAfter returns the completion worker's crash hook that the
 // environment asks for, or nil.
 func crashAfter(environ []string, stderr io.Writer) func(step string) {
-	var at string
-	for _, kv := range environ {
-		if v, ok := strings.CutPrefix(kv, crashAfterVariable+"="); ok {
-			at = v
-		}
-	}
+	at := environValue(environ, crashAfterVariable)
 	if at == "" {
 		return nil
 	}
@@ -61,4 +56,38 @@ func crashAfter(environ []string, stderr io.Writer) func(step string) {
 			os.Exit(exitTestCrash)
 		}
 	}
+}
+
+// clockOffsetVariable names a test hook: "parapheur serve" with
+// PARAPHEUR_TEST_CLOCK_OFFSET=DURATION (a Go duration, "25h") runs with
+// a clock that far ahead of the machine's: the events it records, the
+// timers it fires (deadlines, reminders) and the outbox items it claims
+// all follow it. The end-to-end tests use it to make an envelope's
+// reminder and deadline come without waiting days; it is no setting.
+const clockOffsetVariable = "PARAPHEUR_TEST_CLOCK_OFFSET"
+
+// testClock returns the gateway's clock that the environment asks for,
+// or nil for the machine's.
+func testClock(environ []string) (func() time.Time, error) {
+	v := environValue(environ, clockOffsetVariable)
+	if v == "" {
+		return nil, nil
+	}
+	offset, err := time.ParseDuration(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s=%q: want a duration such as 25h", clockOffsetVariable, v)
+	}
+	return func() time.Time { return time.Now().Add(offset) }, nil
+}
+
+// environValue is the last value of the variable name in environ, as
+// os.Getenv would give it; "" when unset.
+func environValue(environ []string, name string) string {
+	var value string
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			value = v
+		}
+	}
+	return value
 }

@@ -308,20 +308,7 @@ func imapMessages(t *testing.T, rig *testrig.Mail, user string, criteria *imap.S
 	if err != nil {
 		t.Fatal(err)
 	}
-	uids := found.AllUIDs()
-	if len(uids) == 0 {
-		return nil
-	}
-	section := &imap.FetchItemBodySection{Peek: true}
-	msgs, err := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{section}}).Collect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var raws [][]byte
-	for _, m := range msgs {
-		raws = append(raws, m.FindBodySection(section))
-	}
-	return raws
+	return fetchBodies(t, c, found.AllUIDs())
 }
 
 // headerOf returns the header field of the raw message.

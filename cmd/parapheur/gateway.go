@@ -96,6 +96,7 @@ func newGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) (*gat
 		metrics: prometheus.NewRegistry(), keys: keys, ca: ca, seal: seal}
 	g.engine.DownloadTTL = time.Duration(cfg.Mail.DownloadLinkDays) * 24 * time.Hour
 	g.engine.Metrics = engine.NewMetrics(g.metrics)
+	g.engine.Log = log
 	g.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		outbox.NewCollector(st, log, engine.MailQueue, engine.SMSQueue, engine.TimerQueue, engine.CompletionQueue))
 	if err := g.assemble(); err != nil {
@@ -162,7 +163,7 @@ func (g *gateway) assemble() error {
 		relay.OAuth2, relay.AuthMechanism = g.oauth.smtp, cfg.OAuth2.Mechanism
 	}
 	g.mail, err = mailsender.New(mailsender.Config{Relay: relay, Composer: mails, Holder: g.holder, Accepted: g.mailAccepted,
-		Outbox: outbox.Queue{Store: g.store, Engine: g.engine, Name: engine.MailQueue, Log: g.log,
+		Outbox: outbox.Queue{Store: g.store, Engine: g.engine, Name: engine.MailQueue, Log: g.log, Now: g.engine.Now,
 			Metrics: outbox.NewMetrics(g.metrics, "parapheur_mail")}})
 	if err != nil {
 		return err
@@ -170,7 +171,7 @@ func (g *gateway) assemble() error {
 	if cfg.SMS.URL != "" {
 		g.sms, err = sms.New(sms.Config{Gateway: sms.Gateway{URL: cfg.SMS.URL, Authorization: string(cfg.SMS.Authorization)},
 			Language: cfg.Language, Holder: g.holder,
-			Outbox: outbox.Queue{Store: g.store, Engine: g.engine, Name: engine.SMSQueue, Log: g.log,
+			Outbox: outbox.Queue{Store: g.store, Engine: g.engine, Name: engine.SMSQueue, Log: g.log, Now: g.engine.Now,
 				Metrics: outbox.NewMetrics(g.metrics, "parapheur_sms")}})
 		if err != nil {
 			return err
@@ -259,7 +260,11 @@ func (g *gateway) run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { g.poller.Run(ctx) })
-	wg.Go(func() { g.mail.Run(ctx) })
+	if g.cfg.Mail.Paused {
+		g.log.Warn("parapheur: mail.paused is set: this process sends no mail; the mails wait in the outbox")
+	} else {
+		wg.Go(func() { g.mail.Run(ctx) })
+	}
 	wg.Go(func() { g.completion.Run(ctx, outbox.DefaultPoll) })
 	if g.sms != nil {
 		wg.Go(func() { g.sms.Run(ctx) })

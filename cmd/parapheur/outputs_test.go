@@ -18,9 +18,20 @@ import (
 
 	"github.com/emersion/go-message/mail"
 
+	"github.com/parapheur/parapheur/deploy/testrig"
 	"github.com/parapheur/parapheur/signing/pki"
 	"github.com/parapheur/parapheur/signing/signtest"
 )
+
+// completionSteps are the instruction lines of the envelopes whose
+// certificate checkCertificate reads: an approver, two signers in
+// parallel, a copy and an archivist.
+var completionSteps = []string{
+	"Visa : Anne Viseur <approver@example.com>",
+	"Signataire : Sophie Première <signer1@example.com>, Paul Second <signer2@example.com>",
+	"Copie : Carl Copie <copy@example.com>",
+	"Archive : Arthur Archives <archivist@example.com>",
+}
 
 // completionUsers are the mailboxes of the completion tests: the gateway,
 // the agent who submits, and the parties of the envelope.
@@ -40,12 +51,7 @@ func TestCompletionOutputs(t *testing.T) {
 	t.Cleanup(signtest.Cleanup)
 
 	const title = "Convention de mécénat 2027"
-	envID, _ := c.submitFiles(t, title, map[string]string{"a-convention.pdf": samplePDF, "b-annexe.pdf": secondPDF},
-		"Visa : Anne Viseur <approver@example.com>",
-		"Signataire : Sophie Première <signer1@example.com>, Paul Second <signer2@example.com>",
-		"Copie : Carl Copie <copy@example.com>",
-		"Archive : Arthur Archives <archivist@example.com>",
-	)
+	envID, _ := c.submitFiles(t, title, map[string]string{"a-convention.pdf": samplePDF, "b-annexe.pdf": secondPDF}, completionSteps...)
 	c.invited(t, "approver", "À viser : "+title).act(t, c, title, "approved")
 	first, second := c.invited(t, "signer1", "À signer : "+title), c.invited(t, "signer2", "À signer : "+title)
 	first.act(t, c, title, "signed")
@@ -220,7 +226,13 @@ var secondPDF = filepath.Join("..", "..", "mailin", "testdata", "doc2.pdf")
 // certificate names the CRL the gateway publishes, as in production.
 func startCompletionRig(t *testing.T, extra ...string) (*ceremonyRig, *signtest.TSA) {
 	t.Helper()
-	rig := startMailRig(t, completionUsers...)
+	return startCompletionRigOn(t, startMailRig(t, completionUsers...), "bolt://"+filepath.Join(t.TempDir(), "parapheur.db"), extra...)
+}
+
+// startCompletionRigOn is startCompletionRig on the mail rig rig and the
+// store storeURL.
+func startCompletionRigOn(t *testing.T, rig *testrig.Mail, storeURL string, extra ...string) (*ceremonyRig, *signtest.TSA) {
+	t.Helper()
 	listen := freeAddr(t)
 	base := "http://" + listen
 	keys := initKeys(t, "PARAPHEUR_PUBLIC_URL="+base)
@@ -230,7 +242,7 @@ func startCompletionRig(t *testing.T, extra ...string) (*ceremonyRig, *signtest.
 	}
 	ca.CRLURL = crlURL(base)
 	tsa := signtest.StartTSA(t, ca)
-	srv := startServeOn(t, rig, "bolt://"+filepath.Join(t.TempDir(), "parapheur.db"), keys, listen,
+	srv := startServeOn(t, rig, storeURL, keys, listen,
 		append([]string{"PARAPHEUR_TSA_URL=" + tsa.URL, "PARAPHEUR_TIMEZONE=Europe/Paris"}, extra...)...)
 	return &ceremonyRig{rig: rig, srv: srv, keys: keys, base: base}, tsa
 }
@@ -304,12 +316,13 @@ func parseMail(t *testing.T, user string, raw []byte) finalMail {
 }
 
 // statesSums checks that the text and the HTML of user's final mail each
-// state every attachment's SHA-256, the text beside its name.
+// state every attachment's SHA-256, the text beside its name ("SHA-256 :"
+// in French, "SHA-256:" in English).
 func (m finalMail) statesSums(t *testing.T, user string) {
 	t.Helper()
 	for _, name := range m.names {
 		sum := sha256Hex(m.files[name])
-		if !regexp.MustCompile(regexp.QuoteMeta(name) + `[^\n]*\n\s*SHA-256 : ` + sum).MatchString(m.text) {
+		if !regexp.MustCompile(regexp.QuoteMeta(name) + `[^\n]*\n\s*SHA-256 ?: ` + sum).MatchString(m.text) {
 			t.Errorf("%s's final mail does not state the SHA-256 %s of %s in its text:\n%s", user, sum, name, m.text)
 		}
 		if !strings.Contains(m.html, sum) {
@@ -406,22 +419,8 @@ func (c *ceremonyRig) checkCertificate(t *testing.T, path, envID, title string, 
 		}
 	}
 
-	dir := t.TempDir()
-	if out, err := exec.Command("pdfdetach", "-saveall", "-o", dir, path).CombinedOutput(); err != nil {
-		t.Fatalf("pdfdetach: %v\n%s", err, out)
-	}
-	embedded, err := os.ReadFile(filepath.Join(dir, "audit-"+envID+".json"))
-	if err != nil {
-		t.Fatalf("the certificate embeds no audit-%s.json: %v", envID, err)
-	}
-	r := parapheur(t, []string{"PARAPHEUR_CONFIG="}, "verify", filepath.Join(dir, "audit-"+envID+".json"))
-	if r.code != exitOK || !strings.Contains(r.stdout, "chain intact") {
-		t.Errorf("parapheur verify of the embedded trail: exit %d\n%s%s", r.code, r.stdout, r.stderr)
-	}
-	var inCert, inMail []json.RawMessage
-	if err := json.Unmarshal(embedded, &inCert); err != nil {
-		t.Fatal(err)
-	}
+	inCert := embeddedTrail(t, path, envID)
+	var inMail []json.RawMessage
 	if err := json.Unmarshal(archived, &inMail); err != nil {
 		t.Fatal(err)
 	}
@@ -440,6 +439,30 @@ func (c *ceremonyRig) checkCertificate(t *testing.T, path, envID, title string, 
 	if err := json.Unmarshal(inMail[len(inMail)-1], &last); err != nil || last.Type != "completed" {
 		t.Errorf("the archivist's trail ends with %q (%v), want the completion", last.Type, err)
 	}
+}
+
+// embeddedTrail returns the events of the audit trail that the
+// certificate of completion at path embeds as audit-ENVID.json, once
+// "parapheur verify" found its hash chain intact.
+func embeddedTrail(t *testing.T, path, envID string) []json.RawMessage {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("pdfdetach", "-saveall", "-o", dir, path).CombinedOutput(); err != nil {
+		t.Fatalf("pdfdetach: %v\n%s", err, out)
+	}
+	embedded, err := os.ReadFile(filepath.Join(dir, "audit-"+envID+".json"))
+	if err != nil {
+		t.Fatalf("the certificate embeds no audit-%s.json: %v", envID, err)
+	}
+	r := parapheur(t, []string{"PARAPHEUR_CONFIG="}, "verify", filepath.Join(dir, "audit-"+envID+".json"))
+	if r.code != exitOK || !strings.Contains(r.stdout, "chain intact") {
+		t.Errorf("parapheur verify of the embedded trail: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	var events []json.RawMessage
+	if err := json.Unmarshal(embedded, &events); err != nil {
+		t.Fatal(err)
+	}
+	return events
 }
 
 func compactJSON(t *testing.T, b []byte) []byte {

@@ -53,8 +53,8 @@ const (
 	readyCacheFor = 5 * time.Second
 )
 
-// newReadiness checks st, the mail servers of cfg and, when the mailboxes
-// log in with OAuth2, that their access tokens can be had.
+// newReadiness checks st, the mail servers of cfg (the SMTP relay only while
+// mail.paused is off) and, when the mailboxes log in with OAuth2, that their access tokens can be had.
 func newReadiness(cfg *config.Config, st store.Store, oauth oauthSources) *readiness {
 	r := &readiness{now: time.Now, parts: []readyPart{
 		{"store", func(ctx context.Context) error {
@@ -66,7 +66,9 @@ func newReadiness(cfg *config.Config, st store.Store, oauth oauthSources) *readi
 				return imapclient.New(c, nil).WaitGreeting()
 			})
 		}},
-		{"smtp", func(ctx context.Context) error {
+	}}
+	if !cfg.Mail.Paused { // a paused sender needs no relay (mail.paused)
+		r.parts = append(r.parts, readyPart{"smtp", func(ctx context.Context) error {
 			return greeted(ctx, cfg.SMTP.Server, func(c net.Conn) error {
 				cl := smtp.NewClient(c)
 				// The client sets a deadline of its own on each command.
@@ -76,8 +78,8 @@ func newReadiness(cfg *config.Config, st store.Store, oauth oauthSources) *readi
 				}
 				return cl.Quit()
 			})
-		}},
-	}}
+		}})
+	}
 	if oauth.imap != nil || oauth.smtp != nil {
 		r.parts = append(r.parts, readyPart{"oauth2", func(ctx context.Context) error {
 			if err := oauth.check(ctx); err != nil {

@@ -493,3 +493,46 @@ func TestReadyz(t *testing.T) {
 	relay.release()
 	srv.stop(t)
 }
+
+// TestMailPaused: with mail.paused, serve takes a submission in and makes its
+// envelope, but neither sends its mails nor asks the relay anything (/readyz
+// leaves the relay out); the mails wait in the outbox, due, and a serve
+// without it sends them.
+func TestMailPaused(t *testing.T) {
+	rig := testrig.MailRig(t)
+	keys := initKeys(t)
+	storeURL := testrig.Redis(t).URL() // read while serve runs
+	relay := startGate(t, rig.SMTPAddr())
+	paused := startServe(t, rig, storeURL, keys, "PARAPHEUR_SMTP_URL=smtp://"+relay.addr, "PARAPHEUR_MAIL_PAUSED=true")
+	resp, body := getResponse(t, "http://"+paused.listen+"/readyz")
+	if resp.StatusCode != http.StatusOK || bytes.Contains(body, []byte("smtp")) {
+		t.Fatalf("/readyz with mail paused: %d %s; want 200 without the relay", resp.StatusCode, body)
+	}
+	submission, msgID := newSubmission(t, "Convention en attente")
+	sendMail(t, rig.SMTPAddr(), "bob@example.com", "parapheur@org.example", submission)
+	envID := engine.EnvelopeID(strings.ToLower(msgID))
+	st := openStore(t, storeURL)
+	eventually(t, 60*time.Second, "the envelope made", func() bool {
+		_, err := st.Get(t.Context(), envID)
+		return err == nil
+	})
+	paused.stop(t)
+	if n := relay.dials.Load(); n != 0 {
+		t.Fatalf("serve with mail paused connected %d times to the relay", n)
+	}
+	stats, err := st.QueueStats(t.Context(), engine.MailQueue, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Due != 2 || stats.Held != 0 {
+		t.Fatalf("mail queue after serve with mail paused: %+v; want the acknowledgement and the invitation due", stats)
+	}
+
+	startServe(t, rig, storeURL, keys, "PARAPHEUR_SMTP_URL=smtp://"+relay.addr)
+	if _, err := rig.WaitMessage("alice", "X-Parapheur-Envelope", envID, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rig.WaitMessage("bob", "In-Reply-To", msgID, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}

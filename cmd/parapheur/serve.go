@@ -27,7 +27,9 @@ retried until it succeeds (see "parapheur envelope list --stuck"). Serve does
 not start without the signing CA and the seal of "parapheur ca init". Run
 "parapheur config check" first; serve refuses a configuration with any
 problem. Logs go to standard error, JSON or text (log.format) from log.level
-up; they carry envelope ids, never link tokens or codes.
+up; they carry envelope ids, never link tokens or codes. With mail.paused
+(PARAPHEUR_MAIL_PAUSED=true), serve sends no mail: the mails wait in the
+outbox until a serve without it sends them.
 
 On SIGTERM or SIGINT, serve stops taking work (the mailbox, the outbox, the
 completions and the timers), lets the requests in flight finish (a signature
@@ -65,11 +67,16 @@ func runServe(inv *invocation) int {
 		// (parapheur-bench flood). GOMEMLIMIT, when set, decides instead.
 		debug.SetMemoryLimit(2 * cfg.Limits.MaxMessageBytes)
 	}
+	clock, err := testClock(inv.environ)
+	if err != nil {
+		return inv.fail(err)
+	}
 	g, err := newGateway(inv.ctx(), cfg, log)
 	if err != nil {
 		return inv.fail(err)
 	}
 	g.crashAfter = crashAfter(inv.environ, inv.stderr)
+	g.engine.Clock = clock
 	if err := g.run(inv.ctx()); err != nil {
 		return inv.fail(err)
 	}

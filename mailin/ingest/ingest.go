@@ -133,7 +133,8 @@ type inbound struct {
 	sender policy.Decision
 }
 
-// Handle handles one message; see the package doc.
+// Handle handles one message; see the package doc. It is safe for
+// concurrent use: the poller hands it several messages at once.
 func (h *Handler) Handle(ctx context.Context, m poller.Message) (poller.Destination, string, error) {
 	key := messageKey(m.Raw)
 	msg, err := message.ReadHeader(m.Raw, h.limit(m))
@@ -348,6 +349,15 @@ func unreachable(addr string, err error) problem.Text {
 // command carries out a reply command after checking it comes from the
 // address the replied-to mail was sent to.
 func (h *Handler) command(ctx context.Context, in *inbound, cmd reply.Command) (poller.Destination, string, error) {
+	// Its From is all that authenticates a command: one the trusted
+	// server says failed DMARC is not believed (nor answered, see
+	// refusalQuota), or anyone could decline in a recipient's name.
+	if in.sender.DMARCFailed {
+		return h.refuse(ctx, in, "", problem.Text{
+			EN: "the reply command's From domain failed DMARC: the mail may be forged",
+			FR: "le domaine d'expéditeur de la commande a échoué à DMARC : le message est peut-être falsifié",
+		})
+	}
 	envID, rid := h.thread(cmd.Thread)
 	if envID == "" {
 		return h.refuse(ctx, in, "", problem.Text{

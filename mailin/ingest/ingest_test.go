@@ -410,6 +410,19 @@ func TestReplyCommandsAndBounces(t *testing.T) {
 		!strings.Contains(strings.Join(jobs[0].Refusal.Problems, " "), "un refus n'est accepté que de l'adresse") {
 		t.Fatalf("forged decline: queued %+v, want a refusal in the envelope's language (French)", jobs)
 	}
+	// The invited address, but the trusted server says its domain failed
+	// DMARC: forged, not applied, not answered.
+	forged := rawMail("marie@partner.example", "RE: Invitation", "Authentication-Results: mx.org.example; dmarc=fail header.from=partner.example\r\n"+
+		"In-Reply-To: "+root+"\r\nReferences: "+root+"\r\n", "REFUSER: faux refus\r\n")
+	if dest, reason := f.handle(t, forged); dest != poller.Quarantine || !strings.Contains(reason, "failed DMARC") {
+		t.Fatalf("decline failing DMARC: %v %s", dest, reason)
+	}
+	if jobs := f.queued(t); len(jobs) != 0 {
+		t.Fatalf("decline failing DMARC: queued %+v, want no reply", jobs)
+	}
+	if got, _ := f.e.Store.Get(ctx, env.ID); got.State != workflow.StateInProgress {
+		t.Fatalf("a decline failing DMARC acted: %s", got.State)
+	}
 	if dest, reason := f.handle(t, decline("marie@partner.example")); dest != poller.Processed {
 		t.Fatalf("decline: %v %s", dest, reason)
 	}

@@ -96,6 +96,12 @@ var ErrTooLarge = errors.New("message too large")
 // so that a crafted mail cannot exhaust the stack.
 const MaxDepth = 32
 
+// MaxParts bounds the parts of a message (multiparts and forwarded
+// messages included), far above what a mail client writes: a mail of
+// thousands of tiny parts within the size limit must not become an
+// envelope of thousands of documents or ignored attachments.
+const MaxParts = 1000
+
 // Error is why a message cannot be read: in English with the decoder's
 // own words (for logs and the quarantine reason), and in French for the
 // sender, who is told in their language and spared the decoder's jargon.
@@ -347,6 +353,8 @@ type walker struct {
 	plain, html *string
 	// textOnly skips, undecoded, every part that cannot be the text.
 	textOnly bool
+	// parts counts the parts visited, against MaxParts.
+	parts int
 }
 
 func (w *walker) text() string {
@@ -372,6 +380,10 @@ func (w *walker) walk(e *gomessage.Entity, at []int, forwarded bool) error {
 	if len(at) > MaxDepth {
 		return failure(nil, fmt.Sprintf("%s : les parties sont imbriquées sur plus de %d niveaux", partNameFR(at), MaxDepth),
 			"%s: parts nest deeper than %d levels", partName(at), MaxDepth)
+	}
+	if w.parts++; w.parts > MaxParts {
+		return failure(nil, fmt.Sprintf("le message compte plus de %d parties MIME : envoyez les documents en plusieurs messages", MaxParts),
+			"the message has more than %d MIME parts: send the documents in several messages", MaxParts)
 	}
 	mediaType := mediaTypeOf(e.Header)
 	if mr := e.MultipartReader(); mr != nil {

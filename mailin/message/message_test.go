@@ -74,6 +74,8 @@ Content-Transfer-Encoding: base64
 			"the message (multipart/mixed): reading its part 1: multipart: boundary is empty"},
 		{"bad header", "From a@b.example\n\nhi", "reading the header: "},
 		{"nesting", "From: a@b.example\nContent-Type: message/rfc822\n\n" + strings.Repeat("Content-Type: message/rfc822\n\n", MaxDepth+2), "parts nest deeper than 32 levels"},
+		{"too many parts", "From: a@b.example\nContent-Type: multipart/mixed; boundary=b\n\n" + strings.Repeat("--b\n\nx\n", MaxParts) + "--b--\n",
+			"the message has more than 1000 MIME parts"},
 	} {
 		_, err := Parse(strings.NewReader(tt.raw), 1<<20)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -7,6 +7,10 @@
 // derives the envelope ID from the Message-ID), so a message seen again
 // after a crash between the handler and the MOVE is not duplicated. Bodies
 // are fetched with BODY.PEEK[], so \Seen is never set on unprocessed mail.
+// The messages of a batch are handled several at once (Config.Workers), each
+// as soon as it has arrived, so that one message's store writes overlap
+// another's parsing and concurrent writes share a commit; the batch moves
+// once every one of them is handled.
 //
 // New mail is noticed by IDLE (RFC 2177), re-issued every IdleRestart since
 // servers drop idle connections, or by plain polling when the server has no
@@ -43,6 +47,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -87,7 +92,9 @@ type Message struct {
 type Handler interface {
 	// Handle handles one message and says where it goes, with a reason for
 	// the quarantine. An error means a failure that may pass: the message
-	// stays in the inbox and is tried again by the next safety scan.
+	// stays in the inbox and is tried again by the next safety scan. It is
+	// called for several messages of a batch at once (Config.Workers), in
+	// no particular order.
 	Handle(ctx context.Context, m Message) (Destination, string, error)
 }
 
@@ -119,7 +126,12 @@ type Config struct {
 	PollInterval time.Duration
 	// SafetyScan is how often the whole inbox is scanned (default 2 minutes).
 	SafetyScan time.Duration
-	// BatchSize is how many messages are fetched and moved at once (default 50);
+	// Workers is how many messages of a batch are handled at once (default
+	// DefaultWorkers): while one waits for the store, another is parsed, and
+	// their store writes can share a commit.
+	Workers int
+	// BatchSize is how many messages are fetched and moved at once (default
+	// DefaultBatchSize);
 	// their contents are fetched in groups of at most MaxMessageBytes.
 	BatchSize int
 	// LeaseTTL is the poller lease's duration (default 6 s): after a crash,
@@ -150,6 +162,14 @@ const (
 	modeTLS connMode = iota
 	modeStartTLS
 	modePlain
+)
+
+// Defaults of Config.
+const (
+	// DefaultBatchSize is Config.BatchSize when not set.
+	DefaultBatchSize = 100
+	// DefaultWorkers is Config.Workers when not set.
+	DefaultWorkers = 32
 )
 
 // LeaseName is the store lease that elects the polling replica.
@@ -192,8 +212,11 @@ func New(cfg Config, st store.Store, h Handler, log *slog.Logger, metrics *Metri
 			*d.d = d.def
 		}
 	}
+	if p.cfg.Workers <= 0 {
+		p.cfg.Workers = DefaultWorkers
+	}
 	if p.cfg.BatchSize <= 0 {
-		p.cfg.BatchSize = 50
+		p.cfg.BatchSize = DefaultBatchSize
 	}
 	if p.cfg.ProcessedFolder == "" {
 		p.cfg.ProcessedFolder = "Processed"
@@ -542,7 +565,7 @@ func (p *Poller) scan(ctx context.Context, c *imapclient.Client, cur *cursor, fu
 }
 
 // batch fetches, handles and moves a batch of messages: their sizes first,
-// then their contents in groups of at most MaxMessageBytes together (see
+// then their contents, each handled as it arrives, Workers at once, in groups of at most MaxMessageBytes together (see
 // bySize), so that the poller holds no more than one message's limit of mail
 // at once, whatever arrives together.
 func (p *Poller) batch(ctx context.Context, c *imapclient.Client, uids []imap.UID) error {
@@ -561,40 +584,45 @@ func (p *Poller) batch(ctx context.Context, c *imapclient.Client, uids []imap.UI
 			whole = append(whole, m.UID)
 		}
 	}
+	var mu sync.Mutex // guards moves
 	moves := map[Destination][]imap.UID{}
 	handle := func(uids []imap.UID, section *imap.FetchItemBodySection) error {
 		if len(uids) == 0 {
 			return nil
 		}
-		msgs, err := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}}).Collect()
-		if err != nil {
-			return fmt.Errorf("imap fetch: %w", err)
-		}
-		for _, m := range msgs {
+		// Each message is handed over as soon as it has arrived, to at most
+		// Workers handlers at once, while the next ones arrive; all are
+		// handled before the batch moves.
+		cmd := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
+		workers := make(chan struct{}, p.cfg.Workers)
+		var wg sync.WaitGroup
+		var err error
+		for data := cmd.Next(); data != nil; data = cmd.Next() {
+			m, cerr := data.Collect()
+			if cerr != nil {
+				err = cerr
+				break
+			}
 			info := meta[m.UID]
 			if info == nil || len(m.BodySection) == 0 {
 				continue // expunged meanwhile
 			}
 			msg := Message{UID: m.UID, Size: info.RFC822Size, Raw: m.BodySection[0].Bytes,
 				TooLarge: section.Specifier == imap.PartSpecifierHeader, Received: info.InternalDate}
-			dest, reason, err := p.handler.Handle(ctx, msg)
-			if err != nil {
-				p.log.Warn("imap poller: handling failed, the message stays in the inbox", "uid", m.UID, "err", err)
-				p.metrics.count("retry")
-				continue
-			}
-			p.metrics.handled(msg.Received, p.now())
-			switch dest {
-			case Quarantine:
-				p.log.Info("imap poller: quarantined", "uid", m.UID, "reason", reason)
-				p.metrics.count("quarantine")
-			case Verified:
-				p.metrics.count("verification")
-				dest = Processed
-			default:
-				p.metrics.count("processed")
-			}
-			moves[dest] = append(moves[dest], m.UID)
+			workers <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-workers }()
+				if dest, ok := p.handleOne(ctx, msg); ok {
+					mu.Lock()
+					moves[dest] = append(moves[dest], msg.UID)
+					mu.Unlock()
+				}
+			})
+		}
+		err = errors.Join(err, cmd.Close())
+		wg.Wait()
+		if err != nil {
+			return fmt.Errorf("imap fetch: %w", err)
 		}
 		return nil
 	}
@@ -624,6 +652,29 @@ func (p *Poller) batch(ctx context.Context, c *imapclient.Client, uids []imap.UI
 		}
 	}
 	return nil
+}
+
+// handleOne hands m to the handler, counts the outcome and says where m goes,
+// or false when it stays in the inbox (the handler failed).
+func (p *Poller) handleOne(ctx context.Context, m Message) (Destination, bool) {
+	dest, reason, err := p.handler.Handle(ctx, m)
+	if err != nil {
+		p.log.Warn("imap poller: handling failed, the message stays in the inbox", "uid", m.UID, "err", err)
+		p.metrics.count("retry")
+		return 0, false
+	}
+	p.metrics.handled(m.Received, p.now())
+	switch dest {
+	case Quarantine:
+		p.log.Info("imap poller: quarantined", "uid", m.UID, "reason", reason)
+		p.metrics.count("quarantine")
+	case Verified:
+		p.metrics.count("verification")
+		dest = Processed
+	default:
+		p.metrics.count("processed")
+	}
+	return dest, true
 }
 
 // bySize splits uids, in order, into groups whose sizes, each counted at most

@@ -697,3 +697,39 @@ func TestVerifiedGoesToProcessedCountedApart(t *testing.T) {
 		t.Fatalf("lease held %v after the poller stopped, want 0", held)
 	}
 }
+
+// TestBatchHandledConcurrently checks that the messages of a batch are handled
+// Workers at once, no more, and all moved once handled: each handler waits
+// until Workers handlers are in at once (or gives up after a while, as
+// handlers run one by one would have to).
+func TestBatchHandledConcurrently(t *testing.T) {
+	const workers, messages = 4, 12
+	mb := memMailbox(t)
+	var msgs []string
+	for i := range messages {
+		msgs = append(msgs, testMessage(fmt.Sprintf("c%d", i), "Convention"))
+	}
+	mb.append(t, msgs...)
+	var active, peak atomic.Int32
+	full := make(chan struct{})
+	var once sync.Once
+	h := handlerFunc(func(ctx context.Context, m Message) (Destination, string, error) {
+		n := active.Add(1)
+		defer active.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		if n == workers {
+			once.Do(func() { close(full) })
+		}
+		select {
+		case <-full:
+		case <-time.After(2 * time.Second):
+		}
+		return Processed, "", nil
+	})
+	start(t, mb, openStore(t), h, func(c *Config) { c.Workers = workers })
+	waitCounts(t, mb, map[string]int{"INBOX": 0, "Processed": messages, "Quarantine": 0})
+	if p := peak.Load(); p != workers {
+		t.Errorf("at most %d messages were handled at once, want Workers = %d", p, workers)
+	}
+}

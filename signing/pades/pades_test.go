@@ -152,36 +152,13 @@ func TestManySignatures(t *testing.T) {
 	}
 }
 
-// signWithPdfsign signs in with digitorus/pdfsign, another implementation,
-// with a certificate of ca.
-func signWithPdfsign(t *testing.T, ca *pki.CA, in, out string) {
-	t.Helper()
-	kp, err := ca.IssueOneTime("Prior Signer", "prior@example.org", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = pdfsign.SignFile(in, out, pdfsign.SignData{
-		Signature: pdfsign.SignDataSignature{
-			CertType: pdfsign.ApprovalSignature,
-			Info:     pdfsign.SignDataSignatureInfo{Name: "Prior Signer", Reason: "Earlier approval", Date: time.Now()},
-		},
-		Signer:            kp.Key,
-		DigestAlgorithm:   crypto.SHA256,
-		Certificate:       kp.Chain[0],
-		CertificateChains: [][]*x509.Certificate{kp.Chain},
-	})
-	if err != nil {
-		t.Fatalf("pdfsign: %v", err)
-	}
-}
-
 func TestPriorPdfsignSignatureStaysValid(t *testing.T) {
 	ca, caFile := testCA(t)
 	for _, src := range []string{"qpdf-classic", "qpdf-objstm", "pdfcpu-form"} {
 		t.Run(src, func(t *testing.T) {
 			dir := t.TempDir()
 			prior := filepath.Join(dir, "prior.pdf")
-			signWithPdfsign(t, ca, pdftest.Corpus(t)[src], prior)
+			pdftest.SignWithPdfsign(t, ca, pdftest.Corpus(t)[src], prior)
 			pdftest.Validate(t, prior, pdftest.Expect{Signatures: 1, CAFile: caFile})
 			out := filepath.Join(dir, "signed.pdf")
 			signFile(t, ca, prior, out, "Second Signer", &pades.Stamp{Page: 1, Name: "Second Signer"})

@@ -2,18 +2,21 @@
 // in one bbolt file (go.etcd.io/bbolt, a copy-on-write B+tree with ACID
 // transactions), with no server to run.
 //
-// Every call is one bbolt transaction, and bbolt fsyncs the file on every
-// commit, so a call that returned is on disk and a crash loses nothing it
-// acknowledged; Create and Update put the envelope, its audit records,
-// outbox items, idempotency keys and token index entries in one
-// transaction. Concurrent writes share a commit (bbolt's DB.Batch, group
-// commit): one fsync serves the writers that come while another writes,
-// instead of one fsync each; a lone write commits at once. The one
-// exception is PutBlob, which commits each 1 MiB chunk
-// on its own (so that a slow upload never holds the single writer lock for
-// long) under a temporary upload ID and then links the blob under its
-// SHA-256; an upload cut short by a crash leaves chunks that the next Open
-// deletes.
+// Every call is atomic, and bbolt fsyncs the file on every commit, so a
+// call that returned is on disk and a crash loses nothing it acknowledged;
+// Create and Update put the envelope, its audit records, outbox items,
+// idempotency keys and token index entries in one transaction. Concurrent
+// writes share a commit (group commit): a lone write commits at once, and
+// the writes that come while a commit is under way all share the next one,
+// one fsync for them all instead of one each. (bbolt's own DB.Batch closes a
+// batch after a fixed delay whether or not the file is free: on a disk whose
+// fsync takes milliseconds, the writes that come during one commit would
+// queue as many commits.) The one call that is not atomic is PutBlob, which
+// commits each 1 MiB chunk on its own (so that a slow upload never holds the
+// single writer lock for long) under a temporary upload ID, and links the
+// blob under its SHA-256 with the last one; an upload cut short by a crash
+// leaves chunks that the next Open deletes. A document of one chunk, as most
+// are, takes one commit.
 //
 // bbolt locks the file for one process: a second process opening it waits
 // then fails. The embedded store therefore serves a single gateway; several
@@ -29,7 +32,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync/atomic"
+	"slices"
+	"sync"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -73,9 +77,12 @@ type Store struct {
 	opts  store.Options
 	owned bool // Close closes db
 	wake  *wake.Hub
-	// writers counts the writes under way, to tell a lone write from
-	// concurrent ones.
-	writers atomic.Int64
+
+	mu sync.Mutex // guards the group commit's state
+	// queue holds the writes waiting for the next commit.
+	queue []*queuedWrite
+	// committing is set while a goroutine commits the queued writes.
+	committing bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -88,12 +95,6 @@ const lockTimeout = 2 * time.Second
 // the operator what to do.
 var ErrInUse = errors.New("the file is in use by another process")
 
-// batchDelay is how long a write that comes while another is under way
-// waits for more to share its commit. bbolt's default, 10 ms, is far more
-// than a commit (its fsync), about 0.3 ms for a small write on the test VM:
-// the writes that come during a commit queue for the next one anyway.
-const batchDelay = 200 * time.Microsecond
-
 // Open opens or creates the store file at path. A file another process has
 // open makes it fail after a short wait.
 func Open(path string, opts store.Options) (*Store, error) {
@@ -104,7 +105,6 @@ func Open(path string, opts store.Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("bolt store %s: %w", path, err)
 	}
-	db.MaxBatchDelay = batchDelay
 	s, err := newStore(db, opts, true)
 	if err != nil {
 		db.Close()
@@ -151,18 +151,113 @@ func (s *Store) update(ctx context.Context, f func(tx *bbolt.Tx) error) error {
 	return s.write(f)
 }
 
-// write runs f in a write transaction: its own if no other write is under
-// way (a timer would only slow a lone write), else one it shares with the
-// concurrent writes, and one commit (DB.Batch). bbolt may run f more than
-// once (when another f in the same transaction fails, the transaction is
-// rolled back and run again without it), so f must have no effect outside
-// tx but assignments that every run makes afresh.
+// write runs f in a write transaction and commits it: at once when no
+// commit is under way, else in the next commit, which the writes that came
+// meanwhile share (group commit: one fsync for them all, whatever a commit
+// takes). The writer that finds no commit under way commits; the writes
+// queued while it did are committed by another goroutine, so that it
+// returns as soon as its own write is on disk. f may run more than once
+// (see commitGroup), so it must have no effect outside tx but assignments
+// that every run makes afresh.
 func (s *Store) write(f func(tx *bbolt.Tx) error) error {
-	defer s.writers.Add(-1)
-	if s.writers.Add(1) == 1 {
-		return s.db.Update(f)
+	w := &queuedWrite{f: f, done: make(chan error, 1)}
+	s.mu.Lock()
+	s.queue = append(s.queue, w)
+	if s.committing {
+		s.mu.Unlock()
+		return <-w.done
 	}
-	return s.db.Batch(f)
+	s.committing = true
+	s.mu.Unlock()
+	s.commitQueued()
+	if s.more() {
+		go s.drain()
+	}
+	return <-w.done
+}
+
+// queuedWrite is a write waiting for its commit, and its outcome.
+type queuedWrite struct {
+	f    func(tx *bbolt.Tx) error
+	done chan error
+}
+
+// maxGroup bounds the writes of one commit, as bbolt's DB.MaxBatchSize does.
+const maxGroup = 1000
+
+// commitQueued commits the writes queued so far, at most maxGroup, as one
+// group.
+func (s *Store) commitQueued() {
+	s.mu.Lock()
+	n := min(len(s.queue), maxGroup)
+	group := s.queue[:n:n]
+	s.queue = slices.Clone(s.queue[n:])
+	s.mu.Unlock()
+	s.commitGroup(group)
+}
+
+// more reports whether writes are queued, and ends the committing when none is.
+func (s *Store) more() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) == 0 {
+		s.committing = false
+		return false
+	}
+	return true
+}
+
+// drain commits the queued writes, a group at a time, until none is left.
+func (s *Store) drain() {
+	for {
+		s.commitQueued()
+		if !s.more() {
+			return
+		}
+	}
+}
+
+// commitGroup runs the writes of group in one transaction. A write that fails
+// is taken out and the transaction run again without it, since some of its
+// puts may be in it; it then runs alone, once the others have committed, so
+// that the error it returns is the one it meets on its own.
+func (s *Store) commitGroup(group []*queuedWrite) {
+	var alone []*queuedWrite
+	for len(group) > 0 {
+		failed := -1
+		err := s.db.Update(func(tx *bbolt.Tx) error {
+			for i, w := range group {
+				if err := w.run(tx); err != nil {
+					failed = i
+					return err
+				}
+			}
+			return nil
+		})
+		if failed >= 0 && len(group) > 1 {
+			alone = append(alone, group[failed])
+			group = slices.Delete(group, failed, failed+1)
+			continue
+		}
+		for _, w := range group {
+			w.done <- err
+		}
+		break
+	}
+	for _, w := range alone {
+		w.done <- s.db.Update(w.run)
+	}
+}
+
+// run runs the write's f in tx. A panic is its error: it may happen on
+// another writer's goroutine, which it must not bring down.
+func (w *queuedWrite) run(tx *bbolt.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("bolt store: a write panicked: %v", p)
+		}
+	}()
+	return w.f(tx)
 }
 
 // view runs f in a read transaction, if ctx is still live.
@@ -431,36 +526,52 @@ func chunkKey(upload string, i int) []byte {
 // PutBlob implements store.Store.
 func (s *Store) PutBlob(ctx context.Context, r io.Reader) (store.Blob, error) {
 	upload := newUploadID()
-	blob, n, err := chunked.Write(ctx, r, s.opts.Limit(), func(i int, chunk []byte) error {
+	blob, n, err := chunked.Write(ctx, r, s.opts.Limit(), func(i int, chunk []byte, whole *store.Blob) error {
 		return s.write(func(tx *bbolt.Tx) error {
-			if i == 0 { // the under-way mark comes with the first chunk, in its commit
+			if whole != nil && get(tx, blobs, []byte(whole.SHA256)) != nil {
+				return dropUpload(tx, upload) // the same bytes are stored already
+			}
+			if i == 0 && whole == nil { // the under-way mark comes with the first of several chunks, in its commit
 				if err := put(tx, uploads, []byte(upload), present); err != nil {
 					return err
 				}
 			}
-			return put(tx, chunks, chunkKey(upload, i), chunk)
+			if err := put(tx, chunks, chunkKey(upload, i), chunk); err != nil {
+				return err
+			}
+			if whole == nil {
+				return nil
+			}
+			return linkBlob(tx, *whole, upload, i+1) // with the last chunk, in its commit
 		})
 	})
 	if err != nil {
 		return store.Blob{}, errors.Join(err, s.write(func(tx *bbolt.Tx) error { return dropUpload(tx, upload) }))
 	}
-	meta, err := json.Marshal(blobMeta{Upload: upload, Size: blob.Size, Chunks: n})
-	if err != nil {
-		return store.Blob{}, err
-	}
-	err = s.write(func(tx *bbolt.Tx) error {
-		if get(tx, blobs, []byte(blob.SHA256)) != nil {
-			return dropUpload(tx, upload) // the same bytes are stored already
+	if n == 0 { // no chunk to link the empty blob with
+		err = s.write(func(tx *bbolt.Tx) error {
+			if get(tx, blobs, []byte(blob.SHA256)) != nil {
+				return nil
+			}
+			return linkBlob(tx, blob, upload, 0)
+		})
+		if err != nil {
+			return store.Blob{}, err
 		}
-		if err := put(tx, blobs, []byte(blob.SHA256), meta); err != nil {
-			return err
-		}
-		return tx.Bucket(uploads).Delete([]byte(upload))
-	})
-	if err != nil {
-		return store.Blob{}, err
 	}
 	return blob, nil
+}
+
+// linkBlob records blob as stored in the chunks of upload, which is done.
+func linkBlob(tx *bbolt.Tx, blob store.Blob, upload string, chunks int) error {
+	meta, err := json.Marshal(blobMeta{Upload: upload, Size: blob.Size, Chunks: chunks})
+	if err != nil {
+		return err
+	}
+	if err := put(tx, blobs, []byte(blob.SHA256), meta); err != nil {
+		return err
+	}
+	return tx.Bucket(uploads).Delete([]byte(upload))
 }
 
 func newUploadID() string {

@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/store/internal/chunked"
 	"github.com/parapheur/parapheur/store/storetest"
 )
 
@@ -169,12 +170,10 @@ func commits(t *testing.T, s *Store) int {
 }
 
 // concurrently runs writes at once, while another write is under way, and
-// makes them share one transaction: the shared transaction starts only when
-// all have come (a lone write would commit on its own).
+// lets that write commit only once all of them are queued: they then share
+// the next commit.
 func concurrently(t *testing.T, s *Store, writes ...func()) {
 	t.Helper()
-	s.db.MaxBatchSize, s.db.MaxBatchDelay = len(writes), time.Hour
-	defer func() { s.db.MaxBatchSize = 1 }() // later writes, alone, commit at once
 	entered, release := make(chan struct{}), make(chan struct{})
 	blocker := make(chan error)
 	go func() {
@@ -189,9 +188,14 @@ func concurrently(t *testing.T, s *Store, writes ...func()) {
 	for _, w := range writes {
 		wg.Go(w)
 	}
-	for deadline := time.Now().Add(10 * time.Second); s.writers.Load() != int64(len(writes))+1; time.Sleep(time.Millisecond) {
+	queued := func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.queue)
+	}
+	for deadline := time.Now().Add(10 * time.Second); queued() != len(writes); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d writes under way, want %d", s.writers.Load(), len(writes)+1)
+			t.Fatalf("%d writes queued, want %d", queued(), len(writes))
 		}
 	}
 	close(release)
@@ -228,7 +232,7 @@ func TestGroupCommit(t *testing.T) {
 
 // TestGroupCommitFailure puts a write that fails in a shared transaction:
 // it fails alone, with its own error, and the others' writes and results
-// stand although bbolt ran them twice.
+// stand although they ran twice.
 func TestGroupCommitFailure(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "parapheur.db"))
 	ctx := t.Context()
@@ -267,16 +271,39 @@ func TestGroupCommitFailure(t *testing.T) {
 	}
 }
 
-// TestPutBlobCommits checks that a blob of one chunk costs two commits (the
-// chunk with its under-way mark, then the link), not one more for the mark.
+// TestPutBlobCommits checks that a blob of one chunk costs one commit (the
+// chunk with its link), and one of two chunks two (the first chunk with the
+// under-way mark, the second with the link).
 func TestPutBlobCommits(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "parapheur.db"))
-	before := commits(t, s)
-	if _, err := s.PutBlob(t.Context(), strings.NewReader("one chunk")); err != nil {
-		t.Fatal(err)
+	for _, b := range []struct {
+		data    string
+		commits int
+	}{{"one chunk", 1}, {strings.Repeat("x", chunked.Size), 1}, {strings.Repeat("y", chunked.Size+1), 2}} {
+		before := commits(t, s)
+		blob, err := s.PutBlob(t.Context(), strings.NewReader(b.data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := commits(t, s) - before; n != b.commits {
+			t.Errorf("PutBlob of %d bytes made %d commits, want %d", len(b.data), n, b.commits)
+		}
+		r, _, err := s.OpenBlob(t.Context(), blob.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := io.ReadAll(r); err != nil || string(got) != b.data {
+			t.Errorf("blob of %d bytes reads back as %d bytes, %v", len(b.data), len(got), err)
+		}
 	}
-	if n := commits(t, s) - before; n != 2 {
-		t.Errorf("PutBlob of one chunk made %d commits, want 2", n)
+	var marks, left int
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		marks = tx.Bucket(uploads).Stats().KeyN
+		left = tx.Bucket(chunks).Stats().KeyN
+		return nil
+	})
+	if err != nil || marks != 0 || left != 4 {
+		t.Errorf("after the uploads: %d under-way marks and %d chunks (%v), want 0 and 4", marks, left, err)
 	}
 }
 
@@ -306,5 +333,23 @@ func TestItemWithoutSince(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGroupCommitPanic: a write that panics in a shared transaction, which
+// another writer's goroutine commits, fails with an error instead of
+// bringing the process down, and the others' writes stand.
+func TestGroupCommitPanic(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "parapheur.db"))
+	ctx := t.Context()
+	var errPanic, errCursor error
+	concurrently(t, s,
+		func() { errCursor = s.SetCursor(ctx, "cursor", []byte("value")) },
+		func() { errPanic = s.update(ctx, func(*bbolt.Tx) error { panic("a bug") }) })
+	if errPanic == nil || !strings.Contains(errPanic.Error(), "a bug") {
+		t.Errorf("the panicking write returned %v, want an error naming the panic", errPanic)
+	}
+	if v, err := s.Cursor(ctx, "cursor"); errCursor != nil || err != nil || string(v) != "value" {
+		t.Errorf("the write beside it: %v; cursor = %q, %v", errCursor, v, err)
 	}
 }

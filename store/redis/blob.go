@@ -43,29 +43,15 @@ func (s *Store) PutBlob(ctx context.Context, r io.Reader) (store.Blob, error) {
 	rand.Read(b)
 	upload := hex.EncodeToString(b)
 	written := 0
-	blob, n, err := chunked.Write(ctx, r, s.opts.Limit(), func(i int, chunk []byte) error {
+	blob, n, err := chunked.Write(ctx, r, s.opts.Limit(), func(i int, chunk []byte, whole *store.Blob) error {
 		written++
-		return s.c.Set(ctx, chunkKey(upload, i), chunk, uploadTTL).Err()
+		if whole == nil {
+			return s.c.Set(ctx, chunkKey(upload, i), chunk, uploadTTL).Err()
+		}
+		return s.persistChunks(ctx, upload, i, chunk)
 	})
 	if err != nil {
 		return store.Blob{}, errors.Join(err, s.dropChunks(ctx, upload, written))
-	}
-	// Make the chunks permanent before linking them, so that a linked blob
-	// never loses a chunk to the expiry.
-	pipe := s.c.Pipeline()
-	persisted := make([]*redis.BoolCmd, n)
-	for i := range n {
-		persisted[i] = pipe.Persist(ctx, chunkKey(upload, i))
-	}
-	if n > 0 {
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return store.Blob{}, errors.Join(err, s.dropChunks(ctx, upload, n))
-		}
-	}
-	for i, p := range persisted {
-		if !p.Val() {
-			return store.Blob{}, errors.Join(fmt.Errorf("redis store: blob chunk %d expired before the upload ended (after %v)", i, uploadTTL), s.dropChunks(ctx, upload, n))
-		}
 	}
 	meta, err := json.Marshal(blobMeta{Upload: upload, Size: blob.Size, Chunks: n})
 	if err != nil {
@@ -81,6 +67,28 @@ func (s *Store) PutBlob(ctx context.Context, r io.Reader) (store.Blob, error) {
 		}
 	}
 	return blob, nil
+}
+
+// persistChunks stores chunk last of an upload for good and makes the chunks
+// before it, stored with an expiry, permanent too, in one round trip (the
+// chunks of an upload share a slot): a linked blob must never lose a chunk to
+// the expiry, so this comes before the link.
+func (s *Store) persistChunks(ctx context.Context, upload string, last int, chunk []byte) error {
+	pipe := s.c.Pipeline()
+	pipe.Set(ctx, chunkKey(upload, last), chunk, 0)
+	persisted := make([]*redis.BoolCmd, last)
+	for i := range persisted {
+		persisted[i] = pipe.Persist(ctx, chunkKey(upload, i))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	for i, p := range persisted {
+		if !p.Val() {
+			return fmt.Errorf("redis store: blob chunk %d expired before the upload ended (after %v)", i, uploadTTL)
+		}
+	}
+	return nil
 }
 
 // dropChunks deletes the first n chunks of an upload, even once ctx is

@@ -98,7 +98,8 @@
 //     the due-time and pending entries: removed by the next claimer and by
 //     QueueStats.
 //   - PutBlob before linking: chunks are written with a 24-hour expiry and
-//     vanish; between making them permanent and linking: orphan chunks (space
+//     vanish; between making them permanent (the last one is written
+//     permanent, in the same round trip) and linking: orphan chunks (space
 //     only, never a wrong blob). A write slower than 24 hours fails.
 //
 // A writer stalled more than 10 minutes between an item's index write and

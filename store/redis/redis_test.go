@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/parapheur/parapheur/deploy/testrig"
 	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/store/internal/chunked"
 	"github.com/parapheur/parapheur/store/storetest"
 )
 
@@ -431,5 +433,65 @@ func TestPendingLeftovers(t *testing.T) {
 	// stamp is its enqueue's), and the live item's.
 	if want := len(planted); len(members) != want || slices.Contains(members, stalePointer) {
 		t.Fatalf("pending index after QueueStats: %d entries %q; want %d, the stale pointer removed", len(members), members, want)
+	}
+}
+
+// roundTrips counts the commands and pipelines a client sends, but for the
+// handshake of its new connections.
+type roundTrips struct{ n atomic.Int64 }
+
+func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() != "hello" { // a new connection's handshake
+			r.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if cmds[0].Name() != "client" { // a new connection's handshake (CLIENT SETINFO)
+			r.n.Add(1)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestPutBlobRoundTrips checks that a blob of one chunk costs two round trips
+// (the chunk, stored for good, then the link) and one of two chunks three
+// (the first chunk, with an expiry; the last, with the first made permanent;
+// the link), and that no chunk of a linked blob keeps an expiry.
+func TestPutBlobRoundTrips(t *testing.T) {
+	s := connect(t, testrig.Redis(t).URL(), true)
+	var trips roundTrips
+	s.c.AddHook(&trips)
+	for _, b := range []struct {
+		data  string
+		trips int64
+	}{{"one chunk", 2}, {strings.Repeat("x", chunked.Size+1), 3}} {
+		before := trips.n.Load()
+		blob, err := s.PutBlob(t.Context(), strings.NewReader(b.data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := trips.n.Load() - before; n != b.trips {
+			t.Errorf("PutBlob of %d bytes made %d round trips, want %d", len(b.data), n, b.trips)
+		}
+		data, err := s.c.Get(t.Context(), blobKey(blob.SHA256)).Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var meta blobMeta
+		if err := json.Unmarshal(data, &meta); err != nil {
+			t.Fatal(err)
+		}
+		for i := range meta.Chunks {
+			if ttl, err := s.c.TTL(t.Context(), chunkKey(meta.Upload, i)).Result(); err != nil || ttl != -1 {
+				t.Errorf("chunk %d of the blob of %d bytes: TTL %v, %v; want none (-1)", i, len(b.data), ttl, err)
+			}
+		}
 	}
 }

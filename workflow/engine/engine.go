@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	mrand "math/rand/v2"
 	"strings"
@@ -160,6 +161,11 @@ type Engine struct {
 	DownloadTTL time.Duration
 	// Metrics counts the transitions and the codes; nil counts nothing.
 	Metrics *Metrics
+	// Log, when set, gets one Info line for each envelope that changes
+	// state (declined, cancelled, expired, completed), whichever door the
+	// event came through, so that an operator reading the log sees why an
+	// envelope ended. Reasons are not logged: they are the users' words.
+	Log *slog.Logger
 }
 
 // DefaultDownloadTTL is how long the download link of a final mail works
@@ -286,6 +292,9 @@ func (e *Engine) apply(ctx context.Context, envelopeID string, mk func(*workflow
 		err = e.Store.Update(ctx, t.Envelope, w)
 		if err == nil {
 			e.Metrics.entered(env.State, t.Envelope.State)
+			if e.Log != nil && env.State != t.Envelope.State {
+				e.Log.Info("engine: envelope "+string(t.Envelope.State), "envelope", envelopeID, "was", env.State)
+			}
 			return t.Envelope, nil
 		}
 		if !errors.Is(err, store.ErrConflict) || attempt >= maxRetries {

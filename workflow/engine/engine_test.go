@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -392,5 +394,28 @@ func TestMetricsCountTransitionsAndCodes(t *testing.T) {
 	want := map[string]float64{"in_progress": 1, "completed": 0, "declined": 0, "cancelled": 1, "expired": 0, "email": 1, "sms": 0}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("metrics = %v, want %v", got, want)
+	}
+}
+
+// TestStateChangesAreLogged: an envelope that ends says so in the log,
+// once, with its id, and without the reason the user wrote.
+func TestStateChangesAreLogged(t *testing.T) {
+	e, c := newEngine(t)
+	var logs bytes.Buffer
+	e.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	ctx := context.Background()
+	env, err := e.Create(ctx, draft())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel := workflow.Cancelled{Meta: workflow.Meta{At: c.Now()}, By: "agent@org.example", Reason: "secret reason"}
+	for range 2 {
+		if _, err := e.Event(ctx, env.ID, cancel); err != nil && !errors.Is(err, workflow.ErrEnded) {
+			t.Fatal(err)
+		}
+	}
+	want := `msg="engine: envelope cancelled" envelope=` + env.ID + ` was=in_progress`
+	if got := logs.String(); strings.Count(got, want) != 1 || strings.Count(got, "\n") != 1 || strings.Contains(got, "secret") {
+		t.Fatalf("log:\n%s\nwant one line with %s and no reason", got, want)
 	}
 }

@@ -291,6 +291,11 @@ type Mail struct {
 	// DownloadLinkDays is how many days the download link of a completion mail
 	// (PUBLIC_URL/d/TOKEN) works; every completion mail carries one.
 	DownloadLinkDays int `toml:"download_link_days"`
+	// Paused stops the mail sender of this process: the gateway still takes mail in, serves
+	// its pages and completes envelopes, and the mails this causes wait in the outbox until
+	// a serve without it sends them, for a relay under maintenance. /readyz then leaves the
+	// SMTP relay out.
+	Paused bool `toml:"paused"`
 }
 
 // Circuit is a predefined sequence of steps, placed before the steps a submission names.

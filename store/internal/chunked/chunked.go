@@ -6,6 +6,7 @@
 package chunked
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync"
 
 	"github.com/parapheur/parapheur/store"
 )
@@ -21,40 +23,58 @@ import (
 // small enough that reading one costs one mebibyte of memory.
 const Size = 1 << 20
 
+// buffers holds chunk buffers between writes: a fresh mebibyte for each
+// document, cleared by the runtime, would cost more than hashing a small one.
+var buffers = sync.Pool{New: func() any { return new([Size]byte) }}
+
 // Write reads r to its end and hands put the bytes chunk by chunk (index from
-// 0; put must be done with the slice when it returns: it is reused). It
-// returns the blob and its chunk count. Past limit bytes it stops with
-// store.ErrTooLarge before handing over the chunk that crosses the limit;
-// the caller deletes what put stored.
-func Write(ctx context.Context, r io.Reader, limit int64, put func(i int, chunk []byte) error) (store.Blob, int, error) {
+// 0; put must be done with the slice when it returns: it is reused), the last
+// chunk with the whole blob, so that a backend can link the blob in the same
+// step as its last chunk (a blob of one chunk in one write). It returns the
+// blob and its chunk count; an empty stream hands put nothing. Past limit
+// bytes it stops with store.ErrTooLarge before handing over the chunk that
+// crosses the limit; the caller deletes what put stored.
+func Write(ctx context.Context, r io.Reader, limit int64, put func(i int, chunk []byte, whole *store.Blob) error) (store.Blob, int, error) {
 	h := sha256.New()
-	buf := make([]byte, Size)
+	buf := buffers.Get().(*[Size]byte)
+	defer buffers.Put(buf)
+	// One byte read ahead tells whether a full chunk is the last one.
+	in := bufio.NewReaderSize(r, 16)
 	var size int64
 	n := 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return store.Blob{}, 0, err
 		}
-		k, err := io.ReadFull(r, buf)
+		k, err := io.ReadFull(in, buf[:])
+		if err == nil {
+			if _, perr := in.Peek(1); errors.Is(perr, io.EOF) {
+				err = io.EOF
+			}
+		}
+		last := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+		if err != nil && !last {
+			return store.Blob{}, 0, fmt.Errorf("reading blob: %w", err)
+		}
 		if k > 0 {
 			if size+int64(k) > limit {
 				return store.Blob{}, 0, fmt.Errorf("%w: blob larger than the limit of %d bytes", store.ErrTooLarge, limit)
 			}
 			size += int64(k)
 			h.Write(buf[:k])
-			if err := put(n, buf[:k]); err != nil {
+			var whole *store.Blob
+			if last {
+				whole = &store.Blob{SHA256: hex.EncodeToString(h.Sum(nil)), Size: size}
+			}
+			if err := put(n, buf[:k], whole); err != nil {
 				return store.Blob{}, 0, err
 			}
 			n++
 		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			break
-		}
-		if err != nil {
-			return store.Blob{}, 0, fmt.Errorf("reading blob: %w", err)
+		if last {
+			return store.Blob{SHA256: hex.EncodeToString(h.Sum(nil)), Size: size}, n, nil
 		}
 	}
-	return store.Blob{SHA256: hex.EncodeToString(h.Sum(nil)), Size: size}, n, nil
 }
 
 // Reader streams a stored blob chunk by chunk and checks, at the end, that

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/parapheur/parapheur/mailin/poller"
+)
+
+// stagingFolder is the folder of the gateway's mailbox the ingest scenario
+// appends its mails to, beside the gateway's INBOX, Processed and Quarantine.
+const stagingFolder = "Staging"
+
+// ingestPDFSize is the size of each submission's PDF: the target's 100 KB.
+const ingestPDFSize = 100_000
+
+// ingest measures intake alone: n submissions, each with its own 100 KB PDF and one
+// signer, are appended to a staging folder of the gateway's mailbox and to the inbox of
+// the floor mailbox, the raw batched fetch+move of the floor's copies is timed on the
+// same Dovecot, then the gateway's are moved into its inbox at once and "parapheur serve", running with mail.paused (no mail is sent,
+// so sending takes no share of the machine or of the store), is timed until the inbox
+// is empty, every mail handled. The envelopes and their queued mails are then counted
+// on /metrics.
+func ingest(o options) error {
+	o.env = append(o.env, "PARAPHEUR_MAIL_PAUSED=true")
+	g, err := startGateway(o)
+	if err != nil {
+		return err
+	}
+	failed := true
+	defer func() { g.stop(failed || o.verbose) }()
+	c, err := g.login("parapheur")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Create(stagingFolder, nil).Wait(); err != nil {
+		return fmt.Errorf("imap create %s: %w", stagingFolder, err)
+	}
+
+	start := time.Now()
+	run := start.UnixNano()
+	for _, box := range []struct{ user, folder string }{{floorMailbox, "INBOX"}, {"parapheur", stagingFolder}} {
+		if err := g.appendSubmissions(box.user, box.folder, o.n, run); err != nil {
+			return err
+		}
+	}
+	appended := time.Since(start)
+
+	moved, raw, err := rawIMAPFetchMove(g.mail.IMAPAddr(), floorMailbox, g.mail.Password(), poller.DefaultBatchSize)
+	if err != nil {
+		return fmt.Errorf("raw IMAP client: %w", err)
+	}
+	if moved != o.n {
+		return fmt.Errorf("raw IMAP client: moved %d mails, not the %d appended", moved, o.n)
+	}
+
+	if _, err := c.Select(stagingFolder, nil).Wait(); err != nil {
+		return fmt.Errorf("imap select %s: %w", stagingFolder, err)
+	}
+	serve := g.replicas[0]
+	cpuBefore, err := serve.cpu()
+	if err != nil {
+		return err
+	}
+	start = time.Now()
+	if _, err := c.Move(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, "INBOX").Wait(); err != nil {
+		return fmt.Errorf("imap move %s to INBOX: %w", stagingFolder, err)
+	}
+	moving := time.Since(start)
+	if err := waitInboxEmpty(c, 10*time.Minute); err != nil {
+		return err
+	}
+	took := time.Since(start)
+	cpuAfter, err := serve.cpu()
+	if err != nil {
+		return err
+	}
+
+	envelopes, err := serve.metric("parapheur_ingest_mails_total", `outcome="envelope"`)
+	if err != nil {
+		return err
+	}
+	var queued float64
+	for _, state := range []string{"waiting", "due", "held"} {
+		n, err := serve.metric("parapheur_outbox_items", `queue="mail"`, `state="`+state+`"`)
+		if err != nil {
+			return err
+		}
+		queued += n
+	}
+	if int(envelopes) != o.n || int(queued) != 2*o.n {
+		return fmt.Errorf("the inbox is empty, but /metrics counts %.0f envelopes made and %.0f mails queued: want %d and %d (an acknowledgement and an invitation each)",
+			envelopes, queued, o.n, 2*o.n)
+	}
+	failed = false
+	fmt.Printf("ingest of %d submissions with a %d KB PDF each, store %s, mail paused:\n", o.n, ingestPDFSize/1000, o.store)
+	fmt.Printf("  appended to the gateway's and the floor's mailboxes in %.1f s\n", appended.Seconds())
+	fmt.Printf("  raw batched UID FETCH BODY.PEEK[] + UID MOVE, %d a batch: %.0f mails/s\n", poller.DefaultBatchSize, raw)
+	fmt.Printf("  gateway: %.0f envelopes/s (%.2f s from the move into the inbox, which took %.2f s, to an empty inbox; %d envelopes, %d mails queued)\n",
+		float64(o.n)/took.Seconds(), took.Seconds(), moving.Seconds(), int(envelopes), int(queued))
+	// On a machine shared with other work the rate says how much of it the
+	// gateway got; the processor time each envelope took does not depend on that.
+	fmt.Printf("  serve's processor time (user+system): %.2f ms an envelope, %.0f%% of one core while it ran\n",
+		ms(cpuAfter-cpuBefore)/float64(o.n), 100*(cpuAfter-cpuBefore).Seconds()/took.Seconds())
+	return nil
+}
+
+// login opens an IMAP session of user's mailbox.
+func (g *gateway) login(user string) (*imapclient.Client, error) {
+	c, err := imapclient.DialInsecure(g.mail.IMAPAddr(), nil) // the private Dovecot listens on loopback
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Login(user, g.mail.Password()).Wait(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("imap login: %w", err)
+	}
+	return c, nil
+}
+
+// appendSubmissions appends n submissions of the run to folder of user's
+// mailbox over a few connections at once, each mail with a PDF of its own (the
+// gateway keeps one copy of equal documents: the same PDF n times would spare
+// the store n-1 writes).
+func (g *gateway) appendSubmissions(user, folder string, n int, run int64) error {
+	const connections = 4
+	base := bigPDF(ingestPDFSize)
+	// The image's bytes are random: numbering its first bytes makes each PDF
+	// distinct and keeps it valid.
+	pixels := bytes.LastIndex(base, []byte(">>\nstream\n")) + len(">>\nstream\n")
+	errs := make(chan error, connections)
+	var wg sync.WaitGroup
+	for w := range connections {
+		wg.Go(func() {
+			c, err := g.login(user)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			pdf := bytes.Clone(base)
+			for i := w; i < n; i += connections {
+				copy(pdf[pixels:], fmt.Sprintf("%016d", i))
+				msg := submission(fmt.Sprintf("<ingest-%d-%d@example.com>", run, i), fmt.Sprintf("Convention %d", i), signer+"@example.com", pdf)
+				cmd := c.Append(folder, int64(len(msg)), nil)
+				if _, err := io.WriteString(cmd, msg); err != nil {
+					errs <- fmt.Errorf("imap append: %w", err)
+					return
+				}
+				if err := cmd.Close(); err != nil {
+					errs <- fmt.Errorf("imap append: %w", err)
+					return
+				}
+				if _, err := cmd.Wait(); err != nil {
+					errs <- fmt.Errorf("imap append: %w", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// waitInboxEmpty waits until the inbox holds no mail: the poller moves a mail
+// out only once its handler is done with it.
+func waitInboxEmpty(c *imapclient.Client, timeout time.Duration) error {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		st, err := c.Status("INBOX", &imap.StatusOptions{NumMessages: true}).Wait()
+		if err != nil {
+			return fmt.Errorf("imap status INBOX: %w", err)
+		}
+		if *st.NumMessages == 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("the gateway's inbox was not empty after %v: %w", timeout, errTimeout)
+}
+
+// metric reads the sum of the samples of the named metric on the replica's
+// /metrics whose labels include every one of labels (`queue="mail"`).
+func (r *replica) metric(name string, labels ...string) (float64, error) {
+	resp, err := http.Get("http://" + r.listen + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	var sum float64
+	found := false
+	lines := bufio.NewScanner(resp.Body)
+	for lines.Scan() {
+		line := lines.Text()
+		series, value, ok := strings.Cut(line, " ")
+		metric, set, _ := strings.Cut(series, "{")
+		if !ok || metric != name || !hasLabels(set, labels) {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/metrics: %q: %w", line, err)
+		}
+		sum, found = sum+v, true
+	}
+	if err := lines.Err(); err != nil {
+		return 0, err
+	}
+	if !found {
+		return 0, fmt.Errorf("/metrics has no %s{%s}", name, strings.Join(labels, ","))
+	}
+	return sum, nil
+}
+
+// hasLabels reports whether the label set of a sample (`a="x",b="y"}`) holds
+// every one of labels.
+func hasLabels(set string, labels []string) bool {
+	have := strings.Split(strings.TrimSuffix(set, "}"), ",")
+	for _, l := range labels {
+		found := false
+		for _, h := range have {
+			found = found || h == l
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
