@@ -285,19 +285,26 @@ func (rc *resumeCase) waitCompleted(t *testing.T, srv *server) map[string]partyF
 // whose subject contains subject.
 func (rc *resumeCase) fetch(t *testing.T, user, subject string) [][]byte {
 	t.Helper()
-	c, err := imapclient.DialInsecure(rc.rig.IMAPAddr(), nil)
+	return imapMessages(t, rc.rig, user, &imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{
+		{Key: "X-Parapheur-Envelope", Value: rc.envID}, {Key: "Subject", Value: subject}}})
+}
+
+// imapMessages returns the messages of user's INBOX that match criteria
+// (all of them with empty criteria), through IMAP.
+func imapMessages(t *testing.T, rig *testrig.Mail, user string, criteria *imap.SearchCriteria) [][]byte {
+	t.Helper()
+	c, err := imapclient.DialInsecure(rig.IMAPAddr(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Login(user, rc.rig.Password()).Wait(); err != nil {
+	if err := c.Login(user, rig.Password()).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	found, err := c.UIDSearch(&imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{
-		{Key: "X-Parapheur-Envelope", Value: rc.envID}, {Key: "Subject", Value: subject}}}, nil).Wait()
+	found, err := c.UIDSearch(criteria, nil).Wait()
 	if err != nil {
 		t.Fatal(err)
 	}

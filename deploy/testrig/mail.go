@@ -57,7 +57,8 @@ type MailOptions struct {
 // example.com, partner.example and org.example (the gateway's own domain in our tests) to
 // Dovecot over LMTP, and Dovecot serves the mailboxes over IMAP. The mailbox is the local
 // part without its "+tag". Scripted failures at RCPT: tempfail[+x]@ gets 451,
-// reject[+x]@ gets 550, any other domain 554; nothing ever leaves the machine.
+// reject[+x]@ gets 550, any other domain 554; a sender throttled by [Mail.DeferSender] gets
+// 451 for every recipient. Nothing ever leaves the machine.
 type Mail struct {
 	dir      string
 	users    []string
@@ -70,9 +71,10 @@ type Mail struct {
 	postfix  string
 	master   string // the Postfix master daemon
 
-	mu          sync.Mutex // guards the processes across StopMTA, StartMTA and Stop
+	mu          sync.Mutex // guards the processes and deferred across the methods that change them
 	dovecotProc *process
 	mtaProc     *process // nil while the MTA is stopped
+	deferred    []string // the senders of DeferSender, in the order they were added
 }
 
 // mailPorts are the rig's loopback ports, named as the templates use them.
@@ -223,14 +225,14 @@ func (m *Mail) writeConfig() error {
 		return err
 	}
 
-	for _, f := range []string{"main.cf", "master.cf", "rcpt_access"} {
+	for _, f := range []string{"main.cf", "master.cf", "rcpt_access", "sender_access"} {
 		if err := m.render(f, "postfix/conf/"+f); err != nil {
 			return err
 		}
 	}
 	// Postfix waits for a main.cf younger than about 2 s to "cool down": backdate them all.
 	old := time.Now().Add(-time.Minute)
-	for _, f := range []string{"main.cf", "master.cf", "rcpt_access"} {
+	for _, f := range []string{"main.cf", "master.cf", "rcpt_access", "sender_access"} {
 		if err := os.Chtimes(filepath.Join(m.dir, "postfix/conf", f), old, old); err != nil {
 			return fmt.Errorf("testrig: %w", err)
 		}
@@ -365,6 +367,68 @@ func (m *Mail) Stop() error {
 		m.dovecotProc = nil
 	}
 	return err
+}
+
+// RestartDovecot stops Dovecot and starts it again on the same ports and mailboxes, as an
+// operator's restart does: IMAP sessions are cut, and meanwhile Postfix defers its LMTP
+// deliveries and retries them later (queue_run_delay, 2 s). An smtpd process that used
+// Dovecot's auth service before answers its next AUTH 454 once, as after a real restart.
+func (m *Mail) RestartDovecot() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dovecotProc != nil {
+		if err := m.dovecotProc.stop(); err != nil {
+			return err
+		}
+		m.dovecotProc = nil
+	}
+	return m.startDovecot()
+}
+
+// DeferSender makes Postfix answer "451 4.7.1" at RCPT to every message whose envelope
+// sender (MAIL FROM) is addr, or addr's local part with a "+tag" (as a VERP return path
+// has), until [Mail.AcceptSenders]: a receiving MTA throttling a sender. The rule holds
+// for the SMTP sessions that begin after the reload it makes; a session open before keeps
+// the rules it began with until it ends.
+func (m *Mail) DeferSender(addr string) error {
+	local, domain, ok := strings.Cut(addr, "@")
+	if !ok || local == "" || domain == "" || strings.ContainsAny(addr, "/ \t\r\n") {
+		return fmt.Errorf("testrig: DeferSender(%q): want an address like parapheur@org.example", addr)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.deferred = append(m.deferred, addr)
+	return m.writeSenderAccess()
+}
+
+// AcceptSenders ends every [Mail.DeferSender], for the sessions that begin after it.
+func (m *Mail) AcceptSenders() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.deferred = nil
+	return m.writeSenderAccess()
+}
+
+// writeSenderAccess writes the sender_access table of m.deferred and, when the MTA runs,
+// reloads Postfix, which reads a regexp table only when a process starts.
+func (m *Mail) writeSenderAccess() error {
+	var table strings.Builder
+	table.WriteString("# written by Mail.DeferSender\n")
+	for _, addr := range m.deferred {
+		local, domain, _ := strings.Cut(addr, "@")
+		fmt.Fprintf(&table, "/^%s(\\+[^@]*)?@%s$/ 451 4.7.1 Sender throttled, try again later\n",
+			regexp.QuoteMeta(local), regexp.QuoteMeta(domain))
+	}
+	if err := os.WriteFile(filepath.Join(m.dir, "postfix/conf/sender_access"), []byte(table.String()), 0o644); err != nil {
+		return fmt.Errorf("testrig: %w", err)
+	}
+	if m.mtaProc == nil {
+		return nil
+	}
+	if out, err := exec.Command(m.postfix, "-c", filepath.Join(m.dir, "postfix/conf"), "reload").CombinedOutput(); err != nil {
+		return fmt.Errorf("testrig: postfix reload: %v: %s", err, out)
+	}
+	return nil
 }
 
 // Kick disconnects every IMAP session of user (doveadm kick), as a server

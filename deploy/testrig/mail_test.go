@@ -37,10 +37,70 @@ func TestMail(t *testing.T) {
 			"reject+x@partner.example":      550,
 			"someone@elsewhere.example.net": 554,
 		} {
-			if got := rcptCode(t, m, rcpt); got != want {
+			if got := rcptCode(t, m, "parapheur@org.example", rcpt); got != want {
 				t.Errorf("RCPT TO:<%s> answered %d, want %d", rcpt, got, want)
 			}
 		}
+	})
+
+	t.Run("deferred sender", func(t *testing.T) {
+		if err := m.DeferSender("parapheur@org.example"); err != nil {
+			t.Fatal(err)
+		}
+		for from, want := range map[string]int{
+			"parapheur@org.example":                451,
+			"PARAPHEUR+bounce-e1=r1.x@org.example": 451,
+			"parapheur@org.example.net":            0,
+			"parapheur-other@org.example":          0,
+			"bob@example.com":                      0,
+		} {
+			if got := rcptCode(t, m, from, "alice@example.com"); got != want {
+				t.Errorf("MAIL FROM:<%s> deferred: RCPT answered %d, want %d", from, got, want)
+			}
+		}
+		if err := m.AcceptSenders(); err != nil {
+			t.Fatal(err)
+		}
+		if got := rcptCode(t, m, "parapheur@org.example", "alice@example.com"); got != 0 {
+			t.Errorf("after AcceptSenders, RCPT answered %d", got)
+		}
+		if err := m.DeferSender("no-at-sign"); err == nil {
+			t.Error("DeferSender of a word without @: no error")
+		}
+	})
+
+	t.Run("Dovecot restarted", func(t *testing.T) {
+		before := send(t, m, "alice@example.com")
+		fetch(t, m, "alice", before)
+		c := login(t, m, "alice")
+		defer c.Close()
+		pid := m.dovecotProc.cmd.Process.Pid
+		if err := m.RestartDovecot(); err != nil {
+			t.Fatal(err)
+		}
+		if m.dovecotProc.cmd.Process.Pid == pid {
+			t.Fatalf("RestartDovecot left the same master %d running", pid)
+		}
+		select {
+		case <-c.Closed():
+		case <-time.After(10 * time.Second):
+			t.Fatal("an IMAP session outlived the restart by 10 s")
+		}
+		// The mailbox kept what it had, and takes new mail. (Without AUTH: an smtpd
+		// process that talked to Dovecot's auth service before answers its next AUTH
+		// 454 once, as it would after a real restart.)
+		fetch(t, m, "alice", before)
+		after := fmt.Sprintf("<%d.restarted@org.example>", time.Now().UnixNano())
+		msg := "From: bob@example.com\r\nTo: alice@example.com\r\nSubject: after\r\nMessage-ID: " + after + "\r\n\r\nHello.\r\n"
+		sc, err := smtp.Dial(m.SMTPAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sc.Close()
+		if err := sc.SendMail("bob@example.com", []string{"alice@example.com"}, strings.NewReader(msg)); err != nil {
+			t.Fatal(err)
+		}
+		fetch(t, m, "alice", after)
 	})
 
 	t.Run("MTA down then up", func(t *testing.T) {
@@ -123,15 +183,16 @@ func send(t *testing.T, m *Mail, rcpts ...string) string {
 	return id
 }
 
-// rcptCode returns the SMTP code the MTA answers to RCPT TO:<rcpt>, 0 for success.
-func rcptCode(t *testing.T, m *Mail, rcpt string) int {
+// rcptCode returns the SMTP code the MTA answers to RCPT TO:<rcpt> after MAIL FROM:<from>,
+// 0 for success.
+func rcptCode(t *testing.T, m *Mail, from, rcpt string) int {
 	t.Helper()
 	c, err := smtp.Dial(m.SMTPAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Mail("parapheur@org.example", nil); err != nil {
+	if err := c.Mail(from, nil); err != nil {
 		t.Fatal(err)
 	}
 	err = c.Rcpt(rcpt, nil)

@@ -71,6 +71,11 @@ type Ceremony struct {
 	// SignWait is how long a signature waits for another one of the same
 	// envelope before giving up with ErrBusy; 0 means DefaultSignWait.
 	SignWait time.Duration
+	// SignLease is how long a signature's hold on its envelope lasts
+	// unless renewed; it is renewed every third of it while the signature
+	// is made, so a replica that dies while signing frees the envelope
+	// within SignLease. 0 means DefaultSignLease.
+	SignLease time.Duration
 	// TempDir holds the documents while they are signed; "" means the
 	// system's.
 	TempDir string
@@ -80,6 +85,10 @@ type Ceremony struct {
 
 // DefaultSignWait is the default Ceremony.SignWait.
 const DefaultSignWait = 10 * time.Second
+
+// DefaultSignLease is the default Ceremony.SignLease: a gateway killed
+// while signing keeps the signer waiting ("busy") for at most this long.
+const DefaultSignLease = 15 * time.Second
 
 // Link is what a token opened: an envelope and who holds the link.
 type Link struct {

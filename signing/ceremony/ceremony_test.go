@@ -18,6 +18,8 @@ import (
 	"github.com/parapheur/parapheur/signing/internal/pdftest"
 	"github.com/parapheur/parapheur/signing/pades"
 	"github.com/parapheur/parapheur/signing/pki"
+	"github.com/parapheur/parapheur/signing/signtest"
+	"github.com/parapheur/parapheur/signing/tsa"
 	"github.com/parapheur/parapheur/signing/verify"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/store/bolt"
@@ -611,5 +613,64 @@ func TestBusy(t *testing.T) {
 	}
 	if want := map[string]float64{"signed": 1, "failed": 1, "timed": 1}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("signature metrics %v, want %v", got, want)
+	}
+}
+
+// heldTSA is a time-stamp authority client that, once, waits for the test
+// before asking the real one: a signature caught in the middle.
+type heldTSA struct {
+	tsa     pades.Timestamper
+	asked   chan struct{} // closed at the first request
+	release chan struct{} // closed by the test to let it through
+	once    sync.Once
+}
+
+func (h *heldTSA) Token(ctx context.Context, digest []byte) ([]byte, error) {
+	h.once.Do(func() {
+		close(h.asked)
+		<-h.release
+	})
+	return h.tsa.Token(ctx, digest)
+}
+
+// TestSignLeaseRenewed: a signature slower than SignLease (its time-stamp
+// authority holds the answer) keeps its envelope all along, renewing the
+// lease, and gives it back at the end. The lease is short so that a
+// replica killed while signing frees the envelope soon; without the
+// renewal another signature could start on the same version meanwhile.
+func TestSignLeaseRenewed(t *testing.T) {
+	r := newRig(t)
+	r.c.SignLease = 300 * time.Millisecond
+	held := &heldTSA{tsa: &tsa.Client{URL: signtest.StartTSA(t, r.ca).URL}, asked: make(chan struct{}), release: make(chan struct{})}
+	r.c.TSA = held
+	env := r.create(t, "ELEASE", []workflow.Document{r.document(t, "mutool")},
+		signers(workflow.Party{Email: "marie@partner.example"}))
+	ctx := context.Background()
+	tok, code := r.token(t, "r1"), r.code(t, "r1")
+	signed := make(chan error, 1)
+	go func() {
+		_, err := r.c.Act(ctx, tok, ceremony.Action{Kind: ceremony.Sign, Code: code, Consent: true}, client)
+		signed <- err
+	}()
+	select {
+	case <-held.asked:
+	case err := <-signed:
+		t.Fatalf("the signature ended before its time-stamp: %v", err)
+	}
+	// Four lease periods: the lease would have run out three times over.
+	lease := "sign/" + env.ID
+	for end := time.Now().Add(4 * r.c.SignLease); time.Now().Before(end); {
+		if ok, err := r.st.AcquireLease(ctx, lease, "other-replica", time.Now(), time.Minute); err != nil || ok {
+			close(held.release)
+			t.Fatalf("another replica took the lease of a signature in progress: %v %v", ok, err)
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+	close(held.release)
+	if err := <-signed; err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := r.st.AcquireLease(ctx, lease, "other-replica", time.Now(), time.Minute); err != nil || !ok {
+		t.Fatalf("the signature kept the envelope's lease: %v %v", ok, err)
 	}
 }

@@ -18,11 +18,6 @@ import (
 	"github.com/parapheur/parapheur/workflow"
 )
 
-// signLease is how long one signature may hold its envelope's lease: far
-// longer than a signature of the largest document takes, short enough
-// that a replica that died while signing frees the envelope soon.
-const signLease = 2 * time.Minute
-
 // signPoll is how often a waiting signature looks at the lease again.
 const signPoll = 25 * time.Millisecond
 
@@ -112,16 +107,22 @@ func (c *Ceremony) lock(ctx context.Context, envID string) (func(), error) {
 	if wait <= 0 {
 		wait = DefaultSignWait
 	}
+	lease := c.SignLease
+	if lease <= 0 {
+		lease = DefaultSignLease
+	}
 	deadline := time.Now().Add(wait)
 	for {
-		ok, err := c.Engine.Store.AcquireLease(ctx, name, holder, time.Now(), signLease)
+		ok, err := c.Engine.Store.AcquireLease(ctx, name, holder, time.Now(), lease)
 		if err != nil {
 			return nil, err
 		}
 		if ok {
+			stop := c.renewLease(ctx, name, holder, lease)
 			return func() {
+				stop()
 				// The release outlives a cancelled request: a lease left
-				// behind would hold the envelope for signLease.
+				// behind would hold the envelope until it ends.
 				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 				defer cancel()
 				c.Engine.Store.ReleaseLease(rctx, name, holder)
@@ -135,6 +136,34 @@ func (c *Ceremony) lock(ctx context.Context, envID string) (func(), error) {
 			return nil, errors.Join(ErrBusy, ctx.Err())
 		case <-time.After(signPoll):
 		}
+	}
+}
+
+// renewLease renews the signing lease name of holder every third of its
+// duration until the returned stop is called, so that a signature slower
+// than the lease (a large document, a slow time-stamp authority) keeps
+// its envelope. A renewal that fails is tried again at the next tick; the
+// signature's record is safe without the lease anyway, since it names the
+// document versions it was made on (workflow.ErrStaleDocument).
+func (c *Ceremony) renewLease(ctx context.Context, name, holder string, lease time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(lease / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				_, _ = c.Engine.Store.AcquireLease(ctx, name, holder, time.Now(), lease)
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }
 

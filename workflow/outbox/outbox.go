@@ -353,6 +353,14 @@ func (q *Queue) Reject(ctx context.Context, it *store.Item, d Delivery, reason e
 func (q *Queue) settle(ctx context.Context, it *store.Item, d Delivery, a Attempt, wait time.Duration, failed string) error {
 	ctx = context.WithoutCancel(ctx)
 	recordErr := q.record(ctx, it, d, a)
+	// A store restarting (Redis loading its data) refuses writes for a
+	// moment: the record is tried again, a few seconds at most, rather
+	// than lost for good (a delivered mail's) or turned into a retry (a
+	// failure's).
+	for pause := recordPause; mayPass(recordErr) && pause <= maxRecordPause; pause *= 2 {
+		<-time.After(pause)
+		recordErr = q.record(ctx, it, d, a)
+	}
 	log := q.log().With("item", it.ID, "queue", it.Queue, "attempt", it.Attempts, "outcome", a.Outcome, "answer", a.Answer)
 	if recordErr != nil {
 		log.Error("recording a delivery attempt", "err", recordErr)
@@ -385,6 +393,13 @@ func (q *Queue) settle(ctx context.Context, it *store.Item, d Delivery, a Attemp
 	}
 	return nil
 }
+
+// recordPause is the first wait before an attempt's record that failed
+// is tried again; the waits double up to maxRecordPause (6.3 s in all).
+const (
+	recordPause    = 100 * time.Millisecond
+	maxRecordPause = 3200 * time.Millisecond
+)
 
 // mayPass reports whether recording an attempt that failed with err may
 // succeed later: not when the envelope is gone or corrupt, nor when the

@@ -182,6 +182,35 @@ func TestTransientStoreErrorRetries(t *testing.T) {
 	}
 }
 
+// recordMeetsOutage delivers, and makes the next reads of the envelope
+// fail as the attempt ends: the record of the delivery meets a store that
+// is restarting.
+type recordMeetsOutage struct {
+	mailTask
+	f     *fixture
+	fails int
+}
+
+func (r *recordMeetsOutage) Attempt(ctx context.Context) Attempt {
+	r.f.eng.Store = outboxtest.NewFailingGets(r.f.st, r.fails)
+	return r.mailTask.Attempt(ctx)
+}
+
+// A delivery whose record meets a store outage of a moment is recorded
+// once the store answers, not acknowledged without its record.
+func TestDeliveryRecordedAfterStoreOutage(t *testing.T) {
+	f := newFixture(t)
+	env := f.envelope(t)
+	f.step(t, &recordMeetsOutage{mailTask: mailTask{st: f.st, outcome: workflow.OutcomeDelivered}, f: f, fails: 2})
+	recs := f.trail(t, env.ID, audit.DeliveryAttempt)
+	if len(recs) != 1 || recs[0].Details["outcome"] != string(workflow.OutcomeDelivered) {
+		t.Fatalf("delivery records %+v, want the delivery once", recs)
+	}
+	if len(f.buried(t)) != 0 || len(f.jobs(t)) != 1 {
+		t.Errorf("buried %v, queued %v: want the delivered item acknowledged, the other left", f.buried(t), f.jobs(t))
+	}
+}
+
 // A store that stays down past the backoff's limit buries the item, and
 // the failure is recorded and told as any other.
 func TestTransientStoreErrorGivesUp(t *testing.T) {
