@@ -68,9 +68,6 @@ const faultRejected = "reject@example.com"
 // The default run has 200 envelopes and at least 20 kills; -faults.long
 // has 2000 and 200.
 func TestFaults(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the fault run takes minutes; it runs without -short")
-	}
 	plan := faultPlan{envelopes: 200, kills: 20}
 	if *faultsLong {
 		plan = faultPlan{envelopes: 2000, kills: 200}
