@@ -81,13 +81,24 @@ func (s *section) find(nr int) (e xrefEntry, found bool, err error) {
 	return e, false, nil
 }
 
-// tableEntry decodes a table entry: "oooooooooo ggggg n" or "... f".
+// tableEntry decodes a table entry: "oooooooooo ggggg n" or "... f", then
+// a two-character end of line. The end of line must be white space, as
+// pdfcpu (and so the verifier) requires: an entry it cannot read would
+// make the signed file unreadable to it.
 func tableEntry(b []byte) (xrefEntry, bool) {
-	if len(b) < 18 || b[10] != ' ' || b[16] != ' ' || b[17] != 'n' && b[17] != 'f' {
+	if len(b) < tableEntryLen || b[10] != ' ' || b[16] != ' ' || b[17] != 'n' && b[17] != 'f' ||
+		!entryEOL(b[18]) || !entryEOL(b[19]) {
 		return xrefEntry{}, false
 	}
 	off, gen := digits(b[:10]), digits(b[11:16])
 	return xrefEntry{free: b[17] == 'f', off: off, gen: int(gen)}, off >= 0 && gen >= 0
+}
+
+// entryEOL tells whether c may end a table entry: ISO 32000-2 §7.5.4 asks
+// for SP CR, SP LF or CR LF; writers that use other white space are read
+// as pdfcpu reads them.
+func entryEOL(c byte) bool {
+	return c == ' ' || c == '\r' || c == '\n' || c == '\t' || c == '\f'
 }
 
 // digits decodes a run of decimal digits, -1 if there is anything else.
