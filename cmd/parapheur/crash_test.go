@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-message/mail"
 
 	"github.com/parapheur/parapheur/deploy/testrig"
@@ -293,14 +292,8 @@ func (rc *resumeCase) fetch(t *testing.T, user, subject string) [][]byte {
 // (all of them with empty criteria), through IMAP.
 func imapMessages(t *testing.T, rig *testrig.Mail, user string, criteria *imap.SearchCriteria) [][]byte {
 	t.Helper()
-	c, err := imapclient.DialInsecure(rig.IMAPAddr(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := imapLogin(t, rig, user)
 	defer c.Close()
-	if err := c.Login(user, rig.Password()).Wait(); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/parapheur/parapheur/deploy/testrig"
 	"github.com/parapheur/parapheur/signing/pki"
@@ -189,14 +188,8 @@ func metric(t *testing.T, s *server, series string) float64 {
 // Message-ID, the outbox item's).
 func waitAcknowledged(t *testing.T, rig *testrig.Mail, sent []string) {
 	t.Helper()
-	c, err := imapclient.DialInsecure(rig.IMAPAddr(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := imapLogin(t, rig, "bob")
 	defer c.Close()
-	if err := c.Login("bob", rig.Password()).Wait(); err != nil {
-		t.Fatal(err)
-	}
 	criteria := &imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Subject", Value: "Enregistré"}}}
 	section := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID", "In-Reply-To"}, Peek: true}
 	eventually(t, mailWait, fmt.Sprintf("an acknowledgement of each of %d submissions", len(sent)), func() bool {

@@ -189,15 +189,7 @@ func (a *attackRig) count(t *testing.T, user, folder string, where ...string) in
 // login is an IMAP session of user, to be closed.
 func (a *attackRig) login(t *testing.T, user string) *imapclient.Client {
 	t.Helper()
-	c, err := imapclient.DialInsecure(a.rig.IMAPAddr(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Login(user, a.rig.Password()).Wait(); err != nil {
-		c.Close()
-		t.Fatal(err)
-	}
-	return c
+	return imapLogin(t, a.rig, user)
 }
 
 // find selects folder and returns the UIDs of its messages whose header

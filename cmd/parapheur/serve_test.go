@@ -575,18 +575,26 @@ func waitDelivered(t *testing.T, storeURL string, want int) {
 	})
 }
 
-// waitCount waits until user's INBOX holds exactly want messages whose
-// subject contains subject.
-func waitCount(t *testing.T, rig *testrig.Mail, user, subject string, want int) {
+// imapLogin is an IMAP session of user on the rig's Dovecot, to be closed.
+func imapLogin(t *testing.T, rig *testrig.Mail, user string) *imapclient.Client {
 	t.Helper()
 	c, err := imapclient.DialInsecure(rig.IMAPAddr(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
 	if err := c.Login(user, rig.Password()).Wait(); err != nil {
+		c.Close()
 		t.Fatal(err)
 	}
+	return c
+}
+
+// waitCount waits until user's INBOX holds exactly want messages whose
+// subject contains subject.
+func waitCount(t *testing.T, rig *testrig.Mail, user, subject string, want int) {
+	t.Helper()
+	c := imapLogin(t, rig, user)
+	defer c.Close()
 	criteria := &imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Subject", Value: subject}}}
 	eventually(t, 60*time.Second, fmt.Sprintf("%d messages with %q in %s's subject", want, subject, user), func() bool {
 		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
