@@ -124,6 +124,7 @@ func TestDovecotDelegateReply(t *testing.T) {
 		refs[i] = "<" + refs[i] + ">"
 	}
 	reply := "From: Marie Curie <marie@partner.example>\r\nTo: parapheur@org.example\r\n" +
+		"Authentication-Results: mx.org.example; dmarc=pass header.from=partner.example\r\n" +
 		"Subject: Re: " + subject + "\r\nMessage-ID: <reply." + env.ID + "@partner.example>\r\n" +
 		"In-Reply-To: <" + id + ">\r\nReferences: " + strings.Join(refs, " ") + "\r\n" +
 		"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" +

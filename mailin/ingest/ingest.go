@@ -351,11 +351,18 @@ func unreachable(addr string, err error) problem.Text {
 func (h *Handler) command(ctx context.Context, in *inbound, cmd reply.Command) (poller.Destination, string, error) {
 	// Its From is all that authenticates a command: one the trusted
 	// server says failed DMARC is not believed (nor answered, see
-	// refusalQuota), or anyone could decline in a recipient's name.
-	if in.sender.DMARCFailed {
+	// refusalQuota), nor, under senders.require_auth, one it did not
+	// authenticate, or anyone could decline in a recipient's name.
+	switch {
+	case in.sender.DMARCFailed:
 		return h.refuse(ctx, in, "", problem.Text{
 			EN: "the reply command's From domain failed DMARC: the mail may be forged",
 			FR: "le domaine d'expéditeur de la commande a échoué à DMARC : le message est peut-être falsifié",
+		})
+	case !in.sender.Believed:
+		return h.refuse(ctx, in, "", problem.Text{
+			EN: "the receiving mail server did not authenticate the reply command's sender (no DMARC pass nor aligned DKIM signature), and this gateway accepts commands by mail only from authenticated senders: use the link of the gateway's mail instead",
+			FR: "le serveur de messagerie n'a pas authentifié l'expéditeur de la commande (ni DMARC réussi, ni signature DKIM alignée), et ce parapheur n'accepte de commandes par message que d'expéditeurs authentifiés : utilisez plutôt le lien du message du parapheur",
 		})
 	}
 	envID, rid := h.thread(cmd.Thread)

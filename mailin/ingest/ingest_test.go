@@ -262,9 +262,15 @@ func TestAutomaticMailGetsNoReply(t *testing.T) {
 	}
 }
 
+// rawMail is a mail from the address from, which the trusted server
+// authenticated (dmarc=pass for its domain) unless extraHeaders has its own
+// Authentication-Results.
 func rawMail(from, subject, extraHeaders, body string) []byte {
-	return []byte(fmt.Sprintf("From: %s\r\nTo: parapheur@org.example\r\nSubject: %s\r\nMessage-ID: <%d.%s@org.example>\r\n"+
-		"Authentication-Results: mx.org.example; dmarc=pass header.from=org.example\r\n%s\r\n%s\r\n",
+	if !strings.Contains(extraHeaders, "Authentication-Results:") {
+		domain := strings.TrimRight(from[strings.LastIndexByte(from, '@')+1:], "> ")
+		extraHeaders = "Authentication-Results: mx.org.example; dmarc=pass header.from=" + domain + "\r\n" + extraHeaders
+	}
+	return []byte(fmt.Sprintf("From: %s\r\nTo: parapheur@org.example\r\nSubject: %s\r\nMessage-ID: <%d.%s@org.example>\r\n%s\r\n%s\r\n",
 		from, subject, time.Now().UnixNano(), strings.ReplaceAll(subject, " ", ""), extraHeaders, body))
 }
 
@@ -423,6 +429,21 @@ func TestReplyCommandsAndBounces(t *testing.T) {
 	if got, _ := f.e.Store.Get(ctx, env.ID); got.State != workflow.StateInProgress {
 		t.Fatalf("a decline failing DMARC acted: %s", got.State)
 	}
+	// The invited address, with no result of the trusted server (only one
+	// the sender wrote): under senders.require_auth, not applied, and the
+	// refusal says to use the link.
+	unauthenticated := rawMail("marie@partner.example", "RE: Invitation", "Authentication-Results: evil.example; dmarc=pass header.from=partner.example\r\n"+
+		"In-Reply-To: "+root+"\r\nReferences: "+root+"\r\n", "REFUSER: refus non authentifié\r\n")
+	if dest, reason := f.handle(t, unauthenticated); dest != poller.Quarantine || !strings.Contains(reason, "did not authenticate the reply command's sender") {
+		t.Fatalf("unauthenticated decline: %v %s", dest, reason)
+	}
+	if jobs := f.queued(t); len(jobs) != 1 || jobs[0].Refusal == nil || !strings.Contains(strings.Join(jobs[0].Refusal.Problems, " "), "utilisez plutôt le lien") {
+		t.Fatalf("unauthenticated decline: queued %+v, want a refusal pointing to the link", jobs)
+	}
+	if got, _ := f.e.Store.Get(ctx, env.ID); got.State != workflow.StateInProgress {
+		t.Fatalf("an unauthenticated decline acted: %s", got.State)
+	}
+	*f.at = f.at.Add(25 * time.Hour) // past the one refusal a day Marie's address may get
 	if dest, reason := f.handle(t, decline("marie@partner.example")); dest != poller.Processed {
 		t.Fatalf("decline: %v %s", dest, reason)
 	}

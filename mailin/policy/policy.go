@@ -68,6 +68,11 @@ type Decision struct {
 	// domain failed DMARC: the From address is likely forged, and must
 	// not be answered.
 	DMARCFailed bool
+	// Believed is true when the From address may be taken as the mail's
+	// author, which is all that authenticates a reply command: the
+	// trusted server authenticated it, or the policy does not require that
+	// and the server did not say its domain failed DMARC.
+	Believed bool
 	// Summary says how the sender was checked, for the envelope's first
 	// audit event and the certificate, e.g. "dmarc=pass
 	// header.from=org.example (authserv-id mx.org.example)".
@@ -91,7 +96,7 @@ func (p *Policy) Check(from string, authResults []string) Decision {
 	// The results are read for every sender: one the allow-list refuses
 	// is not answered either when DMARC says the mail is forged.
 	auth := p.authenticate(domain, authResults)
-	d := Decision{Authenticated: auth.pass, DMARCFailed: auth.dmarcFailed}
+	d := Decision{Authenticated: auth.pass, DMARCFailed: auth.dmarcFailed, Believed: auth.pass || !p.requireAuth && !auth.dmarcFailed}
 	var listed string
 	switch {
 	case p.addresses[addr]:

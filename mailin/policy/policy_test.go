@@ -31,17 +31,17 @@ func TestCheck(t *testing.T) {
 		name:   "dmarc pass from the trusted server",
 		policy: strict, from: "Agent@Org.Example",
 		authResults: []string{"mx.org.example;\r\n\tdkim=pass (2048-bit key; unprotected) header.d=org.example header.i=@org.example header.b=\"QmV4\";\r\n\tdmarc=pass (p=quarantine dis=none) header.from=org.example"},
-		want:        Decision{Allowed: true, Authenticated: true, Summary: "sender agent@org.example allowed by agent@org.example; dmarc=pass header.from=org.example (authserv-id mx.org.example)"},
+		want:        Decision{Allowed: true, Authenticated: true, Believed: true, Summary: "sender agent@org.example allowed by agent@org.example; dmarc=pass header.from=org.example (authserv-id mx.org.example)"},
 	}, {
 		name:   "dmarc pass alone",
 		policy: strict, from: "someone@org.example",
 		authResults: []string{"mx.org.example; spf=pass smtp.mailfrom=org.example; dmarc=pass header.from=org.example"},
-		want:        Decision{Allowed: true, Authenticated: true, Summary: "sender someone@org.example allowed by @org.example; dmarc=pass header.from=org.example (authserv-id mx.org.example)"},
+		want:        Decision{Allowed: true, Authenticated: true, Believed: true, Summary: "sender someone@org.example allowed by @org.example; dmarc=pass header.from=org.example (authserv-id mx.org.example)"},
 	}, {
 		name:   "dkim of a subdomain is aligned (relaxed)",
 		policy: strict, from: "marie@partner.example",
 		authResults: []string{"mx.org.example 1; dkim=pass header.d=mail.partner.example"},
-		want:        Decision{Allowed: true, Authenticated: true, Summary: "sender marie@partner.example allowed by @partner.example; dkim=pass header.d=mail.partner.example aligned with partner.example (authserv-id mx.org.example)"},
+		want:        Decision{Allowed: true, Authenticated: true, Believed: true, Summary: "sender marie@partner.example allowed by @partner.example; dkim=pass header.d=mail.partner.example aligned with partner.example (authserv-id mx.org.example)"},
 	}, {
 		name:   "dkim of a third party is not aligned",
 		policy: strict, from: "marie@partner.example",
@@ -77,19 +77,19 @@ func TestCheck(t *testing.T) {
 		name:   "not listed",
 		policy: strict, from: "agent@org.example.evil.example",
 		authResults: []string{"mx.org.example; dmarc=pass header.from=org.example.evil.example"},
-		want: Decision{Authenticated: true,
+		want: Decision{Authenticated: true, Believed: true,
 			Summary: "sender agent@org.example.evil.example refused: not in senders.allowed",
 			Reason:  problem.Text{EN: "agent@org.example.evil.example may not submit documents to this gateway"},
 		},
 	}, {
 		name:   "subdomain of an allowed domain is not allowed",
 		policy: lax, from: "x@sub.org.example",
-		want: Decision{Summary: "sender x@sub.org.example refused: not in senders.allowed", Reason: problem.Text{EN: "x@sub.org.example may not submit documents to this gateway"}},
+		want: Decision{Believed: true, Summary: "sender x@sub.org.example refused: not in senders.allowed", Reason: problem.Text{EN: "x@sub.org.example may not submit documents to this gateway"}},
 	}, {
 		name:   "authentication not required",
 		policy: lax, from: "x@org.example",
 		authResults: []string{"mx.org.example; dmarc=fail header.from=org.example"},
-		want:        Decision{Allowed: true, Summary: "sender x@org.example allowed by @org.example; authentication not checked"},
+		want:        Decision{Allowed: true, Believed: true, Summary: "sender x@org.example allowed by @org.example; authentication not checked"},
 	}, {
 		name:   "authentication reported but not required",
 		policy: reported, from: "x@org.example",
