@@ -64,7 +64,8 @@ const (
 	// HasDelegated: the recipient handed their place to someone else
 	// (DelegatedTo), who acts instead.
 	HasDelegated RecipientState = "delegated"
-	// Delivered: a copy or archivist was sent the final documents.
+	// Delivered: the mail server accepted the final mail to a copy or
+	// archivist.
 	Delivered RecipientState = "delivered"
 )
 

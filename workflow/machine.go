@@ -820,6 +820,11 @@ func (t *transition) deliveryAttempted(ev DeliveryAttempted) error {
 	case ev.Outcome == OutcomeDelivered && ev.Notice == Invitation && r.SentAt.IsZero():
 		r.SentAt = ev.At.UTC()
 		t.recordFor(ev.Meta, audit.InvitationSent, r, nil)
+	case ev.Outcome == OutcomeDelivered && ev.Notice == CompletionMail && !r.Role.Acts():
+		// A copy or archivist has the final documents once the server
+		// took them; one refused (OutcomeFailed) stays waiting, with
+		// its DeliveryFailure.
+		r.State = Delivered
 	case ev.Outcome == OutcomeFailed:
 		r.DeliveryFailure = ev.Answer
 		// A failed notice of a failure is recorded only, or notices would
@@ -910,12 +915,8 @@ func (t *transition) completed(ev Completed) error {
 	t.e.State, t.e.EndedAt, t.e.NextReminder, t.e.Certificate = StateCompleted, ev.At.UTC(), time.Time{}, ev.Certificate
 	details := map[string]string{"certificate": ev.Certificate}
 	var all []string
-	for i := range t.e.Recipients {
-		r := &t.e.Recipients[i]
+	for _, r := range t.e.Recipients {
 		all = append(all, r.ID)
-		if !r.Role.Acts() {
-			r.State = Delivered
-		}
 	}
 	for i, d := range t.e.Documents {
 		details[fmt.Sprintf("document_%d", i)] = d.Current

@@ -650,8 +650,28 @@ func TestApply(t *testing.T) {
 				if e.Documents[0].Current != "dd" || e.Documents[0].Original != "aa" || e.Certificate != "cert" {
 					t.Errorf("documents = %+v", e.Documents)
 				}
-				if e.Recipient("r4").State != Delivered || e.Recipient("r5").State != Delivered {
-					t.Errorf("copies must be marked delivered")
+				if e.Recipient("r4").State != Waiting || e.Recipient("r5").State != Waiting {
+					t.Errorf("copies are marked %s and %s before their final mail was sent, want waiting", e.Recipient("r4").State, e.Recipient("r5").State)
+				}
+			},
+		},
+		{
+			name: "a copy has the documents once the server took its final mail", history: seq(allSigned(), one(Completed{Meta: at(4 * time.Hour), Certificate: "cert"})),
+			event:     DeliveryAttempted{Meta: at(5 * time.Hour), Notice: CompletionMail, To: "r4", Outcome: OutcomeDelivered, Answer: "250 2.0.0 Ok"},
+			wantState: StateCompleted, wantAudit: []audit.Type{audit.DeliveryAttempt},
+			check: func(t *testing.T, e *Envelope) {
+				if e.Recipient("r4").State != Delivered || e.Recipient("r5").State != Waiting {
+					t.Errorf("after r4's final mail was accepted: r4 %s, r5 %s", e.Recipient("r4").State, e.Recipient("r5").State)
+				}
+			},
+		},
+		{
+			name: "a copy whose final mail was refused has not the documents", history: seq(allSigned(), one(Completed{Meta: at(4 * time.Hour), Certificate: "cert"})),
+			event:     DeliveryAttempted{Meta: at(5 * time.Hour), Notice: CompletionMail, To: "r5", Outcome: OutcomeFailed, Answer: "550 5.1.1 unknown user"},
+			wantState: StateCompleted, wantEffects: []string{"notify:delivery_failure:[]:sender=true:about=r5"}, wantAudit: []audit.Type{audit.DeliveryAttempt},
+			check: func(t *testing.T, e *Envelope) {
+				if r := e.Recipient("r5"); r.State != Waiting || r.DeliveryFailure != "550 5.1.1 unknown user" {
+					t.Errorf("after r5's final mail was refused: %+v", r)
 				}
 			},
 		},
