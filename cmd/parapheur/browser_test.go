@@ -74,8 +74,8 @@ func (c *ceremonyRig) inBrowser(t *testing.T) {
 
 		p.askCode()
 		code := codeIn(t, c.read(t, "signer2", "Your confirmation code – "+title))
-		p.do(chromedp.Click(chromedp.CSS("#decline-more > summary")),
-			chromedp.SendKeys(chromedp.CSS("#decline-form [name=code]"), code),
+		p.open("#decline-more")
+		p.do(chromedp.SendKeys(chromedp.CSS("#decline-form [name=code]"), code),
 			chromedp.SendKeys(chromedp.CSS("#decline-form [name=reason]"), "The amount in article 3 is wrong"))
 		p.submit("#decline-form button")
 		p.confirmed()
@@ -93,8 +93,8 @@ func (c *ceremonyRig) inBrowser(t *testing.T) {
 		p := c.open(t, browser, testrig.Desktop, link)
 		p.askCode()
 		code := codeIn(t, c.read(t, "signer3", "Votre code de confirmation – "+title))
-		p.do(chromedp.Click(chromedp.CSS("#delegate-more > summary")),
-			chromedp.SendKeys(chromedp.CSS("#delegate-form [name=code]"), code),
+		p.open("#delegate-more")
+		p.do(chromedp.SendKeys(chromedp.CSS("#delegate-form [name=code]"), code),
 			chromedp.SendKeys(chromedp.CSS("#delegate-form [name=name]"), "Denise Déléguée"),
 			chromedp.SendKeys(chromedp.CSS("#delegate-form [name=email]"), "delegate@example.com"),
 			chromedp.SendKeys(chromedp.CSS("#delegate-form [name=reason]"), "En congé jusqu'au 15"))

@@ -62,16 +62,18 @@ func (f *fixture) started(t *testing.T, envelopeID string) []string {
 
 // An attempt that lasts several leases keeps its item: no other worker
 // can claim it meanwhile. The attempt is in the audit trail before it
-// starts.
+// starts. The lease is short, but not so short that a renewal (a store
+// write, every third of it) held up on a loaded machine under the race
+// detector lets the item go: 300 ms left it to a 200 ms stall.
 func TestLeaseRenewedDuringLongAttempt(t *testing.T) {
-	const lease = 300 * time.Millisecond
+	const lease = 2 * time.Second
 	f, env := leaseFixture(t, lease)
 	var startedBefore []string
 	task := &hookTask{attempt: func(ctx context.Context, it *store.Item) Attempt {
 		startedBefore = f.started(t, env.ID)
 		tick := time.NewTicker(lease / 10)
 		defer tick.Stop()
-		for end := time.Now().Add(4 * lease); time.Now().Before(end); <-tick.C {
+		for end := time.Now().Add(3 * lease); time.Now().Before(end); <-tick.C {
 			other, err := f.st.Claim(ctx, engine.MailQueue, "intruder", time.Now(), lease)
 			if !errors.Is(err, store.ErrEmpty) {
 				t.Errorf("claimed by another worker during the attempt: %+v, %v", other, err)
