@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -140,7 +141,7 @@ func runDemo(inv *invocation) int {
 		g.store.Close()
 		return inv.fail(err)
 	}
-	go announce(inv.ctx(), inv, publicURL)
+	go announce(inv.ctx(), inv, publicURL, office)
 	if err := g.run(inv.ctx()); err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
 			err = fmt.Errorf("%w: choose another port with --listen", err)
@@ -188,8 +189,10 @@ func submitSample(ctx context.Context, g *gateway, office *demo.PostOffice, lang
 	return err
 }
 
-// announce prints the URL to open once the pages answer there.
-func announce(ctx context.Context, inv *invocation, publicURL string) {
+// announce prints the URL to open once the pages answer there, and where
+// the demo's mail server takes mail: a script that sends the gateway its
+// own mails (SPEC §2 shapes) needs the port, which is drawn at each start.
+func announce(ctx context.Context, inv *invocation, publicURL string, office *demo.PostOffice) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -204,6 +207,9 @@ func announce(ctx context.Context, inv *invocation, publicURL string) {
 		}
 		resp.Body.Close()
 		fmt.Fprintf(inv.stdout, "parapheur demo: open %s/demo in your browser (Ctrl-C stops; ./%s keeps the state, --reset starts over)\n", publicURL, demoDir)
+		local, domain, _ := strings.Cut(office.Gateway, "@")
+		fmt.Fprintf(inv.stdout, "parapheur demo: its mail server takes mail at smtp://%s (no TLS, no login): mail to %s, or to a plus-address such as %s+verifier@%s, goes to the gateway, and every mail shows in %s/demo/mail\n",
+			office.SMTPAddr(), office.Gateway, local, domain, publicURL)
 		return
 	}
 }

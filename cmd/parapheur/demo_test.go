@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net"
+	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -326,4 +328,47 @@ func (p page) location() string {
 func (p page) origin() string {
 	u := p.location()
 	return u[:strings.Index(u[len("http://"):], "/")+len("http://")]
+}
+
+// The demo prints where its mail server takes mail, so that a script can
+// send the gateway mails of its own: a submission sent there is
+// acknowledged, as the web mailbox's JSON shows.
+func TestDemoAnnouncesItsMailServer(t *testing.T) {
+	d := startDemo(t, t.TempDir(), freeAddr(t))
+	m := regexp.MustCompile(`takes mail at smtp://(\S+) `).FindStringSubmatch(d.logs.String())
+	if m == nil {
+		t.Fatalf("the demo does not say where its mail server is:\n%s", d.logs.String())
+	}
+	pdf, err := demo.SamplePDF()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := "From: Camille Agent <agent@" + demo.Domain + ">\r\nTo: parapheur@" + demo.Domain + "\r\n" +
+		"Subject: Avenant par SMTP\r\nMessage-ID: <avenant-smtp@client.example>\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" +
+		"Signataire : Jean Martin <maire@" + demo.Domain + ">\r\n--b\r\n" +
+		"Content-Type: application/pdf; name=avenant.pdf\r\nContent-Disposition: attachment; filename=avenant.pdf\r\n" +
+		"Content-Transfer-Encoding: base64\r\n\r\n" + wrap76(base64.StdEncoding.EncodeToString(pdf)) + "--b--\r\n"
+	if err := smtp.SendMail(m[1], nil, "agent@"+demo.Domain, []string{"parapheur@" + demo.Domain}, []byte(raw)); err != nil {
+		t.Fatalf("sending to the announced smtp://%s: %v", m[1], err)
+	}
+	eventually(t, 30*time.Second, "the acknowledgement of the mail sent over SMTP", func() bool {
+		for _, msg := range d.messages(t) {
+			if msg.Subject == "Enregistré : Avenant par SMTP" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// wrap76 cuts base64 text into the 76-character lines of RFC 2045 §6.8.
+func wrap76(s string) string {
+	var b strings.Builder
+	for len(s) > 76 {
+		b.WriteString(s[:76] + "\r\n")
+		s = s[76:]
+	}
+	b.WriteString(s + "\r\n")
+	return b.String()
 }

@@ -128,6 +128,7 @@ func (g *gateway) assemble() error {
 		DeadlineDays: cfg.Envelopes.DefaultDeadlineDays, ReminderDays: cfg.Envelopes.ReminderDays,
 		Language: cfg.Language, MaxMessageBytes: cfg.Limits.MaxMessageBytes, MaxRecipients: cfg.Limits.MaxRecipients, Location: cfg.Location,
 		AllowDelegation: cfg.Envelopes.AllowDelegation,
+		SMS:             cfg.SMS.URL != "",
 		ReturnPathKey:   g.keys.returnPath,
 		Inspect: func(pdf []byte) (int, error) {
 			return pades.Inspect(context.Background(), pdf, cfg.Limits.MaxDocumentBytes)

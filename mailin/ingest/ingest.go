@@ -72,6 +72,11 @@ type Config struct {
 	// (envelopes.allow_delegation); the envelopes made while it is off
 	// forbid it for good.
 	AllowDelegation bool
+	// SMS tells that the gateway can send one-time codes by SMS (sms.url
+	// is set). Without it a signer's mobile number is refused: the code
+	// would go by SMS (SPEC §2), and no SMS would ever leave, so the
+	// signer could never act.
+	SMS bool
 	// MaxMessageBytes is the largest message accepted.
 	MaxMessageBytes int64
 	// MaxRecipients is the most recipients (signers, approvers, copies and
@@ -316,6 +321,12 @@ func (h *Handler) recipientProblems(in *instructions.Instructions) []problem.Tex
 	for _, p := range parties {
 		if _, err := address.SMTP(p.Email); err != nil {
 			problems = append(problems, unreachable(p.Email, err))
+		}
+		if p.Phone != "" && !h.cfg.SMS {
+			problems = append(problems, problem.Text{
+				EN: fmt.Sprintf("%s: this gateway sends no SMS, so the one-time code cannot go to %s: remove the mobile number, and the code goes by mail", p.Email, p.Phone),
+				FR: fmt.Sprintf("%s : ce parapheur n'envoie pas de SMS, le code à usage unique ne peut donc pas partir au %s : retirez le numéro de mobile, et le code partira par courriel", p.Email, p.Phone),
+			})
 		}
 	}
 	return problems

@@ -74,7 +74,7 @@ func newFixture(t testing.TB) fixture {
 	h := New(Config{
 		Metrics: NewMetrics(reg),
 		Gateway: "parapheur@org.example", Senders: policy, Circuits: circuits,
-		DeadlineDays: 30, ReminderDays: 3, Language: "fr", MaxMessageBytes: 1 << 20, Location: paris, AllowDelegation: true,
+		DeadlineDays: 30, ReminderDays: 3, Language: "fr", MaxMessageBytes: 1 << 20, Location: paris, AllowDelegation: true, SMS: true,
 		Inspect:       func(b []byte) (int, error) { return pades.Inspect(context.Background(), b, 0) },
 		ReturnPathKey: returnPathKey,
 	}, e, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))

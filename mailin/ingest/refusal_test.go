@@ -250,3 +250,24 @@ func TestSignerAddresses(t *testing.T) {
 		t.Fatalf("queued %+v", jobs)
 	}
 }
+
+// A signer's mobile number makes the code go by SMS; a gateway without an
+// SMS gateway (no sms.url) would queue that SMS for nobody, and the signer
+// could never act. It refuses the mail instead, saying what to change; with
+// an SMS gateway the same mail makes an envelope.
+func TestMobileNumberRefusedWithoutSMSGateway(t *testing.T) {
+	f := newFixture(t)
+	f.h.cfg.SMS = false
+	raw := withPDF("agent@org.example", "Signataire: Marie Curie <marie@partner.example> +33612345678", corpus(t, "doc1.pdf"))
+	got := f.refusals(t, raw)
+	if len(got) != 1 || len(got[0].Problems) != 1 ||
+		!strings.Contains(got[0].Problems[0], "ce parapheur n'envoie pas de SMS") ||
+		!strings.Contains(got[0].Problems[0], "+33612345678") || !strings.Contains(got[0].Problems[0], "retirez le numéro de mobile") {
+		t.Fatalf("refusals %+v", got)
+	}
+	f.h.cfg.SMS = true
+	raw = withPDF("agent@org.example", "Signataire: Marie Curie <marie@partner.example> +33612345678", corpus(t, "doc1.pdf"))
+	if dest, reason := f.handle(t, raw); dest != poller.Processed {
+		t.Fatalf("with an SMS gateway: %v %q", dest, reason)
+	}
+}

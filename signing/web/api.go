@@ -10,10 +10,12 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/parapheur/parapheur/signing/ceremony"
 	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/problem"
 )
 
 // maxRequestBody bounds a JSON request body: the largest is a delegation
@@ -29,6 +31,38 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 	s.route(mux, "POST /api/v1/sign/{token}/delegate", s.apiAct(ceremony.Delegate))
 	s.route(mux, "GET /api/v1/sign/{token}/documents/{n}", s.apiDocument)
 	s.route(mux, "GET /api/v1/openapi.json", s.openAPI)
+	mux.Handle("/api/", s.apiNoRoute(mux))
+}
+
+// apiNoRoute answers a request under /api/ that no route of the API
+// takes, as every other error of the API, in JSON (SPEC §3): 405 with
+// Allow when the path is one of the API's for other methods, else 404.
+// Without it the mux's plain-text "404 page not found" or "Method Not
+// Allowed" would reach a program that expects {"error": {...}}.
+func (s *Server) apiNoRoute(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/api/" {
+				allow = append(allow, m)
+				if m == http.MethodGet {
+					allow = append(allow, http.MethodHead)
+				}
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			s.refuse(w, r, http.StatusMethodNotAllowed, "method_not_allowed", problem.Text{
+				EN: "this method is not allowed here: use " + strings.Join(allow, " or "),
+				FR: "cette méthode n'est pas permise ici : utilisez " + strings.Join(allow, " ou ")}, 0)
+			return
+		}
+		s.refuse(w, r, http.StatusNotFound, "not_found", problem.Text{
+			EN: "there is no such address in the API: see /api/v1/openapi.json",
+			FR: "cette adresse n'existe pas dans l'API : voir /api/v1/openapi.json"}, 0)
+	})
 }
 
 // State is the answer of GET /api/v1/sign/TOKEN and of every action.

@@ -499,3 +499,45 @@ func TestAPIDelegationDisabled(t *testing.T) {
 		t.Errorf("a refused delegation changed the envelope: %+v", r)
 	}
 }
+
+// A path under /api/ that no route takes, or a route asked with a method
+// it does not have, is answered as every error of the API is (SPEC §3):
+// JSON {"error": {"code", "message"}}, 404 or 405 with Allow; and asking
+// GET of an action's route does nothing.
+func TestAPIUnknownRouteOrMethodAnswersJSON(t *testing.T) {
+	f := newAPIFixture(t)
+	link := "/api/v1/sign/" + f.links["r1"]
+	for _, c := range []struct {
+		method, path string
+		status       int
+		code, allow  string
+	}{
+		{http.MethodGet, link + "/code", http.StatusMethodNotAllowed, "method_not_allowed", "POST"},
+		{http.MethodGet, link + "/sign", http.StatusMethodNotAllowed, "method_not_allowed", "POST"},
+		{http.MethodPut, link, http.StatusMethodNotAllowed, "method_not_allowed", "GET, HEAD"},
+		{http.MethodDelete, link + "/documents/0", http.StatusMethodNotAllowed, "method_not_allowed", "GET, HEAD"},
+		{http.MethodGet, link + "/nothing", http.StatusNotFound, "not_found", ""},
+		{http.MethodGet, "/api/v1/sign/", http.StatusNotFound, "not_found", ""},
+		{http.MethodPost, "/api/v2/sign/" + f.links["r1"] + "/code", http.StatusNotFound, "not_found", ""},
+	} {
+		// Not f.request: these paths are rightly absent from openapi.json.
+		r := httptest.NewRequest(c.method, c.path, nil)
+		r.RemoteAddr = "192.0.2.10:40000"
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, r)
+		if ct := w.Header().Get("Content-Type"); ct != "application/json; charset=utf-8" {
+			t.Errorf("%s %s: Content-Type %q, body %q", c.method, c.path, ct, w.Body)
+			continue
+		}
+		f.wantError(w, c.status, c.code)
+		if got := w.Header().Get("Allow"); got != c.allow {
+			t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
+		}
+	}
+	if jobs := f.drainMail(); len(jobs) != 0 {
+		t.Errorf("the refused requests queued mail: %+v", jobs)
+	}
+	if r := f.envelope().Recipient("r1"); r.State != workflow.Pending || len(r.CodesSent) != 0 {
+		t.Errorf("the refused requests changed r1: %+v", r)
+	}
+}

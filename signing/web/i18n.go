@@ -116,11 +116,11 @@ var words = problem.Phrasebook{
 	"remind help":     {EN: "Send the pending recipients of the current step a reminder now.", FR: "Envoyer maintenant une relance aux destinataires de l'étape en cours qui n'ont pas répondu."},
 	"remind":          {EN: "Remind", FR: "Relancer"},
 	"cancel title":    {EN: "Cancel the request", FR: "Annuler la demande"},
-	"cancel help":     {EN: "Cancelling ends the request for everyone; each recipient is told, with your reason.", FR: "Annuler met fin à la demande pour tous ; chaque destinataire est prévenu, avec votre raison."},
+	"cancel help":     {EN: "Cancelling ends the request for everyone; you and the recipients who have already signed or approved are told, with your reason.", FR: "Annuler met fin à la demande pour tous ; vous et les destinataires qui ont déjà signé ou visé êtes prévenus, avec votre raison."},
 	"cancel reason":   {EN: "Reason for cancelling (required)", FR: "Raison de l'annulation (obligatoire)"},
 	"cancel":          {EN: "Cancel the request", FR: "Annuler la demande"},
 	"done reminded":   {EN: "A reminder was sent to the pending recipients.", FR: "Une relance a été envoyée aux destinataires en attente."},
-	"done cancelled":  {EN: "The request is cancelled; every recipient is told.", FR: "La demande est annulée ; chaque destinataire est prévenu."},
+	"done cancelled":  {EN: "The request is cancelled; you and the recipients who had already signed or approved are told.", FR: "La demande est annulée ; vous et les destinataires qui avaient déjà signé ou visé êtes prévenus."},
 	"certificate":     {EN: "Completion certificate", FR: "Certificat de fin de procédure"},
 
 	"bad form":     {EN: "This form has expired or was not sent from this page. Reload the page and try again.", FR: "Ce formulaire a expiré ou n'a pas été envoyé depuis cette page. Rechargez la page et recommencez."},

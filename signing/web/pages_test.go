@@ -415,9 +415,23 @@ func TestStatusPage(t *testing.T) {
 		t.Errorf("status page document: %d", doc.status)
 	}
 
+	// The page says who the cancellation is told to, as SPEC §5 has it:
+	// the sender and the recipients who already acted, not the pending
+	// approver, who gets no mail.
+	mustContain(t, "status page", page, "vous et les destinataires qui ont déjà signé ou visé êtes prévenus")
+	mustNotContain(t, "status page", page, "chaque destinataire est prévenu")
+	f.drainMail()
+	queued := len(f.mail)
 	wantRedirect(t, "cancel", b.submit(e, e+"/cancel", url.Values{"reason": {"Projet abandonné"}}), e+"?done=cancelled")
+	f.drainMail()
+	for _, j := range f.mail[queued:] {
+		if j.Notice == workflow.CancelNotice && j.To != engine.SenderAddressee {
+			t.Errorf("the cancellation was mailed to %s, who had not acted", j.To)
+		}
+	}
 	page = b.get(e + "?done=cancelled")
-	mustContain(t, "cancelled", page, "La demande est annulée", "annulée", "Projet abandonné", "annulation")
+	mustContain(t, "cancelled", page, "La demande est annulée ; vous et les destinataires qui avaient déjà signé ou visé êtes prévenus", "annulée", "Projet abandonné", "annulation")
+	mustNotContain(t, "cancelled", page, "chaque destinataire est prévenu")
 	mustNotContain(t, "cancelled", page, `id="remind-form"`, `id="cancel-form"`)
 	page = b.get(chef)
 	mustContain(t, "signer's page after cancel", page, `id="ended"`, "Demande annulée", "L&#39;expéditeur a annulé cette demande. Raison : Projet abandonné")
