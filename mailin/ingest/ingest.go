@@ -455,12 +455,13 @@ func (h *Handler) delegateProblem(to workflow.Party) (problem.Text, bool) {
 	return problem.Text{}, false
 }
 
-// thread finds the envelope and recipient a reply is about from the thread
-// roots the gateway writes into References.
+// thread finds the envelope and recipient a reply is about from the
+// message IDs it cites: the Message-ID of the gateway's mail it answers, or
+// the thread root the gateway writes into References (package mailid).
 func (h *Handler) thread(ids []string) (envelopeID, recipientID string) {
 	domain := h.cfg.Gateway[strings.LastIndexByte(h.cfg.Gateway, '@')+1:]
 	for _, id := range ids {
-		if env, rid, err := mailid.ParseThreadRoot(domain, id); err == nil {
+		if env, rid, _, err := mailid.ParseThread(domain, id); err == nil {
 			return env, rid
 		}
 	}

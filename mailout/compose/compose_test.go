@@ -352,11 +352,11 @@ func TestThreading(t *testing.T) {
 				t.Errorf("%s: the sender's mail answers %q, not the submission", s.name, inReplyTo[0])
 			}
 			// A reply command (ANNULER) finds its envelope by this root.
-			if env, rid, err := mailid.ParseThreadRoot("org.example", references[len(references)-1]); err != nil || env != "ENV-7F3K2Q" || rid != "" {
+			if env, rid, _, err := mailid.ParseThread("org.example", references[len(references)-1]); err != nil || env != "ENV-7F3K2Q" || rid != "" {
 				t.Errorf("%s: the sender's mail does not name the sender's thread root: References %v", s.name, references)
 			}
 		default:
-			env, rid, err := mailid.ParseThreadRoot("org.example", inReplyTo[0])
+			env, rid, _, err := mailid.ParseThread("org.example", inReplyTo[0])
 			if err != nil || env != "ENV-7F3K2Q" || rid != s.msg.RecipientID {
 				t.Errorf("%s: a recipient's mail answers %q (%q, %q, %v)", s.name, inReplyTo[0], env, rid, err)
 			}

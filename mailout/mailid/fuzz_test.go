@@ -42,25 +42,32 @@ func FuzzParseReturnPath(f *testing.F) {
 	})
 }
 
-// FuzzParseThreadRoot checks that parsing never panics and round-trips.
-func FuzzParseThreadRoot(f *testing.F) {
+// FuzzParseThread checks that parsing never panics and that whatever
+// parses round-trips through ThreadRoot or MailID.
+func FuzzParseThread(f *testing.F) {
 	for _, s := range []string{
 		"<thread.ENV.r1@org.example>", "thread.ENV@org.example", "thread..@org.example",
 		"thread.a.b.c@org.example", "<>", "", "thread.\x00@org.example",
+		"<mail.ENV.r1.abc234@org.example>", "mail.ENV.abc234@ORG.EXAMPLE", "mail.ENV..x@org.example", "mail.a.b.c.d@org.example",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, id string) {
-		env, rcpt, err := ParseThreadRoot("org.example", id)
+		env, rcpt, unique, err := ParseThread("org.example", id)
 		if err != nil {
 			return
 		}
-		again, err := ThreadRoot("org.example", env, rcpt)
-		if err != nil {
-			t.Fatalf("%q parsed as %q, %q, which ThreadRoot refuses: %v", id, env, rcpt, err)
+		var again string
+		if unique == "" {
+			again, err = ThreadRoot("org.example", env, rcpt)
+		} else {
+			again, err = MailID("org.example", env, rcpt, unique)
 		}
-		if e2, r2, err := ParseThreadRoot("org.example", again); err != nil || e2 != env || r2 != rcpt {
-			t.Fatalf("%q: round trip gave %q, %q, %v", again, e2, r2, err)
+		if err != nil {
+			t.Fatalf("%q parsed as %q, %q, %q, which cannot be written again: %v", id, env, rcpt, unique, err)
+		}
+		if e2, r2, u2, err := ParseThread("org.example", again); err != nil || e2 != env || r2 != rcpt || u2 != unique {
+			t.Fatalf("%q: round trip gave %q, %q, %q, %v", again, e2, r2, u2, err)
 		}
 	})
 }

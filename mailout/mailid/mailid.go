@@ -14,7 +14,11 @@
 //   - thread roots, msg-id values (RFC 5322 §3.6.4) such as
 //     thread.ENVELOPE.RECIPIENT@org.example that every mail to one recipient
 //     refers to in In-Reply-To and References, so each recipient sees one
-//     thread per envelope and a reply names its envelope and recipient.
+//     thread per envelope and a reply names its envelope and recipient;
+//   - mail IDs, the Message-ID of each mail about an envelope, such as
+//     mail.ENVELOPE.RECIPIENT.UNIQUE@org.example: a reply that cites only
+//     the mail it answers (Outlook's In-Reply-To and References hold that
+//     one msg-id, not the thread) still names its envelope and recipient.
 //
 // Envelope IDs may hold ASCII letters, digits, '_' and '-'; recipient IDs
 // ASCII letters, digits and '_'. Those characters are atext (RFC 5322 §3.2.3)
@@ -39,6 +43,9 @@ const bounceTag = "bounce-"
 
 // threadTag starts the id-left of a thread root.
 const threadTag = "thread."
+
+// mailTag starts the id-left of a mail ID.
+const mailTag = "mail."
 
 // KeySize is the least length in bytes of the key of return path tags.
 const KeySize = 32
@@ -161,26 +168,75 @@ func ThreadRoot(domain, envelopeID, recipientID string) (string, error) {
 	return left + "@" + domain, nil
 }
 
-// ParseThreadRoot returns the envelope and recipient IDs of a thread root
-// made by ThreadRoot on domain; msgID may be enclosed in angle brackets, as
-// in an In-Reply-To or References field.
-func ParseThreadRoot(domain, msgID string) (envelopeID, recipientID string, err error) {
+// MailID returns the Message-ID, without angle brackets, of one mail to
+// recipientID ("" for the sender) about envelopeID, on the gateway's
+// Message-ID domain: "mail.ENV.r2.UNIQUE@org.example", or
+// "mail.ENV.UNIQUE@org.example" for the sender. unique, ASCII letters and
+// digits, tells the mails of one thread apart.
+func MailID(domain, envelopeID, recipientID, unique string) (string, error) {
+	if err := checkDomain(domain); err != nil {
+		return "", err
+	}
+	if err := checkIDs(envelopeID, recipientID); err != nil {
+		return "", fmt.Errorf("mailid: %w", err)
+	}
+	if err := checkUnique(unique); err != nil {
+		return "", fmt.Errorf("mailid: %w", err)
+	}
+	left := mailTag + envelopeID
+	if recipientID != "" {
+		left += "." + recipientID
+	}
+	return left + "." + unique + "@" + domain, nil
+}
+
+// ParseThread returns the envelope and recipient IDs that msgID names: a
+// thread root made by ThreadRoot or a mail ID made by MailID, on domain,
+// possibly enclosed in angle brackets as in an In-Reply-To or References
+// field. For a mail ID it also returns its unique part.
+func ParseThread(domain, msgID string) (envelopeID, recipientID, unique string, err error) {
 	id := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(msgID), "<"), ">")
 	left, right, ok := strings.Cut(id, "@")
 	if !ok {
-		return "", "", fmt.Errorf("mailid: message ID %q has no @", msgID)
+		return "", "", "", fmt.Errorf("mailid: message ID %q has no @", msgID)
 	}
 	if !strings.EqualFold(right, domain) {
-		return "", "", fmt.Errorf("mailid: message ID %q is not on the gateway's domain %s", msgID, domain)
+		return "", "", "", fmt.Errorf("mailid: message ID %q is not on the gateway's domain %s", msgID, domain)
 	}
-	if !strings.HasPrefix(left, threadTag) {
-		return "", "", fmt.Errorf("mailid: message ID %q is not a thread root", msgID)
+	var sep bool
+	switch {
+	case strings.HasPrefix(left, threadTag):
+		envelopeID, recipientID, sep = strings.Cut(left[len(threadTag):], ".")
+	case strings.HasPrefix(left, mailTag):
+		rest, last, ok := cutLast(left[len(mailTag):], '.')
+		if !ok {
+			return "", "", "", fmt.Errorf("mailid: message ID %q has no unique part", msgID)
+		}
+		if err := checkUnique(last); err != nil {
+			return "", "", "", fmt.Errorf("mailid: message ID %q: %w", msgID, err)
+		}
+		unique = last
+		envelopeID, recipientID, sep = strings.Cut(rest, ".")
+	default:
+		return "", "", "", fmt.Errorf("mailid: message ID %q is neither a thread root nor a mail ID of the gateway", msgID)
 	}
-	envelopeID, recipientID, sep := strings.Cut(left[len(threadTag):], ".")
 	if err := checkParsedIDs(envelopeID, recipientID, sep); err != nil {
-		return "", "", fmt.Errorf("mailid: message ID %q: %w", msgID, err)
+		return "", "", "", fmt.Errorf("mailid: message ID %q: %w", msgID, err)
 	}
-	return envelopeID, recipientID, nil
+	return envelopeID, recipientID, unique, nil
+}
+
+// checkUnique accepts the unique part of a mail ID.
+func checkUnique(unique string) error {
+	if unique == "" {
+		return fmt.Errorf("empty unique part")
+	}
+	for _, c := range unique {
+		if !isAlnum(c) {
+			return fmt.Errorf("unique part %q holds %q; only ASCII letters and digits may appear", unique, c)
+		}
+	}
+	return nil
 }
 
 // splitGateway splits the gateway's bare address into local part and domain.

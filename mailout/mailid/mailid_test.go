@@ -132,16 +132,44 @@ func TestThreadRoot(t *testing.T) {
 	if err != nil || got != "thread.ENV-1.r3@org.example" {
 		t.Fatalf("ThreadRoot = %q, %v", got, err)
 	}
-	env, rcpt, err := ParseThreadRoot("org.example", "<"+got+">")
-	if err != nil || env != "ENV-1" || rcpt != "r3" {
-		t.Fatalf("ParseThreadRoot(%q) = %q, %q, %v", got, env, rcpt, err)
+	env, rcpt, unique, err := ParseThread("org.example", "<"+got+">")
+	if err != nil || env != "ENV-1" || rcpt != "r3" || unique != "" {
+		t.Fatalf("ParseThread(%q) = %q, %q, %q, %v", got, env, rcpt, unique, err)
 	}
 	for _, id := range []string{"<abc@org.example>", "thread.a.b.c@org.example", "thread.abc@other.example", "thread.abc.@org.example", "thread.@org.example", "x"} {
-		if env, rcpt, err := ParseThreadRoot("org.example", id); err == nil {
-			t.Errorf("ParseThreadRoot(%q) = %q, %q; want an error", id, env, rcpt)
+		if env, rcpt, _, err := ParseThread("org.example", id); err == nil {
+			t.Errorf("ParseThread(%q) = %q, %q; want an error", id, env, rcpt)
 		}
 	}
 	if _, err := ThreadRoot("", "abc", "r1"); err == nil {
 		t.Error("ThreadRoot with an empty domain: no error")
+	}
+}
+
+func TestMailID(t *testing.T) {
+	for _, tt := range []struct{ envelope, recipient, want string }{
+		{"ENV-1", "r3", "mail.ENV-1.r3.q2xk7@org.example"},
+		{"ENV-1", "", "mail.ENV-1.q2xk7@org.example"}, // to the sender
+	} {
+		got, err := MailID("org.example", tt.envelope, tt.recipient, "q2xk7")
+		if err != nil || got != tt.want {
+			t.Fatalf("MailID(%q, %q) = %q, %v; want %q", tt.envelope, tt.recipient, got, err, tt.want)
+		}
+		// As Outlook cites it, alone in In-Reply-To.
+		env, rcpt, unique, err := ParseThread("ORG.example", "<"+got+">")
+		if err != nil || env != tt.envelope || rcpt != tt.recipient || unique != "q2xk7" {
+			t.Fatalf("ParseThread(%q) = %q, %q, %q, %v", got, env, rcpt, unique, err)
+		}
+	}
+	for _, id := range []string{"mail.ENV@org.example", "mail.ENV.r1.@org.example", "mail.ENV..u1@org.example", "mail..u1@org.example",
+		"mail.ENV.r1.u-1@org.example", "mail.ENV.r1.u1@other.example", "mail.a.b.c.d@org.example", "mails.ENV.u1@org.example"} {
+		if env, rcpt, unique, err := ParseThread("org.example", id); err == nil {
+			t.Errorf("ParseThread(%q) = %q, %q, %q; want an error", id, env, rcpt, unique)
+		}
+	}
+	for _, bad := range [][3]string{{"ENV", "r1", ""}, {"ENV", "r1", "a.b"}, {"ENV", "r.1", "u1"}, {"", "r1", "u1"}} {
+		if id, err := MailID("org.example", bad[0], bad[1], bad[2]); err == nil {
+			t.Errorf("MailID(%q, %q, %q) = %q; want an error", bad[0], bad[1], bad[2], id)
+		}
 	}
 }

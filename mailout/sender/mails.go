@@ -40,7 +40,11 @@ type Mails struct {
 // claim leaves alone: a resend after a crash is the same message, byte for
 // byte.
 func (m *Mails) Compose(ctx context.Context, it *store.Item, job engine.Job, w io.Writer) (Route, error) {
-	msg := &compose.Message{ID: MessageID(it.ID, m.Domain), Date: it.NotBefore}
+	id, err := MessageID(it.ID, job, m.Domain)
+	if err != nil {
+		return Route{}, err
+	}
+	msg := &compose.Message{ID: id, Date: it.NotBefore}
 	var to string
 	switch job.Notice {
 	case engine.NoticeRefusal:

@@ -192,19 +192,25 @@ func (f *fixture) attempts(t testing.TB, envelopeID string) []audit.Record {
 type testComposer struct {
 	st       store.Store
 	mu       sync.Mutex
-	ids      map[string]string // "notice/to" of the job → item ID
-	attempts map[string]int    // "notice/to" of the job → the item's Attempts
-	body     int               // bytes of text; default 200
-	attach   int64             // bytes of attachment; 0 for none
+	ids      map[string]string     // "notice/to" of the job → item ID
+	jobs     map[string]engine.Job // "notice/to" of the job → the job
+	attempts map[string]int        // "notice/to" of the job → the item's Attempts
+	body     int                   // bytes of text; default 200
+	attach   int64                 // bytes of attachment; 0 for none
 }
 
 func (c *testComposer) Compose(ctx context.Context, it *store.Item, job engine.Job, w io.Writer) (Route, error) {
 	c.mu.Lock()
 	if c.ids == nil {
-		c.ids, c.attempts = map[string]string{}, map[string]int{}
+		c.ids, c.jobs, c.attempts = map[string]string{}, map[string]engine.Job{}, map[string]int{}
 	}
-	c.ids[string(job.Notice)+"/"+job.To], c.attempts[string(job.Notice)+"/"+job.To] = it.ID, it.Attempts
+	key := string(job.Notice) + "/" + job.To
+	c.ids[key], c.jobs[key], c.attempts[key] = it.ID, job, it.Attempts
 	c.mu.Unlock()
+	id, err := MessageID(it.ID, job, domain)
+	if err != nil {
+		return Route{}, err
+	}
 	to, from := job.To, gateway
 	if it.EnvelopeID != "" {
 		env, err := c.st.Get(ctx, it.EnvelopeID)
@@ -227,7 +233,7 @@ func (c *testComposer) Compose(ctx context.Context, it *store.Item, job engine.J
 	h.SetAddressList("From", []*mail.Address{{Name: "Parapheur", Address: gateway}})
 	h.SetAddressList("To", []*mail.Address{{Address: to}})
 	h.SetSubject("Test " + string(job.Notice))
-	h.SetMessageID(MessageID(it.ID, domain))
+	h.SetMessageID(id)
 	h.SetDate(time.Unix(1700000000, 0))
 	text := strings.Repeat("Bonjour, ceci est un test.\r\n", max(c.body, 200)/28+1)
 	if c.attach == 0 {
@@ -308,15 +314,20 @@ func fetchBy(t testing.TB, user, field, id string) []byte {
 	return raw
 }
 
-// itemID is the ID of the item composed last for key ("invitation/r1").
-func (f *fixture) itemID(t testing.TB, key string) string {
+// messageID is the Message-ID of the mail composed for key, "notice/to".
+func (f *fixture) messageID(t testing.TB, key string) string {
 	t.Helper()
 	c := f.s.cfg.Composer.(*testComposer)
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	id, ok := c.ids[key]
+	itemID, ok := c.ids[key]
+	job := c.jobs[key]
+	c.mu.Unlock()
 	if !ok {
 		t.Fatalf("no %s mail was composed", key)
+	}
+	id, err := MessageID(itemID, job, domain)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return id
 }

@@ -37,7 +37,7 @@ func TestOAuth2Auth(t *testing.T) {
 						t.Errorf("round %d: %+v, want delivered at the first attempt", round, r.Details)
 					}
 				}
-				fetch(t, "alice", MessageID(f.itemID(t, "invitation/r1"), domain))
+				fetch(t, "alice", f.messageID(t, "invitation/r1"))
 				tokens.Expire()
 			}
 			if !strings.Contains(logs.String(), "refused the access token; getting a new one") {

@@ -210,7 +210,7 @@ func TestTempfailThenAccepted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := MessageID(f.itemID(t, "invitation/r1"), domain)
+	want := f.messageID(t, "invitation/r1")
 	if id, _ := h.Header.MessageID(); id != want {
 		t.Errorf("Message-ID %q, want %q", id, want)
 	}

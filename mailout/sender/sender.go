@@ -15,6 +15,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/parapheur/parapheur/mailout/mailid"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
@@ -23,7 +24,7 @@ import (
 
 // Composer writes the message of an outbox item. The real one builds it
 // from the envelope with package compose; it must give the message the
-// Message-ID MessageID(item.ID, domain) and compose the same bytes for the
+// Message-ID MessageID(item.ID, job, domain) and compose the same bytes for the
 // same item, so that a resend after a crash is recognisably the same mail.
 type Composer interface {
 	// Compose writes the message for job, carried by item, to w (CRLF
@@ -45,11 +46,21 @@ type Route struct {
 }
 
 // MessageID is the Message-ID (without angle brackets) of the message of
-// the outbox item itemID, on domain: the same item always gets the same
-// ID, and different items different IDs.
-func MessageID(itemID, domain string) string {
+// the outbox item itemID, which carries job, on domain: the same item
+// always gets the same ID, and different items different IDs. A mail about
+// an envelope has a mail ID naming the envelope and its addressee (package
+// mailid), so that a reply command citing only that mail finds them.
+func MessageID(itemID string, job engine.Job, domain string) (string, error) {
 	sum := sha256.Sum256([]byte("parapheur mail\x00" + itemID))
-	return strings.ToLower(base32.StdEncoding.EncodeToString(sum[:20])) + "@" + domain
+	unique := strings.ToLower(base32.StdEncoding.EncodeToString(sum[:20]))
+	if job.EnvelopeID == "" {
+		return unique + "@" + domain, nil
+	}
+	to := job.To
+	if to == engine.SenderAddressee {
+		to = ""
+	}
+	return mailid.MailID(domain, job.EnvelopeID, to, unique)
 }
 
 // Config configures a Sender.

@@ -26,15 +26,15 @@ func TestDeliveredToMailbox(t *testing.T) {
 	if n := f.drain(t); n != 2 {
 		t.Fatalf("%d items carried out, want 2", n)
 	}
-	inv := f.itemID(t, "invitation/r1")
+	inv := f.messageID(t, "invitation/r1")
 
-	raw := fetch(t, "alice", MessageID(inv, domain))
+	raw := fetch(t, "alice", inv)
 	mr, err := mail.CreateReader(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id, err := mr.Header.MessageID(); err != nil || id != MessageID(inv, domain) {
-		t.Errorf("Message-ID = %q, %v; want %q", id, err, MessageID(inv, domain))
+	if id, err := mr.Header.MessageID(); err != nil || id != inv {
+		t.Errorf("Message-ID = %q, %v; want %q", id, err, inv)
 	}
 	if verp, _ := mailid.ReturnPath(returnPathKey, gateway, env.ID, "r1"); mr.Header.Get("Return-Path") != "<"+verp+">" {
 		t.Errorf("Return-Path = %q, want the VERP address <%s>", mr.Header.Get("Return-Path"), verp)
@@ -202,7 +202,7 @@ func TestMTADownThenUp(t *testing.T) {
 	if stored.Recipient("r1").SentAt.IsZero() {
 		t.Error("invitation not recorded as sent after the MTA came back")
 	}
-	fetch(t, "bob", MessageID(f.itemID(t, "invitation/r1"), domain))
+	fetch(t, "bob", f.messageID(t, "invitation/r1"))
 }
 
 // One connection carries many mails; MaxMails bounds it.
@@ -356,7 +356,7 @@ func TestLargeAttachmentArrives(t *testing.T) {
 	if n := f.drain(t); n != 2 {
 		t.Fatalf("%d items, want 2", n)
 	}
-	mr, err := mail.CreateReader(bytes.NewReader(fetch(t, "alice", MessageID(f.itemID(t, "invitation/r1"), domain))))
+	mr, err := mail.CreateReader(bytes.NewReader(fetch(t, "alice", f.messageID(t, "invitation/r1"))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,5 +405,41 @@ func TestAcceptedBeforeSettled(t *testing.T) {
 	}
 	if len(accepted) != 1 || accepted[0] != workflow.Acknowledgement || held[0] != 1 {
 		t.Errorf("Accepted was told of %v with %v items held; want the acknowledgement alone, its item held", accepted, held)
+	}
+}
+
+// TestMessageIDNamesItsEnvelope: the Message-ID of an envelope's mail names
+// the envelope and the addressee, so that a reply citing only it (Outlook)
+// finds them; each item has its own, always the same.
+func TestMessageIDNamesItsEnvelope(t *testing.T) {
+	for _, tt := range []struct {
+		job       engine.Job
+		recipient string
+	}{
+		{engine.Job{Notice: "invitation", EnvelopeID: "ENV-1", To: "r2"}, "r2"},
+		{engine.Job{Notice: "acknowledgement", EnvelopeID: "ENV-1", To: engine.SenderAddressee}, ""},
+	} {
+		id, err := MessageID("item-1", tt.job, domain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, rid, _, err := mailid.ParseThread(domain, "<"+id+">")
+		if err != nil || env != "ENV-1" || rid != tt.recipient {
+			t.Errorf("%s to %s: Message-ID %q reads as envelope %q, recipient %q, %v", tt.job.Notice, tt.job.To, id, env, rid, err)
+		}
+		if again, _ := MessageID("item-1", tt.job, domain); again != id {
+			t.Errorf("%s: the same item got %q, then %q", tt.job.Notice, id, again)
+		}
+		if other, _ := MessageID("item-2", tt.job, domain); other == id {
+			t.Errorf("%s: two items got the same Message-ID %q", tt.job.Notice, id)
+		}
+	}
+	// A mail of no envelope (a refusal) names none.
+	id, err := MessageID("item-1", engine.Job{Notice: engine.NoticeRefusal}, domain)
+	if err != nil || !strings.HasSuffix(id, "@"+domain) {
+		t.Fatalf("refusal Message-ID %q, %v", id, err)
+	}
+	if _, _, _, err := mailid.ParseThread(domain, id); err == nil {
+		t.Errorf("a refusal's Message-ID %q reads as an envelope's", id)
 	}
 }
