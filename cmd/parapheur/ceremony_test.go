@@ -42,7 +42,10 @@ type ceremonyRig struct {
 	rig  *testrig.Mail
 	srv  *server
 	keys string // keys.dir: the signing CA is keys/ca.crt
-	base string // the public URL
+	// store is the gateway's store.url, which "parapheur verify" reads
+	// too; "" when the test did not say.
+	store string
+	base  string // the public URL
 	// address is the gateway's mailbox address; "" means
 	// parapheur@org.example.
 	address string
@@ -73,8 +76,9 @@ func startCeremonyRig(t *testing.T, users ...string) *ceremonyRig {
 	t.Helper()
 	rig := startMailRig(t, users...)
 	keys := initKeys(t)
-	srv := startServe(t, rig, "bolt://"+filepath.Join(t.TempDir(), "parapheur.db"), keys)
-	return &ceremonyRig{rig: rig, srv: srv, keys: keys, base: "http://" + srv.listen}
+	storeURL := "bolt://" + filepath.Join(t.TempDir(), "parapheur.db")
+	srv := startServe(t, rig, storeURL, keys)
+	return &ceremonyRig{rig: rig, srv: srv, keys: keys, store: storeURL, base: "http://" + srv.listen}
 }
 
 // startMailRig starts a private Postfix and Dovecot with the mailboxes of

@@ -574,10 +574,17 @@ func (e *e2eRig) checkCompleted(t *testing.T, envID, title, lang string, parties
 			t.Fatal(err)
 		}
 		signtest.Validate(t, path, expect[name])
-		r := parapheur(t, []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_KEYS_DIR=" + c.keys}, "verify", path)
-		if want := fmt.Sprintf("VALID: all %d signature(s) intact\n", expect[name].Signatures); r.code != exitOK || !strings.HasSuffix(r.stdout, want) {
+		// On the gateway's machine (its keys and its store, the running
+		// gateway's Redis), verify names the envelope and tells a final
+		// document as such (SPEC §6).
+		r := parapheur(t, []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_KEYS_DIR=" + c.keys, "PARAPHEUR_STORE_URL=" + c.store}, "verify", path)
+		if want := fmt.Sprintf("VALID: all %d signature(s) intact\n", expect[name].Signatures); r.code != exitOK || !strings.Contains(r.stdout, want) {
 			t.Errorf("parapheur verify %s: exit %d; want 0 and %q:\n%s%s", name, r.code, want, r.stdout, r.stderr)
 		}
+		if want := "Envelope " + envID + " (completed).\nThis file is the final version of document "; name != certName && !strings.Contains(r.stdout, want) {
+			t.Errorf("parapheur verify %s does not say %q:\n%s%s", name, want, r.stdout, r.stderr)
+		}
+		t.Logf("parapheur verify %s:\n%s", name, r.stdout)
 	}
 	if trail := embeddedTrail(t, filepath.Join(dir, certName), envID); len(trail) == 0 {
 		t.Error("the certificate embeds an empty audit trail")

@@ -114,18 +114,25 @@ func (inv *invocation) openStore() (store.Store, int) {
 	if err != nil {
 		return nil, inv.fail(err)
 	}
-	st, err := backend.Open(inv.ctx(), cfg.Store.URL, store.Options{MaxBlobBytes: cfg.Limits.MaxDocumentBytes})
-	if errors.Is(err, bolt.ErrInUse) {
-		// bbolt locks its file for one process: while serve runs, the
-		// embedded store is its alone.
-		return nil, inv.fail(fmt.Errorf("the store %s is locked by another process, most likely a running `parapheur serve` "+
-			"(the embedded store serves one process at a time): stop the gateway (systemctl stop parapheur), run the command, "+
-			"and start it again; or move the store to Redis (store.url = \"redis://…\"), which the gateway and these commands share while it runs", cfg.Store.URL))
-	}
+	st, err := inv.openConfiguredStore(cfg)
 	if err != nil {
 		return nil, inv.fail(err)
 	}
 	return st, exitOK
+}
+
+// openConfiguredStore opens the store of cfg, saying what to do when a
+// running gateway holds the embedded store.
+func (inv *invocation) openConfiguredStore(cfg *config.Config) (store.Store, error) {
+	st, err := backend.Open(inv.ctx(), cfg.Store.URL, store.Options{MaxBlobBytes: cfg.Limits.MaxDocumentBytes})
+	if errors.Is(err, bolt.ErrInUse) {
+		// bbolt locks its file for one process: while serve runs, the
+		// embedded store is its alone.
+		return nil, fmt.Errorf("the store %s is locked by another process, most likely a running `parapheur serve` "+
+			"(the embedded store serves one process at a time): stop the gateway (systemctl stop parapheur), run the command, "+
+			"and start it again; or move the store to Redis (store.url = \"redis://…\"), which the gateway and these commands share while it runs", cfg.Store.URL)
+	}
+	return st, err
 }
 
 func runEnvelopeList(inv *invocation) int {

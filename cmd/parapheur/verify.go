@@ -2,16 +2,24 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/parapheur/parapheur/cmd/parapheur/config"
+	"github.com/parapheur/parapheur/signing/ceremony"
 	"github.com/parapheur/parapheur/signing/pki"
+	"github.com/parapheur/parapheur/signing/verdict"
 	"github.com/parapheur/parapheur/signing/verify"
+	"github.com/parapheur/parapheur/store"
 )
 
 var verifyCommand = &command{
@@ -21,8 +29,10 @@ var verifyCommand = &command{
 	help: `
 Verify lists each signature of FILE, a PDF: signer, time, PAdES level, whether
 it is intact, whether this gateway's CA (keys.dir) issued it, and whether the
-file was changed after it. Without a configured keys.dir it still checks the
-signatures, but cannot say which the gateway issued. When the PDF embeds an
+file was changed after it; then the envelope the gateway's signatures name,
+and, from the store (store.url), whether FILE is that envelope's final version.
+Without a configured keys.dir it still checks the signatures, but cannot say
+which the gateway issued. When the PDF embeds an
 audit trail (an attachment named audit-*.json, as the completion certificate
 does), verify also checks its hash chain.
 
@@ -51,7 +61,8 @@ func runVerify(inv *invocation) int {
 		return inv.verifyTrail(file, data)
 	}
 	var ca *x509.Certificate
-	if cfg, err := config.LoadSections(*inv.configPath, inv.environ, "keys"); err == nil && cfg.Keys.Dir != "" {
+	cfg, err := config.LoadSections(*inv.configPath, inv.environ, "keys", "store", "limits")
+	if err == nil && cfg.Keys.Dir != "" {
 		ca, _ = pki.LoadCACert(cfg.Keys.Dir) // no CA: the report says so
 	}
 	report, err := verify.Verify(data, ca)
@@ -62,7 +73,76 @@ func runVerify(inv *invocation) int {
 		return inv.fail(err)
 	}
 	report.WriteText(inv.stdout, ca != nil)
+	if ca != nil {
+		inv.writePlacement(cfg, data, report)
+	}
 	return report.ExitCode()
+}
+
+// writePlacement says which envelope the PDF data belongs to and whether it
+// is its final version, in the words of the page PUBLIC_URL/verify (SPEC
+// §6). The store is opened only when a signature of the gateway names an
+// envelope; when it cannot be read (a running gateway holds the embedded
+// store), the envelope is still named and the reason told.
+func (inv *invocation) writePlacement(cfg *config.Config, data []byte, report *verify.Report) {
+	f := &storeFinder{open: func() (store.Store, error) { return inv.openExistingStore(cfg) }}
+	defer f.close()
+	sum := sha256.Sum256(data)
+	out := verdict.File{SHA256: hex.EncodeToString(sum[:])}
+	c := verdict.Checker{Finder: f, Log: slog.New(slog.DiscardHandler)}
+	c.Place(inv.ctx(), &out, report, "en")
+	if f.err != nil {
+		fmt.Fprintf(inv.stdout, "Envelope %s, named by the gateway's signature; whether this file is its final version is unknown: %v\n", f.envelope, f.err)
+		return
+	}
+	for _, line := range []string{out.Envelope, out.Placement} {
+		if line != "" {
+			fmt.Fprintln(inv.stdout, line)
+		}
+	}
+}
+
+// openExistingStore opens the store of cfg if it exists: verify must not
+// make an empty embedded store where the gateway has none.
+func (inv *invocation) openExistingStore(cfg *config.Config) (store.Store, error) {
+	if u, err := url.Parse(cfg.Store.URL); err == nil && u.Scheme == "bolt" {
+		if _, err := os.Stat(u.Path); err != nil {
+			return nil, fmt.Errorf("no store at %s (store.url): %w", cfg.Store.URL, err)
+		}
+	}
+	return inv.openConfiguredStore(cfg)
+}
+
+// storeFinder finds a verified file's envelope in the store, opened at the
+// first lookup; err keeps why it could not be, and envelope the envelope
+// looked for.
+type storeFinder struct {
+	open     func() (store.Store, error)
+	st       store.Store
+	err      error
+	envelope string
+}
+
+func (*storeFinder) EnvelopeOfReason(r string) (string, bool) { return ceremony.EnvelopeOfReason(r) }
+
+func (f *storeFinder) FindDocument(ctx context.Context, envelopeID, sum string) (verdict.Placement, error) {
+	f.envelope = envelopeID
+	if f.st == nil {
+		if f.st, f.err = f.open(); f.err != nil {
+			return verdict.Placement{}, f.err
+		}
+	}
+	env, err := f.st.Get(ctx, envelopeID)
+	if err != nil {
+		return verdict.Placement{}, err
+	}
+	return verdict.Locate(env, sum), nil
+}
+
+func (f *storeFinder) close() {
+	if f.st != nil {
+		f.st.Close()
+	}
 }
 
 // isTrailFile tells whether the file to verify is an audit trail: named

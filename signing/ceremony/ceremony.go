@@ -413,12 +413,5 @@ func (c *Ceremony) FindDocument(ctx context.Context, envelopeID, sum string) (ve
 	if err != nil {
 		return verdict.Placement{}, err
 	}
-	p := verdict.Placement{Envelope: env, Document: -1}
-	for i, d := range env.Documents {
-		if d.Current == sum {
-			p.Document = i
-			p.Final = env.State == workflow.StateCompleted
-		}
-	}
-	return p, nil
+	return verdict.Locate(env, sum), nil
 }

@@ -100,6 +100,18 @@ type Placement struct {
 	Final bool
 }
 
+// Locate tells where the file of SHA-256 sum (hex) stands in env.
+func Locate(env *workflow.Envelope, sum string) Placement {
+	p := Placement{Envelope: env, Document: -1}
+	for i, d := range env.Documents {
+		if d.Current == sum {
+			p.Document = i
+			p.Final = env.State == workflow.StateCompleted
+		}
+	}
+	return p
+}
+
 // Finder finds where a file stands in an envelope (ceremony.Ceremony).
 type Finder interface {
 	// EnvelopeOfReason reads the envelope ID from a signature's /Reason
@@ -154,7 +166,7 @@ func (c *Checker) Check(ctx context.Context, name string, data []byte, lang stri
 	for _, sig := range rep.Signatures {
 		out.Signatures = append(out.Signatures, c.signature(sig, lang))
 	}
-	c.place(ctx, &out, rep, lang)
+	c.Place(ctx, &out, rep, lang)
 	for _, t := range rep.Trails {
 		tv := Trail{Name: t.Name, Intact: t.Intact()}
 		switch {
@@ -200,11 +212,12 @@ func (c *Checker) signature(sig verify.Signature, lang string) Signature {
 	return sv
 }
 
-// place tells which envelope the file belongs to and whether it is its
-// final version: the envelope is the one an intact signature of this
-// gateway names in its /Reason (the store has no index of documents by
-// their hash, but finds an envelope by its ID).
-func (c *Checker) place(ctx context.Context, out *File, rep *verify.Report, lang string) {
+// Place tells in out (Envelope, Placement, Final) which envelope the file
+// of report rep and hash out.SHA256 belongs to and whether it is its final
+// version: the envelope is the one an intact signature of this gateway
+// names in its /Reason (the store has no index of documents by their hash,
+// but finds an envelope by its ID).
+func (c *Checker) Place(ctx context.Context, out *File, rep *verify.Report, lang string) {
 	if c.Finder == nil {
 		return
 	}
