@@ -103,7 +103,9 @@ type RecipientState struct {
 	// Verified tells that a code was verified and not used yet: the next
 	// action needs no code.
 	Verified bool `json:"verified"`
-	// CanDelegate tells whether delegation is allowed in this envelope.
+	// CanDelegate tells whether the recipient may hand their place to
+	// someone else now: delegation is allowed in this envelope and they
+	// can act.
 	CanDelegate bool `json:"can_delegate"`
 }
 
@@ -151,14 +153,13 @@ func (s *Server) state(r *http.Request, l ceremony.Link) State {
 		Envelope: EnvelopeState{ID: env.ID, Title: env.Title, State: env.State, Sender: env.Sender.Email,
 			SenderName: env.Sender.Name, Message: env.Message, Language: env.Language, Deadline: env.Deadline, Reason: env.Reason},
 		Recipient: RecipientState{Name: rec.Name, Email: rec.Email, Role: rec.Role, State: rec.State,
-			Verified:    !rec.VerifiedAt.IsZero() && now.Sub(rec.VerifiedAt) <= workflow.ActionWindow,
-			CanDelegate: !env.NoDelegation},
+			Verified: !rec.VerifiedAt.IsZero() && now.Sub(rec.VerifiedAt) <= workflow.ActionWindow},
 	}
 	if err := workflow.CanAct(env, rec.ID, now); err != nil {
 		f := s.failureOf(r, err)
 		st.Recipient.CannotAct = &APIError{Code: f.code, Message: f.text.In(s.lang(r, env))}
 	} else {
-		st.Recipient.CanAct = true
+		st.Recipient.CanAct, st.Recipient.CanDelegate = true, !env.NoDelegation
 	}
 	if c := rec.Code; c != nil && now.Before(c.ExpiresAt) {
 		st.Recipient.Code = &CodeState{Channel: c.Channel, ExpiresAt: c.ExpiresAt, TriesLeft: workflow.MaxCodeFailures - c.Failures}
