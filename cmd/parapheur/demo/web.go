@@ -254,23 +254,35 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 	h.page(w, http.StatusOK, "list.html", map[string]any{"PageTitle": h.words.Mailbox, "Mails": list, "Filter": addr, "Mailboxes": append(mailboxes(), h.Office.Gateway)})
 }
 
-// message finds the mail of the request's {id}, or answers 404.
-func (h *handler) find(w http.ResponseWriter, r *http.Request) (*Message, bool) {
+// find finds the mail of the request's {id}, or answers 404 with fail
+// (failText for the pages, failJSON for the JSON API).
+func (h *handler) find(w http.ResponseWriter, r *http.Request, fail func(w http.ResponseWriter, status int, code, msg string)) (*Message, bool) {
 	m, err := h.Office.Mailbox.Message(r.PathValue("id"))
 	if errors.Is(err, ErrNotFound) {
-		http.Error(w, "no such mail: it may have been removed to make room for newer ones", http.StatusNotFound)
+		fail(w, http.StatusNotFound, "not_found", "no such mail: it may have been removed to make room for newer ones")
 		return nil, false
 	}
 	if err != nil {
 		h.Log.Error("demo: a kept mail could not be read", "mail", r.PathValue("id"), "err", err)
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		fail(w, http.StatusInternalServerError, "internal", err.Error())
 		return nil, false
 	}
 	return m, true
 }
 
+// failText answers an error to a page.
+func failText(w http.ResponseWriter, status int, _, msg string) { http.Error(w, msg, status) }
+
+// failJSON answers an error to the JSON API, in the shape of the gateway's
+// own API: {"error": {"code", "message"}}.
+func failJSON(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]map[string]string{"error": {"code": code, "message": msg}})
+}
+
 func (h *handler) message(w http.ResponseWriter, r *http.Request) {
-	m, ok := h.find(w, r)
+	m, ok := h.find(w, r, failText)
 	if !ok {
 		return
 	}
@@ -281,7 +293,7 @@ func (h *handler) message(w http.ResponseWriter, r *http.Request) {
 // policy that lets it run nothing and fetch nothing. A <base> makes its
 // links open in the whole window.
 func (h *handler) html(w http.ResponseWriter, r *http.Request) {
-	m, ok := h.find(w, r)
+	m, ok := h.find(w, r, failText)
 	if !ok {
 		return
 	}
@@ -345,7 +357,7 @@ func (h *handler) apiList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) apiMessage(w http.ResponseWriter, r *http.Request) {
-	m, ok := h.find(w, r)
+	m, ok := h.find(w, r, failJSON)
 	if !ok {
 		return
 	}
@@ -362,13 +374,13 @@ func attachmentPath(id string, n int) string {
 }
 
 func (h *handler) attachment(w http.ResponseWriter, r *http.Request) {
-	m, ok := h.find(w, r)
+	m, ok := h.find(w, r, failJSON)
 	if !ok {
 		return
 	}
 	n, err := strconv.Atoi(r.PathValue("n"))
 	if err != nil || n < 0 || n >= len(m.Attachments) {
-		http.Error(w, fmt.Sprintf("mail %s has no attachment %q: it has %d, numbered from 0", m.ID, r.PathValue("n"), len(m.Attachments)), http.StatusNotFound)
+		failJSON(w, http.StatusNotFound, "not_found", fmt.Sprintf("mail %s has no attachment %q: it has %d, numbered from 0", m.ID, r.PathValue("n"), len(m.Attachments)))
 		return
 	}
 	a := m.Attachments[n]

@@ -255,8 +255,12 @@ func TestMessagesAPI(t *testing.T) {
 	}
 
 	for _, path := range []string{"/demo/api/messages/999", "/demo/api/messages/x", "/demo/api/messages/" + list[0]["id"].(string) + "/attachments/2"} {
-		if resp, _ := r.get(t, path); resp.StatusCode != http.StatusNotFound {
-			t.Errorf("GET %s: %s, want 404", path, resp.Status)
+		resp, body := r.get(t, path)
+		var answer struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if err := json.Unmarshal(body, &answer); resp.StatusCode != http.StatusNotFound || err != nil || answer.Error.Code != "not_found" || answer.Error.Message == "" {
+			t.Errorf("GET %s: %s %q, want 404 and a JSON error", path, resp.Status, body)
 		}
 	}
 }
