@@ -366,26 +366,26 @@ func (h *Handler) command(ctx context.Context, in *inbound, cmd reply.Command) (
 	// authenticate, or anyone could decline in a recipient's name.
 	switch {
 	case in.sender.DMARCFailed:
-		return h.refuse(ctx, in, "", problem.Text{
+		return h.refuseCommand(ctx, in, "", problem.Text{
 			EN: "the reply command's From domain failed DMARC: the mail may be forged",
 			FR: "le domaine d'expéditeur de la commande a échoué à DMARC : le message est peut-être falsifié",
 		})
 	case !in.sender.Believed:
-		return h.refuse(ctx, in, "", problem.Text{
+		return h.refuseCommand(ctx, in, "", problem.Text{
 			EN: "the receiving mail server did not authenticate the reply command's sender (no DMARC pass nor aligned DKIM signature), and this gateway accepts commands by mail only from authenticated senders: use the link of the gateway's mail instead",
 			FR: "le serveur de messagerie n'a pas authentifié l'expéditeur de la commande (ni DMARC réussi, ni signature DKIM alignée), et ce parapheur n'accepte de commandes par message que d'expéditeurs authentifiés : utilisez plutôt le lien du message du parapheur",
 		})
 	}
 	envID, rid := h.thread(cmd.Thread)
 	if envID == "" {
-		return h.refuse(ctx, in, "", problem.Text{
+		return h.refuseCommand(ctx, in, "", problem.Text{
 			EN: "the reply command refers to no envelope of this gateway: reply to the gateway's own mail",
 			FR: "la commande ne se rapporte à aucune demande de ce parapheur : répondez au message envoyé par le parapheur",
 		})
 	}
 	env, err := h.engine.Envelope(ctx, envID)
 	if errors.Is(err, store.ErrNotFound) {
-		return h.refuse(ctx, in, "", problem.New("envelope %s does not exist", "la demande %s n'existe pas", envID))
+		return h.refuseCommand(ctx, in, "", problem.New("envelope %s does not exist", "la demande %s n'existe pas", envID))
 	}
 	if err != nil {
 		return 0, "", err
@@ -395,19 +395,19 @@ func (h *Handler) command(ctx context.Context, in *inbound, cmd reply.Command) (
 	switch cmd.Verb {
 	case reply.Decline, reply.Delegate:
 		if r := env.Recipient(rid); r == nil || !loop.SameMailbox(r.Email, cmd.From) {
-			return h.refuse(ctx, in, env.Language, invitedOnly[cmd.Verb])
+			return h.refuseCommand(ctx, in, env.Language, invitedOnly[cmd.Verb])
 		}
 		if cmd.Verb == reply.Decline {
 			ev = workflow.Declined{Meta: meta, RecipientID: rid, Reason: cmd.Reason, ByMail: true}
 			break
 		}
 		if p, bad := h.delegateProblem(cmd.To); bad {
-			return h.refuse(ctx, in, env.Language, p)
+			return h.refuseCommand(ctx, in, env.Language, p)
 		}
 		ev = workflow.Delegated{Meta: meta, RecipientID: rid, To: cmd.To, ByMail: true}
 	case reply.Cancel:
 		if !loop.SameMailbox(env.Sender.Email, cmd.From) {
-			return h.refuse(ctx, in, env.Language, problem.Text{
+			return h.refuseCommand(ctx, in, env.Language, problem.Text{
 				EN: "only the envelope's sender can cancel it",
 				FR: "seul l'expéditeur de la demande peut l'annuler",
 			})
@@ -421,7 +421,7 @@ func (h *Handler) command(ctx context.Context, in *inbound, cmd reply.Command) (
 		h.log.Info("ingest: reply command applied", "envelope", envID, "recipient", rid, "command", cmd.Verb, "from", logText(cmd.From))
 		return poller.Processed, "", nil
 	case errors.As(err, &refused):
-		return h.refuse(ctx, in, env.Language, problem.From(refused))
+		return h.refuseCommand(ctx, in, env.Language, problem.From(refused))
 	default:
 		return 0, "", err
 	}
@@ -728,6 +728,17 @@ func refusalQuota(addr string, d policy.Decision) (engine.Quota, bool) {
 // lang or else the default language, and sends the message to quarantine
 // with the problems in English. A refusal not sent is logged.
 func (h *Handler) refuse(ctx context.Context, in *inbound, lang string, problems ...problem.Text) (poller.Destination, string, error) {
+	return h.refuseWith(ctx, in, lang, false, problems)
+}
+
+// refuseCommand is refuse for a reply command: the reply says how to give
+// one, not how to write a submission.
+func (h *Handler) refuseCommand(ctx context.Context, in *inbound, lang string, problems ...problem.Text) (poller.Destination, string, error) {
+	return h.refuseWith(ctx, in, lang, true, problems)
+}
+
+// refuseWith is refuse, for a reply command when command is set.
+func (h *Handler) refuseWith(ctx context.Context, in *inbound, lang string, command bool, problems []problem.Text) (poller.Destination, string, error) {
 	lang = firstNonEmpty(lang, h.cfg.Language)
 	english := make([]string, len(problems))
 	sentences := make([]string, len(problems))
@@ -744,11 +755,15 @@ func (h *Handler) refuse(ctx context.Context, in *inbound, lang string, problems
 		h.log.Info("ingest: refused without a reply: the From domain failed DMARC", "from", logText(msg.From.Address), "reason", logText(reason))
 		return h.quarantine(reason, false)
 	}
+	usage := instructions.Help(lang)
+	if command {
+		usage = reply.Help(lang)
+	}
 	queued, err := h.engine.Reply(ctx, in.key, quota, func() engine.Job {
 		return engine.Job{Notice: engine.NoticeRefusal, Refusal: &engine.Refusal{
 			To:      workflow.Party{Name: msg.From.Name, Email: msg.From.Address},
 			Subject: msg.Subject, MessageID: msg.MessageID, References: msg.References,
-			Problems: sentences, Usage: instructions.Help(lang), Language: lang,
+			Problems: sentences, Usage: usage, Command: command, Language: lang,
 		}}
 	})
 	if err != nil {

@@ -415,6 +415,8 @@ func TestReplyCommandsAndBounces(t *testing.T) {
 	if jobs := f.queued(t); len(jobs) != 1 || jobs[0].Refusal == nil ||
 		!strings.Contains(strings.Join(jobs[0].Refusal.Problems, " "), "un refus n'est accepté que de l'adresse") {
 		t.Fatalf("forged decline: queued %+v, want a refusal in the envelope's language (French)", jobs)
+	} else if r := jobs[0].Refusal; !r.Command || !strings.Contains(r.Usage, "REFUSER : votre motif") || strings.Contains(r.Usage, "Signataire") {
+		t.Errorf("forged decline: the refusal is told as a submission's (command %v), or does not say how to reply:\n%s", r.Command, r.Usage)
 	}
 	// The invited address, but the trusted server says its domain failed
 	// DMARC: forged, not applied, not answered.

@@ -790,3 +790,35 @@ func TestAcknowledgementStatusPage(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandRefusal: a refused reply command is told as a reply not
+// applied, with how to reply, not as a submission to write again.
+func TestCommandRefusal(t *testing.T) {
+	c := newComposer(t, testConfig())
+	for _, lang := range []string{"fr", "en"} {
+		m := sampleNamed(t, lang, "refusal")
+		d := m.Data.(Refusal)
+		d.Subject, d.Command, d.Usage = "RE: À signer : Convention", true, "REFUSER : votre motif"
+		m.Data = d
+		p := parse(t, compose(t, c, m))
+		subject, _ := p.header.Subject()
+		want := map[string][]string{
+			"fr": {"Non appliqué : RE: À signer : Convention", "n'a pas été appliquée", "Rien n'a été modifié.", "REFUSER : votre motif"},
+			"en": {"Not applied: RE: À signer : Convention", "was not applied", "Nothing was changed.", "REFUSER : votre motif"},
+		}[lang]
+		if subject != want[0] {
+			t.Errorf("%s: subject %q, want %q", lang, subject, want[0])
+		}
+		if w := p.lacks(want[1:]...); w != "" {
+			t.Errorf("%s: the refusal of a command does not say %q:\n%s", lang, w, p.text)
+		}
+		if heading := map[string]string{"fr": "Comment répondre", "en": "How to reply"}[lang]; !strings.Contains(strings.ToLower(p.text), strings.ToLower(heading)) || !strings.Contains(p.html, heading) {
+			t.Errorf("%s: the refusal of a command has no heading %q:\n%s", lang, heading, p.text)
+		}
+		for _, wrong := range []string{"Aucune demande n'a été créée", "No request was created", "circuit de signature", "sent for signature"} {
+			if strings.Contains(p.text+p.html, wrong) {
+				t.Errorf("%s: the refusal of a command says %q, as for a submission:\n%s", lang, wrong, p.text)
+			}
+		}
+	}
+}

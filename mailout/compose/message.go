@@ -99,7 +99,8 @@ type IgnoredAttachment struct {
 	ContentType string
 }
 
-// Refusal answers a submission the gateway could not accept.
+// Refusal answers a submission, or a reply command, the gateway could not
+// accept.
 type Refusal struct {
 	// To is the submission's sender.
 	To workflow.Party
@@ -112,9 +113,13 @@ type Refusal struct {
 	// Problems say exactly what was wrong, one sentence each, in the
 	// message's language.
 	Problems []string
-	// Usage explains how to write the instruction block, in the message's
-	// language; the caller owns that text, since the parser owns the syntax.
+	// Usage explains how to write the instruction block, or for a
+	// Command how to reply with one, in the message's language; the caller
+	// owns that text, since the parser owns the syntax.
 	Usage string
+	// Command tells that the refused mail was a reply command (REFUSER:,
+	// ANNULER, DÉLÉGUER:), not a submission.
+	Command bool
 }
 
 // Verification answers a mail sent to the verification address (SPEC §6)

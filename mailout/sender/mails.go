@@ -53,7 +53,7 @@ func (m *Mails) Compose(ctx context.Context, it *store.Item, job engine.Job, w i
 			return Route{}, errors.New("a refusal job without its refusal")
 		}
 		msg.Language = r.Language
-		msg.Data = compose.Refusal{To: r.To, InReplyTo: r.MessageID, Subject: r.Subject, Problems: r.Problems, Usage: r.Usage}
+		msg.Data = compose.Refusal{To: r.To, InReplyTo: r.MessageID, Subject: r.Subject, Problems: r.Problems, Usage: r.Usage, Command: r.Command}
 		to = r.To.Email
 	case engine.NoticeVerification:
 		v := job.Verification

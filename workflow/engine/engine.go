@@ -93,8 +93,12 @@ type Refusal struct {
 	References []string `json:"references,omitempty"`
 	// Problems say exactly what was wrong, one sentence each.
 	Problems []string `json:"problems"`
-	// Usage says how to write an instruction block, in Language.
+	// Usage says how to write an instruction block, or, for a Command,
+	// how to reply with one, in Language.
 	Usage string `json:"usage,omitempty"`
+	// Command tells that the refused mail was a reply command (REFUSER:,
+	// ANNULER, DÉLÉGUER:), not a submission.
+	Command bool `json:"command,omitempty"`
 	// Language is "fr" or "en".
 	Language string `json:"language"`
 }
