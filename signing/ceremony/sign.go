@@ -85,7 +85,7 @@ func (c *Ceremony) makeSignature(ctx context.Context, envID, recipientID string,
 		Signature: workflow.Signature{CertSerial: serial(kp), Documents: versions}})
 }
 
-func serial(kp *pki.KeyPair) string { return kp.Chain[0].SerialNumber.Text(16) }
+func serial(kp *pki.KeyPair) string { return pki.SerialHex(kp.Chain[0]) }
 
 // signDocument signs the current version of d into a new blob. The
 // document goes through temporary files, so memory does not grow with it.

@@ -300,7 +300,7 @@ func (w *Worker) sealDocument(ctx context.Context, env *workflow.Envelope, i int
 	return w.Engine.Event(ctx, env.ID, workflow.Sealed{
 		Meta:     workflow.Meta{At: w.Engine.Now()},
 		Document: workflow.DocumentVersion{Index: i, Previous: d.Current, SHA256: blob.SHA256, Size: blob.Size},
-		Level:    w.level(), Serial: w.Seal.Chain[0].SerialNumber.Text(16),
+		Level:    w.level(), Serial: pki.SerialHex(w.Seal.Chain[0]),
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/parapheur/parapheur/signing/completion"
 	"github.com/parapheur/parapheur/signing/internal/pdftest"
+	"github.com/parapheur/parapheur/signing/pki"
 	"github.com/parapheur/parapheur/signing/verify"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
@@ -52,7 +53,7 @@ func TestComplete(t *testing.T) {
 
 	trail, _ := r.trail(t, "E1")
 	for _, rec := range trail {
-		if rec.Type == audit.Sealed && (rec.Details["level"] != "B-LTA" || rec.Details["serial"] != r.seal.Chain[0].SerialNumber.Text(16)) {
+		if rec.Type == audit.Sealed && (rec.Details["level"] != "B-LTA" || rec.Details["serial"] != pki.SerialHex(r.seal.Chain[0])) {
 			t.Errorf("sealed event: %v", rec.Details)
 		}
 	}

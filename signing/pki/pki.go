@@ -13,6 +13,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/big"
@@ -149,6 +150,19 @@ func (ca *CA) CRL(number int64, revoked []x509.RevocationListEntry, validity tim
 		NextUpdate:                now.Add(validity),
 		RevokedCertificateEntries: revoked,
 	}, ca.Cert, ca.Key)
+}
+
+// SerialHex writes cert's serial number as OpenSSL, Windows and PDF
+// readers show it: the bytes of its DER integer in hex, two digits a byte,
+// so a serial such as 03 44 18… keeps its leading zero. big.Int's Text(16)
+// drops it, and a reader comparing the certificate of completion with the
+// signature panel would not find the same number.
+func SerialHex(cert *x509.Certificate) string {
+	b := cert.SerialNumber.Bytes()
+	if len(b) == 0 || b[0]&0x80 != 0 {
+		b = append([]byte{0}, b...)
+	}
+	return hex.EncodeToString(b)
 }
 
 // IssuedBy tells whether cert was issued by ca's certificate.

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
@@ -149,5 +150,24 @@ func writePEM(t *testing.T, path, typ string, ders ...[]byte) {
 	}
 	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSerialHex: the serial is written as the signature panel of a PDF
+// reader and openssl show it, with the leading zero of its first byte.
+func TestSerialHex(t *testing.T) {
+	for _, c := range []struct {
+		serial string
+		want   string
+	}{
+		{"3441892e5975e451982d25cecb0f511", "03441892e5975e451982d25cecb0f511"},
+		{"6fbcdb030f459368a8bb6af56a4fd2d1", "6fbcdb030f459368a8bb6af56a4fd2d1"},
+		{"a1", "00a1"}, // DER adds a zero byte before a high first bit
+		{"0", "00"},
+	} {
+		n, _ := new(big.Int).SetString(c.serial, 16)
+		if got := pki.SerialHex(&x509.Certificate{SerialNumber: n}); got != c.want {
+			t.Errorf("SerialHex(%s) = %s, want %s", c.serial, got, c.want)
+		}
 	}
 }
