@@ -50,6 +50,9 @@ var (
 	ErrBusy = errors.New("another signature of this envelope is being made: try again in a moment")
 	// ErrConsent: signing or approving needs the signer's consent.
 	ErrConsent = errors.New("tick the consent box to sign or approve")
+	// ErrCancelReason: the sender's status page cancels with a reason,
+	// which the recipients who already acted are told.
+	ErrCancelReason = errors.New("give the reason for cancelling: the recipients who already acted are told it")
 	// ErrNoDocument: no document has that number.
 	ErrNoDocument = errors.New("no such document")
 	// ErrLinkExpired: a final mail's download link past its expiry.
@@ -380,8 +383,16 @@ func (c *Ceremony) Remind(ctx context.Context, token string, client workflow.Cli
 	})
 }
 
-// Cancel cancels the envelope at the sender's request.
+// Cancel cancels the envelope at the sender's request, with reason (not
+// blank: ErrCancelReason).
 func (c *Ceremony) Cancel(ctx context.Context, token, reason string, client workflow.Client) (Link, error) {
+	if strings.TrimSpace(reason) == "" {
+		l, err := c.open(ctx, token, true)
+		if err != nil {
+			return l, err
+		}
+		return l, ErrCancelReason
+	}
 	return c.senderEvent(ctx, token, func(env *workflow.Envelope) workflow.Event {
 		return workflow.Cancelled{Meta: c.meta(client), By: env.Sender.Email, Reason: reason}
 	})

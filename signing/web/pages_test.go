@@ -422,6 +422,15 @@ func TestStatusPage(t *testing.T) {
 	mustNotContain(t, "status page", page, "chaque destinataire est prévenu")
 	f.drainMail()
 	queued := len(f.mail)
+	// Cancel is "with a reason" (SPEC §3): a blank one, which a form
+	// posted without the browser's check sends, cancels nothing and says
+	// what to write, on the page.
+	a := b.submit(e, e+"/cancel", url.Values{"reason": {" \r\n "}})
+	wantStatus(t, "cancel without a reason", a, http.StatusBadRequest)
+	mustContain(t, "cancel without a reason", a, `id="error"`, "Donnez le motif de l&#39;annulation", `id="cancel-form"`)
+	if env, err := f.engine.Envelope(context.Background(), f.env.ID); err != nil || env.State != workflow.StateInProgress {
+		t.Fatalf("after a cancel without a reason: %v, %v", env.State, err)
+	}
 	wantRedirect(t, "cancel", b.submit(e, e+"/cancel", url.Values{"reason": {"Projet abandonné"}}), e+"?done=cancelled")
 	f.drainMail()
 	for _, j := range f.mail[queued:] {
@@ -439,7 +448,7 @@ func TestStatusPage(t *testing.T) {
 
 	// A remind form left open in another tab and sent after the cancel:
 	// the machine's refusal, on the page.
-	a := b.post(e+"/remind", url.Values{"csrf": {b.csrf(statusCSRF)}})
+	a = b.post(e+"/remind", url.Values{"csrf": {b.csrf(statusCSRF)}})
 	wantStatus(t, "remind after cancel", a, http.StatusConflict)
 	mustContain(t, "remind after cancel", a, `id="error"`, "La demande est déjà terminée")
 }

@@ -193,6 +193,9 @@ func (s *Server) failureOf(r *http.Request, err error) failure {
 	case errors.Is(err, ceremony.ErrConsent):
 		return failure{http.StatusBadRequest, "consent_required", problem.Text{EN: ceremony.ErrConsent.Error(),
 			FR: "cochez la case de consentement pour signer ou approuver"}, 0}
+	case errors.Is(err, ceremony.ErrCancelReason):
+		return failure{http.StatusBadRequest, workflow.ErrReasonRequired.Code, problem.Text{EN: ceremony.ErrCancelReason.Error(),
+			FR: "donnez le motif de l'annulation : les personnes qui ont déjà agi le recevront"}, 0}
 	case errors.Is(err, ceremony.ErrNoDocument):
 		return failure{http.StatusNotFound, "document_not_found", problem.Text{EN: "there is no such document in this envelope",
 			FR: "cette demande n'a pas de tel document"}, 0}
