@@ -332,6 +332,9 @@ func TestLanguageChoice(t *testing.T) {
 	isLang("Accept-Language", en, "en")
 	mustContain(t, "English page", en, "I have read the documents and I approve them", ">Approve</button>", "Step 1 of 2: approve (visa)",
 		`<span aria-current="true" lang="en" title="English">EN</span>`, `href="`+chef+`?lang=fr"`)
+	// chef approves (visa): the decline control does not speak of signing.
+	mustContain(t, "English page", en, "<summary>Decline…</summary>")
+	mustNotContain(t, "English page", en, "Decline to sign")
 
 	chosen := b.get(chef + "?lang=fr")
 	isLang("?lang=fr", chosen, "fr")
@@ -487,12 +490,16 @@ func TestCompletedEnvelope(t *testing.T) {
 	}
 
 	page := b.get(marie)
-	mustContain(t, "completed, signer", page, `id="ended"`, "Demande terminée", "Cette demande est terminée", "certificat de fin de procédure vous est envoyé",
+	mustContain(t, "completed, signer", page, `id="ended"`, "Demande terminée", "Cette demande est terminée", "certificat de réalisation vous est envoyé",
+		"toutes les signatures et tous les visas ont été recueillis", // not "toutes les parties ont signé": a visa is no signature
+		">Certificat de réalisation<",
 		"Ce sont les documents définitifs", final.SHA256)
 	if doc := b.get(marie + "/documents/0"); !strings.HasSuffix(doc.body, "% sealed\n") {
 		t.Error("the signer's link does not serve the final document")
 	}
 	mustContain(t, "completed, signer", page, `href="`+marie+`/certificate"`)
+	// The page names the certificate as the PDF, the mails and SPEC §5 do.
+	mustNotContain(t, "completed, signer", page, "fin de procédure")
 	if c := b.get(marie + "/certificate"); c.status != http.StatusOK || c.body != "%PDF-1.7 certificate" {
 		t.Errorf("the signer's certificate: %d %q", c.status, c.body)
 	}
