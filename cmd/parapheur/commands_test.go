@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -157,7 +158,9 @@ func TestEnvelopeCommands(t *testing.T) {
 	if r := parapheur(t, env, "envelope", "remind", "E1"); r.code != exitOK || !strings.Contains(r.stdout, "reminder queued") {
 		t.Fatalf("remind: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if r := parapheur(t, env, "envelope", "cancel", "--reason", "remplacée par la v2", "E1"); r.code != exitOK || !strings.Contains(r.stdout, "now cancelled") {
+	// The ID as typed from a mail, in lower case, and the flag after it,
+	// as people write commands.
+	if r := parapheur(t, env, "envelope", "cancel", "e1", "--reason", "remplacée par la v2"); r.code != exitOK || !strings.Contains(r.stdout, "envelope E1: ") || !strings.Contains(r.stdout, "now cancelled") {
 		t.Fatalf("cancel: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if r := parapheur(t, env, "envelope", "cancel", "--reason", "again", "E1"); r.code != exitOK {
@@ -169,8 +172,18 @@ func TestEnvelopeCommands(t *testing.T) {
 			t.Errorf("show does not say %q:\n%s", want, r.stdout)
 		}
 	}
-	if r := parapheur(t, env, "envelope", "show", "NOPE"); r.code != exitFailure || !strings.Contains(r.stderr, "not found") {
+	if r := parapheur(t, env, "envelope", "show", "NOPE"); r.code != exitFailure || !strings.Contains(r.stderr, "not found") || !strings.Contains(r.stderr, "parapheur envelope list") {
 		t.Fatalf("show of an unknown envelope: exit %d\n%s", r.code, r.stderr)
+	}
+	// A store.url that names no file is told, with how to name the right
+	// store; no empty store is made there.
+	missing := filepath.Join(t.TempDir(), "parapheur.db")
+	r = parapheur(t, []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_STORE_URL=bolt://" + missing}, "envelope", "list")
+	if r.code != exitFailure || !strings.Contains(r.stderr, "no store at bolt://"+missing) || !strings.Contains(r.stderr, "PARAPHEUR_STORE_URL") {
+		t.Errorf("list of a store that is not there: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("envelope list made a store at %s: %v", missing, err)
 	}
 	if r := parapheur(t, env, "envelope", "list", "--state", "in_progress"); r.code != exitOK || strings.Contains(r.stdout, "E1") {
 		t.Fatalf("list of in-progress envelopes: exit %d\n%s", r.code, r.stdout)

@@ -114,11 +114,29 @@ func (inv *invocation) openStore() (store.Store, int) {
 	if err != nil {
 		return nil, inv.fail(err)
 	}
-	st, err := inv.openConfiguredStore(cfg)
+	// Like verify, these commands never make an empty embedded store
+	// where none is: a mistyped store.url would list nothing, silently.
+	st, err := inv.openExistingStore(cfg)
 	if err != nil {
 		return nil, inv.fail(err)
 	}
 	return st, exitOK
+}
+
+// envelopeOf returns the envelope named by arg: its ID as written, else
+// in capitals (the mails write IDs in capitals; a reader may type them in
+// lower case). An unknown ID is told with how to find the right one.
+func (inv *invocation) envelopeOf(st store.Store, arg string) (*workflow.Envelope, error) {
+	env, err := st.Get(inv.ctx(), arg)
+	if errors.Is(err, store.ErrNotFound) {
+		if upper := strings.ToUpper(strings.TrimSpace(arg)); upper != arg {
+			if e, uerr := st.Get(inv.ctx(), upper); uerr == nil {
+				return e, nil
+			}
+		}
+		return nil, fmt.Errorf("%w: no such envelope in this store; its ID (E…) is in the acknowledgement mail, and `parapheur envelope list` lists this store's envelopes", err)
+	}
+	return env, err
 }
 
 // openConfiguredStore opens the store of cfg, saying what to do when a
@@ -271,7 +289,7 @@ func runEnvelopeShow(inv *invocation) int {
 		return code
 	}
 	defer st.Close()
-	e, err := st.Get(inv.ctx(), inv.args[0])
+	e, err := inv.envelopeOf(st, inv.args[0])
 	if err != nil {
 		return inv.fail(err)
 	}
@@ -420,7 +438,11 @@ func (inv *invocation) envelopeEvent(mk func(time.Time) workflow.Event, report f
 	}
 	defer st.Close()
 	e := &engine.Engine{Store: st}
-	env, err := e.Event(inv.ctx(), inv.args[0], mk(e.Now()))
+	named, err := inv.envelopeOf(st, inv.args[0])
+	if err != nil {
+		return inv.fail(err)
+	}
+	env, err := e.Event(inv.ctx(), named.ID, mk(e.Now()))
 	if err != nil {
 		return inv.fail(err)
 	}

@@ -206,6 +206,26 @@ func (inv *invocation) configFlag() {
 // printed (code 0) or a usage error (code 2).
 func (inv *invocation) parse(min, max int) (code int, ok bool) {
 	err := inv.flags.Parse(inv.args)
+	// Flags may also follow the arguments, as in "envelope cancel ID
+	// --reason …": the flag package stops at the first argument, and
+	// would count the flags after it as too many arguments.
+	var positional []string
+	for err == nil && inv.flags.NArg() > 0 {
+		rest := inv.flags.Args()
+		if n := len(inv.args) - len(rest); n > 0 && inv.args[n-1] == "--" {
+			break // after "--", everything is an argument
+		}
+		i := 0
+		for i < len(rest) && (rest[i] == "-" || !strings.HasPrefix(rest[i], "-")) {
+			i++
+		}
+		if i == len(rest) {
+			break // no flag after the arguments
+		}
+		positional = append(positional, rest[:i]...)
+		inv.args = rest[i:]
+		err = inv.flags.Parse(inv.args)
+	}
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		inv.usage(inv.stdout)
@@ -213,7 +233,7 @@ func (inv *invocation) parse(min, max int) (code int, ok bool) {
 	case err != nil:
 		return inv.usageError("%v", err), false
 	}
-	inv.args = inv.flags.Args()
+	inv.args = append(positional, inv.flags.Args()...)
 	switch n := len(inv.args); {
 	case n < min:
 		return inv.usageError("missing arguments: want %s", inv.cmd.args), false

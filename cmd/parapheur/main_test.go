@@ -123,6 +123,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"ca"}, "parapheur ca: missing subcommand"},
 		{[]string{"seal", "in.pdf"}, "parapheur seal: missing arguments: want IN.pdf OUT.pdf"},
 		{[]string{"seal", "a.pdf", "b.pdf", "c.pdf"}, "parapheur seal: too many arguments"},
+		{[]string{"seal", "a.pdf", "--colour", "b.pdf"}, "parapheur seal: flag provided but not defined: -colour"}, // flags after an argument are read too
+		{[]string{"envelope", "show", "E1", "--verify", "E2"}, "parapheur envelope show: too many arguments"},
 		{[]string{"verify"}, "parapheur verify: missing arguments: want FILE"},
 		{[]string{"envelope", "show"}, "parapheur envelope show: missing arguments: want ID"},
 		{[]string{"config", "check", "extra"}, "parapheur config check: too many arguments"},

@@ -107,7 +107,9 @@ func (inv *invocation) writePlacement(cfg *config.Config, data []byte, report *v
 func (inv *invocation) openExistingStore(cfg *config.Config) (store.Store, error) {
 	if u, err := url.Parse(cfg.Store.URL); err == nil && u.Scheme == "bolt" {
 		if _, err := os.Stat(u.Path); err != nil {
-			return nil, fmt.Errorf("no store at %s (store.url): %w", cfg.Store.URL, err)
+			return nil, fmt.Errorf("no store at %s (store.url): %w; name the gateway's store with --config FILE "+
+				"or PARAPHEUR_STORE_URL (the demo keeps its own in parapheur-demo/parapheur.db: "+
+				"PARAPHEUR_STORE_URL=bolt:///ABSOLUTE/PATH/parapheur-demo/parapheur.db, with the demo stopped)", cfg.Store.URL, err)
 		}
 	}
 	return inv.openConfiguredStore(cfg)
