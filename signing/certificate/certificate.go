@@ -178,7 +178,7 @@ func (d *document) render() {
 	}
 	rows = append(rows,
 		[2]string{w.sender, party(d.env.Sender)},
-		[2]string{w.senderAuth, or(d.env.SenderAuth, w.notGiven)},
+		[2]string{w.senderAuth, or(w.senderAuthText(d.env.SenderAuth), w.notGiven)},
 		[2]string{w.created, d.time(d.env.CreatedAt)},
 		[2]string{w.deadline, d.time(d.env.Deadline)},
 		[2]string{w.state, d.envelopeState()},
@@ -740,6 +740,8 @@ func (d *document) details(rec audit.Record) string {
 			}
 		} else if k == "document" && rec.Type == audit.Sealed {
 			value = d.documentName(value)
+		} else if k == "sender_auth" {
+			value = d.words.senderAuthText(value)
 		}
 		lines[i] = label + d.words.colon + sha256Digits.ReplaceAllStringFunc(value, func(h string) string { return h[:shortHash] + "…" })
 	}

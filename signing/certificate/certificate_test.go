@@ -500,3 +500,32 @@ func TestSystemZone(t *testing.T) {
 		}
 	}
 }
+
+// TestSenderAuthInFrench: how the sender was checked is written by the
+// sender policy in English; a French certificate says it in French,
+// keeping the authentication results as the receiving server wrote them.
+func TestSenderAuthInFrench(t *testing.T) {
+	const summary = "sender helene.dupre@org.example allowed by @org.example; dmarc=pass header.from=org.example (authserv-id mx.org.example)"
+	for lang, want := range map[string]string{
+		"fr": "expéditeur helene.dupre@org.example autorisé (@org.example figure dans senders.allowed) ; dmarc=pass header.from=org.example (résultats du serveur mx.org.example)",
+		"en": summary,
+	} {
+		if got := vocabulary[lang].senderAuthText(summary); got != want {
+			t.Errorf("%s: %q, want %q", lang, got, want)
+		}
+	}
+	if got := vocabulary["fr"].senderAuthText("sender a@org.example allowed by a@org.example; no DMARC or DKIM result (authserv-id mx.org.example)"); strings.Contains(got, "no DMARC") || !strings.Contains(got, "aucun résultat DMARC ni DKIM") {
+		t.Errorf("fr, no result: %q", got)
+	}
+	if got := vocabulary["fr"].senderAuthText("sender a@org.example allowed by @org.example; authentication not checked"); got != "expéditeur a@org.example autorisé (@org.example figure dans senders.allowed) ; authentification non vérifiée" {
+		t.Errorf("fr, not checked: %q", got)
+	}
+
+	s := completedEnvelope(t, "fr")
+	s.env.SenderAuth = summary
+	path, _ := build(t, input(t, s))
+	got := strings.Join(strings.Fields(text(t, path)), " ")
+	if !strings.Contains(got, "expéditeur helene.dupre@org.example autorisé") || strings.Contains(got, "allowed by") {
+		t.Errorf("the French certificate does not say how the sender was checked in French:\n%s", got)
+	}
+}

@@ -1,6 +1,9 @@
 package certificate
 
 import (
+	"regexp"
+	"strings"
+
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/audit"
 )
@@ -20,6 +23,9 @@ type words struct {
 	trailNote, verifyNote, attachment, eventCount, lastHash, onCompletion string
 	colTime, colEvent, colActor, colDetails, colHash                      string
 	sealRow, sealValue, sealSerial, sealedNote, colon                     string
+	// senderAuth writes, in this language, how the gateway checked the
+	// submission's sender (the policy's summary, in English); nil: as it is.
+	senderAuthWords func(string) string
 	// details name the keys of the records' details.
 	details        map[string]string
 	roles          map[workflow.Role]string
@@ -36,7 +42,7 @@ var vocabulary = map[string]words{
 		envelopeSection: "Enveloppe", documentsSection: "Documents", recipientsSection: "Destinataires",
 		trailSection: "Journal d’audit", verifySection: "Vérification",
 		id: "Identifiant", titleLabel: "Objet", message: "Message", sender: "Expéditeur",
-		senderAuth: "Authentification de l’envoi", notGiven: "non indiquée",
+		senderAuth: "Authentification de l’envoi", notGiven: "non indiquée", senderAuthWords: senderAuthFR,
 		created: "Créée le", deadline: "Échéance", state: "État", ended: "Terminée le",
 		issued: "Certificat établi le", zone: "Fuseau horaire",
 		zoneNote:   "%s ; chaque heure est donnée dans ce fuseau puis en UTC",
@@ -145,4 +151,28 @@ var vocabulary = map[string]words{
 			audit.Completed: "Completion", audit.DeliveryStart: "Mail started",
 			audit.DeliveryAttempt: "Mail delivery"},
 	},
+}
+
+// senderAuthAllowed is the start of the sender policy's summary of an
+// allowed sender (mailin/policy): "sender ADDR allowed by ENTRY; RESULTS".
+var senderAuthAllowed = regexp.MustCompile(`^sender (\S+) allowed by (\S+); `)
+
+// senderAuthFR writes the sender policy's summary in French; the
+// authentication results themselves (dmarc=pass header.from=…) are
+// technical terms, kept as the receiving server wrote them.
+func senderAuthFR(s string) string {
+	s = senderAuthAllowed.ReplaceAllString(s, "expéditeur $1 autorisé ($2 figure dans senders.allowed) ; ")
+	return strings.NewReplacer(
+		"authentication not checked", "authentification non vérifiée",
+		"no DMARC or DKIM result", "aucun résultat DMARC ni DKIM",
+		"(authserv-id ", "(résultats du serveur ",
+	).Replace(s)
+}
+
+// senderAuthText is s, the sender policy's summary, in w's language.
+func (w words) senderAuthText(s string) string {
+	if w.senderAuthWords == nil {
+		return s
+	}
+	return w.senderAuthWords(s)
 }
