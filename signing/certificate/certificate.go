@@ -180,7 +180,7 @@ func (d *document) render() {
 		[2]string{w.sender, party(d.env.Sender)},
 		[2]string{w.senderAuth, or(w.senderAuthText(d.env.SenderAuth), w.notGiven)},
 		[2]string{w.created, d.time(d.env.CreatedAt)},
-		[2]string{w.deadline, d.time(d.env.Deadline)},
+		[2]string{w.deadline, d.deadline(d.env.Deadline)},
 		[2]string{w.state, d.envelopeState()},
 	)
 	if !d.env.EndedAt.IsZero() {
@@ -676,6 +676,20 @@ func (d *document) time(t time.Time) string {
 		return t.UTC().Format(layout)
 	}
 	return t.In(d.loc).Format(layout) + "  ·  " + t.UTC().Format(layout)
+}
+
+// deadline writes the envelope's deadline. A deadline is the end of a
+// day (SPEC §2, Échéance): its instant, midnight, would read as the next
+// day, where the mails and pages say "5 January, 23:59"; so the day comes
+// first, then the exact instant.
+func (d *document) deadline(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	if l := t.In(d.loc); l.Hour() == 0 && l.Minute() == 0 && l.Second() == 0 && l.Nanosecond() == 0 {
+		return fmt.Sprintf(d.words.endOfDay, l.Add(-time.Second).Format("2006-01-02")) + " (" + d.time(t) + ")"
+	}
+	return d.time(t)
 }
 
 // trailSize is the font size of the audit trail's table, small enough

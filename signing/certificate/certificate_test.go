@@ -529,3 +529,20 @@ func TestSenderAuthInFrench(t *testing.T) {
 		t.Errorf("the French certificate does not say how the sender was checked in French:\n%s", got)
 	}
 }
+
+// TestDeadlineIsTheEndOfItsDay: an Échéance is the end of its day; the
+// certificate names that day, as the mails and pages do ("5 janvier à
+// 23:59"), and not only the instant, midnight, which reads as the next day.
+func TestDeadlineIsTheEndOfItsDay(t *testing.T) {
+	for lang, want := range map[string]string{
+		"fr": "fin de la journée du 2026-04-30 (2026-05-01 00:00:00 CEST · 2026-04-30 22:00:00 UTC)",
+		"en": "end of 2026-04-30 (2026-05-01 00:00:00 CEST · 2026-04-30 22:00:00 UTC)",
+	} {
+		s := completedEnvelope(t, lang)
+		s.env.Deadline = time.Date(2026, 5, 1, 0, 0, 0, 0, paris(t))
+		path, _ := build(t, input(t, s))
+		if got := strings.Join(strings.Fields(text(t, path)), " "); !strings.Contains(got, want) {
+			t.Errorf("%s: the certificate does not say %q:\n%s", lang, want, got)
+		}
+	}
+}

@@ -15,6 +15,7 @@ type words struct {
 	trailSection, verifySection                                           string
 	id, titleLabel, message, sender, senderAuth, notGiven                 string
 	created, deadline, state, ended, issued, zone, zoneNote, completing   string
+	endOfDay                                                              string
 	pages, original, final                                                string
 	name, email, phone, role, step, stepOf, auth, ip, userAgent           string
 	invited, sent, viewed, lastViewed, verified, reason                   string
@@ -43,7 +44,7 @@ var vocabulary = map[string]words{
 		trailSection: "Journal d’audit", verifySection: "Vérification",
 		id: "Identifiant", titleLabel: "Objet", message: "Message", sender: "Expéditeur",
 		senderAuth: "Authentification de l’envoi", notGiven: "non indiquée", senderAuthWords: senderAuthFR,
-		created: "Créée le", deadline: "Échéance", state: "État", ended: "Terminée le",
+		created: "Créée le", deadline: "Échéance", endOfDay: "fin de la journée du %s", state: "État", ended: "Terminée le",
 		issued: "Certificat établi le", zone: "Fuseau horaire",
 		zoneNote:   "%s ; chaque heure est donnée dans ce fuseau puis en UTC",
 		completing: "toutes les étapes sont accomplies ; finalisation en cours",
@@ -100,7 +101,7 @@ var vocabulary = map[string]words{
 		trailSection: "Audit trail", verifySection: "Verification",
 		id: "Identifier", titleLabel: "Subject", message: "Message", sender: "Sender",
 		senderAuth: "Submission authenticated by", notGiven: "not stated",
-		created: "Created", deadline: "Deadline", state: "Status", ended: "Ended",
+		created: "Created", deadline: "Deadline", endOfDay: "end of %s", state: "Status", ended: "Ended",
 		issued: "Certificate issued", zone: "Time zone",
 		zoneNote:   "%s; every time is given in this zone, then in UTC",
 		completing: "every step is done; completion under way",
