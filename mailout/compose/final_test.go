@@ -141,3 +141,21 @@ func TestFinalMailErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestReminderDateInTheZone: the reminder says when the request was made
+// in the configured zone, as every other time in the mails; the store
+// keeps the creation time in UTC, which the reminder showed as it was.
+func TestReminderDateInTheZone(t *testing.T) {
+	c := newComposer(t, testConfig())
+	for lang, want := range map[string]string{"fr": "20 novembre 2026 à 09:30 CET", "en": "20 November 2026 at 09:30 CET"} {
+		m := sampleNamed(t, lang, "reminder")
+		m.Envelope.CreatedAt = time.Date(2026, 11, 20, 8, 30, 0, 0, time.UTC) // as the store keeps it
+		p := parse(t, compose(t, c, m))
+		if w := p.lacks(want); w != "" {
+			t.Errorf("%s: the reminder does not say %q:\n%s", lang, w, p.text)
+		}
+		if w := p.holds("UTC"); w != "" {
+			t.Errorf("%s: the reminder shows a time in UTC:\n%s", lang, p.text)
+		}
+	}
+}

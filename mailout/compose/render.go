@@ -145,6 +145,9 @@ type view struct {
 	Envelope *workflow.Envelope
 	// Deadline is the envelope's deadline in the configured time zone.
 	Deadline time.Time
+	// Created is when the envelope was created, in the configured time
+	// zone (as every time a mail shows).
+	Created time.Time
 	// Steps, Copies and Archivists present the envelope's circuit.
 	Steps      []stepView
 	Copies     []workflow.Party
@@ -207,6 +210,7 @@ func (c *Composer) view(m *Message, to addressee) (*view, error) {
 	v.To.Name = oneLine(v.To.Name) // it opens the greeting line
 	if e := m.Envelope; e != nil {
 		v.Deadline = lastMinute(e.Deadline.In(c.cfg.Location))
+		v.Created = e.CreatedAt.In(c.cfg.Location)
 		for i, s := range e.Steps {
 			sv := stepView{Number: i + 1, Role: s.Role}
 			for _, id := range s.Recipients {
