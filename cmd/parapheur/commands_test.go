@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -585,5 +586,42 @@ func TestEnvelopeResend(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("show does not say %q:\n%s", want, r.stdout)
 		}
+	}
+}
+
+// TestEnvelopeListTimesHaveTheirZone: envelope list and show write every
+// time with its zone, and the deadline as the day it ends: a deadline is
+// midnight after its day, which a server in Paris would list as the next
+// day.
+func TestEnvelopeListTimesHaveTheirZone(t *testing.T) {
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatalf("time zone database: %v", err)
+	}
+	day := time.Now().In(paris).AddDate(0, 0, 10)
+	deadline := time.Date(day.Year(), day.Month(), day.Day()+1, 0, 0, 0, 0, paris) // the end of day
+	path := filepath.Join(t.TempDir(), "p.db")
+	st, err := bolt.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&engine.Engine{Store: st}).Create(context.Background(), workflow.Draft{
+		ID: "E9", Title: "Convention", Language: "fr", Sender: workflow.Party{Email: "agent@org.example"},
+		Documents: []workflow.Document{{Name: "c.pdf", Pages: 2, Original: strings.Repeat("ab", 32)}},
+		Steps:     []workflow.DraftStep{{Role: workflow.Signer, Parties: []workflow.Party{{Email: "marie@partner.example"}}}},
+		Deadline:  deadline,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	env := []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_STORE_URL=bolt://" + path, "TZ=Europe/Paris"}
+	r := parapheur(t, env, "envelope", "list")
+	row := regexp.MustCompile(`(?m)^E9 +in_progress +\d{4}-\d\d-\d\d \d\d:\d\d (CET|CEST) +` + regexp.QuoteMeta(day.Format("2006-01-02")) + ` +agent@org\.example`)
+	if r.code != exitOK || !row.MatchString(r.stdout) {
+		t.Errorf("list: exit %d; want E9 created with its zone, due %s:\n%s%s", r.code, day.Format("2006-01-02"), r.stdout, r.stderr)
+	}
+	r = parapheur(t, env, "envelope", "show", "E9")
+	if line := regexp.MustCompile(`(?m)^ +1 \d{4}-\d\d-\d\d \d\d:\d\d:\d\d (CET|CEST) submitted `); r.code != exitOK || !line.MatchString(r.stdout) {
+		t.Errorf("show: exit %d; want the audit trail's times with their zone:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -194,10 +194,20 @@ func stateNames() []string {
 var envelopeTable = tableRows{
 	header: "ID\tSTATE\tCREATED\tDEADLINE\tSENDER\tTITLE\tWAITING FOR",
 	row: func(w io.Writer, e *workflow.Envelope) error {
-		_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.State, e.CreatedAt.Local().Format("2006-01-02 15:04"),
-			e.Deadline.Local().Format("2006-01-02"), e.Sender.Email, e.Title, strings.Join(waitingFor(e), ", "))
+		_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.State, e.CreatedAt.Local().Format("2006-01-02 15:04 MST"),
+			deadlineDay(e.Deadline), e.Sender.Email, e.Title, strings.Join(waitingFor(e), ", "))
 		return err
 	},
+}
+
+// deadlineDay is the day an envelope's deadline ends: the deadline is the
+// end of that day (midnight after it) in the gateway's zone, which in
+// the zone of a French server reads as the next day.
+func deadlineDay(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Add(-time.Second).Format("2006-01-02")
 }
 
 // stuckTable is the table of envelope list --stuck: the envelopes whose
@@ -354,7 +364,7 @@ func writeEnvelope(out io.Writer, e *workflow.Envelope, trail []audit.Record, br
 		if broken != nil && broken == &trail[i] {
 			mark = "!"
 		}
-		fmt.Fprintf(out, "%s %3d %s %-16s %s", mark, rec.Seq, rec.Time.Local().Format("2006-01-02 15:04:05"), rec.Type, rec.Actor)
+		fmt.Fprintf(out, "%s %3d %s %-16s %s", mark, rec.Seq, rec.Time.Local().Format("2006-01-02 15:04:05 MST"), rec.Type, rec.Actor)
 		if rec.IP != "" {
 			fmt.Fprintf(out, " from %s", rec.IP)
 		}
