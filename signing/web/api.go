@@ -277,6 +277,7 @@ func (s *Server) servePDF(w http.ResponseWriter, r *http.Request, l ceremony.Lin
 		disposition = "attachment"
 	}
 	h := w.Header()
+	h.Set("Content-Security-Policy", pdfSecurityPolicy)
 	h.Set("Content-Type", "application/pdf")
 	h.Set("Content-Disposition", mime.FormatMediaType(disposition, map[string]string{"filename": name}))
 	h.Set("Content-Length", strconv.FormatInt(size, 10))

@@ -283,6 +283,14 @@ func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 // to the gateway.
 const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
+// pdfSecurityPolicy replaces contentSecurityPolicy on a PDF shown in the
+// browser: Chrome wraps an inline PDF in a page of its own that takes the
+// answer's policy, and under default-src 'none' that page cannot style or
+// embed its viewer, which then fills a fifth of the window or nothing
+// (Chromium issue 271452). A PDF runs no page script; what the policy
+// still forbids is framing it into another site.
+const pdfSecurityPolicy = "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
 // headers sets the security headers of every answer.
 func (s *Server) headers(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -13,7 +13,8 @@ import (
 )
 
 // Every answer carries the security headers: JSON, PDF, errors, the
-// OpenAPI document, and what no route serves.
+// OpenAPI document, and what no route serves; a PDF's policy restricts
+// framing only, since Chrome's PDF viewer breaks under default-src 'none'.
 func TestSecurityHeadersOnEveryAnswer(t *testing.T) {
 	f := newAPIFixture(t)
 	want := map[string]string{
@@ -30,6 +31,11 @@ func TestSecurityHeadersOnEveryAnswer(t *testing.T) {
 		w := httptest.NewRecorder()
 		f.h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
 		for name, value := range want {
+			if name == "Content-Security-Policy" && w.Code == http.StatusOK && w.Header().Get("Content-Type") == "application/pdf" {
+				// A PDF shown in the browser: Chrome's viewer needs a
+				// policy that leaves its own page's styles and plugin be.
+				value = pdfSecurityPolicy
+			}
 			if got := w.Header().Get(name); got != value {
 				t.Errorf("GET %s (%d): %s = %q, want %q", strings.Replace(path, f.links["r1"], "TOKEN", 1), w.Code, name, got, value)
 			}
@@ -254,4 +260,25 @@ func TestLogsHoldNoSecret(t *testing.T) {
 		}
 	}
 	f.checkLogs()
+}
+
+// TestPDFPolicyLeavesTheViewerBe: a PDF's Content-Security-Policy has no
+// fetch directive (default-src, style-src, object-src…), which Chrome
+// applies to the page it wraps the PDF in, and still forbids framing.
+func TestPDFPolicyLeavesTheViewerBe(t *testing.T) {
+	f := newAPIFixture(t)
+	w := f.get("/api/v1/sign/" + f.links["r1"] + "/documents/0")
+	if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "application/pdf" {
+		t.Fatalf("GET the document: %d %s", w.Code, w.Header().Get("Content-Type"))
+	}
+	csp := w.Header().Get("Content-Security-Policy")
+	for _, directive := range strings.Split(csp, ";") {
+		name, _, _ := strings.Cut(strings.TrimSpace(directive), " ")
+		if strings.HasSuffix(name, "-src") {
+			t.Errorf("the PDF's policy %q restricts fetches with %s: Chrome's viewer would not show it", csp, name)
+		}
+	}
+	if !strings.Contains(csp, "frame-ancestors 'none'") || w.Header().Get("X-Frame-Options") != "DENY" {
+		t.Errorf("the PDF may be framed by another site: %q, X-Frame-Options %q", csp, w.Header().Get("X-Frame-Options"))
+	}
 }
