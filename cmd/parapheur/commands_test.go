@@ -156,7 +156,7 @@ func TestEnvelopeCommands(t *testing.T) {
 	if r.code != exitOK || !strings.Contains(r.stdout, "E1") || !strings.Contains(r.stdout, "marie@partner.example") {
 		t.Fatalf("list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if r := parapheur(t, env, "envelope", "remind", "E1"); r.code != exitOK || !strings.Contains(r.stdout, "reminder queued") {
+	if r := parapheur(t, env, "envelope", "remind", "E1"); r.code != exitOK || !strings.Contains(r.stdout, "reminder queued for marie@partner.example") {
 		t.Fatalf("remind: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	// The ID as typed from a mail, in lower case, and the flag after it,

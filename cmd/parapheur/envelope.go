@@ -390,7 +390,9 @@ func runEnvelopeRemind(inv *invocation) int {
 	}
 	return inv.envelopeEvent(func(now time.Time) workflow.Event {
 		return workflow.ReminderDue{Meta: workflow.Meta{At: now}}
-	}, said("reminder queued for the pending recipients"))
+	}, func(_ store.Store, env *workflow.Envelope) (string, error) {
+		return "reminder queued for " + strings.Join(waitingFor(env), ", "), nil
+	})
 }
 
 func runEnvelopeResend(inv *invocation) int {
