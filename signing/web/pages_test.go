@@ -158,7 +158,7 @@ func TestSignerRefusalsNextToTheForm(t *testing.T) {
 
 	noReason := b.submit(chef, chef+"/decline", url.Values{"code": {right}, "reason": {"  "}})
 	wantStatus(t, "no reason", noReason, http.StatusBadRequest)
-	mustContain(t, "no reason", noReason, "Donnez la raison du refus")
+	mustContain(t, "no reason", noReason, "Donnez la raison : elle est obligatoire")
 
 	for i := 0; i < 4; i++ {
 		wantRedirect(t, "code", b.submit(chef, chef+"/code", url.Values{}), chef)

@@ -111,7 +111,7 @@ var workflowFR = map[string]string{
 	workflow.ErrCodeExpired.Code:      "le code a expiré : demandez un nouveau code",
 	workflow.ErrWrongCode.Code:        "le code est faux",
 	workflow.ErrNotVerified.Code:      "saisissez d'abord le code à usage unique",
-	workflow.ErrReasonRequired.Code:   "donnez la raison du refus",
+	workflow.ErrReasonRequired.Code:   "donnez la raison : elle est obligatoire",
 	workflow.ErrNotDue.Code:           "ce délai n'est pas encore échu",
 	workflow.ErrNotCompleting.Code:    "des étapes restent à faire",
 	workflow.ErrStaleDocument.Code:    "le document a changé pendant la signature : recommencez",
