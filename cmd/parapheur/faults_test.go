@@ -30,6 +30,8 @@ import (
 	"github.com/parapheur/parapheur/deploy/testrig"
 	"github.com/parapheur/parapheur/signing/pki"
 	"github.com/parapheur/parapheur/signing/verify"
+	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/store/backend"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/parapheur/parapheur/workflow/engine"
@@ -95,6 +97,7 @@ func TestFaults(t *testing.T) {
 	submitted.Wait()
 	acted.Wait()
 	if f.failed(t) {
+		f.explain(t)
 		return
 	}
 	t.Logf("every signer acted after %v and %d kills; %d requests met a gateway killed and were sent again",
@@ -239,6 +242,63 @@ func (f *faultRun) fail(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.errs = append(f.errs, err)
+}
+
+// explain logs, after a failed run, where each envelope that did not
+// complete stands: its recipients and its last audit records in the
+// store, or, when there is no envelope, the folder of the gateway's
+// mailbox its submission is in.
+func (f *faultRun) explain(t *testing.T) {
+	ctx := context.Background()
+	st, err := backend.Open(ctx, f.redis.URL(), store.Options{})
+	if err != nil {
+		t.Logf("explain: the store: %v", err)
+		return
+	}
+	defer st.Close()
+	for _, e := range f.envelopes {
+		env, err := st.Get(ctx, e.id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			t.Logf("%s (%s): no envelope; its submission %s is in the gateway's %s", e.title, e.id, e.messageID, f.folderOf(t, e.messageID))
+			continue
+		case err != nil:
+			t.Logf("%s (%s): %v", e.title, e.id, err)
+			continue
+		case env.State == workflow.StateCompleted:
+			continue
+		}
+		var who []string
+		for _, r := range env.Recipients {
+			who = append(who, fmt.Sprintf("%s %s %s sent %s failure %q", r.ID, r.Email, r.State, r.SentAt.Format(time.TimeOnly), r.DeliveryFailure))
+		}
+		t.Logf("%s (%s): %s, step %d; %s", e.title, e.id, env.State, env.CurrentStep+1, strings.Join(who, "; "))
+		trail, err := st.AuditTrail(ctx, e.id)
+		if err != nil {
+			t.Logf("  its audit trail: %v", err)
+			continue
+		}
+		for _, rec := range trail[max(0, len(trail)-12):] {
+			t.Logf("  %3d %s %s %s %v", rec.Seq, rec.Time.Format(time.TimeOnly), rec.Type, rec.RecipientID, rec.Details)
+		}
+	}
+}
+
+// folderOf names the folder of the gateway's mailbox that holds the mail
+// of Message-ID id.
+func (f *faultRun) folderOf(t *testing.T, id string) string {
+	c := imapLogin(t, f.rig, "parapheur")
+	defer c.Close()
+	for _, folder := range []string{"INBOX", "Processed", "Quarantine"} {
+		if _, err := c.Select(folder, nil).Wait(); err != nil {
+			continue
+		}
+		found, err := c.UIDSearch(&imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: id}}}, nil).Wait()
+		if err == nil && len(found.AllUIDs()) > 0 {
+			return fmt.Sprintf("%s (%d)", folder, len(found.AllUIDs()))
+		}
+	}
+	return "none of INBOX, Processed, Quarantine"
 }
 
 // failed reports the goroutines' failures to t, the first 20 of them.
