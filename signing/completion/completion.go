@@ -408,7 +408,11 @@ func (w *Worker) settle(ctx context.Context, it *store.Item, id string, a attemp
 		return w.settled(log, it, "releasing", w.Engine.Store.Retry(ctx, it, w.Engine.Now(), "the worker stopped: "+a.err.Error()))
 	}
 	now := w.Engine.Now()
-	wait := w.backoff(it.Attempts)
+	since := it.Since
+	if since.IsZero() {
+		since = it.NotBefore
+	}
+	wait := w.backoff(now.Sub(since))
 	reason := a.err.Error()
 	p, err := json.Marshal(Progress{Attempts: it.Attempts, LastError: reason, At: now, NextAttempt: now.Add(wait)})
 	if err == nil {
@@ -457,9 +461,10 @@ func (w *Worker) tellSender(ctx context.Context, log *slog.Logger, env *workflow
 	log.Warn("completion: delayed for too long; the sender is told", "since", env.StepsDoneAt)
 }
 
-// backoff is the wait after the attempts-th failed attempt: it doubles
-// from Backoff.First up to Backoff.Max, and never runs out.
-func (w *Worker) backoff(attempts int) time.Duration {
+// backoff is the wait after a failed attempt of an item pending for age:
+// it doubles from Backoff.First up to Backoff.Max (see outbox.Backoff.Next),
+// and never runs out.
+func (w *Worker) backoff(age time.Duration) time.Duration {
 	b := w.Backoff
 	if b.First <= 0 {
 		b.First = DefaultFirstRetry
@@ -468,7 +473,7 @@ func (w *Worker) backoff(attempts int) time.Duration {
 		b.Max = DefaultMaxRetry
 	}
 	b.Limit = math.MaxInt64
-	wait, _ := b.Next(attempts)
+	wait, _ := b.Next(age)
 	return wait
 }
 

@@ -5,12 +5,12 @@ import "time"
 // Backoff spaces the retries of a deferred item. The zero value means one
 // minute doubling to one hour, for 48 hours.
 type Backoff struct {
-	// First is the wait after the first deferred attempt.
+	// First is the wait after an attempt made as soon as the item was due.
 	First time.Duration
 	// Max caps the doubling wait.
 	Max time.Duration
-	// Limit is how long an item is retried: once the waits before its
-	// attempts add up to Limit, a deferred attempt counts as failed.
+	// Limit is how long an item is retried: a deferred attempt of an item
+	// pending for Limit already counts as failed.
 	Limit time.Duration
 }
 
@@ -42,19 +42,18 @@ func (b Backoff) withDefaults() Backoff {
 	return b
 }
 
-// Next returns the wait after the attempts-th attempt of an item was
-// deferred, or false when the item has been retried for Limit already. It
-// reads nothing but attempts (store.Item.Attempts), so the schedule holds
-// across restarts without a clock of the item.
-func (b Backoff) Next(attempts int) (time.Duration, bool) {
+// Next returns the wait before the next attempt of an item deferred when
+// it has been pending for age (since store.Item.Since), or false when age
+// reached Limit. The wait is the item's age plus First, at most Max: an
+// item retried each time after that wait waits First, 2×First, 4×First…,
+// doubling. It reads the item's age, not its attempts: an attempt a crash
+// cut short (a claim that never reached the server) adds only the time it
+// took, where counting it would double the next wait, and a few restarts
+// would turn a one-minute greylisting into a wait of many minutes.
+func (b Backoff) Next(age time.Duration) (time.Duration, bool) {
 	b = b.withDefaults()
-	wait, waited := b.First, time.Duration(0)
-	for i := 1; i < attempts; i++ {
-		waited += wait
-		if waited >= b.Limit {
-			return 0, false
-		}
-		wait = min(2*wait, b.Max)
+	if age >= b.Limit {
+		return 0, false
 	}
-	return wait, true
+	return min(max(age, 0)+b.First, b.Max), true
 }

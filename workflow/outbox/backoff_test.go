@@ -5,17 +5,20 @@ import (
 	"time"
 )
 
+// TestBackoff: an item retried each time after the wait Next gives waits
+// First, then twice as long each time up to Max, until it has been pending
+// for Limit.
 func TestBackoff(t *testing.T) {
 	b := Backoff{}
 	var waits []time.Duration
-	total := time.Duration(0)
+	age := time.Duration(0) // deferred as soon as it was due
 	for n := 1; ; n++ {
-		w, ok := b.Next(n)
+		w, ok := b.Next(age)
 		if !ok {
 			break
 		}
 		waits = append(waits, w)
-		total += w
+		age += w
 		if n > 1000 {
 			t.Fatal("retries never end")
 		}
@@ -26,17 +29,23 @@ func TestBackoff(t *testing.T) {
 	}
 	for i, w := range want {
 		if waits[i] != w {
-			t.Errorf("wait after attempt %d = %v, want %v", i+1, waits[i], w)
+			t.Errorf("wait after deferral %d = %v, want %v", i+1, waits[i], w)
 		}
 	}
-	// The retries stop once the waits before the last attempt reach 48 h.
-	if before := total - waits[len(waits)-1]; before >= DefaultRetryLimit || total < DefaultRetryLimit {
-		t.Errorf("waits add up to %v (%v before the last): want the last attempt after %v", total, before, DefaultRetryLimit)
+	// The retries stop once the item has been pending for 48 h.
+	if before := age - waits[len(waits)-1]; before >= DefaultRetryLimit || age < DefaultRetryLimit {
+		t.Errorf("waits add up to %v (%v before the last): want the last attempt after %v", age, before, DefaultRetryLimit)
 	}
-	if _, ok := (Backoff{First: time.Minute, Limit: 3 * time.Minute}).Next(3); ok {
-		t.Error("attempt 3 after 1+2 minutes of a 3-minute limit: want no retry")
+	limited := Backoff{First: time.Minute, Limit: 3 * time.Minute}
+	if _, ok := limited.Next(3 * time.Minute); ok {
+		t.Error("pending for the whole 3-minute limit: want no retry")
 	}
-	if w, ok := (Backoff{First: time.Minute, Limit: 3 * time.Minute}).Next(2); !ok || w != 2*time.Minute {
-		t.Errorf("attempt 2: %v, %v; want 2m, true", w, ok)
+	if w, ok := limited.Next(time.Minute); !ok || w != 2*time.Minute {
+		t.Errorf("pending for a minute: %v, %v; want 2m, true", w, ok)
+	}
+	// Attempts a crash cut short do not double the wait: an item deferred
+	// 10 s after it was due, however many claims it took, waits 1m10s.
+	if w, ok := b.Next(10 * time.Second); !ok || w != 70*time.Second {
+		t.Errorf("pending for 10 s: %v, %v; want 1m10s, true", w, ok)
 	}
 }
