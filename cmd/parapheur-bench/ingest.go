@@ -13,8 +13,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-
-	"github.com/parapheur/parapheur/mailin/poller"
 )
 
 // stagingFolder is the folder of the gateway's mailbox the ingest scenario
@@ -24,15 +22,20 @@ const stagingFolder = "Staging"
 // ingestPDFSize is the size of each submission's PDF: the target's 100 KB.
 const ingestPDFSize = 100_000
 
-// ingest measures intake alone: n submissions, each with its own 100 KB PDF and one
-// signer, are appended to a staging folder of the gateway's mailbox and to the inbox of
-// the floor mailbox, the raw batched fetch+move of the floor's copies is timed on the
-// same Dovecot, then the gateway's are moved into its inbox at once and "parapheur serve", running with mail.paused (no mail is sent,
-// so sending takes no share of the machine or of the store), is timed until the inbox
-// is empty, every mail handled. The envelopes and their queued mails are then counted
-// on /metrics.
-func ingest(o options) error {
-	o.env = append(o.env, "PARAPHEUR_MAIL_PAUSED=true")
+// ingest measures intake: n submissions, each with its own 100 KB PDF and one signer,
+// are appended to a staging folder of the gateway's mailbox and to the inbox of the floor
+// mailbox, the raw batched fetch+move of the floor's copies is timed on the same Dovecot,
+// then the gateway's are moved into its inbox at once and "parapheur serve" is timed.
+// Without sending, serve runs with mail.paused (no mail is sent, so sending takes no
+// share of the machine or of the store) until the inbox is empty, every mail handled; the
+// envelopes and their queued mails are then counted on /metrics. With sending, the raw
+// Postfix acceptance rate of small mails over as many connections as serve's sender keeps
+// is measured first, and serve is timed until Postfix has accepted both mails of every
+// envelope (its acknowledgement and its invitation).
+func ingest(o options, sending bool) error {
+	if !sending {
+		o.env = append(o.env, "PARAPHEUR_MAIL_PAUSED=true")
+	}
 	g, err := startGateway(o)
 	if err != nil {
 		return err
@@ -57,12 +60,21 @@ func ingest(o options) error {
 	}
 	appended := time.Since(start)
 
-	moved, raw, err := rawIMAPFetchMove(g.mail.IMAPAddr(), floorMailbox, g.mail.Password(), poller.DefaultBatchSize)
+	moved, raw, err := rawIMAPFetchMove(g.mail.IMAPAddr(), floorMailbox, g.mail.Password(), pollerBatch)
 	if err != nil {
 		return fmt.Errorf("raw IMAP client: %w", err)
 	}
 	if moved != o.n {
 		return fmt.Errorf("raw IMAP client: moved %d mails, not the %d appended", moved, o.n)
+	}
+	var smallRate float64
+	if sending {
+		if smallRate, err = rawSMTPAccept(g.mail.SMTPAddr(), senderConnections, 2*o.n, agent, "sink@example.com", smallMail()); err != nil {
+			return err
+		}
+		if err := g.mail.WaitDelivered(5 * time.Minute); err != nil {
+			return err
+		}
 	}
 
 	if _, err := c.Select(stagingFolder, nil).Wait(); err != nil {
@@ -81,6 +93,12 @@ func ingest(o options) error {
 	if err := waitInboxEmpty(c, 10*time.Minute); err != nil {
 		return err
 	}
+	handled := time.Since(start)
+	if sending {
+		if err := waitDelivered(serve, 2*o.n, 10*time.Minute); err != nil {
+			return err
+		}
+	}
 	took := time.Since(start)
 	cpuAfter, err := serve.cpu()
 	if err != nil {
@@ -91,29 +109,65 @@ func ingest(o options) error {
 	if err != nil {
 		return err
 	}
-	var queued float64
-	for _, state := range []string{"waiting", "due", "held"} {
-		n, err := serve.metric("parapheur_outbox_items", `queue="mail"`, `state="`+state+`"`)
-		if err != nil {
-			return err
-		}
-		queued += n
+	if int(envelopes) != o.n {
+		return fmt.Errorf("the inbox is empty, but /metrics counts %.0f envelopes made: want %d", envelopes, o.n)
 	}
-	if int(envelopes) != o.n || int(queued) != 2*o.n {
-		return fmt.Errorf("the inbox is empty, but /metrics counts %.0f envelopes made and %.0f mails queued: want %d and %d (an acknowledgement and an invitation each)",
-			envelopes, queued, o.n, 2*o.n)
+	var mails string
+	if sending {
+		mails = fmt.Sprintf("%d mails accepted by Postfix", 2*o.n)
+	} else {
+		var queued float64
+		for _, state := range []string{"waiting", "due", "held"} {
+			n, err := serve.metric("parapheur_outbox_items", `queue="mail"`, `state="`+state+`"`)
+			if err != nil {
+				return err
+			}
+			queued += n
+		}
+		if int(queued) != 2*o.n {
+			return fmt.Errorf("the inbox is empty, but /metrics counts %.0f mails queued: want %d (an acknowledgement and an invitation each)", queued, 2*o.n)
+		}
+		mails = fmt.Sprintf("%d mails queued", int(queued))
 	}
 	failed = false
-	fmt.Printf("ingest of %d submissions with a %d KB PDF each, store %s, mail paused:\n", o.n, ingestPDFSize/1000, o.store)
+	fmt.Printf("ingest of %d submissions with a %d KB PDF each, store %s, %s:\n", o.n, ingestPDFSize/1000, o.store, map[bool]string{false: "mail paused", true: "mail sent"}[sending])
 	fmt.Printf("  appended to the gateway's and the floor's mailboxes in %.1f s\n", appended.Seconds())
-	fmt.Printf("  raw batched UID FETCH BODY.PEEK[] + UID MOVE, %d a batch: %.0f mails/s\n", poller.DefaultBatchSize, raw)
-	fmt.Printf("  gateway: %.0f envelopes/s (%.2f s from the move into the inbox, which took %.2f s, to an empty inbox; %d envelopes, %d mails queued)\n",
-		float64(o.n)/took.Seconds(), took.Seconds(), moving.Seconds(), int(envelopes), int(queued))
+	fmt.Printf("  raw batched UID FETCH BODY.PEEK[] + UID MOVE, %d a batch: %.0f mails/s\n", pollerBatch, raw)
+	if sending {
+		fmt.Printf("  raw Postfix acceptance over %d connections: %.0f mails/s of %d KB, which allows %.0f envelopes/s at two mails each\n",
+			senderConnections, smallRate, smallMailBytes>>10, smallRate/2)
+	}
+	rate := float64(o.n) / took.Seconds()
+	until := "an empty inbox"
+	if sending {
+		until = fmt.Sprintf("the last mail accepted; the inbox was empty after %.2f s", handled.Seconds())
+	}
+	fmt.Printf("  gateway: %.0f envelopes/s (%.2f s from the move into the inbox, which took %.2f s, to %s; %d envelopes, %s)\n",
+		rate, took.Seconds(), moving.Seconds(), until, int(envelopes), mails)
+	if sending {
+		fmt.Printf("    = %.2f x what the raw Postfix rate allows (target >= 0.9)\n", rate/(smallRate/2))
+	}
 	// On a machine shared with other work the rate says how much of it the
 	// gateway got; the processor time each envelope took does not depend on that.
 	fmt.Printf("  serve's processor time (user+system): %.2f ms an envelope, %.0f%% of one core while it ran\n",
 		ms(cpuAfter-cpuBefore)/float64(o.n), 100*(cpuAfter-cpuBefore).Seconds()/took.Seconds())
 	return nil
+}
+
+// waitDelivered waits until the replica's mail sender has had n mails accepted, by its
+// /metrics. It asks every 50 ms, not more often: a scrape reads the queues' depths from
+// the store, work the gateway would not do otherwise.
+func waitDelivered(r *replica, n int, timeout time.Duration) error {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		sent, err := r.metric("parapheur_mail_attempts_total", `outcome="delivered"`)
+		if err != nil {
+			return err
+		}
+		if int(sent) >= n {
+			return nil
+		}
+	}
+	return fmt.Errorf("the gateway had not sent its %d mails after %v: %w", n, timeout, errTimeout)
 }
 
 // login opens an IMAP session of user's mailbox.

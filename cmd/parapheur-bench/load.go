@@ -17,6 +17,7 @@ import (
 
 	"github.com/emersion/go-message/mail"
 
+	"github.com/parapheur/parapheur/mailin/poller"
 	"github.com/parapheur/parapheur/workflow/engine"
 )
 
@@ -37,9 +38,9 @@ const (
 	// submitConnections is how many SMTP connections mail the submissions.
 	submitConnections = 4
 	// pollerBatch is how many messages serve's poller fetches and moves at
-	// once (mailin/poller's default Config.BatchSize); the raw Dovecot floor
-	// uses as many.
-	pollerBatch = 50
+	// once (mailin/poller's default Config.BatchSize, which serve leaves
+	// alone); the raw Dovecot floor uses as many.
+	pollerBatch = poller.DefaultBatchSize
 	// smallMailBytes is about the size of the gateway's mails without
 	// attachments (acknowledgement, invitation, code), for the raw Postfix
 	// floor.
@@ -401,10 +402,8 @@ type floors struct {
 // submission), and the raw Dovecot fetch+move rate of those copies, pollerBatch at a time.
 func measureFloors(g *gateway, n int, sample []byte) (floors, error) {
 	f := floors{largeSize: len(sample)}
-	small := fmt.Sprintf("From: <%s>\r\nTo: <sink@example.com>\r\nSubject: floor\r\nMIME-Version: 1.0\r\n"+
-		"Content-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n", agent, strings.Repeat("Lorem ipsum dolor sit amet.\r\n", smallMailBytes/29))
 	var err error
-	if f.smallRate, err = rawSMTPAccept(g.mail.SMTPAddr(), senderConnections, n, agent, "sink@example.com", []byte(small)); err != nil {
+	if f.smallRate, err = rawSMTPAccept(g.mail.SMTPAddr(), senderConnections, n, agent, "sink@example.com", smallMail()); err != nil {
 		return f, err
 	}
 	if err := g.mail.WaitDelivered(5 * time.Minute); err != nil {
@@ -421,6 +420,13 @@ func measureFloors(g *gateway, n int, sample []byte) (floors, error) {
 		err = fmt.Errorf("the raw IMAP client found %d of the %d floor mails in the INBOX", f.moved, n)
 	}
 	return f, err
+}
+
+// smallMail is a mail of about the size of the gateway's mails without attachments, for
+// the raw Postfix floor.
+func smallMail() []byte {
+	return []byte(fmt.Sprintf("From: <%s>\r\nTo: <sink@example.com>\r\nSubject: floor\r\nMIME-Version: 1.0\r\n"+
+		"Content-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n", agent, strings.Repeat("Lorem ipsum dolor sit amet.\r\n", smallMailBytes/29)))
 }
 
 // envelopesPerSecond is how many envelopes a second the raw Postfix rates allow, at

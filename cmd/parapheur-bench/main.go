@@ -33,13 +33,17 @@
 //	    every envelope is signed, and the peak live heap and the peak
 //	    resident set it took, beyond what the process held before, are
 //	    reported against the document's size.
-//	parapheur-bench ingest [-n 2000] [-store bolt|redis]
+//	parapheur-bench ingest [-n 2000] [-store bolt|redis] [-sending]
 //	    intake alone: n submissions with a 100 KB PDF of their own and one
 //	    signer, appended to a folder of the gateway's mailbox; the raw
 //	    batched fetch+move of those mails on the same Dovecot (mails/s), then
 //	    the gateway's rate, with mail.paused, from their move into its inbox
 //	    to an empty inbox (envelopes/s), checking on /metrics that each made
-//	    an envelope and queued its two mails.
+//	    an envelope and queued its two mails. With -sending, mail is not
+//	    paused: the raw Postfix acceptance rate of small mails over as many
+//	    connections as serve's mail sender keeps is measured too, and the
+//	    gateway's rate runs until Postfix has accepted every envelope's
+//	    acknowledgement and invitation, against half that raw rate.
 //
 //	parapheur-bench load [-n 200] [-workers 200] [-rate 0] [-store bolt|redis] [-replicas 1] [-pdf FILE]
 //	    the whole gateway under load, in one run: first the floors, on the
@@ -98,6 +102,7 @@ func main() {
 	fs.StringVar(&so.profile, "profile", "", "signers: write CPU, block and mutex profiles of the code-then-sign phase into `DIR` (cpu.pprof, block.pprof, mutex.pprof)")
 	fs.Int64Var(&so.attachLimit, "attach-limit", 10<<20, "completion: mail.attachment_limit_bytes, above which the final mail carries the download link alone")
 	size := fs.Int("size", 36_000_000, "flood: the attachment size in bytes (base64 makes the mail 4/3 of it)")
+	sending := fs.Bool("sending", false, "ingest: send the mails too (mail not paused), against the raw Postfix rate of small mails")
 	kind := fs.String("kind", "pdf", "flood: pdf, junk (a non-PDF attachment) or stranger (a sender who may not submit)")
 	fs.Parse(os.Args[2:])
 
@@ -117,7 +122,7 @@ func main() {
 		}
 	case "ingest":
 		o.n = orDefault(o.n, 2000)
-		err = ingest(o)
+		err = ingest(o, *sending)
 	case "completion":
 		o.n = orDefault(o.n, 100)
 		set := map[string]bool{}
