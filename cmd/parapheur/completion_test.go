@@ -101,9 +101,11 @@ func TestEnvelopeListStuck(t *testing.T) {
 		t.Fatalf("list --stuck: want a header and E1 and E2:\n%s", r.stdout)
 	}
 	// Newest first.
-	e2 := regexp.MustCompile(`^E2 +\S+ \S+ +2\dm\d+s +0 +no failure recorded: is the gateway running\? +no +Convention`)
-	e1 := regexp.MustCompile(`^E1 +\S+ \S+ +2h\d+m\d+s +9 +\S+ \S+: sealing document 1 \(c\.pdf\): tsa: http://tsa\.example answered 500 +` +
-		regexp.QuoteMeta(told.Local().Format("2006-01-02 15:04")) + ` +Convention`)
+	// Every time names its zone.
+	zone := regexp.QuoteMeta(now.Local().Format("MST"))
+	e2 := regexp.MustCompile(`^E2 +\S+ \S+ ` + zone + ` +2\dm\d+s +0 +no failure recorded: is the gateway running\? +no +Convention`)
+	e1 := regexp.MustCompile(`^E1 +\S+ \S+ ` + zone + ` +2h\d+m\d+s +9 +\S+ \S+ ` + zone + `: sealing document 1 \(c\.pdf\): tsa: http://tsa\.example answered 500 +` +
+		regexp.QuoteMeta(told.Local().Format("2006-01-02 15:04 MST")) + ` +Convention`)
 	if !e2.MatchString(lines[1]) || !e1.MatchString(lines[2]) {
 		t.Errorf("list --stuck:\n%s", r.stdout)
 	}

@@ -190,11 +190,18 @@ func stateNames() []string {
 	return names
 }
 
+// The times of the tables, in the machine's zone, which they name: an
+// operator reading them beside logs or mail in UTC must know which it is.
+const (
+	tableTime        = "2006-01-02 15:04 MST"
+	tableTimeSeconds = "2006-01-02 15:04:05 MST"
+)
+
 // envelopeTable is the table of envelope list: its header and row.
 var envelopeTable = tableRows{
 	header: "ID\tSTATE\tCREATED\tDEADLINE\tSENDER\tTITLE\tWAITING FOR",
 	row: func(w io.Writer, e *workflow.Envelope) error {
-		_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.State, e.CreatedAt.Local().Format("2006-01-02 15:04 MST"),
+		_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.State, e.CreatedAt.Local().Format(tableTime),
 			deadlineDay(e.Deadline), e.Sender.Email, e.Title, strings.Join(waitingFor(e), ", "))
 		return err
 	},
@@ -226,13 +233,13 @@ func stuckTable(inv *invocation, st store.Store, after time.Duration, now time.T
 			}
 			attempts, last := "0", "no failure recorded: is the gateway running?"
 			if ok {
-				attempts, last = fmt.Sprint(p.Attempts), p.At.Local().Format("2006-01-02 15:04:05")+": "+p.LastError
+				attempts, last = fmt.Sprint(p.Attempts), p.At.Local().Format(tableTimeSeconds)+": "+p.LastError
 			}
 			told := "no"
 			if !e.DelayNoticeAt.IsZero() {
-				told = e.DelayNoticeAt.Local().Format("2006-01-02 15:04")
+				told = e.DelayNoticeAt.Local().Format(tableTime)
 			}
-			_, err = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.StepsDoneAt.Local().Format("2006-01-02 15:04:05"),
+			_, err = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.StepsDoneAt.Local().Format(tableTimeSeconds),
 				now.Sub(e.StepsDoneAt).Round(time.Second), attempts, oneLine(last), told, e.Title)
 			return err
 		},
