@@ -755,7 +755,7 @@ func (h *Handler) refuseWith(ctx context.Context, in *inbound, lang string, comm
 		h.log.Info("ingest: refused without a reply: the From domain failed DMARC", "from", logText(msg.From.Address), "reason", logText(reason))
 		return h.quarantine(reason, false)
 	}
-	usage := instructions.Help(lang)
+	usage := instructions.Help(lang, h.cfg.SMS)
 	if command {
 		usage = reply.Help(lang)
 	}

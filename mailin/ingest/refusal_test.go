@@ -186,7 +186,7 @@ func TestTooLargeMultipartIsRefusedInFrench(t *testing.T) {
 	}
 	r := jobs[0].Refusal
 	if r.Language != "fr" || !slices.Equal(r.Problems, []string{"le message fait 60,0 Mo ; le parapheur accepte au plus 1,0 Mo"}) ||
-		r.Usage != instructions.Help("fr") {
+		r.Usage != instructions.Help("fr", true) {
 		t.Fatalf("refusal %+v, want it all in French", r)
 	}
 }

@@ -12,7 +12,7 @@ import (
 
 func FuzzInstructions(f *testing.F) {
 	for _, s := range []string{
-		Help("fr"), Help("en"),
+		Help("fr", true), Help("en", true),
 		"Visa : Paul <p@org.example>\nSignataire : Marie <m@x.example> 06 12 34 56 78\nÉchéance : 15/07/2026\nRappel : 3 jours",
 		"Signers: a@b.example; \"Curie, Marie\" <m@x.example>, c@d.example\nLanguage: en\nCircuit: direction",
 		"Signataire: marie@\nVisa: p@x.example +33612345678\nLangue: de\nÉchéance: 31/02/2026",

@@ -1,12 +1,21 @@
 package instructions
 
+import "strings"
+
 // Help returns how to write an instruction block, in French for "fr" and in
-// English otherwise, for the refusal mail.
-func Help(language string) string {
+// English otherwise, for the refusal mail. sms says whether the gateway
+// sends one-time codes by SMS: only then does the help offer a signer's
+// mobile number, which a gateway without SMS refuses.
+func Help(language string, sms bool) string {
+	text, mobile := helpEN, mobileEN
 	if language == "fr" {
-		return helpFR
+		text, mobile = helpFR, mobileFR
 	}
-	return helpEN
+	phone := " +33612345678"
+	if !sms {
+		phone, mobile = "", ""
+	}
+	return strings.NewReplacer("{phone}", phone, "{mobile}", mobile).Replace(text)
 }
 
 const helpFR = `Comment écrire les instructions
@@ -15,7 +24,7 @@ const helpFR = `Comment écrire les instructions
 une ligne « Mot-clé : valeur » par instruction, par exemple :
 
   Visa: Jean Dupont <jean.dupont@org.example>
-  Signataire: Marie Curie <marie@partenaire.example> +33612345678
+  Signataire: Marie Curie <marie@partenaire.example>{phone}
   Signataire: direction@org.example; dg@org.example
   Copie: compta@org.example
   Échéance: 31/07/2026
@@ -27,9 +36,7 @@ une ligne « Mot-clé : valeur » par instruction, par exemple :
   Chaque ligne Visa ou Signataire est une étape ; les étapes se suivent dans
   l'ordre des lignes. Plusieurs adresses sur une ligne, séparées par « , »
   ou « ; », agissent en parallèle, dans n'importe quel ordre.
-  Un signataire peut avoir un numéro de mobile après son adresse
-  (+33612345678 ou 06 12 34 56 78) : son code à usage unique part alors par SMS.
-- Copie (ou Cc) : reçoit le document signé.
+{mobile}- Copie (ou Cc) : reçoit le document signé.
 - Archive : reçoit le document signé et le journal d'audit.
 - Échéance (ou Deadline) : AAAA-MM-JJ ou JJ/MM/AAAA ; l'enveloppe expire à la fin de ce jour.
 - Rappel (ou Reminder) : relancer les destinataires tous les N jours.
@@ -48,7 +55,7 @@ At the top of your mail, before any forwarded or quoted text, write one
 "Keyword: value" line per instruction, for example:
 
   Approver: John Smith <john.smith@org.example>
-  Signer: Marie Curie <marie@partner.example> +33612345678
+  Signer: Marie Curie <marie@partner.example>{phone}
   Signer: director@org.example; ceo@org.example
   Cc: accounting@org.example
   Deadline: 2026-07-31
@@ -60,9 +67,7 @@ At the top of your mail, before any forwarded or quoted text, write one
   Each Approver or Signer line is one step; steps run in the order of the
   lines. Several addresses on one line, separated by "," or ";", act in
   parallel, in any order.
-  A signer may have a mobile number after their address (+33612345678):
-  their one-time code is then sent by SMS.
-- Cc (or Copie): receives the signed document.
+{mobile}- Cc (or Copie): receives the signed document.
 - Archive: receives the signed document and the audit trail.
 - Deadline (or Échéance): YYYY-MM-DD or DD/MM/YYYY; the envelope expires at the end of that day.
 - Reminder (or Rappel): remind the recipients every N days.
@@ -72,4 +77,12 @@ At the top of your mail, before any forwarded or quoted text, write one
 
 An address is "First Last <name@domain>" or just "name@domain". Keywords may
 be plural, in any case, with or without accents. Attach the document(s) as PDF.
+`
+
+const mobileFR = `  Un signataire peut avoir un numéro de mobile après son adresse
+  (+33612345678 ou 06 12 34 56 78) : son code à usage unique part alors par SMS.
+`
+
+const mobileEN = `  A signer may have a mobile number after their address (+33612345678):
+  their one-time code is then sent by SMS.
 `

@@ -256,23 +256,33 @@ func TestCompileCircuitsErrors(t *testing.T) {
 }
 
 // TestHelpExamples checks that the examples the help text gives parse
-// without problems and say what the text says.
+// without problems and say what the text says, and that a gateway without
+// SMS does not offer a mobile number it would refuse.
 func TestHelpExamples(t *testing.T) {
 	for _, lang := range []string{"fr", "en"} {
-		help := Help(lang)
-		var example []string
-		for _, line := range strings.Split(help, "\n") {
-			if strings.HasPrefix(line, "  ") && strings.Contains(line, ":") {
-				example = append(example, line)
+		for _, sms := range []bool{true, false} {
+			help := Help(lang, sms)
+			var example []string
+			for _, line := range strings.Split(help, "\n") {
+				if strings.HasPrefix(line, "  ") && strings.Contains(line, ":") && !strings.Contains(line, "(+33") {
+					example = append(example, line)
+				}
+			}
+			in := Parse(strings.Join(example, "\n"))
+			phone := ""
+			if sms {
+				phone = "+33612345678"
+			}
+			if len(in.Problems) > 0 || len(in.Steps) != 3 || len(in.Steps[2].Parties) != 2 || in.Steps[1].Parties[0].Phone != phone ||
+				len(in.Copies) != 1 || in.Deadline != (workflow.Day{Year: 2026, Month: time.July, Day: 31}) || in.ReminderDays != 3 || in.Message == "" {
+				t.Errorf("help %s (sms %v) example parses to %+v", lang, sms, *in)
+			}
+			if strings.Contains(help, "SMS") != sms || strings.Contains(help, "{") {
+				t.Errorf("help %s (sms %v):\n%s", lang, sms, help)
 			}
 		}
-		in := Parse(strings.Join(example, "\n"))
-		if len(in.Problems) > 0 || len(in.Steps) != 3 || len(in.Steps[2].Parties) != 2 || in.Steps[1].Parties[0].Phone != "+33612345678" ||
-			len(in.Copies) != 1 || in.Deadline != (workflow.Day{Year: 2026, Month: time.July, Day: 31}) || in.ReminderDays != 3 || in.Message == "" {
-			t.Errorf("help %s example parses to %+v", lang, *in)
-		}
 	}
-	if Help("fr") == Help("en") || !strings.Contains(Help("fr"), "Signataire") || !strings.Contains(Help("en"), "Signer") {
+	if Help("fr", true) == Help("en", true) || !strings.Contains(Help("fr", true), "Signataire") || !strings.Contains(Help("en", true), "Signer") {
 		t.Error("Help does not differ by language")
 	}
 }
