@@ -397,7 +397,10 @@ func checkCode(r *Recipient, mac []byte, at time.Time) error {
 		return errorf(ErrCodeExpired, "the code expired at %s: ask for a new code", r.Code.ExpiresAt.Format("15:04 MST"))
 	case !hmac.Equal(mac, r.Code.MAC):
 		left := MaxCodeFailures - r.Code.Failures - 1
-		return errorf(ErrWrongCode, "the code is wrong (%d tries left)", max(left, 0))
+		if left <= 0 {
+			return errorf(ErrWrongCode, "the code is wrong; that was its last try (of %d), so it no longer works: ask for a new code", MaxCodeFailures)
+		}
+		return errorf(ErrWrongCode, "the code is wrong (%d tries left)", left)
 	}
 	return nil
 }
