@@ -435,7 +435,8 @@ func tsaOutage(t *testing.T, rig *testrig.Mail, keys string) {
 	resumed := rc.serve(t, tsa.env())
 
 	listEnv := []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_STORE_URL=" + rc.storeURL}
-	row := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(rc.envID) + ` +\S+ \S+ +\S+ +([1-9]\d*) +\S+ \S+: .*answered 503 Service Unavailable.*$`)
+	// ID, steps done (day, time, zone), for, attempts, then the last error after its time.
+	row := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(rc.envID) + ` +\S+ \S+ \S+ +\S+ +([1-9]\d*) +\S+ \S+ \S+: .*answered 503 Service Unavailable.*$`)
 	var listed string
 	eventually(t, 2*mailWait, "the envelope listed as stuck with the time-stamp authority's answer", func() bool {
 		r := parapheur(t, listEnv, "envelope", "list", "--stuck", "--stuck-after", "1s")
