@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -249,6 +250,14 @@ func (f *faultRun) fail(err error) {
 // store, or, when there is no envelope, the folder of the gateway's
 // mailbox its submission is in.
 func (f *faultRun) explain(t *testing.T) {
+	f.explainEnvelopes(t, f.envelopes, false)
+}
+
+// explainEnvelopes logs where each of envelopes stands, as explain does;
+// with all it logs the completed ones too, with their every delivery
+// record (the attempts of each mail and the server's answers) besides the
+// last records: what tells why a party's mail did not arrive.
+func (f *faultRun) explainEnvelopes(t *testing.T, envelopes []*faultEnvelope, all bool) {
 	ctx := context.Background()
 	st, err := backend.Open(ctx, f.redis.URL(), store.Options{})
 	if err != nil {
@@ -256,7 +265,7 @@ func (f *faultRun) explain(t *testing.T) {
 		return
 	}
 	defer st.Close()
-	for _, e := range f.envelopes {
+	for _, e := range envelopes {
 		env, err := st.Get(ctx, e.id)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -265,7 +274,7 @@ func (f *faultRun) explain(t *testing.T) {
 		case err != nil:
 			t.Logf("%s (%s): %v", e.title, e.id, err)
 			continue
-		case env.State == workflow.StateCompleted:
+		case env.State == workflow.StateCompleted && !all:
 			continue
 		}
 		var who []string
@@ -278,8 +287,12 @@ func (f *faultRun) explain(t *testing.T) {
 			t.Logf("  its audit trail: %v", err)
 			continue
 		}
-		for _, rec := range trail[max(0, len(trail)-12):] {
-			t.Logf("  %3d %s %s %s %v", rec.Seq, rec.Time.Format(time.TimeOnly), rec.Type, rec.RecipientID, rec.Details)
+		last := max(0, len(trail)-12)
+		for i, rec := range trail {
+			delivery := rec.Type == audit.DeliveryStart || rec.Type == audit.DeliveryAttempt || rec.Type == audit.Bounced
+			if i >= last || all && delivery {
+				t.Logf("  %3d %s %s %s %v", rec.Seq, rec.Time.Format(time.TimeOnly), rec.Type, rec.RecipientID, rec.Details)
+			}
 		}
 	}
 }
@@ -556,25 +569,35 @@ func (c faultClient) call(ctx context.Context, method, path string, body any) (a
 // there will be.
 func (f *faultRun) waitSettled(ctx context.Context, t *testing.T) {
 	t.Helper()
+	var missing []*faultEnvelope
 	for _, e := range f.envelopes {
-		want := map[string]string{}
+		type mailOf struct{ user, prefix string }
+		var want []mailOf
 		for _, p := range e.parties() {
-			want[p] = "Terminé : "
+			want = append(want, mailOf{p, "Terminé : "})
 		}
-		for user, prefix := range want {
+		if e.rejected {
+			want = append(want, mailOf{"bob", "Non distribué à " + faultRejected})
+		}
+		lacking := false
+		for _, w := range want {
+			user, prefix := w.user, w.prefix
 			if _, err := f.boxes.wait(ctx, user, func(m faultMail) bool {
 				return m.envelope == e.id && strings.HasPrefix(m.subject, prefix)
 			}); err != nil {
-				t.Fatalf("%s (%s): %s's final mail: %v", e.title, e.id, user, err)
+				// Once ctx ended, wait answers at once: the other
+				// mails lacking are listed too, before the failure.
+				t.Errorf("%s (%s): %s has no mail %q…: %v; it has %s", e.title, e.id, user, prefix, err, f.boxes.subjects(user, e.id))
+				lacking = true
 			}
 		}
-		if e.rejected {
-			if _, err := f.boxes.wait(ctx, "bob", func(m faultMail) bool {
-				return m.envelope == e.id && strings.HasPrefix(m.subject, "Non distribué à "+faultRejected)
-			}); err != nil {
-				t.Fatalf("%s (%s): the sender's notice of the refused copy: %v", e.title, e.id, err)
-			}
+		if lacking {
+			missing = append(missing, e)
 		}
+	}
+	if len(missing) > 0 {
+		f.explainEnvelopes(t, missing[:min(len(missing), 5)], true)
+		t.FailNow()
 	}
 	deadline, _ := ctx.Deadline()
 	if err := f.rig.WaitDelivered(time.Until(deadline)); err != nil {
@@ -879,6 +902,22 @@ func (b *faultMailboxes) scan() {
 		b.changed = make(chan struct{})
 		b.mu.Unlock()
 	}
+}
+
+// subjects lists the subjects of the mails of envelope id user got.
+func (b *faultMailboxes) subjects(user, id string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var subjects []string
+	for _, m := range b.mails[user] {
+		if m.envelope == id {
+			subjects = append(subjects, strconv.Quote(m.subject))
+		}
+	}
+	if len(subjects) == 0 {
+		return "none of this envelope"
+	}
+	return strings.Join(subjects, ", ")
 }
 
 // wait returns the first mail of user's that match accepts, once there is
