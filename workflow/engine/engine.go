@@ -267,16 +267,30 @@ func (e *Engine) Create(ctx context.Context, d workflow.Draft) (*workflow.Envelo
 // envelope as it then is) and stores the outcome. It returns the envelope
 // after the event, unchanged for a replayed event.
 func (e *Engine) Apply(ctx context.Context, envelopeID string, mk func(*workflow.Envelope) (workflow.Event, error)) (*workflow.Envelope, error) {
-	return e.apply(ctx, envelopeID, mk, "")
+	return e.apply(ctx, envelopeID, mk, applied{})
 }
 
-// apply is Apply with the plaintext of a one-time code, for the SendCode
-// effect the event may cause.
-func (e *Engine) apply(ctx context.Context, envelopeID string, mk func(*workflow.Envelope) (workflow.Event, error), code string) (*workflow.Envelope, error) {
+// applied is what apply stores besides an event's outcome.
+type applied struct {
+	code string // the plaintext of a one-time code, for the SendCode effect the event may cause
+	key  string // an idempotency key (see EventOnce)
+}
+
+// apply is Apply with extras.
+func (e *Engine) apply(ctx context.Context, envelopeID string, mk func(*workflow.Envelope) (workflow.Event, error), extra applied) (*workflow.Envelope, error) {
 	for attempt := 0; ; attempt++ {
 		env, err := e.Store.Get(ctx, envelopeID)
 		if err != nil {
 			return nil, err
+		}
+		// Read after the envelope: a write of the key that came between
+		// the two reads changed the version, so the Update below fails
+		// with a conflict and the next round sees the key.
+		if extra.key != "" {
+			done, err := e.Store.HasKey(ctx, envelopeID, extra.key)
+			if err != nil || done {
+				return env, err
+			}
 		}
 		ev, err := mk(env)
 		if err != nil {
@@ -289,9 +303,12 @@ func (e *Engine) apply(ctx context.Context, envelopeID string, mk func(*workflow
 		if !t.Changed() {
 			return env, nil
 		}
-		w, err := e.writes(t, code)
+		w, err := e.writes(t, extra.code)
 		if err != nil {
 			return env, err
+		}
+		if extra.key != "" {
+			w.Keys = append(w.Keys, extra.key)
 		}
 		err = e.Store.Update(ctx, t.Envelope, w)
 		if err == nil {
@@ -319,6 +336,19 @@ func (e *Engine) Event(ctx context.Context, envelopeID string, ev workflow.Event
 	return e.Apply(ctx, envelopeID, func(*workflow.Envelope) (workflow.Event, error) { return ev, nil })
 }
 
+// EventOnce applies ev and records the idempotency key with it, unless
+// the envelope has the key already: then ev was applied before, and the
+// envelope is returned unchanged. It is for an event that a process
+// stopped after storing may make again on its restart, with effects that
+// must not come twice (a failed delivery's notice to the sender); the
+// store's HasKey tells whether it was stored.
+func (e *Engine) EventOnce(ctx context.Context, envelopeID, key string, ev workflow.Event) (*workflow.Envelope, error) {
+	if key == "" {
+		return nil, errors.New("engine: EventOnce without an idempotency key")
+	}
+	return e.apply(ctx, envelopeID, func(*workflow.Envelope) (workflow.Event, error) { return ev, nil }, applied{key: key})
+}
+
 // SendCode makes a one-time code for the recipient, stores its MAC and
 // queues the mail or SMS that carries it. The channel is SMS when the
 // recipient gave a mobile number.
@@ -339,7 +369,7 @@ func (e *Engine) SendCode(ctx context.Context, envelopeID, recipientID string, c
 		}
 		return workflow.CodeSent{Meta: workflow.Meta{At: e.Now(), Client: client}, RecipientID: recipientID,
 			MAC: e.CodeMAC(envelopeID, recipientID, code), Channel: channel}, nil
-	}, code)
+	}, applied{code: code})
 	if err == nil {
 		e.Metrics.issued(channel)
 	}

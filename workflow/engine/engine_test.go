@@ -236,6 +236,63 @@ func TestConcurrentEventsLoseNothing(t *testing.T) {
 	}
 }
 
+// EventOnce applies its event once per key, even when several callers
+// race with the same key: each failure with its key is one record and
+// one notice to the sender; another key is another event.
+func TestEventOnceAppliesOncePerKey(t *testing.T) {
+	e, _ := newEngine(t)
+	ctx := context.Background()
+	env, err := e.Create(ctx, draft())
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(t, e, MailQueue)
+	failed := workflow.DeliveryAttempted{Meta: workflow.Meta{At: t0}, Notice: workflow.Invitation, To: "r1",
+		Outcome: workflow.OutcomeFailed, Answer: "550 5.1.1 no such user"}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if _, err := e.EventOnce(ctx, env.ID, "item-1 failed", failed); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if _, err := e.EventOnce(ctx, env.ID, "item-2 failed", failed); err != nil {
+		t.Fatal(err)
+	}
+	trail, err := e.Store.AuditTrail(ctx, env.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := 0
+	for _, r := range trail {
+		if r.Type == audit.DeliveryAttempt {
+			records++
+		}
+	}
+	if records != 2 {
+		t.Errorf("%d delivery_attempt records, want 2 (one per key)", records)
+	}
+	notices := 0
+	for _, j := range jobs(t, drain(t, e, MailQueue)) {
+		if j.Notice == workflow.BounceNotice {
+			notices++
+		}
+	}
+	if notices != 2 {
+		t.Errorf("%d notices of the failure queued, want 2 (one per key)", notices)
+	}
+	for _, key := range []string{"item-1 failed", "item-2 failed"} {
+		if ok, err := e.Store.HasKey(ctx, env.ID, key); err != nil || !ok {
+			t.Errorf("HasKey(%q) = %v, %v; want true", key, ok, err)
+		}
+	}
+	if _, err := e.EventOnce(ctx, env.ID, "", failed); err == nil {
+		t.Error("EventOnce without a key: no error")
+	}
+}
+
 func TestTimersFireRemindersAndExpiry(t *testing.T) {
 	e, c := newEngine(t)
 	ctx := context.Background()

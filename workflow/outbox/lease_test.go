@@ -195,6 +195,92 @@ func TestCrashedAttemptResent(t *testing.T) {
 	}
 }
 
+// killedBeforeSettling is a store whose process dies right after an
+// attempt's outcome was recorded, before the item is acknowledged or
+// buried.
+type killedBeforeSettling struct{ store.Store }
+
+func (killedBeforeSettling) Ack(context.Context, *store.Item) error { panic("killed") }
+func (killedBeforeSettling) Bury(context.Context, *store.Item, string) error {
+	panic("killed")
+}
+
+// A worker that dies after it recorded a final outcome and before it
+// settled the item leaves the record; the next worker settles the item as
+// recorded, without sending it again and without a second record: a
+// refused mail's notice to the sender goes once, a delivered mail is not
+// delivered twice.
+func TestRecordedOutcomeNotSentAgain(t *testing.T) {
+	for _, outcome := range []workflow.Outcome{workflow.OutcomeDelivered, workflow.OutcomeFailed} {
+		t.Run(string(outcome), func(t *testing.T) {
+			const lease = 300 * time.Millisecond
+			f, env := leaseFixture(t, lease)
+			dying := *f.q
+			dying.Store = killedBeforeSettling{f.st}
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Fatal("the worker did not die")
+					}
+				}()
+				dying.Step(context.Background(), "dead", &hookTask{attempt: func(context.Context, *store.Item) Attempt {
+					return Attempt{Outcome: outcome, Answer: "550 5.1.1 no such user"}
+				}})
+			}()
+
+			// The next worker, once the dead one's lease ended, carries
+			// out everything due: the sender's notice of the failure, and
+			// the reminder, which it must not send.
+			var logged syncBuffer
+			next := *f.q
+			next.Log = slog.New(slog.NewTextHandler(&logged, nil))
+			next.Now = func() time.Time { return time.Now().Add(lease) }
+			f.q = &next
+			for {
+				worked, err := next.Step(context.Background(), "worker", &hookTask{attempt: func(_ context.Context, it *store.Item) Attempt {
+					if it.ID == "E1/reminder" {
+						t.Error("the reminder was sent again although its outcome was recorded")
+						return Attempt{Outcome: outcome, Answer: "550 5.1.1 no such user"}
+					}
+					return Attempt{Outcome: workflow.OutcomeDelivered, Answer: "250 2.0.0 Ok"}
+				}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !worked {
+					break
+				}
+			}
+
+			attempts := map[workflow.Notice][]string{}
+			for _, r := range f.trail(t, env.ID, audit.DeliveryAttempt) {
+				n := workflow.Notice(r.Details["mail"])
+				attempts[n] = append(attempts[n], r.Details["outcome"])
+			}
+			if got := attempts[workflow.Reminder]; len(got) != 1 || got[0] != string(outcome) {
+				t.Errorf("the reminder's delivery_attempt records: %v, want one %s", got, outcome)
+			}
+			if got := f.started(t, env.ID); len(got) != 1 {
+				t.Errorf("delivery_started of the reminder: attempts %v, want the first only", got)
+			}
+			wantNotices := map[workflow.Outcome]int{workflow.OutcomeFailed: 1}[outcome]
+			if got := attempts[workflow.BounceNotice]; len(got) != wantNotices {
+				t.Errorf("the sender's failure notices delivered: %v, want %d", got, wantNotices)
+			}
+			buried := f.buried(t)
+			switch {
+			case outcome == workflow.OutcomeFailed && (len(buried) != 1 || buried[0].ID != "E1/reminder"):
+				t.Errorf("buried after the recorded failure: %v, want the reminder", buried)
+			case outcome == workflow.OutcomeDelivered && len(buried) != 0:
+				t.Errorf("buried after the recorded delivery: %v, want none", buried)
+			}
+			if out := logged.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "not sent again") || strings.Contains(out, "resending") {
+				t.Errorf("the settlement of the recorded outcome was not logged at Warn as such:\n%s", out)
+			}
+		})
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe for the logger and the test.
 type syncBuffer struct {
 	mu sync.Mutex

@@ -32,9 +32,13 @@
 //
 // Delivery is at least once: an item leaves the outbox only after it was
 // carried out, so a crash (or a lost lease) between the attempt and its
-// settlement makes another worker carry it out again; that worker logs the
+// record makes another worker carry it out again; that worker logs the
 // resend at Warn. An attempt whose lease was lost meanwhile is logged and
-// left to the item's new holder, never settled.
+// left to the item's new holder, never settled. A final outcome (delivered
+// or failed) is recorded with an idempotency key naming the item (see
+// engine.EventOnce): a crash between that record and the settlement makes
+// the next holder settle the item as recorded, without another attempt,
+// so that a refused mail tells the envelope's sender once.
 //
 // Workers wait for work on the store's wake-ups (store.Store.Wakeups: an
 // item was queued, here or by another replica) and, as a safety net, on a
@@ -208,6 +212,13 @@ func (q *Queue) Step(ctx context.Context, holder string, task Task) (bool, error
 	if err != nil || it == nil {
 		return false, err
 	}
+	if q.resumed(it) {
+		if settled, err := q.settleRecorded(ctx, it); settled || err != nil {
+			return true, err
+		}
+		q.log().Warn("resending an item whose holder stopped during the last attempt: its lease expired",
+			"item", it.ID, "queue", it.Queue, "attempt", it.Attempts, "last_error", it.LastError)
+	}
 	d, err := task.Prepare(ctx, it)
 	if err != nil {
 		return true, q.unprepared(ctx, it, d, err)
@@ -228,22 +239,63 @@ func (q *Queue) Step(ctx context.Context, holder string, task Task) (bool, error
 }
 
 // claim takes the next due item for holder, or returns a nil item when
-// none is due. Every settlement but a burial writes the attempt's number
-// into the item's LastError (see retry): an item claimed again without it
-// was held by a worker that stopped before it could settle the attempt.
+// none is due.
 func (q *Queue) claim(ctx context.Context, holder string) (*store.Item, error) {
 	it, err := q.Store.Claim(ctx, q.Name, holder, q.now(), q.lease())
 	if errors.Is(err, store.ErrEmpty) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
+	return it, err
+}
+
+// resumed reports whether the item's last holder stopped before it
+// settled its attempt. Every settlement but a burial writes the attempt's
+// number into the item's LastError (see retry): an item claimed again
+// without it was held by a worker that stopped.
+func (q *Queue) resumed(it *store.Item) bool {
+	return it.Attempts > 1 && !strings.HasPrefix(it.LastError, attemptPrefix(it.Attempts-1))
+}
+
+// settleRecorded settles, without another attempt, a resumed item whose
+// last holder recorded a final outcome before it stopped: acknowledged
+// when delivered, buried when failed. It reports false when no final
+// outcome was recorded.
+func (q *Queue) settleRecorded(ctx context.Context, it *store.Item) (bool, error) {
+	if it.EnvelopeID == "" {
+		return false, nil
 	}
-	if it.Attempts > 1 && !strings.HasPrefix(it.LastError, attemptPrefix(it.Attempts-1)) {
-		q.log().Warn("resending an item whose holder stopped during the last attempt: its lease expired",
-			"item", it.ID, "queue", it.Queue, "attempt", it.Attempts, "last_error", it.LastError)
+	for _, outcome := range []workflow.Outcome{workflow.OutcomeDelivered, workflow.OutcomeFailed} {
+		recorded, err := q.Store.HasKey(ctx, it.EnvelopeID, outcomeKey(it, outcome))
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil // the envelope is gone: Prepare says so
+		}
+		if err != nil {
+			// The item stays held until its lease ends, then is
+			// claimed again.
+			return false, fmt.Errorf("outbox: item %s: reading whether its outcome was recorded: %w", it.ID, err)
+		}
+		if !recorded {
+			continue
+		}
+		q.log().Warn("settling an item whose holder stopped after it recorded the outcome: not sent again",
+			"item", it.ID, "queue", it.Queue, "attempt", it.Attempts-1, "outcome", outcome)
+		if outcome == workflow.OutcomeDelivered {
+			err = q.Store.Ack(ctx, it)
+		} else {
+			err = q.Store.Bury(ctx, it, "its failure was recorded by its last holder, which stopped before burying it")
+		}
+		if err != nil {
+			return true, fmt.Errorf("outbox: settling item %s (%s, recorded before): %w", it.ID, outcome, err)
+		}
+		return true, nil
 	}
-	return it, nil
+	return false, nil
+}
+
+// outcomeKey is the idempotency key recorded with the final outcome of
+// the item's attempts.
+func outcomeKey(it *store.Item, outcome workflow.Outcome) string {
+	return "outbox " + it.Queue + " " + it.ID + " " + string(outcome)
 }
 
 // attemptPrefix starts the LastError an attempt's settlement writes.
@@ -434,13 +486,20 @@ func (q *Queue) Release(ctx context.Context, it *store.Item, why string) error {
 	return q.retry(ctx, it, 0, why)
 }
 
-// record applies the DeliveryAttempted event of a to the item's envelope.
+// record applies the DeliveryAttempted event of a to the item's envelope;
+// a final outcome, once only.
 func (q *Queue) record(ctx context.Context, it *store.Item, d Delivery, a Attempt) error {
 	if it.EnvelopeID == "" {
 		return nil
 	}
-	_, err := q.Engine.Event(ctx, it.EnvelopeID, workflow.DeliveryAttempted{
+	ev := workflow.DeliveryAttempted{
 		Meta: workflow.Meta{At: q.now()}, Notice: d.Notice, To: d.To, Outcome: a.Outcome, Answer: a.Answer,
-	})
+	}
+	var err error
+	if a.Outcome == workflow.OutcomeDeferred {
+		_, err = q.Engine.Event(ctx, it.EnvelopeID, ev)
+	} else {
+		_, err = q.Engine.EventOnce(ctx, it.EnvelopeID, outcomeKey(it, a.Outcome), ev)
+	}
 	return err
 }
