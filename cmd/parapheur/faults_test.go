@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -597,6 +598,8 @@ func (f *faultRun) waitSettled(ctx context.Context, t *testing.T) {
 	}
 	if len(missing) > 0 {
 		f.explainEnvelopes(t, missing[:min(len(missing), 5)], true)
+		// A mail attempt stuck mid-transaction, or its settlement.
+		f.srv.logStacks(t, "sender.(*Worker).Attempt", "outbox.(*Queue).settle")
 		t.FailNow()
 	}
 	deadline, _ := ctx.Deadline()
@@ -727,6 +730,38 @@ func (f *faultRun) checkSignatures(t *testing.T, e *faultEnvelope, pdfs map[stri
 	slices.Sort(want)
 	if !slices.Equal(names, want) {
 		t.Errorf("%s: the final PDF has %d signatures by %q, want %q", e.title, len(names), names, want)
+	}
+}
+
+// logStacks makes serve print its goroutines' stacks and exit (SIGQUIT),
+// and logs those whose stack names one of the functions in: its full
+// logs, at the end of a failed test, hold them too, among all the others.
+func (s *server) logStacks(t *testing.T, in ...string) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGQUIT); err != nil {
+		t.Logf("serve's stacks: %v", err)
+		return
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		t.Log("serve's stacks: serve did not exit within 10 s of SIGQUIT")
+		return
+	}
+	_, dump, ok := strings.Cut(s.logs.String(), "SIGQUIT: quit")
+	if !ok {
+		t.Log("serve's stacks: serve printed none")
+		return
+	}
+	found := 0
+	for _, g := range strings.Split(dump, "\n\n") {
+		if slices.ContainsFunc(in, func(name string) bool { return strings.Contains(g, name) }) {
+			t.Logf("serve's stack:\n%s", g)
+			found++
+		}
+	}
+	if found == 0 {
+		t.Logf("serve's stacks: no goroutine was in %s", strings.Join(in, ", "))
 	}
 }
 
