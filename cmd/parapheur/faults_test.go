@@ -87,7 +87,9 @@ func TestFaults(t *testing.T) {
 	f := startFaultRun(t, plan, rnd)
 	ctx, cancel := context.WithTimeout(context.Background(), plan.timeout())
 	defer cancel()
-	f.boxes.watch(ctx)
+	watching, stopWatching := context.WithCancel(context.Background())
+	defer stopWatching()
+	f.boxes.watch(watching)
 
 	var submitted, acted sync.WaitGroup
 	paceSeed := rnd.Uint64() // drawn here: rnd is the chaos's, in this goroutine
@@ -108,7 +110,9 @@ func TestFaults(t *testing.T) {
 		t.Error("no signer's request met a killed gateway: the kills proved nothing for the signers")
 	}
 
-	f.waitSettled(ctx, t)
+	settling := time.Now()
+	f.waitSettled(t)
+	t.Logf("every final mail arrived %v after the last signature", time.Since(settling).Round(time.Second))
 	f.check(t)
 	f.srv.stop(t)
 	t.Logf("the fault run took %v", time.Since(start).Round(time.Second))
@@ -120,14 +124,25 @@ type faultPlan struct {
 	kills     int // at least
 }
 
-// timeout bounds the run from the first submission to the last mail
-// delivered: the kills (at most 5 s apart, plus the restart), the
+// timeout bounds the run from the first submission to the last
+// signature: the kills (at most 5 s apart, plus the restart), the
 // submissions, and a margin, generous since a mail deferred by the 451
 // window waits a minute (the outbox's first backoff) and an item a killed
-// gateway held waits for its lease.
+// gateway held waits for its lease. The final mails are waited for as
+// long as they keep coming (see waitSettled).
 func (p faultPlan) timeout() time.Duration {
 	return 5*time.Minute + time.Duration(p.kills)*8*time.Second + time.Duration(p.envelopes)*200*time.Millisecond
 }
+
+// Waiting for the final mails: the run fails once no new mail reached a
+// party's mailbox for settleStall (longer than a mail waits after a 451,
+// the outbox's first backoff, or after its holder was killed, its lease,
+// each a minute), or after settleLimit in all, so that a slow machine
+// gets the time its speed needs, and a stuck mail fails the run soon.
+const (
+	settleStall = 3 * time.Minute
+	settleLimit = 8 * time.Minute
+)
 
 // faultEnvelope is one envelope of the run, as submitted.
 type faultEnvelope struct {
@@ -568,8 +583,10 @@ func (c faultClient) call(ctx context.Context, method, path string, body any) (a
 // each of its envelopes (and bob's the notice of the refused copy), then
 // until Postfix delivered all it accepted: the mailboxes then hold all
 // there will be.
-func (f *faultRun) waitSettled(ctx context.Context, t *testing.T) {
+func (f *faultRun) waitSettled(t *testing.T) {
 	t.Helper()
+	ctx, cancel := f.boxes.whileArriving(settleStall, settleLimit)
+	defer cancel()
 	var missing []*faultEnvelope
 	for _, e := range f.envelopes {
 		type mailOf struct{ user, prefix string }
@@ -588,7 +605,7 @@ func (f *faultRun) waitSettled(ctx context.Context, t *testing.T) {
 			}); err != nil {
 				// Once ctx ended, wait answers at once: the other
 				// mails lacking are listed too, before the failure.
-				t.Errorf("%s (%s): %s has no mail %q…: %v; it has %s", e.title, e.id, user, prefix, err, f.boxes.subjects(user, e.id))
+				t.Errorf("%s (%s): %s has no mail %q…: %v; it has %s", e.title, e.id, user, prefix, context.Cause(ctx), f.boxes.subjects(user, e.id))
 				lacking = true
 			}
 		}
@@ -602,8 +619,7 @@ func (f *faultRun) waitSettled(ctx context.Context, t *testing.T) {
 		f.srv.logStacks(t, "sender.(*Worker).Attempt", "outbox.(*Queue).settle")
 		t.FailNow()
 	}
-	deadline, _ := ctx.Deadline()
-	if err := f.rig.WaitDelivered(time.Until(deadline)); err != nil {
+	if err := f.rig.WaitDelivered(settleStall); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -937,6 +953,37 @@ func (b *faultMailboxes) scan() {
 		b.changed = make(chan struct{})
 		b.mu.Unlock()
 	}
+}
+
+// whileArriving returns a context that ends once no new mail was found
+// for stall, or after limit, with the cause.
+func (b *faultMailboxes) whileArriving(stall, limit time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ctx, stop := context.WithTimeoutCause(ctx, limit, fmt.Errorf("mail kept coming, but not all of it within %v", limit))
+	go func() {
+		found, since := b.found(), time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			if n := b.found(); n != found {
+				found, since = n, time.Now()
+			} else if time.Since(since) >= stall {
+				cancel(fmt.Errorf("no new mail in any mailbox for %v", stall))
+				return
+			}
+		}
+	}()
+	return ctx, func() { stop(); cancel(nil) }
+}
+
+// found counts the mails found so far.
+func (b *faultMailboxes) found() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.seen)
 }
 
 // subjects lists the subjects of the mails of envelope id user got.
