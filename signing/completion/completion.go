@@ -412,7 +412,7 @@ func (w *Worker) settle(ctx context.Context, it *store.Item, id string, a attemp
 	if since.IsZero() {
 		since = it.NotBefore
 	}
-	wait := w.backoff(now.Sub(since))
+	wait := w.backoff(now.Sub(since), it.Attempts)
 	reason := a.err.Error()
 	p, err := json.Marshal(Progress{Attempts: it.Attempts, LastError: reason, At: now, NextAttempt: now.Add(wait)})
 	if err == nil {
@@ -461,10 +461,10 @@ func (w *Worker) tellSender(ctx context.Context, log *slog.Logger, env *workflow
 	log.Warn("completion: delayed for too long; the sender is told", "since", env.StepsDoneAt)
 }
 
-// backoff is the wait after a failed attempt of an item pending for age:
-// it doubles from Backoff.First up to Backoff.Max (see outbox.Backoff.Next),
-// and never runs out.
-func (w *Worker) backoff(age time.Duration) time.Duration {
+// backoff is the wait after the failed attempt-th attempt of an item
+// pending for age: it doubles from Backoff.First up to Backoff.Max (see
+// outbox.Backoff.Next), and never runs out.
+func (w *Worker) backoff(age time.Duration, attempt int) time.Duration {
 	b := w.Backoff
 	if b.First <= 0 {
 		b.First = DefaultFirstRetry
@@ -473,7 +473,7 @@ func (w *Worker) backoff(age time.Duration) time.Duration {
 		b.Max = DefaultMaxRetry
 	}
 	b.Limit = math.MaxInt64
-	wait, _ := b.Next(age)
+	wait, _ := b.Next(age, attempt)
 	return wait
 }
 

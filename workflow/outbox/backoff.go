@@ -42,18 +42,27 @@ func (b Backoff) withDefaults() Backoff {
 	return b
 }
 
-// Next returns the wait before the next attempt of an item deferred when
-// it has been pending for age (since store.Item.Since), or false when age
-// reached Limit. The wait is the item's age plus First, at most Max: an
-// item retried each time after that wait waits First, 2×First, 4×First…,
-// doubling. It reads the item's age, not its attempts: an attempt a crash
-// cut short (a claim that never reached the server) adds only the time it
-// took, where counting it would double the next wait, and a few restarts
-// would turn a one-minute greylisting into a wait of many minutes.
-func (b Backoff) Next(age time.Duration) (time.Duration, bool) {
+// Next returns the wait before the next attempt of an item deferred at
+// its attempt-th attempt (store.Item.Attempts) when it has been pending
+// for age (since store.Item.Since), or false when age reached Limit. The
+// wait is the item's age plus First, at most First doubled for each
+// attempt before this one, at most Max: an item retried each time after
+// that wait waits First, 2×First, 4×First…, doubling.
+//
+// Both bounds are needed. The age alone would make an item that waited
+// long in the queue before its first attempt (a backlog) wait as long
+// again after a first 4xx, plus First. The attempts alone would let an
+// attempt a crash cut short (a claim that never reached the server)
+// double the next wait, and a few restarts would turn a one-minute
+// greylisting into a wait of many minutes.
+func (b Backoff) Next(age time.Duration, attempt int) (time.Duration, bool) {
 	b = b.withDefaults()
 	if age >= b.Limit {
 		return 0, false
 	}
-	return min(max(age, 0)+b.First, b.Max), true
+	doubled := b.First // First doubled attempt-1 times, short of Max
+	for i := 1; i < attempt && doubled < b.Max; i++ {
+		doubled *= 2
+	}
+	return min(max(age, 0)+b.First, doubled, b.Max), true
 }

@@ -13,7 +13,7 @@ func TestBackoff(t *testing.T) {
 	var waits []time.Duration
 	age := time.Duration(0) // deferred as soon as it was due
 	for n := 1; ; n++ {
-		w, ok := b.Next(age)
+		w, ok := b.Next(age, n)
 		if !ok {
 			break
 		}
@@ -37,15 +37,25 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("waits add up to %v (%v before the last): want the last attempt after %v", age, before, DefaultRetryLimit)
 	}
 	limited := Backoff{First: time.Minute, Limit: 3 * time.Minute}
-	if _, ok := limited.Next(3 * time.Minute); ok {
+	if _, ok := limited.Next(3*time.Minute, 2); ok {
 		t.Error("pending for the whole 3-minute limit: want no retry")
 	}
-	if w, ok := limited.Next(time.Minute); !ok || w != 2*time.Minute {
+	if w, ok := limited.Next(time.Minute, 2); !ok || w != 2*time.Minute {
 		t.Errorf("pending for a minute: %v, %v; want 2m, true", w, ok)
 	}
 	// Attempts a crash cut short do not double the wait: an item deferred
 	// 10 s after it was due, however many claims it took, waits 1m10s.
-	if w, ok := b.Next(10 * time.Second); !ok || w != 70*time.Second {
-		t.Errorf("pending for 10 s: %v, %v; want 1m10s, true", w, ok)
+	for _, claims := range []int{2, 3, 10, 100} {
+		if w, ok := b.Next(10*time.Second, claims); !ok || w != 70*time.Second {
+			t.Errorf("pending for 10 s, deferred at claim %d: %v, %v; want 1m10s, true", claims, w, ok)
+		}
+	}
+	// Nor does a wait in the queue: an item first tried after 10 minutes
+	// in a backlog, and deferred, waits First, then twice as long.
+	if w, ok := b.Next(10*time.Minute, 1); !ok || w != time.Minute {
+		t.Errorf("deferred at its first attempt after 10 min in the queue: %v, %v; want 1m, true", w, ok)
+	}
+	if w, ok := b.Next(11*time.Minute, 2); !ok || w != 2*time.Minute {
+		t.Errorf("deferred again a minute later: %v, %v; want 2m, true", w, ok)
 	}
 }

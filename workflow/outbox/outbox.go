@@ -18,9 +18,10 @@
 //
 //   - delivered: the item is acknowledged;
 //   - deferred: the item is retried after a backoff that doubles from
-//     Backoff.First up to Backoff.Max, reckoned from the item's age (an
-//     attempt a crash cut short does not double it), until it has been
-//     pending for Backoff.Limit (48 hours by default): then it fails;
+//     Backoff.First up to Backoff.Max, bounded by the item's age and by
+//     its attempts (neither an attempt a crash cut short nor a wait in a
+//     backlog lengthens it: see Backoff.Next), until it has been pending
+//     for Backoff.Limit (48 hours by default): then it fails;
 //   - failed: the item is buried (moved to the queue's dead letters).
 //
 // An item that cannot be prepared for good (an unreadable payload, an
@@ -373,7 +374,7 @@ func (q *Queue) unprepared(ctx context.Context, it *store.Item, d Delivery, err 
 	case ctx.Err() != nil:
 		return q.Release(ctx, it, "the worker stopped while preparing the item")
 	case errors.As(err, &transient):
-		wait, ok := q.Backoff.Next(q.age(it))
+		wait, ok := q.Backoff.Next(q.age(it), it.Attempts)
 		if ok {
 			q.log().Info("outbox item could not be prepared; retrying", "item", it.ID, "queue", it.Queue,
 				"attempt", it.Attempts, "retry_in", wait, "err", err)
@@ -392,7 +393,7 @@ func (q *Queue) Settle(ctx context.Context, it *store.Item, d Delivery, a Attemp
 	var wait time.Duration
 	if a.Outcome == workflow.OutcomeDeferred {
 		var ok bool
-		if wait, ok = q.Backoff.Next(q.age(it)); !ok {
+		if wait, ok = q.Backoff.Next(q.age(it), it.Attempts); !ok {
 			a.Outcome = workflow.OutcomeFailed
 			a.Answer = fmt.Sprintf("%s (gave up after %d attempts)", a.Answer, it.Attempts)
 		}
@@ -442,7 +443,7 @@ func (q *Queue) settle(ctx context.Context, it *store.Item, d Delivery, a Attemp
 		// if recording it failed for a reason that may pass, the item is
 		// tried again while the backoff lasts rather than buried unheard.
 		if mayPass(recordErr) {
-			if wait, ok := q.Backoff.Next(q.age(it)); ok {
+			if wait, ok := q.Backoff.Next(q.age(it), it.Attempts); ok {
 				log.Warn("delivery failed; retrying since it could not be recorded", "retry_in", wait)
 				return q.retry(ctx, it, wait, a.Answer)
 			}
