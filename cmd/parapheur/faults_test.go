@@ -588,6 +588,7 @@ func (f *faultRun) waitSettled(t *testing.T) {
 	ctx, cancel := f.boxes.whileArriving(settleStall, settleLimit)
 	defer cancel()
 	var missing []*faultEnvelope
+	lackingUsers := map[string]bool{}
 	for _, e := range f.envelopes {
 		type mailOf struct{ user, prefix string }
 		var want []mailOf
@@ -607,6 +608,7 @@ func (f *faultRun) waitSettled(t *testing.T) {
 				// mails lacking are listed too, before the failure.
 				t.Errorf("%s (%s): %s has no mail %q…: %v; it has %s", e.title, e.id, user, prefix, context.Cause(ctx), f.boxes.subjects(user, e.id))
 				lacking = true
+				lackingUsers[user] = true
 			}
 		}
 		if lacking {
@@ -615,6 +617,7 @@ func (f *faultRun) waitSettled(t *testing.T) {
 	}
 	if len(missing) > 0 {
 		f.explainEnvelopes(t, missing[:min(len(missing), 5)], true)
+		f.logMailServers(t, lackingUsers)
 		// A mail attempt stuck mid-transaction, or its settlement.
 		f.srv.logStacks(t, "sender.(*Worker).Attempt", "outbox.(*Queue).settle")
 		t.FailNow()
@@ -746,6 +749,38 @@ func (f *faultRun) checkSignatures(t *testing.T, e *faultEnvelope, pdfs map[stri
 	slices.Sort(want)
 	if !slices.Equal(names, want) {
 		t.Errorf("%s: the final PDF has %d signatures by %q, want %q", e.title, len(names), names, want)
+	}
+}
+
+// logMailServers logs what Postfix's and Dovecot's logs say of the
+// users' mail other than its delivery: deferrals, bounces, errors, the
+// last 10 lines of each for each user.
+func (f *faultRun) logMailServers(t *testing.T, users map[string]bool) {
+	t.Helper()
+	mta, err := os.ReadFile(f.rig.MTALog())
+	if err != nil {
+		t.Logf("Postfix's log: %v", err)
+	}
+	dovecot, err := os.ReadFile(f.rig.DovecotLog())
+	if err != nil {
+		t.Logf("Dovecot's log: %v", err)
+	}
+	last := func(log []byte, keep func(string) bool) string {
+		var lines []string
+		for l := range strings.Lines(string(log)) {
+			if keep(l) {
+				lines = append(lines, l)
+			}
+		}
+		return fmt.Sprintf("%d lines, the last 10:\n%s", len(lines), strings.Join(lines[max(0, len(lines)-10):], ""))
+	}
+	for user := range users {
+		t.Logf("Postfix on %s's mail but its deliveries: %s", user, last(mta, func(l string) bool {
+			return strings.Contains(l, "to=<"+user+"@") && !strings.Contains(l, "status=sent")
+		}))
+		t.Logf("Dovecot's errors and warnings on %s's mail: %s", user, last(dovecot, func(l string) bool {
+			return strings.Contains(l, "("+user+")") && (strings.Contains(l, "Error") || strings.Contains(l, "Warning"))
+		}))
 	}
 }
 

@@ -303,7 +303,7 @@ func openPath(dir string, uid int) error {
 func (m *Mail) startDovecot() error {
 	conf := filepath.Join(m.dir, "dovecot/dovecot.conf")
 	p, err := startProcess("dovecot", filepath.Join(m.dir, "dovecot/stdout.log"), m.cred,
-		[]string{m.dovecot, "-F", "-c", conf}, filepath.Join(m.dir, "dovecot/dovecot.log"))
+		[]string{m.dovecot, "-F", "-c", conf}, m.DovecotLog())
 	if err != nil {
 		return err
 	}
@@ -329,10 +329,10 @@ func (m *Mail) StartMTA() error {
 	// detach the master from us. Run as our child (-d), the master is ours to reap, and its
 	// watchdog can stop it if the test binary dies.
 	if out, err := exec.Command(m.postfix, "-c", conf, "check").CombinedOutput(); err != nil {
-		return fmt.Errorf("testrig: postfix check: %v: %s\n%s", err, out, logTail(filepath.Join(m.dir, "postfix/postfix.log"), 5))
+		return fmt.Errorf("testrig: postfix check: %v: %s\n%s", err, out, logTail(m.MTALog(), 5))
 	}
 	p, err := startProcess("postfix", filepath.Join(m.dir, "postfix/master.log"), nil,
-		[]string{m.master, "-d", "-c", conf}, filepath.Join(m.dir, "postfix/postfix.log"))
+		[]string{m.master, "-d", "-c", conf}, m.MTALog())
 	if err != nil {
 		return err
 	}
@@ -464,6 +464,13 @@ func (m *Mail) Password() string { return m.password }
 // new/ subdirectory, which a benchmark can watch without an IMAP client's notification
 // delay.
 func (m *Mail) Maildir(user string) string { return filepath.Join(m.dir, "dovecot", "mail", user) }
+
+// MTALog is the path of Postfix's log, and DovecotLog of Dovecot's: what a test shows of
+// a mail that did not arrive.
+func (m *Mail) MTALog() string { return filepath.Join(m.dir, "postfix/postfix.log") }
+
+// DovecotLog is the path of Dovecot's log; see [Mail.MTALog].
+func (m *Mail) DovecotLog() string { return filepath.Join(m.dir, "dovecot/dovecot.log") }
 
 func loopback(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
