@@ -9,13 +9,13 @@ import (
 	"fmt"
 	"io"
 	"mime/quotedprintable"
-	"net"
 	"net/http"
 	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -361,14 +361,15 @@ func TestServeNeedsTheGatewaySecret(t *testing.T) {
 	}
 }
 
+// freeAddr is a loopback address for a server to listen on, outside the
+// ports outgoing connections take (see testrig.FreeLoopbackPorts).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := testrig.FreeLoopbackPorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return "127.0.0.1:" + strconv.Itoa(ports[0])
 }
 
 // eventually checks cond every 100 ms until it holds, and fails the test

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -47,16 +48,69 @@ func installCommand(pkgs string) string {
 // servers that get them bind them a few milliseconds later; a clash in between makes a
 // server fail to start, with its log in the error.
 func freePorts(n int) ([]int, error) {
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := listenLoopback(0)
-		if err != nil {
-			return nil, fmt.Errorf("testrig: no free loopback port: %w", err)
-		}
-		defer l.Close() // held until all are picked, so that they differ
-		ports[i] = l.Addr().(*net.TCPAddr).Port
+	ports, err := FreeLoopbackPorts(n)
+	if err != nil {
+		return nil, fmt.Errorf("testrig: %w", err)
 	}
 	return ports, nil
+}
+
+// FreeLoopbackPorts returns n distinct loopback TCP ports that nobody listened on a moment
+// ago, for servers that bind them a few milliseconds later. They are taken below the
+// kernel's ephemeral range (net.ipv4.ip_local_port_range) when it leaves room: a port
+// the kernel handed out for a listener on port 0 goes back to the pool that outgoing
+// connections draw their local ports from, and one of those (a test's HTTP or SMTP
+// client) taking it meanwhile made the server's bind fail with "address already in use".
+func FreeLoopbackPorts(n int) ([]int, error) {
+	low := ephemeralLow()
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	var ports []int
+	// Random tries below the ephemeral range; each port is held until all are picked, so
+	// that they differ.
+	for try := 0; len(ports) < n && low-minTestPort > 1000 && try < 100*n; try++ {
+		l, err := listenLoopback(minTestPort + mrand.IntN(low-minTestPort))
+		if err != nil {
+			continue // in use
+		}
+		listeners = append(listeners, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for len(ports) < n { // no room below the range: any port
+		l, err := listenLoopback(0)
+		if err != nil {
+			return nil, fmt.Errorf("no free loopback port: %w", err)
+		}
+		listeners = append(listeners, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// minTestPort is the lowest port FreeLoopbackPorts picks: above the well-known and most
+// registered services' ports.
+const minTestPort = 10000
+
+// ephemeralLow is the lowest port of the kernel's ephemeral range, 32768 (Linux's default)
+// when it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	low, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 32768
+	}
+	return low
 }
 
 // listenLoopback listens on the loopback TCP port, 0 for any.
