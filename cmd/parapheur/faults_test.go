@@ -378,19 +378,25 @@ func faultSend(addr, from, to, msg string) error {
 
 // chaos kills the gateway with SIGKILL at random moments, plan.kills
 // times, and starts it again at once each time. Every 20 kills it also
-// has Postfix answer the gateway's mail 451 for two kills (changed while
-// the gateway is down, so that no SMTP session of the gateway's began
-// under the other rules), restarts Redis and restarts Dovecot (while the
-// gateway runs).
+// has Postfix answer the gateway's mail 451 from the second kill until
+// the audit records a mail so deferred, two kills at least and eight at
+// most (changed while the gateway is down, so that no SMTP session of the
+// gateway's began under the other rules: on a loaded machine, a gateway
+// killed soon after it started may have sent nothing in two kills),
+// restarts Redis and restarts Dovecot (while the gateway runs).
 func (f *faultRun) chaos(t *testing.T, rnd *rand.Rand) {
 	t.Helper()
 	type event struct {
 		what string
 		do   func() error
 	}
+	st := openStore(t, f.redis.URL())
+	deferring := false
 	whileDown := map[int]event{
-		2: {"Postfix defers the gateway's mail with 451", func() error { return f.rig.DeferSender("parapheur@org.example") }},
-		4: {"Postfix accepts the gateway's mail again", f.rig.AcceptSenders},
+		2: {"Postfix defers the gateway's mail with 451", func() error {
+			deferring = true
+			return f.rig.DeferSender("parapheur@org.example")
+		}},
 	}
 	whileUp := map[int]event{
 		8:  {"Redis restarted", f.redis.Restart},
@@ -402,6 +408,20 @@ func (f *faultRun) chaos(t *testing.T, rnd *rand.Rand) {
 			if err := ev.do(); err != nil {
 				t.Fatalf("%s: %v", ev.what, err)
 			}
+		}
+	}
+	endDeferral := func() {
+		if !deferring || f.kills%20 < 4 {
+			return
+		}
+		n := f.deferrals(t, st)
+		if n == 0 && f.kills%20 < 10 {
+			return
+		}
+		deferring = false
+		t.Logf("kill %d: Postfix accepts the gateway's mail again (%d attempts deferred so far)", f.kills, n)
+		if err := f.rig.AcceptSenders(); err != nil {
+			t.Fatalf("Postfix accepts the gateway's mail again: %v", err)
 		}
 	}
 	for f.kills < f.plan.kills {
@@ -416,6 +436,7 @@ func (f *faultRun) chaos(t *testing.T, rnd *rand.Rand) {
 		<-f.srv.exited
 		f.kills++
 		run(whileDown)
+		endDeferral()
 		f.srv = startServeWith(t, f.env, f.listen)
 		run(whileUp)
 	}
@@ -837,8 +858,7 @@ func (f *faultRun) checkTrails(t *testing.T) {
 				completed++
 			case r.Type == audit.Sealed:
 				sealed++
-			case r.Type == audit.DeliveryAttempt && r.Details["outcome"] == string(workflow.OutcomeDeferred) &&
-				strings.HasPrefix(r.Details["answer"], "451 4.7.1 "):
+			case deferredBy451(r):
 				deferred++
 			case r.Type == audit.DeliveryAttempt && r.Details["outcome"] == string(workflow.OutcomeFailed):
 				if r.Details["to"] != faultRejected || !strings.HasPrefix(r.Details["answer"], "550 5.1.1 ") {
@@ -858,6 +878,35 @@ func (f *faultRun) checkTrails(t *testing.T) {
 		t.Error("no mail was deferred with 451 4.7.1: the deferral window proved nothing")
 	}
 	t.Logf("%d delivery attempts deferred by the 451 window", deferred)
+}
+
+// deferredBy451 tells whether r records a delivery attempt deferred by
+// the 451 of the deferral window.
+func deferredBy451(r audit.Record) bool {
+	return r.Type == audit.DeliveryAttempt && r.Details["outcome"] == string(workflow.OutcomeDeferred) &&
+		strings.HasPrefix(r.Details["answer"], "451 4.7.1 ")
+}
+
+// deferrals counts the delivery attempts the audit trails record as
+// deferred by the 451 of the deferral window, in the envelopes made so far.
+func (f *faultRun) deferrals(t *testing.T, st store.Store) int {
+	t.Helper()
+	n := 0
+	for _, e := range f.envelopes {
+		trail, err := st.AuditTrail(context.Background(), e.id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("reading %s's audit trail: %v", e.title, err)
+		}
+		for _, r := range trail {
+			if deferredBy451(r) {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // faultMail is what the run reads of a mail.
