@@ -304,7 +304,7 @@ func (h *Handler) submission(ctx context.Context, mi *inbound) (poller.Destinati
 
 // recipientProblems says what is wrong with the envelope's recipients as
 // a whole: more than the configured cap (one mail must not make hundreds
-// of invitations), or addresses the gateway's mail cannot reach.
+// of invitations), addresses the gateway's mail cannot reach, or its own.
 func (h *Handler) recipientProblems(in *instructions.Instructions) []problem.Text {
 	var parties []workflow.Party
 	for _, s := range in.Steps {
@@ -321,6 +321,12 @@ func (h *Handler) recipientProblems(in *instructions.Instructions) []problem.Tex
 	for _, p := range parties {
 		if _, err := address.SMTP(p.Email); err != nil {
 			problems = append(problems, unreachable(p.Email, err))
+		}
+		// The gateway drops its own mail as automatic: an invitation to
+		// itself would wait for ever, and the envelope only expire.
+		if loop.SameMailbox(p.Email, h.cfg.Gateway) {
+			problems = append(problems, problem.New("the gateway's own address %s cannot be a recipient: name the people who are to act or to receive the copy",
+				"l'adresse du parapheur, %s, ne peut pas être destinataire : indiquez les personnes qui doivent agir ou recevoir la copie", p.Email))
 		}
 		if p.Phone != "" && !h.cfg.SMS {
 			problems = append(problems, problem.Text{
@@ -360,35 +366,43 @@ func unreachable(addr string, err error) problem.Text {
 // command carries out a reply command after checking it comes from the
 // address the replied-to mail was sent to.
 func (h *Handler) command(ctx context.Context, in *inbound, cmd reply.Command) (poller.Destination, string, error) {
+	// The envelope is read first for its language, in which even a
+	// command that is not believed is refused: the reply is on its thread.
+	envID, rid := h.thread(cmd.Thread)
+	var env *workflow.Envelope
+	lang := ""
+	if envID != "" {
+		var err error
+		env, err = h.engine.Envelope(ctx, envID)
+		switch {
+		case err == nil:
+			lang = env.Language
+		case !errors.Is(err, store.ErrNotFound):
+			return 0, "", err
+		}
+	}
 	// Its From is all that authenticates a command: one the trusted
 	// server says failed DMARC is not believed (nor answered, see
 	// refusalQuota), nor, under senders.require_auth, one it did not
 	// authenticate, or anyone could decline in a recipient's name.
 	switch {
 	case in.sender.DMARCFailed:
-		return h.refuseCommand(ctx, in, "", problem.Text{
+		return h.refuseCommand(ctx, in, lang, problem.Text{
 			EN: "the reply command's From domain failed DMARC: the mail may be forged",
 			FR: "le domaine d'expéditeur de la commande a échoué à DMARC : le message est peut-être falsifié",
 		})
 	case !in.sender.Believed:
-		return h.refuseCommand(ctx, in, "", problem.Text{
+		return h.refuseCommand(ctx, in, lang, problem.Text{
 			EN: "the receiving mail server did not authenticate the reply command's sender (no DMARC pass nor aligned DKIM signature), and this gateway accepts commands by mail only from authenticated senders: use the link of the gateway's mail instead",
 			FR: "le serveur de messagerie n'a pas authentifié l'expéditeur de la commande (ni DMARC réussi, ni signature DKIM alignée), et ce parapheur n'accepte de commandes par message que d'expéditeurs authentifiés : utilisez plutôt le lien du message du parapheur",
 		})
-	}
-	envID, rid := h.thread(cmd.Thread)
-	if envID == "" {
+	case envID == "":
 		return h.refuseCommand(ctx, in, "", problem.Text{
 			EN: "the reply command refers to no envelope of this gateway: reply to the gateway's own mail",
 			FR: "la commande ne se rapporte à aucune demande de ce parapheur : répondez au message envoyé par le parapheur",
 		})
-	}
-	env, err := h.engine.Envelope(ctx, envID)
-	if errors.Is(err, store.ErrNotFound) {
+	case env == nil:
 		return h.refuseCommand(ctx, in, "", problem.New("envelope %s does not exist", "la demande %s n'existe pas", envID))
-	}
-	if err != nil {
-		return 0, "", err
 	}
 	meta := workflow.Meta{At: h.engine.Now()}
 	var ev workflow.Event
@@ -414,7 +428,7 @@ func (h *Handler) command(ctx context.Context, in *inbound, cmd reply.Command) (
 		}
 		ev = workflow.Cancelled{Meta: meta, By: env.Sender.Email, Reason: cmd.Reason}
 	}
-	_, err = h.engine.Event(ctx, envID, ev)
+	_, err := h.engine.Event(ctx, envID, ev)
 	var refused *workflow.Error
 	switch {
 	case err == nil:

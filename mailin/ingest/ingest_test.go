@@ -468,6 +468,29 @@ func TestReplyCommandsAndBounces(t *testing.T) {
 	}
 }
 
+// A command that is not believed is refused in the language of the
+// envelope whose thread it replies on, as every other refusal of a
+// command is, not in the gateway's default.
+func TestUnbelievedCommandRefusedInTheEnvelopeLanguage(t *testing.T) {
+	f := newFixture(t)
+	if dest, reason := f.handle(t, withPDF("agent@org.example", "Signer: Marie <marie@partner.example>\nLanguage: en", corpus(t, "doc1.pdf"))); dest != poller.Processed {
+		t.Fatalf("submission refused: %s", reason)
+	}
+	f.queued(t)
+	env := f.onlyEnvelope(t)
+	root, _ := mailid.ThreadRoot("org.example", env.ID, "r1")
+	// Only a result the sender wrote, not the trusted server's.
+	raw := rawMail("marie@partner.example", "RE: Please sign", "Authentication-Results: evil.example; dmarc=pass header.from=partner.example\r\n"+
+		"In-Reply-To: "+root+"\r\nReferences: "+root+"\r\n", "DECLINE: not our text\r\n")
+	if dest, reason := f.handle(t, raw); dest != poller.Quarantine {
+		t.Fatalf("unauthenticated decline: %v %s, want quarantine", dest, reason)
+	}
+	want := "the receiving mail server did not authenticate the reply command's sender"
+	if jobs := f.queued(t); len(jobs) != 1 || jobs[0].Refusal == nil || !strings.Contains(strings.Join(jobs[0].Refusal.Problems, " "), want) {
+		t.Fatalf("unauthenticated decline: queued %+v, want a refusal in English saying %q", jobs, want)
+	}
+}
+
 func TestProblemsOfOtherPackages(t *testing.T) {
 	locked := unsignable("a.pdf", fmt.Errorf("inspect: %w", pades.ErrLocked))
 	if !strings.Contains(locked.EN, `document "a.pdf" cannot be signed: the document is certified`) ||

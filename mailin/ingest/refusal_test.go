@@ -12,6 +12,7 @@ import (
 
 	"github.com/parapheur/parapheur/mailin/instructions"
 	"github.com/parapheur/parapheur/mailin/poller"
+	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow/engine"
 )
 
@@ -248,6 +249,26 @@ func TestSignerAddresses(t *testing.T) {
 	}
 	if jobs := f.queued(t); len(jobs) != 1 || !strings.Contains(jobs[0].Refusal.Problems[0], "le parapheur ne peut pas envoyer de message à « zoé@partner.example » : la partie avant le @") {
 		t.Fatalf("queued %+v", jobs)
+	}
+}
+
+// The gateway's own address, in any case or with a +detail, is refused as
+// a recipient: its invitation would come back to the gateway, be dropped
+// as automatic, and the envelope could only expire.
+func TestGatewayAddressIsNoRecipient(t *testing.T) {
+	f := newFixture(t)
+	for _, line := range []string{
+		"Signataire: parapheur@org.example",
+		"Visa: Parapheur <PARAPHEUR@Org.Example>\nSignataire: marie@partner.example",
+		"Signataire: marie@partner.example\nCopie: parapheur+verifier@org.example",
+	} {
+		got := f.refusals(t, withPDF("agent@org.example", line, corpus(t, "doc1.pdf")))
+		if len(got) != 1 || len(got[0].Problems) != 1 || !strings.Contains(got[0].Problems[0], "ne peut pas être destinataire") {
+			t.Errorf("%q: refusals %+v, want one saying the gateway's address cannot be a recipient", line, got)
+		}
+	}
+	if page, err := f.e.Store.List(context.Background(), store.ListQuery{}); err != nil || len(page.Envelopes) != 0 {
+		t.Errorf("envelopes made: %d (%v), want none", len(page.Envelopes), err)
 	}
 }
 
