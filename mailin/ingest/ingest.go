@@ -280,8 +280,10 @@ func (h *Handler) submission(ctx context.Context, mi *inbound) (poller.Destinati
 	if in.ReminderDays > 0 {
 		reminder = in.ReminderDays
 	}
+	// A mail without a subject is titled by its first document, so that
+	// no mail, page or certificate shows an empty title.
 	d := workflow.Draft{
-		ID: engine.EnvelopeID(mi.key), Title: msg.Title, Message: in.Message, Language: lang,
+		ID: engine.EnvelopeID(mi.key), Title: firstNonEmpty(msg.Title, docs[0].Name), Message: in.Message, Language: lang,
 		LanguageGiven: in.Language != "", NoDelegation: !h.cfg.AllowDelegation,
 		Sender: workflow.Party{Name: msg.From.Name, Email: from}, SenderAuth: mi.sender.Summary,
 		MessageID: msg.MessageID, Documents: docs, Ignored: ignored(msg), Steps: in.Steps, Copies: in.Copies, Archivists: in.Archivists,
@@ -822,6 +824,13 @@ func unsignable(name string, err error) problem.Text {
 		if errors.Is(err, p.err) {
 			why = p.why
 			break
+		}
+	}
+	if se := (*pades.SizeError)(nil); errors.As(err, &se) {
+		size, limit := megabytes(se.Size), megabytes(se.Limit)
+		why = problem.Text{
+			EN: fmt.Sprintf("the PDF file is %s; the gateway accepts PDF files of at most %s", size.EN, limit.EN),
+			FR: fmt.Sprintf("le fichier PDF fait %s ; le parapheur accepte des fichiers PDF d'au plus %s", size.FR, limit.FR),
 		}
 	}
 	return problem.Text{

@@ -491,6 +491,21 @@ func TestUnbelievedCommandRefusedInTheEnvelopeLanguage(t *testing.T) {
 	}
 }
 
+// A mail with no subject, or only a reply prefix, is titled by its
+// document's file name rather than left untitled.
+func TestUntitledMailTakesTheDocumentName(t *testing.T) {
+	for _, subject := range []string{"", "RE: Fwd:"} {
+		f := newFixture(t)
+		if dest, reason := f.handle(t, withPDFTitled("agent@org.example", subject, "Signataire: marie@partner.example", corpus(t, "doc1.pdf"))); dest != poller.Processed {
+			t.Fatalf("subject %q: refused: %s", subject, reason)
+		}
+		f.queued(t)
+		if env := f.onlyEnvelope(t); env.Title != "convention.pdf" {
+			t.Errorf("subject %q: title %q, want the document's name", subject, env.Title)
+		}
+	}
+}
+
 func TestProblemsOfOtherPackages(t *testing.T) {
 	locked := unsignable("a.pdf", fmt.Errorf("inspect: %w", pades.ErrLocked))
 	if !strings.Contains(locked.EN, `document "a.pdf" cannot be signed: the document is certified`) ||

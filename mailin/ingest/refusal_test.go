@@ -12,6 +12,7 @@ import (
 
 	"github.com/parapheur/parapheur/mailin/instructions"
 	"github.com/parapheur/parapheur/mailin/poller"
+	"github.com/parapheur/parapheur/signing/pades"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow/engine"
 )
@@ -249,6 +250,21 @@ func TestSignerAddresses(t *testing.T) {
 	}
 	if jobs := f.queued(t); len(jobs) != 1 || !strings.Contains(jobs[0].Refusal.Problems[0], "le parapheur ne peut pas envoyer de message à « zoé@partner.example » : la partie avant le @") {
 		t.Fatalf("queued %+v", jobs)
+	}
+}
+
+// A PDF over limits.max_document_bytes is refused with both sizes: the
+// sender must know how far to shrink it.
+func TestDocumentOverTheLimitSaysTheLimit(t *testing.T) {
+	f := newFixture(t)
+	f.h.cfg.MaxMessageBytes = 10 << 20
+	f.h.cfg.Inspect = func(b []byte) (int, error) { return pades.Inspect(context.Background(), b, 2_500_000) }
+	pdf := corpus(t, "doc1.pdf")
+	big := append(bytes.Repeat([]byte("%"+strings.Repeat("x", 99)+"\n"), 30_000), pdf...) // a comment before the header, 3 MB
+	got := f.refusals(t, withPDF("agent@org.example", "Signataire: marie@partner.example", big))
+	want := fmt.Sprintf("le fichier PDF fait %s ; le parapheur accepte des fichiers PDF d'au plus 2,5 Mo", megabytes(int64(len(big))).FR)
+	if len(got) != 1 || len(got[0].Problems) != 1 || !strings.Contains(got[0].Problems[0], want) {
+		t.Fatalf("refusals %q, want one saying %q", got[0].Problems, want)
 	}
 }
 

@@ -198,10 +198,23 @@ func checkSize(in []byte, maxInput int64) error {
 // checkLength is checkSize for input of n bytes not read yet.
 func checkLength(n, maxInput int64) error {
 	if limit := sizeLimit(maxInput); n > limit {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, limit)
+		return &SizeError{Size: n, Limit: limit}
 	}
 	return nil
 }
+
+// SizeError is the error of input over the size limit: it is ErrTooLarge
+// (errors.Is), and tells both sizes, so that a refusal can say the limit.
+type SizeError struct {
+	Size, Limit int64 // bytes
+}
+
+func (e *SizeError) Error() string {
+	return fmt.Sprintf("%v: %d bytes, limit %d", ErrTooLarge, e.Size, e.Limit)
+}
+
+// Is makes errors.Is(err, ErrTooLarge) hold.
+func (e *SizeError) Is(target error) bool { return target == ErrTooLarge }
 
 // sizeLimit is maxInput or, when that is not positive, DefaultMaxInput.
 func sizeLimit(maxInput int64) int64 {

@@ -130,8 +130,13 @@ func TestSignFileRefusesBeforeReading(t *testing.T) {
 	defer in.Close()
 	opts.MaxInput = 1000
 	var out bytes.Buffer
-	if err := pades.SignFile(context.Background(), in, &out, opts); !errors.Is(err, pades.ErrTooLarge) {
+	err = pades.SignFile(context.Background(), in, &out, opts)
+	if !errors.Is(err, pades.ErrTooLarge) {
 		t.Errorf("a file over MaxInput: %v, want ErrTooLarge", err)
+	}
+	info, _ := in.Stat()
+	if se := (*pades.SizeError)(nil); !errors.As(err, &se) || se.Limit != 1000 || se.Size != info.Size() {
+		t.Errorf("a file over MaxInput: %#v, want a SizeError of %d bytes, limit 1000", err, info.Size())
 	}
 	junk := filepath.Join(t.TempDir(), "junk.pdf")
 	if err := os.WriteFile(junk, []byte(strings.Repeat("not a PDF\n", 500)), 0o644); err != nil {
