@@ -177,11 +177,34 @@ func (h *Handler) Handle(ctx context.Context, m poller.Message) (poller.Destinat
 	if err := msg.ReadBody(parts); err != nil {
 		return h.refuse(ctx, in, "", unreadableReason(err, h.cfg.MaxMessageBytes))
 	}
-	if cmd, ok, err := reply.Parse(msg); ok || err != nil {
+	cmd, ok, err := reply.Parse(msg)
+	if ok || err != nil {
 		if err != nil {
-			return h.refuse(ctx, in, "", problem.From(err))
+			// A command badly written is still a command: answered as one,
+			// in its envelope's language.
+			_, _, env, terr := h.threadEnvelope(ctx, reply.Thread(msg))
+			if terr != nil {
+				return 0, "", terr
+			}
+			return h.refuseCommand(ctx, in, languageOf(env), problem.From(err))
 		}
 		return h.command(ctx, in, cmd)
+	}
+	if len(msg.Documents) == 0 {
+		// A reply on the thread of one of the gateway's mails, with neither
+		// a command nor a document ("Thanks", a question for the sender),
+		// is told that no one read it and how to act, not refused as a
+		// submission.
+		envID, _, env, err := h.threadEnvelope(ctx, reply.Thread(msg))
+		if err != nil {
+			return 0, "", err
+		}
+		if envID != "" {
+			return h.refuseCommand(ctx, in, languageOf(env), problem.Text{
+				EN: "no person read it: this address is read by the gateway only, which found no command in it. To write to the person who sent the request, write to their own address; to act, use the link in the gateway's mail, or reply with one of the commands below",
+				FR: "personne ne l'a lue : cette adresse n'est lue que par le parapheur, qui n'y a trouvé aucune commande. Pour écrire à la personne qui a envoyé la demande, écrivez à sa propre adresse ; pour agir, utilisez le lien du message du parapheur, ou répondez avec l'une des commandes ci-dessous",
+			})
+		}
 	}
 	return h.submission(ctx, in)
 }
@@ -370,19 +393,11 @@ func unreachable(addr string, err error) problem.Text {
 func (h *Handler) command(ctx context.Context, in *inbound, cmd reply.Command) (poller.Destination, string, error) {
 	// The envelope is read first for its language, in which even a
 	// command that is not believed is refused: the reply is on its thread.
-	envID, rid := h.thread(cmd.Thread)
-	var env *workflow.Envelope
-	lang := ""
-	if envID != "" {
-		var err error
-		env, err = h.engine.Envelope(ctx, envID)
-		switch {
-		case err == nil:
-			lang = env.Language
-		case !errors.Is(err, store.ErrNotFound):
-			return 0, "", err
-		}
+	envID, rid, env, err := h.threadEnvelope(ctx, cmd.Thread)
+	if err != nil {
+		return 0, "", err
 	}
+	lang := languageOf(env)
 	// Its From is all that authenticates a command: one the trusted
 	// server says failed DMARC is not believed (nor answered, see
 	// refusalQuota), nor, under senders.require_auth, one it did not
@@ -430,7 +445,7 @@ func (h *Handler) command(ctx context.Context, in *inbound, cmd reply.Command) (
 		}
 		ev = workflow.Cancelled{Meta: meta, By: env.Sender.Email, Reason: cmd.Reason}
 	}
-	_, err := h.engine.Event(ctx, envID, ev)
+	_, err = h.engine.Event(ctx, envID, ev)
 	var refused *workflow.Error
 	switch {
 	case err == nil:
@@ -471,17 +486,39 @@ func (h *Handler) delegateProblem(to workflow.Party) (problem.Text, bool) {
 	return problem.Text{}, false
 }
 
-// thread finds the envelope and recipient a reply is about from the
-// message IDs it cites: the Message-ID of the gateway's mail it answers, or
-// the thread root the gateway writes into References (package mailid).
-func (h *Handler) thread(ids []string) (envelopeID, recipientID string) {
+// threadEnvelope finds the envelope and recipient a reply is about from
+// the message IDs it cites: the Message-ID of the gateway's mail it
+// answers, or the thread root the gateway writes into References (package
+// mailid). The envelope is nil when no ID is the gateway's (envelopeID is
+// then "") or when the envelope named does not exist.
+func (h *Handler) threadEnvelope(ctx context.Context, ids []string) (envelopeID, recipientID string, env *workflow.Envelope, err error) {
 	domain := h.cfg.Gateway[strings.LastIndexByte(h.cfg.Gateway, '@')+1:]
 	for _, id := range ids {
-		if env, rid, _, err := mailid.ParseThread(domain, id); err == nil {
-			return env, rid
+		if envelopeID, recipientID, _, err = mailid.ParseThread(domain, id); err == nil {
+			break
 		}
+		envelopeID, recipientID = "", ""
 	}
-	return "", ""
+	if envelopeID == "" {
+		return "", "", nil, nil
+	}
+	e, err := h.engine.Envelope(ctx, envelopeID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return envelopeID, recipientID, nil, nil
+	case err != nil:
+		return "", "", nil, err
+	}
+	return envelopeID, recipientID, e, nil
+}
+
+// languageOf is the language of the envelope a reply is about, "" (the
+// default) when there is none.
+func languageOf(env *workflow.Envelope) string {
+	if env == nil {
+		return ""
+	}
+	return env.Language
 }
 
 // automatic handles a mail no one should answer; a delivery status

@@ -506,6 +506,43 @@ func TestUntitledMailTakesTheDocumentName(t *testing.T) {
 	}
 }
 
+// A reply on the thread of an invitation with no command ("Thanks", a
+// question for the sender) is told that no one read it and how to act;
+// a command badly written is answered as a command. Both in the
+// envelope's language, with the commands' help, not a submission's.
+func TestRepliesWithoutACommand(t *testing.T) {
+	for _, lang := range []string{"fr", "en"} {
+		f := newFixture(t)
+		if dest, reason := f.handle(t, withPDF("agent@org.example", "Signataire: Marie <marie@partner.example>\nLangue: "+lang, corpus(t, "doc1.pdf"))); dest != poller.Processed {
+			t.Fatalf("submission refused: %s", reason)
+		}
+		f.queued(t)
+		env := f.onlyEnvelope(t)
+		root, _ := mailid.ThreadRoot("org.example", env.ID, "r1")
+		for _, tt := range []struct{ name, body, wantFR, wantEN string }{
+			{"a question", "Bonjour, pouvez-vous me rappeler ?", "personne ne l'a lue", "no person read it"},
+			{"a decline without its reason", "REFUSER :", "donnez la raison du refus", "give the reason for declining"},
+		} {
+			*f.at = f.at.Add(25 * time.Hour) // past the one refusal a day Marie's address may get
+			raw := rawMail("Marie <marie@partner.example>", "RE: Invitation", "In-Reply-To: "+root+"\r\nReferences: "+root+"\r\n", tt.body+"\r\n\r\n> À signer\r\n")
+			if dest, reason := f.handle(t, raw); dest != poller.Quarantine {
+				t.Fatalf("%s, %s: %v %s, want quarantine", lang, tt.name, dest, reason)
+			}
+			want := map[string]string{"fr": tt.wantFR, "en": tt.wantEN}[lang]
+			jobs := f.queued(t)
+			if len(jobs) != 1 || jobs[0].Refusal == nil || !strings.Contains(strings.Join(jobs[0].Refusal.Problems, " "), want) {
+				t.Fatalf("%s, %s: queued %+v, want a refusal saying %q", lang, tt.name, jobs, want)
+			}
+			if r := jobs[0].Refusal; !r.Command || r.Language != lang {
+				t.Errorf("%s, %s: refusal told as a command %v, in %q", lang, tt.name, r.Command, r.Language)
+			}
+		}
+		if got, _ := f.e.Store.Get(context.Background(), env.ID); got.State != workflow.StateInProgress || got.Recipient("r1").State != workflow.Pending {
+			t.Fatalf("%s: the replies changed the envelope: %s", lang, got.State)
+		}
+	}
+}
+
 func TestProblemsOfOtherPackages(t *testing.T) {
 	locked := unsignable("a.pdf", fmt.Errorf("inspect: %w", pades.ErrLocked))
 	if !strings.Contains(locked.EN, `document "a.pdf" cannot be signed: the document is certified`) ||

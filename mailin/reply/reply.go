@@ -72,7 +72,7 @@ func Parse(m *message.Message) (Command, bool, error) {
 		if !ok {
 			continue
 		}
-		c := Command{Verb: verb, Reason: reason, Thread: thread(m)}
+		c := Command{Verb: verb, Reason: reason, Thread: Thread(m)}
 		switch {
 		case verb == Decline && reason == "":
 			return Command{}, true, problem.New(`%q: give the reason for declining after the colon, e.g. "DECLINE: the amount is wrong"`,
@@ -123,7 +123,9 @@ func delegate(line, value string) (workflow.Party, error) {
 	return workflow.Party{Name: a.Name, Email: a.Address}, nil
 }
 
-func thread(m *message.Message) []string {
+// Thread are the message IDs m answers, In-Reply-To first then References
+// from the newest, without duplicates (see Command.Thread).
+func Thread(m *message.Message) []string {
 	ids := slices.Clone(m.InReplyTo)
 	for i := len(m.References) - 1; i >= 0; i-- {
 		if !slices.Contains(ids, m.References[i]) {
