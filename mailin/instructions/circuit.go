@@ -104,6 +104,9 @@ func (in *Instructions) Resolve(circuits Circuits, detail string) {
 			if len(known) > 0 {
 				reason.EN += "; the circuits are: " + strings.Join(known, ", ")
 				reason.FR += " ; les circuits sont : " + strings.Join(known, ", ")
+			} else {
+				reason.EN += "; this gateway has no circuits: name the approvers and signers on Approver and Signer lines"
+				reason.FR += " ; ce parapheur n'a aucun circuit : nommez les personnes qui visent et qui signent sur des lignes Visa et Signataire"
 			}
 			in.Problems = append(in.Problems, Problem{Reason: reason})
 		}

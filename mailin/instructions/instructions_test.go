@@ -222,8 +222,15 @@ func TestResolve(t *testing.T) {
 			}
 		})
 	}
+	// A gateway without circuits says so, and what to write instead.
+	in := Parse("Circuit: rh\nSignataire: a@b.example")
+	in.Resolve(nil, "")
+	want := []string{"le circuit « rh » n'existe pas ; ce parapheur n'a aucun circuit : nommez les personnes qui visent et qui signent sur des lignes Visa et Signataire"}
+	if len(in.Problems) != 1 || in.Problems[0].Sentence().In("fr") != want[0] {
+		t.Errorf("unknown circuit without circuits: %v, want %q", in.Problems, want)
+	}
 	// The circuit itself must not be changed by a mail that used it.
-	in := Parse("Circuit: direction")
+	in = Parse("Circuit: direction")
 	in.Resolve(circuits, "")
 	in.Steps[0].Parties[0].Email = "changed@org.example"
 	if got := circuits["direction"].Steps[0].Parties[0].Email; got != "chef@org.example" {
