@@ -822,3 +822,29 @@ func TestCommandRefusal(t *testing.T) {
 		}
 	}
 }
+
+// TestVerificationSigningTimes: a report says who vouches for each
+// signing time: a time-stamp, this gateway's clock for a signature it
+// made, else the signer's computer.
+func TestVerificationSigningTimes(t *testing.T) {
+	c := newComposer(t, testConfig())
+	for _, lang := range []string{"fr", "en"} {
+		m := sampleNamed(t, lang, "verification")
+		d := m.Data.(Verification)
+		stamped := d.Files[0].Signatures[0]
+		ours, foreign := stamped, stamped
+		ours.TimeStamped = false
+		foreign.TimeStamped, foreign.Issued = false, false
+		d.Files = []verdict.File{d.Files[0]}
+		d.Files[0].Signatures = []verdict.Signature{stamped, ours, foreign}
+		m.Data = d
+		p := parse(t, compose(t, c, m))
+		want := map[string][]string{
+			"fr": {"(horodaté)", "(selon l'horloge de ce parapheur)", "(selon l'ordinateur du signataire)"},
+			"en": {"(time-stamped)", "(by this gateway's clock)", "(as the signer's computer states it)"},
+		}[lang]
+		if w := p.lacks(want...); w != "" {
+			t.Errorf("%s: the report does not say %q:\n%s", lang, w, p.text)
+		}
+	}
+}
