@@ -149,6 +149,9 @@ func (c *Checker) Check(ctx context.Context, name string, data []byte, lang stri
 	rep, err := verify.Verify(data, c.CA)
 	if err != nil {
 		out.Unreadable = Say(lang, "verify unreadable")
+		if errors.Is(err, verify.ErrEncrypted) {
+			out.Unreadable = Say(lang, "verify encrypted")
+		}
 		c.log().Debug("verdict: file not readable", "sha256", out.SHA256, "err", err)
 		return out
 	}

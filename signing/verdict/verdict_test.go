@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -137,6 +138,18 @@ func TestCheck(t *testing.T) {
 
 	if f := c.Check(ctx, "", []byte("not a PDF"), "fr"); f.Unreadable != verdict.Say("fr", "verify unreadable") || f.Name != verdict.Say("fr", "verify unnamed") {
 		t.Errorf("not a PDF: %+v", f)
+	}
+
+	// A file encrypted with a user password cannot be read: the report
+	// says so, and what to send instead.
+	locked := filepath.Join(t.TempDir(), "locked.pdf")
+	pdftest.Run(t, "qpdf", "--encrypt", "user-secret", "owner-secret", "256", "--", pdftest.Corpus(t)["qpdf-classic"], locked)
+	data, err := os.ReadFile(locked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := c.Check(ctx, "locked.pdf", data, "fr"); f.Unreadable != verdict.Say("fr", "verify encrypted") {
+		t.Errorf("encrypted: %+v", f)
 	}
 
 	gone := &verdict.Checker{CA: ca.Cert, Finder: finder{env: &workflow.Envelope{ID: "Eother"}}}

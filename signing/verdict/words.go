@@ -15,6 +15,8 @@ var words = problem.Phrasebook{
 	"verify unnamed": {EN: "(file without a name)", FR: "(fichier sans nom)"},
 	"verify unreadable": {EN: "This file is not a PDF that can be read: it cannot be verified.",
 		FR: "Ce fichier n'est pas un PDF lisible : il ne peut pas être vérifié."},
+	"verify encrypted": {EN: "This PDF is encrypted with a password: it cannot be verified. Send a copy saved without a password.",
+		FR: "Ce PDF est chiffré par un mot de passe : il ne peut pas être vérifié. Envoyez-en une copie enregistrée sans mot de passe."},
 	"verify valid":                {EN: "Valid: all %d signatures are intact.", FR: "Valide : les %d signatures sont intactes."},
 	"verify valid one":            {EN: "Valid: the signature is intact.", FR: "Valide : la signature est intacte."},
 	"verify invalid":              {EN: "Not valid: a signature is broken or an embedded audit trail was changed.", FR: "Non valide : une signature est rompue ou un journal des événements joint a été modifié."},

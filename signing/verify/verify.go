@@ -38,6 +38,10 @@ const (
 // ErrUnreadable wraps the reason a file could not be checked at all.
 var ErrUnreadable = errors.New("verify: unreadable PDF file")
 
+// ErrEncrypted is the reason, beside ErrUnreadable, for an encrypted file
+// that could not be read: one saved without a password could be.
+var ErrEncrypted = errors.New("verify: encrypted PDF file")
+
 // Levels of a signature. A document time-stamp has its own kind.
 const (
 	LevelBB           = "B-B"
@@ -150,6 +154,9 @@ func Verify(data []byte, ca *x509.Certificate) (*Report, error) {
 	}
 	ctx, err := pdfread.Read(context.Background(), data, 0) // pdfcpu's own limit
 	if err != nil {
+		if _, oerr := pdfread.Open(context.Background(), data, 0); errors.Is(oerr, pdfread.ErrEncrypted) {
+			return nil, fmt.Errorf("%w: %w (%v)", ErrUnreadable, ErrEncrypted, err)
+		}
 		return nil, fmt.Errorf("%w: %v", ErrUnreadable, err)
 	}
 	r := &Report{Size: int64(len(data))}
