@@ -545,3 +545,26 @@ func TestAPIUnknownRouteOrMethodAnswersJSON(t *testing.T) {
 		t.Errorf("the refused requests changed r1: %+v", r)
 	}
 }
+
+// A client whose User-Agent is not UTF-8 (Latin-1 bytes) signs, and the
+// envelope's audit trail, read back from the store, still verifies: the
+// certificate of completion checks it, and a broken chain would leave the
+// envelope stuck.
+func TestUserAgentNotUTF8KeepsTheTrail(t *testing.T) {
+	f := newAPIFixture(t)
+	link := "/api/v1/sign/" + f.links["r1"]
+	code := f.sendCode(f.links["r1"])
+	r := httptest.NewRequest(http.MethodPost, link+"/sign", strings.NewReader(`{"code": "`+code+`", "consent": true}`))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("User-Agent", "Mozilla/5.0 caf\xe9")
+	if w := f.request(r); w.Code != http.StatusOK {
+		t.Fatalf("sign = %d %s", w.Code, w.Body)
+	}
+	trail := f.trail()
+	if err := audit.Verify(trail); err != nil {
+		t.Fatalf("the trail does not verify: %v", err)
+	}
+	if last := trail[len(trail)-1]; last.Type != audit.Signed || last.UserAgent != "Mozilla/5.0 caf\uFFFD" {
+		t.Errorf("last record %s with user agent %q, want the signature with the byte replaced by U+FFFD", last.Type, last.UserAgent)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -89,18 +90,38 @@ type Head struct {
 func Start() Head { return Head{Hash: GenesisHash} }
 
 // Chain fills Seq, Prev and Hash of each record in order, continuing from
-// head, and returns the new head. Times are normalised to UTC.
+// head, and returns the new head. Times are normalised to UTC, and text to
+// valid UTF-8 (see validUTF8).
 func Chain(head Head, recs []Record) ([]Record, Head) {
 	out := make([]Record, len(recs))
 	for i, r := range recs {
 		r.Seq = head.Seq + 1
 		r.Prev = head.Hash
 		r.Time = r.Time.UTC()
+		r.validUTF8()
 		r.Hash = r.computeHash()
 		out[i] = r
 		head = Head{Seq: r.Seq, Hash: r.Hash}
 	}
 	return out, head
+}
+
+// validUTF8 replaces the bytes of r's text that are not UTF-8 (a
+// User-Agent or a form field in Latin-1) with U+FFFD. encoding/json writes
+// such a byte as the escape \ufffd but the character U+FFFD as itself, so
+// a record hashed with the byte would hash differently once stored and
+// read back, and its trail would no longer verify.
+func (r *Record) validUTF8() {
+	valid := func(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+	r.Actor, r.RecipientID, r.IP, r.UserAgent = valid(r.Actor), valid(r.RecipientID), valid(r.IP), valid(r.UserAgent)
+	if len(r.Details) == 0 {
+		return
+	}
+	details := make(map[string]string, len(r.Details))
+	for k, v := range r.Details {
+		details[valid(k)] = valid(v)
+	}
+	r.Details = details
 }
 
 // computeHash hashes the JSON encoding of the record with Hash left empty.

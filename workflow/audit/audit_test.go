@@ -141,3 +141,33 @@ func TestThroughCompletion(t *testing.T) {
 		t.Error("a trail without completion was handed over")
 	}
 }
+
+// TestTextNotUTF8 chains records whose text has bytes that are not UTF-8
+// (a User-Agent or a decline reason sent in Latin-1): the trail must still
+// verify once stored as JSON and read back, as the store and the archivists'
+// JSON do.
+func TestTextNotUTF8(t *testing.T) {
+	latin1 := "caf\xe9 \xff"
+	recs, _ := Chain(Start(), []Record{
+		{Time: time.Now(), Type: CodeVerified, Actor: "marie@partner.example", UserAgent: "Mozilla/5.0 " + latin1},
+		{Time: time.Now(), Type: Declined, Actor: "marie" + latin1 + "@partner.example", Details: map[string]string{"reason": latin1, "k" + latin1: "v"}},
+	})
+	var stored []Record
+	for _, r := range recs {
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Record
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		stored = append(stored, back)
+	}
+	if err := Verify(stored); err != nil {
+		t.Fatalf("the trail read back does not verify: %v", err)
+	}
+	if want := "Mozilla/5.0 caf\uFFFD \uFFFD"; stored[0].UserAgent != want || stored[1].Details["reason"] != "caf\uFFFD \uFFFD" {
+		t.Errorf("user agent %q, reason %q: want the bytes replaced by U+FFFD", stored[0].UserAgent, stored[1].Details["reason"])
+	}
+}
