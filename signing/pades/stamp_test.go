@@ -2,9 +2,11 @@ package pades_test
 
 import (
 	"fmt"
+	"html"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -140,5 +142,70 @@ func TestStampOnVisiblePage(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStampShowsWholeLines: the mark's font (Helvetica, Windows-1252)
+// lacks some letters of real names; each is shown as its base letter,
+// never dropped, and no line, wide capitals and digits included, runs
+// out of the mark.
+func TestStampShowsWholeLines(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "page.txt")
+	if err := os.WriteFile(src, []byte("%%MediaBox 0 0 595 842\nBT /Helv 12 Tf 72 72 Td (Texte) Tj ET\n%%Font Helv Helvetica\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(dir, "page.pdf")
+	pdftest.Run(t, "mutool", "create", "-o", in, src)
+	ca, _ := testCA(t)
+	names := map[string]string{ // as signed: as shown
+		"Zoë Øster Łukasz Żółć":   "Zoë Øster Lukasz Zólc",
+		"Frédéric Ngô Quang Hưng": "Frédéric Ngô Quang Hung",
+		"王 Wei":                   "? Wei",
+	}
+	reason := "Demande EQ4J7N7BQPBWREUWNL27W6"
+	slot := 0
+	for name := range names {
+		out := filepath.Join(dir, fmt.Sprintf("signed%d.pdf", slot))
+		signFile(t, ca, in, out, name, &pades.Stamp{Page: 1, Slot: slot, Name: name, Role: "Signataire", Reason: reason})
+		in, slot = out, slot+1
+	}
+	rects := pdftest.Stamps(t, in, 1).Rects
+	stext := pdftest.Run(t, "mutool", "draw", "-F", "stext", "-o", "-", in, "1")
+	type line struct {
+		text string
+		box  [4]float64 // x0 y0 x1 y1
+	}
+	var lines []line
+	for _, l := range regexp.MustCompile(`(?s)<line bbox="([^"]*)"[^>]*>(.*?)</line>`).FindAllStringSubmatch(stext, -1) {
+		var text strings.Builder
+		for _, c := range regexp.MustCompile(`c="([^"]*)"`).FindAllStringSubmatch(l[2], -1) {
+			text.WriteString(html.UnescapeString(c[1]))
+		}
+		var b [4]float64
+		fmt.Sscan(l[1], &b[0], &b[1], &b[2], &b[3])
+		lines = append(lines, line{text.String(), b})
+	}
+	shows := func(text string) bool { return slices.ContainsFunc(lines, func(l line) bool { return l.text == text }) }
+	for name, want := range names {
+		if !shows(want) {
+			t.Errorf("%q is not shown as %q; lines shown: %v", name, want, lines)
+		}
+	}
+	// The page is not turned and starts at 0,0: mupdf's x are the page's.
+	reasons := 0
+	for _, l := range lines {
+		if l.text != reason {
+			continue
+		}
+		reasons++
+		for _, r := range rects {
+			if l.box[0] >= r[0] && l.box[0] <= r[2] && l.box[2] > r[2]+0.5 {
+				t.Errorf("%q ends at x %.1f, past its mark's right edge %.1f", l.text, l.box[2], r[2])
+			}
+		}
+	}
+	if reasons != len(names) {
+		t.Errorf("the reason is shown whole in %d marks, want %d; lines shown: %v", reasons, len(names), lines)
 	}
 }
