@@ -9,6 +9,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -338,6 +339,38 @@ func (s *Server) refuseBody(w http.ResponseWriter, err error) {
 	s.writeJSON(w, f.status, map[string]APIError{"error": {Code: f.code, Message: f.msg}})
 }
 
+// jsonProblem says what is wrong with a request body in the API's terms,
+// not encoding/json's (which names Go types: "Go struct field
+// actRequest.code of type string").
+func jsonProblem(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr) && typeErr.Field != "":
+		return fmt.Sprintf("%q must be %s, not %s", typeErr.Field, jsonKind(typeErr.Type.Kind()), typeErr.Value)
+	case errors.As(err, &typeErr):
+		return "it must be a JSON object, not " + typeErr.Value
+	case errors.As(err, &syntaxErr):
+		return fmt.Sprintf("it is not valid JSON (at byte %d)", syntaxErr.Offset)
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// jsonKind names the JSON value a Go value of kind k is read from.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "a number"
+}
+
 // readJSON decodes a request body into v. An empty body leaves v as it is;
 // a body must be application/json (which a cross-site form cannot send)
 // and one JSON object.
@@ -361,7 +394,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) (bool, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return false, &bodyError{http.StatusBadRequest, "bad_request", fmt.Sprintf("the request body is not the JSON object expected: %v", err)}
+		return false, &bodyError{http.StatusBadRequest, "bad_request", "the request body is not the JSON object expected: " + jsonProblem(err)}
 	}
 	if dec.Decode(&json.RawMessage{}) != io.EOF {
 		return false, &bodyError{http.StatusBadRequest, "bad_request", "the request body holds more than one JSON value"}

@@ -376,9 +376,10 @@ func TestAPIBadRequestBodies(t *testing.T) {
 		status            int
 		code, says        string
 	}{
-		{"application/json", `{"code": "1", "consent": tru}`, http.StatusBadRequest, "bad_request", "not the JSON object expected"},
-		{"application/json", `["code"]`, http.StatusBadRequest, "bad_request", "not the JSON object expected"},
-		{"application/json", `{"code": "1", "consent": "yes"}`, http.StatusBadRequest, "bad_request", "not the JSON object expected"},
+		{"application/json", `{"code": "1", "consent": tru}`, http.StatusBadRequest, "bad_request", "not the JSON object expected: it is not valid JSON (at byte 29)"},
+		{"application/json", `["code"]`, http.StatusBadRequest, "bad_request", "not the JSON object expected: it must be a JSON object, not array"},
+		{"application/json", `{"code": "1", "consent": "yes"}`, http.StatusBadRequest, "bad_request", `not the JSON object expected: "consent" must be true or false, not string`},
+		{"application/json", `{"code": 123456, "consent": true}`, http.StatusBadRequest, "bad_request", `not the JSON object expected: "code" must be a string, not number`},
 		{"application/json", `{"code": "1", "consnet": true}`, http.StatusBadRequest, "bad_request", `unknown field "consnet"`},
 		{"application/json", `{"code": "1"} {"code": "2"}`, http.StatusBadRequest, "bad_request", "more than one JSON value"},
 		{"application/x-www-form-urlencoded", `code=1&consent=on`, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type: application/json"},
@@ -388,6 +389,9 @@ func TestAPIBadRequestBodies(t *testing.T) {
 		e := f.wantError(send(c.contentType, c.body), c.status, c.code)
 		if !strings.Contains(e.Message, c.says) {
 			t.Errorf("%s %.40s: message %q does not say %q", c.contentType, c.body, e.Message, c.says)
+		}
+		if strings.Contains(e.Message, "Go ") || strings.Contains(e.Message, "actRequest") {
+			t.Errorf("%s %.40s: message %q names the gateway's Go types", c.contentType, c.body, e.Message)
 		}
 	}
 	if r := f.envelope().Recipient("r1"); r.State != workflow.Pending || len(r.CodesSent) != 0 {
