@@ -168,8 +168,22 @@ func (c *Ceremony) renewLease(ctx context.Context, name, holder string, lease ti
 }
 
 // reasonPrefixes start the signature's /Reason, by language; the
-// envelope ID ends it.
-var reasonPrefixes = map[string]string{"fr": "Signature électronique, demande ", "en": "Electronic signature, envelope "}
+// envelope ID ends it. certificatePrefixes do the same for the seal of
+// the certificate of completion (see CertificateReason).
+var (
+	reasonPrefixes      = map[string]string{"fr": "Signature électronique, demande ", "en": "Electronic signature, envelope "}
+	certificatePrefixes = map[string]string{"fr": "Certificat de réalisation de la demande ", "en": "Certificate of completion of envelope "}
+)
+
+// CertificateReason is the /Reason of the seal of env's certificate of
+// completion, in the envelope's language: EnvelopeOfReason reads the
+// envelope back from it, so that a verification names the envelope.
+func CertificateReason(env *workflow.Envelope) string {
+	if env.Language == "fr" {
+		return certificatePrefixes["fr"] + env.ID
+	}
+	return certificatePrefixes["en"] + env.ID
+}
 
 // reason is the signature's /Reason, in the envelope's language.
 func reason(env *workflow.Envelope) string {
@@ -184,9 +198,11 @@ func reason(env *workflow.Envelope) string {
 // signature this gateway's CA issued, and intact, is known to carry the
 // ceremony's own /Reason.
 func EnvelopeOfReason(r string) (id string, ok bool) {
-	for _, p := range reasonPrefixes {
-		if id, ok := strings.CutPrefix(r, p); ok && id != "" && !strings.ContainsAny(id, " ,") {
-			return id, true
+	for _, prefixes := range []map[string]string{reasonPrefixes, certificatePrefixes} {
+		for _, p := range prefixes {
+			if id, ok := strings.CutPrefix(r, p); ok && id != "" && !strings.ContainsAny(id, " ,") {
+				return id, true
+			}
 		}
 	}
 	return "", false

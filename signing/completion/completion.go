@@ -54,6 +54,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parapheur/parapheur/signing/ceremony"
 	"github.com/parapheur/parapheur/signing/certificate"
 	"github.com/parapheur/parapheur/signing/internal/spool"
 	"github.com/parapheur/parapheur/signing/pki"
@@ -323,7 +324,7 @@ func (w *Worker) certificate(ctx context.Context, env *workflow.Envelope) (store
 	if err != nil {
 		return store.Blob{}, err
 	}
-	blob, err := spool.Rewrite(ctx, w.Engine.Store, w.TempDir, bytes.NewReader(pdf), w.sealer(ctx, certificateReason(env)))
+	blob, err := spool.Rewrite(ctx, w.Engine.Store, w.TempDir, bytes.NewReader(pdf), w.sealer(ctx, ceremony.CertificateReason(env)))
 	if err != nil {
 		return store.Blob{}, err
 	}
@@ -366,14 +367,6 @@ func sealReason(env *workflow.Envelope) string {
 		return "Cachet de l’organisation, demande " + env.ID + " réalisée"
 	}
 	return "Organisation seal, envelope " + env.ID + " completed"
-}
-
-// certificateReason is the /Reason of the certificate's seal.
-func certificateReason(env *workflow.Envelope) string {
-	if env.Language == "fr" {
-		return "Certificat de réalisation de la demande " + env.ID
-	}
-	return "Certificate of completion of envelope " + env.ID
 }
 
 // settle acknowledges the item of a completion that ended, or gives it

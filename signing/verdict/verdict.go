@@ -98,11 +98,13 @@ type Placement struct {
 	// Final: the envelope is completed and the file is the document's
 	// current version, the one sent to every party.
 	Final bool
+	// Certificate: the file is the envelope's certificate of completion.
+	Certificate bool
 }
 
 // Locate tells where the file of SHA-256 sum (hex) stands in env.
 func Locate(env *workflow.Envelope, sum string) Placement {
-	p := Placement{Envelope: env, Document: -1}
+	p := Placement{Envelope: env, Document: -1, Certificate: env.Certificate != "" && env.Certificate == sum}
 	for i, d := range env.Documents {
 		if d.Current == sum {
 			p.Document = i
@@ -249,6 +251,9 @@ func (c *Checker) Place(ctx context.Context, out *File, rep *verify.Report, lang
 	out.Envelope = Say(lang, "verify envelope", id, EnvelopeState(p.Envelope.State, lang))
 	out.Final = p.Final
 	switch {
+	case p.Certificate:
+		out.Final = true
+		out.Placement = Say(lang, "verify certificate")
 	case p.Document < 0:
 		out.Placement = Say(lang, "verify not current")
 	case p.Final:

@@ -44,18 +44,18 @@ func (f finder) FindDocument(ctx context.Context, id, sum string) (verdict.Place
 	if id != f.env.ID {
 		return verdict.Placement{}, store.ErrNotFound
 	}
-	p := verdict.Placement{Envelope: f.env, Document: -1}
-	for i, d := range f.env.Documents {
-		if d.Current == sum {
-			p.Document, p.Final = i, f.env.State == workflow.StateCompleted
-		}
-	}
-	return p, nil
+	return verdict.Locate(f.env, sum), nil
 }
 
 // signed returns a corpus PDF signed by ca's one-time certificate with
 // the ceremony's /Reason for envelope envID.
 func signed(t *testing.T, ca *pki.CA, envID string) []byte {
+	return signedWith(t, ca, "Electronic signature, envelope "+envID)
+}
+
+// signedWith returns a corpus PDF signed by ca's one-time certificate
+// with the given /Reason.
+func signedWith(t *testing.T, ca *pki.CA, reason string) []byte {
 	t.Helper()
 	in, err := os.ReadFile(pdftest.Corpus(t)["qpdf-objstm"])
 	if err != nil {
@@ -66,7 +66,7 @@ func signed(t *testing.T, ca *pki.CA, envID string) []byte {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	opts := pades.Options{Signer: pades.Signer{Key: kp.Key, Chain: kp.Chain}, Reason: "Electronic signature, envelope " + envID}
+	opts := pades.Options{Signer: pades.Signer{Key: kp.Key, Chain: kp.Chain}, Reason: reason}
 	if err := pades.Sign(context.Background(), in, &out, opts); err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +150,22 @@ func TestCheck(t *testing.T) {
 	}
 	if f := c.Check(ctx, "locked.pdf", data, "fr"); f.Unreadable != verdict.Say("fr", "verify encrypted") {
 		t.Errorf("encrypted: %+v", f)
+	}
+
+	// The certificate of completion, sealed with its own /Reason, names
+	// its envelope and is told as the certificate sent to every party.
+	for _, lang := range []string{"fr", "en"} {
+		cert := signedWith(t, ca, ceremony.CertificateReason(&workflow.Envelope{ID: env.ID, Language: lang}))
+		withCert := *env
+		withCert.Certificate = hexSum(cert)
+		cc := &verdict.Checker{CA: ca.Cert, Finder: finder{env: &withCert}}
+		f := cc.Check(ctx, "certificat.pdf", cert, lang)
+		if want := verdict.Say(lang, "verify envelope", env.ID, verdict.EnvelopeState(workflow.StateCompleted, lang)); f.Envelope != want {
+			t.Errorf("%s: certificate's envelope %q, want %q", lang, f.Envelope, want)
+		}
+		if want := verdict.Say(lang, "verify certificate"); !f.Final || f.Placement != want {
+			t.Errorf("%s: certificate's placement %q (final %v), want %q", lang, f.Placement, f.Final, want)
+		}
 	}
 
 	gone := &verdict.Checker{CA: ca.Cert, Finder: finder{env: &workflow.Envelope{ID: "Eother"}}}
