@@ -80,6 +80,9 @@ func OpenMailbox(dir string, maxMails int, maxBytes int64) (*Mailbox, error) {
 		if err != nil {
 			return nil, fmt.Errorf("demo: the kept mail %s: %w", filepath.Join(dir, e.Name()), err)
 		}
+		if info, err := e.Info(); err == nil && s.Date.IsZero() {
+			s.Date = info.ModTime().UTC() // when it came (see Add)
+		}
 		m.mails = append(m.mails, s)
 		m.next = max(m.next, n+1)
 	}
@@ -107,6 +110,11 @@ func (m *Mailbox) Add(raw []byte) (string, error) {
 	s, err := summarize(id, raw)
 	if err != nil {
 		return "", err
+	}
+	if s.Date.IsZero() {
+		// A mail without a Date (a script's) is dated when it came, as
+		// mail clients show it, not at the year 1.
+		s.Date = time.Now().UTC().Truncate(time.Second)
 	}
 	tmp := filepath.Join(m.dir, id+".tmp")
 	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
@@ -180,7 +188,15 @@ func (m *Mailbox) Message(id string) (*Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	return readMessage(id, raw)
+	msg, err := readMessage(id, raw)
+	if err == nil && msg.Date.IsZero() {
+		m.mu.Lock()
+		if i := slices.IndexFunc(m.mails, func(s Summary) bool { return s.ID == id }); i >= 0 {
+			msg.Date = m.mails[i].Date
+		}
+		m.mu.Unlock()
+	}
+	return msg, err
 }
 
 func readMessage(id string, raw []byte) (*Message, error) {
