@@ -39,9 +39,12 @@ func (r *Report) WriteText(w io.Writer, caKnown bool) {
 		when := "unknown"
 		if !s.Time.IsZero() {
 			when = s.Time.UTC().Format(time.DateTime + " UTC")
-			if s.TimeStamped {
+			switch {
+			case s.TimeStamped:
 				when += " (time-stamped)"
-			} else {
+			case caKnown && s.IssuedByCA: // the gateway signed, by its own clock
+				when += " (this gateway's clock)"
+			default:
 				when += " (claimed by the signer)"
 			}
 		}

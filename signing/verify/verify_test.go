@@ -78,10 +78,16 @@ func TestReport(t *testing.T) {
 	if time.Since(b.Time) > time.Minute || a.Time.IsZero() {
 		t.Errorf("times: %v, %v", a.Time, b.Time)
 	}
-	for _, want := range []string{"Alice Martin <alice.martin@example.org>", "this gateway's CA", "not this gateway's CA", "B-T", "time-stamped", "the file was changed after this signature (1 later signature(s))", "VALID: all 2"} {
+	for _, want := range []string{"Alice Martin <alice.martin@example.org>", "this gateway's CA", "not this gateway's CA", "B-T", "time-stamped", "the file was changed after this signature (1 later signature(s))", "VALID: all 2",
+		"UTC (this gateway's clock)"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text report lacks %q:\n%s", want, text)
 		}
+	}
+	// Without the CA, the gateway's signature is not known as its own:
+	// its time is the signer's claim.
+	if text := r.Text(false); !strings.Contains(text, "UTC (claimed by the signer)") || strings.Contains(text, "this gateway's clock") {
+		t.Errorf("text report without the CA:\n%s", text)
 	}
 
 	// One changed byte in the signed range breaks both signatures.
