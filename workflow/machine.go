@@ -523,10 +523,10 @@ func (t *transition) declined(ev Declined) error {
 	if err != nil {
 		return err
 	}
-	reason := strings.TrimSpace(ev.Reason)
-	if reason == "" {
-		return errorf(ErrReasonRequired, "a reason is required to decline")
+	if err := CheckReason(ev.Reason, "decline"); err != nil {
+		return err
 	}
+	reason := strings.TrimSpace(ev.Reason)
 	if !ev.ByMail {
 		if err := verified(r, ev.At); err != nil {
 			return err
@@ -539,6 +539,17 @@ func (t *transition) declined(ev Declined) error {
 	}
 	t.recordFor(ev.Meta, audit.Declined, r, map[string]string{"reason": reason, "authenticated_by": method})
 	t.end(StateDeclined, ev.At, reason, DeclineNotice, r.ID)
+	return nil
+}
+
+// CheckReason refuses an empty reason for action ("decline", "delegate"):
+// a decline always needs one, a delegation on the page too. The machine
+// checks it, and a door may ask first, so that a request without a reason
+// is refused before its one-time code is checked.
+func CheckReason(reason, action string) error {
+	if strings.TrimSpace(reason) == "" {
+		return errorf(ErrReasonRequired, "a reason is required to %s", action)
+	}
 	return nil
 }
 
@@ -556,8 +567,8 @@ func (t *transition) delegated(ev Delegated) error {
 	}
 	reason := strings.TrimSpace(ev.Reason)
 	if !ev.ByMail {
-		if reason == "" {
-			return errorf(ErrReasonRequired, "a reason is required to delegate")
+		if err := CheckReason(reason, "delegate"); err != nil {
+			return err
 		}
 		if err := verified(r, ev.At); err != nil {
 			return err

@@ -260,10 +260,21 @@ func (c *Ceremony) Act(ctx context.Context, token string, a Action, client workf
 	if err != nil {
 		return l, err
 	}
-	if a.Kind == Sign && !a.Consent {
-		return l, ErrConsent
-	}
-	if a.Kind == Delegate {
+	// What the request lacks is told before the code is checked, so that
+	// a refused request leaves the code as it was.
+	switch a.Kind {
+	case Sign:
+		if !a.Consent {
+			return l, ErrConsent
+		}
+	case Decline:
+		if err := workflow.CheckReason(a.Reason, "decline"); err != nil {
+			return l, err
+		}
+	case Delegate:
+		if err := workflow.CheckReason(a.Reason, "delegate"); err != nil {
+			return l, err
+		}
 		if a.Delegate, err = delegate(a.Delegate); err != nil {
 			return l, err
 		}

@@ -157,8 +157,9 @@ func TestAPICodeReuseRefused(t *testing.T) {
 	}
 	// A new code replaces the one before.
 	f.wantError(f.post(link+"/decline", map[string]any{"code": first, "reason": "no"}), http.StatusForbidden, "wrong_code")
-	// The code is verified (the missing reason is refused after it)...
-	f.wantError(f.post(link+"/decline", map[string]any{"code": second, "reason": ""}), http.StatusBadRequest, "reason_required")
+	// The code is verified (a delegation to oneself is refused after it)...
+	self := f.envelope().Recipient("r1").Email
+	f.wantError(f.post(link+"/delegate", map[string]any{"code": second, "name": "Me", "email": self, "reason": "no"}), http.StatusBadRequest, "invalid_delegate")
 	if st := f.state(f.get(link)); !st.Recipient.Verified {
 		t.Fatalf("after a right code, verified = false")
 	}
@@ -250,8 +251,11 @@ func TestAPIActAfterDeclineRefused(t *testing.T) {
 	jeanCode := f.sendCode(f.links["r2"])
 	link := "/api/v1/sign/" + f.links["r1"]
 	code := f.sendCode(f.links["r1"])
-	f.wantError(f.post(link+"/decline", map[string]any{"code": code}), http.StatusBadRequest, "reason_required")
-	st := f.state(f.post(link+"/decline", map[string]any{"reason": "the amount is wrong"}))
+	// Without a reason the decline is refused for it first, code or not,
+	// and the code is left as it was: the retry gives it again.
+	f.wantError(f.post(link+"/decline", map[string]any{}), http.StatusBadRequest, "reason_required")
+	f.wantError(f.post(link+"/decline", map[string]any{"code": code, "reason": " "}), http.StatusBadRequest, "reason_required")
+	st := f.state(f.post(link+"/decline", map[string]any{"code": code, "reason": "the amount is wrong"}))
 	if st.Envelope.State != workflow.StateDeclined || st.Envelope.Reason != "the amount is wrong" || st.Recipient.State != workflow.HasDeclined {
 		t.Fatalf("after the decline: %+v %+v", st.Envelope, st.Recipient)
 	}
@@ -342,7 +346,8 @@ func TestAPIDelegate(t *testing.T) {
 		http.StatusBadRequest, "invalid_delegate")
 	f.wantError(f.post(link+"/delegate", map[string]any{"code": code, "name": "Luc", "email": "luc@partner.example"}),
 		http.StatusBadRequest, "reason_required")
-	st := f.state(f.post(link+"/delegate", map[string]any{"name": "Luc", "email": "luc@partner.example", "reason": "on holiday"}))
+	// The refused requests left the code as it was: it still acts.
+	st := f.state(f.post(link+"/delegate", map[string]any{"code": code, "name": "Luc", "email": "luc@partner.example", "reason": "on holiday"}))
 	if st.Recipient.State != workflow.HasDelegated {
 		t.Fatalf("after delegating: %+v", st.Recipient)
 	}
