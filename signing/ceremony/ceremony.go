@@ -322,7 +322,8 @@ func delegate(p workflow.Party) (workflow.Party, error) {
 
 // verify checks the entered code, unless the recipient verified one within
 // the action window that no action used yet (a retry after ErrBusy, or
-// after a refused reason). Without a code and without a verification, the
+// after the machine refused the action, e.g. a delegate it does not
+// accept). Without a code and without a verification, the
 // machine's ErrNotVerified tells what to do.
 func (c *Ceremony) verify(ctx context.Context, l Link, code string, client workflow.Client) (*workflow.Envelope, error) {
 	code = strings.TrimSpace(code)
