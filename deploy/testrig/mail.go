@@ -465,11 +465,11 @@ func (m *Mail) Password() string { return m.password }
 // delay.
 func (m *Mail) Maildir(user string) string { return filepath.Join(m.dir, "dovecot", "mail", user) }
 
-// MTALog is the path of Postfix's log, and DovecotLog of Dovecot's: what a test shows of
-// a mail that did not arrive.
+// MTALog is the path of Postfix's log: with [Mail.DovecotLog], what a test shows of a
+// mail that did not arrive.
 func (m *Mail) MTALog() string { return filepath.Join(m.dir, "postfix/postfix.log") }
 
-// DovecotLog is the path of Dovecot's log; see [Mail.MTALog].
+// DovecotLog is the path of Dovecot's log.
 func (m *Mail) DovecotLog() string { return filepath.Join(m.dir, "dovecot/dovecot.log") }
 
 func loopback(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }

@@ -178,28 +178,23 @@ func (h *Handler) Handle(ctx context.Context, m poller.Message) (poller.Destinat
 		return h.refuse(ctx, in, "", unreadableReason(err, h.cfg.MaxMessageBytes))
 	}
 	cmd, ok, err := reply.Parse(msg)
-	if ok || err != nil {
-		if err != nil {
-			// A command badly written is still a command: answered as one,
-			// in its envelope's language.
-			_, _, env, terr := h.threadEnvelope(ctx, reply.Thread(msg))
-			if terr != nil {
-				return 0, "", terr
-			}
-			return h.refuseCommand(ctx, in, languageOf(env), problem.From(err))
-		}
+	if ok && err == nil {
 		return h.command(ctx, in, cmd)
 	}
-	if len(msg.Documents) == 0 {
-		// A reply on the thread of one of the gateway's mails, with neither
-		// a command nor a document ("Thanks", a question for the sender),
-		// is told that no one read it and how to act, not refused as a
-		// submission.
-		envID, _, env, err := h.threadEnvelope(ctx, reply.Thread(msg))
-		if err != nil {
-			return 0, "", err
+	if err != nil || len(msg.Documents) == 0 {
+		// A command badly written is still a command, and a reply on the
+		// thread of one of the gateway's mails with neither a command nor
+		// a document ("Thanks", a question for the sender) is no
+		// submission: both are answered as commands are, in the
+		// envelope's language.
+		envID, _, env, terr := h.threadEnvelope(ctx, reply.Thread(msg))
+		if terr != nil {
+			return 0, "", terr
 		}
-		if envID != "" {
+		switch {
+		case err != nil:
+			return h.refuseCommand(ctx, in, languageOf(env), problem.From(err))
+		case envID != "":
 			return h.refuseCommand(ctx, in, languageOf(env), problem.Text{
 				EN: "no person read it: this address is read by the gateway only, which found no command in it. To write to the person who sent the request, write to their own address; to act, use the link in the gateway's mail, or reply with one of the commands below",
 				FR: "personne ne l'a lue : cette adresse n'est lue que par le parapheur, qui n'y a trouvé aucune commande. Pour écrire à la personne qui a envoyé la demande, écrivez à sa propre adresse ; pour agir, utilisez le lien du message du parapheur, ou répondez avec l'une des commandes ci-dessous",

@@ -104,7 +104,7 @@ type Placement struct {
 
 // Locate tells where the file of SHA-256 sum (hex) stands in env.
 func Locate(env *workflow.Envelope, sum string) Placement {
-	p := Placement{Envelope: env, Document: -1, Certificate: env.Certificate != "" && env.Certificate == sum}
+	p := Placement{Envelope: env, Document: -1, Certificate: env.Certificate == sum}
 	for i, d := range env.Documents {
 		if d.Current == sum {
 			p.Document = i
