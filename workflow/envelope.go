@@ -231,6 +231,9 @@ type Envelope struct {
 	SenderAuth string `json:"sender_auth,omitempty"`
 	// MessageID is the Message-ID of the submission mail, for threading.
 	MessageID string `json:"message_id,omitempty"`
+	// References are the message IDs the submission mail answered, oldest
+	// first, which the mails answering it name before its own.
+	References []string `json:"references,omitempty"`
 	// Message is the sender's message to the recipients.
 	Message string `json:"message,omitempty"`
 	// Language is "fr" or "en".

@@ -57,6 +57,7 @@ type Draft struct {
 	Sender       Party
 	SenderAuth   string
 	MessageID    string
+	References   []string
 	Documents    []Document
 	// Ignored are the attachments that are not documents.
 	Ignored []Attachment
@@ -85,7 +86,8 @@ func Create(d Draft, at time.Time) (Transition, error) {
 		ID: d.ID, Title: d.Title, Message: d.Message, Language: d.Language,
 		LanguageGiven: d.LanguageGiven, NoDelegation: d.NoDelegation,
 		Sender: d.Sender, SenderAuth: d.SenderAuth, MessageID: d.MessageID,
-		State: StateInProgress, CreatedAt: at.UTC(), Deadline: d.Deadline.UTC(),
+		References: slices.Clone(d.References),
+		State:      StateInProgress, CreatedAt: at.UTC(), Deadline: d.Deadline.UTC(),
 		ReminderEvery: d.ReminderEvery,
 		Documents:     append([]Document(nil), d.Documents...),
 		Ignored:       append([]Attachment(nil), d.Ignored...),

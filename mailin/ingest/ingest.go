@@ -304,7 +304,7 @@ func (h *Handler) submission(ctx context.Context, mi *inbound) (poller.Destinati
 		ID: engine.EnvelopeID(mi.key), Title: firstNonEmpty(msg.Title, docs[0].Name), Message: in.Message, Language: lang,
 		LanguageGiven: in.Language != "", NoDelegation: !h.cfg.AllowDelegation,
 		Sender: workflow.Party{Name: msg.From.Name, Email: from}, SenderAuth: mi.sender.Summary,
-		MessageID: msg.MessageID, Documents: docs, Ignored: ignored(msg), Steps: in.Steps, Copies: in.Copies, Archivists: in.Archivists,
+		MessageID: msg.MessageID, References: msg.Ancestors(), Documents: docs, Ignored: ignored(msg), Steps: in.Steps, Copies: in.Copies, Archivists: in.Archivists,
 		Deadline: deadline, ReminderEvery: time.Duration(reminder) * 24 * time.Hour,
 	}
 	env, err := h.engine.Create(ctx, d)
@@ -705,7 +705,7 @@ func (h *Handler) verification(ctx context.Context, m poller.Message, in *inboun
 // verify checks the PDFs of msg and makes the reply's content.
 func (h *Handler) verify(ctx context.Context, m poller.Message, msg *message.Message) *engine.Verification {
 	v := &engine.Verification{To: workflow.Party{Name: msg.From.Name, Email: msg.From.Address},
-		Subject: msg.Subject, MessageID: msg.MessageID, References: msg.References, Language: h.cfg.Language,
+		Subject: msg.Subject, MessageID: msg.MessageID, References: msg.Ancestors(), Language: h.cfg.Language,
 		Address: verificationAddress(h.cfg.Gateway, msg.Detail(h.cfg.Gateway))}
 	if m.TooLarge {
 		size, limit := megabytes(m.Size), megabytes(h.cfg.MaxMessageBytes)
@@ -810,7 +810,7 @@ func (h *Handler) refuseWith(ctx context.Context, in *inbound, lang string, comm
 	queued, err := h.engine.Reply(ctx, in.key, quota, func() engine.Job {
 		return engine.Job{Notice: engine.NoticeRefusal, Refusal: &engine.Refusal{
 			To:      workflow.Party{Name: msg.From.Name, Email: msg.From.Address},
-			Subject: msg.Subject, MessageID: msg.MessageID, References: msg.References,
+			Subject: msg.Subject, MessageID: msg.MessageID, References: msg.Ancestors(),
 			Problems: sentences, Usage: usage, Command: command, Language: lang,
 		}}
 	})

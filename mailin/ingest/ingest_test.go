@@ -506,6 +506,34 @@ func TestUntitledMailTakesTheDocumentName(t *testing.T) {
 	}
 }
 
+// The mails answering a submission name its thread (RFC 5322 §3.6.4): the
+// envelope keeps the submission's References for the acknowledgement and
+// the sender's later mails, a refusal job carries them; a mail with only
+// In-Reply-To stands for its References.
+func TestSubmissionThreadKept(t *testing.T) {
+	threaded := func(raw []byte, headers string) []byte {
+		return bytes.Replace(raw, []byte("MIME-Version: 1.0\r\n"), []byte(headers+"MIME-Version: 1.0\r\n"), 1)
+	}
+	f := newFixture(t)
+	raw := threaded(withPDFTitled("agent@org.example", "TR: Convention", "Signataire: marie@partner.example", corpus(t, "doc1.pdf")),
+		"In-Reply-To: <b@partner.example>\r\nReferences: <a@partner.example> <b@partner.example>\r\n")
+	if dest, reason := f.handle(t, raw); dest != poller.Processed {
+		t.Fatalf("refused: %s", reason)
+	}
+	f.queued(t)
+	if env := f.onlyEnvelope(t); !slices.Equal(env.References, []string{"a@partner.example", "b@partner.example"}) {
+		t.Errorf("envelope References %v", env.References)
+	}
+	raw = threaded(withPDFTitled("agent@org.example", "TR: Convention", "Signataire:", corpus(t, "doc1.pdf")), "In-Reply-To: <c@partner.example>\r\n")
+	if dest, _ := f.handle(t, raw); dest != poller.Quarantine {
+		t.Fatal("a mail without a signer was not refused")
+	}
+	jobs := f.queued(t)
+	if len(jobs) != 1 || jobs[0].Refusal == nil || !slices.Equal(jobs[0].Refusal.References, []string{"c@partner.example"}) {
+		t.Errorf("refusal jobs %+v, want one naming c@partner.example", jobs)
+	}
+}
+
 // A reply on the thread of an invitation with no command ("Thanks", a
 // question for the sender) is told that no one read it and how to act;
 // a command badly written is answered as a command. Both in the

@@ -18,6 +18,7 @@ import (
 	"io"
 	"mime"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -387,6 +388,27 @@ func (m *Message) readHeader() error {
 func Subject(h mail.Header) string {
 	s, _ := h.Subject()
 	return workflow.Clip(strings.Join(strings.Fields(s), " "), workflow.MaxTitleRunes)
+}
+
+// MaxAncestors is how many message IDs Ancestors keeps: a reply's
+// References need the thread's root and its newest mails to thread, and a
+// runaway thread must not make the gateway's replies' header grow without
+// end.
+const MaxAncestors = 20
+
+// Ancestors returns the message IDs a reply to m names before m's own in
+// its References (RFC 5322 §3.6.4): m's References, or else its In-Reply-To
+// when that holds a single ID; past MaxAncestors, the first (the thread's
+// root) and the newest.
+func (m *Message) Ancestors() []string {
+	ids := m.References
+	if len(ids) == 0 && len(m.InReplyTo) == 1 {
+		ids = m.InReplyTo
+	}
+	if len(ids) > MaxAncestors {
+		ids = append([]string{ids[0]}, ids[len(ids)-MaxAncestors+1:]...)
+	}
+	return slices.Clone(ids)
 }
 
 // IDs returns the message IDs of a Message-ID, In-Reply-To or References

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -294,6 +296,34 @@ Content-Transfer-Encoding: base64
 	for i, d := range m.Documents {
 		if d.Name != want[i].Name || d.ContentType != want[i].ContentType || !bytes.Equal(d.Data, want[i].Data) {
 			t.Errorf("document %d: %s %s %q, want %+v", i+1, d.Name, d.ContentType, d.Data, want[i])
+		}
+	}
+}
+
+func TestAncestors(t *testing.T) {
+	var long []string
+	for i := range MaxAncestors + 5 {
+		long = append(long, fmt.Sprintf("m%d@x", i))
+	}
+	tests := []struct {
+		name       string
+		references []string
+		inReplyTo  []string
+		want       []string
+	}{
+		{"References", []string{"a@x", "b@x"}, []string{"b@x"}, []string{"a@x", "b@x"}},
+		{"In-Reply-To alone", nil, []string{"b@x"}, []string{"b@x"}},
+		// RFC 5322 §3.6.4: an In-Reply-To of several IDs says nothing of
+		// which one is the parent.
+		{"In-Reply-To of two", nil, []string{"a@x", "b@x"}, nil},
+		{"neither", nil, nil, nil},
+		{"long thread: the root and the newest", long, nil, append([]string{"m0@x"}, long[len(long)-MaxAncestors+1:]...)},
+	}
+	for _, tt := range tests {
+		m := &Message{References: tt.references, InReplyTo: tt.inReplyTo}
+		got := m.Ancestors()
+		if !slices.Equal(got, tt.want) || len(got) > MaxAncestors {
+			t.Errorf("%s: Ancestors() = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

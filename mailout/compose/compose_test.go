@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -201,7 +202,7 @@ func checkHeader(t *testing.T, name string, c *Composer, m *Message, h mail.Head
 	wantTo := ""
 	switch d := m.Data.(type) {
 	case answer:
-		to, _ := d.answers()
+		to, _, _ := d.answers()
 		wantTo = to.Email
 	default:
 		wantTo = m.Envelope.Sender.Email
@@ -333,7 +334,7 @@ func TestThreading(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: References: %v", s.name, err)
 		}
-		if len(inReplyTo) != 1 || len(references) == 0 || references[0] != inReplyTo[0] {
+		if len(inReplyTo) != 1 || !slices.Contains(references, inReplyTo[0]) {
 			t.Fatalf("%s: In-Reply-To %v, References %v", s.name, inReplyTo, references)
 		}
 		switch {
@@ -341,9 +342,14 @@ func TestThreading(t *testing.T) {
 			if inReplyTo[0] != "refused.1@mail.org.example" {
 				t.Errorf("refusal answers %q, not the refused submission", inReplyTo[0])
 			}
+			// RFC 5322 §3.6.4: the parent's References, then the parent;
+			// what is not a msg-id, and the parent named twice, left out.
+			if want := []string{"thread.0@mail.org.example", "refused.1@mail.org.example"}; !slices.Equal(references, want) {
+				t.Errorf("refusal: References %v, want %v", references, want)
+			}
 			continue
 		case s.msg.Data.Kind() == KindVerification:
-			if _, want := s.msg.Data.(answer).answers(); "<"+inReplyTo[0]+">" != want || len(references) != 1 {
+			if _, want, _ := s.msg.Data.(answer).answers(); "<"+inReplyTo[0]+">" != want || len(references) != 1 {
 				t.Errorf("%s answers %q (References %v), not the mail it reports on, %s", s.name, inReplyTo[0], references, want)
 			}
 			continue
@@ -351,7 +357,12 @@ func TestThreading(t *testing.T) {
 			if inReplyTo[0] != "CAF1x-submission.42@mail.org.example" {
 				t.Errorf("%s: the sender's mail answers %q, not the submission", s.name, inReplyTo[0])
 			}
-			// A reply command (ANNULER) finds its envelope by this root.
+			// The submission's References, the submission, then the
+			// sender's thread root, by which a reply command (ANNULER)
+			// finds its envelope.
+			if want := []string{"partner.7@partner.example", "CAF1x-forward.41@mail.org.example", inReplyTo[0]}; !slices.Equal(references[:len(references)-1], want) {
+				t.Errorf("%s: References %v, want %v then the thread root", s.name, references, want)
+			}
 			if env, rid, _, err := mailid.ParseThread("org.example", references[len(references)-1]); err != nil || env != "ENV-7F3K2Q" || rid != "" {
 				t.Errorf("%s: the sender's mail does not name the sender's thread root: References %v", s.name, references)
 			}

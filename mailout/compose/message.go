@@ -65,12 +65,16 @@ type Message struct {
 // answers, and has the null return path.
 type answer interface {
 	Data
-	answers() (to workflow.Party, inReplyTo string)
+	answers() (to workflow.Party, inReplyTo string, references []string)
 }
 
-func (d Refusal) answers() (workflow.Party, string) { return d.To, d.InReplyTo }
+func (d Refusal) answers() (workflow.Party, string, []string) {
+	return d.To, d.InReplyTo, d.References
+}
 
-func (d Verification) answers() (workflow.Party, string) { return d.To, d.InReplyTo }
+func (d Verification) answers() (workflow.Party, string, []string) {
+	return d.To, d.InReplyTo, d.References
+}
 
 // Data is the kind-specific content of a Message: one of the types below.
 type Data interface {
@@ -107,6 +111,9 @@ type Refusal struct {
 	// InReplyTo is the submission's Message-ID, so the refusal threads
 	// under it; empty when the submission had none.
 	InReplyTo string
+	// References are the IDs the submission answered, oldest first, which
+	// the refusal's References name before InReplyTo.
+	References []string
 	// Subject is the submission's subject, quoted so the sender knows
 	// which mail is refused.
 	Subject string
@@ -130,6 +137,9 @@ type Verification struct {
 	// InReplyTo is the mail's Message-ID, so the reply threads under it;
 	// empty when the mail had none.
 	InReplyTo string
+	// References are the IDs the mail answered, oldest first, which the
+	// reply's References name before InReplyTo.
+	References []string
 	// Subject is the mail's subject, which the reply's repeats.
 	Subject string
 	// Address is the verification address the mail was sent to, which

@@ -3,6 +3,7 @@ package compose
 import (
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -91,7 +92,7 @@ func (c *Composer) addressee(m *Message) (addressee, error) {
 		if m.Envelope != nil {
 			return addressee{}, fmt.Errorf("a %s answers a mail that made no envelope, yet envelope %s is given", a.Kind(), m.Envelope.ID)
 		}
-		to, _ := a.answers()
+		to, _, _ := a.answers()
 		return addressee{party: to}, checkEmail(to.Email)
 	}
 	e := m.Envelope
@@ -118,6 +119,19 @@ type threading struct {
 	references []string
 }
 
+// replyTo threads a reply under parent, whose References were ancestors:
+// RFC 5322 §3.6.4 has the reply's References name the parent's, then the
+// parent. IDs that could not be written in a header are left out.
+func replyTo(parent string, ancestors []string) threading {
+	var refs []string
+	for _, id := range ancestors {
+		if id = trimAngles(id); validMsgID(id) && id != parent && !slices.Contains(refs, id) {
+			refs = append(refs, id)
+		}
+	}
+	return threading{parent, append(refs, parent)}
+}
+
 // thread places the mail: a refusal or a verification report answers the
 // mail it is about; the sender's
 // mails answer the submission and also name the sender's thread root, so a
@@ -126,9 +140,9 @@ type threading struct {
 // recipient's thread root, unless the mail is that root.
 func (c *Composer) thread(m *Message, to addressee, id string) (threading, error) {
 	if a, ok := m.Data.(answer); ok {
-		_, inReplyTo := a.answers()
+		_, inReplyTo, ancestors := a.answers()
 		if parent := trimAngles(inReplyTo); validMsgID(parent) {
-			return threading{parent, []string{parent}}, nil
+			return replyTo(parent, ancestors), nil
 		}
 		return threading{}, nil
 	}
@@ -142,7 +156,11 @@ func (c *Composer) thread(m *Message, to addressee, id string) (threading, error
 	}
 	if to.recipient == nil {
 		if parent := trimAngles(m.Envelope.MessageID); validMsgID(parent) {
-			return threading{parent, []string{parent, root}}, nil
+			t := replyTo(parent, m.Envelope.References)
+			if !slices.Contains(t.references, root) {
+				t.references = append(t.references, root)
+			}
+			return t, nil
 		}
 	}
 	if strings.EqualFold(root, id) {

@@ -53,7 +53,7 @@ func (m *Mails) Compose(ctx context.Context, it *store.Item, job engine.Job, w i
 			return Route{}, errors.New("a refusal job without its refusal")
 		}
 		msg.Language = r.Language
-		msg.Data = compose.Refusal{To: r.To, InReplyTo: r.MessageID, Subject: r.Subject, Problems: r.Problems, Usage: r.Usage, Command: r.Command}
+		msg.Data = compose.Refusal{To: r.To, InReplyTo: r.MessageID, References: r.References, Subject: r.Subject, Problems: r.Problems, Usage: r.Usage, Command: r.Command}
 		to = r.To.Email
 	case engine.NoticeVerification:
 		v := job.Verification
@@ -61,7 +61,7 @@ func (m *Mails) Compose(ctx context.Context, it *store.Item, job engine.Job, w i
 			return Route{}, errors.New("a verification job without its report")
 		}
 		msg.Language = v.Language
-		msg.Data = compose.Verification{To: v.To, InReplyTo: v.MessageID, Subject: v.Subject, Address: v.Address,
+		msg.Data = compose.Verification{To: v.To, InReplyTo: v.MessageID, References: v.References, Subject: v.Subject, Address: v.Address,
 			Files: v.Files, Omitted: v.Omitted, Problem: v.Problem}
 		to = v.To.Email
 	default:
