@@ -467,16 +467,51 @@ func (m *Message) Detail(gateway string) string {
 var replyPrefixes = []string{"re", "fwd", "fw", "tr", "aw", "wg", "ref"}
 
 // StripPrefixes removes reply and forward prefixes ("Re:", "RE :",
-// "Fwd:", "TR:", "Fw:", "Re[2]:"), repeated, from a subject.
+// "Fwd:", "TR:", "Fw:", "Re[2]:"), repeated, from a subject. A bracketed
+// tag that a mail server put before a prefix ("RE: [EXT] TR: x") is kept,
+// once, before the rest ("[EXT] x"): it may be the organisation's, and it
+// must not hide the prefixes behind it.
 func StripPrefixes(subject string) string {
 	s := strings.TrimSpace(subject)
+	var tags []string
 	for {
-		rest, ok := cutPrefix(s)
-		if !ok {
-			return s
+		if rest, ok := cutPrefix(s); ok {
+			s = rest
+			continue
+		}
+		var run []string
+		rest := s
+		for tag, after, ok := cutTag(rest); ok; tag, after, ok = cutTag(rest) {
+			run, rest = append(run, tag), after
+		}
+		if _, prefixed := cutPrefix(rest); len(run) == 0 || !prefixed {
+			break
+		}
+		for _, tag := range run {
+			if !slices.Contains(tags, tag) {
+				tags = append(tags, tag)
+			}
 		}
 		s = rest
 	}
+	for i := len(tags) - 1; i >= 0; i-- {
+		if tag, _, ok := cutTag(s); !ok || tag != tags[i] {
+			s = strings.TrimSpace(tags[i] + " " + s)
+		}
+	}
+	return s
+}
+
+// cutTag cuts a leading bracketed tag ("[EXT]") from s.
+func cutTag(s string) (tag, rest string, ok bool) {
+	if !strings.HasPrefix(s, "[") {
+		return "", s, false
+	}
+	end := strings.IndexByte(s, ']')
+	if end < 0 {
+		return "", s, false
+	}
+	return s[:end+1], strings.TrimSpace(s[end+1:]), true
 }
 
 func cutPrefix(s string) (string, bool) {

@@ -27,6 +27,13 @@ func TestStripPrefixes(t *testing.T) {
 		"Réponse automatique : Invitation": "Réponse automatique : Invitation",
 		"Re[x]: Convention":                "Re[x]: Convention",
 		"Re:":                              "",
+		"RE: [EXT] TR: Convention":         "[EXT] Convention",
+		"[EXT] RE: [EXT] TR: Convention":   "[EXT] Convention",
+		"[EXT] [SPAM] Fwd: Convention":     "[EXT] [SPAM] Convention",
+		"[Projet A] Convention":            "[Projet A] Convention",
+		"Re: [Projet A] Convention":        "[Projet A] Convention",
+		"[EXT] Re:":                        "[EXT]",
+		"[non fermé Re: x":                 "[non fermé Re: x",
 		"":                                 "",
 	} {
 		if got := StripPrefixes(in); got != want {
