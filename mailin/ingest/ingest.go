@@ -430,7 +430,7 @@ func (h *Handler) command(ctx context.Context, in *inbound, cmd reply.Command) (
 		if p, bad := h.delegateProblem(cmd.To); bad {
 			return h.refuseCommand(ctx, in, env.Language, p)
 		}
-		ev = workflow.Delegated{Meta: meta, RecipientID: rid, To: cmd.To, ByMail: true}
+		ev = workflow.Delegated{Meta: meta, RecipientID: rid, To: cmd.To, Reason: cmd.Reason, ByMail: true}
 	case reply.Cancel:
 		if !loop.SameMailbox(env.Sender.Email, cmd.From) {
 			return h.refuseCommand(ctx, in, env.Language, problem.Text{

@@ -679,9 +679,9 @@ func TestReplyDelegation(t *testing.T) {
 		t.Fatalf("a refused delegation changed the envelope: %+v", got.Recipients)
 	}
 
-	// From the invited address, without a code or a reason, it delegates:
-	// the delegate is invited and the sender told.
-	if dest, reason := f.handle(t, delegate("Marie <Marie@partner.example>", "Déléguer : Louise Martin <louise@partner.example>")); dest != poller.Processed {
+	// From the invited address, without a code, it delegates: the delegate
+	// is invited and the sender told; a reason after the address is kept.
+	if dest, reason := f.handle(t, delegate("Marie <Marie@partner.example>", "Déléguer : Louise Martin <louise@partner.example> – en congé")); dest != poller.Processed {
 		t.Fatalf("delegation: %v %s", dest, reason)
 	}
 	got, _ := f.e.Store.Get(ctx, env.ID)
@@ -699,7 +699,7 @@ func TestReplyDelegation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if last := trail[len(trail)-1]; last.Type != "delegated" || last.Details["authenticated_by"] != "reply mail" || last.Details["to_email"] != "louise@partner.example" {
+	if last := trail[len(trail)-1]; last.Type != "delegated" || last.Details["authenticated_by"] != "reply mail" || last.Details["to_email"] != "louise@partner.example" || last.Details["reason"] != "en congé" {
 		t.Errorf("last audit record %+v, want the delegation by reply mail", last)
 	}
 

@@ -15,9 +15,9 @@ const helpFR = `Comment répondre par message
 Répondez au message du parapheur qui vous concerne, depuis l'adresse à
 laquelle il vous a été envoyé, en écrivant en première ligne :
 
-  REFUSER : votre motif                (un signataire ou un viseur refuse)
-  DÉLÉGUER : Prénom Nom <adresse>      (il confie sa place à quelqu'un d'autre)
-  ANNULER : votre motif                (l'expéditeur annule sa demande ; le motif est facultatif)
+  REFUSER : votre motif                  (un signataire ou un viseur refuse)
+  DÉLÉGUER : Prénom Nom <adresse> motif  (il confie sa place à quelqu'un d'autre ; le motif est facultatif)
+  ANNULER : votre motif                  (l'expéditeur annule sa demande ; le motif est facultatif)
 
 Le lien personnel du message permet aussi de signer, viser, refuser ou
 déléguer depuis la page de signature.`
@@ -27,9 +27,9 @@ const helpEN = `How to reply by mail
 Reply to the gateway's mail about you, from the address it was sent to,
 writing on the first line:
 
-  DECLINE: your reason                 (a signer or approver declines)
-  DELEGATE: First Last <address>       (they hand their place to someone else)
-  CANCEL: your reason                  (the sender cancels the request; the reason is optional)
+  DECLINE: your reason                   (a signer or approver declines)
+  DELEGATE: First Last <address> reason  (they hand their place to someone else; the reason is optional)
+  CANCEL: your reason                    (the sender cancels the request; the reason is optional)
 
 The personal link of the mail also lets you sign, approve, decline or
 delegate on the signing page.`

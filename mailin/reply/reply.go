@@ -49,8 +49,9 @@ var verbs = map[string]Verb{
 type Command struct {
 	// Verb is what is asked.
 	Verb Verb
-	// Reason is the text after the command word, possibly empty for
-	// Cancel; empty for Delegate, whose text is the delegate.
+	// Reason is the text after the command word, or the paragraph below
+	// it; possibly empty for Cancel and Delegate, whose text after the
+	// word is the delegate.
 	Reason string
 	// To is the delegate of a Delegate command.
 	To workflow.Party
@@ -66,23 +67,35 @@ type Command struct {
 // false when there is none, and an error when a command is malformed
 // (DECLINE without a reason, DELEGATE without a readable address), to be
 // answered with what is wrong; that error is a problem.Text.
+//
+// People also write what follows the colon on the next lines: a decline's
+// reason may be the paragraph below "REFUSER :", a delegate the line below
+// "DÉLÉGUER :". A delegation's reason may follow the delegate's <address>.
 func Parse(m *message.Message) (Command, bool, error) {
-	for _, line := range strings.Split(quote.Own(m.Text), "\n") {
-		verb, reason, ok := command(line)
+	lines := strings.Split(quote.Own(m.Text), "\n")
+	for i, line := range lines {
+		verb, value, ok := command(line)
 		if !ok {
 			continue
 		}
-		c := Command{Verb: verb, Reason: reason, Thread: Thread(m)}
+		c := Command{Verb: verb, Reason: value, Thread: Thread(m)}
+		below := lines[i+1:]
 		switch {
-		case verb == Decline && reason == "":
-			return Command{}, true, problem.New(`%q: give the reason for declining after the colon, e.g. "DECLINE: the amount is wrong"`,
-				"« %s » : donnez la raison du refus après les deux-points, par exemple « REFUSER: le montant est faux »", strings.TrimSpace(line))
+		case verb == Decline && value == "":
+			c.Reason = paragraph(below)
 		case verb == Delegate:
-			to, err := delegate(line, reason)
+			if value == "" && len(below) > 0 {
+				value = strings.TrimSpace(below[0])
+			}
+			to, reason, err := delegate(line, value)
 			if err != nil {
 				return Command{}, true, err
 			}
-			c.To, c.Reason = to, ""
+			c.To, c.Reason = to, reason
+		}
+		if verb == Decline && c.Reason == "" {
+			return Command{}, true, problem.New(`%q: give the reason for declining after the colon, e.g. "DECLINE: the amount is wrong"`,
+				"« %s » : donnez la raison du refus après les deux-points, par exemple « REFUSER: le montant est faux »", strings.TrimSpace(line))
 		}
 		if m.From != nil {
 			c.From = m.From.Address
@@ -107,20 +120,40 @@ func command(line string) (Verb, string, bool) {
 	return verb, workflow.Clip(strings.TrimSpace(reason), workflow.MaxMessageRunes), true
 }
 
+// paragraph returns the lines up to the first blank one or command,
+// clipped like a reason on the command's line.
+func paragraph(lines []string) string {
+	var para []string
+	for _, l := range lines {
+		if _, _, command := command(l); command {
+			break
+		}
+		if l = strings.TrimSpace(l); l == "" {
+			break
+		}
+		para = append(para, l)
+	}
+	return workflow.Clip(strings.Join(para, "\n"), workflow.MaxMessageRunes)
+}
+
 // delegate reads the delegate of a DELEGATE line: "Name <mail@host>" or a
-// bare "mail@host".
-func delegate(line, value string) (workflow.Party, error) {
+// bare "mail@host", and the reason that may follow a bracketed address
+// ("Marie Curie <marie@host> – en congé").
+func delegate(line, value string) (to workflow.Party, reason string, err error) {
 	line = strings.TrimSpace(line)
+	if end := strings.LastIndexByte(value, '>'); end >= 0 && strings.Contains(value[:end], "<") {
+		value, reason = value[:end+1], strings.TrimLeft(value[end+1:], " \t-–—,;:.")
+	}
 	if value == "" {
-		return workflow.Party{}, problem.New(`%q: give the name and address of the person you hand your place to after the colon, e.g. "DELEGATE: Marie Curie <marie@example.org>"`,
+		return workflow.Party{}, "", problem.New(`%q: give the name and address of the person you hand your place to after the colon, e.g. "DELEGATE: Marie Curie <marie@example.org>"`,
 			"« %s » : indiquez après les deux-points le nom et l'adresse de la personne à qui vous confiez votre place, par exemple « DÉLÉGUER: Marie Curie <marie@exemple.fr> »", line)
 	}
 	a, err := mail.ParseAddress(value)
 	if err != nil {
-		return workflow.Party{}, problem.New(`%q: %q is not an email address (%v); write it as "DELEGATE: Marie Curie <marie@example.org>" or "DELEGATE: marie@example.org"`,
+		return workflow.Party{}, "", problem.New(`%q: %q is not an email address (%v); write it as "DELEGATE: Marie Curie <marie@example.org>" or "DELEGATE: marie@example.org"`,
 			"« %s » : « %s » n'est pas une adresse électronique (%v) ; écrivez par exemple « DÉLÉGUER: Marie Curie <marie@exemple.fr> » ou « DÉLÉGUER: marie@exemple.fr »", line, value, err)
 	}
-	return workflow.Party{Name: a.Name, Email: a.Address}, nil
+	return workflow.Party{Name: a.Name, Email: a.Address}, reason, nil
 }
 
 // Thread are the message IDs m answers, In-Reply-To first then References
