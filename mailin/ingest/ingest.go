@@ -720,6 +720,7 @@ func (h *Handler) verify(ctx context.Context, m poller.Message, msg *message.Mes
 		return v
 	}
 	v.Language = firstNonEmpty(instructions.Parse(msg.Text).Language, v.Language)
+	v.Ignored = ignored(msg)
 	docs := msg.Documents
 	if len(docs) > MaxVerifiedFiles {
 		v.Omitted, docs = len(docs)-MaxVerifiedFiles, docs[:MaxVerifiedFiles]

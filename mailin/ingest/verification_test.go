@@ -131,6 +131,22 @@ func TestVerificationWithoutFiles(t *testing.T) {
 	}
 }
 
+// Attachments that are not PDFs are named in the reply as not checked,
+// beside a PDF's report and when the mail holds no PDF.
+func TestVerificationNamesOtherAttachments(t *testing.T) {
+	f, signed := verifyingFixture(t)
+	docx := "--b\r\nContent-Type: application/vnd.openxmlformats-officedocument.wordprocessingml.document; name=contrat.docx\r\n" +
+		"Content-Transfer-Encoding: base64\r\n\r\nUEsDBA==\r\n--b--\r\n"
+	for _, pdfs := range [][][]byte{{signed}, nil} {
+		raw := bytes.Replace(toVerify("someone@elsewhere.example", "parapheur+verifier@org.example", "", "x", pdfs...), []byte("--b--\r\n"), []byte(docx), 1)
+		v := f.verified(t, raw)
+		if len(v) != 1 || len(v[0].Files) != len(pdfs) || len(v[0].Ignored) != 1 || v[0].Ignored[0].Name != "contrat.docx" ||
+			v[0].Ignored[0].ContentType != "application/vnd.openxmlformats-officedocument.wordprocessingml.document" {
+			t.Fatalf("%d PDFs: reports %+v, want the .docx named as ignored", len(pdfs), v)
+		}
+	}
+}
+
 // At most MaxVerifiedFiles PDFs are reported; the reply counts the others.
 func TestVerificationCapsTheFiles(t *testing.T) {
 	f, _ := verifyingFixture(t)

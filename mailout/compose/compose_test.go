@@ -859,3 +859,26 @@ func TestVerificationSigningTimes(t *testing.T) {
 		}
 	}
 }
+
+// TestVerificationNamesWhatItDidNotCheck: a mail to the verification address
+// with attachments that are not PDFs is told they were not checked, beside
+// the reports on its PDFs and when it had none.
+func TestVerificationNamesWhatItDidNotCheck(t *testing.T) {
+	c := newComposer(t, testConfig())
+	for _, lang := range []string{"fr", "en"} {
+		for _, sample := range []string{"verification", "verification-no-pdf"} {
+			m := sampleNamed(t, lang, sample)
+			d := m.Data.(Verification)
+			d.Ignored = []IgnoredAttachment{{Name: "contrat.docx", ContentType: "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}, {ContentType: "image/png"}}
+			m.Data = d
+			p := parse(t, compose(t, c, m))
+			want := map[string][]string{
+				"fr": {"Pièces jointes non vérifiées (seuls les PDF sont vérifiés)", "contrat.docx", "(sans nom)"},
+				"en": {"Attachments not checked (only PDF files are verified)", "contrat.docx", "(no name)"},
+			}[lang]
+			if w := p.lacks(append(want, "(application/vnd.openxmlformats-officedocument.wordprocessingml.document)", "(image/png)")...); w != "" {
+				t.Errorf("%s %s: the reply does not say %q:\n%s\n%s", lang, sample, w, p.text, p.html)
+			}
+		}
+	}
+}

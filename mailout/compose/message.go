@@ -147,6 +147,8 @@ type Verification struct {
 	Address string
 	// Files are the reports, in the order of the mail's PDFs.
 	Files []verdict.File
+	// Ignored are the mail's attachments that are not PDFs, not checked.
+	Ignored []IgnoredAttachment
 	// Omitted counts the PDFs past the gateway's cap, not reported.
 	Omitted int
 	// Problem says why no file was checked; required when Files is empty.

@@ -62,7 +62,7 @@ func (m *Mails) Compose(ctx context.Context, it *store.Item, job engine.Job, w i
 		}
 		msg.Language = v.Language
 		msg.Data = compose.Verification{To: v.To, InReplyTo: v.MessageID, References: v.References, Subject: v.Subject, Address: v.Address,
-			Files: v.Files, Omitted: v.Omitted, Problem: v.Problem}
+			Files: v.Files, Ignored: ignoredAttachments(v.Ignored), Omitted: v.Omitted, Problem: v.Problem}
 		to = v.To.Email
 	default:
 		env, err := m.Store.Get(ctx, job.EnvelopeID)
@@ -103,9 +103,7 @@ func (m *Mails) data(ctx context.Context, env *workflow.Envelope, job engine.Job
 		if job.Token != "" {
 			ack.StatusURL = m.PublicURL + "/e/" + job.Token
 		}
-		for _, a := range env.Ignored {
-			ack.Ignored = append(ack.Ignored, compose.IgnoredAttachment{Name: a.Name, ContentType: a.ContentType})
-		}
+		ack.Ignored = ignoredAttachments(env.Ignored)
 		return ack, nil
 	case workflow.Invitation:
 		return compose.Invitation{Link: m.PublicURL + "/s/" + job.Token}, nil
@@ -223,4 +221,13 @@ func (m *Mails) auditFile(ctx context.Context, env *workflow.Envelope) (*compose
 	sum := sha256.Sum256(b)
 	return &compose.Attachment{Name: certificate.AttachmentName(env.ID), ContentType: "application/json", Size: int64(len(b)),
 		SHA256: hex.EncodeToString(sum[:]), Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }}, nil
+}
+
+// ignoredAttachments names the attachments a mail's reply lists as left out.
+func ignoredAttachments(list []workflow.Attachment) []compose.IgnoredAttachment {
+	var out []compose.IgnoredAttachment
+	for _, a := range list {
+		out = append(out, compose.IgnoredAttachment{Name: a.Name, ContentType: a.ContentType})
+	}
+	return out
 }

@@ -243,7 +243,8 @@ func TestComposedVerification(t *testing.T) {
 	f := newFixture(t, withMails(t))
 	asked := fmt.Sprintf("v.%d@example.com", time.Now().UnixNano())
 	job, err := json.Marshal(engine.Job{Notice: engine.NoticeVerification, Verification: &engine.Verification{
-		To: workflow.Party{Email: "bob@example.com"}, Subject: "Contrat signé", MessageID: asked, Address: "parapheur+verifier@org.example", Language: "fr",
+		To: workflow.Party{Email: "bob@example.com"}, Subject: "Contrat signé", MessageID: asked, References: []string{"root@example.com"},
+		Address: "parapheur+verifier@org.example", Language: "fr", Ignored: []workflow.Attachment{{Name: "notes.docx", ContentType: "application/msword"}},
 		Files: []verdict.File{{Name: "contrat.pdf", Size: "48 ko", SHA256: strings.Repeat("ab", 32), Verdict: "Valide : la signature est intacte.", Valid: true,
 			Envelope: "Demande E123 (en cours).", Signatures: []verdict.Signature{{Signer: "Marie Curie", Level: "B-B", Verdict: "Signature intacte.", Intact: true}}}},
 	}})
@@ -258,7 +259,10 @@ func TestComposedVerification(t *testing.T) {
 	if irt := h.Get("In-Reply-To"); irt != "<"+asked+">" {
 		t.Errorf("In-Reply-To %q, want <%s>", irt, asked)
 	}
-	for _, want := range []string{"contrat.pdf", "Valide : la signature est intacte.", "Demande E123 (en cours).", "Marie Curie", "parapheur+verifier@org.example"} {
+	if refs := h.Get("References"); refs != "<root@example.com> <"+asked+">" {
+		t.Errorf("References %q, want the asking mail's, then it", refs)
+	}
+	for _, want := range []string{"notes.docx (application/msword)", "contrat.pdf", "Valide : la signature est intacte.", "Demande E123 (en cours).", "Marie Curie", "parapheur+verifier@org.example"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the reply does not say %q:\n%s", want, text)
 		}

@@ -122,6 +122,9 @@ type Verification struct {
 	Address string `json:"address"`
 	// Files are the reports on the mail's PDFs, in the order of the mail.
 	Files []verdict.File `json:"files,omitempty"`
+	// Ignored are the mail's attachments that are not PDFs, which the
+	// reply names as not checked.
+	Ignored []workflow.Attachment `json:"ignored,omitempty"`
 	// Omitted counts the PDFs past the cap, which are not reported.
 	Omitted int `json:"omitted,omitempty"`
 	// Problem says why no file was checked (no PDF attached, the mail
