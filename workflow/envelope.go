@@ -137,6 +137,21 @@ func (r *Recipient) Acted() bool {
 	return r.State == HasSigned || r.State == HasApproved || r.State == HasDeclined || r.State == HasDelegated
 }
 
+// NextCodeAt returns when the recipient may next be sent a code, at most
+// MaxCodesPerHour in any hour: now itself when one may be sent now.
+func (r *Recipient) NextCodeAt(now time.Time) time.Time {
+	var recent []time.Time
+	for _, sent := range r.CodesSent {
+		if now.Sub(sent) < time.Hour {
+			recent = append(recent, sent)
+		}
+	}
+	if len(recent) < MaxCodesPerHour {
+		return now
+	}
+	return recent[len(recent)-MaxCodesPerHour].Add(time.Hour)
+}
+
 // Code is a one-time code waiting to be entered. Only a keyed hash (MAC) of
 // the code is kept, so a copy of the store does not reveal valid codes.
 type Code struct {

@@ -379,8 +379,7 @@ func (t *transition) codeSent(ev CodeSent) error {
 		}
 	}
 	r.CodesSent = recent
-	if len(recent) >= MaxCodesPerHour {
-		retry := recent[0].Add(time.Hour)
+	if retry := r.NextCodeAt(ev.At); retry.After(ev.At) {
 		return errorf(ErrTooManyCodes, "%d codes were sent in the last hour; ask again after %s", MaxCodesPerHour, retry.Format("15:04 MST"))
 	}
 	r.CodesSent = append(r.CodesSent, ev.At.UTC())

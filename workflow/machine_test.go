@@ -1063,3 +1063,20 @@ func TestDelegation(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// NextCodeAt is now under the cap; at it, an hour after the oldest of the
+// last MaxCodesPerHour codes; codes older than an hour do not count.
+func TestNextCodeAt(t *testing.T) {
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	r := &Recipient{CodesSent: []time.Time{now.Add(-2 * time.Hour)}}
+	for _, ago := range []time.Duration{50, 40, 30, 20} {
+		r.CodesSent = append(r.CodesSent, now.Add(-ago*time.Minute))
+	}
+	if got := r.NextCodeAt(now); !got.Equal(now) {
+		t.Fatalf("four codes in the hour: NextCodeAt = %v, want now", got)
+	}
+	r.CodesSent = append(r.CodesSent, now.Add(-10*time.Minute))
+	if got, want := r.NextCodeAt(now), now.Add(10*time.Minute); !got.Equal(want) {
+		t.Errorf("five codes in the hour: NextCodeAt = %v, want %v", got, want)
+	}
+}

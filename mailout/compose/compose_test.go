@@ -21,6 +21,7 @@ import (
 	"github.com/emersion/go-message/mail"
 	"github.com/parapheur/parapheur/mailout/mailid"
 	"github.com/parapheur/parapheur/signing/verdict"
+	"github.com/parapheur/parapheur/workflow"
 )
 
 // parsed is a composed message read back with go-message.
@@ -739,6 +740,27 @@ func TestDelegationMails(t *testing.T) {
 		p := parse(t, compose(t, c, sampleNamed(t, tc.lang, tc.sample)))
 		if w := p.lacks(tc.want...); w != "" {
 			t.Errorf("%s %s: the text or the HTML does not say %q:\n%s", tc.lang, tc.sample, w, p.text)
+		}
+	}
+
+	// When the code cap holds the recipient back, the sender is told from
+	// when a new code can be asked for, to the minute above, in the zone.
+	for _, lang := range []string{"fr", "en"} {
+		m := sampleNamed(t, lang, "code_locked")
+		if p := parse(t, compose(t, c, m)); strings.Contains(p.text+p.html, "codes par heure") || strings.Contains(p.text+p.html, "codes an hour") {
+			t.Errorf("%s: a lock under the cap speaks of the cap:\n%s", lang, p.text)
+		}
+		r := m.Envelope.Recipient("r3")
+		for i := range workflow.MaxCodesPerHour {
+			r.CodesSent = append(r.CodesSent, m.Date.Add(time.Duration(i-50)*time.Minute+30*time.Second))
+		}
+		at := m.Date.Add(10*time.Minute + time.Minute).Truncate(time.Minute).In(paris)
+		want := map[string]string{
+			"fr": fmt.Sprintf("à partir du %d novembre 2026 à %s (5 codes par heure au plus)", at.Day(), at.Format("15:04 MST")),
+			"en": fmt.Sprintf("from %d November 2026 at %s (at most 5 codes an hour)", at.Day(), at.Format("15:04 MST")),
+		}[lang]
+		if p := parse(t, compose(t, c, m)); p.lacks(want) != "" {
+			t.Errorf("%s: the lock under the hourly cap does not say %q:\n%s", lang, want, p.text)
 		}
 	}
 

@@ -175,6 +175,10 @@ type view struct {
 	// Locked is whose one-time code was voided after Tries wrong codes.
 	Locked *workflow.Recipient
 	Tries  int
+	// NextCode is when Locked may ask for a new code, to the minute above,
+	// when the cap of CodesPerHour holds them back; zero otherwise.
+	NextCode     time.Time
+	CodesPerHour int
 	// Pending are the recipients who had not acted when the envelope expired.
 	Pending []workflow.Party
 	// Minutes is how long a one-time code is valid.
@@ -250,6 +254,10 @@ func (c *Composer) view(m *Message, to addressee) (*view, error) {
 		}
 	case CodeLocked:
 		v.Locked, v.Tries = m.Envelope.Recipient(d.By), workflow.MaxCodeFailures
+		if next := v.Locked.NextCodeAt(m.Date); next.After(m.Date) {
+			v.NextCode = next.Add(time.Minute - time.Nanosecond).Truncate(time.Minute).In(c.cfg.Location)
+			v.CodesPerHour = workflow.MaxCodesPerHour
+		}
 	case OneTimeCode:
 		v.Minutes = int((d.Valid + time.Minute - 1) / time.Minute)
 	case Declined:
