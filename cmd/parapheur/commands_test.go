@@ -625,3 +625,41 @@ func TestEnvelopeListTimesHaveTheirZone(t *testing.T) {
 		t.Errorf("show: exit %d; want the audit trail's times with their zone:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestVerifyFindsTheDemo: run from the folder where the demo keeps its
+// state, with nothing configured, verify knows the demo's CA and says it
+// used it; anything configured keeps it from looking there.
+func TestVerifyFindsTheDemo(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, demoDir, "keys")
+	if err := os.MkdirAll(keys, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := demoKeys(keys, "http://127.0.0.1:8080"); err != nil {
+		t.Fatal(err)
+	}
+	in, out := filepath.Join(dir, "in.pdf"), filepath.Join(dir, "out.pdf")
+	if b, err := exec.Command("qpdf", "--empty", "--pages", filepath.Join("..", "..", "mailin", "testdata", "doc1.pdf"), "--", in).CombinedOutput(); err != nil {
+		t.Fatalf("qpdf: %v: %s", err, b)
+	}
+	if r := parapheur(t, []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_KEYS_DIR=" + keys, "PARAPHEUR_KEYS_PASSPHRASE=" + demoPassphrase}, "seal", in, out); r.code != exitOK {
+		t.Fatalf("seal: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	verify := exec.Command(binary, "verify", out)
+	verify.Env, verify.Dir = []string{"PARAPHEUR_CONFIG="}, dir
+	stdout, err := verify.Output()
+	if err != nil || !strings.Contains(string(stdout), "No configuration: checked against the demo's keys and store in ./parapheur-demo.") ||
+		!strings.Contains(string(stdout), "this gateway's CA") {
+		t.Fatalf("verify beside the demo's folder: %v\n%s", err, stdout)
+	}
+	// The same from another folder: the demo is not looked for there.
+	r := parapheur(t, []string{"PARAPHEUR_CONFIG="}, "verify", out)
+	if r.code != exitOK || strings.Contains(r.stdout, "demo") || strings.Contains(r.stdout, "this gateway's CA") {
+		t.Fatalf("verify away from the demo's folder: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	verify = exec.Command(binary, "verify", out)
+	verify.Env, verify.Dir = []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_KEYS_DIR=" + t.TempDir()}, dir
+	if stdout, err := verify.Output(); err != nil || strings.Contains(string(stdout), "demo") || strings.Contains(string(stdout), "this gateway's CA") {
+		t.Fatalf("verify with keys.dir configured elsewhere: %v\n%s", err, stdout)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/parapheur/parapheur/cmd/parapheur/config"
@@ -32,7 +33,9 @@ it is intact, whether this gateway's CA (keys.dir) issued it, and whether the
 file was changed after it; then the envelope the gateway's signatures name,
 and, from the store (store.url), whether FILE is that envelope's final version.
 Without a configured keys.dir it still checks the signatures, but cannot say
-which the gateway issued. When the PDF embeds an
+which the gateway issued; with nothing configured, run from the folder where
+"parapheur demo" keeps its state, it uses the demo's keys and store. When the
+PDF embeds an
 audit trail (an attachment named audit-*.json, as the completion certificate
 does), verify also checks its hash chain.
 
@@ -65,6 +68,9 @@ func runVerify(inv *invocation) int {
 	if err == nil && cfg.Keys.Dir != "" {
 		ca, _ = pki.LoadCACert(cfg.Keys.Dir) // no CA: the report says so
 	}
+	if err == nil && ca == nil {
+		ca = inv.demoInstead(cfg)
+	}
 	report, err := verify.Verify(data, ca)
 	if errors.Is(err, verify.ErrUnreadable) {
 		return inv.unreadable(err)
@@ -77,6 +83,30 @@ func runVerify(inv *invocation) int {
 		inv.writePlacement(cfg, data, report)
 	}
 	return report.ExitCode()
+}
+
+// demoInstead points cfg at the demo's keys and store, and returns its CA,
+// when nothing configures the gateway (no file, keys.dir and store.url not
+// in the environment) and ./parapheur-demo holds a demo's keys: someone
+// who tried the demo checks its files from the same folder. It says so.
+func (inv *invocation) demoInstead(cfg *config.Config) *x509.Certificate {
+	if *inv.configPath != "" || slices.ContainsFunc(inv.environ, func(kv string) bool {
+		return strings.HasPrefix(kv, "PARAPHEUR_KEYS_DIR=") || strings.HasPrefix(kv, "PARAPHEUR_STORE_URL=")
+	}) {
+		return nil
+	}
+	dir, err := filepath.Abs(demoDir)
+	if err != nil {
+		return nil
+	}
+	ca, err := pki.LoadCACert(filepath.Join(dir, "keys"))
+	if err != nil {
+		return nil
+	}
+	cfg.Keys.Dir = filepath.Join(dir, "keys")
+	cfg.Store.URL = "bolt://" + filepath.ToSlash(filepath.Join(dir, "parapheur.db"))
+	fmt.Fprintf(inv.stdout, "No configuration: checked against the demo's keys and store in ./%s.\n\n", demoDir)
+	return ca
 }
 
 // writePlacement says which envelope the PDF data belongs to and whether it
