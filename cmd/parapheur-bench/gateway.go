@@ -8,8 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -23,6 +25,9 @@ type gateway struct {
 	dir   string
 	mail  *testrig.Mail
 	redis *testrig.RedisServer // nil on bbolt
+	// binary and env start a serve process (restart starts another).
+	binary string
+	env    []string
 	// replicas are the serve processes, on one store: exactly one of them polls the
 	// mailbox at a time, any of them serves pages and sends mail.
 	replicas []*replica
@@ -92,6 +97,7 @@ func startGateway(o options) (g *gateway, err error) {
 		"PATH=" + os.Getenv("PATH"),
 	}
 	env = append(env, o.env...)
+	g.binary, g.env = o.binary, env
 	caInit := exec.Command(o.binary, "ca", "init", "--organisation", "Bench")
 	caInit.Env = env
 	if out, err := caInit.CombinedOutput(); err != nil {
@@ -149,6 +155,28 @@ func (r *replica) waitReady(timeout time.Duration) error {
 		}
 	}
 	return fmt.Errorf("serve not ready after %v: %w\n%s", timeout, errTimeout, r.logTail())
+}
+
+// restart stops replica i as an operator does (SIGTERM, its work in flight
+// finished) and starts another serve in its place on the same store, with
+// the variables extra over the gateway's.
+func (g *gateway) restart(i int, extra ...string) error {
+	r := g.replicas[i]
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	select {
+	case <-r.exited:
+	case <-time.After(time.Minute):
+		return fmt.Errorf("serve did not stop within a minute of SIGTERM: %w\n%s", errTimeout, r.logTail())
+	}
+	r.exited <- nil // for stop
+	next, err := startReplica(g.binary, append(slices.Clone(g.env), extra...), strings.TrimSuffix(r.log.Name(), ".log")+"-restarted.log")
+	if next != nil {
+		r.log.Close()
+		g.replicas[i] = next
+	}
+	return err
 }
 
 // memory is the first replica's memory (see replica.memory).

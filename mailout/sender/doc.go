@@ -37,8 +37,13 @@
 //
 // # Connections
 //
-// Each worker keeps one connection and reuses it for the following items
-// (RFC 5321 §3.3: a new transaction may start after the end of DATA). After
+// Run keeps Config.Workers connections and reuses each for the following
+// items (RFC 5321 §3.3: a new transaction may start after the end of DATA).
+// Config.PerConnection workers share each connection, holding it for their
+// mail transaction only: the store's work on an item (claiming it,
+// composing its message, recording the attempt, settling it) takes about as
+// long as the transaction, and one worker alone would leave the connection
+// idle meanwhile. After
 // a refused transaction the worker sends RSET; an idle connection is checked
 // with NOOP before reuse, and closed after Config.IdleTimeout, Config.MaxAge
 // or Config.MaxMails. A network error on a reused connection (the relay

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parapheur/parapheur/workflow"
+	"github.com/parapheur/parapheur/workflow/audit"
 	"github.com/parapheur/parapheur/workflow/outbox"
 )
 
@@ -37,6 +38,9 @@ type fakeMTA struct {
 	rcpts        map[string]int
 	received     []received
 	sessions     []*smtp.Conn
+	// hold, when set, keeps the first message's DATA unanswered until it
+	// is closed; holding is closed when that DATA has come.
+	hold, holding chan struct{}
 }
 
 // received is one accepted message and how it came.
@@ -133,6 +137,13 @@ func (s *fakeSession) Data(r io.Reader) error {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return err
+	}
+	s.m.mu.Lock()
+	first := len(s.m.received) == 0
+	s.m.mu.Unlock()
+	if first && s.m.hold != nil {
+		close(s.m.holding)
+		<-s.m.hold
 	}
 	_, isTLS := s.c.TLSConnectionState()
 	s.m.mu.Lock()
@@ -383,5 +394,56 @@ func TestAnswer(t *testing.T) {
 		if got := answer(tc.err); got != tc.want {
 			t.Errorf("answer(%v) = %q, want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// The workers of one connection share it: while one mail's DATA waits on
+// the relay, the other worker has already claimed, composed and recorded
+// the start of the next mail; they take turns on the one connection.
+func TestWorkersShareAConnection(t *testing.T) {
+	m := startFakeMTA(t, nil, false)
+	m.hold, m.holding = make(chan struct{}), make(chan struct{})
+	f := newFixture(t, func(c *Config) {
+		toFake(m, "smtp://ADDR")(c)
+		c.Workers, c.PerConnection = 1, 2
+	})
+	env := f.envelope(t, "alice@example.com")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.s.Run(ctx); close(done) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	<-m.holding
+	started := func() int {
+		trail, err := f.st.AuditTrail(context.Background(), env.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, r := range trail {
+			if r.Type == audit.DeliveryStart {
+				n++
+			}
+		}
+		return n
+	}
+	for deadline := time.Now().Add(10 * time.Second); started() < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the second mail was not started while the first one's DATA was held")
+		}
+	}
+	if got := len(m.messages()); got != 0 {
+		t.Fatalf("%d messages received while the first DATA was held", got)
+	}
+	close(m.hold)
+	for deadline := time.Now().Add(10 * time.Second); len(f.attempts(t, env.ID)) < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the two mails were not delivered")
+		}
+	}
+	if got, dials := len(m.messages()), f.dials.Load(); got != 2 || dials != 1 {
+		t.Errorf("%d messages over %d connections, want 2 over 1", got, dials)
 	}
 }

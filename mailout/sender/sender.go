@@ -72,11 +72,16 @@ type Config struct {
 	// Outbox claims and settles the items; its Name defaults to
 	// engine.MailQueue.
 	Outbox outbox.Queue
-	// Workers is how many items are sent at once, each over its own
-	// connection; default 4.
+	// Workers is how many connections to the relay Run keeps, each
+	// carrying one mail transaction at a time; default 4.
 	Workers int
+	// PerConnection is how many items each of Run's connections has in
+	// hand at once; default DefaultPerConnection. While one item is in its
+	// mail transaction the others are claimed, composed and settled in the
+	// store, so that the connection waits on the store as little as it can.
+	PerConnection int
 	// Holder names this process in item leases; default host/pid. Each
-	// worker adds its number.
+	// worker adds its connection's number and its own.
 	Holder string
 	// Poll is how often an empty queue is looked at again when no wake-up
 	// came (see outbox.Queue.Work); default DefaultPoll.
@@ -127,6 +132,9 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
 	}
+	if cfg.PerConnection <= 0 {
+		cfg.PerConnection = DefaultPerConnection
+	}
 	if cfg.Holder == "" {
 		cfg.Holder = store.Holder()
 	}
@@ -148,37 +156,74 @@ func New(cfg Config) (*Sender, error) {
 	return &Sender{cfg: cfg, relay: r}, nil
 }
 
-// Run sends mail with Config.Workers workers until ctx is cancelled, then
-// lets each finish the item in hand, closes the connections and returns.
+// DefaultPerConnection is Config.PerConnection's default: two items a
+// connection keep it busy when the store's work on an item takes about as
+// long as its mail transaction.
+const DefaultPerConnection = 2
+
+// Run sends mail over Config.Workers connections, with
+// Config.PerConnection workers sharing each, until ctx is cancelled; then
+// it lets each worker finish the item in hand, closes the connections and
+// returns.
 func (s *Sender) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	for i := range s.cfg.Workers {
-		w := s.Worker(fmt.Sprintf("%s/smtp%d", s.cfg.Holder, i))
-		wg.Go(func() {
-			defer w.Close()
-			s.cfg.Outbox.Work(ctx, w.holder, w, s.cfg.Poll, w.idle)
-		})
+	lines := make([]*line, s.cfg.Workers)
+	for i := range lines {
+		lines[i] = &line{}
+		for j := range s.cfg.PerConnection {
+			w := &Worker{s: s, holder: fmt.Sprintf("%s/smtp%d.%d", s.cfg.Holder, i, j), line: lines[i]}
+			wg.Go(func() {
+				defer w.Close()
+				s.cfg.Outbox.Work(ctx, w.holder, w, s.cfg.Poll, w.idle)
+			})
+		}
 	}
 	wg.Wait()
+	for _, l := range lines {
+		l.drop()
+	}
 }
 
-// Worker returns a worker holding items as holder. A Worker is not safe
-// for concurrent use; Close it when done.
+// Worker returns a worker holding items as holder, over a connection of its
+// own. A Worker is not safe for concurrent use; Close it when done.
 func (s *Sender) Worker(holder string) *Worker {
-	return &Worker{s: s, holder: holder}
+	return &Worker{s: s, holder: holder, line: &line{}, ownsLine: true}
 }
 
-// Worker sends items one at a time over its own connection: it is the
-// outbox.Task of the mail queue.
+// line is a connection to the relay that workers share: each holds it for
+// its mail transaction only, and does its store work without it.
+type line struct {
+	mu   sync.Mutex
+	conn *conn
+}
+
+// drop closes the connection, once no worker holds it.
+func (l *line) drop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dropHeld()
+}
+
+// dropHeld closes the connection; the caller holds mu.
+func (l *line) dropHeld() {
+	if l.conn != nil {
+		l.conn.close()
+		l.conn = nil
+	}
+}
+
+// Worker sends items one at a time over its line: it is the outbox.Task of
+// the mail queue.
 type Worker struct {
-	s      *Sender
-	holder string
-	conn   *conn
-	spool  *os.File
-	buf    *bufio.Writer   // in front of spool
-	route  Route           // of the message in spool
-	size   int64           // of the message in spool
-	notice workflow.Notice // of the message in spool
+	s        *Sender
+	holder   string
+	line     *line
+	ownsLine bool // the line is the worker's alone, closed by Close
+	spool    *os.File
+	buf      *bufio.Writer   // in front of spool
+	route    Route           // of the message in spool
+	size     int64           // of the message in spool
+	notice   workflow.Notice // of the message in spool
 }
 
 // Step claims the next due item and carries it out: composes, delivers and
@@ -241,8 +286,11 @@ func (w *Worker) rewind() error {
 }
 
 // Attempt implements outbox.Task: it sends the spooled message and judges
-// the outcome.
+// the outcome. It holds the worker's line for the transaction, waiting
+// while another worker of the line has it.
 func (w *Worker) Attempt(ctx context.Context) outbox.Attempt {
+	w.line.mu.Lock()
+	defer w.line.mu.Unlock()
 	start := time.Now()
 	ans, err := w.transact(ctx, w.route, w.size)
 	a := outbox.Attempt{Outcome: workflow.OutcomeDelivered, Answer: ans}
@@ -274,33 +322,34 @@ func (w *Worker) transact(ctx context.Context, route Route, size int64) (string,
 		if _, err := w.spool.Seek(0, io.SeekStart); err != nil {
 			return "", err
 		}
-		ans, err := w.conn.send(route.From, route.To, w.spool, size)
+		ans, err := w.line.conn.send(route.From, route.To, w.spool, size)
 		if err == nil {
 			return ans, nil
 		}
 		var se *smtp.SMTPError
 		isSMTP := errors.As(err, &se)
-		if isSMTP && se.Code != 421 && w.conn.reset() == nil {
+		if isSMTP && se.Code != 421 && w.line.conn.reset() == nil {
 			return "", err
 		}
-		w.drop()
+		w.line.dropHeld()
 		if !reused || try > 0 || (isSMTP && se.Code != 421) {
 			return "", err
 		}
 	}
 }
 
-// connect makes sure the worker has a usable connection and reports
-// whether it is one that carried mail before.
+// connect makes sure the worker's line has a usable connection and
+// reports whether it is one that carried mail before. The caller holds the
+// line.
 func (w *Worker) connect(ctx context.Context) (bool, error) {
 	cfg := &w.s.cfg
-	if cn := w.conn; cn != nil {
+	if cn := w.line.conn; cn != nil {
 		now := time.Now()
 		switch {
 		case cn.mails >= cfg.MaxMails || now.Sub(cn.born) >= cfg.MaxAge || now.Sub(cn.used) >= cfg.IdleTimeout:
-			w.drop()
+			w.line.dropHeld()
 		case now.Sub(cn.used) >= cfg.NoopAfter && !cn.alive():
-			w.drop()
+			w.line.dropHeld()
 		default:
 			return true, nil
 		}
@@ -311,28 +360,26 @@ func (w *Worker) connect(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	w.conn = cn
+	w.line.conn = cn
 	return false, nil
 }
 
-// idle closes a connection that has been idle too long, while the queue
-// is empty.
+// idle closes the line's connection when it has been idle too long, while
+// the queue is empty.
 func (w *Worker) idle() {
-	if w.conn != nil && time.Since(w.conn.used) >= w.s.cfg.IdleTimeout {
-		w.drop()
+	w.line.mu.Lock()
+	defer w.line.mu.Unlock()
+	if w.line.conn != nil && time.Since(w.line.conn.used) >= w.s.cfg.IdleTimeout {
+		w.line.dropHeld()
 	}
 }
 
-func (w *Worker) drop() {
-	if w.conn != nil {
-		w.conn.close()
-		w.conn = nil
-	}
-}
-
-// Close quits the connection and frees the spool file.
+// Close frees the spool file, and quits the connection of a worker that
+// has its own (see Sender.Worker).
 func (w *Worker) Close() error {
-	w.drop()
+	if w.ownsLine {
+		w.line.drop()
+	}
 	if w.spool != nil {
 		err := w.spool.Close()
 		w.spool, w.buf = nil, nil
