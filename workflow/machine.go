@@ -506,7 +506,47 @@ func (t *transition) advance(at time.Time) {
 // recipients who already acted; about is who caused it, if a recipient.
 func (t *transition) end(s State, at time.Time, reason string, notice Notice, about string) {
 	t.e.State, t.e.Reason, t.e.EndedAt, t.e.NextReminder = s, reason, at.UTC(), time.Time{}
-	t.effect(Notify{Notice: notice, Recipients: t.actedRecipients(), ToSender: true, Reason: reason, About: about})
+	ids, toSender := t.onePerAddress(t.actedRecipients(), true)
+	t.effect(Notify{Notice: notice, Recipients: ids, ToSender: toSender, Reason: reason, About: about})
+}
+
+// onePerAddress keeps, of the recipients ids and the sender (when
+// toSender), one per address, so that nobody gets the same notice twice
+// (SPEC §5): an agent who signs their own request, or names themselves as
+// copy, is one party. It keeps an archivist first, whose final mail also
+// carries the audit trail, then a copy, whose state the delivery of the
+// final mail completes, then the sender, then the first of ids.
+func (t *transition) onePerAddress(ids []string, toSender bool) ([]string, bool) {
+	rank := func(id string) int {
+		switch r := t.e.Recipient(id); {
+		case r.Role == Archivist:
+			return 0
+		case r.Role == Copy:
+			return 1
+		default:
+			return 3
+		}
+	}
+	const senderRank = 2
+	best := map[string]string{} // folded address -> the recipient kept
+	for _, id := range ids {
+		addr := strings.ToLower(t.e.Recipient(id).Email)
+		if kept, ok := best[addr]; !ok || rank(id) < rank(kept) {
+			best[addr] = id
+		}
+	}
+	if kept, ok := best[strings.ToLower(t.e.Sender.Email)]; toSender && ok && rank(kept) > senderRank {
+		delete(best, strings.ToLower(t.e.Sender.Email))
+	} else if ok {
+		toSender = false
+	}
+	var out []string
+	for _, id := range ids {
+		if best[strings.ToLower(t.e.Recipient(id).Email)] == id {
+			out = append(out, id)
+		}
+	}
+	return out, toSender
 }
 
 func (t *transition) actedRecipients() []string {
@@ -835,11 +875,16 @@ func (t *transition) deliveryAttempted(ev DeliveryAttempted) error {
 	case ev.Outcome == OutcomeDelivered && ev.Notice == Invitation && r.SentAt.IsZero():
 		r.SentAt = ev.At.UTC()
 		t.recordFor(ev.Meta, audit.InvitationSent, r, nil)
-	case ev.Outcome == OutcomeDelivered && ev.Notice == CompletionMail && !r.Role.Acts():
+	case ev.Outcome == OutcomeDelivered && ev.Notice == CompletionMail:
 		// A copy or archivist has the final documents once the server
-		// took them; one refused (OutcomeFailed) stays waiting, with
-		// its DeliveryFailure.
-		r.State = Delivered
+		// took them, and so has another copy or archivist of the same
+		// address, whose own mail was left out (onePerAddress); one
+		// refused (OutcomeFailed) stays waiting, with its DeliveryFailure.
+		for i := range t.e.Recipients {
+			if other := &t.e.Recipients[i]; !other.Role.Acts() && strings.EqualFold(other.Email, r.Email) {
+				other.State = Delivered
+			}
+		}
 	case ev.Outcome == OutcomeFailed:
 		r.DeliveryFailure = ev.Answer
 		// A failed notice of a failure is recorded only, or notices would
@@ -937,6 +982,7 @@ func (t *transition) completed(ev Completed) error {
 		details[fmt.Sprintf("document_%d", i)] = d.Current
 	}
 	t.record(audit.Record{Time: ev.At, Type: audit.Completed, Actor: SystemActor, Details: details})
-	t.effect(Notify{Notice: CompletionMail, Recipients: all, ToSender: true})
+	ids, toSender := t.onePerAddress(all, true)
+	t.effect(Notify{Notice: CompletionMail, Recipients: ids, ToSender: toSender})
 	return nil
 }

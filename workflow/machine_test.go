@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -1078,5 +1079,64 @@ func TestNextCodeAt(t *testing.T) {
 	r.CodesSent = append(r.CodesSent, now.Add(-10*time.Minute))
 	if got, want := r.NextCodeAt(now), now.Add(10*time.Minute); !got.Equal(want) {
 		t.Errorf("five codes in the hour: NextCodeAt = %v, want %v", got, want)
+	}
+}
+
+// Nobody gets the same end notice twice (SPEC §5): a sender who approves
+// their own request gets the sender's final mail only; a sender named as
+// copy gets the copy's, which marks the copy delivered; a copy and an
+// archivist of one address get the archivist's, with the trail, and both
+// count as delivered; a decline is told once to an approver who is the
+// sender. Addresses compare without case.
+func TestOneEndNoticePerAddress(t *testing.T) {
+	completion := func(e *Envelope) Notify {
+		t.Helper()
+		tr, err := Apply(run(t, e, allSigned()), Completed{Meta: at(4 * time.Hour), Certificate: "cert"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range tr.Effects {
+			if n, ok := f.(Notify); ok && n.Notice == CompletionMail {
+				return n
+			}
+		}
+		t.Fatal("no completion mail")
+		return Notify{}
+	}
+	envelope := func(edit func(*Draft)) *Envelope {
+		d := draft()
+		edit(&d)
+		tr, err := Create(d, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr.Envelope
+	}
+
+	approverSender := envelope(func(d *Draft) { d.Steps[0].Parties[0].Email = "Agent@Org.example" })
+	if n := completion(approverSender); !slices.Equal(n.Recipients, []string{"r2", "r3", "r4", "r5"}) || !n.ToSender {
+		t.Errorf("sender who approved: completion to %v, sender %v; want r2-r5 and the sender", n.Recipients, n.ToSender)
+	}
+	tr, err := Apply(run(t, approverSender, seq(step1Done(), verify("r2", 2*time.Hour))), Declined{Meta: at(2*time.Hour + 2*time.Minute), RecipientID: "r2", Reason: "non"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := effectKinds(tr.Effects); !slices.Contains(got, "notify:declined:[]:sender=true:about=r2") {
+		t.Errorf("decline with the sender as approver: %v, want the sender once, not the approver of the same address too", got)
+	}
+
+	copySender := envelope(func(d *Draft) { d.Copies[0].Email = "AGENT@org.example" })
+	if n := completion(copySender); !slices.Equal(n.Recipients, []string{"r1", "r2", "r3", "r4", "r5"}) || n.ToSender {
+		t.Errorf("sender as copy: completion to %v, sender %v; want r1-r5 and not the sender", n.Recipients, n.ToSender)
+	}
+
+	copyArchivist := envelope(func(d *Draft) { d.Copies[0].Email = "Archives@org.example" })
+	if n := completion(copyArchivist); !slices.Equal(n.Recipients, []string{"r1", "r2", "r3", "r5"}) || !n.ToSender {
+		t.Errorf("copy and archivist of one address: completion to %v, sender %v; want r1-r3, r5 and the sender", n.Recipients, n.ToSender)
+	}
+	e := run(t, copyArchivist, seq(allSigned(), one(Completed{Meta: at(4 * time.Hour), Certificate: "cert"}),
+		one(DeliveryAttempted{Meta: at(5 * time.Hour), Notice: CompletionMail, To: "r5", Outcome: OutcomeDelivered})))
+	if e.Recipient("r4").State != Delivered || e.Recipient("r5").State != Delivered {
+		t.Errorf("after the archivist's final mail: copy %s, archivist %s; want both delivered", e.Recipient("r4").State, e.Recipient("r5").State)
 	}
 }
