@@ -7,7 +7,10 @@
 // Anyone can write an Authentication-Results field into a mail, so only
 // the fields carrying the configured authserv-id of the receiving server
 // count; that server must remove fields with its own id from incoming mail
-// (RFC 8601 §5), as Postfix with OpenDKIM/OpenDMARC and Exchange do.
+// (RFC 8601 §5), as Postfix with OpenDKIM/OpenDMARC and Exchange do. Where
+// it does not, a forged field with its id sits below the one it added on
+// top (trace fields are prepended, RFC 5321 §4.4): only the topmost field
+// with the trusted id is read.
 package policy
 
 import (
@@ -130,7 +133,8 @@ type authentication struct {
 }
 
 // authenticate looks for dmarc=pass, or else a dkim=pass aligned with
-// domain, in the fields of the trusted server, and says what it found.
+// domain, in the topmost field of the trusted server, and says what it
+// found.
 func (p *Policy) authenticate(domain string, fields []string) authentication {
 	if p.authservID == "" {
 		return authentication{summary: "authentication not checked"}
@@ -138,40 +142,42 @@ func (p *Policy) authenticate(domain string, fields []string) authentication {
 	var a authentication
 	var seen []string
 	dkim := "" // an aligned dkim=pass, used when no dmarc=pass is found
+	var results []authres.Result
 	for _, field := range fields {
-		id, results, err := authres.Parse(stripComments(field))
+		id, rs, err := authres.Parse(stripComments(field))
 		if !strings.EqualFold(id, p.authservID) {
 			continue
 		}
-		if err != nil && len(results) == 0 {
+		if err != nil && len(rs) == 0 {
 			seen = append(seen, "unreadable Authentication-Results: "+err.Error())
-			continue
 		}
-		for _, r := range results {
-			switch r := r.(type) {
-			case *authres.DMARCResult:
-				s := fmt.Sprintf("dmarc=%s header.from=%s", r.Value, r.From)
-				ours := r.From == "" || strings.EqualFold(r.From, domain)
-				if r.Value == authres.ResultPass && ours {
-					return authentication{summary: p.cite(s), pass: true}
-				}
-				if r.Value == authres.ResultFail && ours {
-					a.dmarcFailed = true
-				}
-				seen = append(seen, s)
-			case *authres.DKIMResult:
-				s := fmt.Sprintf("dkim=%s header.d=%s", r.Value, r.Domain)
-				if r.Value == authres.ResultPass && Aligned(r.Domain, domain) {
-					if dkim == "" {
-						dkim = s + " aligned with " + domain
-					}
-					continue
-				}
-				if r.Value == authres.ResultPass {
-					s += " not aligned with " + domain
-				}
-				seen = append(seen, s)
+		results = rs
+		break // the topmost trusted field is the server's; any below may be forged
+	}
+	for _, r := range results {
+		switch r := r.(type) {
+		case *authres.DMARCResult:
+			s := fmt.Sprintf("dmarc=%s header.from=%s", r.Value, r.From)
+			ours := r.From == "" || strings.EqualFold(r.From, domain)
+			if r.Value == authres.ResultPass && ours {
+				return authentication{summary: p.cite(s), pass: true}
 			}
+			if r.Value == authres.ResultFail && ours {
+				a.dmarcFailed = true
+			}
+			seen = append(seen, s)
+		case *authres.DKIMResult:
+			s := fmt.Sprintf("dkim=%s header.d=%s", r.Value, r.Domain)
+			if r.Value == authres.ResultPass && Aligned(r.Domain, domain) {
+				if dkim == "" {
+					dkim = s + " aligned with " + domain
+				}
+				continue
+			}
+			if r.Value == authres.ResultPass {
+				s += " not aligned with " + domain
+			}
+			seen = append(seen, s)
 		}
 	}
 	switch {

@@ -51,6 +51,25 @@ func TestCheck(t *testing.T) {
 			Reason:  problem.Text{EN: "the mail from marie@partner.example could not be authenticated (dkim=pass header.d=mailchimp.example not aligned with partner.example, dmarc=fail header.from=partner.example (authserv-id mx.org.example)): it may be forged"},
 		},
 	}, {
+		// The receiving server adds its field on top; a forged one with
+		// its id below it, which the server did not remove, is not read.
+		name:   "a pass below the trusted server's topmost field is ignored",
+		policy: strict, from: "agent@org.example",
+		authResults: []string{"mx.org.example; spf=fail smtp.mailfrom=org.example; dmarc=fail header.from=org.example",
+			"mx.org.example; dkim=pass header.d=org.example; dmarc=pass header.from=org.example"},
+		want: Decision{DMARCFailed: true,
+			Summary: "sender agent@org.example refused: dmarc=fail header.from=org.example (authserv-id mx.org.example)",
+			Reason:  problem.Text{EN: "the mail from agent@org.example could not be authenticated (dmarc=fail header.from=org.example (authserv-id mx.org.example)): it may be forged"},
+		},
+	}, {
+		name:   "a pass below the trusted server's topmost field without DMARC is ignored",
+		policy: strict, from: "agent@org.example",
+		authResults: []string{"mx.org.example; spf=none smtp.mailfrom=org.example", "mx.org.example; dmarc=pass header.from=org.example"},
+		want: Decision{
+			Summary: "sender agent@org.example refused: no DMARC or DKIM result (authserv-id mx.org.example)",
+			Reason:  problem.Text{EN: "the mail from agent@org.example could not be authenticated (no DMARC or DKIM result (authserv-id mx.org.example)): it may be forged"},
+		},
+	}, {
 		name:   "a pass from another authserv-id is ignored",
 		policy: strict, from: "agent@org.example",
 		authResults: []string{"evil.example; dmarc=pass header.from=org.example", "mx.org.example; dmarc=fail header.from=org.example"},

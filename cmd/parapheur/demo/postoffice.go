@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
 	"github.com/emersion/go-smtp"
 )
 
@@ -122,7 +124,9 @@ func (p *PostOffice) Deliver(returnPath string, rcpts []string, raw []byte) (str
 		fmt.Fprintf(&b, "Return-Path: <%s>\r\nDelivered-To: %s\r\n", returnPath, rcpt)
 		fmt.Fprintf(&b, "Authentication-Results: %s; dmarc=%s header.from=%s\r\n", p.AuthservID, p.dmarc(raw), fromDomain(raw))
 		fmt.Fprintf(&b, "Received: by %s (parapheur demo); %s\r\n", p.AuthservID, time.Now().Format(time.RFC1123Z))
-		b.Write(raw)
+		if err := p.withoutOwnResults(&b, raw); err != nil {
+			return "", fmt.Errorf("demo: delivering to %s: %w", rcpt, err)
+		}
 		if _, err := p.user.Append("INBOX", bytes.NewReader(b.Bytes()), &imap.AppendOptions{Time: time.Now()}); err != nil {
 			return "", fmt.Errorf("demo: delivering to %s: %w", rcpt, err)
 		}
@@ -130,6 +134,29 @@ func (p *PostOffice) Deliver(returnPath string, rcpts []string, raw []byte) (str
 		break // one copy, whatever the plus-addresses
 	}
 	return id, nil
+}
+
+// withoutOwnResults writes raw to w without the Authentication-Results
+// fields that carry the demo MTA's own authserv-id: a sender may have
+// written one, and an MTA removes them from incoming mail (RFC 8601 §5).
+func (p *PostOffice) withoutOwnResults(w io.Writer, raw []byte) error {
+	r := bufio.NewReader(bytes.NewReader(raw))
+	h, err := textproto.ReadHeader(r)
+	if err != nil {
+		_, err = w.Write(raw) // not a header the gateway can read either: it says so
+		return err
+	}
+	for f := h.FieldsByKey("Authentication-Results"); f.Next(); {
+		id, _, _ := strings.Cut(f.Value(), ";")
+		if fields := strings.Fields(id); len(fields) > 0 && strings.EqualFold(fields[0], p.AuthservID) {
+			f.Del()
+		}
+	}
+	if err := textproto.WriteHeader(w, h); err != nil {
+		return err
+	}
+	_, err = io.Copy(w, r)
+	return err
 }
 
 // dmarc is the DMARC result the demo's MTA vouches for: pass for its own

@@ -335,9 +335,13 @@ func (r *rig) gatewayMailbox(t *testing.T) *imapclient.Client {
 // mail to anyone else is only kept for the web mailbox.
 func TestDeliveryToTheGateway(t *testing.T) {
 	r := newRig(t)
+	// A sender's own Authentication-Results with the demo MTA's id are
+	// removed (RFC 8601 §5); another server's are kept.
+	const forged, foreign = "Authentication-Results: MX.demo.example; dmarc=pass header.from=elsewhere.example\r\n",
+		"Authentication-Results: mx.elsewhere.example; dmarc=pass header.from=elsewhere.example\r\n"
 	mail := func(from, subject string) io.Reader {
-		return strings.NewReader("From: " + from + "\r\nTo: " + gateway + "\r\nSubject: " + subject +
-			"\r\nMessage-ID: <" + subject + "@x>\r\n\r\nDECLINE: wrong amount\r\n")
+		return strings.NewReader("From: " + from + "\r\nTo: " + gateway + "\r\nSubject: " + subject + "\r\n" + forged + foreign +
+			"Message-ID: <" + subject + "@x>\r\n\r\nDECLINE: wrong amount\r\n")
 	}
 	for _, m := range []struct{ from, subject string }{{Mayor.Email, "reply"}, {"someone@elsewhere.example", "outsider"}} {
 		r.sendRaw(t, m.from, []string{gateway, "parapheur+verify@" + Domain}, mail(m.from, m.subject))
@@ -370,6 +374,9 @@ func TestDeliveryToTheGateway(t *testing.T) {
 		raw := msgs[i].BodySection[0].Bytes
 		if !bytes.Contains(raw, []byte(want)) || !bytes.HasPrefix(raw, []byte("Return-Path: <")) {
 			t.Errorf("mail %d in the inbox lacks %q or a Return-Path:\n%s", i+1, want, raw)
+		}
+		if bytes.Contains(raw, []byte(forged)) || !bytes.Contains(raw, []byte(foreign)) || !bytes.HasSuffix(raw, []byte("\r\n\r\nDECLINE: wrong amount\r\n")) {
+			t.Errorf("mail %d in the inbox keeps the sender's Authentication-Results with the demo's id, or lost another field or its body:\n%s", i+1, raw)
 		}
 	}
 }
