@@ -161,6 +161,8 @@ func (c *Checker) Check(ctx context.Context, name string, data []byte, lang stri
 	switch n := len(rep.Signatures); {
 	case n == 0:
 		out.Verdict = Say(lang, "verify no signature")
+	case rep.ChangedUnsigned:
+		out.Verdict = Say(lang, "verify changed unsigned")
 	case !out.Valid:
 		out.Verdict = Say(lang, "verify invalid")
 	case n == 1:
@@ -168,8 +170,9 @@ func (c *Checker) Check(ctx context.Context, name string, data []byte, lang stri
 	default:
 		out.Verdict = Say(lang, "verify valid", n)
 	}
-	for _, sig := range rep.Signatures {
-		out.Signatures = append(out.Signatures, c.signature(sig, lang))
+	for i, sig := range rep.Signatures {
+		last := i == len(rep.Signatures)-1
+		out.Signatures = append(out.Signatures, c.signature(sig, lang, last && rep.ChangedUnsigned))
 	}
 	c.Place(ctx, &out, rep, lang)
 	for _, t := range rep.Trails {
@@ -187,8 +190,9 @@ func (c *Checker) Check(ctx context.Context, name string, data []byte, lang stri
 	return out
 }
 
-// signature reports on one signature in lang.
-func (c *Checker) signature(sig verify.Signature, lang string) Signature {
+// signature reports on one signature in lang; unsigned tells that it is
+// the last and the file was changed after it (Report.ChangedUnsigned).
+func (c *Checker) signature(sig verify.Signature, lang string, unsigned bool) Signature {
 	sv := Signature{Signer: sig.Signer, Email: sig.Email, Level: sig.Level, Reason: sig.Reason,
 		TimeStamped: sig.TimeStamped, Intact: sig.Intact, Problem: sig.Problem, Issued: sig.IssuedByCA,
 		Covers: sig.CoversWholeFile}
@@ -207,12 +211,16 @@ func (c *Checker) signature(sig verify.Signature, lang string) Signature {
 		sv.Issuer = Say(lang, "verify issuer other")
 	}
 	switch {
+	case sig.CoversWholeFile && !sig.Intact:
+		sv.Changes = Say(lang, "verify covers broken")
 	case sig.CoversWholeFile:
 		sv.Changes = Say(lang, "verify covers")
 	case sig.LaterSignatures > 0:
 		sv.Changes = Say(lang, "verify later sigs", sig.LaterSignatures)
-	default:
+	case unsigned:
 		sv.Changes = Say(lang, "verify changed")
+	default:
+		sv.Changes = Say(lang, "verify validation data")
 	}
 	return sv
 }
@@ -254,6 +262,8 @@ func (c *Checker) Place(ctx context.Context, out *File, rep *verify.Report, lang
 	case p.Certificate:
 		out.Final = true
 		out.Placement = Say(lang, "verify certificate")
+	case p.Document < 0 && rep.ChangedUnsigned:
+		out.Placement = Say(lang, "verify modified copy")
 	case p.Document < 0:
 		out.Placement = Say(lang, "verify not current")
 	case p.Final:

@@ -136,6 +136,15 @@ func TestCheck(t *testing.T) {
 		t.Errorf("a broken signature placed the file: %q", f.Envelope)
 	}
 
+	// A copy whose document information was changed after the signature:
+	// every signature intact, but not valid, and not an earlier version.
+	changed := pdftest.Update(t, pdf, []string{"<</Title (Hacked)>>"}, 0, "")
+	if f := c.Check(ctx, "changed.pdf", changed, "fr"); f.Valid || f.Verdict != verdict.Say("fr", "verify changed unsigned") ||
+		len(f.Signatures) != 1 || !f.Signatures[0].Intact || f.Signatures[0].Changes != verdict.Say("fr", "verify changed") ||
+		f.Placement != verdict.Say("fr", "verify modified copy") {
+		t.Errorf("changed after the signature: %+v", f)
+	}
+
 	if f := c.Check(ctx, "", []byte("not a PDF"), "fr"); f.Unreadable != verdict.Say("fr", "verify unreadable") || f.Name != verdict.Say("fr", "verify unnamed") {
 		t.Errorf("not a PDF: %+v", f)
 	}

@@ -61,10 +61,15 @@ func (r *Report) WriteText(w io.Writer, caKnown bool) {
 		default:
 			fmt.Fprintln(w, "  issuer:  not this gateway's CA")
 		}
-		if s.ChangedAfter {
-			fmt.Fprintf(w, "  changes: the file was changed after this signature (%d later signature(s))\n", s.LaterSignatures)
-		} else {
+		switch {
+		case !s.ChangedAfter:
 			fmt.Fprintln(w, "  changes: none, it covers the whole file")
+		case s.LaterSignatures > 0:
+			fmt.Fprintf(w, "  changes: %d later signature(s) added after it\n", s.LaterSignatures)
+		case r.ChangedUnsigned:
+			fmt.Fprintln(w, "  changes: the file was changed after it, and no signature covers the change")
+		default:
+			fmt.Fprintln(w, "  changes: only validation data (DSS) added after it")
 		}
 	}
 	fmt.Fprintln(w)
@@ -83,6 +88,8 @@ func (r *Report) WriteText(w io.Writer, caKnown bool) {
 		fmt.Fprintln(w, "INVALID: the file has no signature")
 	case bad > 0:
 		fmt.Fprintf(w, "INVALID: %d of %d signature(s) not intact\n", bad, len(r.Signatures))
+	case r.ChangedUnsigned:
+		fmt.Fprintf(w, "INVALID: all %d signature(s) intact, but the file was changed after the last one, and no signature covers the change\n", len(r.Signatures))
 	case brokenTrails > 0:
 		fmt.Fprintf(w, "INVALID: all %d signature(s) intact, but %d embedded audit trail(s) broken\n", len(r.Signatures), brokenTrails)
 	default:

@@ -105,12 +105,17 @@ type Report struct {
 	// Trails are the audit trails embedded as file attachments named
 	// like TrailPattern, as the completion certificate carries one.
 	Trails []Trail
+	// ChangedUnsigned tells that the file was changed after its last
+	// signature by more than validation data (see unsignedTail): what it
+	// shows is not what was signed, and no signature vouches for it.
+	ChangedUnsigned bool
 }
 
-// Valid tells whether the file has signatures and all are intact, and
-// whether the chain of every embedded audit trail holds.
+// Valid tells whether the file has signatures and all are intact, nothing
+// but validation data was added after the last one, and whether the chain
+// of every embedded audit trail holds.
 func (r *Report) Valid() bool {
-	if len(r.Signatures) == 0 {
+	if len(r.Signatures) == 0 || r.ChangedUnsigned {
 		return false
 	}
 	for _, s := range r.Signatures {
@@ -186,6 +191,19 @@ func Verify(data []byte, ca *x509.Certificate) (*Report, error) {
 		}
 	}
 	classify(r, dssCerts)
+	if len(r.Signatures) > 0 {
+		last := r.Signatures[len(r.Signatures)-1].end
+		err := pdfread.Guard(func() error {
+			var err error
+			r.ChangedUnsigned, err = unsignedTail(data, ctx, last)
+			return err
+		})
+		if err != nil {
+			// What was added after the last signature cannot be told
+			// apart from the signed revision: nothing vouches for it.
+			r.ChangedUnsigned = true
+		}
+	}
 	return r, nil
 }
 

@@ -78,7 +78,7 @@ func TestReport(t *testing.T) {
 	if time.Since(b.Time) > time.Minute || a.Time.IsZero() {
 		t.Errorf("times: %v, %v", a.Time, b.Time)
 	}
-	for _, want := range []string{"Alice Martin <alice.martin@example.org>", "this gateway's CA", "not this gateway's CA", "B-T", "time-stamped", "the file was changed after this signature (1 later signature(s))", "VALID: all 2",
+	for _, want := range []string{"Alice Martin <alice.martin@example.org>", "this gateway's CA", "not this gateway's CA", "B-T", "time-stamped", "1 later signature(s) added after it", "VALID: all 2",
 		"UTC (this gateway's clock)"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text report lacks %q:\n%s", want, text)
@@ -172,5 +172,49 @@ func TestPdfsignSignature(t *testing.T) {
 	}
 	if len(r.Signatures) != 1 || !r.Signatures[0].Intact || !r.Signatures[0].IssuedByCA || r.Signatures[0].Signer != "Other Tool" {
 		t.Errorf("pdfsign's signature:\n%s", r.Text(true))
+	}
+}
+
+// Validation data added after the last signature leaves the file valid;
+// an update that changes what the document shows (its information, its
+// catalog) makes it not valid, though every signature stays intact, and
+// says so.
+func TestChangedAfterTheLastSignature(t *testing.T) {
+	ca := newCA(t, "Gateway CA")
+	in, err := os.ReadFile(pdftest.Corpus(t)["qpdf-objstm"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := sign(t, ca, in, "Alice Martin", nil)
+	var lt bytes.Buffer
+	if err := pades.AddDSS(context.Background(), signed, &lt, pades.ValidationData{Certs: []*x509.Certificate{ca.Cert}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		file      []byte
+		unsigned  bool
+		wantLines []string
+	}{
+		{"validation data", lt.Bytes(), false, []string{"only validation data (DSS) added after it", "VALID: all 1 signature(s) intact"}},
+		{"validation data by hand", pdftest.Update(t, signed, []string{"<</Certs []>>"}, -1, "/DSS NEW 0 R"), false, nil},
+		{"document information", pdftest.Update(t, lt.Bytes(), []string{"<</Title (Hacked)>>"}, 0, ""), true,
+			[]string{"changes: the file was changed after it, and no signature covers the change", "INVALID: all 1 signature(s) intact, but the file was changed after the last one"}},
+		{"catalog", pdftest.Update(t, signed, nil, -1, "/OpenAction << /S /JavaScript /JS (app.alert(1)) >>"), true, nil},
+		{"a new object and the DSS", pdftest.Update(t, lt.Bytes(), []string{"<</Type /Annot /Subtype /Text /Contents (x)>>"}, -1, ""), true, nil},
+	} {
+		r, err := verify.Verify(tc.file, ca.Cert)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		text := r.Text(true)
+		if r.ChangedUnsigned != tc.unsigned || r.Valid() == tc.unsigned || !r.Signatures[0].Intact {
+			t.Errorf("%s: ChangedUnsigned %v, valid %v; want %v, %v:\n%s", tc.name, r.ChangedUnsigned, r.Valid(), tc.unsigned, !tc.unsigned, text)
+		}
+		for _, want := range tc.wantLines {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s: the report lacks %q:\n%s", tc.name, want, text)
+			}
+		}
 	}
 }
