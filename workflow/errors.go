@@ -9,6 +9,9 @@ type Error struct {
 	Code string
 	// Message explains this refusal in plain words.
 	Message string
+	// FR says it in French when the kind's French words (package
+	// problem) would lose what the person must fix; empty otherwise.
+	FR string `json:",omitempty"`
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -46,4 +49,9 @@ var (
 
 func errorf(kind *Error, format string, args ...any) error {
 	return &Error{Code: kind.Code, Message: fmt.Sprintf(format, args...)}
+}
+
+// refusal is errorf in English and French, formatted with the same args.
+func refusal(kind *Error, en, fr string, args ...any) error {
+	return &Error{Code: kind.Code, Message: fmt.Sprintf(en, args...), FR: fmt.Sprintf(fr, args...)}
 }

@@ -620,15 +620,22 @@ func (t *transition) delegated(ev Delegated) error {
 	to.Name = strings.TrimSpace(to.Name)
 	switch {
 	case to.Email == "" || strings.Count(to.Email, "@") != 1 || strings.HasPrefix(to.Email, "@") || strings.HasSuffix(to.Email, "@"):
-		return errorf(ErrBadDelegate, "%q is not an email address", to.Email)
+		return refusal(ErrBadDelegate, "%q is not an email address", "« %s » n'est pas une adresse électronique", to.Email)
 	case strings.EqualFold(to.Email, r.Email):
-		return errorf(ErrBadDelegate, "%s cannot delegate to their own address", r.Email)
+		return refusal(ErrBadDelegate, "%s cannot delegate to their own address", "%s ne peut pas se déléguer à sa propre adresse", r.Email)
 	case len(t.e.Recipients) >= MaxRecipients:
-		return errorf(ErrBadDelegate, "envelope %s has %d recipients, the most it may have", t.e.ID, MaxRecipients)
+		return refusal(ErrBadDelegate, "envelope %s has %d recipients, the most it may have",
+			"la demande %s a %d destinataires, le plus qu'elle puisse avoir", t.e.ID, MaxRecipients)
 	}
-	for _, id := range t.e.Steps[r.Step].Recipients {
-		if o := t.e.Recipient(id); strings.EqualFold(o.Email, to.Email) {
-			return errorf(ErrBadDelegate, "%s already acts in this step", to.Email)
+	// Each step keeps a person of its own: a delegate who approves or
+	// signs elsewhere in the envelope would check their own signature.
+	for _, o := range t.e.Recipients {
+		if o.Role.Acts() && o.State != HasDelegated && strings.EqualFold(o.Email, to.Email) {
+			if o.Step == r.Step {
+				return refusal(ErrBadDelegate, "%s already acts in this step", "%s agit déjà à cette étape", to.Email)
+			}
+			return refusal(ErrBadDelegate, "%s already has a place at step %d of this envelope: the delegate must be someone else, or the sender must cancel and send the request again",
+				"%s a déjà une place à l'étape %d de cette demande : la délégation doit aller à quelqu'un d'autre, ou l'expéditeur doit annuler et renvoyer la demande", o.Email, o.Step+1)
 		}
 	}
 	d := Recipient{Party: to, ID: fmt.Sprintf("r%d", len(t.e.Recipients)+1), Role: r.Role, Step: r.Step,

@@ -664,7 +664,9 @@ func TestReplyDelegation(t *testing.T) {
 		{"to the gateway", "marie@partner.example", "DELEGATE: Parapheur <Parapheur@org.example>",
 			"cannot be a delegate", "l'adresse du parapheur, parapheur@org.example, ne peut pas recevoir la délégation"},
 		{"to oneself", "marie@partner.example", "DELEGATE: MARIE@partner.example",
-			"cannot delegate to their own address", "cette personne ne peut pas recevoir la délégation"},
+			"cannot delegate to their own address", "ne peut pas se déléguer à sa propre adresse"},
+		{"to someone of another step", "marie@partner.example", "DELEGATE: Paul@partner.example",
+			"already has a place at step 2 of this envelope", "paul@partner.example a déjà une place à l'étape 2 de cette demande"},
 	} {
 		*f.at = f.at.Add(25 * time.Hour)
 		dest, reason := f.handle(t, delegate(tt.from, tt.command))

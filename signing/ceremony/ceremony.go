@@ -311,11 +311,13 @@ func delegate(p workflow.Party) (workflow.Party, error) {
 	a, err := mail.ParseAddress(strings.TrimSpace(p.Email))
 	if err != nil || a.Name != "" {
 		return p, &workflow.Error{Code: workflow.ErrBadDelegate.Code,
-			Message: fmt.Sprintf("%q is not an email address like marie@partner.example", p.Email)}
+			Message: fmt.Sprintf("%q is not an email address like marie@partner.example", p.Email),
+			FR:      fmt.Sprintf("« %s » n'est pas une adresse électronique comme marie@partenaire.fr", p.Email)}
 	}
 	if _, err := address.ASCII(a.Address); err != nil {
 		return p, &workflow.Error{Code: workflow.ErrBadDelegate.Code,
-			Message: fmt.Sprintf("the gateway cannot send mail to %s: %v", a.Address, err)}
+			Message: fmt.Sprintf("the gateway cannot send mail to %s: %v", a.Address, err),
+			FR:      fmt.Sprintf("le parapheur ne peut pas envoyer de message à %s : %v", a.Address, err)}
 	}
 	return workflow.Party{Name: strings.TrimSpace(p.Name), Email: a.Address}, nil
 }

@@ -243,7 +243,7 @@ func TestDelegate(t *testing.T) {
 	bad := b.submit(chef, chef+"/delegate", url.Values{"code": {code}, "name": {"Denise Adjointe"},
 		"email": {"pas une adresse"}, "reason": {"Congés"}})
 	wantStatus(t, "bad delegate", bad, http.StatusBadRequest)
-	mustContain(t, "bad delegate", bad, `value="Denise Adjointe"`, `value="pas une adresse"`, "Cette personne ne peut pas recevoir la délégation")
+	mustContain(t, "bad delegate", bad, `value="Denise Adjointe"`, `value="pas une adresse"`, "« pas une adresse » n&#39;est pas une adresse électronique comme marie@partenaire.fr")
 
 	a := b.submit(chef, chef+"/delegate", url.Values{"code": {code}, "name": {"Denise Adjointe"}, "email": {"denise@org.example"}, "reason": {"Congés"}})
 	wantRedirect(t, "delegate", a, chef)

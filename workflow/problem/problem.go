@@ -91,6 +91,9 @@ func From(err error) Text {
 		if fr, ok := workflowFR[refusal.Code]; ok {
 			t.FR = fr
 		}
+		if refusal.FR != "" {
+			t.FR = refusal.FR
+		}
 	}
 	return t
 }
