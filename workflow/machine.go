@@ -399,9 +399,10 @@ func checkCode(r *Recipient, mac []byte, at time.Time) error {
 	case !hmac.Equal(mac, r.Code.MAC):
 		left := MaxCodeFailures - r.Code.Failures - 1
 		if left <= 0 {
-			return errorf(ErrWrongCode, "the code is wrong; that was its last try (of %d), so it no longer works: ask for a new code", MaxCodeFailures)
+			return refusal(ErrWrongCode, "the code is wrong; that was its last try (of %d), so it no longer works: ask for a new code",
+				"le code est faux ; c'était son dernier essai (sur %d) : il ne fonctionne plus, demandez un nouveau code", MaxCodeFailures)
 		}
-		return errorf(ErrWrongCode, "the code is wrong (%d tries left)", left)
+		return refusal(ErrWrongCode, "the code is wrong (%d tries left)", "le code est faux (encore %d essais)", left)
 	}
 	return nil
 }

@@ -143,11 +143,11 @@ func TestSignerRefusalsNextToTheForm(t *testing.T) {
 	wantStatus(t, "wrong code", a, http.StatusForbidden)
 	form := a.body[strings.Index(a.body, `id="decline-form"`):]
 	form = form[:strings.Index(form, "</form>")]
-	if !strings.Contains(form, `<p id="error" class="error">Le code est faux</p>`) || !strings.Contains(form, ">Le montant est faux</textarea>") {
+	if !strings.Contains(form, `<p id="error" class="error">Le code est faux (encore 4 essais)</p>`) || !strings.Contains(form, ">Le montant est faux</textarea>") {
 		t.Errorf("the refusal or the reason typed is not in the decline form:\n%s", form)
 	}
 	mustContain(t, "wrong code", a, "Essais restants avec ce code : 4.", `aria-invalid="true" aria-describedby="error"`,
-		`<div class="error-summary" role="alert" aria-labelledby="summary-h">`, `<a href="#error">Le code est faux</a>`)
+		`<div class="error-summary" role="alert" aria-labelledby="summary-h">`, `<a href="#error">Le code est faux (encore 4 essais)</a>`)
 	if strings.Contains(a.body, wrong) {
 		t.Error("the code typed was written back into the page")
 	}
