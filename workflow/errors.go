@@ -1,6 +1,9 @@
 package workflow
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Error is a refused transition. Code is a stable identifier (the JSON API
 // returns it as error.code); Message tells the person what is wrong.
@@ -36,6 +39,7 @@ var (
 	ErrNoCode           = &Error{Code: "no_code", Message: "no code is outstanding"}
 	ErrCodeExpired      = &Error{Code: "code_expired", Message: "the code has expired"}
 	ErrWrongCode        = &Error{Code: "wrong_code", Message: "the code is wrong"}
+	ErrMalformedCode    = &Error{Code: "malformed_code", Message: "a code is 6 digits"}
 	ErrNotVerified      = &Error{Code: "code_required", Message: "a verified one-time code is required"}
 	ErrReasonRequired   = &Error{Code: "reason_required", Message: "a reason is required"}
 	ErrNotDue           = &Error{Code: "not_due", Message: "the timer is not due"}
@@ -49,6 +53,20 @@ var (
 
 func errorf(kind *Error, format string, args ...any) error {
 	return &Error{Code: kind.Code, Message: fmt.Sprintf(format, args...)}
+}
+
+// CodeDigits is how many digits a one-time code has.
+const CodeDigits = 6
+
+// CheckCodeFormat refuses what cannot be a code before it is checked, so
+// that a typing slip ("12ab", a digit missing) does not use one of the
+// code's tries.
+func CheckCodeFormat(code string) error {
+	if len(code) != CodeDigits || strings.Trim(code, "0123456789") != "" {
+		return refusal(ErrMalformedCode, "%q is not a code: a code is %d digits, as in the mail or text message",
+			"« %s » n'est pas un code : un code a %d chiffres, comme dans le message reçu", code, CodeDigits)
+	}
+	return nil
 }
 
 // refusal is errorf in English and French, formatted with the same args.

@@ -328,7 +328,7 @@ func delegate(p workflow.Party) (workflow.Party, error) {
 // accept). Without a code and without a verification, the
 // machine's ErrNotVerified tells what to do.
 func (c *Ceremony) verify(ctx context.Context, l Link, code string, client workflow.Client) (*workflow.Envelope, error) {
-	code = strings.TrimSpace(code)
+	code = strings.Join(strings.Fields(code), "") // "482 913", as some write it
 	r := l.Recipient()
 	now := c.Engine.Now()
 	recent := !r.VerifiedAt.IsZero() && now.Sub(r.VerifiedAt) <= workflow.ActionWindow
@@ -341,6 +341,9 @@ func (c *Ceremony) verify(ctx context.Context, l Link, code string, client workf
 		}
 		return l.Envelope, &workflow.Error{Code: workflow.ErrNotVerified.Code,
 			Message: "enter the one-time code you received (ask for one first)"}
+	}
+	if err := workflow.CheckCodeFormat(code); err != nil {
+		return l.Envelope, err
 	}
 	env, err := c.Engine.VerifyCode(ctx, l.Envelope.ID, r.ID, code, client)
 	if env == nil {

@@ -577,3 +577,23 @@ func TestUserAgentNotUTF8KeepsTheTrail(t *testing.T) {
 		t.Errorf("last record %s with user agent %q, want the signature with the byte replaced by U+FFFD", last.Type, last.UserAgent)
 	}
 }
+
+// What cannot be a code is refused as such, without using one of the
+// code's tries; the code written with a space in the middle is the code.
+func TestAPIMalformedCodeUsesNoTry(t *testing.T) {
+	f := newAPIFixture(t)
+	link := "/api/v1/sign/" + f.links["r1"]
+	code := f.sendCode(f.links["r1"])
+	for _, bad := range []string{"12ab56", code[:5], code + "0"} {
+		e := f.wantError(f.post(link+"/sign", map[string]any{"code": bad, "consent": true}), http.StatusBadRequest, "malformed_code")
+		if !strings.Contains(e.Message, "is not a code: a code is 6 digits") {
+			t.Errorf("%q: %q", bad, e.Message)
+		}
+	}
+	if st := f.state(f.get(link)); st.Recipient.Code == nil || st.Recipient.Code.TriesLeft != workflow.MaxCodeFailures {
+		t.Errorf("after malformed codes, code = %+v, want every try left", st.Recipient.Code)
+	}
+	if w := f.post(link+"/sign", map[string]any{"code": code[:3] + " " + code[3:], "consent": true}); w.Code != http.StatusOK {
+		t.Errorf("the code with a space: %d %s", w.Code, w.Body)
+	}
+}

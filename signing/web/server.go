@@ -218,7 +218,7 @@ func statusOf(code string) int {
 		return http.StatusForbidden
 	case workflow.ErrTooManyCodes.Code:
 		return http.StatusTooManyRequests
-	case workflow.ErrReasonRequired.Code, workflow.ErrBadDelegate.Code, workflow.ErrInvalidDraft.Code:
+	case workflow.ErrReasonRequired.Code, workflow.ErrBadDelegate.Code, workflow.ErrInvalidDraft.Code, workflow.ErrMalformedCode.Code:
 		return http.StatusBadRequest
 	}
 	// ended, deadline passed, completing, not your turn, already acted,

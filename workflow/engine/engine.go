@@ -396,11 +396,11 @@ func (e *Engine) VerifyCode(ctx context.Context, envelopeID, recipientID, code s
 
 // newCode draws a uniform 6-digit code.
 func (e *Engine) newCode() (string, error) {
-	n, err := rand.Int(e.random(), big.NewInt(1_000_000))
+	n, err := rand.Int(e.random(), new(big.Int).Exp(big.NewInt(10), big.NewInt(workflow.CodeDigits), nil))
 	if err != nil {
 		return "", fmt.Errorf("engine: drawing a one-time code: %w", err)
 	}
-	return fmt.Sprintf("%06d", n.Int64()), nil
+	return fmt.Sprintf("%0*d", workflow.CodeDigits, n.Int64()), nil
 }
 
 func (e *Engine) newToken() (string, error) {

@@ -113,6 +113,7 @@ var workflowFR = map[string]string{
 	workflow.ErrNoCode.Code:           "aucun code n'est en cours : demandez un nouveau code",
 	workflow.ErrCodeExpired.Code:      "le code a expiré : demandez un nouveau code",
 	workflow.ErrWrongCode.Code:        "le code est faux",
+	workflow.ErrMalformedCode.Code:    "un code a 6 chiffres",
 	workflow.ErrNotVerified.Code:      "saisissez d'abord le code à usage unique",
 	workflow.ErrReasonRequired.Code:   "donnez la raison : elle est obligatoire",
 	workflow.ErrNotDue.Code:           "ce délai n'est pas encore échu",
