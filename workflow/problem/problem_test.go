@@ -34,7 +34,7 @@ func TestWorkflowRefusals(t *testing.T) {
 	kinds := []*workflow.Error{workflow.ErrInvalidDraft, workflow.ErrUnknownRecipient, workflow.ErrEnded,
 		workflow.ErrDeadlinePassed, workflow.ErrCompleting, workflow.ErrNotYourTurn, workflow.ErrAlreadyActed,
 		workflow.ErrWrongRole, workflow.ErrTooManyCodes, workflow.ErrNoCode, workflow.ErrCodeExpired,
-		workflow.ErrWrongCode, workflow.ErrNotVerified, workflow.ErrReasonRequired, workflow.ErrNotDue,
+		workflow.ErrWrongCode, workflow.ErrMalformedCode, workflow.ErrNotVerified, workflow.ErrReasonRequired, workflow.ErrNotDue,
 		workflow.ErrNotCompleting, workflow.ErrStaleDocument, workflow.ErrNoDelegation, workflow.ErrBadDelegate}
 	if len(kinds) != len(workflowFR) {
 		t.Errorf("%d kinds tested, %d worded in French: test them all", len(kinds), len(workflowFR))
@@ -84,5 +84,15 @@ func TestPhrasebook(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)
 		}
+	}
+}
+
+// A refusal that carries its own French words keeps them: they name what
+// the kind's words cannot.
+func TestRefusalWithItsOwnFrench(t *testing.T) {
+	err := fmt.Errorf("engine: %w", workflow.CheckCodeFormat("12ab"))
+	if got := From(err); got.FR != "« 12ab » n'est pas un code : un code a 6 chiffres, comme dans le message reçu" ||
+		got.EN != `engine: "12ab" is not a code: a code is 6 digits, as in the mail or text message` {
+		t.Errorf("From = %+v", got)
 	}
 }
