@@ -547,7 +547,10 @@ type walker struct {
 
 func (w *walker) text() string {
 	if w.html != nil {
-		if text, hid := htmlText(*w.html); hid || w.plain == nil {
+		// A text part with nothing in it (a space, as some webmails and
+		// phones send beside the HTML) does not hide the HTML's text.
+		empty := w.plain == nil || strings.TrimSpace(*w.plain) == ""
+		if text, hid := htmlText(*w.html); hid || empty {
 			return normaliseText(text)
 		}
 	}

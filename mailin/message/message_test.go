@@ -334,3 +334,23 @@ func TestAncestors(t *testing.T) {
 		}
 	}
 }
+
+// The text is the first text part's, or the HTML's when the text part has
+// nothing in it, as some webmails and phones send.
+func TestTextPartOrHTML(t *testing.T) {
+	for _, tt := range []struct{ name, plain, want string }{
+		{"text part", "Signataire : a@x", "Signataire : a@x"},
+		{"a space", " ", "Signataire : b@x"},
+		{"blank lines", "\r\n\r\n", "Signataire : b@x"},
+	} {
+		raw := crlf("From: a@b.example\nContent-Type: multipart/alternative; boundary=y\n\n--y\nContent-Type: text/plain; charset=utf-8\n\n" +
+			tt.plain + "\n--y\nContent-Type: text/html; charset=utf-8\n\n<p>Signataire&nbsp;: b@x</p>\n--y--\n")
+		m, err := Parse(strings.NewReader(raw), 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Text != tt.want {
+			t.Errorf("%s: Text = %q, want %q", tt.name, m.Text, tt.want)
+		}
+	}
+}
