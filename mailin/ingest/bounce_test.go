@@ -130,6 +130,15 @@ func TestCancelIsLogged(t *testing.T) {
 	if lines := f.logged(t, "ingest: reply command applied", map[string]any{"level": "INFO", "envelope": env.ID, "recipient": "", "command": "cancel", "from": "agent@org.example"}); len(lines) != 1 {
 		t.Errorf("the cancellation was logged %d times at Info with its envelope and command", len(lines))
 	}
+	f.queued(t)
+	// Another ANNULER is told that the envelope is already cancelled.
+	again := rawMail("agent@org.example", "RE: Enregistré", "In-Reply-To: <ack@org.example>\r\nReferences: <"+root+"> <ack@org.example>\r\n", "ANNULER\r\n")
+	if dest, reason := f.handle(t, again); dest != poller.Quarantine || !strings.Contains(reason, "is already cancelled") {
+		t.Fatalf("second cancel: %v %s", dest, reason)
+	}
+	if jobs := f.queued(t); len(jobs) != 1 || jobs[0].Refusal == nil || !strings.Contains(strings.Join(jobs[0].Refusal.Problems, " "), "est déjà annulée") {
+		t.Errorf("second cancel: queued %+v, want a refusal saying it is already cancelled", jobs)
+	}
 }
 
 // TestDovecotBounces delivers reports through the rig's Postfix and

@@ -438,6 +438,12 @@ func (h *Handler) command(ctx context.Context, in *inbound, cmd reply.Command) (
 				FR: "seul l'expéditeur de la demande peut l'annuler",
 			})
 		}
+		if env.State == workflow.StateCancelled {
+			// The machine takes a second cancellation as a replay, and
+			// tells nobody: the sender must hear that nothing changed.
+			return h.refuseCommand(ctx, in, env.Language, problem.New("envelope %s is already cancelled",
+				"la demande %s est déjà annulée", env.ID))
+		}
 		ev = workflow.Cancelled{Meta: meta, By: env.Sender.Email, Reason: cmd.Reason}
 	}
 	_, err = h.engine.Event(ctx, envID, ev)
