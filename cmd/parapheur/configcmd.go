@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/parapheur/parapheur/cmd/parapheur/config"
+	"github.com/parapheur/parapheur/signing/pki"
 )
 
 var configCheckCommand = &command{
@@ -18,7 +22,10 @@ var configCheckCommand = &command{
 Config check reads the configuration file and the PARAPHEUR_* environment
 variables as serve would, reads the secrets of the _file keys, and checks every
 key without connecting anywhere, except that with imap.auth or smtp.auth =
-"oauth2" it asks the identity platform for an access token. It prints
+"oauth2" it asks the identity platform for an access token. It reads the keys
+in keys.dir with keys.passphrase as serve does, unless there are none yet:
+"parapheur ca init" makes them, as the systemd unit does at the first start.
+It prints
 "config OK: FILE", or every problem on its own line, naming the key and what is
 wrong, and then exits 1. Secrets are never printed.`,
 	run: runConfigCheck,
@@ -38,6 +45,9 @@ func runConfigCheck(inv *invocation) int {
 	if err == nil {
 		err = checkOAuth2(inv.context, cfg, path)
 	}
+	if err == nil {
+		err = checkKeys(cfg, path)
+	}
 	var cerr *config.Error
 	switch {
 	case errors.As(err, &cerr):
@@ -52,6 +62,26 @@ func runConfigCheck(inv *invocation) int {
 	}
 	fmt.Fprintf(inv.stdout, "config OK: %s\n", name)
 	return exitOK
+}
+
+// checkKeys reads the keys as serve does, so that a missing passphrase or
+// a wrong one shows now. A keys.dir without keys yet is not checked: "ca
+// init" makes them, as the systemd unit does at the first start.
+func checkKeys(cfg *config.Config, path string) error {
+	problem := func(key, reason string) error {
+		return &config.Error{Path: path, Problems: []config.Problem{{Key: key, Reason: reason}}}
+	}
+	if cfg.Keys.Passphrase == "" {
+		return problem("keys.passphrase", "required: \"parapheur ca init\" encrypts the keys with it, and serve reads them with it "+
+			"(set keys.passphrase_file, or PARAPHEUR_KEYS_PASSPHRASE)")
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Keys.Dir, pki.CACertFile)); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if _, _, _, err := loadKeys(cfg); err != nil {
+		return problem("keys.dir", err.Error())
+	}
+	return nil
 }
 
 // checkOAuth2 gets a token for each OAuth2 login, so that a wrong secret, key or

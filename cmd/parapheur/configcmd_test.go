@@ -19,7 +19,7 @@ func sampleEnv(t *testing.T) []string {
 	if err := os.WriteFile(secret, []byte("never-shown\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return []string{"PARAPHEUR_IMAP_PASSWORD_FILE=" + secret, "PARAPHEUR_SMTP_PASSWORD_FILE=" + secret}
+	return []string{"PARAPHEUR_IMAP_PASSWORD_FILE=" + secret, "PARAPHEUR_SMTP_PASSWORD_FILE=" + secret, "PARAPHEUR_KEYS_PASSPHRASE_FILE=" + secret}
 }
 
 func TestConfigCheckGood(t *testing.T) {
@@ -51,6 +51,7 @@ func TestConfigCheckGood(t *testing.T) {
 		"PARAPHEUR_IMAP_PASSWORD=secret",
 		"PARAPHEUR_SMTP_URL=smtp://127.0.0.1:2525",
 		"PARAPHEUR_SENDERS_ALLOWED=@example.com",
+		"PARAPHEUR_KEYS_PASSPHRASE=correct horse",
 	}, "config", "check")
 	if r.code != exitOK || r.stdout != "config OK: (environment only)\n" {
 		t.Errorf("environment only: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
@@ -141,6 +142,18 @@ func TestNoConfigFile(t *testing.T) {
 	}
 	if r := parapheur(t, env, "ca", "init", "--organisation", "Mairie de Test"); r.code != exitOK || !strings.Contains(r.stdout, filepath.Join(keys, "seal.p12")) {
 		t.Fatalf("ca init: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// With the keys made, config check reads them as serve does: with the
+	// passphrase they were made with, and no other.
+	if r := parapheur(t, env, "config", "check"); r.code != exitOK || r.stdout != "config OK: (environment only)\n" {
+		t.Errorf("config check with the keys: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	wrong := append(env[:len(env)-1:len(env)-1], "PARAPHEUR_KEYS_PASSPHRASE=not the one")
+	if r := parapheur(t, wrong, "config", "check"); r.code != exitFailure || !strings.HasPrefix(r.stdout, "keys.dir: the signing CA in "+keys+": ") {
+		t.Errorf("config check with another passphrase: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := parapheur(t, env[:len(env)-1], "config", "check"); r.code != exitFailure || !strings.HasPrefix(r.stdout, "keys.passphrase: required") {
+		t.Errorf("config check without a passphrase: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	in, err := filepath.Abs(filepath.Join("..", "..", "mailin", "testdata", "doc1.pdf"))
 	if err != nil {

@@ -65,26 +65,31 @@ type gateway struct {
 	oauth oauthSources
 }
 
+// loadKeys reads what serve cannot start without: the gateway secret; the
+// signing CA, which issues every signer's one-time certificate, so that
+// without it no one can sign; and the seal, without which no envelope can
+// complete (better not to start than to find out at the first completion).
+func loadKeys(cfg *config.Config) (gatewayKeys, *pki.CA, *pki.KeyPair, error) {
+	keys, err := loadGatewayKeys(cfg.Keys.Dir)
+	if err != nil {
+		return keys, nil, nil, err
+	}
+	ca, err := pki.LoadCA(cfg.Keys.Dir, string(cfg.Keys.Passphrase))
+	if err != nil {
+		return keys, nil, nil, fmt.Errorf("the signing CA in %s: %w (run \"parapheur ca init\" to make one, or set keys.passphrase)", cfg.Keys.Dir, err)
+	}
+	ca.CRLURL = crlURL(cfg.PublicURL)
+	seal, err := loadSeal(cfg.Keys.Dir, string(cfg.Keys.Passphrase), time.Now())
+	return keys, ca, seal, err
+}
+
 // timerPoll is how often due envelope timers (expiry, reminders) are looked for.
 const timerPoll = 15 * time.Second
 
 // newGateway reads the gateway secret, opens the store and assembles the
 // parts from the configuration.
 func newGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) (*gateway, error) {
-	keys, err := loadGatewayKeys(cfg.Keys.Dir)
-	if err != nil {
-		return nil, err
-	}
-	// The signing CA issues every signer's one-time certificate: without
-	// it no one can sign, so the gateway does not start.
-	ca, err := pki.LoadCA(cfg.Keys.Dir, string(cfg.Keys.Passphrase))
-	if err != nil {
-		return nil, fmt.Errorf("the signing CA in %s: %w (run \"parapheur ca init\" to make one, or set keys.passphrase)", cfg.Keys.Dir, err)
-	}
-	ca.CRLURL = crlURL(cfg.PublicURL)
-	// Without the seal no envelope can complete: better not to start
-	// than to find out at the first completion.
-	seal, err := loadSeal(cfg.Keys.Dir, string(cfg.Keys.Passphrase), time.Now())
+	keys, ca, seal, err := loadKeys(cfg)
 	if err != nil {
 		return nil, err
 	}
