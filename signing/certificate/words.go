@@ -65,7 +65,7 @@ var vocabulary = map[string]words{
 		verifyNote: "Les documents signés peuvent être vérifiés à l’adresse suivante. La chaîne du journal joint " +
 			"peut être recalculée par quiconque : le dernier événement doit porter l’empreinte ci-dessous.",
 		attachment: "Pièce jointe", eventCount: "Nombre d’événements", lastHash: "Empreinte du dernier événement",
-		onCompletion: "recevra les documents signés à la réalisation",
+		onCompletion: "reçoit les documents signés à la réalisation",
 		colTime:      "Date", colEvent: "Événement", colActor: "Auteur, adresse IP", colDetails: "Détails", colHash: "Empreinte",
 		sealRow: "Cachet de l’organisation", sealValue: "PAdES %s, apposé le %s", sealSerial: "N° de série du cachet",
 		sealedNote: "Ce certificat et chaque document définitif portent le cachet électronique de %s (signature PAdES) : " +
@@ -122,7 +122,7 @@ var vocabulary = map[string]words{
 		verifyNote: "The signed documents can be verified at the address below. Anyone can recompute the chain " +
 			"of the attached trail: its last event must carry the hash below.",
 		attachment: "Attachment", eventCount: "Number of events", lastHash: "Hash of the last event",
-		onCompletion: "will receive the signed documents on completion",
+		onCompletion: "receives the signed documents on completion",
 		colTime:      "Time", colEvent: "Event", colActor: "Actor, IP address", colDetails: "Details", colHash: "Hash",
 		sealRow: "Organisation seal", sealValue: "PAdES %s, applied %s", sealSerial: "Seal serial number",
 		sealedNote: "This certificate and every final document carry the electronic seal of %s (a PAdES signature): " +
