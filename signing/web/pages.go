@@ -181,6 +181,16 @@ func (b *base) Role(r workflow.Role) string { return verdict.Word(roleWords, r, 
 // State names a recipient's state in the page's language.
 func (b *base) State(st workflow.RecipientState) string { return verdict.Word(stateWords, st, b.Lang) }
 
+// RecipientState names where r stands in env, and its code for the page's
+// style: one who was still to act or waiting when env was declined,
+// cancelled or expired is no longer asked to.
+func (b *base) RecipientState(env *workflow.Envelope, r *workflow.Recipient) (word, code string) {
+	if env.State.Final() && env.State != workflow.StateCompleted && (r.State == workflow.Pending || r.State == workflow.Waiting) {
+		return say(b.Lang, "not asked any more"), "stopped"
+	}
+	return b.State(r.State), string(r.State)
+}
+
 // EnvelopeState names an envelope's state in the page's language.
 func (b *base) EnvelopeState(st workflow.State) string { return verdict.EnvelopeState(st, b.Lang) }
 
@@ -395,7 +405,8 @@ func (s *Server) renderSigner(w http.ResponseWriter, r *http.Request, l ceremony
 		sv := signerStep{Label: b.T("step", i+1, len(env.Steps), b.Role(step.Role)), Current: i == env.CurrentStep && !env.State.Final()}
 		for _, id := range step.Recipients {
 			o := env.Recipient(id)
-			pv := personView{Name: displayName(o.Party), State: b.State(o.State), StateCode: string(o.State)}
+			pv := personView{Name: displayName(o.Party)}
+			pv.State, pv.StateCode = b.RecipientState(env, o)
 			if !o.ActedAt.IsZero() {
 				pv.When = b.On(o.ActedAt)
 			}
@@ -605,8 +616,9 @@ func (s *Server) renderStatus(w http.ResponseWriter, r *http.Request, l ceremony
 		v.Certificate = s.link("e", token, "certificate")
 	}
 	row := func(o *workflow.Recipient) recipientRow {
-		rr := recipientRow{Name: o.Name, Email: o.Email, Role: b.Role(o.Role), State: b.State(o.State), StateCode: string(o.State),
+		rr := recipientRow{Name: o.Name, Email: o.Email, Role: b.Role(o.Role),
 			Invited: b.Short(o.InvitedAt), Sent: b.Short(o.SentAt), Viewed: b.Short(o.ViewedAt), Acted: b.Short(o.ActedAt)}
+		rr.State, rr.StateCode = b.RecipientState(env, o)
 		if d := env.Recipient(o.DelegatedTo); d != nil {
 			rr.Notes = append(rr.Notes, b.T("delegated to", displayName(d.Party)))
 		}

@@ -445,9 +445,13 @@ func TestStatusPage(t *testing.T) {
 	mustContain(t, "cancelled", page, "La demande est annulée ; vous et les destinataires qui avaient déjà signé ou visé êtes prévenus", "annulée", "Projet abandonné", "annulation")
 	mustNotContain(t, "cancelled", page, "chaque destinataire est prévenu")
 	mustNotContain(t, "cancelled", page, `id="remind-form"`, `id="cancel-form"`)
+	// Those who had still to act are no longer asked to, on both pages.
+	mustContain(t, "cancelled", page, `<span class="state state-stopped">plus sollicité</span>`)
+	mustNotContain(t, "cancelled", page, "à faire", "en attente")
 	page = b.get(chef)
-	mustContain(t, "signer's page after cancel", page, `id="ended"`, "Demande annulée", "L&#39;expéditeur a annulé cette demande. Raison : Projet abandonné")
-	mustNotContain(t, "signer's page after cancel", page, `id="sign-form"`)
+	mustContain(t, "signer's page after cancel", page, `id="ended"`, "Demande annulée", "L&#39;expéditeur a annulé cette demande. Raison : Projet abandonné",
+		`<span class="state state-stopped">plus sollicité</span>`)
+	mustNotContain(t, "signer's page after cancel", page, `id="sign-form"`, ">à faire<", ">en attente<")
 
 	// A remind form left open in another tab and sent after the cancel:
 	// the machine's refusal, on the page.
