@@ -221,8 +221,9 @@ func TestDeclineEndsTheEnvelope(t *testing.T) {
 	a := b.submit(chef, chef+"/decline", url.Values{"code": {f.code("chef@org.example")}, "reason": {"Le montant est faux"}})
 	wantRedirect(t, "decline", a, chef)
 	page := b.get(chef)
-	mustContain(t, "declined", page, `id="confirmation"`, "Vous avez refusé cette demande le ", "Votre raison : Le montant est faux")
-	mustNotContain(t, "declined", page, `id="decline-form"`, `id="ended"`)
+	mustContain(t, "declined", page, `id="confirmation"`, "Vous avez refusé cette demande le ", "Votre raison : Le montant est faux",
+		"Votre réponse est enregistrée", "Il vous était demandé de")
+	mustNotContain(t, "declined", page, `id="decline-form"`, `id="ended"`, ">Merci<", "Il vous est demandé de")
 	if n := strings.Count(page.body, "Le montant est faux"); n != 1 {
 		t.Errorf("the reason is shown %d times to the one who declined, want once", n)
 	}
