@@ -112,7 +112,11 @@ func (p *PostOffice) Close() error {
 // puts it into the gateway's INBOX with the trace and authentication
 // header fields an MTA adds.
 func (p *PostOffice) Deliver(returnPath string, rcpts []string, raw []byte) (string, error) {
-	id, err := p.Mailbox.Add(raw)
+	// The kept copy names its return path, as a delivering MTA writes it:
+	// a delivery report about the mail goes there (the gateway's are
+	// addresses of its own, by which it knows the recipient).
+	kept := append([]byte("Return-Path: <"+returnPath+">\r\n"), raw...)
+	id, err := p.Mailbox.Add(kept)
 	if err != nil {
 		return "", err
 	}

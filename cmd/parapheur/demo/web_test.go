@@ -347,8 +347,15 @@ func TestDeliveryToTheGateway(t *testing.T) {
 		r.sendRaw(t, m.from, []string{gateway, "parapheur+verify@" + Domain}, mail(m.from, m.subject))
 	}
 	r.sendRaw(t, Mayor.Email, []string{Accounting.Email}, mail(Mayor.Email, "aside"))
-	if list, _ := r.office.Mailbox.List(); len(list) != 3 {
+	list, _ := r.office.Mailbox.List()
+	if len(list) != 3 {
 		t.Fatalf("the web mailbox keeps %d mails, want 3", len(list))
+	}
+	// The kept copy names the return path a delivery report must go to.
+	for _, m := range list {
+		if raw, err := r.office.Mailbox.Raw(m.ID); err != nil || !bytes.HasPrefix(raw, []byte("Return-Path: <"+Mayor.Email+">\r\n")) && !bytes.HasPrefix(raw, []byte("Return-Path: <someone@elsewhere.example>\r\n")) {
+			t.Errorf("mail %s kept without its Return-Path: %v\n%.200s", m.ID, err, raw)
+		}
 	}
 
 	c := r.gatewayMailbox(t)
