@@ -31,6 +31,7 @@ import (
 	"golang.org/x/image/font/gofont/gomono"
 	"golang.org/x/image/font/gofont/goregular"
 
+	"github.com/parapheur/parapheur/signing/verdict"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/audit"
 )
@@ -711,7 +712,7 @@ func (d *document) trail() {
 		if !rec.Time.IsZero() {
 			when = strings.Replace(d.time(rec.Time), "  ·  ", "\n", 1)
 		}
-		actor := rec.Actor
+		actor := verdict.Actor(rec.Actor, d.env.Language)
 		if rec.RecipientID != "" {
 			actor += " (" + rec.RecipientID + ")"
 		}
@@ -756,6 +757,8 @@ func (d *document) details(rec audit.Record) string {
 			value = d.documentName(value)
 		} else if k == "sender_auth" {
 			value = d.words.senderAuthText(value)
+		} else {
+			value = verdict.DetailValue(k, value, d.env.Language)
 		}
 		lines[i] = label + d.words.colon + sha256Digits.ReplaceAllStringFunc(value, func(h string) string { return h[:shortHash] + "…" })
 	}

@@ -137,3 +137,54 @@ func ByteSize(n int64, lang string) string {
 	}
 	return ""
 }
+
+// valueWords name the values of an audit record's details that are codes
+// (a mail's kind, a delivery's outcome, how an action was authenticated),
+// keyed by "key=value".
+var valueWords = map[string]problem.Text{
+	"mail=acknowledgement":           {EN: "acknowledgement", FR: "accusé de réception"},
+	"mail=invitation":                {EN: "invitation", FR: "invitation"},
+	"mail=reminder":                  {EN: "reminder", FR: "rappel"},
+	"mail=code":                      {EN: "one-time code", FR: "code à usage unique"},
+	"mail=declined":                  {EN: "decline notice", FR: "avis de refus"},
+	"mail=cancelled":                 {EN: "cancellation notice", FR: "avis d'annulation"},
+	"mail=expired":                   {EN: "expiry notice", FR: "avis d'expiration"},
+	"mail=delivery_failure":          {EN: "delivery failure notice", FR: "avis d'échec de remise"},
+	"mail=completion":                {EN: "final mail", FR: "envoi final"},
+	"mail=delegated":                 {EN: "delegation notice", FR: "avis de délégation"},
+	"mail=code_locked":               {EN: "code locked notice", FR: "avis de code bloqué"},
+	"mail=completion_delayed":        {EN: "completion delayed notice", FR: "avis de finalisation retardée"},
+	"outcome=delivered":              {EN: "delivered", FR: "remis"},
+	"outcome=deferred":               {EN: "deferred", FR: "différé"},
+	"outcome=failed":                 {EN: "failed", FR: "échec"},
+	"authenticated_by=one-time code": {EN: "one-time code", FR: "code à usage unique"},
+	"authenticated_by=reply mail":    {EN: "reply mail", FR: "réponse par courriel"},
+	"channel=email":                  {EN: "email", FR: "courriel"},
+	"channel=sms":                    {EN: "SMS", FR: "SMS"},
+	"voided=true":                    {EN: "yes", FR: "oui"},
+	"actor=" + workflow.SystemActor:  {EN: "the gateway", FR: "le parapheur"},
+}
+
+// codeKeys are the detail keys whose values are codes of valueWords.
+var codeKeys = map[string]bool{"mail": true, "outcome": true, "authenticated_by": true, "channel": true, "voided": true, "actor": true}
+
+// DetailValue names in lang the value of the audit detail key, one of a
+// list with commas, when it is a code (see valueWords); any other value is
+// the person's or the server's own words, returned as it is.
+func DetailValue(key, value, lang string) string {
+	if !codeKeys[key] {
+		return value
+	}
+	parts := strings.Split(value, ",")
+	for i, p := range parts {
+		parts[i] = Word(valueWords, key+"="+p, lang)
+		if parts[i] == key+"="+p {
+			parts[i] = p
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Actor names the author of an audit record in lang: the gateway for its
+// own events, else the person's address as recorded.
+func Actor(actor, lang string) string { return DetailValue("actor", actor, lang) }

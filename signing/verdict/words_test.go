@@ -55,3 +55,23 @@ func TestTimesAndSizesForPeople(t *testing.T) {
 		}
 	}
 }
+
+// The codes of audit details read in the reader's language; a person's or
+// a server's own words are left as they are, commas and all.
+func TestDetailValue(t *testing.T) {
+	for _, tt := range []struct{ key, value, lang, want string }{
+		{"outcome", "delivered", "fr", "remis"},
+		{"mail", "invitation,acknowledgement", "fr", "invitation, accusé de réception"},
+		{"mail", "delegated", "en", "delegation notice"},
+		{"authenticated_by", "one-time code", "fr", "code à usage unique"},
+		{"voided", "true", "fr", "oui"},
+		{"actor", "system", "fr", "le parapheur"},
+		{"actor", "marie@partner.example", "fr", "marie@partner.example"},
+		{"mail", "something_new", "fr", "something_new"},
+		{"reason", "trop cher,vraiment", "fr", "trop cher,vraiment"},
+	} {
+		if got := DetailValue(tt.key, tt.value, tt.lang); got != tt.want {
+			t.Errorf("DetailValue(%q, %q, %s) = %q, want %q", tt.key, tt.value, tt.lang, got, tt.want)
+		}
+	}
+}

@@ -661,7 +661,7 @@ func (s *Server) renderStatus(w http.ResponseWriter, r *http.Request, l ceremony
 // trailRow writes an audit record for the sender: the event in words,
 // recipient IDs as the people they are.
 func (s *Server) trailRow(env *workflow.Envelope, rec audit.Record, b base) trailRow {
-	row := trailRow{Time: b.Short(rec.Time), Event: verdict.AuditEvent(rec.Type, b.Lang), Actor: rec.Actor, IP: rec.IP}
+	row := trailRow{Time: b.Short(rec.Time), Event: verdict.AuditEvent(rec.Type, b.Lang), Actor: verdict.Actor(rec.Actor, b.Lang), IP: rec.IP}
 	keys := make([]string, 0, len(rec.Details))
 	for k := range rec.Details {
 		keys = append(keys, k)
@@ -689,7 +689,7 @@ func (s *Server) trailRow(env *workflow.Envelope, rec audit.Record, b base) trai
 				val = fmt.Sprintf("%d. %s", i+1, env.Documents[i].Name)
 			}
 		}
-		row.Details = append(row.Details, detail{Key: detailName(k, b.Lang), Value: val})
+		row.Details = append(row.Details, detail{Key: detailName(k, b.Lang), Value: verdict.DetailValue(k, val, b.Lang)})
 	}
 	return row
 }

@@ -405,6 +405,9 @@ func TestStatusPage(t *testing.T) {
 		"Invité", "Ouvert", "demande reçue", "page ouverte", "courriel non remis",
 		"Échec de remise : 550 5.1.1 &lt;marie@partner.example&gt;: user unknown", "authentification de l&#39;expéditeur", "dmarc=pass header.from=org.example", `id="remind-form"`, `id="cancel-form"`, `href="`+e+`/documents/0"`)
 	mustNotContain(t, "status page", page, f.token("chef@org.example"), "<script", " style=")
+	// The gateway's own events are the gateway's, in the page's language.
+	mustContain(t, "status page", page, `<span class="addr">le parapheur</span>`)
+	mustNotContain(t, "status page", page, `<span class="addr">system</span>`)
 
 	statusCSRF := page
 	before := f.token("chef@org.example")
