@@ -258,10 +258,7 @@ func (h *Handler) submission(ctx context.Context, mi *inbound) (poller.Destinati
 	}
 	problems = append(problems, h.recipientProblems(in)...)
 	if len(msg.Documents) == 0 {
-		problems = append(problems, problem.Text{
-			EN: "the mail has no PDF attachment: attach the document(s) to sign as PDF files",
-			FR: "le message n'a aucune pièce jointe PDF : joignez le ou les documents à signer en PDF",
-		})
+		problems = append(problems, noPDF(msg.Ignored))
 	}
 	docs := make([]workflow.Document, 0, len(msg.Documents))
 	for _, d := range msg.Documents {
@@ -900,4 +897,36 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// noPDF says that a submission has no PDF, naming the attachments it has
+// instead: a Word file to save as PDF, or Outlook's winmail.dat, which
+// hides the attachments of a mail sent in Outlook's own format (TNEF).
+func noPDF(attached []message.Attachment) problem.Text {
+	t := problem.Text{
+		EN: "the mail has no PDF attachment: attach the document(s) to sign as PDF files",
+		FR: "le message n'a aucune pièce jointe PDF : joignez le ou les documents à signer en PDF",
+	}
+	var names []string
+	tnef := false
+	for _, a := range attached {
+		if a.Name == "" {
+			continue // inline images of a signature, not what the sender attached
+		}
+		names = append(names, a.Name)
+		tnef = tnef || strings.EqualFold(a.Name, "winmail.dat") || strings.EqualFold(a.ContentType, "application/ms-tnef")
+	}
+	switch list := logText(strings.Join(names, ", ")); {
+	case len(names) == 1:
+		t.EN += fmt.Sprintf(" (it has %s, which is not a PDF file)", list)
+		t.FR += fmt.Sprintf(" (il contient %s, qui n'est pas un PDF)", list)
+	case len(names) > 1:
+		t.EN += fmt.Sprintf(" (it has %s, which are not PDF files)", list)
+		t.FR += fmt.Sprintf(" (il contient %s, qui ne sont pas des PDF)", list)
+	}
+	if tnef {
+		t.EN += "; winmail.dat means that Outlook sent the mail in its own format, which hides the attachments: send it again as HTML or plain text"
+		t.FR += " ; winmail.dat signifie qu'Outlook a envoyé le message dans son format propre, qui cache les pièces jointes : renvoyez-le au format HTML ou texte brut"
+	}
+	return t
 }

@@ -738,3 +738,35 @@ func TestReplyDelegation(t *testing.T) {
 	}
 	t.Fatal("the second envelope was not made")
 }
+
+// A mail with no PDF is told what it has instead, and what winmail.dat
+// means; nameless inline images are not named.
+func TestNoPDFNamesWhatItHas(t *testing.T) {
+	f := newFixture(t)
+	part := func(name, ctype string) string {
+		disposition := ""
+		if name != "" {
+			disposition = "Content-Disposition: attachment; filename=" + name + "\r\n"
+		}
+		return "--b\r\nContent-Type: " + ctype + "\r\n" + disposition + "Content-Transfer-Encoding: base64\r\n\r\nUEsDBA==\r\n"
+	}
+	for _, tt := range []struct {
+		name, parts, want, wantFR string
+	}{
+		{"a Word file", part("contrat.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document") + part("", "image/png"),
+			"(it has contrat.docx, which is not a PDF file)", "(il contient contrat.docx, qui n'est pas un PDF)"},
+		{"winmail.dat", part("winmail.dat", "application/ms-tnef") + part("logo.png", "image/png"),
+			"(it has winmail.dat, logo.png, which are not PDF files); winmail.dat means that Outlook sent the mail in its own format",
+			"(il contient winmail.dat, logo.png, qui ne sont pas des PDF) ; winmail.dat signifie qu'Outlook"},
+	} {
+		*f.at = f.at.Add(2 * time.Hour) // past the hourly cap of refusals
+		body := "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSignataire: marie@partner.example\r\n" + tt.parts + "--b--"
+		dest, reason := f.handle(t, rawMail("agent@org.example", "Convention", "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n", body))
+		if dest != poller.Quarantine || !strings.Contains(reason, tt.want) {
+			t.Fatalf("%s: %v %q; want quarantine saying %q", tt.name, dest, reason, tt.want)
+		}
+		if jobs := f.queued(t); len(jobs) != 1 || jobs[0].Refusal == nil || !strings.Contains(strings.Join(jobs[0].Refusal.Problems, " "), tt.wantFR) {
+			t.Fatalf("%s: queued %+v, want a refusal saying %q", tt.name, jobs, tt.wantFR)
+		}
+	}
+}
