@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/parapheur/parapheur/signing/internal/pdftest"
+	"github.com/parapheur/parapheur/signing/tsa"
 	"github.com/parapheur/parapheur/store"
 	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/audit"
@@ -595,5 +597,33 @@ func TestAPIMalformedCodeUsesNoTry(t *testing.T) {
 	}
 	if w := f.post(link+"/sign", map[string]any{"code": code[:3] + " " + code[3:], "consent": true}); w.Code != http.StatusOK {
 		t.Errorf("the code with a space: %d %s", w.Code, w.Body)
+	}
+}
+
+// A part the gateway needs that does not answer (here the time-stamp
+// authority) is 503 unavailable with Retry-After, not an internal error,
+// and nothing is signed: the same request succeeds once it answers.
+func TestAPIUnavailablePartIs503(t *testing.T) {
+	f := newAPIFixture(t)
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + closed.Addr().String()
+	closed.Close()
+	f.server.cer.TSA = &tsa.Client{URL: down}
+	link := "/api/v1/sign/" + f.links["r1"]
+	code := f.sendCode(f.links["r1"])
+	w := f.post(link+"/sign", map[string]any{"code": code, "consent": true})
+	f.wantError(w, http.StatusServiceUnavailable, "unavailable")
+	if w.Header().Get("Retry-After") != "10" {
+		t.Errorf("Retry-After %q, want 10", w.Header().Get("Retry-After"))
+	}
+	if st := f.state(f.get(link)); st.Recipient.State != workflow.Pending {
+		t.Errorf("after the unavailable TSA, the recipient is %s", st.Recipient.State)
+	}
+	f.server.cer.TSA = nil
+	if w := f.post(link+"/sign", map[string]any{"consent": true}); w.Code != http.StatusOK {
+		t.Errorf("signing again once the part answers: %d %s", w.Code, w.Body)
 	}
 }

@@ -14,6 +14,7 @@ package web
 
 import (
 	"crypto/x509"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -178,6 +179,18 @@ type failure struct {
 	retryAfter int
 }
 
+// unavailableRetry is the Retry-After, in seconds, of a request that met
+// a part of the gateway that did not answer.
+const unavailableRetry = 10
+
+// unavailable reports whether err is a part of the gateway not answering
+// (the store's server, the time-stamp authority): a network error or a
+// deadline, which passes, not a fault of the request or of the gateway.
+func unavailable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded)
+}
+
 // failureOf classifies err; an unexpected error is logged and told as an
 // internal error, without its details.
 func (s *Server) failureOf(r *http.Request, err error) failure {
@@ -201,6 +214,11 @@ func (s *Server) failureOf(r *http.Request, err error) failure {
 			FR: "cette demande n'a pas de tel document"}, 0}
 	case errors.As(err, &refusal):
 		return failure{statusOf(refusal.Code), refusal.Code, problem.From(err), 0}
+	case unavailable(err):
+		s.log.Warn("web: a part the gateway needs did not answer", "method", r.Method, "route", r.Pattern, "err", err)
+		return failure{http.StatusServiceUnavailable, "unavailable", problem.Text{
+			EN: "a part the gateway needs did not answer just now; nothing was done: try again in a moment",
+			FR: "un élément dont le parapheur a besoin n'a pas répondu pour l'instant ; rien n'a été fait : réessayez dans un moment"}, unavailableRetry}
 	}
 	s.log.Error("web: request failed", "method", r.Method, "route", r.Pattern, "err", err)
 	return failure{http.StatusInternalServerError, "internal", problem.Text{
