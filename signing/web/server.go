@@ -13,8 +13,8 @@
 package web
 
 import (
-	"crypto/x509"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
