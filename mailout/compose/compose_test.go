@@ -904,3 +904,18 @@ func TestVerificationNamesWhatItDidNotCheck(t *testing.T) {
 		}
 	}
 }
+
+// The first of a month is "1er" in French, "1" in English; sizes are in
+// "ko" in French, as everywhere else the gateway writes them.
+func TestFirstOfTheMonthAndSizes(t *testing.T) {
+	first := time.Date(2027, 3, 1, 10, 0, 0, 0, paris)
+	if got := locales["fr"].datetime(first); got != "1er mars 2027 à 10:00 CET" {
+		t.Errorf("fr: %q", got)
+	}
+	if got := locales["en"].datetime(first); got != "1 March 2027 at 10:00 CET" {
+		t.Errorf("en: %q", got)
+	}
+	if got := locales["fr"].size(48_213); got != "48,2 ko" {
+		t.Errorf("fr size: %q", got)
+	}
+}

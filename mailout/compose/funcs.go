@@ -14,6 +14,8 @@ type locale struct {
 	months [12]string
 	// at joins a date and a time: "15 décembre 2026 à 23:59".
 	at string
+	// first is how the first day of a month is written: "1er" in French.
+	first string
 	// decimal is the decimal separator; units are the byte-size units.
 	decimal string
 	units   [4]string
@@ -25,8 +27,9 @@ var locales = map[string]locale{
 	"fr": {
 		months:  [12]string{"janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"},
 		at:      " à ",
+		first:   "1er",
 		decimal: ",",
-		units:   [4]string{"octets", "Ko", "Mo", "Go"},
+		units:   [4]string{"octets", "ko", "Mo", "Go"},
 		roles: map[workflow.Role]string{
 			workflow.Signer: "signature", workflow.Approver: "visa",
 			workflow.Copy: "copie", workflow.Archivist: "archivage",
@@ -35,6 +38,7 @@ var locales = map[string]locale{
 	"en": {
 		months:  [12]string{"January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"},
 		at:      " at ",
+		first:   "1",
 		decimal: ".",
 		units:   [4]string{"bytes", "kB", "MB", "GB"},
 		roles: map[workflow.Role]string{
@@ -84,7 +88,11 @@ func party(p workflow.Party) string {
 
 // datetime shows a date and time with its zone: "15 décembre 2026 à 23:59 CET".
 func (l locale) datetime(t time.Time) string {
-	return fmt.Sprintf("%d %s %d%s%s", t.Day(), l.months[t.Month()-1], t.Year(), l.at, t.Format("15:04 MST"))
+	day := strconv.Itoa(t.Day())
+	if t.Day() == 1 {
+		day = l.first
+	}
+	return fmt.Sprintf("%s %s %d%s%s", day, l.months[t.Month()-1], t.Year(), l.at, t.Format("15:04 MST"))
 }
 
 // size shows a byte count in decimal units with one decimal: "1,2 Mo".

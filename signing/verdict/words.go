@@ -2,6 +2,7 @@ package verdict
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -110,7 +111,11 @@ func LongTime(t time.Time, loc *time.Location, lang string) string {
 	}
 	t = t.In(loc)
 	if lang == "fr" {
-		return fmt.Sprintf("%d %s %d à %s", t.Day(), frenchMonths[t.Month()-1], t.Year(), t.Format("15:04 MST"))
+		day := strconv.Itoa(t.Day())
+		if t.Day() == 1 {
+			day = "1er" // le premier du mois s'écrit en ordinal
+		}
+		return fmt.Sprintf("%s %s %d à %s", day, frenchMonths[t.Month()-1], t.Year(), t.Format("15:04 MST"))
 	}
 	return t.Format("2 January 2006, 15:04 MST")
 }

@@ -43,7 +43,7 @@ func TestTimesAndSizesForPeople(t *testing.T) {
 	for _, c := range []struct{ got, want string }{
 		{LongTime(winter, paris, "fr"), "6 décembre 2026 à 15:05 CET"},
 		{LongTime(winter, paris, "en"), "6 December 2026, 15:05 CET"},
-		{LongTime(summer, paris, "fr"), "1 juillet 2027 à 10:00 CEST"},
+		{LongTime(summer, paris, "fr"), "1er juillet 2027 à 10:00 CEST"},
 		{LongTime(time.Time{}, paris, "fr"), ""},
 		{ByteSize(316, "fr"), "316 o"},
 		{ByteSize(1_234_567, "fr"), "1,2 Mo"},
