@@ -292,7 +292,10 @@ func (h *Handler) submission(ctx context.Context, mi *inbound) (poller.Destinati
 	}
 
 	reminder := h.cfg.ReminderDays
-	if in.ReminderDays > 0 {
+	switch {
+	case in.ReminderDays == instructions.NoReminders:
+		reminder = 0
+	case in.ReminderDays > 0:
 		reminder = in.ReminderDays
 	}
 	// A mail without a subject is titled by its first document, so that

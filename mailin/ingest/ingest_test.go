@@ -770,3 +770,22 @@ func TestNoPDFNamesWhatItHas(t *testing.T) {
 		}
 	}
 }
+
+// "Rappel : 0" makes an envelope without reminders, whatever the default;
+// no line keeps the default; a number sets the interval.
+func TestReminderLine(t *testing.T) {
+	pdf := corpus(t, "doc1.pdf")
+	for _, tt := range []struct {
+		line string
+		want time.Duration
+	}{{"", 3 * 24 * time.Hour}, {"Rappel : 0\n", 0}, {"Reminder: 5\n", 5 * 24 * time.Hour}} {
+		f := newFixture(t)
+		f.h.cfg.ReminderDays = 3
+		if dest, reason := f.handle(t, withPDF("agent@org.example", tt.line+"Signataire: marie@partner.example", pdf)); dest != poller.Processed {
+			t.Fatalf("%q: refused: %s", tt.line, reason)
+		}
+		if env := f.onlyEnvelope(t); env.ReminderEvery != tt.want || (tt.want == 0) != env.NextReminder.IsZero() {
+			t.Errorf("%q: reminders every %v (next %v), want %v", tt.line, env.ReminderEvery, env.NextReminder, tt.want)
+		}
+	}
+}

@@ -39,7 +39,7 @@ une ligne « Mot-clé : valeur » par instruction, par exemple :
 {mobile}- Copie (ou Cc) : reçoit le document signé.
 - Archive : reçoit le document signé et le journal d'audit.
 - Échéance (ou Deadline) : AAAA-MM-JJ ou JJ/MM/AAAA ; l'enveloppe expire à la fin de ce jour.
-- Rappel (ou Reminder) : relancer les destinataires tous les N jours.
+- Rappel (ou Reminder) : relancer les destinataires tous les N jours ; 0 pour aucun rappel.
 - Message : texte montré aux destinataires.
 - Langue (ou Language) : fr ou en.
 - Circuit : le nom d'un circuit prédéfini ; ses étapes passent avant celles du message.
@@ -70,7 +70,7 @@ At the top of your mail, before any forwarded or quoted text, write one
 {mobile}- Cc (or Copie): receives the signed document.
 - Archive: receives the signed document and the audit trail.
 - Deadline (or Échéance): YYYY-MM-DD or DD/MM/YYYY; the envelope expires at the end of that day.
-- Reminder (or Rappel): remind the recipients every N days.
+- Reminder (or Rappel): remind the recipients every N days; 0 for none.
 - Message: text shown to the recipients.
 - Language (or Langue): fr or en.
 - Circuit: the name of a predefined circuit; its steps come before the mail's.

@@ -35,7 +35,8 @@ type Instructions struct {
 	Archivists []workflow.Party
 	// Deadline is the last day of the envelope; zero when not given.
 	Deadline workflow.Day
-	// ReminderDays is the interval between reminders in days; 0 when not given.
+	// ReminderDays is the interval between reminders in days; 0 when not
+	// given, NoReminders when the sender asked for none ("Rappel : 0").
 	ReminderDays int
 	// Message is the sender's message to the recipients, one line per
 	// Message line, at most workflow.MaxMessageRunes runes.
@@ -119,6 +120,10 @@ var keywords = map[string]keyword{
 	"langue":  kwLanguage, "language": kwLanguage,
 	"circuit": kwCircuit,
 }
+
+// NoReminders is the ReminderDays of "Rappel : 0" (or "aucun", "none"):
+// no reminder at all, whatever the configured default.
+const NoReminders = -1
 
 // MaxReminderDays bounds the reminder interval; a larger number is more
 // likely a typo than an intent.
@@ -375,15 +380,22 @@ var dayUnits = map[string]bool{"": true, "j": true, "jour": true, "jours": true,
 
 func (p lineParser) days(value string) int {
 	f := quote.Fold(value)
+	switch strings.TrimSpace(f) {
+	case "aucun", "aucune", "non", "none", "no", "never", "jamais":
+		return NoReminders
+	}
 	i := strings.IndexFunc(f, func(r rune) bool { return r < '0' || r > '9' })
 	if i < 0 {
 		i = len(f)
 	}
 	n, err := strconv.Atoi(f[:i])
-	if err != nil || !dayUnits[strings.TrimSpace(f[i:])] || n < 1 || n > MaxReminderDays {
-		p.problem(problem.New("%q is not a number of days between 1 and %d",
-			"« %s » n'est pas un nombre de jours entre 1 et %d", value, MaxReminderDays))
+	if err != nil || !dayUnits[strings.TrimSpace(f[i:])] || n < 0 || n > MaxReminderDays {
+		p.problem(problem.New("%q is not a number of days between 1 and %d (or 0 for no reminder)",
+			"« %s » n'est pas un nombre de jours entre 1 et %d (ou 0 pour aucun rappel)", value, MaxReminderDays))
 		return 0
+	}
+	if n == 0 {
+		return NoReminders
 	}
 	return n
 }

@@ -82,7 +82,7 @@ func TestParse(t *testing.T) {
 				{3, "Langue: de", text(`"de" is not a known language: write fr or en`, "« de » n'est pas une langue connue : écrivez fr ou en")},
 				{4, "Échéance: 31/02/2026", text(`"31/02/2026" is not a date: write it as 2026-07-14 or 14/07/2026`,
 					"« 31/02/2026 » n'est pas une date : écrivez-la 14/07/2026 ou 2026-07-14")},
-				{5, "Rappel: trois", text(`"trois" is not a number of days between 1 and 365`, "« trois » n'est pas un nombre de jours entre 1 et 365")},
+				{5, "Rappel: trois", text(`"trois" is not a number of days between 1 and 365 (or 0 for no reminder)`, "« trois » n'est pas un nombre de jours entre 1 et 365 (ou 0 pour aucun rappel)")},
 				{6, "Rappel: 2", text("repeats line 5: give it once", "répète la ligne 5 : ne donnez cette instruction qu'une fois")},
 				{7, "Signer:", text("the line gives no value", "la ligne ne donne aucune valeur")},
 				{8, "Signer: a@b.example, a@b.example", text("a@b.example is named twice on the line", "a@b.example figure deux fois sur la ligne")},
@@ -122,7 +122,7 @@ func TestProblemError(t *testing.T) {
 	}
 	in = Parse("Langue: de\nRappel: x")
 	if got, want := in.Err().Error(), "line 1 \"Langue: de\": \"de\" is not a known language: write fr or en\n"+
-		"line 2 \"Rappel: x\": \"x\" is not a number of days between 1 and 365"; got != want {
+		"line 2 \"Rappel: x\": \"x\" is not a number of days between 1 and 365 (or 0 for no reminder)"; got != want {
 		t.Errorf("Err() = %q, want %q", got, want)
 	}
 	if err := Parse("Signataire: a@b.example").Err(); err != nil {
@@ -295,3 +295,16 @@ func TestHelpExamples(t *testing.T) {
 }
 
 func text(en, fr string) problem.Text { return problem.Text{EN: en, FR: fr} }
+
+// "Rappel : 0" (or a word for none) asks for no reminder at all.
+func TestNoReminders(t *testing.T) {
+	for _, v := range []string{"0", "0 jour", "aucun", "None", "jamais"} {
+		in := Parse("Signataire: a@b.example\nRappel : " + v)
+		if len(in.Problems) != 0 || in.ReminderDays != NoReminders {
+			t.Errorf("Rappel : %s: ReminderDays %d, problems %v; want NoReminders", v, in.ReminderDays, in.Problems)
+		}
+	}
+	if in := Parse("Signataire: a@b.example\nRappel : 4"); in.ReminderDays != 4 {
+		t.Errorf("Rappel : 4: %d", in.ReminderDays)
+	}
+}
