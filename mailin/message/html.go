@@ -1,6 +1,7 @@
 package message
 
 import (
+	"net/url"
 	"strings"
 
 	"golang.org/x/net/html"
@@ -94,6 +95,10 @@ type rendering struct {
 	// unrendered: inside an element never shown (head, script…), whose text is no
 	// hidden instruction.
 	unrendered bool
+	// mailto is the address of an <a href="mailto:…"> element, and textStart
+	// where its text starts in the line (see linkAddress).
+	mailto    string
+	textStart int
 }
 
 // visible says whether text in r is shown.
@@ -341,6 +346,9 @@ func htmlText(s string) (text string, hid bool) {
 			if sheet.overflow {
 				continue
 			}
+			if tag == "a" {
+				r.mailto, r.textStart = mailtoAddress(attrs["href"]), line.Len()
+			}
 			if blocks[tag] && !r.none {
 				flush()
 			}
@@ -366,6 +374,12 @@ func htmlText(s string) (text string, hid bool) {
 				boundaries = tableScope
 			}
 			shown := !top().none
+			if a := top(); tag == "a" && a.tag == "a" && a.mailto != "" && a.visible() && line.Len() >= a.textStart &&
+				!strings.Contains(line.String()[a.textStart:], "@") {
+				// A name linked to its address, as mail clients write an
+				// address book's entry: the address is what was meant.
+				line.WriteString(" <" + a.mailto + ">")
+			}
 			switch {
 			case blocks[tag] && shown:
 				flush()
@@ -375,4 +389,21 @@ func htmlText(s string) (text string, hid bool) {
 			closeTo(tag, boundaries)
 		}
 	}
+}
+
+// mailtoAddress is the address of a mailto: link (RFC 6068) with a single
+// address, or "".
+func mailtoAddress(href string) string {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(href), "mailto:")
+	if !ok {
+		if rest, ok = strings.CutPrefix(strings.TrimSpace(href), "MAILTO:"); !ok {
+			return ""
+		}
+	}
+	rest, _, _ = strings.Cut(rest, "?")
+	addr, err := url.PathUnescape(rest)
+	if err != nil || strings.Count(addr, "@") != 1 || strings.ContainsAny(addr, ",;<> \t\r\n\"") {
+		return ""
+	}
+	return addr
 }

@@ -56,6 +56,12 @@ func TestHTMLText(t *testing.T) {
 		{"unbalanced", "</blockquote></div>text<p>", "text"},
 		// The slash means nothing on an HTML element: <title/> opens a title, as in a browser.
 		{"self-closing title", "<p>shown</p><title/>not shown", "shown"},
+		// An address book's entry: the name linked to its address.
+		{"name linked to its address", `<p>Signataire&nbsp;: <a href="mailto:marie@partner.example">Marie Curie</a></p>`, "Signataire : Marie Curie <marie@partner.example>"},
+		{"address linked to itself", `<a href="mailto:marie@partner.example">marie@partner.example</a>`, "marie@partner.example"},
+		{"mailto with a subject", `DELEGATE: <a href="MAILTO:adjoint@demo.example?subject=x"><b>Pierre</b> Adjoint</a>`, "DELEGATE: Pierre Adjoint <adjoint@demo.example>"},
+		{"web link", `<a href="https://org.example">Site</a>`, "Site"},
+		{"mailto of two addresses", `<a href="mailto:a@x.example,b@x.example">Équipe</a>`, "Équipe"},
 	} {
 		if got := HTMLText(tt.html); got != tt.want {
 			t.Errorf("%s: HTMLText = %q, want %q", tt.name, got, tt.want)
