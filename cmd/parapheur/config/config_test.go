@@ -511,6 +511,7 @@ func TestSampleConfig(t *testing.T) {
 	c, err := Load(samplePath, []string{
 		"PARAPHEUR_IMAP_PASSWORD_FILE=" + secret,
 		"PARAPHEUR_SMTP_PASSWORD_FILE=" + secret,
+		"PARAPHEUR_KEYS_PASSPHRASE_FILE=" + secret,
 	})
 	if err != nil {
 		t.Fatalf("the sample configuration does not load: %v", err)
