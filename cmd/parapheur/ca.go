@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/parapheur/parapheur/cmd/parapheur/config"
 	"github.com/parapheur/parapheur/signing/pki"
@@ -38,8 +39,15 @@ func runCAInit(inv *invocation) int {
 	if code, ok := inv.parse(0, 0); !ok {
 		return code
 	}
-	if *org == "" {
+	if *org = strings.TrimSpace(*org); *org == "" {
 		return inv.usageError("--organisation is required")
+	}
+	if *country != "" {
+		c := strings.ToUpper(strings.TrimSpace(*country))
+		if len(c) != 2 || strings.Trim(c, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+			return inv.usageError("--country %q: want the organisation's two-letter ISO 3166 code, e.g. FR", *country)
+		}
+		*country = c
 	}
 	cfg, err := config.LoadSections(*inv.configPath, inv.environ, "keys")
 	if err != nil {
@@ -53,8 +61,8 @@ func runCAInit(inv *invocation) int {
 			return inv.fail(err)
 		}
 	}
-	if cfg.Keys.Passphrase == "" {
-		return inv.fail(fmt.Errorf("keys.passphrase (or PARAPHEUR_KEYS_PASSPHRASE, or keys.passphrase_file) is required to protect the keys"))
+	if err := passphraseGiven(cfg); err != nil {
+		return inv.fail(err)
 	}
 	wrote, err := createGatewaySecret(cfg.Keys.Dir)
 	if err != nil {
@@ -93,4 +101,13 @@ func crlURL(publicURL string) string {
 		return ""
 	}
 	return publicURL + crlPath
+}
+
+// passphraseGiven refuses a configuration without keys.passphrase: ca init
+// encrypts the keys with it, and the other commands read them with it.
+func passphraseGiven(cfg *config.Config) error {
+	if cfg.Keys.Passphrase == "" {
+		return errors.New("keys.passphrase (or PARAPHEUR_KEYS_PASSPHRASE, or keys.passphrase_file) is required: the keys are encrypted with it")
+	}
+	return nil
 }

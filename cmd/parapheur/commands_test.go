@@ -35,7 +35,17 @@ func TestCASealVerify(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "keys"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if r := parapheur(t, env, "ca", "init", "--organisation", "Mairie de Test", "--country", "FR"); r.code != exitOK || !strings.Contains(r.stdout, "seal.p12") ||
+	// Bad names are refused before anything is written.
+	for _, args := range [][]string{{"--organisation", "  "}, {"--organisation", "Mairie de Test", "--country", "France"}} {
+		if r := parapheur(t, env, append([]string{"ca", "init"}, args...)...); r.code != exitUsage || r.stderr == "" {
+			t.Errorf("ca init %q: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	// Nor is a seal made without the keys' passphrase, which says so.
+	if r := parapheur(t, env[:2], "seal", "in.pdf", "out.pdf"); r.code != exitFailure || !strings.Contains(r.stderr, "keys.passphrase (or PARAPHEUR_KEYS_PASSPHRASE, or keys.passphrase_file) is required") {
+		t.Errorf("seal without a passphrase: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := parapheur(t, env, "ca", "init", "--organisation", "Mairie de Test", "--country", "fr"); r.code != exitOK || !strings.Contains(r.stdout, "seal.p12") ||
 		!strings.Contains(r.stdout, "wrote "+filepath.Join(dir, "keys", "gateway.key")) {
 		t.Fatalf("ca init: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}

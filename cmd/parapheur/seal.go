@@ -33,6 +33,9 @@ func runSeal(inv *invocation) int {
 	if err != nil {
 		return inv.fail(err)
 	}
+	if err := passphraseGiven(cfg); err != nil {
+		return inv.fail(err)
+	}
 	key, err := pki.LoadSeal(cfg.Keys.Dir, string(cfg.Keys.Passphrase))
 	if err != nil {
 		return inv.fail(err)
