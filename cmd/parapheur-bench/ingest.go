@@ -181,11 +181,23 @@ func drain(g *gateway, n int) error {
 	if err != nil {
 		return err
 	}
+	// The attempts' own time (the mail transaction on a connection) beside
+	// the time each connection spent a mail, to tell the relay's share.
+	attemptSum, err := g.replicas[0].metric("parapheur_mail_attempt_duration_seconds_sum")
+	if err != nil {
+		return err
+	}
+	attempts, err := g.replicas[0].metric("parapheur_mail_attempt_duration_seconds_count")
+	if err != nil {
+		return err
+	}
 	rate := float64(n) / took.Seconds()
 	fmt.Printf("then the mail sender alone (serve restarted without mail.paused, timed from its start):\n")
 	fmt.Printf("  raw Postfix acceptance over %d connections: %.0f mails/s of %d KB\n", senderConnections, raw, smallMailBytes>>10)
 	fmt.Printf("  gateway: %.0f mails/s (%d mails accepted by Postfix in %.2f s) = %.2f x the raw rate (target >= 0.9)\n",
 		rate, n, took.Seconds(), rate/raw)
+	fmt.Printf("  a mail took %.1f ms of a connection's time, of which its mail transaction %.1f ms (the raw client's: %.1f ms)\n",
+		1000*took.Seconds()*senderConnections/float64(n), 1000*attemptSum/attempts, 1000*senderConnections/raw)
 	fmt.Printf("  serve's processor time (user+system): %.2f ms a mail, %.0f%% of one core while it ran\n",
 		ms(cpu)/float64(n), 100*cpu.Seconds()/took.Seconds())
 	return nil
