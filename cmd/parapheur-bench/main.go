@@ -39,7 +39,10 @@
 //	    batched fetch+move of those mails on the same Dovecot (mails/s), then
 //	    the gateway's rate, with mail.paused, from their move into its inbox
 //	    to an empty inbox (envelopes/s), checking on /metrics that each made
-//	    an envelope and queued its two mails. With -sending, mail is not
+//	    an envelope and queued its two mails; then the raw Postfix rate
+//	    of small mails, and serve restarted without mail.paused, timed
+//	    until Postfix has accepted the queued mails (the sender alone,
+//	    against that rate). With -sending, mail is not
 //	    paused: the raw Postfix acceptance rate of small mails over as many
 //	    connections as serve's mail sender keeps is measured too, and the
 //	    gateway's rate runs until Postfix has accepted every envelope's
