@@ -17,6 +17,7 @@ func FuzzInstructions(f *testing.F) {
 		"Signers: a@b.example; \"Curie, Marie\" <m@x.example>, c@d.example\nLanguage: en\nCircuit: direction",
 		"Signataire: marie@\nVisa: p@x.example +33612345678\nLangue: de\nÉchéance: 31/02/2026",
 		"Signataire: a@b.example\n-----Original Message-----\nSigner: evil@x.example",
+		"Signataire: a@b.example\nRappel : 0",
 	} {
 		f.Add(s)
 	}
@@ -64,7 +65,7 @@ func FuzzInstructions(f *testing.F) {
 		if in.Language != "" && in.Language != "fr" && in.Language != "en" {
 			t.Errorf("language %q", in.Language)
 		}
-		if in.ReminderDays < 0 || in.ReminderDays > MaxReminderDays {
+		if (in.ReminderDays < 0 && in.ReminderDays != NoReminders) || in.ReminderDays > MaxReminderDays {
 			t.Errorf("reminder %d", in.ReminderDays)
 		}
 		steps := len(in.Steps)
