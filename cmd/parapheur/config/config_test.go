@@ -250,6 +250,19 @@ func TestSecretFiles(t *testing.T) {
 	if c.IMAP.Password != "other" {
 		t.Errorf("PARAPHEUR_IMAP_PASSWORD_FILE did not override imap.password_file: %q", string(c.IMAP.Password))
 	}
+
+	// The environment overrides the file in the other form too: a secret
+	// set directly over the file's K_file (whose file is then not read), a
+	// K_file over the file's secret set directly.
+	kv["keys.passphrase_file"] = `"/nonexistent/keys-passphrase"`
+	kv["smtp.password"] = `"in the file"`
+	c, err = loadKeys(t, kv, "PARAPHEUR_KEYS_PASSPHRASE=from the environment", "PARAPHEUR_SMTP_PASSWORD_FILE="+smtpFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Keys.Passphrase != "from the environment" || c.SMTP.Password != "smtp from file" {
+		t.Errorf("across the layers: keys %q, smtp %q", string(c.Keys.Passphrase), string(c.SMTP.Password))
+	}
 }
 
 // problem is an expected Problem: its key, and a part of its reason.
@@ -349,7 +362,8 @@ func TestProblems(t *testing.T) {
 		{"circuit bad lines", map[string]string{"circuits.direction.steps": `["Visa: x", "Signataire: dg@org.example"]`}, nil, []problem{
 			{"circuits.direction.steps", `line 1 "Visa: x": "x" is not an email address`}}},
 		{"both direct and file", map[string]string{"imap.password_file": `"/x"`}, nil, []problem{{"imap.password", "set both directly (in the file) and by imap.password_file (in the file); keep one"}}},
-		{"both across layers", nil, []string{"PARAPHEUR_SMTP_PASSWORD_FILE=/x"}, []problem{{"smtp.password", "set both directly (in the file) and by smtp.password_file (PARAPHEUR_SMTP_PASSWORD_FILE)"}}},
+		{"both in the environment", nil, []string{"PARAPHEUR_SMTP_PASSWORD_FILE=/x", "PARAPHEUR_SMTP_PASSWORD=y"},
+			[]problem{{"smtp.password", "set both directly (PARAPHEUR_SMTP_PASSWORD) and by smtp.password_file (PARAPHEUR_SMTP_PASSWORD_FILE); keep one"}}},
 		{"missing secret file", map[string]string{"imap.password": "", "imap.password_file": `"/nonexistent/imap"`}, nil, []problem{{"imap.password_file", "no such file"}}},
 		{"empty secret file", map[string]string{"imap.password": "", "imap.password_file": fmt.Sprintf("%q", empty)}, nil, []problem{{"imap.password_file", "is empty"}}},
 		{"huge secret file", map[string]string{"imap.password": "", "imap.password_file": fmt.Sprintf("%q", big)}, nil, []problem{{"imap.password_file", "larger than 65536 bytes"}}},

@@ -299,6 +299,15 @@ func (l *loader) circuitNames() []string {
 func (l *loader) assign(key string, f field, dst reflect.Value) {
 	direct, hasDirect := l.settings[key]
 	viaFile, hasFile := l.settings[key+fileSuffix]
+	if hasDirect && hasFile && (direct.source == "") != (viaFile.source == "") {
+		// One in the file, one in the environment: the environment
+		// overrides the file, in either form (SPEC §7).
+		if direct.source == "" {
+			hasDirect = false
+		} else {
+			hasFile = false
+		}
+	}
 	switch {
 	case hasDirect && hasFile:
 		l.problem(key, "", "set both directly (%s) and by %s (%s); keep one", describe(direct.source), key+fileSuffix, describe(viaFile.source))
