@@ -14,7 +14,7 @@ type Error struct {
 	Message string
 	// FR says it in French when the kind's French words (package
 	// problem) would lose what the person must fix; empty otherwise.
-	FR string `json:",omitempty"`
+	FR string
 }
 
 func (e *Error) Error() string { return e.Message }

@@ -103,11 +103,14 @@ func crlURL(publicURL string) string {
 	return publicURL + crlPath
 }
 
-// passphraseGiven refuses a configuration without keys.passphrase: ca init
-// encrypts the keys with it, and the other commands read them with it.
+// passphraseRequired says why keys.passphrase is needed and how to give it.
+const passphraseRequired = "required: \"parapheur ca init\" encrypts the keys with it, and the gateway reads them with it " +
+	"(set keys.passphrase_file, keys.passphrase or PARAPHEUR_KEYS_PASSPHRASE)"
+
+// passphraseGiven refuses a configuration without keys.passphrase.
 func passphraseGiven(cfg *config.Config) error {
 	if cfg.Keys.Passphrase == "" {
-		return errors.New("keys.passphrase (or PARAPHEUR_KEYS_PASSPHRASE, or keys.passphrase_file) is required: the keys are encrypted with it")
+		return errors.New("keys.passphrase: " + passphraseRequired)
 	}
 	return nil
 }

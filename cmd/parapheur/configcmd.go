@@ -72,8 +72,7 @@ func checkKeys(cfg *config.Config, path string) error {
 		return &config.Error{Path: path, Problems: []config.Problem{{Key: key, Reason: reason}}}
 	}
 	if cfg.Keys.Passphrase == "" {
-		return problem("keys.passphrase", "required: \"parapheur ca init\" encrypts the keys with it, and serve reads them with it "+
-			"(set keys.passphrase_file, or PARAPHEUR_KEYS_PASSPHRASE)")
+		return problem("keys.passphrase", passphraseRequired)
 	}
 	if _, err := os.Stat(filepath.Join(cfg.Keys.Dir, pki.CACertFile)); errors.Is(err, fs.ErrNotExist) {
 		return nil

@@ -96,7 +96,8 @@ type rendering struct {
 	// hidden instruction.
 	unrendered bool
 	// mailto is the address of an <a href="mailto:…"> element, and textStart
-	// where its text starts in the line (see linkAddress).
+	// where its text starts in the line: htmlText adds the address after a
+	// name linked to it.
 	mailto    string
 	textStart int
 }
@@ -394,13 +395,12 @@ func htmlText(s string) (text string, hid bool) {
 // mailtoAddress is the address of a mailto: link (RFC 6068) with a single
 // address, or "".
 func mailtoAddress(href string) string {
-	rest, ok := strings.CutPrefix(strings.TrimSpace(href), "mailto:")
-	if !ok {
-		if rest, ok = strings.CutPrefix(strings.TrimSpace(href), "MAILTO:"); !ok {
-			return ""
-		}
+	const scheme = "mailto:"
+	href = strings.TrimSpace(href)
+	if len(href) < len(scheme) || !strings.EqualFold(href[:len(scheme)], scheme) {
+		return ""
 	}
-	rest, _, _ = strings.Cut(rest, "?")
+	rest, _, _ := strings.Cut(href[len(scheme):], "?")
 	addr, err := url.PathUnescape(rest)
 	if err != nil || strings.Count(addr, "@") != 1 || strings.ContainsAny(addr, ",;<> \t\r\n\"") {
 		return ""

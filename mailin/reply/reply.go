@@ -125,7 +125,7 @@ func command(line string) (Verb, string, bool) {
 func paragraph(lines []string) string {
 	var para []string
 	for _, l := range lines {
-		if _, _, command := command(l); command {
+		if _, _, isCommand := command(l); isCommand {
 			break
 		}
 		if l = strings.TrimSpace(l); l == "" {
