@@ -25,9 +25,11 @@ type gateway struct {
 	dir   string
 	mail  *testrig.Mail
 	redis *testrig.RedisServer // nil on bbolt
-	// binary and env start a serve process (restart starts another).
-	binary string
-	env    []string
+	// binary and env start a serve process (restart starts another), on the CPUs
+	// serveCPUs lists ("" for any).
+	binary    string
+	env       []string
+	serveCPUs string
 	// replicas are the serve processes, on one store: exactly one of them polls the
 	// mailbox at a time, any of them serves pages and sends mail.
 	replicas []*replica
@@ -74,6 +76,13 @@ func startGateway(o options) (g *gateway, err error) {
 			return g, err
 		}
 		storeURL = g.redis.URL()
+		if o.serveCPUs != "" {
+			// The store is the gateway's side of the machine: it goes with serve.
+			pin := exec.Command("taskset", "-a", "-p", "-c", o.serveCPUs, strconv.Itoa(g.redis.Pid()))
+			if out, err := pin.CombinedOutput(); err != nil {
+				return g, fmt.Errorf("pinning redis-server to CPUs %s: %v\n%s", o.serveCPUs, err, out)
+			}
+		}
 	default:
 		return g, fmt.Errorf("-store %q: want bolt or redis", o.store)
 	}
@@ -97,14 +106,14 @@ func startGateway(o options) (g *gateway, err error) {
 		"PATH=" + os.Getenv("PATH"),
 	}
 	env = append(env, o.env...)
-	g.binary, g.env = o.binary, env
+	g.binary, g.env, g.serveCPUs = o.binary, env, o.serveCPUs
 	caInit := exec.Command(o.binary, "ca", "init", "--organisation", "Bench")
 	caInit.Env = env
 	if out, err := caInit.CombinedOutput(); err != nil {
 		return g, fmt.Errorf("%s ca init: %v\n%s", o.binary, err, out)
 	}
 	for i := range replicas {
-		r, err := startReplica(o.binary, env, filepath.Join(g.dir, fmt.Sprintf("serve-%d.log", i)))
+		r, err := startReplica(o.binary, o.serveCPUs, env, filepath.Join(g.dir, fmt.Sprintf("serve-%d.log", i)))
 		if r != nil {
 			g.replicas = append(g.replicas, r)
 		}
@@ -115,9 +124,10 @@ func startGateway(o options) (g *gateway, err error) {
 	return g, nil
 }
 
-// startReplica starts "serve" with env, on a listen address of its own which is also its
-// public URL, logging to logPath, and waits until it is ready.
-func startReplica(binary string, env []string, logPath string) (*replica, error) {
+// startReplica starts "serve" with env, on the CPUs listed by cpus ("" for any), on a
+// listen address of its own which is also its public URL, logging to logPath, and waits
+// until it is ready.
+func startReplica(binary, cpus string, env []string, logPath string) (*replica, error) {
 	listen, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -127,6 +137,9 @@ func startReplica(binary string, env []string, logPath string) (*replica, error)
 		return nil, err
 	}
 	r.cmd = exec.Command(binary, "serve")
+	if cpus != "" {
+		r.cmd = exec.Command("taskset", "-c", cpus, binary, "serve")
+	}
 	r.cmd.Env = append(env, "PARAPHEUR_LISTEN="+listen, "PARAPHEUR_PUBLIC_URL=http://"+listen)
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
 	if err := r.cmd.Start(); err != nil {
@@ -171,12 +184,37 @@ func (g *gateway) restart(i int, extra ...string) error {
 		return fmt.Errorf("serve did not stop within a minute of SIGTERM: %w\n%s", errTimeout, r.logTail())
 	}
 	r.exited <- nil // for stop
-	next, err := startReplica(g.binary, append(slices.Clone(g.env), extra...), strings.TrimSuffix(r.log.Name(), ".log")+"-restarted.log")
+	next, err := startReplica(g.binary, g.serveCPUs, append(slices.Clone(g.env), extra...), strings.TrimSuffix(r.log.Name(), ".log")+"-restarted.log")
 	if next != nil {
 		r.log.Close()
 		g.replicas[i] = next
 	}
 	return err
+}
+
+// placement says where the processes run: on any CPU, or with -serve-cpus the gateway's
+// side (serve, and redis-server) on its CPUs and the bench with the mail servers it started
+// on the CPUs it was confined to (taskset -c).
+func (g *gateway) placement() string {
+	if g.serveCPUs == "" {
+		return "every process on any of the machine's CPUs"
+	}
+	return fmt.Sprintf("serve and its store on CPU(s) %s; the bench, Postfix and Dovecot on CPU(s) %s", g.serveCPUs, allowedCPUs())
+}
+
+// allowedCPUs is the list of CPUs this process may run on (Cpus_allowed_list in
+// /proc/self/status), "?" where it cannot be read.
+func allowedCPUs() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "?"
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
 }
 
 // memory is the first replica's memory (see replica.memory).

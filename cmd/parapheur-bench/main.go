@@ -33,7 +33,7 @@
 //	    every envelope is signed, and the peak live heap and the peak
 //	    resident set it took, beyond what the process held before, are
 //	    reported against the document's size.
-//	parapheur-bench ingest [-n 2000] [-store bolt|redis] [-sending]
+//	parapheur-bench ingest [-n 2000] [-store bolt|redis] [-sending] [-serve-cpus LIST]
 //	    intake alone: n submissions with a 100 KB PDF of their own and one
 //	    signer, appended to a folder of the gateway's mailbox; the raw
 //	    batched fetch+move of those mails on the same Dovecot (mails/s), then
@@ -48,7 +48,7 @@
 //	    gateway's rate runs until Postfix has accepted every envelope's
 //	    acknowledgement and invitation, against half that raw rate.
 //
-//	parapheur-bench load [-n 200] [-workers 200] [-rate 0] [-store bolt|redis] [-replicas 1] [-pdf FILE]
+//	parapheur-bench load [-n 200] [-workers 200] [-rate 0] [-store bolt|redis] [-replicas 1] [-pdf FILE] [-serve-cpus LIST]
 //	    the whole gateway under load, in one run: first the floors, on the
 //	    same private Postfix and Dovecot: the raw Postfix acceptance rate of
 //	    a plain SMTP client over as many connections as serve's mail sender
@@ -65,6 +65,16 @@
 //	    the peak RSS and the processor time of every serve process, and the
 //	    load average, beside the targets. -replicas runs that many serve
 //	    processes on one Redis.
+//
+// By default every process shares every CPU, and the figures say how the gateway does on a
+// box it shares with its mail servers. With -serve-cpus, as in
+//
+//	taskset -c 0 bin/parapheur-bench ingest -serve-cpus 1
+//
+// serve and redis-server run on the CPUs listed, and the bench, Postfix and Dovecot on the
+// ones the bench was confined to: the floors are then those of mail servers with CPUs of
+// their own, as on a deployment where the MTA is another machine, and the gateway's figures
+// say whether it keeps them busy.
 //
 // latency, flood, completion, ingest and load must run as root (the Postfix master needs it) and run
 // the binary named by -parapheur ("make bench-mail" builds it to
@@ -91,6 +101,7 @@ func main() {
 	fs.StringVar(&o.store, "store", "bolt", "the store: bolt or redis")
 	fs.IntVar(&o.n, "n", 0, "how many submissions (default 60 for latency, 20 for flood, 2000 for ingest, 200 for load), or envelopes (default 1000 for signers)")
 	fs.BoolVar(&o.verbose, "v", false, "print the gateway's log when done")
+	fs.StringVar(&o.serveCPUs, "serve-cpus", "", "ingest, load: run serve and redis-server on these `CPUS` only (taskset -c list); run the bench itself under taskset -c with the other CPUs, so that Postfix and Dovecot, which it starts, stay there")
 	fs.IntVar(&o.replicas, "replicas", 1, "load: how many serve processes share the store (more than one needs -store redis)")
 	interval := fs.Duration("interval", 250*time.Millisecond, "latency: the pause between two submissions")
 	pdf := fs.String("pdf", "", "latency: the `PDF` to submit (default mailin/testdata/doc1.pdf); signers, completion, load: the PDF to sign (default pdfcpu's itu-t81.pdf, 1 MB)")
@@ -163,6 +174,8 @@ type options struct {
 	verbose bool
 	// replicas is how many serve processes share the store (load only).
 	replicas int
+	// serveCPUs, when set, confines serve and redis-server to these CPUs (taskset).
+	serveCPUs string
 	// env holds PARAPHEUR_* settings for serve over the ones every scenario
 	// gives it.
 	env []string

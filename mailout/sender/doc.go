@@ -41,8 +41,8 @@
 // items (RFC 5321 §3.3: a new transaction may start after the end of DATA).
 // Config.PerConnection workers share each connection, holding it for their
 // mail transaction only: the store's work on an item (claiming it,
-// composing its message, recording the attempt, settling it) takes about as
-// long as the transaction, and one worker alone would leave the connection
+// composing its message, recording the attempt, settling it) takes longer
+// than the transaction, and one worker alone would leave the connection
 // idle meanwhile. After
 // a refused transaction the worker sends RSET; an idle connection is checked
 // with NOOP before reuse, and closed after Config.IdleTimeout, Config.MaxAge

@@ -338,7 +338,11 @@ func (s *Store) Update(ctx context.Context, env *workflow.Envelope, w store.Writ
 		return err
 	}
 	err = s.update(ctx, func(tx *bbolt.Tx) error {
-		stored, err := getEnvelope(tx, env.ID)
+		old := get(tx, envelopes, []byte(env.ID))
+		if old == nil {
+			return fmt.Errorf("envelope %s: %w", env.ID, store.ErrNotFound)
+		}
+		stored, err := record.DecodeStamp(env.ID, old)
 		if err != nil {
 			return err
 		}
