@@ -156,13 +156,14 @@ func New(cfg Config) (*Sender, error) {
 	return &Sender{cfg: cfg, relay: r}, nil
 }
 
-// DefaultPerConnection is Config.PerConnection's default. The store's work
-// on an item (four durable writes and the envelope read three times) takes
-// a few times as long as its mail transaction: with the mail servers on CPUs
-// of their own (parapheur-bench ingest -serve-cpus), eight items a connection
-// kept it busy 99% of the time and the sender at 0.89-0.93x the raw client's
-// rate, where four left it at 0.77x.
-const DefaultPerConnection = 8
+// DefaultPerConnection is Config.PerConnection's default: two items a
+// connection keep it busy while the store works on the other (with the mail
+// servers on CPUs of their own, parapheur-bench ingest -serve-cpus: busy
+// 94-97% of the time, the sender at 0.89-0.96x the raw client's rate). More
+// only take the processor from the signers when the machine is short of it:
+// flat out, eight made the sign request three times as slow and sent no
+// more mail.
+const DefaultPerConnection = 2
 
 // Run sends mail over Config.Workers connections, with
 // Config.PerConnection workers sharing each, until ctx is cancelled; then
