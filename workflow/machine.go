@@ -402,6 +402,9 @@ func checkCode(r *Recipient, mac []byte, at time.Time) error {
 			return refusal(ErrWrongCode, "the code is wrong; that was its last try (of %d), so it no longer works: ask for a new code",
 				"le code est faux ; c'était son dernier essai (sur %d) : il ne fonctionne plus, demandez un nouveau code", MaxCodeFailures)
 		}
+		if left == 1 {
+			return refusal(ErrWrongCode, "the code is wrong (1 try left)", "le code est faux (encore 1 essai)")
+		}
 		return refusal(ErrWrongCode, "the code is wrong (%d tries left)", "le code est faux (encore %d essais)", left)
 	}
 	return nil

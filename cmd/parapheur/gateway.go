@@ -183,7 +183,7 @@ func (g *gateway) assemble() error {
 			return err
 		}
 	}
-	cer := &ceremony.Ceremony{Engine: g.engine, CA: g.ca, MaxDocumentBytes: cfg.Limits.MaxDocumentBytes, Holder: g.holder,
+	cer := &ceremony.Ceremony{Engine: g.engine, Gateway: cfg.Address, CA: g.ca, MaxDocumentBytes: cfg.Limits.MaxDocumentBytes, Holder: g.holder,
 		Metrics: ceremony.NewMetrics(g.metrics)}
 	if cfg.TSA.URL != "" {
 		cer.TSA = &tsa.Client{URL: cfg.TSA.URL}

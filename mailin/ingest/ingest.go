@@ -339,14 +339,14 @@ func (h *Handler) recipientProblems(in *instructions.Instructions) []problem.Tex
 	}
 	var problems []problem.Text
 	for _, p := range parties {
-		if _, err := address.SMTP(p.Email); err != nil {
-			problems = append(problems, unreachable(p.Email, err))
-		}
 		// The gateway drops its own mail as automatic: an invitation to
 		// itself would wait for ever, and the envelope only expire.
-		if loop.SameMailbox(p.Email, h.cfg.Gateway) {
+		switch err := address.Deliverable(p.Email, h.cfg.Gateway); {
+		case errors.Is(err, address.ErrGateway):
 			problems = append(problems, problem.New("the gateway's own address %s cannot be a recipient: name the people who are to act or to receive the copy",
 				"l'adresse du parapheur, %s, ne peut pas être destinataire : indiquez les personnes qui doivent agir ou recevoir la copie", p.Email))
+		case err != nil:
+			problems = append(problems, unreachable(p.Email, err))
 		}
 		if p.Phone != "" && !h.cfg.SMS {
 			problems = append(problems, problem.Text{
@@ -420,7 +420,7 @@ func (h *Handler) command(ctx context.Context, in *inbound, cmd reply.Command) (
 	var ev workflow.Event
 	switch cmd.Verb {
 	case reply.Decline, reply.Delegate:
-		if r := env.Recipient(rid); r == nil || !loop.SameMailbox(r.Email, cmd.From) {
+		if r := env.Recipient(rid); r == nil || !address.SameMailbox(r.Email, cmd.From) {
 			return h.refuseCommand(ctx, in, env.Language, invitedOnly[cmd.Verb])
 		}
 		if cmd.Verb == reply.Decline {
@@ -432,7 +432,7 @@ func (h *Handler) command(ctx context.Context, in *inbound, cmd reply.Command) (
 		}
 		ev = workflow.Delegated{Meta: meta, RecipientID: rid, To: cmd.To, Reason: cmd.Reason, ByMail: true}
 	case reply.Cancel:
-		if !loop.SameMailbox(env.Sender.Email, cmd.From) {
+		if !address.SameMailbox(env.Sender.Email, cmd.From) {
 			return h.refuseCommand(ctx, in, env.Language, problem.Text{
 				EN: "only the envelope's sender can cancel it",
 				FR: "seul l'expéditeur de la demande peut l'annuler",
@@ -477,14 +477,15 @@ var invitedOnly = map[reply.Verb]problem.Text{
 // the state machine cannot know: an address the gateway's mail cannot
 // reach, or the gateway's own.
 func (h *Handler) delegateProblem(to workflow.Party) (problem.Text, bool) {
-	if _, err := address.SMTP(to.Email); err != nil {
+	switch err := address.Deliverable(to.Email, h.cfg.Gateway); {
+	case err == nil:
+		return problem.Text{}, false
+	case !errors.Is(err, address.ErrGateway):
 		return unreachable(to.Email, err), true
-	}
-	if loop.SameMailbox(to.Email, h.cfg.Gateway) {
+	default:
 		return problem.New("the gateway's own address %s cannot be a delegate: name the person who is to act instead of you",
 			"l'adresse du parapheur, %s, ne peut pas recevoir la délégation : indiquez la personne qui doit agir à votre place", h.cfg.Gateway), true
 	}
-	return problem.Text{}, false
 }
 
 // threadEnvelope finds the envelope and recipient a reply is about from
@@ -570,7 +571,7 @@ func (h *Handler) bounce(ctx context.Context, raw []byte, rep *dsn.Report) error
 		if !rcpt.Failed() {
 			continue
 		}
-		if !loop.SameMailbox(rcpt.FinalRecipient, addressee) && !loop.SameMailbox(rcpt.OriginalRecipient, addressee) {
+		if !address.SameMailbox(rcpt.FinalRecipient, addressee) && !address.SameMailbox(rcpt.OriginalRecipient, addressee) {
 			h.log.Warn("ingest: delivery report ignored", "why", "it names another recipient than the mail of its return path",
 				"envelope", envID, "recipient", rid, "final_recipient", logText(rcpt.FinalRecipient),
 				"original_recipient", logText(rcpt.OriginalRecipient))
@@ -689,7 +690,7 @@ func (h *Handler) verification(ctx context.Context, m poller.Message, in *inboun
 		return poller.Verified, "", nil
 	}
 	quota := verificationQuota
-	quota.Key = "verifier:" + loop.Mailbox(from)
+	quota.Key = "verifier:" + address.Mailbox(from)
 	var files int
 	queued, err := h.engine.Reply(ctx, in.key, quota, func() engine.Job {
 		v := h.verify(ctx, m, msg)
@@ -765,7 +766,7 @@ var (
 // are counted by mailbox (a+x@d and A+y@D are one), and the two classes
 // apart, so that forged mail does not spend a real sender's quota.
 func refusalQuota(addr string, d policy.Decision) (engine.Quota, bool) {
-	mailbox := loop.Mailbox(addr)
+	mailbox := address.Mailbox(addr)
 	switch {
 	case d.Allowed:
 		q := submitterQuota

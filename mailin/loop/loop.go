@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-message/mail"
+
+	"github.com/parapheur/parapheur/mailout/address"
 )
 
 // robots are the local parts of the addresses mail servers and list
@@ -54,7 +56,7 @@ func Automatic(h mail.Header, gateway string) (reason string, automatic bool) {
 		if robots[strings.ToLower(local)] {
 			return fmt.Sprintf("From: %s is a mail system address", a.Address), true
 		}
-		if gateway != "" && SameMailbox(a.Address, gateway) {
+		if gateway != "" && address.SameMailbox(a.Address, gateway) {
 			return fmt.Sprintf("From: %s is the gateway itself", a.Address), true
 		}
 	}
@@ -67,22 +69,4 @@ func fieldValue(h mail.Header, key string) string {
 	v, _, _ := strings.Cut(h.Get(key), ";")
 	v, _, _ = strings.Cut(v, "(")
 	return strings.ToLower(strings.TrimSpace(v))
-}
-
-// SameMailbox reports whether two addresses reach the same mailbox:
-// compared without case and without a +detail (RFC 5233).
-func SameMailbox(a, b string) bool {
-	return Mailbox(a) == Mailbox(b)
-}
-
-// Mailbox is the mailbox an address reaches, in lower case and without a
-// +detail (RFC 5233): a+x@d and A+y@D are both a@d.
-func Mailbox(addr string) string {
-	addr = strings.ToLower(strings.TrimSpace(addr))
-	at := strings.LastIndexByte(addr, '@')
-	if at < 0 {
-		return addr
-	}
-	local, _, _ := strings.Cut(addr[:at], "+")
-	return local + addr[at:]
 }

@@ -48,23 +48,3 @@ func TestAutomatic(t *testing.T) {
 		}
 	}
 }
-
-func TestSameMailbox(t *testing.T) {
-	for _, tt := range []struct {
-		a, b string
-		want bool
-	}{
-		{"parapheur@org.example", "PARAPHEUR@org.EXAMPLE", true},
-		{"parapheur+x@org.example", "parapheur@org.example", true},
-		{"parapheur@org.example", "parapheur@org.example.evil", false},
-		{"parapheurs@org.example", "parapheur@org.example", false},
-		{"A+x@D.example", "a+y@d.example", true},
-		// A quoted local part (net/mail unquotes it) keeps its own "@".
-		{"a@b+x@d.example", "a@b@d.example", true},
-		{"a@b@d.example", "a@d.example", false},
-	} {
-		if got := SameMailbox(tt.a, tt.b); got != tt.want {
-			t.Errorf("SameMailbox(%q, %q) = %v", tt.a, tt.b, got)
-		}
-	}
-}

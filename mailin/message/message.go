@@ -722,7 +722,9 @@ func mediaTypeOf(h gomessage.Header) string {
 
 // fileName returns the part's file name from Content-Disposition's
 // filename or Content-Type's name, RFC 2231 or RFC 2047 encoded, without
-// any directory.
+// any directory, on one line (workflow.OneLine): an encoded name may carry
+// line breaks, and every mail that lists the document would show the lines
+// its sender wrote.
 func fileName(h gomessage.Header) string {
 	name := param(h, "Content-Disposition", "filename")
 	if name == "" {
@@ -732,7 +734,7 @@ func fileName(h gomessage.Header) string {
 		// Raw 8-bit names come from old Windows clients.
 		name = fromWindows1252(name)
 	}
-	name = strings.ReplaceAll(name, "\\", "/")
+	name = strings.ReplaceAll(workflow.OneLine(name), "\\", "/")
 	if name = path.Base(strings.TrimSpace(name)); name == "." || name == "/" {
 		return ""
 	}

@@ -360,3 +360,27 @@ func TestTextPartOrHTML(t *testing.T) {
 		}
 	}
 }
+
+// TestFileNameOneLine checks that a document's name is one line whatever
+// its encoding carried: line breaks (RFC 2231 %0D%0A, an RFC 2047 word)
+// would add lines of the sender's choosing to every mail listing the
+// document, and a right-to-left override makes "fdp.exe" read "exe.pdf".
+func TestFileNameOneLine(t *testing.T) {
+	for _, c := range []struct{ param, want string }{
+		{`filename*=utf-8''x.pdf%0D%0A%0D%0AURGENT%3A%20log%20in%20at%20evil.example%0D%0A%0D%0AFICHIER%202%20%3A%20y.pdf`,
+			"x.pdf URGENT: log in at evil.example FICHIER 2 : y.pdf"},
+		{`filename="=?utf-8?q?evil=0D=0ABcc=3A_injected=40evil.example=0D=0A1.pdf?="`, "evil Bcc: injected@evil.example 1.pdf"},
+		{`filename*=utf-8''%E2%80%AEfdp.exe`, "fdp.exe"},
+		{`filename*=utf-8''a%09%0Bb%E2%80%A8c.pdf`, "a b c.pdf"},
+	} {
+		raw := crlf("From: a@b.example\nContent-Type: multipart/mixed; boundary=x\n\n--x\nContent-Type: text/plain\n\nbody\n--x\n" +
+			"Content-Type: application/pdf\nContent-Disposition: attachment; " + c.param + "\n\n%PDF-1.4 fake\n--x--\n")
+		m, err := Parse(strings.NewReader(raw), 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Documents) != 1 || m.Documents[0].Name != c.want {
+			t.Errorf("%s: documents %+v, want one named %q", c.param, m.Documents, c.want)
+		}
+	}
+}

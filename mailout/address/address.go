@@ -27,7 +27,43 @@ var (
 	ErrNotASCII = errors.New("the part before the @ is not ASCII, and the gateway's mail does not use SMTPUTF8 (RFC 6531): give an ASCII address")
 	ErrDomain   = errors.New("its domain is not a valid domain name")
 	ErrTooLong  = errors.New("it is longer than SMTP allows (RFC 5321: 64 characters before the @, 254 in all)")
+	// ErrGateway: the gateway drops the mail of its own mailbox as its own
+	// (a loop), so a person named there would never get an invitation.
+	ErrGateway = errors.New("it is the gateway's own address")
 )
+
+// Deliverable checks that the gateway can send a person's mail to addr:
+// SMTP can take it (see SMTP), and it is not the gateway's own mailbox,
+// whatever its +detail. Every door that takes an address for someone to act
+// (a submission's recipients, a delegate named by mail or on the signing
+// page) asks here.
+func Deliverable(addr, gateway string) error {
+	if _, err := SMTP(addr); err != nil {
+		return err
+	}
+	if gateway != "" && SameMailbox(addr, gateway) {
+		return fmt.Errorf("address %q: %w", addr, ErrGateway)
+	}
+	return nil
+}
+
+// SameMailbox reports whether two addresses reach the same mailbox:
+// compared without case and without a +detail (RFC 5233).
+func SameMailbox(a, b string) bool {
+	return Mailbox(a) == Mailbox(b)
+}
+
+// Mailbox is the mailbox an address reaches, in lower case and without a
+// +detail (RFC 5233): a+x@d and A+y@D are both a@d.
+func Mailbox(addr string) string {
+	addr = strings.ToLower(strings.TrimSpace(addr))
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return addr
+	}
+	local, _, _ := strings.Cut(addr[:at], "+")
+	return local + addr[at:]
+}
 
 // Limits of RFC 5321 §4.5.3.1.
 const (

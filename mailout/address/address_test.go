@@ -65,3 +65,42 @@ func TestSMTPRefuses(t *testing.T) {
 		}
 	}
 }
+
+func TestSameMailbox(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want bool
+	}{
+		{"parapheur@org.example", "PARAPHEUR@org.EXAMPLE", true},
+		{"parapheur+x@org.example", "parapheur@org.example", true},
+		{"parapheur@org.example", "parapheur@org.example.evil", false},
+		{"parapheurs@org.example", "parapheur@org.example", false},
+		{"A+x@D.example", "a+y@d.example", true},
+		// A quoted local part (net/mail unquotes it) keeps its own "@".
+		{"a@b+x@d.example", "a@b@d.example", true},
+		{"a@b@d.example", "a@d.example", false},
+	} {
+		if got := SameMailbox(tt.a, tt.b); got != tt.want {
+			t.Errorf("SameMailbox(%q, %q) = %v", tt.a, tt.b, got)
+		}
+	}
+}
+
+func TestDeliverable(t *testing.T) {
+	const gateway = "parapheur@org.example"
+	for _, tt := range []struct {
+		addr string
+		want error
+	}{
+		{"marie@partner.example", nil},
+		{"PARAPHEUR@org.example", ErrGateway},
+		{"parapheur+verifier@org.example", ErrGateway},
+		{"parapheur@org.example.evil", nil},
+		{"marie", ErrSyntax},
+		{"josé@partner.example", ErrNotASCII},
+	} {
+		if err := Deliverable(tt.addr, gateway); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			t.Errorf("Deliverable(%q) = %v, want %v", tt.addr, err, tt.want)
+		}
+	}
+}

@@ -80,7 +80,7 @@ func re(subject string) string {
 
 // party shows a party as "Name <email>", or the bare address without a name.
 func party(p workflow.Party) string {
-	if name := oneLine(p.Name); name != "" {
+	if name := workflow.OneLine(p.Name); name != "" {
 		return name + " <" + p.Email + ">"
 	}
 	return p.Email

@@ -50,12 +50,12 @@ func FuzzComposeUserText(f *testing.F) {
 		}
 		p := parseASCIIHeader(t, b.Bytes())
 		if valid {
-			want := workflow.Clip(oneLine("Terminé : "+title), maxSubjectRunes)
+			want := workflow.Clip(workflow.OneLine("Terminé : "+title), maxSubjectRunes)
 			if s, err := p.header.Subject(); err != nil || s != want {
 				t.Errorf("subject %q, %v; want %q", s, err, want)
 			}
 			to, err := p.header.AddressList("To")
-			if want := workflow.Clip(oneLine(name), maxNameRunes); err != nil || len(to) != 1 || to[0].Address != m.Envelope.Sender.Email || to[0].Name != want {
+			if want := workflow.Clip(workflow.OneLine(name), maxNameRunes); err != nil || len(to) != 1 || to[0].Address != m.Envelope.Sender.Email || to[0].Name != want {
 				t.Errorf("To %v, %v; want name %q", to, err, want)
 			}
 			if len(p.attachments) != 3 || p.attachments[0].Name != fileName(fname) {

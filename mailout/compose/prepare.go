@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"unicode"
 
 	"github.com/emersion/go-message/mail"
 	"github.com/parapheur/parapheur/mailout/address"
@@ -197,7 +196,7 @@ func (c *Composer) header(m *Message, to addressee, p *prepared, thread threadin
 	// The ASCII form, which checkEmail accepted: an IDN domain in A-labels
 	// (the header is not SMTPUTF8), the local part quoted by SetAddressList.
 	email, _ := address.ASCII(to.party.Email)
-	h.SetAddressList("To", []*mail.Address{{Name: workflow.Clip(oneLine(to.party.Name), maxNameRunes), Address: email}})
+	h.SetAddressList("To", []*mail.Address{{Name: workflow.Clip(workflow.OneLine(to.party.Name), maxNameRunes), Address: email}})
 	h.SetAddressList("From", gateway)
 	return h
 }
@@ -392,18 +391,4 @@ func validMsgID(id string) bool {
 
 func trimAngles(id string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(id), "<"), ">")
-}
-
-// oneLine folds runs of white space, line breaks included, into one space:
-// header fields and subjects hold one line.
-func oneLine(s string) string {
-	// Control characters (a stray \x1d from a copy-paste) have no place in
-	// a name or a subject, and some make an address field unreadable.
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	return strings.Join(strings.Fields(s), " ")
 }

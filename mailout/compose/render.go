@@ -99,7 +99,7 @@ func (s *templateSet) render(lang string, kind Kind, v *view) (rendered, error) 
 	if err := kt.text.ExecuteTemplate(&b, "subject", v); err != nil {
 		return rendered{}, err
 	}
-	v.Subject = workflow.Clip(oneLine(b.String()), maxSubjectRunes)
+	v.Subject = workflow.Clip(workflow.OneLine(b.String()), maxSubjectRunes)
 	b.Reset()
 	if err := kt.text.ExecuteTemplate(&b, "mail", v); err != nil {
 		return rendered{}, err
@@ -211,7 +211,7 @@ func (c *Composer) view(m *Message, to addressee) (*view, error) {
 		GatewayName: c.cfg.Name, GatewayAddress: c.cfg.Address, PublicURL: c.cfg.PublicURL,
 		To: to.party, Recipient: to.recipient, Envelope: m.Envelope, Data: m.Data,
 	}
-	v.To.Name = oneLine(v.To.Name) // it opens the greeting line
+	v.To.Name = workflow.OneLine(v.To.Name) // it opens the greeting line
 	if e := m.Envelope; e != nil {
 		v.Deadline = lastMinute(e.Deadline.In(c.cfg.Location))
 		v.Created = e.CreatedAt.In(c.cfg.Location)
@@ -237,10 +237,10 @@ func (c *Composer) view(m *Message, to addressee) (*view, error) {
 	case Refusal:
 		// The submission's subject comes from anyone: the body quotes it
 		// clipped, like the Subject field.
-		d.Subject = workflow.Clip(oneLine(d.Subject), maxSubjectRunes)
+		d.Subject = workflow.Clip(workflow.OneLine(d.Subject), maxSubjectRunes)
 		v.Data = d
 	case Verification:
-		d.Subject = workflow.Clip(oneLine(d.Subject), maxSubjectRunes)
+		d.Subject = workflow.Clip(workflow.OneLine(d.Subject), maxSubjectRunes)
 		v.Data = d
 	case Invitation:
 		if to.recipient.DelegatedFrom != "" {

@@ -161,7 +161,7 @@ func fileName(name string) string {
 		}
 		return r
 	}, name)
-	name = oneLine(name)
+	name = workflow.OneLine(name)
 	if utf8.RuneCountInString(name) > maxNameRunes {
 		ext := path.Ext(name)
 		if utf8.RuneCountInString(ext) > 10 {

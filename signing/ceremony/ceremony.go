@@ -84,6 +84,9 @@ type Ceremony struct {
 	TempDir string
 	// Metrics counts the signatures; nil counts nothing.
 	Metrics *Metrics
+	// Gateway is the gateway's own address, which cannot be a delegate: the
+	// gateway drops its own mail, and the delegate's step would wait for ever.
+	Gateway string
 }
 
 // DefaultSignWait is the default Ceremony.SignWait.
@@ -275,7 +278,7 @@ func (c *Ceremony) Act(ctx context.Context, token string, a Action, client workf
 		if err := workflow.CheckReason(a.Reason, "delegate"); err != nil {
 			return l, err
 		}
-		if a.Delegate, err = delegate(a.Delegate); err != nil {
+		if a.Delegate, err = delegate(a.Delegate, c.Gateway); err != nil {
 			return l, err
 		}
 	}
@@ -305,16 +308,22 @@ func (c *Ceremony) Act(ctx context.Context, token string, a Action, client workf
 	return l, err
 }
 
-// delegate checks that the gateway can write to the delegate's address
-// and returns the party with the address in its plain form.
-func delegate(p workflow.Party) (workflow.Party, error) {
+// delegate checks that the gateway can write to the delegate's address,
+// which is not its own (gateway), and returns the party with the address in
+// its plain form.
+func delegate(p workflow.Party, gateway string) (workflow.Party, error) {
 	a, err := mail.ParseAddress(strings.TrimSpace(p.Email))
 	if err != nil || a.Name != "" {
 		return p, &workflow.Error{Code: workflow.ErrBadDelegate.Code,
 			Message: fmt.Sprintf("%q is not an email address like marie@partner.example", p.Email),
 			FR:      fmt.Sprintf("« %s » n'est pas une adresse électronique comme marie@partenaire.fr", p.Email)}
 	}
-	if _, err := address.ASCII(a.Address); err != nil {
+	switch err := address.Deliverable(a.Address, gateway); {
+	case errors.Is(err, address.ErrGateway):
+		return p, &workflow.Error{Code: workflow.ErrBadDelegate.Code,
+			Message: fmt.Sprintf("%s is the gateway's own address, which cannot receive the delegation: name the person who is to act instead of you", a.Address),
+			FR:      fmt.Sprintf("%s est l'adresse du parapheur, qui ne peut pas recevoir la délégation : indiquez la personne qui doit agir à votre place", a.Address)}
+	case err != nil:
 		return p, &workflow.Error{Code: workflow.ErrBadDelegate.Code,
 			Message: fmt.Sprintf("the gateway cannot send mail to %s: %v", a.Address, err),
 			FR:      fmt.Sprintf("le parapheur ne peut pas envoyer de message à %s : %v", a.Address, err)}

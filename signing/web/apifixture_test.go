@@ -91,7 +91,7 @@ func newAPIFixture(t *testing.T, configure ...func(*Config, *workflow.Draft)) *a
 	if err != nil {
 		t.Fatal(err)
 	}
-	cer := &ceremony.Ceremony{Engine: eng, CA: ca, MaxDocumentBytes: 16 << 20, Holder: "test", TempDir: t.TempDir()}
+	cer := &ceremony.Ceremony{Engine: eng, CA: ca, MaxDocumentBytes: 16 << 20, Holder: "test", TempDir: t.TempDir(), Gateway: "parapheur@org.example"}
 	cfg := Config{
 		PublicURL: "https://sign.org.example",
 		SecretKey: bytes.Repeat([]byte("s"), 32),
