@@ -275,6 +275,9 @@ type Envelope struct {
 	ReminderEvery time.Duration `json:"reminder_every,omitempty"`
 	// NextReminder is when pending recipients are next reminded.
 	NextReminder time.Time `json:"next_reminder,omitzero"`
+	// LastReminderAt is when pending recipients were last reminded, by the
+	// schedule or by the sender; zero when never.
+	LastReminderAt time.Time `json:"last_reminder_at,omitzero"`
 	// EndedAt is when the envelope reached a final state.
 	EndedAt time.Time `json:"ended_at,omitzero"`
 	// StepsDoneAt is when the last step was done and completion began.

@@ -49,6 +49,7 @@ var (
 	ErrBadDelegate      = &Error{Code: "invalid_delegate", Message: "the delegate cannot be accepted"}
 	ErrAlreadySealed    = &Error{Code: "already_sealed", Message: "the document is sealed already"}
 	ErrNothingToResend  = &Error{Code: "nothing_to_resend", Message: "no mail is due to this address now"}
+	ErrReminderTooSoon  = &Error{Code: "reminder_too_soon", Message: "a reminder went out less than an hour ago"}
 )
 
 func errorf(kind *Error, format string, args ...any) error {

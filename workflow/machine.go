@@ -23,6 +23,9 @@ const (
 	// ViewEvery: views of the page by the same client closer together
 	// than this are one view, so that reloads do not each write a record.
 	ViewEvery = 5 * time.Minute
+	// ManualReminderGap is how long after a reminder (by hand or by the
+	// schedule) the sender may send one by hand.
+	ManualReminderGap = time.Hour
 )
 
 // SystemActor is the audit actor of events the gateway causes itself.
@@ -704,6 +707,15 @@ func (t *transition) reminderDue(ev ReminderDue) error {
 	if scheduled && (!ev.Due.Equal(t.e.NextReminder) || !ev.At.Before(t.e.Deadline)) {
 		return nil // stale, replayed, or too late to be of use: expiry is next
 	}
+	// A reminder by hand mails every pending recipient at once: without a
+	// gap, a status link (the sender's, or one that leaked) would be a
+	// mail cannon aimed at them.
+	if next := t.e.LastReminderAt.Add(ManualReminderGap); !scheduled && ev.At.Before(next) {
+		return refusal(ErrReminderTooSoon, "a reminder went out at %s: the next can go at %s",
+			"une relance est partie à %s : la prochaine pourra partir à %s",
+			t.e.LastReminderAt.UTC().Format("15:04 MST"), next.UTC().Format("15:04 MST"))
+	}
+	t.e.LastReminderAt = ev.At.UTC()
 	var pending []string
 	for _, id := range t.e.Steps[t.e.CurrentStep].Recipients {
 		if !t.e.Recipient(id).Acted() {

@@ -564,6 +564,25 @@ func TestApply(t *testing.T) {
 			},
 		},
 		{
+			name: "a manual reminder within the hour of another is refused", history: one(ReminderDue{Meta: at(time.Hour)}),
+			event: ReminderDue{Meta: at(time.Hour + 59*time.Minute)}, wantErr: ErrReminderTooSoon,
+		},
+		{
+			name: "a manual reminder within the hour of a scheduled one is refused", history: one(ReminderDue{Meta: at(72 * time.Hour), Due: t0.Add(72 * time.Hour)}),
+			event: ReminderDue{Meta: at(72*time.Hour + 30*time.Minute)}, wantErr: ErrReminderTooSoon,
+		},
+		{
+			name: "a manual reminder an hour after another goes", history: one(ReminderDue{Meta: at(time.Hour)}),
+			event: ReminderDue{Meta: at(2 * time.Hour)}, wantState: StateInProgress,
+			wantEffects: []string{"notify:reminder:[r1]:sender=false"}, wantAudit: []audit.Type{audit.ReminderSent},
+		},
+		{
+			name: "a scheduled reminder is not held back by a manual one", history: one(ReminderDue{Meta: at(72*time.Hour - 10*time.Minute)}),
+			event:       ReminderDue{Meta: at(72 * time.Hour), Due: t0.Add(72 * time.Hour)},
+			wantState:   StateInProgress,
+			wantEffects: []string{"notify:reminder:[r1]:sender=false", "schedule:reminder:144h0m0s"}, wantAudit: []audit.Type{audit.ReminderSent},
+		},
+		{
 			name: "manual reminder on an ended envelope is refused", history: one(Cancelled{Meta: at(time.Hour), By: "agent@org.example"}),
 			event: ReminderDue{Meta: at(2 * time.Hour)}, wantErr: ErrEnded,
 		},

@@ -417,6 +417,20 @@ func TestStatusPage(t *testing.T) {
 	if f.token("chef@org.example") == before {
 		t.Error("the reminder carried no new link to the pending approver")
 	}
+	// A second reminder within the hour is refused, saying when the next
+	// can go: the status link is no mail cannon (a black-box run sent 58
+	// reminders in a minute). An hour later it goes.
+	f.drainMail()
+	queued := len(f.mail)
+	f.clock.advance(59 * time.Minute)
+	again := b.submit(e, e+"/remind", url.Values{})
+	wantStatus(t, "second reminder within the hour", again, http.StatusTooManyRequests)
+	mustContain(t, "second reminder within the hour", again, "Une relance est partie à", "la prochaine pourra partir à")
+	if f.drainMail(); len(f.mail) != queued {
+		t.Errorf("the refused reminder queued %d mails", len(f.mail)-queued)
+	}
+	f.clock.advance(time.Minute)
+	wantRedirect(t, "reminder an hour later", b.submit(e, e+"/remind", url.Values{}), e+"?done=reminded")
 
 	if doc := b.get(e + "/documents/0"); doc.status != http.StatusOK || doc.body != string(onePagePDF()) {
 		t.Errorf("status page document: %d", doc.status)
@@ -428,7 +442,7 @@ func TestStatusPage(t *testing.T) {
 	mustContain(t, "status page", page, "vous et les destinataires qui ont déjà signé ou visé êtes prévenus")
 	mustNotContain(t, "status page", page, "chaque destinataire est prévenu")
 	f.drainMail()
-	queued := len(f.mail)
+	queued = len(f.mail)
 	// Cancel is "with a reason" (SPEC §3): a blank one, which a form
 	// posted without the browser's check sends, cancels nothing and says
 	// what to write, on the page.

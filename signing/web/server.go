@@ -234,7 +234,7 @@ func statusOf(code string) int {
 	case workflow.ErrWrongRole.Code, workflow.ErrNoDelegation.Code,
 		workflow.ErrWrongCode.Code, workflow.ErrCodeExpired.Code, workflow.ErrNoCode.Code, workflow.ErrNotVerified.Code:
 		return http.StatusForbidden
-	case workflow.ErrTooManyCodes.Code:
+	case workflow.ErrTooManyCodes.Code, workflow.ErrReminderTooSoon.Code:
 		return http.StatusTooManyRequests
 	case workflow.ErrReasonRequired.Code, workflow.ErrBadDelegate.Code, workflow.ErrInvalidDraft.Code, workflow.ErrMalformedCode.Code:
 		return http.StatusBadRequest

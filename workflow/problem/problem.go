@@ -121,6 +121,7 @@ var workflowFR = map[string]string{
 	workflow.ErrStaleDocument.Code:    "le document a changé pendant la signature : recommencez",
 	workflow.ErrNoDelegation.Code:     "la délégation n'est pas permise pour cette demande",
 	workflow.ErrBadDelegate.Code:      "cette personne ne peut pas recevoir la délégation",
+	workflow.ErrReminderTooSoon.Code:  "une relance est partie il y a moins d'une heure : réessayez plus tard",
 }
 
 // DeadlinePassed says that the deadline day a sender gave has already

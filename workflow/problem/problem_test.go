@@ -35,7 +35,7 @@ func TestWorkflowRefusals(t *testing.T) {
 		workflow.ErrDeadlinePassed, workflow.ErrCompleting, workflow.ErrNotYourTurn, workflow.ErrAlreadyActed,
 		workflow.ErrWrongRole, workflow.ErrTooManyCodes, workflow.ErrNoCode, workflow.ErrCodeExpired,
 		workflow.ErrWrongCode, workflow.ErrMalformedCode, workflow.ErrNotVerified, workflow.ErrReasonRequired, workflow.ErrNotDue,
-		workflow.ErrNotCompleting, workflow.ErrStaleDocument, workflow.ErrNoDelegation, workflow.ErrBadDelegate}
+		workflow.ErrNotCompleting, workflow.ErrStaleDocument, workflow.ErrNoDelegation, workflow.ErrBadDelegate, workflow.ErrReminderTooSoon}
 	if len(kinds) != len(workflowFR) {
 		t.Errorf("%d kinds tested, %d worded in French: test them all", len(kinds), len(workflowFR))
 	}
