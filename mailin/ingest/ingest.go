@@ -709,9 +709,12 @@ func (h *Handler) verification(ctx context.Context, m poller.Message, in *inboun
 	return poller.Verified, "", nil
 }
 
-// verify checks the PDFs of msg and makes the reply's content.
+// verify checks the PDFs of msg and makes the reply's content. The reply
+// greets nobody by name: anyone may ask, so the From may be someone else's
+// address, and a display name written by whoever forged it is not repeated
+// to them.
 func (h *Handler) verify(ctx context.Context, m poller.Message, msg *message.Message) *engine.Verification {
-	v := &engine.Verification{To: workflow.Party{Name: msg.From.Name, Email: msg.From.Address},
+	v := &engine.Verification{To: workflow.Party{Email: msg.From.Address},
 		Subject: msg.Subject, MessageID: msg.MessageID, References: msg.Ancestors(), Language: h.cfg.Language,
 		Address: verificationAddress(h.cfg.Gateway, msg.Detail(h.cfg.Gateway))}
 	if m.TooLarge {

@@ -91,7 +91,8 @@ func TestVerificationReport(t *testing.T) {
 		t.Fatalf("%d reports, want 1", len(got))
 	}
 	v := got[0]
-	if v.To.Email != "someone@elsewhere.example" || v.Language != "en" || v.Subject != "Contrat signé" || v.Address != "parapheur+verifier@org.example" ||
+	// The display name is not repeated: whoever forged the From wrote it.
+	if v.To.Email != "someone@elsewhere.example" || v.To.Name != "" || v.Language != "en" || v.Subject != "Contrat signé" || v.Address != "parapheur+verifier@org.example" ||
 		!strings.HasSuffix(v.MessageID, "@elsewhere.example") || v.Problem != "" || v.Omitted != 0 || len(v.Files) != 2 {
 		t.Fatalf("report %+v", v)
 	}
