@@ -68,9 +68,10 @@ type Command struct {
 // (DECLINE without a reason, DELEGATE without a readable address), to be
 // answered with what is wrong; that error is a problem.Text.
 //
-// People also write what follows the colon on the next lines: a decline's
-// reason may be the paragraph below "REFUSER :", a delegate the line below
-// "DÉLÉGUER :". A delegation's reason may follow the delegate's <address>.
+// People also write what follows the colon on the next lines: the reason
+// of a decline or a cancellation may be the paragraph below "REFUSER :" or
+// "ANNULER", a delegate the line below "DÉLÉGUER :". A delegation's reason
+// may follow the delegate's <address>.
 func Parse(m *message.Message) (Command, bool, error) {
 	lines := strings.Split(quote.Own(m.Text), "\n")
 	for i, line := range lines {
@@ -81,7 +82,7 @@ func Parse(m *message.Message) (Command, bool, error) {
 		c := Command{Verb: verb, Reason: value, Thread: Thread(m)}
 		below := lines[i+1:]
 		switch {
-		case verb == Decline && value == "":
+		case (verb == Decline || verb == Cancel) && value == "":
 			c.Reason = paragraph(below)
 		case verb == Delegate:
 			if value == "" && len(below) > 0 {

@@ -31,7 +31,12 @@ func TestParse(t *testing.T) {
 			&Command{Verb: Decline, Reason: "Le montant de l'article 4\nest faux."}, ""},
 		{"decline with the reason below, up to a command", "Decline:\nwrong amount\nCANCEL", &Command{Verb: Decline, Reason: "wrong amount"}, ""},
 		{"decline with a blank line below", "REFUSER:\n\nle montant", nil, `"REFUSER:": give the reason for declining after the colon`},
-		{"cancel does not read the line below", "ANNULER\nJean", &Command{Verb: Cancel}, ""},
+		// A reason written below the word is the cancellation's, as a
+		// decline's is (a black-box run lost "ANNULER\nLe partenaire a changé
+		// d'avis."); a blank line ends it, before a signature.
+		{"cancel with the reason below", "ANNULER\nLe partenaire a changé d'avis.\n\nJean",
+			&Command{Verb: Cancel, Reason: "Le partenaire a changé d'avis."}, ""},
+		{"cancel with a blank line below", "ANNULER\n\nJean", &Command{Verb: Cancel}, ""},
 		{"decline without reason", "REFUSER", nil, `"REFUSER": give the reason for declining after the colon`},
 		{"decline without reason, in French", "REFUSER", nil, "« REFUSER » : donnez la raison du refus après les deux-points"},
 		{"decline with empty reason", "Refuser :  ", nil, `"Refuser :": give the reason for declining after the colon`},
