@@ -43,7 +43,10 @@ FILE may also be an audit trail itself (audit-ENVELOPEID.json, as archivists
 receive it, or any file that holds a JSON array): verify checks its chain and
 names the first event edited, removed, inserted or moved, or prints the number
 of events and the head hash. The chain alone cannot show events cut off at its
-end: compare the head with the one the certificate states.
+end: compare it with the certificate, whose trail ends at its "number of
+events" with the hash it states. The trail archivists receive by mail goes on
+past that event (the completion and its mails): there, the event of that
+number carries the certificate's hash.
 
 Exit status: 0 when every signature is valid and every trail intact, 1 when one
 is not (or a PDF has no signature), 2 when the file cannot be read.`,

@@ -63,7 +63,8 @@ var vocabulary = map[string]words{
 		trailNote: "Les %d événements ci-dessous forment une chaîne : chacun porte l’empreinte SHA-256 du précédent. " +
 			"Le journal complet (adresses, navigateurs, empreintes entières) est joint à ce PDF sous le nom %s.",
 		verifyNote: "Les documents signés peuvent être vérifiés à l’adresse suivante. La chaîne du journal joint " +
-			"peut être recalculée par quiconque : le dernier événement doit porter l’empreinte ci-dessous.",
+			"peut être recalculée par quiconque : le dernier événement doit porter l’empreinte ci-dessous. Le journal " +
+			"envoyé aux archivistes prolonge cette chaîne (réalisation, envois) : son événement numéroté comme le nombre d’événements ci-dessous porte la même empreinte.",
 		attachment: "Pièce jointe", eventCount: "Nombre d’événements", lastHash: "Empreinte du dernier événement",
 		onCompletion: "reçoit les documents signés à la réalisation",
 		colTime:      "Date", colEvent: "Événement", colActor: "Auteur, adresse IP", colDetails: "Détails", colHash: "Empreinte",
@@ -120,7 +121,8 @@ var vocabulary = map[string]words{
 		trailNote: "The %d events below form a chain: each carries the SHA-256 of the one before. " +
 			"The full trail (addresses, browsers, whole hashes) is attached to this PDF as %s.",
 		verifyNote: "The signed documents can be verified at the address below. Anyone can recompute the chain " +
-			"of the attached trail: its last event must carry the hash below.",
+			"of the attached trail: its last event must carry the hash below. The trail mailed to archivists continues " +
+			"this chain (completion, mails): its event numbered as the number of events below carries the same hash.",
 		attachment: "Attachment", eventCount: "Number of events", lastHash: "Hash of the last event",
 		onCompletion: "receives the signed documents on completion",
 		colTime:      "Time", colEvent: "Event", colActor: "Actor, IP address", colDetails: "Details", colHash: "Hash",
