@@ -140,18 +140,28 @@ func (inv *invocation) envelopeOf(st store.Store, arg string) (*workflow.Envelop
 }
 
 // openConfiguredStore opens the store of cfg, saying what to do when a
-// running gateway holds the embedded store.
+// running gateway holds the embedded store (a storeInUseError).
 func (inv *invocation) openConfiguredStore(cfg *config.Config) (store.Store, error) {
 	st, err := backend.Open(inv.ctx(), cfg.Store.URL, store.Options{MaxBlobBytes: cfg.Limits.MaxDocumentBytes})
 	if errors.Is(err, bolt.ErrInUse) {
 		// bbolt locks its file for one process: while serve runs, the
 		// embedded store is its alone.
-		return nil, fmt.Errorf("the store %s is locked by another process, most likely a running `parapheur serve` "+
-			"(the embedded store serves one process at a time): stop the gateway (systemctl stop parapheur), run the command, "+
-			"and start it again; or move the store to Redis (store.url = \"redis://…\"), which the gateway and these commands share while it runs", cfg.Store.URL)
+		return nil, &storeInUseError{url: cfg.Store.URL}
 	}
 	return st, err
 }
+
+// storeInUseError is the error of a command whose embedded store a running
+// gateway holds; it is a bolt.ErrInUse.
+type storeInUseError struct{ url string }
+
+func (e *storeInUseError) Error() string {
+	return fmt.Sprintf("the store %s is locked by another process, most likely a running `parapheur serve` "+
+		"(the embedded store serves one process at a time): stop the gateway (systemctl stop parapheur), run the command, "+
+		"and start it again; or move the store to Redis (store.url = \"redis://…\"), which the gateway and these commands share while it runs", e.url)
+}
+
+func (e *storeInUseError) Unwrap() error { return bolt.ErrInUse }
 
 func runEnvelopeList(inv *invocation) int {
 	inv.configFlag()

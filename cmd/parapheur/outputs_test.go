@@ -124,6 +124,10 @@ func TestCompletionOutputs(t *testing.T) {
 			" is locked by another process"; name != certName && !strings.Contains(r.stdout, want) {
 			t.Errorf("parapheur verify %s beside the running gateway does not say %q:\n%s", name, want, r.stdout)
 		}
+		// … and who can tell it meanwhile.
+		if want := "The running gateway tells it meanwhile: its page PUBLIC_URL/verify"; name != certName && !strings.Contains(r.stdout, want) {
+			t.Errorf("parapheur verify %s beside the running gateway does not say %q:\n%s", name, want, r.stdout)
+		}
 	}
 
 	archived := finals["archivist"].files[auditName]

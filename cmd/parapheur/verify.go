@@ -21,6 +21,7 @@ import (
 	"github.com/parapheur/parapheur/signing/verdict"
 	"github.com/parapheur/parapheur/signing/verify"
 	"github.com/parapheur/parapheur/store"
+	"github.com/parapheur/parapheur/store/bolt"
 )
 
 var verifyCommand = &command{
@@ -126,6 +127,10 @@ func (inv *invocation) writePlacement(cfg *config.Config, data []byte, report *v
 	c.Place(inv.ctx(), &out, report, "en")
 	if f.err != nil {
 		fmt.Fprintf(inv.stdout, "Envelope %s, named by the gateway's signature; whether this file is its final version is unknown: %v\n", f.envelope, f.err)
+		if errors.Is(f.err, bolt.ErrInUse) {
+			// The running gateway can answer: it holds the store.
+			fmt.Fprintln(inv.stdout, "The running gateway tells it meanwhile: its page PUBLIC_URL/verify, or a mail with the PDF to its address parapheur+verifier@… .")
+		}
 		return
 	}
 	for _, line := range []string{out.Envelope, out.Placement} {
