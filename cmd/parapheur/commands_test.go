@@ -636,6 +636,42 @@ func TestEnvelopeListTimesHaveTheirZone(t *testing.T) {
 	}
 }
 
+// TestEnvelopeCommandsFindTheDemo: run from the folder where the demo
+// keeps its state, with nothing configured, the envelope commands use the
+// demo's store and say so, as verify does (a black-box run found verify did
+// and envelope show did not); a configured store keeps them from it.
+func TestEnvelopeCommandsFindTheDemo(t *testing.T) {
+	path, _ := boltEnvelope(t)
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, demoDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, demoDir, "parapheur.db"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(env []string, args ...string) (string, string) {
+		cmd := exec.Command(binary, args...)
+		cmd.Env, cmd.Dir = env, dir
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		cmd.Run()
+		return stdout.String(), stderr.String()
+	}
+	stdout, stderr := run([]string{"PARAPHEUR_CONFIG="}, "envelope", "show", "E1")
+	if !strings.Contains(stdout, "envelope E1: in_progress") || !strings.Contains(stderr, "No configuration: using the demo's store in ./parapheur-demo.") {
+		t.Errorf("envelope show beside the demo's folder:\n%s%s", stdout, stderr)
+	}
+	other := filepath.Join(t.TempDir(), "parapheur.db")
+	stdout, stderr = run([]string{"PARAPHEUR_CONFIG=", "PARAPHEUR_STORE_URL=bolt://" + other}, "envelope", "list")
+	if strings.Contains(stdout, "E1") || strings.Contains(stderr, "demo's store") || !strings.Contains(stderr, "no store at bolt://"+other) {
+		t.Errorf("envelope list with store.url configured elsewhere:\n%s%s", stdout, stderr)
+	}
+}
+
 // TestVerifyFindsTheDemo: run from the folder where the demo keeps its
 // state, with nothing configured, verify knows the demo's CA and says it
 // used it; anything configured keeps it from looking there.

@@ -100,7 +100,7 @@ func runDemo(inv *invocation) int {
 		"PARAPHEUR_LANGUAGE=" + *language,
 		// The demo's organisation is French: its times are Paris times.
 		"PARAPHEUR_TIMEZONE=Europe/Paris",
-		"PARAPHEUR_STORE_URL=bolt://" + filepath.ToSlash(filepath.Join(dir, "parapheur.db")),
+		"PARAPHEUR_STORE_URL=" + demoStoreURL(dir),
 		"PARAPHEUR_IMAP_URL=imap://" + office.IMAPUser + "@" + office.IMAPAddr() + "/INBOX",
 		"PARAPHEUR_IMAP_PASSWORD=" + office.IMAPPassword,
 		"PARAPHEUR_SMTP_URL=smtp://" + office.SMTPAddr(),

@@ -114,8 +114,13 @@ func (inv *invocation) openStore() (store.Store, int) {
 	if err != nil {
 		return nil, inv.fail(err)
 	}
-	// Like verify, these commands never make an empty embedded store
-	// where none is: a mistyped store.url would list nothing, silently.
+	// Like verify, they use the demo's store beside its folder when
+	// nothing is configured, and never make an empty embedded store where
+	// none is: a mistyped store.url would list nothing, silently.
+	if dir, ok := inv.demoFolder("parapheur.db"); ok {
+		cfg.Store.URL = demoStoreURL(dir)
+		fmt.Fprintf(inv.stderr, "No configuration: using the demo's store in ./%s.\n", demoDir)
+	}
 	st, err := inv.openExistingStore(cfg)
 	if err != nil {
 		return nil, inv.fail(err)

@@ -90,17 +90,11 @@ func runVerify(inv *invocation) int {
 }
 
 // demoInstead points cfg at the demo's keys and store, and returns its CA,
-// when nothing configures the gateway (no file, keys.dir and store.url not
-// in the environment) and ./parapheur-demo holds a demo's keys: someone
-// who tried the demo checks its files from the same folder. It says so.
+// when nothing configures the gateway and ./parapheur-demo holds a demo's
+// keys (see demoFolder). It says so.
 func (inv *invocation) demoInstead(cfg *config.Config) *x509.Certificate {
-	if *inv.configPath != "" || slices.ContainsFunc(inv.environ, func(kv string) bool {
-		return strings.HasPrefix(kv, "PARAPHEUR_KEYS_DIR=") || strings.HasPrefix(kv, "PARAPHEUR_STORE_URL=")
-	}) {
-		return nil
-	}
-	dir, err := filepath.Abs(demoDir)
-	if err != nil {
+	dir, ok := inv.demoFolder("keys")
+	if !ok {
 		return nil
 	}
 	ca, err := pki.LoadCACert(filepath.Join(dir, "keys"))
@@ -108,9 +102,34 @@ func (inv *invocation) demoInstead(cfg *config.Config) *x509.Certificate {
 		return nil
 	}
 	cfg.Keys.Dir = filepath.Join(dir, "keys")
-	cfg.Store.URL = "bolt://" + filepath.ToSlash(filepath.Join(dir, "parapheur.db"))
+	cfg.Store.URL = demoStoreURL(dir)
 	fmt.Fprintf(inv.stdout, "No configuration: checked against the demo's keys and store in ./%s.\n\n", demoDir)
 	return ca
+}
+
+// demoFolder returns the absolute path of ./parapheur-demo when nothing
+// configures the gateway (no file; keys.dir and store.url not in the
+// environment) and the folder holds what (its keys, its store): someone who
+// tried the demo runs verify and the envelope commands from the same folder.
+func (inv *invocation) demoFolder(what string) (string, bool) {
+	if *inv.configPath != "" || slices.ContainsFunc(inv.environ, func(kv string) bool {
+		return strings.HasPrefix(kv, "PARAPHEUR_KEYS_DIR=") || strings.HasPrefix(kv, "PARAPHEUR_STORE_URL=")
+	}) {
+		return "", false
+	}
+	dir, err := filepath.Abs(demoDir)
+	if err != nil {
+		return "", false
+	}
+	if _, err := os.Stat(filepath.Join(dir, what)); err != nil {
+		return "", false
+	}
+	return dir, true
+}
+
+// demoStoreURL is the store.url of the demo keeping its state in dir.
+func demoStoreURL(dir string) string {
+	return "bolt://" + filepath.ToSlash(filepath.Join(dir, "parapheur.db"))
 }
 
 // writePlacement says which envelope the PDF data belongs to and whether it
@@ -146,8 +165,8 @@ func (inv *invocation) openExistingStore(cfg *config.Config) (store.Store, error
 	if u, err := url.Parse(cfg.Store.URL); err == nil && u.Scheme == "bolt" {
 		if _, err := os.Stat(u.Path); err != nil {
 			return nil, fmt.Errorf("no store at %s (store.url): %w; name the gateway's store with --config FILE "+
-				"or PARAPHEUR_STORE_URL (the demo keeps its own in parapheur-demo/parapheur.db: "+
-				"PARAPHEUR_STORE_URL=bolt:///ABSOLUTE/PATH/parapheur-demo/parapheur.db, with the demo stopped)", cfg.Store.URL, err)
+				"or PARAPHEUR_STORE_URL, or run the command from the folder where the demo keeps parapheur-demo, "+
+				"with the demo stopped", cfg.Store.URL, err)
 		}
 	}
 	return inv.openConfiguredStore(cfg)
