@@ -191,9 +191,12 @@ func (h *Handler) Handle(ctx context.Context, m poller.Message) (poller.Destinat
 		if terr != nil {
 			return 0, "", terr
 		}
+		near, isNear := reply.NearMiss(msg)
 		switch {
 		case err != nil:
 			return h.refuseCommand(ctx, in, languageOf(env), problem.From(err))
+		case envID != "" && isNear:
+			return h.refuseCommand(ctx, in, languageOf(env), near)
 		case envID != "":
 			return h.refuseCommand(ctx, in, languageOf(env), problem.Text{
 				EN: "no person read it: this address is read by the gateway only, which found no command in it. To write to the person who sent the request, write to their own address; to act, use the link in the gateway's mail, or reply with one of the commands below",

@@ -550,6 +550,8 @@ func TestRepliesWithoutACommand(t *testing.T) {
 		for _, tt := range []struct{ name, body, wantFR, wantEN string }{
 			{"a question", "Bonjour, pouvez-vous me rappeler ?", "personne ne l'a lue", "no person read it"},
 			{"a decline without its reason", "REFUSER :", "donnez la raison du refus", "give the reason for declining"},
+			{"a decline without its colon", "refuser le montant est faux", "ressemble à une commande sans ses deux-points", "reads like a command without its colon"},
+			{"two commands", "REFUSER : mauvais document\r\nDÉLÉGUER : Paul <paul@partner.example>", "une réponse porte une seule commande", "a reply carries one command"},
 		} {
 			*f.at = f.at.Add(25 * time.Hour) // past the one refusal a day Marie's address may get
 			raw := rawMail("Marie <marie@partner.example>", "RE: Invitation", "In-Reply-To: "+root+"\r\nReferences: "+root+"\r\n", tt.body+"\r\n\r\n> À signer\r\n")

@@ -23,6 +23,8 @@ func FuzzParse(f *testing.F) {
 		"delegate: louise@partner.example\r\n> DECLINE: not this one\r\n",
 		"Déléguer : Louise <louise@>\r\n",
 		"DELEGATE: =?utf-8?q?Ren=C3=A9e?= <\"r e\"@partner.example>\r\n",
+		"refuser le document n'est pas le bon\r\n",
+		"REFUSER : x\r\nDÉLÉGUER : Paul <paul@partner.example>\r\n",
 		"",
 	} {
 		f.Add(body)
@@ -33,6 +35,11 @@ func FuzzParse(f *testing.F) {
 		m, err := message.Parse(strings.NewReader(raw), 1<<20)
 		if err != nil {
 			return
+		}
+		// A near miss is looked for only where no command was found; it
+		// always says how to write the command, in both languages.
+		if near, isNear := NearMiss(m); isNear && (near.EN == "" || near.FR == "") {
+			t.Fatalf("near miss %+v from body %q", near, body)
 		}
 		cmd, ok, err := Parse(m)
 		if !ok || err != nil {

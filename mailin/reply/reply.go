@@ -13,6 +13,7 @@
 package reply
 
 import (
+	"fmt"
 	"net/mail"
 	"slices"
 	"strings"
@@ -98,12 +99,59 @@ func Parse(m *message.Message) (Command, bool, error) {
 			return Command{}, true, problem.New(`%q: give the reason for declining after the colon, e.g. "DECLINE: the amount is wrong"`,
 				"« %s » : donnez la raison du refus après les deux-points, par exemple « REFUSER: le montant est faux »", strings.TrimSpace(line))
 		}
+		// A second command would be dropped unheard, and the first may not
+		// be undone (a decline ends the envelope): neither is applied.
+		for _, next := range below {
+			if _, _, another := command(next); another {
+				return Command{}, true, problem.New(`%q and %q: a reply carries one command; send the one you mean, alone`,
+					"« %s » et « %s » : une réponse porte une seule commande ; envoyez seule celle que vous voulez", strings.TrimSpace(line), strings.TrimSpace(next))
+			}
+		}
 		if m.From != nil {
 			c.From = m.From.Address
 		}
 		return c, true, nil
 	}
 	return Command{}, false, nil
+}
+
+// NearMiss finds, in a reply with no command, a line of its own text that
+// starts with a command word but lacks the colon ("refuser le montant est
+// faux", "Decline - wrong amount"), and says how to write it. The reply is
+// answered anyway, since nothing in it acts: the answer then says what was
+// close, instead of that no command was found.
+func NearMiss(m *message.Message) (problem.Text, bool) {
+	for _, line := range strings.Split(quote.Own(m.Text), "\n") {
+		line = strings.TrimSpace(strings.ReplaceAll(line, "\u00a0", " "))
+		word, rest, _ := strings.Cut(line, " ")
+		verb, ok := verbs[strings.TrimRight(quote.Fold(word), ".,;!-–")]
+		if !ok || strings.Contains(line, ":") {
+			continue
+		}
+		rest = strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(rest), "-–—,;."))
+		w := commandWords[verb]
+		var example problem.Text
+		switch {
+		case verb == Delegate:
+			example = problem.Text{EN: w.EN + ": Marie Curie <marie@example.org>", FR: w.FR + " : Marie Curie <marie@exemple.fr>"}
+		case rest == "":
+			example = problem.Text{EN: w.EN + ": your reason", FR: w.FR + " : votre motif"}
+		default:
+			example = problem.Text{EN: w.EN + ": " + rest, FR: w.FR + " : " + rest}
+		}
+		return problem.Text{
+			EN: fmt.Sprintf("%q reads like a command without its colon: write the command word, a colon, then the rest, e.g. %q", line, example.EN),
+			FR: fmt.Sprintf("« %s » ressemble à une commande sans ses deux-points : écrivez le mot de la commande, deux-points, puis la suite, par exemple « %s »", line, example.FR),
+		}, true
+	}
+	return problem.Text{}, false
+}
+
+// commandWords are the command words as Help writes them.
+var commandWords = map[Verb]problem.Text{
+	Decline:  {EN: "DECLINE", FR: "REFUSER"},
+	Cancel:   {EN: "CANCEL", FR: "ANNULER"},
+	Delegate: {EN: "DELEGATE", FR: "DÉLÉGUER"},
 }
 
 // command reads "REFUSER: reason", "Decline : reason", "ANNULER" and
@@ -151,8 +199,10 @@ func delegate(line, value string) (to workflow.Party, reason string, err error) 
 	}
 	a, err := mail.ParseAddress(value)
 	if err != nil {
-		return workflow.Party{}, "", problem.New(`%q: %q is not an email address (%v); write it as "DELEGATE: Marie Curie <marie@example.org>" or "DELEGATE: marie@example.org"`,
-			"« %s » : « %s » n'est pas une adresse électronique (%v) ; écrivez par exemple « DÉLÉGUER: Marie Curie <marie@exemple.fr> » ou « DÉLÉGUER: marie@exemple.fr »", line, value, err)
+		// net/mail's own words ("mail: no angle-addr") would mean nothing
+		// to the reader: the example says what is wanted.
+		return workflow.Party{}, "", problem.New(`%q: %q is not an email address; write it as "DELEGATE: Marie Curie <marie@example.org>" or "DELEGATE: marie@example.org"`,
+			"« %s » : « %s » n'est pas une adresse électronique ; écrivez par exemple « DÉLÉGUER: Marie Curie <marie@exemple.fr> » ou « DÉLÉGUER: marie@exemple.fr »", line, value)
 	}
 	return workflow.Party{Name: a.Name, Email: a.Address}, reason, nil
 }

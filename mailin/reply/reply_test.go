@@ -26,10 +26,15 @@ func TestParse(t *testing.T) {
 		{"decline EN", "Decline: wrong amount", &Command{Verb: Decline, Reason: "wrong amount"}, ""},
 		{"cancel alone", "ANNULER\n\nLe lun. 2 nov. 2026, Parapheur a écrit :\n> REFUSER: x", &Command{Verb: Cancel}, ""},
 		{"cancel with reason", "Cancel: sent by mistake", &Command{Verb: Cancel, Reason: "sent by mistake"}, ""},
-		{"first command wins", "annuler\nREFUSER: x", &Command{Verb: Cancel}, ""},
+		// Two commands: neither is applied, since the second would be
+		// dropped unheard and the first may not be undone (a black-box run
+		// declined with "REFUSER" and lost the "DÉLÉGUER" below it).
+		{"two commands", "annuler\nREFUSER: x", nil, `"annuler" and "REFUSER: x": a reply carries one command`},
+		{"two commands apart", "REFUSER : mauvais document\n\nDÉLÉGUER : Paul Durand <paul@partner.example>\n\nJean", nil,
+			`"REFUSER : mauvais document" and "DÉLÉGUER : Paul Durand <paul@partner.example>": a reply carries one command`},
 		{"decline with the reason below", "REFUSER :\nLe montant de l'article 4\nest faux.\n\nCordialement,\nMarie",
 			&Command{Verb: Decline, Reason: "Le montant de l'article 4\nest faux."}, ""},
-		{"decline with the reason below, up to a command", "Decline:\nwrong amount\nCANCEL", &Command{Verb: Decline, Reason: "wrong amount"}, ""},
+		{"decline with the reason below, up to a command", "Decline:\nwrong amount\nCANCEL", nil, `"Decline:" and "CANCEL": a reply carries one command`},
 		{"decline with a blank line below", "REFUSER:\n\nle montant", nil, `"REFUSER:": give the reason for declining after the colon`},
 		// A reason written below the word is the cancellation's, as a
 		// decline's is (a black-box run lost "ANNULER\nLe partenaire a changé
@@ -54,7 +59,7 @@ func TestParse(t *testing.T) {
 			&Command{Verb: Delegate, To: workflow.Party{Name: "Louise Martin", Email: "louise@partner.example"}, Reason: "on leave"}, ""},
 		{"delegate without an address", "DÉLÉGUER", nil, `"DÉLÉGUER": give the name and address of the person you hand your place to`},
 		{"delegate without an address, in French", "Déléguer :", nil, "« Déléguer : » : indiquez après les deux-points le nom et l'adresse"},
-		{"delegate to a name only", "DELEGATE: Louise Martin", nil, `"Louise Martin" is not an email address (mail: no angle-addr)`},
+		{"delegate to a name only", "DELEGATE: Louise Martin", nil, `"Louise Martin" is not an email address; write it as`},
 		{"delegate to a broken address, in French", "DÉLÉGUER: Louise <louise@>", nil, "« Louise <louise@> » n'est pas une adresse électronique"},
 		{"delegate to two addresses", "DELEGATE: a@partner.example, b@partner.example", nil, "is not an email address"},
 		{"prose is not a command", "Je vais annuler ma participation.\nPlease decline politely.", nil, ""},
@@ -95,5 +100,28 @@ func TestReasonIsCapped(t *testing.T) {
 	verb, reason, ok := command("REFUSER: " + strings.Repeat("é", 1<<20))
 	if !ok || verb != Decline || utf8.RuneCountInString(reason) != workflow.MaxMessageRunes {
 		t.Errorf("command = %v, %d runes, %v; want a decline of %d runes", verb, utf8.RuneCountInString(reason), ok, workflow.MaxMessageRunes)
+	}
+}
+
+// TestNearMiss: a line that starts with a command word but lacks its colon
+// acts on nothing; the answer says how to write it (a black-box run got
+// "no command found" for "refuser le document n'est pas le bon").
+func TestNearMiss(t *testing.T) {
+	for _, tt := range []struct{ text, fr, en string }{
+		{"refuser le document n'est pas le bon\n\nLe lun. 7 déc. 2026, Parapheur a écrit :\n> REFUSER : votre motif",
+			"« refuser le document n'est pas le bon » ressemble à une commande sans ses deux-points : écrivez le mot de la commande, deux-points, puis la suite, par exemple « REFUSER : le document n'est pas le bon »", ""},
+		{"Decline - wrong amount\n\nSent from my iPhone", "", `"Decline - wrong amount" reads like a command without its colon: write the command word, a colon, then the rest, e.g. "DECLINE: wrong amount"`},
+		{"Déléguer à Paul Durand", "par exemple « DÉLÉGUER : Marie Curie <marie@exemple.fr> »", ""},
+		{"ANNULER", "", `e.g. "CANCEL: your reason"`},
+	} {
+		got, ok := NearMiss(&message.Message{Text: tt.text})
+		if !ok || !strings.Contains(got.FR, tt.fr) || !strings.Contains(got.EN, tt.en) {
+			t.Errorf("NearMiss(%q) = %+v, %v", tt.text, got, ok)
+		}
+	}
+	for _, text := range []string{"Merci, je regarde.", "Je vais refuser.", "> refuser le document", "Refuser : le montant"} {
+		if got, ok := NearMiss(&message.Message{Text: text}); ok {
+			t.Errorf("NearMiss(%q) = %+v: not a near miss", text, got)
+		}
 	}
 }
