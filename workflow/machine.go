@@ -509,11 +509,12 @@ func (t *transition) advance(at time.Time) {
 	t.startStep(t.e.CurrentStep+1, at)
 }
 
-// end moves the envelope to a final state and tells the sender and the
-// recipients who already acted; about is who caused it, if a recipient.
-func (t *transition) end(s State, at time.Time, reason string, notice Notice, about string) {
+// end moves the envelope to a final state and tells the sender, the
+// recipients who already acted and also; about is who caused it, if a
+// recipient.
+func (t *transition) end(s State, at time.Time, reason string, notice Notice, about string, also ...string) {
 	t.e.State, t.e.Reason, t.e.EndedAt, t.e.NextReminder = s, reason, at.UTC(), time.Time{}
-	ids, toSender := t.onePerAddress(t.actedRecipients(), true)
+	ids, toSender := t.onePerAddress(append(t.actedRecipients(), also...), true)
 	t.effect(Notify{Notice: notice, Recipients: ids, ToSender: toSender, Reason: reason, About: about})
 }
 
@@ -586,7 +587,13 @@ func (t *transition) declined(ev Declined) error {
 		method = "reply mail"
 	}
 	t.recordFor(ev.Meta, audit.Declined, r, map[string]string{"reason": reason, "authenticated_by": method})
-	t.end(StateDeclined, ev.At, reason, DeclineNotice, r.ID)
+	// Who declines by mail sees no page saying it was done: the notice is
+	// their confirmation.
+	var confirm []string
+	if ev.ByMail {
+		confirm = append(confirm, r.ID)
+	}
+	t.end(StateDeclined, ev.At, reason, DeclineNotice, r.ID, confirm...)
 	return nil
 }
 

@@ -474,8 +474,10 @@ func TestApply(t *testing.T) {
 			},
 		},
 		{
+			// … and the decliner, who sees no page, gets the notice as a
+			// confirmation; on the page, the page is the confirmation.
 			name: "decline by reply mail needs no code", event: Declined{Meta: at(time.Minute), RecipientID: "r1", Reason: "pas d'accord", ByMail: true},
-			wantState: StateDeclined, wantEffects: []string{"notify:declined:[]:sender=true:about=r1"}, wantAudit: []audit.Type{audit.Declined},
+			wantState: StateDeclined, wantEffects: []string{"notify:declined:[r1]:sender=true:about=r1"}, wantAudit: []audit.Type{audit.Declined},
 		},
 		{
 			name:    "sign after decline is refused",

@@ -732,6 +732,11 @@ func TestDelegationMails(t *testing.T) {
 			"Louise suit le dossier.", "https://sign.org.example/s/TOKEN-r6"}},
 		{"en", "invitation-delegate", []string{"Marie Curie <marie@partner.example> handed their signature to you, saying",
 			"Louise suit le dossier."}},
+		// Who declined by mail gets the notice as a confirmation, in the
+		// second person; the others read who declined.
+		{"fr", "declined-to-decliner", []string{"Vous avez refusé de signer", "Montant erroné.", "Le circuit est arrêté"}},
+		{"en", "declined-to-decliner", []string{"You declined to sign", "Montant erroné.", "The circuit has stopped"}},
+		{"fr", "declined-to-recipient", []string{"a refusé de signer"}},
 		{"fr", "code_locked", []string{"erroné a été saisi 5 fois", "John Smith <john@partner.example>", "Ce code est annulé",
 			"demander un nouveau code", "ne pas avoir fait ces essais", "deviner le code"}},
 		{"en", "code_locked", []string{"wrong confirmation code was entered 5 times", "John Smith <john@partner.example>", "That code is now void",

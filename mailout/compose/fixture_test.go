@@ -208,6 +208,7 @@ func samples(lang string) []sample {
 		{name: "delivery_failure-completed", msg: ended(stepsDone(msg("dsn-done", "", DeliveryFailure{Address: "copie@org.example", Answer: "552 5.3.4 message too big"})), workflow.StateCompleted)},
 		{name: "completion_delayed", msg: stepsDone(msg("delayed", "", CompletionDelayed{Reason: "time-stamp authority https://tsa.example: 503 Service Unavailable"})),
 			subject: "Finalisation retardée : " + title},
+		{name: "declined-to-decliner", msg: ended(msg("dec-r2", "r2", Declined{By: "r2", Reason: "Montant erroné."}), workflow.StateDeclined)},
 	}
 }
 
