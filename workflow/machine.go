@@ -669,7 +669,13 @@ func (t *transition) delegated(ev Delegated) error {
 		"reason": reason, "authenticated_by": method})
 	t.e.Recipients = append(t.e.Recipients, d)
 	t.effect(Notify{Notice: Invitation, Recipients: []string{d.ID}})
-	t.effect(Notify{Notice: DelegationNotice, ToSender: true, Reason: reason, About: r.ID})
+	notice := Notify{Notice: DelegationNotice, ToSender: true, Reason: reason, About: r.ID}
+	if ev.ByMail {
+		// Who delegates by mail sees no page saying it was done: the
+		// notice is their confirmation.
+		notice.Recipients, notice.ToSender = t.onePerAddress([]string{r.ID}, true)
+	}
+	t.effect(notice)
 	return nil
 }
 

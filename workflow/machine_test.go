@@ -1059,12 +1059,13 @@ func TestDelegation(t *testing.T) {
 	}
 
 	// Marie delegates by mail, without a code or a reason; her delegate
-	// delegates again, by mail too.
+	// delegates again, by mail too. Each, seeing no page, gets the notice
+	// as confirmation.
 	tr = apply(Delegated{Meta: at(time.Hour), RecipientID: "r2", To: Party{Name: "Louise", Email: "louise@partner.example"}, ByMail: true},
-		[]string{"notify:invitation:[r7]:sender=false", "notify:delegated:[]:sender=true:about=r2"})
+		[]string{"notify:invitation:[r7]:sender=false", "notify:delegated:[r2]:sender=true:about=r2"})
 	record(tr, map[string]string{"to": "r7", "to_email": "louise@partner.example", "to_name": "Louise", "reason": "", "authenticated_by": "reply mail"})
 	tr = apply(Delegated{Meta: at(2 * time.Hour), RecipientID: "r7", To: Party{Email: "marie@partner.example"}, ByMail: true, Reason: "je suis absente"},
-		[]string{"notify:invitation:[r8]:sender=false", "notify:delegated:[]:sender=true:about=r7"})
+		[]string{"notify:invitation:[r8]:sender=false", "notify:delegated:[r7]:sender=true:about=r7"})
 	record(tr, map[string]string{"to": "r8", "to_email": "marie@partner.example", "to_name": "", "reason": "je suis absente", "authenticated_by": "reply mail"})
 	if got := e.Steps[1].Recipients; !reflect.DeepEqual(got, []string{"r8", "r3"}) {
 		t.Errorf("step 2 = %v", got)

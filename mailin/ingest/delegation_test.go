@@ -136,8 +136,8 @@ func TestDovecotDelegateReply(t *testing.T) {
 		t.Fatalf("after the reply: r1 %+v, r2 %+v", r1, r2)
 	}
 
-	if n := send(t, mailer); n != 2 {
-		t.Fatalf("%d mails sent, want the delegate's invitation and the sender's notice", n)
+	if n := send(t, mailer); n != 3 {
+		t.Fatalf("%d mails sent, want the delegate's invitation, the sender's notice and Marie's confirmation", n)
 	}
 	h, text := received(t, "louise", "X-Parapheur-Envelope", env.ID)
 	if s, _ := h.Subject(); s != "Please sign: "+title || !strings.Contains(text, "Marie Curie <marie@partner.example> handed their signature to you.") {

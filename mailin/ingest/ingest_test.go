@@ -693,7 +693,7 @@ func TestReplyDelegation(t *testing.T) {
 	if r1.State != workflow.HasDelegated || r3 == nil || r3.Email != "louise@partner.example" || r3.Name != "Louise Martin" || r3.DelegatedFrom != "r1" || r3.State != workflow.Pending {
 		t.Fatalf("after the delegation: r1 %+v, r3 %+v", r1, r3)
 	}
-	if got := notices(f.queued(t)); got != "invitation:r3 delegated:sender" {
+	if got := notices(f.queued(t)); got != "delegated:r1 invitation:r3 delegated:sender" {
 		t.Fatalf("after the delegation, queued %s", got)
 	}
 	if lines := f.logged(t, "ingest: reply command applied", map[string]any{"level": "INFO", "envelope": env.ID, "recipient": "r1", "command": "delegate"}); len(lines) != 1 {

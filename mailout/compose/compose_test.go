@@ -737,6 +737,10 @@ func TestDelegationMails(t *testing.T) {
 		{"fr", "declined-to-decliner", []string{"Vous avez refusé de signer", "Montant erroné.", "Le circuit est arrêté"}},
 		{"en", "declined-to-decliner", []string{"You declined to sign", "Montant erroné.", "The circuit has stopped"}},
 		{"fr", "declined-to-recipient", []string{"a refusé de signer"}},
+		// … and so does who delegated by mail, without the sender's advice
+		// to cancel.
+		{"fr", "delegated-to-delegator", []string{"Vous avez confié votre signature", "Louise Martin <louise@partner.example>", "à votre place", "plus rien à faire"}},
+		{"en", "delegated-to-delegator", []string{"You handed your signature", "in your place", "nothing more to do"}},
 		{"fr", "code_locked", []string{"erroné a été saisi 5 fois", "John Smith <john@partner.example>", "Ce code est annulé",
 			"demander un nouveau code", "ne pas avoir fait ces essais", "deviner le code"}},
 		{"en", "code_locked", []string{"wrong confirmation code was entered 5 times", "John Smith <john@partner.example>", "That code is now void",

@@ -209,6 +209,7 @@ func samples(lang string) []sample {
 		{name: "completion_delayed", msg: stepsDone(msg("delayed", "", CompletionDelayed{Reason: "time-stamp authority https://tsa.example: 503 Service Unavailable"})),
 			subject: "Finalisation retardée : " + title},
 		{name: "declined-to-decliner", msg: ended(msg("dec-r2", "r2", Declined{By: "r2", Reason: "Montant erroné."}), workflow.StateDeclined)},
+		{name: "delegated-to-delegator", msg: delegated(msg("deleg-r2", "r2", Delegated{By: "r2"}))},
 	}
 }
 

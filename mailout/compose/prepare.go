@@ -283,8 +283,11 @@ func (d Delegated) check(m *Message, to addressee) error {
 		return fmt.Errorf("envelope %s has no recipient %q who delegated", m.Envelope.ID, d.By)
 	case by.State != workflow.HasDelegated || m.Envelope.Recipient(by.DelegatedTo) == nil:
 		return fmt.Errorf("recipient %s of envelope %s has not delegated to a recipient of the envelope", d.By, m.Envelope.ID)
+	case to.recipient != nil && to.recipient.ID != d.By:
+		// The sender is told; so is who delegated by mail, as confirmation.
+		return fmt.Errorf("it goes to the sender or to %s who delegated, not to recipient %s", d.By, to.recipient.ID)
 	}
-	return checkSender(to)
+	return nil
 }
 
 func (d CodeLocked) check(m *Message, to addressee) error {

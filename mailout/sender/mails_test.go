@@ -160,8 +160,8 @@ func TestComposedDelegationAndCodeLock(t *testing.T) {
 		To: workflow.Party{Name: "Records Office", Email: "archives@example.com"}, Reason: "On leave until Monday", ByMail: true}); err != nil {
 		t.Fatal(err)
 	}
-	if n := f.drain(t); n != 2 {
-		t.Fatalf("%d items, want the delegate's invitation and the sender's notice", n)
+	if n := f.drain(t); n != 3 {
+		t.Fatalf("%d items, want the delegate's invitation, the sender's notice and Alice's confirmation", n)
 	}
 
 	h, text := parts(t, fetchBy(t, "archives", "X-Parapheur-Envelope", env.ID))
@@ -186,6 +186,13 @@ func TestComposedDelegationAndCodeLock(t *testing.T) {
 	for _, want := range []string{"Alice Martin <alice@example.com> handed their signature", "Records Office <archives@example.com>", "On leave until Monday"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the sender's delegated mail does not say %q:\n%s", want, text)
+		}
+	}
+	// Alice delegated by mail and sees no page: the notice confirms it.
+	_, text = parts(t, fetchBy(t, "alice", "Subject", "Delegated: "+title))
+	for _, want := range []string{"You handed your signature", "Records Office <archives@example.com>", "in your place", "nothing more to do"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("Alice's confirmation does not say %q:\n%s", want, text)
 		}
 	}
 
