@@ -90,10 +90,15 @@ func ingest(o options, sending bool) error {
 		return fmt.Errorf("imap move %s to INBOX: %w", stagingFolder, err)
 	}
 	moving := time.Since(start)
+	first, err := waitFirstEnvelope(serve, 10*time.Minute)
+	if err != nil {
+		return err
+	}
 	if err := waitInboxEmpty(c, 10*time.Minute); err != nil {
 		return err
 	}
 	handled := time.Since(start)
+	steady := time.Since(first)
 	if sending {
 		if err := waitDelivered(serve, 2*o.n, 10*time.Minute); err != nil {
 			return err
@@ -144,13 +149,23 @@ func ingest(o options, sending bool) error {
 	}
 	fmt.Printf("  gateway: %.0f envelopes/s (%.2f s from the move into the inbox, which took %.2f s, to %s; %d envelopes, %s)\n",
 		rate, took.Seconds(), moving.Seconds(), until, int(envelopes), mails)
+	if !sending {
+		// Dovecot tells an IDLE client of new mail some 0.5 s after it
+		// lands, a wait the raw client, which fetches at once, does not have.
+		fmt.Printf("    from the first envelope made to an empty inbox: %.0f envelopes/s (%.2f s; the first came %.2f s after the move ended)\n",
+			float64(o.n-1)/steady.Seconds(), steady.Seconds(), (handled - steady - moving).Seconds())
+	}
 	if sending {
 		fmt.Printf("    = %.2f x what the raw Postfix rate allows (target >= 0.9)\n", rate/(smallRate/2))
 	}
 	// On a machine shared with other work the rate says how much of it the
 	// gateway got; the processor time each envelope took does not depend on that.
-	fmt.Printf("  serve's processor time (user+system): %.2f ms an envelope, %.0f%% of one core while it ran\n",
-		ms(cpuAfter-cpuBefore)/float64(o.n), 100*(cpuAfter-cpuBefore).Seconds()/took.Seconds())
+	peak, _, _, err := serve.memory()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  serve's processor time (user+system): %.2f ms an envelope, %.0f%% of one core while it ran; its peak RSS (VmHWM) %.0f MB\n",
+		ms(cpuAfter-cpuBefore)/float64(o.n), 100*(cpuAfter-cpuBefore).Seconds()/took.Seconds(), float64(peak)/1e6)
 	if !sending {
 		return drain(g, 2*o.n)
 	}
@@ -282,6 +297,22 @@ func (g *gateway) appendSubmissions(user, folder string, n int, run int64) error
 	wg.Wait()
 	close(errs)
 	return <-errs
+}
+
+// waitFirstEnvelope waits until the replica's /metrics counts an envelope made
+// from mail, and says when it saw it. It asks every 10 ms until then, and
+// stops: a scrape reads the queues' depths from the store.
+func waitFirstEnvelope(r *replica, timeout time.Duration) (time.Time, error) {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		n, err := r.metric("parapheur_ingest_mails_total", `outcome="envelope"`)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if n > 0 {
+			return time.Now(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("the gateway had made no envelope %v after the move into its inbox: %w", timeout, errTimeout)
 }
 
 // waitInboxEmpty waits until the inbox holds no mail: the poller moves a mail

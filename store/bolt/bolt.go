@@ -63,7 +63,7 @@ var (
 	leases    = []byte("leases")    // name → lease
 	cursors   = []byte("cursors")   // name → value
 	blobs     = []byte("blobs")     // hex SHA-256 → blobMeta
-	chunks    = []byte("chunks")    // upload ID + chunk index → bytes
+	chunks    = []byte("chunks")    // chunkKey → a bucket holding the chunk's bytes under chunkValue (see putChunk)
 	uploads   = []byte("uploads")   // upload ID of an upload under way → empty
 )
 
@@ -527,6 +527,35 @@ func chunkKey(upload string, i int) []byte {
 	return binary.BigEndian.AppendUint32([]byte(upload), uint32(i))
 }
 
+// chunkValue is the key of a chunk's bytes in its bucket.
+var chunkValue = []byte{0}
+
+// putChunk stores chunk i of upload in a bucket of its own. bbolt puts at
+// least two values in a leaf page and rewrites a leaf whole when a key is
+// added to it, so chunks stored as values side by side made each new chunk
+// rewrite one or two of its neighbours with it: at ingest, four times the
+// documents' bytes written at each commit (parapheur-bench ingest, bbolt's
+// TxStats.PageAlloc). A bucket of its own has leaf pages of its own, and
+// the chunks bucket's leaf gains a bucket header, some fifty bytes.
+func putChunk(tx *bbolt.Tx, upload string, i int, chunk []byte) error {
+	b, err := tx.Bucket(chunks).CreateBucket(chunkKey(upload, i))
+	if err != nil {
+		return err
+	}
+	return b.Put(chunkValue, chunk)
+}
+
+// getChunk returns chunk i of upload, or nil if it is missing. Files written
+// before 8 December 2026 hold chunks as plain values of the chunks bucket,
+// which it reads too.
+func getChunk(tx *bbolt.Tx, upload string, i int) []byte {
+	k := chunkKey(upload, i)
+	if b := tx.Bucket(chunks).Bucket(k); b != nil {
+		return b.Get(chunkValue)
+	}
+	return get(tx, chunks, k)
+}
+
 // PutBlob implements store.Store.
 func (s *Store) PutBlob(ctx context.Context, r io.Reader) (store.Blob, error) {
 	upload := newUploadID()
@@ -540,7 +569,7 @@ func (s *Store) PutBlob(ctx context.Context, r io.Reader) (store.Blob, error) {
 					return err
 				}
 			}
-			if err := put(tx, chunks, chunkKey(upload, i), chunk); err != nil {
+			if err := putChunk(tx, upload, i, chunk); err != nil {
 				return err
 			}
 			if whole == nil {
@@ -584,11 +613,19 @@ func newUploadID() string {
 	return hex.EncodeToString(b)
 }
 
-// dropUpload deletes an upload's chunks and its under-way mark.
+// dropUpload deletes an upload's chunks, in their buckets or (written before
+// 8 December 2026) plain values, and its under-way mark.
 func dropUpload(tx *bbolt.Tx, upload string) error {
-	c := tx.Bucket(chunks).Cursor()
-	for k, _ := c.Seek([]byte(upload)); k != nil && len(k) == len(upload)+4 && string(k[:len(upload)]) == upload; k, _ = c.Seek([]byte(upload)) {
-		if err := c.Delete(); err != nil {
+	b := tx.Bucket(chunks)
+	c := b.Cursor()
+	for k, v := c.Seek([]byte(upload)); k != nil && len(k) == len(upload)+4 && string(k[:len(upload)]) == upload; k, v = c.Seek([]byte(upload)) {
+		var err error
+		if v == nil {
+			err = b.DeleteBucket(slices.Clone(k))
+		} else {
+			err = c.Delete()
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -638,7 +675,7 @@ func (s *Store) OpenBlob(ctx context.Context, sha256 string) (io.ReadCloser, sto
 	blob := store.Blob{SHA256: sha256, Size: meta.Size}
 	return chunked.NewReader(blob, meta.Chunks, func(i int) (chunk []byte, err error) {
 		err = s.db.View(func(tx *bbolt.Tx) error {
-			if b := get(tx, chunks, chunkKey(meta.Upload, i)); b != nil {
+			if b := getChunk(tx, meta.Upload, i); b != nil {
 				chunk = append([]byte(nil), b...) // b lives only as long as tx
 			}
 			return nil

@@ -3,6 +3,8 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,21 +47,24 @@ func (s *Store) CorruptBlob(ctx context.Context, sha256 string) error {
 		if err := json.Unmarshal(get(tx, blobs, []byte(sha256)), &meta); err != nil {
 			return err
 		}
-		k := chunkKey(meta.Upload, 1)
-		b := append([]byte(nil), get(tx, chunks, k)...)
+		b := append([]byte(nil), getChunk(tx, meta.Upload, 1)...)
 		if len(b) == 0 {
 			return errors.New("no second chunk")
 		}
 		b[len(b)/2] ^= 1
-		return put(tx, chunks, k, b)
+		return tx.Bucket(chunks).Bucket(chunkKey(meta.Upload, 1)).Put(chunkValue, b)
 	})
 }
 
 // StoredChunks implements storetest.Hooks.
 func (s *Store) StoredChunks(ctx context.Context) (n int, err error) {
 	err = s.db.View(func(tx *bbolt.Tx) error {
-		n = tx.Bucket(chunks).Stats().KeyN
-		return nil
+		// A chunk is a bucket, or a plain value in files written before
+		// 8 December 2026: either is one key of the chunks bucket.
+		return tx.Bucket(chunks).ForEach(func(_, _ []byte) error {
+			n++
+			return nil
+		})
 	})
 	return n, err
 }
@@ -128,13 +133,18 @@ func TestUnfinishedUpload(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "parapheur.db")
 	s := open(t, path)
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		upload := newUploadID()
+		// One upload as this version writes it, one as files written
+		// before 8 December 2026 hold it.
+		upload, flat := newUploadID(), newUploadID()
 		for i := range 3 {
-			if err := put(tx, chunks, chunkKey(upload, i), []byte("partial")); err != nil {
+			if err := putChunk(tx, upload, i, []byte("partial")); err != nil {
+				return err
+			}
+			if err := put(tx, chunks, chunkKey(flat, i), []byte("partial")); err != nil {
 				return err
 			}
 		}
-		return put(tx, uploads, []byte(upload), present)
+		return errors.Join(put(tx, uploads, []byte(upload), present), put(tx, uploads, []byte(flat), present))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -296,12 +306,13 @@ func TestPutBlobCommits(t *testing.T) {
 			t.Errorf("blob of %d bytes reads back as %d bytes, %v", len(b.data), len(got), err)
 		}
 	}
-	var marks, left int
+	var marks int
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		marks = tx.Bucket(uploads).Stats().KeyN
-		left = tx.Bucket(chunks).Stats().KeyN
 		return nil
 	})
+	left, cerr := s.StoredChunks(t.Context())
+	err = errors.Join(err, cerr)
 	if err != nil || marks != 0 || left != 4 {
 		t.Errorf("after the uploads: %d under-way marks and %d chunks (%v), want 0 and 4", marks, left, err)
 	}
@@ -351,5 +362,55 @@ func TestGroupCommitPanic(t *testing.T) {
 	}
 	if v, err := s.Cursor(ctx, "cursor"); errCursor != nil || err != nil || string(v) != "value" {
 		t.Errorf("the write beside it: %v; cursor = %q, %v", errCursor, v, err)
+	}
+}
+
+// TestFlatChunks reads a blob whose chunks are plain values of the chunks
+// bucket, as files written before 8 December 2026 hold them.
+func TestFlatChunks(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "parapheur.db"))
+	data := strings.Repeat("an older document ", chunked.Size/9) // two chunks
+	sum := sha256.Sum256([]byte(data))
+	blob := store.Blob{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data))}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		upload := newUploadID()
+		for i := 0; i*chunked.Size < len(data); i++ {
+			if err := put(tx, chunks, chunkKey(upload, i), []byte(data[i*chunked.Size:min(len(data), (i+1)*chunked.Size)])); err != nil {
+				return err
+			}
+		}
+		return linkBlob(tx, blob, upload, 2)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, got, err := s.OpenBlob(t.Context(), blob.SHA256)
+	if err != nil || got != blob {
+		t.Fatalf("OpenBlob of a blob in plain values: %+v, %v", got, err)
+	}
+	if b, err := io.ReadAll(r); err != nil || string(b) != data {
+		t.Fatalf("blob in plain values reads back as %d bytes, %v; want %d", len(b), err, len(data))
+	}
+}
+
+// TestChunkWritesAlone stores documents the size of a submission's, each
+// in a commit of its own as the ingest of a slow mailbox does, and checks
+// that a commit writes about the document's bytes: stored side by side, each
+// new chunk rewrote its neighbours' leaf with it, twice to four times as much.
+func TestChunkWritesAlone(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "parapheur.db"))
+	const n, size = 40, 100 << 10
+	st := s.db.Stats()
+	before := st.TxStats.GetPageAlloc()
+	for i := range n {
+		doc := bytes.Repeat([]byte{byte(i), byte(i >> 8), 'x'}, size/3)
+		if _, err := s.PutBlob(t.Context(), bytes.NewReader(doc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st = s.db.Stats()
+	written := st.TxStats.GetPageAlloc() - before
+	if limit := int64(n * size * 3 / 2); written > limit {
+		t.Errorf("%d documents of %d KiB made bbolt write %d KiB of pages, more than %d KiB", n, size>>10, written>>10, limit>>10)
 	}
 }

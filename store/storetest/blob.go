@@ -50,16 +50,20 @@ var blobCases = []testCase{
 		for i, n := range []int64{0, 1, 10, 2<<20 + 1} {
 			readBack(t, s, putGen(t, s, n, byte(i)))
 		}
-		data := []byte("%PDF-1.7 a small document")
-		b, err := s.PutBlob(t.Context(), bytes.NewReader(data))
-		ok(t, err, "PutBlob")
-		r, _, err := s.OpenBlob(t.Context(), b.SHA256)
-		ok(t, err, "OpenBlob")
-		got, err := io.ReadAll(r)
-		ok(t, err, "ReadAll")
-		ok(t, r.Close(), "Close")
-		if !bytes.Equal(got, data) {
-			t.Fatalf("blob read back as %q, want %q", got, data)
+		// A reader that tells its length gets a buffer of its size below a
+		// chunk: empty, small, one byte short of a mebibyte chunk, and one.
+		for i, n := range []int{0, 25, 1<<20 - 1, 1 << 20} {
+			data := bytes.Repeat([]byte{'%', 'P', 'D', 'F', byte(i)}, n/5+1)[:n]
+			b, err := s.PutBlob(t.Context(), bytes.NewReader(data))
+			ok(t, err, "PutBlob")
+			r, _, err := s.OpenBlob(t.Context(), b.SHA256)
+			ok(t, err, "OpenBlob")
+			got, err := io.ReadAll(r)
+			ok(t, err, "ReadAll")
+			ok(t, r.Close(), "Close")
+			if !bytes.Equal(got, data) || b.Size != int64(n) {
+				t.Fatalf("blob of %d bytes from a bytes.Reader read back as %d bytes (size %d)", n, len(got), b.Size)
+			}
 		}
 	}},
 	{"Dedupe", func(t *testing.T, s store.Store) {

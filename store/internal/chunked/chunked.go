@@ -27,6 +27,20 @@ const Size = 1 << 20
 // document, cleared by the runtime, would cost more than hashing a small one.
 var buffers = sync.Pool{New: func() any { return new([Size]byte) }}
 
+// chunkBuffer returns the buffer a write of r reads its chunks into, and
+// what to call when the write is done with it. A reader that says how many
+// bytes it holds (bytes.Reader, strings.Reader, bytes.Buffer), fewer than a
+// chunk, gets a buffer of that size: the writer holds its buffer until the
+// chunk is committed, and a mebibyte held for each of the many small
+// documents waiting on one commit (a batch of mail) would fill the heap.
+func chunkBuffer(r io.Reader) ([]byte, func()) {
+	if l, ok := r.(interface{ Len() int }); ok && l.Len() < Size {
+		return make([]byte, l.Len()), func() {}
+	}
+	buf := buffers.Get().(*[Size]byte)
+	return buf[:], func() { buffers.Put(buf) }
+}
+
 // Write reads r to its end and hands put the bytes chunk by chunk (index from
 // 0; put must be done with the slice when it returns: it is reused), the last
 // chunk with the whole blob, so that a backend can link the blob in the same
@@ -36,8 +50,8 @@ var buffers = sync.Pool{New: func() any { return new([Size]byte) }}
 // crosses the limit; the caller deletes what put stored.
 func Write(ctx context.Context, r io.Reader, limit int64, put func(i int, chunk []byte, whole *store.Blob) error) (store.Blob, int, error) {
 	h := sha256.New()
-	buf := buffers.Get().(*[Size]byte)
-	defer buffers.Put(buf)
+	buf, done := chunkBuffer(r)
+	defer done()
 	// One byte read ahead tells whether a full chunk is the last one.
 	in := bufio.NewReaderSize(r, 16)
 	var size int64
@@ -46,7 +60,7 @@ func Write(ctx context.Context, r io.Reader, limit int64, put func(i int, chunk 
 		if err := ctx.Err(); err != nil {
 			return store.Blob{}, 0, err
 		}
-		k, err := io.ReadFull(in, buf[:])
+		k, err := io.ReadFull(in, buf)
 		if err == nil {
 			if _, perr := in.Peek(1); errors.Is(perr, io.EOF) {
 				err = io.EOF
