@@ -16,7 +16,10 @@
 // single writer lock for long) under a temporary upload ID, and links the
 // blob under its SHA-256 with the last one; an upload cut short by a crash
 // leaves chunks that the next Open deletes. A document of one chunk, as most
-// are, takes one commit.
+// are, takes one commit. Each chunk is a bucket of its own (see putChunk);
+// files written by versions before 7 December 2026, which kept chunks as
+// plain values, are read as they are, but those versions cannot read the
+// documents stored since.
 //
 // bbolt locks the file for one process: a second process opening it waits
 // then fails. The embedded store therefore serves a single gateway; several
@@ -546,7 +549,7 @@ func putChunk(tx *bbolt.Tx, upload string, i int, chunk []byte) error {
 }
 
 // getChunk returns chunk i of upload, or nil if it is missing. Files written
-// before 8 December 2026 hold chunks as plain values of the chunks bucket,
+// by versions before 7 December 2026 hold chunks as plain values of the chunks bucket,
 // which it reads too.
 func getChunk(tx *bbolt.Tx, upload string, i int) []byte {
 	k := chunkKey(upload, i)
@@ -613,8 +616,8 @@ func newUploadID() string {
 	return hex.EncodeToString(b)
 }
 
-// dropUpload deletes an upload's chunks, in their buckets or (written before
-// 8 December 2026) plain values, and its under-way mark.
+// dropUpload deletes an upload's chunks, in their buckets or (written by
+// versions before 7 December 2026) plain values, and its under-way mark.
 func dropUpload(tx *bbolt.Tx, upload string) error {
 	b := tx.Bucket(chunks)
 	c := b.Cursor()

@@ -60,7 +60,7 @@ func (s *Store) CorruptBlob(ctx context.Context, sha256 string) error {
 func (s *Store) StoredChunks(ctx context.Context) (n int, err error) {
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		// A chunk is a bucket, or a plain value in files written before
-		// 8 December 2026: either is one key of the chunks bucket.
+		// 7 December 2026: either is one key of the chunks bucket.
 		return tx.Bucket(chunks).ForEach(func(_, _ []byte) error {
 			n++
 			return nil
@@ -134,7 +134,7 @@ func TestUnfinishedUpload(t *testing.T) {
 	s := open(t, path)
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		// One upload as this version writes it, one as files written
-		// before 8 December 2026 hold it.
+		// before 7 December 2026 hold it.
 		upload, flat := newUploadID(), newUploadID()
 		for i := range 3 {
 			if err := putChunk(tx, upload, i, []byte("partial")); err != nil {
@@ -366,7 +366,7 @@ func TestGroupCommitPanic(t *testing.T) {
 }
 
 // TestFlatChunks reads a blob whose chunks are plain values of the chunks
-// bucket, as files written before 8 December 2026 hold them.
+// bucket, as files written before 7 December 2026 hold them.
 func TestFlatChunks(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "parapheur.db"))
 	data := strings.Repeat("an older document ", chunked.Size/9) // two chunks
