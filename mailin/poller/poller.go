@@ -42,6 +42,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -602,16 +603,16 @@ func (p *Poller) batch(ctx context.Context, c *imapclient.Client, uids []imap.UI
 		var wg sync.WaitGroup
 		var err error
 		for data := cmd.Next(); data != nil; data = cmd.Next() {
-			m, cerr := data.Collect()
+			uid, raw, found, cerr := readFetched(data, p.cfg.MaxMessageBytes)
 			if cerr != nil {
 				err = cerr
 				break
 			}
-			info := meta[m.UID]
-			if info == nil || len(m.BodySection) == 0 {
+			info := meta[uid]
+			if info == nil || !found {
 				continue // expunged meanwhile
 			}
-			msg := Message{UID: m.UID, Size: info.RFC822Size, Raw: m.BodySection[0].Bytes,
+			msg := Message{UID: uid, Size: info.RFC822Size, Raw: raw,
 				TooLarge: section.Specifier == imap.PartSpecifierHeader, Received: info.InternalDate}
 			workers <- struct{}{}
 			wg.Go(func() {
@@ -656,6 +657,36 @@ func (p *Poller) batch(ctx context.Context, c *imapclient.Client, uids []imap.UI
 		}
 	}
 	return nil
+}
+
+// readFetched reads a fetched message's UID and body section, and says
+// whether it had one. The body is read into a buffer of the size the server
+// announces for it when that is within limit (or there is no limit):
+// go-imap's Collect reads it with io.ReadAll, which grows a buffer from 512
+// bytes, copying it a dozen times for a 100 KB mail (a tenth of serve's
+// processor time at ingest, perf record).
+func readFetched(data *imapclient.FetchMessageData, limit int64) (uid imap.UID, raw []byte, found bool, err error) {
+	for item := data.Next(); item != nil; item = data.Next() {
+		switch item := item.(type) {
+		case imapclient.FetchItemDataUID:
+			uid = item.UID
+		case imapclient.FetchItemDataBodySection:
+			found = true
+			if item.Literal == nil {
+				continue
+			}
+			if size := item.Literal.Size(); limit <= 0 || size <= limit {
+				raw = make([]byte, size)
+				_, err = io.ReadFull(item.Literal, raw)
+			} else {
+				raw, err = io.ReadAll(item.Literal)
+			}
+			if err != nil {
+				return 0, nil, false, err
+			}
+		}
+	}
+	return uid, raw, found, nil
 }
 
 // handleOne hands m to the handler, counts the outcome and says where m goes,
