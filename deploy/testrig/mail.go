@@ -20,6 +20,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-smtp"
 )
 
 const (
@@ -398,15 +399,71 @@ func (m *Mail) DeferSender(addr string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.deferred = append(m.deferred, addr)
-	return m.writeSenderAccess()
+	if err := m.writeSenderAccess(); err != nil {
+		return err
+	}
+	return m.awaitSenderAccess(addr, true)
 }
 
 // AcceptSenders ends every [Mail.DeferSender], for the sessions that begin after it.
 func (m *Mail) AcceptSenders() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	was := m.deferred
 	m.deferred = nil
-	return m.writeSenderAccess()
+	if err := m.writeSenderAccess(); err != nil {
+		return err
+	}
+	for _, addr := range was {
+		if err := m.awaitSenderAccess(addr, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// smtpRcptCode opens an SMTP session at addr and answers the code that
+// RCPT TO:<rcpt> got after MAIL FROM:<from>: 0 when it was accepted.
+func smtpRcptCode(addr, from, rcpt string) (int, error) {
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if err := c.Mail(from, nil); err != nil {
+		return 0, err
+	}
+	err = c.Rcpt(rcpt, nil)
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se.Code, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("RCPT TO:<%s>: %w", rcpt, err)
+	}
+	return 0, c.Quit()
+}
+
+// awaitSenderAccess waits until a new SMTP session from addr is deferred at
+// RCPT, or no longer is: postfix reload only asks the running smtpd
+// processes to stop, and one that is idle may still take the next session
+// with the table it read at its start (a test saw RCPT accepted just after
+// DeferSender). The probe sends no mail: it quits after RCPT.
+func (m *Mail) awaitSenderAccess(addr string, deferred bool) error {
+	if m.mtaProc == nil {
+		return nil
+	}
+	var got int
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		code, err := smtpRcptCode(m.SMTPAddr(), addr, "probe@example.com")
+		if err != nil {
+			return fmt.Errorf("testrig: probing Postfix's sender table: %w", err)
+		}
+		if got = code; (code == 451) == deferred {
+			return nil
+		}
+	}
+	return fmt.Errorf("testrig: Postfix still answers RCPT from <%s> with %d 10 s after its reload (want deferred: %v)", addr, got, deferred)
 }
 
 // writeSenderAccess writes the sender_access table of m.deferred and, when the MTA runs,

@@ -187,25 +187,11 @@ func send(t *testing.T, m *Mail, rcpts ...string) string {
 // 0 for success.
 func rcptCode(t *testing.T, m *Mail, from, rcpt string) int {
 	t.Helper()
-	c, err := smtp.Dial(m.SMTPAddr())
+	code, err := smtpRcptCode(m.SMTPAddr(), from, rcpt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if err := c.Mail(from, nil); err != nil {
-		t.Fatal(err)
-	}
-	err = c.Rcpt(rcpt, nil)
-	var se *smtp.SMTPError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &se):
-		return se.Code
-	default:
-		t.Fatalf("RCPT TO:<%s>: %v", rcpt, err)
-		return -1
-	}
+	return code
 }
 
 func login(t *testing.T, m *Mail, user string) *imapclient.Client {
