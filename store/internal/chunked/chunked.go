@@ -30,12 +30,14 @@ var buffers = sync.Pool{New: func() any { return new([Size]byte) }}
 // chunkBuffer returns the buffer a write of r reads its chunks into, and
 // what to call when the write is done with it. A reader that says how many
 // bytes it holds (bytes.Reader, strings.Reader, bytes.Buffer), fewer than a
-// chunk, gets a buffer of that size: the writer holds its buffer until the
-// chunk is committed, and a mebibyte held for each of the many small
-// documents waiting on one commit (a batch of mail) would fill the heap.
+// chunk, gets a buffer of that size and one byte more (which meets the end
+// at once, and keeps a buffer never empty, so that every read moves on): the
+// writer holds its buffer until the chunk is committed, and a mebibyte held
+// for each of the many small documents waiting on one commit (a batch of
+// mail) would fill the heap.
 func chunkBuffer(r io.Reader) ([]byte, func()) {
 	if l, ok := r.(interface{ Len() int }); ok && l.Len() < Size {
-		return make([]byte, l.Len()), func() {}
+		return make([]byte, l.Len()+1), func() {}
 	}
 	buf := buffers.Get().(*[Size]byte)
 	return buf[:], func() { buffers.Put(buf) }
