@@ -10,7 +10,9 @@
 // The messages of a batch are handled several at once (Config.Workers), each
 // as soon as it has arrived, so that one message's store writes overlap
 // another's parsing and concurrent writes share a commit; the batch moves
-// once every one of them is handled.
+// once every one of them is handled, while the next batch is already being
+// fetched and handled. However the batches overlap, the mail held at once
+// (from its arrival to the end of its handling) stays within MaxMessageBytes.
 //
 // New mail is noticed by IDLE (RFC 2177), re-issued every IdleRestart since
 // servers drop idle connections, or by plain polling when the server has no
@@ -53,6 +55,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/parapheur/parapheur/mailout/oauth"
 	"github.com/parapheur/parapheur/store"
@@ -117,7 +120,9 @@ type Config struct {
 	ProcessedFolder string
 	// QuarantineFolder receives refused mail; created if missing.
 	QuarantineFolder string
-	// MaxMessageBytes: larger messages are not fetched whole (0: no limit).
+	// MaxMessageBytes: larger messages are not fetched whole, and the mail
+	// held at once, from its arrival to the end of its handling, stays
+	// within it (0: no limit).
 	MaxMessageBytes int64
 	// TLS configures TLS connections; nil means the system roots.
 	TLS *tls.Config
@@ -132,8 +137,7 @@ type Config struct {
 	// their store writes can share a commit.
 	Workers int
 	// BatchSize is how many messages are fetched and moved at once (default
-	// DefaultBatchSize);
-	// their contents are fetched in groups of at most MaxMessageBytes.
+	// DefaultBatchSize).
 	BatchSize int
 	// LeaseTTL is the poller lease's duration (default 6 s): after a crash,
 	// the mailbox is polled again within 4/3 of it. It is renewed, and asked
@@ -173,7 +177,7 @@ const (
 	// Each message waits on two store commits (its document, its envelope),
 	// and the more wait together, the more share a commit (at 32, 643–704
 	// envelopes/s in parapheur-bench ingest on bbolt; at 100, 771–944). The
-	// memory held stays bounded by the fetch groups (see bySize).
+	// memory held stays bounded by MaxMessageBytes (see intake).
 	DefaultWorkers = 100
 )
 
@@ -553,31 +557,88 @@ func (p *Poller) scan(ctx context.Context, c *imapclient.Client, cur *cursor, fu
 		}
 	}
 	slices.Sort(uids)
+	in := p.newIntake()
+	// While one batch's last messages are handled, the next one is fetched
+	// and its handling starts: the connection does not wait on the store.
+	var running *batch
 	for len(uids) > 0 {
 		n := min(len(uids), p.cfg.BatchSize)
-		if err := p.batch(ctx, c, uids[:n]); err != nil {
+		next, err := p.fetch(ctx, c, uids[:n], in)
+		if err != nil {
+			if running != nil {
+				running.wg.Wait()
+			}
 			return err
 		}
-		if last := uids[n-1]; last > cur.LastUID {
-			cur.LastUID = last
-			if err := p.saveCursor(ctx, *cur); err != nil {
+		if running != nil {
+			if err := p.settle(ctx, c, cur, running); err != nil {
+				next.wg.Wait()
 				return err
 			}
 		}
-		uids = uids[n:]
+		running, uids = next, uids[n:]
+	}
+	if running != nil {
+		return p.settle(ctx, c, cur, running)
 	}
 	return nil
 }
 
-// batch fetches, handles and moves a batch of messages: their sizes first,
-// then their contents, each handled as it arrives, Workers at once, in groups of at most MaxMessageBytes together (see
-// bySize), so that the poller holds no more than one message's limit of mail
-// at once, whatever arrives together.
-func (p *Poller) batch(ctx context.Context, c *imapclient.Client, uids []imap.UID) error {
-	set := imap.UIDSetNum(uids...)
-	sizes, err := c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true}).Collect()
+// intake bounds what the batches of a scan hold at once, however they
+// overlap: Workers handlers, and MaxMessageBytes of mail from the moment a
+// message starts to arrive until its handler has finished with it, so that
+// twenty 52 MB mails arriving together are not 1 GB in memory (issue 9).
+type intake struct {
+	workers chan struct{}
+	// bytes is nil without a MaxMessageBytes.
+	bytes *semaphore.Weighted
+	limit int64
+}
+
+func (p *Poller) newIntake() *intake {
+	in := &intake{workers: make(chan struct{}, p.cfg.Workers), limit: p.cfg.MaxMessageBytes}
+	if in.limit > 0 {
+		in.bytes = semaphore.NewWeighted(in.limit)
+	}
+	return in
+}
+
+// take holds size bytes of the budget (a message's size, at most the limit),
+// waiting for them, and returns what release must give back.
+func (in *intake) take(ctx context.Context, size int64) (int64, error) {
+	if in.bytes == nil {
+		return 0, nil
+	}
+	size = min(max(size, 0), in.limit)
+	if err := in.bytes.Acquire(ctx, size); err != nil {
+		return 0, err
+	}
+	return size, nil
+}
+
+func (in *intake) release(held int64) {
+	if held > 0 {
+		in.bytes.Release(held)
+	}
+}
+
+// batch is a fetched batch whose messages are being handled.
+type batch struct {
+	last  imap.UID
+	wg    sync.WaitGroup
+	mu    sync.Mutex // guards moves
+	moves map[Destination][]imap.UID
+}
+
+// fetch fetches a batch of messages, their sizes first, then their contents,
+// and hands each to a handler as soon as it has arrived, within the scan's
+// intake. It returns once every message has arrived, their handlers still
+// running (see settle), or, on an error, once those started have ended.
+func (p *Poller) fetch(ctx context.Context, c *imapclient.Client, uids []imap.UID, in *intake) (*batch, error) {
+	b := &batch{last: slices.Max(uids), moves: map[Destination][]imap.UID{}}
+	sizes, err := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true}).Collect()
 	if err != nil {
-		return fmt.Errorf("imap fetch sizes: %w", err)
+		return nil, fmt.Errorf("imap fetch sizes: %w", err)
 	}
 	var whole, headerOnly []imap.UID
 	meta := map[imap.UID]*imapclient.FetchMessageBuffer{}
@@ -589,48 +650,6 @@ func (p *Poller) batch(ctx context.Context, c *imapclient.Client, uids []imap.UI
 			whole = append(whole, m.UID)
 		}
 	}
-	var mu sync.Mutex // guards moves
-	moves := map[Destination][]imap.UID{}
-	handle := func(uids []imap.UID, section *imap.FetchItemBodySection) error {
-		if len(uids) == 0 {
-			return nil
-		}
-		// Each message is handed over as soon as it has arrived, to at most
-		// Workers handlers at once, while the next ones arrive; all are
-		// handled before the batch moves.
-		cmd := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
-		workers := make(chan struct{}, p.cfg.Workers)
-		var wg sync.WaitGroup
-		var err error
-		for data := cmd.Next(); data != nil; data = cmd.Next() {
-			uid, raw, found, cerr := readFetched(data, p.cfg.MaxMessageBytes)
-			if cerr != nil {
-				err = cerr
-				break
-			}
-			info := meta[uid]
-			if info == nil || !found {
-				continue // expunged meanwhile
-			}
-			msg := Message{UID: uid, Size: info.RFC822Size, Raw: raw,
-				TooLarge: section.Specifier == imap.PartSpecifierHeader, Received: info.InternalDate}
-			workers <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-workers }()
-				if dest, ok := p.handleOne(ctx, msg); ok {
-					mu.Lock()
-					moves[dest] = append(moves[dest], msg.UID)
-					mu.Unlock()
-				}
-			})
-		}
-		err = errors.Join(err, cmd.Close())
-		wg.Wait()
-		if err != nil {
-			return fmt.Errorf("imap fetch: %w", err)
-		}
-		return nil
-	}
 	wholeSection := &imap.FetchItemBodySection{Peek: true}
 	headerSection := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}
 	if p.cfg.MaxMessageBytes > 0 {
@@ -638,34 +657,83 @@ func (p *Poller) batch(ctx context.Context, c *imapclient.Client, uids []imap.UI
 		// are enough to refuse the mail.
 		headerSection.Partial = &imap.SectionPartial{Size: p.cfg.MaxMessageBytes}
 	}
-	for _, group := range p.bySize(whole, meta) {
-		if err := handle(group, wholeSection); err != nil {
-			return err
-		}
-	}
-	for _, group := range p.bySize(headerOnly, meta) {
-		if err := handle(group, headerSection); err != nil {
-			return err
-		}
-	}
-	for dest, folder := range map[Destination]string{Processed: p.cfg.ProcessedFolder, Quarantine: p.cfg.QuarantineFolder} {
-		if len(moves[dest]) == 0 {
+	for _, part := range []struct {
+		uids    []imap.UID
+		section *imap.FetchItemBodySection
+	}{{whole, wholeSection}, {headerOnly, headerSection}} {
+		if len(part.uids) == 0 {
 			continue
 		}
-		if _, err := c.Move(imap.UIDSetNum(moves[dest]...), folder).Wait(); err != nil {
+		if err := p.fetchContents(ctx, c, b, meta, part.uids, part.section, in); err != nil {
+			b.wg.Wait()
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// fetchContents fetches section of each of uids and starts its handler.
+func (p *Poller) fetchContents(ctx context.Context, c *imapclient.Client, b *batch, meta map[imap.UID]*imapclient.FetchMessageBuffer,
+	uids []imap.UID, section *imap.FetchItemBodySection, in *intake) error {
+	cmd := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
+	var err error
+	for data := cmd.Next(); data != nil; data = cmd.Next() {
+		uid, raw, held, found, ferr := readFetched(ctx, data, in)
+		if ferr != nil {
+			err = ferr
+			break
+		}
+		info := meta[uid]
+		if info == nil || !found {
+			in.release(held)
+			continue // expunged meanwhile
+		}
+		msg := Message{UID: uid, Size: info.RFC822Size, Raw: raw,
+			TooLarge: section.Specifier == imap.PartSpecifierHeader, Received: info.InternalDate}
+		in.workers <- struct{}{}
+		b.wg.Go(func() {
+			defer func() { <-in.workers; in.release(held) }()
+			if dest, ok := p.handleOne(ctx, msg); ok {
+				b.mu.Lock()
+				b.moves[dest] = append(b.moves[dest], msg.UID)
+				b.mu.Unlock()
+			}
+		})
+	}
+	if err = errors.Join(err, cmd.Close()); err != nil {
+		return fmt.Errorf("imap fetch: %w", err)
+	}
+	return nil
+}
+
+// settle waits for b's handlers, moves its messages out of the inbox and
+// records its last UID as seen.
+func (p *Poller) settle(ctx context.Context, c *imapclient.Client, cur *cursor, b *batch) error {
+	b.wg.Wait()
+	for dest, folder := range map[Destination]string{Processed: p.cfg.ProcessedFolder, Quarantine: p.cfg.QuarantineFolder} {
+		if len(b.moves[dest]) == 0 {
+			continue
+		}
+		if _, err := c.Move(imap.UIDSetNum(b.moves[dest]...), folder).Wait(); err != nil {
 			return fmt.Errorf("imap move to %s: %w", folder, err)
 		}
+	}
+	if b.last > cur.LastUID {
+		cur.LastUID = b.last
+		return p.saveCursor(ctx, *cur)
 	}
 	return nil
 }
 
 // readFetched reads a fetched message's UID and body section, and says
-// whether it had one. The body is read into a buffer of the size the server
-// announces for it when that is within limit (or there is no limit):
-// go-imap's Collect reads it with io.ReadAll, which grows a buffer from 512
-// bytes, copying it a dozen times for a 100 KB mail (a tenth of serve's
-// processor time at ingest, perf record).
-func readFetched(data *imapclient.FetchMessageData, limit int64) (uid imap.UID, raw []byte, found bool, err error) {
+// whether it had one. Before the body is read, its size (at most the limit)
+// is taken from in's budget, and held is what the caller gives back once done
+// with raw. The body is read into a buffer of the size the server announces
+// for it when that is within the limit (or there is no limit): go-imap's
+// Collect reads it with io.ReadAll, which grows a buffer from 512 bytes,
+// copying it a dozen times for a 100 KB mail (a tenth of serve's processor
+// time at ingest, perf record).
+func readFetched(ctx context.Context, data *imapclient.FetchMessageData, in *intake) (uid imap.UID, raw []byte, held int64, found bool, err error) {
 	for item := data.Next(); item != nil; item = data.Next() {
 		switch item := item.(type) {
 		case imapclient.FetchItemDataUID:
@@ -675,18 +743,23 @@ func readFetched(data *imapclient.FetchMessageData, limit int64) (uid imap.UID, 
 			if item.Literal == nil {
 				continue
 			}
-			if size := item.Literal.Size(); limit <= 0 || size <= limit {
+			size := item.Literal.Size()
+			if held, err = in.take(ctx, size); err != nil {
+				return 0, nil, 0, false, err
+			}
+			if in.limit <= 0 || size <= in.limit {
 				raw = make([]byte, size)
 				_, err = io.ReadFull(item.Literal, raw)
 			} else {
 				raw, err = io.ReadAll(item.Literal)
 			}
 			if err != nil {
-				return 0, nil, false, err
+				in.release(held)
+				return 0, nil, 0, false, err
 			}
 		}
 	}
-	return uid, raw, found, nil
+	return uid, raw, held, found, nil
 }
 
 // handleOne hands m to the handler, counts the outcome and says where m goes,
@@ -710,29 +783,4 @@ func (p *Poller) handleOne(ctx context.Context, m Message) (Destination, bool) {
 		p.metrics.count("processed")
 	}
 	return dest, true
-}
-
-// bySize splits uids, in order, into groups whose sizes, each counted at most
-// MaxMessageBytes, add up to MaxMessageBytes at most: a message within the
-// limit is fetched with others that fit beside it, one over it (its header
-// only) alone. Without a limit, all go in one group.
-func (p *Poller) bySize(uids []imap.UID, meta map[imap.UID]*imapclient.FetchMessageBuffer) [][]imap.UID {
-	limit := p.cfg.MaxMessageBytes
-	if len(uids) == 0 {
-		return nil
-	}
-	if limit <= 0 {
-		return [][]imap.UID{uids}
-	}
-	var groups [][]imap.UID
-	var group []imap.UID
-	var total int64
-	for _, uid := range uids {
-		size := min(meta[uid].RFC822Size, limit)
-		if len(group) > 0 && total+size > limit {
-			groups, group, total = append(groups, group), nil, 0
-		}
-		group, total = append(group, uid), total+size
-	}
-	return append(groups, group)
 }
