@@ -932,19 +932,13 @@ func (t *transition) deliveryAttempted(ev DeliveryAttempted) error {
 	return nil
 }
 
-// bounceNotice tells of a mail to r that could not be delivered: while the
-// envelope is in progress, the sender and the recipients who already acted
-// (but r) are told; once completed, the sender alone, who may then hand the
-// final documents to r another way. After a decline, cancellation or
-// expiry nobody is waiting on r any more.
+// bounceNotice tells of a mail to r that could not be delivered, in any
+// state (SPEC §5): the sender and the recipients who already acted, but r.
+// Once completed, the sender may hand the final documents to r another way;
+// after a decline, cancellation or expiry, r missed the news of the end.
 func (t *transition) bounceNotice(reason string, r *Recipient) {
-	switch t.e.State {
-	case StateInProgress:
-		others := slices.DeleteFunc(t.actedRecipients(), func(id string) bool { return id == r.ID })
-		t.effect(Notify{Notice: BounceNotice, Recipients: others, ToSender: true, Reason: reason, About: r.ID})
-	case StateCompleted:
-		t.effect(Notify{Notice: BounceNotice, ToSender: true, Reason: reason, About: r.ID})
-	}
+	others := slices.DeleteFunc(t.actedRecipients(), func(id string) bool { return id == r.ID })
+	t.effect(Notify{Notice: BounceNotice, Recipients: others, ToSender: true, Reason: reason, About: r.ID})
 }
 
 // completing tells whether the envelope is being completed: in progress

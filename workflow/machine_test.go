@@ -690,7 +690,7 @@ func TestApply(t *testing.T) {
 		{
 			name: "a copy whose final mail was refused has not the documents", history: seq(allSigned(), one(Completed{Meta: at(4 * time.Hour), Certificate: "cert"})),
 			event:     DeliveryAttempted{Meta: at(5 * time.Hour), Notice: CompletionMail, To: "r5", Outcome: OutcomeFailed, Answer: "550 5.1.1 unknown user"},
-			wantState: StateCompleted, wantEffects: []string{"notify:delivery_failure:[]:sender=true:about=r5"}, wantAudit: []audit.Type{audit.DeliveryAttempt},
+			wantState: StateCompleted, wantEffects: []string{"notify:delivery_failure:[r1 r2 r3]:sender=true:about=r5"}, wantAudit: []audit.Type{audit.DeliveryAttempt},
 			check: func(t *testing.T, e *Envelope) {
 				if r := e.Recipient("r5"); r.State != Waiting || r.DeliveryFailure != "550 5.1.1 unknown user" {
 					t.Errorf("after r5's final mail was refused: %+v", r)
@@ -787,10 +787,19 @@ func TestApply(t *testing.T) {
 			wantState: StateInProgress, wantAudit: []audit.Type{audit.DeliveryAttempt},
 		},
 		{
-			name: "a failed final mail is told to the sender", history: seq(allSigned(), one(Completed{Meta: at(4 * time.Hour), Certificate: "cert"})),
+			name: "a failed final mail is told to the sender and to those who acted", history: seq(allSigned(), one(Completed{Meta: at(4 * time.Hour), Certificate: "cert"})),
 			event:     DeliveryAttempted{Meta: at(5 * time.Hour), Notice: CompletionMail, To: "r4", Outcome: OutcomeFailed, Answer: "552 message too large"},
 			wantState: StateCompleted, wantAudit: []audit.Type{audit.DeliveryAttempt},
-			wantEffects: []string{"notify:delivery_failure:[]:sender=true:about=r4"},
+			wantEffects: []string{"notify:delivery_failure:[r1 r2 r3]:sender=true:about=r4"},
+		},
+		{
+			name: "a failed decline notice is told to the sender and to the others who acted",
+			history: seq(step1Done(),
+				verify("r2", 2*time.Hour), one(Signed{Meta: at(2*time.Hour + 2*time.Minute), RecipientID: "r2", Signature: sig}),
+				verify("r3", 3*time.Hour), one(Declined{Meta: at(3*time.Hour + 2*time.Minute), RecipientID: "r3", Reason: "no"})),
+			event:     DeliveryAttempted{Meta: at(4 * time.Hour), Notice: DeclineNotice, To: "r1", Outcome: OutcomeFailed, Answer: "550 5.1.1 unknown user"},
+			wantState: StateDeclined, wantAudit: []audit.Type{audit.DeliveryAttempt},
+			wantEffects: []string{"notify:delivery_failure:[r2]:sender=true:about=r1"},
 		},
 		{
 			name: "completion of a declined envelope is refused", history: seq(verify("r1", time.Minute), one(Declined{Meta: at(3 * time.Minute), RecipientID: "r1", Reason: "no"})),

@@ -70,7 +70,8 @@ func TestCompletionDownloadLink(t *testing.T) {
 
 // TestDeliveryFailureWording: a failed mail is told to the sender with
 // what to do, which depends on whether the envelope is still in progress,
-// and to a recipient who acted as news that needs nothing from them.
+// completed or otherwise ended, and to a recipient who acted as news that
+// needs nothing from them.
 func TestDeliveryFailureWording(t *testing.T) {
 	c := newComposer(t, testConfig())
 	for _, tc := range []struct {
@@ -85,6 +86,8 @@ func TestDeliveryFailureWording(t *testing.T) {
 			"The sender, Agnès Dupont <agnes.dupont@org.example>, has been told", "nothing for you to do"}, []string{"cancel", "CANCEL", "check the address"}},
 		{"fr", "delivery_failure-completed", []string{"copie@org.example", "552 5.3.4", "ni les documents signés ni le certificat", "message de fin"}, []string{"annulez", "ANNULER"}},
 		{"en", "delivery_failure-completed", []string{"copie@org.example", "552 5.3.4", "neither the signed documents nor the certificate", "completion mail"}, []string{"cancel", "CANCEL"}},
+		{"fr", "delivery_failure-declined", []string{"chef@org.example", "550 5.1.1", "La demande est close", "Vérifiez l'adresse"}, []string{"annulez", "ANNULER", "circuit ne peut pas avancer", "documents signés"}},
+		{"en", "delivery_failure-declined", []string{"chef@org.example", "550 5.1.1", "The request has ended", "check the address"}, []string{"cancel", "CANCEL", "cannot move on", "signed documents"}},
 	} {
 		p := parse(t, compose(t, c, sampleNamed(t, tc.lang, tc.sample)))
 		if w := p.lacks(tc.want...); w != "" {

@@ -206,6 +206,7 @@ func samples(lang string) []sample {
 		{name: "delivery_failure-to-recipient", msg: msg("dsn-r1", "r1", DeliveryFailure{Address: "john@partner.example", Answer: "550 5.1.1 user unknown"}),
 			subject: "Non distribué à john@partner.example : " + title},
 		{name: "delivery_failure-completed", msg: ended(stepsDone(msg("dsn-done", "", DeliveryFailure{Address: "copie@org.example", Answer: "552 5.3.4 message too big"})), workflow.StateCompleted)},
+		{name: "delivery_failure-declined", msg: ended(msg("dsn-dec", "", DeliveryFailure{Address: "chef@org.example", Answer: "550 5.1.1 user unknown"}), workflow.StateDeclined)},
 		{name: "completion_delayed", msg: stepsDone(msg("delayed", "", CompletionDelayed{Reason: "time-stamp authority https://tsa.example: 503 Service Unavailable"})),
 			subject: "Finalisation retardée : " + title},
 		{name: "declined-to-decliner", msg: ended(msg("dec-r2", "r2", Declined{By: "r2", Reason: "Montant erroné."}), workflow.StateDeclined)},
