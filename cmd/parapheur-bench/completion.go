@@ -67,7 +67,7 @@ func completions(o options, pdfPath string, so signersOptions) error {
 	}
 	defer stopDoor()
 	eng.DownloadTTL = 30 * 24 * time.Hour
-	post := newPostman(st)
+	post := newPostman(eng)
 	returnPathKey := make([]byte, 32)
 	rand.Read(returnPathKey)
 	composer, err := compose.New(compose.Config{Address: "parapheur@org.example", PublicURL: base,

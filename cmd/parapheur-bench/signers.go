@@ -92,7 +92,7 @@ func signers(o options, pdfPath string, so signersOptions) error {
 	}
 	defer stopDoor()
 
-	post := newPostman(st)
+	post := newPostman(eng)
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Each mail taken is two store writes (claim, acknowledgement): one
@@ -358,14 +358,15 @@ const postmen = 32
 // postman plays the mail sender: it takes every mail the gateway queues
 // and hands the links and codes they carry to whoever waits for them.
 type postman struct {
-	st store.Store
-	mu sync.Mutex
+	st  store.Store
+	eng *engine.Engine // opens the jobs' sealed links and codes
+	mu  sync.Mutex
 	// tokens and codes wait by envelope ID.
 	tokens, codes map[string]chan string
 }
 
-func newPostman(st store.Store) *postman {
-	return &postman{st: st, tokens: map[string]chan string{}, codes: map[string]chan string{}}
+func newPostman(eng *engine.Engine) *postman {
+	return &postman{st: eng.Store, eng: eng, tokens: map[string]chan string{}, codes: map[string]chan string{}}
 }
 
 func (p *postman) box(m map[string]chan string, envID string) chan string {
@@ -399,8 +400,7 @@ func (p *postman) run(ctx context.Context) {
 			}
 			continue
 		}
-		var job engine.Job
-		if err := json.Unmarshal(it.Payload, &job); err == nil {
+		if job, err := p.eng.OpenJob(it); err == nil {
 			p.take(job)
 		}
 		p.st.Ack(ctx, it)

@@ -25,6 +25,7 @@ import (
 	"github.com/parapheur/parapheur/deploy/testrig"
 	"github.com/parapheur/parapheur/signing/pki"
 	"github.com/parapheur/parapheur/signing/signtest"
+	"github.com/parapheur/parapheur/workflow"
 	"github.com/parapheur/parapheur/workflow/engine"
 )
 
@@ -67,6 +68,9 @@ func TestSigningCeremony(t *testing.T) {
 	t.Run("whole envelope through mail and the API", c.wholeEnvelope)
 	t.Run("pages in a browser", c.inBrowser)
 	t.Run("no token or code in the logs", c.logsHoldNoSecret)
+	t.Run("no token or code in the store", func(t *testing.T) {
+		c.storeHoldsNoSecret(t, strings.TrimPrefix(c.store, "bolt://"))
+	})
 }
 
 // startCeremonyRig starts a private Postfix and Dovecot with the mailboxes
@@ -107,6 +111,53 @@ func (c *ceremonyRig) logsHoldNoSecret(t *testing.T) {
 	}
 	logsHoldNone(t, c.srv.logs.String(), c.secrets)
 }
+
+// storeHoldsNoSecret looks for every link token and code the mails carried
+// in the store's files, read as they lie on disk (a bbolt file, Redis's
+// append-only files): SPEC §3 stores them as hashes only, and a copy of
+// the store (a backup) must open no signing page. The files must show the
+// sender's address, or they would not be the store, in clear. A token is
+// looked for as is; a code, six digits, as a JSON or a Redis string.
+func (c *ceremonyRig) storeHoldsNoSecret(t *testing.T, files ...string) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.secrets) < 2 || len(files) == 0 {
+		t.Fatalf("%d secrets collected, %d store files: the check would prove nothing", len(c.secrets), len(files))
+	}
+	var data []byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = append(data, b...)
+	}
+	if !bytes.Contains(data, []byte("bob@example.com")) {
+		t.Fatalf("%s (%d bytes) do not show bob@example.com: not the store's files, or not in clear", files, len(data))
+	}
+	// The stores keep an outbox item's payload as base64 in its JSON.
+	for _, m := range storeBase64.FindAllSubmatch(data, -1) {
+		if b, err := base64.StdEncoding.DecodeString(string(m[1])); err == nil {
+			data = append(data, b...)
+		}
+	}
+	for _, secret := range c.secrets {
+		forms := []string{secret}
+		if len(secret) == workflow.CodeDigits {
+			forms = []string{`"` + secret + `"`, "\r\n" + secret + "\r\n"}
+		}
+		for _, form := range forms {
+			if bytes.Contains(data, []byte(form)) {
+				t.Errorf("the store's files show the secret %q", secret)
+			}
+		}
+	}
+}
+
+// storeBase64 is a JSON string of standard base64, as encoding/json writes
+// a []byte.
+var storeBase64 = regexp.MustCompile(`"([A-Za-z0-9+/]{16,}={0,2})"`)
 
 // logsHoldNone fails t if logs show one of secrets. A code is looked for as
 // a number of its own, not as six digits of a longer one (a timestamp's

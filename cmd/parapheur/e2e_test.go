@@ -79,7 +79,8 @@ func TestEndToEnd(t *testing.T) {
 	t.Cleanup(signtest.Cleanup)
 	rig := startMailRig(t, e2eUsers...)
 	sms := startE2ESMS(t)
-	c, _ := startCompletionRigOn(t, rig, testrig.Redis(t).URL(),
+	redis := testrig.Redis(t)
+	c, _ := startCompletionRigOn(t, rig, redis.URL(),
 		"PARAPHEUR_SENDERS_ALLOWED=bob@example.com, @org.example",
 		"PARAPHEUR_CIRCUITS_DIRECTION_STEPS=Visa : Diane Directrice <directeur@org.example>",
 		"PARAPHEUR_CIRCUITS_ACHATS_STEPS=Visa : Alain Acheteur <acheteur@org.example>",
@@ -111,6 +112,13 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("every mail processed, none quarantined", e.everyMailProcessed)
 	t.Run("every party got one final mail", e.oneFinalMailEach)
 	t.Run("no token or code in the logs", c.logsHoldNoSecret)
+	t.Run("no token or code in the store", func(t *testing.T) {
+		files, err := filepath.Glob(filepath.Join(redis.Dir(), "appendonlydir", "*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.storeHoldsNoSecret(t, files...)
+	})
 }
 
 // signedElsewhere makes the document signed by another tool (pdfsign,

@@ -70,9 +70,10 @@ type attackRig struct {
 func TestAttacks(t *testing.T) {
 	rig := startMailRig(t, attackUsers...)
 	keys := initKeys(t)
-	srv := startServe(t, rig, "bolt://"+t.TempDir()+"/parapheur.db", keys,
+	db := t.TempDir() + "/parapheur.db"
+	srv := startServe(t, rig, "bolt://"+db, keys,
 		"PARAPHEUR_SENDERS_REQUIRE_AUTH=true", "PARAPHEUR_SENDERS_AUTHSERV_ID="+attackAuthservID)
-	a := &attackRig{ceremonyRig: &ceremonyRig{rig: rig, srv: srv, keys: keys, base: "http://" + srv.listen}}
+	a := &attackRig{ceremonyRig: &ceremonyRig{rig: rig, srv: srv, keys: keys, store: "bolt://" + db, base: "http://" + srv.listen}}
 
 	// First, while the process's peak memory is its start's alone.
 	t.Run("100 MB attachment", a.hugeAttachment)
@@ -1313,4 +1314,5 @@ func (a *attackRig) stillServes(t *testing.T) {
 	a.wantCount(t, "victim", 0)
 	t.Logf("serve's peak resident memory after every attack: %d MiB", a.vmHWM(t)>>20)
 	logsHoldNone(t, a.srv.logs.String(), a.secrets)
+	a.storeHoldsNoSecret(t, strings.TrimPrefix(a.store, "bolt://"))
 }

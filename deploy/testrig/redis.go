@@ -158,6 +158,10 @@ func (s *RedisServer) Pid() int {
 	return s.proc.cmd.Process.Pid
 }
 
+// Dir is the server's directory: its configuration, its log, and its append-only files
+// in appendonlydir.
+func (s *RedisServer) Dir() string { return s.dir }
+
 // URL is the server's address in the form go-redis's ParseURL reads, database 0.
 func (s *RedisServer) URL() string { return "redis://" + s.Addr() + "/0" }
 

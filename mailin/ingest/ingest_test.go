@@ -149,8 +149,8 @@ func (f fixture) queued(t testing.TB) []engine.Job {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var j engine.Job
-		if err := json.Unmarshal(it.Payload, &j); err != nil {
+		j, err := f.e.OpenJob(it)
+		if err != nil {
 			t.Fatal(err)
 		}
 		jobs = append(jobs, j)

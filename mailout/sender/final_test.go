@@ -151,8 +151,8 @@ func (f *fixture) takeMail(t testing.TB) map[string]engine.Job {
 	t.Helper()
 	jobs := map[string]engine.Job{}
 	for key, it := range f.queued(t, f.clock.now()) {
-		var job engine.Job
-		if err := json.Unmarshal(it.Payload, &job); err != nil {
+		job, err := f.eng.OpenJob(it)
+		if err != nil {
 			t.Fatal(err)
 		}
 		jobs[key] = job
@@ -449,8 +449,8 @@ func TestCompletionDelayedMail(t *testing.T) {
 	if it == nil {
 		t.Fatal("no completion_delayed mail queued")
 	}
-	var job engine.Job
-	if err := json.Unmarshal(it.Payload, &job); err != nil {
+	job, err := f.eng.OpenJob(it)
+	if err != nil {
 		t.Fatal(err)
 	}
 	var b bytes.Buffer

@@ -161,8 +161,8 @@ func (f *fixture) queued(t testing.TB, at time.Time) map[string]*store.Item {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var job engine.Job
-		if err := json.Unmarshal(it.Payload, &job); err != nil {
+		job, err := f.eng.OpenJob(it)
+		if err != nil {
 			t.Fatal(err)
 		}
 		items[string(job.Notice)+"/"+job.To] = it

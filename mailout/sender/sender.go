@@ -239,7 +239,7 @@ func (w *Worker) Step(ctx context.Context) (bool, error) {
 // Prepare implements outbox.Task: it writes the item's message into the
 // spool file. The spool's own failures (a full disk) may pass.
 func (w *Worker) Prepare(ctx context.Context, it *store.Item) (outbox.Delivery, error) {
-	job, d, err := outbox.DecodeJob(it)
+	job, d, err := outbox.DecodeJob(w.s.cfg.Outbox.Engine, it)
 	if err != nil {
 		return d, err
 	}

@@ -221,7 +221,7 @@ func (w *Worker) Step(ctx context.Context) (bool, error) {
 // Prepare implements outbox.Task: it finds the recipient's number and
 // writes the text.
 func (w *Worker) Prepare(ctx context.Context, it *store.Item) (outbox.Delivery, error) {
-	job, d, err := outbox.DecodeJob(it)
+	job, d, err := outbox.DecodeJob(w.s.cfg.Outbox.Engine, it)
 	if err != nil {
 		return d, err
 	}

@@ -148,8 +148,8 @@ func (f *apiFixture) drainMail() []engine.Job {
 		if err != nil {
 			f.t.Fatal(err)
 		}
-		var j engine.Job
-		if err := json.Unmarshal(it.Payload, &j); err != nil {
+		j, err := f.engine.OpenJob(it)
+		if err != nil {
 			f.t.Fatal(err)
 		}
 		if err := f.engine.Store.Ack(context.Background(), it); err != nil {

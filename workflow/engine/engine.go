@@ -12,6 +12,8 @@ package engine
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -60,10 +62,18 @@ type Job struct {
 	To string `json:"to"`
 	// Token is the signing-link token, for invitations and reminders, the
 	// sender's status-page token, for the acknowledgement, or the
-	// download-link token, for a completion mail.
+	// download-link token, for a completion mail. In the store it is in
+	// Sealed (see Engine.OpenJob); only items queued by versions before
+	// the sealing hold it here.
 	Token string `json:"token,omitempty"`
-	// Code is the one-time code, for NoticeCode.
+	// Code is the one-time code, for NoticeCode; in the store, in Sealed
+	// like Token.
 	Code string `json:"code,omitempty"`
+	// Sealed holds Token and Code as stored: encrypted and bound to the
+	// item, so that the store keeps no link token or code in clear, only
+	// their hashes (SPEC §3), and a copy of it (a backup, Redis's
+	// append-only file) opens no signing page while the mail waits.
+	Sealed []byte `json:"sealed,omitempty"`
 	// Reason is the reason to quote (decline, cancellation, failure).
 	Reason string `json:"reason,omitempty"`
 	// About is the recipient ID the mail is about (who declined, whose
@@ -227,6 +237,77 @@ func (e *Engine) CodeMAC(envelopeID, recipientID, code string) []byte {
 	m := hmac.New(sha256.New, e.CodeKey)
 	fmt.Fprintf(m, "%s\x00%s\x00%s", envelopeID, recipientID, code)
 	return m.Sum(nil)
+}
+
+// jobSecrets are what Job.Sealed holds.
+type jobSecrets struct {
+	Token string `json:"t,omitempty"`
+	Code  string `json:"c,omitempty"`
+}
+
+// jobAEAD is the cipher of Job.Sealed: AES-256-GCM under a key derived
+// from CodeKey, which every replica has (keys.dir).
+func (e *Engine) jobAEAD() (cipher.AEAD, error) {
+	m := hmac.New(sha256.New, e.CodeKey)
+	m.Write([]byte("parapheur outbox job secrets"))
+	block, err := aes.NewCipher(m.Sum(nil))
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// sealJob moves job's token and code into job.Sealed, bound to the item
+// itemID: a sealed payload copied onto another item does not open.
+func (e *Engine) sealJob(itemID string, job *Job) error {
+	if job.Token == "" && job.Code == "" {
+		return nil
+	}
+	aead, err := e.jobAEAD()
+	if err != nil {
+		return err
+	}
+	plain, err := json.Marshal(jobSecrets{Token: job.Token, Code: job.Code})
+	if err != nil {
+		return err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := io.ReadFull(e.random(), nonce); err != nil {
+		return fmt.Errorf("engine: drawing a nonce: %w", err)
+	}
+	job.Sealed = aead.Seal(nonce, nonce, plain, []byte(itemID))
+	job.Token, job.Code = "", ""
+	return nil
+}
+
+// OpenJob decodes the Job of an outbox item, its token and code opened
+// from Job.Sealed.
+func (e *Engine) OpenJob(it *store.Item) (Job, error) {
+	var job Job
+	if err := json.Unmarshal(it.Payload, &job); err != nil {
+		return job, fmt.Errorf("payload is not a job: %w", err)
+	}
+	if job.Sealed == nil {
+		return job, nil
+	}
+	aead, err := e.jobAEAD()
+	if err != nil {
+		return job, err
+	}
+	n := aead.NonceSize()
+	if len(job.Sealed) < n {
+		return job, fmt.Errorf("the job's sealed secrets are %d bytes, shorter than a nonce", len(job.Sealed))
+	}
+	plain, err := aead.Open(nil, job.Sealed[:n], job.Sealed[n:], []byte(it.ID))
+	if err != nil {
+		return job, fmt.Errorf("the job's sealed secrets do not open with this gateway's keys (keys.dir changed since the item was queued?): %w", err)
+	}
+	var sec jobSecrets
+	if err := json.Unmarshal(plain, &sec); err != nil {
+		return job, fmt.Errorf("the job's sealed secrets: %w", err)
+	}
+	job.Token, job.Code, job.Sealed = sec.Token, sec.Code, nil
+	return job, nil
 }
 
 // Envelope returns the stored envelope, or store.ErrNotFound.
@@ -419,11 +500,18 @@ func (e *Engine) writes(t workflow.Transition, code string) (store.Writes, error
 	w := store.Writes{Audit: t.Audit}
 	seq := env.Audit.Seq
 	add := func(queue, id string, notBefore time.Time, payload any) error {
+		itemID := fmt.Sprintf("%s/%d/%s", env.ID, seq, id)
+		if job, ok := payload.(Job); ok {
+			if err := e.sealJob(itemID, &job); err != nil {
+				return err
+			}
+			payload = job
+		}
 		b, err := json.Marshal(payload)
 		if err != nil {
 			return err
 		}
-		w.Items = append(w.Items, store.Item{ID: fmt.Sprintf("%s/%d/%s", env.ID, seq, id), Queue: queue,
+		w.Items = append(w.Items, store.Item{ID: itemID, Queue: queue,
 			EnvelopeID: env.ID, Payload: b, NotBefore: notBefore})
 		return nil
 	}

@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -77,14 +76,14 @@ func drain(t *testing.T, e *Engine, queue string) []store.Item {
 	}
 }
 
-// jobs decodes item payloads, in notice order (items due at the same time
-// come in no particular order).
-func jobs(t *testing.T, items []store.Item) []Job {
+// jobs decodes item payloads, their secrets opened by e, in notice order
+// (items due at the same time come in no particular order).
+func jobs(t *testing.T, e *Engine, items []store.Item) []Job {
 	t.Helper()
 	var out []Job
 	for _, it := range items {
-		var j Job
-		if err := json.Unmarshal(it.Payload, &j); err != nil {
+		j, err := e.OpenJob(&it)
+		if err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, j)
@@ -100,7 +99,7 @@ func TestCreateQueuesAcknowledgementInvitationAndTimers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mails := jobs(t, drain(t, e, MailQueue))
+	mails := jobs(t, e, drain(t, e, MailQueue))
 	if len(mails) != 2 || mails[0].Notice != workflow.Acknowledgement || mails[0].To != SenderAddressee ||
 		mails[1].Notice != workflow.Invitation || mails[1].To != "r1" || len(mails[1].Token) < 40 {
 		t.Fatalf("mails = %+v", mails)
@@ -123,6 +122,57 @@ func TestCreateQueuesAcknowledgementInvitationAndTimers(t *testing.T) {
 	}
 }
 
+// TestJobSecretsSealed: the outbox holds a mail's link token and one-time
+// code sealed, never in clear (SPEC §3: only their hashes are stored); the
+// engine opens them for the item they were sealed for only, and still
+// reads the clear fields of items queued before the sealing.
+func TestJobSecretsSealed(t *testing.T) {
+	e, _ := newEngine(t)
+	ctx := context.Background()
+	env, err := e.Create(ctx, draft())
+	if err != nil {
+		t.Fatal(err)
+	}
+	invitations := drain(t, e, MailQueue)
+	if _, err := e.SendCode(ctx, env.ID, "r1", workflow.Client{IP: "192.0.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	items := append(invitations, drain(t, e, MailQueue)...)
+	var secrets int
+	for i := range items {
+		it := &items[i]
+		j, err := e.OpenJob(it)
+		if err != nil {
+			t.Fatalf("%s: %v", it.ID, err)
+		}
+		for _, secret := range []string{j.Token, j.Code} {
+			if secret == "" {
+				continue
+			}
+			secrets++
+			if bytes.Contains(it.Payload, []byte(secret)) {
+				t.Errorf("%s: the stored payload shows the secret %q:\n%s", it.ID, secret, it.Payload)
+			}
+		}
+		if moved := (store.Item{ID: items[(i+1)%len(items)].ID, Payload: it.Payload}); j.Token != "" {
+			if _, err := e.OpenJob(&moved); err == nil {
+				t.Errorf("%s's sealed secrets open on item %s", it.ID, moved.ID)
+			}
+		}
+	}
+	if secrets != 3 { // the status link, the signing link, the code
+		t.Fatalf("%d secrets in %d mails, want 3", secrets, len(items))
+	}
+	legacy := store.Item{ID: "E1/1/2/invitation/r1", Payload: []byte(`{"notice":"invitation","envelope_id":"E1","to":"r1","token":"tok"}`)}
+	if j, err := e.OpenJob(&legacy); err != nil || j.Token != "tok" {
+		t.Errorf("an item queued before the sealing: %+v, %v", j, err)
+	}
+	other := &Engine{CodeKey: []byte("another key, another gateway....")}
+	if _, err := other.OpenJob(&items[0]); err == nil || !strings.Contains(err.Error(), "keys.dir") {
+		t.Errorf("opened with another key: %v, want an error naming keys.dir", err)
+	}
+}
+
 func TestCodesSignatureAndCompletion(t *testing.T) {
 	e, c := newEngine(t)
 	ctx := context.Background()
@@ -136,7 +186,7 @@ func TestCodesSignatureAndCompletion(t *testing.T) {
 	if _, err := e.SendCode(ctx, env.ID, "r1", client); err != nil {
 		t.Fatal(err)
 	}
-	codeMails := jobs(t, drain(t, e, MailQueue))
+	codeMails := jobs(t, e, drain(t, e, MailQueue))
 	if len(codeMails) != 1 || codeMails[0].Notice != NoticeCode || len(codeMails[0].Code) != 6 {
 		t.Fatalf("code mails = %+v", codeMails)
 	}
@@ -159,7 +209,7 @@ func TestCodesSignatureAndCompletion(t *testing.T) {
 	if _, err := e.Event(ctx, env.ID, workflow.Signed{Meta: workflow.Meta{At: c.Now(), Client: client}, RecipientID: "r1", Signature: sig}); err != nil {
 		t.Fatal(err)
 	}
-	invites := jobs(t, drain(t, e, MailQueue))
+	invites := jobs(t, e, drain(t, e, MailQueue))
 	if len(invites) != 1 || invites[0].Notice != workflow.Invitation || invites[0].To != "r2" {
 		t.Fatalf("second step invitations = %+v", invites)
 	}
@@ -168,7 +218,7 @@ func TestCodesSignatureAndCompletion(t *testing.T) {
 	if _, err := e.SendCode(ctx, env.ID, "r2", client); err != nil {
 		t.Fatal(err)
 	}
-	sms := jobs(t, drain(t, e, SMSQueue))
+	sms := jobs(t, e, drain(t, e, SMSQueue))
 	if len(sms) != 1 || sms[0].To != "r2" {
 		t.Fatalf("sms = %+v", sms)
 	}
@@ -275,7 +325,7 @@ func TestEventOnceAppliesOncePerKey(t *testing.T) {
 		t.Errorf("%d delivery_attempt records, want 2 (one per key)", records)
 	}
 	notices := 0
-	for _, j := range jobs(t, drain(t, e, MailQueue)) {
+	for _, j := range jobs(t, e, drain(t, e, MailQueue)) {
 		if j.Notice == workflow.BounceNotice {
 			notices++
 		}
@@ -306,7 +356,7 @@ func TestTimersFireRemindersAndExpiry(t *testing.T) {
 	if n, err := e.FireDueTimers(ctx, "test"); err != nil || n != 1 {
 		t.Fatalf("first reminder: fired %d, %v", n, err)
 	}
-	reminders := jobs(t, drain(t, e, MailQueue))
+	reminders := jobs(t, e, drain(t, e, MailQueue))
 	if len(reminders) != 1 || reminders[0].Notice != workflow.Reminder || reminders[0].Token == "" {
 		t.Fatalf("reminders = %+v", reminders)
 	}
@@ -324,7 +374,7 @@ func TestTimersFireRemindersAndExpiry(t *testing.T) {
 	if got.State != workflow.StateExpired {
 		t.Fatalf("state = %s", got.State)
 	}
-	notices := jobs(t, drain(t, e, MailQueue))
+	notices := jobs(t, e, drain(t, e, MailQueue))
 	var expiry int
 	for _, j := range notices {
 		if j.Notice == workflow.ExpiryNotice {
@@ -365,7 +415,7 @@ func TestCompletionMailsCarryDownloadLinks(t *testing.T) {
 	if _, err := e.SendCode(ctx, env.ID, "r1", workflow.Client{}); err != nil {
 		t.Fatal(err)
 	}
-	code := jobs(t, drain(t, e, MailQueue))[0].Code
+	code := jobs(t, e, drain(t, e, MailQueue))[0].Code
 	if _, err := e.VerifyCode(ctx, env.ID, "r1", code, workflow.Client{}); err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +428,7 @@ func TestCompletionMailsCarryDownloadLinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mails := jobs(t, drain(t, e, MailQueue))
+	mails := jobs(t, e, drain(t, e, MailQueue))
 	parties := map[string]string{} // party → token
 	for _, j := range mails {
 		if j.Notice != workflow.CompletionMail {

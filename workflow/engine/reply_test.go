@@ -43,7 +43,7 @@ func TestReplyQuota(t *testing.T) {
 	if len(items) != 3 {
 		t.Fatalf("%d items, want 3 (the mail handled twice makes one)", len(items))
 	}
-	if j := jobs(t, items[:1]); j[0].Notice != NoticeRefusal || j[0].Refusal.Usage != "how to" {
+	if j := jobs(t, e, items[:1]); j[0].Notice != NoticeRefusal || j[0].Refusal.Usage != "how to" {
 		t.Fatalf("job %+v", j[0])
 	}
 	c.set(start.Add(59 * time.Minute))
@@ -93,7 +93,7 @@ func TestReplyKindsApart(t *testing.T) {
 	if ok, err := e.Reply(ctx, "<m@elsewhere.example>", Quota{Key: "verifier:anyone@elsewhere.example", Max: 1, Per: time.Hour}, func() Job { return report }); err != nil || !ok {
 		t.Fatalf("verification: %v %v", ok, err)
 	}
-	j := jobs(t, drain(t, e, MailQueue))
+	j := jobs(t, e, drain(t, e, MailQueue))
 	if len(j) != 2 {
 		t.Fatalf("%d items, want a refusal and a verification", len(j))
 	}

@@ -23,7 +23,7 @@ type hookTask struct {
 }
 
 func (h *hookTask) Prepare(_ context.Context, it *store.Item) (Delivery, error) {
-	_, d, err := DecodeJob(it)
+	_, d, err := DecodeJob(sealer, it)
 	h.item = it
 	return d, err
 }

@@ -48,7 +48,6 @@ package outbox
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -124,10 +123,10 @@ func StoreError(err error) error {
 
 // DecodeJob reads the Job of a mail or SMS item and what it delivers; an
 // item that carries no job cannot be sent.
-func DecodeJob(it *store.Item) (engine.Job, Delivery, error) {
-	var job engine.Job
-	if err := json.Unmarshal(it.Payload, &job); err != nil {
-		return job, Delivery{}, fmt.Errorf("payload is not a job: %w", err)
+func DecodeJob(e *engine.Engine, it *store.Item) (engine.Job, Delivery, error) {
+	job, err := e.OpenJob(it)
+	if err != nil {
+		return job, Delivery{}, err
 	}
 	if job.Notice == "" {
 		return job, Delivery{}, errors.New("payload is not a job: no notice")

@@ -27,6 +27,9 @@ type fixture struct {
 	q   *Queue
 }
 
+// sealer opens the jobs every fixture's engine seals: they share its key.
+var sealer = &engine.Engine{CodeKey: bytes.Repeat([]byte{7}, 32)}
+
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
@@ -35,7 +38,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { st.Close() })
 	f := &fixture{st: st, at: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
-	f.eng = &engine.Engine{Store: st, CodeKey: bytes.Repeat([]byte{7}, 32), Clock: f.now}
+	f.eng = &engine.Engine{Store: st, CodeKey: sealer.CodeKey, Clock: f.now}
 	f.q = &Queue{Store: st, Engine: f.eng, Name: engine.MailQueue, Now: f.now}
 	return f
 }
@@ -89,7 +92,7 @@ func (f *fixture) jobs(t *testing.T) map[string]engine.Job {
 			t.Fatal(err)
 		}
 		held = append(held, it)
-		job, _, err := DecodeJob(it)
+		job, _, err := DecodeJob(sealer, it)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +115,7 @@ type mailTask struct {
 }
 
 func (m *mailTask) Prepare(ctx context.Context, it *store.Item) (Delivery, error) {
-	job, d, err := DecodeJob(it)
+	job, d, err := DecodeJob(sealer, it)
 	if err != nil {
 		return d, err
 	}
