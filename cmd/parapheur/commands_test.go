@@ -136,7 +136,8 @@ func boltEnvelope(t *testing.T, events ...workflow.Event) (string, []audit.Recor
 		t.Fatal(err)
 	}
 	defer st.Close()
-	e := &engine.Engine{Store: st}
+	_, code := boltKeys(t, path)
+	e := &engine.Engine{Store: st, CodeKey: code}
 	d := workflow.Draft{
 		ID: "E1", Title: "Convention de partenariat", Language: "fr", Sender: workflow.Party{Email: "agent@org.example"},
 		Documents: []workflow.Document{{Name: "c.pdf", Pages: 2, Original: strings.Repeat("ab", 32)}},
@@ -158,13 +159,37 @@ func boltEnvelope(t *testing.T, events ...workflow.Event) (string, []audit.Recor
 	return path, trail
 }
 
+// boltKeys is the keys.dir beside the bolt store at path, holding a
+// gateway secret (made on first use), as the envelope commands that queue
+// mails need: its PARAPHEUR_KEYS_DIR setting, and the key that seals and
+// opens the links and codes of those mails.
+func boltKeys(t *testing.T, path string) (string, []byte) {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(path), "keys")
+	if _, err := createGatewaySecret(dir); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := loadGatewayKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "PARAPHEUR_KEYS_DIR=" + dir, keys.code
+}
+
 // TestEnvelopeCommands administers envelopes of a bolt store.
 func TestEnvelopeCommands(t *testing.T) {
 	path, _ := boltEnvelope(t)
-	env := []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_STORE_URL=bolt://" + path}
+	keysDir, _ := boltKeys(t, path)
+	env := []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_STORE_URL=bolt://" + path, keysDir}
 	r := parapheur(t, env, "envelope", "list")
 	if r.code != exitOK || !strings.Contains(r.stdout, "E1") || !strings.Contains(r.stdout, "marie@partner.example") {
 		t.Fatalf("list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Without the gateway's key the reminder's link could not be sealed for
+	// serve to open: the command says so, and queues nothing.
+	noKeys := []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_STORE_URL=bolt://" + path, "PARAPHEUR_KEYS_DIR=" + t.TempDir()}
+	if r := parapheur(t, noKeys, "envelope", "remind", "E1"); r.code != exitFailure || !strings.Contains(r.stderr, "keys.dir") || !strings.Contains(r.stderr, "gateway secret") {
+		t.Errorf("remind without the gateway's key: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if r := parapheur(t, env, "envelope", "remind", "E1"); r.code != exitOK || !strings.Contains(r.stdout, "reminder queued for marie@partner.example") {
 		t.Fatalf("remind: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -500,7 +525,8 @@ func TestEnvelopeCommandsWhileServeHoldsTheStore(t *testing.T) {
 // tells the seal, the final hashes and the certificate.
 func TestEnvelopeResend(t *testing.T) {
 	path, _ := boltEnvelope(t)
-	env := []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_STORE_URL=bolt://" + path}
+	keysDir, code := boltKeys(t, path)
+	env := []string{"PARAPHEUR_CONFIG=", "PARAPHEUR_STORE_URL=bolt://" + path, keysDir}
 	ctx := context.Background()
 	// delivered returns the jobs of the mails queued since the last call.
 	delivered := func() []engine.Job {
@@ -510,7 +536,7 @@ func TestEnvelopeResend(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		return outboxtest.Deliver(t, st, engine.MailQueue, time.Now())
+		return outboxtest.Deliver(t, &engine.Engine{Store: st, CodeKey: code}, engine.MailQueue, time.Now())
 	}
 	first := delivered() // the acknowledgement and the invitation of the submission
 
@@ -551,11 +577,11 @@ func TestEnvelopeResend(t *testing.T) {
 	}
 
 	// Marie signs; the completion seals the document and stores the certificate.
-	e := &engine.Engine{Store: st}
+	e := &engine.Engine{Store: st, CodeKey: code}
 	if _, err := e.SendCode(ctx, "E1", "r1", workflow.Client{}); err != nil {
 		t.Fatal(err)
 	}
-	codes := outboxtest.Deliver(t, st, engine.MailQueue, time.Now())
+	codes := outboxtest.Deliver(t, e, engine.MailQueue, time.Now())
 	if len(codes) != 1 || codes[0].Notice != engine.NoticeCode {
 		t.Fatalf("queued after SendCode: %+v", codes)
 	}
@@ -574,7 +600,7 @@ func TestEnvelopeResend(t *testing.T) {
 			t.Fatalf("%T: %v", ev, err)
 		}
 	}
-	outboxtest.Deliver(t, st, engine.MailQueue, time.Now()) // the completion mails
+	outboxtest.Deliver(t, e, engine.MailQueue, time.Now()) // the completion mails
 	st.Close()
 
 	if r := parapheur(t, env, "envelope", "resend", "--to", "marie@partner.example", "E1"); r.code != exitOK || r.stdout != "envelope E1: completion queued for marie@partner.example (now completed)\n" {

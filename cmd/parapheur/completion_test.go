@@ -147,7 +147,7 @@ func signedAt(t *testing.T, st store.Store, id string, at time.Time) {
 		t.Fatal(err)
 	}
 	var code string
-	for _, job := range outboxtest.Deliver(t, st, engine.MailQueue, time.Now()) {
+	for _, job := range outboxtest.Deliver(t, e, engine.MailQueue, time.Now()) {
 		if job.To == rid && job.Code != "" {
 			code = job.Code
 		}

@@ -52,9 +52,18 @@ type e2eRig struct {
 	// foreignPDF is a document that tool signed.
 	foreignPDF string
 	mu         sync.Mutex
-	// finals are the final mails read, "user\x00subject": in the end each
-	// mailbox must hold exactly one of each.
+	// finals are the mails read that tell of an envelope's end (final
+	// mails; decline, cancellation and expiry notices), "user\x00subject":
+	// in the end each mailbox must hold exactly one of each.
 	finals []string
+}
+
+// ended notes that user read the mail subject telling of an envelope's end,
+// for oneFinalMailEach.
+func (e *e2eRig) ended(user, subject string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.finals = append(e.finals, user+"\x00"+subject)
 }
 
 // TestEndToEnd runs the whole product as an operator deploys it: the
@@ -110,7 +119,7 @@ func TestEndToEnd(t *testing.T) {
 		return
 	}
 	t.Run("every mail processed, none quarantined", e.everyMailProcessed)
-	t.Run("every party got one final mail", e.oneFinalMailEach)
+	t.Run("every party got one final mail or end notice", e.oneFinalMailEach)
 	t.Run("no token or code in the logs", c.logsHoldNoSecret)
 	t.Run("no token or code in the store", func(t *testing.T) {
 		files, err := filepath.Glob(filepath.Join(redis.Dir(), "appendonlydir", "*"))
@@ -349,6 +358,7 @@ func (e *e2eRig) decline(t *testing.T) {
 		t.Fatalf("after the decline: envelope %s, signer %s (can act: %v)", st.Envelope.State, st.Recipient.State, st.Recipient.CanAct)
 	}
 	for _, user := range []string{"bob", "approver"} {
+		e.ended(user, "Refusé : "+title)
 		if notice := c.read(t, user, "Refusé : "+title); !strings.Contains(notice.text, reason) {
 			t.Errorf("%s's decline notice does not give the reason:\n%s", user, notice.text)
 		}
@@ -381,6 +391,7 @@ func (e *e2eRig) cancelOnStatusPage(t *testing.T) {
 	if !status.has(".state-cancelled") {
 		status.failf("the status page does not show the envelope cancelled")
 	}
+	e.ended("agent", "Annulé : "+title)
 	if notice := c.read(t, "agent", "Annulé : "+title); !strings.Contains(notice.text, reason) {
 		t.Errorf("the cancellation notice does not give the reason:\n%s", notice.text)
 	}
@@ -431,6 +442,7 @@ func (e *e2eRig) reminderAndExpiry(t *testing.T) {
 	servers = append(servers, serve(clockOffsetVariable+"=120h"))
 	for _, user := range []string{"bob", "approver"} {
 		// The reason: the deadline passed, and who had not acted.
+		e.ended(user, "Expiré : "+title)
 		if notice := c.read(t, user, "Expiré : "+title); !strings.Contains(notice.text, "a expiré le") || !strings.Contains(notice.text, "Élise Troisième") {
 			t.Errorf("%s's expiry notice does not say the deadline passed before Élise Troisième acted:\n%s", user, notice.text)
 		}
@@ -554,9 +566,7 @@ func (e *e2eRig) checkCompleted(t *testing.T, envID, title, lang string, parties
 	finals := map[string]finalMail{}
 	for _, user := range parties {
 		finals[user] = c.finalMail(t, user, subject)
-		e.mu.Lock()
-		e.finals = append(e.finals, user+"\x00"+subject)
-		e.mu.Unlock()
+		e.ended(user, subject)
 	}
 	sender := finals[parties[0]]
 	for user, m := range finals {
@@ -624,8 +634,9 @@ func (e *e2eRig) everyMailProcessed(t *testing.T) {
 }
 
 // oneFinalMailEach waits until the gateway has sent every mail and
-// Postfix has delivered them, then counts each final mail read in its
-// mailbox: exactly one each, none sent twice.
+// Postfix has delivered them, then counts each mail read that told of an
+// envelope's end (final mail or notice) in its mailbox: exactly one each,
+// none sent twice.
 func (e *e2eRig) oneFinalMailEach(t *testing.T) {
 	metrics := e.c.base + "/metrics"
 	eventually(t, mailWait, "the mail queue empty", func() bool {

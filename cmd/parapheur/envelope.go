@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -462,6 +463,26 @@ func said(done string) func(store.Store, *workflow.Envelope) (string, error) {
 	return func(store.Store, *workflow.Envelope) (string, error) { return done, nil }
 }
 
+// operatorEngine is the engine of an operator's event on st. The links and
+// codes of the mails it queues are sealed with the gateway's key, for serve
+// to open: it reads gateway.key in keys.dir (the demo's, when nothing is
+// configured and the store is the demo's).
+func (inv *invocation) operatorEngine(st store.Store) (*engine.Engine, error) {
+	cfg, err := config.LoadSections(*inv.configPath, inv.environ, "keys")
+	if err != nil {
+		return nil, err
+	}
+	dir := cfg.Keys.Dir
+	if demo, ok := inv.demoFolder("parapheur.db"); ok {
+		dir = filepath.Join(demo, "keys")
+	}
+	keys, err := loadGatewayKeys(dir)
+	if err != nil {
+		return nil, fmt.Errorf("the mails this command queues carry links sealed with the gateway's key (keys.dir, as serve has it): %w", err)
+	}
+	return &engine.Engine{Store: st, CodeKey: keys.code}, nil
+}
+
 // envelopeEvent applies an operator's event to the envelope named by the
 // argument and prints what report says of it; the mails it causes are
 // queued for the running gateway to send.
@@ -471,7 +492,10 @@ func (inv *invocation) envelopeEvent(mk func(time.Time) workflow.Event, report f
 		return code
 	}
 	defer st.Close()
-	e := &engine.Engine{Store: st}
+	e, err := inv.operatorEngine(st)
+	if err != nil {
+		return inv.fail(err)
+	}
 	named, err := inv.envelopeOf(st, inv.args[0])
 	if err != nil {
 		return inv.fail(err)

@@ -79,7 +79,7 @@ func (r *rig) mail(t *testing.T) {
 	t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, job := range outboxtest.Deliver(t, r.st, engine.MailQueue, time.Now()) {
+	for _, job := range outboxtest.Deliver(t, r.c.Engine, engine.MailQueue, time.Now()) {
 		if job.Token != "" {
 			r.tokens[job.To] = job.Token
 		}

@@ -157,7 +157,7 @@ func (r *rig) readMail(t testing.TB) {
 	t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, job := range outboxtest.Deliver(t, r.st, engine.MailQueue, r.clock.now()) {
+	for _, job := range outboxtest.Deliver(t, r.eng, engine.MailQueue, r.clock.now()) {
 		r.jobs = append(r.jobs, job)
 		if job.Token != "" {
 			r.tokens[job.To] = job.Token

@@ -5,7 +5,6 @@ package outboxtest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sync"
 	"testing"
@@ -16,13 +15,14 @@ import (
 	"github.com/parapheur/parapheur/workflow/engine"
 )
 
-// Deliver claims every item of queue (engine.MailQueue or SMSQueue) due
-// at now and acknowledges it, as a sender that delivered it would, and
-// returns their jobs in the order claimed: the links and codes they carry
-// are what the recipients would read.
-func Deliver(t testing.TB, st store.Store, queue string, now time.Time) []engine.Job {
+// Deliver claims every item of queue (engine.MailQueue or SMSQueue) of
+// e's store due at now and acknowledges it, as a sender that delivered it
+// would, and returns their jobs in the order claimed, opened by e: the
+// links and codes they carry are what the recipients would read.
+func Deliver(t testing.TB, e *engine.Engine, queue string, now time.Time) []engine.Job {
 	t.Helper()
 	ctx := context.Background()
+	st := e.Store
 	var jobs []engine.Job
 	for {
 		it, err := st.Claim(ctx, queue, "outboxtest", now, time.Minute)
@@ -32,8 +32,8 @@ func Deliver(t testing.TB, st store.Store, queue string, now time.Time) []engine
 		if err != nil {
 			t.Fatal(err)
 		}
-		var job engine.Job
-		if err := json.Unmarshal(it.Payload, &job); err != nil {
+		job, err := e.OpenJob(it)
+		if err != nil {
 			t.Fatalf("item %s: %v", it.ID, err)
 		}
 		jobs = append(jobs, job)
